@@ -1,0 +1,228 @@
+"""Every error recurbill raises, in one tree.
+
+Errors that resemble a built-in also subclass it, so ``except ValueError``
+and ``except LookupError`` keep working in code that does not know recurbill.
+Each error builds its message from keyword fields, which stay readable on the
+instance as ``error.fields``::
+
+    RecurbillError
+    ├── InvalidInputError (ValueError)          bad input to a public entry point
+    │   ├── InvalidAmountError                  float, NaN, bool or non-numeric amount
+    │   ├── UnknownCurrencyError                not an ISO 4217 code
+    │   ├── CurrencyMismatchError               two currencies in one computation
+    │   ├── InvalidScheduleError                period, multiplier, end date, count
+    │   │   ├── StartTooEarlyError              start is not after today
+    │   │   └── InvalidPauseError               pause/resume out of order
+    │   ├── InvalidInvoiceError                 lines, prices, quantities
+    │   │   ├── VatCategoryError                rate or exemption reason breaks a rule
+    │   │   └── CreditExceedsInvoiceError       a credit note larger than its invoice
+    │   ├── InvalidReferenceError               KID or OCR payment reference
+    │   ├── InvalidSelectionError               a mass-payment selection
+    │   └── InvalidRecordError                  an account, customer or template field
+    ├── StateError                              the record's state forbids the action
+    ├── StorageError                            the storage port
+    │   ├── NotFoundError (LookupError)         no such record in this account
+    │   ├── ConflictError                       a uniqueness or concurrency conflict
+    │   ├── StorageUnavailableError             the database cannot be reached
+    │   └── SchemaVersionError                  the schema is newer than the library
+    ├── GatewayError                            the payment gateway port
+    │   ├── GatewayUnavailableError             outcome unknown: retry with the same key
+    │   └── GatewayConfigurationError           misuse or configuration: do not retry
+    │       ├── IdempotencyKeyReuseError        one key, other parameters
+    │       └── ProductionGuardError            a test double where production is set
+    ├── WebhookError (ValueError)               a webhook that cannot be trusted
+    └── NotifierError                           the notifier port
+        └── DeliveryError                       the message could not be delivered
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ConflictError",
+    "CreditExceedsInvoiceError",
+    "CurrencyMismatchError",
+    "DeliveryError",
+    "GatewayConfigurationError",
+    "GatewayError",
+    "GatewayUnavailableError",
+    "IdempotencyKeyReuseError",
+    "InvalidAmountError",
+    "InvalidInputError",
+    "InvalidInvoiceError",
+    "InvalidPauseError",
+    "InvalidRecordError",
+    "InvalidReferenceError",
+    "InvalidScheduleError",
+    "InvalidSelectionError",
+    "NotFoundError",
+    "NotifierError",
+    "ProductionGuardError",
+    "RecurbillError",
+    "SchemaVersionError",
+    "StartTooEarlyError",
+    "StateError",
+    "StorageError",
+    "StorageUnavailableError",
+    "UnknownCurrencyError",
+    "VatCategoryError",
+    "WebhookError",
+]
+
+
+class RecurbillError(Exception):
+    """Root of every error recurbill raises.
+
+    Subclasses set ``template``; the message is ``template`` formatted with
+    the keyword fields given to the constructor. The generic template takes
+    ``problem`` (what was wrong) and ``allowed`` (what is allowed instead).
+    """
+
+    template: ClassVar[str] = "{problem}; {allowed}"
+
+    def __init__(self, **fields: object) -> None:
+        self.fields: dict[str, object] = fields
+        super().__init__(self.template.format(**fields))
+
+
+class InvalidInputError(RecurbillError, ValueError):
+    """Bad input to a public entry point: says what was wrong and what is allowed."""
+
+
+class InvalidAmountError(InvalidInputError):
+    """An amount that is not an exact decimal (a float, NaN, a bool, text)."""
+
+    template = (
+        "{value!r} is not a valid amount; use a Decimal, an int or a decimal "
+        "string such as '12.50' (floats are refused because they are inexact)"
+    )
+
+
+class UnknownCurrencyError(InvalidInputError):
+    """A currency code that is not an active ISO 4217 code."""
+
+    template = (
+        "unknown currency {code!r}; use an active ISO 4217 code such as "
+        "'NOK', 'SEK', 'ISK', 'EUR'"
+    )
+
+
+class CurrencyMismatchError(InvalidInputError):
+    """Two currencies met in one computation."""
+
+    template = "cannot combine {left} with {right}; amounts must share one currency"
+
+
+class InvalidScheduleError(InvalidInputError):
+    """A schedule that breaks a rule: period, multiplier, end date or count."""
+
+
+class StartTooEarlyError(InvalidScheduleError):
+    """A start date that is today or earlier in the account's time zone."""
+
+    template = (
+        "start date {start} is too early: invoices are produced by the daily "
+        "run, so the earliest allowed start is {earliest} (tomorrow)"
+    )
+
+
+class InvalidPauseError(InvalidScheduleError):
+    """A pause or resume that does not fit the schedule's pause history."""
+
+
+class InvalidInvoiceError(InvalidInputError):
+    """An invoice line, allowance, charge or total that breaks a rule."""
+
+
+class VatCategoryError(InvalidInvoiceError):
+    """A VAT rate or exemption reason that breaks its category's rule."""
+
+
+class CreditExceedsInvoiceError(InvalidInvoiceError):
+    """A credit note larger than what is left on the invoice it credits."""
+
+    template = (
+        "credit of {credit} exceeds the {remaining} still creditable on "
+        "invoice {invoice}; a credit note may reverse at most that amount"
+    )
+
+
+class InvalidReferenceError(InvalidInputError):
+    """A KID or OCR payment reference that is malformed or fails its check digit."""
+
+
+class InvalidSelectionError(InvalidInputError):
+    """A mass-payment selection that cannot be settled."""
+
+
+class InvalidRecordError(InvalidInputError):
+    """A field of an account, customer, payment method or template that is invalid."""
+
+
+class StateError(RecurbillError):
+    """The record's state does not allow the action (e.g. paying a paid invoice)."""
+
+
+class StorageError(RecurbillError):
+    """Base of the storage port's errors."""
+
+
+class NotFoundError(StorageError, LookupError):
+    """No such record in this account (records of other accounts are never found)."""
+
+    template = "{kind} {key!r} not found in account {account!r}"
+
+
+class ConflictError(StorageError):
+    """A uniqueness or concurrency conflict: the write was not made."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database could not be reached or refused the connection."""
+
+
+class SchemaVersionError(StorageError):
+    """The database schema is newer than this version of recurbill understands."""
+
+    template = (
+        "database schema version {found} is newer than the {supported} this "
+        "recurbill understands; upgrade recurbill before using this database"
+    )
+
+
+class GatewayError(RecurbillError):
+    """Base of the payment gateway port's errors (declines are results, not errors)."""
+
+
+class GatewayUnavailableError(GatewayError):
+    """The gateway did not answer: the outcome is unknown; retry with the same key."""
+
+
+class GatewayConfigurationError(GatewayError):
+    """Misuse or configuration error reported by the gateway: do not retry."""
+
+
+class IdempotencyKeyReuseError(GatewayConfigurationError):
+    """An idempotency key was reused with other parameters."""
+
+    template = (
+        "idempotency key {key!r} was already used with other parameters; "
+        "a key may only repeat the identical request"
+    )
+
+
+class ProductionGuardError(GatewayConfigurationError):
+    """A test double was started where the production flag is set."""
+
+
+class WebhookError(RecurbillError, ValueError):
+    """A webhook whose signature, timestamp or payload cannot be trusted."""
+
+
+class NotifierError(RecurbillError):
+    """Base of the notifier port's errors."""
+
+
+class DeliveryError(NotifierError):
+    """A message could not be delivered (refused recipient, unreachable server)."""

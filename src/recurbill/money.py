@@ -1,0 +1,261 @@
+"""Exact money: ISO 4217 currencies, Decimal amounts, one rounding rule.
+
+Amounts are :class:`decimal.Decimal`; floats are refused. The number of decimals
+of a currency is ISO 4217's minor unit (NOK 2, ISK 0, JPY 0, KWD 3). Babel's CLDR
+data uses other digits for about a dozen currencies (for example ISK and IQD),
+which is right for display but wrong for amounts; recurbill uses ISO 4217 for
+every amount and tells Babel how many decimals to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TypeAlias
+
+import attrs
+from babel.core import Locale
+from babel.numbers import parse_pattern
+
+from recurbill.errors import (
+    CurrencyMismatchError,
+    InvalidAmountError,
+    InvalidInputError,
+    UnknownCurrencyError,
+)
+
+__all__ = [
+    "ISO_4217_DECIMALS",
+    "AmountLike",
+    "Currency",
+    "Money",
+    "allocate",
+    "format_money",
+    "round_decimal",
+    "to_decimal",
+]
+
+AmountLike: TypeAlias = "Decimal | int | str"
+"""What an amount may be given as: a Decimal, an int or a decimal string."""
+
+_ACTIVE_CODES = frozenset(
+    (
+        "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV "
+        "BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE "
+        "CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD "
+        "HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW "
+        "KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR "
+        "MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG "
+        "QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP "
+        "SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED "
+        "VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG "
+    ).split()
+)
+_ZERO = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF")
+_ZERO_MORE = ("UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF")
+_THREE = ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")
+_FOUR = ("CLF", "UYW")
+_EXCEPTIONS = {
+    **dict.fromkeys(_ZERO + _ZERO_MORE, 0),
+    **dict.fromkeys(_THREE, 3),
+    **dict.fromkeys(_FOUR, 4),
+}
+ISO_4217_DECIMALS: dict[str, int] = {
+    code: _EXCEPTIONS.get(code, 2) for code in _ACTIVE_CODES
+}
+"""Minor-unit decimals of every active ISO 4217 currency code."""
+
+
+def to_decimal(value: object) -> Decimal:
+    """Return *value* as a finite Decimal; refuse floats, bools, NaN and text."""
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidAmountError(value=value) from None
+    else:
+        raise InvalidAmountError(value=value)
+    if not result.is_finite():
+        raise InvalidAmountError(value=value)
+    return result
+
+
+def round_decimal(
+    value: Decimal, decimals: int, rounding: str = ROUND_HALF_UP
+) -> Decimal:
+    """Round *value* to *decimals* places; half-up unless *rounding* says otherwise.
+
+    This is the one rounding helper of recurbill: every amount that is rounded
+    goes through it.
+    """
+    return value.quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
+
+
+def _currency_code(code: str) -> str:
+    if not isinstance(code, str) or code.upper() not in ISO_4217_DECIMALS:
+        raise UnknownCurrencyError(code=code)
+    return code.upper()
+
+
+@attrs.frozen
+class Currency:
+    """An ISO 4217 currency: its code and the decimals its amounts carry.
+
+    >>> Currency("isk").decimals
+    0
+    """
+
+    code: str = attrs.field(converter=_currency_code)
+
+    @property
+    def decimals(self) -> int:
+        """ISO 4217 minor-unit decimals (NOK 2, ISK 0, KWD 3)."""
+        return ISO_4217_DECIMALS[self.code]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def _to_currency(value: Currency | str) -> Currency:
+    return value if isinstance(value, Currency) else Currency(value)
+
+
+@attrs.frozen(order=False)
+class Money:
+    """An exact amount in one currency.
+
+    Built from a Decimal, an int or a decimal string, never a float. The amount
+    keeps every decimal it was given (unit prices may have more than the
+    currency); :meth:`quantize` rounds it to the currency's decimals. Arithmetic
+    works only within one currency; otherwise :class:`CurrencyMismatchError`.
+
+    >>> Money("12.50", "NOK") + Money(1, "NOK")
+    Money(amount=Decimal('13.50'), currency=Currency(code='NOK'))
+    """
+
+    amount: Decimal = attrs.field(converter=to_decimal)
+    currency: Currency = attrs.field(converter=_to_currency)
+
+    @classmethod
+    def zero(cls, currency: Currency | str) -> Money:
+        """Zero in *currency*."""
+        return cls(Decimal(0), currency)
+
+    def quantize(self, rounding: str = ROUND_HALF_UP) -> Money:
+        """This amount rounded to the currency's decimals (half-up by default)."""
+        return Money(
+            round_decimal(self.amount, self.currency.decimals, rounding), self.currency
+        )
+
+    @property
+    def is_quantized(self) -> bool:
+        """Whether the amount has no more decimals than its currency allows."""
+        return self.amount == round_decimal(self.amount, self.currency.decimals)
+
+    def _same(self, other: object) -> Money:
+        if not isinstance(other, Money):
+            raise InvalidInputError(
+                problem=f"cannot combine Money with {type(other).__name__}",
+                allowed="add or compare Money only with Money",
+            )
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(left=self.currency, right=other.currency)
+        return other
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.amount + self._same(other).amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        return Money(self.amount - self._same(other).amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __abs__(self) -> Money:
+        return Money(abs(self.amount), self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Money:
+        return Money(self.amount * to_decimal(factor), self.currency)
+
+    __rmul__ = __mul__
+
+    def __lt__(self, other: Money) -> bool:
+        return self.amount < self._same(other).amount
+
+    def __le__(self, other: Money) -> bool:
+        return self.amount <= self._same(other).amount
+
+    def __gt__(self, other: Money) -> bool:
+        return self.amount > self._same(other).amount
+
+    def __ge__(self, other: Money) -> bool:
+        return self.amount >= self._same(other).amount
+
+    def __bool__(self) -> bool:
+        return bool(self.amount)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency.code}"
+
+
+def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
+    """Split *total* by *weights* into quantized parts that sum exactly to it.
+
+    The total is first rounded to its currency's decimals. Each part is the
+    proportional share rounded down in minor units; the units left over go one
+    by one to the parts with the largest remainders (ties: the earlier part).
+
+    >>> [str(m) for m in allocate(Money("100.00", "NOK"), [1, 1, 1])]
+    ['33.34 NOK', '33.33 NOK', '33.33 NOK']
+    """
+    if not weights:
+        raise InvalidInputError(
+            problem="allocate() got no weights", allowed="give at least one weight"
+        )
+    exact = [to_decimal(w) for w in weights]
+    if any(w < 0 for w in exact) or sum(exact) <= 0:
+        raise InvalidInputError(
+            problem=f"weights {[str(w) for w in exact]} cannot share an amount",
+            allowed="weights must be zero or positive with a positive sum",
+        )
+    quantized = total.quantize()
+    unit = Decimal(1).scaleb(-total.currency.decimals)
+    units = int(quantized.amount / unit)
+    sign = -1 if units < 0 else 1
+    units = abs(units)
+    weight_sum = sum(exact)
+    shares = [units * w / weight_sum for w in exact]
+    floors = [int(s) for s in shares]
+    leftover = units - sum(floors)
+    by_remainder = sorted(
+        range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i)
+    )
+    for i in by_remainder[:leftover]:
+        floors[i] += 1
+    return [Money(sign * f * unit, total.currency) for f in floors]
+
+
+def format_money(money: Money, locale: str | Locale) -> str:
+    """*money* rounded half-up to its currency's decimals, formatted for *locale*.
+
+    The amount is quantized first (Babel alone would round half-even and use
+    CLDR's digits), then shown with exactly the ISO 4217 decimals.
+
+    >>> format_money(Money("1234.5", "NOK"), "nb_NO")
+    '1\\xa0234,50\\xa0kr'
+    """
+    loc = Locale.parse(locale)
+    pattern = parse_pattern(loc.currency_formats["standard"].pattern)
+    digits = money.currency.decimals
+    pattern.frac_prec = (digits, digits)
+    text: str = pattern.apply(
+        money.quantize().amount,
+        loc,
+        currency=money.currency.code,
+        currency_digits=False,
+    )
+    return text

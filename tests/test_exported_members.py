@@ -1,0 +1,24 @@
+import importlib
+import pkgutil
+
+import recurbill
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert recurbill.__all__ == sorted(recurbill.__all__)
+    for name in recurbill.__all__:
+        assert hasattr(recurbill, name), name
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in recurbill.__all__:
+        obj = getattr(recurbill, name)
+        assert (obj.__doc__ or "").strip(), name
+
+
+def test_every_module_declares_all() -> None:
+    for info in pkgutil.walk_packages(recurbill.__path__, "recurbill."):
+        if info.name.startswith(("recurbill.payments.stripe", "recurbill.cli")):
+            continue
+        module = importlib.import_module(info.name)
+        assert hasattr(module, "__all__"), info.name
