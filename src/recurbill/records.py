@@ -1,0 +1,477 @@
+"""The persisted entities of recurbill: what storage keeps and the service hands around.
+
+Every record belongs to exactly one account (``account_id``). Records are frozen
+values; the service changes one by building a new value (``attrs.evolve``) and
+handing it to storage. Ids are opaque strings chosen by the service.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import ROUND_HALF_UP
+
+import attrs
+
+from recurbill.errors import InvalidRecordError
+from recurbill.invoice import InvoiceLine
+from recurbill.money import Currency, Money
+from recurbill.schedule import DEFAULT_RUN_TIME, Schedule
+
+__all__ = [
+    "Account",
+    "ChargeLine",
+    "CollectionMethod",
+    "CreditEntry",
+    "CreditNoteRecord",
+    "Customer",
+    "EndedLine",
+    "Invoice",
+    "InvoiceStatus",
+    "IssuedLine",
+    "Notification",
+    "NotificationStatus",
+    "OccurrenceOutcome",
+    "OccurrenceRecord",
+    "Payment",
+    "PaymentMethod",
+    "PaymentStatus",
+    "Receipt",
+    "ReceiptItem",
+    "RecurringTemplate",
+    "Refund",
+    "RunReport",
+    "Settlement",
+    "SettlementItem",
+    "SettlementStatus",
+    "SkippedLine",
+    "TemplateStatus",
+]
+
+
+def _aware(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if isinstance(value, datetime) and value.utcoffset() is None:
+        raise InvalidRecordError(
+            problem=f"{attribute.name} is a naive datetime ({value.isoformat()})",
+            allowed="give an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)",
+        )
+
+
+def _non_empty(
+    instance: object, attribute: attrs.Attribute[object], value: object
+) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRecordError(
+            problem=f"{attribute.name} is empty or not text ({value!r})",
+            allowed=f"{attribute.name} must be a non-empty string",
+        )
+
+
+def _email(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+    _non_empty(instance, attribute, value)
+    assert isinstance(value, str)
+    local, at, domain = value.partition("@")
+    if not (local and at and "." in domain) or any(c.isspace() for c in value):
+        raise InvalidRecordError(
+            problem=f"{attribute.name} {value!r} is not an e-mail address",
+            allowed="give an address such as 'billing@example.no'",
+        )
+
+
+class CollectionMethod(str, enum.Enum):
+    """How a customer's invoices are collected; the account decides per customer."""
+
+    CHARGE_AUTOMATICALLY = "charge_automatically"
+    SEND_INVOICE = "send_invoice"
+
+
+class InvoiceStatus(str, enum.Enum):
+    """The state of an invoice. *Overdue* is derived: open and past its due date."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+class TemplateStatus(str, enum.Enum):
+    """Whether a recurring template still produces invoices (pauses live in its schedule)."""
+
+    ACTIVE = "active"
+    FINISHED = "finished"
+
+
+class OccurrenceOutcome(str, enum.Enum):
+    """What the daily run did with one occurrence of a template."""
+
+    ISSUED = "issued"
+    SKIPPED = "skipped"
+
+
+class PaymentStatus(str, enum.Enum):
+    """A payment attempt's state; ``pending`` is saved before the gateway is called."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    FAILED_UNKNOWN = "failed_unknown"
+
+
+class SettlementStatus(str, enum.Enum):
+    """The state of a mass payment."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    REQUIRES_ACTION = "requires_action"
+
+
+class NotificationStatus(str, enum.Enum):
+    """Delivery state of an outbox message."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class Account:
+    """The business that bills: currency, locale, time zone, run time, terms, series."""
+
+    id: str = attrs.field(validator=_non_empty)
+    name: str = attrs.field(validator=_non_empty)
+    currency: Currency = attrs.field(converter=Currency)
+    locale: str = "en_GB"
+    timezone: str = "UTC"
+    run_time: time = DEFAULT_RUN_TIME
+    payment_terms_days: int = 14
+    invoice_series: str = "INV"
+    summary_email: str = attrs.field(validator=_email)
+    rounding: str = ROUND_HALF_UP
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.payment_terms_days, bool) or not (
+            isinstance(self.payment_terms_days, int) and 0 <= self.payment_terms_days
+        ):
+            raise InvalidRecordError(
+                problem=f"payment_terms_days {self.payment_terms_days!r} is invalid",
+                allowed="use a whole number of days, 0 or more",
+            )
+
+
+@attrs.frozen(kw_only=True)
+class Customer:
+    """Whom an account bills, and how their invoices are collected."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str = attrs.field(validator=_non_empty)
+    name: str = attrs.field(validator=_non_empty)
+    email: str = attrs.field(validator=_email)
+    locale: str = "en_GB"
+    collection_method: CollectionMethod = attrs.field(
+        default=CollectionMethod.CHARGE_AUTOMATICALLY, converter=CollectionMethod
+    )
+    default_payment_method_id: str | None = None
+    gateway_customer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PaymentMethod:
+    """A saved card: the gateway's token and display facts, never a card number."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@attrs.frozen(kw_only=True)
+class RecurringTemplate:
+    """An invoice draft plus a schedule; produces one invoice per occurrence.
+
+    ``next_index`` is the first occurrence the daily run has not handled yet and
+    ``next_due_at`` the instant it is due (``None`` once the schedule is exhausted).
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    currency: Currency = attrs.field(converter=Currency)
+    lines: tuple[InvoiceLine, ...]
+    schedule: Schedule
+    memo: str = ""
+    status: TemplateStatus = attrs.field(
+        default=TemplateStatus.ACTIVE, converter=TemplateStatus
+    )
+    next_index: int = 0
+    next_due_at: datetime | None = attrs.field(default=None, validator=_aware)
+    created_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class OccurrenceRecord:
+    """What happened to occurrence ``index`` of a template: issued or skipped."""
+
+    account_id: str
+    template_id: str
+    index: int
+    on: date
+    outcome: OccurrenceOutcome = attrs.field(converter=OccurrenceOutcome)
+    invoice_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Invoice:
+    """An issued invoice: lines, totals, number, dates and what has been paid.
+
+    ``total`` is the amount due when issued (BT-115); ``paid`` and ``credited``
+    grow as payments and credit notes settle it. ``outstanding`` is what is left.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    series: str
+    number: int
+    status: InvoiceStatus = attrs.field(converter=InvoiceStatus)
+    currency: Currency = attrs.field(converter=Currency)
+    issue_date: date
+    due_date: date
+    lines: tuple[InvoiceLine, ...]
+    net_total: Money
+    vat_total: Money
+    total: Money
+    paid: Money
+    credited: Money
+    payment_reference: str = ""
+    template_id: str | None = None
+    occurrence_index: int | None = None
+    memo: str = ""
+    created_at: datetime = attrs.field(validator=_aware)
+    paid_at: datetime | None = attrs.field(default=None, validator=_aware)
+
+    @property
+    def display_number(self) -> str:
+        """The invoice number as printed: series and zero-padded number."""
+        return f"{self.series}-{self.number:06d}"
+
+    @property
+    def outstanding(self) -> Money:
+        """What is still owed on this invoice."""
+        return self.total - self.paid - self.credited
+
+    def is_overdue(self, *, on: date) -> bool:
+        """Open and past its due date on day *on*."""
+        return self.status is InvoiceStatus.OPEN and on > self.due_date
+
+
+@attrs.frozen(kw_only=True)
+class Payment:
+    """One attempt to collect money; saved (pending) before the gateway is called.
+
+    ``idempotency_key`` is derived from this record, so a retry after a timeout
+    reuses it and can never charge twice.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    idempotency_key: str
+    amount: Money
+    payment_method_id: str
+    invoice_ids: tuple[str, ...]
+    status: PaymentStatus = attrs.field(converter=PaymentStatus)
+    off_session: bool = True
+    attempt: int = 1
+    settlement_id: str | None = None
+    charge_id: str | None = None
+    decline_code: str | None = None
+    error_code: str | None = None
+    client_secret: str | None = None
+    refunded: Money | None = None
+    created_at: datetime = attrs.field(validator=_aware)
+    updated_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class SettlementItem:
+    """One invoice inside a mass payment, with the amount it was selected for."""
+
+    invoice_id: str
+    invoice_number: str
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
+class Settlement:
+    """A mass payment: a snapshot of the selected invoices and the total charged."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    selection_key: str
+    items: tuple[SettlementItem, ...]
+    total: Money
+    payment_method_id: str
+    status: SettlementStatus = attrs.field(converter=SettlementStatus)
+    payment_id: str | None = None
+    receipt_id: str | None = None
+    created_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class ReceiptItem:
+    """One invoice a receipt settled and the amount applied to it."""
+
+    invoice_id: str
+    invoice_number: str
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
+class Receipt:
+    """The customer-facing record of a succeeded payment."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    number: str
+    payment_id: str
+    items: tuple[ReceiptItem, ...]
+    amount: Money
+    credit: Money
+    card_brand: str
+    card_last4: str
+    issued_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class CreditNoteRecord:
+    """An issued credit note: lowers what is owed on an invoice or creates credit."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    invoice_id: str
+    number: int
+    series: str
+    amount: Money
+    reason: str
+    issue_date: date
+    lines: tuple[InvoiceLine, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Refund:
+    """A refund of a succeeded payment, full or partial."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    payment_id: str
+    amount: Money
+    idempotency_key: str
+    status: str
+    refund_id: str | None = None
+    created_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class CreditEntry:
+    """A movement of a customer's credit balance (positive adds credit)."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    customer_id: str
+    amount: Money
+    reason: str
+    source_id: str
+    created_at: datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class Notification:
+    """An outbox message: written with the event it announces, sent after commit."""
+
+    id: str = attrs.field(validator=_non_empty)
+    account_id: str
+    kind: str
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    status: NotificationStatus = attrs.field(
+        default=NotificationStatus.PENDING, converter=NotificationStatus
+    )
+    attempts: int = 0
+    last_error: str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    created_at: datetime = attrs.field(validator=_aware)
+    sent_at: datetime | None = attrs.field(default=None, validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class IssuedLine:
+    """An invoice one daily run issued, as the summary lists it."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_name: str
+    issue_date: date
+    total: Money
+
+
+@attrs.frozen(kw_only=True)
+class ChargeLine:
+    """The outcome of one charge a daily run made."""
+
+    invoice_number: str
+    customer_name: str
+    amount: Money
+    status: PaymentStatus = attrs.field(converter=PaymentStatus)
+    decline_code: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SkippedLine:
+    """An occurrence skipped because its template was paused."""
+
+    template_id: str
+    customer_name: str
+    on: date
+
+
+@attrs.frozen(kw_only=True)
+class EndedLine:
+    """A template that produced its last invoice (or passed its end) in this run."""
+
+    template_id: str
+    customer_name: str
+
+
+@attrs.frozen(kw_only=True)
+class RunReport:
+    """What one daily run did for one account: the daily summary."""
+
+    account_id: str
+    as_of: datetime = attrs.field(validator=_aware)
+    issued: tuple[IssuedLine, ...] = ()
+    charges: tuple[ChargeLine, ...] = ()
+    skipped: tuple[SkippedLine, ...] = ()
+    ended: tuple[EndedLine, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the run did nothing worth reporting for this account."""
+        return not (self.issued or self.charges or self.skipped or self.ended)
+
+    def count(self, status: PaymentStatus) -> int:
+        """How many charges of this run ended in *status*."""
+        return sum(1 for charge in self.charges if charge.status is status)

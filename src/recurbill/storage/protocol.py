@@ -1,0 +1,246 @@
+"""The storage port: a unit of work over recurbill's records.
+
+``Storage.transaction()`` opens a unit of work. Everything written inside it
+becomes visible together when ``commit()`` is called; leaving the ``with`` block
+without ``commit()`` (or by an exception) rolls everything back::
+
+    with storage.transaction() as tx:
+        number = tx.allocate_invoice_numbers("acme", "INV", count=1)
+        tx.add_invoices([invoice])
+        tx.commit()
+
+Every read and write is scoped by account: an id of another account is
+:class:`~recurbill.errors.NotFoundError`, never returned or changed.
+Uniqueness that makes exactly-once hold is enforced by the backend and raised
+as :class:`~recurbill.errors.ConflictError`: (template, occurrence index);
+(account, series, invoice number); a payment's idempotency key; a webhook
+event id; a settlement's selection key while it is pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from recurbill.records import (
+    Account,
+    CreditEntry,
+    CreditNoteRecord,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Notification,
+    OccurrenceRecord,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    RecurringTemplate,
+    Refund,
+    Settlement,
+)
+
+__all__ = ["Storage", "Transaction"]
+
+
+class Transaction(Protocol):
+    """One unit of work. Methods raise ``NotFoundError`` / ``ConflictError``."""
+
+    def commit(self) -> None:
+        """Make every write of this unit of work durable and visible at once."""
+
+    # accounts -----------------------------------------------------------
+    def add_account(self, account: Account) -> None:
+        """Store a new account (ConflictError if the id exists)."""
+
+    def get_account(self, account_id: str) -> Account:
+        """The account with this id."""
+
+    def update_account(self, account: Account) -> None:
+        """Replace a stored account."""
+
+    def list_account_ids(self) -> list[str]:
+        """Ids of every account, sorted."""
+
+    # customers ----------------------------------------------------------
+    def add_customer(self, customer: Customer) -> None:
+        """Store a new customer of ``customer.account_id``."""
+
+    def get_customer(self, account_id: str, customer_id: str) -> Customer:
+        """A customer of this account."""
+
+    def update_customer(self, customer: Customer) -> None:
+        """Replace a stored customer."""
+
+    def list_customers(self, account_id: str) -> list[Customer]:
+        """Every customer of this account, sorted by id."""
+
+    # payment methods ----------------------------------------------------
+    def add_payment_method(self, method: PaymentMethod) -> None:
+        """Store a saved card (token and display facts only)."""
+
+    def get_payment_method(self, account_id: str, method_id: str) -> PaymentMethod:
+        """A saved card of this account."""
+
+    def list_payment_methods(
+        self, account_id: str, customer_id: str
+    ) -> list[PaymentMethod]:
+        """The customer's saved cards, sorted by id."""
+
+    def remove_payment_method(self, account_id: str, method_id: str) -> None:
+        """Forget a saved card."""
+
+    # recurring templates ------------------------------------------------
+    def add_template(self, template: RecurringTemplate) -> None:
+        """Store a new recurring template."""
+
+    def get_template(
+        self, account_id: str, template_id: str, *, for_update: bool = False
+    ) -> RecurringTemplate:
+        """A template; ``for_update`` locks it until the end of the transaction."""
+
+    def update_template(self, template: RecurringTemplate) -> None:
+        """Replace a stored template."""
+
+    def list_templates(
+        self, account_id: str, *, customer_id: str | None = None
+    ) -> list[RecurringTemplate]:
+        """Templates of an account (optionally of one customer), sorted by id."""
+
+    def due_templates(
+        self,
+        as_of: datetime,
+        *,
+        account_ids: Sequence[str] | None = None,
+        after_id: str | None = None,
+        limit: int = 500,
+    ) -> list[RecurringTemplate]:
+        """One chunk of active templates with ``next_due_at <= as_of``.
+
+        Sorted by id and starting after ``after_id``, at most ``limit`` of them,
+        so a caller streams every due template in bounded memory.
+        """
+
+    # occurrences --------------------------------------------------------
+    def add_occurrences(self, occurrences: Sequence[OccurrenceRecord]) -> None:
+        """Store handled occurrences; ConflictError if (template, index) exists."""
+
+    def list_occurrences(
+        self, account_id: str, template_id: str
+    ) -> list[OccurrenceRecord]:
+        """What the runs did with a template's occurrences, by index."""
+
+    # invoices -----------------------------------------------------------
+    def allocate_invoice_numbers(
+        self, account_id: str, series: str, *, count: int = 1
+    ) -> int:
+        """Reserve ``count`` consecutive numbers of a series; return the first.
+
+        The counter is locked until the transaction ends, so numbers stay
+        gapless: a rolled-back transaction gives its numbers back.
+        """
+
+    def add_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """Store new invoices; ConflictError on a duplicate (series, number)."""
+
+    def get_invoice(
+        self, account_id: str, invoice_id: str, *, for_update: bool = False
+    ) -> Invoice:
+        """An invoice; ``for_update`` locks it until the end of the transaction."""
+
+    def update_invoice(self, invoice: Invoice) -> None:
+        """Replace a stored invoice."""
+
+    def list_invoices(
+        self,
+        account_id: str,
+        *,
+        customer_id: str | None = None,
+        status: InvoiceStatus | None = None,
+        template_id: str | None = None,
+    ) -> list[Invoice]:
+        """Invoices of an account, filtered, sorted by (issue date, number)."""
+
+    # payments -----------------------------------------------------------
+    def add_payment(self, payment: Payment) -> None:
+        """Store a payment attempt; ConflictError if its idempotency key exists."""
+
+    def get_payment(self, account_id: str, payment_id: str) -> Payment:
+        """A payment of this account."""
+
+    def update_payment(self, payment: Payment) -> None:
+        """Replace a stored payment."""
+
+    def list_payments(
+        self,
+        account_id: str | None = None,
+        *,
+        customer_id: str | None = None,
+        statuses: Sequence[PaymentStatus] | None = None,
+    ) -> list[Payment]:
+        """Payments, optionally of one account / customer / in some states."""
+
+    # settlements, receipts, credit notes, refunds, credit ----------------
+    def add_settlement(self, settlement: Settlement) -> None:
+        """Store a mass payment; ConflictError if a pending one has its key."""
+
+    def get_settlement(self, account_id: str, settlement_id: str) -> Settlement:
+        """A settlement of this account."""
+
+    def update_settlement(self, settlement: Settlement) -> None:
+        """Replace a stored settlement."""
+
+    def list_settlements(
+        self, account_id: str, *, customer_id: str | None = None
+    ) -> list[Settlement]:
+        """Settlements of an account (optionally one customer), oldest first."""
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        """Store a receipt."""
+
+    def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
+        """A customer's receipts, oldest first."""
+
+    def add_credit_note(self, note: CreditNoteRecord) -> None:
+        """Store a credit note."""
+
+    def list_credit_notes(
+        self, account_id: str, *, invoice_id: str | None = None
+    ) -> list[CreditNoteRecord]:
+        """Credit notes of an account (optionally of one invoice)."""
+
+    def add_refund(self, refund: Refund) -> None:
+        """Store a refund; ConflictError if its idempotency key exists."""
+
+    def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
+        """Refunds of one payment, oldest first."""
+
+    def add_credit_entry(self, entry: CreditEntry) -> None:
+        """Store a movement of a customer's credit balance."""
+
+    def list_credit_entries(
+        self, account_id: str, customer_id: str
+    ) -> list[CreditEntry]:
+        """A customer's credit movements, oldest first."""
+
+    # outbox and webhooks --------------------------------------------------
+    def add_notifications(self, notifications: Sequence[Notification]) -> None:
+        """Queue outbox messages (sent after commit)."""
+
+    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
+        """Messages not sent yet (pending or failed), oldest first."""
+
+    def update_notification(self, notification: Notification) -> None:
+        """Replace a stored outbox message."""
+
+    def record_webhook_event(self, event_id: str) -> bool:
+        """Remember a processed webhook event; False if it was seen before."""
+
+
+class Storage(Protocol):
+    """Where recurbill keeps its records."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a unit of work; leaving it without ``commit()`` rolls back."""
