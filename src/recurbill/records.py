@@ -97,7 +97,7 @@ class InvoiceStatus(str, enum.Enum):
 
 
 class TemplateStatus(str, enum.Enum):
-    """Whether a recurring template still produces invoices (pauses live in its schedule)."""
+    """Whether a template still produces invoices (pauses live in its schedule)."""
 
     ACTIVE = "active"
     FINISHED = "finished"
@@ -155,7 +155,7 @@ class Account:
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.payment_terms_days, bool) or not (
-            isinstance(self.payment_terms_days, int) and 0 <= self.payment_terms_days
+            isinstance(self.payment_terms_days, int) and self.payment_terms_days >= 0
         ):
             raise InvalidRecordError(
                 problem=f"payment_terms_days {self.payment_terms_days!r} is invalid",
