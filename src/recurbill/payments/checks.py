@@ -1,0 +1,144 @@
+"""Input checks shared by every gateway adapter.
+
+Card numbers and CVCs never enter recurbill: a value that looks like a card
+number (13 to 19 digits, possibly grouped by spaces or dashes) is refused
+wherever a token, a description or metadata is accepted.
+
+>>> check_token("pm_card_visa", what="payment_method")
+'pm_card_visa'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from recurbill.errors import InvalidInputError
+from recurbill.money import Money
+
+__all__ = [
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "check_amount",
+    "check_id",
+    "check_idempotency_key",
+    "check_metadata",
+    "check_text",
+    "check_token",
+    "looks_like_card_number",
+]
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+"""Longest idempotency key accepted (Stripe's limit)."""
+
+_CARD_NUMBER = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_CARD_FIELDS = re.compile(r"(?i)\b(cvc2?|cvv2?|cid|card_?number|pan)\b")
+_KEY_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def looks_like_card_number(text: str) -> bool:
+    """Whether *text* contains 13 to 19 digits in a row (spaces or dashes allowed).
+
+    >>> looks_like_card_number("4242 4242 4242 4242"), looks_like_card_number("pm_1")
+    (True, False)
+    """
+    return _CARD_NUMBER.search(text) is not None
+
+
+def _refuse_card_data(value: str, what: str) -> None:
+    if looks_like_card_number(value):
+        raise InvalidInputError(
+            problem=f"{what} looks like a card number",
+            allowed=(
+                "recurbill never accepts card numbers or CVCs; pass the "
+                "gateway's payment method token (pm_…) instead"
+            ),
+        )
+
+
+def check_id(value: object, *, what: str) -> str:
+    """A gateway id (customer, charge, setup): a non-empty string without spaces."""
+    if isinstance(value, str):
+        _refuse_card_data(value, what)
+    if not isinstance(value, str) or not _KEY_CHARS.fullmatch(value):
+        raise InvalidInputError(
+            problem=f"{what} {value!r} is not a gateway id",
+            allowed="give the non-empty id the gateway returned (no spaces)",
+        )
+    return value
+
+
+def check_token(value: object, *, what: str = "token") -> str:
+    """A payment method token: a gateway id, never a card number."""
+    return check_id(value, what=what)
+
+
+def check_idempotency_key(value: object) -> str:
+    """An idempotency key: 1 to 255 printable ASCII characters without spaces."""
+    if (
+        not isinstance(value, str)
+        or not _KEY_CHARS.fullmatch(value)
+        or len(value) > MAX_IDEMPOTENCY_KEY_LENGTH
+    ):
+        raise InvalidInputError(
+            problem=f"idempotency key {value!r} is not usable",
+            allowed=(
+                "give 1 to 255 printable ASCII characters without spaces, "
+                "derived from a record saved before the call"
+            ),
+        )
+    return value
+
+
+def check_text(value: object, *, what: str) -> str:
+    """Free text sent to the gateway (a description, a name): no card data."""
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            problem=f"{what} must be text, not {type(value).__name__}",
+            allowed="give a string",
+        )
+    _refuse_card_data(value, what)
+    return value
+
+
+def check_metadata(value: object) -> dict[str, str]:
+    """Metadata: string keys and values, no card numbers, no CVC-like keys."""
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            problem=f"metadata must be a mapping, not {type(value).__name__}",
+            allowed="give a mapping of strings to strings",
+        )
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        for part, text in (("key", key), ("value", item)):
+            if isinstance(text, str):
+                _refuse_card_data(text, f"a metadata {part}")
+        if not isinstance(key, str) or not isinstance(item, str) or not key:
+            raise InvalidInputError(
+                problem=f"metadata entry {key!r}: {item!r} is not text",
+                allowed="metadata keys and values must be strings (keys non-empty)",
+            )
+        if _CARD_FIELDS.search(key):
+            raise InvalidInputError(
+                problem=f"metadata key {key!r} names card data",
+                allowed="recurbill never sends card numbers or CVCs",
+            )
+        result[key] = item
+    return result
+
+
+def check_amount(value: object, *, what: str = "amount") -> Money:
+    """An amount to move: positive Money with no more decimals than its currency."""
+    if not isinstance(value, Money):
+        raise InvalidInputError(
+            problem=f"{what} must be Money, not {type(value).__name__}",
+            allowed="give Money, e.g. Money('850.00', 'NOK')",
+        )
+    if value.amount <= 0 or not value.is_quantized:
+        raise InvalidInputError(
+            problem=f"{what} {value} cannot be moved",
+            allowed=(
+                "give a positive amount with at most "
+                f"{value.currency.decimals} decimals for {value.currency}"
+            ),
+        )
+    return value

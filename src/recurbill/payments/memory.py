@@ -1,0 +1,735 @@
+"""InMemoryGateway: a deterministic, scriptable payment gateway for tests.
+
+It ships inside the library (like ``httpx.MockTransport``) so that your own
+test suite can run billing without a network. It understands Stripe's test
+payment methods and behaves like Stripe's test mode:
+
+- `pm_card_visa`, `pm_card_mastercard`, `pm_card_amex`: succeeded.
+- `pm_card_visa_chargeDeclined`: declined, `card_declined` / `generic_decline`.
+- `pm_card_visa_chargeDeclinedInsufficientFunds`: `insufficient_funds`.
+- `pm_card_visa_chargeDeclinedLostCard`: `lost_card`;
+  `pm_card_visa_chargeDeclinedStolenCard`: `stolen_card`.
+- `pm_card_chargeDeclinedExpiredCard`: `expired_card`;
+  `pm_card_chargeDeclinedIncorrectCvc`: `incorrect_cvc`.
+- `pm_card_chargeDeclinedProcessingError`: `processing_error` (retryable).
+- `pm_card_chargeCustomerFail`: attaches, then every charge is declined.
+- `pm_card_authenticationRequired`: requires_action; the customer must
+  authenticate with the result's `client_secret`.
+
+Attaching a test payment method creates a new token (``pm_mem_0001``, …) with
+the card's display facts. Every request is recorded in :attr:`requests`;
+succeeded charges form :attr:`ledger`; idempotency keys are honoured; faults
+are injected with :meth:`fail_next`; every outcome emits a signed webhook
+event (:attr:`events`, :meth:`webhook`). Ids and event times are deterministic.
+
+It refuses to start where production is declared: with ``production=True`` or
+when the ``RECURBILL_PRODUCTION`` environment variable is truthy.
+
+>>> from recurbill.money import Money
+>>> gateway = InMemoryGateway(environ={})
+>>> customer = gateway.create_customer(email="kari@example.no", name="Kari")
+>>> card = gateway.attach_payment_method(customer, token="pm_card_visa")
+>>> result = gateway.charge(customer, payment_method=card.token,
+...     amount=Money("850.00", "NOK"), idempotency_key="pay-1", off_session=True)
+>>> result.status.value, card.last4, len(gateway.ledger)
+('succeeded', '4242', 1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import attrs
+
+from recurbill.errors import (
+    GatewayConfigurationError,
+    GatewayUnavailableError,
+    IdempotencyKeyReuseError,
+    InvalidInputError,
+    ProductionGuardError,
+)
+from recurbill.money import Money
+from recurbill.payments.checks import (
+    check_amount,
+    check_id,
+    check_idempotency_key,
+    check_metadata,
+    check_text,
+    check_token,
+)
+from recurbill.payments.minor_units import to_minor_units
+from recurbill.payments.protocol import (
+    CardDetails,
+    CardSetup,
+    ChargeResult,
+    ChargeStatus,
+    RefundResult,
+    WebhookEvent,
+)
+from recurbill.payments.webhooks import (
+    DEFAULT_TOLERANCE,
+    parse_event,
+    sign_webhook,
+    verify_webhook,
+)
+
+__all__ = [
+    "DEFAULT_WEBHOOK_SECRET",
+    "TEST_CARDS",
+    "FaultKind",
+    "InMemoryGateway",
+    "RecordedRequest",
+    "TestCard",
+]
+
+DEFAULT_WEBHOOK_SECRET = "whsec_recurbill_memory"
+"""The secret :class:`InMemoryGateway` signs webhooks with unless given others."""
+
+FaultKind = Literal["timeout_before", "timeout_after", "unavailable"]
+"""A fault to inject: no answer before / after the gateway acted, or a 503."""
+
+_FALSY = frozenset({"", "0", "false", "no", "off"})
+
+
+@attrs.frozen(kw_only=True)
+class TestCard:
+    """A Stripe test payment method: display facts and what a charge does."""
+
+    brand: str
+    last4: str
+    decline_code: str | None = None
+    error_code: str | None = None
+    retryable: bool = False
+    requires_action: bool = False
+
+    __test__ = False  # not a pytest test class
+
+
+def _declined(last4: str, error: str, decline: str, *, retry: bool = False) -> TestCard:
+    return TestCard(
+        brand="visa",
+        last4=last4,
+        decline_code=decline,
+        error_code=error,
+        retryable=retry,
+    )
+
+
+TEST_CARDS: Mapping[str, TestCard] = {
+    "pm_card_visa": TestCard(brand="visa", last4="4242"),
+    "pm_card_mastercard": TestCard(brand="mastercard", last4="4444"),
+    "pm_card_amex": TestCard(brand="amex", last4="8431"),
+    "pm_card_visa_chargeDeclined": _declined(
+        "0002", "card_declined", "generic_decline"
+    ),
+    "pm_card_visa_chargeDeclinedInsufficientFunds": _declined(
+        "9995", "card_declined", "insufficient_funds"
+    ),
+    "pm_card_visa_chargeDeclinedLostCard": _declined(
+        "9987", "card_declined", "lost_card"
+    ),
+    "pm_card_visa_chargeDeclinedStolenCard": _declined(
+        "9979", "card_declined", "stolen_card"
+    ),
+    "pm_card_chargeDeclinedExpiredCard": _declined(
+        "0069", "expired_card", "expired_card"
+    ),
+    "pm_card_chargeDeclinedIncorrectCvc": _declined(
+        "0127", "incorrect_cvc", "incorrect_cvc"
+    ),
+    "pm_card_chargeDeclinedProcessingError": _declined(
+        "0119", "processing_error", "processing_error", retry=True
+    ),
+    "pm_card_chargeCustomerFail": _declined("0341", "card_declined", "generic_decline"),
+    "pm_card_authenticationRequired": TestCard(
+        brand="visa",
+        last4="3184",
+        decline_code="authentication_required",
+        error_code="authentication_required",
+        requires_action=True,
+    ),
+}
+"""Stripe's test payment methods and their behaviour (see the module docs)."""
+
+TEST_EXP_MONTH = 12
+TEST_EXP_YEAR = 2034
+
+
+@attrs.frozen(kw_only=True)
+class RecordedRequest:
+    """One call made to an :class:`InMemoryGateway`, as its keyword parameters.
+
+    ``operation`` is the method name (``"charge"``); ``params`` holds the
+    arguments (Money as Money, metadata as a dict); ``idempotency_key`` is set
+    for calls that move money.
+    """
+
+    operation: str
+    params: Mapping[str, object]
+    idempotency_key: str | None = None
+
+
+@attrs.define
+class _Card:
+    details: CardDetails
+    behaviour: TestCard
+    customer: str | None
+
+
+@attrs.define
+class _Charge:
+    result: ChargeResult
+    customer: str
+    refunded: Money
+
+
+def _environ_is_production(environ: Mapping[str, str]) -> bool:
+    value = environ.get("RECURBILL_PRODUCTION", "")
+    return value.strip().lower() not in _FALSY
+
+
+class InMemoryGateway:
+    """A payment gateway that lives in memory: deterministic, scriptable, recording.
+
+    Arguments:
+        production: True refuses to construct (:class:`ProductionGuardError`).
+        environ: where ``RECURBILL_PRODUCTION`` is read, once, at construction
+            (default: ``os.environ``).
+        webhook_secrets: secrets accepted by :meth:`parse_webhook`; the first
+            one signs :meth:`webhook` deliveries.
+        epoch: the ``created`` time (unix seconds) of the first event; each
+            later event is one second later.
+
+    Thread-safe: one lock guards every call.
+    """
+
+    def __init__(
+        self,
+        *,
+        production: bool = False,
+        environ: Mapping[str, str] | None = None,
+        webhook_secrets: Sequence[str] = (DEFAULT_WEBHOOK_SECRET,),
+        epoch: int = 1_767_225_600,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        if production or _environ_is_production(env):
+            raise ProductionGuardError(
+                problem="InMemoryGateway was started where production is declared "
+                "(production=True or RECURBILL_PRODUCTION is set)",
+                allowed="use a real gateway such as StripeGateway in production",
+            )
+        if isinstance(webhook_secrets, str) or not webhook_secrets:
+            raise InvalidInputError(
+                problem=f"webhook_secrets={webhook_secrets!r}",
+                allowed="give a non-empty sequence of secrets",
+            )
+        self._secrets = tuple(webhook_secrets)
+        self._epoch = epoch
+        self._lock = threading.Lock()
+        self._counters: dict[str, int] = {}
+        self._requests: list[RecordedRequest] = []
+        self._customers: dict[str, dict[str, object]] = {}
+        self._defaults: dict[str, str] = {}
+        self._setups: dict[str, str] = {}
+        self._cards: dict[str, _Card] = {}
+        self._charges: dict[str, _Charge] = {}
+        self._ledger: list[ChargeResult] = []
+        self._refunds: list[RefundResult] = []
+        self._done: dict[str, tuple[str, Mapping[str, object], object]] = {}
+        self._faults: dict[str, deque[FaultKind]] = {}
+        self._events: list[tuple[WebhookEvent, bytes]] = []
+
+    # -- what tests look at -------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received, in order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def ledger(self) -> list[ChargeResult]:
+        """Every charge that succeeded, in order (a copy); replays add nothing."""
+        with self._lock:
+            return list(self._ledger)
+
+    @property
+    def refunds(self) -> list[RefundResult]:
+        """Every refund made, in order (a copy)."""
+        with self._lock:
+            return list(self._refunds)
+
+    @property
+    def events(self) -> list[WebhookEvent]:
+        """Every webhook event emitted, in order (a copy)."""
+        with self._lock:
+            return [event for event, _ in self._events]
+
+    def webhook(self, event_id: str, *, now: int) -> tuple[bytes, str]:
+        """The raw body and signature header of an emitted event, as sent at *now*.
+
+        Deliver it as often and in whatever order the test needs: the body is
+        the same every time, so the event id is stable.
+        """
+        with self._lock:
+            for event, payload in self._events:
+                if event.event_id == event_id:
+                    return payload, sign_webhook(
+                        payload, secret=self._secrets[0], timestamp=now
+                    )
+        raise InvalidInputError(
+            problem=f"no event {event_id!r} was emitted",
+            allowed="use an id from InMemoryGateway.events",
+        )
+
+    def fail_next(
+        self, kind: FaultKind, *, operation: str = "charge", times: int = 1
+    ) -> None:
+        """Make the next *times* calls of *operation* fail with *kind*.
+
+        - ``"timeout_before"``: no answer, and the gateway did nothing.
+        - ``"timeout_after"``: the gateway acted (the charge is in the ledger,
+          the key remembers it) but the answer was lost.
+        - ``"unavailable"``: the gateway refused to work (a 503).
+
+        Each raises :class:`GatewayUnavailableError`. *operation* is a method
+        name: ``charge``, ``refund``, ``create_customer``, …
+        """
+        if kind not in ("timeout_before", "timeout_after", "unavailable"):
+            raise InvalidInputError(
+                problem=f"unknown fault {kind!r}",
+                allowed="'timeout_before', 'timeout_after' or 'unavailable'",
+            )
+        if not callable(getattr(self, operation, None)) or operation.startswith("_"):
+            raise InvalidInputError(
+                problem=f"{operation!r} is not a gateway operation",
+                allowed="a PaymentGateway method name such as 'charge' or 'refund'",
+            )
+        if not isinstance(times, int) or times < 1:
+            raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
+        with self._lock:
+            self._faults.setdefault(operation, deque()).extend([kind] * times)
+
+    def confirm_card_setup(self, setup_id: str, *, card: str = "pm_card_visa") -> str:
+        """Play the customer completing a card setup with test card *card*.
+
+        Returns the new payment method token, already attached to the setup's
+        customer (as Stripe attaches it when a SetupIntent succeeds), and emits
+        ``setup_intent.succeeded``.
+        """
+        check_id(setup_id, what="setup_id")
+        with self._lock:
+            customer = self._setups.get(setup_id)
+            if customer is None:
+                raise self._missing("setup", setup_id)
+            details = self._new_card(card, customer)
+            self._emit(
+                "setup_intent.succeeded",
+                {
+                    "id": setup_id,
+                    "object": "setup_intent",
+                    "customer": customer,
+                    "payment_method": details.token,
+                    "status": "succeeded",
+                    "usage": "off_session",
+                },
+            )
+            return details.token
+
+    # -- the PaymentGateway protocol ---------------------------------------
+
+    def create_customer(
+        self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a customer; return its id (``cus_mem_0001``, …)."""
+        check_text(email, what="email")
+        check_text(name, what="name")
+        if "@" not in email:
+            raise InvalidInputError(
+                problem=f"email {email!r} has no @", allowed="give an e-mail address"
+            )
+        meta = check_metadata({} if metadata is None else metadata)
+        params: dict[str, object] = {"email": email, "name": name, "metadata": meta}
+        with self._lock:
+            self._begin("create_customer", params)
+            customer = self._next_id("cus")
+            self._customers[customer] = params
+            self._after("create_customer")
+            return customer
+
+    def start_card_setup(self, customer: str) -> CardSetup:
+        """Start a card setup for off-session use; see :meth:`confirm_card_setup`."""
+        check_id(customer, what="customer")
+        with self._lock:
+            self._begin("start_card_setup", {"customer": customer})
+            self._customer(customer)
+            setup_id = self._next_id("seti")
+            self._setups[setup_id] = customer
+            self._after("start_card_setup")
+            return CardSetup(
+                setup_id=setup_id,
+                client_secret=f"{setup_id}_secret_memory",
+                customer=customer,
+            )
+
+    def attach_payment_method(self, customer: str, *, token: str) -> CardDetails:
+        """Attach a test payment method (a new token) or an unattached token."""
+        check_id(customer, what="customer")
+        check_token(token)
+        with self._lock:
+            self._begin("attach_payment_method", {"customer": customer, "token": token})
+            self._customer(customer)
+            card = self._cards.get(token)
+            if card is None:
+                details = self._new_card(token, customer)
+            elif card.customer not in (None, customer):
+                raise GatewayConfigurationError(
+                    problem=f"payment method {token!r} belongs to another customer",
+                    allowed="attach a payment method to one customer only",
+                )
+            else:
+                card.customer = customer
+                details = card.details
+            self._after("attach_payment_method")
+            return details
+
+    def list_payment_methods(self, customer: str) -> list[CardDetails]:
+        """The cards attached to *customer*, in the order they were attached."""
+        check_id(customer, what="customer")
+        with self._lock:
+            self._begin("list_payment_methods", {"customer": customer})
+            self._customer(customer)
+            found = [c.details for c in self._cards.values() if c.customer == customer]
+            self._after("list_payment_methods")
+            return found
+
+    def detach_payment_method(self, token: str) -> None:
+        """Detach a card from its customer (it can no longer be charged)."""
+        check_token(token)
+        with self._lock:
+            self._begin("detach_payment_method", {"token": token})
+            card = self._cards.get(token)
+            if card is None or card.customer is None:
+                raise self._missing("attached payment method", token)
+            if self._defaults.get(card.customer) == token:
+                del self._defaults[card.customer]
+            card.customer = None
+            self._after("detach_payment_method")
+
+    def set_default_payment_method(self, customer: str, *, token: str) -> None:
+        """Make an attached card the customer's default."""
+        check_id(customer, what="customer")
+        check_token(token)
+        with self._lock:
+            self._begin(
+                "set_default_payment_method", {"customer": customer, "token": token}
+            )
+            self._customer(customer)
+            card = self._cards.get(token)
+            if card is None or card.customer != customer:
+                raise self._missing(f"payment method of {customer}", token)
+            self._defaults[customer] = token
+            self._after("set_default_payment_method")
+
+    def default_payment_method(self, customer: str) -> str | None:
+        """The customer's default card token, if one is set (for assertions)."""
+        with self._lock:
+            return self._defaults.get(customer)
+
+    def charge(
+        self,
+        customer: str,
+        *,
+        payment_method: str,
+        amount: Money,
+        idempotency_key: str,
+        off_session: bool,
+        description: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> ChargeResult:
+        """Charge a card; declines and authentication are results, faults raise."""
+        check_id(customer, what="customer")
+        check_token(payment_method, what="payment_method")
+        check_amount(amount)
+        to_minor_units(amount)
+        key = check_idempotency_key(idempotency_key)
+        if not isinstance(off_session, bool):
+            raise InvalidInputError(
+                problem=f"off_session={off_session!r}", allowed="True or False"
+            )
+        params: dict[str, object] = {
+            "customer": customer,
+            "payment_method": payment_method,
+            "amount": amount,
+            "off_session": off_session,
+            "description": check_text(description, what="description"),
+            "metadata": check_metadata({} if metadata is None else metadata),
+        }
+        with self._lock:
+            self._begin("charge", params, key)
+            replay = self._replay("charge", key, params)
+            if replay is None:
+                replay = self._charge(key, params)
+            self._after("charge")
+            assert isinstance(replay, ChargeResult)
+            return replay
+
+    def retrieve_charge(
+        self, *, idempotency_key: str | None = None, charge_id: str | None = None
+    ) -> ChargeResult | None:
+        """The charge made with *idempotency_key*, or with id *charge_id*; else None."""
+        if (idempotency_key is None) == (charge_id is None):
+            raise InvalidInputError(
+                problem="retrieve_charge() needs exactly one of idempotency_key "
+                "and charge_id",
+                allowed="give the key the charge was made with, or its id",
+            )
+        with self._lock:
+            if idempotency_key is not None:
+                key = check_idempotency_key(idempotency_key)
+                self._begin("retrieve_charge", {"idempotency_key": key})
+                done = self._done.get(key)
+                found = done[2] if done is not None and done[0] == "charge" else None
+            else:
+                charge_id = check_id(charge_id, what="charge_id")
+                self._begin("retrieve_charge", {"charge_id": charge_id})
+                charge = self._charges.get(charge_id)
+                found = None if charge is None else charge.result
+            self._after("retrieve_charge")
+            assert found is None or isinstance(found, ChargeResult)
+            return found
+
+    def refund(
+        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund all that is left of a charge (``amount=None``) or a part of it."""
+        check_id(charge_id, what="charge_id")
+        if amount is not None:
+            check_amount(amount, what="refund amount")
+            to_minor_units(amount)
+        key = check_idempotency_key(idempotency_key)
+        params: dict[str, object] = {"charge_id": charge_id, "amount": amount}
+        with self._lock:
+            self._begin("refund", params, key)
+            replay = self._replay("refund", key, params)
+            if replay is None:
+                replay = self._refund(key, params, charge_id, amount)
+            self._after("refund")
+            assert isinstance(replay, RefundResult)
+            return replay
+
+    def parse_webhook(
+        self, payload: bytes, *, signature: str, now: int
+    ) -> WebhookEvent:
+        """Verify a webhook signed with one of this gateway's secrets, at *now*."""
+        verify_webhook(
+            payload,
+            signature=signature,
+            secrets=self._secrets,
+            now=now,
+            tolerance=DEFAULT_TOLERANCE,
+        )
+        return parse_event(bytes(payload))
+
+    # -- inside the lock ----------------------------------------------------
+
+    def _next_id(self, prefix: str) -> str:
+        count = self._counters.get(prefix, 0) + 1
+        self._counters[prefix] = count
+        return f"{prefix}_mem_{count:04d}"
+
+    def _missing(self, kind: str, key: str) -> GatewayConfigurationError:
+        return GatewayConfigurationError(
+            problem=f"no {kind} {key!r} at the gateway",
+            allowed="use an id this gateway returned",
+        )
+
+    def _customer(self, customer: str) -> None:
+        if customer not in self._customers:
+            raise self._missing("customer", customer)
+
+    def _begin(
+        self, operation: str, params: Mapping[str, object], key: str | None = None
+    ) -> None:
+        """Record the request, then apply a fault that strikes before any work."""
+        self._requests.append(
+            RecordedRequest(operation=operation, params=params, idempotency_key=key)
+        )
+        faults = self._faults.get(operation)
+        if faults and faults[0] != "timeout_after":
+            kind = faults.popleft()
+            raise GatewayUnavailableError(
+                problem=f"injected fault {kind!r} on {operation}",
+                allowed="the gateway did nothing; retry with the same idempotency key",
+            )
+
+    def _after(self, operation: str) -> None:
+        """Apply a ``timeout_after`` fault: the work is done, the answer is lost."""
+        faults = self._faults.get(operation)
+        if faults and faults[0] == "timeout_after":
+            faults.popleft()
+            raise GatewayUnavailableError(
+                problem=f"injected fault 'timeout_after' on {operation}",
+                allowed="the outcome is unknown; retry with the same idempotency key "
+                "or reconcile with retrieve_charge()",
+            )
+
+    def _replay(
+        self, operation: str, key: str, params: Mapping[str, object]
+    ) -> object | None:
+        done = self._done.get(key)
+        if done is None:
+            return None
+        if done[0] != operation or done[1] != params:
+            raise IdempotencyKeyReuseError(key=key)
+        return done[2]
+
+    def _new_card(self, test_id: str, customer: str | None) -> CardDetails:
+        behaviour = TEST_CARDS.get(test_id)
+        if behaviour is None:
+            raise self._missing("payment method", test_id)
+        details = CardDetails(
+            token=self._next_id("pm"),
+            brand=behaviour.brand,
+            last4=behaviour.last4,
+            exp_month=TEST_EXP_MONTH,
+            exp_year=TEST_EXP_YEAR,
+        )
+        self._cards[details.token] = _Card(
+            details=details, behaviour=behaviour, customer=customer
+        )
+        return details
+
+    def _behaviour(self, payment_method: str, customer: str) -> TestCard:
+        card = self._cards.get(payment_method)
+        if card is not None:
+            if card.customer != customer:
+                raise GatewayConfigurationError(
+                    problem=f"payment method {payment_method!r} is not attached to "
+                    f"customer {customer!r}",
+                    allowed="charge a card attached to the customer being charged",
+                )
+            return card.behaviour
+        behaviour = TEST_CARDS.get(payment_method)
+        if behaviour is None:
+            raise self._missing("payment method", payment_method)
+        return behaviour
+
+    def _charge(self, key: str, params: Mapping[str, object]) -> ChargeResult:
+        customer = str(params["customer"])
+        amount = params["amount"]
+        assert isinstance(amount, Money)
+        self._customer(customer)
+        card = self._behaviour(str(params["payment_method"]), customer)
+        charge_id = self._next_id("pi")
+        if card.requires_action:
+            result = ChargeResult(
+                status=ChargeStatus.REQUIRES_ACTION,
+                charge_id=charge_id,
+                amount=amount,
+                idempotency_key=key,
+                decline_code=card.decline_code,
+                error_code=card.error_code,
+                client_secret=f"{charge_id}_secret_memory",
+            )
+            event = "payment_intent.requires_action"
+        elif card.decline_code is not None:
+            result = ChargeResult(
+                status=ChargeStatus.DECLINED,
+                charge_id=charge_id,
+                amount=amount,
+                idempotency_key=key,
+                decline_code=card.decline_code,
+                error_code=card.error_code,
+                retryable=card.retryable,
+            )
+            event = "payment_intent.payment_failed"
+        else:
+            result = ChargeResult(
+                status=ChargeStatus.SUCCEEDED,
+                charge_id=charge_id,
+                amount=amount,
+                idempotency_key=key,
+            )
+            self._ledger.append(result)
+            event = "payment_intent.succeeded"
+        self._charges[charge_id] = _Charge(
+            result=result, customer=customer, refunded=Money.zero(amount.currency)
+        )
+        self._done[key] = ("charge", params, result)
+        self._emit(event, self._intent_object(result, customer))
+        return result
+
+    def _refund(
+        self,
+        key: str,
+        params: Mapping[str, object],
+        charge_id: str,
+        amount: Money | None,
+    ) -> RefundResult:
+        charge = self._charges.get(charge_id)
+        if charge is None or charge.result.status is not ChargeStatus.SUCCEEDED:
+            raise self._missing("succeeded charge", charge_id)
+        remaining = charge.result.amount - charge.refunded
+        if amount is None:
+            amount = remaining
+        if amount.currency != remaining.currency or amount > remaining:
+            raise InvalidInputError(
+                problem=f"refund of {amount} on charge {charge_id}",
+                allowed=f"refund at most the {remaining} left of the charge",
+            )
+        charge.refunded = charge.refunded + amount
+        result = RefundResult(
+            refund_id=self._next_id("re"),
+            charge_id=charge_id,
+            amount=amount,
+            status="succeeded",
+        )
+        self._refunds.append(result)
+        self._done[key] = ("refund", params, result)
+        intent = self._intent_object(charge.result, charge.customer)
+        intent["amount_refunded"] = to_minor_units(charge.refunded)
+        self._emit("charge.refunded", intent)
+        return result
+
+    @staticmethod
+    def _intent_object(result: ChargeResult, customer: str) -> dict[str, object]:
+        status = {
+            ChargeStatus.SUCCEEDED: "succeeded",
+            ChargeStatus.DECLINED: "requires_payment_method",
+            ChargeStatus.REQUIRES_ACTION: "requires_payment_method",
+            ChargeStatus.PROCESSING: "processing",
+        }[result.status]
+        return {
+            "id": result.charge_id,
+            "object": "payment_intent",
+            "amount": to_minor_units(result.amount),
+            "currency": result.amount.currency.code.lower(),
+            "customer": customer,
+            "status": status,
+            "last_payment_error": (
+                None
+                if result.decline_code is None
+                else {"code": result.error_code, "decline_code": result.decline_code}
+            ),
+            "metadata": {"recurbill_idempotency_key": result.idempotency_key},
+        }
+
+    def _emit(self, type_: str, obj: Mapping[str, object]) -> None:
+        event_id = self._next_id("evt")
+        created = self._epoch + len(self._events)
+        body = {
+            "id": event_id,
+            "object": "event",
+            "type": type_,
+            "created": created,
+            "livemode": False,
+            "data": {"object": obj},
+        }
+        payload = json.dumps(body, sort_keys=True).encode()
+        self._events.append((parse_event(payload), payload))

@@ -1,0 +1,82 @@
+"""Money to a card gateway's integer minor units and back, by Stripe's rules.
+
+Stripe's API takes amounts as integers in a currency's smallest unit, and its
+idea of that unit differs from ISO 4217 in a few places. Both gateways that
+ship with recurbill follow these rules, so a test against the in-memory
+gateway refuses what Stripe would refuse:
+
+- Zero-decimal currencies (JPY, KRW, CLP, VND, …): whole units, ¥500 is ``500``.
+- ISK: ISO 4217 and Stripe agree that ISK has no fractions, but Stripe's API
+  still writes it with two decimals: 5 kr is ``500`` and the amount must be a
+  multiple of 100.
+- Three-decimal currencies (BHD, JOD, KWD, OMR, TND): thousandths, but Stripe's
+  partners need the last digit to be 0, so 5.120 KWD is ``5120`` and 5.124 KWD
+  is refused. recurbill refuses rather than rounds: rounding would charge
+  another amount than the invoice says. Round invoices to 0.010 (see
+  :func:`~recurbill.money.round_decimal`) before charging them.
+- Everything else: hundredths. An ISO three-decimal currency that Stripe
+  writes with two (IQD, LYD) must then have 0 as its third decimal.
+
+>>> to_minor_units(Money("850.00", "NOK")), to_minor_units(Money(5, "ISK"))
+(85000, 500)
+>>> to_minor_units(Money("5.120", "KWD")), from_minor_units(5120, "KWD")
+(5120, Money(amount=Decimal('5.120'), currency=Currency(code='KWD')))
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from recurbill.errors import InvalidInputError
+from recurbill.money import Currency, Money, round_decimal
+
+__all__ = [
+    "THREE_DECIMAL_CURRENCIES",
+    "ZERO_DECIMAL_CURRENCIES",
+    "from_minor_units",
+    "minor_unit_exponent",
+    "to_minor_units",
+]
+
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+)
+"""Currencies Stripe writes in whole units."""
+
+THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
+"""Currencies Stripe writes in thousandths (last digit 0)."""
+
+_STEP = {"ISK": 100, **dict.fromkeys(THREE_DECIMAL_CURRENCIES, 10)}
+
+
+def minor_unit_exponent(currency: Currency | str) -> int:
+    """How many decimals an API amount in *currency* has (0, 2 or 3)."""
+    code = Currency(currency).code if isinstance(currency, str) else currency.code
+    if code in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    return 3 if code in THREE_DECIMAL_CURRENCIES else 2
+
+
+def to_minor_units(money: Money) -> int:
+    """*money* as an integer API amount; refuse what the gateway cannot take."""
+    exponent = minor_unit_exponent(money.currency)
+    units = money.amount.scaleb(exponent)
+    step = _STEP.get(money.currency.code, 1)
+    if units != units.to_integral_value() or int(units) % step:
+        smallest = Decimal(step).scaleb(-exponent)
+        raise InvalidInputError(
+            problem=f"{money} cannot be charged through the gateway",
+            allowed=(
+                f"{money.currency} amounts must be whole multiples of {smallest}; "
+                "round the amount before charging it"
+            ),
+        )
+    return int(units)
+
+
+def from_minor_units(units: int, currency: Currency | str) -> Money:
+    """An integer API amount in *currency* as Money with ISO 4217 decimals."""
+    currency = Currency(currency) if isinstance(currency, str) else currency
+    value = Decimal(units).scaleb(-minor_unit_exponent(currency))
+    exact = round_decimal(value, currency.decimals)
+    return Money(exact if exact == value else value, currency)

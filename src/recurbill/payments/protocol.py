@@ -1,0 +1,194 @@
+"""The payment gateway port: what billing asks of a gateway, and what it gets back.
+
+A gateway only moves money; recurbill owns the invoices and the ledger. Every
+call that moves money carries an idempotency key that billing saved *before*
+the call, so a retry after a timeout cannot charge twice.
+
+Declines are results (:class:`ChargeResult` with ``status=DECLINED``), not
+errors. Only infrastructure faults raise:
+
+- :class:`~recurbill.errors.GatewayUnavailableError`: the outcome is unknown
+  (timeout, 5xx, rate limited after retries). Retry with the *same* key, or
+  reconcile with :meth:`PaymentGateway.retrieve_charge`.
+- :class:`~recurbill.errors.GatewayConfigurationError`: authentication, bad
+  parameters, unknown ids. Do not retry.
+- :class:`~recurbill.errors.IdempotencyKeyReuseError`: one key, other parameters.
+- :class:`~recurbill.errors.WebhookError`: a webhook that cannot be trusted.
+
+Card numbers and CVCs never enter the library: a payment method is a gateway
+token (``pm_…``) plus display facts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Protocol
+
+import attrs
+
+from recurbill.money import Money
+
+__all__ = [
+    "CardDetails",
+    "CardSetup",
+    "ChargeResult",
+    "ChargeStatus",
+    "PaymentGateway",
+    "RefundResult",
+    "WebhookEvent",
+]
+
+
+class ChargeStatus(str, enum.Enum):
+    """The outcome of one charge attempt."""
+
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+
+
+@attrs.frozen(kw_only=True)
+class CardDetails:
+    """A saved card: the gateway token and what may be shown to the customer.
+
+    Never a card number or a CVC: ``last4`` is the only part of the number.
+    """
+
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@attrs.frozen(kw_only=True)
+class CardSetup:
+    """A started card setup (Stripe: a SetupIntent for off-session use).
+
+    The customer's browser completes it with ``client_secret``; the card data
+    goes straight to the gateway and never touches the library.
+    """
+
+    setup_id: str
+    client_secret: str
+    customer: str
+
+
+@attrs.frozen(kw_only=True)
+class ChargeResult:
+    """The outcome of a charge: succeeded, declined, needs action or processing.
+
+    ``decline_code`` is the issuer's reason (``insufficient_funds``),
+    ``error_code`` the gateway's (``card_declined``). ``retryable`` says whether
+    the same card may succeed later without the customer doing anything.
+    For ``REQUIRES_ACTION``, ``client_secret`` (and ``action_url`` when the
+    gateway gives one) is what the customer needs to complete the payment.
+    """
+
+    status: ChargeStatus
+    charge_id: str | None
+    amount: Money
+    idempotency_key: str
+    decline_code: str | None = None
+    error_code: str | None = None
+    retryable: bool = False
+    action_url: str | None = None
+    client_secret: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RefundResult:
+    """A refund of all or part of a charge; ``status`` as the gateway reports it."""
+
+    refund_id: str
+    charge_id: str
+    amount: Money
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEvent:
+    """A verified webhook event.
+
+    ``event_id`` is stable across deliveries, so the billing layer can drop
+    duplicates; ``created`` is unix seconds; ``data`` is the event's object
+    (for Stripe, ``data.object``) as plain JSON values.
+    """
+
+    event_id: str
+    type: str
+    created: int
+    data: Mapping[str, object]
+
+
+class PaymentGateway(Protocol):
+    """What billing needs from a payment gateway (Stripe, or the in-memory one).
+
+    Arguments after the first are keyword-only. Amounts are :class:`Money`;
+    the adapter converts to and from the gateway's minor units.
+    """
+
+    def create_customer(
+        self, *, email: str, name: str, metadata: Mapping[str, str] = ...
+    ) -> str:
+        """Create a customer at the gateway and return its id."""
+        ...
+
+    def start_card_setup(self, customer: str) -> CardSetup:
+        """Start saving a card for off-session use (Stripe: a SetupIntent)."""
+        ...
+
+    def attach_payment_method(self, customer: str, *, token: str) -> CardDetails:
+        """Attach the payment method *token* to *customer*; return its details."""
+        ...
+
+    def list_payment_methods(self, customer: str) -> list[CardDetails]:
+        """The cards saved for *customer*."""
+        ...
+
+    def detach_payment_method(self, token: str) -> None:
+        """Remove a saved card from its customer."""
+        ...
+
+    def set_default_payment_method(self, customer: str, *, token: str) -> None:
+        """Make *token* the customer's default card at the gateway."""
+        ...
+
+    def charge(
+        self,
+        customer: str,
+        *,
+        payment_method: str,
+        amount: Money,
+        idempotency_key: str,
+        off_session: bool,
+        description: str = "",
+        metadata: Mapping[str, str] = ...,
+    ) -> ChargeResult:
+        """Charge *amount* to *payment_method*; a decline is a result, not an error.
+
+        The same key with the same parameters returns the first result and
+        never charges twice; the same key with other parameters raises
+        :class:`~recurbill.errors.IdempotencyKeyReuseError`.
+        """
+        ...
+
+    def retrieve_charge(
+        self, *, idempotency_key: str | None = None, charge_id: str | None = None
+    ) -> ChargeResult | None:
+        """Look up a charge by key or id (for reconciliation); None if unknown."""
+        ...
+
+    def refund(
+        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund *amount* of a charge (None: all that is left of it)."""
+        ...
+
+    def parse_webhook(
+        self, payload: bytes, *, signature: str, now: int
+    ) -> WebhookEvent:
+        """Verify a webhook against its raw body and signature header, at *now*."""
+        ...
