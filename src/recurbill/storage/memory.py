@@ -1,0 +1,847 @@
+"""``InMemoryStorage``: the storage port in a Python process, for tests.
+
+It keeps the promises of :mod:`recurbill.storage.protocol` exactly, so tests
+written against it hold against a database too:
+
+- One lock, held by a transaction from ``with`` to the end of the block (like
+  SQLite's write lock): transactions run one after another, which also keeps
+  invoice numbers gapless.
+- Writes are applied as they are made and undone (newest first) unless
+  ``commit()`` was called, so a transaction reads its own writes and a rolled
+  back one leaves no trace, allocated invoice numbers included.
+- Each write call is atomic: when it raises (``ConflictError``,
+  ``NotFoundError``), nothing of that call was written and the transaction
+  stays usable.
+- Every read and write is scoped by account; ids of another account are
+  ``NotFoundError``. Ids, payment and refund idempotency keys and webhook
+  event ids are unique across all accounts.
+
+>>> storage = InMemoryStorage()
+>>> with storage.transaction() as tx:
+...     tx.list_account_ids()
+[]
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import attrs
+
+from recurbill.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    StateError,
+)
+from recurbill.records import (
+    Account,
+    CreditEntry,
+    CreditNoteRecord,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Notification,
+    NotificationStatus,
+    OccurrenceRecord,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    RecurringTemplate,
+    Refund,
+    Settlement,
+    SettlementStatus,
+    TemplateStatus,
+)
+from recurbill.storage.protocol import Transaction
+
+__all__ = ["InMemoryStorage"]
+
+_R = TypeVar("_R")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_MISSING: Any = object()
+
+
+def _frozen(record: _R) -> _R:
+    """*record* with list fields as tuples and mapping fields as read-only copies.
+
+    Records are frozen, but a caller may still hand in a list or a dict it
+    keeps changing; what storage keeps must not alias it.
+    """
+    changes: dict[str, object] = {}
+    for field in attrs.fields(type(record)):  # type: ignore[arg-type]
+        if not field.init:
+            continue
+        value = getattr(record, field.name)
+        if isinstance(value, list):
+            changes[field.alias] = tuple(value)
+        elif isinstance(value, Mapping) and not isinstance(value, MappingProxyType):
+            changes[field.alias] = MappingProxyType(dict(value))
+    return attrs.evolve(record, **changes) if changes else record  # type: ignore[misc]
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}", allowed=f"{name} must be a non-empty string"
+        )
+    return value
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}", allowed=f"{name} must be an integer >= 1"
+        )
+    return value
+
+
+def _record(name: str, value: object, kind: type[_R]) -> _R:
+    if not isinstance(value, kind):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(value).__name__}",
+            allowed=f"give a {kind.__name__}",
+        )
+    return value
+
+
+def _records(name: str, values: object, kind: type[_R]) -> list[_R]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(values).__name__}",
+            allowed=f"give a sequence (list or tuple) of {kind.__name__}",
+        )
+    return [_record(name, value, kind) for value in values]
+
+
+def _aware(name: str, value: object) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}",
+            allowed=f"{name} must be an aware datetime",
+        )
+    return value
+
+
+def _conflict(problem: str, allowed: str) -> ConflictError:
+    return ConflictError(problem=f"{problem} (nothing was written)", allowed=allowed)
+
+
+class _State:
+    """The committed tables and the indexes that enforce uniqueness."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.customers: dict[str, Customer] = {}
+        self.methods: dict[str, PaymentMethod] = {}
+        self.templates: dict[str, RecurringTemplate] = {}
+        self.template_ids: list[str] = []  # sorted, for due_templates chunks
+        self.occurrences: dict[tuple[str, int], OccurrenceRecord] = {}
+        self.invoices: dict[str, Invoice] = {}
+        self.invoice_numbers: dict[tuple[str, str, int], str] = {}
+        self.invoice_occurrences: dict[tuple[str, int], str] = {}
+        self.counters: dict[tuple[str, str], int] = {}
+        self.payments: dict[str, Payment] = {}
+        self.payment_keys: dict[str, str] = {}
+        self.settlements: dict[str, Settlement] = {}
+        self.pending_selections: dict[tuple[str, str], str] = {}
+        self.receipts: dict[str, Receipt] = {}
+        self.credit_notes: dict[str, CreditNoteRecord] = {}
+        self.refunds: dict[str, Refund] = {}
+        self.refund_keys: dict[str, str] = {}
+        self.credit_entries: dict[str, CreditEntry] = {}
+        self.notifications: dict[str, Notification] = {}
+        self.webhook_events: dict[str, None] = {}
+
+
+class InMemoryStorage:
+    """The storage port kept in memory: one lock, real unit-of-work semantics.
+
+    For tests: recurbill's own and yours. Safe to share between threads;
+    transactions run one at a time. Opening a second transaction in a thread
+    that already holds one raises :class:`~recurbill.errors.StateError` (it
+    would wait for itself forever).
+    """
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a unit of work; leaving it without ``commit()`` rolls back."""
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        me = threading.get_ident()
+        if self._owner == me:
+            raise StateError(
+                problem="a transaction is already open in this thread",
+                allowed="finish it before opening another (they would deadlock)",
+            )
+        with self._lock:
+            self._owner = me
+            tx = _MemoryTransaction(self._state)
+            try:
+                yield tx
+            finally:
+                tx._close()
+                self._owner = None
+
+
+class _MemoryTransaction:
+    """One unit of work: writes go straight to the tables with an undo log."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+        self._undo: list[Callable[[], None]] = []
+        self._open = True
+
+    # -- machinery ---------------------------------------------------------
+
+    def _close(self) -> None:
+        self._rollback_to(0)
+        self._open = False
+
+    def _rollback_to(self, mark: int) -> None:
+        while len(self._undo) > mark:
+            self._undo.pop()()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StateError(
+                problem="the transaction is closed",
+                allowed="use a transaction only inside its with block",
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One atomic write call: on any error, undo what it did so far."""
+        self._check_open()
+        mark = len(self._undo)
+        try:
+            yield
+        except BaseException:
+            self._rollback_to(mark)
+            raise
+
+    def _put(self, table: dict[_K, _V], key: _K, value: _V) -> None:
+        old = table.get(key, _MISSING)
+        table[key] = value
+        if old is _MISSING:
+            self._undo.append(lambda: table.__delitem__(key))
+        else:
+            self._undo.append(lambda: table.__setitem__(key, old))
+
+    def _pop(self, table: dict[_K, _V], key: _K) -> None:
+        old = table.pop(key)
+        self._undo.append(lambda: table.__setitem__(key, old))
+
+    def _scoped(self, table: dict[str, _R], kind: str, account_id: str, key: str) -> _R:
+        _text("account_id", account_id)
+        _text(f"{kind} id", key)
+        record = table.get(key)
+        if record is None or getattr(record, "account_id") != account_id:  # noqa: B009
+            raise NotFoundError(kind=kind, key=key, account=account_id)
+        return record
+
+    def _need_account(self, account_id: str) -> None:
+        if account_id not in self._s.accounts:
+            raise NotFoundError(kind="account", key=account_id, account=account_id)
+
+    def _need_customer(self, account_id: str, customer_id: str) -> None:
+        self._need_account(account_id)
+        self._scoped(self._s.customers, "customer", account_id, customer_id)
+
+    def _new_id(self, table: Mapping[str, object], kind: str, key: str) -> None:
+        if key in table:
+            raise _conflict(
+                f"{kind} id {key!r} exists already", "give each new record an unused id"
+            )
+
+    def commit(self) -> None:
+        """Make every write so far durable; later writes need another commit."""
+        self._check_open()
+        self._undo.clear()
+
+    # -- accounts ------------------------------------------------------------
+
+    def add_account(self, account: Account) -> None:
+        """Store a new account (ConflictError if the id exists)."""
+        account = _frozen(_record("account", account, Account))
+        with self._write():
+            self._new_id(self._s.accounts, "account", account.id)
+            self._put(self._s.accounts, account.id, account)
+
+    def get_account(self, account_id: str) -> Account:
+        """The account with this id."""
+        self._check_open()
+        _text("account_id", account_id)
+        self._need_account(account_id)
+        return self._s.accounts[account_id]
+
+    def update_account(self, account: Account) -> None:
+        """Replace a stored account."""
+        account = _frozen(_record("account", account, Account))
+        with self._write():
+            self._need_account(account.id)
+            self._put(self._s.accounts, account.id, account)
+
+    def list_account_ids(self) -> list[str]:
+        """Ids of every account, sorted."""
+        self._check_open()
+        return sorted(self._s.accounts)
+
+    # -- customers -----------------------------------------------------------
+
+    def add_customer(self, customer: Customer) -> None:
+        """Store a new customer of ``customer.account_id``."""
+        customer = _frozen(_record("customer", customer, Customer))
+        with self._write():
+            self._need_account(customer.account_id)
+            self._new_id(self._s.customers, "customer", customer.id)
+            self._put(self._s.customers, customer.id, customer)
+
+    def get_customer(self, account_id: str, customer_id: str) -> Customer:
+        """A customer of this account."""
+        self._check_open()
+        return self._scoped(self._s.customers, "customer", account_id, customer_id)
+
+    def update_customer(self, customer: Customer) -> None:
+        """Replace a stored customer."""
+        customer = _frozen(_record("customer", customer, Customer))
+        with self._write():
+            self._need_customer(customer.account_id, customer.id)
+            self._put(self._s.customers, customer.id, customer)
+
+    def list_customers(self, account_id: str) -> list[Customer]:
+        """Every customer of this account, sorted by id."""
+        self._check_open()
+        _text("account_id", account_id)
+        found = [c for c in self._s.customers.values() if c.account_id == account_id]
+        return sorted(found, key=lambda c: c.id)
+
+    # -- payment methods -----------------------------------------------------
+
+    def add_payment_method(self, method: PaymentMethod) -> None:
+        """Store a saved card (token and display facts only)."""
+        method = _frozen(_record("method", method, PaymentMethod))
+        with self._write():
+            self._need_customer(method.account_id, method.customer_id)
+            self._new_id(self._s.methods, "payment method", method.id)
+            self._put(self._s.methods, method.id, method)
+
+    def get_payment_method(self, account_id: str, method_id: str) -> PaymentMethod:
+        """A saved card of this account."""
+        self._check_open()
+        return self._scoped(self._s.methods, "payment method", account_id, method_id)
+
+    def list_payment_methods(
+        self, account_id: str, customer_id: str
+    ) -> list[PaymentMethod]:
+        """The customer's saved cards, sorted by id."""
+        self._check_open()
+        _text("account_id", account_id)
+        _text("customer_id", customer_id)
+        found = [
+            m
+            for m in self._s.methods.values()
+            if m.account_id == account_id and m.customer_id == customer_id
+        ]
+        return sorted(found, key=lambda m: m.id)
+
+    def remove_payment_method(self, account_id: str, method_id: str) -> None:
+        """Forget a saved card."""
+        with self._write():
+            self._scoped(self._s.methods, "payment method", account_id, method_id)
+            self._pop(self._s.methods, method_id)
+
+    # -- recurring templates -------------------------------------------------
+
+    def add_template(self, template: RecurringTemplate) -> None:
+        """Store a new recurring template."""
+        template = _frozen(_record("template", template, RecurringTemplate))
+        with self._write():
+            self._need_customer(template.account_id, template.customer_id)
+            self._new_id(self._s.templates, "template", template.id)
+            self._put(self._s.templates, template.id, template)
+            ids = self._s.template_ids
+            bisect.insort(ids, template.id)
+            self._undo.append(lambda: ids.remove(template.id))
+
+    def get_template(
+        self, account_id: str, template_id: str, *, for_update: bool = False
+    ) -> RecurringTemplate:
+        """A template; ``for_update`` locks it (every transaction holds the lock)."""
+        self._check_open()
+        return self._scoped(self._s.templates, "template", account_id, template_id)
+
+    def update_template(self, template: RecurringTemplate) -> None:
+        """Replace a stored template."""
+        template = _frozen(_record("template", template, RecurringTemplate))
+        with self._write():
+            self._scoped(
+                self._s.templates, "template", template.account_id, template.id
+            )
+            self._need_customer(template.account_id, template.customer_id)
+            self._put(self._s.templates, template.id, template)
+
+    def list_templates(
+        self, account_id: str, *, customer_id: str | None = None
+    ) -> list[RecurringTemplate]:
+        """Templates of an account (optionally of one customer), sorted by id."""
+        self._check_open()
+        _text("account_id", account_id)
+        found = [
+            t
+            for t in self._s.templates.values()
+            if t.account_id == account_id
+            and (customer_id is None or t.customer_id == customer_id)
+        ]
+        return sorted(found, key=lambda t: t.id)
+
+    def due_templates(
+        self,
+        as_of: datetime,
+        *,
+        account_ids: Sequence[str] | None = None,
+        after_id: str | None = None,
+        limit: int = 500,
+    ) -> list[RecurringTemplate]:
+        """One chunk of active templates with ``next_due_at <= as_of``.
+
+        Sorted by id and starting after ``after_id``, at most ``limit`` of them,
+        so a caller streams every due template in bounded memory.
+        """
+        self._check_open()
+        _aware("as_of", as_of)
+        _positive("limit", limit)
+        accounts: frozenset[str] | None = None
+        if account_ids is not None:
+            if isinstance(account_ids, str):
+                raise InvalidInputError(
+                    problem=f"account_ids={account_ids!r} is one string",
+                    allowed="give a sequence of account ids, e.g. ['acme']",
+                )
+            accounts = frozenset(account_ids)
+        ids = self._s.template_ids
+        start = 0 if after_id is None else bisect.bisect_right(ids, after_id)
+        found: list[RecurringTemplate] = []
+        for position in range(start, len(ids)):
+            template = self._s.templates[ids[position]]
+            if (
+                template.status is TemplateStatus.ACTIVE
+                and template.next_due_at is not None
+                and template.next_due_at <= as_of
+                and (accounts is None or template.account_id in accounts)
+            ):
+                found.append(template)
+                if len(found) == limit:
+                    break
+        return found
+
+    # -- occurrences ---------------------------------------------------------
+
+    def add_occurrences(self, occurrences: Sequence[OccurrenceRecord]) -> None:
+        """Store handled occurrences; ConflictError if (template, index) exists."""
+        records = _records("occurrences", occurrences, OccurrenceRecord)
+        with self._write():
+            for record in records:
+                self._scoped(
+                    self._s.templates, "template", record.account_id, record.template_id
+                )
+                key = (record.template_id, record.index)
+                if key in self._s.occurrences:
+                    raise _conflict(
+                        f"occurrence {record.index} of template "
+                        f"{record.template_id!r} is recorded already",
+                        "record each occurrence of a template once (another run "
+                        "handled it: roll back and move on)",
+                    )
+                self._put(self._s.occurrences, key, _frozen(record))
+
+    def list_occurrences(
+        self, account_id: str, template_id: str
+    ) -> list[OccurrenceRecord]:
+        """What the runs did with a template's occurrences, by index."""
+        self._check_open()
+        _text("account_id", account_id)
+        _text("template_id", template_id)
+        found = [
+            o
+            for (tid, _), o in self._s.occurrences.items()
+            if tid == template_id and o.account_id == account_id
+        ]
+        return sorted(found, key=lambda o: o.index)
+
+    # -- invoices ------------------------------------------------------------
+
+    def allocate_invoice_numbers(
+        self, account_id: str, series: str, *, count: int = 1
+    ) -> int:
+        """Reserve ``count`` consecutive numbers of a series; return the first.
+
+        Numbers start at 1. A rolled-back transaction gives its numbers back.
+        """
+        _text("account_id", account_id)
+        _text("series", series)
+        _positive("count", count)
+        with self._write():
+            self._need_account(account_id)
+            key = (account_id, series)
+            first = self._s.counters.get(key, 0) + 1
+            self._put(self._s.counters, key, first + count - 1)
+        return first
+
+    def _check_invoice(self, invoice: Invoice) -> None:
+        self._need_customer(invoice.account_id, invoice.customer_id)
+        if invoice.template_id is not None:
+            self._scoped(
+                self._s.templates, "template", invoice.account_id, invoice.template_id
+            )
+        number = (invoice.account_id, invoice.series, invoice.number)
+        holder = self._s.invoice_numbers.get(number)
+        if holder is not None and holder != invoice.id:
+            raise _conflict(
+                f"invoice number {invoice.series}-{invoice.number} of account "
+                f"{invoice.account_id!r} is taken",
+                "take numbers from allocate_invoice_numbers() in the same transaction",
+            )
+        if invoice.template_id is not None and invoice.occurrence_index is not None:
+            occurrence = (invoice.template_id, invoice.occurrence_index)
+            holder = self._s.invoice_occurrences.get(occurrence)
+            if holder is not None and holder != invoice.id:
+                raise _conflict(
+                    f"occurrence {invoice.occurrence_index} of template "
+                    f"{invoice.template_id!r} has an invoice already",
+                    "issue one invoice per occurrence of a template",
+                )
+
+    def _index_invoice(self, invoice: Invoice, *, old: Invoice | None) -> None:
+        if old is not None:
+            self._pop(self._s.invoice_numbers, (old.account_id, old.series, old.number))
+            if old.template_id is not None and old.occurrence_index is not None:
+                self._pop(
+                    self._s.invoice_occurrences,
+                    (old.template_id, old.occurrence_index),
+                )
+        number = (invoice.account_id, invoice.series, invoice.number)
+        self._put(self._s.invoice_numbers, number, invoice.id)
+        if invoice.template_id is not None and invoice.occurrence_index is not None:
+            occurrence = (invoice.template_id, invoice.occurrence_index)
+            self._put(self._s.invoice_occurrences, occurrence, invoice.id)
+        self._put(self._s.invoices, invoice.id, invoice)
+
+    def add_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """Store new invoices; ConflictError on a duplicate id, (series, number)
+        or (template, occurrence index)."""
+        records = [_frozen(i) for i in _records("invoices", invoices, Invoice)]
+        with self._write():
+            for invoice in records:
+                self._new_id(self._s.invoices, "invoice", invoice.id)
+                self._check_invoice(invoice)
+                self._index_invoice(invoice, old=None)
+
+    def get_invoice(
+        self, account_id: str, invoice_id: str, *, for_update: bool = False
+    ) -> Invoice:
+        """An invoice; ``for_update`` locks it (every transaction holds the lock)."""
+        self._check_open()
+        return self._scoped(self._s.invoices, "invoice", account_id, invoice_id)
+
+    def update_invoice(self, invoice: Invoice) -> None:
+        """Replace a stored invoice (the same uniqueness rules as adding)."""
+        invoice = _frozen(_record("invoice", invoice, Invoice))
+        with self._write():
+            old = self._scoped(
+                self._s.invoices, "invoice", invoice.account_id, invoice.id
+            )
+            self._check_invoice(invoice)
+            self._index_invoice(invoice, old=old)
+
+    def list_invoices(
+        self,
+        account_id: str,
+        *,
+        customer_id: str | None = None,
+        status: InvoiceStatus | None = None,
+        template_id: str | None = None,
+    ) -> list[Invoice]:
+        """Invoices of an account, filtered, sorted by (issue date, number, id)."""
+        self._check_open()
+        _text("account_id", account_id)
+        found = [
+            i
+            for i in self._s.invoices.values()
+            if i.account_id == account_id
+            and (customer_id is None or i.customer_id == customer_id)
+            and (status is None or i.status == status)
+            and (template_id is None or i.template_id == template_id)
+        ]
+        return sorted(found, key=lambda i: (i.issue_date, i.number, i.id))
+
+    # -- payments ------------------------------------------------------------
+
+    def add_payment(self, payment: Payment) -> None:
+        """Store a payment attempt; ConflictError if its idempotency key exists."""
+        payment = _frozen(_record("payment", payment, Payment))
+        with self._write():
+            self._new_id(self._s.payments, "payment", payment.id)
+            self._need_customer(payment.account_id, payment.customer_id)
+            self._claim_key(self._s.payment_keys, "payment", payment)
+            self._put(self._s.payments, payment.id, payment)
+
+    def _claim_key(
+        self, keys: dict[str, str], kind: str, record: Payment | Refund
+    ) -> None:
+        holder = keys.get(record.idempotency_key)
+        if holder is not None and holder != record.id:
+            raise _conflict(
+                f"{kind} idempotency key {record.idempotency_key!r} is used already",
+                "a key names one attempt: reuse the stored record instead",
+            )
+        self._put(keys, record.idempotency_key, record.id)
+
+    def get_payment(self, account_id: str, payment_id: str) -> Payment:
+        """A payment of this account."""
+        self._check_open()
+        return self._scoped(self._s.payments, "payment", account_id, payment_id)
+
+    def update_payment(self, payment: Payment) -> None:
+        """Replace a stored payment."""
+        payment = _frozen(_record("payment", payment, Payment))
+        with self._write():
+            old = self._scoped(
+                self._s.payments, "payment", payment.account_id, payment.id
+            )
+            self._need_customer(payment.account_id, payment.customer_id)
+            if old.idempotency_key != payment.idempotency_key:
+                self._claim_key(self._s.payment_keys, "payment", payment)
+                self._pop(self._s.payment_keys, old.idempotency_key)
+            self._put(self._s.payments, payment.id, payment)
+
+    def list_payments(
+        self,
+        account_id: str | None = None,
+        *,
+        customer_id: str | None = None,
+        statuses: Sequence[PaymentStatus] | None = None,
+    ) -> list[Payment]:
+        """Payments, optionally of one account / customer / in some states.
+
+        Oldest first (``created_at``, then id).
+        """
+        self._check_open()
+        wanted = None if statuses is None else frozenset(statuses)
+        found = [
+            p
+            for p in self._s.payments.values()
+            if (account_id is None or p.account_id == account_id)
+            and (customer_id is None or p.customer_id == customer_id)
+            and (wanted is None or p.status in wanted)
+        ]
+        return sorted(found, key=lambda p: (p.created_at, p.id))
+
+    # -- settlements, receipts, credit notes, refunds, credit ---------------
+
+    def _claim_selection(self, settlement: Settlement) -> None:
+        key = (settlement.account_id, settlement.selection_key)
+        holder = self._s.pending_selections.get(key)
+        if holder is not None and holder != settlement.id:
+            raise _conflict(
+                f"a pending settlement ({holder!r}) has the selection key "
+                f"{settlement.selection_key!r}",
+                "submit a selection once; wait for the pending settlement to end",
+            )
+        self._put(self._s.pending_selections, key, settlement.id)
+
+    def add_settlement(self, settlement: Settlement) -> None:
+        """Store a mass payment; ConflictError if a pending one has its key."""
+        settlement = _frozen(_record("settlement", settlement, Settlement))
+        with self._write():
+            self._new_id(self._s.settlements, "settlement", settlement.id)
+            self._need_customer(settlement.account_id, settlement.customer_id)
+            if settlement.status is SettlementStatus.PENDING:
+                self._claim_selection(settlement)
+            self._put(self._s.settlements, settlement.id, settlement)
+
+    def get_settlement(self, account_id: str, settlement_id: str) -> Settlement:
+        """A settlement of this account."""
+        self._check_open()
+        return self._scoped(
+            self._s.settlements, "settlement", account_id, settlement_id
+        )
+
+    def update_settlement(self, settlement: Settlement) -> None:
+        """Replace a stored settlement (its key is free again once not pending)."""
+        settlement = _frozen(_record("settlement", settlement, Settlement))
+        with self._write():
+            old = self._scoped(
+                self._s.settlements, "settlement", settlement.account_id, settlement.id
+            )
+            self._need_customer(settlement.account_id, settlement.customer_id)
+            old_key = (old.account_id, old.selection_key)
+            if self._s.pending_selections.get(old_key) == old.id:
+                self._pop(self._s.pending_selections, old_key)
+            if settlement.status is SettlementStatus.PENDING:
+                self._claim_selection(settlement)
+            self._put(self._s.settlements, settlement.id, settlement)
+
+    def list_settlements(
+        self, account_id: str, *, customer_id: str | None = None
+    ) -> list[Settlement]:
+        """Settlements of an account (optionally one customer), oldest first."""
+        self._check_open()
+        _text("account_id", account_id)
+        found = [
+            s
+            for s in self._s.settlements.values()
+            if s.account_id == account_id
+            and (customer_id is None or s.customer_id == customer_id)
+        ]
+        return sorted(found, key=lambda s: (s.created_at, s.id))
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        """Store a receipt of a payment of this account."""
+        receipt = _frozen(_record("receipt", receipt, Receipt))
+        with self._write():
+            self._new_id(self._s.receipts, "receipt", receipt.id)
+            self._need_customer(receipt.account_id, receipt.customer_id)
+            self._scoped(
+                self._s.payments, "payment", receipt.account_id, receipt.payment_id
+            )
+            self._put(self._s.receipts, receipt.id, receipt)
+
+    def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
+        """A customer's receipts, oldest first."""
+        self._check_open()
+        _text("account_id", account_id)
+        _text("customer_id", customer_id)
+        found = [
+            r
+            for r in self._s.receipts.values()
+            if r.account_id == account_id and r.customer_id == customer_id
+        ]
+        return sorted(found, key=lambda r: (r.issued_at, r.id))
+
+    def add_credit_note(self, note: CreditNoteRecord) -> None:
+        """Store a credit note of an invoice of this account."""
+        note = _frozen(_record("note", note, CreditNoteRecord))
+        with self._write():
+            self._new_id(self._s.credit_notes, "credit note", note.id)
+            self._need_customer(note.account_id, note.customer_id)
+            self._scoped(self._s.invoices, "invoice", note.account_id, note.invoice_id)
+            self._put(self._s.credit_notes, note.id, note)
+
+    def list_credit_notes(
+        self, account_id: str, *, invoice_id: str | None = None
+    ) -> list[CreditNoteRecord]:
+        """Credit notes of an account (optionally of one invoice).
+
+        Sorted by (issue date, number, id).
+        """
+        self._check_open()
+        _text("account_id", account_id)
+        found = [
+            n
+            for n in self._s.credit_notes.values()
+            if n.account_id == account_id
+            and (invoice_id is None or n.invoice_id == invoice_id)
+        ]
+        return sorted(found, key=lambda n: (n.issue_date, n.number, n.id))
+
+    def add_refund(self, refund: Refund) -> None:
+        """Store a refund; ConflictError if its idempotency key exists."""
+        refund = _frozen(_record("refund", refund, Refund))
+        with self._write():
+            self._new_id(self._s.refunds, "refund", refund.id)
+            self._scoped(
+                self._s.payments, "payment", refund.account_id, refund.payment_id
+            )
+            self._claim_key(self._s.refund_keys, "refund", refund)
+            self._put(self._s.refunds, refund.id, refund)
+
+    def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
+        """Refunds of one payment, oldest first."""
+        self._check_open()
+        _text("account_id", account_id)
+        _text("payment_id", payment_id)
+        found = [
+            r
+            for r in self._s.refunds.values()
+            if r.account_id == account_id and r.payment_id == payment_id
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def add_credit_entry(self, entry: CreditEntry) -> None:
+        """Store a movement of a customer's credit balance."""
+        entry = _frozen(_record("entry", entry, CreditEntry))
+        with self._write():
+            self._new_id(self._s.credit_entries, "credit entry", entry.id)
+            self._need_customer(entry.account_id, entry.customer_id)
+            self._put(self._s.credit_entries, entry.id, entry)
+
+    def list_credit_entries(
+        self, account_id: str, customer_id: str
+    ) -> list[CreditEntry]:
+        """A customer's credit movements, oldest first."""
+        self._check_open()
+        _text("account_id", account_id)
+        _text("customer_id", customer_id)
+        found = [
+            e
+            for e in self._s.credit_entries.values()
+            if e.account_id == account_id and e.customer_id == customer_id
+        ]
+        return sorted(found, key=lambda e: (e.created_at, e.id))
+
+    # -- outbox and webhooks -------------------------------------------------
+
+    def add_notifications(self, notifications: Sequence[Notification]) -> None:
+        """Queue outbox messages (sent after commit)."""
+        records = [
+            _frozen(n) for n in _records("notifications", notifications, Notification)
+        ]
+        with self._write():
+            for notification in records:
+                self._need_account(notification.account_id)
+                self._new_id(self._s.notifications, "notification", notification.id)
+                self._put(self._s.notifications, notification.id, notification)
+
+    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
+        """Messages not sent yet (pending or failed), oldest first."""
+        self._check_open()
+        _positive("limit", limit)
+        unsent = (NotificationStatus.PENDING, NotificationStatus.FAILED)
+        found = [n for n in self._s.notifications.values() if n.status in unsent]
+        return sorted(found, key=lambda n: (n.created_at, n.id))[:limit]
+
+    def update_notification(self, notification: Notification) -> None:
+        """Replace a stored outbox message."""
+        notification = _frozen(_record("notification", notification, Notification))
+        with self._write():
+            self._scoped(
+                self._s.notifications,
+                "notification",
+                notification.account_id,
+                notification.id,
+            )
+            self._put(self._s.notifications, notification.id, notification)
+
+    def record_webhook_event(self, event_id: str) -> bool:
+        """Remember a processed webhook event; False if it was seen before."""
+        _text("event_id", event_id)
+        with self._write():
+            if event_id in self._s.webhook_events:
+                return False
+            self._put(self._s.webhook_events, event_id, None)
+        return True
