@@ -1,0 +1,170 @@
+"""Payment references: Norwegian KID and Swedish OCR, generated and validated.
+
+* KID (Nets): the number plus one check digit, MOD10 (Luhn) or MOD11
+  (weights 2, 3, …, 7 from the right; a remainder giving 10 is written
+  ``-``); 2 to 25 characters in all.
+* OCR (Bankgirot): the number plus a Luhn check digit, optionally preceded
+  by a length digit (the total length, both digits included, modulo 10);
+  2 to 25 digits in all.
+
+>>> kid_mod10("1234"), kid_mod11("1234"), ocr("12345", length_digit=True)
+('12344', '12343', '1234574')
+"""
+
+from __future__ import annotations
+
+from recurbill.errors import InvalidReferenceError
+
+__all__ = [
+    "kid_mod10",
+    "kid_mod11",
+    "ocr",
+    "validate_kid",
+    "validate_ocr",
+]
+
+_MAX_LENGTH = 25
+_DIGITS = frozenset("0123456789")
+
+
+def _digits(value: object, what: str, *, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidReferenceError(
+            problem=f"{what} {value!r} is not a string",
+            allowed="give the number as a string of digits, e.g. '1234'",
+        )
+    text = value.strip()
+    if not text or not set(text) <= _DIGITS:
+        raise InvalidReferenceError(
+            problem=f"{what} {value!r} is not a string of digits",
+            allowed="use only the digits 0-9 (no spaces, letters or signs)",
+        )
+    if len(text) > max_length:
+        raise InvalidReferenceError(
+            problem=f"{what} {value!r} has {len(text)} digits",
+            allowed=f"at most {max_length} digits, so the reference fits in 25",
+        )
+    return text
+
+
+def _luhn(digits: str) -> str:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2 == 0:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return str(-total % 10)
+
+
+def _mod11(digits: str) -> str:
+    total = sum(
+        (ord(char) - 48) * (2 + position % 6)
+        for position, char in enumerate(reversed(digits))
+    )
+    check = -total % 11
+    return "-" if check == 10 else str(check)
+
+
+def kid_mod10(number: str) -> str:
+    """*number* with its KID MOD10 (Luhn) check digit appended.
+
+    >>> kid_mod10("2345678")
+    '23456783'
+    """
+    digits = _digits(number, "KID number", max_length=_MAX_LENGTH - 1)
+    return digits + _luhn(digits)
+
+
+def kid_mod11(number: str) -> str:
+    """*number* with its KID MOD11 check digit appended (``-`` for remainder 10).
+
+    >>> kid_mod11("2345678"), kid_mod11("23")
+    ('23456788', '23-')
+    """
+    digits = _digits(number, "KID number", max_length=_MAX_LENGTH - 1)
+    return digits + _mod11(digits)
+
+
+def validate_kid(kid: str) -> str:
+    """Return *kid* (stripped) if its last character is a valid MOD10 or MOD11
+    check digit; otherwise raise :class:`~recurbill.errors.InvalidReferenceError`.
+
+    >>> validate_kid("12343")
+    '12343'
+    """
+    if not isinstance(kid, str):
+        raise InvalidReferenceError(
+            problem=f"KID {kid!r} is not a string",
+            allowed="give the KID as a string of 2 to 25 digits",
+        )
+    text = kid.strip()
+    if len(text) < 2:
+        raise InvalidReferenceError(
+            problem=f"KID {kid!r} is too short",
+            allowed="a KID has 2 to 25 characters: digits and one check digit",
+        )
+    body = _digits(text[:-1], "KID", max_length=_MAX_LENGTH - 1)
+    check = text[-1]
+    if check not in _DIGITS and check != "-":
+        raise InvalidReferenceError(
+            problem=f"KID {kid!r} ends in {check!r}",
+            allowed="the check digit is a digit, or '-' for MOD11 remainder 10",
+        )
+    if check not in (_luhn(body), _mod11(body)):
+        raise InvalidReferenceError(
+            problem=f"KID {kid!r} fails its check digit",
+            allowed=(
+                f"the last digit must be the MOD10 ({_luhn(body)}) or MOD11 "
+                f"({_mod11(body)}) check digit of {body}"
+            ),
+        )
+    return text
+
+
+def ocr(number: str, *, length_digit: bool = False) -> str:
+    """A Swedish OCR reference: *number*, optionally a length digit, and a
+    Luhn check digit computed over everything before it.
+
+    >>> ocr("12345")
+    '123455'
+    """
+    limit = _MAX_LENGTH - (2 if length_digit else 1)
+    digits = _digits(number, "OCR number", max_length=limit)
+    if length_digit:
+        digits += str((len(digits) + 2) % 10)
+    return digits + _luhn(digits)
+
+
+def validate_ocr(ocr: str, *, length_digit: bool = False) -> str:
+    """Return *ocr* (stripped) if its Luhn check digit (and, when asked, its
+    length digit) is right; otherwise raise
+    :class:`~recurbill.errors.InvalidReferenceError`.
+
+    >>> validate_ocr("1234574", length_digit=True)
+    '1234574'
+    """
+    shortest = 3 if length_digit else 2
+    text = _digits(ocr, "OCR reference", max_length=_MAX_LENGTH)
+    if len(text) < shortest:
+        raise InvalidReferenceError(
+            problem=f"OCR reference {ocr!r} is too short",
+            allowed=f"at least {shortest} digits including the check digit",
+        )
+    body, check = text[:-1], text[-1]
+    if length_digit and body[-1] != str(len(text) % 10):
+        raise InvalidReferenceError(
+            problem=f"OCR reference {ocr!r} has length digit {body[-1]}",
+            allowed=(
+                f"the length digit must be {len(text) % 10}: the total length "
+                f"{len(text)} modulo 10"
+            ),
+        )
+    if check != _luhn(body):
+        raise InvalidReferenceError(
+            problem=f"OCR reference {ocr!r} fails its check digit",
+            allowed=f"the last digit must be the Luhn check digit {_luhn(body)}",
+        )
+    return text
