@@ -214,6 +214,9 @@ class Transaction(Protocol):
     def add_refund(self, refund: Refund) -> None:
         """Store a refund; ConflictError if its idempotency key exists."""
 
+    def update_refund(self, refund: Refund) -> None:
+        """Replace a stored refund (its outcome, once the gateway answered)."""
+
     def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
         """Refunds of one payment, oldest first."""
 
