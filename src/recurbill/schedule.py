@@ -344,9 +344,42 @@ class Schedule:
             max_count=max_count,
             month_end=month_end,
         )
+        if today == date.max:
+            raise InvalidScheduleError(
+                problem="today is 9999-12-31",
+                allowed="a schedule must start after today, which is not representable",
+            )
         if start <= today:
             raise StartTooEarlyError(start=start, earliest=today + timedelta(days=1))
         return schedule
+
+    def redated(self, *, today: date, start: date) -> Schedule:
+        """This schedule with a new start date, which must be after *today*.
+
+        Everything else (period, end, count, pauses) is kept; occurrences are
+        counted from the new start.
+
+        Raises:
+            StartTooEarlyError: *start* is today or earlier; names the earliest date.
+            InvalidScheduleError: the new start is after the end, or not a date.
+        """
+        return Schedule.create(
+            today=today,
+            start=start,
+            period=self.period,
+            every=self.every,
+            end=self.end,
+            max_count=self.max_count,
+            month_end=self.month_end,
+        ).paused_by(self.pauses)
+
+    def paused_by(self, pauses: Iterable[Pause]) -> Schedule:
+        """This schedule with *pauses* as its whole pause history.
+
+        Raises:
+            InvalidPauseError: the pauses overlap or are out of order.
+        """
+        return attrs.evolve(self, pauses=pauses)
 
     # -- occurrence arithmetic ---------------------------------------------
 
