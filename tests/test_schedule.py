@@ -510,7 +510,7 @@ def test_invalid_queries_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="n must be an integer"):
         s.status(True)
     with pytest.raises(InvalidInputError, match=r"day must be a datetime\.date"):
-        s.next_on_or_after(datetime(2025, 1, 1))  # type: ignore[arg-type]
+        s.next_on_or_after(datetime(2025, 1, 1))
     with pytest.raises(InvalidInputError, match=r"day must be a datetime\.date"):
         s.index_on_or_after("2025-01-01")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="ends before it starts"):
