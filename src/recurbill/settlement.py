@@ -215,7 +215,9 @@ class SettlementPlan:
     ``selection_key`` is the same for the same set of invoices with the same
     amounts, whatever the order they were clicked in, and differs otherwise:
     the service derives the settlement's idempotency key from it, so a double
-    click or a second tab charges once.
+    click or a second tab charges once. It is the SHA-256 (hex) of the compact
+    JSON ``{"account", "currency", "customer", "invoices"}`` with keys sorted,
+    where ``invoices`` is the sorted list of ``[invoice id, amount]`` pairs.
     """
 
     account_id: str
