@@ -12,19 +12,24 @@ from smtp_servers import Collector, Server, serve, server_context
 @pytest.fixture
 def smtp_server() -> Iterator[Server]:
     """A plain SMTP server that accepts everything except refused@example.no."""
-    yield from serve(Collector(frozenset({"refused@example.no"})))
+    with serve(Collector(frozenset({"refused@example.no"}))) as server:
+        yield server
 
 
 @pytest.fixture
 def tls_server() -> Iterator[Server]:
     """An SMTP server that speaks TLS from the first byte (like port 465)."""
-    yield from serve(Collector(), ssl_context=server_context())
+    with serve(Collector(), ssl_context=server_context()) as server:
+        yield server
 
 
 @pytest.fixture
 def starttls_server() -> Iterator[Server]:
     """An SMTP server that requires STARTTLS before MAIL (like port 587)."""
-    yield from serve(Collector(), tls_context=server_context(), require_starttls=True)
+    with serve(
+        Collector(), tls_context=server_context(), require_starttls=True
+    ) as server:
+        yield server
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import Iterator
@@ -95,6 +96,7 @@ def client_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(CERT))
 
 
+@contextlib.contextmanager
 def serve(collector: Collector, **options: Any) -> Iterator[Server]:
     controller = Controller(
         collector, hostname="127.0.0.1", port=free_port(), **options

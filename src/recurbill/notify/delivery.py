@@ -1,0 +1,176 @@
+"""Send the outbox: the "after commit" half of transactional e-mail.
+
+Billing writes a :class:`~recurbill.records.Notification` in the same
+transaction as the event it announces (an invoice, a receipt), so a message is
+queued if and only if the event happened. :func:`deliver_pending` then sends
+what is queued, outside any transaction, and records the outcome:
+
+* sent: ``status=SENT``, ``sent_at=now``; it is never sent again;
+* failed: ``status=FAILED``, ``attempts + 1`` and ``last_error``; the next call
+  tries again, until ``max_attempts`` is reached.
+
+Delivery is *at least once*: if the process dies between the SMTP server's
+"250 OK" and the write that records it, the next call sends that message
+again. Each message carries a ``Message-ID`` made from its id, so mail clients
+can recognise a repeat. Run one deliverer at a time (after each billing run, or
+from a scheduler); two running at once may both send the same message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import format_datetime
+
+import attrs
+
+from recurbill.errors import InvalidInputError, RecurbillError
+from recurbill.notify.protocol import Message, Notifier, OutboxStorage
+from recurbill.records import Notification, NotificationStatus
+
+__all__ = ["DeliveryResult", "deliver_pending", "message_of"]
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryResult:
+    """What one :func:`deliver_pending` call did, as notification ids."""
+
+    sent: tuple[str, ...] = ()
+    """Sent now and recorded as ``SENT``."""
+    failed: tuple[str, ...] = ()
+    """Tried now and recorded as ``FAILED`` (retried by a later call)."""
+    given_up: tuple[str, ...] = ()
+    """Left alone: they already failed ``max_attempts`` times."""
+
+    @property
+    def attempted(self) -> int:
+        """How many sends were tried in this call."""
+        return len(self.sent) + len(self.failed)
+
+
+def _msg_id(notification: Notification) -> str:
+    ident = _NOT_ID.sub("-", notification.id).strip("-") or "n"
+    account = _NOT_ID.sub("-", notification.account_id).strip("-") or "a"
+    return f"<{ident}.{account}@recurbill.invalid>"
+
+
+def message_of(notification: Notification, *, now: datetime) -> Message:
+    """The :class:`Message` that delivers *notification* at *now*.
+
+    Adds a ``Date`` (from *now*) and a ``Message-ID`` (from the notification's
+    id, stable across retries) unless the notification has its own.
+    """
+    headers = dict(notification.headers)
+    lowered = {name.lower() for name in headers}
+    if "date" not in lowered:
+        headers["Date"] = format_datetime(now)
+    if "message-id" not in lowered:
+        headers["Message-ID"] = _msg_id(notification)
+    return Message(
+        recipient=notification.recipient,
+        subject=notification.subject,
+        text=notification.text,
+        html=notification.html or None,
+        headers=headers,
+    )
+
+
+def _check(now: object, limit: object, max_attempts: object) -> None:
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidInputError(
+            problem=f"now {now!r} is not an aware datetime",
+            allowed="give an aware datetime, e.g. datetime.now(timezone.utc)",
+        )
+    for name, value in (("limit", limit), ("max_attempts", max_attempts)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(
+                problem=f"{name} {value!r} is invalid",
+                allowed=f"{name} must be a whole number, 1 or more",
+            )
+
+
+def _due(
+    storage: OutboxStorage, limit: int, max_attempts: int
+) -> tuple[list[Notification], list[Notification]]:
+    """Up to *limit* sendable messages, and the given-up ones read on the way.
+
+    Messages that exhausted their attempts stay in the pending list of the
+    storage port, so the read widens until it has *limit* sendable ones or
+    has seen every unsent message: they can never block the queue.
+    """
+    fetch = limit
+    with storage.transaction() as tx:
+        while True:
+            batch = tx.pending_notifications(limit=fetch)
+            unsent = [n for n in batch if n.status is not NotificationStatus.SENT]
+            due = [n for n in unsent if n.attempts < max_attempts]
+            if len(due) >= limit or len(batch) < fetch:
+                given_up = [n for n in unsent if n.attempts >= max_attempts]
+                return due[:limit], given_up
+            fetch *= 2
+
+
+def _record(storage: OutboxStorage, notification: Notification) -> None:
+    with storage.transaction() as tx:
+        tx.update_notification(notification)
+        tx.commit()
+
+
+def deliver_pending(
+    storage: OutboxStorage,
+    notifier: Notifier,
+    *,
+    now: datetime,
+    limit: int = 100,
+    max_attempts: int = 10,
+) -> DeliveryResult:
+    """Send up to *limit* queued messages, oldest first, and record each outcome.
+
+    Reads pending and failed messages in one transaction, sends each one with
+    no transaction open, and records it in a transaction of its own right
+    after: ``SENT`` with ``sent_at=now``, or ``FAILED`` with ``attempts + 1``
+    and ``last_error``. A failed send never raises out of this function;
+    storage errors do (the message then stays queued and is sent again).
+    Messages that failed *max_attempts* times are left alone.
+    """
+    _check(now, limit, max_attempts)
+    due, given_up = _due(storage, limit, max_attempts)
+    sent: list[str] = []
+    failed: list[str] = []
+    for notification in due:
+        try:
+            notifier.send(message_of(notification, now=now))
+        except RecurbillError as exc:
+            error = str(exc)
+        except Exception as exc:  # a third-party notifier's own error
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            _record(
+                storage,
+                attrs.evolve(
+                    notification,
+                    status=NotificationStatus.SENT,
+                    attempts=notification.attempts + 1,
+                    last_error=None,
+                    sent_at=now,
+                ),
+            )
+            sent.append(notification.id)
+            continue
+        _record(
+            storage,
+            attrs.evolve(
+                notification,
+                status=NotificationStatus.FAILED,
+                attempts=notification.attempts + 1,
+                last_error=error,
+            ),
+        )
+        failed.append(notification.id)
+    return DeliveryResult(
+        sent=tuple(sent),
+        failed=tuple(failed),
+        given_up=tuple(n.id for n in given_up),
+    )

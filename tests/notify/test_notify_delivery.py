@@ -1,0 +1,238 @@
+"""deliver_pending: the outbox is sent after commit, retried, never sent twice."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from smtp_servers import Collector, Server, free_port, serve
+
+from recurbill.errors import DeliveryError, InvalidInputError
+from recurbill.notify.delivery import deliver_pending, message_of
+from recurbill.notify.memory import Outbox
+from recurbill.notify.message import Message
+from recurbill.notify.protocol import OutboxStorage
+from recurbill.notify.smtp import SmtpNotifier
+from recurbill.records import Account, Notification, NotificationStatus
+from recurbill.storage.memory import InMemoryStorage
+
+T0 = datetime(2026, 3, 5, 6, 15, tzinfo=timezone.utc)
+
+
+def note(n: int, recipient: str = "kari@example.no", **changes: object) -> Notification:
+    fields: dict[str, object] = {
+        "id": f"ntf_{n:03d}",
+        "account_id": "acme",
+        "kind": "receipt",
+        "recipient": recipient,
+        "subject": f"Kvittering {n} – Ærlig",
+        "text": f"Takk for betalingen ({n}).",
+        "html": f"<p>Takk for betalingen ({n}).</p>",
+        "created_at": T0 + timedelta(seconds=n),
+    }
+    fields.update(changes)
+    return Notification(**fields)  # type: ignore[arg-type]
+
+
+def storage_with(*notifications: Notification) -> InMemoryStorage:
+    storage = InMemoryStorage()
+    with storage.transaction() as tx:
+        tx.add_account(
+            Account(
+                id="acme", name="Acme AS", currency="NOK", summary_email="a@acme.no"
+            )
+        )
+        tx.add_notifications(list(notifications))
+        tx.commit()
+    return storage
+
+
+def stored(storage: InMemoryStorage) -> dict[str, Notification]:
+    """The messages still waiting to be sent (pending or failed), by id."""
+    with storage.transaction() as tx:
+        unsent = {n.id: n for n in tx.pending_notifications(limit=1000)}
+    return unsent
+
+
+def test_in_memory_storage_is_an_outbox_storage() -> None:
+    storage: OutboxStorage = InMemoryStorage()  # checked by mypy on the tests
+    assert hasattr(storage, "transaction")
+
+
+def test_sends_pending_oldest_first_and_marks_them_sent() -> None:
+    storage = storage_with(note(2), note(1), note(3))
+    outbox = Outbox()
+
+    result = deliver_pending(storage, outbox, now=T0 + timedelta(hours=1))
+
+    assert result.sent == ("ntf_001", "ntf_002", "ntf_003")
+    assert result.failed == ()
+    assert [m.subject for m in outbox.sent] == [
+        "Kvittering 1 – Ærlig",
+        "Kvittering 2 – Ærlig",
+        "Kvittering 3 – Ærlig",
+    ]
+    assert stored(storage) == {}  # nothing left to send
+    again = deliver_pending(storage, outbox, now=T0 + timedelta(hours=2))
+    assert again.attempted == 0
+    assert len(outbox.sent) == 3  # SENT messages are never sent again
+
+
+def test_sent_message_carries_date_and_stable_message_id() -> None:
+    storage = storage_with(note(1, headers={"Reply-To": "post@acme.no"}))
+    outbox = Outbox()
+    deliver_pending(storage, outbox, now=T0)
+
+    [message] = outbox.sent
+    assert message.headers["Date"] == "Thu, 05 Mar 2026 06:15:00 +0000"
+    assert message.headers["Message-ID"] == "<ntf_001.acme@recurbill.invalid>"
+    assert message.headers["Reply-To"] == "post@acme.no"
+    assert message.html == "<p>Takk for betalingen (1).</p>"
+
+
+def test_own_message_id_is_kept_and_empty_html_means_text_only() -> None:
+    message = message_of(note(1, html="", headers={"Message-ID": "<x@y>"}), now=T0)
+    assert message.headers["Message-ID"] == "<x@y>"
+    assert message.html is None
+
+
+def test_failed_send_is_recorded_not_raised_and_retried() -> None:
+    storage = storage_with(note(1), note(2))
+    outbox = Outbox()
+    outbox.fail_next(1, reason="452 mailbox full")
+
+    first = deliver_pending(storage, outbox, now=T0)
+
+    assert first.sent == ("ntf_002",)
+    assert first.failed == ("ntf_001",)
+    failed = stored(storage)["ntf_001"]
+    assert failed.status is NotificationStatus.FAILED
+    assert failed.attempts == 1
+    assert failed.last_error is not None
+    assert "452 mailbox full" in failed.last_error
+    assert failed.sent_at is None
+
+    second = deliver_pending(storage, outbox, now=T0 + timedelta(minutes=5))
+    assert second.sent == ("ntf_001",)
+    assert [m.subject for m in outbox.sent] == [
+        "Kvittering 2 – Ærlig",
+        "Kvittering 1 – Ærlig",
+    ]
+    assert stored(storage) == {}
+
+
+def test_gives_up_after_max_attempts_without_blocking_the_queue() -> None:
+    storage = storage_with(
+        *(note(n, attempts=3, status="failed") for n in range(1, 6)), note(9)
+    )
+    outbox = Outbox()
+
+    result = deliver_pending(storage, outbox, now=T0, limit=2, max_attempts=3)
+
+    assert result.sent == ("ntf_009",)
+    assert result.given_up == tuple(f"ntf_{n:03d}" for n in range(1, 6))
+    assert [m.subject for m in outbox.sent] == ["Kvittering 9 – Ærlig"]
+
+
+def test_limit_bounds_one_call() -> None:
+    storage = storage_with(*(note(n) for n in range(1, 6)))
+    outbox = Outbox()
+    assert deliver_pending(storage, outbox, now=T0, limit=2).sent == (
+        "ntf_001",
+        "ntf_002",
+    )
+    assert len(stored(storage)) == 3
+
+
+def test_a_notifier_that_raises_anything_is_recorded() -> None:
+    class Broken:
+        def send(self, message: Message) -> None:
+            raise RuntimeError("boom")
+
+    storage = storage_with(note(1))
+    result = deliver_pending(storage, Broken(), now=T0)
+    assert result.failed == ("ntf_001",)
+    assert stored(storage)["ntf_001"].last_error == "RuntimeError: boom"
+
+
+def test_a_message_that_cannot_be_built_is_recorded_as_failed() -> None:
+    storage = storage_with(note(1, subject="two\r\nBcc: x@evil.example"))
+    outbox = Outbox()
+    result = deliver_pending(storage, outbox, now=T0)
+    assert result.failed == ("ntf_001",)
+    assert "line break" in (stored(storage)["ntf_001"].last_error or "")
+    assert outbox.sent == ()
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"now": datetime(2026, 3, 5)}, "aware"),
+        ({"now": T0, "limit": 0}, "limit"),
+        ({"now": T0, "max_attempts": True}, "max_attempts"),
+    ],
+)
+def test_bad_arguments_are_refused(options: dict[str, object], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        deliver_pending(InMemoryStorage(), Outbox(), **options)  # type: ignore[arg-type]
+
+
+def test_outbox_over_real_smtp_refused_then_sent_exactly_once() -> None:
+    storage = storage_with(note(1, "refused@example.no"), note(2))
+    refusing = Collector(frozenset({"refused@example.no"}))
+    with serve(refusing) as server:
+        notifier = notifier_for(server)
+        first = deliver_pending(storage, notifier, now=T0)
+        assert first.sent == ("ntf_002",)
+        assert first.failed == ("ntf_001",)
+    failed = stored(storage)["ntf_001"]
+    assert failed.status is NotificationStatus.FAILED
+    assert failed.attempts == 1
+    assert "refused@example.no" in (failed.last_error or "")
+
+    accepting = Collector()
+    with serve(accepting) as server:
+        notifier = notifier_for(server)
+        assert deliver_pending(storage, notifier, now=T0).sent == ("ntf_001",)
+        assert deliver_pending(storage, notifier, now=T0).attempted == 0
+    assert [r.rcpt_tos for r in accepting.received] == [["refused@example.no"]]
+    assert [r.rcpt_tos for r in refusing.received] == [["kari@example.no"]]
+
+
+def test_unreachable_server_leaves_the_message_queued(smtp_server: Server) -> None:
+    storage = storage_with(note(1))
+    down = SmtpNotifier(
+        "127.0.0.1", free_port(), sender="billing@acme.no", security="none"
+    )
+    result = deliver_pending(storage, down, now=T0)
+    assert result.failed == ("ntf_001",)
+    assert stored(storage)["ntf_001"].attempts == 1
+
+    deliver_pending(storage, notifier_for(smtp_server), now=T0)
+    deliver_pending(storage, notifier_for(smtp_server), now=T0)
+    assert len(smtp_server.received) == 1
+    email = smtp_server.received[0].email
+    assert email["Subject"] == "Kvittering 1 – Ærlig"
+    assert email["Message-ID"] == "<ntf_001.acme@recurbill.invalid>"
+
+
+def notifier_for(server: Server) -> SmtpNotifier:
+    return SmtpNotifier(
+        server.host,
+        server.port,
+        sender="Acme AS <billing@acme.no>",
+        security="none",
+        local_hostname="localhost",
+    )
+
+
+def test_delivery_error_is_what_outbox_raises() -> None:
+    outbox = Outbox()
+    outbox.fail_next(2)
+    message = message_of(note(1), now=T0)
+    for _ in range(2):
+        with pytest.raises(DeliveryError):
+            outbox.send(message)
+    outbox.send(message)
+    assert len(outbox.failed) == 2
+    assert outbox.to("kari@example.no") == (message,)
