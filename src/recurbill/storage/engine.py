@@ -1,0 +1,138 @@
+"""SQLAlchemy engines set up the way :class:`~recurbill.storage.sql.SqlStorage` needs.
+
+SQLite (the standard library's ``sqlite3``, "pysqlite"): every connection gets
+``foreign_keys=ON`` and a busy timeout; files use write-ahead logging (WAL) so
+readers never block the writer. pysqlite's own transaction handling is
+switched off and each transaction starts with ``BEGIN IMMEDIATE``, taking the
+write lock at once (SQLAlchemy's documented "serializable isolation /
+savepoints" recipe for pysqlite). Transactions of several processes then run
+one after another instead of failing when a reader tries to become a writer,
+and SAVEPOINTs work.
+
+PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from recurbill.errors import InvalidInputError
+
+__all__ = ["BUSY_TIMEOUT_SECONDS", "create_engine", "prepare_sqlite", "sqlite_url"]
+
+BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a SQLite transaction waits for another process's write lock."""
+
+_PREPARED = "recurbill_prepared"
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """The SQLAlchemy URL of the SQLite database file at *path*."""
+    text = os.fspath(path)
+    if not text or text == ":memory:":
+        raise InvalidInputError(
+            problem=f"SQLite path {text!r}",
+            allowed="give a file path; an in-memory database vanishes with its "
+            "connection (use InMemoryStorage for tests)",
+        )
+    return f"sqlite+pysqlite:///{text}"
+
+
+def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # Let SQLAlchemy (the "begin" hook below) emit BEGIN instead of pysqlite.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute("PRAGMA journal_mode")
+        (mode,) = cursor.fetchone()
+        if mode != "wal" and mode != "memory":
+            cursor.execute("PRAGMA journal_mode = WAL")
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn: sa.Connection) -> None:
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
+        # A connection made before prepare_sqlite() ran (a user's own engine).
+        _on_connect(dbapi_connection, None)
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def prepare_sqlite(engine: sa.Engine) -> sa.Engine:
+    """Install the SQLite connection and BEGIN IMMEDIATE hooks on *engine* (once).
+
+    Applies to every use of the engine, as SQLAlchemy's recipe does; other
+    dialects are returned untouched.
+    """
+    if engine.dialect.name != "sqlite" or engine.dialect.driver != "pysqlite":
+        return engine
+    if not getattr(engine, _PREPARED, False):
+        event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "begin", _on_begin)
+        setattr(engine, _PREPARED, True)
+    return engine
+
+
+def create_engine(url: str) -> sa.Engine:
+    """A new engine for *url*: a SQLite file or PostgreSQL through psycopg 3."""
+    if not isinstance(url, str) or not url:
+        raise InvalidInputError(
+            problem=f"database URL {url!r}",
+            allowed="a URL such as 'sqlite:///billing.db' or "
+            "'postgresql+psycopg://user@host/dbname'",
+        )
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise InvalidInputError(
+            problem=f"database URL {url!r} cannot be parsed",
+            allowed="a URL such as 'sqlite:///billing.db' or "
+            "'postgresql+psycopg://user@host/dbname'",
+        ) from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite":
+        if (
+            driver not in ("pysqlite", "")
+            or not parsed.database
+            or (parsed.database == ":memory:")
+        ):
+            raise InvalidInputError(
+                problem=f"SQLite URL {url!r}",
+                allowed="a database file through the standard library driver, "
+                "e.g. 'sqlite:///billing.db'",
+            )
+        engine = sa.create_engine(
+            parsed.set(drivername="sqlite+pysqlite"),
+            connect_args={"timeout": BUSY_TIMEOUT_SECONDS},
+        )
+        return prepare_sqlite(engine)
+    if backend == "postgresql":
+        if driver not in ("psycopg", ""):
+            raise InvalidInputError(
+                problem=f"PostgreSQL driver {driver!r}",
+                allowed="psycopg 3: 'postgresql+psycopg://...'",
+            )
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise InvalidInputError(
+                problem="PostgreSQL needs psycopg 3, which is not installed",
+                allowed="install the extra: pip install 'recurbill[postgres]'",
+            ) from None
+        return sa.create_engine(
+            parsed.set(drivername="postgresql+psycopg"),
+            connect_args={"connect_timeout": 10},
+            pool_pre_ping=True,
+        )
+    raise InvalidInputError(
+        problem=f"database {backend!r} is not supported",
+        allowed="SQLite ('sqlite:///billing.db') or PostgreSQL "
+        "('postgresql+psycopg://user@host/dbname')",
+    )

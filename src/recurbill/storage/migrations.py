@@ -1,0 +1,82 @@
+"""Versioned schema steps for :class:`~recurbill.storage.sql.SqlStorage`.
+
+The ``schema_version`` table holds one row: the version of the schema in the
+database. :func:`upgrade` runs every step above it, in order, in one
+transaction, and records the new version; running it again does nothing.
+
+- Version 1: the base schema (every table, its constraints and indexes).
+- Version 2: the ``ix_templates_due`` index on (status, next_due_at, id), so
+  the daily run finds due templates without scanning them all.
+
+A released step never changes: a new column or index is a new step, and the
+table definitions in ``schema`` carry the latest shape (indexes record the
+version that introduced them in ``info["since"]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from recurbill.errors import InvalidInputError, SchemaVersionError
+from recurbill.storage import schema
+
+__all__ = ["STEPS", "current_version", "upgrade"]
+
+
+def _indexes_since(version: int) -> list[sa.Index]:
+    return [
+        index
+        for table in schema.metadata.sorted_tables
+        for index in sorted(table.indexes, key=lambda i: str(i.name))
+        if index.info.get("since", 1) == version
+    ]
+
+
+def _version_1(conn: sa.Connection) -> None:
+    """The base schema: every table with its constraints and first indexes."""
+    for table in schema.metadata.sorted_tables:
+        conn.execute(sa.schema.CreateTable(table))
+    for index in _indexes_since(1):
+        conn.execute(sa.schema.CreateIndex(index))
+
+
+def _version_2(conn: sa.Connection) -> None:
+    """An index for the daily run's query of due templates."""
+    for index in _indexes_since(2):
+        conn.execute(sa.schema.CreateIndex(index))
+
+
+STEPS: dict[int, Callable[[sa.Connection], None]] = {1: _version_1, 2: _version_2}
+"""Schema version -> the step that upgrades the version below it to it."""
+
+
+def current_version(conn: sa.Connection) -> int:
+    """The schema version of the database; 0 when it has no recurbill schema."""
+    if not sa.inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    found = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))
+    return int(found.scalar_one() or 0)
+
+
+def upgrade(conn: sa.Connection, *, target: int = schema.LATEST_VERSION) -> int:
+    """Run the steps from the database's version up to *target*; return it.
+
+    *conn* must be inside a transaction the caller commits. Refuses a database
+    newer than this recurbill with :class:`SchemaVersionError`.
+    """
+    if target not in STEPS:
+        raise InvalidInputError(
+            problem=f"schema version {target!r} is unknown",
+            allowed=f"a version from 1 to {schema.LATEST_VERSION}",
+        )
+    found = current_version(conn)
+    if found > schema.LATEST_VERSION:
+        raise SchemaVersionError(found=found, supported=schema.LATEST_VERSION)
+    for version in range(found + 1, target + 1):
+        STEPS[version](conn)
+    if target > found:
+        conn.execute(sa.delete(schema.schema_version))
+        conn.execute(sa.insert(schema.schema_version).values(version=target))
+    return max(found, target)

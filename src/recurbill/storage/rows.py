@@ -1,0 +1,484 @@
+"""Records to SQL rows and back, for :class:`~recurbill.storage.sql.SqlStorage`.
+
+``encode_*`` turns a record into the column values of its table (see
+``schema``); ``decode_*`` rebuilds the record from a row mapping. Amounts are
+stored as exact decimals beside the record's currency code; a record whose
+amounts are in another currency than that code is refused rather than stored
+wrongly. Invoice lines, schedules, id lists, settlement and receipt items and
+headers are compact JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import time
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from recurbill.errors import InvalidRecordError
+from recurbill.invoice import InvoiceLine
+from recurbill.money import Currency, Money
+from recurbill.records import (
+    Account,
+    CreditEntry,
+    CreditNoteRecord,
+    Customer,
+    Invoice,
+    Notification,
+    OccurrenceRecord,
+    Payment,
+    PaymentMethod,
+    Receipt,
+    ReceiptItem,
+    RecurringTemplate,
+    Refund,
+    Settlement,
+    SettlementItem,
+)
+from recurbill.schedule import Schedule
+
+__all__ = [
+    "decode_account",
+    "decode_credit_entry",
+    "decode_credit_note",
+    "decode_customer",
+    "decode_invoice",
+    "decode_notification",
+    "decode_occurrence",
+    "decode_payment",
+    "decode_payment_method",
+    "decode_receipt",
+    "decode_refund",
+    "decode_settlement",
+    "decode_template",
+    "encode_account",
+    "encode_credit_entry",
+    "encode_credit_note",
+    "encode_customer",
+    "encode_invoice",
+    "encode_notification",
+    "encode_occurrence",
+    "encode_payment",
+    "encode_payment_method",
+    "encode_receipt",
+    "encode_refund",
+    "encode_settlement",
+    "encode_template",
+]
+
+Row = Mapping[Any, Any]
+"""A row as a mapping of column name to value (``RowMapping`` or a dict)."""
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _amount(money: Money, currency: Currency, field: str) -> Decimal:
+    if money.currency != currency:
+        raise InvalidRecordError(
+            problem=f"{field} is in {money.currency}, the record in {currency}",
+            allowed="every amount of a record must be in the record's currency",
+        )
+    return money.amount
+
+
+def _optional_amount(money: Money | None, currency: Currency, field: str) -> Any:
+    return None if money is None else _amount(money, currency, field)
+
+
+def _lines_json(lines: Sequence[InvoiceLine]) -> str:
+    return _dumps([line.to_dict() for line in lines])
+
+
+def _lines(text: str) -> tuple[InvoiceLine, ...]:
+    return tuple(InvoiceLine.from_dict(item) for item in json.loads(text))
+
+
+def _items_json(items: Sequence[SettlementItem | ReceiptItem]) -> str:
+    return _dumps(
+        [
+            {
+                "invoice_id": item.invoice_id,
+                "invoice_number": item.invoice_number,
+                "amount": str(item.amount.amount),
+                "currency": item.amount.currency.code,
+            }
+            for item in items
+        ]
+    )
+
+
+def _item_fields(item: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "invoice_id": item["invoice_id"],
+        "invoice_number": item["invoice_number"],
+        "amount": Money(Decimal(item["amount"]), item["currency"]),
+    }
+
+
+# accounts, customers, payment methods --------------------------------------
+
+
+def encode_account(account: Account) -> dict[str, Any]:
+    """The ``accounts`` row of *account*."""
+    return {
+        "id": account.id,
+        "name": account.name,
+        "currency": account.currency.code,
+        "locale": account.locale,
+        "timezone": account.timezone,
+        "run_time": account.run_time.isoformat(),
+        "payment_terms_days": account.payment_terms_days,
+        "invoice_series": account.invoice_series,
+        "summary_email": account.summary_email,
+        "rounding": account.rounding,
+    }
+
+
+def decode_account(row: Row) -> Account:
+    """The account stored in an ``accounts`` row."""
+    fields = dict(row)
+    fields["run_time"] = time.fromisoformat(fields["run_time"])
+    return Account(**fields)
+
+
+def encode_customer(customer: Customer) -> dict[str, Any]:
+    """The ``customers`` row of *customer*."""
+    return {
+        "id": customer.id,
+        "account_id": customer.account_id,
+        "name": customer.name,
+        "email": customer.email,
+        "locale": customer.locale,
+        "collection_method": customer.collection_method.value,
+        "default_payment_method_id": customer.default_payment_method_id,
+        "gateway_customer_id": customer.gateway_customer_id,
+    }
+
+
+def decode_customer(row: Row) -> Customer:
+    """The customer stored in a ``customers`` row."""
+    return Customer(**row)
+
+
+def encode_payment_method(method: PaymentMethod) -> dict[str, Any]:
+    """The ``payment_methods`` row of *method*."""
+    return {
+        "id": method.id,
+        "account_id": method.account_id,
+        "customer_id": method.customer_id,
+        "token": method.token,
+        "brand": method.brand,
+        "last4": method.last4,
+        "exp_month": method.exp_month,
+        "exp_year": method.exp_year,
+    }
+
+
+def decode_payment_method(row: Row) -> PaymentMethod:
+    """The saved card stored in a ``payment_methods`` row."""
+    return PaymentMethod(**row)
+
+
+# templates and occurrences --------------------------------------------------
+
+
+def encode_template(template: RecurringTemplate) -> dict[str, Any]:
+    """The ``templates`` row of *template*."""
+    return {
+        "id": template.id,
+        "account_id": template.account_id,
+        "customer_id": template.customer_id,
+        "currency": template.currency.code,
+        "lines": _lines_json(template.lines),
+        "schedule": _dumps(template.schedule.to_dict()),
+        "memo": template.memo,
+        "status": template.status.value,
+        "next_index": template.next_index,
+        "next_due_at": template.next_due_at,
+        "created_at": template.created_at,
+    }
+
+
+def decode_template(row: Row) -> RecurringTemplate:
+    """The template stored in a ``templates`` row."""
+    fields = dict(row)
+    fields["lines"] = _lines(fields["lines"])
+    fields["schedule"] = Schedule.from_dict(json.loads(fields["schedule"]))
+    return RecurringTemplate(**fields)
+
+
+def encode_occurrence(occurrence: OccurrenceRecord) -> dict[str, Any]:
+    """The ``occurrences`` row of *occurrence*."""
+    return {
+        "template_id": occurrence.template_id,
+        "occurrence_index": occurrence.index,
+        "account_id": occurrence.account_id,
+        "on_date": occurrence.on,
+        "outcome": occurrence.outcome.value,
+        "invoice_id": occurrence.invoice_id,
+    }
+
+
+def decode_occurrence(row: Row) -> OccurrenceRecord:
+    """The occurrence record stored in an ``occurrences`` row."""
+    return OccurrenceRecord(
+        account_id=row["account_id"],
+        template_id=row["template_id"],
+        index=row["occurrence_index"],
+        on=row["on_date"],
+        outcome=row["outcome"],
+        invoice_id=row["invoice_id"],
+    )
+
+
+# invoices ---------------------------------------------------------------------
+
+_INVOICE_MONEY = ("net_total", "vat_total", "total", "paid", "credited")
+
+
+def encode_invoice(invoice: Invoice) -> dict[str, Any]:
+    """The ``invoices`` row of *invoice* (the hot path of the daily run)."""
+    currency = invoice.currency
+    if not (
+        invoice.net_total.currency
+        == invoice.vat_total.currency
+        == invoice.total.currency
+        == invoice.paid.currency
+        == invoice.credited.currency
+        == currency
+    ):
+        for field in _INVOICE_MONEY:
+            _amount(getattr(invoice, field), currency, field)
+    return {
+        "id": invoice.id,
+        "account_id": invoice.account_id,
+        "customer_id": invoice.customer_id,
+        "series": invoice.series,
+        "number": invoice.number,
+        "status": invoice.status.value,
+        "currency": currency.code,
+        "issue_date": invoice.issue_date,
+        "due_date": invoice.due_date,
+        "lines": _lines_json(invoice.lines),
+        "net_total": invoice.net_total.amount,
+        "vat_total": invoice.vat_total.amount,
+        "total": invoice.total.amount,
+        "paid": invoice.paid.amount,
+        "credited": invoice.credited.amount,
+        "payment_reference": invoice.payment_reference,
+        "template_id": invoice.template_id,
+        "occurrence_index": invoice.occurrence_index,
+        "memo": invoice.memo,
+        "created_at": invoice.created_at,
+        "paid_at": invoice.paid_at,
+    }
+
+
+def decode_invoice(row: Row) -> Invoice:
+    """The invoice stored in an ``invoices`` row."""
+    fields = dict(row)
+    currency = Currency(fields["currency"])
+    fields["lines"] = _lines(fields["lines"])
+    for name in _INVOICE_MONEY:
+        fields[name] = Money(fields[name], currency)
+    return Invoice(**fields)
+
+
+# payments, settlements, receipts, credit notes, refunds, credit ---------------
+
+
+def encode_payment(payment: Payment) -> dict[str, Any]:
+    """The ``payments`` row of *payment*."""
+    currency = payment.amount.currency
+    return {
+        "id": payment.id,
+        "account_id": payment.account_id,
+        "customer_id": payment.customer_id,
+        "idempotency_key": payment.idempotency_key,
+        "currency": currency.code,
+        "amount": payment.amount.amount,
+        "payment_method_id": payment.payment_method_id,
+        "invoice_ids": _dumps(list(payment.invoice_ids)),
+        "status": payment.status.value,
+        "off_session": payment.off_session,
+        "attempt": payment.attempt,
+        "settlement_id": payment.settlement_id,
+        "charge_id": payment.charge_id,
+        "decline_code": payment.decline_code,
+        "error_code": payment.error_code,
+        "client_secret": payment.client_secret,
+        "refunded": _optional_amount(payment.refunded, currency, "refunded"),
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }
+
+
+def decode_payment(row: Row) -> Payment:
+    """The payment stored in a ``payments`` row."""
+    fields = dict(row)
+    currency = Currency(fields.pop("currency"))
+    fields["amount"] = Money(fields["amount"], currency)
+    refunded = fields["refunded"]
+    fields["refunded"] = None if refunded is None else Money(refunded, currency)
+    fields["invoice_ids"] = tuple(json.loads(fields["invoice_ids"]))
+    fields["off_session"] = bool(fields["off_session"])
+    return Payment(**fields)
+
+
+def encode_settlement(settlement: Settlement) -> dict[str, Any]:
+    """The ``settlements`` row of *settlement*."""
+    return {
+        "id": settlement.id,
+        "account_id": settlement.account_id,
+        "customer_id": settlement.customer_id,
+        "selection_key": settlement.selection_key,
+        "items": _items_json(settlement.items),
+        "currency": settlement.total.currency.code,
+        "total": settlement.total.amount,
+        "payment_method_id": settlement.payment_method_id,
+        "status": settlement.status.value,
+        "payment_id": settlement.payment_id,
+        "receipt_id": settlement.receipt_id,
+        "created_at": settlement.created_at,
+    }
+
+
+def decode_settlement(row: Row) -> Settlement:
+    """The settlement stored in a ``settlements`` row."""
+    fields = dict(row)
+    currency = Currency(fields.pop("currency"))
+    fields["total"] = Money(fields["total"], currency)
+    fields["items"] = tuple(
+        SettlementItem(**_item_fields(item)) for item in json.loads(fields["items"])
+    )
+    return Settlement(**fields)
+
+
+def encode_receipt(receipt: Receipt) -> dict[str, Any]:
+    """The ``receipts`` row of *receipt*."""
+    currency = receipt.amount.currency
+    return {
+        "id": receipt.id,
+        "account_id": receipt.account_id,
+        "customer_id": receipt.customer_id,
+        "number": receipt.number,
+        "payment_id": receipt.payment_id,
+        "items": _items_json(receipt.items),
+        "currency": currency.code,
+        "amount": receipt.amount.amount,
+        "credit": _amount(receipt.credit, currency, "credit"),
+        "card_brand": receipt.card_brand,
+        "card_last4": receipt.card_last4,
+        "issued_at": receipt.issued_at,
+    }
+
+
+def decode_receipt(row: Row) -> Receipt:
+    """The receipt stored in a ``receipts`` row."""
+    fields = dict(row)
+    currency = Currency(fields.pop("currency"))
+    fields["amount"] = Money(fields["amount"], currency)
+    fields["credit"] = Money(fields["credit"], currency)
+    fields["items"] = tuple(
+        ReceiptItem(**_item_fields(item)) for item in json.loads(fields["items"])
+    )
+    return Receipt(**fields)
+
+
+def encode_credit_note(note: CreditNoteRecord) -> dict[str, Any]:
+    """The ``credit_notes`` row of *note*."""
+    return {
+        "id": note.id,
+        "account_id": note.account_id,
+        "customer_id": note.customer_id,
+        "invoice_id": note.invoice_id,
+        "number": note.number,
+        "series": note.series,
+        "currency": note.amount.currency.code,
+        "amount": note.amount.amount,
+        "reason": note.reason,
+        "issue_date": note.issue_date,
+        "lines": _lines_json(note.lines),
+    }
+
+
+def decode_credit_note(row: Row) -> CreditNoteRecord:
+    """The credit note stored in a ``credit_notes`` row."""
+    fields = dict(row)
+    fields["amount"] = Money(fields["amount"], fields.pop("currency"))
+    fields["lines"] = _lines(fields["lines"])
+    return CreditNoteRecord(**fields)
+
+
+def encode_refund(refund: Refund) -> dict[str, Any]:
+    """The ``refunds`` row of *refund*."""
+    return {
+        "id": refund.id,
+        "account_id": refund.account_id,
+        "payment_id": refund.payment_id,
+        "currency": refund.amount.currency.code,
+        "amount": refund.amount.amount,
+        "idempotency_key": refund.idempotency_key,
+        "status": refund.status,
+        "refund_id": refund.refund_id,
+        "created_at": refund.created_at,
+    }
+
+
+def decode_refund(row: Row) -> Refund:
+    """The refund stored in a ``refunds`` row."""
+    fields = dict(row)
+    fields["amount"] = Money(fields["amount"], fields.pop("currency"))
+    return Refund(**fields)
+
+
+def encode_credit_entry(entry: CreditEntry) -> dict[str, Any]:
+    """The ``credit_entries`` row of *entry*."""
+    return {
+        "id": entry.id,
+        "account_id": entry.account_id,
+        "customer_id": entry.customer_id,
+        "currency": entry.amount.currency.code,
+        "amount": entry.amount.amount,
+        "reason": entry.reason,
+        "source_id": entry.source_id,
+        "created_at": entry.created_at,
+    }
+
+
+def decode_credit_entry(row: Row) -> CreditEntry:
+    """The credit movement stored in a ``credit_entries`` row."""
+    fields = dict(row)
+    fields["amount"] = Money(fields["amount"], fields.pop("currency"))
+    return CreditEntry(**fields)
+
+
+# notifications -----------------------------------------------------------------
+
+
+def encode_notification(notification: Notification) -> dict[str, Any]:
+    """The ``notifications`` row of *notification*."""
+    return {
+        "id": notification.id,
+        "account_id": notification.account_id,
+        "kind": notification.kind,
+        "recipient": notification.recipient,
+        "subject": notification.subject,
+        "text": notification.text,
+        "html": notification.html,
+        "status": notification.status.value,
+        "attempts": notification.attempts,
+        "last_error": notification.last_error,
+        "headers": _dumps(dict(notification.headers)),
+        "created_at": notification.created_at,
+        "sent_at": notification.sent_at,
+    }
+
+
+def decode_notification(row: Row) -> Notification:
+    """The outbox message stored in a ``notifications`` row."""
+    fields = dict(row)
+    fields["headers"] = MappingProxyType(json.loads(fields["headers"]))
+    return Notification(**fields)

@@ -1,0 +1,949 @@
+"""``SqlStorage``: the storage port on SQLAlchemy Core, SQLite or PostgreSQL.
+
+SQLite (a file, through the standard library) is the embedded default;
+PostgreSQL goes through psycopg 3. One ``transaction()`` is one database
+transaction on one connection: ``commit()`` makes its writes durable, leaving
+the block without it rolls back. Each write call runs inside a SAVEPOINT, so
+a call that raises (``ConflictError``, ``NotFoundError``) leaves nothing
+behind and the unit of work stays usable, on PostgreSQL too.
+
+Uniqueness is enforced by the database (see ``schema``), so it holds between
+processes. Invoice numbers come from a counter row updated in the same
+transaction as the invoice (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``):
+the row stays locked until the transaction ends, so numbers are gapless.
+On SQLite every transaction takes the write lock at ``BEGIN IMMEDIATE``, so
+units of work of several processes run one after another.
+
+The schema is versioned: :meth:`SqlStorage.migrate` (or the ``recurbill
+migrate`` command, :func:`migrate`) creates or upgrades it, and the first
+transaction refuses a database whose schema is older or newer than this
+recurbill.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from recurbill.errors import (
+    InvalidInputError,
+    NotFoundError,
+    SchemaVersionError,
+    StateError,
+    StorageError,
+)
+from recurbill.records import (
+    Account,
+    CreditEntry,
+    CreditNoteRecord,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Notification,
+    NotificationStatus,
+    OccurrenceRecord,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    RecurringTemplate,
+    Refund,
+    Settlement,
+    TemplateStatus,
+)
+from recurbill.storage import migrations, rows, schema
+from recurbill.storage.engine import create_engine, prepare_sqlite, sqlite_url
+from recurbill.storage.sqlerrors import translate_errors
+
+if TYPE_CHECKING:
+    from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = ["SqlStorage", "SqlTransaction", "migrate"]
+
+_R = TypeVar("_R")
+_CHUNK = 500  # ids per IN (...) list
+
+
+def migrate(url: str) -> int:
+    """Create or upgrade the recurbill schema of the database at *url*.
+
+    Returns the schema version the database has afterwards. Safe to run again
+    and from several processes at once. This is what ``recurbill migrate`` runs.
+    """
+    storage = SqlStorage.from_url(url)
+    try:
+        return storage.migrate()
+    finally:
+        storage.close()
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}", allowed=f"{name} must be a non-empty string"
+        )
+    return value
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}", allowed=f"{name} must be an integer >= 1"
+        )
+    return value
+
+
+def _record(name: str, value: object, kind: type[_R]) -> _R:
+    if not isinstance(value, kind):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(value).__name__}",
+            allowed=f"give a {kind.__name__}",
+        )
+    return value
+
+
+def _records(name: str, values: object, kind: type[_R]) -> list[_R]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(values).__name__}",
+            allowed=f"give a sequence (list or tuple) of {kind.__name__}",
+        )
+    return [_record(name, value, kind) for value in values]
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class SqlStorage:
+    """The storage port on a SQL database (SQLite file or PostgreSQL).
+
+    Build it from an engine you own (``SqlStorage(engine)``), from a URL
+    (:meth:`from_url`) or from a SQLite file path (:meth:`sqlite`); the last two
+    own their engine and release it in :meth:`close`. Run :meth:`migrate` once
+    to create the schema. A SQLite engine you hand in gets the same connection
+    setup as the one :meth:`sqlite` builds (WAL, foreign keys, busy timeout,
+    ``BEGIN IMMEDIATE``).
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        if not isinstance(engine, sa.Engine):
+            raise InvalidInputError(
+                problem=f"engine is a {type(engine).__name__}",
+                allowed="give a sqlalchemy.Engine, or use SqlStorage.from_url()",
+            )
+        name = engine.dialect.name
+        if name not in ("sqlite", "postgresql"):
+            raise InvalidInputError(
+                problem=f"database {name!r} is not supported",
+                allowed="a SQLite or PostgreSQL (psycopg 3) engine",
+            )
+        self._engine = prepare_sqlite(engine)
+        self._owns_engine = False
+        self._checked = False
+        self._is_sqlite = name == "sqlite"
+        self._insert: Callable[[sa.Table], Any] = (
+            sqlite.insert if self._is_sqlite else postgresql.insert
+        )
+        self._owner = threading.local()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStorage:
+        """Storage on the database at *url* (``sqlite:///path`` or PostgreSQL).
+
+        PostgreSQL URLs use psycopg 3: ``postgresql+psycopg://user@host/db``
+        (``postgresql://`` is taken to mean the same).
+        """
+        storage = cls(create_engine(url))
+        storage._owns_engine = True
+        return storage
+
+    @classmethod
+    def sqlite(cls, path: str | os.PathLike[str]) -> SqlStorage:
+        """Storage in the SQLite database file at *path* (created if missing)."""
+        return cls.from_url(sqlite_url(path))
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine this storage runs on."""
+        return self._engine
+
+    def close(self) -> None:
+        """Release the connections of an engine this storage created."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __enter__(self) -> SqlStorage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version of the database (0 when it has no schema yet)."""
+        with (
+            translate_errors("reading the schema version"),
+            self._engine.connect() as conn,
+        ):
+            return migrations.current_version(conn)
+
+    def migrate(self, *, target: int = schema.LATEST_VERSION) -> int:
+        """Create or upgrade the schema to *target* (default: the latest).
+
+        Idempotent; returns the version the database has afterwards. Refuses a
+        database newer than this recurbill with ``SchemaVersionError``.
+        """
+        with (
+            translate_errors("migrating the schema"),
+            self._engine.connect() as conn,
+            conn.begin(),
+        ):
+            if not self._is_sqlite:
+                # One migrator at a time; SQLite has BEGIN IMMEDIATE.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x72656362)))
+            version = migrations.upgrade(conn, target=target)
+        self._checked = False
+        return version
+
+    def _check_schema(self, conn: sa.Connection) -> None:
+        found = migrations.current_version(conn)
+        if found > schema.LATEST_VERSION:
+            raise SchemaVersionError(found=found, supported=schema.LATEST_VERSION)
+        if found < schema.LATEST_VERSION:
+            raise StorageError(
+                problem=f"the database schema is at version {found}, this "
+                f"recurbill needs version {schema.LATEST_VERSION}",
+                allowed="run `recurbill migrate <database-url>` (or "
+                "SqlStorage.migrate()) to create or upgrade it",
+            )
+        self._checked = True
+
+    # -- units of work ------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        """Open a unit of work; leaving it without ``commit()`` rolls back."""
+        if self._is_sqlite and getattr(self._owner, "busy", False):
+            raise StateError(
+                problem="a transaction of this storage is already open in this thread",
+                allowed="finish it before opening another (on SQLite the second "
+                "would wait for the first's write lock forever)",
+            )
+        with translate_errors("opening a transaction"):
+            conn = self._engine.connect()
+        self._owner.busy = True
+        tx = SqlTransaction(self, conn)
+        try:
+            if not self._checked:
+                with translate_errors("checking the schema version"):
+                    self._check_schema(conn)
+            yield tx
+        finally:
+            tx._close()
+            self._owner.busy = False
+
+
+class SqlTransaction:
+    """One unit of work of a :class:`SqlStorage`: one database transaction."""
+
+    def __init__(self, storage: SqlStorage, conn: sa.Connection) -> None:
+        self._storage = storage
+        self._conn: sa.Connection | None = conn
+        self._insert = storage._insert
+
+    # -- machinery ------------------------------------------------------------
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            with translate_errors("rolling back"):
+                if conn.in_transaction():
+                    conn.rollback()
+        finally:
+            conn.close()
+
+    @property
+    def _c(self) -> sa.Connection:
+        if self._conn is None:
+            raise StateError(
+                problem="the transaction is closed",
+                allowed="use a transaction only inside its with block",
+            )
+        return self._conn
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[sa.Connection]:
+        """One atomic write call inside a SAVEPOINT, driver errors translated."""
+        conn = self._c
+        with translate_errors(doing), conn.begin_nested():
+            yield conn
+
+    def _all(self, query: sa.Select[Any], decode: Callable[[rows.Row], _R]) -> list[_R]:
+        with translate_errors("reading"):
+            result = self._c.execute(query).mappings().all()
+        return [decode(row) for row in result]
+
+    def _one(
+        self,
+        query: sa.Select[Any],
+        decode: Callable[[rows.Row], _R],
+        *,
+        kind: str,
+        key: str,
+        account: str,
+    ) -> _R:
+        with translate_errors(f"reading {kind} {key!r}"):
+            row = self._c.execute(query).mappings().first()
+        if row is None:
+            raise NotFoundError(kind=kind, key=key, account=account)
+        return decode(row)
+
+    def _exists(self, table: sa.Table, account_id: str, key: str, kind: str) -> None:
+        query = sa.select(table.c.id).where(
+            table.c.id == key, table.c.account_id == account_id
+        )
+        if self._c.execute(query).first() is None:
+            raise NotFoundError(kind=kind, key=key, account=account_id)
+
+    def _need_account(self, account_id: str) -> None:
+        accounts = schema.accounts
+        query = sa.select(accounts.c.id).where(accounts.c.id == account_id)
+        if self._c.execute(query).first() is None:
+            raise NotFoundError(kind="account", key=account_id, account=account_id)
+
+    def _need_accounts(self, account_ids: set[str]) -> None:
+        for account_id in sorted(account_ids):
+            self._need_account(account_id)
+
+    def _need_customer(self, account_id: str, customer_id: str) -> None:
+        self._need_account(account_id)
+        self._exists(schema.customers, account_id, customer_id, "customer")
+
+    def _need_all(
+        self, table: sa.Table, kind: str, wanted: Mapping[str, set[str]]
+    ) -> None:
+        """Every id of *wanted* (account id -> ids) exists in that account."""
+        for account_id, ids in wanted.items():
+            keys = sorted(ids)
+            found: set[str] = set()
+            for chunk in _chunks(keys):
+                query = sa.select(table.c.id).where(
+                    table.c.account_id == account_id, table.c.id.in_(chunk)
+                )
+                found.update(self._c.execute(query).scalars())
+            missing = [key for key in keys if key not in found]
+            if missing:
+                raise NotFoundError(kind=kind, key=missing[0], account=account_id)
+
+    def _replace(
+        self, table: sa.Table, row: dict[str, Any], *, kind: str, doing: str
+    ) -> None:
+        with self._write(doing) as conn:
+            self._update_row(conn, table, row, kind=kind)
+
+    def _update_row(
+        self, conn: sa.Connection, table: sa.Table, row: dict[str, Any], *, kind: str
+    ) -> None:
+        statement = (
+            sa.update(table)
+            .where(table.c.id == row["id"], table.c.account_id == row["account_id"])
+            .values(row)
+        )
+        if conn.execute(statement).rowcount == 0:
+            raise NotFoundError(kind=kind, key=row["id"], account=row["account_id"])
+
+    def commit(self) -> None:
+        """Make every write so far durable; later writes need another commit."""
+        conn = self._c
+        with translate_errors("committing"):
+            conn.commit()
+
+    # -- accounts ----------------------------------------------------------------
+
+    def add_account(self, account: Account) -> None:
+        """Store a new account (ConflictError if the id exists)."""
+        row = rows.encode_account(_record("account", account, Account))
+        with self._write(f"adding account {account.id!r}") as conn:
+            conn.execute(sa.insert(schema.accounts), row)
+
+    def get_account(self, account_id: str) -> Account:
+        """The account with this id."""
+        _text("account_id", account_id)
+        accounts = schema.accounts
+        query = sa.select(accounts).where(accounts.c.id == account_id)
+        return self._one(
+            query,
+            rows.decode_account,
+            kind="account",
+            key=account_id,
+            account=account_id,
+        )
+
+    def update_account(self, account: Account) -> None:
+        """Replace a stored account."""
+        row = rows.encode_account(_record("account", account, Account))
+        accounts = schema.accounts
+        with self._write(f"updating account {account.id!r}") as conn:
+            statement = sa.update(accounts).where(accounts.c.id == account.id)
+            if conn.execute(statement.values(row)).rowcount == 0:
+                raise NotFoundError(kind="account", key=account.id, account=account.id)
+
+    def list_account_ids(self) -> list[str]:
+        """Ids of every account, sorted."""
+        accounts = schema.accounts
+        with translate_errors("listing accounts"):
+            result = self._c.execute(sa.select(accounts.c.id).order_by(accounts.c.id))
+            return list(result.scalars())
+
+    # -- customers ----------------------------------------------------------------
+
+    def add_customer(self, customer: Customer) -> None:
+        """Store a new customer of ``customer.account_id``."""
+        row = rows.encode_customer(_record("customer", customer, Customer))
+        with self._write(f"adding customer {customer.id!r}") as conn:
+            self._need_account(customer.account_id)
+            conn.execute(sa.insert(schema.customers), row)
+
+    def get_customer(self, account_id: str, customer_id: str) -> Customer:
+        """A customer of this account."""
+        return self._get(
+            schema.customers, rows.decode_customer, "customer", account_id, customer_id
+        )
+
+    def _get(
+        self,
+        table: sa.Table,
+        decode: Callable[[rows.Row], _R],
+        kind: str,
+        account_id: str,
+        key: str,
+        *,
+        for_update: bool = False,
+    ) -> _R:
+        _text("account_id", account_id)
+        _text(f"{kind} id", key)
+        query = sa.select(table).where(
+            table.c.id == key, table.c.account_id == account_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        return self._one(query, decode, kind=kind, key=key, account=account_id)
+
+    def update_customer(self, customer: Customer) -> None:
+        """Replace a stored customer."""
+        row = rows.encode_customer(_record("customer", customer, Customer))
+        self._replace(
+            schema.customers,
+            row,
+            kind="customer",
+            doing=f"updating customer {customer.id!r}",
+        )
+
+    def list_customers(self, account_id: str) -> list[Customer]:
+        """Every customer of this account, sorted by id."""
+        _text("account_id", account_id)
+        customers = schema.customers
+        query = sa.select(customers).where(customers.c.account_id == account_id)
+        return self._all(query.order_by(customers.c.id), rows.decode_customer)
+
+    # -- payment methods ----------------------------------------------------------
+
+    def add_payment_method(self, method: PaymentMethod) -> None:
+        """Store a saved card (token and display facts only)."""
+        row = rows.encode_payment_method(_record("method", method, PaymentMethod))
+        with self._write(f"adding payment method {method.id!r}") as conn:
+            self._need_customer(method.account_id, method.customer_id)
+            conn.execute(sa.insert(schema.payment_methods), row)
+
+    def get_payment_method(self, account_id: str, method_id: str) -> PaymentMethod:
+        """A saved card of this account."""
+        return self._get(
+            schema.payment_methods,
+            rows.decode_payment_method,
+            "payment method",
+            account_id,
+            method_id,
+        )
+
+    def list_payment_methods(
+        self, account_id: str, customer_id: str
+    ) -> list[PaymentMethod]:
+        """The customer's saved cards, sorted by id."""
+        _text("account_id", account_id)
+        _text("customer_id", customer_id)
+        methods = schema.payment_methods
+        query = sa.select(methods).where(
+            methods.c.account_id == account_id, methods.c.customer_id == customer_id
+        )
+        return self._all(query.order_by(methods.c.id), rows.decode_payment_method)
+
+    def remove_payment_method(self, account_id: str, method_id: str) -> None:
+        """Forget a saved card."""
+        _text("account_id", account_id)
+        _text("payment method id", method_id)
+        methods = schema.payment_methods
+        with self._write(f"removing payment method {method_id!r}") as conn:
+            statement = sa.delete(methods).where(
+                methods.c.id == method_id, methods.c.account_id == account_id
+            )
+            if conn.execute(statement).rowcount == 0:
+                raise NotFoundError(
+                    kind="payment method", key=method_id, account=account_id
+                )
+
+    # -- recurring templates --------------------------------------------------------
+
+    def add_template(self, template: RecurringTemplate) -> None:
+        """Store a new recurring template."""
+        row = rows.encode_template(_record("template", template, RecurringTemplate))
+        with self._write(f"adding template {template.id!r}") as conn:
+            self._need_customer(template.account_id, template.customer_id)
+            conn.execute(sa.insert(schema.templates), row)
+
+    def get_template(
+        self, account_id: str, template_id: str, *, for_update: bool = False
+    ) -> RecurringTemplate:
+        """A template; ``for_update`` locks it until the end of the transaction.
+
+        PostgreSQL locks the row (``SELECT ... FOR UPDATE``); on SQLite the
+        transaction holds the database's write lock already.
+        """
+        return self._get(
+            schema.templates,
+            rows.decode_template,
+            "template",
+            account_id,
+            template_id,
+            for_update=for_update,
+        )
+
+    def update_template(self, template: RecurringTemplate) -> None:
+        """Replace a stored template."""
+        row = rows.encode_template(_record("template", template, RecurringTemplate))
+        with self._write(f"updating template {template.id!r}") as conn:
+            self._exists(schema.templates, template.account_id, template.id, "template")
+            self._need_customer(template.account_id, template.customer_id)
+            self._update_row(conn, schema.templates, row, kind="template")
+
+    def list_templates(
+        self, account_id: str, *, customer_id: str | None = None
+    ) -> list[RecurringTemplate]:
+        """Templates of an account (optionally of one customer), sorted by id."""
+        _text("account_id", account_id)
+        templates = schema.templates
+        query = sa.select(templates).where(templates.c.account_id == account_id)
+        if customer_id is not None:
+            query = query.where(templates.c.customer_id == customer_id)
+        return self._all(query.order_by(templates.c.id), rows.decode_template)
+
+    def due_templates(
+        self,
+        as_of: datetime,
+        *,
+        account_ids: Sequence[str] | None = None,
+        after_id: str | None = None,
+        limit: int = 500,
+    ) -> list[RecurringTemplate]:
+        """One chunk of active templates with ``next_due_at <= as_of``.
+
+        Sorted by id and starting after ``after_id``, at most ``limit`` of them,
+        so a caller streams every due template in bounded memory (keyset
+        pagination over the ``(status, next_due_at, id)`` index).
+        """
+        if not isinstance(as_of, datetime) or as_of.utcoffset() is None:
+            raise InvalidInputError(
+                problem=f"as_of={as_of!r}", allowed="as_of must be an aware datetime"
+            )
+        _positive("limit", limit)
+        templates = schema.templates
+        query = sa.select(templates).where(
+            templates.c.status == TemplateStatus.ACTIVE.value,
+            templates.c.next_due_at.is_not(None),
+            templates.c.next_due_at <= as_of,
+        )
+        if account_ids is not None:
+            if isinstance(account_ids, str):
+                raise InvalidInputError(
+                    problem=f"account_ids={account_ids!r} is one string",
+                    allowed="give a sequence of account ids, e.g. ['acme']",
+                )
+            query = query.where(templates.c.account_id.in_(list(account_ids)))
+        if after_id is not None:
+            query = query.where(templates.c.id > _text("after_id", after_id))
+        query = query.order_by(templates.c.id).limit(limit)
+        return self._all(query, rows.decode_template)
+
+    # -- occurrences ----------------------------------------------------------------
+
+    def add_occurrences(self, occurrences: Sequence[OccurrenceRecord]) -> None:
+        """Store handled occurrences; ConflictError if (template, index) exists."""
+        records = _records("occurrences", occurrences, OccurrenceRecord)
+        if not records:
+            return
+        wanted: dict[str, set[str]] = {}
+        for record in records:
+            wanted.setdefault(record.account_id, set()).add(record.template_id)
+        encoded = [rows.encode_occurrence(record) for record in records]
+        with self._write("adding occurrences") as conn:
+            self._need_all(schema.templates, "template", wanted)
+            conn.execute(sa.insert(schema.occurrences), encoded)
+
+    def list_occurrences(
+        self, account_id: str, template_id: str
+    ) -> list[OccurrenceRecord]:
+        """What the runs did with a template's occurrences, by index."""
+        _text("account_id", account_id)
+        _text("template_id", template_id)
+        occurrences = schema.occurrences
+        query = sa.select(occurrences).where(
+            occurrences.c.account_id == account_id,
+            occurrences.c.template_id == template_id,
+        )
+        query = query.order_by(occurrences.c.occurrence_index)
+        return self._all(query, rows.decode_occurrence)
+
+    # -- invoices ---------------------------------------------------------------------
+
+    def allocate_invoice_numbers(
+        self, account_id: str, series: str, *, count: int = 1
+    ) -> int:
+        """Reserve ``count`` consecutive numbers of a series; return the first.
+
+        Numbers start at 1. The counter row stays locked until the transaction
+        ends, so a rolled-back transaction gives its numbers back.
+        """
+        _text("account_id", account_id)
+        _text("series", series)
+        _positive("count", count)
+        counters = schema.counters
+        statement = (
+            self._insert(counters)
+            .values(account_id=account_id, series=series, next_number=count + 1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.account_id, counters.c.series],
+                set_={"next_number": counters.c.next_number + count},
+            )
+            .returning(counters.c.next_number)
+        )
+        with self._write(f"allocating numbers of series {series!r}") as conn:
+            self._need_account(account_id)
+            next_number = conn.execute(statement).scalar_one()
+        return int(next_number) - count
+
+    def _check_invoices(self, invoices: Sequence[Invoice]) -> None:
+        accounts = {invoice.account_id for invoice in invoices}
+        customers: dict[str, set[str]] = {}
+        templates: dict[str, set[str]] = {}
+        for invoice in invoices:
+            customers.setdefault(invoice.account_id, set()).add(invoice.customer_id)
+            if invoice.template_id is not None:
+                templates.setdefault(invoice.account_id, set()).add(invoice.template_id)
+        self._need_accounts(accounts)
+        self._need_all(schema.customers, "customer", customers)
+        self._need_all(schema.templates, "template", templates)
+
+    def add_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """Store new invoices; ConflictError on a duplicate id, (series, number)
+        or (template, occurrence index). One multi-row insert (executemany)."""
+        records = _records("invoices", invoices, Invoice)
+        if not records:
+            return
+        encoded = [rows.encode_invoice(invoice) for invoice in records]
+        with self._write("adding invoices") as conn:
+            self._check_invoices(records)
+            conn.execute(sa.insert(schema.invoices), encoded)
+
+    def get_invoice(
+        self, account_id: str, invoice_id: str, *, for_update: bool = False
+    ) -> Invoice:
+        """An invoice; ``for_update`` locks it until the end of the transaction."""
+        return self._get(
+            schema.invoices,
+            rows.decode_invoice,
+            "invoice",
+            account_id,
+            invoice_id,
+            for_update=for_update,
+        )
+
+    def update_invoice(self, invoice: Invoice) -> None:
+        """Replace a stored invoice (the same uniqueness rules as adding)."""
+        row = rows.encode_invoice(_record("invoice", invoice, Invoice))
+        with self._write(f"updating invoice {invoice.id!r}") as conn:
+            self._exists(schema.invoices, invoice.account_id, invoice.id, "invoice")
+            self._check_invoices([invoice])
+            self._update_row(conn, schema.invoices, row, kind="invoice")
+
+    def list_invoices(
+        self,
+        account_id: str,
+        *,
+        customer_id: str | None = None,
+        status: InvoiceStatus | None = None,
+        template_id: str | None = None,
+    ) -> list[Invoice]:
+        """Invoices of an account, filtered, sorted by (issue date, number, id)."""
+        _text("account_id", account_id)
+        invoices = schema.invoices
+        query = sa.select(invoices).where(invoices.c.account_id == account_id)
+        if customer_id is not None:
+            query = query.where(invoices.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(invoices.c.status == InvoiceStatus(status).value)
+        if template_id is not None:
+            query = query.where(invoices.c.template_id == template_id)
+        query = query.order_by(invoices.c.issue_date, invoices.c.number, invoices.c.id)
+        return self._all(query, rows.decode_invoice)
+
+    # -- payments ---------------------------------------------------------------
+
+    def add_payment(self, payment: Payment) -> None:
+        """Store a payment attempt; ConflictError if its idempotency key exists."""
+        row = rows.encode_payment(_record("payment", payment, Payment))
+        with self._write(f"adding payment {payment.id!r}") as conn:
+            self._need_customer(payment.account_id, payment.customer_id)
+            conn.execute(sa.insert(schema.payments), row)
+
+    def get_payment(self, account_id: str, payment_id: str) -> Payment:
+        """A payment of this account."""
+        return self._get(
+            schema.payments, rows.decode_payment, "payment", account_id, payment_id
+        )
+
+    def update_payment(self, payment: Payment) -> None:
+        """Replace a stored payment."""
+        row = rows.encode_payment(_record("payment", payment, Payment))
+        with self._write(f"updating payment {payment.id!r}") as conn:
+            self._exists(schema.payments, payment.account_id, payment.id, "payment")
+            self._need_customer(payment.account_id, payment.customer_id)
+            self._update_row(conn, schema.payments, row, kind="payment")
+
+    def list_payments(
+        self,
+        account_id: str | None = None,
+        *,
+        customer_id: str | None = None,
+        statuses: Sequence[PaymentStatus] | None = None,
+    ) -> list[Payment]:
+        """Payments, optionally of one account / customer / in some states.
+
+        Oldest first (``created_at``, then id).
+        """
+        payments = schema.payments
+        query = sa.select(payments)
+        if account_id is not None:
+            query = query.where(
+                payments.c.account_id == _text("account_id", account_id)
+            )
+        if customer_id is not None:
+            query = query.where(payments.c.customer_id == customer_id)
+        if statuses is not None:
+            wanted = sorted({PaymentStatus(status).value for status in statuses})
+            query = query.where(payments.c.status.in_(wanted))
+        query = query.order_by(payments.c.created_at, payments.c.id)
+        return self._all(query, rows.decode_payment)
+
+    # -- settlements, receipts, credit notes, refunds, credit --------------------
+
+    def add_settlement(self, settlement: Settlement) -> None:
+        """Store a mass payment; ConflictError if a pending one has its key."""
+        row = rows.encode_settlement(_record("settlement", settlement, Settlement))
+        with self._write(f"adding settlement {settlement.id!r}") as conn:
+            self._need_customer(settlement.account_id, settlement.customer_id)
+            conn.execute(sa.insert(schema.settlements), row)
+
+    def get_settlement(self, account_id: str, settlement_id: str) -> Settlement:
+        """A settlement of this account."""
+        return self._get(
+            schema.settlements,
+            rows.decode_settlement,
+            "settlement",
+            account_id,
+            settlement_id,
+        )
+
+    def update_settlement(self, settlement: Settlement) -> None:
+        """Replace a stored settlement (its key is free again once not pending)."""
+        row = rows.encode_settlement(_record("settlement", settlement, Settlement))
+        with self._write(f"updating settlement {settlement.id!r}") as conn:
+            self._exists(
+                schema.settlements, settlement.account_id, settlement.id, "settlement"
+            )
+            self._need_customer(settlement.account_id, settlement.customer_id)
+            self._update_row(conn, schema.settlements, row, kind="settlement")
+
+    def list_settlements(
+        self, account_id: str, *, customer_id: str | None = None
+    ) -> list[Settlement]:
+        """Settlements of an account (optionally one customer), oldest first."""
+        _text("account_id", account_id)
+        settlements = schema.settlements
+        query = sa.select(settlements).where(settlements.c.account_id == account_id)
+        if customer_id is not None:
+            query = query.where(settlements.c.customer_id == customer_id)
+        query = query.order_by(settlements.c.created_at, settlements.c.id)
+        return self._all(query, rows.decode_settlement)
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        """Store a receipt of a payment of this account."""
+        row = rows.encode_receipt(_record("receipt", receipt, Receipt))
+        with self._write(f"adding receipt {receipt.id!r}") as conn:
+            self._need_customer(receipt.account_id, receipt.customer_id)
+            self._exists(
+                schema.payments, receipt.account_id, receipt.payment_id, "payment"
+            )
+            conn.execute(sa.insert(schema.receipts), row)
+
+    def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
+        """A customer's receipts, oldest first."""
+        _text("account_id", account_id)
+        _text("customer_id", customer_id)
+        receipts = schema.receipts
+        query = sa.select(receipts).where(
+            receipts.c.account_id == account_id, receipts.c.customer_id == customer_id
+        )
+        query = query.order_by(receipts.c.issued_at, receipts.c.id)
+        return self._all(query, rows.decode_receipt)
+
+    def add_credit_note(self, note: CreditNoteRecord) -> None:
+        """Store a credit note of an invoice of this account."""
+        row = rows.encode_credit_note(_record("note", note, CreditNoteRecord))
+        with self._write(f"adding credit note {note.id!r}") as conn:
+            self._need_customer(note.account_id, note.customer_id)
+            self._exists(schema.invoices, note.account_id, note.invoice_id, "invoice")
+            conn.execute(sa.insert(schema.credit_notes), row)
+
+    def list_credit_notes(
+        self, account_id: str, *, invoice_id: str | None = None
+    ) -> list[CreditNoteRecord]:
+        """Credit notes of an account (optionally of one invoice).
+
+        Sorted by (issue date, number, id).
+        """
+        _text("account_id", account_id)
+        notes = schema.credit_notes
+        query = sa.select(notes).where(notes.c.account_id == account_id)
+        if invoice_id is not None:
+            query = query.where(notes.c.invoice_id == invoice_id)
+        query = query.order_by(notes.c.issue_date, notes.c.number, notes.c.id)
+        return self._all(query, rows.decode_credit_note)
+
+    def add_refund(self, refund: Refund) -> None:
+        """Store a refund; ConflictError if its idempotency key exists."""
+        row = rows.encode_refund(_record("refund", refund, Refund))
+        with self._write(f"adding refund {refund.id!r}") as conn:
+            self._exists(
+                schema.payments, refund.account_id, refund.payment_id, "payment"
+            )
+            conn.execute(sa.insert(schema.refunds), row)
+
+    def update_refund(self, refund: Refund) -> None:
+        """Replace a stored refund (its outcome, once the gateway answered)."""
+        row = rows.encode_refund(_record("refund", refund, Refund))
+        with self._write(f"updating refund {refund.id!r}") as conn:
+            self._exists(schema.refunds, refund.account_id, refund.id, "refund")
+            self._exists(
+                schema.payments, refund.account_id, refund.payment_id, "payment"
+            )
+            self._update_row(conn, schema.refunds, row, kind="refund")
+
+    def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
+        """Refunds of one payment, oldest first."""
+        _text("account_id", account_id)
+        _text("payment_id", payment_id)
+        refunds = schema.refunds
+        query = sa.select(refunds).where(
+            refunds.c.account_id == account_id, refunds.c.payment_id == payment_id
+        )
+        query = query.order_by(refunds.c.created_at, refunds.c.id)
+        return self._all(query, rows.decode_refund)
+
+    def add_credit_entry(self, entry: CreditEntry) -> None:
+        """Store a movement of a customer's credit balance."""
+        row = rows.encode_credit_entry(_record("entry", entry, CreditEntry))
+        with self._write(f"adding credit entry {entry.id!r}") as conn:
+            self._need_customer(entry.account_id, entry.customer_id)
+            conn.execute(sa.insert(schema.credit_entries), row)
+
+    def list_credit_entries(
+        self, account_id: str, customer_id: str
+    ) -> list[CreditEntry]:
+        """A customer's credit movements, oldest first."""
+        _text("account_id", account_id)
+        _text("customer_id", customer_id)
+        entries = schema.credit_entries
+        query = sa.select(entries).where(
+            entries.c.account_id == account_id, entries.c.customer_id == customer_id
+        )
+        query = query.order_by(entries.c.created_at, entries.c.id)
+        return self._all(query, rows.decode_credit_entry)
+
+    # -- outbox and webhooks ------------------------------------------------------
+
+    def add_notifications(self, notifications: Sequence[Notification]) -> None:
+        """Queue outbox messages (sent after commit). One executemany."""
+        records = _records("notifications", notifications, Notification)
+        if not records:
+            return
+        accounts = {n.account_id for n in records}
+        encoded = [rows.encode_notification(n) for n in records]
+        with self._write("adding notifications") as conn:
+            self._need_accounts(accounts)
+            conn.execute(sa.insert(schema.notifications), encoded)
+
+    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
+        """Messages not sent yet (pending or failed), oldest first."""
+        _positive("limit", limit)
+        notes = schema.notifications
+        unsent = [NotificationStatus.PENDING.value, NotificationStatus.FAILED.value]
+        query = (
+            sa.select(notes)
+            .where(notes.c.status.in_(unsent))
+            .order_by(notes.c.created_at, notes.c.id)
+            .limit(limit)
+        )
+        return self._all(query, rows.decode_notification)
+
+    def update_notification(self, notification: Notification) -> None:
+        """Replace a stored outbox message."""
+        row = rows.encode_notification(
+            _record("notification", notification, Notification)
+        )
+        self._replace(
+            schema.notifications,
+            row,
+            kind="notification",
+            doing=f"updating notification {notification.id!r}",
+        )
+
+    def record_webhook_event(self, event_id: str) -> bool:
+        """Remember a processed webhook event; False if it was seen before."""
+        _text("event_id", event_id)
+        statement = (
+            self._insert(schema.webhook_events)
+            .values(event_id=event_id)
+            .on_conflict_do_nothing(index_elements=[schema.webhook_events.c.event_id])
+            .returning(schema.webhook_events.c.event_id)
+        )
+        with self._write(f"recording webhook event {event_id!r}") as conn:
+            return conn.execute(statement).first() is not None
+
+
+if TYPE_CHECKING:
+
+    def _conforms(
+        storage: SqlStorage, tx: SqlTransaction
+    ) -> tuple[Storage, Transaction]:
+        return storage, tx

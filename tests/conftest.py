@@ -1,0 +1,62 @@
+"""Shared fixtures: a throwaway PostgreSQL server for the ``postgres`` tests.
+
+``postgres_url`` starts one server per test session (see ``postgres_server.py``)
+and yields a URL to a database on it; ``fresh_postgres_url`` gives each test a
+new, empty database of its own. Without the server binaries the PostgreSQL
+tests are skipped, except in CI (the ``CI`` environment variable is set), where
+they fail: a missing database must never pass silently there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from postgres_server import PostgresServer, PostgresUnavailableError
+
+__all__ = ["fresh_postgres_url", "postgres_server", "postgres_url"]
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailableError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but PostgreSQL cannot start: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of a database shared by the session (``postgresql+psycopg://``)."""
+    postgres_server.execute("CREATE DATABASE recurbill_session")
+    return postgres_server.url("recurbill_session")
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """URL of a new, empty database for this test alone (dropped afterwards)."""
+    name = f"recurbill_test_{next(_database_numbers)}"
+    postgres_server.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the PostgreSQL server as ``postgres``."""
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
