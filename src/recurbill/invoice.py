@@ -459,20 +459,22 @@ def _currency(value: Currency | str) -> Currency:
     return value if isinstance(value, Currency) else Currency(value)
 
 
-def _quantized(value: Decimal, decimals: int, what: str, currency: Currency) -> None:
-    if value != round_decimal(value, decimals):
+def _quantized(value: Decimal, decimals: int, what: str, currency: Currency) -> Decimal:
+    """*value* with exactly the currency's decimals; refuse one with more."""
+    rounded = round_decimal(value, decimals)
+    if value != rounded:
         raise InvalidInvoiceError(
             problem=f"{what} {value} has more decimals than {currency.code} allows",
             allowed=f"{currency.code} amounts have at most {decimals} decimals",
         )
+    return rounded
 
 
 def _ac_amount(
     item: AllowanceCharge, currency: Currency, decimals: int, rounding: str
 ) -> Decimal:
     if item.amount is not None:
-        _quantized(item.amount, decimals, f"amount of {item.reason!r}", currency)
-        return item.amount
+        return _quantized(item.amount, decimals, f"amount of {item.reason!r}", currency)
     base = item.base_amount
     pct = item.percentage
     assert base is not None  # both checked in __attrs_post_init__
@@ -548,7 +550,7 @@ def _optional_money(
     value: Money | None, currency: Currency, decimals: int, what: str
 ) -> Decimal:
     if value is None:
-        return _ZERO
+        return round_decimal(_ZERO, decimals)
     if not isinstance(value, Money):
         raise InvalidInputError(
             problem=f"{what} given as {type(value).__name__}",
@@ -556,8 +558,7 @@ def _optional_money(
         )
     if value.currency != currency:
         raise CurrencyMismatchError(left=currency, right=value.currency)
-    _quantized(value.amount, decimals, what, currency)
-    return value.amount
+    return _quantized(value.amount, decimals, what, currency)
 
 
 def _totals(
@@ -598,7 +599,8 @@ def _totals(
     if len(groups) > 1:
         _check_mix(groups)
     breakdown = []
-    vat_total = _ZERO
+    zero = round_decimal(_ZERO, decimals)
+    vat_total = zero
     for (category, rate), (taxable, reason) in groups.items():
         tax = round_decimal(taxable * rate / _HUNDRED, decimals, rounding)
         vat_total += tax
@@ -611,7 +613,7 @@ def _totals(
                 exemption_reason=reason,
             )
         )
-    line_total = sum(nets, _ZERO)
+    line_total = sum(nets, zero)
     tax_exclusive = line_total - allowance_total + charge_total
     tax_inclusive = tax_exclusive + vat_total
     return Totals(
@@ -664,7 +666,7 @@ def _doc_level(
     decimals: int,
     rounding: str,
 ) -> Decimal:
-    total = _ZERO
+    total = round_decimal(_ZERO, decimals)
     if not items:
         return total
     _check_kinds(items, is_charge=is_charge, where="document")
