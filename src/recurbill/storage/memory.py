@@ -770,6 +770,19 @@ class _MemoryTransaction:
             self._claim_key(self._s.refund_keys, "refund", refund)
             self._put(self._s.refunds, refund.id, refund)
 
+    def update_refund(self, refund: Refund) -> None:
+        """Replace a stored refund (its outcome, once the gateway answered)."""
+        refund = _frozen(_record("refund", refund, Refund))
+        with self._write():
+            old = self._scoped(self._s.refunds, "refund", refund.account_id, refund.id)
+            self._scoped(
+                self._s.payments, "payment", refund.account_id, refund.payment_id
+            )
+            if old.idempotency_key != refund.idempotency_key:
+                self._claim_key(self._s.refund_keys, "refund", refund)
+                self._pop(self._s.refund_keys, old.idempotency_key)
+            self._put(self._s.refunds, refund.id, refund)
+
     def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
         """Refunds of one payment, oldest first."""
         self._check_open()

@@ -1,0 +1,1758 @@
+"""The storage contract every backend passes, and record factories for tests.
+
+Check a storage backend (recurbill's own or yours) by subclassing
+:class:`StorageContract` in a test module and giving it a ``storage`` fixture
+that returns a fresh, empty backend::
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage(self) -> Storage:
+            return MyStorage(...)
+
+The contract only uses the :class:`~recurbill.storage.protocol.Storage`
+protocol: datetimes are compared as instants, amounts with ``==`` (so
+``Decimal("1.50") == Decimal("1.5")``), and nothing depends on how a backend
+keeps its rows.
+
+The ``make_*`` factories build valid records with sensible defaults for your
+own tests; keyword arguments replace any field.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, TypeVar
+
+import pytest
+
+from recurbill.errors import ConflictError, InvalidInputError, NotFoundError
+from recurbill.invoice import AllowanceCharge, InvoiceLine, VatCategory
+from recurbill.money import Money
+from recurbill.records import (
+    Account,
+    CollectionMethod,
+    CreditEntry,
+    CreditNoteRecord,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Notification,
+    NotificationStatus,
+    OccurrenceOutcome,
+    OccurrenceRecord,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    ReceiptItem,
+    RecurringTemplate,
+    Refund,
+    Settlement,
+    SettlementItem,
+    SettlementStatus,
+    TemplateStatus,
+)
+from recurbill.schedule import Pause, Schedule
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = [
+    "StorageContract",
+    "make_account",
+    "make_customer",
+    "make_invoice",
+    "make_notification",
+    "make_payment",
+    "make_payment_method",
+    "make_template",
+]
+
+_T = TypeVar("_T")
+_T0 = datetime(2025, 1, 1, 9, 0, tzinfo=timezone.utc)
+_OSLO = timezone(timedelta(hours=1), "CET")
+_PLUS_TWO = timezone(timedelta(hours=2))
+
+
+# -- factories ---------------------------------------------------------------
+
+
+def make_account(id: str = "acme", **changes: Any) -> Account:
+    """An account billing in NOK, with a valid summary address."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "name": f"{id} AS",
+        "currency": "NOK",
+        "summary_email": f"billing@{id}.example",
+    }
+    return Account(**{**fields, **changes})
+
+
+def make_customer(
+    id: str = "cust-1", *, account_id: str = "acme", **changes: Any
+) -> Customer:
+    """A customer of *account_id* charged automatically."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "name": f"Customer {id}",
+        "email": f"{id}@example.no",
+    }
+    return Customer(**{**fields, **changes})
+
+
+def make_payment_method(
+    id: str = "pm-1",
+    *,
+    account_id: str = "acme",
+    customer_id: str = "cust-1",
+    **changes: Any,
+) -> PaymentMethod:
+    """A saved Visa card of *customer_id* (a gateway token, never a card number)."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "customer_id": customer_id,
+        "token": f"pm_test_{id}",
+        "brand": "visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2030,
+    }
+    return PaymentMethod(**{**fields, **changes})
+
+
+def _line(price: str = "100.00") -> InvoiceLine:
+    return InvoiceLine(description="Service", quantity=1, unit_price=price, vat_rate=25)
+
+
+def make_template(
+    id: str = "tpl-1",
+    *,
+    account_id: str = "acme",
+    customer_id: str = "cust-1",
+    **changes: Any,
+) -> RecurringTemplate:
+    """A monthly template (from 2025-02-01) of one 100.00 NOK line at 25 % VAT."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "customer_id": customer_id,
+        "currency": "NOK",
+        "lines": (_line(),),
+        "schedule": Schedule(start=date(2025, 2, 1), period="month"),
+        "next_due_at": datetime(2025, 2, 1, 6, 15, tzinfo=timezone.utc),
+        "created_at": _T0,
+    }
+    return RecurringTemplate(**{**fields, **changes})
+
+
+def make_invoice(
+    id: str = "inv-1",
+    *,
+    account_id: str = "acme",
+    customer_id: str = "cust-1",
+    number: int = 1,
+    **changes: Any,
+) -> Invoice:
+    """An open invoice of one 100.00 NOK line at 25 % VAT (total 125.00 NOK)."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "customer_id": customer_id,
+        "series": "INV",
+        "number": number,
+        "status": InvoiceStatus.OPEN,
+        "currency": "NOK",
+        "issue_date": date(2025, 1, 1),
+        "due_date": date(2025, 1, 15),
+        "lines": (_line(),),
+        "net_total": Money("100.00", "NOK"),
+        "vat_total": Money("25.00", "NOK"),
+        "total": Money("125.00", "NOK"),
+        "paid": Money("0.00", "NOK"),
+        "credited": Money("0.00", "NOK"),
+        "created_at": _T0,
+    }
+    return Invoice(**{**fields, **changes})
+
+
+def make_payment(
+    id: str = "pay-1",
+    *,
+    account_id: str = "acme",
+    customer_id: str = "cust-1",
+    **changes: Any,
+) -> Payment:
+    """A pending off-session payment of 125.00 NOK for ``inv-1`` with ``pm-1``."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "customer_id": customer_id,
+        "idempotency_key": f"recurbill-{id}",
+        "amount": Money("125.00", "NOK"),
+        "payment_method_id": "pm-1",
+        "invoice_ids": ("inv-1",),
+        "status": PaymentStatus.PENDING,
+        "created_at": _T0,
+        "updated_at": _T0,
+    }
+    return Payment(**{**fields, **changes})
+
+
+def make_notification(
+    id: str = "note-1", *, account_id: str = "acme", **changes: Any
+) -> Notification:
+    """A pending invoice e-mail to a customer."""
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "kind": "invoice",
+        "recipient": "cust-1@example.no",
+        "subject": "Invoice INV-000001",
+        "text": "Please find your invoice.",
+        "html": "<p>Please find your invoice.</p>",
+        "created_at": _T0,
+    }
+    return Notification(**{**fields, **changes})
+
+
+def _occurrence(
+    index: int,
+    *,
+    template_id: str = "tpl-1",
+    account_id: str = "acme",
+    invoice_id: str | None = None,
+) -> OccurrenceRecord:
+    return OccurrenceRecord(
+        account_id=account_id,
+        template_id=template_id,
+        index=index,
+        on=date(2025, 2, 1) + timedelta(days=31 * index),
+        outcome=OccurrenceOutcome.ISSUED if invoice_id else OccurrenceOutcome.SKIPPED,
+        invoice_id=invoice_id,
+    )
+
+
+def _settlement(
+    id: str = "set-1",
+    *,
+    account_id: str = "acme",
+    customer_id: str = "cust-1",
+    **changes: Any,
+) -> Settlement:
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": account_id,
+        "customer_id": customer_id,
+        "selection_key": "sel-inv-1",
+        "items": (
+            SettlementItem(
+                invoice_id="inv-1",
+                invoice_number="INV-000001",
+                amount=Money("125.00", "NOK"),
+            ),
+        ),
+        "total": Money("125.00", "NOK"),
+        "payment_method_id": "pm-1",
+        "status": SettlementStatus.PENDING,
+        "created_at": _T0,
+    }
+    return Settlement(**{**fields, **changes})
+
+
+def _receipt(id: str = "rcpt-1", **changes: Any) -> Receipt:
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": "acme",
+        "customer_id": "cust-1",
+        "number": "R-1",
+        "payment_id": "pay-1",
+        "items": (
+            ReceiptItem(
+                invoice_id="inv-1",
+                invoice_number="INV-000001",
+                amount=Money("125.00", "NOK"),
+            ),
+        ),
+        "amount": Money("125.00", "NOK"),
+        "credit": Money("0.00", "NOK"),
+        "card_brand": "visa",
+        "card_last4": "4242",
+        "issued_at": _T0,
+    }
+    return Receipt(**{**fields, **changes})
+
+
+def _credit_note(id: str = "cn-1", **changes: Any) -> CreditNoteRecord:
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": "acme",
+        "customer_id": "cust-1",
+        "invoice_id": "inv-1",
+        "number": 1,
+        "series": "CN",
+        "amount": Money("62.50", "NOK"),
+        "reason": "Half the sessions were cancelled",
+        "issue_date": date(2025, 1, 10),
+        "lines": (_line("50.00"),),
+    }
+    return CreditNoteRecord(**{**fields, **changes})
+
+
+def _refund(id: str = "ref-1", **changes: Any) -> Refund:
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": "acme",
+        "payment_id": "pay-1",
+        "amount": Money("25.00", "NOK"),
+        "idempotency_key": f"refund-{id}",
+        "status": "pending",
+        "created_at": _T0,
+    }
+    return Refund(**{**fields, **changes})
+
+
+def _credit_entry(id: str = "cred-1", **changes: Any) -> CreditEntry:
+    fields: dict[str, Any] = {
+        "id": id,
+        "account_id": "acme",
+        "customer_id": "cust-1",
+        "amount": Money("10.00", "NOK"),
+        "reason": "overpaid",
+        "source_id": "pay-1",
+        "created_at": _T0,
+    }
+    return CreditEntry(**{**fields, **changes})
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _write(tx: Transaction, record: object) -> None:
+    """Add *record* with the add_* method of its kind."""
+    if isinstance(record, Account):
+        tx.add_account(record)
+    elif isinstance(record, Customer):
+        tx.add_customer(record)
+    elif isinstance(record, PaymentMethod):
+        tx.add_payment_method(record)
+    elif isinstance(record, RecurringTemplate):
+        tx.add_template(record)
+    elif isinstance(record, OccurrenceRecord):
+        tx.add_occurrences([record])
+    elif isinstance(record, Invoice):
+        tx.add_invoices([record])
+    elif isinstance(record, Payment):
+        tx.add_payment(record)
+    elif isinstance(record, Settlement):
+        tx.add_settlement(record)
+    elif isinstance(record, Receipt):
+        tx.add_receipt(record)
+    elif isinstance(record, CreditNoteRecord):
+        tx.add_credit_note(record)
+    elif isinstance(record, Refund):
+        tx.add_refund(record)
+    elif isinstance(record, CreditEntry):
+        tx.add_credit_entry(record)
+    elif isinstance(record, Notification):
+        tx.add_notifications([record])
+    else:  # pragma: no cover - a mistake in a test
+        raise TypeError(f"no add_* method for {type(record).__name__}")
+
+
+def _add(storage: Storage, *records: object) -> None:
+    """Add *records* in one committed transaction."""
+    with storage.transaction() as tx:
+        for record in records:
+            _write(tx, record)
+        tx.commit()
+
+
+def _read(storage: Storage, read: Callable[[Transaction], _T]) -> _T:
+    """What *read* returns inside a fresh transaction."""
+    with storage.transaction() as tx:
+        return read(tx)
+
+
+def _world(storage: Storage) -> None:
+    """Two accounts, acme and beta, each with a customer, card, template,
+    invoice and payment; acme has a second customer."""
+    _add(
+        storage,
+        make_account("acme"),
+        make_account("beta", currency="SEK", locale="sv_SE"),
+        make_customer("cust-1"),
+        make_customer("cust-2"),
+        make_customer("beta-1", account_id="beta"),
+        make_payment_method("pm-1"),
+        make_payment_method("pm-beta", account_id="beta", customer_id="beta-1"),
+        make_template("tpl-1"),
+        make_template("tpl-beta", account_id="beta", customer_id="beta-1"),
+        make_invoice("inv-1"),
+        make_invoice("inv-beta", account_id="beta", customer_id="beta-1"),
+        make_payment("pay-1"),
+        make_payment(
+            "pay-beta",
+            account_id="beta",
+            customer_id="beta-1",
+            payment_method_id="pm-beta",
+            invoice_ids=("inv-beta",),
+        ),
+    )
+
+
+def _assert_not_found(call: Callable[[], object], *, key: str, account: str) -> None:
+    """*call* raises NotFoundError naming *key* in *account*."""
+    with pytest.raises(NotFoundError) as info:
+        call()
+    assert info.value.fields["key"] == key
+    assert info.value.fields["account"] == account
+
+
+def _ids(records: Sequence[Any]) -> list[str]:
+    return [record.id for record in records]
+
+
+class StorageContract:
+    """Tests every :class:`~recurbill.storage.protocol.Storage` must pass.
+
+    Subclass it in a test module and define a ``storage`` fixture returning a
+    fresh, empty backend. Accounts ``acme`` and ``beta`` are used throughout;
+    ids of ``beta`` must never be found through ``acme``.
+    """
+
+    # -- unit of work ---------------------------------------------------------
+
+    def test_committed_writes_are_visible_to_later_transactions(
+        self, storage: Storage
+    ) -> None:
+        _add(storage, make_account("acme"))
+        assert _read(storage, lambda tx: tx.get_account("acme")) == make_account()
+
+    def test_leaving_without_commit_writes_nothing(self, storage: Storage) -> None:
+        with storage.transaction() as tx:
+            tx.add_account(make_account("acme"))
+        assert _read(storage, lambda tx: tx.list_account_ids()) == []
+
+    def test_an_exception_rolls_back_and_propagates(self, storage: Storage) -> None:
+        def crash() -> None:
+            with storage.transaction() as tx:
+                tx.add_account(make_account("acme"))
+                tx.commit()
+                tx.add_account(make_account("beta"))
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            crash()
+        assert _read(storage, lambda tx: tx.list_account_ids()) == ["acme"]
+
+    def test_a_transaction_reads_its_own_writes(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            tx.add_customer(make_customer("cust-3"))
+            tx.update_invoice(make_invoice("inv-1", memo="changed"))
+            assert tx.get_customer("acme", "cust-3") == make_customer("cust-3")
+            assert tx.get_invoice("acme", "inv-1").memo == "changed"
+            assert _ids(tx.list_customers("acme")) == ["cust-1", "cust-2", "cust-3"]
+
+    def test_writes_after_commit_need_another_commit(self, storage: Storage) -> None:
+        with storage.transaction() as tx:
+            tx.add_account(make_account("acme"))
+            tx.commit()
+            tx.add_account(make_account("beta"))
+        assert _read(storage, lambda tx: tx.list_account_ids()) == ["acme"]
+
+    def test_rolled_back_update_keeps_the_old_record(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            tx.update_customer(make_customer("cust-1", name="Renamed"))
+            tx.remove_payment_method("acme", "pm-1")
+        assert _read(storage, lambda tx: tx.get_customer("acme", "cust-1")).name == (
+            "Customer cust-1"
+        )
+        assert _read(storage, lambda tx: tx.get_payment_method("acme", "pm-1"))
+
+    def test_a_conflict_keeps_the_transaction_usable(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            tx.add_customer(make_customer("cust-3"))
+            with pytest.raises(ConflictError):
+                tx.add_customer(make_customer("cust-1"))
+            tx.add_customer(make_customer("cust-4"))
+            tx.commit()
+        customers = _read(storage, lambda tx: tx.list_customers("acme"))
+        assert _ids(customers) == ["cust-1", "cust-2", "cust-3", "cust-4"]
+
+    def test_a_failed_batch_writes_none_of_it(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):
+                tx.add_invoices(
+                    [make_invoice("inv-2", number=2), make_invoice("inv-3", number=1)]
+                )
+            _assert_not_found(
+                lambda: tx.get_invoice("acme", "inv-2"), key="inv-2", account="acme"
+            )
+            tx.commit()
+        invoices = _read(storage, lambda tx: tx.list_invoices("acme"))
+        assert _ids(invoices) == ["inv-1"]
+
+    def test_lists_are_fresh_copies(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            tx.list_customers("acme").clear()
+            tx.list_invoices("acme").append(make_invoice("inv-x", number=9))
+            assert _ids(tx.list_customers("acme")) == ["cust-1", "cust-2"]
+            assert _ids(tx.list_invoices("acme")) == ["inv-1"]
+
+    # -- accounts -------------------------------------------------------------
+
+    def test_account_round_trip(self, storage: Storage) -> None:
+        account = make_account(
+            "nordlys",
+            name="Nordlys Terapi",
+            currency="ISK",
+            locale="is_IS",
+            timezone="Atlantic/Reykjavik",
+            run_time=time(7, 30),
+            payment_terms_days=30,
+            invoice_series="F2025",
+            summary_email="eigandi@nordlys.is",
+            rounding=ROUND_HALF_EVEN,
+        )
+        _add(storage, account)
+        assert _read(storage, lambda tx: tx.get_account("nordlys")) == account
+
+    def test_account_update(self, storage: Storage) -> None:
+        _add(storage, make_account("acme"))
+        changed = make_account("acme", payment_terms_days=0, locale="nb_NO")
+        with storage.transaction() as tx:
+            tx.update_account(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_account("acme")) == changed
+
+    def test_unknown_account_is_not_found(self, storage: Storage) -> None:
+        _add(storage, make_account("acme"))
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_account("nope"), key="nope", account="nope"
+            )
+            _assert_not_found(
+                lambda: tx.update_account(make_account("nope")),
+                key="nope",
+                account="nope",
+            )
+
+    def test_duplicate_account_id_conflicts(self, storage: Storage) -> None:
+        _add(storage, make_account("acme"))
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_account(make_account("acme", name="Another"))
+
+    def test_account_ids_are_listed_sorted(self, storage: Storage) -> None:
+        _add(storage, make_account("m"), make_account("a"), make_account("z"))
+        assert _read(storage, lambda tx: tx.list_account_ids()) == ["a", "m", "z"]
+
+    # -- customers ------------------------------------------------------------
+
+    def test_customer_round_trip(self, storage: Storage) -> None:
+        _add(storage, make_account("acme"))
+        customer = make_customer(
+            "kari",
+            name="Kari Nordmann",
+            email="kari@example.no",
+            locale="nb_NO",
+            collection_method=CollectionMethod.SEND_INVOICE,
+            default_payment_method_id="pm-9",
+            gateway_customer_id="cus_123",
+        )
+        _add(storage, customer)
+        assert _read(storage, lambda tx: tx.get_customer("acme", "kari")) == customer
+
+    def test_customer_update(self, storage: Storage) -> None:
+        _world(storage)
+        changed = make_customer("cust-1", default_payment_method_id="pm-1")
+        with storage.transaction() as tx:
+            tx.update_customer(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_customer("acme", "cust-1")) == changed
+
+    def test_customers_are_listed_by_id_within_their_account(
+        self, storage: Storage
+    ) -> None:
+        _add(storage, make_account("acme"), make_account("beta"))
+        _add(
+            storage,
+            make_customer("c"),
+            make_customer("a"),
+            make_customer("b", account_id="beta"),
+        )
+        assert _ids(_read(storage, lambda tx: tx.list_customers("acme"))) == ["a", "c"]
+        assert _ids(_read(storage, lambda tx: tx.list_customers("beta"))) == ["b"]
+        assert _read(storage, lambda tx: tx.list_customers("nope")) == []
+
+    def test_unknown_customer_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_customer("acme", "nope"), key="nope", account="acme"
+            )
+            _assert_not_found(
+                lambda: tx.update_customer(make_customer("nope")),
+                key="nope",
+                account="acme",
+            )
+
+    def test_customer_of_another_account_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_customer("acme", "beta-1"), key="beta-1", account="acme"
+            )
+            _assert_not_found(
+                lambda: tx.update_customer(make_customer("beta-1", name="Stolen")),
+                key="beta-1",
+                account="acme",
+            )
+            tx.commit()
+        kept = _read(storage, lambda tx: tx.get_customer("beta", "beta-1"))
+        assert kept == make_customer("beta-1", account_id="beta")
+
+    def test_customer_of_an_unknown_account_is_refused(self, storage: Storage) -> None:
+        _add(storage, make_account("acme"))
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_customer(make_customer("c", account_id="nope")),
+                key="nope",
+                account="nope",
+            )
+
+    def test_duplicate_customer_id_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_customer(make_customer("cust-1", name="Twin"))
+
+    def test_duplicate_id_in_another_account_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_customer(make_customer("cust-1", account_id="beta"))
+
+    # -- payment methods ----------------------------------------------------
+
+    def test_payment_method_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        method = make_payment_method(
+            "pm-2",
+            customer_id="cust-2",
+            token="pm_1PqR",
+            brand="mastercard",
+            last4="0005",
+            exp_month=1,
+            exp_year=2031,
+        )
+        _add(storage, method)
+        got = _read(storage, lambda tx: tx.get_payment_method("acme", "pm-2"))
+        assert got == method
+
+    def test_payment_methods_are_listed_by_id_per_customer(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_payment_method("pm-0"),
+            make_payment_method("pm-c2", customer_id="cust-2"),
+        )
+        listed = _read(storage, lambda tx: tx.list_payment_methods("acme", "cust-1"))
+        assert _ids(listed) == ["pm-0", "pm-1"]
+        assert (
+            _read(storage, lambda tx: tx.list_payment_methods("acme", "beta-1")) == []
+        )
+
+    def test_removed_payment_method_is_gone(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            tx.remove_payment_method("acme", "pm-1")
+            tx.commit()
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_payment_method("acme", "pm-1"),
+                key="pm-1",
+                account="acme",
+            )
+            assert tx.list_payment_methods("acme", "cust-1") == []
+            _assert_not_found(
+                lambda: tx.remove_payment_method("acme", "pm-1"),
+                key="pm-1",
+                account="acme",
+            )
+
+    def test_payment_method_of_another_account_is_not_found(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_payment_method("acme", "pm-beta"),
+                key="pm-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.remove_payment_method("acme", "pm-beta"),
+                key="pm-beta",
+                account="acme",
+            )
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_payment_method("beta", "pm-beta"))
+
+    def test_payment_method_for_a_customer_of_another_account_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_payment_method(
+                    make_payment_method("pm-x", customer_id="beta-1")
+                ),
+                key="beta-1",
+                account="acme",
+            )
+
+    def test_duplicate_payment_method_id_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_payment_method(make_payment_method("pm-1", last4="1111"))
+
+    # -- templates -------------------------------------------------------------
+
+    def test_template_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        template = make_template(
+            "tpl-2",
+            customer_id="cust-2",
+            currency="KWD",
+            lines=(
+                InvoiceLine(
+                    description="Consulting",
+                    quantity=Decimal("-1.125"),
+                    unit_price=Decimal("1234.567890123456789"),
+                    base_quantity=Decimal("0.5"),
+                    vat_rate=Decimal("25"),
+                    allowances=(
+                        AllowanceCharge(
+                            is_charge=False, percentage=10, base_amount="1234.567"
+                        ),
+                    ),
+                    line_id="L1",
+                ),
+                InvoiceLine(
+                    description="Export",
+                    quantity=3,
+                    unit_price="0.001",
+                    vat_category=VatCategory.EXEMPT,
+                    exemption_reason="Exempt health care",
+                ),
+            ),
+            schedule=Schedule(
+                start=date(2025, 1, 31),
+                period="quarter",
+                every=2,
+                end=date(2030, 12, 31),
+                max_count=12,
+                month_end=True,
+                pauses=(
+                    Pause(date(2025, 3, 1), date(2025, 9, 1)),
+                    Pause(date(2026, 1, 1)),
+                ),
+            ),
+            memo="Quarterly retainer",
+            status=TemplateStatus.FINISHED,
+            next_index=7,
+            next_due_at=datetime(2026, 7, 31, 6, 15, tzinfo=_PLUS_TWO),
+            created_at=datetime(2024, 12, 24, 23, 59, 59, 999999, tzinfo=_OSLO),
+        )
+        _add(storage, template)
+        got = _read(storage, lambda tx: tx.get_template("acme", "tpl-2"))
+        assert got == template
+        assert got.next_due_at == datetime(2026, 7, 31, 4, 15, tzinfo=timezone.utc)
+
+    def test_template_without_next_due_at_round_trips(self, storage: Storage) -> None:
+        _world(storage)
+        template = make_template("tpl-2", next_due_at=None)
+        _add(storage, template)
+        assert _read(storage, lambda tx: tx.get_template("acme", "tpl-2")) == template
+
+    def test_template_update(self, storage: Storage) -> None:
+        _world(storage)
+        schedule = Schedule(
+            start=date(2025, 2, 1),
+            period="month",
+            pauses=(Pause(date(2025, 4, 1), date(2025, 6, 1)),),
+        )
+        changed = make_template(
+            "tpl-1",
+            schedule=schedule,
+            next_index=3,
+            next_due_at=datetime(2025, 6, 1, 6, 15, tzinfo=timezone.utc),
+        )
+        with storage.transaction() as tx:
+            tx.get_template("acme", "tpl-1", for_update=True)
+            tx.update_template(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_template("acme", "tpl-1")) == changed
+
+    def test_templates_are_listed_by_id_with_customer_filter(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_template("tpl-0", customer_id="cust-2"),
+            make_template("tpl-2"),
+        )
+        all_of_acme = _read(storage, lambda tx: tx.list_templates("acme"))
+        assert _ids(all_of_acme) == ["tpl-0", "tpl-1", "tpl-2"]
+        of_cust_1 = _read(
+            storage, lambda tx: tx.list_templates("acme", customer_id="cust-1")
+        )
+        assert _ids(of_cust_1) == ["tpl-1", "tpl-2"]
+        of_beta_customer = _read(
+            storage, lambda tx: tx.list_templates("acme", customer_id="beta-1")
+        )
+        assert of_beta_customer == []
+
+    def test_template_of_another_account_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_template("acme", "tpl-beta", for_update=True),
+                key="tpl-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_template(make_template("tpl-beta", memo="x")),
+                key="tpl-beta",
+                account="acme",
+            )
+            tx.commit()
+        kept = _read(storage, lambda tx: tx.get_template("beta", "tpl-beta"))
+        assert kept.memo == ""
+
+    def test_template_for_a_customer_of_another_account_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_template(make_template("tpl-x", customer_id="beta-1")),
+                key="beta-1",
+                account="acme",
+            )
+
+    def test_duplicate_template_id_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_template(make_template("tpl-1"))
+
+    # -- due templates ------------------------------------------------------
+
+    def test_due_templates_streams_each_due_template_once(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        as_of = datetime(2025, 3, 1, 6, 15, tzinfo=timezone.utc)
+        due = ["tpl-1", "tpl-beta"]  # from _world
+        templates: list[RecurringTemplate] = []
+        for n in range(1234):
+            template_id = f"t{n:05d}"
+            account, customer = ("beta", "beta-1") if n % 3 == 0 else ("acme", "cust-1")
+            kind = n % 5
+            if kind == 0:
+                when: datetime | None = as_of - timedelta(days=n % 40)
+            elif kind == 1:
+                when = as_of  # due exactly now
+            elif kind == 2:
+                when = as_of + timedelta(microseconds=1)  # not yet due
+            else:
+                when = None if kind == 3 else as_of - timedelta(days=1)
+            status = TemplateStatus.FINISHED if kind == 4 else TemplateStatus.ACTIVE
+            if kind in (0, 1):
+                due.append(template_id)
+            templates.append(
+                make_template(
+                    template_id,
+                    account_id=account,
+                    customer_id=customer,
+                    next_due_at=when,
+                    status=status,
+                )
+            )
+        random.Random(1234).shuffle(templates)
+        _add(storage, *templates)
+
+        streamed: list[str] = []
+        after: str | None = None
+        with storage.transaction() as tx:
+            while chunk := tx.due_templates(as_of, after_id=after, limit=100):
+                assert len(chunk) <= 100
+                streamed.extend(_ids(chunk))
+                after = chunk[-1].id
+        assert streamed == sorted(due)
+
+    def test_due_templates_compares_instants(self, storage: Storage) -> None:
+        _world(storage)
+        oslo_morning = datetime(2025, 3, 1, 7, 15, tzinfo=_OSLO)  # 06:15 UTC
+        _add(storage, make_template("tpl-2", next_due_at=oslo_morning))
+        at = datetime(2025, 3, 1, 6, 15, tzinfo=timezone.utc)
+        just_before = at - timedelta(microseconds=1)
+        with storage.transaction() as tx:
+            due_now = tx.due_templates(at, account_ids=["acme"])
+            due_before = tx.due_templates(just_before, account_ids=["acme"])
+        assert "tpl-2" in _ids(due_now)
+        assert "tpl-2" not in _ids(due_before)
+
+    def test_due_templates_filters_by_account(self, storage: Storage) -> None:
+        _world(storage)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        with storage.transaction() as tx:
+            assert _ids(tx.due_templates(as_of)) == ["tpl-1", "tpl-beta"]
+            assert _ids(tx.due_templates(as_of, account_ids=["beta"])) == ["tpl-beta"]
+            assert _ids(tx.due_templates(as_of, account_ids=["acme", "beta"])) == [
+                "tpl-1",
+                "tpl-beta",
+            ]
+            assert tx.due_templates(as_of, account_ids=[]) == []
+
+    def test_due_templates_starts_after_id_and_stops_at_limit(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, *(make_template(f"tpl-{c}") for c in "abcde"))
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        with storage.transaction() as tx:
+            first = tx.due_templates(as_of, account_ids=["acme"], limit=2)
+            rest = tx.due_templates(
+                as_of, account_ids=["acme"], after_id="tpl-b", limit=10
+            )
+        assert _ids(first) == ["tpl-1", "tpl-a"]
+        assert _ids(rest) == ["tpl-c", "tpl-d", "tpl-e"]
+
+    def test_due_templates_see_the_transactions_own_updates(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        with storage.transaction() as tx:
+            template = tx.get_template("acme", "tpl-1")
+            tx.update_template(
+                make_template("tpl-1", next_due_at=as_of + timedelta(days=31))
+            )
+            assert tx.due_templates(as_of, account_ids=["acme"]) == []
+            tx.update_template(template)
+            assert _ids(tx.due_templates(as_of, account_ids=["acme"])) == ["tpl-1"]
+
+    # -- occurrences ---------------------------------------------------------
+
+    def test_occurrences_round_trip_sorted_by_index(self, storage: Storage) -> None:
+        _world(storage)
+        later = _occurrence(2, invoice_id="inv-1")
+        skipped = _occurrence(0)
+        middle = _occurrence(1, invoice_id="inv-1")
+        with storage.transaction() as tx:
+            tx.add_occurrences([later, skipped])
+            tx.add_occurrences([middle])
+            tx.commit()
+        listed = _read(storage, lambda tx: tx.list_occurrences("acme", "tpl-1"))
+        assert listed == [skipped, middle, later]
+
+    def test_duplicate_occurrence_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, _occurrence(0))
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_occurrences([_occurrence(0, invoice_id="inv-1")])
+
+    def test_occurrence_batch_with_a_duplicate_writes_nothing(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, _occurrence(3))
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):
+                tx.add_occurrences([_occurrence(1), _occurrence(2), _occurrence(3)])
+            tx.commit()
+        listed = _read(storage, lambda tx: tx.list_occurrences("acme", "tpl-1"))
+        assert [o.index for o in listed] == [3]
+
+    def test_same_index_of_another_template_is_allowed(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_template("tpl-2"), _occurrence(0))
+        _add(storage, _occurrence(0, template_id="tpl-2"))
+        listed = _read(storage, lambda tx: tx.list_occurrences("acme", "tpl-2"))
+        assert [o.index for o in listed] == [0]
+
+    def test_occurrences_of_another_accounts_template_are_invisible(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, _occurrence(0, template_id="tpl-beta", account_id="beta"))
+        with storage.transaction() as tx:
+            assert tx.list_occurrences("acme", "tpl-beta") == []
+            _assert_not_found(
+                lambda: tx.add_occurrences([_occurrence(1, template_id="tpl-beta")]),
+                key="tpl-beta",
+                account="acme",
+            )
+
+    # -- invoice numbers -----------------------------------------------------
+
+    def test_invoice_numbers_start_at_one_and_are_consecutive(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            assert tx.allocate_invoice_numbers("acme", "INV") == 1
+            assert tx.allocate_invoice_numbers("acme", "INV", count=3) == 2
+            assert tx.allocate_invoice_numbers("acme", "INV") == 5
+            tx.commit()
+
+    def test_invoice_numbers_are_gapless_across_transactions(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        firsts = []
+        for count in (3, 1, 5, 2):
+            with storage.transaction() as tx:
+                firsts.append(tx.allocate_invoice_numbers("acme", "INV", count=count))
+                tx.commit()
+        assert firsts == [1, 4, 5, 10]
+
+    def test_rolled_back_numbers_are_given_back(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            assert tx.allocate_invoice_numbers("acme", "INV", count=2) == 1
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.allocate_invoice_numbers("acme", "INV", count=5) == 3
+
+        def crash() -> None:
+            with storage.transaction() as tx:
+                assert tx.allocate_invoice_numbers("acme", "INV", count=4) == 3
+                raise RuntimeError("crash before commit")
+
+        with pytest.raises(RuntimeError, match="crash before commit"):
+            crash()
+        with storage.transaction() as tx:
+            assert tx.allocate_invoice_numbers("acme", "INV") == 3
+            tx.commit()
+
+    def test_invoice_number_series_are_independent(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            assert tx.allocate_invoice_numbers("acme", "INV", count=10) == 1
+            assert tx.allocate_invoice_numbers("acme", "CN") == 1
+            assert tx.allocate_invoice_numbers("beta", "INV") == 1
+            assert tx.allocate_invoice_numbers("acme", "INV") == 11
+            tx.commit()
+
+    def test_invoice_numbers_of_an_unknown_account_are_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.allocate_invoice_numbers("nope", "INV"),
+                key="nope",
+                account="nope",
+            )
+
+    @pytest.mark.parametrize("count", [0, -1])
+    def test_allocating_fewer_than_one_number_is_refused(
+        self, storage: Storage, count: int
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(InvalidInputError):
+            tx.allocate_invoice_numbers("acme", "INV", count=count)
+
+    # -- invoices --------------------------------------------------------------
+
+    def test_invoice_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+
+        def nok(amount: str) -> Money:
+            return Money(amount, "NOK")
+
+        invoice = make_invoice(
+            "inv-2",
+            customer_id="cust-2",
+            series="F",
+            number=123456,
+            status=InvoiceStatus.PAID,
+            issue_date=date(2025, 2, 28),
+            due_date=date(2025, 3, 14),
+            lines=(
+                InvoiceLine(
+                    description="Timer",
+                    quantity=Decimal("1.333333333333333333"),
+                    unit_price=Decimal("987654321.123456789"),
+                    vat_rate=Decimal("12.5"),
+                ),
+                _line("0.10"),
+            ),
+            net_total=nok("1316872428.16"),
+            vat_total=nok("164609053.52"),
+            total=nok("1481481481.68"),
+            paid=nok("1481481481.680000000000000001"),
+            credited=nok("-0.000000000000000001"),
+            payment_reference="12345678903",
+            template_id="tpl-1",
+            occurrence_index=4,
+            memo="Multi-line\nmemo with ÆØÅ",
+            created_at=datetime(2025, 2, 28, 6, 15, 0, 123456, tzinfo=_OSLO),
+            paid_at=datetime(2025, 3, 1, 23, 30, tzinfo=_PLUS_TWO),
+        )
+        _add(storage, invoice)
+        got = _read(storage, lambda tx: tx.get_invoice("acme", "inv-2"))
+        assert got == invoice
+        assert got.paid.amount == Decimal("1481481481.680000000000000001")
+
+    def test_invoice_amounts_keep_every_currency(self, storage: Storage) -> None:
+        _world(storage)
+        invoice = make_invoice(
+            "inv-isk",
+            number=2,
+            currency="ISK",
+            net_total=Money(1000, "ISK"),
+            vat_total=Money(240, "ISK"),
+            total=Money(1240, "ISK"),
+            paid=Money(0, "ISK"),
+            credited=Money(0, "ISK"),
+        )
+        _add(storage, invoice)
+        assert _read(storage, lambda tx: tx.get_invoice("acme", "inv-isk")) == invoice
+
+    def test_invoice_update(self, storage: Storage) -> None:
+        _world(storage)
+        paid_at = datetime(2025, 1, 5, 12, tzinfo=timezone.utc)
+        changed = make_invoice(
+            "inv-1",
+            status=InvoiceStatus.PAID,
+            paid=Money("125.00", "NOK"),
+            paid_at=paid_at,
+        )
+        with storage.transaction() as tx:
+            assert tx.get_invoice("acme", "inv-1", for_update=True) == make_invoice()
+            tx.update_invoice(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_invoice("acme", "inv-1")) == changed
+
+    def test_duplicate_invoice_number_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_invoices([make_invoice("inv-2", number=1)])
+
+    def test_same_number_in_another_series_or_account_is_allowed(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_invoice("inv-2", number=1, series="OTHER"),
+            make_invoice("beta-2", account_id="beta", customer_id="beta-1", number=2),
+            make_invoice("inv-3", number=2),
+        )
+        invoices = _read(storage, lambda tx: tx.list_invoices("acme"))
+        assert sorted(_ids(invoices)) == ["inv-1", "inv-2", "inv-3"]
+
+    def test_duplicate_invoice_id_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_invoices([make_invoice("inv-1", number=2)])
+
+    def test_second_invoice_for_one_occurrence_conflicts(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_invoice("inv-2", number=2, template_id="tpl-1", occurrence_index=0),
+        )
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_invoices(
+                [
+                    make_invoice(
+                        "inv-3", number=3, template_id="tpl-1", occurrence_index=0
+                    )
+                ]
+            )
+
+    def test_updating_to_a_taken_number_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_invoice("inv-2", number=2))
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):
+                tx.update_invoice(make_invoice("inv-2", number=1))
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_invoice("acme", "inv-2")).number == 2
+
+    def test_a_renumbered_invoice_frees_its_old_number(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            tx.update_invoice(make_invoice("inv-1", number=7))
+            tx.add_invoices([make_invoice("inv-2", number=1)])
+            tx.commit()
+        numbers = [
+            i.number for i in _read(storage, lambda tx: tx.list_invoices("acme"))
+        ]
+        assert numbers == [1, 7]
+
+    def test_invoices_are_listed_by_issue_date_then_number(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_invoice("inv-d", number=4, issue_date=date(2024, 12, 31)),
+            make_invoice("inv-b", number=3, issue_date=date(2025, 1, 1)),
+            make_invoice("inv-a", number=2, issue_date=date(2025, 2, 1)),
+            make_invoice("inv-c", number=5, issue_date=date(2025, 1, 1)),
+        )
+        listed = _read(storage, lambda tx: tx.list_invoices("acme"))
+        assert _ids(listed) == ["inv-d", "inv-1", "inv-b", "inv-c", "inv-a"]
+
+    def test_invoices_are_filtered(self, storage: Storage) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_invoice("inv-2", number=2, customer_id="cust-2"),
+            make_invoice("inv-3", number=3, status=InvoiceStatus.PAID),
+            make_invoice("inv-4", number=4, template_id="tpl-1", occurrence_index=0),
+        )
+        with storage.transaction() as tx:
+            assert _ids(tx.list_invoices("acme", customer_id="cust-2")) == ["inv-2"]
+            assert _ids(tx.list_invoices("acme", status=InvoiceStatus.PAID)) == [
+                "inv-3"
+            ]
+            assert _ids(tx.list_invoices("acme", template_id="tpl-1")) == ["inv-4"]
+            open_of_cust_1 = tx.list_invoices(
+                "acme", customer_id="cust-1", status=InvoiceStatus.OPEN
+            )
+            assert _ids(open_of_cust_1) == ["inv-1", "inv-4"]
+            assert tx.list_invoices("acme", customer_id="beta-1") == []
+            assert tx.list_invoices("acme", template_id="tpl-beta") == []
+
+    def test_invoice_of_another_account_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_invoice("acme", "inv-beta", for_update=True),
+                key="inv-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_invoice(make_invoice("inv-beta", number=99)),
+                key="inv-beta",
+                account="acme",
+            )
+            assert _ids(tx.list_invoices("acme")) == ["inv-1"]
+            tx.commit()
+        kept = _read(storage, lambda tx: tx.get_invoice("beta", "inv-beta"))
+        assert kept.number == 1
+
+    def test_invoice_for_a_customer_of_another_account_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_invoices(
+                    [make_invoice("inv-x", number=9, customer_id="beta-1")]
+                ),
+                key="beta-1",
+                account="acme",
+            )
+
+    # -- payments --------------------------------------------------------------
+
+    def test_payment_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        payment = make_payment(
+            "pay-2",
+            customer_id="cust-2",
+            idempotency_key="recurbill-pay-2-attempt-3",
+            amount=Money("1234.5678", "NOK"),
+            payment_method_id="pm-9",
+            invoice_ids=("inv-1", "inv-7", "inv-3"),
+            status=PaymentStatus.REQUIRES_ACTION,
+            off_session=False,
+            attempt=3,
+            settlement_id="set-1",
+            charge_id="pi_123",
+            decline_code="authentication_required",
+            error_code="card_declined",
+            client_secret="pi_123_secret_abc",
+            refunded=Money("0.01", "NOK"),
+            created_at=datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=_OSLO),
+            updated_at=datetime(2025, 1, 2, 3, 4, 6, tzinfo=_PLUS_TWO),
+        )
+        _add(storage, payment)
+        assert _read(storage, lambda tx: tx.get_payment("acme", "pay-2")) == payment
+
+    def test_payment_update(self, storage: Storage) -> None:
+        _world(storage)
+        changed = make_payment(
+            "pay-1",
+            status=PaymentStatus.SUCCEEDED,
+            charge_id="ch_1",
+            updated_at=_T0 + timedelta(seconds=2),
+        )
+        with storage.transaction() as tx:
+            tx.update_payment(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_payment("acme", "pay-1")) == changed
+
+    def test_duplicate_idempotency_key_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_payment(make_payment("pay-2", idempotency_key="recurbill-pay-1"))
+
+    def test_updating_to_a_taken_idempotency_key_conflicts(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, make_payment("pay-2"))
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.update_payment(make_payment("pay-2", idempotency_key="recurbill-pay-1"))
+
+    def test_duplicate_payment_id_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_payment(make_payment("pay-1", idempotency_key="fresh"))
+
+    def test_payments_are_listed_oldest_first_and_filtered(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_payment(
+                "pay-0",
+                customer_id="cust-2",
+                status=PaymentStatus.FAILED_UNKNOWN,
+                created_at=datetime(2025, 1, 1, 9, 30, tzinfo=_PLUS_TWO),  # 07:30 UTC
+            ),
+            make_payment(
+                "pay-2",
+                status=PaymentStatus.SUCCEEDED,
+                created_at=_T0 + timedelta(hours=1),
+            ),
+        )
+        with storage.transaction() as tx:
+            assert _ids(tx.list_payments("acme")) == ["pay-0", "pay-1", "pay-2"]
+            assert sorted(_ids(tx.list_payments())) == [
+                "pay-0",
+                "pay-1",
+                "pay-2",
+                "pay-beta",
+            ]
+            assert _ids(tx.list_payments("acme", customer_id="cust-1")) == [
+                "pay-1",
+                "pay-2",
+            ]
+            unsettled = tx.list_payments(
+                statuses=[PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN]
+            )
+            assert sorted(_ids(unsettled)) == ["pay-0", "pay-1", "pay-beta"]
+            assert tx.list_payments("acme", customer_id="beta-1") == []
+            assert tx.list_payments("acme", statuses=[]) == []
+
+    def test_payment_of_another_account_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_payment("acme", "pay-beta"),
+                key="pay-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_payment(
+                    make_payment("pay-beta", status=PaymentStatus.SUCCEEDED)
+                ),
+                key="pay-beta",
+                account="acme",
+            )
+            tx.commit()
+        kept = _read(storage, lambda tx: tx.get_payment("beta", "pay-beta"))
+        assert kept.status is PaymentStatus.PENDING
+
+    # -- settlements ---------------------------------------------------------
+
+    def test_settlement_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        settlement = _settlement(
+            items=(
+                SettlementItem(
+                    invoice_id="inv-1",
+                    invoice_number="INV-000001",
+                    amount=Money("125.00", "NOK"),
+                ),
+                SettlementItem(
+                    invoice_id="inv-2",
+                    invoice_number="INV-000002",
+                    amount=Money("0.005", "NOK"),
+                ),
+            ),
+            total=Money("125.005", "NOK"),
+            status=SettlementStatus.REQUIRES_ACTION,
+            payment_id="pay-1",
+            receipt_id="rcpt-1",
+            created_at=datetime(2025, 5, 5, 5, 5, tzinfo=_PLUS_TWO),
+        )
+        _add(storage, settlement)
+        got = _read(storage, lambda tx: tx.get_settlement("acme", "set-1"))
+        assert got == settlement
+
+    def test_settlement_update(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, _settlement())
+        changed = _settlement(status=SettlementStatus.SUCCEEDED, payment_id="pay-1")
+        with storage.transaction() as tx:
+            tx.update_settlement(changed)
+            tx.commit()
+        got = _read(storage, lambda tx: tx.get_settlement("acme", "set-1"))
+        assert got == changed
+
+    def test_pending_selection_key_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, _settlement("set-1"))
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_settlement(_settlement("set-2"))
+
+    def test_selection_key_is_free_once_settlement_is_not_pending(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, _settlement("set-1"))
+        with storage.transaction() as tx:
+            tx.update_settlement(_settlement("set-1", status=SettlementStatus.DECLINED))
+            tx.add_settlement(_settlement("set-2"))
+            tx.commit()
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_settlement(_settlement("set-3"))
+
+    def test_reopening_a_settlement_with_a_taken_key_conflicts(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            _settlement("set-1", status=SettlementStatus.DECLINED),
+            _settlement("set-2"),
+        )
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.update_settlement(_settlement("set-1"))
+
+    def test_settlements_are_listed_oldest_first(self, storage: Storage) -> None:
+        _world(storage)
+        _add(
+            storage,
+            _settlement("set-b", selection_key="b", created_at=_T0),
+            _settlement(
+                "set-a",
+                selection_key="a",
+                created_at=datetime(2025, 1, 1, 10, 30, tzinfo=_PLUS_TWO),
+            ),  # 08:30 UTC
+            _settlement(
+                "set-c",
+                customer_id="cust-2",
+                selection_key="c",
+                created_at=_T0 + timedelta(days=1),
+            ),
+        )
+        with storage.transaction() as tx:
+            assert _ids(tx.list_settlements("acme")) == ["set-a", "set-b", "set-c"]
+            of_cust_1 = tx.list_settlements("acme", customer_id="cust-1")
+            assert _ids(of_cust_1) == ["set-a", "set-b"]
+            assert tx.list_settlements("beta") == []
+
+    def test_settlement_of_another_account_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, _settlement("set-beta", account_id="beta", customer_id="beta-1"))
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_settlement("acme", "set-beta"),
+                key="set-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_settlement(
+                    _settlement("set-beta", status=SettlementStatus.SUCCEEDED)
+                ),
+                key="set-beta",
+                account="acme",
+            )
+            assert tx.list_settlements("acme") == []
+            tx.commit()
+        kept = _read(storage, lambda tx: tx.get_settlement("beta", "set-beta"))
+        assert kept.status is SettlementStatus.PENDING
+
+    # -- receipts, credit notes, refunds, credit -------------------------------
+
+    def test_receipts_round_trip_oldest_first(self, storage: Storage) -> None:
+        _world(storage)
+        late = _receipt("rcpt-1", issued_at=_T0 + timedelta(hours=1))
+        early = _receipt(
+            "rcpt-2",
+            number="R-2",
+            amount=Money("130.00", "NOK"),
+            credit=Money("5.00", "NOK"),
+            card_brand="amex",
+            card_last4="0005",
+            issued_at=datetime(2025, 1, 1, 10, 30, tzinfo=_PLUS_TWO),  # 08:30 UTC
+        )
+        _add(storage, late, early)
+        assert _read(storage, lambda tx: tx.list_receipts("acme", "cust-1")) == [
+            early,
+            late,
+        ]
+        assert _read(storage, lambda tx: tx.list_receipts("acme", "cust-2")) == []
+        assert _read(storage, lambda tx: tx.list_receipts("beta", "cust-1")) == []
+
+    def test_receipt_of_another_accounts_payment_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_receipt(_receipt(payment_id="pay-beta")),
+                key="pay-beta",
+                account="acme",
+            )
+
+    def test_credit_notes_round_trip_and_filter_by_invoice(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, make_invoice("inv-2", number=2))
+        first = _credit_note("cn-1")
+        second = _credit_note(
+            "cn-2",
+            invoice_id="inv-2",
+            number=2,
+            amount=Money("0.001", "NOK"),
+            issue_date=date(2025, 1, 11),
+            lines=(),
+        )
+        _add(storage, first, second)
+        with storage.transaction() as tx:
+            assert tx.list_credit_notes("acme") == [first, second]
+            assert tx.list_credit_notes("acme", invoice_id="inv-2") == [second]
+            assert tx.list_credit_notes("beta") == []
+
+    def test_credit_note_of_another_accounts_invoice_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_credit_note(_credit_note(invoice_id="inv-beta")),
+                key="inv-beta",
+                account="acme",
+            )
+
+    def test_refunds_round_trip_oldest_first(self, storage: Storage) -> None:
+        _world(storage)
+        late = _refund("ref-1", created_at=_T0 + timedelta(minutes=1))
+        early = _refund(
+            "ref-2",
+            amount=Money("100.005", "NOK"),
+            status="succeeded",
+            refund_id="re_123",
+            created_at=datetime(2025, 1, 1, 10, tzinfo=_PLUS_TWO),  # 08:00 UTC
+        )
+        _add(storage, late, early)
+        assert _read(storage, lambda tx: tx.list_refunds("acme", "pay-1")) == [
+            early,
+            late,
+        ]
+        assert _read(storage, lambda tx: tx.list_refunds("beta", "pay-1")) == []
+
+    def test_refund_update(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, _refund("ref-1"))
+        changed = _refund("ref-1", status="succeeded", refund_id="re_9")
+        with storage.transaction() as tx:
+            tx.update_refund(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.list_refunds("acme", "pay-1")) == [changed]
+
+    def test_refund_of_another_account_is_not_found(self, storage: Storage) -> None:
+        _world(storage)
+        beta_refund = _refund("ref-beta", account_id="beta", payment_id="pay-beta")
+        _add(storage, beta_refund)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.update_refund(
+                    _refund("ref-beta", payment_id="pay-1", status="succeeded")
+                ),
+                key="ref-beta",
+                account="acme",
+            )
+            assert tx.list_refunds("acme", "pay-beta") == []
+            tx.commit()
+        kept = _read(storage, lambda tx: tx.list_refunds("beta", "pay-beta"))
+        assert kept == [beta_refund]
+
+    def test_duplicate_refund_idempotency_key_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, _refund("ref-1", idempotency_key="refund-key"))
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_refund(_refund("ref-2", idempotency_key="refund-key"))
+
+    def test_refund_of_another_accounts_payment_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_refund(_refund(payment_id="pay-beta")),
+                key="pay-beta",
+                account="acme",
+            )
+
+    def test_credit_entries_round_trip_oldest_first(self, storage: Storage) -> None:
+        _world(storage)
+        late = _credit_entry("cred-1", created_at=_T0 + timedelta(seconds=1))
+        early = _credit_entry(
+            "cred-2",
+            amount=Money("-3.333", "NOK"),
+            reason="applied to INV-000002",
+            source_id="inv-2",
+            created_at=datetime(2025, 1, 1, 10, 59, tzinfo=_PLUS_TWO),  # 08:59 UTC
+        )
+        _add(storage, late, early)
+        got = _read(storage, lambda tx: tx.list_credit_entries("acme", "cust-1"))
+        assert got == [early, late]
+        assert _read(storage, lambda tx: tx.list_credit_entries("beta", "cust-1")) == []
+
+    def test_credit_entry_for_a_customer_of_another_account_is_refused(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_credit_entry(_credit_entry(customer_id="beta-1")),
+                key="beta-1",
+                account="acme",
+            )
+
+    # -- notifications -------------------------------------------------------
+
+    def test_notification_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        notification = make_notification(
+            "note-2",
+            kind="receipt",
+            recipient="Kari Nordmann <kari@example.no>",
+            subject="Kvittering – 1 234,50 kr",
+            text="Takk for betalingen.\n",
+            html="<p>Takk for betalingen.</p>",
+            status=NotificationStatus.FAILED,
+            attempts=2,
+            last_error="550 mailbox unavailable",
+            headers={"Reply-To": "billing@acme.example", "X-Recurbill-Kind": "receipt"},
+            created_at=datetime(2025, 1, 1, 11, tzinfo=_PLUS_TWO),
+        )
+        _add(storage, notification)
+        assert _read(storage, lambda tx: tx.pending_notifications()) == [notification]
+
+    def test_pending_notifications_oldest_first_with_limit(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_notification("n-late", created_at=_T0 + timedelta(hours=1)),
+            make_notification(
+                "n-early",
+                account_id="beta",
+                created_at=datetime(2025, 1, 1, 10, tzinfo=_PLUS_TWO),  # 08:00 UTC
+            ),
+            make_notification("n-mid", status=NotificationStatus.FAILED),
+            make_notification(
+                "n-sent", status=NotificationStatus.SENT, sent_at=_T0, created_at=_T0
+            ),
+        )
+        with storage.transaction() as tx:
+            assert _ids(tx.pending_notifications()) == ["n-early", "n-mid", "n-late"]
+            assert _ids(tx.pending_notifications(limit=2)) == ["n-early", "n-mid"]
+            assert _ids(tx.pending_notifications(limit=1)) == ["n-early"]
+
+    def test_sent_notification_leaves_the_queue(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_notification("note-1"))
+        sent = make_notification(
+            "note-1", status=NotificationStatus.SENT, attempts=1, sent_at=_T0
+        )
+        with storage.transaction() as tx:
+            tx.update_notification(sent)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.pending_notifications()) == []
+
+    def test_notification_of_another_account_is_not_found(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, make_notification("note-beta", account_id="beta"))
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.update_notification(
+                    make_notification("note-beta", status=NotificationStatus.SENT)
+                ),
+                key="note-beta",
+                account="acme",
+            )
+            tx.commit()
+        pending = _read(storage, lambda tx: tx.pending_notifications())
+        assert _ids(pending) == ["note-beta"]
+
+    def test_duplicate_notification_id_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_notification("note-1"))
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_notifications([make_notification("note-1")])
+
+    def test_stored_headers_do_not_follow_the_callers_dict(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        headers = {"Reply-To": "billing@acme.example"}
+        with storage.transaction() as tx:
+            tx.add_notifications([make_notification("note-1", headers=headers)])
+            tx.commit()
+        headers["Reply-To"] = "attacker@example.com"
+        stored = _read(storage, lambda tx: tx.pending_notifications())
+        assert dict(stored[0].headers) == {"Reply-To": "billing@acme.example"}
+
+    def test_pending_notifications_limit_below_one_is_refused(
+        self, storage: Storage
+    ) -> None:
+        with storage.transaction() as tx, pytest.raises(InvalidInputError):
+            tx.pending_notifications(limit=0)
+
+    # -- webhook events ------------------------------------------------------
+
+    def test_webhook_event_is_recorded_once(self, storage: Storage) -> None:
+        with storage.transaction() as tx:
+            assert tx.record_webhook_event("evt_1") is True
+            assert tx.record_webhook_event("evt_1") is False
+            assert tx.record_webhook_event("evt_2") is True
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.record_webhook_event("evt_1") is False
+
+    def test_rolled_back_webhook_event_is_forgotten(self, storage: Storage) -> None:
+        with storage.transaction() as tx:
+            assert tx.record_webhook_event("evt_1") is True
+        with storage.transaction() as tx:
+            assert tx.record_webhook_event("evt_1") is True
