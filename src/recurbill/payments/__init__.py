@@ -6,6 +6,8 @@ without the ``stripe`` package installed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from recurbill.payments.memory import InMemoryGateway, RecordedRequest
 from recurbill.payments.protocol import (
     CardDetails,
@@ -16,6 +18,10 @@ from recurbill.payments.protocol import (
     RefundResult,
     WebhookEvent,
 )
+from recurbill.payments.webhooks import sign_webhook, verify_webhook
+
+if TYPE_CHECKING:
+    from recurbill.payments.stripe import StripeGateway
 
 __all__ = [
     "CardDetails",
@@ -26,6 +32,17 @@ __all__ = [
     "PaymentGateway",
     "RecordedRequest",
     "RefundResult",
+    "StripeGateway",
     "WebhookEvent",
+    "sign_webhook",
+    "verify_webhook",
 ]
 
+
+def __getattr__(name: str) -> object:
+    """Import ``StripeGateway`` on first use (it needs the optional stripe extra)."""
+    if name == "StripeGateway":
+        from recurbill.payments.stripe import StripeGateway
+
+        return StripeGateway
+    raise AttributeError(f"module 'recurbill.payments' has no attribute {name!r}")

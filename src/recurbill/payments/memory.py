@@ -64,6 +64,7 @@ from recurbill.payments.checks import (
 )
 from recurbill.payments.minor_units import to_minor_units
 from recurbill.payments.protocol import (
+    IDEMPOTENCY_METADATA_KEY,
     CardDetails,
     CardSetup,
     ChargeResult,
@@ -185,6 +186,7 @@ class _Card:
 class _Charge:
     result: ChargeResult
     customer: str
+    metadata: Mapping[str, str]
     refunded: Money
 
 
@@ -658,11 +660,17 @@ class InMemoryGateway:
             )
             self._ledger.append(result)
             event = "payment_intent.succeeded"
-        self._charges[charge_id] = _Charge(
-            result=result, customer=customer, refunded=Money.zero(amount.currency)
+        metadata = params["metadata"]
+        assert isinstance(metadata, dict)
+        charge = _Charge(
+            result=result,
+            customer=customer,
+            metadata=metadata,
+            refunded=Money.zero(amount.currency),
         )
+        self._charges[charge_id] = charge
         self._done[key] = ("charge", params, result)
-        self._emit(event, self._intent_object(result, customer))
+        self._emit(event, self._intent_object(charge))
         return result
 
     def _refund(
@@ -692,13 +700,13 @@ class InMemoryGateway:
         )
         self._refunds.append(result)
         self._done[key] = ("refund", params, result)
-        intent = self._intent_object(charge.result, charge.customer)
-        intent["amount_refunded"] = to_minor_units(charge.refunded)
-        self._emit("charge.refunded", intent)
+        self._emit("charge.refunded", self._intent_object(charge))
         return result
 
     @staticmethod
-    def _intent_object(result: ChargeResult, customer: str) -> dict[str, object]:
+    def _intent_object(charge: _Charge) -> dict[str, object]:
+        """The charge as a Stripe-like PaymentIntent (webhook event data)."""
+        result = charge.result
         status = {
             ChargeStatus.SUCCEEDED: "succeeded",
             ChargeStatus.DECLINED: "requires_payment_method",
@@ -710,14 +718,18 @@ class InMemoryGateway:
             "object": "payment_intent",
             "amount": to_minor_units(result.amount),
             "currency": result.amount.currency.code.lower(),
-            "customer": customer,
+            "amount_refunded": to_minor_units(charge.refunded),
+            "customer": charge.customer,
             "status": status,
             "last_payment_error": (
                 None
                 if result.decline_code is None
                 else {"code": result.error_code, "decline_code": result.decline_code}
             ),
-            "metadata": {"recurbill_idempotency_key": result.idempotency_key},
+            "metadata": {
+                **charge.metadata,
+                IDEMPOTENCY_METADATA_KEY: result.idempotency_key,
+            },
         }
 
     def _emit(self, type_: str, obj: Mapping[str, object]) -> None:

@@ -30,6 +30,7 @@ import attrs
 from recurbill.money import Money
 
 __all__ = [
+    "IDEMPOTENCY_METADATA_KEY",
     "CardDetails",
     "CardSetup",
     "ChargeResult",
@@ -38,6 +39,9 @@ __all__ = [
     "RefundResult",
     "WebhookEvent",
 ]
+
+IDEMPOTENCY_METADATA_KEY = "recurbill_idempotency_key"
+"""Metadata key under which a charge carries its idempotency key (webhooks too)."""
 
 
 class ChargeStatus(str, enum.Enum):

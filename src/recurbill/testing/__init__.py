@@ -6,4 +6,26 @@ own adapter the way recurbill checks its own.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from recurbill.testing.payments import GatewayContract
+from recurbill.testing.storage import (
+    StorageContract,
+    make_account,
+    make_customer,
+    make_invoice,
+    make_notification,
+    make_payment,
+    make_payment_method,
+    make_template,
+)
+
+__all__ = [
+    "GatewayContract",
+    "StorageContract",
+    "make_account",
+    "make_customer",
+    "make_invoice",
+    "make_notification",
+    "make_payment",
+    "make_payment_method",
+    "make_template",
+]

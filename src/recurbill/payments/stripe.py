@@ -1,0 +1,503 @@
+"""StripeGateway: the payment gateway port on Stripe (the only module importing stripe).
+
+Give it a :class:`stripe.StripeClient` (no global ``stripe.api_key``)::
+
+    client = stripe.StripeClient(api_key=..., max_network_retries=2)
+    gateway = StripeGateway(client, webhook_secrets=["whsec_new", "whsec_old"])
+
+How it maps the port onto Stripe:
+
+- A charge is a PaymentIntent created with ``confirm=true``, the customer, the
+  payment method, card as the only allowed type, and ``off_session`` when the
+  customer is away. Its id (``pi_…``) is the ``charge_id``. The idempotency key
+  goes in the ``Idempotency-Key`` header and in the metadata
+  (``recurbill_idempotency_key``) for reconciliation.
+- Card errors are results: ``authentication_required`` becomes
+  ``REQUIRES_ACTION`` with the PaymentIntent's ``client_secret`` (the customer
+  confirms it on-session); other card errors become ``DECLINED`` with Stripe's
+  ``code`` and ``decline_code``.
+- Faults raise: rate limits, connection errors and 5xx/409 answers become
+  :class:`GatewayUnavailableError` (the client's own retries, with the same
+  key, come first: set ``max_network_retries`` on the client); authentication,
+  permission and invalid requests become :class:`GatewayConfigurationError`;
+  Stripe's idempotency error becomes :class:`IdempotencyKeyReuseError`. The
+  Stripe exception is not chained (no Stripe object leaves this module); its
+  type, HTTP status, code and request id are in the message.
+- Amounts go through :mod:`recurbill.payments.minor_units`: ISK is sent with
+  two decimals in multiples of 100, three-decimal currencies need 0 as their
+  last digit; anything else is refused before a request is made.
+- Webhooks are verified against the raw body with every configured secret
+  (rotation) and a 300 s tolerance around the ``now`` you pass.
+
+``retrieve_charge(idempotency_key=…)`` looks through the 100 most recent
+PaymentIntents, then Stripe's search (which can lag by up to a minute). None
+means no charge is known *yet*: charging again with the same key and the same
+parameters is always safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from recurbill.errors import (
+    GatewayConfigurationError,
+    GatewayUnavailableError,
+    IdempotencyKeyReuseError,
+    InvalidInputError,
+    WebhookError,
+)
+from recurbill.money import Currency, Money
+from recurbill.payments.checks import (
+    check_amount,
+    check_id,
+    check_idempotency_key,
+    check_metadata,
+    check_text,
+    check_token,
+)
+from recurbill.payments.minor_units import from_minor_units, to_minor_units
+from recurbill.payments.protocol import (
+    IDEMPOTENCY_METADATA_KEY,
+    CardDetails,
+    CardSetup,
+    ChargeResult,
+    ChargeStatus,
+    RefundResult,
+    WebhookEvent,
+)
+from recurbill.payments.webhooks import DEFAULT_TOLERANCE, parse_event, verify_webhook
+
+try:
+    import stripe
+except ModuleNotFoundError:  # the optional extra is not installed
+    stripe = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from stripe import PaymentIntent, PaymentMethod, StripeClient, StripeError
+    from stripe.params import (
+        CustomerCreateParams,
+        PaymentIntentCreateParams,
+        RefundCreateParams,
+    )
+
+__all__ = ["RETRYABLE_DECLINES", "StripeGateway"]
+
+RETRYABLE_DECLINES = frozenset(
+    {
+        "approve_with_id",
+        "issuer_not_available",
+        "processing_error",
+        "reenter_transaction",
+        "try_again_later",
+    }
+)
+"""Decline codes after which the same card may succeed later."""
+
+_REFUND_TOO_LARGE = frozenset({"amount_too_large", "charge_already_refunded"})
+_RECENT = 100
+
+
+def _describe(exc: StripeError) -> str:
+    parts = [type(exc).__name__]
+    if exc.http_status is not None:
+        parts.append(f"HTTP {exc.http_status}")
+    if exc.code:
+        parts.append(f"code {exc.code}")
+    if exc.request_id:
+        parts.append(f"request {exc.request_id}")
+    return ", ".join(parts)
+
+
+class StripeGateway:
+    """The payment gateway port on Stripe's PaymentIntents API.
+
+    Arguments:
+        client: a ``stripe.StripeClient``; its API key decides test or live mode.
+        webhook_secrets: the endpoint secrets (``whsec_…``) accepted by
+            :meth:`parse_webhook`; give the old and the new one while rotating.
+    """
+
+    def __init__(
+        self, client: StripeClient, *, webhook_secrets: Sequence[str] = ()
+    ) -> None:
+        if stripe is None:
+            raise GatewayConfigurationError(
+                problem="StripeGateway needs the stripe package, which is not "
+                "installed",
+                allowed="install it with: pip install 'recurbill[stripe]'",
+            )
+        if not isinstance(client, stripe.StripeClient):
+            raise GatewayConfigurationError(
+                problem=f"client is a {type(client).__name__}, not a "
+                "stripe.StripeClient",
+                allowed="pass stripe.StripeClient(api_key=...); the global "
+                "stripe.api_key is not used",
+            )
+        if isinstance(webhook_secrets, str) or not all(
+            isinstance(s, str) and s for s in webhook_secrets
+        ):
+            raise InvalidInputError(
+                problem="webhook_secrets must be a sequence of non-empty strings",
+                allowed="give e.g. ['whsec_…'] (several while rotating)",
+            )
+        self._v1 = client.v1
+        self._secrets = tuple(webhook_secrets)
+
+    def __repr__(self) -> str:
+        return f"StripeGateway(webhook_secrets=<{len(self._secrets)} hidden>)"
+
+    # -- customers and cards -------------------------------------------------
+
+    def create_customer(
+        self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a Stripe Customer; return its id (``cus_…``)."""
+        params: CustomerCreateParams = {
+            "email": check_text(email, what="email"),
+            "name": check_text(name, what="name"),
+        }
+        meta = check_metadata({} if metadata is None else metadata)
+        if meta:
+            params["metadata"] = meta
+        with _translated():
+            customer = self._v1.customers.create(params)
+        return customer.id
+
+    def start_card_setup(self, customer: str) -> CardSetup:
+        """Create a SetupIntent (``usage=off_session``, cards only)."""
+        check_id(customer, what="customer")
+        with _translated():
+            intent = self._v1.setup_intents.create(
+                {
+                    "customer": customer,
+                    "usage": "off_session",
+                    "allowed_payment_method_types": ["card"],
+                }
+            )
+        if intent.client_secret is None:
+            raise GatewayConfigurationError(
+                problem=f"SetupIntent {intent.id} came without a client secret",
+                allowed="use a secret API key that may create SetupIntents",
+            )
+        return CardSetup(
+            setup_id=intent.id, client_secret=intent.client_secret, customer=customer
+        )
+
+    def attach_payment_method(self, customer: str, *, token: str) -> CardDetails:
+        """Attach a PaymentMethod to the customer; return the card's display facts.
+
+        A card that Stripe declines while attaching raises
+        :class:`InvalidInputError` with the decline code: there is nothing to save.
+        """
+        check_id(customer, what="customer")
+        check_token(token)
+        try:
+            with _translated(cards=True):
+                method = self._v1.payment_methods.attach(token, {"customer": customer})
+        except _CardDeclinedError as declined:
+            raise InvalidInputError(
+                problem=f"the card was declined while saving it ({declined.code})",
+                allowed="ask the customer for another card",
+            ) from None
+        return _card_details(method)
+
+    def list_payment_methods(self, customer: str) -> list[CardDetails]:
+        """The customer's cards (up to 100), newest first as Stripe lists them."""
+        check_id(customer, what="customer")
+        with _translated():
+            methods = self._v1.customers.payment_methods.list(
+                customer, {"type": "card", "limit": 100}
+            )
+        return [_card_details(method) for method in methods.data]
+
+    def detach_payment_method(self, token: str) -> None:
+        """Detach a PaymentMethod from its customer."""
+        check_token(token)
+        with _translated():
+            self._v1.payment_methods.detach(token)
+
+    def set_default_payment_method(self, customer: str, *, token: str) -> None:
+        """Set ``invoice_settings.default_payment_method`` of the customer."""
+        check_id(customer, what="customer")
+        check_token(token)
+        with _translated():
+            self._v1.customers.update(
+                customer, {"invoice_settings": {"default_payment_method": token}}
+            )
+
+    # -- money ---------------------------------------------------------------
+
+    def charge(
+        self,
+        customer: str,
+        *,
+        payment_method: str,
+        amount: Money,
+        idempotency_key: str,
+        off_session: bool,
+        description: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> ChargeResult:
+        """Create and confirm a PaymentIntent; a decline is a result, not an error."""
+        check_id(customer, what="customer")
+        check_token(payment_method, what="payment_method")
+        units = to_minor_units(check_amount(amount))
+        key = check_idempotency_key(idempotency_key)
+        if not isinstance(off_session, bool):
+            raise InvalidInputError(
+                problem=f"off_session={off_session!r}", allowed="True or False"
+            )
+        meta = check_metadata({} if metadata is None else metadata)
+        meta[IDEMPOTENCY_METADATA_KEY] = key
+        params: PaymentIntentCreateParams = {
+            "amount": units,
+            "currency": amount.currency.code.lower(),
+            "customer": customer,
+            "payment_method": payment_method,
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+            "metadata": meta,
+        }
+        if off_session:
+            params["off_session"] = True
+        if check_text(description, what="description"):
+            params["description"] = description
+        try:
+            with _translated(key, cards=True):
+                intent = self._v1.payment_intents.create(
+                    params, {"idempotency_key": key}
+                )
+        except _CardDeclinedError as declined:
+            return declined.result(amount, key)
+        return _intent_result(intent, key)
+
+    def retrieve_charge(
+        self, *, idempotency_key: str | None = None, charge_id: str | None = None
+    ) -> ChargeResult | None:
+        """The PaymentIntent made with *idempotency_key*, or with id *charge_id*."""
+        if (idempotency_key is None) == (charge_id is None):
+            raise InvalidInputError(
+                problem="retrieve_charge() needs exactly one of idempotency_key "
+                "and charge_id",
+                allowed="give the key the charge was made with, or its id",
+            )
+        if charge_id is not None:
+            check_id(charge_id, what="charge_id")
+            try:
+                with _translated():
+                    intent = self._v1.payment_intents.retrieve(charge_id)
+            except GatewayConfigurationError as error:
+                if error.fields.get("status") == 404:
+                    return None
+                raise
+            return _intent_result(intent, _key_of(intent))
+        key = check_idempotency_key(idempotency_key)
+        intent_found = self._find_by_key(key)
+        return None if intent_found is None else _intent_result(intent_found, key)
+
+    def _find_by_key(self, key: str) -> PaymentIntent | None:
+        with _translated():
+            recent = self._v1.payment_intents.list({"limit": _RECENT})
+            for intent in recent.data:
+                if _key_of(intent) == key:
+                    return intent
+            quoted = key.replace("\\", "\\\\").replace("'", "\\'")
+            query = f"metadata['{IDEMPOTENCY_METADATA_KEY}']:'{quoted}'"
+            found = self._v1.payment_intents.search({"query": query, "limit": 10})
+        for intent in found.data:
+            if _key_of(intent) == key:
+                return intent
+        return None
+
+    def refund(
+        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund a PaymentIntent, all that is left (None) or part of it.
+
+        The PaymentIntent is read first, so that an amount in another currency
+        is refused rather than read by Stripe in the charge's currency.
+        """
+        check_id(charge_id, what="charge_id")
+        key = check_idempotency_key(idempotency_key)
+        params: RefundCreateParams = {"payment_intent": charge_id}
+        if amount is not None:
+            params["amount"] = to_minor_units(check_amount(amount, what="refund"))
+        with _translated():
+            intent = self._v1.payment_intents.retrieve(charge_id)
+        currency = Currency(intent.currency)
+        if amount is not None and amount.currency != currency:
+            raise InvalidInputError(
+                problem=f"refund of {amount} on a charge in {currency}",
+                allowed=f"refund in the charge's currency, {currency}",
+            )
+        try:
+            with _translated(key):
+                refund = self._v1.refunds.create(params, {"idempotency_key": key})
+        except GatewayConfigurationError as error:
+            if error.fields.get("code") in _REFUND_TOO_LARGE:
+                raise InvalidInputError(
+                    problem=f"refund of {amount or 'the rest'} on charge {charge_id}",
+                    allowed="refund at most what is left of the charge",
+                ) from None
+            raise
+        return RefundResult(
+            refund_id=refund.id,
+            charge_id=charge_id,
+            amount=from_minor_units(refund.amount, refund.currency),
+            status=refund.status or "pending",
+        )
+
+    # -- webhooks --------------------------------------------------------------
+
+    def parse_webhook(
+        self, payload: bytes, *, signature: str, now: int
+    ) -> WebhookEvent:
+        """Verify a Stripe webhook against its raw body at *now*; parse the event."""
+        if not self._secrets:
+            raise WebhookError(
+                problem="no webhook secret is configured",
+                allowed="pass webhook_secrets=['whsec_…'] to StripeGateway",
+            )
+        verify_webhook(
+            payload,
+            signature=signature,
+            secrets=self._secrets,
+            now=now,
+            tolerance=DEFAULT_TOLERANCE,
+        )
+        return parse_event(bytes(payload))
+
+
+class _CardDeclinedError(Exception):
+    """A Stripe card error, turned into a result by the caller."""
+
+    def __init__(self, code: str, decline_code: str | None, intent: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.decline_code = decline_code
+        self.intent = intent
+
+    def result(self, amount: Money, key: str) -> ChargeResult:
+        intent_id = getattr(self.intent, "id", None)
+        if self.code == "authentication_required":
+            return ChargeResult(
+                status=ChargeStatus.REQUIRES_ACTION,
+                charge_id=intent_id,
+                amount=amount,
+                idempotency_key=key,
+                decline_code=self.decline_code or self.code,
+                error_code=self.code,
+                client_secret=getattr(self.intent, "client_secret", None),
+            )
+        decline = self.decline_code or self.code
+        return ChargeResult(
+            status=ChargeStatus.DECLINED,
+            charge_id=intent_id,
+            amount=amount,
+            idempotency_key=key,
+            decline_code=decline,
+            error_code=self.code,
+            retryable=decline in RETRYABLE_DECLINES,
+        )
+
+
+@contextmanager
+def _translated(key: str | None = None, *, cards: bool = False) -> Iterator[None]:
+    """Turn Stripe's exceptions into recurbill's, without chaining them.
+
+    With *cards*, a card error becomes :class:`_CardDeclinedError` for the caller
+    to turn into a result; elsewhere it is a configuration error.
+    """
+    try:
+        yield
+    except stripe.CardError as exc:
+        if not cards:
+            _raise_translated(exc, key)
+        error = exc.error
+        raise _CardDeclinedError(
+            exc.code or "card_declined",
+            None if error is None else error.decline_code,
+            None if error is None else error.payment_intent,
+        ) from None
+    except stripe.StripeError as exc:
+        _raise_translated(exc, key)
+
+
+def _raise_translated(exc: StripeError, key: str | None) -> NoReturn:
+    fields: dict[str, object] = {"code": exc.code, "status": exc.http_status}
+    if isinstance(exc, stripe.IdempotencyError):
+        raise IdempotencyKeyReuseError(key=key, **fields) from None
+    if isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)) or (
+        exc.http_status is not None
+        and (exc.http_status >= 500 or exc.http_status == 409)
+    ):
+        raise GatewayUnavailableError(
+            problem=f"Stripe did not complete the request ({_describe(exc)})",
+            allowed="the outcome is unknown; retry later with the same idempotency "
+            "key or reconcile with retrieve_charge()",
+            **fields,
+        ) from None
+    raise GatewayConfigurationError(
+        problem=f"Stripe refused the request ({_describe(exc)}: {exc.user_message})",
+        allowed="check the API key, the ids and the parameters; retrying the same "
+        "request will not help",
+        **fields,
+    ) from None
+
+
+def _key_of(intent: PaymentIntent) -> str:
+    metadata = intent.metadata.to_dict() if intent.metadata is not None else {}
+    value = metadata.get(IDEMPOTENCY_METADATA_KEY, "")
+    return value if isinstance(value, str) else ""
+
+
+def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
+    amount = from_minor_units(intent.amount, intent.currency)
+    error = intent.last_payment_error
+    code = None if error is None else error.code
+    decline = None if error is None else (error.decline_code or error.code)
+    common: dict[str, Any] = {
+        "charge_id": intent.id,
+        "amount": amount,
+        "idempotency_key": key,
+    }
+    if intent.status == "succeeded":
+        return ChargeResult(status=ChargeStatus.SUCCEEDED, **common)
+    if intent.status in ("processing", "requires_capture"):
+        return ChargeResult(status=ChargeStatus.PROCESSING, **common)
+    if intent.status == "requires_action" or code == "authentication_required":
+        next_action = intent.next_action
+        redirect = None if next_action is None else next_action.redirect_to_url
+        return ChargeResult(
+            status=ChargeStatus.REQUIRES_ACTION,
+            decline_code=decline,
+            error_code=code,
+            client_secret=intent.client_secret,
+            action_url=None if redirect is None else redirect.url,
+            **common,
+        )
+    return ChargeResult(
+        status=ChargeStatus.DECLINED,
+        decline_code=decline,
+        error_code=code or intent.status,
+        retryable=decline in RETRYABLE_DECLINES,
+        **common,
+    )
+
+
+def _card_details(method: PaymentMethod) -> CardDetails:
+    card = method.card
+    if card is None:
+        raise InvalidInputError(
+            problem=f"payment method {method.id} is a {method.type}, not a card",
+            allowed="save cards only",
+        )
+    return CardDetails(
+        token=method.id,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+    )
