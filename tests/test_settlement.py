@@ -176,7 +176,8 @@ def test_invoice_that_is_not_open_names_its_status() -> None:
     error = refusal(["inv_1", "inv_2", "inv_3"], invoices)
     assert str(error) == (
         "invoices 'inv_2' (INV-000002) is paid, 'inv_3' (INV-000003) is void; "
-        "only open invoices can be paid; remove the others from the selection"
+        "only open invoices can be paid; remove those that are not open from "
+        "the selection"
     )
     assert error.fields["reason"] == "not_open"
     assert error.fields["invoice_ids"] == ("inv_2", "inv_3")
@@ -218,6 +219,35 @@ def test_mixed_currencies_name_the_currencies() -> None:
     assert error.fields["reason"] == "currency"
     assert isinstance(error, InvalidInputError)
     assert isinstance(error, ValueError)
+
+
+def test_invoice_in_a_pending_settlement_is_refused() -> None:
+    invoices = [inv(1), inv(2), inv(3)]
+    with pytest.raises(InvalidSelectionError) as info:
+        plan_settlement(
+            ["inv_1", "inv_2", "inv_3"],
+            invoices,
+            account_id=ACC,
+            customer_id=CUS,
+            pending={"inv_3", "inv_9"},
+        )
+    assert str(info.value) == (
+        "invoice 'inv_3' (INV-000003) is already in a payment in progress; "
+        "wait until that payment has finished, or select other invoices"
+    )
+    assert info.value.fields["reason"] == "pending"
+    assert info.value.fields["invoice_ids"] == ("inv_3",)
+    assert plan_settlement(
+        ["inv_1", "inv_2"],
+        invoices,
+        account_id=ACC,
+        customer_id=CUS,
+        pending={"inv_3"},
+    ).total == Money("200.00", "NOK")
+    with pytest.raises(InvalidInputError, match="not a collection of invoice ids"):
+        plan_settlement(
+            ["inv_1"], invoices, account_id=ACC, customer_id=CUS, pending="inv_1"
+        )
 
 
 def test_checks_run_in_a_fixed_order() -> None:

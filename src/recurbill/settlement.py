@@ -20,7 +20,8 @@ object shaped like an invoice (:class:`SettleableInvoice`), so a
 
 Every ``InvalidSelectionError`` raised here carries, besides its message, the
 fields ``reason`` (``"empty"``, ``"not_a_list"``, ``"duplicate"``,
-``"not_found"``, ``"not_open"``, ``"nothing_due"`` or ``"currency"``) and
+``"not_found"``, ``"not_open"``, ``"nothing_due"``, ``"currency"`` or
+``"pending"``) and
 ``invoice_ids`` (the ids at fault) in ``error.fields``, for a user interface to
 point at the right rows.
 """
@@ -31,7 +32,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
 from typing import NoReturn, Protocol
 
@@ -366,7 +367,8 @@ def _check_payable(found: Sequence[Due]) -> None:
             "not_open",
             [d.invoice_id for d in not_open],
             f"invoice {states}" if len(not_open) == 1 else f"invoices {states}",
-            "only open invoices can be paid; remove the others from the selection",
+            "only open invoices can be paid; remove those that are not open "
+            "from the selection",
         )
     empty = [d for d in found if d.outstanding.amount <= 0]
     if empty:
@@ -435,6 +437,7 @@ def plan_settlement(
     *,
     account_id: str,
     customer_id: str,
+    pending: Collection[str] = (),
 ) -> SettlementPlan:
     """The amount due per selected invoice and in total, or a clear refusal.
 
@@ -444,9 +447,14 @@ def plan_settlement(
     so nothing is revealed about invoices elsewhere. Each line is the
     invoice's outstanding amount (quantized), in selection order.
 
+    *pending* are the ids of invoices already inside a settlement that is
+    still pending; selecting one of them is refused, so one invoice is never
+    in two payments at once.
+
     Raises :class:`~recurbill.errors.InvalidSelectionError` for an empty
     selection, a duplicate id, an id not found, an invoice that is not open,
-    an invoice with nothing outstanding, or invoices in several currencies.
+    an invoice with nothing outstanding, invoices in several currencies, or
+    an invoice in a pending settlement; the checks run in that order.
 
     >>> due = Due(invoice_id="inv_1", invoice_number="INV-000001",
     ...           account_id="acc_1", customer_id="cus_1", status="open",
@@ -489,6 +497,20 @@ def plan_settlement(
             "select invoices of this customer from the list of open invoices",
         )
     _check_payable(found)
+    if isinstance(pending, str) or not isinstance(pending, Collection):
+        raise InvalidInputError(
+            problem=f"pending {pending!r} is not a collection of invoice ids",
+            allowed="give the ids of invoices in pending settlements as a set",
+        )
+    busy = [d for d in found if d.invoice_id in pending]
+    if busy:
+        _refuse(
+            "pending",
+            [d.invoice_id for d in busy],
+            f"{'invoice' if len(busy) == 1 else 'invoices'} {_describe(busy)} "
+            f"{'is' if len(busy) == 1 else 'are'} already in a payment in progress",
+            "wait until that payment has finished, or select other invoices",
+        )
     currency = found[0].currency
     lines = tuple(
         SettlementLine(
