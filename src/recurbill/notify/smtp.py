@@ -57,15 +57,16 @@ def build_email(message: Message, *, sender: str) -> EmailMessage:
     """
     name, address = _sender(sender)
     email = EmailMessage(policy=SMTP_POLICY)
+    # The body first: set_content() drops Content-* headers set before it.
+    email.set_content(message.text, subtype="plain", cte="quoted-printable")
+    if message.html is not None:
+        email.add_alternative(message.html, subtype="html", cte="quoted-printable")
     local, _, domain = address.rpartition("@")
     email["From"] = Address(display_name=name, username=local, domain=domain)
     email["To"] = message.recipient
     email["Subject"] = message.subject
     for header, value in message.headers.items():
         email[header] = value
-    email.set_content(message.text, subtype="plain", cte="quoted-printable")
-    if message.html is not None:
-        email.add_alternative(message.html, subtype="html", cte="quoted-printable")
     return email
 
 

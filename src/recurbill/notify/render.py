@@ -1,0 +1,808 @@
+"""Render recurbill's e-mails in the recipient's language, with Babel.
+
+Five messages: the daily summary to the account, and to the customer the
+invoice, the receipt, "your payment needs confirmation" and "your payment did
+not go through". Each comes back as a :class:`~recurbill.notify.protocol.Message`
+with a plain-text body that reads well on its own and a simple HTML
+alternative (every value escaped, no images, no external resources).
+
+Texts exist in Norwegian bokmål, Swedish, Icelandic and English (see
+:mod:`recurbill.notify.texts`). :func:`resolve_locale` picks them: ``nb``,
+``nn`` and ``no`` read Norwegian bokmål, ``sv_FI`` reads Swedish, and any other
+language reads English. Dates and amounts follow the recipient's own locale
+when it is a variant of that language (``sv_FI``, ``en_US``), otherwise the
+text's locale; amounts go through :func:`~recurbill.money.format_money`.
+
+>>> resolve_locale("nn_NO"), resolve_locale("sv_FI"), resolve_locale("de_DE")
+('nb_NO', 'sv_SE', 'en_GB')
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+from babel.core import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent, parse_pattern
+
+from recurbill.errors import InvalidInputError, RecurbillError
+from recurbill.invoice import InvoiceLine, compute_totals, line_net
+from recurbill.money import Currency, Money, format_money
+from recurbill.notify.message import Message
+from recurbill.notify.texts import TEXTS
+from recurbill.records import (
+    Account,
+    ChargeLine,
+    CollectionMethod,
+    Customer,
+    Invoice,
+    Notification,
+    PaymentStatus,
+    Receipt,
+    RunReport,
+)
+
+__all__ = [
+    "notification_for",
+    "render_invoice",
+    "render_payment_failed",
+    "render_payment_needs_action",
+    "render_receipt",
+    "render_summary",
+    "resolve_locale",
+]
+
+_LANGUAGES = {"en": "en_GB", "nb": "nb_NO", "nn": "nb_NO", "no": "nb_NO"}
+_LANGUAGES |= {"sv": "sv_SE", "is": "is_IS"}
+_FALLBACK = "en_GB"
+_WIDTH = 72
+
+_DECLINES = {
+    "insufficient_funds": "decline.insufficient_funds",
+    "expired_card": "decline.expired_card",
+    "card_velocity_exceeded": "decline.limit",
+    "withdrawal_count_limit_exceeded": "decline.limit",
+    "processing_error": "decline.processing_error",
+    "try_again_later": "decline.processing_error",
+    "issuer_not_available": "decline.processing_error",
+    "reenter_transaction": "decline.processing_error",
+}
+"""Decline codes worth explaining. Others (``lost_card``, ``fraudulent`` …)
+read as a plain decline, as card networks advise."""
+
+
+# -- locale -----------------------------------------------------------------
+
+
+def _parse(locale: object) -> Locale | None:
+    if not isinstance(locale, str) or not locale.strip():
+        return None
+    try:
+        return Locale.parse(locale.strip().replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
+
+
+def resolve_locale(locale: str) -> str:
+    """The locale whose texts a recipient with *locale* reads.
+
+    A language-only or regional match counts (``"nb"``, ``"nn"``, ``"no"`` →
+    ``"nb_NO"``; ``"sv_FI"`` → ``"sv_SE"``); anything else reads ``"en_GB"``.
+    """
+    parsed = _parse(locale)
+    if parsed is None:
+        return _FALLBACK
+    return _LANGUAGES.get(parsed.language, _FALLBACK)
+
+
+@attrs.frozen
+class _Lang:
+    texts: Mapping[str, str]
+    babel: Locale
+    tag: str
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self.texts[key].format(**values)
+
+
+def _lang(locale: str) -> _Lang:
+    chosen = resolve_locale(locale)
+    own = Locale.parse(chosen)
+    parsed = _parse(locale)
+    babel = own
+    if parsed is not None and parsed.language == own.language and parsed.territory:
+        babel = parsed  # the recipient's region: sv_FI, en_US
+    return _Lang(TEXTS[chosen], babel, own.language)
+
+
+# -- formatting ---------------------------------------------------------------
+
+
+def _money(value: Money, lang: _Lang) -> str:
+    return format_money(value, lang.babel)
+
+
+def _monies(values: Iterable[Money], lang: _Lang) -> str:
+    """Sums per currency, joined with ' + ' (one currency: one amount)."""
+    totals: dict[Currency, Money] = {}
+    for value in values:
+        totals[value.currency] = totals.get(value.currency, Money.zero(value.currency))
+        totals[value.currency] += value
+    return " + ".join(_money(total, lang) for total in totals.values())
+
+
+def _price(amount: Decimal, currency: Currency, lang: _Lang) -> str:
+    """A unit price: at least the currency's decimals, more if it has them."""
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(currency.decimals, -exponent if isinstance(exponent, int) else 0)
+    if places == currency.decimals:
+        return _money(Money(amount, currency), lang)
+    pattern = parse_pattern(lang.babel.currency_formats["standard"].pattern)
+    pattern.frac_prec = (currency.decimals, places)
+    text: str = pattern.apply(
+        amount, lang.babel, currency=currency.code, currency_digits=False
+    )
+    return text
+
+
+def _date(day: date, lang: _Lang, width: str = "long") -> str:
+    return format_date(day, width, locale=lang.babel)
+
+
+def _local_day(instant: datetime, account: Account) -> date:
+    try:
+        zone = ZoneInfo(account.timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidInputError(
+            problem=f"account {account.id!r} has the time zone {account.timezone!r}",
+            allowed="use an IANA time zone such as 'Europe/Oslo'",
+        ) from None
+    return instant.astimezone(zone).date()
+
+
+def _rate(rate: Decimal, lang: _Lang) -> str:
+    text: str = format_percent(
+        rate / 100, locale=lang.babel, decimal_quantization=False
+    )
+    return text
+
+
+def _quantity(quantity: Decimal, lang: _Lang) -> str:
+    text: str = format_decimal(quantity, locale=lang.babel, decimal_quantization=False)
+    return text
+
+
+# -- blocks: one description, rendered as plain text and as HTML -------------
+
+
+@attrs.frozen
+class _Para:
+    text: str
+
+
+@attrs.frozen
+class _Heading:
+    text: str
+
+
+@attrs.frozen
+class _Fields:
+    rows: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class _Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    right: frozenset[int] = frozenset()
+    footer: tuple[tuple[str, ...], ...] = ()
+
+
+@attrs.frozen
+class _Link:
+    text: str  # the sentence with the URL, for the plain text
+    label: str
+    url: str
+
+
+_Block = _Para | _Heading | _Fields | _Table | _Link
+
+
+def _wrap(text: str) -> list[str]:
+    lines: list[str] = []
+    for line in text.split("\n"):
+        lines.extend(
+            textwrap.wrap(line, _WIDTH, break_long_words=False, break_on_hyphens=False)
+            or [""]
+        )
+    return lines
+
+
+def _span(row: tuple[str, ...]) -> int:
+    """How many leading columns a footer row's label spans (up to its first value)."""
+    return next((i for i, cell in enumerate(row) if i and cell), len(row))
+
+
+def _text_table(table: _Table) -> list[str]:
+    body = (table.header, *table.rows)
+    widths = [max(len(row[i]) for row in body) for i in range(len(table.header))]
+    for row in table.footer:
+        k = _span(row)
+        room = sum(widths[:k]) + 2 * (k - 1)
+        if len(row[0]) > room:
+            widths[k - 1] += len(row[0]) - room
+
+    def line(row: tuple[str, ...], first: int = 0) -> str:
+        cells = [
+            cell.rjust(width) if i in table.right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            if i >= first
+        ]
+        return "  ".join(cells)
+
+    out = ["  " + line(row).rstrip() for row in body]
+    if table.footer:
+        out.append("  " + "-" * max(len(text) - 2 for text in out))
+        for row in table.footer:
+            k = _span(row)
+            label = row[0].ljust(sum(widths[:k]) + 2 * (k - 1))
+            rest = line(row, k)
+            out.append(("  " + label + ("  " + rest if rest else "")).rstrip())
+    return out
+
+
+def _plain(blocks: Sequence[_Block]) -> str:
+    parts: list[list[str]] = []
+    for block in blocks:
+        if isinstance(block, _Para):
+            parts.append(_wrap(block.text))
+        elif isinstance(block, _Heading):
+            parts.append([block.text, "-" * len(block.text)])
+        elif isinstance(block, _Fields):
+            width = max(len(label) for label, _ in block.rows) + 1
+            parts.append(
+                [
+                    f"{(label + ':').ljust(width)}  {value}"
+                    for label, value in block.rows
+                ]
+            )
+        elif isinstance(block, _Table):
+            parts.append(_text_table(block))
+        else:
+            parts.append(_wrap(block.text))
+    text = ""
+    for previous, part in zip([None, *blocks], parts, strict=False):
+        glue = "\n" if isinstance(previous, _Heading) else "\n\n"
+        text += (glue if text else "") + "\n".join(part)
+    return text + "\n"
+
+
+def _e(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def _cells(row: tuple[str, ...], right: frozenset[int], tag: str) -> str:
+    cells = []
+    for i, cell in enumerate(row):
+        align = ' style="text-align:right"' if i in right else ""
+        cells.append(f"<{tag}{align}>{_e(cell)}</{tag}>")
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _footer(row: tuple[str, ...], right: frozenset[int]) -> str:
+    k = _span(row)
+    label = f'<th colspan="{k}" style="text-align:left">{_e(row[0])}</th>'
+    return _cells(row[k:], frozenset(i - k for i in right), "th").replace(
+        "<tr>", "<tr>" + label, 1
+    )
+
+
+def _html(blocks: Sequence[_Block], *, subject: str, lang: _Lang) -> str:
+    body: list[str] = []
+    for block in blocks:
+        if isinstance(block, _Para):
+            body.append("<p>" + _e(block.text).replace("\n", "<br>") + "</p>")
+        elif isinstance(block, _Heading):
+            body.append(f"<h3>{_e(block.text)}</h3>")
+        elif isinstance(block, _Fields):
+            rows = "".join(
+                f'<tr><th style="text-align:left">{_e(label)}</th>'
+                f"<td>{_e(value)}</td></tr>"
+                for label, value in block.rows
+            )
+            body.append(f"<table>{rows}</table>")
+        elif isinstance(block, _Table):
+            head = _cells(block.header, block.right, "th")
+            rows = "".join(_cells(row, block.right, "td") for row in block.rows)
+            foot = "".join(_footer(row, block.right) for row in block.footer)
+            body.append(
+                '<table cellpadding="4">'
+                f"<thead>{head}</thead><tbody>{rows}</tbody>"
+                + (f"<tfoot>{foot}</tfoot>" if foot else "")
+                + "</table>"
+            )
+        else:
+            body.append(f'<p><a href="{_e(block.url)}">{_e(block.label)}</a></p>')
+    return (
+        f'<!DOCTYPE html>\n<html lang="{_e(lang.tag)}">\n<head>'
+        f'<meta charset="utf-8"><title>{_e(subject)}</title></head>\n'
+        '<body style="font-family:sans-serif">\n'
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _message(
+    recipient: str, subject: str, blocks: Sequence[_Block], lang: _Lang
+) -> Message:
+    return Message(
+        recipient=recipient,
+        subject=subject,
+        text=_plain(blocks),
+        html=_html(blocks, subject=subject, lang=lang),
+        headers={"Auto-Submitted": "auto-generated", "Content-Language": lang.tag},
+    )
+
+
+# -- input checks ---------------------------------------------------------------
+
+
+def _need(value: object, kind: type, name: str) -> None:
+    if not isinstance(value, kind):
+        raise InvalidInputError(
+            problem=f"{name} is {type(value).__name__}",
+            allowed=f"give a recurbill {kind.__name__}",
+        )
+
+
+def _same_account(account: Account, what: str, account_id: str) -> None:
+    if account_id != account.id:
+        raise InvalidInputError(
+            problem=f"{what} belongs to account {account_id!r}, not {account.id!r}",
+            allowed="render a record with the account it belongs to",
+        )
+
+
+def _customer_of(account: Account, customer: Customer, what: str, owner: str) -> None:
+    _need(account, Account, "account")
+    _need(customer, Customer, "customer")
+    _same_account(account, f"customer {customer.id!r}", customer.account_id)
+    if owner != customer.id:
+        raise InvalidInputError(
+            problem=f"{what} belongs to customer {owner!r}, not {customer.id!r}",
+            allowed="render a record with the customer it belongs to",
+        )
+
+
+def _numbers(invoice_numbers: object) -> tuple[str, ...]:
+    if isinstance(invoice_numbers, str) or not isinstance(invoice_numbers, Sequence):
+        raise InvalidInputError(
+            problem=f"invoice_numbers {invoice_numbers!r} is not a list",
+            allowed="give a list of invoice numbers, e.g. ['INV-000041']",
+        )
+    numbers = tuple(invoice_numbers)
+    if not numbers or not all(isinstance(n, str) and n.strip() for n in numbers):
+        raise InvalidInputError(
+            problem=f"invoice_numbers {list(numbers)!r} is empty or has blanks",
+            allowed="give at least one non-empty invoice number",
+        )
+    return numbers
+
+
+def _amount(amount: object) -> Money:
+    if not isinstance(amount, Money):
+        raise InvalidInputError(
+            problem=f"amount {amount!r} is not Money",
+            allowed="give Money, e.g. Money('1234.50', 'NOK')",
+        )
+    return amount
+
+
+# -- the messages ---------------------------------------------------------------
+
+
+def render_summary(account: Account, report: RunReport) -> Message:
+    """The daily summary of *report*, to the account's summary address.
+
+    Lists what was issued (number, customer, date, amount, with a total), card
+    payments and their outcome (paid, declined with the decline code, waiting
+    for the customer), occurrences skipped while paused and recurring invoices
+    that ended. An empty report says there is nothing to report.
+    """
+    _need(account, Account, "account")
+    _need(report, RunReport, "report")
+    _same_account(account, "the run report", report.account_id)
+    t = _lang(account.locale)
+    day = _date(_local_day(report.as_of, account), t)
+    blocks: list[_Block] = [_Para(t("summary.intro", date=day, account=account.name))]
+    if report.is_empty:
+        blocks.append(_Para(t("summary.nothing")))
+    if report.issued:
+        blocks.append(_Heading(t("summary.issued", count=len(report.issued))))
+        blocks.append(
+            _Table(
+                header=(
+                    t("summary.col.invoice"),
+                    t("summary.col.customer"),
+                    t("summary.col.date"),
+                    t("summary.col.amount"),
+                ),
+                rows=tuple(
+                    (
+                        line.invoice_number,
+                        line.customer_name,
+                        _date(line.issue_date, t, "medium"),
+                        _money(line.total, t),
+                    )
+                    for line in report.issued
+                ),
+                right=frozenset({3}),
+                footer=(
+                    (
+                        t("summary.issued_total"),
+                        "",
+                        "",
+                        _monies((line.total for line in report.issued), t),
+                    ),
+                ),
+            )
+        )
+    if report.charges:
+        blocks.append(_Heading(t("summary.charges", count=len(report.charges))))
+        blocks.append(_charges_table(report.charges, t))
+    if report.skipped:
+        blocks.append(_Heading(t("summary.skipped", count=len(report.skipped))))
+        blocks.append(
+            _Table(
+                header=(
+                    t("summary.col.customer"),
+                    t("summary.col.template"),
+                    t("summary.col.date"),
+                ),
+                rows=tuple(
+                    (line.customer_name, line.template_id, _date(line.on, t, "medium"))
+                    for line in report.skipped
+                ),
+            )
+        )
+    if report.ended:
+        blocks.append(_Heading(t("summary.ended", count=len(report.ended))))
+        blocks.append(
+            _Table(
+                header=(t("summary.col.customer"), t("summary.col.template")),
+                rows=tuple(
+                    (line.customer_name, line.template_id) for line in report.ended
+                ),
+            )
+        )
+    subject = t("summary.subject", account=account.name, date=day)
+    return _message(account.summary_email, subject, blocks, t)
+
+
+def _charges_table(charges: Sequence[ChargeLine], t: _Lang) -> _Table:
+    def result(line: ChargeLine) -> str:
+        status = t(f"status.{line.status.value}")
+        return f"{status} ({line.decline_code})" if line.decline_code else status
+
+    footer = []
+    for status in (
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.DECLINED,
+        PaymentStatus.REQUIRES_ACTION,
+    ):
+        chosen = [line for line in charges if line.status is status]
+        if chosen:
+            footer.append(
+                (
+                    f"{t(f'summary.total_{status.value}')} ({len(chosen)})",
+                    "",
+                    _monies((line.amount for line in chosen), t),
+                    "",
+                )
+            )
+    return _Table(
+        header=(
+            t("summary.col.invoice"),
+            t("summary.col.customer"),
+            t("summary.col.amount"),
+            t("summary.col.result"),
+        ),
+        rows=tuple(
+            (
+                line.invoice_number,
+                line.customer_name,
+                _money(line.amount, t),
+                result(line),
+            )
+            for line in charges
+        ),
+        right=frozenset({2}),
+        footer=tuple(footer),
+    )
+
+
+def _vat_rows(
+    account: Account, invoice: Invoice, t: _Lang
+) -> list[tuple[str, str, str, str, str]]:
+    """VAT per rate when the lines reproduce the stored totals, else one row."""
+    try:
+        totals = compute_totals(
+            invoice.lines, currency=invoice.currency, rounding=account.rounding
+        )
+    except RecurbillError:
+        totals = None
+    if (
+        totals is not None
+        and totals.tax_exclusive == invoice.net_total
+        and totals.vat_total == invoice.vat_total
+        and totals.vat_breakdown
+    ):
+        rows = []
+        for group in totals.vat_breakdown:
+            label = t(
+                "invoice.vat_rate",
+                rate=_rate(group.rate, t),
+                base=_money(group.taxable, t),
+            )
+            if group.exemption_reason:
+                label += f" ({group.exemption_reason})"
+            rows.append((label, "", "", "", _money(group.tax, t)))
+        return rows
+    return [(t("invoice.vat"), "", "", "", _money(invoice.vat_total, t))]
+
+
+def _line_row(
+    line: InvoiceLine, invoice: Invoice, account: Account, t: _Lang
+) -> tuple[str, str, str, str, str]:
+    try:
+        net = _money(line_net(line, invoice.currency, rounding=account.rounding), t)
+    except RecurbillError:
+        net = ""
+    return (
+        line.description,
+        _quantity(line.quantity, t),
+        _price(line.unit_price, invoice.currency, t),
+        _rate(line.vat_rate, t),
+        net,
+    )
+
+
+def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Message:
+    """The invoice e-mail to the customer, in the customer's language.
+
+    Number, invoice and due dates, payment reference (KID/OCR), the lines with
+    VAT rate and amount, totals with VAT per rate, what is left to pay, and how
+    it will be paid (the saved card, or by the due date with the reference).
+    """
+    _customer_of(account, customer, f"invoice {invoice.id!r}", invoice.customer_id)
+    _need(invoice, Invoice, "invoice")
+    _same_account(account, f"invoice {invoice.id!r}", invoice.account_id)
+    t = _lang(customer.locale)
+    number = invoice.display_number
+    due = _date(invoice.due_date, t)
+    fields = [
+        (t("invoice.number"), number),
+        (t("invoice.issue_date"), _date(invoice.issue_date, t)),
+        (t("invoice.due_date"), due),
+    ]
+    if invoice.payment_reference:
+        fields.append((t("invoice.reference"), invoice.payment_reference))
+    outstanding = invoice.outstanding
+    footer = [
+        (t("invoice.net_total"), "", "", "", _money(invoice.net_total, t)),
+        *_vat_rows(account, invoice, t),
+        (
+            t("invoice.total"),
+            "",
+            "",
+            "",
+            _money(invoice.net_total + invoice.vat_total, t),
+        ),
+    ]
+    settled = invoice.paid + invoice.credited
+    if settled:
+        footer.append((t("invoice.settled"), "", "", "", _money(-settled, t)))
+    footer.append((t("invoice.amount_due"), "", "", "", _money(outstanding, t)))
+    blocks: list[_Block] = [
+        _Para(t("greeting", name=customer.name)),
+        _Para(t("invoice.intro", number=number, account=account.name)),
+        _Fields(tuple(fields)),
+        _Table(
+            header=(
+                t("invoice.col.description"),
+                t("invoice.col.quantity"),
+                t("invoice.col.unit_price"),
+                t("invoice.col.vat"),
+                t("invoice.col.amount"),
+            ),
+            rows=tuple(_line_row(line, invoice, account, t) for line in invoice.lines),
+            right=frozenset({1, 2, 3, 4}),
+            footer=tuple(footer),
+        ),
+    ]
+    if invoice.memo:
+        blocks.append(_Para(invoice.memo))
+    if outstanding.amount <= 0:
+        blocks.append(_Para(t("invoice.paid")))
+    elif customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY:
+        blocks.append(_Para(t("invoice.pay_by_card")))
+    else:
+        how = t("invoice.pay_by_transfer", amount=_money(outstanding, t), due_date=due)
+        if invoice.payment_reference:
+            how += " " + t("invoice.use_reference", reference=invoice.payment_reference)
+        blocks.append(_Para(how))
+    blocks.append(_Para(t("signoff", account=account.name)))
+    subject = t("invoice.subject", number=number, account=account.name)
+    return _message(customer.email, subject, blocks, t)
+
+
+def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Message:
+    """The receipt e-mail for a succeeded payment, in the customer's language.
+
+    Lists every invoice the payment settled (a mass payment settles several)
+    with the amount applied to each, any amount kept as credit, the total, the
+    card (brand and last four digits) and the payment date.
+    """
+    _customer_of(account, customer, f"receipt {receipt.id!r}", receipt.customer_id)
+    _need(receipt, Receipt, "receipt")
+    _same_account(account, f"receipt {receipt.id!r}", receipt.account_id)
+    t = _lang(customer.locale)
+    paid_on = _date(_local_day(receipt.issued_at, account), t)
+    card = t("receipt.card", brand=receipt.card_brand.title(), last4=receipt.card_last4)
+    footer = []
+    if receipt.credit:
+        footer.append((t("receipt.credit_label"), _money(receipt.credit, t)))
+    footer.append((t("receipt.total"), _money(receipt.amount, t)))
+    many = len(receipt.items) != 1
+    blocks: list[_Block] = [
+        _Para(t("greeting", name=customer.name)),
+        _Para(t("receipt.intro", amount=_money(receipt.amount, t))),
+        _Fields(
+            (
+                (t("receipt.number"), receipt.number),
+                (t("receipt.date"), paid_on),
+                (t("receipt.method"), card),
+            )
+        ),
+        _Heading(t("receipt.settled_other" if many else "receipt.settled_one")),
+        _Table(
+            header=(t("label.invoice"), t("label.amount")),
+            rows=tuple(
+                (item.invoice_number, _money(item.amount, t)) for item in receipt.items
+            ),
+            right=frozenset({1}),
+            footer=tuple(footer),
+        ),
+    ]
+    if receipt.credit:
+        blocks.append(
+            _Para(
+                t(
+                    "receipt.credit",
+                    amount=_money(receipt.credit, t),
+                    account=account.name,
+                )
+            )
+        )
+    blocks.append(_Para(t("signoff", account=account.name)))
+    subject = t("receipt.subject", number=receipt.number, account=account.name)
+    return _message(customer.email, subject, blocks, t)
+
+
+def _url(action_url: object) -> str | None:
+    if action_url is None:
+        return None
+    if (
+        not isinstance(action_url, str)
+        or not action_url.startswith(("https://", "http://"))
+        or any(c.isspace() for c in action_url)
+    ):
+        raise InvalidInputError(
+            problem=f"action_url {action_url!r} is not a web address",
+            allowed="give an http(s) URL without spaces, or None",
+        )
+    return action_url
+
+
+def _invoice_fields(numbers: tuple[str, ...], amount: Money, t: _Lang) -> _Fields:
+    label = t("label.invoice" if len(numbers) == 1 else "label.invoices")
+    return _Fields(
+        ((label, ", ".join(numbers)), (t("label.amount"), _money(amount, t)))
+    )
+
+
+def render_payment_needs_action(
+    account: Account,
+    customer: Customer,
+    invoice_numbers: Sequence[str],
+    amount: Money,
+    action_url: str | None = None,
+) -> Message:
+    """Ask the customer to confirm a card payment their bank held back (3-D Secure).
+
+    With *action_url* the message links to the confirmation page; without it,
+    it sends the customer to their payment overview.
+    """
+    _customer_of(account, customer, "the payment", customer.id)
+    numbers = _numbers(invoice_numbers)
+    money = _amount(amount)
+    url = _url(action_url)
+    t = _lang(customer.locale)
+    blocks: list[_Block] = [
+        _Para(t("greeting", name=customer.name)),
+        _Para(t("action.intro", amount=_money(money, t))),
+        _invoice_fields(numbers, money, t),
+        (
+            _Link(t("action.link", url=url), t("action.button"), url)
+            if url
+            else _Para(t("action.no_link", account=account.name))
+        ),
+        _Para(t("signoff", account=account.name)),
+    ]
+    subject = t("action.subject", account=account.name)
+    return _message(customer.email, subject, blocks, t)
+
+
+def render_payment_failed(
+    account: Account,
+    customer: Customer,
+    invoice_numbers: Sequence[str],
+    amount: Money,
+    decline_code: str | None,
+) -> Message:
+    """Tell the customer a card payment was declined and the invoices stay open.
+
+    Common decline codes are explained (insufficient funds, expired card,
+    limit reached, a temporary error); any other code, including the ones that
+    must not be shown to a cardholder (``lost_card``, ``fraudulent``), reads as
+    "the bank declined the payment".
+    """
+    _customer_of(account, customer, "the payment", customer.id)
+    numbers = _numbers(invoice_numbers)
+    money = _amount(amount)
+    if decline_code is not None and not isinstance(decline_code, str):
+        raise InvalidInputError(
+            problem=f"decline_code {decline_code!r} is not text",
+            allowed="give the gateway's decline code, e.g. 'insufficient_funds'",
+        )
+    t = _lang(customer.locale)
+    reason = t(_DECLINES.get(decline_code or "", "decline.generic"))
+    blocks: list[_Block] = [
+        _Para(t("greeting", name=customer.name)),
+        _Para(t("failed.intro", amount=_money(money, t))),
+        _invoice_fields(numbers, money, t),
+        _Para(t("failed.reason", reason=reason)),
+        _Para(t("failed.next_one" if len(numbers) == 1 else "failed.next_other")),
+        _Para(t("signoff", account=account.name)),
+    ]
+    subject = t("failed.subject", account=account.name)
+    return _message(customer.email, subject, blocks, t)
+
+
+def notification_for(
+    message: Message,
+    *,
+    id: str,
+    account_id: str,
+    kind: str,
+    created_at: datetime,
+) -> Notification:
+    """The outbox row that will deliver *message* (store it with its event)."""
+    _need(message, Message, "message")
+    return Notification(
+        id=id,
+        account_id=account_id,
+        kind=kind,
+        recipient=message.recipient,
+        subject=message.subject,
+        text=message.text,
+        html=message.html or "",
+        headers=dict(message.headers),
+        created_at=created_at,
+    )

@@ -1,0 +1,335 @@
+"""Rendering: the right words, amounts and dates per locale, escaped HTML."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pytest
+from render_fixtures import CURRENCY, account, customer, invoice, money, receipt, report
+from smtp_servers import Server
+
+from recurbill.errors import InvalidInputError
+from recurbill.money import Money
+from recurbill.notify.message import Message
+from recurbill.notify.render import (
+    notification_for,
+    render_invoice,
+    render_payment_failed,
+    render_payment_needs_action,
+    render_receipt,
+    render_summary,
+)
+from recurbill.notify.smtp import SmtpNotifier
+from recurbill.records import RunReport
+
+NBSP = "\xa0"
+
+
+def all_messages(locale: str) -> list[Message]:
+    cur = CURRENCY[locale]
+    acc, cus = account(locale), customer(locale)
+    return [
+        render_summary(acc, report(cur)),
+        render_invoice(acc, cus, invoice(cur)),
+        render_receipt(acc, cus, receipt(cur)),
+        render_payment_needs_action(
+            acc, cus, ["INV-000041"], money("10", cur), "https://pay.example/c?a=1&b=2"
+        ),
+        render_payment_needs_action(acc, cus, ["INV-000041"], money("10", cur), None),
+        render_payment_failed(acc, cus, ["INV-1", "INV-2"], money("10", cur), None),
+    ]
+
+
+def test_summary_amounts_are_formatted_per_locale() -> None:
+    nb = render_summary(account("nb_NO"), report("NOK"))
+    assert f"1{NBSP}234,50{NBSP}kr" in nb.text
+    assert f"14{NBSP}624,50{NBSP}kr" in nb.text  # the total issued
+    assert nb.recipient == "post@bakeriet.no"
+    assert nb.subject == "Daglig oppsummering for Bakeriet Ærlig AS, 5. mars 2026"
+    icelandic = render_summary(account("is_IS"), report("ISK"))
+    assert f"1.235{NBSP}kr." in icelandic.text  # ISK has no decimals
+    assert f"14.625{NBSP}kr." in icelandic.text
+    english = render_summary(account("en_GB"), report("GBP"))
+    assert "£1,234.50" in english.text
+
+
+def test_summary_lists_every_part_of_the_run() -> None:
+    text = render_summary(account("nb_NO"), report("NOK")).text
+    for expected in (
+        "Utstedte fakturaer (3)",
+        "INV-000043",
+        "Þórður Guðmundsson",
+        "Avvist (insufficient_funds)",
+        "Venter på bekreftelse fra kunden (1)",
+        "Hoppet over under pause (1)",
+        "4. mars 2026",
+        "Gjentakende fakturaer som er avsluttet (1)",
+        "tpl_3",
+    ):
+        assert expected in text
+
+
+def test_summary_date_is_the_accounts_local_day() -> None:
+    late = RunReport(
+        account_id="acme", as_of=datetime(2026, 3, 5, 23, 30, tzinfo=timezone.utc)
+    )
+    assert "6. mars 2026" in render_summary(account("nb_NO"), late).subject
+    assert "5 March 2026" in render_summary(account("en_GB"), late).subject
+
+
+def test_empty_summary_says_nothing_happened() -> None:
+    empty = RunReport(
+        account_id="acme", as_of=datetime(2026, 3, 5, tzinfo=timezone.utc)
+    )
+    text = render_summary(account("sv_SE"), empty).text
+    assert "Inget att rapportera" in text
+    assert "Utställda" not in text
+
+
+def test_summary_of_another_account_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="belongs to account"):
+        render_summary(account("nb_NO", id="other"), report("NOK"))
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [
+        (
+            "nb_NO",
+            ["Faktura INV-000041", "Forfallsdato", "19. mars 2026", "KID", "mva.",
+             "Beløp å betale", f"2{NBSP}349,00{NBSP}kr", "Mva. 25"],
+        ),
+        (
+            "sv_SE",
+            ["Faktura INV-000041", "Förfallodatum", "19 mars 2026", "OCR-nummer",
+             "moms", "Att betala", f"2{NBSP}349,00{NBSP}kr"],
+        ),
+        (
+            "is_IS",
+            ["Reikningur INV-000041", "Gjalddagi", "19. mars 2026", "VSK",
+             "Til greiðslu", f"2.349{NBSP}kr."],
+        ),
+        (
+            "en_GB",
+            ["Invoice INV-000041", "Due date", "19 March 2026", "VAT", "Amount due",
+             "£2,349.00"],
+        ),
+    ],
+)  # fmt: skip
+def test_invoice_reads_like_an_invoice(locale: str, words: list[str]) -> None:
+    message = render_invoice(
+        account(locale), customer(locale), invoice(CURRENCY[locale])
+    )
+    for word in words:
+        assert word in message.subject + "\n" + message.text, word
+    assert "1234567897" in message.text
+    assert message.recipient == "kari@example.no"
+    assert message.headers["Content-Language"] == locale[:2]
+
+
+def test_invoice_shows_vat_per_rate_and_escapes_html() -> None:
+    message = render_invoice(account(), customer(), invoice())
+    assert f"Mva. 25{NBSP}% av 1{NBSP}600,00{NBSP}kr" in message.text
+    assert f"400,00{NBSP}kr" in message.text
+    assert "Bok: «Ærlig brød»" in message.text
+    assert message.html is not None
+    assert "Bok: «Ærlig brød»" in message.html
+
+
+def test_invoice_for_card_customers_says_the_card_is_charged() -> None:
+    auto = customer("sv_SE", collection_method="charge_automatically")
+    text = render_invoice(account("sv_SE"), auto, invoice("SEK")).text
+    assert "dras från ditt sparade kort" in text
+    assert "Vänligen betala" not in text
+
+
+def test_paid_invoice_has_nothing_due() -> None:
+    paid = invoice(paid=Money("2349.00", "NOK"), status="paid")
+    text = render_invoice(account(), customer(), paid).text
+    assert "Fakturaen er betalt" in text
+    assert re.search(r"Allerede betalt eller kreditert\s+-2\xa0349,00\xa0kr", text)
+    assert re.search(r"Beløp å betale\s+0,00\xa0kr", text)
+
+
+def test_invoice_of_another_customer_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="belongs to customer"):
+        render_invoice(account(), customer(id="cus_2"), invoice())
+
+
+def test_mass_payment_receipt_lists_each_invoice_and_the_credit() -> None:
+    message = render_receipt(account(), customer(), receipt())
+    text = message.text
+    assert message.subject == "Kvittering R-000007 fra Bakeriet Ærlig AS"
+    assert re.search(r"INV-000041\s+1\xa0234,50\xa0kr", text)
+    assert re.search(r"INV-000042\s+500,00\xa0kr", text)
+    assert re.search(r"Til gode\s+100,00\xa0kr", text)
+    assert re.search(r"Totalt betalt\s+1\xa0834,50\xa0kr", text)
+    assert "Betalte fakturaer" in text
+    assert "Visa som slutter på 4242" in text
+    assert "6. mars 2026" in text  # 23:30 UTC is the next day in Oslo
+
+
+def test_single_receipt_without_credit() -> None:
+    one = receipt(
+        "ISK",
+        items=receipt("ISK").items[:1],
+        amount=money("1234.50", "ISK"),
+        credit=Money(0, "ISK"),
+    )
+    text = render_receipt(account("is_IS"), customer("is_IS"), one).text
+    assert "Greiddur reikningur" in text
+    assert "Inneign" not in text
+    assert f"1.235{NBSP}kr." in text
+
+
+def test_needs_action_links_and_escapes_the_url() -> None:
+    url = "https://pay.example/confirm?a=1&b=<2>"
+    message = render_payment_needs_action(
+        account(),
+        customer("en_GB"),
+        ["INV-000041", "INV-000042"],
+        money("10", "NOK"),
+        url,
+    )
+    assert f"Confirm the payment here: {url}" in message.text
+    assert "Invoices:" in message.text
+    assert message.html is not None
+    assert 'href="https://pay.example/confirm?a=1&amp;b=&lt;2&gt;"' in message.html
+
+
+def test_needs_action_without_url_points_to_the_overview() -> None:
+    message = render_payment_needs_action(
+        account(), customer("sv_FI"), ["INV-000041"], money("10", "EUR"), None
+    )
+    assert "betalningsöversikt hos Bakeriet Ærlig AS" in message.text
+    assert f"10,00{NBSP}€" in message.text  # Swedish words, Finnish region
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "ftp://x.example", "https://a b"]
+)
+def test_needs_action_refuses_a_url_that_is_not_a_web_address(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="action_url"):
+        render_payment_needs_action(
+            account(), customer(), ["INV-1"], money("10", "NOK"), url
+        )
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("insufficient_funds", "Årsak: ikke dekning på kontoen"),
+        ("expired_card", "Årsak: kortet er utløpt"),
+        ("card_velocity_exceeded", "Årsak: kortets beløpsgrense er nådd"),
+        ("stolen_card", "Årsak: banken avviste betalingen"),
+        (None, "Årsak: banken avviste betalingen"),
+    ],
+)
+def test_payment_failed_explains_safe_decline_codes(
+    code: str | None, reason: str
+) -> None:
+    text = render_payment_failed(
+        account(), customer(), ["INV-000041"], money("10", "NOK"), code
+    ).text
+    assert reason in text
+    assert "stolen" not in text
+    assert "Fakturaen er fortsatt ubetalt" in text
+
+
+def test_payment_failed_for_several_invoices_uses_the_plural() -> None:
+    text = render_payment_failed(
+        account(), customer("is_IS"), ["INV-1", "INV-2"], money("10", "ISK"), None
+    ).text
+    assert "Reikningar:" in text
+    assert "Reikningarnir eru enn ógreiddir" in text
+
+
+@pytest.mark.parametrize(
+    "numbers", ["INV-000041", [], [""], [41]], ids=["str", "empty", "blank", "int"]
+)
+def test_invoice_numbers_must_be_a_list_of_numbers(numbers: object) -> None:
+    with pytest.raises(InvalidInputError, match="invoice_numbers"):
+        render_payment_failed(
+            account(),
+            customer(),
+            numbers,
+            money("1", "NOK"),
+            None,  # type: ignore[arg-type]
+        )
+
+
+def test_unknown_locale_falls_back_to_english() -> None:
+    text = render_invoice(account(), customer("de_DE"), invoice()).text
+    assert "Here is your invoice INV-000041" in text
+    assert "19 March 2026" in text  # English dates too, not German ones
+
+
+@pytest.mark.parametrize("locale", sorted(CURRENCY))
+def test_html_is_escaped_and_self_contained(locale: str) -> None:
+    evil = "<script>alert('x')</script> & Co"
+    acc = account(locale, name=evil)
+    cus = customer(locale, name=evil)
+    hostile = [
+        render_invoice(acc, cus, invoice(CURRENCY[locale])),
+        render_summary(acc, report(CURRENCY[locale])),
+    ]
+    for message in [*all_messages(locale), *hostile]:
+        assert message.html is not None
+        assert "<script" not in message.html
+        assert not re.search(
+            r"\b(src|srcset|background)=|<img|<link|@import|url\(", message.html
+        )
+        assert message.headers["Auto-Submitted"] == "auto-generated"
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Co" in (
+        render_invoice(acc, cus, invoice(CURRENCY[locale])).html or ""
+    )
+
+
+@pytest.mark.parametrize("locale", sorted(CURRENCY))
+def test_plain_text_lines_stay_readable(locale: str) -> None:
+    for message in all_messages(locale):
+        assert "<" not in message.text.replace("<2>", "")
+        assert all(len(line) <= 100 for line in message.text.splitlines())
+        assert message.text.endswith("\n")
+
+
+def test_rendered_icelandic_invoice_through_real_smtp(smtp_server: Server) -> None:
+    acc = account("is_IS", name="Þórður & synir ehf.")
+    cus = customer("is_IS", name="Guðrún Þorsteinsdóttir", email="gudrun@example.is")
+    message = render_invoice(acc, cus, invoice("ISK"))
+    SmtpNotifier(
+        smtp_server.host,
+        smtp_server.port,
+        sender="Þórður & synir <reikningar@thordur.is>",
+        security="none",
+        local_hostname="localhost",
+    ).send(message)
+
+    email = smtp_server.received[0].email
+    assert email["Subject"] == "Reikningur INV-000041 frá Þórður & synir ehf."
+    assert email["Content-Language"] == "is"
+    text, html_part = email.iter_parts()
+    body = text.get_content().replace("\r\n", "\n")
+    assert body == message.text
+    assert "Góðan dag Guðrún Þorsteinsdóttir," in body
+    assert f"2.349{NBSP}kr." in body
+    assert "Þórður &amp; synir ehf." in html_part.get_content()
+
+
+def test_notification_for_copies_the_message() -> None:
+    message = render_receipt(account(), customer(), receipt())
+    note = notification_for(
+        message,
+        id="ntf_1",
+        account_id="acme",
+        kind="receipt",
+        created_at=datetime(2026, 3, 5, tzinfo=timezone.utc),
+    )
+    assert (note.recipient, note.subject, note.text, note.html) == (
+        message.recipient,
+        message.subject,
+        message.text,
+        message.html,
+    )
+    assert dict(note.headers) == dict(message.headers)
