@@ -447,17 +447,23 @@ def _raise_translated(exc: StripeError, key: str | None) -> NoReturn:
     ) from None
 
 
+def _field(obj: object, name: str) -> Any:
+    """A field that Stripe may leave out of a response (None when absent)."""
+    return getattr(obj, name, None)
+
+
 def _key_of(intent: PaymentIntent) -> str:
-    metadata = intent.metadata.to_dict() if intent.metadata is not None else {}
+    metadata = _field(intent, "metadata")
+    metadata = {} if metadata is None else metadata.to_dict()
     value = metadata.get(IDEMPOTENCY_METADATA_KEY, "")
     return value if isinstance(value, str) else ""
 
 
 def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
     amount = from_minor_units(intent.amount, intent.currency)
-    error = intent.last_payment_error
-    code = None if error is None else error.code
-    decline = None if error is None else (error.decline_code or error.code)
+    error = _field(intent, "last_payment_error")
+    code = _field(error, "code")
+    decline = _field(error, "decline_code") or code
     common: dict[str, Any] = {
         "charge_id": intent.id,
         "amount": amount,
@@ -468,14 +474,13 @@ def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
     if intent.status in ("processing", "requires_capture"):
         return ChargeResult(status=ChargeStatus.PROCESSING, **common)
     if intent.status == "requires_action" or code == "authentication_required":
-        next_action = intent.next_action
-        redirect = None if next_action is None else next_action.redirect_to_url
+        redirect = _field(_field(intent, "next_action"), "redirect_to_url")
         return ChargeResult(
             status=ChargeStatus.REQUIRES_ACTION,
             decline_code=decline,
             error_code=code,
-            client_secret=intent.client_secret,
-            action_url=None if redirect is None else redirect.url,
+            client_secret=_field(intent, "client_secret"),
+            action_url=_field(redirect, "url"),
             **common,
         )
     return ChargeResult(
