@@ -11,6 +11,7 @@ SRC = Path(__file__).parent.parent / "src" / "recurbill"
 LAYERS = {
     "errors": 0,
     "money": 1,
+    "ids": 1,
     "schedule": 2,
     "invoice": 2,
     "references": 2,
@@ -19,13 +20,18 @@ LAYERS = {
     "storage.protocol": 5,
     "payments.protocol": 5,
     "notify.protocol": 5,
-    "notify.render": 5,
-    "billing": 6,
-    "testing": 7,
-    "cli": 8,
+    "notify.message": 4,
+    "notify.texts": 4,
+    "notify.render": 6,
+    "collection": 7,
+    "daily": 8,
+    "billing": 9,
+    "testing": 10,
+    "demo": 11,
+    "cli": 12,
 }
-CORE_TOP = 4  # an adapter may import the core up to records, and its own package
-MAY_IMPORT_ADAPTERS = {"testing", "cli"}
+CORE_TOP = 4  # an adapter may import the core up to records (and notify.message)
+MAY_IMPORT_ADAPTERS = {"testing", "demo", "cli"}
 
 
 def _module_name(path: Path) -> str:

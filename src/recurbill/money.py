@@ -30,6 +30,7 @@ __all__ = [
     "Currency",
     "Money",
     "allocate",
+    "as_currency",
     "format_money",
     "round_decimal",
     "to_decimal",
@@ -120,7 +121,8 @@ class Currency:
         return self.code
 
 
-def _to_currency(value: Currency | str) -> Currency:
+def as_currency(value: Currency | str) -> Currency:
+    """*value* as a :class:`Currency`: a Currency is kept, a code is looked up."""
     return value if isinstance(value, Currency) else Currency(value)
 
 
@@ -138,7 +140,7 @@ class Money:
     """
 
     amount: Decimal = attrs.field(converter=to_decimal)
-    currency: Currency = attrs.field(converter=_to_currency)
+    currency: Currency = attrs.field(converter=as_currency)
 
     @classmethod
     def zero(cls, currency: Currency | str) -> Money:

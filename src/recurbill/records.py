@@ -11,12 +11,13 @@ import enum
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP
+from typing import Any
 
 import attrs
 
 from recurbill.errors import InvalidRecordError
 from recurbill.invoice import InvoiceLine
-from recurbill.money import Currency, Money
+from recurbill.money import Currency, Money, as_currency
 from recurbill.schedule import DEFAULT_RUN_TIME, Schedule
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-def _aware(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _aware(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, datetime) and value.utcoffset() is None:
         raise InvalidRecordError(
             problem=f"{attribute.name} is a naive datetime ({value.isoformat()})",
@@ -58,9 +59,7 @@ def _aware(instance: object, attribute: attrs.Attribute[object], value: object) 
         )
 
 
-def _non_empty(
-    instance: object, attribute: attrs.Attribute[object], value: object
-) -> None:
+def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRecordError(
             problem=f"{attribute.name} is empty or not text ({value!r})",
@@ -68,7 +67,7 @@ def _non_empty(
         )
 
 
-def _email(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _email(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     _non_empty(instance, attribute, value)
     assert isinstance(value, str)
     local, at, domain = value.partition("@")
@@ -144,7 +143,7 @@ class Account:
 
     id: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
-    currency: Currency = attrs.field(converter=Currency)
+    currency: Currency = attrs.field(converter=as_currency)
     locale: str = "en_GB"
     timezone: str = "UTC"
     run_time: time = DEFAULT_RUN_TIME
@@ -204,7 +203,7 @@ class RecurringTemplate:
     id: str = attrs.field(validator=_non_empty)
     account_id: str
     customer_id: str
-    currency: Currency = attrs.field(converter=Currency)
+    currency: Currency = attrs.field(converter=as_currency)
     lines: tuple[InvoiceLine, ...]
     schedule: Schedule
     memo: str = ""
@@ -242,7 +241,7 @@ class Invoice:
     series: str
     number: int
     status: InvoiceStatus = attrs.field(converter=InvoiceStatus)
-    currency: Currency = attrs.field(converter=Currency)
+    currency: Currency = attrs.field(converter=as_currency)
     issue_date: date
     due_date: date
     lines: tuple[InvoiceLine, ...]

@@ -1,0 +1,1039 @@
+"""The billing service: what applications call. It owns the invoices and the ledger.
+
+:class:`Billing` is the shell around the pure core. It reads and writes
+:class:`~recurbill.storage.protocol.Storage`, calls the
+:class:`~recurbill.payments.protocol.PaymentGateway`, and queues e-mail in the
+storage's outbox. It never reads a clock: every call that needs "now" takes it.
+
+>>> from datetime import datetime, timezone
+>>> from recurbill.payments.memory import InMemoryGateway
+>>> from recurbill.storage.memory import InMemoryStorage
+>>> billing = Billing(storage=InMemoryStorage(), gateway=InMemoryGateway())
+>>> account = billing.create_account(
+...     name="Fjord Fysio", currency="NOK", locale="nb_NO",
+...     timezone="Europe/Oslo", summary_email="post@fjordfysio.no")
+>>> account.run_time.isoformat()
+'06:15:00'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+from babel import Locale, UnknownLocaleError
+
+from recurbill.collection import Collector, RetryPolicy, local_date, outbox_message
+from recurbill.daily import DailyRun, build_invoice, next_due
+from recurbill.errors import (
+    CreditExceedsInvoiceError,
+    InvalidInputError,
+    InvalidRecordError,
+    NotFoundError,
+    StateError,
+)
+from recurbill.ids import IdFactory, derived_id, random_id
+from recurbill.invoice import InvoiceLine, compute_totals
+from recurbill.money import Currency, Money
+from recurbill.notify.render import render_invoice
+from recurbill.payments.protocol import CardSetup, PaymentGateway
+from recurbill.records import (
+    Account,
+    CollectionMethod,
+    CreditEntry,
+    CreditNoteRecord,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    OccurrenceRecord,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    RecurringTemplate,
+    Refund,
+    RunReport,
+    TemplateStatus,
+)
+from recurbill.schedule import DEFAULT_RUN_TIME, Occurrence, Period, Schedule
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = [
+    "Billing",
+    "CustomerOverview",
+    "PaymentOutcome",
+    "TemplateView",
+]
+
+CREDIT_NOTE_SERIES = "CN"
+
+
+def _aware(value: object, name: str) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidInputError(
+            problem=f"{name} {value!r} is not an aware datetime",
+            allowed=f"give {name} with a time zone, e.g. datetime(..., tzinfo=UTC)",
+        )
+    return value
+
+
+def _lines(lines: Sequence[InvoiceLine]) -> tuple[InvoiceLine, ...]:
+    items = tuple(lines)
+    if not items or not all(isinstance(line, InvoiceLine) for line in items):
+        raise InvalidInputError(
+            problem=f"lines {items!r} are empty or not InvoiceLine values",
+            allowed="give at least one recurbill.invoice.InvoiceLine",
+        )
+    return items
+
+
+@attrs.frozen(kw_only=True)
+class PaymentOutcome:
+    """What a charge did: the payment, the invoice(s) after it, and the receipt.
+
+    ``payment`` is None when nothing was charged (a ``send_invoice`` customer,
+    or no saved card). For ``requires_action``, ``payment.client_secret`` is
+    what the customer's browser needs to complete the payment.
+    """
+
+    invoices: tuple[Invoice, ...]
+    payment: Payment | None = None
+    receipt: Receipt | None = None
+
+    @property
+    def status(self) -> PaymentStatus | None:
+        """The payment's status, or None when nothing was charged."""
+        return None if self.payment is None else self.payment.status
+
+    @property
+    def invoice(self) -> Invoice:
+        """The (first) invoice this outcome is about."""
+        return self.invoices[0]
+
+
+@attrs.frozen(kw_only=True)
+class CustomerOverview:
+    """What a customer sees: invoices by state with totals, receipts, cards, credit."""
+
+    customer: Customer
+    open: tuple[Invoice, ...]
+    overdue: tuple[Invoice, ...]
+    paid: tuple[Invoice, ...]
+    total_open: Money
+    total_overdue: Money
+    receipts: tuple[Receipt, ...]
+    payment_methods: tuple[PaymentMethod, ...]
+    credit_balance: Money
+
+
+@attrs.frozen(kw_only=True)
+class UpcomingInvoice:
+    """An occurrence the daily run will handle, with its date, status and amount."""
+
+    occurrence: Occurrence
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
+class TemplateView:
+    """A template's history (what the runs did) and what comes next."""
+
+    template: RecurringTemplate
+    history: tuple[OccurrenceRecord, ...]
+    invoices: tuple[Invoice, ...]
+    upcoming: tuple[UpcomingInvoice, ...]
+
+
+@attrs.define
+class Billing:
+    """The billing service over a storage, a gateway and (for e-mail) an outbox.
+
+    ``ids`` makes new record ids (random by default; pass your own for
+    reproducible tests). ``retry_policy`` says when declined automatic
+    charges are tried again.
+    """
+
+    storage: Storage
+    gateway: PaymentGateway
+    ids: IdFactory = random_id
+    retry_policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+    chunk_size: int = 500
+    _collector: Collector = attrs.field(init=False)
+    _daily: DailyRun = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._collector = Collector(
+            self.storage, self.gateway, self.ids, self.retry_policy
+        )
+        self._daily = DailyRun(
+            self.storage, self._collector, self.ids, chunk_size=self.chunk_size
+        )
+
+    # accounts and customers -----------------------------------------------
+    def create_account(
+        self,
+        *,
+        name: str,
+        currency: Currency | str,
+        summary_email: str,
+        locale: str = "en_GB",
+        timezone: str = "UTC",
+        run_time: time = DEFAULT_RUN_TIME,
+        payment_terms_days: int = 14,
+        invoice_series: str = "INV",
+        account_id: str | None = None,
+    ) -> Account:
+        """Create the business that bills; validates its zone, locale and series."""
+        _check_zone(timezone)
+        _check_locale(locale)
+        if not isinstance(run_time, time) or run_time.tzinfo is not None:
+            raise InvalidRecordError(
+                problem=f"run_time {run_time!r} is not a naive time of day",
+                allowed="give a datetime.time such as time(6, 15) (local time)",
+            )
+        if not invoice_series.isalnum() or invoice_series == "RCPT":
+            raise InvalidRecordError(
+                problem=f"invoice series {invoice_series!r} is not allowed",
+                allowed="use letters and digits only, e.g. 'INV' ('RCPT' is reserved)",
+            )
+        account = Account(
+            id=account_id or self.ids("acct"),
+            name=name,
+            currency=Currency(currency) if isinstance(currency, str) else currency,
+            locale=locale,
+            timezone=timezone,
+            run_time=run_time,
+            payment_terms_days=payment_terms_days,
+            invoice_series=invoice_series,
+            summary_email=summary_email,
+        )
+        with self.storage.transaction() as tx:
+            tx.add_account(account)
+            tx.commit()
+        return account
+
+    def add_customer(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        email: str,
+        locale: str | None = None,
+        collection_method: CollectionMethod | str = (
+            CollectionMethod.CHARGE_AUTOMATICALLY
+        ),
+        customer_id: str | None = None,
+    ) -> Customer:
+        """Add a customer and create it at the gateway."""
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+        chosen_locale = locale or account.locale
+        _check_locale(chosen_locale)
+        customer = Customer(
+            id=customer_id or self.ids("cus"),
+            account_id=account_id,
+            name=name,
+            email=email,
+            locale=chosen_locale,
+            collection_method=CollectionMethod(collection_method),
+        )
+        gateway_id = self.gateway.create_customer(
+            email=email, name=name, metadata={"recurbill_customer": customer.id}
+        )
+        customer = attrs.evolve(customer, gateway_customer_id=gateway_id)
+        with self.storage.transaction() as tx:
+            tx.add_customer(customer)
+            tx.commit()
+        return customer
+
+    def set_collection_method(
+        self, account_id: str, customer_id: str, method: CollectionMethod | str
+    ) -> Customer:
+        """Charge this customer's card automatically, or send invoices to pay."""
+        with self.storage.transaction() as tx:
+            customer = attrs.evolve(
+                tx.get_customer(account_id, customer_id),
+                collection_method=CollectionMethod(method),
+            )
+            tx.update_customer(customer)
+            tx.commit()
+        return customer
+
+    # cards -------------------------------------------------------------
+    def start_card_setup(self, account_id: str, customer_id: str) -> CardSetup:
+        """Start saving a card; the browser completes it with the client secret."""
+        customer = self._customer(account_id, customer_id)
+        return self.gateway.start_card_setup(customer.gateway_customer_id or "")
+
+    def save_card(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        token: str,
+        make_default: bool = True,
+    ) -> PaymentMethod:
+        """Store a confirmed payment method (a gateway token) for the customer."""
+        customer = self._customer(account_id, customer_id)
+        details = self.gateway.attach_payment_method(
+            customer.gateway_customer_id or "", token=token
+        )
+        method = PaymentMethod(
+            id=self.ids("pm"),
+            account_id=account_id,
+            customer_id=customer_id,
+            token=details.token,
+            brand=details.brand,
+            last4=details.last4,
+            exp_month=details.exp_month,
+            exp_year=details.exp_year,
+        )
+        with self.storage.transaction() as tx:
+            tx.add_payment_method(method)
+            fresh = tx.get_customer(account_id, customer_id)
+            if make_default or fresh.default_payment_method_id is None:
+                tx.update_customer(
+                    attrs.evolve(fresh, default_payment_method_id=method.id)
+                )
+            tx.commit()
+        if make_default:
+            self.gateway.set_default_payment_method(
+                customer.gateway_customer_id or "", token=details.token
+            )
+        return method
+
+    def set_default_card(
+        self, account_id: str, customer_id: str, method_id: str
+    ) -> Customer:
+        """Make a saved card the one automatic charges use."""
+        with self.storage.transaction() as tx:
+            method = tx.get_payment_method(account_id, method_id)
+            if method.customer_id != customer_id:
+                raise NotFoundError(
+                    kind="payment method", key=method_id, account=account_id
+                )
+            customer = attrs.evolve(
+                tx.get_customer(account_id, customer_id),
+                default_payment_method_id=method.id,
+            )
+            tx.update_customer(customer)
+            tx.commit()
+        self.gateway.set_default_payment_method(
+            customer.gateway_customer_id or "", token=method.token
+        )
+        return customer
+
+    def remove_card(self, account_id: str, customer_id: str, method_id: str) -> None:
+        """Forget a saved card (and detach it at the gateway)."""
+        with self.storage.transaction() as tx:
+            method = tx.get_payment_method(account_id, method_id)
+            if method.customer_id != customer_id:
+                raise NotFoundError(
+                    kind="payment method", key=method_id, account=account_id
+                )
+            customer = tx.get_customer(account_id, customer_id)
+            tx.remove_payment_method(account_id, method_id)
+            if customer.default_payment_method_id == method_id:
+                tx.update_customer(
+                    attrs.evolve(customer, default_payment_method_id=None)
+                )
+            tx.commit()
+        self.gateway.detach_payment_method(method.token)
+
+    def replace_card(
+        self, account_id: str, customer_id: str, *, old_method_id: str, token: str
+    ) -> PaymentMethod:
+        """Update card details: save the new card as default, forget the old one."""
+        method = self.save_card(account_id, customer_id, token=token)
+        self.remove_card(account_id, customer_id, old_method_id)
+        return method
+
+    # recurring templates ---------------------------------------------------
+    def create_template(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        lines: Sequence[InvoiceLine],
+        start: date,
+        period: Period | str,
+        now: datetime,
+        every: int = 1,
+        end: date | None = None,
+        max_count: int | None = None,
+        month_end: bool = False,
+        memo: str = "",
+        template_id: str | None = None,
+    ) -> RecurringTemplate:
+        """A recurring invoice: these lines, on this schedule, from ``start``.
+
+        The earliest start is tomorrow in the account's time zone (invoices are
+        produced by the daily run); an earlier one raises
+        :class:`~recurbill.errors.StartTooEarlyError` naming the earliest date.
+        """
+        _aware(now, "now")
+        items = _lines(lines)
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            tx.get_customer(account_id, customer_id)
+            schedule = Schedule.create(
+                today=local_date(account, now),
+                start=start,
+                period=period,
+                every=every,
+                end=end,
+                max_count=max_count,
+                month_end=month_end,
+            )
+            compute_totals(items, currency=account.currency, rounding=account.rounding)
+            template = RecurringTemplate(
+                id=template_id or self.ids("tpl"),
+                account_id=account_id,
+                customer_id=customer_id,
+                currency=account.currency,
+                lines=items,
+                schedule=schedule,
+                memo=memo,
+                created_at=now,
+            )
+            template = _with_next_due(template, account)
+            tx.add_template(template)
+            tx.commit()
+        return template
+
+    def change_template(
+        self,
+        account_id: str,
+        template_id: str,
+        *,
+        now: datetime,
+        lines: Sequence[InvoiceLine] | None = None,
+        memo: str | None = None,
+        start: date | None = None,
+    ) -> RecurringTemplate:
+        """Change a template's lines or memo (later invoices only), or re-date it.
+
+        Re-dating is only possible before its first invoice, and the new start
+        must be tomorrow or later, like a new template.
+        """
+        _aware(now, "now")
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            template = tx.get_template(account_id, template_id, for_update=True)
+            if lines is not None:
+                items = _lines(lines)
+                compute_totals(items, currency=account.currency)
+                template = attrs.evolve(template, lines=items)
+            if memo is not None:
+                template = attrs.evolve(template, memo=memo)
+            if start is not None:
+                if template.next_index > 0:
+                    raise StateError(
+                        problem=f"template {template_id} has produced invoices",
+                        allowed="re-date only a template that has not started",
+                    )
+                old = template.schedule
+                schedule = Schedule.create(
+                    today=local_date(account, now),
+                    start=start,
+                    period=old.period,
+                    every=old.every,
+                    end=old.end,
+                    max_count=old.max_count,
+                    month_end=old.month_end,
+                )
+                template = attrs.evolve(
+                    template, schedule=attrs.evolve(schedule, pauses=old.pauses)
+                )
+            template = _with_next_due(template, account)
+            tx.update_template(template)
+            tx.commit()
+        return template
+
+    def pause_template(
+        self,
+        account_id: str,
+        template_id: str,
+        *,
+        on: date,
+        resume: date | None = None,
+    ) -> RecurringTemplate:
+        """Pause from day ``on`` (until ``resume``, if planned); no back-filling."""
+        return self._reschedule(
+            account_id, template_id, lambda s: s.paused(on=on, resume=resume)
+        )
+
+    def resume_template(
+        self, account_id: str, template_id: str, *, on: date
+    ) -> RecurringTemplate:
+        """Resume on day ``on``; the original rhythm continues."""
+        return self._reschedule(account_id, template_id, lambda s: s.resumed(on=on))
+
+    def end_template(
+        self, account_id: str, template_id: str, *, on: date
+    ) -> RecurringTemplate:
+        """Set the last day (inclusive) on which the template may produce invoices."""
+        return self._reschedule(account_id, template_id, lambda s: s.ended(on=on))
+
+    def _reschedule(
+        self,
+        account_id: str,
+        template_id: str,
+        change: Callable[[Schedule], Schedule],
+    ) -> RecurringTemplate:
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            template = tx.get_template(account_id, template_id, for_update=True)
+            if template.status is TemplateStatus.FINISHED:
+                raise StateError(
+                    problem=f"template {template_id} has finished",
+                    allowed="create a new template to bill again",
+                )
+            schedule = change(template.schedule)
+            template = _with_next_due(
+                attrs.evolve(template, schedule=schedule), account
+            )
+            tx.update_template(template)
+            tx.commit()
+        return template
+
+    def template_view(
+        self, account_id: str, template_id: str, *, upcoming: int = 5
+    ) -> TemplateView:
+        """The invoices a template produced, its skipped dates, and the next ones.
+
+        The upcoming list starts at the first occurrence the daily run has not
+        handled, with the same schedule code the run uses.
+        """
+        if isinstance(upcoming, bool) or not isinstance(upcoming, int) or upcoming < 0:
+            raise InvalidInputError(
+                problem=f"upcoming={upcoming!r}", allowed="give a count of 0 or more"
+            )
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            template = tx.get_template(account_id, template_id)
+            history = tx.list_occurrences(account_id, template_id)
+            invoices = tx.list_invoices(account_id, template_id=template_id)
+        schedule = template.schedule
+        coming: list[UpcomingInvoice] = []
+        if template.status is TemplateStatus.ACTIVE and upcoming:
+            amount = compute_totals(
+                template.lines, currency=account.currency, rounding=account.rounding
+            ).amount_due
+            first = schedule.occurrence(template.next_index)
+            coming = [
+                UpcomingInvoice(occurrence=occurrence, amount=amount)
+                for occurrence in schedule.upcoming(after=first, count=upcoming)
+            ]
+        return TemplateView(
+            template=template,
+            history=tuple(history),
+            invoices=tuple(invoices),
+            upcoming=tuple(coming),
+        )
+
+    # the daily run ---------------------------------------------------------
+    def run(
+        self,
+        as_of: datetime,
+        *,
+        account_ids: Sequence[str] | None = None,
+        send_summaries: bool = True,
+        summary_when_empty: bool = False,
+    ) -> list[RunReport]:
+        """Issue every due occurrence by ``as_of`` exactly once, charge, and report.
+
+        Catches up missed days (each invoice dated its own occurrence), records
+        paused occurrences as skipped, charges ``charge_automatically``
+        customers, retries declined charges per the retry policy, finishes
+        payments an earlier crash left open, and queues each account's daily
+        summary in the outbox (only when there is something to report, unless
+        ``summary_when_empty``). Safe to run twice, concurrently, or after a crash.
+        """
+        return self._daily.run(
+            _aware(as_of, "as_of"),
+            account_ids=account_ids,
+            send_summaries=send_summaries,
+            summary_when_empty=summary_when_empty,
+        )
+
+    # sessions and single payments -----------------------------------------
+    def record_session(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        lines: Sequence[InvoiceLine],
+        now: datetime,
+        memo: str = "",
+        session_id: str | None = None,
+    ) -> PaymentOutcome:
+        """Invoice a session; charge the default card at once if so chosen.
+
+        With ``session_id`` the call is idempotent: recording the same session
+        again returns the first result and never invoices or charges twice.
+        """
+        _aware(now, "now")
+        items = _lines(lines)
+        invoice_id = (
+            derived_id("inv", account_id, "session", session_id)
+            if session_id is not None
+            else self.ids("inv")
+        )
+        payment: Payment | None = None
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            customer = tx.get_customer(account_id, customer_id)
+            try:
+                existing = tx.get_invoice(account_id, invoice_id)
+            except NotFoundError:
+                existing = None
+            if existing is None:
+                number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
+                invoice = build_invoice(
+                    invoice_id=invoice_id,
+                    account=account,
+                    customer=customer,
+                    lines=items,
+                    number=number,
+                    issue_date=local_date(account, now),
+                    now=now,
+                    memo=memo,
+                )
+                tx.add_invoices([invoice])
+                payment = self._auto_payment(tx, account, customer, invoice, now)
+                tx.commit()
+        if payment is not None:
+            self._collector.execute(account_id, payment.id, now=now)
+        return self._outcome(account_id, invoice_id)
+
+    def _auto_payment(
+        self,
+        tx: Transaction,
+        account: Account,
+        customer: Customer,
+        invoice: Invoice,
+        now: datetime,
+    ) -> Payment | None:
+        charge = (
+            customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
+            and customer.default_payment_method_id is not None
+            and invoice.total > Money.zero(invoice.currency)
+        )
+        if not charge:
+            tx.add_notifications(
+                [
+                    outbox_message(
+                        self.ids,
+                        account_id=account.id,
+                        kind="invoice",
+                        message=render_invoice(account, customer, invoice),
+                        now=now,
+                    )
+                ]
+            )
+            return None
+        assert customer.default_payment_method_id is not None
+        method = tx.get_payment_method(account.id, customer.default_payment_method_id)
+        payment = self._collector.new_payment(
+            account=account,
+            customer=customer,
+            method=method,
+            invoices=[invoice],
+            amount=invoice.total,
+            now=now,
+            off_session=True,
+            key_parts=(invoice.id, "1"),
+        )
+        tx.add_payment(payment)
+        return payment
+
+    def pay(
+        self,
+        account_id: str,
+        invoice_id: str,
+        *,
+        payment_method_id: str,
+        now: datetime,
+    ) -> PaymentOutcome:
+        """The customer pays one open invoice with a saved card (on-session).
+
+        A second submit while the first is unfinished returns the first
+        payment's outcome instead of charging again.
+        """
+        _aware(now, "now")
+        with self.storage.transaction() as tx:
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+            if invoice.status is not InvoiceStatus.OPEN:
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} is {invoice.status.value}"
+                    ),
+                    allowed="only an open invoice can be paid",
+                )
+            method = tx.get_payment_method(account_id, payment_method_id)
+            if method.customer_id != invoice.customer_id:
+                raise NotFoundError(
+                    kind="payment method", key=payment_method_id, account=account_id
+                )
+            earlier = [
+                p
+                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
+                if invoice_id in p.invoice_ids
+            ]
+            in_flight = [
+                p
+                for p in earlier
+                if p.status
+                in (
+                    PaymentStatus.PENDING,
+                    PaymentStatus.FAILED_UNKNOWN,
+                    PaymentStatus.PROCESSING,
+                )
+            ]
+            if in_flight:
+                payment = in_flight[0]
+            else:
+                account = tx.get_account(account_id)
+                customer = tx.get_customer(account_id, invoice.customer_id)
+                payment = self._collector.new_payment(
+                    account=account,
+                    customer=customer,
+                    method=method,
+                    invoices=[invoice],
+                    amount=invoice.outstanding,
+                    now=now,
+                    off_session=False,
+                    key_parts=(invoice.id, "pay", str(len(earlier) + 1)),
+                )
+                tx.add_payment(payment)
+                tx.commit()
+        self._collector.execute(account_id, payment.id, now=now)
+        return self._outcome(account_id, invoice_id, payment_id=payment.id)
+
+    def confirm_payment(
+        self, account_id: str, payment_id: str, *, now: datetime
+    ) -> PaymentOutcome:
+        """Ask the gateway how a payment ended (after 3-D Secure, a timeout, …)."""
+        payment = self._collector.reconcile(
+            account_id, payment_id, now=_aware(now, "now")
+        )
+        return self._outcome(account_id, payment.invoice_ids[0], payment_id=payment.id)
+
+    def _outcome(
+        self, account_id: str, invoice_id: str, *, payment_id: str | None = None
+    ) -> PaymentOutcome:
+        with self.storage.transaction() as tx:
+            invoice = tx.get_invoice(account_id, invoice_id)
+            payments = [
+                p
+                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
+                if invoice_id in p.invoice_ids
+                and (payment_id is None or p.id == payment_id)
+            ]
+            payment = max(payments, key=lambda p: p.created_at) if payments else None
+            receipt = None
+            if payment is not None and payment.status is PaymentStatus.SUCCEEDED:
+                receipt = next(
+                    r
+                    for r in tx.list_receipts(account_id, invoice.customer_id)
+                    if r.payment_id == payment.id
+                )
+        return PaymentOutcome(invoices=(invoice,), payment=payment, receipt=receipt)
+
+    # overview, void, credit, refund ---------------------------------------
+    def overview(
+        self, account_id: str, customer_id: str, *, on: date
+    ) -> CustomerOverview:
+        """Paid, open and overdue invoices with totals, receipts, cards and credit."""
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            customer = tx.get_customer(account_id, customer_id)
+            invoices = tx.list_invoices(account_id, customer_id=customer_id)
+            receipts = tx.list_receipts(account_id, customer_id)
+            methods = tx.list_payment_methods(account_id, customer_id)
+            credit = tx.list_credit_entries(account_id, customer_id)
+        zero = Money.zero(account.currency)
+        open_ = tuple(i for i in invoices if i.status is InvoiceStatus.OPEN)
+        overdue = tuple(i for i in open_ if i.is_overdue(on=on))
+        return CustomerOverview(
+            customer=customer,
+            open=open_,
+            overdue=overdue,
+            paid=tuple(i for i in invoices if i.status is InvoiceStatus.PAID),
+            total_open=sum((i.outstanding for i in open_), zero),
+            total_overdue=sum((i.outstanding for i in overdue), zero),
+            receipts=tuple(receipts),
+            payment_methods=tuple(methods),
+            credit_balance=sum((c.amount for c in credit), zero),
+        )
+
+    def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
+        """Void an open invoice that nothing has been paid on."""
+        with self.storage.transaction() as tx:
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+            if invoice.status is not InvoiceStatus.OPEN or invoice.paid:
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} is {invoice.status.value}"
+                        f" with {invoice.paid} paid"
+                    ),
+                    allowed="void only an open invoice with nothing paid; "
+                    "credit or refund a paid one",
+                )
+            invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
+            tx.update_invoice(invoice)
+            tx.commit()
+        return invoice
+
+    def credit_invoice(
+        self,
+        account_id: str,
+        invoice_id: str,
+        *,
+        amount: Money,
+        reason: str,
+        now: datetime,
+    ) -> CreditNoteRecord:
+        """Issue a credit note lowering what is owed (on a paid invoice: credit).
+
+        The credit may not exceed the invoice total less earlier credit notes.
+        """
+        _aware(now, "now")
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+            if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} is {invoice.status.value}"
+                    ),
+                    allowed="credit an open or paid invoice",
+                )
+            if amount.currency != invoice.currency or amount.amount <= 0:
+                raise InvalidInputError(
+                    problem=f"credit amount {amount}",
+                    allowed=f"a positive amount in {invoice.currency}",
+                )
+            amount = amount.quantize()
+            remaining = invoice.total - invoice.credited
+            if amount > remaining:
+                raise CreditExceedsInvoiceError(
+                    credit=amount, remaining=remaining, invoice=invoice.display_number
+                )
+            zero = Money.zero(invoice.currency)
+            is_open = invoice.status is InvoiceStatus.OPEN
+            reduces = min(amount, invoice.outstanding) if is_open else zero
+            number = tx.allocate_invoice_numbers(account_id, CREDIT_NOTE_SERIES)
+            note = CreditNoteRecord(
+                id=self.ids("cn"),
+                account_id=account_id,
+                customer_id=invoice.customer_id,
+                invoice_id=invoice.id,
+                number=number,
+                series=CREDIT_NOTE_SERIES,
+                amount=amount,
+                reason=reason,
+                issue_date=local_date(account, now),
+            )
+            tx.add_credit_note(note)
+            settled = invoice.outstanding - reduces <= zero
+            tx.update_invoice(
+                attrs.evolve(
+                    invoice,
+                    credited=invoice.credited + amount,
+                    status=InvoiceStatus.PAID if settled else invoice.status,
+                    paid_at=invoice.paid_at or (now if settled else None),
+                )
+            )
+            if amount - reduces:
+                tx.add_credit_entry(
+                    CreditEntry(
+                        id=derived_id("crd", note.id),
+                        account_id=account_id,
+                        customer_id=invoice.customer_id,
+                        amount=amount - reduces,
+                        reason=f"credit note {note.series}-{note.number:06d}",
+                        source_id=note.id,
+                        created_at=now,
+                    )
+                )
+            tx.commit()
+        return note
+
+    def refund(
+        self,
+        account_id: str,
+        payment_id: str,
+        *,
+        now: datetime,
+        amount: Money | None = None,
+        reopen: bool = True,
+    ) -> Refund:
+        """Refund all or part of a succeeded payment.
+
+        With ``reopen`` (the default) the refunded amount is owed again: the
+        invoices the payment settled are reopened, the last one it paid first.
+        Without it, each is credited instead (a credit note) and stays settled.
+        """
+        _aware(now, "now")
+        with self.storage.transaction() as tx:
+            payment = tx.get_payment(account_id, payment_id)
+            if payment.status is not PaymentStatus.SUCCEEDED or not payment.charge_id:
+                raise StateError(
+                    problem=f"payment {payment_id} is {payment.status.value}",
+                    allowed="refund only a succeeded payment",
+                )
+            already = sum(
+                (r.amount for r in tx.list_refunds(account_id, payment_id)),
+                Money.zero(payment.amount.currency),
+            )
+            left = payment.amount - already
+            wanted = left if amount is None else amount.quantize()
+            if wanted.currency != left.currency or not (
+                Money.zero(left.currency) < wanted <= left
+            ):
+                raise InvalidInputError(
+                    problem=f"refund of {wanted} on payment {payment_id}",
+                    allowed=f"a positive amount up to the {left} not yet refunded",
+                )
+            refund = Refund(
+                id=self.ids("re"),
+                account_id=account_id,
+                payment_id=payment_id,
+                amount=wanted,
+                idempotency_key="",
+                status="pending",
+                created_at=now,
+            )
+            refund = attrs.evolve(refund, idempotency_key=f"recurbill-{refund.id}")
+            tx.add_refund(refund)
+            tx.commit()
+        result = self.gateway.refund(
+            payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
+        )
+        with self.storage.transaction() as tx:
+            refund = attrs.evolve(
+                refund, status=result.status, refund_id=result.refund_id
+            )
+            tx.update_refund(refund)
+            self._unsettle(tx, payment, wanted, reopen=reopen, now=now)
+            tx.commit()
+        return refund
+
+    def _unsettle(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        amount: Money,
+        *,
+        reopen: bool,
+        now: datetime,
+    ) -> None:
+        """Give back *amount* of what *payment* paid, newest invoice first."""
+        left = amount
+        zero = Money.zero(amount.currency)
+        for invoice_id, share in reversed(self._collector.shares(tx, payment)):
+            if left <= zero:
+                break
+            invoice = tx.get_invoice(payment.account_id, invoice_id, for_update=True)
+            part = min(left, share, invoice.paid)
+            if part <= zero:
+                continue
+            left -= part
+            if reopen:
+                tx.update_invoice(
+                    attrs.evolve(
+                        invoice,
+                        paid=invoice.paid - part,
+                        status=InvoiceStatus.OPEN,
+                        paid_at=None,
+                    )
+                )
+            else:
+                number = tx.allocate_invoice_numbers(
+                    payment.account_id, CREDIT_NOTE_SERIES
+                )
+                account = tx.get_account(payment.account_id)
+                tx.add_credit_note(
+                    CreditNoteRecord(
+                        id=self.ids("cn"),
+                        account_id=payment.account_id,
+                        customer_id=invoice.customer_id,
+                        invoice_id=invoice.id,
+                        number=number,
+                        series=CREDIT_NOTE_SERIES,
+                        amount=part,
+                        reason=f"refund of payment {payment.id}",
+                        issue_date=local_date(account, now),
+                    )
+                )
+                tx.update_invoice(
+                    attrs.evolve(
+                        invoice,
+                        paid=invoice.paid - part,
+                        credited=invoice.credited + part,
+                    )
+                )
+
+    # gateway events --------------------------------------------------------
+    def handle_webhook(
+        self, payload: bytes, *, signature: str, now: datetime
+    ) -> Payment | None:
+        """Verify a gateway webhook and finish the payment it is about.
+
+        Duplicates (same event id) are ignored; order does not matter, because
+        the payment's state is read back from the gateway, not from the event.
+        """
+        _aware(now, "now")
+        event = self.gateway.parse_webhook(
+            payload, signature=signature, now=int(now.timestamp())
+        )
+        with self.storage.transaction() as tx:
+            fresh = tx.record_webhook_event(event.event_id)
+            tx.commit()
+        if not fresh:
+            return None
+        metadata = event.data.get("metadata")
+        if not isinstance(metadata, dict):
+            return None
+        payment_id = metadata.get("recurbill_payment")
+        account_id = metadata.get("account")
+        if not isinstance(payment_id, str) or not isinstance(account_id, str):
+            return None
+        return self._collector.reconcile(account_id, payment_id, now=now)
+
+    def _customer(self, account_id: str, customer_id: str) -> Customer:
+        with self.storage.transaction() as tx:
+            return tx.get_customer(account_id, customer_id)
+
+
+def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTemplate:
+    upcoming = next_due(template, account)
+    return attrs.evolve(
+        template,
+        next_due_at=upcoming,
+        status=TemplateStatus.ACTIVE if upcoming else TemplateStatus.FINISHED,
+    )
+
+
+def _check_zone(zone: str) -> None:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidRecordError(
+            problem=f"time zone {zone!r} is unknown",
+            allowed="give an IANA zone such as 'Europe/Oslo' or 'Atlantic/Reykjavik'",
+        ) from None
+
+
+def _check_locale(locale: str) -> None:
+    try:
+        Locale.parse(locale)
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise InvalidRecordError(
+            problem=f"locale {locale!r} is unknown",
+            allowed="give a locale such as 'nb_NO', 'sv_SE', 'is_IS' or 'en_GB'",
+        ) from None

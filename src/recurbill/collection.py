@@ -1,0 +1,500 @@
+"""Collecting money: charge a saved payment record, then apply what the gateway said.
+
+The order never changes: a :class:`~recurbill.records.Payment` is committed
+(``pending``) before the gateway is called, the gateway call carries that
+record's idempotency key, and the outcome is applied in a second transaction
+that first checks whether it was applied already. A crash between any two steps
+leaves a payment that :meth:`Collector.reconcile` finishes with the same key,
+so nothing is charged twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from recurbill.errors import GatewayUnavailableError, InvalidInputError
+from recurbill.ids import IdFactory, derived_id
+from recurbill.money import Money
+from recurbill.notify.render import (
+    render_payment_failed,
+    render_payment_needs_action,
+    render_receipt,
+)
+from recurbill.payments.protocol import ChargeResult, ChargeStatus, PaymentGateway
+from recurbill.records import (
+    Account,
+    CreditEntry,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Notification,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    ReceiptItem,
+    SettlementStatus,
+)
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = [
+    "HARD_DECLINES",
+    "Collector",
+    "RetryPolicy",
+    "local_date",
+    "outbox_message",
+]
+
+RECEIPT_SERIES = "RCPT"
+
+HARD_DECLINES = frozenset(
+    {
+        "lost_card",
+        "stolen_card",
+        "expired_card",
+        "incorrect_cvc",
+        "incorrect_number",
+        "invalid_account",
+        "fraudulent",
+        "pickup_card",
+        "restricted_card",
+        "authentication_required",
+    }
+)
+"""Decline codes a retry cannot fix: the customer must act, so no automatic retry."""
+
+_OPEN_OUTCOMES = (
+    PaymentStatus.PENDING,
+    PaymentStatus.FAILED_UNKNOWN,
+    PaymentStatus.PROCESSING,
+)
+_SETTLEMENT_STATUS = {
+    PaymentStatus.SUCCEEDED: SettlementStatus.SUCCEEDED,
+    PaymentStatus.DECLINED: SettlementStatus.DECLINED,
+    PaymentStatus.REQUIRES_ACTION: SettlementStatus.REQUIRES_ACTION,
+}
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When declined automatic charges are retried: days after the first attempt.
+
+    The default ``(3, 5, 7)`` retries 3, 5 and 7 days after the first attempt;
+    after the last one the invoice stays open for the customer to pay and a
+    "payment failed" notice is sent. Hard declines (:data:`HARD_DECLINES`) are
+    never retried. ``RetryPolicy(())`` turns retries off.
+    """
+
+    days: tuple[int, ...] = (3, 5, 7)
+
+    def __attrs_post_init__(self) -> None:
+        days = list(self.days)
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in days):
+            raise InvalidInputError(
+                problem=f"retry days {days} are invalid",
+                allowed="give whole numbers of days, each 1 or more",
+            )
+        if days != sorted(set(days)):
+            raise InvalidInputError(
+                problem=f"retry days {days} are not strictly increasing",
+                allowed="list the days after the first attempt in increasing order",
+            )
+
+    def retry_on(self, *, first_attempt: date, attempt: int) -> date | None:
+        """The day attempt number ``attempt + 1`` is due, or None if there is none."""
+        if attempt > len(self.days):
+            return None
+        return first_attempt + timedelta(days=self.days[attempt - 1])
+
+
+def local_date(account: Account, instant: datetime) -> date:
+    """The calendar day *instant* falls on in the account's time zone."""
+    return instant.astimezone(ZoneInfo(account.timezone)).date()
+
+
+def outbox_message(
+    ids: IdFactory,
+    *,
+    account_id: str,
+    kind: str,
+    message: object,
+    now: datetime,
+) -> Notification:
+    """An outbox row for a rendered message (a ``notify.protocol.Message``)."""
+    return Notification(
+        id=ids("ntf"),
+        account_id=account_id,
+        kind=kind,
+        recipient=getattr(message, "recipient"),  # noqa: B009
+        subject=getattr(message, "subject"),  # noqa: B009
+        text=getattr(message, "text"),  # noqa: B009
+        html=getattr(message, "html"),  # noqa: B009
+        headers=dict(getattr(message, "headers", {})),
+        created_at=now,
+    )
+
+
+@attrs.define
+class Collector:
+    """Charges payment records through the gateway and applies the outcomes."""
+
+    storage: Storage
+    gateway: PaymentGateway
+    ids: IdFactory
+    retry_policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+    # creating ----------------------------------------------------------
+    def new_payment(
+        self,
+        *,
+        account: Account,
+        customer: Customer,
+        method: PaymentMethod,
+        invoices: Sequence[Invoice],
+        amount: Money,
+        now: datetime,
+        off_session: bool,
+        attempt: int = 1,
+        settlement_id: str | None = None,
+        key_parts: Sequence[str] = (),
+    ) -> Payment:
+        """A pending payment whose id and key derive from what it pays.
+
+        ``key_parts`` identify the attempt (an invoice id and attempt number,
+        a settlement id); without them the payment gets a fresh id.
+        """
+        payment_id = (
+            derived_id("pay", account.id, *key_parts) if key_parts else self.ids("pay")
+        )
+        return Payment(
+            id=payment_id,
+            account_id=account.id,
+            customer_id=customer.id,
+            idempotency_key=f"recurbill-{payment_id}",
+            amount=amount,
+            payment_method_id=method.id,
+            invoice_ids=tuple(invoice.id for invoice in invoices),
+            status=PaymentStatus.PENDING,
+            off_session=off_session,
+            attempt=attempt,
+            settlement_id=settlement_id,
+            created_at=now,
+            updated_at=now,
+        )
+
+    # charging ----------------------------------------------------------
+    def execute(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
+        """Charge a committed payment with its own key and apply the outcome.
+
+        A payment that already has a final outcome is returned unchanged. A
+        gateway timeout leaves it ``failed_unknown`` for :meth:`reconcile`.
+        """
+        with self.storage.transaction() as tx:
+            payment = tx.get_payment(account_id, payment_id)
+            customer = tx.get_customer(account_id, payment.customer_id)
+            method = tx.get_payment_method(account_id, payment.payment_method_id)
+        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN):
+            return payment
+        try:
+            result = self.gateway.charge(
+                customer.gateway_customer_id or "",
+                payment_method=method.token,
+                amount=payment.amount,
+                idempotency_key=payment.idempotency_key,
+                off_session=payment.off_session,
+                description=f"recurbill payment {payment.id}",
+                metadata={"recurbill_payment": payment.id, "account": account_id},
+            )
+        except GatewayUnavailableError:
+            return self._mark_unknown(payment, now=now)
+        return self.apply(payment, result, now=now)
+
+    def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
+        """Finish a payment whose outcome is not final, asking the gateway first.
+
+        The gateway is asked for the charge made with the payment's key; only
+        if it never saw one is the charge made, with that same key.
+        """
+        with self.storage.transaction() as tx:
+            payment = tx.get_payment(account_id, payment_id)
+        if payment.status not in (*_OPEN_OUTCOMES, PaymentStatus.REQUIRES_ACTION):
+            return payment
+        try:
+            result = self.gateway.retrieve_charge(
+                idempotency_key=payment.idempotency_key
+            )
+        except GatewayUnavailableError:
+            return payment
+        if result is None:
+            if payment.status is PaymentStatus.REQUIRES_ACTION:
+                return payment
+            return self.execute(account_id, payment_id, now=now)
+        return self.apply(payment, result, now=now)
+
+    def unfinished(self, account_ids: Sequence[str] | None) -> list[Payment]:
+        """Payments left pending, unknown or processing (by earlier runs or crashes)."""
+        with self.storage.transaction() as tx:
+            found = tx.list_payments(statuses=_OPEN_OUTCOMES)
+        wanted = set(account_ids) if account_ids is not None else None
+        return [p for p in found if wanted is None or p.account_id in wanted]
+
+    def _mark_unknown(self, payment: Payment, *, now: datetime) -> Payment:
+        with self.storage.transaction() as tx:
+            fresh = tx.get_payment(payment.account_id, payment.id)
+            if fresh.status is not PaymentStatus.PENDING:
+                return fresh
+            fresh = attrs.evolve(
+                fresh, status=PaymentStatus.FAILED_UNKNOWN, updated_at=now
+            )
+            tx.update_payment(fresh)
+            tx.commit()
+        return fresh
+
+    # applying ----------------------------------------------------------
+    def apply(
+        self, payment: Payment, result: ChargeResult, *, now: datetime
+    ) -> Payment:
+        """Record the gateway's outcome for *payment*, exactly once."""
+        with self.storage.transaction() as tx:
+            invoices = {
+                invoice_id: tx.get_invoice(
+                    payment.account_id, invoice_id, for_update=True
+                )
+                for invoice_id in sorted(payment.invoice_ids)
+            }
+            fresh = tx.get_payment(payment.account_id, payment.id)
+            if fresh.status in (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED):
+                return fresh
+            account = tx.get_account(payment.account_id)
+            customer = tx.get_customer(payment.account_id, payment.customer_id)
+            status = PaymentStatus(result.status.value)
+            fresh = attrs.evolve(
+                fresh,
+                status=status,
+                charge_id=result.charge_id,
+                decline_code=result.decline_code,
+                error_code=result.error_code,
+                client_secret=result.client_secret,
+                updated_at=now,
+            )
+            if result.status is ChargeStatus.SUCCEEDED:
+                self._settle(tx, account, customer, fresh, invoices, now=now)
+            elif result.status is ChargeStatus.REQUIRES_ACTION:
+                self._notify_action(tx, account, customer, fresh, invoices, result, now)
+            elif result.status is ChargeStatus.DECLINED and self._is_final(tx, fresh):
+                self._notify_failed(tx, account, customer, fresh, invoices, now=now)
+            tx.update_payment(fresh)
+            if fresh.settlement_id is not None and status in _SETTLEMENT_STATUS:
+                settlement = tx.get_settlement(payment.account_id, fresh.settlement_id)
+                tx.update_settlement(
+                    attrs.evolve(settlement, status=_SETTLEMENT_STATUS[status])
+                )
+            tx.commit()
+        return fresh
+
+    def shares(self, tx: Transaction, payment: Payment) -> list[tuple[str, Money]]:
+        """How much of *payment* belongs to each invoice it pays."""
+        if payment.settlement_id is not None:
+            settlement = tx.get_settlement(payment.account_id, payment.settlement_id)
+            return [(item.invoice_id, item.amount) for item in settlement.items]
+        (invoice_id,) = payment.invoice_ids
+        return [(invoice_id, payment.amount)]
+
+    def _settle(
+        self,
+        tx: Transaction,
+        account: Account,
+        customer: Customer,
+        payment: Payment,
+        invoices: dict[str, Invoice],
+        *,
+        now: datetime,
+    ) -> None:
+        currency = payment.amount.currency
+        items: list[ReceiptItem] = []
+        credit = Money.zero(currency)
+        for invoice_id, share in self.shares(tx, payment):
+            invoice = invoices[invoice_id]
+            applied = Money.zero(currency)
+            if invoice.status is InvoiceStatus.OPEN:
+                applied = min(share, invoice.outstanding)
+                paid = invoice.paid + applied
+                settled = invoice.total - paid - invoice.credited <= Money.zero(
+                    currency
+                )
+                tx.update_invoice(
+                    attrs.evolve(
+                        invoice,
+                        paid=paid,
+                        status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
+                        paid_at=now if settled else invoice.paid_at,
+                    )
+                )
+            credit += share - applied
+            items.append(
+                ReceiptItem(
+                    invoice_id=invoice.id,
+                    invoice_number=invoice.display_number,
+                    amount=applied,
+                )
+            )
+        if credit:
+            tx.add_credit_entry(
+                CreditEntry(
+                    id=derived_id("crd", payment.id),
+                    account_id=account.id,
+                    customer_id=customer.id,
+                    amount=credit,
+                    reason="paid after the invoice was settled another way",
+                    source_id=payment.id,
+                    created_at=now,
+                )
+            )
+        method = tx.get_payment_method(account.id, payment.payment_method_id)
+        number = tx.allocate_invoice_numbers(account.id, RECEIPT_SERIES)
+        receipt = Receipt(
+            id=derived_id("rct", payment.id),
+            account_id=account.id,
+            customer_id=customer.id,
+            number=f"{RECEIPT_SERIES}-{number:06d}",
+            payment_id=payment.id,
+            items=tuple(items),
+            amount=payment.amount,
+            credit=credit,
+            card_brand=method.brand,
+            card_last4=method.last4,
+            issued_at=now,
+        )
+        tx.add_receipt(receipt)
+        if payment.settlement_id is not None:
+            settlement = tx.get_settlement(account.id, payment.settlement_id)
+            tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))
+        message = render_receipt(account, customer, receipt)
+        tx.add_notifications(
+            [
+                outbox_message(
+                    self.ids,
+                    account_id=account.id,
+                    kind="receipt",
+                    message=message,
+                    now=now,
+                )
+            ]
+        )
+
+    def _is_final(self, tx: Transaction, payment: Payment) -> bool:
+        """Whether a declined payment ends its invoice's automatic collection."""
+        if not payment.off_session or payment.settlement_id is not None:
+            return False  # the customer is present and sees the decline
+        if (payment.decline_code or payment.error_code) in HARD_DECLINES:
+            return True
+        first = self._first_attempt_day(tx, payment)
+        return (
+            self.retry_policy.retry_on(first_attempt=first, attempt=payment.attempt)
+            is None
+        )
+
+    def _first_attempt_day(self, tx: Transaction, payment: Payment) -> date:
+        account = tx.get_account(payment.account_id)
+        if payment.attempt == 1:
+            return local_date(account, payment.created_at)
+        first = tx.get_payment(
+            payment.account_id,
+            derived_id("pay", payment.account_id, payment.invoice_ids[0], "1"),
+        )
+        return local_date(account, first.created_at)
+
+    def due_retries(
+        self, *, on: date, account_ids: Sequence[str] | None
+    ) -> list[tuple[Payment, int]]:
+        """Declined automatic charges whose next attempt is due on or before *on*."""
+        with self.storage.transaction() as tx:
+            declined = tx.list_payments(statuses=[PaymentStatus.DECLINED])
+            due: list[tuple[Payment, int]] = []
+            wanted = set(account_ids) if account_ids is not None else None
+            latest: dict[str, Payment] = {}
+            for payment in declined:
+                if wanted is not None and payment.account_id not in wanted:
+                    continue
+                if not payment.off_session or payment.settlement_id is not None:
+                    continue
+                key = payment.invoice_ids[0]
+                if key not in latest or latest[key].attempt < payment.attempt:
+                    latest[key] = payment
+            for payment in latest.values():
+                if (payment.decline_code or payment.error_code) in HARD_DECLINES:
+                    continue
+                invoice = tx.get_invoice(payment.account_id, payment.invoice_ids[0])
+                if invoice.status is not InvoiceStatus.OPEN:
+                    continue
+                first = self._first_attempt_day(tx, payment)
+                retry_on = self.retry_policy.retry_on(
+                    first_attempt=first, attempt=payment.attempt
+                )
+                if retry_on is not None and retry_on <= on:
+                    due.append((payment, payment.attempt + 1))
+        return sorted(due, key=lambda pair: pair[0].id)
+
+    def _notify_action(
+        self,
+        tx: Transaction,
+        account: Account,
+        customer: Customer,
+        payment: Payment,
+        invoices: dict[str, Invoice],
+        result: ChargeResult,
+        now: datetime,
+    ) -> None:
+        if not payment.off_session:
+            return  # the customer completes it on the page they are on
+        message = render_payment_needs_action(
+            account,
+            customer,
+            [invoice.display_number for invoice in invoices.values()],
+            payment.amount,
+            result.action_url,
+        )
+        tx.add_notifications(
+            [
+                outbox_message(
+                    self.ids,
+                    account_id=account.id,
+                    kind="payment_needs_action",
+                    message=message,
+                    now=now,
+                )
+            ]
+        )
+
+    def _notify_failed(
+        self,
+        tx: Transaction,
+        account: Account,
+        customer: Customer,
+        payment: Payment,
+        invoices: dict[str, Invoice],
+        *,
+        now: datetime,
+    ) -> None:
+        message = render_payment_failed(
+            account,
+            customer,
+            [invoice.display_number for invoice in invoices.values()],
+            payment.amount,
+            payment.decline_code or payment.error_code,
+        )
+        tx.add_notifications(
+            [
+                outbox_message(
+                    self.ids,
+                    account_id=account.id,
+                    kind="payment_failed",
+                    message=message,
+                    now=now,
+                )
+            ]
+        )

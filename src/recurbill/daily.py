@@ -1,0 +1,423 @@
+"""The daily run: issue every due occurrence exactly once, then collect.
+
+Templates are streamed from storage in chunks; each chunk is issued in one
+transaction that locks its templates, allocates gapless numbers and stores the
+invoices, the occurrence records (unique per template and index) and, for
+customers charged automatically, the pending payments. Only after that commit
+does the gateway hear of the payments (see :mod:`recurbill.collection`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import attrs
+
+from recurbill.collection import Collector, local_date, outbox_message
+from recurbill.errors import ConflictError, InvalidInputError
+from recurbill.ids import IdFactory, derived_id
+from recurbill.invoice import InvoiceLine, compute_totals
+from recurbill.money import Money
+from recurbill.notify.render import render_invoice, render_summary
+from recurbill.records import (
+    Account,
+    ChargeLine,
+    CollectionMethod,
+    Customer,
+    EndedLine,
+    Invoice,
+    InvoiceStatus,
+    IssuedLine,
+    Notification,
+    OccurrenceOutcome,
+    OccurrenceRecord,
+    Payment,
+    RecurringTemplate,
+    RunReport,
+    SkippedLine,
+    TemplateStatus,
+)
+from recurbill.references import kid_mod10, ocr
+from recurbill.schedule import OccurrenceStatus, due_at
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = ["DailyRun", "build_invoice", "next_due", "payment_reference"]
+
+_CONFLICT_RETRIES = 5
+
+
+def payment_reference(account: Account, number: int) -> str:
+    """The payment reference printed on an invoice: KID for NOK, OCR for SEK."""
+    if account.currency.code == "NOK":
+        return kid_mod10(str(number))
+    if account.currency.code == "SEK":
+        return ocr(str(number), length_digit=True)
+    return f"{account.invoice_series}-{number:06d}"
+
+
+def build_invoice(
+    *,
+    invoice_id: str,
+    account: Account,
+    customer: Customer,
+    lines: Sequence[InvoiceLine],
+    number: int,
+    issue_date: date,
+    now: datetime,
+    memo: str = "",
+    template_id: str | None = None,
+    occurrence_index: int | None = None,
+) -> Invoice:
+    """An open invoice with its totals computed by the EN 16931 calculator."""
+    totals = compute_totals(
+        tuple(lines), currency=account.currency, rounding=account.rounding
+    )
+    zero = Money.zero(account.currency)
+    return Invoice(
+        id=invoice_id,
+        account_id=account.id,
+        customer_id=customer.id,
+        series=account.invoice_series,
+        number=number,
+        status=InvoiceStatus.OPEN,
+        currency=account.currency,
+        issue_date=issue_date,
+        due_date=issue_date + timedelta(days=account.payment_terms_days),
+        lines=tuple(lines),
+        net_total=totals.tax_exclusive,
+        vat_total=totals.vat_total,
+        total=totals.amount_due,
+        paid=zero,
+        credited=zero,
+        payment_reference=payment_reference(account, number),
+        template_id=template_id,
+        occurrence_index=occurrence_index,
+        memo=memo,
+        created_at=now,
+    )
+
+
+def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
+    """When the template's next unhandled occurrence is due; None when exhausted."""
+    schedule = template.schedule
+    last = schedule.last_index()
+    if last is not None and template.next_index > last:
+        return None
+    return due_at(
+        schedule.occurrence(template.next_index),
+        run_time=account.run_time,
+        zone=account.timezone,
+    )
+
+
+@attrs.define
+class _Issued:
+    """What issuing one chunk produced, merged into the reports after commit."""
+
+    issued: dict[str, list[IssuedLine]] = attrs.Factory(dict)
+    skipped: dict[str, list[SkippedLine]] = attrs.Factory(dict)
+    ended: dict[str, list[EndedLine]] = attrs.Factory(dict)
+    payments: list[Payment] = attrs.Factory(list)
+
+
+@attrs.define
+class DailyRun:
+    """Issues due occurrences and collects; see :meth:`recurbill.Billing.run`."""
+
+    storage: Storage
+    collector: Collector
+    ids: IdFactory
+    chunk_size: int = 500
+
+    def run(
+        self,
+        as_of: datetime,
+        *,
+        account_ids: Sequence[str] | None = None,
+        send_summaries: bool = True,
+        summary_when_empty: bool = False,
+    ) -> list[RunReport]:
+        """Issue every due occurrence by *as_of*, charge, retry, and report."""
+        if not isinstance(as_of, datetime) or as_of.utcoffset() is None:
+            raise InvalidInputError(
+                problem=f"as_of {as_of!r} is not an aware datetime",
+                allowed="give the instant of the run with a time zone",
+            )
+        accounts = self._accounts(account_ids)
+        wanted = [a.id for a in accounts]
+        for payment in self.collector.unfinished(wanted):
+            self.collector.reconcile(payment.account_id, payment.id, now=as_of)
+        done = self._issue_all(as_of, wanted)
+        charges: dict[str, list[ChargeLine]] = {}
+        for payment in done.payments:
+            outcome = self.collector.execute(payment.account_id, payment.id, now=as_of)
+            charges.setdefault(payment.account_id, []).append(
+                self._charge_line(outcome)
+            )
+        for account in accounts:
+            for declined, attempt in self.collector.due_retries(
+                on=local_date(account, as_of), account_ids=[account.id]
+            ):
+                outcome = self._retry(declined, attempt, as_of)
+                charges.setdefault(account.id, []).append(self._charge_line(outcome))
+        reports = [
+            RunReport(
+                account_id=account.id,
+                as_of=as_of,
+                issued=tuple(done.issued.get(account.id, ())),
+                charges=tuple(charges.get(account.id, ())),
+                skipped=tuple(done.skipped.get(account.id, ())),
+                ended=tuple(done.ended.get(account.id, ())),
+            )
+            for account in accounts
+        ]
+        if send_summaries:
+            self._queue_summaries(accounts, reports, as_of, summary_when_empty)
+        return reports
+
+    def _accounts(self, account_ids: Sequence[str] | None) -> list[Account]:
+        with self.storage.transaction() as tx:
+            ids = tx.list_account_ids() if account_ids is None else list(account_ids)
+            return [tx.get_account(account_id) for account_id in ids]
+
+    def _issue_all(self, as_of: datetime, account_ids: list[str]) -> _Issued:
+        total = _Issued()
+        after: str | None = None
+        conflicts = 0
+        while True:
+            chunk = _Issued()
+            try:
+                with self.storage.transaction() as tx:
+                    templates = tx.due_templates(
+                        as_of,
+                        account_ids=account_ids,
+                        after_id=after,
+                        limit=self.chunk_size,
+                    )
+                    if not templates:
+                        return total
+                    for template in templates:
+                        self._issue(tx, template.account_id, template.id, as_of, chunk)
+                    tx.commit()
+            except ConflictError:
+                conflicts += 1  # another process issued these first: read again
+                if conflicts > _CONFLICT_RETRIES:
+                    raise
+                continue
+            after = templates[-1].id
+            for account_id, lines in chunk.issued.items():
+                total.issued.setdefault(account_id, []).extend(lines)
+            for account_id, skipped in chunk.skipped.items():
+                total.skipped.setdefault(account_id, []).extend(skipped)
+            for account_id, ended in chunk.ended.items():
+                total.ended.setdefault(account_id, []).extend(ended)
+            total.payments.extend(chunk.payments)
+
+    def _issue(
+        self,
+        tx: Transaction,
+        account_id: str,
+        template_id: str,
+        as_of: datetime,
+        out: _Issued,
+    ) -> None:
+        template = tx.get_template(account_id, template_id, for_update=True)
+        if (
+            template.status is not TemplateStatus.ACTIVE
+            or template.next_due_at is None
+            or template.next_due_at > as_of
+        ):
+            return  # another process got here first
+        account = tx.get_account(account_id)
+        customer = tx.get_customer(account_id, template.customer_id)
+        schedule = template.schedule
+        due = schedule.due_count(
+            as_of, run_time=account.run_time, zone=account.timezone
+        )
+        indices = range(template.next_index, due)
+        to_issue = [
+            n for n in indices if schedule.status(n) is OccurrenceStatus.SCHEDULED
+        ]
+        first = (
+            tx.allocate_invoice_numbers(
+                account.id, account.invoice_series, count=len(to_issue)
+            )
+            if to_issue
+            else 0
+        )
+        numbers = dict(zip(to_issue, range(first, first + len(to_issue)), strict=True))
+        invoices: list[Invoice] = []
+        occurrences: list[OccurrenceRecord] = []
+        for n in indices:
+            on = schedule.occurrence(n)
+            if n not in numbers:
+                occurrences.append(
+                    OccurrenceRecord(
+                        account_id=account.id,
+                        template_id=template.id,
+                        index=n,
+                        on=on,
+                        outcome=OccurrenceOutcome.SKIPPED,
+                    )
+                )
+                out.skipped.setdefault(account.id, []).append(
+                    SkippedLine(
+                        template_id=template.id, customer_name=customer.name, on=on
+                    )
+                )
+                continue
+            invoice = build_invoice(
+                invoice_id=derived_id("inv", template.id, str(n)),
+                account=account,
+                customer=customer,
+                lines=template.lines,
+                number=numbers[n],
+                issue_date=on,
+                now=as_of,
+                memo=template.memo,
+                template_id=template.id,
+                occurrence_index=n,
+            )
+            invoices.append(invoice)
+            occurrences.append(
+                OccurrenceRecord(
+                    account_id=account.id,
+                    template_id=template.id,
+                    index=n,
+                    on=on,
+                    outcome=OccurrenceOutcome.ISSUED,
+                    invoice_id=invoice.id,
+                )
+            )
+            out.issued.setdefault(account.id, []).append(
+                IssuedLine(
+                    invoice_id=invoice.id,
+                    invoice_number=invoice.display_number,
+                    customer_name=customer.name,
+                    issue_date=on,
+                    total=invoice.total,
+                )
+            )
+        tx.add_invoices(invoices)
+        tx.add_occurrences(occurrences)
+        self._collect_or_send(tx, account, customer, invoices, as_of, out)
+        updated = attrs.evolve(template, next_index=due)
+        upcoming = next_due(updated, account)
+        if upcoming is None:
+            updated = attrs.evolve(updated, status=TemplateStatus.FINISHED)
+            out.ended.setdefault(account.id, []).append(
+                EndedLine(template_id=template.id, customer_name=customer.name)
+            )
+        tx.update_template(attrs.evolve(updated, next_due_at=upcoming))
+
+    def _collect_or_send(
+        self,
+        tx: Transaction,
+        account: Account,
+        customer: Customer,
+        invoices: list[Invoice],
+        as_of: datetime,
+        out: _Issued,
+    ) -> None:
+        """Queue a pending charge for automatic customers, else e-mail the invoice."""
+        charge = (
+            customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
+            and customer.default_payment_method_id is not None
+        )
+        notes: list[Notification] = []
+        for invoice in invoices:
+            if charge and invoice.total > Money.zero(invoice.currency):
+                assert customer.default_payment_method_id is not None
+                method = tx.get_payment_method(
+                    account.id, customer.default_payment_method_id
+                )
+                payment = self.collector.new_payment(
+                    account=account,
+                    customer=customer,
+                    method=method,
+                    invoices=[invoice],
+                    amount=invoice.total,
+                    now=as_of,
+                    off_session=True,
+                    key_parts=(invoice.id, "1"),
+                )
+                tx.add_payment(payment)
+                out.payments.append(payment)
+            else:
+                notes.append(
+                    outbox_message(
+                        self.ids,
+                        account_id=account.id,
+                        kind="invoice",
+                        message=render_invoice(account, customer, invoice),
+                        now=as_of,
+                    )
+                )
+        if notes:
+            tx.add_notifications(notes)
+
+    def _retry(self, declined: Payment, attempt: int, as_of: datetime) -> Payment:
+        with self.storage.transaction() as tx:
+            account = tx.get_account(declined.account_id)
+            customer = tx.get_customer(account.id, declined.customer_id)
+            invoice = tx.get_invoice(
+                account.id, declined.invoice_ids[0], for_update=True
+            )
+            method_id = customer.default_payment_method_id or declined.payment_method_id
+            method = tx.get_payment_method(account.id, method_id)
+            payment = self.collector.new_payment(
+                account=account,
+                customer=customer,
+                method=method,
+                invoices=[invoice],
+                amount=invoice.outstanding,
+                now=as_of,
+                off_session=True,
+                attempt=attempt,
+                key_parts=(invoice.id, str(attempt)),
+            )
+            try:
+                tx.add_payment(payment)
+                tx.commit()
+            except ConflictError:
+                pass  # this attempt exists already: finish it below
+        return self.collector.execute(account.id, payment.id, now=as_of)
+
+    def _charge_line(self, payment: Payment) -> ChargeLine:
+        with self.storage.transaction() as tx:
+            customer = tx.get_customer(payment.account_id, payment.customer_id)
+            numbers = [
+                tx.get_invoice(payment.account_id, invoice_id).display_number
+                for invoice_id in payment.invoice_ids
+            ]
+        return ChargeLine(
+            invoice_number=", ".join(numbers),
+            customer_name=customer.name,
+            amount=payment.amount,
+            status=payment.status,
+            decline_code=payment.decline_code,
+        )
+
+    def _queue_summaries(
+        self,
+        accounts: list[Account],
+        reports: list[RunReport],
+        as_of: datetime,
+        when_empty: bool,
+    ) -> None:
+        notes = [
+            outbox_message(
+                self.ids,
+                account_id=account.id,
+                kind="daily_summary",
+                message=render_summary(account, report),
+                now=as_of,
+            )
+            for account, report in zip(accounts, reports, strict=True)
+            if when_empty or not report.is_empty
+        ]
+        if notes:
+            with self.storage.transaction() as tx:
+                tx.add_notifications(notes)
+                tx.commit()

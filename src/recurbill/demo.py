@@ -1,0 +1,286 @@
+"""``recurbill demo``: three Nordic businesses billing for 120 simulated days.
+
+Builds a SQLite database with accounts in NOK, SEK and ISK, customers with
+Stripe's test cards (one that declines), weekly / monthly / quarterly / yearly
+templates (one paused, one with an end date, one starting on a 31st), then runs
+the daily job for every simulated day and records after-session charges, and
+prints what happened per account.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
+
+import attrs
+
+from recurbill.billing import Billing
+from recurbill.invoice import InvoiceLine, VatCategory
+from recurbill.money import Money, format_money
+from recurbill.notify.delivery import deliver_pending
+from recurbill.notify.memory import Outbox
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.records import (
+    CollectionMethod,
+    InvoiceStatus,
+    OccurrenceOutcome,
+    PaymentStatus,
+)
+from recurbill.storage.sql import SqlStorage
+
+__all__ = ["run_demo"]
+
+_VAT = Decimal(25)
+
+
+def _line(description: str, price: str, rate: Decimal = _VAT) -> InvoiceLine:
+    if rate:
+        return InvoiceLine(
+            description=description, quantity=1, unit_price=price, vat_rate=rate
+        )
+    return InvoiceLine(
+        description=description,
+        quantity=1,
+        unit_price=price,
+        vat_category=VatCategory.EXEMPT,
+        exemption_reason="Health care services are exempt from VAT",
+    )
+
+
+def _next_31st(after: date) -> date:
+    day = after + timedelta(days=1)
+    while day.day != 31:
+        day += timedelta(days=1)
+    return day
+
+
+@attrs.define
+class _Counter:
+    """Readable ids for the demo database: ``cus_0003``."""
+
+    seen: dict[str, int] = attrs.Factory(dict)
+
+    def __call__(self, prefix: str) -> str:
+        self.seen[prefix] = self.seen.get(prefix, 0) + 1
+        return f"{prefix}_{self.seen[prefix]:04d}"
+
+
+def _progress(out: TextIO, done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    bar = "#" * filled + "." * (width - filled)
+    out.write(f"\r  simulating [{bar}] day {done:>3}/{total}")
+    if done == total:
+        out.write("\n")
+    out.flush()
+
+
+def _days(start: date, count: int) -> Iterator[date]:
+    for offset in range(1, count + 1):
+        yield start + timedelta(days=offset)
+
+
+def _seed(billing: Billing, start: date) -> dict[str, list[str]]:
+    """Accounts, customers, cards and templates; returns session customers."""
+    created = datetime.combine(start, time(12), tzinfo=timezone.utc)
+    tomorrow = start + timedelta(days=1)
+    fysio = billing.create_account(
+        account_id="fjord-fysio",
+        name="Fjord Fysio AS",
+        currency="NOK",
+        locale="nb_NO",
+        timezone="Europe/Oslo",
+        summary_email="post@fjordfysio.no",
+    )
+    hosting = billing.create_account(
+        account_id="sthlm-hosting",
+        name="Stockholm Hosting AB",
+        currency="SEK",
+        locale="sv_SE",
+        timezone="Europe/Stockholm",
+        summary_email="drift@sthlmhosting.se",
+        payment_terms_days=30,
+    )
+    radgjof = billing.create_account(
+        account_id="reykjavik-radgjof",
+        name="Reykjavík Ráðgjöf ehf.",
+        currency="ISK",
+        locale="is_IS",
+        timezone="Atlantic/Reykjavik",
+        summary_email="reikningar@radgjof.is",
+    )
+    people: dict[str, list[tuple[str, str | None, CollectionMethod]]] = {
+        fysio.id: [
+            ("Kari Nordmann", "pm_card_visa", CollectionMethod.CHARGE_AUTOMATICALLY),
+            ("Ola Hansen", "pm_card_mastercard", CollectionMethod.CHARGE_AUTOMATICALLY),
+            (
+                "Ingrid Berg",
+                "pm_card_visa_chargeDeclinedInsufficientFunds",
+                CollectionMethod.CHARGE_AUTOMATICALLY,
+            ),
+            ("Per Olsen", None, CollectionMethod.SEND_INVOICE),
+        ],
+        hosting.id: [
+            ("Åsa Lindqvist", "pm_card_visa", CollectionMethod.CHARGE_AUTOMATICALLY),
+            ("Björn Ek AB", None, CollectionMethod.SEND_INVOICE),
+        ],
+        radgjof.id: [
+            (
+                "Guðrún Jónsdóttir",
+                "pm_card_visa",
+                CollectionMethod.CHARGE_AUTOMATICALLY,
+            ),
+            ("Þór Sigurðsson", "pm_card_amex", CollectionMethod.CHARGE_AUTOMATICALLY),
+        ],
+    }
+    customers: dict[str, list[str]] = {}
+    for account_id, entries in people.items():
+        for name, card, method in entries:
+            slug = name.split()[0].lower()
+            customer = billing.add_customer(
+                account_id,
+                name=name,
+                email=f"{slug}@example.com",
+                collection_method=method,
+            )
+            if card is not None:
+                billing.save_card(account_id, customer.id, token=card)
+            customers.setdefault(account_id, []).append(customer.id)
+    kari, ola, ingrid, per = customers[fysio.id]
+    asa, bjorn = customers[hosting.id]
+    gudrun, thor = customers[radgjof.id]
+    plan: list[tuple[str, str, list[InvoiceLine], str, date, date | None]] = [
+        (
+            fysio.id,
+            kari,
+            [_line("Treningsoppfølging, uke", "450", Decimal(0))],
+            "week",
+            tomorrow,
+            None,
+        ),
+        (fysio.id, ola, [_line("Treningsabonnement", "699")], "month", tomorrow, None),
+        (
+            fysio.id,
+            ingrid,
+            [_line("Treningsabonnement", "699")],
+            "month",
+            tomorrow + timedelta(days=3),
+            None,
+        ),
+        (
+            fysio.id,
+            per,
+            [_line("Kvartalsvis oppfølging", "1500")],
+            "quarter",
+            tomorrow,
+            None,
+        ),
+        (hosting.id, asa, [_line("VPS 4 GB", "249")], "month", _next_31st(start), None),
+        (hosting.id, bjorn, [_line("Domän .se", "129")], "year", tomorrow, None),
+        (
+            hosting.id,
+            asa,
+            [_line("Backup", "49")],
+            "week",
+            tomorrow,
+            start + timedelta(days=90),
+        ),
+        (
+            radgjof.id,
+            gudrun,
+            [_line("Ráðgjöf, mánaðargjald", "45000")],
+            "month",
+            tomorrow,
+            None,
+        ),
+        (radgjof.id, thor, [_line("Bókhald", "12990")], "week", tomorrow, None),
+    ]
+    templates = []
+    for account_id, customer_id, lines, period, first, end in plan:
+        templates.append(
+            billing.create_template(
+                account_id,
+                customer_id,
+                lines=lines,
+                start=first,
+                period=period,
+                end=end,
+                now=created,
+            )
+        )
+    paused = templates[-1]  # Þór's weekly bookkeeping pauses for a month
+    billing.pause_template(
+        paused.account_id,
+        paused.id,
+        on=start + timedelta(days=30),
+        resume=start + timedelta(days=60),
+    )
+    return {fysio.id: [kari, ola, ingrid], radgjof.id: [gudrun]}
+
+
+def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
+    """Build the demo database at *url* and simulate *days* days from *start*."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").unlink()
+    storage = SqlStorage.from_url(url)
+    billing = Billing(storage=storage, gateway=InMemoryGateway(), ids=_Counter())
+    outbox = Outbox()
+    out.write(f"recurbill demo: {days} days from {start.isoformat()} into {url}\n")
+    session_customers = _seed(billing, start)
+    chance = random.Random(2026)  # the same demo every time
+    for done, day in enumerate(_days(start, days), start=1):
+        as_of = datetime.combine(day, time(22), tzinfo=timezone.utc)
+        billing.run(as_of)
+        if day.weekday() < 5:
+            for account_id, customers in session_customers.items():
+                customer_id = chance.choice(customers)
+                price = "850" if account_id == "fjord-fysio" else "18000"
+                billing.record_session(
+                    account_id,
+                    customer_id,
+                    lines=[_line("Behandling" if price == "850" else "Fundur", price)],
+                    now=as_of,
+                    session_id=f"{day.isoformat()}-{customer_id}",
+                )
+        deliver_pending(storage, outbox, now=as_of)
+        _progress(out, done, days)
+    _summary(storage, start + timedelta(days=days), out, len(outbox.sent))
+
+
+def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:
+    out.write("\n")
+    with storage.transaction() as tx:
+        accounts = [tx.get_account(i) for i in tx.list_account_ids()]
+        for account in accounts:
+            invoices = tx.list_invoices(account.id)
+            payments = tx.list_payments(account.id)
+            skipped = sum(
+                1
+                for template in tx.list_templates(account.id)
+                for occurrence in tx.list_occurrences(account.id, template.id)
+                if occurrence.outcome is OccurrenceOutcome.SKIPPED
+            )
+            paid = [i for i in invoices if i.status is InvoiceStatus.PAID]
+            open_ = [i for i in invoices if i.status is InvoiceStatus.OPEN]
+            overdue = [i for i in open_ if i.is_overdue(on=last)]
+            declined = sum(1 for p in payments if p.status is PaymentStatus.DECLINED)
+            billed = sum((i.total.amount for i in invoices), Decimal(0))
+            out.write(f"{account.name} ({account.currency.code}, {account.timezone})\n")
+            out.write(f"  invoices issued   {len(invoices):>5}\n")
+            out.write(f"  paid              {len(paid):>5}\n")
+            out.write(
+                f"  open              {len(open_):>5}  ({len(overdue)} overdue)\n"
+            )
+            out.write(f"  charges declined  {declined:>5}\n")
+            out.write(f"  skipped (paused)  {skipped:>5}\n")
+            total = format_money(Money(billed, account.currency), account.locale)
+            out.write(f"  billed in total   {total}\n\n")
+    out.write(f"{mails} e-mails delivered to the demo outbox.\n")

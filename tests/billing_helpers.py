@@ -1,0 +1,133 @@
+"""A small world for the billing tests: one service over the in-memory adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from recurbill.billing import Billing
+from recurbill.collection import RetryPolicy
+from recurbill.invoice import InvoiceLine
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.records import Account, CollectionMethod, Customer, Invoice, Payment
+from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.protocol import Storage
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def line(
+    price: str = "800", rate: str = "25", description: str = "Session"
+) -> InvoiceLine:
+    """One standard-rated line."""
+    return InvoiceLine(
+        description=description, quantity=1, unit_price=price, vat_rate=Decimal(rate)
+    )
+
+
+def at(day: date, hour: int = 12, zone: ZoneInfo = OSLO) -> datetime:
+    """A local instant on *day*."""
+    return datetime.combine(day, time(hour), tzinfo=zone)
+
+
+@attrs.define
+class Counter:
+    """Deterministic ids: ``cus_1``, ``cus_2``…"""
+
+    seen: dict[str, int] = attrs.Factory(dict)
+
+    def __call__(self, prefix: str) -> str:
+        self.seen[prefix] = self.seen.get(prefix, 0) + 1
+        return f"{prefix}_{self.seen[prefix]}"
+
+
+@attrs.define
+class World:
+    """A billing service, its adapters, and one NOK account in Oslo."""
+
+    billing: Billing
+    storage: Storage
+    gateway: InMemoryGateway
+    account: Account
+
+    def customer(
+        self,
+        name: str = "Kari Nordmann",
+        *,
+        card: str | None = "pm_card_visa",
+        method: CollectionMethod = CollectionMethod.CHARGE_AUTOMATICALLY,
+    ) -> Customer:
+        customer = self.billing.add_customer(
+            self.account.id,
+            name=name,
+            email=f"{name.split()[0].lower()}@example.no",
+            collection_method=method,
+        )
+        if card is not None:
+            self.billing.save_card(self.account.id, customer.id, token=card)
+        return customer
+
+    def storage_invoices(self) -> list[Invoice]:
+        with self.storage.transaction() as tx:
+            return tx.list_invoices(self.account.id)
+
+    def payments(self) -> list[Payment]:
+        with self.storage.transaction() as tx:
+            return tx.list_payments(self.account.id)
+
+    def notification_kinds(self) -> list[str]:
+        with self.storage.transaction() as tx:
+            return [n.kind for n in tx.pending_notifications(limit=10_000)]
+
+    def template(
+        self,
+        customer: Customer,
+        *,
+        start: date,
+        period: str = "month",
+        created: date | None = None,
+        lines: Sequence[InvoiceLine] = (),
+        **kwargs: object,
+    ) -> str:
+        created_on = created or start - timedelta(days=1)
+        template = self.billing.create_template(
+            self.account.id,
+            customer.id,
+            lines=list(lines) or [line()],
+            start=start,
+            period=period,
+            now=at(created_on),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return template.id
+
+
+def make_world(
+    *,
+    storage: Storage | None = None,
+    gateway: InMemoryGateway | None = None,
+    timezone: str = "Europe/Oslo",
+    retry_policy: RetryPolicy | None = None,
+) -> World:
+    """A fresh service with deterministic ids and one NOK account."""
+    storage = storage if storage is not None else InMemoryStorage()
+    gateway = gateway if gateway is not None else InMemoryGateway()
+    billing = Billing(
+        storage=storage,
+        gateway=gateway,
+        ids=Counter(),
+        retry_policy=retry_policy or RetryPolicy(),
+    )
+    account = billing.create_account(
+        account_id="fjord",
+        name="Fjord Fysio AS",
+        currency="NOK",
+        locale="nb_NO",
+        timezone=timezone,
+        summary_email="post@fjordfysio.no",
+    )
+    return World(billing=billing, storage=storage, gateway=gateway, account=account)

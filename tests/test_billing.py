@@ -1,0 +1,534 @@
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing_helpers import OSLO, at, line, make_world
+from recurbill.collection import RetryPolicy
+from recurbill.errors import (
+    InvalidInputError,
+    InvalidRecordError,
+    NotFoundError,
+    StartTooEarlyError,
+    StateError,
+)
+from recurbill.money import Money
+from recurbill.records import (
+    CollectionMethod,
+    InvoiceStatus,
+    OccurrenceOutcome,
+    PaymentStatus,
+    TemplateStatus,
+)
+from recurbill.schedule import OccurrenceStatus
+
+NOK = "NOK"
+
+
+def nok(amount: str) -> Money:
+    return Money(amount, NOK)
+
+
+# accounts, customers, templates -------------------------------------------
+
+
+def test_account_validation_names_what_is_allowed() -> None:
+    world = make_world()
+    with pytest.raises(InvalidRecordError, match="IANA zone"):
+        world.billing.create_account(
+            name="X", currency="NOK", summary_email="a@b.no", timezone="Mars/Base"
+        )
+    with pytest.raises(InvalidRecordError, match="locale"):
+        world.billing.create_account(
+            name="X", currency="NOK", summary_email="a@b.no", locale="xx_YY"
+        )
+    with pytest.raises(InvalidRecordError, match="e-mail"):
+        world.billing.create_account(name="X", currency="NOK", summary_email="nope")
+
+
+def test_template_start_must_be_tomorrow_or_later() -> None:
+    world = make_world()
+    kari = world.customer()
+    today = date(2026, 11, 22)
+    with pytest.raises(StartTooEarlyError, match="2026-11-23"):
+        world.template(kari, start=today, created=today)
+    # late in the evening UTC is already tomorrow in Oslo
+    late = datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc)
+    with pytest.raises(StartTooEarlyError, match="2026-11-24"):
+        world.billing.create_template(
+            world.account.id,
+            kari.id,
+            lines=[line()],
+            start=date(2026, 11, 23),
+            period="month",
+            now=late,
+        )
+    assert world.template(kari, start=today + timedelta(days=1), created=today)
+
+
+def test_template_needs_lines_and_a_known_customer() -> None:
+    world = make_world()
+    kari = world.customer()
+    with pytest.raises(InvalidInputError, match="InvoiceLine"):
+        world.billing.create_template(
+            world.account.id,
+            kari.id,
+            lines=[],
+            start=date(2027, 1, 1),
+            period="month",
+            now=at(date(2026, 12, 1)),
+        )
+    with pytest.raises(NotFoundError):
+        world.billing.create_template(
+            world.account.id,
+            "cus_nobody",
+            lines=[line()],
+            start=date(2027, 1, 1),
+            period="month",
+            now=at(date(2026, 12, 1)),
+        )
+
+
+def test_naive_instants_are_refused() -> None:
+    world = make_world()
+    with pytest.raises(InvalidInputError, match="aware datetime"):
+        world.billing.run(datetime(2027, 1, 1, 7))
+
+
+# the daily run -------------------------------------------------------------
+
+
+def test_run_issues_and_charges_once_and_a_second_run_issues_nothing() -> None:
+    world = make_world()
+    kari = world.customer()
+    template_id = world.template(kari, start=date(2027, 1, 31))
+    (report,) = world.billing.run(at(date(2027, 1, 31), 7))
+    assert [i.issue_date for i in report.issued] == [date(2027, 1, 31)]
+    assert [c.status for c in report.charges] == [PaymentStatus.SUCCEEDED]
+    assert world.billing.run(at(date(2027, 1, 31), 23))[0].is_empty
+    invoices = world.storage_invoices()
+    assert [i.status for i in invoices] == [InvoiceStatus.PAID]
+    assert invoices[0].total == nok("1000.00")
+    assert invoices[0].template_id == template_id
+    assert len(world.gateway.ledger) == 1
+
+
+def test_not_due_before_the_run_time_in_the_accounts_zone() -> None:
+    world = make_world()
+    world.template(world.customer(), start=date(2027, 3, 1))
+    before = datetime.combine(date(2027, 3, 1), time(6, 14), tzinfo=OSLO)
+    assert world.billing.run(before)[0].issued == ()
+    after = datetime.combine(date(2027, 3, 1), time(6, 15), tzinfo=OSLO)
+    assert len(world.billing.run(after)[0].issued) == 1
+
+
+def test_catch_up_after_ten_missed_days_dates_each_invoice_its_own_day() -> None:
+    world = make_world()
+    world.template(world.customer(), start=date(2027, 2, 1), period="week", every=1)
+    world.template(world.customer("Ola Hansen"), start=date(2027, 2, 3), period="week")
+    (report,) = world.billing.run(at(date(2027, 2, 1), 7))
+    assert len(report.issued) == 1
+    (report,) = world.billing.run(at(date(2027, 2, 12), 7))  # missed ten days
+    assert sorted(i.issue_date for i in report.issued) == [
+        date(2027, 2, 3),
+        date(2027, 2, 8),
+        date(2027, 2, 10),
+    ]
+    assert world.billing.run(at(date(2027, 2, 12), 8))[0].issued == ()
+    numbers = sorted(i.number for i in world.storage_invoices())
+    assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_send_invoice_customers_get_the_invoice_by_mail_not_a_charge() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    world.template(per, start=date(2027, 1, 10))
+    (report,) = world.billing.run(at(date(2027, 1, 10), 7))
+    assert len(report.issued) == 1
+    assert report.charges == ()
+    assert world.gateway.ledger == []
+    kinds = world.notification_kinds()
+    assert kinds.count("invoice") == 1
+    assert kinds.count("daily_summary") == 1
+
+
+def test_no_summary_for_an_account_with_nothing_to_report_unless_asked() -> None:
+    world = make_world()
+    world.billing.run(at(date(2027, 1, 10), 7))
+    assert world.notification_kinds() == []
+    world.billing.run(at(date(2027, 1, 11), 7), summary_when_empty=True)
+    assert world.notification_kinds() == ["daily_summary"]
+
+
+def test_paused_occurrences_are_skipped_not_back_filled_and_rhythm_continues() -> None:
+    world = make_world()
+    tid = world.template(world.customer(), start=date(2027, 1, 4), period="week")
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 1, 10), resume=date(2027, 1, 25)
+    )
+    reports = [
+        world.billing.run(at(date(2027, 1, 4) + timedelta(days=d), 7))[0]
+        for d in range(29)
+    ]
+    issued = [i.issue_date for r in reports for i in r.issued]
+    skipped = [s.on for r in reports for s in r.skipped]
+    assert issued == [date(2027, 1, 4), date(2027, 1, 25), date(2027, 2, 1)]
+    assert skipped == [date(2027, 1, 11), date(2027, 1, 18)]
+    view = world.billing.template_view(world.account.id, tid, upcoming=3)
+    assert [o.outcome for o in view.history] == [
+        OccurrenceOutcome.ISSUED,
+        OccurrenceOutcome.SKIPPED,
+        OccurrenceOutcome.SKIPPED,
+        OccurrenceOutcome.ISSUED,
+        OccurrenceOutcome.ISSUED,
+    ]
+    assert [u.occurrence.on for u in view.upcoming] == [
+        date(2027, 2, 8),
+        date(2027, 2, 15),
+        date(2027, 2, 22),
+    ]
+    assert all(u.amount == nok("1000.00") for u in view.upcoming)
+
+
+def test_preview_and_run_agree() -> None:
+    world = make_world()
+    tid = world.template(
+        world.customer(), start=date(2027, 1, 31), period="month", max_count=4
+    )
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 3, 1), resume=date(2027, 4, 1)
+    )
+    preview = world.billing.template_view(world.account.id, tid, upcoming=10)
+    promised = [(u.occurrence.on, u.occurrence.status) for u in preview.upcoming]
+    for day in range(0, 130):
+        world.billing.run(at(date(2027, 1, 31) + timedelta(days=day), 7))
+    done = world.billing.template_view(world.account.id, tid)
+    happened = [
+        (
+            o.on,
+            OccurrenceStatus.SCHEDULED
+            if o.outcome is OccurrenceOutcome.ISSUED
+            else OccurrenceStatus.SKIPPED_PAUSED,
+        )
+        for o in done.history
+    ]
+    assert happened == promised[: len(happened)]
+    assert [d for d, _ in happened] == [
+        date(2027, 1, 31),
+        date(2027, 2, 28),
+        date(2027, 3, 31),
+        date(2027, 4, 30),
+    ]
+    assert done.template.status is TemplateStatus.FINISHED
+    assert done.upcoming == ()
+
+
+def test_end_date_finishes_the_template_and_the_report_says_so() -> None:
+    world = make_world()
+    tid = world.template(
+        world.customer(), start=date(2027, 1, 1), period="week", end=date(2027, 1, 8)
+    )
+    world.billing.run(at(date(2027, 1, 1), 7))
+    (report,) = world.billing.run(at(date(2027, 1, 8), 7))
+    assert [e.template_id for e in report.ended] == [tid]
+    assert world.billing.run(at(date(2027, 3, 1), 7))[0].issued == ()
+    with pytest.raises(StateError, match="finished"):
+        world.billing.pause_template(world.account.id, tid, on=date(2027, 3, 2))
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "local_run"),
+    [
+        ("Europe/Oslo", date(2027, 3, 28), time(6, 15)),  # spring forward night
+        ("Europe/Oslo", date(2027, 10, 31), time(6, 15)),  # fall back
+        ("Atlantic/Reykjavik", date(2027, 3, 28), time(6, 15)),
+        ("America/New_York", date(2027, 3, 14), time(6, 15)),
+        ("America/New_York", date(2027, 11, 7), time(6, 15)),
+    ],
+)
+def test_invoices_come_at_six_fifteen_local_across_dst(
+    zone: str, day: date, local_run: time
+) -> None:
+    world = make_world(timezone=zone)
+    world.template(
+        world.customer(), start=day, period="week", created=day - timedelta(days=2)
+    )
+    tz = ZoneInfo(zone)
+    due = datetime.combine(day, local_run, tzinfo=tz)
+    assert world.billing.run(due - timedelta(minutes=1))[0].issued == ()
+    assert len(world.billing.run(due)[0].issued) == 1
+    nxt = datetime.combine(day + timedelta(days=7), local_run, tzinfo=tz)
+    assert world.billing.run(nxt - timedelta(minutes=1))[0].issued == ()
+    assert len(world.billing.run(nxt)[0].issued) == 1
+
+
+# declines and retries ------------------------------------------------------
+
+
+def test_a_decline_leaves_the_invoice_open_and_retries_follow_the_policy() -> None:
+    world = make_world(retry_policy=RetryPolicy((3, 5, 7)))
+    ingrid = world.customer(
+        "Ingrid Berg", card="pm_card_visa_chargeDeclinedInsufficientFunds"
+    )
+    world.template(ingrid, start=date(2027, 1, 4))
+    first = world.billing.run(at(date(2027, 1, 4), 7))[0]
+    assert [c.status for c in first.charges] == [PaymentStatus.DECLINED]
+    assert first.charges[0].decline_code == "insufficient_funds"
+    attempts_on = {}
+    for d in range(1, 12):
+        day = date(2027, 1, 4) + timedelta(days=d)
+        report = world.billing.run(at(day, 7))[0]
+        if report.charges:
+            attempts_on[day] = [c.status for c in report.charges]
+    assert list(attempts_on) == [date(2027, 1, 7), date(2027, 1, 9), date(2027, 1, 11)]
+    payments = world.payments()
+    assert sorted(p.attempt for p in payments) == [1, 2, 3, 4]
+    assert len({p.idempotency_key for p in payments}) == 4
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN
+    assert world.notification_kinds().count("payment_failed") == 1
+
+
+def test_hard_declines_are_not_retried() -> None:
+    world = make_world()
+    world.template(
+        world.customer(card="pm_card_visa_chargeDeclinedLostCard"),
+        start=date(2027, 1, 4),
+    )
+    world.billing.run(at(date(2027, 1, 4), 7))
+    for d in range(1, 10):
+        world.billing.run(at(date(2027, 1, 4) + timedelta(days=d), 7))
+    assert len(world.payments()) == 1
+    assert world.notification_kinds().count("payment_failed") == 1
+
+
+# sessions, single payments, overview ---------------------------------------
+
+
+def test_record_session_charges_at_once_and_issues_a_receipt() -> None:
+    world = make_world()
+    kari = world.customer()
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line("850")], now=at(date(2027, 1, 5), 15)
+    )
+    assert outcome.status is PaymentStatus.SUCCEEDED
+    assert outcome.invoice.status is InvoiceStatus.PAID
+    assert outcome.invoice.issue_date == date(2027, 1, 5)
+    assert outcome.receipt is not None
+    assert outcome.receipt.amount == nok("1062.50")
+    assert (outcome.receipt.card_brand, outcome.receipt.card_last4) == ("visa", "4242")
+    assert outcome.invoice.payment_reference.isdigit()
+
+
+def test_the_same_session_recorded_twice_charges_once() -> None:
+    world = make_world()
+    kari = world.customer()
+    first = world.billing.record_session(
+        world.account.id,
+        kari.id,
+        lines=[line()],
+        now=at(date(2027, 1, 5)),
+        session_id="s-1",
+    )
+    again = world.billing.record_session(
+        world.account.id,
+        kari.id,
+        lines=[line()],
+        now=at(date(2027, 1, 5)),
+        session_id="s-1",
+    )
+    assert again.invoice.id == first.invoice.id
+    assert len(world.gateway.ledger) == 1
+    assert len(world.storage_invoices()) == 1
+
+
+def test_authentication_required_leaves_the_invoice_open_with_what_to_complete() -> (
+    None
+):
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.status is PaymentStatus.REQUIRES_ACTION
+    assert outcome.payment is not None
+    assert outcome.payment.client_secret
+    assert outcome.invoice.status is InvoiceStatus.OPEN
+    assert world.notification_kinds() == ["payment_needs_action"]
+
+
+def test_customer_pays_an_open_invoice_from_the_overview() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    card = world.billing.save_card(world.account.id, per.id, token="pm_card_mastercard")
+    world.billing.record_session(
+        world.account.id, per.id, lines=[line("400")], now=at(date(2027, 1, 5))
+    )
+    overview = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 30))
+    assert overview.total_open == nok("500.00")
+    assert [i.status for i in overview.overdue] == [InvoiceStatus.OPEN]
+    assert overview.total_overdue == nok("500.00")
+    assert [m.last4 for m in overview.payment_methods] == ["4444"]
+    invoice = overview.open[0]
+    outcome = world.billing.pay(
+        world.account.id,
+        invoice.id,
+        payment_method_id=card.id,
+        now=at(date(2027, 1, 30)),
+    )
+    assert outcome.status is PaymentStatus.SUCCEEDED
+    after = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 30))
+    assert after.open == ()
+    assert [i.id for i in after.paid] == [invoice.id]
+    assert len(after.receipts) == 1
+    with pytest.raises(StateError, match="only an open invoice"):
+        world.billing.pay(
+            world.account.id,
+            invoice.id,
+            payment_method_id=card.id,
+            now=at(date(2027, 1, 30)),
+        )
+
+
+def test_another_customers_card_is_not_found() -> None:
+    world = make_world()
+    kari = world.customer()
+    ola = world.customer("Ola Hansen")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    ola_card = world.billing.overview(
+        world.account.id, ola.id, on=date(2027, 1, 5)
+    ).payment_methods[0]
+    world.billing.refund(world.account.id, outcome.payment.id, now=at(date(2027, 1, 6)))  # type: ignore[union-attr]
+    with pytest.raises(NotFoundError):
+        world.billing.pay(
+            world.account.id,
+            outcome.invoice.id,
+            payment_method_id=ola_card.id,
+            now=at(date(2027, 1, 6)),
+        )
+
+
+def test_replace_card_makes_the_new_one_default_and_forgets_the_old() -> None:
+    world = make_world()
+    kari = world.customer()
+    old = world.billing.overview(
+        world.account.id, kari.id, on=date(2027, 1, 1)
+    ).payment_methods[0]
+    new = world.billing.replace_card(
+        world.account.id, kari.id, old_method_id=old.id, token="pm_card_mastercard"
+    )
+    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 1))
+    assert [m.id for m in overview.payment_methods] == [new.id]
+    assert overview.customer.default_payment_method_id == new.id
+
+
+# void, credit notes, refunds ------------------------------------------------
+
+
+def test_void_only_open_unpaid_invoices() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    outcome = world.billing.record_session(
+        world.account.id, per.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    voided = world.billing.void_invoice(world.account.id, outcome.invoice.id)
+    assert voided.status is InvoiceStatus.VOID
+    with pytest.raises(StateError, match="void only"):
+        world.billing.void_invoice(world.account.id, outcome.invoice.id)
+
+
+def test_credit_note_lowers_what_is_owed_and_on_a_paid_invoice_creates_credit() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    invoice = world.billing.record_session(
+        world.account.id, per.id, lines=[line()], now=at(date(2027, 1, 5))
+    ).invoice
+    note = world.billing.credit_invoice(
+        world.account.id,
+        invoice.id,
+        amount=nok("200"),
+        reason="discount",
+        now=at(date(2027, 1, 6)),
+    )
+    assert note.amount == nok("200.00")
+    overview = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 6))
+    assert overview.total_open == nok("800.00")
+    assert overview.credit_balance == nok("0")
+    from recurbill.errors import CreditExceedsInvoiceError
+
+    with pytest.raises(CreditExceedsInvoiceError, match=r"800\.00"):
+        world.billing.credit_invoice(
+            world.account.id,
+            invoice.id,
+            amount=nok("900"),
+            reason="too much",
+            now=at(date(2027, 1, 6)),
+        )
+    world.billing.credit_invoice(
+        world.account.id,
+        invoice.id,
+        amount=nok("800"),
+        reason="rest",
+        now=at(date(2027, 1, 6)),
+    )
+    overview = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 6))
+    assert overview.open == ()
+
+
+def test_refund_reopens_the_invoice_or_credits_it() -> None:
+    world = make_world()
+    kari = world.customer()
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.payment is not None
+    world.billing.refund(
+        world.account.id,
+        outcome.payment.id,
+        amount=nok("250"),
+        now=at(date(2027, 1, 6)),
+    )
+    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 6))
+    assert overview.total_open == nok("250.00")
+    assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 250
+    with pytest.raises(InvalidInputError, match=r"750\.00"):
+        world.billing.refund(
+            world.account.id,
+            outcome.payment.id,
+            amount=nok("800"),
+            now=at(date(2027, 1, 6)),
+        )
+    world.billing.refund(
+        world.account.id, outcome.payment.id, now=at(date(2027, 1, 6)), reopen=False
+    )
+    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 6))
+    assert overview.total_open == nok("250.00")  # the rest was credited, not reopened
+
+
+# webhooks -------------------------------------------------------------------
+
+
+def test_webhooks_are_deduplicated_and_finish_a_payment_whose_answer_was_lost() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.gateway.fail_next("timeout_after")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.status is PaymentStatus.FAILED_UNKNOWN
+    assert outcome.invoice.status is InvoiceStatus.OPEN
+    event = next(
+        e for e in world.gateway.events if e.type == "payment_intent.succeeded"
+    )
+    now = at(date(2027, 1, 5), 13)
+    payload, signature = world.gateway.webhook(event.event_id, now=int(now.timestamp()))
+    paid = world.billing.handle_webhook(payload, signature=signature, now=now)
+    assert paid is not None
+    assert paid.status is PaymentStatus.SUCCEEDED
+    assert world.billing.handle_webhook(payload, signature=signature, now=now) is None
+    assert len(world.gateway.ledger) == 1
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.PAID

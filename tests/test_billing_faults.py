@@ -1,0 +1,187 @@
+"""CrashError at any step, run again: nothing lost, nothing doubled.
+
+A harness makes the k-th storage or gateway call fail, for every k across a
+run that issues and charges a mix of templates, then runs again without
+faults. The final state must equal the state of a run without faults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import date
+from typing import Any
+
+import attrs
+import pytest
+
+from billing_helpers import at, make_world
+from recurbill.errors import GatewayUnavailableError
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.records import CollectionMethod, PaymentStatus
+from recurbill.storage.memory import InMemoryStorage
+
+
+class CrashError(Exception):
+    """The process died here."""
+
+
+@attrs.define
+class Faults:
+    """Counts calls; the call numbered ``fail_at`` fails in the chosen way."""
+
+    fail_at: int | None = None
+    mode: str = "crash"
+    calls: int = 0
+
+    def tick(self) -> bool:
+        self.calls += 1
+        return self.calls == self.fail_at
+
+
+class _Tx:
+    def __init__(self, inner: Any, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._faults.tick():
+                raise CrashError(f"storage call {name}")
+            return target(*args, **kwargs)
+
+        return call
+
+
+class FaultyStorage:
+    """A storage whose k-th transaction call raises."""
+
+    def __init__(self, inner: InMemoryStorage, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._inner.transaction() as tx:
+            yield _Tx(tx, self._faults)
+
+
+class FaultyGateway:
+    """A gateway whose k-th call crashes before, or loses its answer after."""
+
+    def __init__(self, inner: InMemoryGateway, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        target: Callable[..., Any] = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not self._faults.tick():
+                return target(*args, **kwargs)
+            if self._faults.mode == "timeout_after":
+                target(*args, **kwargs)
+                raise GatewayUnavailableError(problem="timed out", allowed="retry")
+            raise CrashError(f"gateway call {name}")
+
+        return call
+
+
+def _scenario(storage_faults: Faults, gateway_faults: Faults) -> tuple[Any, Any]:
+    storage = InMemoryStorage()
+    gateway = InMemoryGateway()
+    world = make_world(
+        storage=FaultyStorage(storage, storage_faults),  # type: ignore[arg-type]
+        gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
+    )
+    kari = world.customer()
+    ingrid = world.customer(
+        "Ingrid Berg", card="pm_card_visa_chargeDeclinedInsufficientFunds"
+    )
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    world.template(kari, start=date(2027, 1, 4), period="week")
+    world.template(ingrid, start=date(2027, 1, 5), period="week")
+    world.template(per, start=date(2027, 1, 31), period="month")
+    world.template(kari, start=date(2027, 1, 31), period="month", month_end=True)
+    return world, gateway
+
+
+def _state(world: Any, gateway: InMemoryGateway) -> dict[str, Any]:
+    with world.storage.transaction() as tx:
+        invoices = tx.list_invoices(world.account.id)
+        payments = tx.list_payments(world.account.id)
+        receipts = []
+        for customer in tx.list_customers(world.account.id):
+            receipts += tx.list_receipts(world.account.id, customer.id)
+        occurrences = [
+            (o.template_id, o.index, o.on, o.outcome)
+            for t in tx.list_templates(world.account.id)
+            for o in tx.list_occurrences(world.account.id, t.id)
+        ]
+    charged: dict[str, int] = {}
+    for charge in gateway.ledger:
+        charged[charge.idempotency_key] = charged.get(charge.idempotency_key, 0) + 1
+    return {
+        "invoices": sorted(
+            (i.template_id, i.occurrence_index, i.number, i.status, i.total, i.paid)
+            for i in invoices
+        ),
+        "payments": sorted(
+            (p.invoice_ids, p.attempt, p.status, p.amount) for p in payments
+        ),
+        "receipts": sorted((r.payment_id, r.amount) for r in receipts),
+        "occurrences": sorted(occurrences),
+        "charges_per_key": sorted(charged.values()),
+        "succeeded_payments": sum(
+            1 for p in payments if p.status is PaymentStatus.SUCCEEDED
+        ),
+    }
+
+
+AS_OF = at(date(2027, 1, 31), 7)  # catch-up: weekly occurrences plus month ends
+
+
+def _run_with_fault(kind: str, mode: str, k: int) -> tuple[dict[str, Any], bool]:
+    storage_faults = Faults()
+    gateway_faults = Faults(mode=mode)
+    world, gateway = _scenario(storage_faults, gateway_faults)
+    target = storage_faults if kind == "storage" else gateway_faults
+    target.calls = 0
+    target.fail_at = k
+    with suppress(CrashError, GatewayUnavailableError):
+        world.billing.run(AS_OF)
+    fired = target.calls >= k
+    target.fail_at = None
+    world.billing.run(AS_OF)
+    world.billing.run(AS_OF)  # reconciliation may need a second pass
+    return _state(world, gateway), fired
+
+
+def _clean() -> dict[str, Any]:
+    world, gateway = _scenario(Faults(), Faults())
+    world.billing.run(AS_OF)
+    return _state(world, gateway)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [("storage", "crash"), ("gateway", "crash"), ("gateway", "timeout_after")],
+)
+def test_a_fault_at_every_call_then_a_rerun_equals_a_clean_run(
+    kind: str, mode: str
+) -> None:
+    clean = _clean()
+    assert clean["invoices"], "the scenario must issue invoices"
+    assert clean["succeeded_payments"] >= 4
+    assert clean["charges_per_key"]
+    assert set(clean["charges_per_key"]) == {1}
+    k = 1
+    while True:
+        state, fired = _run_with_fault(kind, mode, k)
+        if not fired:
+            break  # k is past the last call of the run: every step was covered
+        assert state == clean, f"{kind} {mode} fault at call {k}"
+        k += 1
+    assert k > 5, "the harness must have covered many calls"
