@@ -22,10 +22,14 @@ from sqlalchemy import event
 
 from recurbill.errors import InvalidInputError
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "create_engine", "prepare_sqlite", "sqlite_url"]
+__all__ = ["LOCK_TIMEOUT_SECONDS", "create_engine", "prepare_sqlite", "sqlite_url"]
 
-BUSY_TIMEOUT_SECONDS = 30.0
-"""How long a SQLite transaction waits for another process's write lock."""
+LOCK_TIMEOUT_SECONDS = 30.0
+"""How long a transaction waits for a lock another one holds, by default.
+
+SQLite's busy timeout (the write lock) and PostgreSQL's ``lock_timeout`` (row
+locks such as the invoice counter); after it the wait is a ``ConflictError``.
+"""
 
 _PREPARED = "recurbill_prepared"
 
@@ -42,30 +46,53 @@ def sqlite_url(path: str | os.PathLike[str]) -> str:
     return f"sqlite+pysqlite:///{text}"
 
 
-def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    # Let SQLAlchemy (the "begin" hook below) emit BEGIN instead of pysqlite.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        cursor.execute("PRAGMA journal_mode")
-        (mode,) = cursor.fetchone()
-        if mode != "wal" and mode != "memory":
-            cursor.execute("PRAGMA journal_mode = WAL")
-    finally:
-        cursor.close()
+def _timeout(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= 3600
+    ):
+        raise InvalidInputError(
+            problem=f"lock_timeout={value!r}",
+            allowed="a number of seconds above 0 and at most 3600",
+        )
+    return float(value)
 
 
-def _on_begin(conn: sa.Connection) -> None:
-    dbapi_connection = conn.connection.dbapi_connection
-    if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
-        # A connection made before prepare_sqlite() ran (a user's own engine).
-        _on_connect(dbapi_connection, None)
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+class _SqliteHooks:
+    """The connect and begin hooks of one SQLite engine."""
+
+    def __init__(self, lock_timeout: float) -> None:
+        self.busy_ms = int(lock_timeout * 1000)
+
+    def connect(self, dbapi_connection: Any, connection_record: Any) -> None:
+        # Let SQLAlchemy (the "begin" hook) emit BEGIN instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA busy_timeout = {self.busy_ms}")
+            cursor.execute("PRAGMA journal_mode")
+            (mode,) = cursor.fetchone()
+            if mode not in ("wal", "memory"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    def begin(self, conn: sa.Connection) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if (
+            dbapi_connection is not None
+            and dbapi_connection.isolation_level is not None
+        ):
+            # A connection made before prepare_sqlite() ran (a user's own engine).
+            self.connect(dbapi_connection, None)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def prepare_sqlite(engine: sa.Engine) -> sa.Engine:
+def prepare_sqlite(
+    engine: sa.Engine, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS
+) -> sa.Engine:
     """Install the SQLite connection and BEGIN IMMEDIATE hooks on *engine* (once).
 
     Applies to every use of the engine, as SQLAlchemy's recipe does; other
@@ -74,14 +101,20 @@ def prepare_sqlite(engine: sa.Engine) -> sa.Engine:
     if engine.dialect.name != "sqlite" or engine.dialect.driver != "pysqlite":
         return engine
     if not getattr(engine, _PREPARED, False):
-        event.listen(engine, "connect", _on_connect)
-        event.listen(engine, "begin", _on_begin)
+        hooks = _SqliteHooks(_timeout(lock_timeout))
+        event.listen(engine, "connect", hooks.connect)
+        event.listen(engine, "begin", hooks.begin)
         setattr(engine, _PREPARED, True)
     return engine
 
 
-def create_engine(url: str) -> sa.Engine:
-    """A new engine for *url*: a SQLite file or PostgreSQL through psycopg 3."""
+def create_engine(url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa.Engine:
+    """A new engine for *url*: a SQLite file or PostgreSQL through psycopg 3.
+
+    *lock_timeout* (seconds) bounds every wait for a lock held by another
+    transaction.
+    """
+    lock_timeout = _timeout(lock_timeout)
     if not isinstance(url, str) or not url:
         raise InvalidInputError(
             problem=f"database URL {url!r}",
@@ -110,9 +143,9 @@ def create_engine(url: str) -> sa.Engine:
             )
         engine = sa.create_engine(
             parsed.set(drivername="sqlite+pysqlite"),
-            connect_args={"timeout": BUSY_TIMEOUT_SECONDS},
+            connect_args={"timeout": lock_timeout},
         )
-        return prepare_sqlite(engine)
+        return prepare_sqlite(engine, lock_timeout=lock_timeout)
     if backend == "postgresql":
         if driver not in ("psycopg", ""):
             raise InvalidInputError(
@@ -128,7 +161,10 @@ def create_engine(url: str) -> sa.Engine:
             ) from None
         return sa.create_engine(
             parsed.set(drivername="postgresql+psycopg"),
-            connect_args={"connect_timeout": 10},
+            connect_args={
+                "connect_timeout": 10,
+                "options": f"-c lock_timeout={int(lock_timeout * 1000)}",
+            },
             pool_pre_ping=True,
         )
     raise InvalidInputError(

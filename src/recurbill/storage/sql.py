@@ -59,7 +59,12 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.storage import migrations, rows, schema
-from recurbill.storage.engine import create_engine, prepare_sqlite, sqlite_url
+from recurbill.storage.engine import (
+    LOCK_TIMEOUT_SECONDS,
+    create_engine,
+    prepare_sqlite,
+    sqlite_url,
+)
 from recurbill.storage.sqlerrors import translate_errors
 
 if TYPE_CHECKING:
@@ -156,20 +161,29 @@ class SqlStorage:
         self._owner = threading.local()
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStorage:
+    def from_url(
+        cls, url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS
+    ) -> SqlStorage:
         """Storage on the database at *url* (``sqlite:///path`` or PostgreSQL).
 
         PostgreSQL URLs use psycopg 3: ``postgresql+psycopg://user@host/db``
-        (``postgresql://`` is taken to mean the same).
+        (``postgresql://`` is taken to mean the same). A transaction that waits
+        longer than *lock_timeout* seconds for another's lock raises
+        ``ConflictError``.
         """
-        storage = cls(create_engine(url))
+        storage = cls(create_engine(url, lock_timeout=lock_timeout))
         storage._owns_engine = True
         return storage
 
     @classmethod
-    def sqlite(cls, path: str | os.PathLike[str]) -> SqlStorage:
+    def sqlite(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> SqlStorage:
         """Storage in the SQLite database file at *path* (created if missing)."""
-        return cls.from_url(sqlite_url(path))
+        return cls.from_url(sqlite_url(path), lock_timeout=lock_timeout)
 
     @property
     def engine(self) -> sa.Engine:

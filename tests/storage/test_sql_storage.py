@@ -1,0 +1,421 @@
+"""SqlStorage passes the storage contract on SQLite and PostgreSQL, and more.
+
+Beyond the contract: schema versions (a newer database is refused, an older one
+asks for ``recurbill migrate``, version 1 upgrades to 2 keeping its data), a
+user's own engine, exact amounts and aware instants in the database, and
+driver errors translated into storage errors.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from recurbill.errors import (
+    ConflictError,
+    InvalidInputError,
+    SchemaVersionError,
+    StateError,
+    StorageError,
+    StorageUnavailableError,
+)
+from recurbill.money import Money
+from recurbill.records import OccurrenceOutcome, OccurrenceRecord
+from recurbill.storage import migrations, schema
+from recurbill.storage.sql import SqlStorage, migrate
+from recurbill.testing.storage import (
+    StorageContract,
+    make_account,
+    make_customer,
+    make_invoice,
+    make_template,
+)
+
+_OSLO_SUMMER = timezone(timedelta(hours=2))
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres_engine(postgres_server: object) -> Iterator[sa.Engine]:
+    """An engine on a PostgreSQL database at the latest schema, for the session."""
+    from postgres_server import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    postgres_server.execute("CREATE DATABASE recurbill_migrated")
+    engine = sa.create_engine(postgres_server.url("recurbill_migrated"))
+    SqlStorage(engine).migrate()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def migrated_postgres_engine(_migrated_postgres_engine: sa.Engine) -> sa.Engine:
+    """That database emptied for this test (much faster than a new database)."""
+    with _migrated_postgres_engine.begin() as conn:
+        for table in reversed(schema.metadata.sorted_tables):
+            if table is not schema.schema_version:
+                conn.execute(sa.delete(table))
+    return _migrated_postgres_engine
+
+
+@pytest.fixture
+def migrated_postgres_url(migrated_postgres_engine: sa.Engine) -> str:
+    """URL of that emptied database."""
+    return migrated_postgres_engine.url.render_as_string(hide_password=False)
+
+
+class TestSqliteStorage(StorageContract):
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> Iterator[SqlStorage]:
+        storage = SqlStorage.sqlite(tmp_path / "billing.db")
+        storage.migrate()
+        yield storage
+        storage.close()
+
+
+@pytest.mark.postgres
+class TestPostgresStorage(StorageContract):
+    @pytest.fixture
+    def storage(self, migrated_postgres_engine: sa.Engine) -> SqlStorage:
+        return SqlStorage(migrated_postgres_engine)
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _seed(storage: SqlStorage) -> None:
+    with storage.transaction() as tx:
+        tx.add_account(make_account("acme"))
+        tx.add_customer(make_customer("cust-1"))
+        tx.add_template(make_template("tpl-1"))
+        number = tx.allocate_invoice_numbers("acme", "INV")
+        tx.add_invoices(
+            [
+                make_invoice(
+                    "inv-1", number=number, template_id="tpl-1", occurrence_index=0
+                )
+            ]
+        )
+        tx.add_occurrences(
+            [
+                OccurrenceRecord(
+                    account_id="acme",
+                    template_id="tpl-1",
+                    index=0,
+                    on=make_template().schedule.start,
+                    outcome=OccurrenceOutcome.ISSUED,
+                    invoice_id="inv-1",
+                )
+            ]
+        )
+        tx.commit()
+
+
+def _set_version(engine: sa.Engine, version: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema.schema_version).values(version=version))
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "billing.db"
+
+
+# -- schema versions -------------------------------------------------------------
+
+
+def test_migrate_is_idempotent(sqlite_path: Path) -> None:
+    url = f"sqlite:///{sqlite_path}"
+    assert migrate(url) == schema.LATEST_VERSION
+    assert migrate(url) == schema.LATEST_VERSION
+    with SqlStorage.from_url(url) as storage:
+        assert storage.schema_version() == schema.LATEST_VERSION
+
+
+def test_a_database_without_schema_asks_for_migrate(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        assert storage.schema_version() == 0
+        with (
+            pytest.raises(StorageError, match="recurbill migrate") as info,
+            storage.transaction(),
+        ):
+            pass  # pragma: no cover - refused on entry
+        assert not isinstance(info.value, SchemaVersionError)
+
+
+def test_an_older_schema_asks_for_migrate(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate(target=1)
+        with (
+            pytest.raises(StorageError, match=r"version 1.*recurbill migrate"),
+            storage.transaction(),
+        ):
+            pass  # pragma: no cover - refused on entry
+
+
+def test_a_newer_schema_is_refused(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        _set_version(storage.engine, schema.LATEST_VERSION + 1)
+        with (
+            pytest.raises(SchemaVersionError) as info,
+            storage.transaction(),
+        ):
+            pass  # pragma: no cover - refused on entry
+        assert info.value.fields == {
+            "found": schema.LATEST_VERSION + 1,
+            "supported": schema.LATEST_VERSION,
+        }
+        with pytest.raises(SchemaVersionError):
+            storage.migrate()
+
+
+def test_an_unknown_target_version_is_refused(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage, pytest.raises(InvalidInputError):
+        storage.migrate(target=schema.LATEST_VERSION + 1)
+
+
+def _index_names(engine: sa.Engine) -> set[str]:
+    return {str(i["name"]) for i in sa.inspect(engine).get_indexes("templates")}
+
+
+def _upgrade_keeps_data(storage: SqlStorage) -> None:
+    with storage.engine.begin() as conn:
+        assert migrations.upgrade(conn, target=1) == 1
+    assert "ix_templates_due" not in _index_names(storage.engine)
+    # Write at version 1 with the version check out of the way.
+    _set_version(storage.engine, schema.LATEST_VERSION)
+    _seed(storage)
+    _set_version(storage.engine, 1)
+    storage._checked = False
+
+    assert storage.migrate() == 2
+    assert "ix_templates_due" in _index_names(storage.engine)
+    with storage.transaction() as tx:
+        assert tx.get_account("acme") == make_account("acme")
+        assert tx.get_template("acme", "tpl-1") == make_template("tpl-1")
+        [invoice] = tx.list_invoices("acme")
+        assert invoice.id == "inv-1"
+        assert invoice.total == Money("125.00", "NOK")
+        assert [o.index for o in tx.list_occurrences("acme", "tpl-1")] == [0]
+        assert tx.allocate_invoice_numbers("acme", "INV") == 2
+
+
+def test_version_1_upgrades_to_2_keeping_data_sqlite(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        _upgrade_keeps_data(storage)
+
+
+@pytest.mark.postgres
+def test_version_1_upgrades_to_2_keeping_data_postgres(
+    fresh_postgres_url: str,
+) -> None:
+    with SqlStorage.from_url(fresh_postgres_url) as storage:
+        _upgrade_keeps_data(storage)
+
+
+def test_due_templates_uses_the_version_2_index(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        with storage.engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM templates WHERE status = 'active' "
+                "AND next_due_at <= '2025-02-01' AND id > 'a' ORDER BY id LIMIT 10"
+            ).all()
+        assert "ix_templates_due" in " ".join(str(row) for row in plan)
+
+
+# -- engines and URLs -------------------------------------------------------------
+
+
+def test_a_users_own_engine_works(sqlite_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{sqlite_path}")
+    try:
+        storage = SqlStorage(engine)
+        storage.migrate()
+        _seed(storage)
+        storage.close()  # leaves the user's engine alone
+        with storage.transaction() as tx:
+            assert tx.list_account_ids() == ["acme"]
+        with engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        assert (mode, foreign_keys) == ("wal", 1)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_users_own_postgres_engine_works(fresh_postgres_url: str) -> None:
+    engine = sa.create_engine(fresh_postgres_url)
+    try:
+        storage = SqlStorage(engine)
+        assert storage.migrate() == schema.LATEST_VERSION
+        _seed(storage)
+        with storage.transaction() as tx:
+            assert tx.get_invoice("acme", "inv-1").number == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "mysql://user@host/db",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "postgresql+psycopg2://u@h/db",
+        "not a url",
+    ],
+)
+def test_unsupported_urls_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError):
+        SqlStorage.from_url(url)
+
+
+def test_an_engine_of_another_database_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="engine"):
+        SqlStorage("sqlite:///x.db")  # type: ignore[arg-type]
+
+
+def test_a_nested_sqlite_transaction_in_one_thread_is_refused(
+    sqlite_path: Path,
+) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        with storage.transaction(), pytest.raises(StateError, match="already open"):
+            storage.transaction().__enter__()
+        with storage.transaction() as tx:
+            assert tx.list_account_ids() == []
+
+
+def test_an_unwritable_sqlite_path_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "missing-directory" / "billing.db"
+    with SqlStorage.sqlite(path) as storage, pytest.raises(StorageUnavailableError):
+        storage.migrate()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_postgres_is_unavailable() -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/billing"
+    with SqlStorage.from_url(url) as storage:
+        with pytest.raises(StorageUnavailableError, match="cannot be reached"):
+            storage.migrate()
+        with pytest.raises(StorageUnavailableError), storage.transaction():
+            pass  # pragma: no cover - refused on entry
+
+
+# -- what the database holds --------------------------------------------------------
+
+
+def _stored_rows(storage: SqlStorage) -> dict[str, object]:
+    invoices = schema.invoices
+    with storage.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(invoices.c.total, invoices.c.created_at, invoices.c.currency)
+        ).one()
+        raw = conn.exec_driver_sql("SELECT total, created_at FROM invoices").one()
+    return {"typed": tuple(row), "raw": tuple(raw)}
+
+
+def _exact_and_aware(storage: SqlStorage) -> None:
+    created = datetime(2025, 6, 1, 8, 30, 15, 123456, tzinfo=_OSLO_SUMMER)
+    with storage.transaction() as tx:
+        tx.add_account(make_account("acme"))
+        tx.add_customer(make_customer("cust-1"))
+        tx.add_invoices(
+            [
+                make_invoice(
+                    total=Money("0.10", "NOK"),
+                    created_at=created,
+                )
+            ]
+        )
+        tx.commit()
+    stored = _stored_rows(storage)
+    total, created_at, currency = stored["typed"]  # type: ignore[misc]
+    assert (total, currency) == (Decimal("0.10"), "NOK")
+    assert str(total) == "0.10"
+    assert created_at == created
+    assert created_at.utcoffset() == timedelta(0)
+    raw_total, raw_created = stored["raw"]  # type: ignore[misc]
+    assert not isinstance(raw_total, float)
+    assert str(raw_total) == "0.10"
+    if storage.engine.dialect.name == "sqlite":
+        assert raw_created == "2025-06-01 06:30:15.123456+00:00"
+
+
+def test_sqlite_keeps_amounts_exact_and_instants_in_utc(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        _exact_and_aware(storage)
+
+
+@pytest.mark.postgres
+def test_postgres_keeps_amounts_exact_and_instants_in_utc(
+    migrated_postgres_url: str,
+) -> None:
+    with SqlStorage.from_url(migrated_postgres_url) as storage:
+        _exact_and_aware(storage)
+
+
+def test_an_amount_in_another_currency_than_the_record_is_refused(
+    sqlite_path: Path,
+) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        with storage.transaction() as tx, pytest.raises(InvalidInputError):
+            tx.add_invoices([make_invoice(paid=Money("1.00", "SEK"))])
+
+
+def test_a_pending_settlement_key_is_a_partial_unique_index(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        indexes = sa.inspect(storage.engine).get_indexes("settlements")
+    [pending] = [i for i in indexes if i["name"] == "uq_settlements_pending_selection"]
+    assert pending["unique"]
+    assert pending["column_names"] == ["account_id", "selection_key"]
+
+
+def test_a_locked_sqlite_database_is_a_conflict(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path, lock_timeout=0.1) as storage:
+        storage.migrate()
+        with storage.engine.connect() as holder:
+            holder.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the write lock
+            other = SqlStorage.sqlite(sqlite_path, lock_timeout=0.1)
+            try:
+                with (
+                    pytest.raises(ConflictError, match="concurrent"),
+                    other.transaction(),
+                ):
+                    pass  # pragma: no cover - refused on entry
+            finally:
+                other.close()
+            holder.rollback()
+
+
+@pytest.mark.postgres
+def test_a_postgres_lock_timeout_is_a_conflict(migrated_postgres_url: str) -> None:
+    with (
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as first,
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as second,
+    ):
+        with first.transaction() as tx:
+            tx.add_account(make_account("acme"))
+            tx.commit()
+        with first.transaction() as holder:
+            holder.allocate_invoice_numbers("acme", "INV")
+            with second.transaction() as tx, pytest.raises(ConflictError):
+                tx.allocate_invoice_numbers("acme", "INV")
