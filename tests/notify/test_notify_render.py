@@ -179,6 +179,7 @@ def test_single_receipt_without_credit() -> None:
     )
     text = render_receipt(account("is_IS"), customer("is_IS"), one).text
     assert "Greiddur reikningur" in text
+    assert f"Takk fyrir greiðsluna að upphæð 1.235{NBSP}kr.\n" in text  # not "kr.."
     assert "Inneign" not in text
     assert f"1.235{NBSP}kr." in text
 

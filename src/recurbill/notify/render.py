@@ -108,7 +108,11 @@ class _Lang:
     tag: str
 
     def __call__(self, key: str, **values: object) -> str:
-        return self.texts[key].format(**values)
+        template = self.texts[key]
+        for name, value in values.items():
+            if str(value).endswith("."):  # "1.835 kr." ends a sentence once
+                template = template.replace("{" + name + "}.", "{" + name + "}")
+        return template.format(**values)
 
 
 def _lang(locale: str) -> _Lang:
