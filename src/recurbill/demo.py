@@ -71,11 +71,13 @@ class _Counter:
 
 
 def _progress(out: TextIO, done: int, total: int) -> None:
+    if not out.isatty() and done % 10 and done != total:
+        return  # a log, not a terminal: a line every ten days
     width = 30
     filled = width * done // total
     bar = "#" * filled + "." * (width - filled)
     out.write(f"\r  simulating [{bar}] day {done:>3}/{total}")
-    if done == total:
+    if done == total or not out.isatty():
         out.write("\n")
     out.flush()
 
@@ -231,6 +233,7 @@ def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
             with suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()
     storage = SqlStorage.from_url(url)
+    storage.migrate()
     billing = Billing(storage=storage, gateway=InMemoryGateway(), ids=_Counter())
     outbox = Outbox()
     out.write(f"recurbill demo: {days} days from {start.isoformat()} into {url}\n")
