@@ -254,9 +254,9 @@ def test_invoice_numbers_must_be_a_list_of_numbers(numbers: object) -> None:
         render_payment_failed(
             account(),
             customer(),
-            numbers,
+            numbers,  # type: ignore[arg-type]
             money("1", "NOK"),
-            None,  # type: ignore[arg-type]
+            None,
         )
 
 
