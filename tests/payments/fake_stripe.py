@@ -420,7 +420,7 @@ class FakeStripe:
         behaviour = TEST_CARDS.get(test_id)
         if behaviour is None:
             raise _missing("PaymentMethod", test_id, "payment_method")
-        method = {
+        method: dict[str, Any] = {
             "id": self._id("pm"),
             "object": "payment_method",
             "type": "card",

@@ -353,7 +353,7 @@ def test_the_fake_rejects_parameters_the_sdk_does_not_define(
     with pytest.raises(stripe.InvalidRequestError, match="invoice_settings"):
         stripe_client.v1.customers.update(
             "cus_x",
-            {"invoice_settings": {"default_payment_methods": "pm_1"}},  # type: ignore[typeddict-unknown-key]
+            {"invoice_settings": {"default_payment_methods": "pm_1"}},  # type: ignore[arg-type]
         )
 
 

@@ -73,7 +73,9 @@ def check_token(value: object, *, what: str = "token") -> str:
 
 
 def check_idempotency_key(value: object) -> str:
-    """An idempotency key: 1 to 255 printable ASCII characters without spaces."""
+    """An idempotency key: 1 to 255 printable ASCII characters, no card number."""
+    if isinstance(value, str):
+        _refuse_card_data(value, "idempotency key")
     if (
         not isinstance(value, str)
         or not _KEY_CHARS.fullmatch(value)
