@@ -264,8 +264,8 @@ class Schedule:
     without moving the rhythm.
 
     >>> s = Schedule(start=date(2025, 1, 31), period="month")
-    >>> [str(s.occurrence(n)) for n in range(4)]
-    ['2025-01-31', '2025-02-28', '2025-03-31', '2025-04-30']
+    >>> print(*(s.occurrence(n) for n in range(4)))
+    2025-01-31 2025-02-28 2025-03-31 2025-04-30
 
     Raises:
         InvalidScheduleError: a field breaks a rule; the message names it.
