@@ -2,7 +2,9 @@
 
 Card numbers and CVCs never enter recurbill: a value that looks like a card
 number (13 to 19 digits, possibly grouped by spaces or dashes) is refused
-wherever a token, a description or metadata is accepted.
+wherever a gateway id, a token, an idempotency key, a description or metadata
+is accepted. Make your own ids and keys without long digit runs (a millisecond
+timestamp has 13 digits): :mod:`recurbill.ids` uses base32 for that reason.
 
 >>> check_token("pm_card_visa", what="payment_method")
 'pm_card_visa'
