@@ -211,8 +211,8 @@ def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
     proportional share rounded down in minor units; the units left over go one
     by one to the parts with the largest remainders (ties: the earlier part).
 
-    >>> [str(m) for m in allocate(Money("100.00", "NOK"), [1, 1, 1])]
-    ['33.34 NOK', '33.33 NOK', '33.33 NOK']
+    >>> print(*allocate(Money("100.00", "NOK"), [1, 1, 1]), sep=", ")
+    33.34 NOK, 33.33 NOK, 33.33 NOK
     """
     if not weights:
         raise InvalidInputError(
