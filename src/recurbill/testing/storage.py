@@ -20,6 +20,7 @@ own tests; keyword arguments replace any field.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -27,6 +28,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recurbill.errors import ConflictError, InvalidInputError, NotFoundError
 from recurbill.invoice import AllowanceCharge, InvoiceLine, VatCategory
@@ -411,6 +414,27 @@ def _assert_not_found(call: Callable[[], object], *, key: str, account: str) -> 
     assert info.value.fields["account"] == account
 
 
+_series_numbers = itertools.count(1)
+
+_UNKNOWN_ID_CALLS: dict[str, Callable[[Transaction], object]] = {
+    "get_customer": lambda tx: tx.get_customer("acme", "nope"),
+    "update_customer": lambda tx: tx.update_customer(make_customer("nope")),
+    "get_payment_method": lambda tx: tx.get_payment_method("acme", "nope"),
+    "remove_payment_method": lambda tx: tx.remove_payment_method("acme", "nope"),
+    "get_template": lambda tx: tx.get_template("acme", "nope"),
+    "update_template": lambda tx: tx.update_template(make_template("nope")),
+    "get_invoice": lambda tx: tx.get_invoice("acme", "nope", for_update=True),
+    "update_invoice": lambda tx: tx.update_invoice(make_invoice("nope", number=50)),
+    "get_payment": lambda tx: tx.get_payment("acme", "nope"),
+    "update_payment": lambda tx: tx.update_payment(make_payment("nope")),
+    "get_settlement": lambda tx: tx.get_settlement("acme", "nope"),
+    "update_settlement": lambda tx: tx.update_settlement(_settlement("nope")),
+    "update_refund": lambda tx: tx.update_refund(_refund("nope")),
+    "update_notification": lambda tx: tx.update_notification(make_notification("nope")),
+}
+"""Calls naming id ``nope``, which exists in no account."""
+
+
 def _ids(records: Sequence[Any]) -> list[str]:
     return [record.id for record in records]
 
@@ -602,6 +626,14 @@ class StorageContract:
                 lambda: tx.update_customer(make_customer("nope")),
                 key="nope",
                 account="acme",
+            )
+
+    @pytest.mark.parametrize("call", sorted(_UNKNOWN_ID_CALLS))
+    def test_unknown_id_is_not_found(self, storage: Storage, call: str) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: _UNKNOWN_ID_CALLS[call](tx), key="nope", account="acme"
             )
 
     def test_customer_of_another_account_is_not_found(self, storage: Storage) -> None:
@@ -1065,6 +1097,37 @@ class StorageContract:
                 key="nope",
                 account="nope",
             )
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        # One storage serves every example (fresh series each), and each
+        # backend's subclass runs this same method: both are intended.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        steps=st.lists(
+            st.tuples(st.integers(1, 5), st.booleans()), min_size=1, max_size=8
+        )
+    )
+    def test_committed_numbers_are_exactly_one_to_n(
+        self, storage: Storage, steps: list[tuple[int, bool]]
+    ) -> None:
+        if not _read(storage, lambda tx: tx.list_account_ids()):
+            _world(storage)
+        series = f"S{next(_series_numbers)}"  # fresh per example
+        committed: list[int] = []
+        for count, commit in steps:
+            with storage.transaction() as tx:
+                first = tx.allocate_invoice_numbers("acme", series, count=count)
+                assert first == len(committed) + 1
+                if commit:
+                    tx.commit()
+                    committed.extend(range(first, first + count))
+        assert committed == list(range(1, len(committed) + 1))
 
     @pytest.mark.parametrize("count", [0, -1])
     def test_allocating_fewer_than_one_number_is_refused(
