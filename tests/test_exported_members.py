@@ -4,8 +4,13 @@ import pkgutil
 import recurbill
 
 
+def _isort_style(name: str) -> tuple[int, str]:
+    # constants, then classes, then functions: the order ruff's RUF022 keeps
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
 def test_all_is_sorted_and_complete() -> None:
-    assert recurbill.__all__ == sorted(recurbill.__all__)
+    assert recurbill.__all__ == sorted(recurbill.__all__, key=_isort_style)
     for name in recurbill.__all__:
         assert hasattr(recurbill, name), name
 

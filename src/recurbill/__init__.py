@@ -1,9 +1,25 @@
 """recurbill: embeddable billing for Python applications.
 
 Recurring invoices, charging a saved card after each session, and settling many
-invoices with one payment, exact with money and dates.
+invoices with one payment, exact with money and dates. ``SqlStorage`` and
+``StripeGateway`` are imported on first use (``StripeGateway`` needs the
+``stripe`` extra).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recurbill.billing import (
+    Billing,
+    CustomerOverview,
+    PaymentOutcome,
+    TemplateView,
+    UpcomingInvoice,
+)
+from recurbill.collection import (
+    RetryPolicy,
+)
 from recurbill.errors import (
     ConflictError,
     CreditExceedsInvoiceError,
@@ -34,18 +50,129 @@ from recurbill.errors import (
     VatCategoryError,
     WebhookError,
 )
-from recurbill.money import Currency, Money, allocate, format_money
+from recurbill.invoice import (
+    AllowanceCharge,
+    CreditNote,
+    Inconsistency,
+    InvoiceLine,
+    Totals,
+    VatCategory,
+    VatSubtotal,
+    amount_owed,
+    cash_rounding,
+    check_consistency,
+    compute_totals,
+    credit_note,
+    full_credit_note,
+    line_net,
+    totals_from_line_nets,
+)
+from recurbill.mass_payment import (
+    MassPaymentConfirmation,
+)
+from recurbill.money import (
+    Currency,
+    Money,
+    allocate,
+    format_money,
+)
+from recurbill.notify import (
+    Message,
+    Notifier,
+    Outbox,
+    SmtpNotifier,
+    deliver_pending,
+)
+from recurbill.payments.memory import (
+    InMemoryGateway,
+)
+from recurbill.payments.protocol import (
+    CardDetails,
+    CardSetup,
+    ChargeResult,
+    ChargeStatus,
+    PaymentGateway,
+    RefundResult,
+    WebhookEvent,
+)
+from recurbill.records import (
+    Account,
+    CollectionMethod,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    RecurringTemplate,
+    RunReport,
+    Settlement,
+    SettlementStatus,
+)
+from recurbill.references import (
+    kid_mod10,
+    kid_mod11,
+    ocr,
+    validate_kid,
+    validate_ocr,
+)
+from recurbill.schedule import (
+    DEFAULT_RUN_TIME,
+    Occurrence,
+    OccurrenceStatus,
+    Pause,
+    Period,
+    Schedule,
+    due_at,
+)
+from recurbill.settlement import (
+    Allocation,
+    AllocationResult,
+    SettlementLine,
+    SettlementPlan,
+    allocate_payment,
+    plan_settlement,
+)
+from recurbill.storage.memory import (
+    InMemoryStorage,
+)
+from recurbill.storage.protocol import (
+    Storage,
+    Transaction,
+)
+
+if TYPE_CHECKING:
+    from recurbill.payments.stripe import StripeGateway
+    from recurbill.storage.sql import SqlStorage
 
 __all__ = [
+    "DEFAULT_RUN_TIME",
+    "Account",
+    "Allocation",
+    "AllocationResult",
+    "AllowanceCharge",
+    "Billing",
+    "CardDetails",
+    "CardSetup",
+    "ChargeResult",
+    "ChargeStatus",
+    "CollectionMethod",
     "ConflictError",
     "CreditExceedsInvoiceError",
+    "CreditNote",
     "Currency",
     "CurrencyMismatchError",
+    "Customer",
+    "CustomerOverview",
     "DeliveryError",
     "GatewayConfigurationError",
     "GatewayError",
     "GatewayUnavailableError",
     "IdempotencyKeyReuseError",
+    "InMemoryGateway",
+    "InMemoryStorage",
+    "Inconsistency",
     "InvalidAmountError",
     "InvalidInputError",
     "InvalidInvoiceError",
@@ -54,19 +181,86 @@ __all__ = [
     "InvalidReferenceError",
     "InvalidScheduleError",
     "InvalidSelectionError",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "MassPaymentConfirmation",
+    "Message",
     "Money",
     "NotFoundError",
+    "Notifier",
     "NotifierError",
+    "Occurrence",
+    "OccurrenceStatus",
+    "Outbox",
+    "Pause",
+    "Payment",
+    "PaymentGateway",
+    "PaymentMethod",
+    "PaymentOutcome",
+    "PaymentStatus",
+    "Period",
     "ProductionGuardError",
+    "Receipt",
     "RecurbillError",
+    "RecurringTemplate",
+    "RefundResult",
+    "RetryPolicy",
+    "RunReport",
+    "Schedule",
     "SchemaVersionError",
+    "Settlement",
+    "SettlementLine",
+    "SettlementPlan",
+    "SettlementStatus",
+    "SmtpNotifier",
+    "SqlStorage",
     "StartTooEarlyError",
     "StateError",
+    "Storage",
     "StorageError",
     "StorageUnavailableError",
+    "StripeGateway",
+    "TemplateView",
+    "Totals",
+    "Transaction",
     "UnknownCurrencyError",
+    "UpcomingInvoice",
+    "VatCategory",
     "VatCategoryError",
+    "VatSubtotal",
     "WebhookError",
+    "WebhookEvent",
     "allocate",
+    "allocate_payment",
+    "amount_owed",
+    "cash_rounding",
+    "check_consistency",
+    "compute_totals",
+    "credit_note",
+    "deliver_pending",
+    "due_at",
     "format_money",
+    "full_credit_note",
+    "kid_mod10",
+    "kid_mod11",
+    "line_net",
+    "ocr",
+    "plan_settlement",
+    "totals_from_line_nets",
+    "validate_kid",
+    "validate_ocr",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import the adapters with heavier dependencies on first use."""
+    if name == "SqlStorage":
+        from recurbill.storage.sql import SqlStorage
+
+        return SqlStorage
+    if name == "StripeGateway":
+        from recurbill.payments.stripe import StripeGateway
+
+        return StripeGateway
+    raise AttributeError(f"module 'recurbill' has no attribute {name!r}")
