@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from smtp_servers import Collector, Server, free_port, serve
@@ -236,3 +237,36 @@ def test_delivery_error_is_what_outbox_raises() -> None:
     outbox.send(message)
     assert len(outbox.failed) == 2
     assert outbox.to("kari@example.no") == (message,)
+
+
+def test_outbox_on_sqlite_storage_is_retried_and_sent_once(tmp_path: Path) -> None:
+    from recurbill.storage.sql import SqlStorage
+
+    with SqlStorage.sqlite(tmp_path / "outbox.sqlite") as storage:
+        storage.migrate()
+        with storage.transaction() as tx:
+            tx.add_account(
+                Account(
+                    id="acme", name="Acme AS", currency="NOK", summary_email="a@acme.no"
+                )
+            )
+            tx.add_notifications([note(1), note(2)])
+            tx.commit()
+        outbox = Outbox()
+        outbox.fail_next(1, reason="421 busy")
+
+        first = deliver_pending(storage, outbox, now=T0)
+        assert (first.failed, first.sent) == (("ntf_001",), ("ntf_002",))
+        with storage.transaction() as tx:
+            [queued] = tx.pending_notifications()
+        assert (queued.id, queued.status, queued.attempts) == (
+            "ntf_001",
+            NotificationStatus.FAILED,
+            1,
+        )
+        assert deliver_pending(storage, outbox, now=T0).sent == ("ntf_001",)
+        assert deliver_pending(storage, outbox, now=T0).attempted == 0
+        assert [m.subject for m in outbox.sent] == [
+            "Kvittering 2 – Ærlig",
+            "Kvittering 1 – Ærlig",
+        ]
