@@ -211,6 +211,7 @@ class FakeStripe:
         self.customers: dict[str, dict[str, Any]] = {}
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.behaviour: dict[str, TestCard] = {}
+        self.detached: set[str] = set()
         self.setup_intents: dict[str, dict[str, Any]] = {}
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
@@ -439,10 +440,22 @@ class FakeStripe:
         self.behaviour[method["id"]] = behaviour
         return method
 
+    def _refuse_detached(self, token: str) -> None:
+        if token in self.detached:
+            raise _error(
+                400,
+                "invalid_request_error",
+                "The provided PaymentMethod was previously used without being "
+                "attached to a Customer or was detached from a Customer, and may "
+                "not be used again.",
+                param="payment_method",
+            )
+
     def attach_method(
         self, match: re.Match[str], form: dict[str, Any]
     ) -> Mapping[str, Any]:
         customer = self._customer(form.get("customer", ""))["id"]
+        self._refuse_detached(match[1])
         method = self.payment_methods.get(match[1])
         if method is None:
             return self._new_method(match[1], customer)
@@ -473,6 +486,7 @@ class FakeStripe:
         if customer["invoice_settings"]["default_payment_method"] == method["id"]:
             customer["invoice_settings"]["default_payment_method"] = None
         method["customer"] = None
+        self.detached.add(method["id"])
         return method
 
     def create_intent(
@@ -480,6 +494,7 @@ class FakeStripe:
     ) -> Mapping[str, Any]:
         customer = self._customer(form.get("customer", ""))["id"]
         token = form.get("payment_method", "")
+        self._refuse_detached(token)
         method = self.payment_methods.get(token)
         if method is None:
             method = self._new_method(token, None)

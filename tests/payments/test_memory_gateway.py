@@ -426,3 +426,48 @@ def test_refunds_never_exceed_the_charge(amounts: list[int]) -> None:
         else:
             refunded += amount
         assert sum(r.amount.amount for r in gateway.refunds) == refunded <= 10_000
+
+
+# -- charges that finish later ------------------------------------------------------
+
+
+def test_authentication_completed_later(
+    gateway: InMemoryGateway, customer: str
+) -> None:
+    first = _charge(gateway, customer, "3ds", token="pm_card_authenticationRequired")
+    assert first.status is ChargeStatus.REQUIRES_ACTION
+    assert first.charge_id is not None
+    done = gateway.settle(first.charge_id)
+    assert done.status is ChargeStatus.SUCCEEDED
+    assert (done.charge_id, done.amount) == (first.charge_id, first.amount)
+    assert gateway.ledger == [done]
+    assert gateway.retrieve_charge(idempotency_key="3ds") == done
+    assert gateway.retrieve_charge(charge_id=first.charge_id) == done
+    assert (
+        _charge(gateway, customer, "3ds", token="pm_card_authenticationRequired")
+        == first
+    )
+    assert gateway.events[-1].type == "payment_intent.succeeded"
+    assert gateway.events[-1].data["status"] == "succeeded"
+
+
+def test_processing_then_declined(gateway: InMemoryGateway, customer: str) -> None:
+    gateway.process_next()
+    waiting = _charge(gateway, customer, "slow")
+    assert waiting.status is ChargeStatus.PROCESSING
+    assert gateway.ledger == []
+    assert gateway.events[-1].type == "payment_intent.processing"
+    assert waiting.charge_id is not None
+    failed = gateway.settle(
+        waiting.charge_id, succeed=False, decline_code="do_not_honor"
+    )
+    assert (failed.status, failed.decline_code) == (
+        ChargeStatus.DECLINED,
+        "do_not_honor",
+    )
+    assert gateway.ledger == []
+    assert _charge(gateway, customer, "next").status is ChargeStatus.SUCCEEDED
+    with pytest.raises(InvalidInputError, match="not waiting"):
+        gateway.settle(waiting.charge_id)
+    with pytest.raises(InvalidInputError):
+        gateway.process_next(times=0)

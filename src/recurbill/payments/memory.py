@@ -19,8 +19,9 @@ payment methods and behaves like Stripe's test mode:
 Attaching a test payment method creates a new token (``pm_mem_0001``, …) with
 the card's display facts. Every request is recorded in :attr:`requests`;
 succeeded charges form :attr:`ledger`; idempotency keys are honoured; faults
-are injected with :meth:`fail_next`; every outcome emits a signed webhook
-event (:attr:`events`, :meth:`webhook`). Ids and event times are deterministic.
+are injected with :meth:`fail_next`; :meth:`process_next` and :meth:`settle`
+script charges that finish later; every outcome emits a signed webhook event
+(:attr:`events`, :meth:`webhook`). Ids and event times are deterministic.
 
 It refuses to start where production is declared: with ``production=True`` or
 when the ``RECURBILL_PRODUCTION`` environment variable is truthy.
@@ -180,6 +181,7 @@ class _Card:
     details: CardDetails
     behaviour: TestCard
     customer: str | None
+    detached: bool = False
 
 
 @attrs.define
@@ -244,6 +246,7 @@ class InMemoryGateway:
         self._refunds: list[RefundResult] = []
         self._done: dict[str, tuple[str, Mapping[str, object], object]] = {}
         self._faults: dict[str, deque[FaultKind]] = {}
+        self._processing_next = 0
         self._events: list[tuple[WebhookEvent, bytes]] = []
 
     # -- what tests look at -------------------------------------------------
@@ -317,6 +320,63 @@ class InMemoryGateway:
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([kind] * times)
 
+    def process_next(self, *, times: int = 1) -> None:
+        """Make the next *times* charges of good cards end ``PROCESSING``.
+
+        Finish them later with :meth:`settle`, as the bank would.
+        """
+        if not isinstance(times, int) or times < 1:
+            raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
+        with self._lock:
+            self._processing_next += times
+
+    def settle(
+        self,
+        charge_id: str,
+        *,
+        succeed: bool = True,
+        decline_code: str = "generic_decline",
+    ) -> ChargeResult:
+        """Finish a charge that needs action or is processing, as the outside world.
+
+        ``succeed=True`` plays the customer authenticating (or the bank
+        confirming): the charge succeeds and enters the ledger. Otherwise it is
+        declined with *decline_code*. Either way an event is emitted and
+        :meth:`retrieve_charge` reports the new state; a replay of the original
+        request still answers what it answered first, as Stripe's does.
+        """
+        check_id(charge_id, what="charge_id")
+        with self._lock:
+            charge = self._charges.get(charge_id)
+            waiting = (ChargeStatus.REQUIRES_ACTION, ChargeStatus.PROCESSING)
+            if charge is None or charge.result.status not in waiting:
+                raise InvalidInputError(
+                    problem=f"charge {charge_id!r} is not waiting for an outcome",
+                    allowed="settle a charge that requires action or is processing",
+                )
+            first = charge.result
+            if succeed:
+                charge.result = ChargeResult(
+                    status=ChargeStatus.SUCCEEDED,
+                    charge_id=charge_id,
+                    amount=first.amount,
+                    idempotency_key=first.idempotency_key,
+                )
+                self._ledger.append(charge.result)
+                event = "payment_intent.succeeded"
+            else:
+                charge.result = ChargeResult(
+                    status=ChargeStatus.DECLINED,
+                    charge_id=charge_id,
+                    amount=first.amount,
+                    idempotency_key=first.idempotency_key,
+                    decline_code=decline_code,
+                    error_code="card_declined",
+                )
+                event = "payment_intent.payment_failed"
+            self._emit(event, self._intent_object(charge))
+            return charge.result
+
     def confirm_card_setup(self, setup_id: str, *, card: str = "pm_card_visa") -> str:
         """Play the customer completing a card setup with test card *card*.
 
@@ -389,6 +449,8 @@ class InMemoryGateway:
             card = self._cards.get(token)
             if card is None:
                 details = self._new_card(token, customer)
+            elif card.detached:
+                raise self._detached(token)
             elif card.customer not in (None, customer):
                 raise GatewayConfigurationError(
                     problem=f"payment method {token!r} belongs to another customer",
@@ -421,6 +483,7 @@ class InMemoryGateway:
             if self._defaults.get(card.customer) == token:
                 del self._defaults[card.customer]
             card.customer = None
+            card.detached = True
             self._after("detach_payment_method")
 
     def set_default_payment_method(self, customer: str, *, token: str) -> None:
@@ -496,7 +559,10 @@ class InMemoryGateway:
                 key = check_idempotency_key(idempotency_key)
                 self._begin("retrieve_charge", {"idempotency_key": key})
                 done = self._done.get(key)
-                found = done[2] if done is not None and done[0] == "charge" else None
+                first = done[2] if done is not None and done[0] == "charge" else None
+                found = None
+                if isinstance(first, ChargeResult) and first.charge_id is not None:
+                    found = self._charges[first.charge_id].result
             else:
                 charge_id = check_id(charge_id, what="charge_id")
                 self._begin("retrieve_charge", {"charge_id": charge_id})
@@ -549,6 +615,13 @@ class InMemoryGateway:
         return GatewayConfigurationError(
             problem=f"no {kind} {key!r} at the gateway",
             allowed="use an id this gateway returned",
+        )
+
+    def _detached(self, token: str) -> GatewayConfigurationError:
+        return GatewayConfigurationError(
+            problem=f"payment method {token!r} was detached from its customer",
+            allowed="a detached payment method cannot be used again; save the "
+            "card anew",
         )
 
     def _customer(self, customer: str) -> None:
@@ -610,6 +683,8 @@ class InMemoryGateway:
     def _behaviour(self, payment_method: str, customer: str) -> TestCard:
         card = self._cards.get(payment_method)
         if card is not None:
+            if card.detached:
+                raise self._detached(payment_method)
             if card.customer != customer:
                 raise GatewayConfigurationError(
                     problem=f"payment method {payment_method!r} is not attached to "
@@ -651,6 +726,15 @@ class InMemoryGateway:
                 retryable=card.retryable,
             )
             event = "payment_intent.payment_failed"
+        elif self._processing_next:
+            self._processing_next -= 1
+            result = ChargeResult(
+                status=ChargeStatus.PROCESSING,
+                charge_id=charge_id,
+                amount=amount,
+                idempotency_key=key,
+            )
+            event = "payment_intent.processing"
         else:
             result = ChargeResult(
                 status=ChargeStatus.SUCCEEDED,

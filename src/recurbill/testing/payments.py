@@ -203,6 +203,15 @@ class GatewayContract:
         with pytest.raises(GatewayError):
             gateway.set_default_payment_method(customer, token=visa.token)
 
+    def test_detached_card_cannot_be_used_again(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails
+    ) -> None:
+        gateway.detach_payment_method(visa.token)
+        with pytest.raises(GatewayError):
+            self.charge(gateway, customer, visa.token, Money(100, "NOK"), _key("gone"))
+        with pytest.raises(GatewayError):
+            gateway.attach_payment_method(customer, token=visa.token)
+
     @pytest.mark.parametrize(
         "number", ["4242424242424242", "4242 4242 4242 4242", "pm_4000056655665556"]
     )
