@@ -970,6 +970,24 @@ class StorageContract:
         assert _ids(first) == ["tpl-1", "tpl-a"]
         assert _ids(rest) == ["tpl-c", "tpl-d", "tpl-e"]
 
+    def test_ids_sort_and_page_by_code_point(self, storage: Storage) -> None:
+        _world(storage)
+        tricky = ["a-b", "B", "ab", "a_c", "Z9", "a", "ø", "A b"]
+        _add(storage, *(make_template(f"x{t}", customer_id="cust-2") for t in tricky))
+        expected = sorted(f"x{t}" for t in tricky)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        paged: list[str] = []
+        with storage.transaction() as tx:
+            listed = tx.list_templates("acme", customer_id="cust-2")
+            after: str | None = None
+            while chunk := tx.due_templates(
+                as_of, account_ids=["acme"], after_id=after, limit=3
+            ):
+                paged.extend(i for i in _ids(chunk) if i.startswith("x"))
+                after = chunk[-1].id
+        assert _ids(listed) == expected
+        assert paged == expected
+
     def test_due_templates_see_the_transactions_own_updates(
         self, storage: Storage
     ) -> None:
