@@ -36,6 +36,7 @@ from recurbill.errors import (
 )
 from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import InvoiceLine, compute_totals
+from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
 from recurbill.notify.render import render_invoice
 from recurbill.payments.protocol import CardSetup, PaymentGateway
@@ -58,6 +59,7 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.schedule import DEFAULT_RUN_TIME, Occurrence, Period, Schedule
+from recurbill.settlement import AllocationResult, SettlementPlan, allocate_payment
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
@@ -162,6 +164,7 @@ class Billing:
     chunk_size: int = 500
     _collector: Collector = attrs.field(init=False)
     _daily: DailyRun = attrs.field(init=False)
+    _mass: MassPayment = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._collector = Collector(
@@ -170,6 +173,7 @@ class Billing:
         self._daily = DailyRun(
             self.storage, self._collector, self.ids, chunk_size=self.chunk_size
         )
+        self._mass = MassPayment(self.storage, self._collector, self.ids)
 
     # accounts and customers -----------------------------------------------
     def create_account(
@@ -742,6 +746,120 @@ class Billing:
                     if r.payment_id == payment.id
                 )
         return PaymentOutcome(invoices=(invoice,), payment=payment, receipt=receipt)
+
+    # mass payment and bank transfers ---------------------------------------
+    def plan_mass_payment(
+        self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
+    ) -> SettlementPlan:
+        """What paying these invoices together costs now (before "confirm").
+
+        Raises :class:`~recurbill.errors.InvalidSelectionError` for an empty
+        selection, a duplicate, an invoice not found (or of someone else), one
+        that is not open, mixed currencies, or one inside a pending payment.
+        """
+        return self._mass.plan(account_id, customer_id, invoice_ids)
+
+    def mass_pay(
+        self,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        payment_method_id: str,
+        now: datetime,
+    ) -> MassPaymentConfirmation:
+        """Settle several open invoices with one charge and one receipt.
+
+        The selection is re-checked against the invoices as they are now.
+        Submitting the same selection again (a double click, a second tab)
+        returns the first settlement's confirmation and never charges twice.
+        An invoice paid another way before the charge turns its share into
+        customer credit. To pay with a new card, :meth:`save_card` it first
+        (``make_default=False`` keeps the current default) and pass its id.
+        """
+        return self._mass.pay(
+            account_id,
+            customer_id,
+            invoice_ids,
+            payment_method_id=payment_method_id,
+            now=_aware(now, "now"),
+        )
+
+    def mass_payment(
+        self, account_id: str, settlement_id: str
+    ) -> MassPaymentConfirmation:
+        """The confirmation of an earlier mass payment, as it stands now."""
+        return self._mass.confirmation(account_id, settlement_id)
+
+    def confirm_mass_payment(
+        self, account_id: str, settlement_id: str, *, now: datetime
+    ) -> MassPaymentConfirmation:
+        """Ask the gateway how a mass payment ended (after authentication)."""
+        confirmation = self._mass.confirmation(account_id, settlement_id)
+        if confirmation.payment is not None:
+            self._collector.reconcile(
+                account_id, confirmation.payment.id, now=_aware(now, "now")
+            )
+        return self._mass.confirmation(account_id, settlement_id)
+
+    def record_bank_transfer(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        amount: Money,
+        now: datetime,
+        reference: str,
+    ) -> AllocationResult:
+        """Apply money received another way across the customer's open invoices.
+
+        Oldest due date first, each fully or partly; what is left over becomes
+        customer credit. ``reference`` (the bank's transaction id) makes the
+        call idempotent: the same transfer recorded twice is applied once.
+        """
+        _aware(now, "now")
+        with self.storage.transaction() as tx:
+            tx.get_customer(account_id, customer_id)
+            open_ = [
+                tx.get_invoice(account_id, invoice.id, for_update=True)
+                for invoice in tx.list_invoices(
+                    account_id, customer_id=customer_id, status=InvoiceStatus.OPEN
+                )
+            ]
+            entry_id = derived_id("crd", account_id, "transfer", reference)
+            if any(
+                entry.id == entry_id
+                for entry in tx.list_credit_entries(account_id, customer_id)
+            ):
+                raise StateError(
+                    problem=f"bank transfer {reference!r} was already recorded",
+                    allowed="record each transfer once, under its own reference",
+                )
+            result = allocate_payment(amount, open_)
+            for allocation in result.allocations:
+                invoice = next(i for i in open_ if i.id == allocation.invoice_id)
+                settled = allocation.settles
+                tx.update_invoice(
+                    attrs.evolve(
+                        invoice,
+                        paid=invoice.paid + allocation.amount,
+                        status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
+                        paid_at=now if settled else invoice.paid_at,
+                    )
+                )
+            tx.add_credit_entry(
+                CreditEntry(
+                    id=entry_id,
+                    account_id=account_id,
+                    customer_id=customer_id,
+                    amount=result.credit,
+                    reason=f"bank transfer {reference}",
+                    source_id=reference,
+                    created_at=now,
+                )
+            )
+            tx.commit()
+        return result
 
     # overview, void, credit, refund ---------------------------------------
     def overview(

@@ -1,0 +1,265 @@
+"""Mass payment: one charge settles several open invoices of one customer.
+
+The service re-reads and locks the selected invoices, re-checks the selection
+with the pure calculator (:func:`recurbill.settlement.plan_settlement`),
+stores a settlement (a snapshot of the invoices and amounts) and its pending
+payment in one transaction, and only then charges, once, with the payment's
+idempotency key. Applying the outcome is the collector's job: on success every
+invoice is paid and one receipt lists them all, in one transaction; on a
+decline only the settlement's and payment's outcome change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from recurbill.collection import Collector
+from recurbill.errors import ConflictError, NotFoundError
+from recurbill.ids import IdFactory
+from recurbill.money import Money
+from recurbill.records import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentMethod,
+    Receipt,
+    Settlement,
+    SettlementItem,
+    SettlementStatus,
+)
+from recurbill.settlement import SettlementPlan, plan_settlement
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = ["MassPayment", "MassPaymentConfirmation"]
+
+_LIVE = (SettlementStatus.PENDING, SettlementStatus.REQUIRES_ACTION)
+
+
+@attrs.frozen(kw_only=True)
+class MassPaymentConfirmation:
+    """What the confirmation screen shows after a mass payment.
+
+    ``status`` is the settlement's: ``succeeded`` (then ``receipt`` lists every
+    invoice), ``declined`` (nothing changed; try again or with another card),
+    ``requires_action`` (``client_secret`` completes it in the browser) or
+    ``pending`` (the outcome is not known yet; ask again later).
+    """
+
+    settlement: Settlement
+    invoices: tuple[Invoice, ...]
+    total: Money
+    card_brand: str
+    card_last4: str
+    payment: Payment | None
+    receipt: Receipt | None
+
+    @property
+    def status(self) -> SettlementStatus:
+        """The settlement's status."""
+        return self.settlement.status
+
+    @property
+    def receipt_number(self) -> str | None:
+        """The receipt's number once the payment succeeded."""
+        return None if self.receipt is None else self.receipt.number
+
+    @property
+    def client_secret(self) -> str | None:
+        """What the customer's browser needs when the bank asks for authentication."""
+        return None if self.payment is None else self.payment.client_secret
+
+
+@attrs.define
+class MassPayment:
+    """Plans, stores and charges mass payments; see :meth:`Billing.mass_pay`."""
+
+    storage: Storage
+    collector: Collector
+    ids: IdFactory
+
+    def plan(
+        self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
+    ) -> SettlementPlan:
+        """What the selection costs now (for the screen before "confirm")."""
+        with self.storage.transaction() as tx:
+            return self._plan(tx, account_id, customer_id, invoice_ids)
+
+    def pay(
+        self,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        payment_method_id: str,
+        now: datetime,
+    ) -> MassPaymentConfirmation:
+        """Settle the selected invoices with one charge to a saved card."""
+        try:
+            settlement, payment = self._store(
+                account_id, customer_id, invoice_ids, payment_method_id, now
+            )
+        except ConflictError:
+            # the same selection was submitted at the same moment (two tabs):
+            # the other request stored it first, so confirm that one
+            settlement, payment = self._store(
+                account_id, customer_id, invoice_ids, payment_method_id, now
+            )
+        if payment is not None:
+            self.collector.execute(account_id, payment.id, now=now)
+        return self.confirmation(account_id, settlement.id)
+
+    def confirmation(
+        self, account_id: str, settlement_id: str
+    ) -> MassPaymentConfirmation:
+        """The confirmation of a stored settlement, as it stands now."""
+        with self.storage.transaction() as tx:
+            settlement = tx.get_settlement(account_id, settlement_id)
+            invoices = tuple(
+                tx.get_invoice(account_id, item.invoice_id) for item in settlement.items
+            )
+            method = tx.get_payment_method(account_id, settlement.payment_method_id)
+            payment = (
+                None
+                if settlement.payment_id is None
+                else tx.get_payment(account_id, settlement.payment_id)
+            )
+            receipt = None
+            if settlement.receipt_id is not None:
+                receipt = next(
+                    r
+                    for r in tx.list_receipts(account_id, settlement.customer_id)
+                    if r.id == settlement.receipt_id
+                )
+        return MassPaymentConfirmation(
+            settlement=settlement,
+            invoices=invoices,
+            total=settlement.total,
+            card_brand=method.brand,
+            card_last4=method.last4,
+            payment=payment,
+            receipt=receipt,
+        )
+
+    def _plan(
+        self,
+        tx: Transaction,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        lock: bool = False,
+    ) -> SettlementPlan:
+        tx.get_customer(account_id, customer_id)
+        found: list[Invoice] = []
+        for invoice_id in sorted(set(invoice_ids) if _texts(invoice_ids) else ()):
+            try:
+                found.append(tx.get_invoice(account_id, invoice_id, for_update=lock))
+            except NotFoundError:
+                continue  # the calculator reports it as not found
+        pending = {
+            item.invoice_id
+            for settlement in tx.list_settlements(account_id, customer_id=customer_id)
+            if settlement.status in _LIVE
+            for item in settlement.items
+        }
+        return plan_settlement(
+            invoice_ids,
+            found,
+            account_id=account_id,
+            customer_id=customer_id,
+            pending=pending,
+        )
+
+    def _store(
+        self,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+        method_id: str,
+        now: datetime,
+    ) -> tuple[Settlement, Payment | None]:
+        with self.storage.transaction() as tx:
+            same = self._same_selection(tx, account_id, customer_id, invoice_ids)
+            if same is not None:
+                return same, None
+            plan = self._plan(tx, account_id, customer_id, invoice_ids, lock=True)
+            method = self._method(tx, account_id, customer_id, method_id)
+            account = tx.get_account(account_id)
+            customer = tx.get_customer(account_id, customer_id)
+            settlement = Settlement(
+                id=self.ids("stl"),
+                account_id=account_id,
+                customer_id=customer_id,
+                selection_key=plan.selection_key,
+                items=tuple(
+                    SettlementItem(
+                        invoice_id=line.invoice_id,
+                        invoice_number=line.invoice_number,
+                        amount=line.amount,
+                    )
+                    for line in plan.lines
+                ),
+                total=plan.total,
+                payment_method_id=method.id,
+                status=SettlementStatus.PENDING,
+                created_at=now,
+            )
+            invoices = [tx.get_invoice(account_id, i) for i in plan.invoice_ids]
+            payment = self.collector.new_payment(
+                account=account,
+                customer=customer,
+                method=method,
+                invoices=invoices,
+                amount=plan.total,
+                now=now,
+                off_session=False,
+                settlement_id=settlement.id,
+                key_parts=(settlement.id,),
+            )
+            tx.add_settlement(attrs.evolve(settlement, payment_id=payment.id))
+            tx.add_payment(payment)
+            tx.commit()
+        return attrs.evolve(settlement, payment_id=payment.id), payment
+
+    @staticmethod
+    def _same_selection(
+        tx: Transaction,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+    ) -> Settlement | None:
+        """A live or succeeded settlement of exactly these invoices (a resubmit)."""
+        if not _texts(invoice_ids):
+            return None
+        wanted = set(invoice_ids)
+        for settlement in reversed(
+            tx.list_settlements(account_id, customer_id=customer_id)
+        ):
+            if {item.invoice_id for item in settlement.items} != wanted:
+                continue
+            if settlement.status in _LIVE:
+                return settlement
+            if settlement.status is SettlementStatus.SUCCEEDED and not any(
+                tx.get_invoice(account_id, i).status is InvoiceStatus.OPEN
+                for i in wanted
+            ):
+                return settlement  # already paid by this very selection
+        return None
+
+    @staticmethod
+    def _method(
+        tx: Transaction, account_id: str, customer_id: str, method_id: str
+    ) -> PaymentMethod:
+        method = tx.get_payment_method(account_id, method_id)
+        if method.customer_id != customer_id:
+            raise NotFoundError(
+                kind="payment method", key=method_id, account=account_id
+            )
+        return method
+
+
+def _texts(values: object) -> bool:
+    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)

@@ -1,0 +1,313 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from billing_helpers import World, at, line, make_world
+from recurbill.errors import InvalidSelectionError, NotFoundError
+from recurbill.money import Money
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.records import (
+    CollectionMethod,
+    Customer,
+    InvoiceStatus,
+    PaymentStatus,
+    SettlementStatus,
+)
+
+DAY = date(2027, 2, 1)
+
+
+def _open_invoices(world: World, customer: Customer, prices: list[str]) -> list[str]:
+    ids = []
+    for n, price in enumerate(prices):
+        outcome = world.billing.record_session(
+            world.account.id,
+            customer.id,
+            lines=[line(price)],
+            now=at(date(2027, 1, 1 + n)),
+        )
+        ids.append(outcome.invoice.id)
+    return ids
+
+
+def _payer(world: World, card: str = "pm_card_visa") -> tuple[Customer, str]:
+    customer = world.customer(
+        "Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE
+    )
+    method = world.billing.save_card(world.account.id, customer.id, token=card)
+    return customer, method.id
+
+
+def test_one_payment_settles_every_selected_invoice_with_one_receipt() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "250.50", "80"])
+    plan = world.billing.plan_mass_payment(world.account.id, per.id, ids[:2])
+    assert plan.total == Money("438.13", "NOK")  # 125.00 + 313.13
+    done = world.billing.mass_pay(
+        world.account.id, per.id, ids[:2], payment_method_id=card, now=at(DAY)
+    )
+    assert done.status is SettlementStatus.SUCCEEDED
+    assert done.total == plan.total
+    assert (done.card_brand, done.card_last4) == ("visa", "4242")
+    assert done.receipt is not None
+    assert done.receipt_number == done.receipt.number
+    assert [i.invoice_id for i in done.receipt.items] == ids[:2]
+    assert [i.status for i in done.invoices] == [InvoiceStatus.PAID] * 2
+    assert len(world.gateway.ledger) == 1
+    assert world.gateway.ledger[0].amount == Money("438.13", "NOK")
+    overview = world.billing.overview(world.account.id, per.id, on=DAY)
+    assert [i.id for i in overview.open] == [ids[2]]
+    assert world.notification_kinds().count("receipt") == 1
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        (lambda ids: [], "empty"),
+        (lambda ids: [ids[0], ids[0]], "more than once"),
+        (lambda ids: ["inv_nope"], "not found"),
+    ],
+)
+def test_bad_selections_are_refused_before_anything_is_charged(
+    selection: Any, message: str
+) -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    with pytest.raises(InvalidSelectionError, match=message):
+        world.billing.mass_pay(
+            world.account.id,
+            per.id,
+            selection(ids),
+            payment_method_id=card,
+            now=at(DAY),
+        )
+    assert world.gateway.ledger == []
+    assert world.billing.overview(world.account.id, per.id, on=DAY).total_open == (
+        Money("375.00", "NOK")
+    )
+
+
+def test_an_invoice_of_another_customer_is_not_found() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    kari = world.customer(
+        "Kari Nordmann", card=None, method=CollectionMethod.SEND_INVOICE
+    )
+    mine = _open_invoices(world, per, ["100"])
+    hers = _open_invoices(world, kari, ["100"])
+    with pytest.raises(InvalidSelectionError, match="not found"):
+        world.billing.mass_pay(
+            world.account.id, per.id, mine + hers, payment_method_id=card, now=at(DAY)
+        )
+    kari_card = world.billing.save_card(world.account.id, kari.id, token="pm_card_visa")
+    with pytest.raises(NotFoundError):
+        world.billing.mass_pay(
+            world.account.id, per.id, mine, payment_method_id=kari_card.id, now=at(DAY)
+        )
+
+
+def test_a_paid_or_void_invoice_cannot_be_selected() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    world.billing.void_invoice(world.account.id, ids[1])
+    with pytest.raises(InvalidSelectionError, match="void"):
+        world.billing.mass_pay(
+            world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+        )
+
+
+def test_a_decline_changes_nothing_but_the_outcome_and_the_customer_can_retry() -> None:
+    world = make_world()
+    per, bad = _payer(world, "pm_card_visa_chargeDeclinedInsufficientFunds")
+    ids = _open_invoices(world, per, ["100", "200"])
+    declined = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=bad, now=at(DAY)
+    )
+    assert declined.status is SettlementStatus.DECLINED
+    assert declined.payment is not None
+    assert declined.payment.decline_code == "insufficient_funds"
+    assert [i.status for i in declined.invoices] == [InvoiceStatus.OPEN] * 2
+    assert declined.receipt is None
+    good = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_mastercard", make_default=False
+    )
+    paid = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=good.id, now=at(DAY, 13)
+    )
+    assert paid.status is SettlementStatus.SUCCEEDED
+    assert paid.card_last4 == "4444"
+    assert len(world.gateway.ledger) == 1
+
+
+def test_authentication_required_then_completed() -> None:
+    world = make_world()
+    per, card = _payer(world, "pm_card_authenticationRequired")
+    ids = _open_invoices(world, per, ["100", "200"])
+    pending = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert pending.status is SettlementStatus.REQUIRES_ACTION
+    assert pending.client_secret
+    with pytest.raises(InvalidSelectionError, match="pending"):
+        world.billing.mass_pay(
+            world.account.id, per.id, ids[:1], payment_method_id=card, now=at(DAY)
+        )
+    assert pending.payment is not None
+    assert pending.payment.charge_id is not None
+    world.gateway.complete_action(pending.payment.charge_id)
+    done = world.billing.confirm_mass_payment(
+        world.account.id, pending.settlement.id, now=at(DAY, 13)
+    )
+    assert done.status is SettlementStatus.SUCCEEDED
+    assert [i.status for i in done.invoices] == [InvoiceStatus.PAID] * 2
+    assert len(world.gateway.ledger) == 1
+
+
+def test_a_double_submit_charges_once() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    first = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    again = world.billing.mass_pay(
+        world.account.id,
+        per.id,
+        list(reversed(ids)),
+        payment_method_id=card,
+        now=at(DAY),
+    )
+    assert again.settlement.id == first.settlement.id
+    assert again.receipt_number == first.receipt_number
+    assert len(world.gateway.ledger) == 1
+
+
+class _PaidElsewhere(InMemoryGateway):
+    """Before charging, the customer's bank transfer arrives for one invoice."""
+
+    hook: Any = None
+
+    def charge(self, customer: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.hook is not None:
+            hook, self.hook = self.hook, None
+            hook()
+        return super().charge(customer, **kwargs)
+
+
+def test_an_invoice_paid_another_way_mid_way_becomes_credit() -> None:
+    gateway = _PaidElsewhere()
+    world = make_world(gateway=gateway)
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    gateway.hook = lambda: world.billing.record_bank_transfer(
+        world.account.id,
+        per.id,
+        amount=Money("125", "NOK"),
+        now=at(DAY),
+        reference="bank-1",
+    )
+    done = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert done.status is SettlementStatus.SUCCEEDED
+    assert done.total == Money("375.00", "NOK")
+    assert done.receipt is not None
+    assert done.receipt.credit == Money("125.00", "NOK")
+    overview = world.billing.overview(world.account.id, per.id, on=DAY)
+    assert overview.open == ()
+    assert overview.credit_balance == Money("125.00", "NOK")
+
+
+def test_a_partial_refund_reopens_the_last_settled_invoice_first() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    done = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert done.payment is not None
+    world.billing.refund(
+        world.account.id, done.payment.id, amount=Money("50", "NOK"), now=at(DAY, 14)
+    )
+    overview = world.billing.overview(world.account.id, per.id, on=DAY)
+    assert [(i.id, i.outstanding) for i in overview.open] == [
+        (ids[1], Money("50.00", "NOK"))
+    ]
+    assert overview.open[0].status is InvoiceStatus.OPEN
+
+
+def test_isk_and_nok_settle_to_the_last_unit() -> None:
+    for currency, prices, total in [
+        # with 25 % VAT each invoice rounds half-up on its own:
+        # 2498.75 -> 2499, 5687.5 -> 5688, 16237.5 -> 16238
+        ("ISK", ["1999", "4550", "12990"], "24425"),
+        # 124.9875 -> 124.99, 0.0625 -> 0.06, 1543.2125 -> 1543.21
+        ("NOK", ["99.99", "0.05", "1234.57"], "1668.26"),
+    ]:
+        world = make_world()
+        if currency == "ISK":
+            world.account = world.billing.create_account(
+                account_id="rvk",
+                name="Ráðgjöf ehf.",
+                currency="ISK",
+                locale="is_IS",
+                timezone="Atlantic/Reykjavik",
+                summary_email="reikningar@radgjof.is",
+            )
+        per, card = _payer(world)
+        ids = _open_invoices(world, per, prices)
+        done = world.billing.mass_pay(
+            world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+        )
+        assert done.total == Money(total, currency), currency
+        assert done.total.is_quantized
+        assert world.gateway.ledger[0].amount == Money(total, currency)
+        assert [i.outstanding for i in done.invoices] == [Money(0, currency)] * 3
+
+
+def test_bank_transfer_pays_oldest_first_and_the_rest_is_credit() -> None:
+    world = make_world()
+    per, _ = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    result = world.billing.record_bank_transfer(
+        world.account.id,
+        per.id,
+        amount=Money("400", "NOK"),
+        now=at(DAY),
+        reference="bank-7",
+    )
+    assert [a.invoice_id for a in result.allocations] == ids
+    assert result.credit == Money("25.00", "NOK")
+    overview = world.billing.overview(world.account.id, per.id, on=DAY)
+    assert overview.open == ()
+    assert overview.credit_balance == Money("25.00", "NOK")
+    from recurbill.errors import StateError
+
+    with pytest.raises(StateError, match="already recorded"):
+        world.billing.record_bank_transfer(
+            world.account.id,
+            per.id,
+            amount=Money("400", "NOK"),
+            now=at(DAY),
+            reference="bank-7",
+        )
+
+
+def test_payment_statuses_are_recorded_on_the_settlement_payment() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100"])
+    done = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert done.payment is not None
+    assert done.payment.status is PaymentStatus.SUCCEEDED
+    assert done.payment.settlement_id == done.settlement.id
+    again = world.billing.mass_payment(world.account.id, done.settlement.id)
+    assert again == done
