@@ -45,3 +45,13 @@ def test_messages_are_built_from_keyword_fields() -> None:
 def test_a_missing_field_is_a_bug_not_a_silent_message() -> None:
     with pytest.raises(KeyError):
         errors.NotFoundError(kind="invoice")
+
+
+def test_errors_survive_pickling_with_their_fields() -> None:
+    import pickle
+
+    error = errors.StartTooEarlyError(start="2026-11-22", earliest="2026-11-23")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is errors.StartTooEarlyError
+    assert str(again) == str(error)
+    assert again.fields == error.fields

@@ -85,6 +85,14 @@ class RecurbillError(Exception):
         self.fields: dict[str, object] = fields
         super().__init__(self.template.format(**fields))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # rebuilt from its fields, so errors cross process boundaries intact
+        return (_rebuild, (type(self), self.fields))
+
+
+def _rebuild(cls: type[RecurbillError], fields: dict[str, object]) -> RecurbillError:
+    return cls(**fields)
+
 
 class InvalidInputError(RecurbillError, ValueError):
     """Bad input to a public entry point: says what was wrong and what is allowed."""
