@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from render_fixtures import CURRENCY, account, customer, invoice, money, receipt, report
 from smtp_servers import Server
 
@@ -21,7 +25,8 @@ from recurbill.notify.render import (
     render_summary,
 )
 from recurbill.notify.smtp import SmtpNotifier
-from recurbill.records import RunReport
+from recurbill.notify.texts import TEXTS
+from recurbill.records import ChargeLine, PaymentStatus, RunReport
 
 NBSP = "\xa0"
 
@@ -334,3 +339,88 @@ def test_notification_for_copies_the_message() -> None:
         message.html,
     )
     assert dict(note.headers) == dict(message.headers)
+
+
+ALLOWED_TAGS = {
+    "html", "head", "meta", "title", "body", "p", "br", "h3", "table", "thead",
+    "tbody", "tfoot", "tr", "th", "td", "a",
+}  # fmt: skip
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.data: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.data.append(data)
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+    min_size=1,
+    max_size=40,
+).filter(lambda s: s.strip())
+
+
+@given(account_name=names, customer_name=names, description=names)
+@settings(max_examples=60, deadline=None)
+def test_any_name_is_escaped_in_html_and_kept_in_text(
+    account_name: str, customer_name: str, description: str
+) -> None:
+    acc = account("nb_NO", name=account_name)
+    cus = customer("nb_NO", name=customer_name)
+    inv = invoice()
+    line = attrs.evolve(inv.lines[0], description=description)
+    inv = attrs.evolve(inv, lines=(line, *inv.lines[1:]))
+    message = render_invoice(acc, cus, inv)
+    assert message.html is not None
+    parser = _Tags()
+    parser.feed(message.html)
+    parser.close()
+    assert parser.tags <= ALLOWED_TAGS
+    shown = "".join(parser.data)
+    for name in (account_name, customer_name, description):
+        assert name in shown
+        assert name in message.text or name in " ".join(message.text.split())
+
+
+@pytest.mark.parametrize("status", list(PaymentStatus))
+def test_summary_names_every_payment_status(status: PaymentStatus) -> None:
+    line = ChargeLine(
+        invoice_number="INV-1",
+        customer_name="Kari",
+        amount=money("10", "NOK"),
+        status=status,
+    )
+    one = RunReport(
+        account_id="acme",
+        as_of=datetime(2026, 3, 5, tzinfo=timezone.utc),
+        charges=(line,),
+    )
+    text = render_summary(account("nb_NO"), one).text
+    assert TEXTS["nb_NO"][f"status.{status.value}"] in text
+
+
+def test_summary_totals_each_currency_separately() -> None:
+    base = report("NOK")
+    extra = attrs.evolve(
+        base.issued[0], invoice_number="INV-9", total=money("5", "EUR")
+    )
+    mixed = attrs.evolve(base, issued=(*base.issued, extra))
+    text = render_summary(account("nb_NO"), mixed).text
+    assert f"14{NBSP}624,50{NBSP}kr + 5,00{NBSP}€" in text
+
+
+def test_bad_time_zone_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="IANA time zone"):
+        render_summary(account("nb_NO", timezone="Mars/Olympus"), report("NOK"))
+
+
+def test_a_line_break_in_a_name_never_reaches_the_subject() -> None:
+    message = render_invoice(account(name="Bakeriet\nÆrlig"), customer(), invoice())
+    assert message.subject == "Faktura INV-000041 fra Bakeriet Ærlig"

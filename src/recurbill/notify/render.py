@@ -347,7 +347,7 @@ def _message(
 ) -> Message:
     return Message(
         recipient=recipient,
-        subject=subject,
+        subject=" ".join(subject.split()),  # a name with a line break stays one line
         text=_plain(blocks),
         html=_html(blocks, subject=subject, lang=lang),
         headers={"Auto-Submitted": "auto-generated", "Content-Language": lang.tag},
