@@ -10,8 +10,8 @@
 ...     print(error)
 kari@example.no: mailbox full; the message was not sent (scripted by Outbox.fail_next)
 >>> outbox.send(message)
->>> [m.subject for m in outbox.sent]
-['Faktura']
+>>> len(outbox.sent), outbox.sent[0].subject
+(1, 'Faktura')
 """
 
 from __future__ import annotations
