@@ -26,6 +26,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "LATEST_VERSION",
+    "Converted",
     "ExactDecimal",
     "IsoDate",
     "UtcDateTime",
@@ -66,7 +67,23 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(_UTC)
 
 
-class ExactDecimal(sa.types.TypeDecorator[Decimal]):
+class Converted(sa.types.TypeDecorator[Any]):
+    """A type whose bind conversion is one function of a non-None value."""
+
+    impl: Any = sa.String(40)
+    cache_ok = True
+
+    def bind_converter(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The conversion of a non-None value for *dialect* (None: as it is)."""
+        return None
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The converter, letting None through."""
+        convert = self.bind_converter(dialect)
+        return None if convert is None else _optional(convert)
+
+
+class ExactDecimal(Converted):
     """A Decimal stored exactly: ``NUMERIC`` on PostgreSQL, text elsewhere."""
 
     impl = sa.String(40)
@@ -78,9 +95,9 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
             return dialect.type_descriptor(postgresql.NUMERIC(asdecimal=True))
         return dialect.type_descriptor(sa.String(40))
 
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+    def bind_converter(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """Decimal as its exact text on SQLite; the driver adapts it elsewhere."""
-        return None if dialect.name == "postgresql" else _optional(str)
+        return None if dialect.name == "postgresql" else str
 
     def result_processor(
         self, dialect: Dialect, coltype: object
@@ -89,7 +106,7 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
         return None if dialect.name == "postgresql" else _optional(Decimal)
 
 
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
+class UtcDateTime(Converted):
     """An aware instant, returned in UTC: ``TIMESTAMPTZ``, or UTC text on SQLite."""
 
     impl = sa.String(32)
@@ -101,9 +118,9 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
             return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
         return dialect.type_descriptor(sa.String(32))
 
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+    def bind_converter(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """UTC text on SQLite; psycopg adapts aware datetimes itself."""
-        return None if dialect.name == "postgresql" else _optional(_utc_text)
+        return None if dialect.name == "postgresql" else _utc_text
 
     def result_processor(
         self, dialect: Dialect, coltype: object
@@ -114,7 +131,7 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return _optional(_utc_from_text)
 
 
-class IsoDate(sa.types.TypeDecorator[date]):
+class IsoDate(Converted):
     """A calendar date: ``DATE`` on PostgreSQL, ISO text elsewhere."""
 
     impl = sa.String(10)
@@ -126,9 +143,9 @@ class IsoDate(sa.types.TypeDecorator[date]):
             return dialect.type_descriptor(postgresql.DATE())
         return dialect.type_descriptor(sa.String(10))
 
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+    def bind_converter(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """ISO text on SQLite; the driver adapts dates elsewhere."""
-        return None if dialect.name == "postgresql" else _optional(date.isoformat)
+        return None if dialect.name == "postgresql" else date.isoformat
 
     def result_processor(
         self, dialect: Dialect, coltype: object
