@@ -188,9 +188,7 @@ def test_full_credit_note_leaves_exactly_zero_owed(inv: InvoiceInput) -> None:
         credit_note(
             invoice_number="2025-0042",
             invoice=invoice,
-            lines=inv.lines,
-            allowances=inv.allowances,
-            charges=inv.charges,
+            lines=[_line(unit_price=D(1))],
             previous=[note],
         )
 

@@ -263,7 +263,7 @@ def _known_fields(cls: type, data: Mapping[str, object]) -> dict[str, Any]:
             problem=f"{cls.__name__}.from_dict() got {type(data).__name__}",
             allowed="give the mapping that to_dict() returned",
         )
-    names = {a.name for a in attrs.fields(cls)}
+    names = {a.name for a in attrs.fields(cls) if a.init}
     unknown = sorted(set(map(str, data)) - names)
     if unknown:
         raise InvalidInvoiceError(
@@ -273,7 +273,7 @@ def _known_fields(cls: type, data: Mapping[str, object]) -> dict[str, Any]:
     missing = sorted(
         a.name
         for a in attrs.fields(cls)
-        if a.default is attrs.NOTHING and a.name not in data
+        if a.init and a.default is attrs.NOTHING and a.name not in data
     )
     if missing:
         raise InvalidInvoiceError(
@@ -346,6 +346,8 @@ class InvoiceLine:
     exemption_reason: str | None = attrs.field(default=None, converter=_to_reason)
     line_id: str | None = None
     """Optional line identifier (BT-126), reported by :func:`check_consistency`."""
+    _plain: bool = attrs.field(init=False, repr=False, eq=False)
+    """No base quantity, gross price, allowance or charge: the totals' fast path."""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.description, str) or not (
@@ -389,6 +391,13 @@ class InvoiceLine:
                     allowed="line allowances and charges take the line's VAT category",
                 )
         _check_vat(self.vat_category, self.vat_rate, self.exemption_reason, where)
+        plain = (
+            self.base_quantity == _ONE
+            and self.gross_price is None
+            and not self.allowances
+            and not self.charges
+        )
+        object.__setattr__(self, "_plain", plain)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-safe dict (decimals as strings) that :meth:`from_dict` reads."""
@@ -496,11 +505,20 @@ def _raw_net(
     return net
 
 
+_NEW = object.__new__
+_SET_AMOUNT = Money.__dict__["amount"].__set__
+_SET_CURRENCY = Money.__dict__["currency"].__set__
+
+
 def _money(amount: Decimal, currency: Currency) -> Money:
-    """Money from an already exact, quantized Decimal (skips re-validation)."""
-    money = object.__new__(Money)
-    object.__setattr__(money, "amount", amount)
-    object.__setattr__(money, "currency", currency)
+    """Money from an exact Decimal already quantized here (skips re-validation).
+
+    The hot path of the totals: the same value as ``Money(amount, currency)``,
+    made by setting the two slots directly instead of running the converters.
+    """
+    money: Money = _NEW(Money)
+    _SET_AMOUNT(money, amount)
+    _SET_CURRENCY(money, currency)
     return money
 
 
@@ -546,11 +564,8 @@ def line_net(
     return _money(net, cur)
 
 
-def _optional_money(
-    value: Money | None, currency: Currency, decimals: int, what: str
-) -> Decimal:
-    if value is None:
-        return round_decimal(_ZERO, decimals)
+def _given_money(value: object, currency: Currency, what: str) -> Decimal:
+    """The amount of a Money given for *what*, checked against *currency*."""
     if not isinstance(value, Money):
         raise InvalidInputError(
             problem=f"{what} given as {type(value).__name__}",
@@ -558,78 +573,137 @@ def _optional_money(
         )
     if value.currency != currency:
         raise CurrencyMismatchError(left=currency, right=value.currency)
-    return _quantized(value.amount, decimals, what, currency)
+    return _quantized(value.amount, currency.decimals, what, currency)
+
+
+_Groups = dict[tuple[VatCategory, Decimal], list[Any]]
+"""(category, rate) -> [taxable amount, exemption reason], in first-seen order."""
+
+_MIX_RULES = frozenset({VatCategory.OUTSIDE_SCOPE, VatCategory.SPLIT_PAYMENT})
+
+
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    """The slot setters of an attrs class's fields, in field order."""
+    return tuple(cls.__dict__[f.name].__set__ for f in attrs.fields(cls))
+
+
+_SET_VAT_SUBTOTAL = _slot_setters(VatSubtotal)
+_SET_TOTALS = _slot_setters(Totals)
 
 
 def _totals(
-    lines: Sequence[InvoiceLine],
     nets: list[Decimal],
+    groups: _Groups,
     currency: Currency,
+    zero: Decimal,
     allowances: Sequence[AllowanceCharge],
     charges: Sequence[AllowanceCharge],
     prepaid: Money | None,
     rounding_amount: Money | None,
     rounding: str,
 ) -> Totals:
-    decimals = currency.decimals
-    if not lines:
+    """Totals from line nets already grouped by VAT category and rate.
+
+    The hot path of :func:`compute_totals`. Every amount here is an exact
+    Decimal with the currency's decimals and every field is computed here, so
+    the frozen result values are filled in directly (no converters to re-run),
+    and fields with the same amount share one immutable Money.
+    """
+    if not nets:
         raise InvalidInvoiceError(
             problem="the invoice has no lines",
             allowed="an invoice needs at least one line (EN 16931 BR-16)",
         )
-    # key (category, rate) -> [taxable, exemption reason]
-    groups: dict[tuple[VatCategory, Decimal], list[Any]] = {}
-    for line, net in zip(lines, nets, strict=True):
-        key = (line.vat_category, line.vat_rate)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [net, line.exemption_reason]
-        else:
-            group[0] += net
-            if group[1] != line.exemption_reason:
-                _reason_clash(key, group[1], line.exemption_reason)
-    allowance_total = _doc_level(
-        allowances, False, groups, currency, decimals, rounding
-    )
-    charge_total = _doc_level(charges, True, groups, currency, decimals, rounding)
-    prepaid_amount = _optional_money(prepaid, currency, decimals, "prepaid amount")
-    rounding_value = _optional_money(
-        rounding_amount, currency, decimals, "rounding amount"
-    )
-    if len(groups) > 1:
-        _check_mix(groups)
+    decimals = currency.decimals
+    allowance_total = charge_total = prepaid_amount = rounding_value = zero
+    if allowances:
+        allowance_total = _doc_level(
+            allowances, False, groups, currency, zero, rounding
+        )
+    if charges:
+        charge_total = _doc_level(charges, True, groups, currency, zero, rounding)
+    if prepaid is not None:
+        prepaid_amount = _given_money(prepaid, currency, "prepaid amount")
+    if rounding_amount is not None:
+        rounding_value = _given_money(rounding_amount, currency, "rounding amount")
+    zero_money = _money(zero, currency)
+    set_category, set_rate, set_taxable, set_tax, set_reason = _SET_VAT_SUBTOTAL
     breakdown = []
-    zero = round_decimal(_ZERO, decimals)
     vat_total = zero
+    mixed = False
     for (category, rate), (taxable, reason) in groups.items():
         tax = round_decimal(taxable * rate / _HUNDRED, decimals, rounding)
         vat_total += tax
-        breakdown.append(
-            VatSubtotal(
-                category=category,
-                rate=rate,
-                taxable=_money(taxable, currency),
-                tax=_money(tax, currency),
-                exemption_reason=reason,
-            )
-        )
+        subtotal = _NEW(VatSubtotal)
+        set_category(subtotal, category)
+        set_rate(subtotal, rate)
+        money = _NEW(Money)  # _money() inlined, here and below
+        _SET_AMOUNT(money, taxable)
+        _SET_CURRENCY(money, currency)
+        set_taxable(subtotal, money)
+        money = _NEW(Money)
+        _SET_AMOUNT(money, tax)
+        _SET_CURRENCY(money, currency)
+        set_tax(subtotal, money)
+        set_reason(subtotal, reason)
+        breakdown.append(subtotal)
+        mixed = mixed or category in _MIX_RULES
+    if mixed and len(groups) > 1:
+        _check_mix(groups)
+    net_monies = []
+    for net in nets:
+        money = _NEW(Money)
+        _SET_AMOUNT(money, net)
+        _SET_CURRENCY(money, currency)
+        net_monies.append(money)
+    line_nets = tuple(net_monies)
     line_total = sum(nets, zero)
-    tax_exclusive = line_total - allowance_total + charge_total
+    line_total_money = line_nets[0] if len(nets) == 1 else _money(line_total, currency)
+    if allowance_total is zero and charge_total is zero:
+        tax_exclusive, tax_exclusive_money = line_total, line_total_money
+    else:
+        tax_exclusive = line_total - allowance_total + charge_total
+        tax_exclusive_money = _money(tax_exclusive, currency)
     tax_inclusive = tax_exclusive + vat_total
-    return Totals(
-        currency=currency,
-        line_nets=tuple([_money(n, currency) for n in nets]),
-        line_net_total=_money(line_total, currency),
-        allowance_total=_money(allowance_total, currency),
-        charge_total=_money(charge_total, currency),
-        tax_exclusive=_money(tax_exclusive, currency),
-        vat_total=_money(vat_total, currency),
-        tax_inclusive=_money(tax_inclusive, currency),
-        prepaid=_money(prepaid_amount, currency),
-        rounding=_money(rounding_value, currency),
-        amount_due=_money(tax_inclusive - prepaid_amount + rounding_value, currency),
-        vat_breakdown=tuple(breakdown),
+    tax_inclusive_money = _money(tax_inclusive, currency)
+    if prepaid_amount is zero and rounding_value is zero:
+        amount_due_money = tax_inclusive_money
+    else:
+        amount_due = tax_inclusive - prepaid_amount + rounding_value
+        amount_due_money = _money(amount_due, currency)
+    values = (
+        currency,
+        line_nets,
+        line_total_money,
+        zero_money if allowance_total is zero else _money(allowance_total, currency),
+        zero_money if charge_total is zero else _money(charge_total, currency),
+        tax_exclusive_money,
+        _money(vat_total, currency),
+        tax_inclusive_money,
+        zero_money if prepaid_amount is zero else _money(prepaid_amount, currency),
+        zero_money if rounding_value is zero else _money(rounding_value, currency),
+        amount_due_money,
+        tuple(breakdown),
     )
+    totals: Totals = _NEW(Totals)
+    for setter, value in zip(_SET_TOTALS, values, strict=True):
+        setter(totals, value)
+    return totals
+
+
+def _add_to_group(
+    groups: _Groups,
+    key: tuple[VatCategory, Decimal],
+    amount: Decimal,
+    reason: str | None,
+) -> None:
+    group = groups.get(key)
+    if group is None:
+        groups[key] = [amount, reason]
+    else:
+        group[0] += amount
+        if group[1] != reason:
+            _reason_clash(key, group[1], reason)
 
 
 def _reason_clash(
@@ -661,14 +735,12 @@ def _check_mix(groups: Mapping[tuple[VatCategory, Decimal], object]) -> None:
 def _doc_level(
     items: Sequence[AllowanceCharge],
     is_charge: bool,
-    groups: dict[tuple[VatCategory, Decimal], list[Any]],
+    groups: _Groups,
     currency: Currency,
-    decimals: int,
+    zero: Decimal,
     rounding: str,
 ) -> Decimal:
-    total = round_decimal(_ZERO, decimals)
-    if not items:
-        return total
+    total = zero
     _check_kinds(items, is_charge=is_charge, where="document")
     for item in items:
         if item.vat_category is None:
@@ -677,17 +749,12 @@ def _doc_level(
                 problem=f"document {kind} {item.reason!r} has no VAT category",
                 allowed="document allowances/charges need vat_category and vat_rate",
             )
-        amount = _ac_amount(item, currency, decimals, rounding)
+        amount = _ac_amount(item, currency, currency.decimals, rounding)
         total += amount
         key = (item.vat_category, _ZERO if item.vat_rate is None else item.vat_rate)
-        group = groups.get(key)
-        signed = amount if is_charge else -amount
-        if group is None:
-            groups[key] = [signed, item.exemption_reason]
-        else:
-            group[0] += signed
-            if group[1] != item.exemption_reason:
-                _reason_clash(key, group[1], item.exemption_reason)
+        _add_to_group(
+            groups, key, amount if is_charge else -amount, item.exemption_reason
+        )
     return total
 
 
@@ -711,12 +778,27 @@ def compute_totals(
     and :class:`~recurbill.errors.CurrencyMismatchError` for amounts in
     another currency.
     """
-    cur = _currency(currency)
+    cur = currency if type(currency) is Currency else _currency(currency)
     decimals = cur.decimals
-    checked = [_check_line(line) for line in lines]
-    nets = [_raw_net(line, cur, decimals, rounding) for line in checked]
+    zero = _ZERO.scaleb(-decimals)
+    nets: list[Decimal] = []
+    groups: _Groups = {}
+    for line in lines:
+        if type(line) is InvoiceLine and line._plain:  # the common case, inlined
+            net = round_decimal(line.quantity * line.unit_price, decimals, rounding)
+        else:
+            net = _raw_net(_check_line(line), cur, decimals, rounding)
+        nets.append(net)
+        key = (line.vat_category, line.vat_rate)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [net, line.exemption_reason]
+        else:
+            group[0] += net
+            if group[1] != line.exemption_reason:
+                _reason_clash(key, group[1], line.exemption_reason)
     return _totals(
-        checked, nets, cur, allowances, charges, prepaid, rounding_amount, rounding
+        nets, groups, cur, zero, allowances, charges, prepaid, rounding_amount, rounding
     )
 
 
@@ -740,11 +822,15 @@ def totals_from_line_nets(
     """
     cur = _currency(currency)
     nets = _stated_nets(lines, line_nets, cur)
-    for line in lines:
+    groups: _Groups = {}
+    for line, net in zip(lines, nets, strict=True):
         if not isinstance(line, InvoiceLine):
             _check_line(line)
+        key = (line.vat_category, line.vat_rate)
+        _add_to_group(groups, key, net, line.exemption_reason)
+    zero = _ZERO.scaleb(-cur.decimals)
     return _totals(
-        lines, nets, cur, allowances, charges, prepaid, rounding_amount, rounding
+        nets, groups, cur, zero, allowances, charges, prepaid, rounding_amount, rounding
     )
 
 
@@ -756,10 +842,7 @@ def _stated_nets(
             problem=f"{len(lines)} lines but {len(line_nets)} stated line nets",
             allowed="give one stated net amount per line, in line order",
         )
-    return [
-        _optional_money(net, currency, currency.decimals, "stated line net")
-        for net in line_nets
-    ]
+    return [_given_money(net, currency, "stated line net") for net in line_nets]
 
 
 @attrs.frozen(kw_only=True)
