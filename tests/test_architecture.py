@@ -25,6 +25,7 @@ LAYERS = {
     "notify.render": 6,
     "collection": 7,
     "daily": 8,
+    "mass_payment": 8,
     "billing": 9,
     "testing": 10,
     "demo": 11,
