@@ -15,15 +15,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+import attrs
+
 from recurbill.errors import InvalidInputError
 from recurbill.money import Money
+from recurbill.payments.minor_units import to_minor_units
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "ChargeRequest",
     "check_amount",
+    "check_charge",
+    "check_email",
     "check_id",
     "check_idempotency_key",
+    "check_lookup",
     "check_metadata",
+    "check_refund_amount",
     "check_text",
     "check_token",
     "looks_like_card_number",
@@ -146,3 +154,88 @@ def check_amount(value: object, *, what: str = "amount") -> Money:
             ),
         )
     return value
+
+
+@attrs.frozen(kw_only=True)
+class ChargeRequest:
+    """The checked arguments of :meth:`PaymentGateway.charge`.
+
+    Two requests are equal when their parameters are, which is what an
+    idempotency key's replay compares.
+    """
+
+    customer: str
+    payment_method: str
+    amount: Money
+    idempotency_key: str
+    off_session: bool
+    description: str
+    metadata: Mapping[str, str]
+
+    @property
+    def minor_units(self) -> int:
+        """The amount as the gateway's integer minor units."""
+        return to_minor_units(self.amount)
+
+
+def check_charge(
+    customer: object,
+    *,
+    payment_method: object,
+    amount: object,
+    idempotency_key: object,
+    off_session: object,
+    description: object,
+    metadata: object,
+) -> ChargeRequest:
+    """Check every argument of a charge, including that the gateway can take the
+    amount (:func:`~recurbill.payments.minor_units.to_minor_units`)."""
+    money = check_amount(amount)
+    to_minor_units(money)
+    if not isinstance(off_session, bool):
+        raise InvalidInputError(
+            problem=f"off_session={off_session!r}", allowed="True or False"
+        )
+    return ChargeRequest(
+        customer=check_id(customer, what="customer"),
+        payment_method=check_token(payment_method, what="payment_method"),
+        amount=money,
+        idempotency_key=check_idempotency_key(idempotency_key),
+        off_session=off_session,
+        description=check_text(description, what="description"),
+        metadata=check_metadata({} if metadata is None else metadata),
+    )
+
+
+def check_lookup(
+    idempotency_key: object, charge_id: object
+) -> tuple[str, None] | tuple[None, str]:
+    """Exactly one of a charge's idempotency key and its id, checked."""
+    if idempotency_key is not None and charge_id is None:
+        return check_idempotency_key(idempotency_key), None
+    if idempotency_key is None and charge_id is not None:
+        return None, check_id(charge_id, what="charge_id")
+    raise InvalidInputError(
+        problem="retrieve_charge() needs exactly one of idempotency_key and charge_id",
+        allowed="give the key the charge was made with, or its id",
+    )
+
+
+def check_email(value: object) -> str:
+    """A customer's e-mail address: text with an ``@``, no card data."""
+    email = check_text(value, what="email")
+    if "@" not in email.strip("@"):
+        raise InvalidInputError(
+            problem=f"email {email!r} is not an e-mail address",
+            allowed="give an address such as 'kari@example.no'",
+        )
+    return email
+
+
+def check_refund_amount(value: object) -> Money | None:
+    """A refund amount: None (all that is left) or Money the gateway can take."""
+    if value is None:
+        return None
+    money = check_amount(value, what="refund amount")
+    to_minor_units(money)
+    return money

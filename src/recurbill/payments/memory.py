@@ -56,10 +56,14 @@ from recurbill.errors import (
 )
 from recurbill.money import Money
 from recurbill.payments.checks import (
-    check_amount,
+    ChargeRequest,
+    check_charge,
+    check_email,
     check_id,
     check_idempotency_key,
+    check_lookup,
     check_metadata,
+    check_refund_amount,
     check_text,
     check_token,
 )
@@ -192,6 +196,11 @@ class _Charge:
     refunded: Money
 
 
+def _check_times(times: object) -> None:
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
+
+
 def _environ_is_production(environ: Mapping[str, str]) -> bool:
     value = environ.get("RECURBILL_PRODUCTION", "")
     return value.strip().lower() not in _FALSY
@@ -315,8 +324,7 @@ class InMemoryGateway:
                 problem=f"{operation!r} is not a gateway operation",
                 allowed="a PaymentGateway method name such as 'charge' or 'refund'",
             )
-        if not isinstance(times, int) or times < 1:
-            raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
+        _check_times(times)
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([kind] * times)
 
@@ -325,8 +333,7 @@ class InMemoryGateway:
 
         Finish them later with :meth:`settle`, as the bank would.
         """
-        if not isinstance(times, int) or times < 1:
-            raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
+        _check_times(times)
         with self._lock:
             self._processing_next += times
 
@@ -409,14 +416,11 @@ class InMemoryGateway:
         self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
     ) -> str:
         """Create a customer; return its id (``cus_mem_0001``, …)."""
-        check_text(email, what="email")
-        check_text(name, what="name")
-        if "@" not in email:
-            raise InvalidInputError(
-                problem=f"email {email!r} has no @", allowed="give an e-mail address"
-            )
-        meta = check_metadata({} if metadata is None else metadata)
-        params: dict[str, object] = {"email": email, "name": name, "metadata": meta}
+        params: dict[str, object] = {
+            "email": check_email(email),
+            "name": check_text(name, what="name"),
+            "metadata": check_metadata({} if metadata is None else metadata),
+        }
         with self._lock:
             self._begin("create_customer", params)
             customer = self._next_id("cus")
@@ -518,28 +522,23 @@ class InMemoryGateway:
         metadata: Mapping[str, str] | None = None,
     ) -> ChargeResult:
         """Charge a card; declines and authentication are results, faults raise."""
-        check_id(customer, what="customer")
-        check_token(payment_method, what="payment_method")
-        check_amount(amount)
-        to_minor_units(amount)
-        key = check_idempotency_key(idempotency_key)
-        if not isinstance(off_session, bool):
-            raise InvalidInputError(
-                problem=f"off_session={off_session!r}", allowed="True or False"
-            )
-        params: dict[str, object] = {
-            "customer": customer,
-            "payment_method": payment_method,
-            "amount": amount,
-            "off_session": off_session,
-            "description": check_text(description, what="description"),
-            "metadata": check_metadata({} if metadata is None else metadata),
-        }
+        request = check_charge(
+            customer,
+            payment_method=payment_method,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            off_session=off_session,
+            description=description,
+            metadata=metadata,
+        )
+        key = request.idempotency_key
+        params = attrs.asdict(request, recurse=False)
+        del params["idempotency_key"]
         with self._lock:
             self._begin("charge", params, key)
             replay = self._replay("charge", key, params)
             if replay is None:
-                replay = self._charge(key, params)
+                replay = self._charge(request, params)
             self._after("charge")
             assert isinstance(replay, ChargeResult)
             return replay
@@ -548,26 +547,18 @@ class InMemoryGateway:
         self, *, idempotency_key: str | None = None, charge_id: str | None = None
     ) -> ChargeResult | None:
         """The charge made with *idempotency_key*, or with id *charge_id*; else None."""
-        if (idempotency_key is None) == (charge_id is None):
-            raise InvalidInputError(
-                problem="retrieve_charge() needs exactly one of idempotency_key "
-                "and charge_id",
-                allowed="give the key the charge was made with, or its id",
-            )
+        key, charge_id = check_lookup(idempotency_key, charge_id)
         with self._lock:
-            if idempotency_key is not None:
-                key = check_idempotency_key(idempotency_key)
+            if key is not None:
                 self._begin("retrieve_charge", {"idempotency_key": key})
                 done = self._done.get(key)
                 first = done[2] if done is not None and done[0] == "charge" else None
-                found = None
                 if isinstance(first, ChargeResult) and first.charge_id is not None:
-                    found = self._charges[first.charge_id].result
+                    charge_id = first.charge_id
             else:
-                charge_id = check_id(charge_id, what="charge_id")
                 self._begin("retrieve_charge", {"charge_id": charge_id})
-                charge = self._charges.get(charge_id)
-                found = None if charge is None else charge.result
+            charge = None if charge_id is None else self._charges.get(charge_id)
+            found = None if charge is None else charge.result
             self._after("retrieve_charge")
             assert found is None or isinstance(found, ChargeResult)
             return found
@@ -577,9 +568,7 @@ class InMemoryGateway:
     ) -> RefundResult:
         """Refund all that is left of a charge (``amount=None``) or a part of it."""
         check_id(charge_id, what="charge_id")
-        if amount is not None:
-            check_amount(amount, what="refund amount")
-            to_minor_units(amount)
+        check_refund_amount(amount)
         key = check_idempotency_key(idempotency_key)
         params: dict[str, object] = {"charge_id": charge_id, "amount": amount}
         with self._lock:
@@ -697,12 +686,16 @@ class InMemoryGateway:
             raise self._missing("payment method", payment_method)
         return behaviour
 
-    def _charge(self, key: str, params: Mapping[str, object]) -> ChargeResult:
-        customer = str(params["customer"])
-        amount = params["amount"]
-        assert isinstance(amount, Money)
+    def _charge(
+        self, request: ChargeRequest, params: Mapping[str, object]
+    ) -> ChargeResult:
+        key, customer, amount = (
+            request.idempotency_key,
+            request.customer,
+            request.amount,
+        )
         self._customer(customer)
-        card = self._behaviour(str(params["payment_method"]), customer)
+        card = self._behaviour(request.payment_method, customer)
         charge_id = self._next_id("pi")
         if card.requires_action:
             result = ChargeResult(
@@ -744,12 +737,10 @@ class InMemoryGateway:
             )
             self._ledger.append(result)
             event = "payment_intent.succeeded"
-        metadata = params["metadata"]
-        assert isinstance(metadata, dict)
         charge = _Charge(
             result=result,
             customer=customer,
-            metadata=metadata,
+            metadata=request.metadata,
             refunded=Money.zero(amount.currency),
         )
         self._charges[charge_id] = charge

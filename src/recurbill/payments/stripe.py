@@ -50,10 +50,13 @@ from recurbill.errors import (
 )
 from recurbill.money import Currency, Money
 from recurbill.payments.checks import (
-    check_amount,
+    check_charge,
+    check_email,
     check_id,
     check_idempotency_key,
+    check_lookup,
     check_metadata,
+    check_refund_amount,
     check_text,
     check_token,
 )
@@ -155,7 +158,7 @@ class StripeGateway:
     ) -> str:
         """Create a Stripe Customer; return its id (``cus_…``)."""
         params: CustomerCreateParams = {
-            "email": check_text(email, what="email"),
+            "email": check_email(email),
             "name": check_text(name, what="name"),
         }
         meta = check_metadata({} if metadata is None else metadata)
@@ -241,28 +244,28 @@ class StripeGateway:
         metadata: Mapping[str, str] | None = None,
     ) -> ChargeResult:
         """Create and confirm a PaymentIntent; a decline is a result, not an error."""
-        check_id(customer, what="customer")
-        check_token(payment_method, what="payment_method")
-        units = to_minor_units(check_amount(amount))
-        key = check_idempotency_key(idempotency_key)
-        if not isinstance(off_session, bool):
-            raise InvalidInputError(
-                problem=f"off_session={off_session!r}", allowed="True or False"
-            )
-        meta = check_metadata({} if metadata is None else metadata)
-        meta[IDEMPOTENCY_METADATA_KEY] = key
+        request = check_charge(
+            customer,
+            payment_method=payment_method,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            off_session=off_session,
+            description=description,
+            metadata=metadata,
+        )
+        key = request.idempotency_key
         params: PaymentIntentCreateParams = {
-            "amount": units,
+            "amount": request.minor_units,
             "currency": amount.currency.code.lower(),
             "customer": customer,
             "payment_method": payment_method,
             "confirm": True,
             "allowed_payment_method_types": ["card"],
-            "metadata": meta,
+            "metadata": {**request.metadata, IDEMPOTENCY_METADATA_KEY: key},
         }
         if off_session:
             params["off_session"] = True
-        if check_text(description, what="description"):
+        if description:
             params["description"] = description
         try:
             with _translated(key, cards=True):
@@ -277,25 +280,19 @@ class StripeGateway:
         self, *, idempotency_key: str | None = None, charge_id: str | None = None
     ) -> ChargeResult | None:
         """The PaymentIntent made with *idempotency_key*, or with id *charge_id*."""
-        if (idempotency_key is None) == (charge_id is None):
-            raise InvalidInputError(
-                problem="retrieve_charge() needs exactly one of idempotency_key "
-                "and charge_id",
-                allowed="give the key the charge was made with, or its id",
-            )
-        if charge_id is not None:
-            check_id(charge_id, what="charge_id")
-            try:
-                with _translated():
-                    intent = self._v1.payment_intents.retrieve(charge_id)
-            except GatewayConfigurationError as error:
-                if error.fields.get("status") == 404:
-                    return None
-                raise
-            return _intent_result(intent, _key_of(intent))
-        key = check_idempotency_key(idempotency_key)
-        intent_found = self._find_by_key(key)
-        return None if intent_found is None else _intent_result(intent_found, key)
+        key, charge_id = check_lookup(idempotency_key, charge_id)
+        if charge_id is None:
+            assert key is not None
+            found = self._find_by_key(key)
+            return None if found is None else _intent_result(found, key)
+        try:
+            with _translated():
+                intent = self._v1.payment_intents.retrieve(charge_id)
+        except GatewayConfigurationError as error:
+            if error.fields.get("status") == 404:
+                return None
+            raise
+        return _intent_result(intent, _key_of(intent))
 
     def _find_by_key(self, key: str) -> PaymentIntent | None:
         with _translated():
@@ -320,10 +317,11 @@ class StripeGateway:
         is refused rather than read by Stripe in the charge's currency.
         """
         check_id(charge_id, what="charge_id")
+        amount = check_refund_amount(amount)
         key = check_idempotency_key(idempotency_key)
         params: RefundCreateParams = {"payment_intent": charge_id}
         if amount is not None:
-            params["amount"] = to_minor_units(check_amount(amount, what="refund"))
+            params["amount"] = to_minor_units(amount)
         with _translated():
             intent = self._v1.payment_intents.retrieve(charge_id)
         currency = Currency(intent.currency)
