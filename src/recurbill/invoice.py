@@ -498,6 +498,8 @@ def _raw_net(
     if line.base_quantity != _ONE:
         amount = amount / line.base_quantity
     net = round_decimal(amount, decimals, rounding)
+    if not net:
+        net = net.copy_abs()  # not -0.00
     for charge in line.charges:
         net += _ac_amount(charge, currency, decimals, rounding)
     for allowance in line.allowances:
@@ -633,6 +635,8 @@ def _totals(
     mixed = False
     for (category, rate), (taxable, reason) in groups.items():
         tax = round_decimal(taxable * rate / _HUNDRED, decimals, rounding)
+        if not tax:
+            tax = zero  # not -0.00
         vat_total += tax
         subtotal = _NEW(VatSubtotal)
         set_category(subtotal, category)
@@ -786,6 +790,8 @@ def compute_totals(
     for line in lines:
         if type(line) is InvoiceLine and line._plain:  # the common case, inlined
             net = round_decimal(line.quantity * line.unit_price, decimals, rounding)
+            if not net:
+                net = zero  # not -0.00
         else:
             net = _raw_net(_check_line(line), cur, decimals, rounding)
         nets.append(net)
