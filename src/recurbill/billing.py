@@ -67,6 +67,8 @@ __all__ = [
     "CustomerOverview",
     "PaymentOutcome",
     "TemplateView",
+    "UpcomingInvoice",
+    "template_view",
 ]
 
 CREDIT_NOTE_SERIES = "CN"
@@ -508,35 +510,9 @@ class Billing:
     ) -> TemplateView:
         """The invoices a template produced, its skipped dates, and the next ones.
 
-        The upcoming list starts at the first occurrence the daily run has not
-        handled, with the same schedule code the run uses.
+        See :func:`template_view`, which needs only a storage.
         """
-        if isinstance(upcoming, bool) or not isinstance(upcoming, int) or upcoming < 0:
-            raise InvalidInputError(
-                problem=f"upcoming={upcoming!r}", allowed="give a count of 0 or more"
-            )
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-            template = tx.get_template(account_id, template_id)
-            history = tx.list_occurrences(account_id, template_id)
-            invoices = tx.list_invoices(account_id, template_id=template_id)
-        schedule = template.schedule
-        coming: list[UpcomingInvoice] = []
-        if template.status is TemplateStatus.ACTIVE and upcoming:
-            amount = compute_totals(
-                template.lines, currency=account.currency, rounding=account.rounding
-            ).amount_due
-            first = schedule.occurrence(template.next_index)
-            coming = [
-                UpcomingInvoice(occurrence=occurrence, amount=amount)
-                for occurrence in schedule.upcoming(after=first, count=upcoming)
-            ]
-        return TemplateView(
-            template=template,
-            history=tuple(history),
-            invoices=tuple(invoices),
-            upcoming=tuple(coming),
-        )
+        return template_view(self.storage, account_id, template_id, upcoming=upcoming)
 
     # the daily run ---------------------------------------------------------
     def run(
@@ -1126,6 +1102,43 @@ class Billing:
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:
             return tx.get_customer(account_id, customer_id)
+
+
+def template_view(
+    storage: Storage, account_id: str, template_id: str, *, upcoming: int = 5
+) -> TemplateView:
+    """The invoices a template produced, its skipped dates, and the next ones.
+
+    The upcoming list starts at the first occurrence the daily run has not
+    handled, with the same schedule code the run uses, so the preview and the
+    run never disagree.
+    """
+    if isinstance(upcoming, bool) or not isinstance(upcoming, int) or upcoming < 0:
+        raise InvalidInputError(
+            problem=f"upcoming={upcoming!r}", allowed="give a count of 0 or more"
+        )
+    with storage.transaction() as tx:
+        account = tx.get_account(account_id)
+        template = tx.get_template(account_id, template_id)
+        history = tx.list_occurrences(account_id, template_id)
+        invoices = tx.list_invoices(account_id, template_id=template_id)
+    schedule = template.schedule
+    coming: list[UpcomingInvoice] = []
+    if template.status is TemplateStatus.ACTIVE and upcoming:
+        amount = compute_totals(
+            template.lines, currency=account.currency, rounding=account.rounding
+        ).amount_due
+        first = schedule.occurrence(template.next_index)
+        coming = [
+            UpcomingInvoice(occurrence=occurrence, amount=amount)
+            for occurrence in schedule.upcoming(after=first, count=upcoming)
+        ]
+    return TemplateView(
+        template=template,
+        history=tuple(history),
+        invoices=tuple(invoices),
+        upcoming=tuple(coming),
+    )
 
 
 def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTemplate:

@@ -7,14 +7,23 @@ no traceback. This is the only module that reads the clock.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING
 
 from recurbill.errors import RecurbillError
-from recurbill.schedule import OccurrenceStatus, Schedule
+from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
+
+if TYPE_CHECKING:
+    from recurbill.payments.protocol import PaymentGateway
 
 __all__ = ["main"]
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done (exit status 2)."""
 
 
 def _parse_date(text: str) -> date:
@@ -60,19 +69,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--as-of", type=_parse_instant, default=None, help="instant (default: now)"
     )
-
-    preview = commands.add_parser("preview", help="list a schedule's next dates")
-    preview.add_argument("--start", type=_parse_date, required=True)
-    preview.add_argument(
-        "--period", choices=["week", "month", "quarter", "year"], required=True
+    run.add_argument(
+        "--gateway",
+        choices=["stripe", "memory"],
+        default="stripe",
+        help="stripe (key from STRIPE_SECRET_KEY) or memory (a dry run, no money)",
     )
+
+    preview = commands.add_parser(
+        "preview",
+        help="list the next dates of a schedule, or of a stored template",
+    )
+    preview.add_argument("--start", type=_parse_date, help="a schedule's first day")
+    preview.add_argument("--period", choices=["week", "month", "quarter", "year"])
     preview.add_argument("--every", type=int, default=1)
     preview.add_argument("--end", type=_parse_date, default=None)
     preview.add_argument("--count", type=int, default=12)
     preview.add_argument("--month-end", action="store_true")
-    preview.add_argument("--db", default=None, help="with --template: a database")
-    preview.add_argument("--account", default=None)
-    preview.add_argument("--template", default=None)
+    preview.add_argument("--db", default=None, help="database of --template")
+    preview.add_argument("--account", default=None, help="account of --template")
+    preview.add_argument("--template", default=None, help="a stored template's id")
 
     migrate = commands.add_parser("migrate", help="create or upgrade the schema")
     migrate.add_argument("--db", required=True, help="database URL or SQLite file")
@@ -83,7 +99,23 @@ def _url(db: str) -> str:
     return db if "://" in db else f"sqlite:///{db}"
 
 
+def _print(occurrences: Sequence[Occurrence], amount: str = "") -> None:
+    for occurrence in occurrences:
+        note = (
+            ""
+            if occurrence.status is OccurrenceStatus.SCHEDULED
+            else f"  ({occurrence.status.value})"
+        )
+        print(f"{occurrence.index:>4}  {occurrence.on.isoformat()}{amount}{note}")
+
+
 def _preview(args: argparse.Namespace) -> int:
+    if args.template is not None:
+        return _preview_template(args)
+    if args.start is None or args.period is None:
+        raise UsageError(
+            "preview needs --start and --period, or --db, --account and --template"
+        )
     schedule = Schedule(
         start=args.start,
         period=args.period,
@@ -91,26 +123,56 @@ def _preview(args: argparse.Namespace) -> int:
         end=args.end,
         month_end=args.month_end,
     )
-    occurrences = schedule.upcoming(after=args.start, count=args.count)
-    for occurrence in occurrences:
-        note = (
-            ""
-            if occurrence.status is OccurrenceStatus.SCHEDULED
-            else (f"  ({occurrence.status.value})")
-        )
-        print(f"{occurrence.index:>4}  {occurrence.on.isoformat()}{note}")
+    _print(schedule.upcoming(after=args.start, count=args.count))
     return 0
+
+
+def _preview_template(args: argparse.Namespace) -> int:
+    from recurbill.billing import template_view
+    from recurbill.money import format_money
+    from recurbill.storage.sql import SqlStorage
+
+    if args.db is None or args.account is None:
+        raise UsageError("preview --template needs --db and --account too")
+    with SqlStorage.from_url(_url(args.db)) as storage:
+        view = template_view(storage, args.account, args.template, upcoming=args.count)
+        with storage.transaction() as tx:
+            locale = tx.get_account(args.account).locale
+    for coming in view.upcoming:
+        _print([coming.occurrence], f"  {format_money(coming.amount, locale)}")
+    if not view.upcoming:
+        status = view.template.status.value
+        print(f"template {args.template} has nothing coming ({status})")
+    return 0
+
+
+def _gateway(choice: str) -> PaymentGateway:
+    if choice == "memory":
+        from recurbill.payments.memory import InMemoryGateway
+
+        return InMemoryGateway()
+    key = os.environ.get("STRIPE_SECRET_KEY", "")
+    if not key:
+        raise UsageError(
+            "set STRIPE_SECRET_KEY to charge through Stripe, or pass "
+            "--gateway memory for a dry run that moves no money"
+        )
+    import stripe
+
+    from recurbill.payments.stripe import StripeGateway
+
+    return StripeGateway(stripe.StripeClient(key))
 
 
 def _run(args: argparse.Namespace) -> int:
     from recurbill.billing import Billing
-    from recurbill.payments.memory import InMemoryGateway
     from recurbill.storage.sql import SqlStorage
 
-    storage = SqlStorage.from_url(_url(args.db))
+    gateway = _gateway(args.gateway)
     as_of = args.as_of or datetime.now(timezone.utc)
-    billing = Billing(storage=storage, gateway=InMemoryGateway())
-    for report in billing.run(as_of):
+    with SqlStorage.from_url(_url(args.db)) as storage:
+        reports = Billing(storage=storage, gateway=gateway).run(as_of)
+    for report in reports:
         print(
             f"{report.account_id}: {len(report.issued)} issued, "
             f"{len(report.charges)} charged, {len(report.skipped)} skipped, "
@@ -141,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"demo": _demo, "run": _run, "preview": _preview, "migrate": _migrate}
     try:
         return handlers[args.command](args)
+    except UsageError as error:
+        print(f"recurbill: {error}", file=sys.stderr)
+        return 2
     except RecurbillError as error:
         print(f"recurbill: {error}", file=sys.stderr)
         return 1
