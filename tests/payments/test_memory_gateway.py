@@ -471,3 +471,10 @@ def test_processing_then_declined(gateway: InMemoryGateway, customer: str) -> No
         gateway.settle(waiting.charge_id)
     with pytest.raises(InvalidInputError):
         gateway.process_next(times=0)
+
+
+@pytest.mark.parametrize("secrets", [(), "whsec_plain", ("whsec_ok", "")])
+def test_webhook_secrets_are_checked_and_never_shown(secrets: object) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        InMemoryGateway(environ={}, webhook_secrets=secrets)  # type: ignore[arg-type]
+    assert "whsec" not in str(refused.value).replace("['whsec_…']", "")

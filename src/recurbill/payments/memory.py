@@ -236,10 +236,15 @@ class InMemoryGateway:
                 "(production=True or RECURBILL_PRODUCTION is set)",
                 allowed="use a real gateway such as StripeGateway in production",
             )
-        if isinstance(webhook_secrets, str) or not webhook_secrets:
-            raise InvalidInputError(
-                problem=f"webhook_secrets={webhook_secrets!r}",
-                allowed="give a non-empty sequence of secrets",
+        if (
+            isinstance(webhook_secrets, str)
+            or not webhook_secrets
+            or not all(isinstance(x, str) and x for x in webhook_secrets)
+        ):
+            raise InvalidInputError(  # the secrets themselves are never shown
+                problem="webhook_secrets must be a non-empty sequence of non-empty "
+                "strings",
+                allowed="give e.g. ['whsec_…'] (several while rotating)",
             )
         self._secrets = tuple(webhook_secrets)
         self._epoch = epoch
