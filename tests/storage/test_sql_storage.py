@@ -419,3 +419,48 @@ def test_a_postgres_lock_timeout_is_a_conflict(migrated_postgres_url: str) -> No
             holder.allocate_invoice_numbers("acme", "INV")
             with second.transaction() as tx, pytest.raises(ConflictError):
                 tx.allocate_invoice_numbers("acme", "INV")
+
+
+def test_a_closed_transaction_cannot_be_used(sqlite_path: Path) -> None:
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        with storage.transaction() as tx:
+            tx.add_account(make_account("acme"))
+            tx.commit()
+        with pytest.raises(StateError, match="closed"):
+            tx.get_account("acme")
+        with pytest.raises(StateError, match="closed"):
+            tx.commit()
+
+
+def test_a_users_engine_with_pooled_connections_gets_the_sqlite_setup(
+    sqlite_path: Path,
+) -> None:
+    engine = sa.create_engine(f"sqlite:///{sqlite_path}")
+    try:
+        with engine.connect() as conn:  # pooled before SqlStorage sees the engine
+            conn.exec_driver_sql("SELECT 1")
+        storage = SqlStorage(engine)
+        storage.migrate()
+        _seed(storage)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            assert raw.isolation_level is None  # BEGIN IMMEDIATE comes from us
+    finally:
+        engine.dispose()
+
+
+def test_invoice_values_follow_the_table_columns() -> None:
+    from recurbill.storage import rows
+
+    assert tuple(c.name for c in schema.invoices.columns) == rows.INVOICE_COLUMNS
+    invoice = make_invoice(created_at=datetime(2025, 1, 1, 1, 0, tzinfo=_OSLO_SUMMER))
+    text = dict(
+        zip(rows.INVOICE_COLUMNS, rows.invoice_values(invoice, text=True), strict=True)
+    )
+    assert text["total"] == "125.00"
+    assert text["issue_date"] == "2025-01-01"
+    assert text["created_at"] == "2024-12-31 23:00:00.000000+00:00"
+    assert rows.encode_invoice(invoice)["total"] == Decimal("125.00")

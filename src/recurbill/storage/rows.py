@@ -38,8 +38,10 @@ from recurbill.records import (
     SettlementItem,
 )
 from recurbill.schedule import Schedule
+from recurbill.storage.schema import utc_text
 
 __all__ = [
+    "INVOICE_COLUMNS",
     "decode_account",
     "decode_credit_entry",
     "decode_credit_note",
@@ -66,6 +68,7 @@ __all__ = [
     "encode_refund",
     "encode_settlement",
     "encode_template",
+    "invoice_values",
 ]
 
 Row = Mapping[Any, Any]
@@ -237,43 +240,97 @@ def decode_occurrence(row: Row) -> OccurrenceRecord:
 
 _INVOICE_MONEY = ("net_total", "vat_total", "total", "paid", "credited")
 
+INVOICE_COLUMNS = (
+    "id",
+    "account_id",
+    "customer_id",
+    "series",
+    "number",
+    "status",
+    "currency",
+    "issue_date",
+    "due_date",
+    "lines",
+    "net_total",
+    "vat_total",
+    "total",
+    "paid",
+    "credited",
+    "payment_reference",
+    "template_id",
+    "occurrence_index",
+    "memo",
+    "created_at",
+    "paid_at",
+)
+"""The columns of the ``invoices`` table in order (the order of ``invoice_values``)."""
 
-def encode_invoice(invoice: Invoice) -> dict[str, Any]:
-    """The ``invoices`` row of *invoice* (the hot path of the daily run)."""
-    currency = invoice.currency
+
+def invoice_values(invoice: Invoice, *, text: bool) -> tuple[Any, ...]:
+    """The ``invoices`` column values of *invoice*, in :data:`INVOICE_COLUMNS` order.
+
+    The hot path of the daily run, so it builds the driver's values at once:
+    with *text* (SQLite) amounts, dates and instants are already the exact
+    text the schema stores; without it they stay Decimal, date and datetime.
+    """
+    code = invoice.currency.code
+    net, vat, total, paid, credited = (
+        invoice.net_total,
+        invoice.vat_total,
+        invoice.total,
+        invoice.paid,
+        invoice.credited,
+    )
     if not (
-        invoice.net_total.currency
-        == invoice.vat_total.currency
-        == invoice.total.currency
-        == invoice.paid.currency
-        == invoice.credited.currency
-        == currency
+        net.currency.code
+        == vat.currency.code
+        == total.currency.code
+        == paid.currency.code
+        == credited.currency.code
+        == code
     ):
         for field in _INVOICE_MONEY:
-            _amount(getattr(invoice, field), currency, field)
-    return {
-        "id": invoice.id,
-        "account_id": invoice.account_id,
-        "customer_id": invoice.customer_id,
-        "series": invoice.series,
-        "number": invoice.number,
-        "status": invoice.status.value,
-        "currency": currency.code,
-        "issue_date": invoice.issue_date,
-        "due_date": invoice.due_date,
-        "lines": _lines_json(invoice.lines),
-        "net_total": invoice.net_total.amount,
-        "vat_total": invoice.vat_total.amount,
-        "total": invoice.total.amount,
-        "paid": invoice.paid.amount,
-        "credited": invoice.credited.amount,
-        "payment_reference": invoice.payment_reference,
-        "template_id": invoice.template_id,
-        "occurrence_index": invoice.occurrence_index,
-        "memo": invoice.memo,
-        "created_at": invoice.created_at,
-        "paid_at": invoice.paid_at,
-    }
+            _amount(getattr(invoice, field), invoice.currency, field)
+    amounts: tuple[Any, ...] = (
+        net.amount,
+        vat.amount,
+        total.amount,
+        paid.amount,
+        credited.amount,
+    )
+    issue: Any = invoice.issue_date
+    due: Any = invoice.due_date
+    created: Any = invoice.created_at
+    paid_at: Any = invoice.paid_at
+    if text:
+        amounts = tuple(map(str, amounts))
+        issue, due = issue.isoformat(), due.isoformat()
+        created = utc_text(created)
+        paid_at = None if paid_at is None else utc_text(paid_at)
+    return (
+        invoice.id,
+        invoice.account_id,
+        invoice.customer_id,
+        invoice.series,
+        invoice.number,
+        invoice.status.value,
+        code,
+        issue,
+        due,
+        _lines_json(invoice.lines),
+        *amounts,
+        invoice.payment_reference,
+        invoice.template_id,
+        invoice.occurrence_index,
+        invoice.memo,
+        created,
+        paid_at,
+    )
+
+
+def encode_invoice(invoice: Invoice) -> dict[str, Any]:
+    """The ``invoices`` row of *invoice*."""
+    return dict(zip(INVOICE_COLUMNS, invoice_values(invoice, text=False), strict=True))
 
 
 def decode_invoice(row: Row) -> Invoice:

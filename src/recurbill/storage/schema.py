@@ -46,6 +46,7 @@ __all__ = [
     "schema_version",
     "settlements",
     "templates",
+    "utc_text",
     "webhook_events",
 ]
 
@@ -55,7 +56,8 @@ LATEST_VERSION = 2
 _UTC = timezone.utc
 
 
-def _utc_text(value: datetime) -> str:
+def utc_text(value: datetime) -> str:
+    """An aware instant as the fixed-width UTC text SQLite stores (sorts as time)."""
     return value.astimezone(_UTC).isoformat(sep=" ", timespec="microseconds")
 
 
@@ -120,7 +122,7 @@ class UtcDateTime(Converted):
 
     def bind_converter(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """UTC text on SQLite; psycopg adapts aware datetimes itself."""
-        return None if dialect.name == "postgresql" else _utc_text
+        return None if dialect.name == "postgresql" else utc_text
 
     def result_processor(
         self, dialect: Dialect, coltype: object

@@ -153,6 +153,10 @@ class _BulkInsert:
             if convert is not None:
                 self.converters.append((position, convert))
 
+    def run_values(self, conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
+        """Insert rows already converted for the driver, in column order."""
+        conn.exec_driver_sql(self.sql, values)
+
     def run(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert *rows* (column name -> value) with one executemany."""
         get, converters = self.get, self.converters
@@ -728,10 +732,11 @@ class SqlTransaction:
         records = _records("invoices", invoices, Invoice)
         if not records:
             return
-        encoded = [rows.encode_invoice(invoice) for invoice in records]
+        text = self._storage._is_sqlite
+        values = [rows.invoice_values(invoice, text=text) for invoice in records]
         with self._write("adding invoices") as conn:
             self._check_invoices(records)
-            self._bulk["invoices"].run(conn, encoded)
+            self._bulk["invoices"].run_values(conn, values)
 
     def get_invoice(
         self, account_id: str, invoice_id: str, *, for_update: bool = False
