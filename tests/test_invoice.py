@@ -538,3 +538,7 @@ def test_other_bad_input() -> None:
         _line(description=None)
     with pytest.raises(InvalidInputError, match="currency"):
         compute_totals([_line()], currency="KRONER")
+    with pytest.raises(InvalidInputError, match="unknown rounding mode 'UP'"):
+        compute_totals([_line()], currency="NOK", rounding="UP")
+    with pytest.raises(InvalidInputError, match="unknown rounding mode"):
+        line_net(_line(), "NOK", rounding="half")

@@ -22,6 +22,7 @@ mode. No clock, no I/O.
 
 from __future__ import annotations
 
+import decimal
 import enum
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
@@ -468,6 +469,19 @@ def _currency(value: Currency | str) -> Currency:
     return value if isinstance(value, Currency) else Currency(value)
 
 
+_ROUNDINGS = frozenset(
+    getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_")
+)
+
+
+def _check_rounding(rounding: object) -> None:
+    if rounding not in _ROUNDINGS:
+        raise InvalidInputError(
+            problem=f"unknown rounding mode {rounding!r}",
+            allowed="use a decimal rounding mode such as decimal.ROUND_HALF_UP",
+        )
+
+
 def _quantized(value: Decimal, decimals: int, what: str, currency: Currency) -> Decimal:
     """*value* with exactly the currency's decimals; refuse one with more."""
     rounded = round_decimal(value, decimals)
@@ -476,7 +490,7 @@ def _quantized(value: Decimal, decimals: int, what: str, currency: Currency) -> 
             problem=f"{what} {value} has more decimals than {currency.code} allows",
             allowed=f"{currency.code} amounts have at most {decimals} decimals",
         )
-    return rounded
+    return rounded if rounded else rounded.copy_abs()  # not -0.00
 
 
 def _ac_amount(
@@ -488,7 +502,8 @@ def _ac_amount(
     pct = item.percentage
     assert base is not None  # both checked in __attrs_post_init__
     assert pct is not None
-    return round_decimal(base * pct / _HUNDRED, decimals, rounding)
+    amount = round_decimal(base * pct / _HUNDRED, decimals, rounding)
+    return amount if amount else amount.copy_abs()  # not -0.00
 
 
 def _raw_net(
@@ -561,6 +576,7 @@ def line_net(
     >>> str(line_net(line, "EUR"))
     '167.64 EUR'
     """
+    _check_rounding(rounding)
     cur = _currency(currency)
     net = _raw_net(_check_line(line), cur, cur.decimals, rounding)
     return _money(net, cur)
@@ -782,6 +798,8 @@ def compute_totals(
     and :class:`~recurbill.errors.CurrencyMismatchError` for amounts in
     another currency.
     """
+    if rounding is not ROUND_HALF_UP:
+        _check_rounding(rounding)
     cur = currency if type(currency) is Currency else _currency(currency)
     decimals = cur.decimals
     zero = _ZERO.scaleb(-decimals)
@@ -826,6 +844,7 @@ def totals_from_line_nets(
     a document whose lines disagree with their stated nets still adds up the
     way its issuer meant. Use :func:`check_consistency` to find such lines.
     """
+    _check_rounding(rounding)
     cur = _currency(currency)
     nets = _stated_nets(lines, line_nets, cur)
     groups: _Groups = {}
