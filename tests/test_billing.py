@@ -532,3 +532,22 @@ def test_webhooks_are_deduplicated_and_finish_a_payment_whose_answer_was_lost() 
     assert len(world.gateway.ledger) == 1
     (invoice,) = world.storage_invoices()
     assert invoice.status is InvoiceStatus.PAID
+
+
+def test_a_gateway_refusal_fails_that_payment_without_stopping_the_run() -> None:
+    world = make_world()
+    kari = world.customer()
+    ola = world.customer("Ola Hansen")
+    world.template(kari, start=date(2027, 1, 4))
+    world.template(ola, start=date(2027, 1, 4))
+    world.gateway.detach_payment_method(
+        world.gateway.list_payment_methods(kari.gateway_customer_id or "")[0].token
+    )
+    (report,) = world.billing.run(at(date(2027, 1, 4), 7))
+    assert sorted(c.status for c in report.charges) == [
+        PaymentStatus.DECLINED,
+        PaymentStatus.SUCCEEDED,
+    ]
+    failed = next(p for p in world.payments() if p.status is PaymentStatus.DECLINED)
+    assert failed.error_code == "gateway_error"
+    assert world.billing.run(at(date(2027, 1, 20), 7))[0].charges == ()  # no retry

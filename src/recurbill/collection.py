@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from recurbill.errors import GatewayUnavailableError, InvalidInputError
+from recurbill.errors import GatewayError, GatewayUnavailableError, InvalidInputError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
 from recurbill.notify.render import (
@@ -42,6 +42,7 @@ from recurbill.records import (
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
+    "GATEWAY_ERROR",
     "HARD_DECLINES",
     "Collector",
     "RetryPolicy",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 RECEIPT_SERIES = "RCPT"
+GATEWAY_ERROR = "gateway_error"
+"""The error code of a payment the gateway refused as a request (not a decline)."""
 
 HARD_DECLINES = frozenset(
     {
@@ -63,6 +66,7 @@ HARD_DECLINES = frozenset(
         "pickup_card",
         "restricted_card",
         "authentication_required",
+        GATEWAY_ERROR,
     }
 )
 """Decline codes a retry cannot fix: the customer must act, so no automatic retry."""
@@ -211,6 +215,17 @@ class Collector:
             )
         except GatewayUnavailableError:
             return self._mark_unknown(payment, now=now)
+        except GatewayError:
+            # the gateway refused the request itself (a customer or card it does
+            # not know, a bad key): a final failure of this attempt, recorded,
+            # never an exception that would stop the run for everyone else
+            result = ChargeResult(
+                status=ChargeStatus.DECLINED,
+                charge_id=None,
+                amount=payment.amount,
+                idempotency_key=payment.idempotency_key,
+                error_code=GATEWAY_ERROR,
+            )
         return self.apply(payment, result, now=now)
 
     def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
