@@ -108,7 +108,7 @@ def test_wrong_length_digit() -> None:
         (lambda: kid_mod10(""), "not a string of digits"),
         (lambda: kid_mod10("12a4"), "not a string of digits"),
         (lambda: kid_mod11("-12"), "not a string of digits"),
-        (lambda: kid_mod10(1234), "not a string"),
+        (lambda: kid_mod10(1234), "not a string"),  # type: ignore[arg-type]
         (lambda: kid_mod10("1" * 25), "at most 24 digits"),
         (lambda: validate_kid("1"), "too short"),
         (lambda: validate_kid("12345"), "fails its check digit"),
