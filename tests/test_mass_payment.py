@@ -154,13 +154,13 @@ def test_authentication_required_then_completed() -> None:
     )
     assert pending.status is SettlementStatus.REQUIRES_ACTION
     assert pending.client_secret
-    with pytest.raises(InvalidSelectionError, match="pending"):
+    with pytest.raises(InvalidSelectionError, match="payment in progress"):
         world.billing.mass_pay(
             world.account.id, per.id, ids[:1], payment_method_id=card, now=at(DAY)
         )
     assert pending.payment is not None
     assert pending.payment.charge_id is not None
-    world.gateway.complete_action(pending.payment.charge_id)
+    world.gateway.settle(pending.payment.charge_id, succeed=True)  # 3-D Secure done
     done = world.billing.confirm_mass_payment(
         world.account.id, pending.settlement.id, now=at(DAY, 13)
     )
