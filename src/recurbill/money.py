@@ -9,6 +9,7 @@ every amount and tells Babel how many decimals to show.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TypeAlias
@@ -93,7 +94,12 @@ def round_decimal(
     This is the one rounding helper of recurbill: every amount that is rounded
     goes through it.
     """
-    return value.quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
+    return value.quantize(_quantum(decimals), rounding=rounding)
+
+
+@functools.lru_cache(maxsize=16)
+def _quantum(decimals: int) -> Decimal:
+    return Decimal(1).scaleb(-decimals)
 
 
 def _currency_code(code: str) -> str:
