@@ -33,6 +33,7 @@ from recurbill.records import (
     OccurrenceOutcome,
     OccurrenceRecord,
     Payment,
+    PaymentMethod,
     RecurringTemplate,
     RunReport,
     SkippedLine,
@@ -119,6 +120,35 @@ class _Issued:
     skipped: dict[str, list[SkippedLine]] = attrs.Factory(dict)
     ended: dict[str, list[EndedLine]] = attrs.Factory(dict)
     payments: list[Payment] = attrs.Factory(list)
+    # what the summary prints for each new payment: invoice number, customer
+    labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
+
+
+@attrs.define
+class _Reads:
+    """Accounts, customers and cards read once per chunk (one transaction)."""
+
+    tx: Transaction
+    accounts: dict[str, Account] = attrs.Factory(dict)
+    customers: dict[tuple[str, str], Customer] = attrs.Factory(dict)
+    methods: dict[tuple[str, str], PaymentMethod] = attrs.Factory(dict)
+
+    def account(self, account_id: str) -> Account:
+        if account_id not in self.accounts:
+            self.accounts[account_id] = self.tx.get_account(account_id)
+        return self.accounts[account_id]
+
+    def customer(self, account_id: str, customer_id: str) -> Customer:
+        key = (account_id, customer_id)
+        if key not in self.customers:
+            self.customers[key] = self.tx.get_customer(account_id, customer_id)
+        return self.customers[key]
+
+    def method(self, account_id: str, method_id: str) -> PaymentMethod:
+        key = (account_id, method_id)
+        if key not in self.methods:
+            self.methods[key] = self.tx.get_payment_method(account_id, method_id)
+        return self.methods[key]
 
 
 @attrs.define
@@ -153,7 +183,7 @@ class DailyRun:
         for payment in done.payments:
             outcome = self.collector.execute(payment.account_id, payment.id, now=as_of)
             charges.setdefault(payment.account_id, []).append(
-                self._charge_line(outcome)
+                self._charge_line(outcome, done.labels.get(payment.id))
             )
         for account in accounts:
             for declined, attempt in self.collector.due_retries(
@@ -197,8 +227,11 @@ class DailyRun:
                     )
                     if not templates:
                         return total
+                    reads = _Reads(tx)
                     for template in templates:
-                        self._issue(tx, template.account_id, template.id, as_of, chunk)
+                        self._issue(
+                            reads, template.account_id, template.id, as_of, chunk
+                        )
                     tx.commit()
             except ConflictError:
                 conflicts += 1  # another process issued these first: read again
@@ -213,15 +246,17 @@ class DailyRun:
             for account_id, ended in chunk.ended.items():
                 total.ended.setdefault(account_id, []).extend(ended)
             total.payments.extend(chunk.payments)
+            total.labels.update(chunk.labels)
 
     def _issue(
         self,
-        tx: Transaction,
+        reads: _Reads,
         account_id: str,
         template_id: str,
         as_of: datetime,
         out: _Issued,
     ) -> None:
+        tx = reads.tx
         template = tx.get_template(account_id, template_id, for_update=True)
         if (
             template.status is not TemplateStatus.ACTIVE
@@ -229,8 +264,8 @@ class DailyRun:
             or template.next_due_at > as_of
         ):
             return  # another process got here first
-        account = tx.get_account(account_id)
-        customer = tx.get_customer(account_id, template.customer_id)
+        account = reads.account(account_id)
+        customer = reads.customer(account_id, template.customer_id)
         schedule = template.schedule
         due = schedule.due_count(
             as_of, run_time=account.run_time, zone=account.timezone
@@ -301,7 +336,7 @@ class DailyRun:
             )
         tx.add_invoices(invoices)
         tx.add_occurrences(occurrences)
-        self._collect_or_send(tx, account, customer, invoices, as_of, out)
+        self._collect_or_send(reads, account, customer, invoices, as_of, out)
         updated = attrs.evolve(template, next_index=due)
         upcoming = next_due(updated, account)
         if upcoming is None:
@@ -313,7 +348,7 @@ class DailyRun:
 
     def _collect_or_send(
         self,
-        tx: Transaction,
+        reads: _Reads,
         account: Account,
         customer: Customer,
         invoices: list[Invoice],
@@ -329,9 +364,7 @@ class DailyRun:
         for invoice in invoices:
             if charge and invoice.total > Money.zero(invoice.currency):
                 assert customer.default_payment_method_id is not None
-                method = tx.get_payment_method(
-                    account.id, customer.default_payment_method_id
-                )
+                method = reads.method(account.id, customer.default_payment_method_id)
                 payment = self.collector.new_payment(
                     account=account,
                     customer=customer,
@@ -342,8 +375,9 @@ class DailyRun:
                     off_session=True,
                     key_parts=(invoice.id, "1"),
                 )
-                tx.add_payment(payment)
+                reads.tx.add_payment(payment)
                 out.payments.append(payment)
+                out.labels[payment.id] = (invoice.display_number, customer.name)
             else:
                 notes.append(
                     outbox_message(
@@ -355,7 +389,7 @@ class DailyRun:
                     )
                 )
         if notes:
-            tx.add_notifications(notes)
+            reads.tx.add_notifications(notes)
 
     def _retry(self, declined: Payment, attempt: int, as_of: datetime) -> Payment:
         with self.storage.transaction() as tx:
@@ -384,16 +418,20 @@ class DailyRun:
                 pass  # this attempt exists already: finish it below
         return self.collector.execute(account.id, payment.id, now=as_of)
 
-    def _charge_line(self, payment: Payment) -> ChargeLine:
-        with self.storage.transaction() as tx:
-            customer = tx.get_customer(payment.account_id, payment.customer_id)
-            numbers = [
-                tx.get_invoice(payment.account_id, invoice_id).display_number
-                for invoice_id in payment.invoice_ids
-            ]
+    def _charge_line(
+        self, payment: Payment, label: tuple[str, str] | None = None
+    ) -> ChargeLine:
+        if label is None:
+            with self.storage.transaction() as tx:
+                customer = tx.get_customer(payment.account_id, payment.customer_id)
+                numbers = [
+                    tx.get_invoice(payment.account_id, invoice_id).display_number
+                    for invoice_id in payment.invoice_ids
+                ]
+            label = (", ".join(numbers), customer.name)
         return ChargeLine(
-            invoice_number=", ".join(numbers),
-            customer_name=customer.name,
+            invoice_number=label[0],
+            customer_name=label[1],
             amount=payment.amount,
             status=payment.status,
             decline_code=payment.decline_code,
