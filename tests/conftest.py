@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from postgres_server import PostgresServer, PostgresUnavailableError
+from postgres_server import PostgresServer, start_for_tests
 
 __all__ = ["fresh_postgres_url", "postgres_server", "postgres_url"]
 
@@ -25,12 +25,7 @@ _database_numbers = itertools.count(1)
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the whole session."""
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailableError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but PostgreSQL cannot start: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    server = start_for_tests(os.environ)
     try:
         yield server
     finally:

@@ -16,11 +16,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
-__all__ = ["PostgresServer", "PostgresUnavailableError", "find_bindir"]
+__all__ = [
+    "PostgresServer",
+    "PostgresUnavailableError",
+    "find_bindir",
+    "start_for_tests",
+]
 
 SUPERUSER = "postgres"
 
@@ -170,3 +176,18 @@ class PostgresServer:
             )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_for_tests(environ: Mapping[str, str]) -> PostgresServer:
+    """Start a server for a test session, or skip; in CI (``CI`` set) fail instead.
+
+    A missing database must never pass silently in CI.
+    """
+    import pytest
+
+    try:
+        return PostgresServer.start()
+    except PostgresUnavailableError as exc:
+        if environ.get("CI"):
+            pytest.fail(f"CI is set but PostgreSQL cannot start: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")

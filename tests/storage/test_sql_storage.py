@@ -464,3 +464,21 @@ def test_invoice_values_follow_the_table_columns() -> None:
     assert text["issue_date"] == "2025-01-01"
     assert text["created_at"] == "2024-12-31 23:00:00.000000+00:00"
     assert rows.encode_invoice(invoice)["total"] == Decimal("125.00")
+
+
+@pytest.mark.postgres
+def test_for_update_locks_the_row_on_postgres(migrated_postgres_url: str) -> None:
+    with (
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as first,
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as second,
+    ):
+        _seed(first)
+        with first.transaction() as holder:
+            holder.get_invoice("acme", "inv-1", for_update=True)
+            holder.get_template("acme", "tpl-1", for_update=True)
+            with second.transaction() as tx:
+                assert tx.get_template("acme", "tpl-1").id == "tpl-1"  # reads pass
+                with pytest.raises(ConflictError, match="concurrent"):
+                    tx.get_template("acme", "tpl-1", for_update=True)
+            with second.transaction() as tx, pytest.raises(ConflictError):
+                tx.get_invoice("acme", "inv-1", for_update=True)
