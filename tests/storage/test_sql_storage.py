@@ -308,8 +308,9 @@ def _closed_port() -> int:
     return port
 
 
-def test_an_unreachable_postgres_is_unavailable() -> None:
-    url = f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/billing"
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql"])
+def test_an_unreachable_postgres_is_unavailable(scheme: str) -> None:
+    url = f"{scheme}://nobody@127.0.0.1:{_closed_port()}/billing"
     with SqlStorage.from_url(url) as storage:
         with pytest.raises(StorageUnavailableError, match="cannot be reached"):
             storage.migrate()
