@@ -551,3 +551,65 @@ def test_a_gateway_refusal_fails_that_payment_without_stopping_the_run() -> None
     failed = next(p for p in world.payments() if p.status is PaymentStatus.DECLINED)
     assert failed.error_code == "gateway_error"
     assert world.billing.run(at(date(2027, 1, 20), 7))[0].charges == ()  # no retry
+
+
+def test_paying_after_authentication_happened_elsewhere_never_charges_twice() -> None:
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.charge_id is not None
+    world.gateway.settle(outcome.payment.charge_id, succeed=True)  # 3-D Secure done
+    card = outcome.payment.payment_method_id
+    with pytest.raises(StateError, match="only an open invoice"):
+        world.billing.pay(
+            world.account.id,
+            outcome.invoice.id,
+            payment_method_id=card,
+            now=at(date(2027, 1, 6)),
+        )
+    assert len(world.gateway.ledger) == 1
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.PAID
+
+
+def test_the_daily_run_finishes_payments_that_waited_for_authentication() -> None:
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    world.template(kari, start=date(2027, 1, 4))
+    (report,) = world.billing.run(at(date(2027, 1, 4), 7))
+    assert [c.status for c in report.charges] == [PaymentStatus.REQUIRES_ACTION]
+    world.billing.run(at(date(2027, 1, 5), 7))
+    assert world.notification_kinds().count("payment_needs_action") == 1
+    (payment,) = world.payments()
+    assert payment.charge_id is not None
+    world.gateway.settle(payment.charge_id, succeed=True)
+    world.billing.run(at(date(2027, 1, 6), 7))
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.PAID
+    assert len(world.gateway.ledger) == 1
+
+
+def test_a_webhook_whose_processing_fails_is_processed_on_redelivery() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.gateway.fail_next("timeout_after")
+    world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    event = next(
+        e for e in world.gateway.events if e.type == "payment_intent.succeeded"
+    )
+    now = at(date(2027, 1, 5), 13)
+    payload, signature = world.gateway.webhook(event.event_id, now=int(now.timestamp()))
+    world.gateway.fail_next("unavailable", operation="retrieve_charge")
+    first = world.billing.handle_webhook(payload, signature=signature, now=now)
+    assert first is not None
+    assert first.status is PaymentStatus.FAILED_UNKNOWN
+    again = world.billing.handle_webhook(payload, signature=signature, now=now)
+    assert again is None  # a duplicate, yet its work was done again, idempotently
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.PAID
+    assert len(world.gateway.ledger) == 1

@@ -72,6 +72,11 @@ __all__ = [
 ]
 
 CREDIT_NOTE_SERIES = "CN"
+_UNFINISHED = (
+    PaymentStatus.PENDING,
+    PaymentStatus.FAILED_UNKNOWN,
+    PaymentStatus.PROCESSING,
+)
 
 
 def _aware(value: object, name: str) -> datetime:
@@ -640,10 +645,15 @@ class Billing:
     ) -> PaymentOutcome:
         """The customer pays one open invoice with a saved card (on-session).
 
-        A second submit while the first is unfinished returns the first
-        payment's outcome instead of charging again.
+        Earlier payments of the invoice whose outcome is open are first asked
+        of the gateway. A second submit while one is unfinished returns that
+        payment's outcome instead of charging again; so does paying with the
+        card of a payment that waits for authentication (complete it with its
+        ``client_secret``). Another card starts a new payment.
         """
         _aware(now, "now")
+        for unfinished in self._open_payments(account_id, invoice_id):
+            self._collector.reconcile(account_id, unfinished.id, now=now)
         with self.storage.transaction() as tx:
             invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
             if invoice.status is not InvoiceStatus.OPEN:
@@ -666,11 +676,10 @@ class Billing:
             in_flight = [
                 p
                 for p in earlier
-                if p.status
-                in (
-                    PaymentStatus.PENDING,
-                    PaymentStatus.FAILED_UNKNOWN,
-                    PaymentStatus.PROCESSING,
+                if p.status in _UNFINISHED
+                or (
+                    p.status is PaymentStatus.REQUIRES_ACTION
+                    and p.payment_method_id == method.id
                 )
             ]
             if in_flight:
@@ -692,6 +701,18 @@ class Billing:
                 tx.commit()
         self._collector.execute(account_id, payment.id, now=now)
         return self._outcome(account_id, invoice_id, payment_id=payment.id)
+
+    def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
+        with self.storage.transaction() as tx:
+            invoice = tx.get_invoice(account_id, invoice_id)
+            return [
+                p
+                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
+                if invoice_id in p.invoice_ids
+                and (
+                    p.status in _UNFINISHED or p.status is PaymentStatus.REQUIRES_ACTION
+                )
+            ]
 
     def confirm_payment(
         self, account_id: str, payment_id: str, *, now: datetime
@@ -1078,26 +1099,28 @@ class Billing:
     ) -> Payment | None:
         """Verify a gateway webhook and finish the payment it is about.
 
-        Duplicates (same event id) are ignored; order does not matter, because
-        the payment's state is read back from the gateway, not from the event.
+        Order does not matter, because the payment's state is read back from the
+        gateway, not from the event, and applying it is idempotent. A duplicate
+        delivery (an event id seen before) returns None. The event id is
+        remembered only after the work is done.
         """
         _aware(now, "now")
         event = self.gateway.parse_webhook(
             payload, signature=signature, now=int(now.timestamp())
         )
+        metadata = event.data.get("metadata")
+        payment: Payment | None = None
+        if isinstance(metadata, dict):
+            payment_id = metadata.get("recurbill_payment")
+            account_id = metadata.get("account")
+            if isinstance(payment_id, str) and isinstance(account_id, str):
+                # done before the event is remembered: a failure here leaves it
+                # unrecorded, so the gateway's redelivery is processed again
+                payment = self._collector.reconcile(account_id, payment_id, now=now)
         with self.storage.transaction() as tx:
             fresh = tx.record_webhook_event(event.event_id)
             tx.commit()
-        if not fresh:
-            return None
-        metadata = event.data.get("metadata")
-        if not isinstance(metadata, dict):
-            return None
-        payment_id = metadata.get("recurbill_payment")
-        account_id = metadata.get("account")
-        if not isinstance(payment_id, str) or not isinstance(account_id, str):
-            return None
-        return self._collector.reconcile(account_id, payment_id, now=now)
+        return payment if fresh else None
 
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:

@@ -251,9 +251,12 @@ class Collector:
         return self.apply(payment, result, now=now)
 
     def unfinished(self, account_ids: Sequence[str] | None) -> list[Payment]:
-        """Payments left pending, unknown or processing (by earlier runs or crashes)."""
+        """Payments whose outcome is still open: pending, unknown, processing, or
+        waiting for the customer's authentication (which may have happened)."""
         with self.storage.transaction() as tx:
-            found = tx.list_payments(statuses=_OPEN_OUTCOMES)
+            found = tx.list_payments(
+                statuses=(*_OPEN_OUTCOMES, PaymentStatus.REQUIRES_ACTION)
+            )
         wanted = set(account_ids) if account_ids is not None else None
         return [p for p in found if wanted is None or p.account_id in wanted]
 
@@ -284,6 +287,8 @@ class Collector:
             fresh = tx.get_payment(payment.account_id, payment.id)
             if fresh.status in (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED):
                 return fresh
+            if fresh.status.value == result.status.value:
+                return fresh  # nothing new (still waiting): no second notice
             account = tx.get_account(payment.account_id)
             customer = tx.get_customer(payment.account_id, payment.customer_id)
             status = PaymentStatus(result.status.value)
