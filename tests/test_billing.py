@@ -613,3 +613,32 @@ def test_a_webhook_whose_processing_fails_is_processed_on_redelivery() -> None:
     (invoice,) = world.storage_invoices()
     assert invoice.status is InvoiceStatus.PAID
     assert len(world.gateway.ledger) == 1
+
+
+def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
+    world = make_world()
+    kari = world.customer()
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.payment is not None
+    world.gateway.fail_next("timeout_after", operation="refund")
+    from recurbill.errors import GatewayUnavailableError
+
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(
+            world.account.id,
+            outcome.payment.id,
+            amount=nok("300"),
+            now=at(date(2027, 1, 6)),
+        )
+    assert len(world.gateway.refunds) == 1  # the money went back, the answer did not
+    refund = world.billing.refund(
+        world.account.id, outcome.payment.id, now=at(date(2027, 1, 6))
+    )
+    assert refund.amount == nok("300.00")
+    assert len(world.gateway.refunds) == 1
+    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 6))
+    assert overview.total_open == nok("300.00")
+    world.billing.refund(world.account.id, outcome.payment.id, now=at(date(2027, 1, 7)))
+    assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 1000

@@ -72,6 +72,8 @@ __all__ = [
 ]
 
 CREDIT_NOTE_SERIES = "CN"
+REFUND_REQUESTED = "requested"
+"""A refund's status between saving it and the gateway's answer."""
 _UNFINISHED = (
     PaymentStatus.PENDING,
     PaymentStatus.FAILED_UNKNOWN,
@@ -992,6 +994,11 @@ class Billing:
         With ``reopen`` (the default) the refunded amount is owed again: the
         invoices the payment settled are reopened, the last one it paid first.
         Without it, each is credited instead (a credit note) and stays settled.
+
+        The refund record is saved before the gateway is called. If the
+        gateway's answer is lost (a timeout), call ``refund`` again: it finishes
+        that same refund with the same idempotency key (``amount`` is then the
+        first call's) instead of refunding twice.
         """
         _aware(now, "now")
         with self.storage.transaction() as tx:
@@ -1001,41 +1008,60 @@ class Billing:
                     problem=f"payment {payment_id} is {payment.status.value}",
                     allowed="refund only a succeeded payment",
                 )
-            already = sum(
-                (r.amount for r in tx.list_refunds(account_id, payment_id)),
-                Money.zero(payment.amount.currency),
-            )
-            left = payment.amount - already
-            wanted = left if amount is None else amount.quantize()
-            if wanted.currency != left.currency or not (
-                Money.zero(left.currency) < wanted <= left
-            ):
-                raise InvalidInputError(
-                    problem=f"refund of {wanted} on payment {payment_id}",
-                    allowed=f"a positive amount up to the {left} not yet refunded",
-                )
-            refund = Refund(
-                id=self.ids("re"),
-                account_id=account_id,
-                payment_id=payment_id,
-                amount=wanted,
-                idempotency_key="",
-                status="pending",
-                created_at=now,
-            )
-            refund = attrs.evolve(refund, idempotency_key=f"recurbill-{refund.id}")
-            tx.add_refund(refund)
-            tx.commit()
+            refunds = tx.list_refunds(account_id, payment_id)
+            unfinished = [r for r in refunds if r.status == REFUND_REQUESTED]
+            if unfinished:
+                # an earlier refund's answer was lost: finish it, same key
+                refund = unfinished[0]
+                wanted = refund.amount
+            else:
+                refund = self._new_refund(tx, payment, amount, now)
+                wanted = refund.amount
+                tx.commit()
         result = self.gateway.refund(
             payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
         )
         with self.storage.transaction() as tx:
+            current = next(
+                r for r in tx.list_refunds(account_id, payment_id) if r.id == refund.id
+            )
+            if current.status != REFUND_REQUESTED:
+                return current  # another call finished it meanwhile
             refund = attrs.evolve(
                 refund, status=result.status, refund_id=result.refund_id
             )
             tx.update_refund(refund)
             self._unsettle(tx, payment, wanted, reopen=reopen, now=now)
             tx.commit()
+        return refund
+
+    def _new_refund(
+        self, tx: Transaction, payment: Payment, amount: Money | None, now: datetime
+    ) -> Refund:
+        already = sum(
+            (r.amount for r in tx.list_refunds(payment.account_id, payment.id)),
+            Money.zero(payment.amount.currency),
+        )
+        left = payment.amount - already
+        wanted = left if amount is None else amount.quantize()
+        if wanted.currency != left.currency or not (
+            Money.zero(left.currency) < wanted <= left
+        ):
+            raise InvalidInputError(
+                problem=f"refund of {wanted} on payment {payment.id}",
+                allowed=f"a positive amount up to the {left} not yet refunded",
+            )
+        refund_id = self.ids("re")
+        refund = Refund(
+            id=refund_id,
+            account_id=payment.account_id,
+            payment_id=payment.id,
+            amount=wanted,
+            idempotency_key=f"recurbill-{refund_id}",
+            status=REFUND_REQUESTED,
+            created_at=now,
+        )
+        tx.add_refund(refund)
         return refund
 
     def _unsettle(
