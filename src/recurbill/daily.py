@@ -178,13 +178,8 @@ class DailyRun:
         wanted = [a.id for a in accounts]
         for payment in self.collector.unfinished(wanted):
             self.collector.reconcile(payment.account_id, payment.id, now=as_of)
-        done = self._issue_all(as_of, wanted)
         charges: dict[str, list[ChargeLine]] = {}
-        for payment in done.payments:
-            outcome = self.collector.execute(payment.account_id, payment.id, now=as_of)
-            charges.setdefault(payment.account_id, []).append(
-                self._charge_line(outcome, done.labels.get(payment.id))
-            )
+        done = self._issue_all(as_of, wanted, charges)
         for account in accounts:
             for declined, attempt in self.collector.due_retries(
                 on=local_date(account, as_of), account_ids=[account.id]
@@ -211,7 +206,18 @@ class DailyRun:
             ids = tx.list_account_ids() if account_ids is None else list(account_ids)
             return [tx.get_account(account_id) for account_id in ids]
 
-    def _issue_all(self, as_of: datetime, account_ids: list[str]) -> _Issued:
+    def _issue_all(
+        self,
+        as_of: datetime,
+        account_ids: list[str],
+        charges: dict[str, list[ChargeLine]],
+    ) -> _Issued:
+        """Issue chunk by chunk; charge each chunk's payments once it is committed.
+
+        Charging per chunk keeps memory bounded (nothing but the report grows
+        with the number of templates) and the window between a committed
+        payment and its charge short.
+        """
         total = _Issued()
         after: str | None = None
         conflicts = 0
@@ -245,8 +251,13 @@ class DailyRun:
                 total.skipped.setdefault(account_id, []).extend(skipped)
             for account_id, ended in chunk.ended.items():
                 total.ended.setdefault(account_id, []).extend(ended)
-            total.payments.extend(chunk.payments)
-            total.labels.update(chunk.labels)
+            for payment in chunk.payments:
+                outcome = self.collector.execute(
+                    payment.account_id, payment.id, now=as_of
+                )
+                charges.setdefault(payment.account_id, []).append(
+                    self._charge_line(outcome, chunk.labels.get(payment.id))
+                )
 
     def _issue(
         self,
