@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from babel import Locale, UnknownLocaleError
 
-from recurbill.collection import Collector, RetryPolicy, local_date, outbox_message
-from recurbill.daily import DailyRun, build_invoice, next_due
+from recurbill.collection import Collector, RetryPolicy, local_date
+from recurbill.daily import DailyRun, build_invoice, collect_or_send, next_due
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     InvalidInputError,
@@ -38,7 +38,6 @@ from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import InvoiceLine, compute_totals
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
-from recurbill.notify.render import render_invoice
 from recurbill.payments.protocol import CardSetup, PaymentGateway
 from recurbill.records import (
     Account,
@@ -590,52 +589,19 @@ class Billing:
                     memo=memo,
                 )
                 tx.add_invoices([invoice])
-                payment = self._auto_payment(tx, account, customer, invoice, now)
+                payments = collect_or_send(
+                    tx,
+                    self._collector,
+                    account=account,
+                    customer=customer,
+                    invoices=[invoice],
+                    now=now,
+                )
+                payment = payments[0] if payments else None
                 tx.commit()
         if payment is not None:
             self._collector.execute(account_id, payment.id, now=now)
         return self._outcome(account_id, invoice_id)
-
-    def _auto_payment(
-        self,
-        tx: Transaction,
-        account: Account,
-        customer: Customer,
-        invoice: Invoice,
-        now: datetime,
-    ) -> Payment | None:
-        charge = (
-            customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
-            and customer.default_payment_method_id is not None
-            and invoice.total > Money.zero(invoice.currency)
-        )
-        if not charge:
-            tx.add_notifications(
-                [
-                    outbox_message(
-                        self.ids,
-                        account_id=account.id,
-                        kind="invoice",
-                        message=render_invoice(account, customer, invoice),
-                        now=now,
-                    )
-                ]
-            )
-            return None
-        assert customer.default_payment_method_id is not None
-        method = tx.get_payment_method(account.id, customer.default_payment_method_id)
-        payment = self._collector.new_payment(
-            account=account,
-            customer=customer,
-            method=method,
-            invoices=[invoice],
-            amount=invoice.total,
-            now=now,
-            off_session=True,
-            key_parts=(invoice.id, "1"),
-        )
-        tx.add_payment(payment)
-        return payment
 
     def pay(
         self,

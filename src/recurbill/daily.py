@@ -9,7 +9,7 @@ does the gateway hear of the payments (see :mod:`recurbill.collection`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 import attrs
@@ -43,7 +43,13 @@ from recurbill.references import kid_mod10, ocr
 from recurbill.schedule import OccurrenceStatus, due_at
 from recurbill.storage.protocol import Storage, Transaction
 
-__all__ = ["DailyRun", "build_invoice", "next_due", "payment_reference"]
+__all__ = [
+    "DailyRun",
+    "build_invoice",
+    "collect_or_send",
+    "next_due",
+    "payment_reference",
+]
 
 _CONFLICT_RETRIES = 5
 
@@ -110,6 +116,57 @@ def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
         run_time=account.run_time,
         zone=account.timezone,
     )
+
+
+def collect_or_send(
+    tx: Transaction,
+    collector: Collector,
+    *,
+    account: Account,
+    customer: Customer,
+    invoices: Sequence[Invoice],
+    now: datetime,
+    method: Callable[[str], PaymentMethod] | None = None,
+) -> list[Payment]:
+    """Queue how newly issued invoices get paid; return the pending payments.
+
+    A ``charge_automatically`` customer with a default card gets a pending
+    first-attempt payment per invoice (charged after commit); anyone else (or
+    an invoice of nothing to pay) gets the invoice e-mail in the outbox.
+    *method* looks a card up by id (default: the transaction).
+    """
+    card_id = customer.default_payment_method_id
+    automatic = customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
+    lookup = method or (lambda method_id: tx.get_payment_method(account.id, method_id))
+    payments: list[Payment] = []
+    notes: list[Notification] = []
+    for invoice in invoices:
+        if automatic and card_id is not None and invoice.total.amount > 0:
+            payment = collector.new_payment(
+                account=account,
+                customer=customer,
+                method=lookup(card_id),
+                invoices=[invoice],
+                amount=invoice.total,
+                now=now,
+                off_session=True,
+                key_parts=(invoice.id, "1"),
+            )
+            tx.add_payment(payment)
+            payments.append(payment)
+        else:
+            notes.append(
+                outbox_message(
+                    collector.ids,
+                    account_id=account.id,
+                    kind="invoice",
+                    message=render_invoice(account, customer, invoice),
+                    now=now,
+                )
+            )
+    if notes:
+        tx.add_notifications(notes)
+    return payments
 
 
 @attrs.define
@@ -366,41 +423,19 @@ class DailyRun:
         as_of: datetime,
         out: _Issued,
     ) -> None:
-        """Queue a pending charge for automatic customers, else e-mail the invoice."""
-        charge = (
-            customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
-            and customer.default_payment_method_id is not None
+        payments = collect_or_send(
+            reads.tx,
+            self.collector,
+            account=account,
+            customer=customer,
+            invoices=invoices,
+            now=as_of,
+            method=lambda method_id: reads.method(account.id, method_id),
         )
-        notes: list[Notification] = []
-        for invoice in invoices:
-            if charge and invoice.total > Money.zero(invoice.currency):
-                assert customer.default_payment_method_id is not None
-                method = reads.method(account.id, customer.default_payment_method_id)
-                payment = self.collector.new_payment(
-                    account=account,
-                    customer=customer,
-                    method=method,
-                    invoices=[invoice],
-                    amount=invoice.total,
-                    now=as_of,
-                    off_session=True,
-                    key_parts=(invoice.id, "1"),
-                )
-                reads.tx.add_payment(payment)
-                out.payments.append(payment)
-                out.labels[payment.id] = (invoice.display_number, customer.name)
-            else:
-                notes.append(
-                    outbox_message(
-                        self.ids,
-                        account_id=account.id,
-                        kind="invoice",
-                        message=render_invoice(account, customer, invoice),
-                        now=as_of,
-                    )
-                )
-        if notes:
-            reads.tx.add_notifications(notes)
+        numbers = {invoice.id: invoice.display_number for invoice in invoices}
+        for payment in payments:
+            out.payments.append(payment)
+            out.labels[payment.id] = (numbers[payment.invoice_ids[0]], customer.name)
 
     def _retry(self, declined: Payment, attempt: int, as_of: datetime) -> Payment:
         with self.storage.transaction() as tx:
