@@ -16,7 +16,12 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from recurbill.errors import GatewayError, GatewayUnavailableError, InvalidInputError
+from recurbill.errors import (
+    GatewayError,
+    GatewayUnavailableError,
+    InvalidInputError,
+    RecurbillError,
+)
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
 from recurbill.notify.render import (
@@ -203,30 +208,93 @@ class Collector:
             method = tx.get_payment_method(account_id, payment.payment_method_id)
         if payment.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN):
             return payment
+        return self._record(payment, self._ask(payment, customer, method), now=now)
+
+    def charge_batch(
+        self,
+        batch: Sequence[tuple[Payment, Customer, PaymentMethod]],
+        *,
+        now: datetime,
+    ) -> list[Payment]:
+        """Charge payments just committed, then record every outcome at once.
+
+        One transaction records the whole batch (one commit instead of one per
+        payment). If it fails, each outcome is recorded on its own; a crash
+        before recording leaves the payments pending for :meth:`reconcile`,
+        which asks the gateway with the same keys.
+        """
+        answered = [
+            (payment, self._ask(payment, customer, method))
+            for payment, customer, method in batch
+        ]
         try:
-            result = self.gateway.charge(
+            with self.storage.transaction() as tx:
+                outcomes = [
+                    self._record_in(tx, payment, result, now=now)
+                    for payment, result in answered
+                ]
+                tx.commit()
+        except RecurbillError:
+            outcomes = [
+                self._record(payment, result, now=now) for payment, result in answered
+            ]
+        return outcomes
+
+    def _ask(
+        self, payment: Payment, customer: Customer, method: PaymentMethod
+    ) -> ChargeResult | None:
+        """The gateway's answer to the charge, or None when it is unknown."""
+        try:
+            return self.gateway.charge(
                 customer.gateway_customer_id or "",
                 payment_method=method.token,
                 amount=payment.amount,
                 idempotency_key=payment.idempotency_key,
                 off_session=payment.off_session,
                 description=f"recurbill payment {payment.id}",
-                metadata={"recurbill_payment": payment.id, "account": account_id},
+                metadata={
+                    "recurbill_payment": payment.id,
+                    "account": payment.account_id,
+                },
             )
         except GatewayUnavailableError:
-            return self._mark_unknown(payment, now=now)
+            return None
         except GatewayError:
             # the gateway refused the request itself (a customer or card it does
             # not know, a bad key): a final failure of this attempt, recorded,
             # never an exception that would stop the run for everyone else
-            result = ChargeResult(
+            return ChargeResult(
                 status=ChargeStatus.DECLINED,
                 charge_id=None,
                 amount=payment.amount,
                 idempotency_key=payment.idempotency_key,
                 error_code=GATEWAY_ERROR,
             )
-        return self.apply(payment, result, now=now)
+
+    def _record(
+        self, payment: Payment, result: ChargeResult | None, *, now: datetime
+    ) -> Payment:
+        with self.storage.transaction() as tx:
+            outcome = self._record_in(tx, payment, result, now=now)
+            tx.commit()
+        return outcome
+
+    def _record_in(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        result: ChargeResult | None,
+        *,
+        now: datetime,
+    ) -> Payment:
+        if result is not None:
+            return self._apply_in(tx, payment, result, now=now)
+        fresh = tx.get_payment(payment.account_id, payment.id)
+        if fresh.status is not PaymentStatus.PENDING:
+            return fresh
+        fresh = attrs.evolve(fresh, status=PaymentStatus.FAILED_UNKNOWN, updated_at=now)
+        tx.update_payment(fresh)
+        return fresh
 
     def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Finish a payment whose outcome is not final, asking the gateway first.
@@ -260,60 +328,54 @@ class Collector:
         wanted = set(account_ids) if account_ids is not None else None
         return [p for p in found if wanted is None or p.account_id in wanted]
 
-    def _mark_unknown(self, payment: Payment, *, now: datetime) -> Payment:
-        with self.storage.transaction() as tx:
-            fresh = tx.get_payment(payment.account_id, payment.id)
-            if fresh.status is not PaymentStatus.PENDING:
-                return fresh
-            fresh = attrs.evolve(
-                fresh, status=PaymentStatus.FAILED_UNKNOWN, updated_at=now
-            )
-            tx.update_payment(fresh)
-            tx.commit()
-        return fresh
-
     # applying ----------------------------------------------------------
     def apply(
         self, payment: Payment, result: ChargeResult, *, now: datetime
     ) -> Payment:
         """Record the gateway's outcome for *payment*, exactly once."""
-        with self.storage.transaction() as tx:
-            invoices = {
-                invoice_id: tx.get_invoice(
-                    payment.account_id, invoice_id, for_update=True
-                )
-                for invoice_id in sorted(payment.invoice_ids)
-            }
-            fresh = tx.get_payment(payment.account_id, payment.id)
-            if fresh.status in (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED):
-                return fresh
-            if fresh.status.value == result.status.value:
-                return fresh  # nothing new (still waiting): no second notice
-            account = tx.get_account(payment.account_id)
-            customer = tx.get_customer(payment.account_id, payment.customer_id)
-            status = PaymentStatus(result.status.value)
-            fresh = attrs.evolve(
-                fresh,
-                status=status,
-                charge_id=result.charge_id,
-                decline_code=result.decline_code,
-                error_code=result.error_code,
-                client_secret=result.client_secret,
-                updated_at=now,
+        return self._record(payment, result, now=now)
+
+    def _apply_in(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        result: ChargeResult,
+        *,
+        now: datetime,
+    ) -> Payment:
+        invoices = {
+            invoice_id: tx.get_invoice(payment.account_id, invoice_id, for_update=True)
+            for invoice_id in sorted(payment.invoice_ids)
+        }
+        fresh = tx.get_payment(payment.account_id, payment.id)
+        if fresh.status in (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED):
+            return fresh
+        if fresh.status.value == result.status.value:
+            return fresh  # nothing new (still waiting): no second notice
+        account = tx.get_account(payment.account_id)
+        customer = tx.get_customer(payment.account_id, payment.customer_id)
+        status = PaymentStatus(result.status.value)
+        fresh = attrs.evolve(
+            fresh,
+            status=status,
+            charge_id=result.charge_id,
+            decline_code=result.decline_code,
+            error_code=result.error_code,
+            client_secret=result.client_secret,
+            updated_at=now,
+        )
+        if result.status is ChargeStatus.SUCCEEDED:
+            self._settle(tx, account, customer, fresh, invoices, now=now)
+        elif result.status is ChargeStatus.REQUIRES_ACTION:
+            self._notify_action(tx, account, customer, fresh, invoices, result, now)
+        elif result.status is ChargeStatus.DECLINED and self._is_final(tx, fresh):
+            self._notify_failed(tx, account, customer, fresh, invoices, now=now)
+        tx.update_payment(fresh)
+        if fresh.settlement_id is not None and status in _SETTLEMENT_STATUS:
+            settlement = tx.get_settlement(payment.account_id, fresh.settlement_id)
+            tx.update_settlement(
+                attrs.evolve(settlement, status=_SETTLEMENT_STATUS[status])
             )
-            if result.status is ChargeStatus.SUCCEEDED:
-                self._settle(tx, account, customer, fresh, invoices, now=now)
-            elif result.status is ChargeStatus.REQUIRES_ACTION:
-                self._notify_action(tx, account, customer, fresh, invoices, result, now)
-            elif result.status is ChargeStatus.DECLINED and self._is_final(tx, fresh):
-                self._notify_failed(tx, account, customer, fresh, invoices, now=now)
-            tx.update_payment(fresh)
-            if fresh.settlement_id is not None and status in _SETTLEMENT_STATUS:
-                settlement = tx.get_settlement(payment.account_id, fresh.settlement_id)
-                tx.update_settlement(
-                    attrs.evolve(settlement, status=_SETTLEMENT_STATUS[status])
-                )
-            tx.commit()
         return fresh
 
     def shares(self, tx: Transaction, payment: Payment) -> list[tuple[str, Money]]:

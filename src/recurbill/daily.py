@@ -176,7 +176,7 @@ class _Issued:
     issued: dict[str, list[IssuedLine]] = attrs.Factory(dict)
     skipped: dict[str, list[SkippedLine]] = attrs.Factory(dict)
     ended: dict[str, list[EndedLine]] = attrs.Factory(dict)
-    payments: list[Payment] = attrs.Factory(list)
+    payments: list[tuple[Payment, Customer, PaymentMethod]] = attrs.Factory(list)
     # what the summary prints for each new payment: invoice number, customer
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
 
@@ -308,12 +308,9 @@ class DailyRun:
                 total.skipped.setdefault(account_id, []).extend(skipped)
             for account_id, ended in chunk.ended.items():
                 total.ended.setdefault(account_id, []).extend(ended)
-            for payment in chunk.payments:
-                outcome = self.collector.execute(
-                    payment.account_id, payment.id, now=as_of
-                )
-                charges.setdefault(payment.account_id, []).append(
-                    self._charge_line(outcome, chunk.labels.get(payment.id))
+            for outcome in self.collector.charge_batch(chunk.payments, now=as_of):
+                charges.setdefault(outcome.account_id, []).append(
+                    self._charge_line(outcome, chunk.labels.get(outcome.id))
                 )
 
     def _issue(
@@ -434,7 +431,8 @@ class DailyRun:
         )
         numbers = {invoice.id: invoice.display_number for invoice in invoices}
         for payment in payments:
-            out.payments.append(payment)
+            method = reads.method(account.id, payment.payment_method_id)
+            out.payments.append((payment, customer, method))
             out.labels[payment.id] = (numbers[payment.invoice_ids[0]], customer.name)
 
     def _retry(self, declined: Payment, attempt: int, as_of: datetime) -> Payment:
