@@ -9,7 +9,7 @@ driver errors translated into storage errors.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from recurbill.cli import main
 from recurbill.errors import (
     ConflictError,
     InvalidInputError,
@@ -184,7 +185,9 @@ def _index_names(engine: sa.Engine) -> set[str]:
     return {str(i["name"]) for i in sa.inspect(engine).get_indexes("templates")}
 
 
-def _upgrade_keeps_data(storage: SqlStorage) -> None:
+def _upgrade_keeps_data(
+    storage: SqlStorage, upgrade: Callable[[SqlStorage], int] | None = None
+) -> None:
     with storage.engine.begin() as conn:
         assert migrations.upgrade(conn, target=1) == 1
     assert "ix_templates_due" not in _index_names(storage.engine)
@@ -194,7 +197,7 @@ def _upgrade_keeps_data(storage: SqlStorage) -> None:
     _set_version(storage.engine, 1)
     storage._checked = False
 
-    assert storage.migrate() == 2
+    assert (storage.migrate() if upgrade is None else upgrade(storage)) == 2
     assert "ix_templates_due" in _index_names(storage.engine)
     with storage.transaction() as tx:
         assert tx.get_account("acme") == make_account("acme")
@@ -209,6 +212,17 @@ def _upgrade_keeps_data(storage: SqlStorage) -> None:
 def test_version_1_upgrades_to_2_keeping_data_sqlite(sqlite_path: Path) -> None:
     with SqlStorage.sqlite(sqlite_path) as storage:
         _upgrade_keeps_data(storage)
+
+
+def test_recurbill_migrate_upgrades_version_1_keeping_data(
+    sqlite_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def command(storage: SqlStorage) -> int:
+        assert main(["migrate", "--db", f"sqlite:///{sqlite_path}"]) == 0
+        return int(capsys.readouterr().out.split()[-1])
+
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        _upgrade_keeps_data(storage, command)
 
 
 @pytest.mark.postgres
