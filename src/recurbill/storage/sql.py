@@ -294,7 +294,7 @@ class SqlStorage:
             raise StorageError(
                 problem=f"the database schema is at version {found}, this "
                 f"recurbill needs version {schema.LATEST_VERSION}",
-                allowed="run `recurbill migrate <database-url>` (or "
+                allowed="run `recurbill migrate --db <database-url>` (or "
                 "SqlStorage.migrate()) to create or upgrade it",
             )
         self._checked = True
