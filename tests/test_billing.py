@@ -642,3 +642,26 @@ def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
     assert overview.total_open == nok("300.00")
     world.billing.refund(world.account.id, outcome.payment.id, now=at(date(2027, 1, 7)))
     assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 1000
+
+
+def test_the_summary_names_skipped_and_ended_templates_by_what_they_bill() -> None:
+    world = make_world()
+    tid = world.template(
+        world.customer(),
+        start=date(2027, 1, 4),
+        period="week",
+        end=date(2027, 1, 11),
+        lines=[line(description="Treningsoppfølging")],
+    )
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 1, 10), resume=date(2027, 1, 12)
+    )
+    world.billing.run(at(date(2027, 1, 4), 7))
+    (report,) = world.billing.run(at(date(2027, 1, 11), 7))
+    assert [s.description for s in report.skipped] == ["Treningsoppfølging"]
+    assert [e.description for e in report.ended] == ["Treningsoppfølging"]
+    from recurbill.notify.render import render_summary
+
+    text = render_summary(world.account, report).text
+    assert text.count("Treningsoppfølging") == 2
+    assert tid not in text

@@ -105,6 +105,10 @@ def build_invoice(
     )
 
 
+def _describe(template: RecurringTemplate) -> str:
+    return template.memo or template.lines[0].description
+
+
 def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
     """When the template's next unhandled occurrence is due; None when exhausted."""
     schedule = template.schedule
@@ -363,7 +367,10 @@ class DailyRun:
                 )
                 out.skipped.setdefault(account.id, []).append(
                     SkippedLine(
-                        template_id=template.id, customer_name=customer.name, on=on
+                        template_id=template.id,
+                        customer_name=customer.name,
+                        on=on,
+                        description=_describe(template),
                     )
                 )
                 continue
@@ -407,7 +414,11 @@ class DailyRun:
         if upcoming is None:
             updated = attrs.evolve(updated, status=TemplateStatus.FINISHED)
             out.ended.setdefault(account.id, []).append(
-                EndedLine(template_id=template.id, customer_name=customer.name)
+                EndedLine(
+                    template_id=template.id,
+                    customer_name=customer.name,
+                    description=_describe(template),
+                )
             )
         tx.update_template(attrs.evolve(updated, next_due_at=upcoming))
 

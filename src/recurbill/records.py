@@ -445,6 +445,8 @@ class SkippedLine:
     template_id: str
     customer_name: str
     on: date
+    description: str = ""
+    """What the template bills (its memo, or its first line): for people to read."""
 
 
 @attrs.frozen(kw_only=True)
@@ -453,6 +455,8 @@ class EndedLine:
 
     template_id: str
     customer_name: str
+    description: str = ""
+    """What the template bills (its memo, or its first line): for people to read."""
 
 
 @attrs.frozen(kw_only=True)

@@ -470,7 +470,11 @@ def render_summary(account: Account, report: RunReport) -> Message:
                     t("summary.col.date"),
                 ),
                 rows=tuple(
-                    (line.customer_name, line.template_id, _date(line.on, t, "medium"))
+                    (
+                        line.customer_name,
+                        line.description or line.template_id,
+                        _date(line.on, t, "medium"),
+                    )
                     for line in report.skipped
                 ),
             )
@@ -481,7 +485,8 @@ def render_summary(account: Account, report: RunReport) -> Message:
             _Table(
                 header=(t("summary.col.customer"), t("summary.col.template")),
                 rows=tuple(
-                    (line.customer_name, line.template_id) for line in report.ended
+                    (line.customer_name, line.description or line.template_id)
+                    for line in report.ended
                 ),
             )
         )
