@@ -26,7 +26,13 @@ import attrs
 from babel import Locale, UnknownLocaleError
 
 from recurbill.collection import Collector, RetryPolicy, local_date
-from recurbill.daily import DailyRun, build_invoice, collect_or_send, next_due
+from recurbill.daily import (
+    DailyRun,
+    build_invoice,
+    check_lines,
+    collect_or_send,
+    next_due,
+)
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     InvalidInputError,
@@ -338,13 +344,14 @@ class Billing:
         return customer
 
     def remove_card(self, account_id: str, customer_id: str, method_id: str) -> None:
-        """Forget a saved card (and detach it at the gateway)."""
+        """Forget a saved card (and detach it at the gateway).
+
+        Refused while a payment with this card has no final outcome yet
+        (pending, unknown, processing or waiting for authentication): its
+        outcome must still be recorded against the card.
+        """
         with self.storage.transaction() as tx:
-            method = tx.get_payment_method(account_id, method_id)
-            if method.customer_id != customer_id:
-                raise NotFoundError(
-                    kind="payment method", key=method_id, account=account_id
-                )
+            method = self._removable_card(tx, account_id, customer_id, method_id)
             customer = tx.get_customer(account_id, customer_id)
             tx.remove_payment_method(account_id, method_id)
             if customer.default_payment_method_id == method_id:
@@ -354,10 +361,43 @@ class Billing:
             tx.commit()
         self.gateway.detach_payment_method(method.token)
 
+    def _removable_card(
+        self, tx: Transaction, account_id: str, customer_id: str, method_id: str
+    ) -> PaymentMethod:
+        method = tx.get_payment_method(account_id, method_id)
+        if method.customer_id != customer_id:
+            raise NotFoundError(
+                kind="payment method", key=method_id, account=account_id
+            )
+        busy = [
+            p
+            for p in tx.list_payments(
+                account_id,
+                customer_id=customer_id,
+                statuses=(*_UNFINISHED, PaymentStatus.REQUIRES_ACTION),
+            )
+            if p.payment_method_id == method_id
+        ]
+        if busy:
+            raise StateError(
+                problem=(
+                    f"card {method.brand} ····{method.last4} has a payment in progress "
+                    f"({busy[0].status.value})"
+                ),
+                allowed="remove it once that payment has an outcome "
+                "(confirm_payment asks the gateway)",
+            )
+        return method
+
     def replace_card(
         self, account_id: str, customer_id: str, *, old_method_id: str, token: str
     ) -> PaymentMethod:
-        """Update card details: save the new card as default, forget the old one."""
+        """Update card details: save the new card as default, forget the old one.
+
+        Checked first, so nothing changes when the old card cannot go yet.
+        """
+        with self.storage.transaction() as tx:
+            self._removable_card(tx, account_id, customer_id, old_method_id)
         method = self.save_card(account_id, customer_id, token=token)
         self.remove_card(account_id, customer_id, old_method_id)
         return method
@@ -399,7 +439,7 @@ class Billing:
                 max_count=max_count,
                 month_end=month_end,
             )
-            compute_totals(items, currency=account.currency, rounding=account.rounding)
+            check_lines(items, account)
             template = RecurringTemplate(
                 id=template_id or self.ids("tpl"),
                 account_id=account_id,
@@ -436,7 +476,7 @@ class Billing:
             template = tx.get_template(account_id, template_id, for_update=True)
             if lines is not None:
                 items = _lines(lines)
-                compute_totals(items, currency=account.currency)
+                check_lines(items, account)
                 template = attrs.evolve(template, lines=items)
             if memo is not None:
                 template = attrs.evolve(template, memo=memo)
@@ -572,6 +612,7 @@ class Billing:
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             customer = tx.get_customer(account_id, customer_id)
+            check_lines(items, account)
             try:
                 existing = tx.get_invoice(account_id, invoice_id)
             except NotFoundError:
@@ -624,12 +665,16 @@ class Billing:
             self._collector.reconcile(account_id, unfinished.id, now=now)
         with self.storage.transaction() as tx:
             invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
-            if invoice.status is not InvoiceStatus.OPEN:
+            if (
+                invoice.status is not InvoiceStatus.OPEN
+                or invoice.outstanding.amount <= 0
+            ):
                 raise StateError(
                     problem=(
                         f"invoice {invoice.display_number} is {invoice.status.value}"
+                        f" and owes {invoice.outstanding}"
                     ),
-                    allowed="only an open invoice can be paid",
+                    allowed="only an open invoice with something to pay can be paid",
                 )
             method = tx.get_payment_method(account_id, payment_method_id)
             if method.customer_id != invoice.customer_id:

@@ -32,6 +32,7 @@ from recurbill.notify.render import (
 from recurbill.payments.protocol import ChargeResult, ChargeStatus, PaymentGateway
 from recurbill.records import (
     Account,
+    CollectionMethod,
     CreditEntry,
     Customer,
     Invoice,
@@ -259,10 +260,10 @@ class Collector:
             )
         except GatewayUnavailableError:
             return None
-        except GatewayError:
+        except (GatewayError, InvalidInputError):
             # the gateway refused the request itself (a customer or card it does
-            # not know, a bad key): a final failure of this attempt, recorded,
-            # never an exception that would stop the run for everyone else
+            # not know, a bad key, an amount it cannot move): a final failure of
+            # this attempt, recorded, never an exception that stops the run
             return ChargeResult(
                 status=ChargeStatus.DECLINED,
                 charge_id=None,
@@ -493,33 +494,56 @@ class Collector:
     def due_retries(
         self, *, on: date, account_ids: Sequence[str] | None
     ) -> list[tuple[Payment, int]]:
-        """Declined automatic charges whose next attempt is due on or before *on*."""
+        """Declined automatic charges whose next attempt is due on or before *on*.
+
+        Only when the declined attempt is the invoice's latest payment, nothing
+        else is in flight for the invoice, the invoice is still open and owes
+        something, and the customer is still charged automatically.
+        """
+        wanted = set(account_ids) if account_ids is not None else None
         with self.storage.transaction() as tx:
-            declined = tx.list_payments(statuses=[PaymentStatus.DECLINED])
-            due: list[tuple[Payment, int]] = []
-            wanted = set(account_ids) if account_ids is not None else None
-            latest: dict[str, Payment] = {}
-            for payment in declined:
+            candidates: dict[str, Payment] = {}
+            for payment in tx.list_payments(statuses=[PaymentStatus.DECLINED]):
                 if wanted is not None and payment.account_id not in wanted:
                     continue
                 if not payment.off_session or payment.settlement_id is not None:
                     continue
-                key = payment.invoice_ids[0]
-                if key not in latest or latest[key].attempt < payment.attempt:
-                    latest[key] = payment
-            for payment in latest.values():
                 if (payment.decline_code or payment.error_code) in HARD_DECLINES:
                     continue
-                invoice = tx.get_invoice(payment.account_id, payment.invoice_ids[0])
-                if invoice.status is not InvoiceStatus.OPEN:
-                    continue
-                first = self._first_attempt_day(tx, payment)
-                retry_on = self.retry_policy.retry_on(
-                    first_attempt=first, attempt=payment.attempt
-                )
-                if retry_on is not None and retry_on <= on:
-                    due.append((payment, payment.attempt + 1))
+                key = payment.invoice_ids[0]
+                if key not in candidates or candidates[key].attempt < payment.attempt:
+                    candidates[key] = payment
+            due = [
+                (payment, payment.attempt + 1)
+                for payment in candidates.values()
+                if self._retry_due(tx, payment, on)
+            ]
         return sorted(due, key=lambda pair: pair[0].id)
+
+    def _retry_due(self, tx: Transaction, declined: Payment, on: date) -> bool:
+        invoice_id = declined.invoice_ids[0]
+        invoice = tx.get_invoice(declined.account_id, invoice_id)
+        customer = tx.get_customer(declined.account_id, declined.customer_id)
+        if (
+            invoice.status is not InvoiceStatus.OPEN
+            or invoice.outstanding.amount <= 0
+            or customer.collection_method is not CollectionMethod.CHARGE_AUTOMATICALLY
+        ):
+            return False
+        others = [
+            p
+            for p in tx.list_payments(declined.account_id, customer_id=customer.id)
+            if invoice_id in p.invoice_ids and p.id != declined.id
+        ]
+        if any(p.status is not PaymentStatus.DECLINED for p in others) or any(
+            p.created_at > declined.created_at for p in others
+        ):
+            return False  # something newer or in flight: not this attempt's turn
+        first = self._first_attempt_day(tx, declined)
+        retry_on = self.retry_policy.retry_on(
+            first_attempt=first, attempt=declined.attempt
+        )
+        return retry_on is not None and retry_on <= on
 
     def _notify_action(
         self,

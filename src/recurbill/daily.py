@@ -9,13 +9,14 @@ does the gateway hear of the payments (see :mod:`recurbill.collection`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 import attrs
 
 from recurbill.collection import Collector, local_date, outbox_message
-from recurbill.errors import ConflictError, InvalidInputError
+from recurbill.errors import ConflictError, InvalidInputError, RecurbillError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.invoice import InvoiceLine, compute_totals
 from recurbill.money import Money
@@ -46,6 +47,7 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = [
     "DailyRun",
     "build_invoice",
+    "check_lines",
     "collect_or_send",
     "next_due",
     "payment_reference",
@@ -76,18 +78,24 @@ def build_invoice(
     template_id: str | None = None,
     occurrence_index: int | None = None,
 ) -> Invoice:
-    """An open invoice with its totals computed by the EN 16931 calculator."""
+    """An issued invoice, totals by the EN 16931 calculator.
+
+    Open, or paid at once when it totals zero (nothing to collect). A
+    negative total is refused before this point (:func:`check_lines`).
+    """
     totals = compute_totals(
         tuple(lines), currency=account.currency, rounding=account.rounding
     )
     zero = Money.zero(account.currency)
+    nothing_due = totals.amount_due.amount == 0
     return Invoice(
         id=invoice_id,
         account_id=account.id,
         customer_id=customer.id,
         series=account.invoice_series,
         number=number,
-        status=InvoiceStatus.OPEN,
+        status=InvoiceStatus.PAID if nothing_due else InvoiceStatus.OPEN,
+        paid_at=now if nothing_due else None,
         currency=account.currency,
         issue_date=issue_date,
         due_date=issue_date + timedelta(days=account.payment_terms_days),
@@ -107,6 +115,23 @@ def build_invoice(
 
 def _describe(template: RecurringTemplate) -> str:
     return template.memo or template.lines[0].description
+
+
+def check_lines(lines: Sequence[InvoiceLine], account: Account) -> None:
+    """Refuse lines whose invoice would total less than zero.
+
+    A correction that gives money back is a credit note on the invoice it
+    corrects (``Billing.credit_invoice``), not an invoice of its own.
+    """
+    total = compute_totals(
+        tuple(lines), currency=account.currency, rounding=account.rounding
+    ).amount_due
+    if total.amount < 0:
+        raise InvalidInputError(
+            problem=f"these lines total {total}, less than zero",
+            allowed="invoice lines must total zero or more; give money back "
+            "with a credit note on the invoice it corrects (credit_invoice)",
+        )
 
 
 def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
@@ -238,7 +263,9 @@ class DailyRun:
         accounts = self._accounts(account_ids)
         wanted = [a.id for a in accounts]
         for payment in self.collector.unfinished(wanted):
-            self.collector.reconcile(payment.account_id, payment.id, now=as_of)
+            # one payment that cannot be finished now must not stop the run
+            with contextlib.suppress(RecurbillError):
+                self.collector.reconcile(payment.account_id, payment.id, now=as_of)
         charges: dict[str, list[ChargeLine]] = {}
         done = self._issue_all(as_of, wanted, charges)
         for account in accounts:
@@ -246,7 +273,9 @@ class DailyRun:
                 on=local_date(account, as_of), account_ids=[account.id]
             ):
                 outcome = self._retry(declined, attempt, as_of)
-                charges.setdefault(account.id, []).append(self._charge_line(outcome))
+                if outcome is not None:
+                    line = self._charge_line(outcome)
+                    charges.setdefault(account.id, []).append(line)
         reports = [
             RunReport(
                 account_id=account.id,
@@ -446,19 +475,31 @@ class DailyRun:
             out.payments.append((payment, customer, method))
             out.labels[payment.id] = (numbers[payment.invoice_ids[0]], customer.name)
 
-    def _retry(self, declined: Payment, attempt: int, as_of: datetime) -> Payment:
+    def _retry(
+        self, declined: Payment, attempt: int, as_of: datetime
+    ) -> Payment | None:
+        """Make and charge attempt *attempt*; None when there is nothing to try.
+
+        The customer's current default card is used; without one (or when the
+        invoice no longer owes anything) the invoice simply stays open.
+        """
         with self.storage.transaction() as tx:
             account = tx.get_account(declined.account_id)
             customer = tx.get_customer(account.id, declined.customer_id)
             invoice = tx.get_invoice(
                 account.id, declined.invoice_ids[0], for_update=True
             )
-            method_id = customer.default_payment_method_id or declined.payment_method_id
-            method = tx.get_payment_method(account.id, method_id)
+            card_id = customer.default_payment_method_id
+            if (
+                card_id is None
+                or invoice.status is not InvoiceStatus.OPEN
+                or invoice.outstanding.amount <= 0
+            ):
+                return None
             payment = self.collector.new_payment(
                 account=account,
                 customer=customer,
-                method=method,
+                method=tx.get_payment_method(account.id, card_id),
                 invoices=[invoice],
                 amount=invoice.outstanding,
                 now=as_of,

@@ -25,6 +25,7 @@ from recurbill.records import (
     InvoiceStatus,
     Payment,
     PaymentMethod,
+    PaymentStatus,
     Receipt,
     Settlement,
     SettlementItem,
@@ -36,6 +37,12 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = ["MassPayment", "MassPaymentConfirmation"]
 
 _LIVE = (SettlementStatus.PENDING, SettlementStatus.REQUIRES_ACTION)
+_IN_FLIGHT = (
+    PaymentStatus.PENDING,
+    PaymentStatus.FAILED_UNKNOWN,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.REQUIRES_ACTION,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -97,6 +104,9 @@ class MassPayment:
         now: datetime,
     ) -> MassPaymentConfirmation:
         """Settle the selected invoices with one charge to a saved card."""
+        for earlier in self._open_payments(account_id, customer_id, invoice_ids):
+            # an earlier charge of one of these may have gone through: ask first
+            self.collector.reconcile(account_id, earlier.id, now=now)
         try:
             settlement, payment = self._store(
                 account_id, customer_id, invoice_ids, payment_method_id, now
@@ -143,6 +153,19 @@ class MassPayment:
             receipt=receipt,
         )
 
+    def _open_payments(
+        self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
+    ) -> list[Payment]:
+        wanted = set(invoice_ids) if _texts(invoice_ids) else set()
+        with self.storage.transaction() as tx:
+            return [
+                p
+                for p in tx.list_payments(
+                    account_id, customer_id=customer_id, statuses=_IN_FLIGHT
+                )
+                if wanted & set(p.invoice_ids)
+            ]
+
     def _plan(
         self,
         tx: Transaction,
@@ -164,6 +187,12 @@ class MassPayment:
             for settlement in tx.list_settlements(account_id, customer_id=customer_id)
             if settlement.status in _LIVE
             for item in settlement.items
+        } | {
+            invoice_id
+            for payment in tx.list_payments(
+                account_id, customer_id=customer_id, statuses=_IN_FLIGHT
+            )
+            for invoice_id in payment.invoice_ids
         }
         return plan_settlement(
             invoice_ids,
