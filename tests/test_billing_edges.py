@@ -172,3 +172,238 @@ def test_send_invoice_customers_are_never_retried_even_with_a_card() -> None:
     assert world.billing.overview(
         world.account.id, per.id, on=date(2027, 1, 14)
     ).total_open == Money("1000.00", "NOK")
+
+
+def _paid_invoice(world: World) -> tuple[str, str, str]:
+    kari = world.customer()
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.payment is not None
+    return kari.id, outcome.invoice.id, outcome.payment.id
+
+
+def test_a_refund_after_a_credit_note_takes_the_credit_back_not_money_twice() -> None:
+    world = make_world()
+    kari, invoice_id, payment_id = _paid_invoice(world)
+    world.billing.credit_invoice(
+        world.account.id,
+        invoice_id,
+        amount=Money("1000", "NOK"),
+        reason="goodwill",
+        now=at(date(2027, 1, 6)),
+    )
+    before = world.billing.overview(world.account.id, kari, on=date(2027, 1, 6))
+    assert before.credit_balance == Money("1000.00", "NOK")
+    world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 7)))
+    after = world.billing.overview(world.account.id, kari, on=date(2027, 1, 7))
+    # 1000 went back to the card, so the 1000 of credit is gone too
+    assert after.credit_balance == Money("0.00", "NOK")
+    assert after.open == ()
+    assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 1000
+
+
+def test_refunding_a_payment_whose_share_became_credit_takes_that_credit_back() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    card = world.billing.save_card(world.account.id, per.id, token="pm_card_visa")
+    a, b = (
+        world.billing.record_session(
+            world.account.id, per.id, lines=[line()], now=at(date(2027, 1, 1 + n))
+        ).invoice.id
+        for n in range(2)
+    )
+    world.gateway.fail_next("timeout_after")
+    pending = world.billing.mass_pay(
+        world.account.id,
+        per.id,
+        [a, b],
+        payment_method_id=card.id,
+        now=at(date(2027, 1, 5)),
+    )
+    world.billing.credit_invoice(
+        world.account.id,
+        b,
+        amount=Money("1000", "NOK"),
+        reason="cancelled",
+        now=at(date(2027, 1, 5), 13),
+    )
+    done = world.billing.confirm_mass_payment(
+        world.account.id, pending.settlement.id, now=at(date(2027, 1, 5), 14)
+    )
+    assert done.receipt is not None
+    assert done.receipt.credit == Money("1000.00", "NOK")
+    assert done.payment is not None
+    world.billing.refund(world.account.id, done.payment.id, now=at(date(2027, 1, 6)))
+    overview = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 6))
+    assert overview.credit_balance == Money("0.00", "NOK")
+    assert [i.id for i in overview.open] == [a]
+    assert overview.total_open == Money("1000.00", "NOK")
+
+
+def test_a_refund_the_gateway_refuses_is_failed_not_stuck() -> None:
+    world = make_world()
+    _, _, payment_id = _paid_invoice(world)
+    world.gateway.fail_next("timeout_after", operation="refund")
+    from recurbill.errors import GatewayUnavailableError
+
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(
+            world.account.id,
+            payment_id,
+            amount=Money("100", "NOK"),
+            now=at(date(2027, 1, 6)),
+        )
+    with pytest.raises(StateError, match="no answer yet"):
+        world.billing.refund(
+            world.account.id,
+            payment_id,
+            amount=Money("200", "NOK"),
+            now=at(date(2027, 1, 6)),
+        )
+    world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 6)))
+    world.gateway.fail_next("unavailable", operation="refund")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(
+            world.account.id,
+            payment_id,
+            amount=Money("50", "NOK"),
+            now=at(date(2027, 1, 7)),
+        )
+    final = world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 7)))
+    assert final.amount == Money("50.00", "NOK")
+    assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 150
+
+
+def test_the_credit_note_series_cannot_be_an_invoice_series() -> None:
+    from recurbill.errors import InvalidRecordError
+
+    world = make_world()
+    for series in ("CN", "RCPT", "cn"):
+        with pytest.raises(InvalidRecordError, match="reserved"):
+            world.billing.create_account(
+                name="X",
+                currency="NOK",
+                summary_email="a@b.no",
+                invoice_series=series,
+            )
+
+
+def test_a_session_id_of_another_customer_is_refused() -> None:
+    from recurbill.errors import ConflictError
+
+    world = make_world()
+    kari = world.customer()
+    ola = world.customer("Ola Hansen")
+    world.billing.record_session(
+        world.account.id,
+        kari.id,
+        lines=[line()],
+        now=at(date(2027, 1, 5)),
+        session_id="s-1",
+    )
+    with pytest.raises(ConflictError, match="another customer"):
+        world.billing.record_session(
+            world.account.id,
+            ola.id,
+            lines=[line()],
+            now=at(date(2027, 1, 5)),
+            session_id="s-1",
+        )
+
+
+def test_repeating_a_session_finishes_a_charge_left_open() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.gateway.fail_next("timeout_before")
+    first = world.billing.record_session(
+        world.account.id,
+        kari.id,
+        lines=[line()],
+        now=at(date(2027, 1, 5)),
+        session_id="s-1",
+    )
+    assert first.status is PaymentStatus.FAILED_UNKNOWN
+    again = world.billing.record_session(
+        world.account.id,
+        kari.id,
+        lines=[line()],
+        now=at(date(2027, 1, 5)),
+        session_id="s-1",
+    )
+    assert again.status is PaymentStatus.SUCCEEDED
+    assert len(world.gateway.ledger) == 1
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [Money("100", "USD"), Money("0", "NOK"), Money("0.001", "NOK"), "100"],
+)
+def test_amounts_in_the_wrong_currency_or_not_positive_are_refused(
+    amount: object,
+) -> None:
+    world = make_world()
+    kari, invoice_id, payment_id = _paid_invoice(world)
+    with pytest.raises(InvalidInputError, match="NOK"):
+        world.billing.record_bank_transfer(
+            world.account.id,
+            kari,
+            amount=amount,
+            now=at(date(2027, 1, 6)),  # type: ignore[arg-type]
+            reference="bank-1",
+        )
+    with pytest.raises(InvalidInputError, match="NOK"):
+        world.billing.credit_invoice(
+            world.account.id,
+            invoice_id,
+            amount=amount,
+            reason="x",  # type: ignore[arg-type]
+            now=at(date(2027, 1, 6)),
+        )
+    with pytest.raises(InvalidInputError, match="NOK"):
+        world.billing.refund(
+            world.account.id,
+            payment_id,
+            amount=amount,
+            now=at(date(2027, 1, 6)),  # type: ignore[arg-type]
+        )
+
+
+def test_an_unknown_collection_method_is_a_clear_error() -> None:
+    world = make_world()
+    with pytest.raises(InvalidInputError, match="send_invoice"):
+        world.billing.add_customer(
+            world.account.id,
+            name="X",
+            email="x@example.no",
+            collection_method="direct_debit",
+        )
+
+
+def test_a_refund_the_gateway_rejects_is_marked_failed_and_frees_the_payment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recurbill.errors import GatewayConfigurationError
+
+    world = make_world()
+    _, _, payment_id = _paid_invoice(world)
+
+    def reject(*args: object, **kwargs: object) -> None:
+        raise GatewayConfigurationError(
+            problem="charge already refunded in the dashboard", allowed="look there"
+        )
+
+    with monkeypatch.context() as patch:
+        patch.setattr(world.gateway, "refund", reject)
+        with pytest.raises(GatewayConfigurationError):
+            world.billing.refund(
+                world.account.id,
+                payment_id,
+                amount=Money("400", "NOK"),
+                now=at(date(2027, 1, 6)),
+            )
+    with world.storage.transaction() as tx:
+        (failed,) = tx.list_refunds(world.account.id, payment_id)
+    assert failed.status == "failed"
+    done = world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 7)))
+    assert done.amount == Money("1000.00", "NOK")  # the failed one counts for nothing

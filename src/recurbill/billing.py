@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from babel import Locale, UnknownLocaleError
 
-from recurbill.collection import Collector, RetryPolicy, local_date
+from recurbill.collection import RECEIPT_SERIES, Collector, RetryPolicy, local_date
 from recurbill.daily import (
     DailyRun,
     build_invoice,
@@ -34,7 +34,10 @@ from recurbill.daily import (
     next_due,
 )
 from recurbill.errors import (
+    ConflictError,
     CreditExceedsInvoiceError,
+    GatewayError,
+    GatewayUnavailableError,
     InvalidInputError,
     InvalidRecordError,
     NotFoundError,
@@ -79,6 +82,8 @@ __all__ = [
 CREDIT_NOTE_SERIES = "CN"
 REFUND_REQUESTED = "requested"
 """A refund's status between saving it and the gateway's answer."""
+REFUND_FAILED = "failed"
+"""A refund the gateway refused: final, and not counted as refunded."""
 _UNFINISHED = (
     PaymentStatus.PENDING,
     PaymentStatus.FAILED_UNKNOWN,
@@ -93,6 +98,32 @@ def _aware(value: object, name: str) -> datetime:
             allowed=f"give {name} with a time zone, e.g. datetime(..., tzinfo=UTC)",
         )
     return value
+
+
+def _method(value: object) -> CollectionMethod:
+    try:
+        return CollectionMethod(value)
+    except ValueError:
+        raise InvalidInputError(
+            problem=f"collection method {value!r}",
+            allowed="'charge_automatically' or 'send_invoice'",
+        ) from None
+
+
+def _positive(amount: object, currency: Currency, what: str) -> Money:
+    """*amount* as Money in *currency*, rounded to its decimals, above zero."""
+    if not isinstance(amount, Money) or amount.currency != currency:
+        raise InvalidInputError(
+            problem=f"{what} {amount!r}",
+            allowed=f"give Money in {currency}, e.g. Money('100', '{currency}')",
+        )
+    rounded = amount.quantize()
+    if rounded.amount <= 0:
+        raise InvalidInputError(
+            problem=f"{what} {amount} is zero or less once rounded to {currency}",
+            allowed=f"a positive amount in {currency}",
+        )
+    return rounded
 
 
 def _lines(lines: Sequence[InvoiceLine]) -> tuple[InvoiceLine, ...]:
@@ -211,10 +242,16 @@ class Billing:
                 problem=f"run_time {run_time!r} is not a naive time of day",
                 allowed="give a datetime.time such as time(6, 15) (local time)",
             )
-        if not invoice_series.isalnum() or invoice_series == "RCPT":
+        reserved = (RECEIPT_SERIES, CREDIT_NOTE_SERIES)
+        if (
+            not isinstance(invoice_series, str)
+            or not invoice_series.isalnum()
+            or invoice_series.upper() in reserved
+        ):
             raise InvalidRecordError(
                 problem=f"invoice series {invoice_series!r} is not allowed",
-                allowed="use letters and digits only, e.g. 'INV' ('RCPT' is reserved)",
+                allowed="use letters and digits only, e.g. 'INV' "
+                f"({' and '.join(reserved)} are reserved)",
             )
         account = Account(
             id=account_id or self.ids("acct"),
@@ -255,8 +292,14 @@ class Billing:
             name=name,
             email=email,
             locale=chosen_locale,
-            collection_method=CollectionMethod(collection_method),
+            collection_method=_method(collection_method),
         )
+        with self.storage.transaction() as tx:
+            if any(c.id == customer.id for c in tx.list_customers(account_id)):
+                raise ConflictError(
+                    problem=f"customer {customer.id!r} exists already",
+                    allowed="give a new customer_id, or leave it out",
+                )
         gateway_id = self.gateway.create_customer(
             email=email, name=name, metadata={"recurbill_customer": customer.id}
         )
@@ -273,7 +316,7 @@ class Billing:
         with self.storage.transaction() as tx:
             customer = attrs.evolve(
                 tx.get_customer(account_id, customer_id),
-                collection_method=CollectionMethod(method),
+                collection_method=_method(method),
             )
             tx.update_customer(customer)
             tx.commit()
@@ -617,6 +660,11 @@ class Billing:
                 existing = tx.get_invoice(account_id, invoice_id)
             except NotFoundError:
                 existing = None
+            if existing is not None and existing.customer_id != customer_id:
+                raise ConflictError(
+                    problem=f"session {session_id!r} was recorded for another customer",
+                    allowed="give each session its own session_id",
+                )
             if existing is None:
                 number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
                 invoice = build_invoice(
@@ -642,6 +690,9 @@ class Billing:
                 tx.commit()
         if payment is not None:
             self._collector.execute(account_id, payment.id, now=now)
+        else:  # a repeated session: finish a charge an earlier call left open
+            for unfinished in self._open_payments(account_id, invoice_id):
+                self._collector.reconcile(account_id, unfinished.id, now=now)
         return self._outcome(account_id, invoice_id)
 
     def pay(
@@ -845,6 +896,8 @@ class Billing:
                     problem=f"bank transfer {reference!r} was already recorded",
                     allowed="record each transfer once, under its own reference",
                 )
+            account = tx.get_account(account_id)
+            amount = _positive(amount, account.currency, "transfer amount")
             result = allocate_payment(amount, open_)
             for allocation in result.allocations:
                 invoice = next(i for i in open_ if i.id == allocation.invoice_id)
@@ -940,12 +993,7 @@ class Billing:
                     ),
                     allowed="credit an open or paid invoice",
                 )
-            if amount.currency != invoice.currency or amount.amount <= 0:
-                raise InvalidInputError(
-                    problem=f"credit amount {amount}",
-                    allowed=f"a positive amount in {invoice.currency}",
-                )
-            amount = amount.quantize()
+            amount = _positive(amount, invoice.currency, "credit amount")
             remaining = invoice.total - invoice.credited
             if amount > remaining:
                 raise CreditExceedsInvoiceError(
@@ -1025,13 +1073,27 @@ class Billing:
                 # an earlier refund's answer was lost: finish it, same key
                 refund = unfinished[0]
                 wanted = refund.amount
+                if amount is not None and amount.quantize() != wanted:
+                    raise StateError(
+                        problem=f"refund {refund.id} of {wanted} has no answer yet",
+                        allowed="call refund again without an amount (or with "
+                        "the same one) to finish it first",
+                    )
             else:
                 refund = self._new_refund(tx, payment, amount, now)
                 wanted = refund.amount
                 tx.commit()
-        result = self.gateway.refund(
-            payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
-        )
+        try:
+            result = self.gateway.refund(
+                payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
+            )
+        except GatewayUnavailableError:
+            raise  # the answer is unknown: the next call finishes it, same key
+        except (GatewayError, InvalidInputError):
+            with self.storage.transaction() as tx:
+                tx.update_refund(attrs.evolve(refund, status=REFUND_FAILED))
+                tx.commit()
+            raise
         with self.storage.transaction() as tx:
             current = next(
                 r for r in tx.list_refunds(account_id, payment_id) if r.id == refund.id
@@ -1042,7 +1104,7 @@ class Billing:
                 refund, status=result.status, refund_id=result.refund_id
             )
             tx.update_refund(refund)
-            self._unsettle(tx, payment, wanted, reopen=reopen, now=now)
+            self._unsettle(tx, payment, refund, reopen=reopen, now=now)
             tx.commit()
         return refund
 
@@ -1050,14 +1112,20 @@ class Billing:
         self, tx: Transaction, payment: Payment, amount: Money | None, now: datetime
     ) -> Refund:
         already = sum(
-            (r.amount for r in tx.list_refunds(payment.account_id, payment.id)),
+            (
+                r.amount
+                for r in tx.list_refunds(payment.account_id, payment.id)
+                if r.status != REFUND_FAILED
+            ),
             Money.zero(payment.amount.currency),
         )
         left = payment.amount - already
-        wanted = left if amount is None else amount.quantize()
-        if wanted.currency != left.currency or not (
-            Money.zero(left.currency) < wanted <= left
-        ):
+        wanted = (
+            left
+            if amount is None
+            else _positive(amount, payment.amount.currency, "refund amount")
+        )
+        if not Money.zero(left.currency) < wanted <= left:
             raise InvalidInputError(
                 problem=f"refund of {wanted} on payment {payment.id}",
                 allowed=f"a positive amount up to the {left} not yet refunded",
@@ -1079,56 +1147,105 @@ class Billing:
         self,
         tx: Transaction,
         payment: Payment,
-        amount: Money,
+        refund: Refund,
         *,
         reopen: bool,
         now: datetime,
     ) -> None:
-        """Give back *amount* of what *payment* paid, newest invoice first."""
-        left = amount
-        zero = Money.zero(amount.currency)
+        """Take back *refund*'s amount from what *payment* paid.
+
+        First the customer credit the payment created (a share whose invoice
+        was settled another way), then its invoices, the last one it paid
+        first. On each invoice the refunded part is owed again (``reopen``) or
+        credited by a credit note; a part the customer already holds as credit
+        (from a credit note on a paid invoice) is taken from that credit. The
+        customer's credit may go below zero: then they owe it. Nothing is
+        created or lost: refund = credit taken back + owed again + credited.
+        """
+        account = tx.get_account(payment.account_id)
+        zero = Money.zero(refund.amount.currency)
+        left = refund.amount
+        created = sum(
+            (
+                entry.amount
+                for entry in tx.list_credit_entries(account.id, payment.customer_id)
+                if entry.source_id == payment.id
+            ),
+            zero,
+        )
+        take = min(left, created) if created > zero else zero
+        if take:
+            self._debit_credit(tx, payment, refund, take, "credit", now, payment.id)
+            left -= take
         for invoice_id, share in reversed(self._collector.shares(tx, payment)):
             if left <= zero:
                 break
-            invoice = tx.get_invoice(payment.account_id, invoice_id, for_update=True)
+            invoice = tx.get_invoice(account.id, invoice_id, for_update=True)
             part = min(left, share, invoice.paid)
             if part <= zero:
                 continue
             left -= part
-            if reopen:
-                tx.update_invoice(
-                    attrs.evolve(
-                        invoice,
-                        paid=invoice.paid - part,
-                        status=InvoiceStatus.OPEN,
-                        paid_at=None,
-                    )
-                )
-            else:
-                number = tx.allocate_invoice_numbers(
-                    payment.account_id, CREDIT_NOTE_SERIES
-                )
-                account = tx.get_account(payment.account_id)
+            paid = invoice.paid - part
+            owed_again = max(zero, invoice.total - paid - invoice.credited) - max(
+                zero, invoice.outstanding
+            )
+            from_credit = part - owed_again
+            credited = invoice.credited
+            if not reopen and owed_again > zero:
+                number = tx.allocate_invoice_numbers(account.id, CREDIT_NOTE_SERIES)
                 tx.add_credit_note(
                     CreditNoteRecord(
-                        id=self.ids("cn"),
-                        account_id=payment.account_id,
+                        id=derived_id("cn", refund.id, invoice.id),
+                        account_id=account.id,
                         customer_id=invoice.customer_id,
                         invoice_id=invoice.id,
                         number=number,
                         series=CREDIT_NOTE_SERIES,
-                        amount=part,
+                        amount=owed_again,
                         reason=f"refund of payment {payment.id}",
                         issue_date=local_date(account, now),
                     )
                 )
-                tx.update_invoice(
-                    attrs.evolve(
-                        invoice,
-                        paid=invoice.paid - part,
-                        credited=invoice.credited + part,
-                    )
+                credited += owed_again
+            if from_credit > zero:
+                self._debit_credit(
+                    tx, payment, refund, from_credit, invoice.id, now, refund.id
                 )
+            still_owed = invoice.total - paid - credited > zero
+            tx.update_invoice(
+                attrs.evolve(
+                    invoice,
+                    paid=paid,
+                    credited=credited,
+                    status=InvoiceStatus.OPEN if still_owed else invoice.status,
+                    paid_at=None if still_owed else invoice.paid_at,
+                )
+            )
+        if left > zero:  # more than the invoices still held: it was credit
+            self._debit_credit(tx, payment, refund, left, "rest", now, refund.id)
+
+    def _debit_credit(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        refund: Refund,
+        amount: Money,
+        part: str,
+        now: datetime,
+        source_id: str,
+    ) -> None:
+        # source: the payment when taking back credit it created, else the refund
+        tx.add_credit_entry(
+            CreditEntry(
+                id=derived_id("crd", refund.id, part),
+                account_id=payment.account_id,
+                customer_id=payment.customer_id,
+                amount=-amount,
+                reason=f"refund {refund.id} of payment {payment.id}",
+                source_id=source_id,
+                created_at=now,
+            )
+        )
 
     # gateway events --------------------------------------------------------
     def handle_webhook(

@@ -50,6 +50,7 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = [
     "GATEWAY_ERROR",
     "HARD_DECLINES",
+    "RECEIPT_SERIES",
     "Collector",
     "RetryPolicy",
     "local_date",
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 RECEIPT_SERIES = "RCPT"
+"""The number series of receipts (reserved: no invoice series may use it)."""
 GATEWAY_ERROR = "gateway_error"
 """The error code of a payment the gateway refused as a request (not a decline)."""
 
