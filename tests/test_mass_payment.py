@@ -311,3 +311,33 @@ def test_payment_statuses_are_recorded_on_the_settlement_payment() -> None:
     assert done.payment.settlement_id == done.settlement.id
     again = world.billing.mass_payment(world.account.id, done.settlement.id)
     assert again == done
+
+
+def test_another_card_replaces_a_payment_left_waiting_for_authentication() -> None:
+    world = make_world()
+    per, stuck_card = _payer(world, "pm_card_authenticationRequired")
+    ids = _open_invoices(world, per, ["100", "200"])
+    waiting = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=stuck_card, now=at(DAY)
+    )
+    assert waiting.status is SettlementStatus.REQUIRES_ACTION
+    other = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_visa", make_default=False
+    )
+    paid = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=other.id, now=at(DAY, 13)
+    )
+    assert paid.status is SettlementStatus.SUCCEEDED
+    old = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert old.status is SettlementStatus.ABANDONED
+    # the customer completes the old one after all: the money becomes credit
+    assert waiting.payment is not None
+    assert waiting.payment.charge_id is not None
+    world.gateway.settle(waiting.payment.charge_id, succeed=True)
+    late = world.billing.confirm_mass_payment(
+        world.account.id, waiting.settlement.id, now=at(DAY, 14)
+    )
+    assert late.status is SettlementStatus.SUCCEEDED
+    overview = world.billing.overview(world.account.id, per.id, on=DAY)
+    assert overview.credit_balance == Money("375.00", "NOK")
+    assert len(world.gateway.ledger) == 2

@@ -103,7 +103,11 @@ class MassPayment:
         payment_method_id: str,
         now: datetime,
     ) -> MassPaymentConfirmation:
-        """Settle the selected invoices with one charge to a saved card."""
+        """Settle the selected invoices with one charge to a saved card.
+
+        A settlement of some of these invoices that waits for authentication
+        on another card is abandoned: this card pays instead.
+        """
         for earlier in self._open_payments(account_id, customer_id, invoice_ids):
             # an earlier charge of one of these may have gone through: ask first
             self.collector.reconcile(account_id, earlier.id, now=now)
@@ -182,9 +186,13 @@ class MassPayment:
                 found.append(tx.get_invoice(account_id, invoice_id, for_update=lock))
             except NotFoundError:
                 continue  # the calculator reports it as not found
+        settlements = tx.list_settlements(account_id, customer_id=customer_id)
+        abandoned = {
+            s.id for s in settlements if s.status is SettlementStatus.ABANDONED
+        }
         pending = {
             item.invoice_id
-            for settlement in tx.list_settlements(account_id, customer_id=customer_id)
+            for settlement in settlements
             if settlement.status in _LIVE
             for item in settlement.items
         } | {
@@ -192,6 +200,7 @@ class MassPayment:
             for payment in tx.list_payments(
                 account_id, customer_id=customer_id, statuses=_IN_FLIGHT
             )
+            if payment.settlement_id not in abandoned
             for invoice_id in payment.invoice_ids
         }
         return plan_settlement(
@@ -211,6 +220,9 @@ class MassPayment:
         now: datetime,
     ) -> tuple[Settlement, Payment | None]:
         with self.storage.transaction() as tx:
+            self._abandon_for_another_card(
+                tx, account_id, customer_id, invoice_ids, method_id
+            )
             same = self._same_selection(tx, account_id, customer_id, invoice_ids)
             if same is not None:
                 return same, None
@@ -252,6 +264,27 @@ class MassPayment:
             tx.add_payment(payment)
             tx.commit()
         return attrs.evolve(settlement, payment_id=payment.id), payment
+
+    @staticmethod
+    def _abandon_for_another_card(
+        tx: Transaction,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+        method_id: str,
+    ) -> None:
+        """Give up settlements of these invoices that wait for authentication
+        on another card: the customer chose to pay with this one instead."""
+        wanted = set(invoice_ids) if _texts(invoice_ids) else set()
+        for settlement in tx.list_settlements(account_id, customer_id=customer_id):
+            if (
+                settlement.status is SettlementStatus.REQUIRES_ACTION
+                and settlement.payment_method_id != method_id
+                and wanted & {item.invoice_id for item in settlement.items}
+            ):
+                tx.update_settlement(
+                    attrs.evolve(settlement, status=SettlementStatus.ABANDONED)
+                )
 
     @staticmethod
     def _same_selection(

@@ -121,12 +121,18 @@ class PaymentStatus(str, enum.Enum):
 
 
 class SettlementStatus(str, enum.Enum):
-    """The state of a mass payment."""
+    """The state of a mass payment.
+
+    ``abandoned``: it waited for authentication and the customer chose
+    another card instead; should they still complete it, the money taken
+    becomes their credit.
+    """
 
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
     REQUIRES_ACTION = "requires_action"
+    ABANDONED = "abandoned"
 
 
 class NotificationStatus(str, enum.Enum):
