@@ -10,13 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recurbill.billing import (
-    Billing,
-    CustomerOverview,
-    PaymentOutcome,
-    TemplateView,
-    UpcomingInvoice,
-)
+from recurbill.billing import Billing
 from recurbill.collection import (
     RetryPolicy,
 )
@@ -144,6 +138,12 @@ from recurbill.storage.memory import (
 from recurbill.storage.protocol import (
     Storage,
     Transaction,
+)
+from recurbill.views import (
+    CustomerOverview,
+    PaymentOutcome,
+    TemplateView,
+    UpcomingInvoice,
 )
 
 if TYPE_CHECKING:

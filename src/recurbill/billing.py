@@ -25,7 +25,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from babel import Locale, UnknownLocaleError
 
+from recurbill.arguments import (
+    aware,
+    invoice_lines,
+    positive_money,
+    to_collection_method,
+)
 from recurbill.collection import RECEIPT_SERIES, Collector, RetryPolicy, local_date
+from recurbill.corrections import CREDIT_NOTE_SERIES, Corrections
 from recurbill.daily import (
     DailyRun,
     build_invoice,
@@ -35,16 +42,12 @@ from recurbill.daily import (
 )
 from recurbill.errors import (
     ConflictError,
-    CreditExceedsInvoiceError,
-    GatewayError,
-    GatewayUnavailableError,
-    InvalidInputError,
     InvalidRecordError,
     NotFoundError,
     StateError,
 )
 from recurbill.ids import IdFactory, derived_id, random_id
-from recurbill.invoice import InvoiceLine, compute_totals
+from recurbill.invoice import InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
 from recurbill.payments.protocol import CardSetup, PaymentGateway
@@ -56,141 +59,32 @@ from recurbill.records import (
     Customer,
     Invoice,
     InvoiceStatus,
-    OccurrenceRecord,
     Payment,
     PaymentMethod,
     PaymentStatus,
-    Receipt,
     RecurringTemplate,
     Refund,
     RunReport,
     TemplateStatus,
 )
-from recurbill.schedule import DEFAULT_RUN_TIME, Occurrence, Period, Schedule
+from recurbill.schedule import DEFAULT_RUN_TIME, Period, Schedule
 from recurbill.settlement import AllocationResult, SettlementPlan, allocate_payment
 from recurbill.storage.protocol import Storage, Transaction
+from recurbill.views import (
+    CustomerOverview,
+    PaymentOutcome,
+    TemplateView,
+    customer_overview,
+    template_view,
+)
 
-__all__ = [
-    "Billing",
-    "CustomerOverview",
-    "PaymentOutcome",
-    "TemplateView",
-    "UpcomingInvoice",
-    "template_view",
-]
+__all__ = ["Billing"]
 
-CREDIT_NOTE_SERIES = "CN"
-REFUND_REQUESTED = "requested"
-"""A refund's status between saving it and the gateway's answer."""
-REFUND_FAILED = "failed"
-"""A refund the gateway refused: final, and not counted as refunded."""
 _UNFINISHED = (
     PaymentStatus.PENDING,
     PaymentStatus.FAILED_UNKNOWN,
     PaymentStatus.PROCESSING,
 )
-
-
-def _aware(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise InvalidInputError(
-            problem=f"{name} {value!r} is not an aware datetime",
-            allowed=f"give {name} with a time zone, e.g. datetime(..., tzinfo=UTC)",
-        )
-    return value
-
-
-def _method(value: object) -> CollectionMethod:
-    try:
-        return CollectionMethod(value)
-    except ValueError:
-        raise InvalidInputError(
-            problem=f"collection method {value!r}",
-            allowed="'charge_automatically' or 'send_invoice'",
-        ) from None
-
-
-def _positive(amount: object, currency: Currency, what: str) -> Money:
-    """*amount* as Money in *currency*, rounded to its decimals, above zero."""
-    if not isinstance(amount, Money) or amount.currency != currency:
-        raise InvalidInputError(
-            problem=f"{what} {amount!r}",
-            allowed=f"give Money in {currency}, e.g. Money('100', '{currency}')",
-        )
-    rounded = amount.quantize()
-    if rounded.amount <= 0:
-        raise InvalidInputError(
-            problem=f"{what} {amount} is zero or less once rounded to {currency}",
-            allowed=f"a positive amount in {currency}",
-        )
-    return rounded
-
-
-def _lines(lines: Sequence[InvoiceLine]) -> tuple[InvoiceLine, ...]:
-    items = tuple(lines)
-    if not items or not all(isinstance(line, InvoiceLine) for line in items):
-        raise InvalidInputError(
-            problem=f"lines {items!r} are empty or not InvoiceLine values",
-            allowed="give at least one recurbill.invoice.InvoiceLine",
-        )
-    return items
-
-
-@attrs.frozen(kw_only=True)
-class PaymentOutcome:
-    """What a charge did: the payment, the invoice(s) after it, and the receipt.
-
-    ``payment`` is None when nothing was charged (a ``send_invoice`` customer,
-    or no saved card). For ``requires_action``, ``payment.client_secret`` is
-    what the customer's browser needs to complete the payment.
-    """
-
-    invoices: tuple[Invoice, ...]
-    payment: Payment | None = None
-    receipt: Receipt | None = None
-
-    @property
-    def status(self) -> PaymentStatus | None:
-        """The payment's status, or None when nothing was charged."""
-        return None if self.payment is None else self.payment.status
-
-    @property
-    def invoice(self) -> Invoice:
-        """The (first) invoice this outcome is about."""
-        return self.invoices[0]
-
-
-@attrs.frozen(kw_only=True)
-class CustomerOverview:
-    """What a customer sees: invoices by state with totals, receipts, cards, credit."""
-
-    customer: Customer
-    open: tuple[Invoice, ...]
-    overdue: tuple[Invoice, ...]
-    paid: tuple[Invoice, ...]
-    total_open: Money
-    total_overdue: Money
-    receipts: tuple[Receipt, ...]
-    payment_methods: tuple[PaymentMethod, ...]
-    credit_balance: Money
-
-
-@attrs.frozen(kw_only=True)
-class UpcomingInvoice:
-    """An occurrence the daily run will handle, with its date, status and amount."""
-
-    occurrence: Occurrence
-    amount: Money
-
-
-@attrs.frozen(kw_only=True)
-class TemplateView:
-    """A template's history (what the runs did) and what comes next."""
-
-    template: RecurringTemplate
-    history: tuple[OccurrenceRecord, ...]
-    invoices: tuple[Invoice, ...]
-    upcoming: tuple[UpcomingInvoice, ...]
 
 
 @attrs.define
@@ -210,6 +104,7 @@ class Billing:
     _collector: Collector = attrs.field(init=False)
     _daily: DailyRun = attrs.field(init=False)
     _mass: MassPayment = attrs.field(init=False)
+    _corrections: Corrections = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._collector = Collector(
@@ -219,6 +114,9 @@ class Billing:
             self.storage, self._collector, self.ids, chunk_size=self.chunk_size
         )
         self._mass = MassPayment(self.storage, self._collector, self.ids)
+        self._corrections = Corrections(
+            self.storage, self.gateway, self._collector, self.ids
+        )
 
     # accounts and customers -----------------------------------------------
     def create_account(
@@ -292,7 +190,7 @@ class Billing:
             name=name,
             email=email,
             locale=chosen_locale,
-            collection_method=_method(collection_method),
+            collection_method=to_collection_method(collection_method),
         )
         with self.storage.transaction() as tx:
             if any(c.id == customer.id for c in tx.list_customers(account_id)):
@@ -316,7 +214,7 @@ class Billing:
         with self.storage.transaction() as tx:
             customer = attrs.evolve(
                 tx.get_customer(account_id, customer_id),
-                collection_method=_method(method),
+                collection_method=to_collection_method(method),
             )
             tx.update_customer(customer)
             tx.commit()
@@ -468,8 +366,8 @@ class Billing:
         produced by the daily run); an earlier one raises
         :class:`~recurbill.errors.StartTooEarlyError` naming the earliest date.
         """
-        _aware(now, "now")
-        items = _lines(lines)
+        aware(now, "now")
+        items = invoice_lines(lines)
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             tx.get_customer(account_id, customer_id)
@@ -513,12 +411,12 @@ class Billing:
         Re-dating is only possible before its first invoice, and the new start
         must be tomorrow or later, like a new template.
         """
-        _aware(now, "now")
+        aware(now, "now")
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             template = tx.get_template(account_id, template_id, for_update=True)
             if lines is not None:
-                items = _lines(lines)
+                items = invoice_lines(lines)
                 check_lines(items, account)
                 template = attrs.evolve(template, lines=items)
             if memo is not None:
@@ -622,7 +520,7 @@ class Billing:
         ``summary_when_empty``). Safe to run twice, concurrently, or after a crash.
         """
         return self._daily.run(
-            _aware(as_of, "as_of"),
+            aware(as_of, "as_of"),
             account_ids=account_ids,
             send_summaries=send_summaries,
             summary_when_empty=summary_when_empty,
@@ -644,8 +542,8 @@ class Billing:
         With ``session_id`` the call is idempotent: recording the same session
         again returns the first result and never invoices or charges twice.
         """
-        _aware(now, "now")
-        items = _lines(lines)
+        aware(now, "now")
+        items = invoice_lines(lines)
         invoice_id = (
             derived_id("inv", account_id, "session", session_id)
             if session_id is not None
@@ -711,7 +609,7 @@ class Billing:
         card of a payment that waits for authentication (complete it with its
         ``client_secret``). Another card starts a new payment.
         """
-        _aware(now, "now")
+        aware(now, "now")
         for unfinished in self._open_payments(account_id, invoice_id):
             self._collector.reconcile(account_id, unfinished.id, now=now)
         with self.storage.transaction() as tx:
@@ -783,7 +681,7 @@ class Billing:
     ) -> PaymentOutcome:
         """Ask the gateway how a payment ended (after 3-D Secure, a timeout, …)."""
         payment = self._collector.reconcile(
-            account_id, payment_id, now=_aware(now, "now")
+            account_id, payment_id, now=aware(now, "now")
         )
         return self._outcome(account_id, payment.invoice_ids[0], payment_id=payment.id)
 
@@ -843,7 +741,7 @@ class Billing:
             customer_id,
             invoice_ids,
             payment_method_id=payment_method_id,
-            now=_aware(now, "now"),
+            now=aware(now, "now"),
         )
 
     def mass_payment(
@@ -859,7 +757,7 @@ class Billing:
         confirmation = self._mass.confirmation(account_id, settlement_id)
         if confirmation.payment is not None:
             self._collector.reconcile(
-                account_id, confirmation.payment.id, now=_aware(now, "now")
+                account_id, confirmation.payment.id, now=aware(now, "now")
             )
         return self._mass.confirmation(account_id, settlement_id)
 
@@ -878,7 +776,7 @@ class Billing:
         customer credit. ``reference`` (the bank's transaction id) makes the
         call idempotent: the same transfer recorded twice is applied once.
         """
-        _aware(now, "now")
+        aware(now, "now")
         with self.storage.transaction() as tx:
             tx.get_customer(account_id, customer_id)
             open_ = [
@@ -897,7 +795,7 @@ class Billing:
                     allowed="record each transfer once, under its own reference",
                 )
             account = tx.get_account(account_id)
-            amount = _positive(amount, account.currency, "transfer amount")
+            amount = positive_money(amount, account.currency, "transfer amount")
             result = allocate_payment(amount, open_)
             for allocation in result.allocations:
                 invoice = next(i for i in open_ if i.id == allocation.invoice_id)
@@ -929,45 +827,11 @@ class Billing:
         self, account_id: str, customer_id: str, *, on: date
     ) -> CustomerOverview:
         """Paid, open and overdue invoices with totals, receipts, cards and credit."""
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-            customer = tx.get_customer(account_id, customer_id)
-            invoices = tx.list_invoices(account_id, customer_id=customer_id)
-            receipts = tx.list_receipts(account_id, customer_id)
-            methods = tx.list_payment_methods(account_id, customer_id)
-            credit = tx.list_credit_entries(account_id, customer_id)
-        zero = Money.zero(account.currency)
-        open_ = tuple(i for i in invoices if i.status is InvoiceStatus.OPEN)
-        overdue = tuple(i for i in open_ if i.is_overdue(on=on))
-        return CustomerOverview(
-            customer=customer,
-            open=open_,
-            overdue=overdue,
-            paid=tuple(i for i in invoices if i.status is InvoiceStatus.PAID),
-            total_open=sum((i.outstanding for i in open_), zero),
-            total_overdue=sum((i.outstanding for i in overdue), zero),
-            receipts=tuple(receipts),
-            payment_methods=tuple(methods),
-            credit_balance=sum((c.amount for c in credit), zero),
-        )
+        return customer_overview(self.storage, account_id, customer_id, on=on)
 
     def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
         """Void an open invoice that nothing has been paid on."""
-        with self.storage.transaction() as tx:
-            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
-            if invoice.status is not InvoiceStatus.OPEN or invoice.paid:
-                raise StateError(
-                    problem=(
-                        f"invoice {invoice.display_number} is {invoice.status.value}"
-                        f" with {invoice.paid} paid"
-                    ),
-                    allowed="void only an open invoice with nothing paid; "
-                    "credit or refund a paid one",
-                )
-            invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
-            tx.update_invoice(invoice)
-            tx.commit()
-        return invoice
+        return self._corrections.void_invoice(account_id, invoice_id)
 
     def credit_invoice(
         self,
@@ -978,66 +842,10 @@ class Billing:
         reason: str,
         now: datetime,
     ) -> CreditNoteRecord:
-        """Issue a credit note lowering what is owed (on a paid invoice: credit).
-
-        The credit may not exceed the invoice total less earlier credit notes.
-        """
-        _aware(now, "now")
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
-            if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
-                raise StateError(
-                    problem=(
-                        f"invoice {invoice.display_number} is {invoice.status.value}"
-                    ),
-                    allowed="credit an open or paid invoice",
-                )
-            amount = _positive(amount, invoice.currency, "credit amount")
-            remaining = invoice.total - invoice.credited
-            if amount > remaining:
-                raise CreditExceedsInvoiceError(
-                    credit=amount, remaining=remaining, invoice=invoice.display_number
-                )
-            zero = Money.zero(invoice.currency)
-            is_open = invoice.status is InvoiceStatus.OPEN
-            reduces = min(amount, invoice.outstanding) if is_open else zero
-            number = tx.allocate_invoice_numbers(account_id, CREDIT_NOTE_SERIES)
-            note = CreditNoteRecord(
-                id=self.ids("cn"),
-                account_id=account_id,
-                customer_id=invoice.customer_id,
-                invoice_id=invoice.id,
-                number=number,
-                series=CREDIT_NOTE_SERIES,
-                amount=amount,
-                reason=reason,
-                issue_date=local_date(account, now),
-            )
-            tx.add_credit_note(note)
-            settled = invoice.outstanding - reduces <= zero
-            tx.update_invoice(
-                attrs.evolve(
-                    invoice,
-                    credited=invoice.credited + amount,
-                    status=InvoiceStatus.PAID if settled else invoice.status,
-                    paid_at=invoice.paid_at or (now if settled else None),
-                )
-            )
-            if amount - reduces:
-                tx.add_credit_entry(
-                    CreditEntry(
-                        id=derived_id("crd", note.id),
-                        account_id=account_id,
-                        customer_id=invoice.customer_id,
-                        amount=amount - reduces,
-                        reason=f"credit note {note.series}-{note.number:06d}",
-                        source_id=note.id,
-                        created_at=now,
-                    )
-                )
-            tx.commit()
-        return note
+        """Issue a credit note lowering what is owed (on a paid invoice: credit)."""
+        return self._corrections.credit_invoice(
+            account_id, invoice_id, amount=amount, reason=reason, now=now
+        )
 
     def refund(
         self,
@@ -1050,201 +858,11 @@ class Billing:
     ) -> Refund:
         """Refund all or part of a succeeded payment.
 
-        With ``reopen`` (the default) the refunded amount is owed again: the
-        invoices the payment settled are reopened, the last one it paid first.
-        Without it, each is credited instead (a credit note) and stays settled.
-
-        The refund record is saved before the gateway is called. If the
-        gateway's answer is lost (a timeout), call ``refund`` again: it finishes
-        that same refund with the same idempotency key (``amount`` is then the
-        first call's) instead of refunding twice.
+        The rules (what is reopened or credited, in which order, and how a
+        lost answer is finished) are :meth:`Corrections.refund`'s.
         """
-        _aware(now, "now")
-        with self.storage.transaction() as tx:
-            payment = tx.get_payment(account_id, payment_id)
-            if payment.status is not PaymentStatus.SUCCEEDED or not payment.charge_id:
-                raise StateError(
-                    problem=f"payment {payment_id} is {payment.status.value}",
-                    allowed="refund only a succeeded payment",
-                )
-            refunds = tx.list_refunds(account_id, payment_id)
-            unfinished = [r for r in refunds if r.status == REFUND_REQUESTED]
-            if unfinished:
-                # an earlier refund's answer was lost: finish it, same key
-                refund = unfinished[0]
-                wanted = refund.amount
-                if amount is not None and amount.quantize() != wanted:
-                    raise StateError(
-                        problem=f"refund {refund.id} of {wanted} has no answer yet",
-                        allowed="call refund again without an amount (or with "
-                        "the same one) to finish it first",
-                    )
-            else:
-                refund = self._new_refund(tx, payment, amount, now)
-                wanted = refund.amount
-                tx.commit()
-        try:
-            result = self.gateway.refund(
-                payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
-            )
-        except GatewayUnavailableError:
-            raise  # the answer is unknown: the next call finishes it, same key
-        except (GatewayError, InvalidInputError):
-            with self.storage.transaction() as tx:
-                tx.update_refund(attrs.evolve(refund, status=REFUND_FAILED))
-                tx.commit()
-            raise
-        with self.storage.transaction() as tx:
-            current = next(
-                r for r in tx.list_refunds(account_id, payment_id) if r.id == refund.id
-            )
-            if current.status != REFUND_REQUESTED:
-                return current  # another call finished it meanwhile
-            refund = attrs.evolve(
-                refund, status=result.status, refund_id=result.refund_id
-            )
-            tx.update_refund(refund)
-            self._unsettle(tx, payment, refund, reopen=reopen, now=now)
-            tx.commit()
-        return refund
-
-    def _new_refund(
-        self, tx: Transaction, payment: Payment, amount: Money | None, now: datetime
-    ) -> Refund:
-        already = sum(
-            (
-                r.amount
-                for r in tx.list_refunds(payment.account_id, payment.id)
-                if r.status != REFUND_FAILED
-            ),
-            Money.zero(payment.amount.currency),
-        )
-        left = payment.amount - already
-        wanted = (
-            left
-            if amount is None
-            else _positive(amount, payment.amount.currency, "refund amount")
-        )
-        if not Money.zero(left.currency) < wanted <= left:
-            raise InvalidInputError(
-                problem=f"refund of {wanted} on payment {payment.id}",
-                allowed=f"a positive amount up to the {left} not yet refunded",
-            )
-        refund_id = self.ids("re")
-        refund = Refund(
-            id=refund_id,
-            account_id=payment.account_id,
-            payment_id=payment.id,
-            amount=wanted,
-            idempotency_key=f"recurbill-{refund_id}",
-            status=REFUND_REQUESTED,
-            created_at=now,
-        )
-        tx.add_refund(refund)
-        return refund
-
-    def _unsettle(
-        self,
-        tx: Transaction,
-        payment: Payment,
-        refund: Refund,
-        *,
-        reopen: bool,
-        now: datetime,
-    ) -> None:
-        """Take back *refund*'s amount from what *payment* paid.
-
-        First the customer credit the payment created (a share whose invoice
-        was settled another way), then its invoices, the last one it paid
-        first. On each invoice the refunded part is owed again (``reopen``) or
-        credited by a credit note; a part the customer already holds as credit
-        (from a credit note on a paid invoice) is taken from that credit. The
-        customer's credit may go below zero: then they owe it. Nothing is
-        created or lost: refund = credit taken back + owed again + credited.
-        """
-        account = tx.get_account(payment.account_id)
-        zero = Money.zero(refund.amount.currency)
-        left = refund.amount
-        created = sum(
-            (
-                entry.amount
-                for entry in tx.list_credit_entries(account.id, payment.customer_id)
-                if entry.source_id == payment.id
-            ),
-            zero,
-        )
-        take = min(left, created) if created > zero else zero
-        if take:
-            self._debit_credit(tx, payment, refund, take, "credit", now, payment.id)
-            left -= take
-        for invoice_id, share in reversed(self._collector.shares(tx, payment)):
-            if left <= zero:
-                break
-            invoice = tx.get_invoice(account.id, invoice_id, for_update=True)
-            part = min(left, share, invoice.paid)
-            if part <= zero:
-                continue
-            left -= part
-            paid = invoice.paid - part
-            owed_again = max(zero, invoice.total - paid - invoice.credited) - max(
-                zero, invoice.outstanding
-            )
-            from_credit = part - owed_again
-            credited = invoice.credited
-            if not reopen and owed_again > zero:
-                number = tx.allocate_invoice_numbers(account.id, CREDIT_NOTE_SERIES)
-                tx.add_credit_note(
-                    CreditNoteRecord(
-                        id=derived_id("cn", refund.id, invoice.id),
-                        account_id=account.id,
-                        customer_id=invoice.customer_id,
-                        invoice_id=invoice.id,
-                        number=number,
-                        series=CREDIT_NOTE_SERIES,
-                        amount=owed_again,
-                        reason=f"refund of payment {payment.id}",
-                        issue_date=local_date(account, now),
-                    )
-                )
-                credited += owed_again
-            if from_credit > zero:
-                self._debit_credit(
-                    tx, payment, refund, from_credit, invoice.id, now, refund.id
-                )
-            still_owed = invoice.total - paid - credited > zero
-            tx.update_invoice(
-                attrs.evolve(
-                    invoice,
-                    paid=paid,
-                    credited=credited,
-                    status=InvoiceStatus.OPEN if still_owed else invoice.status,
-                    paid_at=None if still_owed else invoice.paid_at,
-                )
-            )
-        if left > zero:  # more than the invoices still held: it was credit
-            self._debit_credit(tx, payment, refund, left, "rest", now, refund.id)
-
-    def _debit_credit(
-        self,
-        tx: Transaction,
-        payment: Payment,
-        refund: Refund,
-        amount: Money,
-        part: str,
-        now: datetime,
-        source_id: str,
-    ) -> None:
-        # source: the payment when taking back credit it created, else the refund
-        tx.add_credit_entry(
-            CreditEntry(
-                id=derived_id("crd", refund.id, part),
-                account_id=payment.account_id,
-                customer_id=payment.customer_id,
-                amount=-amount,
-                reason=f"refund {refund.id} of payment {payment.id}",
-                source_id=source_id,
-                created_at=now,
-            )
+        return self._corrections.refund(
+            account_id, payment_id, now=now, amount=amount, reopen=reopen
         )
 
     # gateway events --------------------------------------------------------
@@ -1258,7 +876,7 @@ class Billing:
         delivery (an event id seen before) returns None. The event id is
         remembered only after the work is done.
         """
-        _aware(now, "now")
+        aware(now, "now")
         event = self.gateway.parse_webhook(
             payload, signature=signature, now=int(now.timestamp())
         )
@@ -1279,43 +897,6 @@ class Billing:
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:
             return tx.get_customer(account_id, customer_id)
-
-
-def template_view(
-    storage: Storage, account_id: str, template_id: str, *, upcoming: int = 5
-) -> TemplateView:
-    """The invoices a template produced, its skipped dates, and the next ones.
-
-    The upcoming list starts at the first occurrence the daily run has not
-    handled, with the same schedule code the run uses, so the preview and the
-    run never disagree.
-    """
-    if isinstance(upcoming, bool) or not isinstance(upcoming, int) or upcoming < 0:
-        raise InvalidInputError(
-            problem=f"upcoming={upcoming!r}", allowed="give a count of 0 or more"
-        )
-    with storage.transaction() as tx:
-        account = tx.get_account(account_id)
-        template = tx.get_template(account_id, template_id)
-        history = tx.list_occurrences(account_id, template_id)
-        invoices = tx.list_invoices(account_id, template_id=template_id)
-    schedule = template.schedule
-    coming: list[UpcomingInvoice] = []
-    if template.status is TemplateStatus.ACTIVE and upcoming:
-        amount = compute_totals(
-            template.lines, currency=account.currency, rounding=account.rounding
-        ).amount_due
-        first = schedule.occurrence(template.next_index)
-        coming = [
-            UpcomingInvoice(occurrence=occurrence, amount=amount)
-            for occurrence in schedule.upcoming(after=first, count=upcoming)
-        ]
-    return TemplateView(
-        template=template,
-        history=tuple(history),
-        invoices=tuple(invoices),
-        upcoming=tuple(coming),
-    )
 
 
 def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTemplate:

@@ -128,9 +128,9 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _preview_template(args: argparse.Namespace) -> int:
-    from recurbill.billing import template_view
     from recurbill.money import format_money
     from recurbill.storage.sql import SqlStorage
+    from recurbill.views import template_view
 
     if args.db is None or args.account is None:
         raise UsageError("preview --template needs --db and --account too")

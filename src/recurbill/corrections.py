@@ -1,0 +1,356 @@
+"""Corrections after an invoice was issued: voids, credit notes and refunds.
+
+A refund is saved before the gateway is called and finished with the same
+idempotency key if its answer was lost. Taking back what a payment paid
+follows one order, so nothing is given back twice: first the customer credit
+the payment created, then its invoices, the last one it paid first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from recurbill.arguments import aware, positive_money
+from recurbill.collection import Collector, local_date
+from recurbill.errors import (
+    CreditExceedsInvoiceError,
+    GatewayError,
+    GatewayUnavailableError,
+    InvalidInputError,
+    StateError,
+)
+from recurbill.ids import IdFactory, derived_id
+from recurbill.money import Money
+from recurbill.payments.protocol import PaymentGateway
+from recurbill.records import (
+    CreditEntry,
+    CreditNoteRecord,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentStatus,
+    Refund,
+)
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = [
+    "CREDIT_NOTE_SERIES",
+    "REFUND_FAILED",
+    "REFUND_REQUESTED",
+    "Corrections",
+]
+
+CREDIT_NOTE_SERIES = "CN"
+"""The number series of credit notes (reserved: no invoice series may use it)."""
+REFUND_REQUESTED = "requested"
+"""A refund's status between saving it and the gateway's answer."""
+REFUND_FAILED = "failed"
+"""A refund the gateway refused: final, and not counted as refunded."""
+
+
+@attrs.define
+class Corrections:
+    """Voids, credit notes and refunds; see the methods of :class:`Billing`."""
+
+    storage: Storage
+    gateway: PaymentGateway
+    collector: Collector
+    ids: IdFactory
+
+    def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
+        """Void an open invoice that nothing has been paid on."""
+        with self.storage.transaction() as tx:
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+            if invoice.status is not InvoiceStatus.OPEN or invoice.paid:
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} is {invoice.status.value}"
+                        f" with {invoice.paid} paid"
+                    ),
+                    allowed="void only an open invoice with nothing paid; "
+                    "credit or refund a paid one",
+                )
+            invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
+            tx.update_invoice(invoice)
+            tx.commit()
+        return invoice
+
+    def credit_invoice(
+        self,
+        account_id: str,
+        invoice_id: str,
+        *,
+        amount: Money,
+        reason: str,
+        now: datetime,
+    ) -> CreditNoteRecord:
+        """Issue a credit note lowering what is owed (on a paid invoice: credit).
+
+        The credit may not exceed the invoice total less earlier credit notes.
+        """
+        aware(now, "now")
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+            if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} is {invoice.status.value}"
+                    ),
+                    allowed="credit an open or paid invoice",
+                )
+            amount = positive_money(amount, invoice.currency, "credit amount")
+            remaining = invoice.total - invoice.credited
+            if amount > remaining:
+                raise CreditExceedsInvoiceError(
+                    credit=amount, remaining=remaining, invoice=invoice.display_number
+                )
+            zero = Money.zero(invoice.currency)
+            is_open = invoice.status is InvoiceStatus.OPEN
+            reduces = min(amount, invoice.outstanding) if is_open else zero
+            number = tx.allocate_invoice_numbers(account_id, CREDIT_NOTE_SERIES)
+            note = CreditNoteRecord(
+                id=self.ids("cn"),
+                account_id=account_id,
+                customer_id=invoice.customer_id,
+                invoice_id=invoice.id,
+                number=number,
+                series=CREDIT_NOTE_SERIES,
+                amount=amount,
+                reason=reason,
+                issue_date=local_date(account, now),
+            )
+            tx.add_credit_note(note)
+            settled = invoice.outstanding - reduces <= zero
+            tx.update_invoice(
+                attrs.evolve(
+                    invoice,
+                    credited=invoice.credited + amount,
+                    status=InvoiceStatus.PAID if settled else invoice.status,
+                    paid_at=invoice.paid_at or (now if settled else None),
+                )
+            )
+            if amount - reduces:
+                tx.add_credit_entry(
+                    CreditEntry(
+                        id=derived_id("crd", note.id),
+                        account_id=account_id,
+                        customer_id=invoice.customer_id,
+                        amount=amount - reduces,
+                        reason=f"credit note {note.series}-{note.number:06d}",
+                        source_id=note.id,
+                        created_at=now,
+                    )
+                )
+            tx.commit()
+        return note
+
+    def refund(
+        self,
+        account_id: str,
+        payment_id: str,
+        *,
+        now: datetime,
+        amount: Money | None = None,
+        reopen: bool = True,
+    ) -> Refund:
+        """Refund all or part of a succeeded payment.
+
+        With ``reopen`` (the default) the refunded amount is owed again: the
+        invoices the payment settled are reopened, the last one it paid first.
+        Without it, each is credited instead (a credit note) and stays settled.
+
+        The refund record is saved before the gateway is called. If the
+        gateway's answer is lost (a timeout), call ``refund`` again: it finishes
+        that same refund with the same idempotency key (``amount`` is then the
+        first call's) instead of refunding twice.
+        """
+        aware(now, "now")
+        with self.storage.transaction() as tx:
+            payment = tx.get_payment(account_id, payment_id)
+            if payment.status is not PaymentStatus.SUCCEEDED or not payment.charge_id:
+                raise StateError(
+                    problem=f"payment {payment_id} is {payment.status.value}",
+                    allowed="refund only a succeeded payment",
+                )
+            refunds = tx.list_refunds(account_id, payment_id)
+            unfinished = [r for r in refunds if r.status == REFUND_REQUESTED]
+            if unfinished:
+                # an earlier refund's answer was lost: finish it, same key
+                refund = unfinished[0]
+                wanted = refund.amount
+                if amount is not None and amount.quantize() != wanted:
+                    raise StateError(
+                        problem=f"refund {refund.id} of {wanted} has no answer yet",
+                        allowed="call refund again without an amount (or with "
+                        "the same one) to finish it first",
+                    )
+            else:
+                refund = self._new_refund(tx, payment, amount, now)
+                wanted = refund.amount
+                tx.commit()
+        try:
+            result = self.gateway.refund(
+                payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
+            )
+        except GatewayUnavailableError:
+            raise  # the answer is unknown: the next call finishes it, same key
+        except (GatewayError, InvalidInputError):
+            with self.storage.transaction() as tx:
+                tx.update_refund(attrs.evolve(refund, status=REFUND_FAILED))
+                tx.commit()
+            raise
+        with self.storage.transaction() as tx:
+            current = next(
+                r for r in tx.list_refunds(account_id, payment_id) if r.id == refund.id
+            )
+            if current.status != REFUND_REQUESTED:
+                return current  # another call finished it meanwhile
+            refund = attrs.evolve(
+                refund, status=result.status, refund_id=result.refund_id
+            )
+            tx.update_refund(refund)
+            self._unsettle(tx, payment, refund, reopen=reopen, now=now)
+            tx.commit()
+        return refund
+
+    def _new_refund(
+        self, tx: Transaction, payment: Payment, amount: Money | None, now: datetime
+    ) -> Refund:
+        already = sum(
+            (
+                r.amount
+                for r in tx.list_refunds(payment.account_id, payment.id)
+                if r.status != REFUND_FAILED
+            ),
+            Money.zero(payment.amount.currency),
+        )
+        left = payment.amount - already
+        wanted = (
+            left
+            if amount is None
+            else positive_money(amount, payment.amount.currency, "refund amount")
+        )
+        if not Money.zero(left.currency) < wanted <= left:
+            raise InvalidInputError(
+                problem=f"refund of {wanted} on payment {payment.id}",
+                allowed=f"a positive amount up to the {left} not yet refunded",
+            )
+        refund_id = self.ids("re")
+        refund = Refund(
+            id=refund_id,
+            account_id=payment.account_id,
+            payment_id=payment.id,
+            amount=wanted,
+            idempotency_key=f"recurbill-{refund_id}",
+            status=REFUND_REQUESTED,
+            created_at=now,
+        )
+        tx.add_refund(refund)
+        return refund
+
+    def _unsettle(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        refund: Refund,
+        *,
+        reopen: bool,
+        now: datetime,
+    ) -> None:
+        """Take back *refund*'s amount from what *payment* paid.
+
+        First the customer credit the payment created (a share whose invoice
+        was settled another way), then its invoices, the last one it paid
+        first. On each invoice the refunded part is owed again (``reopen``) or
+        credited by a credit note; a part the customer already holds as credit
+        (from a credit note on a paid invoice) is taken from that credit. The
+        customer's credit may go below zero: then they owe it. Nothing is
+        created or lost: refund = credit taken back + owed again + credited.
+        """
+        account = tx.get_account(payment.account_id)
+        zero = Money.zero(refund.amount.currency)
+        left = refund.amount
+        created = sum(
+            (
+                entry.amount
+                for entry in tx.list_credit_entries(account.id, payment.customer_id)
+                if entry.source_id == payment.id
+            ),
+            zero,
+        )
+        take = min(left, created) if created > zero else zero
+        if take:
+            self._debit_credit(tx, payment, refund, take, "credit", now, payment.id)
+            left -= take
+        for invoice_id, share in reversed(self.collector.shares(tx, payment)):
+            if left <= zero:
+                break
+            invoice = tx.get_invoice(account.id, invoice_id, for_update=True)
+            part = min(left, share, invoice.paid)
+            if part <= zero:
+                continue
+            left -= part
+            paid = invoice.paid - part
+            owed_again = max(zero, invoice.total - paid - invoice.credited) - max(
+                zero, invoice.outstanding
+            )
+            from_credit = part - owed_again
+            credited = invoice.credited
+            if not reopen and owed_again > zero:
+                number = tx.allocate_invoice_numbers(account.id, CREDIT_NOTE_SERIES)
+                tx.add_credit_note(
+                    CreditNoteRecord(
+                        id=derived_id("cn", refund.id, invoice.id),
+                        account_id=account.id,
+                        customer_id=invoice.customer_id,
+                        invoice_id=invoice.id,
+                        number=number,
+                        series=CREDIT_NOTE_SERIES,
+                        amount=owed_again,
+                        reason=f"refund of payment {payment.id}",
+                        issue_date=local_date(account, now),
+                    )
+                )
+                credited += owed_again
+            if from_credit > zero:
+                self._debit_credit(
+                    tx, payment, refund, from_credit, invoice.id, now, refund.id
+                )
+            still_owed = invoice.total - paid - credited > zero
+            tx.update_invoice(
+                attrs.evolve(
+                    invoice,
+                    paid=paid,
+                    credited=credited,
+                    status=InvoiceStatus.OPEN if still_owed else invoice.status,
+                    paid_at=None if still_owed else invoice.paid_at,
+                )
+            )
+        if left > zero:  # more than the invoices still held: it was credit
+            self._debit_credit(tx, payment, refund, left, "rest", now, refund.id)
+
+    def _debit_credit(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        refund: Refund,
+        amount: Money,
+        part: str,
+        now: datetime,
+        source_id: str,
+    ) -> None:
+        # source: the payment when taking back credit it created, else the refund
+        tx.add_credit_entry(
+            CreditEntry(
+                id=derived_id("crd", refund.id, part),
+                account_id=payment.account_id,
+                customer_id=payment.customer_id,
+                amount=-amount,
+                reason=f"refund {refund.id} of payment {payment.id}",
+                source_id=source_id,
+                created_at=now,
+            )
+        )
