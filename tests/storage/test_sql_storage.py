@@ -197,7 +197,9 @@ def _upgrade_keeps_data(
     _set_version(storage.engine, 1)
     storage._checked = False
 
-    assert (storage.migrate() if upgrade is None else upgrade(storage)) == 2
+    assert (
+        storage.migrate() if upgrade is None else upgrade(storage)
+    ) == schema.LATEST_VERSION
     assert "ix_templates_due" in _index_names(storage.engine)
     with storage.transaction() as tx:
         assert tx.get_account("acme") == make_account("acme")

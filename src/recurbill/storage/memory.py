@@ -734,12 +734,22 @@ class _MemoryTransaction:
         return sorted(found, key=lambda r: (r.issued_at, r.id))
 
     def add_credit_note(self, note: CreditNoteRecord) -> None:
-        """Store a credit note of an invoice of this account."""
+        """Store a credit note; ConflictError on a duplicate (series, number)."""
         note = _frozen(_record("note", note, CreditNoteRecord))
         with self._write():
             self._new_id(self._s.credit_notes, "credit note", note.id)
             self._need_customer(note.account_id, note.customer_id)
             self._scoped(self._s.invoices, "invoice", note.account_id, note.invoice_id)
+            if any(
+                (n.account_id, n.series, n.number)
+                == (note.account_id, note.series, note.number)
+                for n in self._s.credit_notes.values()
+            ):
+                raise _conflict(
+                    f"credit note {note.series}-{note.number} exists in account "
+                    f"{note.account_id!r}",
+                    "allocate a new number with allocate_invoice_numbers",
+                )
             self._put(self._s.credit_notes, note.id, note)
 
     def list_credit_notes(

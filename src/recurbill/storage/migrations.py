@@ -7,6 +7,8 @@ transaction, and records the new version; running it again does nothing.
 - Version 1: the base schema (every table, its constraints and indexes).
 - Version 2: the ``ix_templates_due`` index on (status, next_due_at, id), so
   the daily run finds due templates without scanning them all.
+- Version 3: the unique ``ux_credit_notes_number`` index on (account_id,
+  series, number): a credit note number is used once, as invoice numbers are.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape (indexes record the
@@ -48,7 +50,17 @@ def _version_2(conn: sa.Connection) -> None:
         conn.execute(sa.schema.CreateIndex(index))
 
 
-STEPS: dict[int, Callable[[sa.Connection], None]] = {1: _version_1, 2: _version_2}
+def _version_3(conn: sa.Connection) -> None:
+    """Credit note numbers unique per account and series."""
+    for index in _indexes_since(3):
+        conn.execute(sa.schema.CreateIndex(index))
+
+
+STEPS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _version_1,
+    2: _version_2,
+    3: _version_3,
+}
 """Schema version -> the step that upgrades the version below it to it."""
 
 

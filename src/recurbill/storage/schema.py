@@ -50,7 +50,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 2
+LATEST_VERSION = 3
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -397,6 +397,15 @@ credit_notes = sa.Table(
     sa.Column("issue_date", IsoDate(), nullable=False),
     sa.Column("lines", _JSON, nullable=False),
     sa.Index("ix_credit_notes_invoice", "account_id", "invoice_id", info=_since(1)),
+    # Version 3: a credit note number is used once per series, like invoices'.
+    sa.Index(
+        "ux_credit_notes_number",
+        "account_id",
+        "series",
+        "number",
+        unique=True,
+        info=_since(3),
+    ),
 )
 
 refunds = sa.Table(

@@ -1630,6 +1630,19 @@ class StorageContract:
             assert tx.list_credit_notes("acme", invoice_id="inv-2") == [second]
             assert tx.list_credit_notes("beta") == []
 
+    def test_a_credit_note_number_is_used_once_per_series(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(storage, _credit_note("cn-1"))
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):
+                tx.add_credit_note(_credit_note("cn-2"))
+            tx.add_credit_note(_credit_note("cn-3", series="CR"))  # another series
+            tx.commit()
+        with storage.transaction() as tx:
+            assert [n.id for n in tx.list_credit_notes("acme")] == ["cn-1", "cn-3"]
+
     def test_credit_note_of_another_accounts_invoice_is_refused(
         self, storage: Storage
     ) -> None:
