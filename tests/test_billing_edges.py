@@ -407,3 +407,45 @@ def test_a_refund_the_gateway_rejects_is_marked_failed_and_frees_the_payment(
     assert failed.status == "failed"
     done = world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 7)))
     assert done.amount == Money("1000.00", "NOK")  # the failed one counts for nothing
+
+
+def test_each_refund_takes_back_only_what_its_own_payment_paid() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    visa = world.billing.save_card(world.account.id, per.id, token="pm_card_visa").id
+    x, y = (
+        world.billing.record_session(
+            world.account.id, per.id, lines=[line()], now=at(date(2027, 1, 1 + n))
+        ).invoice.id
+        for n in range(2)
+    )
+    mass = world.billing.mass_pay(
+        world.account.id,
+        per.id,
+        [x, y],
+        payment_method_id=visa,
+        now=at(date(2027, 1, 3)),
+    )
+    assert mass.payment is not None
+    world.billing.refund(
+        world.account.id,
+        mass.payment.id,
+        amount=Money("500", "NOK"),
+        now=at(date(2027, 1, 4)),
+    )
+    own = world.billing.pay(
+        world.account.id, y, payment_method_id=visa, now=at(date(2027, 1, 5))
+    )
+    assert own.payment is not None
+    world.billing.refund(world.account.id, mass.payment.id, now=at(date(2027, 1, 6)))
+    world.billing.refund(world.account.id, own.payment.id, now=at(date(2027, 1, 7)))
+    with world.storage.transaction() as tx:
+        paid = {i.id: i.paid for i in tx.list_invoices(world.account.id)}
+    zero = Money("0.00", "NOK")
+    assert paid == {x: zero, y: zero}  # everything was refunded: nothing is paid
+    overview = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 7))
+    assert overview.credit_balance == Money(0, "NOK")
+    assert overview.total_open == Money("2000.00", "NOK")
+    charged = sum((c.amount.amount for c in world.gateway.ledger), Decimal(0))
+    refunded = sum((r.amount.amount for r in world.gateway.refunds), Decimal(0))
+    assert charged == refunded == 2500

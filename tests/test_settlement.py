@@ -761,3 +761,41 @@ def test_reconcile_never_loses_money(
         assert line.amount <= min(invoice.outstanding, planned_amounts[line.invoice_id])
     for line in result.unapplied:
         assert line.amount.amount > 0
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=10_000), max_size=6),
+)
+def test_refund_slices_partition_what_was_paid(
+    sizes: list[int], cuts: list[int]
+) -> None:
+    from recurbill.corrections import refund_slices
+    from recurbill.errors import StateError
+
+    buckets = [(f"b{i}", Money(size, "ISK")) for i, size in enumerate(sizes)]
+    total = sum(sizes)
+    taken: dict[str, int] = {}
+    start = 0
+    for cut in cuts:
+        if start + cut > total:
+            with pytest.raises(StateError):
+                refund_slices(
+                    buckets, start=Money(start, "ISK"), amount=Money(cut, "ISK")
+                )
+            break
+        parts = refund_slices(
+            buckets, start=Money(start, "ISK"), amount=Money(cut, "ISK")
+        )
+        assert sum(int(m.amount) for _, m in parts) == cut
+        for key, money in parts:
+            taken[key] = taken.get(key, 0) + int(money.amount)
+        start += cut
+    for key, size in zip((k for k, _ in buckets), sizes, strict=True):
+        assert taken.get(key, 0) <= size  # never more than a bucket held
+    order = [k for k, _ in buckets]
+    filled = [taken.get(k, 0) == s for k, s in zip(order, sizes, strict=True)]
+    # buckets are emptied in order: a later one is touched only when earlier are empty
+    for i, key in enumerate(order):
+        if taken.get(key, 0):
+            assert all(filled[:i])

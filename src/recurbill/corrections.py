@@ -8,6 +8,7 @@ the payment created, then its invoices, the last one it paid first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import attrs
@@ -40,6 +41,7 @@ __all__ = [
     "REFUND_FAILED",
     "REFUND_REQUESTED",
     "Corrections",
+    "refund_slices",
 ]
 
 CREDIT_NOTE_SERIES = "CN"
@@ -48,6 +50,37 @@ REFUND_REQUESTED = "requested"
 """A refund's status between saving it and the gateway's answer."""
 REFUND_FAILED = "failed"
 """A refund the gateway refused: final, and not counted as refunded."""
+
+
+def refund_slices(
+    buckets: Sequence[tuple[str, Money]], *, start: Money, amount: Money
+) -> list[tuple[str, Money]]:
+    """The parts of *buckets* from *start* (refunded before) for *amount*.
+
+    *buckets* are what a payment paid, in the order refunds take it back.
+    Pure: the same payment, earlier refunds and amount give the same parts.
+
+    >>> nok = lambda a: Money(a, "NOK")
+    >>> paid = [("", nok(0)), ("inv-2", nok(300)), ("inv-1", nok(700))]
+    >>> [(k, str(m)) for k, m in refund_slices(paid, start=nok(100), amount=nok(500))]
+    [('inv-2', '200 NOK'), ('inv-1', '300 NOK')]
+    """
+    zero = Money.zero(amount.currency)
+    skip, left = start, amount
+    parts: list[tuple[str, Money]] = []
+    for key, size in buckets:
+        passed = min(skip, size)
+        skip -= passed
+        take = min(left, size - passed)
+        if take > zero:
+            parts.append((key, take))
+            left -= take
+    if left > zero:
+        raise StateError(
+            problem=f"a refund of {amount} after {start} exceeds what was paid",
+            allowed="refund at most what the payment paid and was not refunded",
+        )
+    return parts
 
 
 @attrs.define
@@ -262,37 +295,43 @@ class Corrections:
     ) -> None:
         """Take back *refund*'s amount from what *payment* paid.
 
-        First the customer credit the payment created (a share whose invoice
-        was settled another way), then its invoices, the last one it paid
-        first. On each invoice the refunded part is owed again (``reopen``) or
-        credited by a credit note; a part the customer already holds as credit
-        (from a credit note on a paid invoice) is taken from that credit. The
-        customer's credit may go below zero: then they owe it. Nothing is
-        created or lost: refund = credit taken back + owed again + credited.
+        What the payment paid is read from its receipt, in a fixed order: first
+        the customer credit it created (a share whose invoice was settled
+        another way), then each invoice it paid, the last one first, each no
+        more than the payment applied to it. Successive refunds take successive
+        slices of that order (:func:`refund_slices`), so a refund never takes
+        back another payment's money. On each invoice the refunded part is owed
+        again (``reopen``) or credited by a credit note; a part the customer
+        already holds as credit (from a credit note on a paid invoice) is taken
+        from that credit, which may go below zero (then they owe it). Nothing
+        is created or lost: refund = credit taken back + owed again + credited.
         """
         account = tx.get_account(payment.account_id)
         zero = Money.zero(refund.amount.currency)
-        left = refund.amount
-        created = sum(
+        receipt = next(
+            r
+            for r in tx.list_receipts(account.id, payment.customer_id)
+            if r.payment_id == payment.id
+        )
+        earlier = sum(
             (
-                entry.amount
-                for entry in tx.list_credit_entries(account.id, payment.customer_id)
-                if entry.source_id == payment.id
+                r.amount
+                for r in tx.list_refunds(account.id, payment.id)
+                if r.id != refund.id
+                and r.status not in (REFUND_REQUESTED, REFUND_FAILED)
             ),
             zero,
         )
-        take = min(left, created) if created > zero else zero
-        if take:
-            self._debit_credit(tx, payment, refund, take, "credit", now, payment.id)
-            left -= take
-        for invoice_id, share in reversed(self.collector.shares(tx, payment)):
-            if left <= zero:
-                break
-            invoice = tx.get_invoice(account.id, invoice_id, for_update=True)
-            part = min(left, share, invoice.paid)
-            if part <= zero:
+        buckets = [("", receipt.credit)] + [
+            (item.invoice_id, item.amount) for item in reversed(receipt.items)
+        ]
+        for invoice_id, part in refund_slices(
+            buckets, start=earlier, amount=refund.amount
+        ):
+            if not invoice_id:  # the credit this payment created
+                self._debit_credit(tx, payment, refund, part, "credit", now, payment.id)
                 continue
-            left -= part
+            invoice = tx.get_invoice(account.id, invoice_id, for_update=True)
             paid = invoice.paid - part
             owed_again = max(zero, invoice.total - paid - invoice.credited) - max(
                 zero, invoice.outstanding
@@ -329,8 +368,6 @@ class Corrections:
                     paid_at=None if still_owed else invoice.paid_at,
                 )
             )
-        if left > zero:  # more than the invoices still held: it was credit
-            self._debit_credit(tx, payment, refund, left, "rest", now, refund.id)
 
     def _debit_credit(
         self,
