@@ -449,3 +449,23 @@ def test_each_refund_takes_back_only_what_its_own_payment_paid() -> None:
     charged = sum((c.amount.amount for c in world.gateway.ledger), Decimal(0))
     refunded = sum((r.amount.amount for r in world.gateway.refunds), Decimal(0))
     assert charged == refunded == 2500
+
+
+def test_a_declined_try_from_the_overview_does_not_stop_the_retry_policy() -> None:
+    world = make_world()
+    ingrid = world.customer(card="pm_card_visa_chargeDeclinedInsufficientFunds")
+    world.template(ingrid, start=date(2027, 1, 4))
+    world.billing.run(at(date(2027, 1, 4), 7))
+    (invoice,) = world.storage_invoices()
+    tried = world.billing.pay(
+        world.account.id,
+        invoice.id,
+        payment_method_id=_default_card(world, ingrid.id),
+        now=at(date(2027, 1, 5)),
+    )
+    assert tried.status is PaymentStatus.DECLINED
+    for day in range(2, 12):
+        world.billing.run(at(date(2027, 1, 4) + timedelta(days=day), 7))
+    automatic = sorted(p.attempt for p in world.payments() if p.off_session)
+    assert automatic == [1, 2, 3, 4]
+    assert world.notification_kinds().count("payment_failed") == 1

@@ -518,11 +518,18 @@ class Collector:
             due = [
                 (payment, payment.attempt + 1)
                 for payment in candidates.values()
-                if self._retry_due(tx, payment, on)
+                if self.retry_due(tx, payment, on=on)
             ]
         return sorted(due, key=lambda pair: pair[0].id)
 
-    def _retry_due(self, tx: Transaction, declined: Payment, on: date) -> bool:
+    def retry_due(self, tx: Transaction, declined: Payment, *, on: date) -> bool:
+        """Whether the attempt after *declined* is due on *on* (read in *tx*).
+
+        Only when *declined* is the invoice's latest automatic attempt, nothing
+        is in flight for the invoice (a customer's own payment included), the
+        invoice is open and owes something, and the customer is still charged
+        automatically. A declined on-session try does not stop the policy.
+        """
         invoice_id = declined.invoice_ids[0]
         invoice = tx.get_invoice(declined.account_id, invoice_id)
         customer = tx.get_customer(declined.account_id, declined.customer_id)
@@ -537,10 +544,12 @@ class Collector:
             for p in tx.list_payments(declined.account_id, customer_id=customer.id)
             if invoice_id in p.invoice_ids and p.id != declined.id
         ]
-        if any(p.status is not PaymentStatus.DECLINED for p in others) or any(
-            p.created_at > declined.created_at for p in others
+        in_flight = (*_OPEN_OUTCOMES, PaymentStatus.REQUIRES_ACTION)
+        if any(p.status in in_flight for p in others) or any(
+            p.off_session and p.settlement_id is None and p.attempt > declined.attempt
+            for p in others
         ):
-            return False  # something newer or in flight: not this attempt's turn
+            return False  # in flight, or a later automatic attempt exists
         first = self._first_attempt_day(tx, declined)
         retry_on = self.retry_policy.retry_on(
             first_attempt=first, attempt=declined.attempt

@@ -490,12 +490,10 @@ class DailyRun:
                 account.id, declined.invoice_ids[0], for_update=True
             )
             card_id = customer.default_payment_method_id
-            if (
-                card_id is None
-                or invoice.status is not InvoiceStatus.OPEN
-                or invoice.outstanding.amount <= 0
+            if card_id is None or not self.collector.retry_due(
+                tx, declined, on=local_date(account, as_of)
             ):
-                return None
+                return None  # checked again under the invoice's lock
             payment = self.collector.new_payment(
                 account=account,
                 customer=customer,
