@@ -418,7 +418,11 @@ def test_replace_card_makes_the_new_one_default_and_forgets_the_old() -> None:
         world.account.id, kari.id, on=date(2027, 1, 1)
     ).payment_methods[0]
     new = world.billing.replace_card(
-        world.account.id, kari.id, old_method_id=old.id, token="pm_card_mastercard"
+        world.account.id,
+        kari.id,
+        old_method_id=old.id,
+        token="pm_card_mastercard",
+        now=at(date(2027, 1, 1)),
     )
     overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 1))
     assert [m.id for m in overview.payment_methods] == [new.id]

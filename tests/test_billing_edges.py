@@ -19,30 +19,88 @@ def _default_card(world: World, customer_id: str) -> str:
     return card
 
 
-def test_a_card_with_a_payment_in_progress_cannot_be_removed_or_replaced() -> None:
+def test_a_card_whose_charge_has_no_answer_yet_cannot_be_removed() -> None:
     world = make_world()
-    kari = world.customer(card="pm_card_authenticationRequired")
-    outcome = world.billing.record_session(
+    kari = world.customer()
+    world.gateway.fail_next("timeout_before")
+    world.billing.record_session(
         world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
     )
     card = _default_card(world, kari.id)
     with pytest.raises(StateError, match="payment in progress"):
         world.billing.replace_card(
-            world.account.id, kari.id, old_method_id=card, token="pm_card_visa"
+            world.account.id,
+            kari.id,
+            old_method_id=card,
+            token="pm_card_visa",
+            now=at(date(2027, 1, 5)),
         )
     with pytest.raises(StateError, match="payment in progress"):
-        world.billing.remove_card(world.account.id, kari.id, card)
+        world.billing.remove_card(
+            world.account.id, kari.id, card, now=at(date(2027, 1, 5))
+        )
     overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 5))
     assert [m.id for m in overview.payment_methods] == [card]  # nothing changed
-    assert outcome.payment is not None
-    assert outcome.payment.charge_id is not None
-    world.gateway.settle(outcome.payment.charge_id, succeed=True)
-    world.billing.run(at(date(2027, 1, 6), 7))
+    world.billing.run(at(date(2027, 1, 6), 7))  # finishes the charge, same key
     (invoice,) = world.storage_invoices()
     assert invoice.status is InvoiceStatus.PAID
-    world.billing.replace_card(
-        world.account.id, kari.id, old_method_id=card, token="pm_card_visa"
+    world.billing.remove_card(world.account.id, kari.id, card, now=at(date(2027, 1, 6)))
+    assert len(world.gateway.ledger) == 1
+
+
+def test_replacing_a_card_cancels_its_charge_waiting_for_authentication() -> None:
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
     )
+    assert outcome.payment is not None
+    assert outcome.payment.charge_id is not None
+    new = world.billing.replace_card(
+        world.account.id,
+        kari.id,
+        old_method_id=_default_card(world, kari.id),
+        token="pm_card_visa",
+        now=at(date(2027, 1, 6)),
+    )
+    (payment,) = world.payments()
+    assert payment.status is PaymentStatus.CANCELED
+    found = world.gateway.retrieve_charge(charge_id=outcome.payment.charge_id)
+    assert found is not None
+    assert found.status.value == "canceled"  # it can no longer be completed
+    paid = world.billing.pay(
+        world.account.id,
+        outcome.invoice.id,
+        payment_method_id=new.id,
+        now=at(date(2027, 1, 6)),
+    )
+    assert paid.status is PaymentStatus.SUCCEEDED
+    assert len(world.gateway.ledger) == 1
+
+
+def test_paying_with_another_card_cancels_the_charge_waiting_for_authentication() -> (
+    None
+):
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.charge_id is not None
+    other = world.billing.save_card(
+        world.account.id, kari.id, token="pm_card_visa", make_default=False
+    )
+    paid = world.billing.pay(
+        world.account.id,
+        outcome.invoice.id,
+        payment_method_id=other.id,
+        now=at(date(2027, 1, 6)),
+    )
+    assert paid.status is PaymentStatus.SUCCEEDED
+    with pytest.raises(InvalidInputError):  # the old charge cannot be completed now
+        world.gateway.settle(outcome.payment.charge_id, succeed=True)
+    assert len(world.gateway.ledger) == 1
 
 
 def test_a_retry_without_a_card_leaves_the_invoice_open_and_the_run_going() -> None:
@@ -51,7 +109,10 @@ def test_a_retry_without_a_card_leaves_the_invoice_open_and_the_run_going() -> N
     world.template(ingrid, start=date(2027, 1, 4))
     world.billing.run(at(date(2027, 1, 4), 7))
     world.billing.remove_card(
-        world.account.id, ingrid.id, _default_card(world, ingrid.id)
+        world.account.id,
+        ingrid.id,
+        _default_card(world, ingrid.id),
+        now=at(date(2027, 1, 4), 12),
     )
     for day in range(1, 10):
         world.billing.run(at(date(2027, 1, 4) + timedelta(days=day), 7))

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from billing_helpers import World, at, line, make_world
-from recurbill.errors import InvalidSelectionError, NotFoundError
+from recurbill.errors import InvalidInputError, InvalidSelectionError, NotFoundError
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (
@@ -325,19 +325,23 @@ def test_another_card_replaces_a_payment_left_waiting_for_authentication() -> No
         world.account.id, per.id, token="pm_card_visa", make_default=False
     )
     paid = world.billing.mass_pay(
-        world.account.id, per.id, ids, payment_method_id=other.id, now=at(DAY, 13)
+        world.account.id, per.id, ids[:1], payment_method_id=other.id, now=at(DAY, 13)
     )
     assert paid.status is SettlementStatus.SUCCEEDED
     old = world.billing.mass_payment(world.account.id, waiting.settlement.id)
     assert old.status is SettlementStatus.ABANDONED
-    # the customer completes the old one after all: the money becomes credit
+    assert old.payment is not None
+    assert old.payment.status is PaymentStatus.CANCELED
+    # the old charge was canceled at the gateway: it can no longer be completed
     assert waiting.payment is not None
     assert waiting.payment.charge_id is not None
-    world.gateway.settle(waiting.payment.charge_id, succeed=True)
-    late = world.billing.confirm_mass_payment(
-        world.account.id, waiting.settlement.id, now=at(DAY, 14)
+    with pytest.raises(InvalidInputError):
+        world.gateway.settle(waiting.payment.charge_id, succeed=True)
+    rest = world.billing.mass_pay(
+        world.account.id, per.id, ids[1:], payment_method_id=other.id, now=at(DAY, 14)
     )
-    assert late.status is SettlementStatus.SUCCEEDED
-    overview = world.billing.overview(world.account.id, per.id, on=DAY)
-    assert overview.credit_balance == Money("375.00", "NOK")
+    assert rest.status is SettlementStatus.SUCCEEDED
     assert len(world.gateway.ledger) == 2
+    overview = world.billing.overview(world.account.id, per.id, on=DAY)
+    assert overview.open == ()
+    assert overview.credit_balance == Money(0, "NOK")

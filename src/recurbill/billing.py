@@ -284,13 +284,17 @@ class Billing:
         )
         return customer
 
-    def remove_card(self, account_id: str, customer_id: str, method_id: str) -> None:
+    def remove_card(
+        self, account_id: str, customer_id: str, method_id: str, *, now: datetime
+    ) -> None:
         """Forget a saved card (and detach it at the gateway).
 
-        Refused while a payment with this card has no final outcome yet
-        (pending, unknown, processing or waiting for authentication): its
-        outcome must still be recorded against the card.
+        A charge of this card that waits for the customer's authentication is
+        canceled at the gateway first. Refused while a payment with the card
+        has no outcome yet (pending, unknown or processing): its outcome must
+        still be recorded against the card.
         """
+        self._cancel_waiting(account_id, customer_id, method_id, now=aware(now, "now"))
         with self.storage.transaction() as tx:
             method = self._removable_card(tx, account_id, customer_id, method_id)
             customer = tx.get_customer(account_id, customer_id)
@@ -301,6 +305,27 @@ class Billing:
                 )
             tx.commit()
         self.gateway.detach_payment_method(method.token)
+
+    def _cancel_waiting(
+        self,
+        account_id: str,
+        customer_id: str,
+        method_id: str,
+        *,
+        now: datetime,
+    ) -> None:
+        with self.storage.transaction() as tx:
+            waiting = [
+                p
+                for p in tx.list_payments(
+                    account_id,
+                    customer_id=customer_id,
+                    statuses=[PaymentStatus.REQUIRES_ACTION],
+                )
+                if p.payment_method_id == method_id
+            ]
+        for payment in waiting:
+            self._collector.cancel(account_id, payment.id, now=now)
 
     def _removable_card(
         self, tx: Transaction, account_id: str, customer_id: str, method_id: str
@@ -315,7 +340,7 @@ class Billing:
             for p in tx.list_payments(
                 account_id,
                 customer_id=customer_id,
-                statuses=(*_UNFINISHED, PaymentStatus.REQUIRES_ACTION),
+                statuses=_UNFINISHED,
             )
             if p.payment_method_id == method_id
         ]
@@ -331,16 +356,27 @@ class Billing:
         return method
 
     def replace_card(
-        self, account_id: str, customer_id: str, *, old_method_id: str, token: str
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        old_method_id: str,
+        token: str,
+        now: datetime,
     ) -> PaymentMethod:
         """Update card details: save the new card as default, forget the old one.
 
-        Checked first, so nothing changes when the old card cannot go yet.
+        As :meth:`remove_card`: a charge of the old card waiting for
+        authentication is canceled; one with no outcome yet refuses the
+        change, checked before anything changes.
         """
+        self._cancel_waiting(
+            account_id, customer_id, old_method_id, now=aware(now, "now")
+        )
         with self.storage.transaction() as tx:
             self._removable_card(tx, account_id, customer_id, old_method_id)
         method = self.save_card(account_id, customer_id, token=token)
-        self.remove_card(account_id, customer_id, old_method_id)
+        self.remove_card(account_id, customer_id, old_method_id, now=now)
         return method
 
     # recurring templates ---------------------------------------------------
@@ -607,11 +643,18 @@ class Billing:
         of the gateway. A second submit while one is unfinished returns that
         payment's outcome instead of charging again; so does paying with the
         card of a payment that waits for authentication (complete it with its
-        ``client_secret``). Another card starts a new payment.
+        ``client_secret``). Another card cancels that waiting charge at the
+        gateway first (unless it finished meanwhile), then pays.
         """
         aware(now, "now")
         for unfinished in self._open_payments(account_id, invoice_id):
-            self._collector.reconcile(account_id, unfinished.id, now=now)
+            outcome = self._collector.reconcile(account_id, unfinished.id, now=now)
+            if (
+                outcome.status is PaymentStatus.REQUIRES_ACTION
+                and outcome.payment_method_id != payment_method_id
+            ):
+                # another card pays instead: the waiting charge is canceled first
+                self._collector.cancel(account_id, outcome.id, now=now)
         with self.storage.transaction() as tx:
             invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
             if (

@@ -79,6 +79,7 @@ HARD_DECLINES = frozenset(
 )
 """Decline codes a retry cannot fix: the customer must act, so no automatic retry."""
 
+_FINAL = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.CANCELED)
 _OPEN_OUTCOMES = (
     PaymentStatus.PENDING,
     PaymentStatus.FAILED_UNKNOWN,
@@ -88,6 +89,7 @@ _SETTLEMENT_STATUS = {
     PaymentStatus.SUCCEEDED: SettlementStatus.SUCCEEDED,
     PaymentStatus.DECLINED: SettlementStatus.DECLINED,
     PaymentStatus.REQUIRES_ACTION: SettlementStatus.REQUIRES_ACTION,
+    PaymentStatus.CANCELED: SettlementStatus.ABANDONED,
 }
 
 
@@ -321,6 +323,22 @@ class Collector:
             return self.execute(account_id, payment_id, now=now)
         return self.apply(payment, result, now=now)
 
+    def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
+        """Cancel a payment that waits for the customer's authentication.
+
+        The gateway cancels the charge, or answers that it finished first (the
+        customer just authenticated): either way its answer is recorded, so
+        a charge is never left live beside a new one. A gateway that does not
+        answer raises :class:`~recurbill.errors.GatewayUnavailableError`;
+        nothing changed, try again.
+        """
+        with self.storage.transaction() as tx:
+            payment = tx.get_payment(account_id, payment_id)
+        if payment.status is not PaymentStatus.REQUIRES_ACTION or not payment.charge_id:
+            return payment
+        result = self.gateway.cancel_charge(payment.charge_id)
+        return self._record(payment, result, now=now)
+
     def unfinished(self, account_ids: Sequence[str] | None) -> list[Payment]:
         """Payments whose outcome is still open: pending, unknown, processing, or
         waiting for the customer's authentication (which may have happened)."""
@@ -351,7 +369,7 @@ class Collector:
             for invoice_id in sorted(payment.invoice_ids)
         }
         fresh = tx.get_payment(payment.account_id, payment.id)
-        if fresh.status in (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED):
+        if fresh.status in _FINAL:
             return fresh
         if fresh.status.value == result.status.value:
             return fresh  # nothing new (still waiting): no second notice

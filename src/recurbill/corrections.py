@@ -60,10 +60,13 @@ def refund_slices(
     *buckets* are what a payment paid, in the order refunds take it back.
     Pure: the same payment, earlier refunds and amount give the same parts.
 
-    >>> nok = lambda a: Money(a, "NOK")
-    >>> paid = [("", nok(0)), ("inv-2", nok(300)), ("inv-1", nok(700))]
-    >>> [(k, str(m)) for k, m in refund_slices(paid, start=nok(100), amount=nok(500))]
-    [('inv-2', '200 NOK'), ('inv-1', '300 NOK')]
+    >>> paid = (("", Money(0, "NOK")), ("inv-2", Money(300, "NOK")),
+    ...         ("inv-1", Money(700, "NOK")))
+    >>> for key, part in refund_slices(
+    ...         paid, start=Money(100, "NOK"), amount=Money(500, "NOK")):
+    ...     print(key, part)
+    inv-2 200 NOK
+    inv-1 300 NOK
     """
     zero = Money.zero(amount.currency)
     skip, left = start, amount

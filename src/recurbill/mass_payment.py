@@ -105,12 +105,19 @@ class MassPayment:
     ) -> MassPaymentConfirmation:
         """Settle the selected invoices with one charge to a saved card.
 
-        A settlement of some of these invoices that waits for authentication
-        on another card is abandoned: this card pays instead.
+        A charge of some of these invoices that waits for authentication on
+        another card is canceled at the gateway first (its settlement becomes
+        ``abandoned``), unless it finished meanwhile: this card pays instead.
         """
         for earlier in self._open_payments(account_id, customer_id, invoice_ids):
             # an earlier charge of one of these may have gone through: ask first
-            self.collector.reconcile(account_id, earlier.id, now=now)
+            outcome = self.collector.reconcile(account_id, earlier.id, now=now)
+            if (
+                outcome.status is PaymentStatus.REQUIRES_ACTION
+                and outcome.payment_method_id != payment_method_id
+            ):
+                # another card pays instead: cancel the waiting charge first
+                self.collector.cancel(account_id, outcome.id, now=now)
         try:
             settlement, payment = self._store(
                 account_id, customer_id, invoice_ids, payment_method_id, now
@@ -187,9 +194,6 @@ class MassPayment:
             except NotFoundError:
                 continue  # the calculator reports it as not found
         settlements = tx.list_settlements(account_id, customer_id=customer_id)
-        abandoned = {
-            s.id for s in settlements if s.status is SettlementStatus.ABANDONED
-        }
         pending = {
             item.invoice_id
             for settlement in settlements
@@ -200,7 +204,6 @@ class MassPayment:
             for payment in tx.list_payments(
                 account_id, customer_id=customer_id, statuses=_IN_FLIGHT
             )
-            if payment.settlement_id not in abandoned
             for invoice_id in payment.invoice_ids
         }
         return plan_settlement(
@@ -220,9 +223,6 @@ class MassPayment:
         now: datetime,
     ) -> tuple[Settlement, Payment | None]:
         with self.storage.transaction() as tx:
-            self._abandon_for_another_card(
-                tx, account_id, customer_id, invoice_ids, method_id
-            )
             same = self._same_selection(tx, account_id, customer_id, invoice_ids)
             if same is not None:
                 return same, None
@@ -264,27 +264,6 @@ class MassPayment:
             tx.add_payment(payment)
             tx.commit()
         return attrs.evolve(settlement, payment_id=payment.id), payment
-
-    @staticmethod
-    def _abandon_for_another_card(
-        tx: Transaction,
-        account_id: str,
-        customer_id: str,
-        invoice_ids: Sequence[str],
-        method_id: str,
-    ) -> None:
-        """Give up settlements of these invoices that wait for authentication
-        on another card: the customer chose to pay with this one instead."""
-        wanted = set(invoice_ids) if _texts(invoice_ids) else set()
-        for settlement in tx.list_settlements(account_id, customer_id=customer_id):
-            if (
-                settlement.status is SettlementStatus.REQUIRES_ACTION
-                and settlement.payment_method_id != method_id
-                and wanted & {item.invoice_id for item in settlement.items}
-            ):
-                tx.update_settlement(
-                    attrs.evolve(settlement, status=SettlementStatus.ABANDONED)
-                )
 
     @staticmethod
     def _same_selection(

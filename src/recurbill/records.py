@@ -110,7 +110,11 @@ class OccurrenceOutcome(str, enum.Enum):
 
 
 class PaymentStatus(str, enum.Enum):
-    """A payment attempt's state; ``pending`` is saved before the gateway is called."""
+    """A payment attempt's state; ``pending`` is saved before the gateway is called.
+
+    ``canceled``: it waited for the customer's authentication and was
+    canceled at the gateway (the customer chose another card or removed it).
+    """
 
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -118,14 +122,14 @@ class PaymentStatus(str, enum.Enum):
     REQUIRES_ACTION = "requires_action"
     PROCESSING = "processing"
     FAILED_UNKNOWN = "failed_unknown"
+    CANCELED = "canceled"
 
 
 class SettlementStatus(str, enum.Enum):
     """The state of a mass payment.
 
-    ``abandoned``: it waited for authentication and the customer chose
-    another card instead; should they still complete it, the money taken
-    becomes their credit.
+    ``abandoned``: it waited for authentication and was canceled at the
+    gateway because the customer chose another card instead.
     """
 
     PENDING = "pending"

@@ -567,6 +567,24 @@ class FakeStripe:
             raise _missing("payment_intent", match[1], "intent")
         return intent
 
+    def cancel_intent(
+        self, match: re.Match[str], _: dict[str, Any]
+    ) -> Mapping[str, Any]:
+        intent = self.intents.get(match[1])
+        if intent is None:
+            raise _missing("payment_intent", match[1], "intent")
+        if intent["status"] in ("succeeded", "canceled"):
+            raise _error(
+                400,
+                "invalid_request_error",
+                f"You cannot cancel this PaymentIntent because it has a status of "
+                f"{intent['status']}.",
+                code="payment_intent_unexpected_state",
+            )
+        intent["status"] = "canceled"
+        intent["next_action"] = None
+        return intent
+
     def list_intents(
         self, match: re.Match[str], form: dict[str, Any]
     ) -> Mapping[str, Any]:
@@ -697,6 +715,12 @@ _ROUTES: list[tuple[str, str, type, _Handler]] = [
         r"/v1/payment_intents/((?!search$)[^/]+)",
         stripe.params.PaymentIntentRetrieveParams,
         FakeStripe.retrieve_intent,
+    ),
+    (
+        "POST",
+        r"/v1/payment_intents/([^/]+)/cancel",
+        stripe.params.PaymentIntentCancelParams,
+        FakeStripe.cancel_intent,
     ),
     (
         "POST",

@@ -103,6 +103,7 @@ EN_GB: dict[str, str] = {
     "status.requires_action": "Needs the customer's confirmation",
     "status.processing": "Processing",
     "status.failed_unknown": "Outcome unknown, being checked",
+    "status.canceled": "Cancelled",
 }
 
 NB_NO: dict[str, str] = {
@@ -187,6 +188,7 @@ NB_NO: dict[str, str] = {
     "status.requires_action": "Må bekreftes av kunden",
     "status.processing": "Under behandling",
     "status.failed_unknown": "Ukjent utfall, undersøkes",
+    "status.canceled": "Kansellert",
 }
 
 SV_SE: dict[str, str] = {
@@ -271,6 +273,7 @@ SV_SE: dict[str, str] = {
     "status.requires_action": "Kunden måste bekräfta",
     "status.processing": "Behandlas",
     "status.failed_unknown": "Okänt utfall, kontrolleras",
+    "status.canceled": "Avbruten",
 }
 
 IS_IS: dict[str, str] = {
@@ -357,6 +360,7 @@ IS_IS: dict[str, str] = {
     "status.requires_action": "Viðskiptavinur þarf að staðfesta",
     "status.processing": "Í vinnslu",
     "status.failed_unknown": "Óþekkt niðurstaða, í athugun",
+    "status.canceled": "Hætt við",
 }
 
 TEXTS: Mapping[str, Mapping[str, str]] = {

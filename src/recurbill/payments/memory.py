@@ -342,6 +342,26 @@ class InMemoryGateway:
         with self._lock:
             self._processing_next += times
 
+    def cancel_charge(self, charge_id: str) -> ChargeResult:
+        """Cancel a charge that waits for action or is processing (see protocol)."""
+        check_id(charge_id, what="charge_id")
+        with self._lock:
+            self._begin("cancel_charge", {"charge_id": charge_id})
+            charge = self._charges.get(charge_id)
+            if charge is None:
+                raise self._missing("charge", charge_id)
+            waiting = (ChargeStatus.REQUIRES_ACTION, ChargeStatus.PROCESSING)
+            if charge.result.status in waiting:
+                charge.result = ChargeResult(
+                    status=ChargeStatus.CANCELED,
+                    charge_id=charge_id,
+                    amount=charge.result.amount,
+                    idempotency_key=charge.result.idempotency_key,
+                )
+                self._emit("payment_intent.canceled", self._intent_object(charge))
+            self._after("cancel_charge")
+            return charge.result
+
     def settle(
         self,
         charge_id: str,
@@ -792,6 +812,7 @@ class InMemoryGateway:
             ChargeStatus.DECLINED: "requires_payment_method",
             ChargeStatus.REQUIRES_ACTION: "requires_payment_method",
             ChargeStatus.PROCESSING: "processing",
+            ChargeStatus.CANCELED: "canceled",
         }[result.status]
         return {
             "id": result.charge_id,

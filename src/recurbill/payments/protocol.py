@@ -51,6 +51,7 @@ class ChargeStatus(str, enum.Enum):
     DECLINED = "declined"
     REQUIRES_ACTION = "requires_action"
     PROCESSING = "processing"
+    CANCELED = "canceled"
 
 
 @attrs.frozen(kw_only=True)
@@ -183,6 +184,15 @@ class PaymentGateway(Protocol):
         self, *, idempotency_key: str | None = None, charge_id: str | None = None
     ) -> ChargeResult | None:
         """Look up a charge by key or id (for reconciliation); None if unknown."""
+        ...
+
+    def cancel_charge(self, charge_id: str) -> ChargeResult:
+        """Cancel a charge that waits for the customer or is processing.
+
+        Returns the charge as it is afterwards: ``canceled``, or its final
+        outcome if it finished first (a customer who just authenticated). A
+        charge that already has an outcome is returned unchanged.
+        """
         ...
 
     def refund(

@@ -308,6 +308,20 @@ class StripeGateway:
                 return intent
         return None
 
+    def cancel_charge(self, charge_id: str) -> ChargeResult:
+        """Cancel a PaymentIntent that waits for the customer or is processing.
+
+        One that finished first (succeeded, or failed) is read back instead:
+        Stripe refuses to cancel it, and its outcome is what counts.
+        """
+        check_id(charge_id, what="charge_id")
+        with _translated():
+            intent = self._v1.payment_intents.retrieve(charge_id)
+        if intent.status in _CANCELABLE:
+            with _translated():
+                intent = self._v1.payment_intents.cancel(charge_id)
+        return _intent_result(intent, _key_of(intent))
+
     def refund(
         self, charge_id: str, *, amount: Money | None, idempotency_key: str
     ) -> RefundResult:
@@ -457,6 +471,18 @@ def _key_of(intent: PaymentIntent) -> str:
     return value if isinstance(value, str) else ""
 
 
+_CANCELABLE = frozenset(
+    {
+        "requires_action",
+        "requires_confirmation",
+        "requires_payment_method",
+        "requires_capture",
+        "processing",
+    }
+)
+"""PaymentIntent states Stripe lets you cancel."""
+
+
 def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
     amount = from_minor_units(intent.amount, intent.currency)
     error = _field(intent, "last_payment_error")
@@ -469,6 +495,8 @@ def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
     }
     if intent.status == "succeeded":
         return ChargeResult(status=ChargeStatus.SUCCEEDED, **common)
+    if intent.status == "canceled":
+        return ChargeResult(status=ChargeStatus.CANCELED, **common)
     if intent.status in ("processing", "requires_capture"):
         return ChargeResult(status=ChargeStatus.PROCESSING, **common)
     if intent.status == "requires_action" or code == "authentication_required":

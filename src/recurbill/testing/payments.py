@@ -304,6 +304,31 @@ class GatewayContract:
         assert result.client_secret or result.action_url
         assert result.charge_id
 
+    def test_a_charge_waiting_for_authentication_can_be_canceled(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails
+    ) -> None:
+        card = gateway.attach_payment_method(
+            customer, token="pm_card_authenticationRequired"
+        )
+        waiting = self.charge(
+            gateway, customer, card.token, Money(500, "NOK"), _key("cancel")
+        )
+        assert waiting.charge_id is not None
+        canceled = gateway.cancel_charge(waiting.charge_id)
+        assert canceled.status is ChargeStatus.CANCELED
+        assert canceled.charge_id == waiting.charge_id
+        found = gateway.retrieve_charge(charge_id=waiting.charge_id)
+        assert found is not None
+        assert found.status is ChargeStatus.CANCELED
+        assert gateway.cancel_charge(waiting.charge_id).status is ChargeStatus.CANCELED
+
+    def test_canceling_a_charge_that_succeeded_returns_its_outcome(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails
+    ) -> None:
+        done = self.charge(gateway, customer, visa.token, Money(500, "NOK"), _key("k"))
+        assert done.charge_id is not None
+        assert gateway.cancel_charge(done.charge_id).status is ChargeStatus.SUCCEEDED
+
     def test_same_key_same_parameters_charges_once(
         self,
         gateway: PaymentGateway,
