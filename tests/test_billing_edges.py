@@ -530,3 +530,30 @@ def test_a_declined_try_from_the_overview_does_not_stop_the_retry_policy() -> No
     automatic = sorted(p.attempt for p in world.payments() if p.off_session)
     assert automatic == [1, 2, 3, 4]
     assert world.notification_kinds().count("payment_failed") == 1
+
+
+def test_the_daily_run_finishes_a_refund_whose_answer_was_lost() -> None:
+    world = make_world()
+    kari, invoice_id, payment_id = _paid_invoice(world)
+    world.gateway.fail_next("timeout_after", operation="refund")
+    from recurbill.errors import GatewayUnavailableError
+
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(
+            world.account.id,
+            payment_id,
+            amount=Money("400", "NOK"),
+            now=at(date(2027, 1, 6)),
+            reopen=False,
+        )
+    world.billing.run(at(date(2027, 1, 7), 7))
+    with world.storage.transaction() as tx:
+        (refund,) = tx.list_refunds(world.account.id, payment_id)
+        notes = tx.list_credit_notes(world.account.id, invoice_id=invoice_id)
+    assert refund.status == "succeeded"
+    assert [n.amount for n in notes] == [Money("400.00", "NOK")]  # reopen=False kept
+    assert len(world.gateway.refunds) == 1
+    overview = world.billing.overview(world.account.id, kari, on=date(2027, 1, 7))
+    assert overview.open == ()
+    world.billing.run(at(date(2027, 1, 8), 7))
+    assert len(world.gateway.refunds) == 1

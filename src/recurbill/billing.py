@@ -551,12 +551,17 @@ class Billing:
         Catches up missed days (each invoice dated its own occurrence), records
         paused occurrences as skipped, charges ``charge_automatically``
         customers, retries declined charges per the retry policy, finishes
-        payments an earlier crash left open, and queues each account's daily
-        summary in the outbox (only when there is something to report, unless
-        ``summary_when_empty``). Safe to run twice, concurrently, or after a crash.
+        payments and refunds an earlier crash or timeout left open, and queues
+        each account's daily summary in the outbox (only when there is
+        something to report, unless ``summary_when_empty``). Safe to run twice,
+        concurrently, or after a crash.
         """
+        aware(as_of, "as_of")
+        with self.storage.transaction() as tx:
+            accounts = tx.list_account_ids() if account_ids is None else account_ids
+        self._corrections.finish_unanswered(accounts, now=as_of)
         return self._daily.run(
-            aware(as_of, "as_of"),
+            as_of,
             account_ids=account_ids,
             send_summaries=send_summaries,
             summary_when_empty=summary_when_empty,

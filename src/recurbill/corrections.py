@@ -8,6 +8,7 @@ the payment created, then its invoices, the last one it paid first.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from recurbill.errors import (
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
+    RecurbillError,
     StateError,
 )
 from recurbill.ids import IdFactory, derived_id
@@ -40,6 +42,8 @@ __all__ = [
     "CREDIT_NOTE_SERIES",
     "REFUND_FAILED",
     "REFUND_REQUESTED",
+    "REFUND_REQUESTED_CREDIT",
+    "UNANSWERED",
     "Corrections",
     "refund_slices",
 ]
@@ -47,7 +51,11 @@ __all__ = [
 CREDIT_NOTE_SERIES = "CN"
 """The number series of credit notes (reserved: no invoice series may use it)."""
 REFUND_REQUESTED = "requested"
-"""A refund's status between saving it and the gateway's answer."""
+"""A refund's status between saving it and the gateway's answer (reopening)."""
+REFUND_REQUESTED_CREDIT = "requested_credit"
+"""The same, for a refund that credits the invoices instead of reopening them."""
+UNANSWERED = (REFUND_REQUESTED, REFUND_REQUESTED_CREDIT)
+"""Statuses of refunds saved but not answered by the gateway yet."""
 REFUND_FAILED = "failed"
 """A refund the gateway refused: final, and not counted as refunded."""
 
@@ -198,10 +206,11 @@ class Corrections:
         invoices the payment settled are reopened, the last one it paid first.
         Without it, each is credited instead (a credit note) and stays settled.
 
-        The refund record is saved before the gateway is called. If the
-        gateway's answer is lost (a timeout), call ``refund`` again: it finishes
-        that same refund with the same idempotency key (``amount`` is then the
-        first call's) instead of refunding twice.
+        The refund record (with the ``reopen`` choice) is saved before the
+        gateway is called. If the gateway's answer is lost (a timeout), the
+        next daily run finishes that same refund with the same idempotency key,
+        and so does calling ``refund`` again (``amount`` and ``reopen`` are then
+        the first call's): it is never refunded twice.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -211,25 +220,51 @@ class Corrections:
                     problem=f"payment {payment_id} is {payment.status.value}",
                     allowed="refund only a succeeded payment",
                 )
-            refunds = tx.list_refunds(account_id, payment_id)
-            unfinished = [r for r in refunds if r.status == REFUND_REQUESTED]
-            if unfinished:
+            unanswered = tx.list_refunds(account_id, payment_id, statuses=UNANSWERED)
+            if unanswered:
                 # an earlier refund's answer was lost: finish it, same key
-                refund = unfinished[0]
-                wanted = refund.amount
-                if amount is not None and amount.quantize() != wanted:
+                refund = unanswered[0]
+                if amount is not None and amount.quantize() != refund.amount:
                     raise StateError(
-                        problem=f"refund {refund.id} of {wanted} has no answer yet",
+                        problem=f"refund {refund.id} of {refund.amount} has no "
+                        "answer yet",
                         allowed="call refund again without an amount (or with "
                         "the same one) to finish it first",
                     )
             else:
-                refund = self._new_refund(tx, payment, amount, now)
-                wanted = refund.amount
+                refund = self._new_refund(tx, payment, amount, reopen, now)
                 tx.commit()
+        return self._finish(payment, refund, now=now)
+
+    def finish_unanswered(
+        self, account_ids: Sequence[str], *, now: datetime
+    ) -> list[Refund]:
+        """Finish every refund whose gateway answer was lost (the daily run's job).
+
+        Each is sent again with its own idempotency key, so the gateway
+        refunds it at most once; one that cannot be finished now is left for
+        the next time.
+        """
+        finished: list[Refund] = []
+        for account_id in account_ids:
+            with self.storage.transaction() as tx:
+                waiting = tx.list_refunds(account_id, statuses=UNANSWERED)
+                payments = {
+                    r.id: tx.get_payment(account_id, r.payment_id) for r in waiting
+                }
+            for refund in waiting:
+                with contextlib.suppress(RecurbillError):
+                    finished.append(self._finish(payments[refund.id], refund, now=now))
+        return finished
+
+    def _finish(self, payment: Payment, refund: Refund, *, now: datetime) -> Refund:
+        """Send *refund* to the gateway and record the answer, once."""
+        assert payment.charge_id is not None
         try:
             result = self.gateway.refund(
-                payment.charge_id, amount=wanted, idempotency_key=refund.idempotency_key
+                payment.charge_id,
+                amount=refund.amount,
+                idempotency_key=refund.idempotency_key,
             )
         except GatewayUnavailableError:
             raise  # the answer is unknown: the next call finishes it, same key
@@ -240,12 +275,15 @@ class Corrections:
             raise
         with self.storage.transaction() as tx:
             current = next(
-                r for r in tx.list_refunds(account_id, payment_id) if r.id == refund.id
+                r
+                for r in tx.list_refunds(payment.account_id, payment.id)
+                if r.id == refund.id
             )
-            if current.status != REFUND_REQUESTED:
+            if current.status not in UNANSWERED:
                 return current  # another call finished it meanwhile
+            reopen = current.status == REFUND_REQUESTED
             refund = attrs.evolve(
-                refund, status=result.status, refund_id=result.refund_id
+                current, status=result.status, refund_id=result.refund_id
             )
             tx.update_refund(refund)
             self._unsettle(tx, payment, refund, reopen=reopen, now=now)
@@ -253,7 +291,12 @@ class Corrections:
         return refund
 
     def _new_refund(
-        self, tx: Transaction, payment: Payment, amount: Money | None, now: datetime
+        self,
+        tx: Transaction,
+        payment: Payment,
+        amount: Money | None,
+        reopen: bool,
+        now: datetime,
     ) -> Refund:
         already = sum(
             (
@@ -281,7 +324,7 @@ class Corrections:
             payment_id=payment.id,
             amount=wanted,
             idempotency_key=f"recurbill-{refund_id}",
-            status=REFUND_REQUESTED,
+            status=REFUND_REQUESTED if reopen else REFUND_REQUESTED_CREDIT,
             created_at=now,
         )
         tx.add_refund(refund)

@@ -793,15 +793,25 @@ class _MemoryTransaction:
                 self._pop(self._s.refund_keys, old.idempotency_key)
             self._put(self._s.refunds, refund.id, refund)
 
-    def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
-        """Refunds of one payment, oldest first."""
+    def list_refunds(
+        self,
+        account_id: str,
+        payment_id: str | None = None,
+        *,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Refund]:
+        """Refunds of an account (of one payment, in some states), oldest first."""
         self._check_open()
         _text("account_id", account_id)
-        _text("payment_id", payment_id)
+        if payment_id is not None:
+            _text("payment_id", payment_id)
+        wanted = None if statuses is None else set(statuses)
         found = [
             r
             for r in self._s.refunds.values()
-            if r.account_id == account_id and r.payment_id == payment_id
+            if r.account_id == account_id
+            and (payment_id is None or r.payment_id == payment_id)
+            and (wanted is None or r.status in wanted)
         ]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 

@@ -217,8 +217,14 @@ class Transaction(Protocol):
     def update_refund(self, refund: Refund) -> None:
         """Replace a stored refund (its outcome, once the gateway answered)."""
 
-    def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
-        """Refunds of one payment, oldest first."""
+    def list_refunds(
+        self,
+        account_id: str,
+        payment_id: str | None = None,
+        *,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Refund]:
+        """Refunds of an account (of one payment, in some states), oldest first."""
 
     def add_credit_entry(self, entry: CreditEntry) -> None:
         """Store a movement of a customer's credit balance."""

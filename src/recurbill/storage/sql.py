@@ -932,14 +932,22 @@ class SqlTransaction:
             )
             self._update_row(conn, schema.refunds, row, kind="refund")
 
-    def list_refunds(self, account_id: str, payment_id: str) -> list[Refund]:
-        """Refunds of one payment, oldest first."""
+    def list_refunds(
+        self,
+        account_id: str,
+        payment_id: str | None = None,
+        *,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Refund]:
+        """Refunds of an account (of one payment, in some states), oldest first."""
         _text("account_id", account_id)
-        _text("payment_id", payment_id)
         refunds = schema.refunds
-        query = sa.select(refunds).where(
-            refunds.c.account_id == account_id, refunds.c.payment_id == payment_id
-        )
+        query = sa.select(refunds).where(refunds.c.account_id == account_id)
+        if payment_id is not None:
+            _text("payment_id", payment_id)
+            query = query.where(refunds.c.payment_id == payment_id)
+        if statuses is not None:
+            query = query.where(refunds.c.status.in_(list(statuses)))
         query = query.order_by(refunds.c.created_at, refunds.c.id)
         return self._all(query, rows.decode_refund)
 

@@ -1671,6 +1671,18 @@ class StorageContract:
         ]
         assert _read(storage, lambda tx: tx.list_refunds("beta", "pay-1")) == []
 
+    def test_refunds_of_an_account_by_status(self, storage: Storage) -> None:
+        _world(storage)
+        asked = _refund("ref-1", status="requested")
+        done = _refund("ref-2", status="succeeded", idempotency_key="key-2")
+        _add(storage, asked, done)
+        read = _read(
+            storage, lambda tx: tx.list_refunds("acme", statuses=["requested"])
+        )
+        assert read == [asked]
+        assert _read(storage, lambda tx: tx.list_refunds("acme")) == [asked, done]
+        assert _read(storage, lambda tx: tx.list_refunds("beta", statuses=[])) == []
+
     def test_refund_update(self, storage: Storage) -> None:
         _world(storage)
         _add(storage, _refund("ref-1"))
