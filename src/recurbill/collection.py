@@ -24,7 +24,9 @@ from recurbill.errors import (
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
+from recurbill.notify.message import Message
 from recurbill.notify.render import (
+    notification_for,
     render_payment_failed,
     render_payment_needs_action,
     render_receipt,
@@ -135,20 +137,12 @@ def outbox_message(
     *,
     account_id: str,
     kind: str,
-    message: object,
+    message: Message,
     now: datetime,
 ) -> Notification:
-    """An outbox row for a rendered message (a ``notify.protocol.Message``)."""
-    return Notification(
-        id=ids("ntf"),
-        account_id=account_id,
-        kind=kind,
-        recipient=getattr(message, "recipient"),  # noqa: B009
-        subject=getattr(message, "subject"),  # noqa: B009
-        text=getattr(message, "text"),  # noqa: B009
-        html=getattr(message, "html"),  # noqa: B009
-        headers=dict(getattr(message, "headers", {})),
-        created_at=now,
+    """An outbox row with a new id for a rendered message."""
+    return notification_for(
+        message, id=ids("ntf"), account_id=account_id, kind=kind, created_at=now
     )
 
 
@@ -407,6 +401,23 @@ class Collector:
         (invoice_id,) = payment.invoice_ids
         return [(invoice_id, payment.amount)]
 
+    def _queue(
+        self,
+        tx: Transaction,
+        account: Account,
+        kind: str,
+        message: Message,
+        now: datetime,
+    ) -> None:
+        """Put *message* in the outbox, in the transaction of what it announces."""
+        tx.add_notifications(
+            [
+                outbox_message(
+                    self.ids, account_id=account.id, kind=kind, message=message, now=now
+                )
+            ]
+        )
+
     def _settle(
         self,
         tx: Transaction,
@@ -477,17 +488,7 @@ class Collector:
             settlement = tx.get_settlement(account.id, payment.settlement_id)
             tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))
         message = render_receipt(account, customer, receipt)
-        tx.add_notifications(
-            [
-                outbox_message(
-                    self.ids,
-                    account_id=account.id,
-                    kind="receipt",
-                    message=message,
-                    now=now,
-                )
-            ]
-        )
+        self._queue(tx, account, "receipt", message, now)
 
     def _is_final(self, tx: Transaction, payment: Payment) -> bool:
         """Whether a declined payment ends its invoice's automatic collection."""
@@ -593,17 +594,7 @@ class Collector:
             payment.amount,
             result.action_url,
         )
-        tx.add_notifications(
-            [
-                outbox_message(
-                    self.ids,
-                    account_id=account.id,
-                    kind="payment_needs_action",
-                    message=message,
-                    now=now,
-                )
-            ]
-        )
+        self._queue(tx, account, "payment_needs_action", message, now)
 
     def _notify_failed(
         self,
@@ -622,14 +613,4 @@ class Collector:
             payment.amount,
             payment.decline_code or payment.error_code,
         )
-        tx.add_notifications(
-            [
-                outbox_message(
-                    self.ids,
-                    account_id=account.id,
-                    kind="payment_failed",
-                    message=message,
-                    now=now,
-                )
-            ]
-        )
+        self._queue(tx, account, "payment_failed", message, now)
