@@ -17,6 +17,7 @@ from recurbill.errors import RecurbillError
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
 if TYPE_CHECKING:
+    from recurbill.notify.protocol import Notifier
     from recurbill.payments.protocol import PaymentGateway
 
 __all__ = ["main"]
@@ -74,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
         choices=["stripe", "memory"],
         default="stripe",
         help="stripe (key from STRIPE_SECRET_KEY) or memory (a dry run, no money)",
+    )
+    run.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        default=None,
+        help="deliver the outbox through this SMTP server after the run",
+    )
+    run.add_argument("--smtp-sender", default=None, help="From address for e-mail")
+    run.add_argument(
+        "--smtp-security", choices=["starttls", "tls", "none"], default="starttls"
+    )
+    run.add_argument(
+        "--smtp-user",
+        default=None,
+        help="SMTP login (the password comes from RECURBILL_SMTP_PASSWORD)",
     )
 
     preview = commands.add_parser(
@@ -169,16 +185,47 @@ def _run(args: argparse.Namespace) -> int:
     from recurbill.storage.sql import SqlStorage
 
     gateway = _gateway(args.gateway)
+    notifier = _notifier(args)
     as_of = args.as_of or datetime.now(timezone.utc)
     with SqlStorage.from_url(_url(args.db)) as storage:
         reports = Billing(storage=storage, gateway=gateway).run(as_of)
-    for report in reports:
-        print(
-            f"{report.account_id}: {len(report.issued)} issued, "
-            f"{len(report.charges)} charged, {len(report.skipped)} skipped, "
-            f"{len(report.ended)} ended"
-        )
+        for report in reports:
+            print(
+                f"{report.account_id}: {len(report.issued)} issued, "
+                f"{len(report.charges)} charged, {len(report.skipped)} skipped, "
+                f"{len(report.ended)} ended"
+            )
+        if notifier is not None:
+            from recurbill.notify.delivery import deliver_pending
+
+            delivered = deliver_pending(storage, notifier, now=as_of, limit=10_000)
+            print(
+                f"e-mail: {len(delivered.sent)} sent, {len(delivered.failed)} "
+                "failed (kept in the outbox for the next run)"
+            )
     return 0
+
+
+def _notifier(args: argparse.Namespace) -> Notifier | None:
+    if args.smtp is None:
+        return None
+    from recurbill.notify.smtp import SmtpNotifier
+
+    host, _, port = args.smtp.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--smtp {args.smtp!r} is not HOST:PORT, e.g. smtp.example.no:587"
+        )
+    if not args.smtp_sender:
+        raise UsageError("--smtp needs --smtp-sender, the From address of the e-mail")
+    return SmtpNotifier(
+        host,
+        int(port),
+        sender=args.smtp_sender,
+        security=args.smtp_security,
+        username=args.smtp_user,
+        password=os.environ.get("RECURBILL_SMTP_PASSWORD") if args.smtp_user else None,
+    )
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -1,0 +1,103 @@
+"""`recurbill run --smtp` delivers the outbox through a real SMTP server."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from smtp_servers import Server
+
+from recurbill.billing import Billing
+from recurbill.cli import main
+from recurbill.invoice import InvoiceLine
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.storage.sql import SqlStorage
+
+
+def _database(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    with SqlStorage.from_url(url) as storage:
+        storage.migrate()
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        account = billing.create_account(
+            account_id="fjord",
+            name="Fjord Fysio AS",
+            currency="NOK",
+            locale="nb_NO",
+            timezone="Europe/Oslo",
+            summary_email="post@fjordfysio.no",
+        )
+        per = billing.add_customer(
+            account.id,
+            name="Per Ødegård",
+            email="per@example.no",
+            collection_method="send_invoice",
+        )
+        billing.create_template(
+            account.id,
+            per.id,
+            lines=[
+                InvoiceLine(
+                    description="Oppfølging",
+                    quantity=1,
+                    unit_price="800",
+                    vat_rate=Decimal(25),
+                )
+            ],
+            start=date(2027, 1, 31),
+            period="month",
+            now=datetime(2027, 1, 1, tzinfo=timezone.utc),
+        )
+    return url
+
+
+def test_run_delivers_the_invoice_and_the_summary(
+    tmp_path: Path, smtp_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _database(tmp_path)
+    status = main(
+        [
+            "run",
+            "--db",
+            url,
+            "--gateway",
+            "memory",
+            "--as-of",
+            "2027-01-31T07:00:00+01:00",
+            "--smtp",
+            f"{smtp_server.host}:{smtp_server.port}",
+            "--smtp-sender",
+            "faktura@fjordfysio.no",
+            "--smtp-security",
+            "none",
+        ]
+    )
+    assert status == 0
+    assert "e-mail: 2 sent, 0 failed" in capsys.readouterr().out
+    arrived = sorted(
+        (r.rcpt_tos[0], r.email["Subject"]) for r in smtp_server.collector.received
+    )
+    assert [to for to, _ in arrived] == ["per@example.no", "post@fjordfysio.no"]
+    assert all(subject for _, subject in arrived)
+    main(["run", "--db", url, "--gateway", "memory", "--as-of",
+          "2027-01-31T08:00:00+01:00", "--smtp",
+          f"{smtp_server.host}:{smtp_server.port}", "--smtp-sender",
+          "faktura@fjordfysio.no", "--smtp-security", "none"])  # fmt: skip
+    assert len(smtp_server.collector.received) == 2  # nothing is sent twice
+
+
+def test_smtp_needs_a_sender_and_a_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _database(tmp_path)
+    assert main(["run", "--db", url, "--gateway", "memory", "--smtp", "mail"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert (
+        main(
+            ["run", "--db", url, "--gateway", "memory", "--smtp", "mail.example.no:25"]
+        )
+        == 2
+    )
+    assert "--smtp-sender" in capsys.readouterr().err
