@@ -669,3 +669,39 @@ def test_the_summary_names_skipped_and_ended_templates_by_what_they_bill() -> No
     text = render_summary(world.account, report).text
     assert text.count("Treningsoppfølging") == 2
     assert tid not in text
+
+
+def test_change_template_redates_before_the_first_invoice_and_changes_lines() -> None:
+    world = make_world()
+    tid = world.template(world.customer(), start=date(2027, 1, 31))
+    with pytest.raises(StartTooEarlyError, match="2027-01-11"):
+        world.billing.change_template(
+            world.account.id, tid, start=date(2027, 1, 10), now=at(date(2027, 1, 10))
+        )
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 3, 1), resume=date(2027, 4, 1)
+    )
+    moved = world.billing.change_template(
+        world.account.id, tid, start=date(2027, 2, 28), now=at(date(2027, 1, 10))
+    )
+    assert moved.schedule.start == date(2027, 2, 28)
+    assert (
+        moved.schedule.pauses
+        == world.billing.template_view(world.account.id, tid).template.schedule.pauses
+    )
+    assert len(moved.schedule.pauses) == 1  # the pause history is kept
+    world.billing.run(at(date(2027, 2, 28), 7))
+    world.billing.change_template(
+        world.account.id,
+        tid,
+        lines=[line("400")],
+        memo="new price",
+        now=at(date(2027, 3, 1)),
+    )
+    with pytest.raises(StateError, match="produced invoices"):
+        world.billing.change_template(
+            world.account.id, tid, start=date(2027, 5, 1), now=at(date(2027, 3, 1))
+        )
+    world.billing.run(at(date(2027, 4, 28), 7))
+    totals = [i.total for i in world.storage_invoices()]
+    assert totals == [nok("1000.00"), nok("500.00")]  # March was paused

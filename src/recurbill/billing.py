@@ -463,19 +463,10 @@ class Billing:
                         problem=f"template {template_id} has produced invoices",
                         allowed="re-date only a template that has not started",
                     )
-                old = template.schedule
-                schedule = Schedule.create(
-                    today=local_date(account, now),
-                    start=start,
-                    period=old.period,
-                    every=old.every,
-                    end=old.end,
-                    max_count=old.max_count,
-                    month_end=old.month_end,
+                schedule = template.schedule.redated(
+                    today=local_date(account, now), start=start
                 )
-                template = attrs.evolve(
-                    template, schedule=attrs.evolve(schedule, pauses=old.pauses)
-                )
+                template = attrs.evolve(template, schedule=schedule)
             template = _with_next_due(template, account)
             tx.update_template(template)
             tx.commit()
