@@ -705,3 +705,34 @@ def test_change_template_redates_before_the_first_invoice_and_changes_lines() ->
     world.billing.run(at(date(2027, 4, 28), 7))
     totals = [i.total for i in world.storage_invoices()]
     assert totals == [nok("1000.00"), nok("500.00")]  # March was paused
+
+
+def test_the_default_card_is_the_one_automatic_charges_use() -> None:
+    world = make_world()
+    kari = world.customer()
+    master = world.billing.save_card(
+        world.account.id, kari.id, token="pm_card_mastercard", make_default=False
+    )
+    world.billing.set_default_card(world.account.id, kari.id, master.id)
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.receipt is not None
+    assert outcome.receipt.card_last4 == "4444"
+    ola = world.customer("Ola Hansen")
+    with pytest.raises(NotFoundError):
+        world.billing.set_default_card(world.account.id, ola.id, master.id)
+
+
+def test_resume_early_and_end_a_template() -> None:
+    world = make_world()
+    tid = world.template(world.customer(), start=date(2027, 1, 4), period="week")
+    world.billing.pause_template(world.account.id, tid, on=date(2027, 1, 10))
+    world.billing.resume_template(world.account.id, tid, on=date(2027, 1, 17))
+    world.billing.end_template(world.account.id, tid, on=date(2027, 1, 25))
+    for day in range(0, 40):
+        world.billing.run(at(date(2027, 1, 4) + timedelta(days=day), 7))
+    issued = [i.issue_date for i in world.storage_invoices()]
+    assert issued == [date(2027, 1, 4), date(2027, 1, 18), date(2027, 1, 25)]
+    view = world.billing.template_view(world.account.id, tid)
+    assert view.template.status is TemplateStatus.FINISHED
