@@ -51,6 +51,7 @@ __all__ = [
     "collect_or_send",
     "next_due",
     "payment_reference",
+    "plan_collection",
 ]
 
 _CONFLICT_RETRIES = 5
@@ -147,42 +148,41 @@ def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
     )
 
 
-def collect_or_send(
-    tx: Transaction,
+def plan_collection(
     collector: Collector,
     *,
     account: Account,
     customer: Customer,
     invoices: Sequence[Invoice],
     now: datetime,
-    method: Callable[[str], PaymentMethod] | None = None,
-) -> list[Payment]:
-    """Queue how newly issued invoices get paid; return the pending payments.
+    method: Callable[[str], PaymentMethod],
+) -> tuple[list[Payment], list[Notification]]:
+    """How newly issued invoices get paid: pending payments, or invoice e-mails.
 
     A ``charge_automatically`` customer with a default card gets a pending
     first-attempt payment per invoice (charged after commit); anyone else (or
-    an invoice of nothing to pay) gets the invoice e-mail in the outbox.
-    *method* looks a card up by id (default: the transaction).
+    an invoice of nothing to pay) gets the invoice e-mail. Nothing is written:
+    the caller stores both in the transaction that stores the invoices.
+    *method* looks a card up by id.
     """
     card_id = customer.default_payment_method_id
     automatic = customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
-    lookup = method or (lambda method_id: tx.get_payment_method(account.id, method_id))
     payments: list[Payment] = []
     notes: list[Notification] = []
     for invoice in invoices:
         if automatic and card_id is not None and invoice.total.amount > 0:
-            payment = collector.new_payment(
-                account=account,
-                customer=customer,
-                method=lookup(card_id),
-                invoices=[invoice],
-                amount=invoice.total,
-                now=now,
-                off_session=True,
-                key_parts=(invoice.id, "1"),
+            payments.append(
+                collector.new_payment(
+                    account=account,
+                    customer=customer,
+                    method=method(card_id),
+                    invoices=[invoice],
+                    amount=invoice.total,
+                    now=now,
+                    off_session=True,
+                    key_parts=(invoice.id, "1"),
+                )
             )
-            tx.add_payment(payment)
-            payments.append(payment)
         else:
             notes.append(
                 outbox_message(
@@ -193,6 +193,29 @@ def collect_or_send(
                     now=now,
                 )
             )
+    return payments, notes
+
+
+def collect_or_send(
+    tx: Transaction,
+    collector: Collector,
+    *,
+    account: Account,
+    customer: Customer,
+    invoices: Sequence[Invoice],
+    now: datetime,
+) -> list[Payment]:
+    """:func:`plan_collection`, stored in *tx*; returns the pending payments."""
+    payments, notes = plan_collection(
+        collector,
+        account=account,
+        customer=customer,
+        invoices=invoices,
+        now=now,
+        method=lambda method_id: tx.get_payment_method(account.id, method_id),
+    )
+    for payment in payments:
+        tx.add_payment(payment)
     if notes:
         tx.add_notifications(notes)
     return payments
@@ -206,6 +229,10 @@ class _Issued:
     skipped: dict[str, list[SkippedLine]] = attrs.Factory(dict)
     ended: dict[str, list[EndedLine]] = attrs.Factory(dict)
     payments: list[tuple[Payment, Customer, PaymentMethod]] = attrs.Factory(list)
+    # written once per chunk, in its transaction
+    invoices: list[Invoice] = attrs.Factory(list)
+    occurrences: list[OccurrenceRecord] = attrs.Factory(list)
+    notes: list[Notification] = attrs.Factory(list)
     # what the summary prints for each new payment: invoice number, customer
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
 
@@ -328,6 +355,10 @@ class DailyRun:
                         self._issue(
                             reads, template.account_id, template.id, as_of, chunk
                         )
+                    tx.add_invoices(chunk.invoices)
+                    tx.add_occurrences(chunk.occurrences)
+                    if chunk.notes:
+                        tx.add_notifications(chunk.notes)
                     tx.commit()
             except ConflictError:
                 conflicts += 1  # another process issued these first: read again
@@ -435,8 +466,8 @@ class DailyRun:
                     total=invoice.total,
                 )
             )
-        tx.add_invoices(invoices)
-        tx.add_occurrences(occurrences)
+        out.invoices.extend(invoices)
+        out.occurrences.extend(occurrences)
         self._collect_or_send(reads, account, customer, invoices, as_of, out)
         updated = attrs.evolve(template, next_index=due)
         upcoming = next_due(updated, account)
@@ -460,8 +491,7 @@ class DailyRun:
         as_of: datetime,
         out: _Issued,
     ) -> None:
-        payments = collect_or_send(
-            reads.tx,
+        payments, notes = plan_collection(
             self.collector,
             account=account,
             customer=customer,
@@ -471,9 +501,11 @@ class DailyRun:
         )
         numbers = {invoice.id: invoice.display_number for invoice in invoices}
         for payment in payments:
+            reads.tx.add_payment(payment)
             method = reads.method(account.id, payment.payment_method_id)
             out.payments.append((payment, customer, method))
             out.labels[payment.id] = (numbers[payment.invoice_ids[0]], customer.name)
+        out.notes.extend(notes)
 
     def _retry(
         self, declined: Payment, attempt: int, as_of: datetime
