@@ -237,6 +237,17 @@ class _Issued:
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
 
 
+@attrs.frozen(kw_only=True)
+class _Plan:
+    """One template's due occurrences, read under its lock."""
+
+    template: RecurringTemplate
+    account: Account
+    customer: Customer
+    due: int
+    to_issue: list[int]
+
+
 @attrs.define
 class _Reads:
     """Accounts, customers and cards read once per chunk (one transaction)."""
@@ -339,7 +350,6 @@ class DailyRun:
         after: str | None = None
         conflicts = 0
         while True:
-            chunk = _Issued()
             try:
                 with self.storage.transaction() as tx:
                     templates = tx.due_templates(
@@ -350,15 +360,7 @@ class DailyRun:
                     )
                     if not templates:
                         return total
-                    reads = _Reads(tx)
-                    for template in templates:
-                        self._issue(
-                            reads, template.account_id, template.id, as_of, chunk
-                        )
-                    tx.add_invoices(chunk.invoices)
-                    tx.add_occurrences(chunk.occurrences)
-                    if chunk.notes:
-                        tx.add_notifications(chunk.notes)
+                    chunk = self._issue_chunk(_Reads(tx), templates, as_of)
                     tx.commit()
             except ConflictError:
                 conflicts += 1  # another process issued these first: read again
@@ -377,39 +379,76 @@ class DailyRun:
                     self._charge_line(outcome, chunk.labels.get(outcome.id))
                 )
 
-    def _issue(
-        self,
-        reads: _Reads,
-        account_id: str,
-        template_id: str,
-        as_of: datetime,
-        out: _Issued,
-    ) -> None:
-        tx = reads.tx
-        template = tx.get_template(account_id, template_id, for_update=True)
+    def _plan(
+        self, reads: _Reads, account_id: str, template_id: str, as_of: datetime
+    ) -> _Plan | None:
+        """What is due for one template, read under its lock; None if nothing."""
+        template = reads.tx.get_template(account_id, template_id, for_update=True)
         if (
             template.status is not TemplateStatus.ACTIVE
             or template.next_due_at is None
             or template.next_due_at > as_of
         ):
-            return  # another process got here first
+            return None  # another process got here first
         account = reads.account(account_id)
-        customer = reads.customer(account_id, template.customer_id)
-        schedule = template.schedule
-        due = schedule.due_count(
+        due = template.schedule.due_count(
             as_of, run_time=account.run_time, zone=account.timezone
         )
         indices = range(template.next_index, due)
-        to_issue = [
-            n for n in indices if schedule.status(n) is OccurrenceStatus.SCHEDULED
-        ]
-        first = (
-            tx.allocate_invoice_numbers(
-                account.id, account.invoice_series, count=len(to_issue)
-            )
-            if to_issue
-            else 0
+        scheduled = OccurrenceStatus.SCHEDULED
+        return _Plan(
+            template=template,
+            account=account,
+            customer=reads.customer(account_id, template.customer_id),
+            due=due,
+            to_issue=[n for n in indices if template.schedule.status(n) is scheduled],
         )
+
+    def _issue_chunk(
+        self, reads: _Reads, templates: list[RecurringTemplate], as_of: datetime
+    ) -> _Issued:
+        """Issue a chunk: plans, numbers (one block per account), then records."""
+        out = _Issued()
+        plans = [
+            plan
+            for template in templates
+            if (plan := self._plan(reads, template.account_id, template.id, as_of))
+        ]
+        needed: dict[str, int] = {}
+        for plan in plans:
+            needed[plan.account.id] = needed.get(plan.account.id, 0) + len(
+                plan.to_issue
+            )
+        series = {plan.account.id: plan.account.invoice_series for plan in plans}
+        next_number = {
+            account_id: reads.tx.allocate_invoice_numbers(
+                account_id, series[account_id], count=count
+            )
+            for account_id, count in needed.items()
+            if count
+        }
+        for plan in plans:
+            first = next_number.get(plan.account.id, 0)
+            next_number[plan.account.id] = first + len(plan.to_issue)
+            self._issue(reads, plan, first, as_of, out)
+        reads.tx.add_invoices(out.invoices)
+        reads.tx.add_occurrences(out.occurrences)
+        if out.notes:
+            reads.tx.add_notifications(out.notes)
+        return out
+
+    def _issue(
+        self,
+        reads: _Reads,
+        plan: _Plan,
+        first: int,
+        as_of: datetime,
+        out: _Issued,
+    ) -> None:
+        template, account, customer = plan.template, plan.account, plan.customer
+        schedule = template.schedule
+        due, to_issue = plan.due, plan.to_issue
+        indices = range(template.next_index, due)
         numbers = dict(zip(to_issue, range(first, first + len(to_issue)), strict=True))
         invoices: list[Invoice] = []
         occurrences: list[OccurrenceRecord] = []
@@ -480,7 +519,7 @@ class DailyRun:
                     description=_describe(template),
                 )
             )
-        tx.update_template(attrs.evolve(updated, next_due_at=upcoming))
+        reads.tx.update_template(attrs.evolve(updated, next_due_at=upcoming))
 
     def _collect_or_send(
         self,
