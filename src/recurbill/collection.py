@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -93,6 +94,10 @@ _SETTLEMENT_STATUS = {
     PaymentStatus.REQUIRES_ACTION: SettlementStatus.REQUIRES_ACTION,
     PaymentStatus.CANCELED: SettlementStatus.ABANDONED,
 }
+
+
+_Parties: TypeAlias = tuple[Account, Customer, PaymentMethod]
+"""Who a payment is between: the account, the customer, and the card used."""
 
 
 @attrs.frozen
@@ -228,9 +233,21 @@ class Collector:
         ]
         try:
             with self.storage.transaction() as tx:
+                accounts = {
+                    account_id: tx.get_account(account_id)
+                    for account_id in {payment.account_id for payment, _, _ in batch}
+                }
                 outcomes = [
-                    self._record_in(tx, payment, result, now=now)
-                    for payment, result in answered
+                    self._record_in(
+                        tx,
+                        payment,
+                        result,
+                        now=now,
+                        parties=(accounts[payment.account_id], customer, method),
+                    )
+                    for (payment, result), (_, customer, method) in zip(
+                        answered, batch, strict=True
+                    )
                 ]
                 tx.commit()
         except RecurbillError:
@@ -285,9 +302,10 @@ class Collector:
         result: ChargeResult | None,
         *,
         now: datetime,
+        parties: _Parties | None = None,
     ) -> Payment:
         if result is not None:
-            return self._apply_in(tx, payment, result, now=now)
+            return self._apply_in(tx, payment, result, now=now, parties=parties)
         fresh = tx.get_payment(payment.account_id, payment.id)
         if fresh.status is not PaymentStatus.PENDING:
             return fresh
@@ -357,7 +375,13 @@ class Collector:
         result: ChargeResult,
         *,
         now: datetime,
+        parties: _Parties | None = None,
     ) -> Payment:
+        """Apply *result* to *payment* in *tx*, unless it was applied already.
+
+        *parties* (account, customer, card) spare the reads when the caller
+        holds them already.
+        """
         invoices = {
             invoice_id: tx.get_invoice(payment.account_id, invoice_id, for_update=True)
             for invoice_id in sorted(payment.invoice_ids)
@@ -367,8 +391,13 @@ class Collector:
             return fresh
         if fresh.status.value == result.status.value:
             return fresh  # nothing new (still waiting): no second notice
-        account = tx.get_account(payment.account_id)
-        customer = tx.get_customer(payment.account_id, payment.customer_id)
+        if parties is None:
+            parties = (
+                tx.get_account(payment.account_id),
+                tx.get_customer(payment.account_id, payment.customer_id),
+                tx.get_payment_method(payment.account_id, payment.payment_method_id),
+            )
+        account, customer, method = parties
         status = PaymentStatus(result.status.value)
         fresh = attrs.evolve(
             fresh,
@@ -380,7 +409,7 @@ class Collector:
             updated_at=now,
         )
         if result.status is ChargeStatus.SUCCEEDED:
-            self._settle(tx, account, customer, fresh, invoices, now=now)
+            self._settle(tx, account, customer, method, fresh, invoices, now=now)
         elif result.status is ChargeStatus.REQUIRES_ACTION:
             self._notify_action(tx, account, customer, fresh, invoices, result, now)
         elif result.status is ChargeStatus.DECLINED and self._is_final(tx, fresh):
@@ -423,6 +452,7 @@ class Collector:
         tx: Transaction,
         account: Account,
         customer: Customer,
+        method: PaymentMethod,
         payment: Payment,
         invoices: dict[str, Invoice],
         *,
@@ -468,7 +498,6 @@ class Collector:
                     created_at=now,
                 )
             )
-        method = tx.get_payment_method(account.id, payment.payment_method_id)
         number = tx.allocate_invoice_numbers(account.id, RECEIPT_SERIES)
         receipt = Receipt(
             id=derived_id("rct", payment.id),
