@@ -193,3 +193,15 @@ def test_a_charge_request_is_checked_whole() -> None:
             description="",
             metadata=None,
         )
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["t=²,v1=ab", "t=100,v1=é", "t=100", "v1=" + "a" * 64, "t=1e3,v1=" + "a" * 64],
+)
+def test_crafted_webhook_headers_are_webhook_errors(header: str) -> None:
+    from recurbill.errors import WebhookError
+    from recurbill.payments.webhooks import verify_webhook
+
+    with pytest.raises(WebhookError):
+        verify_webhook(b"{}", signature=header, secrets=["whsec_test"], now=100)

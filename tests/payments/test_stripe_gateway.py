@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -376,3 +377,34 @@ def test_import_without_stripe_installed() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert "pip install 'recurbill[stripe]'" in done.stdout
+
+
+def test_cancel_reads_back_a_charge_that_succeeded_meanwhile(
+    gateway: StripeGateway,
+    customer: str,
+    fake_stripe: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    card = gateway.attach_payment_method(
+        customer, token="pm_card_authenticationRequired"
+    )
+    waiting = gateway.charge(
+        customer,
+        payment_method=card.token,
+        amount=Money("10.00", "NOK"),
+        idempotency_key="key-race-1",
+        off_session=False,
+    )
+    assert waiting.status is ChargeStatus.REQUIRES_ACTION
+    assert waiting.charge_id is not None
+    intents = gateway._v1.payment_intents
+    original = intents.retrieve
+
+    def retrieve_then_authenticate(intent_id: str, *args: Any, **kwargs: Any) -> Any:
+        found = original(intent_id, *args, **kwargs)
+        fake_stripe.intents[intent_id]["status"] = "succeeded"  # 3-D Secure done now
+        return found
+
+    monkeypatch.setattr(intents, "retrieve", retrieve_then_authenticate)
+    result = gateway.cancel_charge(waiting.charge_id)
+    assert result.status is ChargeStatus.SUCCEEDED

@@ -318,8 +318,14 @@ class StripeGateway:
         with _translated():
             intent = self._v1.payment_intents.retrieve(charge_id)
         if intent.status in _CANCELABLE:
-            with _translated():
-                intent = self._v1.payment_intents.cancel(charge_id)
+            try:
+                with _translated():
+                    intent = self._v1.payment_intents.cancel(charge_id)
+            except GatewayConfigurationError as error:
+                if error.fields.get("code") != "payment_intent_unexpected_state":
+                    raise
+                with _translated():  # it finished meanwhile: its outcome counts
+                    intent = self._v1.payment_intents.retrieve(charge_id)
         return _intent_result(intent, _key_of(intent))
 
     def refund(
@@ -415,6 +421,10 @@ class _CardDeclinedError(Exception):
         )
 
 
+_UNSURE = frozenset({408, 409, 425, 429})
+"""Statuses after which the request may or may not have been carried out."""
+
+
 @contextmanager
 def _translated(key: str | None = None, *, cards: bool = False) -> Iterator[None]:
     """Turn Stripe's exceptions into recurbill's, without chaining them.
@@ -441,10 +451,22 @@ def _raise_translated(exc: StripeError, key: str | None) -> NoReturn:
     fields: dict[str, object] = {"code": exc.code, "status": exc.http_status}
     if isinstance(exc, stripe.IdempotencyError):
         raise IdempotencyKeyReuseError(key=key, **fields) from None
-    if isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)) or (
-        exc.http_status is not None
-        and (exc.http_status >= 500 or exc.http_status == 409)
-    ):
+    refused = (
+        isinstance(
+            exc,
+            (
+                stripe.AuthenticationError,
+                stripe.PermissionError,
+                stripe.InvalidRequestError,
+                stripe.CardError,
+            ),
+        )
+        and exc.error is not None
+    )  # Stripe's own, structured refusal
+    status = exc.http_status
+    if not refused or (status is not None and (status >= 500 or status in _UNSURE)):
+        # a timeout, an outage, or an answer that is not Stripe's (a proxy's
+        # page, a cut-off body): the request may have been carried out
         raise GatewayUnavailableError(
             problem=f"Stripe did not complete the request ({_describe(exc)})",
             allowed="the outcome is unknown; retry later with the same idempotency "

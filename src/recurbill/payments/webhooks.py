@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 
 from recurbill.errors import WebhookError
@@ -51,6 +52,10 @@ def _refuse(problem: str) -> WebhookError:
     )
 
 
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 def verify_webhook(
     payload: bytes,
     *,
@@ -72,10 +77,12 @@ def verify_webhook(
         name, _, value = part.strip().partition("=")
         if name == "t":
             timestamps.append(value)
-        elif name == "v1":
-            candidates.append(value)
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not candidates:
+        elif name == "v1" and _HEX_DIGEST.fullmatch(value):
+            candidates.append(value)  # anything else cannot match: skipped
+    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]):
         raise _refuse("the signature header is malformed")
+    if not candidates:
+        raise _refuse("the signature header has no v1 signature")
     timestamp = int(timestamps[0])
     raw = bytes(payload)
     expected = [_digest(raw, secret, timestamp) for secret in secrets]

@@ -91,9 +91,10 @@ def migrate(url: str) -> int:
 
 
 def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or "\x00" in value:
         raise InvalidInputError(
-            problem=f"{name}={value!r}", allowed=f"{name} must be a non-empty string"
+            problem=f"{name}={value!r}",
+            allowed=f"{name} must be a non-empty string without NUL characters",
         )
     return value
 

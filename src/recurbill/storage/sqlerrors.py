@@ -62,7 +62,7 @@ def translated(exc: Exception, *, doing: str) -> StorageError:
     ):
         return ConflictError(
             problem=f"{doing} met a concurrent transaction ({detail})",
-            allowed="the unit of work was rolled back; retry it",
+            allowed="leave this unit of work (it rolls back) and retry it in a new one",
         )
     if isinstance(exc, sa_exc.OperationalError) and (
         getattr(exc, "connection_invalidated", False)

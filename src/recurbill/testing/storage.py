@@ -1610,6 +1610,11 @@ class StorageContract:
                 account="acme",
             )
 
+    def test_an_id_with_a_nul_character_is_refused(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx, pytest.raises(InvalidInputError):
+            tx.get_customer("acme", "cust\x00-1")
+
     def test_credit_notes_round_trip_and_filter_by_invoice(
         self, storage: Storage
     ) -> None:
