@@ -60,6 +60,11 @@ from recurbill.records import (
     SettlementStatus,
     TemplateStatus,
 )
+from recurbill.storage.checks import aware as _aware
+from recurbill.storage.checks import positive as _positive
+from recurbill.storage.checks import record as _record
+from recurbill.storage.checks import records as _records
+from recurbill.storage.checks import text as _text
 from recurbill.storage.protocol import Transaction
 
 __all__ = ["InMemoryStorage"]
@@ -86,50 +91,6 @@ def _frozen(record: _R) -> _R:
         elif isinstance(value, Mapping) and not isinstance(value, MappingProxyType):
             changes[field.alias] = MappingProxyType(dict(value))
     return attrs.evolve(record, **changes) if changes else record  # type: ignore[misc]
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise InvalidInputError(
-            problem=f"{name}={value!r}",
-            allowed=f"{name} must be a non-empty string without NUL characters",
-        )
-    return value
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(
-            problem=f"{name}={value!r}", allowed=f"{name} must be an integer >= 1"
-        )
-    return value
-
-
-def _record(name: str, value: object, kind: type[_R]) -> _R:
-    if not isinstance(value, kind):
-        raise InvalidInputError(
-            problem=f"{name} is a {type(value).__name__}",
-            allowed=f"give a {kind.__name__}",
-        )
-    return value
-
-
-def _records(name: str, values: object, kind: type[_R]) -> list[_R]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise InvalidInputError(
-            problem=f"{name} is a {type(values).__name__}",
-            allowed=f"give a sequence (list or tuple) of {kind.__name__}",
-        )
-    return [_record(name, value, kind) for value in values]
-
-
-def _aware(name: str, value: object) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise InvalidInputError(
-            problem=f"{name}={value!r}",
-            allowed=f"{name} must be an aware datetime",
-        )
-    return value
 
 
 def _conflict(problem: str, allowed: str) -> ConflictError:

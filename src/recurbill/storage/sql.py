@@ -60,6 +60,11 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.storage import migrations, rows, schema
+from recurbill.storage.checks import aware as _aware
+from recurbill.storage.checks import positive as _positive
+from recurbill.storage.checks import record as _record
+from recurbill.storage.checks import records as _records
+from recurbill.storage.checks import text as _text
 from recurbill.storage.engine import (
     LOCK_TIMEOUT_SECONDS,
     create_engine,
@@ -88,41 +93,6 @@ def migrate(url: str) -> int:
         return storage.migrate()
     finally:
         storage.close()
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise InvalidInputError(
-            problem=f"{name}={value!r}",
-            allowed=f"{name} must be a non-empty string without NUL characters",
-        )
-    return value
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(
-            problem=f"{name}={value!r}", allowed=f"{name} must be an integer >= 1"
-        )
-    return value
-
-
-def _record(name: str, value: object, kind: type[_R]) -> _R:
-    if not isinstance(value, kind):
-        raise InvalidInputError(
-            problem=f"{name} is a {type(value).__name__}",
-            allowed=f"give a {kind.__name__}",
-        )
-    return value
-
-
-def _records(name: str, values: object, kind: type[_R]) -> list[_R]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise InvalidInputError(
-            problem=f"{name} is a {type(values).__name__}",
-            allowed=f"give a sequence (list or tuple) of {kind.__name__}",
-        )
-    return [_record(name, value, kind) for value in values]
 
 
 class _BulkInsert:
@@ -635,10 +605,7 @@ class SqlTransaction:
         so a caller streams every due template in bounded memory (keyset
         pagination over the ``(status, next_due_at, id)`` index).
         """
-        if not isinstance(as_of, datetime) or as_of.utcoffset() is None:
-            raise InvalidInputError(
-                problem=f"as_of={as_of!r}", allowed="as_of must be an aware datetime"
-            )
+        _aware("as_of", as_of)
         _positive("limit", limit)
         templates = schema.templates
         query = sa.select(templates).where(

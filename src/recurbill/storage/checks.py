@@ -1,0 +1,62 @@
+"""Argument checks shared by the storage adapters, so both refuse alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from recurbill.errors import InvalidInputError
+
+__all__ = ["aware", "positive", "record", "records", "text"]
+
+_R = TypeVar("_R")
+
+
+def text(name: str, value: object) -> str:
+    """*value* if it is a non-empty string without NUL characters (an id)."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}",
+            allowed=f"{name} must be a non-empty string without NUL characters",
+        )
+    return value
+
+
+def positive(name: str, value: object) -> int:
+    """*value* if it is an integer of 1 or more (a count or a limit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}", allowed=f"{name} must be an integer >= 1"
+        )
+    return value
+
+
+def record(name: str, value: object, kind: type[_R]) -> _R:
+    """*value* if it is a *kind* record."""
+    if not isinstance(value, kind):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(value).__name__}",
+            allowed=f"give a {kind.__name__}",
+        )
+    return value
+
+
+def records(name: str, values: object, kind: type[_R]) -> list[_R]:
+    """*values* as a list, if they are a sequence of *kind* records."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(values).__name__}",
+            allowed=f"give a sequence (list or tuple) of {kind.__name__}",
+        )
+    return [record(name, value, kind) for value in values]
+
+
+def aware(name: str, value: object) -> datetime:
+    """*value* if it is an aware datetime (an instant)."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidInputError(
+            problem=f"{name}={value!r}",
+            allowed=f"{name} must be an aware datetime",
+        )
+    return value
