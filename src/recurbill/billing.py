@@ -31,7 +31,13 @@ from recurbill.arguments import (
     positive_money,
     to_collection_method,
 )
-from recurbill.collection import RECEIPT_SERIES, Collector, RetryPolicy, local_date
+from recurbill.collection import (
+    NO_OUTCOME,
+    RECEIPT_SERIES,
+    Collector,
+    RetryPolicy,
+    local_date,
+)
 from recurbill.corrections import CREDIT_NOTE_SERIES, Corrections
 from recurbill.daily import (
     DailyRun,
@@ -79,12 +85,6 @@ from recurbill.views import (
 )
 
 __all__ = ["Billing"]
-
-_UNFINISHED = (
-    PaymentStatus.PENDING,
-    PaymentStatus.FAILED_UNKNOWN,
-    PaymentStatus.PROCESSING,
-)
 
 
 @attrs.define
@@ -340,7 +340,7 @@ class Billing:
             for p in tx.list_payments(
                 account_id,
                 customer_id=customer_id,
-                statuses=_UNFINISHED,
+                statuses=NO_OUTCOME,
             )
             if p.payment_method_id == method_id
         ]
@@ -677,7 +677,7 @@ class Billing:
             in_flight = [
                 p
                 for p in earlier
-                if p.status in _UNFINISHED
+                if p.status in NO_OUTCOME
                 or (
                     p.status is PaymentStatus.REQUIRES_ACTION
                     and p.payment_method_id == method.id
@@ -705,15 +705,8 @@ class Billing:
 
     def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
         with self.storage.transaction() as tx:
-            invoice = tx.get_invoice(account_id, invoice_id)
-            return [
-                p
-                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
-                if invoice_id in p.invoice_ids
-                and (
-                    p.status in _UNFINISHED or p.status is PaymentStatus.REQUIRES_ACTION
-                )
-            ]
+            customer_id = tx.get_invoice(account_id, invoice_id).customer_id
+        return self._collector.in_flight(account_id, customer_id, [invoice_id])
 
     def confirm_payment(
         self, account_id: str, payment_id: str, *, now: datetime

@@ -53,6 +53,8 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = [
     "GATEWAY_ERROR",
     "HARD_DECLINES",
+    "IN_FLIGHT",
+    "NO_OUTCOME",
     "RECEIPT_SERIES",
     "Collector",
     "RetryPolicy",
@@ -83,11 +85,14 @@ HARD_DECLINES = frozenset(
 """Decline codes a retry cannot fix: the customer must act, so no automatic retry."""
 
 _FINAL = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.CANCELED)
-_OPEN_OUTCOMES = (
+NO_OUTCOME = (
     PaymentStatus.PENDING,
     PaymentStatus.FAILED_UNKNOWN,
     PaymentStatus.PROCESSING,
 )
+"""Payment statuses without an outcome yet: the gateway may still take money."""
+IN_FLIGHT = (*NO_OUTCOME, PaymentStatus.REQUIRES_ACTION)
+"""Those, and payments waiting for the customer's authentication."""
 _SETTLEMENT_STATUS = {
     PaymentStatus.SUCCEEDED: SettlementStatus.SUCCEEDED,
     PaymentStatus.DECLINED: SettlementStatus.DECLINED,
@@ -321,7 +326,7 @@ class Collector:
         """
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
-        if payment.status not in (*_OPEN_OUTCOMES, PaymentStatus.REQUIRES_ACTION):
+        if payment.status not in IN_FLIGHT:
             return payment
         try:
             result = self.gateway.retrieve_charge(
@@ -351,13 +356,25 @@ class Collector:
         result = self.gateway.cancel_charge(payment.charge_id)
         return self._record(payment, result, now=now)
 
+    def in_flight(
+        self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
+    ) -> list[Payment]:
+        """The customer's payments in flight that touch any of *invoice_ids*."""
+        wanted = set(invoice_ids)
+        with self.storage.transaction() as tx:
+            return [
+                p
+                for p in tx.list_payments(
+                    account_id, customer_id=customer_id, statuses=IN_FLIGHT
+                )
+                if wanted & set(p.invoice_ids)
+            ]
+
     def unfinished(self, account_ids: Sequence[str] | None) -> list[Payment]:
         """Payments whose outcome is still open: pending, unknown, processing, or
         waiting for the customer's authentication (which may have happened)."""
         with self.storage.transaction() as tx:
-            found = tx.list_payments(
-                statuses=(*_OPEN_OUTCOMES, PaymentStatus.REQUIRES_ACTION)
-            )
+            found = tx.list_payments(statuses=IN_FLIGHT)
         wanted = set(account_ids) if account_ids is not None else None
         return [p for p in found if wanted is None or p.account_id in wanted]
 
@@ -592,8 +609,7 @@ class Collector:
             for p in tx.list_payments(declined.account_id, customer_id=customer.id)
             if invoice_id in p.invoice_ids and p.id != declined.id
         ]
-        in_flight = (*_OPEN_OUTCOMES, PaymentStatus.REQUIRES_ACTION)
-        if any(p.status in in_flight for p in others) or any(
+        if any(p.status in IN_FLIGHT for p in others) or any(
             p.off_session and p.settlement_id is None and p.attempt > declined.attempt
             for p in others
         ):

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
+from recurbill.arguments import aware
 from recurbill.collection import Collector, local_date, outbox_message
 from recurbill.errors import ConflictError, InvalidInputError, RecurbillError
 from recurbill.ids import IdFactory, derived_id
@@ -293,11 +294,7 @@ class DailyRun:
         summary_when_empty: bool = False,
     ) -> list[RunReport]:
         """Issue every due occurrence by *as_of*, charge, retry, and report."""
-        if not isinstance(as_of, datetime) or as_of.utcoffset() is None:
-            raise InvalidInputError(
-                problem=f"as_of {as_of!r} is not an aware datetime",
-                allowed="give the instant of the run with a time zone",
-            )
+        aware(as_of, "as_of")
         accounts = self._accounts(account_ids)
         wanted = [a.id for a in accounts]
         for payment in self.collector.unfinished(wanted):
@@ -454,16 +451,34 @@ class DailyRun:
         occurrences: list[OccurrenceRecord] = []
         for n in indices:
             on = schedule.occurrence(n)
-            if n not in numbers:
-                occurrences.append(
-                    OccurrenceRecord(
-                        account_id=account.id,
-                        template_id=template.id,
-                        index=n,
-                        on=on,
-                        outcome=OccurrenceOutcome.SKIPPED,
-                    )
+            invoice: Invoice | None = None
+            if n in numbers:
+                invoice = build_invoice(
+                    invoice_id=derived_id("inv", template.id, str(n)),
+                    account=account,
+                    customer=customer,
+                    lines=template.lines,
+                    number=numbers[n],
+                    issue_date=on,
+                    now=as_of,
+                    memo=template.memo,
+                    template_id=template.id,
+                    occurrence_index=n,
                 )
+                invoices.append(invoice)
+            occurrences.append(
+                OccurrenceRecord(
+                    account_id=account.id,
+                    template_id=template.id,
+                    index=n,
+                    on=on,
+                    outcome=OccurrenceOutcome.SKIPPED
+                    if invoice is None
+                    else OccurrenceOutcome.ISSUED,
+                    invoice_id=None if invoice is None else invoice.id,
+                )
+            )
+            if invoice is None:
                 out.skipped.setdefault(account.id, []).append(
                     SkippedLine(
                         template_id=template.id,
@@ -473,29 +488,6 @@ class DailyRun:
                     )
                 )
                 continue
-            invoice = build_invoice(
-                invoice_id=derived_id("inv", template.id, str(n)),
-                account=account,
-                customer=customer,
-                lines=template.lines,
-                number=numbers[n],
-                issue_date=on,
-                now=as_of,
-                memo=template.memo,
-                template_id=template.id,
-                occurrence_index=n,
-            )
-            invoices.append(invoice)
-            occurrences.append(
-                OccurrenceRecord(
-                    account_id=account.id,
-                    template_id=template.id,
-                    index=n,
-                    on=on,
-                    outcome=OccurrenceOutcome.ISSUED,
-                    invoice_id=invoice.id,
-                )
-            )
             out.issued.setdefault(account.id, []).append(
                 IssuedLine(
                     invoice_id=invoice.id,

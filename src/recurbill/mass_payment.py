@@ -16,7 +16,7 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.collection import Collector
+from recurbill.collection import IN_FLIGHT, Collector
 from recurbill.errors import ConflictError, NotFoundError
 from recurbill.ids import IdFactory
 from recurbill.money import Money
@@ -37,12 +37,6 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = ["MassPayment", "MassPaymentConfirmation"]
 
 _LIVE = (SettlementStatus.PENDING, SettlementStatus.REQUIRES_ACTION)
-_IN_FLIGHT = (
-    PaymentStatus.PENDING,
-    PaymentStatus.FAILED_UNKNOWN,
-    PaymentStatus.PROCESSING,
-    PaymentStatus.REQUIRES_ACTION,
-)
 
 
 @attrs.frozen(kw_only=True)
@@ -109,7 +103,8 @@ class MassPayment:
         another card is canceled at the gateway first (its settlement becomes
         ``abandoned``), unless it finished meanwhile: this card pays instead.
         """
-        for earlier in self._open_payments(account_id, customer_id, invoice_ids):
+        selected = invoice_ids if _texts(invoice_ids) else ()
+        for earlier in self.collector.in_flight(account_id, customer_id, selected):
             # an earlier charge of one of these may have gone through: ask first
             outcome = self.collector.reconcile(account_id, earlier.id, now=now)
             if (
@@ -164,19 +159,6 @@ class MassPayment:
             receipt=receipt,
         )
 
-    def _open_payments(
-        self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
-    ) -> list[Payment]:
-        wanted = set(invoice_ids) if _texts(invoice_ids) else set()
-        with self.storage.transaction() as tx:
-            return [
-                p
-                for p in tx.list_payments(
-                    account_id, customer_id=customer_id, statuses=_IN_FLIGHT
-                )
-                if wanted & set(p.invoice_ids)
-            ]
-
     def _plan(
         self,
         tx: Transaction,
@@ -202,7 +184,7 @@ class MassPayment:
         } | {
             invoice_id
             for payment in tx.list_payments(
-                account_id, customer_id=customer_id, statuses=_IN_FLIGHT
+                account_id, customer_id=customer_id, statuses=IN_FLIGHT
             )
             for invoice_id in payment.invoice_ids
         }
