@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from recurbill.errors import InvalidInputError
 
-__all__ = ["aware", "positive", "record", "records", "text"]
+__all__ = ["aware", "ids", "positive", "record", "records", "text"]
 
 _R = TypeVar("_R")
 
@@ -21,6 +21,16 @@ def text(name: str, value: object) -> str:
             allowed=f"{name} must be a non-empty string without NUL characters",
         )
     return value
+
+
+def ids(name: str, values: object) -> list[str]:
+    """*values* as a list, if they are a sequence of ids (see :func:`text`)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            problem=f"{name} is a {type(values).__name__}",
+            allowed=f"give a sequence (list or tuple) of {name}",
+        )
+    return [text(name, value) for value in values]
 
 
 def positive(name: str, value: object) -> int:

@@ -61,6 +61,7 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.storage.checks import aware as _aware
+from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
@@ -216,6 +217,16 @@ class _MemoryTransaction:
             raise NotFoundError(kind=kind, key=key, account=account_id)
         return record
 
+    def _scoped_many(
+        self, table: dict[str, _R], kind: str, account_id: str, keys: object
+    ) -> list[_R]:
+        self._check_open()
+        _text("account_id", account_id)
+        return [
+            self._scoped(table, kind, account_id, key)
+            for key in _ids(f"{kind} ids", keys)
+        ]
+
     def _need_account(self, account_id: str) -> None:
         if account_id not in self._s.accounts:
             raise NotFoundError(kind="account", key=account_id, account=account_id)
@@ -278,6 +289,14 @@ class _MemoryTransaction:
         self._check_open()
         return self._scoped(self._s.customers, "customer", account_id, customer_id)
 
+    def get_customers(
+        self, account_id: str, customer_ids: Sequence[str]
+    ) -> list[Customer]:
+        """Customers of this account, in the order of *customer_ids*."""
+        return self._scoped_many(
+            self._s.customers, "customer", account_id, customer_ids
+        )
+
     def update_customer(self, customer: Customer) -> None:
         """Replace a stored customer."""
         customer = _frozen(_record("customer", customer, Customer))
@@ -306,6 +325,14 @@ class _MemoryTransaction:
         """A saved card of this account."""
         self._check_open()
         return self._scoped(self._s.methods, "payment method", account_id, method_id)
+
+    def get_payment_methods(
+        self, account_id: str, method_ids: Sequence[str]
+    ) -> list[PaymentMethod]:
+        """Saved cards of this account, in the order of *method_ids*."""
+        return self._scoped_many(
+            self._s.methods, "payment method", account_id, method_ids
+        )
 
     def list_payment_methods(
         self, account_id: str, customer_id: str
@@ -357,6 +384,13 @@ class _MemoryTransaction:
             self._need_customer(template.account_id, template.customer_id)
             self._put(self._s.templates, template.id, template)
 
+    def update_templates(self, templates: Sequence[RecurringTemplate]) -> None:
+        """Replace stored templates, all or none."""
+        records = _records("templates", templates, RecurringTemplate)
+        with self._write():
+            for template in records:
+                self.update_template(template)
+
     def list_templates(
         self, account_id: str, *, customer_id: str | None = None
     ) -> list[RecurringTemplate]:
@@ -378,11 +412,13 @@ class _MemoryTransaction:
         account_ids: Sequence[str] | None = None,
         after_id: str | None = None,
         limit: int = 500,
+        for_update: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by id and starting after ``after_id``, at most ``limit`` of them,
-        so a caller streams every due template in bounded memory.
+        so a caller streams every due template in bounded memory. Every
+        transaction holds the lock, so ``for_update`` changes nothing here.
         """
         self._check_open()
         _aware("as_of", as_of)
@@ -520,6 +556,23 @@ class _MemoryTransaction:
         self._check_open()
         return self._scoped(self._s.invoices, "invoice", account_id, invoice_id)
 
+    def get_invoices(
+        self,
+        account_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        for_update: bool = False,
+    ) -> list[Invoice]:
+        """Invoices of this account, in the order of *invoice_ids*."""
+        return self._scoped_many(self._s.invoices, "invoice", account_id, invoice_ids)
+
+    def update_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """Replace stored invoices, all or none."""
+        records = _records("invoices", invoices, Invoice)
+        with self._write():
+            for invoice in records:
+                self.update_invoice(invoice)
+
     def update_invoice(self, invoice: Invoice) -> None:
         """Replace a stored invoice (the same uniqueness rules as adding)."""
         invoice = _frozen(_record("invoice", invoice, Invoice))
@@ -561,6 +614,26 @@ class _MemoryTransaction:
             self._need_customer(payment.account_id, payment.customer_id)
             self._claim_key(self._s.payment_keys, "payment", payment)
             self._put(self._s.payments, payment.id, payment)
+
+    def add_payments(self, payments: Sequence[Payment]) -> None:
+        """Store payment attempts, all or none."""
+        records = _records("payments", payments, Payment)
+        with self._write():
+            for payment in records:
+                self.add_payment(payment)
+
+    def get_payments(
+        self, account_id: str, payment_ids: Sequence[str]
+    ) -> list[Payment]:
+        """Payments of this account, in the order of *payment_ids*."""
+        return self._scoped_many(self._s.payments, "payment", account_id, payment_ids)
+
+    def update_payments(self, payments: Sequence[Payment]) -> None:
+        """Replace stored payments, all or none."""
+        records = _records("payments", payments, Payment)
+        with self._write():
+            for payment in records:
+                self.update_payment(payment)
 
     def _claim_key(
         self, keys: dict[str, str], kind: str, record: Payment | Refund
@@ -682,6 +755,13 @@ class _MemoryTransaction:
                 self._s.payments, "payment", receipt.account_id, receipt.payment_id
             )
             self._put(self._s.receipts, receipt.id, receipt)
+
+    def add_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Store receipts, all or none."""
+        records = _records("receipts", receipts, Receipt)
+        with self._write():
+            for receipt in records:
+                self.add_receipt(receipt)
 
     def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
         """A customer's receipts, oldest first."""

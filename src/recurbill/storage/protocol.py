@@ -15,6 +15,12 @@ Uniqueness that makes exactly-once hold is enforced by the backend and raised
 as :class:`~recurbill.errors.ConflictError`: (template, occurrence index);
 (account, series, invoice number); a payment's idempotency key; a webhook
 event id; a settlement's selection key while it is pending.
+
+Methods named in the plural (``get_invoices``, ``update_payments`` …) do what
+their singular does for many records at once, all or none: the daily run
+stores a chunk of templates' invoices, payments and receipts with one call
+each. Reading many ids returns the records in the order asked for and raises
+``NotFoundError`` for the first id that is missing.
 """
 
 from __future__ import annotations
@@ -71,6 +77,11 @@ class Transaction(Protocol):
     def get_customer(self, account_id: str, customer_id: str) -> Customer:
         """A customer of this account."""
 
+    def get_customers(
+        self, account_id: str, customer_ids: Sequence[str]
+    ) -> list[Customer]:
+        """Customers of this account, in the order of *customer_ids*."""
+
     def update_customer(self, customer: Customer) -> None:
         """Replace a stored customer."""
 
@@ -83,6 +94,11 @@ class Transaction(Protocol):
 
     def get_payment_method(self, account_id: str, method_id: str) -> PaymentMethod:
         """A saved card of this account."""
+
+    def get_payment_methods(
+        self, account_id: str, method_ids: Sequence[str]
+    ) -> list[PaymentMethod]:
+        """Saved cards of this account, in the order of *method_ids*."""
 
     def list_payment_methods(
         self, account_id: str, customer_id: str
@@ -104,6 +120,9 @@ class Transaction(Protocol):
     def update_template(self, template: RecurringTemplate) -> None:
         """Replace a stored template."""
 
+    def update_templates(self, templates: Sequence[RecurringTemplate]) -> None:
+        """Replace stored templates, all or none."""
+
     def list_templates(
         self, account_id: str, *, customer_id: str | None = None
     ) -> list[RecurringTemplate]:
@@ -116,11 +135,16 @@ class Transaction(Protocol):
         account_ids: Sequence[str] | None = None,
         after_id: str | None = None,
         limit: int = 500,
+        for_update: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by id and starting after ``after_id``, at most ``limit`` of them,
-        so a caller streams every due template in bounded memory.
+        so a caller streams every due template in bounded memory. With
+        ``for_update`` the chunk is locked until the end of the transaction and
+        templates another transaction holds locked are left out (they are
+        that transaction's to handle), so an empty chunk means nothing due is
+        left for this caller.
         """
 
     # occurrences --------------------------------------------------------
@@ -150,8 +174,21 @@ class Transaction(Protocol):
     ) -> Invoice:
         """An invoice; ``for_update`` locks it until the end of the transaction."""
 
+    def get_invoices(
+        self,
+        account_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        for_update: bool = False,
+    ) -> list[Invoice]:
+        """Invoices of this account, in the order of *invoice_ids* (locked
+        with ``for_update``)."""
+
     def update_invoice(self, invoice: Invoice) -> None:
         """Replace a stored invoice."""
+
+    def update_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """Replace stored invoices, all or none."""
 
     def list_invoices(
         self,
@@ -167,11 +204,22 @@ class Transaction(Protocol):
     def add_payment(self, payment: Payment) -> None:
         """Store a payment attempt; ConflictError if its idempotency key exists."""
 
+    def add_payments(self, payments: Sequence[Payment]) -> None:
+        """Store payment attempts, all or none (ConflictError as one would)."""
+
     def get_payment(self, account_id: str, payment_id: str) -> Payment:
         """A payment of this account."""
 
+    def get_payments(
+        self, account_id: str, payment_ids: Sequence[str]
+    ) -> list[Payment]:
+        """Payments of this account, in the order of *payment_ids*."""
+
     def update_payment(self, payment: Payment) -> None:
         """Replace a stored payment."""
+
+    def update_payments(self, payments: Sequence[Payment]) -> None:
+        """Replace stored payments, all or none."""
 
     def list_payments(
         self,
@@ -199,6 +247,9 @@ class Transaction(Protocol):
 
     def add_receipt(self, receipt: Receipt) -> None:
         """Store a receipt."""
+
+    def add_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Store receipts, all or none."""
 
     def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
         """A customer's receipts, oldest first."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import operator
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -61,6 +61,7 @@ from recurbill.records import (
 )
 from recurbill.storage import migrations, rows, schema
 from recurbill.storage.checks import aware as _aware
+from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
@@ -95,27 +96,39 @@ def migrate(url: str) -> int:
         storage.close()
 
 
-class _BulkInsert:
-    """A multi-row INSERT of one table handed straight to the driver's executemany.
+class _Bulk:
+    """A multi-row INSERT or UPDATE of one table handed to the driver's executemany.
 
     Rows become positional tuples with the columns' own conversions (those
     SQLAlchemy's bind processors apply), which skips the per-row parameter
-    compilation of ``Connection.execute(insert, rows)``: the daily run stores
-    thousands of invoices at once and this is its hot path.
+    compilation of ``Connection.execute(statement, rows)``: the daily run
+    stores thousands of invoices, payments and receipts at once and this is
+    its hot path. An update sets every column of the row with its
+    ``(id, account_id)``.
     """
 
-    def __init__(self, table: sa.Table, dialect: sa.Dialect) -> None:
-        names = [column.name for column in table.columns]
+    def __init__(self, table: sa.Table, dialect: sa.Dialect, *, update: bool) -> None:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        preparer = dialect.identifier_preparer
-        self.sql = (
-            f"INSERT INTO {preparer.format_table(table)} "
-            f"({', '.join(preparer.quote(name) for name in names)}) "
-            f"VALUES ({', '.join([mark] * len(names))})"
-        )
-        self.get = operator.itemgetter(*names)
+        quote = dialect.identifier_preparer.quote
+        name = dialect.identifier_preparer.format_table(table)
+        columns = list(table.columns)
+        if update:
+            keys = ("id", "account_id")
+            columns = [c for c in columns if c.name not in keys]
+            columns += [table.c.id, table.c.account_id]
+            assignments = ", ".join(f"{quote(c.name)} = {mark}" for c in columns[:-2])
+            self.sql = (
+                f"UPDATE {name} SET {assignments} "
+                f"WHERE {quote('id')} = {mark} AND {quote('account_id')} = {mark}"
+            )
+        else:
+            self.sql = (
+                f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) "
+                f"VALUES ({', '.join([mark] * len(columns))})"
+            )
+        self.get = operator.itemgetter(*(c.name for c in columns))
         self.converters: list[tuple[int, Callable[[Any], Any]]] = []
-        for position, column in enumerate(table.columns):
+        for position, column in enumerate(columns):
             kind = column.type
             if isinstance(kind, schema.Converted):
                 convert = kind.bind_converter(dialect)
@@ -129,7 +142,7 @@ class _BulkInsert:
         conn.exec_driver_sql(self.sql, values)
 
     def run(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert *rows* (column name -> value) with one executemany."""
+        """Write *rows* (column name -> value) with one executemany."""
         get, converters = self.get, self.converters
         params: list[Any]
         if not converters:
@@ -144,6 +157,14 @@ class _BulkInsert:
                         values[position] = convert(value)
                 params.append(tuple(values))
         conn.exec_driver_sql(self.sql, params)
+
+
+def _by_account(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """(account id, id) pairs grouped: account id -> ids."""
+    grouped: dict[str, set[str]] = {}
+    for account_id, key in pairs:
+        grouped.setdefault(account_id, set()).add(key)
+    return grouped
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -184,8 +205,18 @@ class SqlStorage:
         self._owner = threading.local()
         dialect = engine.dialect
         self._bulk = {
-            table.name: _BulkInsert(table, dialect)
-            for table in (schema.invoices, schema.occurrences, schema.notifications)
+            table.name: _Bulk(table, dialect, update=False)
+            for table in (
+                schema.invoices,
+                schema.occurrences,
+                schema.notifications,
+                schema.payments,
+                schema.receipts,
+            )
+        }
+        self._bulk_update = {
+            table.name: _Bulk(table, dialect, update=True)
+            for table in (schema.templates, schema.invoices, schema.payments)
         }
 
     @classmethod
@@ -303,6 +334,7 @@ class SqlTransaction:
         self._conn: sa.Connection | None = conn
         self._insert = storage._insert
         self._bulk = storage._bulk
+        self._bulk_update = storage._bulk_update
 
     # -- machinery ------------------------------------------------------------
 
@@ -369,6 +401,18 @@ class SqlTransaction:
     def _need_accounts(self, account_ids: set[str]) -> None:
         for account_id in sorted(account_ids):
             self._need_account(account_id)
+
+    def _need_parents(
+        self,
+        records: Sequence[RecurringTemplate | Payment | Receipt],
+    ) -> None:
+        """The accounts and customers *records* belong to exist."""
+        self._need_accounts({record.account_id for record in records})
+        self._need_all(
+            schema.customers,
+            "customer",
+            _by_account((r.account_id, r.customer_id) for r in records),
+        )
 
     def _need_customer(self, account_id: str, customer_id: str) -> None:
         self._need_account(account_id)
@@ -475,14 +519,46 @@ class SqlTransaction:
         *,
         for_update: bool = False,
     ) -> _R:
-        _text("account_id", account_id)
         _text(f"{kind} id", key)
-        query = sa.select(table).where(
-            table.c.id == key, table.c.account_id == account_id
+        return self._get_many(
+            table, decode, kind, account_id, [key], for_update=for_update
+        )[0]
+
+    def _get_many(
+        self,
+        table: sa.Table,
+        decode: Callable[[rows.Row], _R],
+        kind: str,
+        account_id: str,
+        keys: object,
+        *,
+        for_update: bool = False,
+    ) -> list[_R]:
+        """Records by id in the order asked; NotFoundError for the first missing."""
+        _text("account_id", account_id)
+        wanted = _ids(f"{kind} ids", keys)
+        found: dict[str, _R] = {}
+        for chunk in _chunks(sorted(set(wanted))):
+            query = sa.select(table).where(
+                table.c.account_id == account_id, table.c.id.in_(chunk)
+            )
+            if for_update:  # in id order, so two lockers never deadlock
+                query = query.order_by(table.c.id).with_for_update()
+            with translate_errors(f"reading {kind} {chunk[0]!r}"):
+                result = self._c.execute(query).mappings().all()
+            found.update((row["id"], decode(row)) for row in result)
+        for key in wanted:
+            if key not in found:
+                raise NotFoundError(kind=kind, key=key, account=account_id)
+        return [found[key] for key in wanted]
+
+    def get_customers(
+        self, account_id: str, customer_ids: Sequence[str]
+    ) -> list[Customer]:
+        """Customers of this account, in the order of *customer_ids*."""
+        return self._get_many(
+            schema.customers, rows.decode_customer, "customer", account_id, customer_ids
         )
-        if for_update:
-            query = query.with_for_update()
-        return self._one(query, decode, kind=kind, key=key, account=account_id)
 
     def update_customer(self, customer: Customer) -> None:
         """Replace a stored customer."""
@@ -518,6 +594,18 @@ class SqlTransaction:
             "payment method",
             account_id,
             method_id,
+        )
+
+    def get_payment_methods(
+        self, account_id: str, method_ids: Sequence[str]
+    ) -> list[PaymentMethod]:
+        """Saved cards of this account, in the order of *method_ids*."""
+        return self._get_many(
+            schema.payment_methods,
+            rows.decode_payment_method,
+            "payment method",
+            account_id,
+            method_ids,
         )
 
     def list_payment_methods(
@@ -574,11 +662,26 @@ class SqlTransaction:
 
     def update_template(self, template: RecurringTemplate) -> None:
         """Replace a stored template."""
-        row = rows.encode_template(_record("template", template, RecurringTemplate))
-        with self._write(f"updating template {template.id!r}") as conn:
-            self._exists(schema.templates, template.account_id, template.id, "template")
-            self._need_customer(template.account_id, template.customer_id)
-            self._update_row(conn, schema.templates, row, kind="template")
+        record = _record("template", template, RecurringTemplate)
+        self._update_templates([record], f"updating template {record.id!r}")
+
+    def update_templates(self, templates: Sequence[RecurringTemplate]) -> None:
+        """Replace stored templates, all or none (one executemany)."""
+        records = _records("templates", templates, RecurringTemplate)
+        self._update_templates(records, "updating templates")
+
+    def _update_templates(self, records: list[RecurringTemplate], doing: str) -> None:
+        if not records:
+            return
+        encoded = [rows.encode_template(template) for template in records]
+        with self._write(doing) as conn:
+            self._need_parents(records)
+            self._need_all(
+                schema.templates,
+                "template",
+                _by_account((t.account_id, t.id) for t in records),
+            )
+            self._bulk_update["templates"].run(conn, encoded)
 
     def list_templates(
         self, account_id: str, *, customer_id: str | None = None
@@ -598,12 +701,16 @@ class SqlTransaction:
         account_ids: Sequence[str] | None = None,
         after_id: str | None = None,
         limit: int = 500,
+        for_update: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by id and starting after ``after_id``, at most ``limit`` of them,
         so a caller streams every due template in bounded memory (keyset
-        pagination over the ``(status, next_due_at, id)`` index).
+        pagination over the ``(status, next_due_at, id)`` index). With
+        ``for_update``, PostgreSQL locks the chunk and skips templates another
+        transaction holds (``FOR UPDATE SKIP LOCKED``); on SQLite the
+        transaction holds the database's write lock already.
         """
         _aware("as_of", as_of)
         _positive("limit", limit)
@@ -623,6 +730,8 @@ class SqlTransaction:
         if after_id is not None:
             query = query.where(templates.c.id > _text("after_id", after_id))
         query = query.order_by(templates.c.id).limit(limit)
+        if for_update:
+            query = query.with_for_update(skip_locked=True)
         return self._all(query, rows.decode_template)
 
     # -- occurrences ----------------------------------------------------------------
@@ -719,13 +828,48 @@ class SqlTransaction:
             for_update=for_update,
         )
 
+    def get_invoices(
+        self,
+        account_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        for_update: bool = False,
+    ) -> list[Invoice]:
+        """Invoices of this account, in the order of *invoice_ids*.
+
+        ``for_update`` locks them (in id order) until the transaction ends.
+        """
+        return self._get_many(
+            schema.invoices,
+            rows.decode_invoice,
+            "invoice",
+            account_id,
+            invoice_ids,
+            for_update=for_update,
+        )
+
     def update_invoice(self, invoice: Invoice) -> None:
         """Replace a stored invoice (the same uniqueness rules as adding)."""
-        row = rows.encode_invoice(_record("invoice", invoice, Invoice))
-        with self._write(f"updating invoice {invoice.id!r}") as conn:
-            self._exists(schema.invoices, invoice.account_id, invoice.id, "invoice")
-            self._check_invoices([invoice])
-            self._update_row(conn, schema.invoices, row, kind="invoice")
+        record = _record("invoice", invoice, Invoice)
+        self._update_invoices([record], f"updating invoice {record.id!r}")
+
+    def update_invoices(self, invoices: Sequence[Invoice]) -> None:
+        """Replace stored invoices, all or none (one executemany)."""
+        records = _records("invoices", invoices, Invoice)
+        self._update_invoices(records, "updating invoices")
+
+    def _update_invoices(self, records: list[Invoice], doing: str) -> None:
+        if not records:
+            return
+        encoded = [rows.encode_invoice(invoice) for invoice in records]
+        with self._write(doing) as conn:
+            self._need_all(
+                schema.invoices,
+                "invoice",
+                _by_account((i.account_id, i.id) for i in records),
+            )
+            self._check_invoices(records)
+            self._bulk_update["invoices"].run(conn, encoded)
 
     def list_invoices(
         self,
@@ -752,10 +896,13 @@ class SqlTransaction:
 
     def add_payment(self, payment: Payment) -> None:
         """Store a payment attempt; ConflictError if its idempotency key exists."""
-        row = rows.encode_payment(_record("payment", payment, Payment))
-        with self._write(f"adding payment {payment.id!r}") as conn:
-            self._need_customer(payment.account_id, payment.customer_id)
-            conn.execute(sa.insert(schema.payments), row)
+        record = _record("payment", payment, Payment)
+        self._write_payments([record], f"adding payment {record.id!r}", update=False)
+
+    def add_payments(self, payments: Sequence[Payment]) -> None:
+        """Store payment attempts, all or none (one executemany)."""
+        records = _records("payments", payments, Payment)
+        self._write_payments(records, "adding payments", update=False)
 
     def get_payment(self, account_id: str, payment_id: str) -> Payment:
         """A payment of this account."""
@@ -763,13 +910,41 @@ class SqlTransaction:
             schema.payments, rows.decode_payment, "payment", account_id, payment_id
         )
 
+    def get_payments(
+        self, account_id: str, payment_ids: Sequence[str]
+    ) -> list[Payment]:
+        """Payments of this account, in the order of *payment_ids*."""
+        return self._get_many(
+            schema.payments, rows.decode_payment, "payment", account_id, payment_ids
+        )
+
     def update_payment(self, payment: Payment) -> None:
         """Replace a stored payment."""
-        row = rows.encode_payment(_record("payment", payment, Payment))
-        with self._write(f"updating payment {payment.id!r}") as conn:
-            self._exists(schema.payments, payment.account_id, payment.id, "payment")
-            self._need_customer(payment.account_id, payment.customer_id)
-            self._update_row(conn, schema.payments, row, kind="payment")
+        record = _record("payment", payment, Payment)
+        self._write_payments([record], f"updating payment {record.id!r}", update=True)
+
+    def update_payments(self, payments: Sequence[Payment]) -> None:
+        """Replace stored payments, all or none (one executemany)."""
+        records = _records("payments", payments, Payment)
+        self._write_payments(records, "updating payments", update=True)
+
+    def _write_payments(
+        self, records: list[Payment], doing: str, *, update: bool
+    ) -> None:
+        if not records:
+            return
+        encoded = [rows.encode_payment(payment) for payment in records]
+        with self._write(doing) as conn:
+            self._need_parents(records)
+            if update:
+                self._need_all(
+                    schema.payments,
+                    "payment",
+                    _by_account((p.account_id, p.id) for p in records),
+                )
+                self._bulk_update["payments"].run(conn, encoded)
+            else:
+                self._bulk["payments"].run(conn, encoded)
 
     def list_payments(
         self,
@@ -839,13 +1014,25 @@ class SqlTransaction:
 
     def add_receipt(self, receipt: Receipt) -> None:
         """Store a receipt of a payment of this account."""
-        row = rows.encode_receipt(_record("receipt", receipt, Receipt))
-        with self._write(f"adding receipt {receipt.id!r}") as conn:
-            self._need_customer(receipt.account_id, receipt.customer_id)
-            self._exists(
-                schema.payments, receipt.account_id, receipt.payment_id, "payment"
+        record = _record("receipt", receipt, Receipt)
+        self._add_receipts([record], f"adding receipt {record.id!r}")
+
+    def add_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Store receipts of payments of this account, all or none."""
+        self._add_receipts(_records("receipts", receipts, Receipt), "adding receipts")
+
+    def _add_receipts(self, records: list[Receipt], doing: str) -> None:
+        if not records:
+            return
+        encoded = [rows.encode_receipt(receipt) for receipt in records]
+        with self._write(doing) as conn:
+            self._need_parents(records)
+            self._need_all(
+                schema.payments,
+                "payment",
+                _by_account((r.account_id, r.payment_id) for r in records),
             )
-            conn.execute(sa.insert(schema.receipts), row)
+            self._bulk["receipts"].run(conn, encoded)
 
     def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
         """A customer's receipts, oldest first."""
