@@ -10,7 +10,7 @@ so nothing is charged twice and nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
@@ -157,6 +157,44 @@ def outbox_message(
 
 
 @attrs.define
+class _Applying:
+    """Gateway answers being applied in one transaction: what was read, what changed.
+
+    Later payments of a batch see the invoices as earlier ones left them;
+    the changes are written together at the end (``Collector._write``).
+    """
+
+    tx: Transaction
+    invoices: dict[str, Invoice] = attrs.Factory(dict)
+    payments: dict[str, Payment] = attrs.Factory(dict)
+    changed_invoices: dict[str, Invoice] = attrs.Factory(dict)
+    changed_payments: dict[str, Payment] = attrs.Factory(dict)
+    receipts: list[tuple[Receipt, _Parties]] = attrs.Factory(list)
+    notes: list[Notification] = attrs.Factory(list)
+
+    def changed(self, payment: Payment) -> None:
+        self.payments[payment.id] = self.changed_payments[payment.id] = payment
+
+    def changed_invoice(self, invoice: Invoice) -> None:
+        self.invoices[invoice.id] = self.changed_invoices[invoice.id] = invoice
+
+    def queue(
+        self,
+        ids: IdFactory,
+        account: Account,
+        kind: str,
+        message: Message,
+        now: datetime,
+    ) -> None:
+        """Put *message* in the outbox, in the transaction of what it announces."""
+        self.notes.append(
+            outbox_message(
+                ids, account_id=account.id, kind=kind, message=message, now=now
+            )
+        )
+
+
+@attrs.define
 class Collector:
     """Charges payment records through the gateway and applies the outcomes."""
 
@@ -242,18 +280,11 @@ class Collector:
                     account_id: tx.get_account(account_id)
                     for account_id in {payment.account_id for payment, _, _ in batch}
                 }
-                outcomes = [
-                    self._record_in(
-                        tx,
-                        payment,
-                        result,
-                        now=now,
-                        parties=(accounts[payment.account_id], customer, method),
-                    )
-                    for (payment, result), (_, customer, method) in zip(
-                        answered, batch, strict=True
-                    )
-                ]
+                parties = {
+                    payment.id: (accounts[payment.account_id], customer, method)
+                    for payment, customer, method in batch
+                }
+                outcomes = self._record_in(tx, answered, now=now, parties=parties)
                 tx.commit()
         except RecurbillError:
             outcomes = [
@@ -296,27 +327,44 @@ class Collector:
         self, payment: Payment, result: ChargeResult | None, *, now: datetime
     ) -> Payment:
         with self.storage.transaction() as tx:
-            outcome = self._record_in(tx, payment, result, now=now)
+            (outcome,) = self._record_in(tx, [(payment, result)], now=now)
             tx.commit()
         return outcome
 
     def _record_in(
         self,
         tx: Transaction,
-        payment: Payment,
-        result: ChargeResult | None,
+        answered: Sequence[tuple[Payment, ChargeResult | None]],
         *,
         now: datetime,
-        parties: _Parties | None = None,
-    ) -> Payment:
-        if result is not None:
-            return self._apply_in(tx, payment, result, now=now, parties=parties)
-        fresh = tx.get_payment(payment.account_id, payment.id)
-        if fresh.status is not PaymentStatus.PENDING:
-            return fresh
-        fresh = attrs.evolve(fresh, status=PaymentStatus.FAILED_UNKNOWN, updated_at=now)
-        tx.update_payment(fresh)
-        return fresh
+        parties: Mapping[str, _Parties] | None = None,
+    ) -> list[Payment]:
+        """Apply each gateway answer to its payment in *tx*, each exactly once.
+
+        An answer of None (unknown) marks a pending payment ``failed_unknown``.
+        The invoices are locked and the payments read once for the whole
+        batch, and every change is written with one call per kind of record;
+        *parties* (account, customer, card by payment id) spare the reads of
+        who each payment is between.
+        """
+        work = _Applying(tx)
+        grouped: dict[str, list[Payment]] = {}
+        for payment, _ in answered:
+            grouped.setdefault(payment.account_id, []).append(payment)
+        for account_id, payments in grouped.items():
+            # the invoices' locks first: whoever applies an outcome holds them
+            invoice_ids = sorted({i for p in payments for i in p.invoice_ids})
+            locked = tx.get_invoices(account_id, invoice_ids, for_update=True)
+            work.invoices.update((invoice.id, invoice) for invoice in locked)
+            found = tx.get_payments(account_id, sorted({p.id for p in payments}))
+            work.payments.update((p.id, p) for p in found)
+        outcomes = []
+        for payment, result in answered:
+            who = None if parties is None else parties.get(payment.id)
+            outcome = self._apply_in(work, payment.id, result, now=now, parties=who)
+            outcomes.append(outcome)
+        self._write(work, now)
+        return outcomes
 
     def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Finish a payment whose outcome is not final, asking the gateway first.
@@ -387,34 +435,34 @@ class Collector:
 
     def _apply_in(
         self,
-        tx: Transaction,
-        payment: Payment,
-        result: ChargeResult,
+        work: _Applying,
+        payment_id: str,
+        result: ChargeResult | None,
         *,
         now: datetime,
         parties: _Parties | None = None,
     ) -> Payment:
-        """Apply *result* to *payment* in *tx*, unless it was applied already.
-
-        *parties* (account, customer, card) spare the reads when the caller
-        holds them already.
-        """
-        invoices = {
-            invoice_id: tx.get_invoice(payment.account_id, invoice_id, for_update=True)
-            for invoice_id in sorted(payment.invoice_ids)
-        }
-        fresh = tx.get_payment(payment.account_id, payment.id)
+        """Apply *result* to the payment, unless it was applied already."""
+        tx = work.tx
+        fresh = work.payments[payment_id]
+        if result is None:
+            if fresh.status is PaymentStatus.PENDING:
+                fresh = attrs.evolve(
+                    fresh, status=PaymentStatus.FAILED_UNKNOWN, updated_at=now
+                )
+                work.changed(fresh)
+            return fresh
         if fresh.status in _FINAL:
             return fresh
         if fresh.status.value == result.status.value:
             return fresh  # nothing new (still waiting): no second notice
         if parties is None:
             parties = (
-                tx.get_account(payment.account_id),
-                tx.get_customer(payment.account_id, payment.customer_id),
-                tx.get_payment_method(payment.account_id, payment.payment_method_id),
+                tx.get_account(fresh.account_id),
+                tx.get_customer(fresh.account_id, fresh.customer_id),
+                tx.get_payment_method(fresh.account_id, fresh.payment_method_id),
             )
-        account, customer, method = parties
+        account, customer, _ = parties
         status = PaymentStatus(result.status.value)
         fresh = attrs.evolve(
             fresh,
@@ -425,19 +473,67 @@ class Collector:
             client_secret=result.client_secret,
             updated_at=now,
         )
+        numbers = [work.invoices[i].display_number for i in sorted(fresh.invoice_ids)]
         if result.status is ChargeStatus.SUCCEEDED:
-            self._settle(tx, account, customer, method, fresh, invoices, now=now)
-        elif result.status is ChargeStatus.REQUIRES_ACTION:
-            self._notify_action(tx, account, customer, fresh, invoices, result, now)
-        elif result.status is ChargeStatus.DECLINED and self._is_final(tx, fresh):
-            self._notify_failed(tx, account, customer, fresh, invoices, now=now)
-        tx.update_payment(fresh)
+            self._settle(work, parties, fresh, now=now)
+        elif result.status is ChargeStatus.REQUIRES_ACTION and fresh.off_session:
+            # (on session the customer completes it on the page they are on)
+            message = render_payment_needs_action(
+                account, customer, numbers, fresh.amount, result.action_url
+            )
+            work.queue(self.ids, account, "payment_needs_action", message, now)
+        elif result.status is ChargeStatus.DECLINED and self._is_final(
+            tx, fresh, account
+        ):
+            message = render_payment_failed(
+                account,
+                customer,
+                numbers,
+                fresh.amount,
+                fresh.decline_code or fresh.error_code,
+            )
+            work.queue(self.ids, account, "payment_failed", message, now)
+        work.changed(fresh)
         if fresh.settlement_id is not None and status in _SETTLEMENT_STATUS:
-            settlement = tx.get_settlement(payment.account_id, fresh.settlement_id)
+            settlement = tx.get_settlement(fresh.account_id, fresh.settlement_id)
             tx.update_settlement(
                 attrs.evolve(settlement, status=_SETTLEMENT_STATUS[status])
             )
         return fresh
+
+    def _write(self, work: _Applying, now: datetime) -> None:
+        """Store what applying changed: invoices, payments, then the receipts.
+
+        Receipt numbers are allocated here, one block per account, in the
+        order the payments were applied, and each receipt e-mail is rendered
+        with its number.
+        """
+        tx = work.tx
+        if work.changed_invoices:
+            tx.update_invoices(list(work.changed_invoices.values()))
+        if work.changed_payments:
+            tx.update_payments(list(work.changed_payments.values()))
+        counts: dict[str, int] = {}
+        for receipt, _ in work.receipts:
+            counts[receipt.account_id] = counts.get(receipt.account_id, 0) + 1
+        first = {
+            account_id: tx.allocate_invoice_numbers(
+                account_id, RECEIPT_SERIES, count=count
+            )
+            for account_id, count in counts.items()
+        }
+        receipts = []
+        for receipt, (account, customer, _) in work.receipts:
+            number = first[account.id]
+            first[account.id] = number + 1
+            numbered = attrs.evolve(receipt, number=f"{RECEIPT_SERIES}-{number:06d}")
+            receipts.append(numbered)
+            message = render_receipt(account, customer, numbered)
+            work.queue(self.ids, account, "receipt", message, now)
+        if receipts:
+            tx.add_receipts(receipts)
+        if work.notes:
+            tx.add_notifications(work.notes)
 
     def shares(self, tx: Transaction, payment: Payment) -> list[tuple[str, Money]]:
         """How much of *payment* belongs to each invoice it pays."""
@@ -447,39 +543,15 @@ class Collector:
         (invoice_id,) = payment.invoice_ids
         return [(invoice_id, payment.amount)]
 
-    def _queue(
-        self,
-        tx: Transaction,
-        account: Account,
-        kind: str,
-        message: Message,
-        now: datetime,
-    ) -> None:
-        """Put *message* in the outbox, in the transaction of what it announces."""
-        tx.add_notifications(
-            [
-                outbox_message(
-                    self.ids, account_id=account.id, kind=kind, message=message, now=now
-                )
-            ]
-        )
-
     def _settle(
-        self,
-        tx: Transaction,
-        account: Account,
-        customer: Customer,
-        method: PaymentMethod,
-        payment: Payment,
-        invoices: dict[str, Invoice],
-        *,
-        now: datetime,
+        self, work: _Applying, parties: _Parties, payment: Payment, *, now: datetime
     ) -> None:
+        account, customer, method = parties
         currency = payment.amount.currency
         items: list[ReceiptItem] = []
         credit = Money.zero(currency)
-        for invoice_id, share in self.shares(tx, payment):
-            invoice = invoices[invoice_id]
+        for invoice_id, share in self.shares(work.tx, payment):
+            invoice = work.invoices[invoice_id]
             applied = Money.zero(currency)
             if invoice.status is InvoiceStatus.OPEN:
                 applied = min(share, invoice.outstanding)
@@ -487,7 +559,7 @@ class Collector:
                 settled = invoice.total - paid - invoice.credited <= Money.zero(
                     currency
                 )
-                tx.update_invoice(
+                work.changed_invoice(
                     attrs.evolve(
                         invoice,
                         paid=paid,
@@ -504,7 +576,7 @@ class Collector:
                 )
             )
         if credit:
-            tx.add_credit_entry(
+            work.tx.add_credit_entry(
                 CreditEntry(
                     id=derived_id("crd", payment.id),
                     account_id=account.id,
@@ -515,12 +587,11 @@ class Collector:
                     created_at=now,
                 )
             )
-        number = tx.allocate_invoice_numbers(account.id, RECEIPT_SERIES)
         receipt = Receipt(
             id=derived_id("rct", payment.id),
             account_id=account.id,
             customer_id=customer.id,
-            number=f"{RECEIPT_SERIES}-{number:06d}",
+            number="",  # numbered when the batch is written (see _write)
             payment_id=payment.id,
             items=tuple(items),
             amount=payment.amount,
@@ -529,27 +600,26 @@ class Collector:
             card_last4=method.last4,
             issued_at=now,
         )
-        tx.add_receipt(receipt)
+        work.receipts.append((receipt, parties))
         if payment.settlement_id is not None:
-            settlement = tx.get_settlement(account.id, payment.settlement_id)
-            tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))
-        message = render_receipt(account, customer, receipt)
-        self._queue(tx, account, "receipt", message, now)
+            settlement = work.tx.get_settlement(account.id, payment.settlement_id)
+            work.tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))
 
-    def _is_final(self, tx: Transaction, payment: Payment) -> bool:
+    def _is_final(self, tx: Transaction, payment: Payment, account: Account) -> bool:
         """Whether a declined payment ends its invoice's automatic collection."""
         if not payment.off_session or payment.settlement_id is not None:
             return False  # the customer is present and sees the decline
         if (payment.decline_code or payment.error_code) in HARD_DECLINES:
             return True
-        first = self._first_attempt_day(tx, payment)
+        first = self._first_attempt_day(tx, payment, account)
         return (
             self.retry_policy.retry_on(first_attempt=first, attempt=payment.attempt)
             is None
         )
 
-    def _first_attempt_day(self, tx: Transaction, payment: Payment) -> date:
-        account = tx.get_account(payment.account_id)
+    def _first_attempt_day(
+        self, tx: Transaction, payment: Payment, account: Account
+    ) -> date:
         if payment.attempt == 1:
             return local_date(account, payment.created_at)
         first = tx.get_payment(
@@ -614,48 +684,9 @@ class Collector:
             for p in others
         ):
             return False  # in flight, or a later automatic attempt exists
-        first = self._first_attempt_day(tx, declined)
+        account = tx.get_account(declined.account_id)
+        first = self._first_attempt_day(tx, declined, account)
         retry_on = self.retry_policy.retry_on(
             first_attempt=first, attempt=declined.attempt
         )
         return retry_on is not None and retry_on <= on
-
-    def _notify_action(
-        self,
-        tx: Transaction,
-        account: Account,
-        customer: Customer,
-        payment: Payment,
-        invoices: dict[str, Invoice],
-        result: ChargeResult,
-        now: datetime,
-    ) -> None:
-        if not payment.off_session:
-            return  # the customer completes it on the page they are on
-        message = render_payment_needs_action(
-            account,
-            customer,
-            [invoice.display_number for invoice in invoices.values()],
-            payment.amount,
-            result.action_url,
-        )
-        self._queue(tx, account, "payment_needs_action", message, now)
-
-    def _notify_failed(
-        self,
-        tx: Transaction,
-        account: Account,
-        customer: Customer,
-        payment: Payment,
-        invoices: dict[str, Invoice],
-        *,
-        now: datetime,
-    ) -> None:
-        message = render_payment_failed(
-            account,
-            customer,
-            [invoice.display_number for invoice in invoices.values()],
-            payment.amount,
-            payment.decline_code or payment.error_code,
-        )
-        self._queue(tx, account, "payment_failed", message, now)

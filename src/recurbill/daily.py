@@ -234,13 +234,14 @@ class _Issued:
     invoices: list[Invoice] = attrs.Factory(list)
     occurrences: list[OccurrenceRecord] = attrs.Factory(list)
     notes: list[Notification] = attrs.Factory(list)
+    templates: list[RecurringTemplate] = attrs.Factory(list)
     # what the summary prints for each new payment: invoice number, customer
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
 
 
 @attrs.frozen(kw_only=True)
 class _Plan:
-    """One template's due occurrences, read under its lock."""
+    """One template's due occurrences (the template is locked)."""
 
     template: RecurringTemplate
     account: Account
@@ -257,6 +258,25 @@ class _Reads:
     accounts: dict[str, Account] = attrs.Factory(dict)
     customers: dict[tuple[str, str], Customer] = attrs.Factory(dict)
     methods: dict[tuple[str, str], PaymentMethod] = attrs.Factory(dict)
+
+    def load(self, templates: Sequence[RecurringTemplate]) -> None:
+        """Read the chunk's customers and their default cards, a call per account."""
+        wanted: dict[str, set[str]] = {}
+        for template in templates:
+            wanted.setdefault(template.account_id, set()).add(template.customer_id)
+        for account_id, customer_ids in wanted.items():
+            customers = self.tx.get_customers(account_id, sorted(customer_ids))
+            self.customers.update(((account_id, c.id), c) for c in customers)
+            cards = sorted(
+                {
+                    c.default_payment_method_id
+                    for c in customers
+                    if c.default_payment_method_id is not None
+                    and c.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
+                }
+            )
+            methods = self.tx.get_payment_methods(account_id, cards)
+            self.methods.update(((account_id, m.id), m) for m in methods)
 
     def account(self, account_id: str) -> Account:
         if account_id not in self.accounts:
@@ -354,6 +374,7 @@ class DailyRun:
                         account_ids=account_ids,
                         after_id=after,
                         limit=self.chunk_size,
+                        for_update=True,
                     )
                     if not templates:
                         return total
@@ -377,16 +398,10 @@ class DailyRun:
                 )
 
     def _plan(
-        self, reads: _Reads, account_id: str, template_id: str, as_of: datetime
-    ) -> _Plan | None:
-        """What is due for one template, read under its lock; None if nothing."""
-        template = reads.tx.get_template(account_id, template_id, for_update=True)
-        if (
-            template.status is not TemplateStatus.ACTIVE
-            or template.next_due_at is None
-            or template.next_due_at > as_of
-        ):
-            return None  # another process got here first
+        self, reads: _Reads, template: RecurringTemplate, as_of: datetime
+    ) -> _Plan:
+        """What is due for one due template, read under its lock."""
+        account_id = template.account_id
         account = reads.account(account_id)
         due = template.schedule.due_count(
             as_of, run_time=account.run_time, zone=account.timezone
@@ -406,11 +421,8 @@ class DailyRun:
     ) -> _Issued:
         """Issue a chunk: plans, numbers (one block per account), then records."""
         out = _Issued()
-        plans = [
-            plan
-            for template in templates
-            if (plan := self._plan(reads, template.account_id, template.id, as_of))
-        ]
+        reads.load(templates)
+        plans = [self._plan(reads, template, as_of) for template in templates]
         needed: dict[str, int] = {}
         for plan in plans:
             needed[plan.account.id] = needed.get(plan.account.id, 0) + len(
@@ -428,10 +440,14 @@ class DailyRun:
             first = next_number.get(plan.account.id, 0)
             next_number[plan.account.id] = first + len(plan.to_issue)
             self._issue(reads, plan, first, as_of, out)
-        reads.tx.add_invoices(out.invoices)
-        reads.tx.add_occurrences(out.occurrences)
+        tx = reads.tx
+        tx.add_invoices(out.invoices)
+        tx.add_occurrences(out.occurrences)
+        if out.payments:
+            tx.add_payments([payment for payment, _, _ in out.payments])
         if out.notes:
-            reads.tx.add_notifications(out.notes)
+            tx.add_notifications(out.notes)
+        tx.update_templates(out.templates)
         return out
 
     def _issue(
@@ -511,7 +527,7 @@ class DailyRun:
                     description=_describe(template),
                 )
             )
-        reads.tx.update_template(attrs.evolve(updated, next_due_at=upcoming))
+        out.templates.append(attrs.evolve(updated, next_due_at=upcoming))
 
     def _collect_or_send(
         self,
@@ -532,7 +548,6 @@ class DailyRun:
         )
         numbers = {invoice.id: invoice.display_number for invoice in invoices}
         for payment in payments:
-            reads.tx.add_payment(payment)
             method = reads.method(account.id, payment.payment_method_id)
             out.payments.append((payment, customer, method))
             out.labels[payment.id] = (numbers[payment.invoice_ids[0]], customer.name)

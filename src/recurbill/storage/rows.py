@@ -10,6 +10,7 @@ headers are compact JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import time
@@ -94,7 +95,13 @@ def _lines_json(lines: Sequence[InvoiceLine]) -> str:
     return _dumps([line.to_dict() for line in lines])
 
 
+@functools.lru_cache(maxsize=1024)
 def _lines(text: str) -> tuple[InvoiceLine, ...]:
+    """Stored lines as frozen records, decoded once per distinct text.
+
+    The invoices of one template (and the templates of one price plan) store
+    the same lines, so a run decodes each set once instead of per invoice.
+    """
     return tuple(InvoiceLine.from_dict(item) for item in json.loads(text))
 
 
