@@ -261,7 +261,7 @@ class InMemoryGateway:
         self._done: dict[str, tuple[str, Mapping[str, object], object]] = {}
         self._faults: dict[str, deque[FaultKind]] = {}
         self._processing_next = 0
-        self._events: list[tuple[WebhookEvent, bytes]] = []
+        self._events: list[tuple[str, bytes]] = []  # id and body, parsed on demand
 
     # -- what tests look at -------------------------------------------------
 
@@ -287,7 +287,7 @@ class InMemoryGateway:
     def events(self) -> list[WebhookEvent]:
         """Every webhook event emitted, in order (a copy)."""
         with self._lock:
-            return [event for event, _ in self._events]
+            return [parse_event(payload) for _, payload in self._events]
 
     def webhook(self, event_id: str, *, now: int) -> tuple[bytes, str]:
         """The raw body and signature header of an emitted event, as sent at *now*.
@@ -296,8 +296,8 @@ class InMemoryGateway:
         the same every time, so the event id is stable.
         """
         with self._lock:
-            for event, payload in self._events:
-                if event.event_id == event_id:
+            for emitted, payload in self._events:
+                if emitted == event_id:
                     return payload, sign_webhook(
                         payload, secret=self._secrets[0], timestamp=now
                     )
@@ -845,4 +845,4 @@ class InMemoryGateway:
             "data": {"object": obj},
         }
         payload = json.dumps(body, sort_keys=True).encode()
-        self._events.append((parse_event(payload), payload))
+        self._events.append((event_id, payload))
