@@ -9,7 +9,9 @@ driver errors translated into storage errors.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -499,3 +501,102 @@ def test_for_update_locks_the_row_on_postgres(migrated_postgres_url: str) -> Non
                     tx.get_template("acme", "tpl-1", for_update=True)
             with second.transaction() as tx, pytest.raises(ConflictError):
                 tx.get_invoice("acme", "inv-1", for_update=True)
+
+
+# -- locking many rows on PostgreSQL -------------------------------------------------
+
+_DUE_AT = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+
+def _seed_due_templates(storage: SqlStorage, count: int) -> list[str]:
+    """Account acme with *count* templates due at ``_DUE_AT``; their ids, sorted."""
+    ids = [f"tpl-{n:03d}" for n in range(count)]
+    with storage.transaction() as tx:
+        tx.add_account(make_account("acme"))
+        tx.add_customer(make_customer("cust-1"))
+        for template_id in ids:
+            tx.add_template(make_template(template_id))
+        tx.commit()
+    return ids
+
+
+@pytest.mark.postgres
+def test_due_templates_for_update_skips_what_another_transaction_holds(
+    migrated_postgres_url: str,
+) -> None:
+    with (
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as first,
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as second,
+    ):
+        ids = _seed_due_templates(first, 6)
+        with first.transaction() as holder:
+            held = holder.due_templates(_DUE_AT, limit=3, for_update=True)
+            with second.transaction() as tx:
+                taken = tx.due_templates(_DUE_AT, limit=3, for_update=True)
+                assert [t.id for t in held] == ids[:3]
+                assert [t.id for t in taken] == ids[3:]
+                # Its own locks are not skipped; the other transaction's are.
+                again = tx.due_templates(_DUE_AT, for_update=True)
+                assert [t.id for t in again] == ids[3:]
+                assert [t.id for t in tx.due_templates(_DUE_AT)] == ids  # reads pass
+                with pytest.raises(ConflictError, match="concurrent"):
+                    tx.get_template("acme", ids[0], for_update=True)
+        with second.transaction() as tx:  # both ended: every template is free
+            assert [t.id for t in tx.due_templates(_DUE_AT, for_update=True)] == ids
+
+
+@pytest.mark.postgres
+def test_two_locking_streams_of_due_templates_share_them_out(
+    migrated_postgres_url: str,
+) -> None:
+    with SqlStorage.from_url(migrated_postgres_url) as storage:
+        ids = _seed_due_templates(storage, 60)
+        start = threading.Barrier(2, timeout=30)
+        done = threading.Barrier(2, timeout=30)
+
+        def stream() -> list[str]:
+            """Lock due templates chunk by chunk; hold them until both are done."""
+            got: list[str] = []
+            with storage.transaction() as tx:
+                start.wait()
+                after: str | None = None
+                while chunk := tx.due_templates(
+                    _DUE_AT, after_id=after, limit=2, for_update=True
+                ):
+                    got.extend(t.id for t in chunk)
+                    after = chunk[-1].id
+                done.wait()  # neither lets go of its locks before the other ends
+            return got
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            one, other = (f.result() for f in [pool.submit(stream) for _ in "ab"])
+    assert one == sorted(one)
+    assert other == sorted(other)
+    assert not set(one) & set(other)
+    assert sorted(one + other) == ids
+
+
+@pytest.mark.postgres
+def test_get_invoices_for_update_locks_every_row_on_postgres(
+    migrated_postgres_url: str,
+) -> None:
+    with (
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as first,
+        SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as second,
+    ):
+        _seed(first)
+        with first.transaction() as tx:
+            tx.add_invoices([make_invoice("inv-2", number=2)])
+            tx.commit()
+        with first.transaction() as holder:
+            locked = holder.get_invoices("acme", ["inv-2", "inv-1"], for_update=True)
+            assert [i.id for i in locked] == ["inv-2", "inv-1"]
+            for invoice_id in ("inv-1", "inv-2"):
+                with second.transaction() as tx:
+                    assert tx.get_invoices("acme", [invoice_id])  # reads pass
+                    with pytest.raises(ConflictError, match="concurrent"):
+                        tx.get_invoices("acme", [invoice_id], for_update=True)
+        with second.transaction() as tx:
+            assert (
+                len(tx.get_invoices("acme", ["inv-1", "inv-2"], for_update=True)) == 2
+            )

@@ -439,6 +439,97 @@ def _ids(records: Sequence[Any]) -> list[str]:
     return [record.id for record in records]
 
 
+_ManyRead = Callable[[Transaction, str, Any], list[Any]]
+_OneRead = Callable[[Transaction, str, str], Any]
+
+_MANY_READS: dict[str, tuple[_ManyRead, _OneRead, str, str, str]] = {
+    "get_customers": (
+        lambda tx, account, ids: tx.get_customers(account, ids),
+        lambda tx, account, key: tx.get_customer(account, key),
+        "cust-1",
+        "cust-2",
+        "beta-1",
+    ),
+    "get_payment_methods": (
+        lambda tx, account, ids: tx.get_payment_methods(account, ids),
+        lambda tx, account, key: tx.get_payment_method(account, key),
+        "pm-1",
+        "pm-2",
+        "pm-beta",
+    ),
+    "get_invoices": (
+        lambda tx, account, ids: tx.get_invoices(account, ids),
+        lambda tx, account, key: tx.get_invoice(account, key),
+        "inv-1",
+        "inv-2",
+        "inv-beta",
+    ),
+    "get_invoices(for_update)": (
+        lambda tx, account, ids: tx.get_invoices(account, ids, for_update=True),
+        lambda tx, account, key: tx.get_invoice(account, key),
+        "inv-1",
+        "inv-2",
+        "inv-beta",
+    ),
+    "get_payments": (
+        lambda tx, account, ids: tx.get_payments(account, ids),
+        lambda tx, account, key: tx.get_payment(account, key),
+        "pay-1",
+        "pay-2",
+        "pay-beta",
+    ),
+}
+"""Plural reads: (read many, read one, two ids of acme, an id of beta)."""
+
+_NOT_IDS: dict[str, object] = {
+    "a str": "cust-1",
+    "bytes": b"cust-1",
+    "None": None,
+    "a set": {"cust-1"},
+    "a dict": {"cust-1": "cust-1"},
+    "an empty id": ["cust-1", ""],
+    "a NUL": ["cust-1", "cust\x00-1"],
+    "a number": ["cust-1", 7],
+}
+"""Id lists that are not a sequence of non-empty strings without NUL."""
+
+_MANY_WRITES: dict[str, tuple[Callable[[Transaction, Any], None], object]] = {
+    "update_templates": (lambda tx, r: tx.update_templates(r), make_template()),
+    "update_invoices": (lambda tx, r: tx.update_invoices(r), make_invoice()),
+    "add_payments": (lambda tx, r: tx.add_payments(r), make_payment("pay-2")),
+    "update_payments": (lambda tx, r: tx.update_payments(r), make_payment()),
+    "add_receipts": (lambda tx, r: tx.add_receipts(r), _receipt("rcpt-2")),
+}
+"""Plural writes and a record each would accept."""
+
+
+def _many_world(storage: Storage) -> None:
+    """:func:`_world` with a second card, invoice and payment in acme."""
+    _world(storage)
+    _add(
+        storage,
+        make_payment_method("pm-2", customer_id="cust-2"),
+        make_invoice("inv-2", customer_id="cust-2", number=2),
+        make_payment("pay-2", customer_id="cust-2", invoice_ids=("inv-2",)),
+    )
+
+
+def _snapshot(storage: Storage) -> dict[str, list[Any]]:
+    """Every record the plural writes can touch, committed."""
+
+    def read(tx: Transaction) -> dict[str, list[Any]]:
+        accounts = ("acme", "beta")
+        customers = (("acme", "cust-1"), ("acme", "cust-2"), ("beta", "beta-1"))
+        return {
+            "templates": [t for a in accounts for t in tx.list_templates(a)],
+            "invoices": [i for a in accounts for i in tx.list_invoices(a)],
+            "payments": tx.list_payments(),
+            "receipts": [r for a, c in customers for r in tx.list_receipts(a, c)],
+        }
+
+    return _read(storage, read)
+
+
 class StorageContract:
     """Tests every :class:`~recurbill.storage.protocol.Storage` must pass.
 
@@ -1867,3 +1958,502 @@ class StorageContract:
             assert tx.record_webhook_event("evt_1") is True
         with storage.transaction() as tx:
             assert tx.record_webhook_event("evt_1") is True
+
+    # -- many records at once --------------------------------------------------
+
+    @pytest.mark.parametrize("read", sorted(_MANY_READS))
+    def test_many_reads_return_records_in_the_order_asked(
+        self, storage: Storage, read: str
+    ) -> None:
+        _many_world(storage)
+        many, one, first, second, _ = _MANY_READS[read]
+        with storage.transaction() as tx:
+            got = many(tx, "acme", [second, first, second])
+            assert _ids(got) == [second, first, second]
+            assert got == [one(tx, "acme", key) for key in (second, first, second)]
+            assert many(tx, "acme", (first,)) == [one(tx, "acme", first)]
+            assert many(tx, "acme", []) == []
+            assert many(tx, "acme", ()) == []
+
+    @pytest.mark.parametrize("read", sorted(_MANY_READS))
+    def test_many_reads_raise_for_the_first_missing_id(
+        self, storage: Storage, read: str
+    ) -> None:
+        _many_world(storage)
+        many, one, first, _, of_beta = _MANY_READS[read]
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: many(tx, "acme", [first, of_beta, "nope"]),
+                key=of_beta,
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: many(tx, "acme", [first, "nope", of_beta]),
+                key="nope",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: many(tx, "beta", [of_beta, first]), key=first, account="beta"
+            )
+            assert many(tx, "beta", [of_beta]) == [one(tx, "beta", of_beta)]
+
+    @pytest.mark.parametrize("read", sorted(_MANY_READS))
+    def test_many_reads_refuse_what_is_not_a_list_of_ids(
+        self, storage: Storage, read: str
+    ) -> None:
+        _many_world(storage)
+        many, _, first, _, _ = _MANY_READS[read]
+        with storage.transaction() as tx:
+            for ids in _NOT_IDS.values():
+                with pytest.raises(InvalidInputError):
+                    many(tx, "acme", ids)
+            bad_accounts: tuple[Any, ...] = ("", "ac\x00me", None)
+            for account_id in bad_accounts:
+                with pytest.raises(InvalidInputError):
+                    many(tx, account_id, [first])
+            assert _ids(many(tx, "acme", [first])) == [first]  # still usable
+
+    def test_many_reads_and_writes_span_more_than_one_query(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        payments = [make_payment(f"pay-{n:04d}") for n in range(1234)]
+        wanted = [p.id for p in reversed(payments)] + ["pay-0007", "pay-1"]
+        paid = [
+            make_payment(p.id, status=PaymentStatus.SUCCEEDED, charge_id=f"ch-{p.id}")
+            for p in payments
+        ]
+        with storage.transaction() as tx:
+            tx.add_payments(payments)
+            tx.commit()
+        with storage.transaction() as tx:
+            got = tx.get_payments("acme", wanted)
+            assert _ids(got) == wanted
+            assert got[:-2] == payments[::-1]
+            tx.update_payments(paid)
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.get_payments("acme", _ids(paid)) == paid
+            _assert_not_found(
+                lambda: tx.get_payments("acme", [*_ids(paid), "pay-beta"]),
+                key="pay-beta",
+                account="acme",
+            )
+
+    @pytest.mark.parametrize("write", sorted(_MANY_WRITES))
+    def test_many_writes_of_nothing_write_nothing(
+        self, storage: Storage, write: str
+    ) -> None:
+        _many_world(storage)
+        _add(storage, _receipt("rcpt-1"))
+        before = _snapshot(storage)
+        call = _MANY_WRITES[write][0]
+        with storage.transaction() as tx:
+            call(tx, [])
+            call(tx, ())
+            tx.commit()
+        assert _snapshot(storage) == before
+
+    @pytest.mark.parametrize("write", sorted(_MANY_WRITES))
+    def test_many_writes_refuse_what_is_not_a_list_of_records(
+        self, storage: Storage, write: str
+    ) -> None:
+        _many_world(storage)
+        before = _snapshot(storage)
+        call, record = _MANY_WRITES[write]
+        other = make_account("zeta") if write != "add_receipts" else make_payment()
+        with storage.transaction() as tx:
+            for records in ("pay-2", None, record, [record, other], {record}):
+                with pytest.raises(InvalidInputError):
+                    call(tx, records)
+            tx.commit()
+        assert _snapshot(storage) == before
+
+    def test_update_templates_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_template("tpl-2", customer_id="cust-2"))
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        later = make_template(
+            "tpl-1",
+            next_index=1,
+            next_due_at=datetime(2025, 3, 1, 7, 15, tzinfo=_OSLO) + timedelta(days=31),
+        )
+        finished = make_template(
+            "tpl-2",
+            customer_id="cust-2",
+            memo="Ended ÆØÅ",
+            status=TemplateStatus.FINISHED,
+            next_index=4,
+            next_due_at=None,
+            lines=(_line("0.001"), _line("99.99")),
+        )
+        with storage.transaction() as tx:
+            assert _ids(tx.due_templates(as_of, account_ids=["acme"])) == [
+                "tpl-1",
+                "tpl-2",
+            ]
+            tx.update_templates([finished, later])
+            assert tx.due_templates(as_of, account_ids=["acme"]) == []
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.list_templates("acme") == [later, finished]
+            assert tx.due_templates(as_of, account_ids=["acme"]) == []
+            assert tx.get_template("beta", "tpl-beta") == make_template(
+                "tpl-beta", account_id="beta", customer_id="beta-1"
+            )
+
+    def test_update_templates_is_all_or_none(self, storage: Storage) -> None:
+        _world(storage)
+        before = _snapshot(storage)
+        changed = make_template("tpl-1", memo="changed")
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.update_templates(
+                    [changed, make_template("tpl-beta", memo="x")]
+                ),
+                key="tpl-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_templates([changed, make_template("nope")]),
+                key="nope",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_templates(
+                    [changed, make_template("tpl-1", customer_id="beta-1")]
+                ),
+                key="beta-1",
+                account="acme",
+            )
+            assert tx.get_template("acme", "tpl-1").memo == ""
+            tx.commit()
+        assert _snapshot(storage) == before
+
+    def test_update_invoices_round_trip(self, storage: Storage) -> None:
+        _many_world(storage)
+        paid = make_invoice(
+            "inv-1",
+            status=InvoiceStatus.PAID,
+            paid=Money("125.000000000000000001", "NOK"),
+            paid_at=datetime(2025, 1, 5, 12, tzinfo=_PLUS_TWO),
+            memo="Betalt – takk",
+        )
+        renumbered = make_invoice(
+            "inv-2",
+            customer_id="cust-2",
+            series="F",
+            number=2,
+            credited=Money("-0.01", "NOK"),
+            due_date=date(2025, 2, 1),
+        )
+        with storage.transaction() as tx:
+            tx.update_invoices([renumbered, paid])
+            assert tx.get_invoices("acme", ["inv-1", "inv-2"]) == [paid, renumbered]
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.get_invoices("acme", ["inv-1", "inv-2"]) == [paid, renumbered]
+            assert tx.get_invoice("beta", "inv-beta") == make_invoice(
+                "inv-beta", account_id="beta", customer_id="beta-1"
+            )
+
+    def test_update_invoices_with_an_unknown_id_changes_none(
+        self, storage: Storage
+    ) -> None:
+        _many_world(storage)
+        before = _snapshot(storage)
+        changed = make_invoice("inv-1", memo="changed", number=10)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.update_invoices([changed, make_invoice("nope", number=50)]),
+                key="nope",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_invoices(
+                    [changed, make_invoice("inv-beta", number=99, memo="stolen")]
+                ),
+                key="inv-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_invoices(
+                    [changed, make_invoice("inv-2", number=2, customer_id="beta-1")]
+                ),
+                key="beta-1",
+                account="acme",
+            )
+            assert tx.get_invoice("acme", "inv-1") == make_invoice("inv-1")
+            tx.add_invoices([make_invoice("inv-3", number=10)])  # 10 is still free
+            tx.commit()
+        after = _snapshot(storage)
+        assert _ids(after.pop("invoices")) == ["inv-1", "inv-2", "inv-3", "inv-beta"]
+        before.pop("invoices")
+        assert after == before
+
+    def test_update_invoices_that_would_duplicate_a_number_conflict(
+        self, storage: Storage
+    ) -> None:
+        _many_world(storage)
+        _add(storage, make_invoice("inv-3", number=3))
+        before = _snapshot(storage)
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):  # a number taken in the database
+                tx.update_invoices(
+                    [make_invoice("inv-3", memo="x"), make_invoice("inv-2", number=1)]
+                )
+            with pytest.raises(ConflictError):  # one number twice in the batch
+                tx.update_invoices(
+                    [make_invoice("inv-2", number=7), make_invoice("inv-3", number=7)]
+                )
+            assert [i.number for i in tx.list_invoices("acme")] == [1, 2, 3]
+            assert tx.get_invoice("acme", "inv-3").memo == ""
+            tx.commit()
+        assert _snapshot(storage) == before
+        with storage.transaction() as tx:  # the transaction stays usable
+            with pytest.raises(ConflictError):
+                tx.update_invoices([make_invoice("inv-3", number=2)])
+            tx.update_invoices([make_invoice("inv-3", number=3, memo="kept")])
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_invoice("acme", "inv-3")).memo == "kept"
+
+    def test_update_invoices_in_order_may_reuse_a_number_the_batch_frees(
+        self, storage: Storage
+    ) -> None:
+        _many_world(storage)
+        moved = make_invoice("inv-1", number=9)
+        taken = make_invoice("inv-2", customer_id="cust-2", number=1)
+        with storage.transaction() as tx:
+            tx.update_invoices([moved, taken])
+            tx.commit()
+        got = _read(storage, lambda tx: tx.get_invoices("acme", ["inv-1", "inv-2"]))
+        assert got == [moved, taken]
+
+    def test_update_invoices_for_one_occurrence_twice_conflicts(
+        self, storage: Storage
+    ) -> None:
+        _many_world(storage)
+        _add(
+            storage,
+            make_invoice("inv-3", number=3, template_id="tpl-1", occurrence_index=0),
+        )
+        before = _snapshot(storage)
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):
+                tx.update_invoices(
+                    [
+                        make_invoice("inv-1", memo="x"),
+                        make_invoice(
+                            "inv-2", number=2, template_id="tpl-1", occurrence_index=0
+                        ),
+                    ]
+                )
+            tx.commit()
+        assert _snapshot(storage) == before
+
+    def test_add_payments_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        rich = make_payment(
+            "pay-3",
+            customer_id="cust-2",
+            amount=Money("1234.5678", "NOK"),
+            payment_method_id="pm-9",
+            invoice_ids=("inv-1", "inv-7"),
+            status=PaymentStatus.REQUIRES_ACTION,
+            off_session=False,
+            attempt=2,
+            settlement_id="set-1",
+            charge_id="pi_123",
+            decline_code="authentication_required",
+            client_secret="pi_123_secret_abc",
+            refunded=Money("0.01", "NOK"),
+            created_at=datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=_OSLO),
+        )
+        plain = make_payment("pay-2")
+        with storage.transaction() as tx:
+            tx.add_payments([rich, plain])
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.get_payments("acme", ["pay-2", "pay-3"]) == [plain, rich]
+            assert _ids(tx.list_payments("acme")) == ["pay-1", "pay-2", "pay-3"]
+
+    def test_add_payments_is_all_or_none(self, storage: Storage) -> None:
+        _world(storage)
+        batch = [make_payment("pay-2"), make_payment("pay-3")]
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError):  # the 3rd has a key stored already
+                tx.add_payments(
+                    [*batch, make_payment("pay-4", idempotency_key="recurbill-pay-1")]
+                )
+            with pytest.raises(ConflictError):  # one key twice in the batch
+                tx.add_payments(
+                    [*batch, make_payment("pay-4", idempotency_key="recurbill-pay-2")]
+                )
+            with pytest.raises(ConflictError):  # an id stored already
+                tx.add_payments([*batch, make_payment("pay-1", idempotency_key="k")])
+            _assert_not_found(
+                lambda: tx.add_payments(
+                    [*batch, make_payment("pay-4", customer_id="beta-1")]
+                ),
+                key="beta-1",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.get_payments("acme", ["pay-1", "pay-2"]),
+                key="pay-2",
+                account="acme",
+            )
+            tx.add_payments([make_payment("pay-5")])  # still usable
+            tx.commit()
+        with storage.transaction() as tx:
+            assert _ids(tx.list_payments("acme")) == ["pay-1", "pay-5"]
+            assert tx.list_payments("beta") == [
+                make_payment(
+                    "pay-beta",
+                    account_id="beta",
+                    customer_id="beta-1",
+                    payment_method_id="pm-beta",
+                    invoice_ids=("inv-beta",),
+                )
+            ]
+
+    def test_update_payments_round_trip(self, storage: Storage) -> None:
+        _many_world(storage)
+        succeeded = make_payment(
+            "pay-1",
+            status=PaymentStatus.SUCCEEDED,
+            charge_id="ch_1",
+            updated_at=_T0 + timedelta(seconds=2),
+        )
+        retried = make_payment(
+            "pay-2",
+            customer_id="cust-2",
+            invoice_ids=("inv-2",),
+            idempotency_key="recurbill-pay-2-attempt-2",
+            attempt=2,
+            status=PaymentStatus.FAILED_UNKNOWN,
+            error_code="timeout",
+        )
+        with storage.transaction() as tx:
+            tx.update_payments([retried, succeeded])
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.get_payments("acme", ["pay-1", "pay-2"]) == [succeeded, retried]
+            tx.add_payments([make_payment("pay-3", idempotency_key="recurbill-pay-2")])
+            tx.commit()  # the old key of pay-2 is free again
+
+    def test_update_payments_is_all_or_none(self, storage: Storage) -> None:
+        _many_world(storage)
+        before = _snapshot(storage)
+        changed = make_payment("pay-1", status=PaymentStatus.SUCCEEDED)
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.update_payments(
+                    [changed, make_payment("pay-beta", status=PaymentStatus.SUCCEEDED)]
+                ),
+                key="pay-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.update_payments([changed, make_payment("nope")]),
+                key="nope",
+                account="acme",
+            )
+            with pytest.raises(ConflictError):  # a key another payment holds
+                tx.update_payments(
+                    [
+                        changed,
+                        make_payment(
+                            "pay-2",
+                            customer_id="cust-2",
+                            invoice_ids=("inv-2",),
+                            idempotency_key="recurbill-pay-1",
+                        ),
+                    ]
+                )
+            assert tx.get_payment("acme", "pay-1").status is PaymentStatus.PENDING
+            tx.commit()
+        assert _snapshot(storage) == before
+
+    def test_add_receipts_round_trip(self, storage: Storage) -> None:
+        _many_world(storage)
+        late = _receipt("rcpt-1", issued_at=_T0 + timedelta(hours=1))
+        early = _receipt(
+            "rcpt-2",
+            number="R-2",
+            amount=Money("130.00", "NOK"),
+            credit=Money("5.00", "NOK"),
+            issued_at=datetime(2025, 1, 1, 10, 30, tzinfo=_PLUS_TWO),  # 08:30 UTC
+        )
+        other = _receipt("rcpt-3", customer_id="cust-2", payment_id="pay-2")
+        with storage.transaction() as tx:
+            tx.add_receipts([late, other, early])
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.list_receipts("acme", "cust-1") == [early, late]
+            assert tx.list_receipts("acme", "cust-2") == [other]
+
+    def test_add_receipts_is_all_or_none(self, storage: Storage) -> None:
+        _many_world(storage)
+        _add(storage, _receipt("rcpt-1"))
+        before = _snapshot(storage)
+        fresh = _receipt("rcpt-2", number="R-2")
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.add_receipts([fresh, _receipt("rcpt-3", payment_id="nope")]),
+                key="nope",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.add_receipts(
+                    [fresh, _receipt("rcpt-3", payment_id="pay-beta")]
+                ),
+                key="pay-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.add_receipts(
+                    [fresh, _receipt("rcpt-3", customer_id="beta-1")]
+                ),
+                key="beta-1",
+                account="acme",
+            )
+            with pytest.raises(ConflictError):  # an id stored already
+                tx.add_receipts([fresh, _receipt("rcpt-1")])
+            with pytest.raises(ConflictError):  # one id twice in the batch
+                tx.add_receipts([fresh, _receipt("rcpt-2", number="R-3")])
+            assert tx.list_receipts("acme", "cust-1") == [_receipt("rcpt-1")]
+            tx.commit()
+        assert _snapshot(storage) == before
+
+    def test_due_templates_for_update_returns_the_same(self, storage: Storage) -> None:
+        _world(storage)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        _add(
+            storage,
+            *(make_template(f"tpl-{c}") for c in "abcde"),
+            make_template("tpl-later", next_due_at=as_of + timedelta(seconds=1)),
+            make_template("tpl-done", status=TemplateStatus.FINISHED),
+        )
+        calls: list[dict[str, Any]] = [
+            {},
+            {"account_ids": ["acme"]},
+            {"account_ids": ["beta"], "limit": 1},
+            {"account_ids": []},
+            {"after_id": "tpl-b", "limit": 2},
+            {"after_id": "tpl-z"},
+        ]
+        with storage.transaction() as tx:
+            for call in calls:
+                plain = tx.due_templates(as_of, **call)
+                locked = tx.due_templates(as_of, for_update=True, **call)
+                assert locked == plain, call
+                assert tx.due_templates(as_of, for_update=True, **call) == plain
+            streamed: list[str] = []
+            after: str | None = None
+            while chunk := tx.due_templates(
+                as_of, after_id=after, limit=2, for_update=True
+            ):
+                streamed.extend(_ids(chunk))
+                after = chunk[-1].id
+        assert streamed == sorted([*(f"tpl-{c}" for c in "1abcde"), "tpl-beta"])
