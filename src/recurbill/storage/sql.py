@@ -675,12 +675,12 @@ class SqlTransaction:
             return
         encoded = [rows.encode_template(template) for template in records]
         with self._write(doing) as conn:
-            self._need_parents(records)
             self._need_all(
                 schema.templates,
                 "template",
                 _by_account((t.account_id, t.id) for t in records),
             )
+            self._need_parents(records)
             self._bulk_update["templates"].run(conn, encoded)
 
     def list_templates(
@@ -935,13 +935,14 @@ class SqlTransaction:
             return
         encoded = [rows.encode_payment(payment) for payment in records]
         with self._write(doing) as conn:
-            self._need_parents(records)
             if update:
                 self._need_all(
                     schema.payments,
                     "payment",
                     _by_account((p.account_id, p.id) for p in records),
                 )
+            self._need_parents(records)
+            if update:
                 self._bulk_update["payments"].run(conn, encoded)
             else:
                 self._bulk["payments"].run(conn, encoded)
