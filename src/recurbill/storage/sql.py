@@ -426,10 +426,16 @@ class SqlTransaction:
             keys = sorted(ids)
             found: set[str] = set()
             for chunk in _chunks(keys):
-                query = sa.select(table.c.id).where(
-                    table.c.account_id == account_id, table.c.id.in_(chunk)
+                # by primary key alone (the planner may otherwise pick an
+                # account index and scan the account), the account checked here
+                query = sa.select(table.c.id, table.c.account_id)
+                found.update(
+                    key
+                    for key, owner in self._c.execute(
+                        query.where(table.c.id.in_(chunk))
+                    )
+                    if owner == account_id
                 )
-                found.update(self._c.execute(query).scalars())
             missing = [key for key in keys if key not in found]
             if missing:
                 raise NotFoundError(kind=kind, key=missing[0], account=account_id)
@@ -539,14 +545,17 @@ class SqlTransaction:
         wanted = _ids(f"{kind} ids", keys)
         found: dict[str, _R] = {}
         for chunk in _chunks(sorted(set(wanted))):
-            query = sa.select(table).where(
-                table.c.account_id == account_id, table.c.id.in_(chunk)
-            )
+            # by primary key alone, the account checked here (as in _need_all)
+            query = sa.select(table).where(table.c.id.in_(chunk))
             if for_update:  # in id order, so two lockers never deadlock
                 query = query.order_by(table.c.id).with_for_update()
             with translate_errors(f"reading {kind} {chunk[0]!r}"):
                 result = self._c.execute(query).mappings().all()
-            found.update((row["id"], decode(row)) for row in result)
+            found.update(
+                (row["id"], decode(row))
+                for row in result
+                if row["account_id"] == account_id
+            )
         for key in wanted:
             if key not in found:
                 raise NotFoundError(kind=kind, key=key, account=account_id)
