@@ -16,7 +16,12 @@ from typing import TypeAlias
 
 import attrs
 from babel.core import Locale
-from babel.numbers import parse_pattern
+from babel.numbers import (
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+    parse_pattern,
+)
 
 from recurbill.errors import (
     CurrencyMismatchError,
@@ -247,23 +252,129 @@ def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
     return [Money(sign * f * unit, total.currency) for f in floors]
 
 
-def format_money(money: Money, locale: str | Locale) -> str:
+def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> str:
     """*money* rounded half-up to its currency's decimals, formatted for *locale*.
 
     The amount is quantized first (Babel alone would round half-even and use
-    CLDR's digits), then shown with exactly the ISO 4217 decimals.
+    CLDR's digits), then shown with exactly the ISO 4217 decimals. With *exact*
+    it is not rounded: every decimal it has is shown, and at least the
+    currency's (a unit price of 0.125 NOK). The text is Babel's, byte for byte;
+    each locale and currency's pattern and symbols are read once.
 
     >>> format_money(Money("1234.5", "NOK"), "nb_NO")
     '1\\xa0234,50\\xa0kr'
+    >>> format_money(Money("-0.125", "GBP"), "en_GB", exact=True)
+    '-£0.125'
     """
+    code = money.currency.code
+    digits = ISO_4217_DECIMALS[code]
+    if exact:
+        exponent = money.amount.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > digits:
+            return _money_format(locale, code)(money.amount, digits, -exponent)
+    amount = money.amount.quantize(_quantum(digits), rounding=ROUND_HALF_UP)
+    return _money_format(locale, code).fixed(amount, digits)
+
+
+@attrs.frozen
+class _MoneyFormat:
+    """A locale's currency pattern for one currency, parsed once.
+
+    Renders as Babel's ``NumberPattern.apply`` does (``currency_digits=False``,
+    the fraction digits given per call). Patterns whose output needs more than
+    grouping, symbols and fixed affixes (quotes, a currency name, percent,
+    exponent or significant digits) go to Babel itself.
+    """
+
+    locale: Locale
+    code: str
+    pattern: str
+    prefix: tuple[str, str]
+    suffix: tuple[str, str]
+    grouping: tuple[int, int]
+    min_int: int
+    group: str
+    decimal: str
+    simple: bool
+
+    def __call__(self, amount: Decimal, min_frac: int, max_frac: int) -> str:
+        if not self.simple:
+            pattern = parse_pattern(self.pattern)
+            pattern.frac_prec = (min_frac, max_frac)
+            text: str = pattern.apply(
+                amount, self.locale, currency=self.code, currency_digits=False
+            )
+            return text
+        negative = amount.is_signed()
+        rounded = abs(amount).normalize().quantize(_quantum(max_frac))
+        whole, _, frac = f"{rounded:f}".partition(".")
+        frac = frac or "0"
+        if len(frac) < min_frac:
+            frac += "0" * (min_frac - len(frac))
+        if max_frac == 0 or (min_frac == 0 and int(frac) == 0):
+            frac = ""
+        else:
+            while len(frac) > min_frac and frac[-1] == "0":
+                frac = frac[:-1]
+            frac = self.decimal + frac
+        return (
+            self.prefix[negative] + self._grouped(whole) + frac + self.suffix[negative]
+        )
+
+    def fixed(self, amount: Decimal, decimals: int) -> str:
+        """*amount*, already quantized to *decimals*, with exactly that many.
+
+        The same text as ``self(amount, decimals, decimals)``: a quantized
+        amount needs no rounding, and its digits are its own.
+        """
+        if not self.simple:
+            return self(amount, decimals, decimals)
+        whole, _, frac = f"{amount:f}".lstrip("-").partition(".")
+        number = self._grouped(whole) + (self.decimal + frac if decimals else "")
+        negative = amount.is_signed()
+        return self.prefix[negative] + number + self.suffix[negative]
+
+    def _grouped(self, whole: str) -> str:
+        if len(whole) < self.min_int:
+            whole = "0" * (self.min_int - len(whole)) + whole
+        size, groups = self.grouping[0], ""
+        while len(whole) > size:
+            groups = self.group + whole[-size:] + groups
+            whole = whole[:-size]
+            size = self.grouping[1]
+        return whole + groups
+
+
+@functools.lru_cache(maxsize=256)
+def _money_format(locale: str | Locale, code: str) -> _MoneyFormat:
     loc = Locale.parse(locale)
-    pattern = parse_pattern(loc.currency_formats["standard"].pattern)
-    digits = money.currency.decimals
-    pattern.frac_prec = (digits, digits)
-    text: str = pattern.apply(
-        money.quantize().amount,
-        loc,
-        currency=money.currency.code,
-        currency_digits=False,
+    text = loc.currency_formats["standard"].pattern
+    pattern = parse_pattern(text)
+    group = get_group_symbol(loc, numbering_system="latn")
+    decimal = get_decimal_symbol(loc, numbering_system="latn")
+    symbol = get_currency_symbol(code, loc)
+
+    def affix(raw: str) -> str:
+        return raw.replace("¤¤", code).replace("¤", symbol)
+
+    affixes = (*pattern.prefix, *pattern.suffix)
+    simple = (
+        pattern.scale == 0
+        and not pattern.exp_prec
+        and "@" not in pattern.pattern
+        and pattern.number_pattern != ""
+        and not any("¤¤¤" in raw or "'" in affix(raw) for raw in affixes)
+        and not any(c in group + decimal for c in "'¤")
     )
-    return text
+    return _MoneyFormat(
+        locale=loc,
+        code=code,
+        pattern=text,
+        prefix=(affix(pattern.prefix[0]), affix(pattern.prefix[1])),
+        suffix=(affix(pattern.suffix[0]), affix(pattern.suffix[1])),
+        grouping=pattern.grouping,
+        min_int=pattern.int_prec[0],
+        group=group,
+        decimal=decimal,
+        simple=simple,
+    )

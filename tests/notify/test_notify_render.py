@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
+import textwrap
 from datetime import datetime, timezone
+from decimal import Decimal
 from html.parser import HTMLParser
 
 import attrs
@@ -17,6 +20,9 @@ from recurbill.errors import InvalidInputError
 from recurbill.money import Money
 from recurbill.notify.message import Message
 from recurbill.notify.render import (
+    _WIDTH,
+    _e,
+    _wrap,
     notification_for,
     render_invoice,
     render_payment_failed,
@@ -424,3 +430,34 @@ def test_bad_time_zone_is_refused() -> None:
 def test_a_line_break_in_a_name_never_reaches_the_subject() -> None:
     message = render_invoice(account(name="Bakeriet\nÆrlig"), customer(), invoice())
     assert message.subject == "Faktura INV-000041 fra Bakeriet Ærlig"
+
+
+words = st.lists(
+    st.one_of(
+        st.text(alphabet="ab.-æ\xa0\u2003\x1c", max_size=30),
+        st.sampled_from(["", " ", "\t", "\r", "\x0c", "\u2003"]),
+    ),
+    max_size=40,
+).map(" ".join)
+
+
+@given(st.one_of(words, st.text(max_size=300)))
+def test_paragraphs_wrap_as_textwrap_wraps_them(text: str) -> None:
+    expected = []
+    for line in text.split("\n"):
+        wrapped = textwrap.wrap(
+            line, _WIDTH, break_long_words=False, break_on_hyphens=False
+        )
+        expected.extend(wrapped or [""])
+    assert _wrap(text) == expected
+
+
+@given(st.text(alphabet=st.sampled_from("a&<>\"'æ \xa0"), max_size=20) | st.text())
+def test_html_escaping_is_the_standard_librarys(text: str) -> None:
+    assert _e(text) == html.escape(text, quote=True)
+
+
+def test_a_unit_price_shows_every_decimal_it_has() -> None:
+    line = attrs.evolve(invoice().lines[0], unit_price=Decimal("0.125"))
+    message = render_invoice(account(), customer(), invoice(lines=(line,)))
+    assert f"0,125{NBSP}kr" in message.text

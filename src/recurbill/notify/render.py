@@ -19,7 +19,9 @@ text's locale; amounts go through :func:`~recurbill.money.format_money`.
 
 from __future__ import annotations
 
-import html
+import functools
+import re
+import string
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -29,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date
-from babel.numbers import format_decimal, format_percent, parse_pattern
+from babel.numbers import format_decimal, format_percent
 
 from recurbill.errors import InvalidInputError, RecurbillError
 from recurbill.invoice import InvoiceLine, compute_totals, line_net
@@ -62,6 +64,8 @@ _LANGUAGES = {"en": "en_GB", "nb": "nb_NO", "nn": "nb_NO", "no": "nb_NO"}
 _LANGUAGES |= {"sv": "sv_SE", "is": "is_IS"}
 _FALLBACK = "en_GB"
 _WIDTH = 72
+_SPACES = re.compile("( +)")
+_RIGHT = ' style="text-align:right"'
 
 _DECLINES = {
     "insufficient_funds": "decline.insufficient_funds",
@@ -104,10 +108,15 @@ def resolve_locale(locale: str) -> str:
 @attrs.frozen
 class _Lang:
     texts: Mapping[str, str]
-    babel: Locale
+    babel: str  # the Babel locale of dates and amounts, e.g. "sv_FI"
     tag: str
+    labels: Mapping[str, str]  # the texts without fields, formatted once
 
     def __call__(self, key: str, **values: object) -> str:
+        if not values:
+            label = self.labels.get(key)
+            if label is not None:
+                return label
         template = self.texts[key]
         for name, value in values.items():
             if str(value).endswith("."):  # "1.835 kr." ends a sentence once
@@ -116,13 +125,24 @@ class _Lang:
 
 
 def _lang(locale: str) -> _Lang:
+    return _lang_for(locale if isinstance(locale, str) else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _lang_for(locale: str) -> _Lang:
     chosen = resolve_locale(locale)
     own = Locale.parse(chosen)
     parsed = _parse(locale)
     babel = own
     if parsed is not None and parsed.language == own.language and parsed.territory:
         babel = parsed  # the recipient's region: sv_FI, en_US
-    return _Lang(TEXTS[chosen], babel, own.language)
+    texts = TEXTS[chosen]
+    labels = {
+        key: text.format()
+        for key, text in texts.items()
+        if all(field is None for _, field, _, _ in string.Formatter().parse(text))
+    }
+    return _Lang(texts, str(babel), own.language, labels)
 
 
 # -- formatting ---------------------------------------------------------------
@@ -134,29 +154,25 @@ def _money(value: Money, lang: _Lang) -> str:
 
 def _monies(values: Iterable[Money], lang: _Lang) -> str:
     """Sums per currency, joined with ' + ' (one currency: one amount)."""
-    totals: dict[Currency, Money] = {}
+    totals: dict[str, Decimal] = {}  # by code: hashing a str is cheap
     for value in values:
-        totals[value.currency] = totals.get(value.currency, Money.zero(value.currency))
-        totals[value.currency] += value
-    return " + ".join(_money(total, lang) for total in totals.values())
+        code = value.currency.code
+        totals[code] = totals.get(code, Decimal(0)) + value.amount
+    return " + ".join(_money(Money(s, code), lang) for code, s in totals.items())
 
 
 def _price(amount: Decimal, currency: Currency, lang: _Lang) -> str:
     """A unit price: at least the currency's decimals, more if it has them."""
-    exponent = amount.normalize().as_tuple().exponent
-    places = max(currency.decimals, -exponent if isinstance(exponent, int) else 0)
-    if places == currency.decimals:
-        return _money(Money(amount, currency), lang)
-    pattern = parse_pattern(lang.babel.currency_formats["standard"].pattern)
-    pattern.frac_prec = (currency.decimals, places)
-    text: str = pattern.apply(
-        amount, lang.babel, currency=currency.code, currency_digits=False
-    )
-    return text
+    return format_money(Money(amount, currency), lang.babel, exact=True)
 
 
 def _date(day: date, lang: _Lang, width: str = "long") -> str:
-    return format_date(day, width, locale=lang.babel)
+    return _format_date(day, width, lang.babel)
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_date(day: date, width: str, locale: str) -> str:
+    return format_date(day, width, locale=locale)
 
 
 def _local_day(instant: datetime, account: Account) -> date:
@@ -171,14 +187,26 @@ def _local_day(instant: datetime, account: Account) -> date:
 
 
 def _rate(rate: Decimal, lang: _Lang) -> str:
+    return _format_rate(str(rate), lang.babel)  # by text: 0 and -0 read differently
+
+
+def _quantity(quantity: Decimal, lang: _Lang) -> str:
+    return _format_quantity(str(quantity), lang.babel)
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_rate(rate: str, locale: str) -> str:
     text: str = format_percent(
-        rate / 100, locale=lang.babel, decimal_quantization=False
+        Decimal(rate) / 100, locale=locale, decimal_quantization=False
     )
     return text
 
 
-def _quantity(quantity: Decimal, lang: _Lang) -> str:
-    text: str = format_decimal(quantity, locale=lang.babel, decimal_quantization=False)
+@functools.lru_cache(maxsize=1024)
+def _format_quantity(quantity: str, locale: str) -> str:
+    text: str = format_decimal(
+        Decimal(quantity), locale=locale, decimal_quantization=False
+    )
     return text
 
 
@@ -219,44 +247,84 @@ _Block = _Para | _Heading | _Fields | _Table | _Link
 
 
 def _wrap(text: str) -> list[str]:
+    """*text* in lines of at most _WIDTH, as textwrap wraps it (no word broken)."""
     lines: list[str] = []
     for line in text.split("\n"):
-        lines.extend(
-            textwrap.wrap(line, _WIDTH, break_long_words=False, break_on_hyphens=False)
-            or [""]
-        )
+        if "\t" in line or "\r" in line or "\x0b" in line or "\x0c" in line:
+            lines.extend(
+                textwrap.wrap(
+                    line, _WIDTH, break_long_words=False, break_on_hyphens=False
+                )
+                or [""]
+            )
+        else:
+            lines.extend(_fill(line) or [""])
+    return lines
+
+
+def _fill(line: str) -> list[str]:
+    """textwrap's greedy lines for *line* of words and spaces, without its setup."""
+    if len(line) <= _WIDTH and not line[-1:].isspace():
+        return [line]
+    lines: list[str] = []
+    words = line.split(" ")
+    if "" not in words and all(map(str.strip, words)):
+        lines.append(words[0])  # words one space apart: each line takes what fits
+        for word in words[1:]:
+            if len(lines[-1]) + 1 + len(word) <= _WIDTH:
+                lines[-1] += " " + word
+            else:
+                lines.append(word)
+        return lines
+    chunks = [chunk for chunk in _SPACES.split(line) if chunk]
+    chunks.reverse()
+    while chunks:
+        if lines and not chunks[-1].strip():
+            del chunks[-1]  # no line starts with spaces but the first
+        current: list[str] = []
+        size = 0
+        while chunks and size + len(chunks[-1]) <= _WIDTH:
+            size += len(chunks[-1])
+            current.append(chunks.pop())
+        if chunks and not current:
+            current.append(chunks.pop())  # a word longer than a line stays whole
+        if current and not current[-1].strip():
+            del current[-1]
+        if current:
+            lines.append("".join(current))
     return lines
 
 
 def _span(row: tuple[str, ...]) -> int:
     """How many leading columns a footer row's label spans (up to its first value)."""
-    return next((i for i, cell in enumerate(row) if i and cell), len(row))
+    for i in range(1, len(row)):
+        if row[i]:
+            return i
+    return len(row)
 
 
 def _text_table(table: _Table) -> list[str]:
     body = (table.header, *table.rows)
-    widths = [max(len(row[i]) for row in body) for i in range(len(table.header))]
-    for row in table.footer:
-        k = _span(row)
+    widths = [max(map(len, column)) for column in zip(*body, strict=True)]
+    spans = [_span(row) for row in table.footer]
+    for row, k in zip(table.footer, spans, strict=True):
         room = sum(widths[:k]) + 2 * (k - 1)
         if len(row[0]) > room:
             widths[k - 1] += len(row[0]) - room
-
-    def line(row: tuple[str, ...], first: int = 0) -> str:
-        cells = [
-            cell.rjust(width) if i in table.right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            if i >= first
-        ]
-        return "  ".join(cells)
-
-    out = ["  " + line(row).rstrip() for row in body]
+    # one format field per column: "{:>12}" is str.rjust(12), "{:<12}" ljust
+    fields = [
+        f"{{:{'>' if i in table.right else '<'}{width}}}" if width else "{}"
+        for i, width in enumerate(widths)
+    ]
+    line = "  " + "  ".join(fields)
+    out = [line.format(*row).rstrip() for row in body]
     if table.footer:
-        out.append("  " + "-" * max(len(text) - 2 for text in out))
-        for row in table.footer:
-            k = _span(row)
-            label = row[0].ljust(sum(widths[:k]) + 2 * (k - 1))
-            rest = line(row, k)
+        out.append("  " + "-" * (max(map(len, out)) - 2))
+        rooms = {k: sum(widths[:k]) + 2 * (k - 1) for k in spans}
+        tails = {k: "  ".join(fields[k:]) for k in spans}
+        for row, k in zip(table.footer, spans, strict=True):
+            label = row[0].ljust(rooms[k])
+            rest = tails[k].format(*row[k:])
             out.append(("  " + label + ("  " + rest if rest else "")).rstrip())
     return out
 
@@ -288,23 +356,52 @@ def _plain(blocks: Sequence[_Block]) -> str:
 
 
 def _e(value: str) -> str:
-    return html.escape(value, quote=True)
+    """*value* escaped as html.escape(value, quote=True) escapes it."""
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return (
+            value.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&quot;")
+            .replace("'", "&#x27;")
+        )
+    return value
 
 
 def _cells(row: tuple[str, ...], right: frozenset[int], tag: str) -> str:
-    cells = []
-    for i, cell in enumerate(row):
-        align = ' style="text-align:right"' if i in right else ""
-        cells.append(f"<{tag}{align}>{_e(cell)}</{tag}>")
+    cells = [
+        f"<{tag}{_RIGHT if i in right else ''}>{_e(cell)}</{tag}>"
+        for i, cell in enumerate(row)
+    ]
     return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _rows(rows: Sequence[tuple[str, ...]], right: frozenset[int], tag: str) -> str:
+    """:func:`_cells` of every row, with each column's opening tag made once."""
+    if not rows:
+        return ""
+    opens = [f"<{tag}{_RIGHT if i in right else ''}>" for i in range(len(rows[0]))]
+    close = f"</{tag}>"
+    return "".join(
+        [
+            "<tr>"
+            + "".join(
+                [o + _e(cell) + close for o, cell in zip(opens, row, strict=True)]
+            )
+            + "</tr>"
+            for row in rows
+        ]
+    )
 
 
 def _footer(row: tuple[str, ...], right: frozenset[int]) -> str:
     k = _span(row)
     label = f'<th colspan="{k}" style="text-align:left">{_e(row[0])}</th>'
-    return _cells(row[k:], frozenset(i - k for i in right), "th").replace(
-        "<tr>", "<tr>" + label, 1
-    )
+    cells = [
+        f"<th{_RIGHT if i in right else ''}>{_e(row[i])}</th>"
+        for i in range(k, len(row))
+    ]
+    return "<tr>" + label + "".join(cells) + "</tr>"
 
 
 def _html(blocks: Sequence[_Block], *, subject: str, lang: _Lang) -> str:
@@ -323,7 +420,7 @@ def _html(blocks: Sequence[_Block], *, subject: str, lang: _Lang) -> str:
             body.append(f"<table>{rows}</table>")
         elif isinstance(block, _Table):
             head = _cells(block.header, block.right, "th")
-            rows = "".join(_cells(row, block.right, "td") for row in block.rows)
+            rows = _rows(block.rows, block.right, "td")
             foot = "".join(_footer(row, block.right) for row in block.footer)
             body.append(
                 '<table cellpadding="4">'
