@@ -92,7 +92,21 @@ def _optional_amount(money: Money | None, currency: Currency, field: str) -> Any
 
 
 def _lines_json(lines: Sequence[InvoiceLine]) -> str:
+    if isinstance(lines, tuple):
+        # lines decoded by _lines are shared objects: the text they came from
+        # is reused for that very tuple (an equal tuple may differ in digits,
+        # e.g. 1.0 and 1.00, so only the identical object counts)
+        known, text = _lines_text(lines)
+        if known is lines:
+            return text
     return _dumps([line.to_dict() for line in lines])
+
+
+@functools.lru_cache(maxsize=1024)
+def _lines_text(
+    lines: tuple[InvoiceLine, ...],
+) -> tuple[tuple[InvoiceLine, ...], str]:
+    return lines, _dumps([line.to_dict() for line in lines])
 
 
 @functools.lru_cache(maxsize=1024)
