@@ -12,16 +12,24 @@ It prints both rates, their ratio, and the process's peak memory (RSS).
     python benchmarks/bench_run.py --storm           # every template due at once
     python benchmarks/bench_run.py --postgres        # the same on PostgreSQL
     python benchmarks/bench_run.py --templates 30000 # a quick look
+    python benchmarks/bench_run.py --breakdown       # where the run's time goes
+
+``--breakdown`` also times every storage and gateway call of the run and
+prints the totals per method; what is left is the service's own work
+(computing, rendering e-mails, building records).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import resource
 import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -101,6 +109,54 @@ def _seed(
             batch = []
 
 
+class _Timed:
+    """Wraps an object: each method call's time is added to *spent* by name."""
+
+    def __init__(
+        self, inner: Any, spent: collections.defaultdict[str, float], kind: str
+    ) -> None:
+        self._inner, self._spent, self._kind = inner, spent, kind
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - started
+                self._spent[f"{self._kind}.{name}"] += spent
+
+        return timed
+
+
+class _TimedStorage:
+    """A storage whose transactions' calls are timed (see :class:`_Timed`)."""
+
+    def __init__(
+        self, inner: SqlStorage, spent: collections.defaultdict[str, float]
+    ) -> None:
+        self._inner, self._spent = inner, spent
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._inner.transaction() as tx:
+            yield _Timed(tx, self._spent, "storage")
+
+
+def _print_breakdown(
+    spent: collections.defaultdict[str, float], elapsed: float, issued: int
+) -> None:
+    print("where the run's time went (per issued invoice):")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {name:38s} {seconds:7.2f} s {seconds / issued * 1e6:7.1f} us")
+    rest = elapsed - sum(spent.values())
+    print(f"  {'the service itself':38s} {rest:7.2f} s {rest / issued * 1e6:7.1f} us")
+
+
 def _written_rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as conn:
         return {
@@ -170,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--templates", type=int, default=1_000_000)
     parser.add_argument("--storm", action="store_true")
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--breakdown", action="store_true")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp())
     url = f"sqlite:///{workdir / 'bench.sqlite3'}"
@@ -189,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         _seed(storage, gateway, args.templates, storm=args.storm)
         seeded = time.perf_counter() - started
         print(f"seeded {args.templates:,} templates in {seeded:.1f} s")
+        spent: collections.defaultdict[str, float] = collections.defaultdict(float)
         billing = Billing(storage=storage, gateway=gateway)
+        if args.breakdown:
+            billing = Billing(
+                storage=_TimedStorage(storage, spent),
+                gateway=_Timed(gateway, spent, "gateway"),
+            )
         started = time.perf_counter()
         (report,) = billing.run(AS_OF)
         elapsed = time.perf_counter() - started
@@ -222,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"ratio:   {run_rate / ceiling_rate:.1%} of the ceiling")
     print(f"peak memory (RSS, seeding included): {peak / 2**20:.0f} MiB")
+    if args.breakdown:
+        _print_breakdown(spent, elapsed, issued)
     return 0
 
 
