@@ -1,7 +1,9 @@
-"""Review of the bulk daily run and bulk recording: regressions found.
+"""The bulk daily run on PostgreSQL keeps what the per-template run promised.
 
-Each test states what the code before the bulk rewrite did; they fail today
-and are marked ``xfail(strict=True)`` until the code is fixed.
+Found in a review of the bulk rewrite, each failed before its fix: a locking
+read never touches another account's row, a template held by an edit is still
+issued by the run, and parallel runs take invoice-number counters in one
+order (no deadlocks).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 
 from billing_helpers import Counter, World, at, line, make_world
 from recurbill.daily import DailyRun
-from recurbill.errors import ConflictError, InvalidSelectionError, NotFoundError
+from recurbill.errors import InvalidSelectionError, NotFoundError
 from recurbill.records import CollectionMethod
 from recurbill.storage.engine import create_engine
 from recurbill.storage.sql import SqlStorage
@@ -55,13 +57,6 @@ def _other_account_invoice(world: World) -> str:
     return outcome.invoice.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConflictError,
-    reason="SqlTransaction._get_many locks FOR UPDATE by id alone and checks the "
-    "account afterwards: an id of another account waits for that account's "
-    "row lock (ConflictError after lock_timeout) instead of NotFoundError",
-)
 def test_locking_read_of_another_accounts_invoice_is_not_found_at_once(
     pg_world: World,
 ) -> None:
@@ -77,13 +72,6 @@ def test_locking_read_of_another_accounts_invoice_is_not_found_at_once(
             assert time.monotonic() - started < LOCK_TIMEOUT / 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConflictError,
-    reason="SqlTransaction._get_many: get_invoice(s)(account, ids, for_update=True) "
-    "keeps another account's row locked after raising NotFoundError; a caller "
-    "that goes on (MassPayment._plan skips ids not found) holds it to commit",
-)
 def test_not_found_locking_read_leaves_another_accounts_row_unlocked(
     pg_world: World,
 ) -> None:
@@ -98,13 +86,6 @@ def test_not_found_locking_read_leaves_another_accounts_row_unlocked(
             assert locked.id == foreign
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConflictError,
-    reason="mass_pay naming another account's invoice must be refused as not "
-    "found; with the id-only FOR UPDATE it waits for that account's lock and "
-    "fails with ConflictError (twice lock_timeout, as _store is retried)",
-)
 def test_mass_pay_with_another_accounts_invoice_id_is_refused_not_blocked(
     pg_world: World,
 ) -> None:
@@ -124,13 +105,6 @@ def test_mass_pay_with_another_accounts_invoice_id_is_refused_not_blocked(
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DailyRun._issue_all with due_templates(for_update=True) is FOR UPDATE "
-    "SKIP LOCKED: a due template locked by change_template (or pause/resume/end) "
-    "at that moment is passed over and the run ends without issuing it; before, "
-    "the run waited for the lock and issued it",
-)
 def test_run_issues_a_due_template_that_an_edit_holds_locked_meanwhile(
     pg_world: World,
 ) -> None:
@@ -163,14 +137,6 @@ def test_run_issues_a_due_template_that_an_edit_holds_locked_meanwhile(
     assert [issued.issue_date for issued in report.issued] == [date(2027, 3, 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DailyRun._issue_chunk allocates each account's invoice numbers in the "
-    "order the accounts first appear in the chunk; with SKIP LOCKED, parallel "
-    "workers hold different chunks at once and deadlock on the counter rows "
-    "(a ConflictError each; _issue_all allows 5 per run, then the run raises "
-    "and the templates it held stay unissued)",
-)
 def test_parallel_runs_on_postgresql_do_not_deadlock(fresh_postgres_url: str) -> None:
     with SqlStorage.from_url(fresh_postgres_url) as storage:
         storage.migrate()

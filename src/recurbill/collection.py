@@ -516,11 +516,11 @@ class Collector:
         counts: dict[str, int] = {}
         for receipt, _ in work.receipts:
             counts[receipt.account_id] = counts.get(receipt.account_id, 0) + 1
-        first = {
+        first = {  # counters in account order: two writers never deadlock
             account_id: tx.allocate_invoice_numbers(
                 account_id, RECEIPT_SERIES, count=count
             )
-            for account_id, count in counts.items()
+            for account_id, count in sorted(counts.items())
         }
         receipts = []
         for receipt, (account, customer, _) in work.receipts:

@@ -361,12 +361,44 @@ class DailyRun:
 
         Charging per chunk keeps memory bounded (nothing but the report grows
         with the number of templates) and the window between a committed
-        payment and its charge short.
+        payment and its charge short. A first pass passes over templates
+        another transaction holds (another worker's chunk, so workers share
+        the job); a second pass from the start waits for whatever is still
+        due (a template being edited, a chunk whose worker failed).
         """
         total = _Issued()
-        after: str | None = None
-        conflicts = 0
-        while True:
+        for skip_locked in (True, False):
+            after: str | None = None
+            while (
+                chunk := self._issue_next(as_of, account_ids, after, skip_locked)
+            ) is not None:
+                after, issued = chunk
+                for account_id, lines in issued.issued.items():
+                    total.issued.setdefault(account_id, []).extend(lines)
+                for account_id, skipped in issued.skipped.items():
+                    total.skipped.setdefault(account_id, []).extend(skipped)
+                for account_id, ended in issued.ended.items():
+                    total.ended.setdefault(account_id, []).extend(ended)
+                for outcome in self.collector.charge_batch(issued.payments, now=as_of):
+                    charges.setdefault(outcome.account_id, []).append(
+                        self._charge_line(outcome, issued.labels.get(outcome.id))
+                    )
+        return total
+
+    def _issue_next(
+        self,
+        as_of: datetime,
+        account_ids: list[str],
+        after: str | None,
+        skip_locked: bool,
+    ) -> tuple[str, _Issued] | None:
+        """Issue the next chunk after *after* in one transaction; None when done.
+
+        Returns the chunk's last template id and what it issued. A conflict
+        (another worker issued some of these first, or a deadlock) rolls the
+        chunk back and reads it again.
+        """
+        for attempt in range(_CONFLICT_RETRIES + 1):
             try:
                 with self.storage.transaction() as tx:
                     templates = tx.due_templates(
@@ -375,27 +407,17 @@ class DailyRun:
                         after_id=after,
                         limit=self.chunk_size,
                         for_update=True,
+                        skip_locked=skip_locked,
                     )
                     if not templates:
-                        return total
+                        return None
                     chunk = self._issue_chunk(_Reads(tx), templates, as_of)
                     tx.commit()
+                return templates[-1].id, chunk
             except ConflictError:
-                conflicts += 1  # another process issued these first: read again
-                if conflicts > _CONFLICT_RETRIES:
+                if attempt == _CONFLICT_RETRIES:
                     raise
-                continue
-            after = templates[-1].id
-            for account_id, lines in chunk.issued.items():
-                total.issued.setdefault(account_id, []).extend(lines)
-            for account_id, skipped in chunk.skipped.items():
-                total.skipped.setdefault(account_id, []).extend(skipped)
-            for account_id, ended in chunk.ended.items():
-                total.ended.setdefault(account_id, []).extend(ended)
-            for outcome in self.collector.charge_batch(chunk.payments, now=as_of):
-                charges.setdefault(outcome.account_id, []).append(
-                    self._charge_line(outcome, chunk.labels.get(outcome.id))
-                )
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _plan(
         self, reads: _Reads, template: RecurringTemplate, as_of: datetime
@@ -429,11 +451,11 @@ class DailyRun:
                 plan.to_issue
             )
         series = {plan.account.id: plan.account.invoice_series for plan in plans}
-        next_number = {
+        next_number = {  # counters in account order: workers never deadlock
             account_id: reads.tx.allocate_invoice_numbers(
                 account_id, series[account_id], count=count
             )
-            for account_id, count in needed.items()
+            for account_id, count in sorted(needed.items())
             if count
         }
         for plan in plans:

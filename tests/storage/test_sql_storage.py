@@ -521,7 +521,7 @@ def _seed_due_templates(storage: SqlStorage, count: int) -> list[str]:
 
 
 @pytest.mark.postgres
-def test_due_templates_for_update_skips_what_another_transaction_holds(
+def test_due_templates_skip_locked_skips_what_another_transaction_holds(
     migrated_postgres_url: str,
 ) -> None:
     with (
@@ -532,15 +532,22 @@ def test_due_templates_for_update_skips_what_another_transaction_holds(
         with first.transaction() as holder:
             held = holder.due_templates(_DUE_AT, limit=3, for_update=True)
             with second.transaction() as tx:
-                taken = tx.due_templates(_DUE_AT, limit=3, for_update=True)
+                taken = tx.due_templates(
+                    _DUE_AT, limit=3, for_update=True, skip_locked=True
+                )
                 assert [t.id for t in held] == ids[:3]
                 assert [t.id for t in taken] == ids[3:]
                 # Its own locks are not skipped; the other transaction's are.
-                again = tx.due_templates(_DUE_AT, for_update=True)
+                again = tx.due_templates(_DUE_AT, for_update=True, skip_locked=True)
                 assert [t.id for t in again] == ids[3:]
                 assert [t.id for t in tx.due_templates(_DUE_AT)] == ids  # reads pass
                 with pytest.raises(ConflictError, match="concurrent"):
                     tx.get_template("acme", ids[0], for_update=True)
+            with (
+                second.transaction() as tx,
+                pytest.raises(ConflictError, match="concurrent"),
+            ):
+                tx.due_templates(_DUE_AT, for_update=True)  # waits, then times out
         with second.transaction() as tx:  # both ended: every template is free
             assert [t.id for t in tx.due_templates(_DUE_AT, for_update=True)] == ids
 
@@ -561,7 +568,7 @@ def test_two_locking_streams_of_due_templates_share_them_out(
                 start.wait()
                 after: str | None = None
                 while chunk := tx.due_templates(
-                    _DUE_AT, after_id=after, limit=2, for_update=True
+                    _DUE_AT, after_id=after, limit=2, for_update=True, skip_locked=True
                 ):
                     got.extend(t.id for t in chunk)
                     after = chunk[-1].id

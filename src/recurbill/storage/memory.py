@@ -413,12 +413,14 @@ class _MemoryTransaction:
         after_id: str | None = None,
         limit: int = 500,
         for_update: bool = False,
+        skip_locked: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by id and starting after ``after_id``, at most ``limit`` of them,
         so a caller streams every due template in bounded memory. Every
-        transaction holds the lock, so ``for_update`` changes nothing here.
+        transaction holds the lock, so ``for_update`` and ``skip_locked``
+        change nothing here.
         """
         self._check_open()
         _aware("as_of", as_of)

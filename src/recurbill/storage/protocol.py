@@ -136,15 +136,16 @@ class Transaction(Protocol):
         after_id: str | None = None,
         limit: int = 500,
         for_update: bool = False,
+        skip_locked: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by id and starting after ``after_id``, at most ``limit`` of them,
         so a caller streams every due template in bounded memory. With
-        ``for_update`` the chunk is locked until the end of the transaction and
-        templates another transaction holds locked are left out (they are
-        that transaction's to handle), so an empty chunk means nothing due is
-        left for this caller.
+        ``for_update`` the chunk is locked until the end of the transaction;
+        templates another transaction holds are waited for, or with
+        ``skip_locked`` left out (so an empty chunk then means only that
+        nothing due is left that nobody else holds).
         """
 
     # occurrences --------------------------------------------------------

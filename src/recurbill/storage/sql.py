@@ -545,8 +545,12 @@ class SqlTransaction:
         wanted = _ids(f"{kind} ids", keys)
         found: dict[str, _R] = {}
         for chunk in _chunks(sorted(set(wanted))):
-            # by primary key alone, the account checked here (as in _need_all)
+            # by primary key alone, the account checked here (as in _need_all);
+            # a locking read names the account in SQL too, so it never locks
+            # (or waits for) a row of another account (SQLite locks no rows)
             query = sa.select(table).where(table.c.id.in_(chunk))
+            if for_update and not self._storage._is_sqlite:
+                query = query.where(table.c.account_id == account_id)
             if for_update:  # in id order, so two lockers never deadlock
                 query = query.order_by(table.c.id).with_for_update()
             with translate_errors(f"reading {kind} {chunk[0]!r}"):
@@ -711,15 +715,16 @@ class SqlTransaction:
         after_id: str | None = None,
         limit: int = 500,
         for_update: bool = False,
+        skip_locked: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by id and starting after ``after_id``, at most ``limit`` of them,
         so a caller streams every due template in bounded memory (keyset
         pagination over the ``(status, next_due_at, id)`` index). With
-        ``for_update``, PostgreSQL locks the chunk and skips templates another
-        transaction holds (``FOR UPDATE SKIP LOCKED``); on SQLite the
-        transaction holds the database's write lock already.
+        ``for_update``, PostgreSQL locks the chunk (``FOR UPDATE``, or ``FOR
+        UPDATE SKIP LOCKED`` with ``skip_locked``); on SQLite the transaction
+        holds the database's write lock already.
         """
         _aware("as_of", as_of)
         _positive("limit", limit)
@@ -740,7 +745,7 @@ class SqlTransaction:
             query = query.where(templates.c.id > _text("after_id", after_id))
         query = query.order_by(templates.c.id).limit(limit)
         if for_update:
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=skip_locked)
         return self._all(query, rows.decode_template)
 
     # -- occurrences ----------------------------------------------------------------

@@ -2449,6 +2449,10 @@ class StorageContract:
                 locked = tx.due_templates(as_of, for_update=True, **call)
                 assert locked == plain, call
                 assert tx.due_templates(as_of, for_update=True, **call) == plain
+                skipping = tx.due_templates(
+                    as_of, for_update=True, skip_locked=True, **call
+                )
+                assert skipping == plain, call  # its own locks are not skipped
             streamed: list[str] = []
             after: str | None = None
             while chunk := tx.due_templates(
