@@ -85,9 +85,8 @@ def build_invoice(
     Open, or paid at once when it totals zero (nothing to collect). A
     negative total is refused before this point (:func:`check_lines`).
     """
-    totals = compute_totals(
-        tuple(lines), currency=account.currency, rounding=account.rounding
-    )
+    lines = lines if isinstance(lines, tuple) else tuple(lines)  # shared as is
+    totals = compute_totals(lines, currency=account.currency, rounding=account.rounding)
     zero = Money.zero(account.currency)
     nothing_due = totals.amount_due.amount == 0
     return Invoice(
@@ -101,7 +100,7 @@ def build_invoice(
         currency=account.currency,
         issue_date=issue_date,
         due_date=issue_date + timedelta(days=account.payment_terms_days),
-        lines=tuple(lines),
+        lines=lines,
         net_total=totals.tax_exclusive,
         vat_total=totals.vat_total,
         total=totals.amount_due,

@@ -91,22 +91,20 @@ def _optional_amount(money: Money | None, currency: Currency, field: str) -> Any
     return None if money is None else _amount(money, currency, field)
 
 
+class _StoredLines(tuple[InvoiceLine, ...]):
+    """Lines decoded from a row, with the text they were decoded from.
+
+    Writing them back (a template's next due date, an invoice's payment)
+    reuses that text instead of encoding the same lines again.
+    """
+
+    text: str
+
+
 def _lines_json(lines: Sequence[InvoiceLine]) -> str:
-    if isinstance(lines, tuple):
-        # lines decoded by _lines are shared objects: the text they came from
-        # is reused for that very tuple (an equal tuple may differ in digits,
-        # e.g. 1.0 and 1.00, so only the identical object counts)
-        known, text = _lines_text(lines)
-        if known is lines:
-            return text
+    if type(lines) is _StoredLines:
+        return lines.text
     return _dumps([line.to_dict() for line in lines])
-
-
-@functools.lru_cache(maxsize=1024)
-def _lines_text(
-    lines: tuple[InvoiceLine, ...],
-) -> tuple[tuple[InvoiceLine, ...], str]:
-    return lines, _dumps([line.to_dict() for line in lines])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -116,7 +114,9 @@ def _lines(text: str) -> tuple[InvoiceLine, ...]:
     The invoices of one template (and the templates of one price plan) store
     the same lines, so a run decodes each set once instead of per invoice.
     """
-    return tuple(InvoiceLine.from_dict(item) for item in json.loads(text))
+    lines = _StoredLines(InvoiceLine.from_dict(item) for item in json.loads(text))
+    lines.text = text
+    return lines
 
 
 def _items_json(items: Sequence[SettlementItem | ReceiptItem]) -> str:
