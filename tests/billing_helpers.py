@@ -112,6 +112,7 @@ def make_world(
     gateway: InMemoryGateway | None = None,
     timezone: str = "Europe/Oslo",
     retry_policy: RetryPolicy | None = None,
+    chunk_size: int = 1000,
 ) -> World:
     """A fresh service with deterministic ids and one NOK account."""
     storage = storage if storage is not None else InMemoryStorage()
@@ -121,6 +122,7 @@ def make_world(
         gateway=gateway,
         ids=Counter(),
         retry_policy=retry_policy or RetryPolicy(),
+        chunk_size=chunk_size,
     )
     account = billing.create_account(
         account_id="fjord",

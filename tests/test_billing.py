@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from billing_helpers import OSLO, at, line, make_world
+from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
 from recurbill.errors import (
     InvalidInputError,
@@ -14,6 +15,7 @@ from recurbill.errors import (
     StateError,
 )
 from recurbill.money import Money
+from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (
     CollectionMethod,
     InvoiceStatus,
@@ -22,6 +24,7 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.schedule import OccurrenceStatus
+from recurbill.storage.memory import InMemoryStorage
 
 NOK = "NOK"
 
@@ -736,3 +739,33 @@ def test_resume_early_and_end_a_template() -> None:
     assert issued == [date(2027, 1, 4), date(2027, 1, 18), date(2027, 1, 25)]
     view = world.billing.template_view(world.account.id, tid)
     assert view.template.status is TemplateStatus.FINISHED
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5, "500"])
+def test_chunk_size_must_be_a_positive_whole_number(size: object) -> None:
+    with pytest.raises(InvalidInputError, match="chunk_size"):
+        Billing(
+            storage=InMemoryStorage(),
+            gateway=InMemoryGateway(),
+            chunk_size=size,  # type: ignore[arg-type]
+        )
+
+
+def test_a_run_in_chunks_of_one_issues_what_one_chunk_does() -> None:
+    results = []
+    for size in (1, 1000):
+        world = make_world(chunk_size=size)
+        kari = world.customer()
+        ola = world.customer("Ola Nordmann", method=CollectionMethod.SEND_INVOICE)
+        for customer in (kari, ola, kari):
+            world.template(customer, start=date(2027, 2, 1))
+        (report,) = world.billing.run(at(date(2027, 2, 1), 7))
+        results.append(
+            (
+                sorted((i.invoice_number, i.total) for i in report.issued),
+                sorted((c.invoice_number, c.status) for c in report.charges),
+            )
+        )
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 3
+    assert len(results[0][1]) == 2

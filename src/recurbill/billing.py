@@ -48,6 +48,7 @@ from recurbill.daily import (
 )
 from recurbill.errors import (
     ConflictError,
+    InvalidInputError,
     InvalidRecordError,
     NotFoundError,
     StateError,
@@ -87,20 +88,31 @@ from recurbill.views import (
 __all__ = ["Billing"]
 
 
+def _chunk_size(_: object, __: object, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            problem=f"chunk_size={value!r}",
+            allowed="chunk_size must be a whole number of templates, 1 or more",
+        )
+
+
 @attrs.define
 class Billing:
     """The billing service over a storage, a gateway and (for e-mail) an outbox.
 
     ``ids`` makes new record ids (random by default; pass your own for
     reproducible tests). ``retry_policy`` says when declined automatic
-    charges are tried again.
+    charges are tried again. ``chunk_size`` is how many due templates the
+    daily run issues per transaction: larger chunks commit less often (the
+    run is faster) but hold their locks longer (on SQLite, the database's
+    write lock, which every other writer waits for meanwhile).
     """
 
     storage: Storage
     gateway: PaymentGateway
     ids: IdFactory = random_id
     retry_policy: RetryPolicy = attrs.field(factory=RetryPolicy)
-    chunk_size: int = 500
+    chunk_size: int = attrs.field(default=1000, validator=_chunk_size)
     _collector: Collector = attrs.field(init=False)
     _daily: DailyRun = attrs.field(init=False)
     _mass: MassPayment = attrs.field(init=False)

@@ -302,7 +302,7 @@ class DailyRun:
     storage: Storage
     collector: Collector
     ids: IdFactory
-    chunk_size: int = 500
+    chunk_size: int = 1000
 
     def run(
         self,
