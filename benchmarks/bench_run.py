@@ -247,12 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         seeded = time.perf_counter() - started
         print(f"seeded {args.templates:,} templates in {seeded:.1f} s")
         spent: collections.defaultdict[str, float] = collections.defaultdict(float)
-        billing = Billing(storage=storage, gateway=gateway)
-        if args.breakdown:
-            billing = Billing(
+        billing = (
+            Billing(
                 storage=_TimedStorage(storage, spent),
                 gateway=_Timed(gateway, spent, "gateway"),
             )
+            if args.breakdown
+            else Billing(storage=storage, gateway=gateway)
+        )
         started = time.perf_counter()
         (report,) = billing.run(AS_OF)
         elapsed = time.perf_counter() - started

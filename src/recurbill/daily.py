@@ -397,7 +397,8 @@ class DailyRun:
         (another worker issued some of these first, or a deadlock) rolls the
         chunk back and reads it again.
         """
-        for attempt in range(_CONFLICT_RETRIES + 1):
+        conflicts = 0
+        while True:
             try:
                 with self.storage.transaction() as tx:
                     templates = tx.due_templates(
@@ -414,9 +415,9 @@ class DailyRun:
                     tx.commit()
                 return templates[-1].id, chunk
             except ConflictError:
-                if attempt == _CONFLICT_RETRIES:
+                conflicts += 1
+                if conflicts > _CONFLICT_RETRIES:
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _plan(
         self, reads: _Reads, template: RecurringTemplate, as_of: datetime

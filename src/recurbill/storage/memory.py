@@ -227,6 +227,15 @@ class _MemoryTransaction:
             for key in _ids(f"{kind} ids", keys)
         ]
 
+    def _each(
+        self, name: str, values: object, kind: type[_R], write: Callable[[_R], None]
+    ) -> None:
+        """*write* each record of *values*, all or none (one atomic call)."""
+        records = _records(name, values, kind)
+        with self._write():
+            for record in records:
+                write(record)
+
     def _need_account(self, account_id: str) -> None:
         if account_id not in self._s.accounts:
             raise NotFoundError(kind="account", key=account_id, account=account_id)
@@ -386,10 +395,7 @@ class _MemoryTransaction:
 
     def update_templates(self, templates: Sequence[RecurringTemplate]) -> None:
         """Replace stored templates, all or none."""
-        records = _records("templates", templates, RecurringTemplate)
-        with self._write():
-            for template in records:
-                self.update_template(template)
+        self._each("templates", templates, RecurringTemplate, self.update_template)
 
     def list_templates(
         self, account_id: str, *, customer_id: str | None = None
@@ -570,10 +576,7 @@ class _MemoryTransaction:
 
     def update_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Replace stored invoices, all or none."""
-        records = _records("invoices", invoices, Invoice)
-        with self._write():
-            for invoice in records:
-                self.update_invoice(invoice)
+        self._each("invoices", invoices, Invoice, self.update_invoice)
 
     def update_invoice(self, invoice: Invoice) -> None:
         """Replace a stored invoice (the same uniqueness rules as adding)."""
@@ -619,10 +622,7 @@ class _MemoryTransaction:
 
     def add_payments(self, payments: Sequence[Payment]) -> None:
         """Store payment attempts, all or none."""
-        records = _records("payments", payments, Payment)
-        with self._write():
-            for payment in records:
-                self.add_payment(payment)
+        self._each("payments", payments, Payment, self.add_payment)
 
     def get_payments(
         self, account_id: str, payment_ids: Sequence[str]
@@ -632,10 +632,7 @@ class _MemoryTransaction:
 
     def update_payments(self, payments: Sequence[Payment]) -> None:
         """Replace stored payments, all or none."""
-        records = _records("payments", payments, Payment)
-        with self._write():
-            for payment in records:
-                self.update_payment(payment)
+        self._each("payments", payments, Payment, self.update_payment)
 
     def _claim_key(
         self, keys: dict[str, str], kind: str, record: Payment | Refund
@@ -760,10 +757,7 @@ class _MemoryTransaction:
 
     def add_receipts(self, receipts: Sequence[Receipt]) -> None:
         """Store receipts, all or none."""
-        records = _records("receipts", receipts, Receipt)
-        with self._write():
-            for receipt in records:
-                self.add_receipt(receipt)
+        self._each("receipts", receipts, Receipt, self.add_receipt)
 
     def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
         """A customer's receipts, oldest first."""

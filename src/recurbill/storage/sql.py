@@ -404,7 +404,7 @@ class SqlTransaction:
 
     def _need_parents(
         self,
-        records: Sequence[RecurringTemplate | Payment | Receipt],
+        records: Sequence[RecurringTemplate | Invoice | Payment | Receipt],
     ) -> None:
         """The accounts and customers *records* belong to exist."""
         self._need_accounts({record.account_id for record in records})
@@ -413,6 +413,30 @@ class SqlTransaction:
             "customer",
             _by_account((r.account_id, r.customer_id) for r in records),
         )
+
+    def _replace_all(
+        self,
+        table: sa.Table,
+        kind: str,
+        records: Sequence[RecurringTemplate | Invoice | Payment],
+        encoded: list[dict[str, Any]],
+        *,
+        doing: str,
+        parents: Callable[[], None],
+    ) -> None:
+        """Replace stored rows with one executemany, all or none.
+
+        Each record's id must exist in its account (checked first), then
+        *parents* checks what the records refer to.
+        """
+        if not records:
+            return
+        with self._write(doing) as conn:
+            self._need_all(
+                table, kind, _by_account((r.account_id, r.id) for r in records)
+            )
+            parents()
+            self._bulk_update[table.name].run(conn, encoded)
 
     def _need_customer(self, account_id: str, customer_id: str) -> None:
         self._need_account(account_id)
@@ -684,17 +708,14 @@ class SqlTransaction:
         self._update_templates(records, "updating templates")
 
     def _update_templates(self, records: list[RecurringTemplate], doing: str) -> None:
-        if not records:
-            return
-        encoded = [rows.encode_template(template) for template in records]
-        with self._write(doing) as conn:
-            self._need_all(
-                schema.templates,
-                "template",
-                _by_account((t.account_id, t.id) for t in records),
-            )
-            self._need_parents(records)
-            self._bulk_update["templates"].run(conn, encoded)
+        self._replace_all(
+            schema.templates,
+            "template",
+            records,
+            [rows.encode_template(template) for template in records],
+            doing=doing,
+            parents=lambda: self._need_parents(records),
+        )
 
     def list_templates(
         self, account_id: str, *, customer_id: str | None = None
@@ -806,16 +827,16 @@ class SqlTransaction:
         return int(next_number) - count
 
     def _check_invoices(self, invoices: Sequence[Invoice]) -> None:
-        accounts = {invoice.account_id for invoice in invoices}
-        customers: dict[str, set[str]] = {}
-        templates: dict[str, set[str]] = {}
-        for invoice in invoices:
-            customers.setdefault(invoice.account_id, set()).add(invoice.customer_id)
-            if invoice.template_id is not None:
-                templates.setdefault(invoice.account_id, set()).add(invoice.template_id)
-        self._need_accounts(accounts)
-        self._need_all(schema.customers, "customer", customers)
-        self._need_all(schema.templates, "template", templates)
+        self._need_parents(invoices)
+        self._need_all(
+            schema.templates,
+            "template",
+            _by_account(
+                (i.account_id, i.template_id)
+                for i in invoices
+                if i.template_id is not None
+            ),
+        )
 
     def add_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Store new invoices; ConflictError on a duplicate id, (series, number)
@@ -873,17 +894,14 @@ class SqlTransaction:
         self._update_invoices(records, "updating invoices")
 
     def _update_invoices(self, records: list[Invoice], doing: str) -> None:
-        if not records:
-            return
-        encoded = [rows.encode_invoice(invoice) for invoice in records]
-        with self._write(doing) as conn:
-            self._need_all(
-                schema.invoices,
-                "invoice",
-                _by_account((i.account_id, i.id) for i in records),
-            )
-            self._check_invoices(records)
-            self._bulk_update["invoices"].run(conn, encoded)
+        self._replace_all(
+            schema.invoices,
+            "invoice",
+            records,
+            [rows.encode_invoice(invoice) for invoice in records],
+            doing=doing,
+            parents=lambda: self._check_invoices(records),
+        )
 
     def list_invoices(
         self,
@@ -911,12 +929,11 @@ class SqlTransaction:
     def add_payment(self, payment: Payment) -> None:
         """Store a payment attempt; ConflictError if its idempotency key exists."""
         record = _record("payment", payment, Payment)
-        self._write_payments([record], f"adding payment {record.id!r}", update=False)
+        self._add_payments([record], f"adding payment {record.id!r}")
 
     def add_payments(self, payments: Sequence[Payment]) -> None:
         """Store payment attempts, all or none (one executemany)."""
-        records = _records("payments", payments, Payment)
-        self._write_payments(records, "adding payments", update=False)
+        self._add_payments(_records("payments", payments, Payment), "adding payments")
 
     def get_payment(self, account_id: str, payment_id: str) -> Payment:
         """A payment of this account."""
@@ -935,31 +952,30 @@ class SqlTransaction:
     def update_payment(self, payment: Payment) -> None:
         """Replace a stored payment."""
         record = _record("payment", payment, Payment)
-        self._write_payments([record], f"updating payment {record.id!r}", update=True)
+        self._update_payments([record], f"updating payment {record.id!r}")
 
     def update_payments(self, payments: Sequence[Payment]) -> None:
         """Replace stored payments, all or none (one executemany)."""
         records = _records("payments", payments, Payment)
-        self._write_payments(records, "updating payments", update=True)
+        self._update_payments(records, "updating payments")
 
-    def _write_payments(
-        self, records: list[Payment], doing: str, *, update: bool
-    ) -> None:
+    def _add_payments(self, records: list[Payment], doing: str) -> None:
         if not records:
             return
         encoded = [rows.encode_payment(payment) for payment in records]
         with self._write(doing) as conn:
-            if update:
-                self._need_all(
-                    schema.payments,
-                    "payment",
-                    _by_account((p.account_id, p.id) for p in records),
-                )
             self._need_parents(records)
-            if update:
-                self._bulk_update["payments"].run(conn, encoded)
-            else:
-                self._bulk["payments"].run(conn, encoded)
+            self._bulk["payments"].run(conn, encoded)
+
+    def _update_payments(self, records: list[Payment], doing: str) -> None:
+        self._replace_all(
+            schema.payments,
+            "payment",
+            records,
+            [rows.encode_payment(payment) for payment in records],
+            doing=doing,
+            parents=lambda: self._need_parents(records),
+        )
 
     def list_payments(
         self,
