@@ -367,7 +367,7 @@ class DailyRun:
         """
         total = _Issued()
         for skip_locked in (True, False):
-            after: str | None = None
+            after: tuple[datetime, str] | None = None
             while (
                 chunk := self._issue_next(as_of, account_ids, after, skip_locked)
             ) is not None:
@@ -388,12 +388,13 @@ class DailyRun:
         self,
         as_of: datetime,
         account_ids: list[str],
-        after: str | None,
+        after: tuple[datetime, str] | None,
         skip_locked: bool,
-    ) -> tuple[str, _Issued] | None:
+    ) -> tuple[tuple[datetime, str], _Issued] | None:
         """Issue the next chunk after *after* in one transaction; None when done.
 
-        Returns the chunk's last template id and what it issued. A conflict
+        Returns where the next chunk starts (the last template's
+        ``(next_due_at, id)`` as read) and what it issued. A conflict
         (another worker issued some of these first, or a deadlock) rolls the
         chunk back and reads it again.
         """
@@ -404,7 +405,7 @@ class DailyRun:
                     templates = tx.due_templates(
                         as_of,
                         account_ids=account_ids,
-                        after_id=after,
+                        after=after,
                         limit=self.chunk_size,
                         for_update=True,
                         skip_locked=skip_locked,
@@ -413,7 +414,9 @@ class DailyRun:
                         return None
                     chunk = self._issue_chunk(_Reads(tx), templates, as_of)
                     tx.commit()
-                return templates[-1].id, chunk
+                last = templates[-1]
+                assert last.next_due_at is not None  # it is due
+                return (last.next_due_at, last.id), chunk
             except ConflictError:
                 conflicts += 1
                 if conflicts > _CONFLICT_RETRIES:

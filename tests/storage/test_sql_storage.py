@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -237,15 +238,38 @@ def test_version_1_upgrades_to_2_keeping_data_postgres(
         _upgrade_keeps_data(storage)
 
 
-def test_due_templates_uses_the_version_2_index(sqlite_path: Path) -> None:
+def test_a_chunk_of_due_templates_walks_the_due_index_without_sorting(
+    sqlite_path: Path,
+) -> None:
+    """The run's query reads its chunk in index order: no scan of every due row."""
     with SqlStorage.sqlite(sqlite_path) as storage:
         storage.migrate()
+        _seed(storage)
+        queries: list[tuple[str, Any]] = []
+
+        def keep(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+            if "FROM templates" in sql:
+                queries.append((sql, params))
+
+        sa.event.listen(storage.engine, "before_cursor_execute", keep)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        with storage.transaction() as tx:
+            tx.due_templates(
+                as_of,
+                account_ids=["acme"],
+                after=(as_of, "tpl-0"),
+                limit=10,
+                for_update=True,
+            )
+        sa.event.remove(storage.engine, "before_cursor_execute", keep)
+        ((sql, params),) = queries
         with storage.engine.connect() as conn:
-            plan = conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN SELECT id FROM templates WHERE status = 'active' "
-                "AND next_due_at <= '2025-02-01' AND id > 'a' ORDER BY id LIMIT 10"
-            ).all()
-        assert "ix_templates_due" in " ".join(str(row) for row in plan)
+            plan = " ".join(
+                str(row)
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            )
+        assert "ix_templates_due" in plan
+        assert "B-TREE" not in plan  # no temporary sort of the due rows
 
 
 # -- engines and URLs -------------------------------------------------------------
@@ -566,12 +590,14 @@ def test_two_locking_streams_of_due_templates_share_them_out(
             got: list[str] = []
             with storage.transaction() as tx:
                 start.wait()
-                after: str | None = None
+                after: tuple[datetime, str] | None = None
                 while chunk := tx.due_templates(
-                    _DUE_AT, after_id=after, limit=2, for_update=True, skip_locked=True
+                    _DUE_AT, after=after, limit=2, for_update=True, skip_locked=True
                 ):
                     got.extend(t.id for t in chunk)
-                    after = chunk[-1].id
+                    last = chunk[-1]
+                    assert last.next_due_at is not None
+                    after = (last.next_due_at, last.id)
                 done.wait()  # neither lets go of its locks before the other ends
             return got
 

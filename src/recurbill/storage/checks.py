@@ -8,7 +8,16 @@ from typing import TypeVar
 
 from recurbill.errors import InvalidInputError
 
-__all__ = ["aware", "ids", "positive", "record", "records", "text"]
+__all__ = [
+    "account_ids",
+    "aware",
+    "due_after",
+    "ids",
+    "positive",
+    "record",
+    "records",
+    "text",
+]
 
 _R = TypeVar("_R")
 
@@ -70,3 +79,28 @@ def aware(name: str, value: object) -> datetime:
             allowed=f"{name} must be an aware datetime",
         )
     return value
+
+
+def account_ids(values: object) -> frozenset[str] | None:
+    """The accounts a query is limited to: None (every account) or a sequence."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise InvalidInputError(
+            problem=f"account_ids={values!r} is one string",
+            allowed="give a sequence of account ids, e.g. ['acme']",
+        )
+    return frozenset(ids("account_ids", values))
+
+
+def due_after(value: object) -> tuple[datetime, str] | None:
+    """Where a chunk of due templates starts: None or ``(next_due_at, id)``."""
+    if value is None:
+        return None
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise InvalidInputError(
+            problem=f"after={value!r}",
+            allowed="after must be None or the (next_due_at, id) of the last "
+            "template of the previous chunk",
+        )
+    return aware("after's next_due_at", value[0]), text("after's id", value[1])

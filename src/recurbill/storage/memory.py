@@ -24,7 +24,7 @@ written against it hold against a database too:
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -36,7 +36,6 @@ import attrs
 
 from recurbill.errors import (
     ConflictError,
-    InvalidInputError,
     NotFoundError,
     StateError,
 )
@@ -60,7 +59,9 @@ from recurbill.records import (
     SettlementStatus,
     TemplateStatus,
 )
+from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
+from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
@@ -106,7 +107,6 @@ class _State:
         self.customers: dict[str, Customer] = {}
         self.methods: dict[str, PaymentMethod] = {}
         self.templates: dict[str, RecurringTemplate] = {}
-        self.template_ids: list[str] = []  # sorted, for due_templates chunks
         self.occurrences: dict[tuple[str, int], OccurrenceRecord] = {}
         self.invoices: dict[str, Invoice] = {}
         self.invoice_numbers: dict[tuple[str, str, int], str] = {}
@@ -372,9 +372,6 @@ class _MemoryTransaction:
             self._need_customer(template.account_id, template.customer_id)
             self._new_id(self._s.templates, "template", template.id)
             self._put(self._s.templates, template.id, template)
-            ids = self._s.template_ids
-            bisect.insort(ids, template.id)
-            self._undo.append(lambda: ids.remove(template.id))
 
     def get_template(
         self, account_id: str, template_id: str, *, for_update: bool = False
@@ -416,44 +413,33 @@ class _MemoryTransaction:
         as_of: datetime,
         *,
         account_ids: Sequence[str] | None = None,
-        after_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 500,
         for_update: bool = False,
         skip_locked: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
-        Sorted by id and starting after ``after_id``, at most ``limit`` of them,
-        so a caller streams every due template in bounded memory. Every
-        transaction holds the lock, so ``for_update`` and ``skip_locked``
-        change nothing here.
+        Sorted by ``(next_due_at, id)`` and starting after ``after`` (that
+        pair of the previous chunk's last template), at most ``limit`` of
+        them. Every transaction holds the lock, so ``for_update`` and
+        ``skip_locked`` change nothing here.
         """
         self._check_open()
         _aware("as_of", as_of)
         _positive("limit", limit)
-        accounts: frozenset[str] | None = None
-        if account_ids is not None:
-            if isinstance(account_ids, str):
-                raise InvalidInputError(
-                    problem=f"account_ids={account_ids!r} is one string",
-                    allowed="give a sequence of account ids, e.g. ['acme']",
-                )
-            accounts = frozenset(account_ids)
-        ids = self._s.template_ids
-        start = 0 if after_id is None else bisect.bisect_right(ids, after_id)
-        found: list[RecurringTemplate] = []
-        for position in range(start, len(ids)):
-            template = self._s.templates[ids[position]]
-            if (
-                template.status is TemplateStatus.ACTIVE
-                and template.next_due_at is not None
-                and template.next_due_at <= as_of
-                and (accounts is None or template.account_id in accounts)
-            ):
-                found.append(template)
-                if len(found) == limit:
-                    break
-        return found
+        accounts = _account_ids(account_ids)
+        start = _due_after(after)
+        due = [
+            template
+            for template in self._s.templates.values()
+            if template.status is TemplateStatus.ACTIVE
+            and template.next_due_at is not None
+            and template.next_due_at <= as_of
+            and (accounts is None or template.account_id in accounts)
+            and (start is None or (template.next_due_at, template.id) > start)
+        ]
+        return heapq.nsmallest(limit, due, key=lambda t: (t.next_due_at, t.id))
 
     # -- occurrences ---------------------------------------------------------
 

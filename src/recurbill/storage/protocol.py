@@ -133,15 +133,17 @@ class Transaction(Protocol):
         as_of: datetime,
         *,
         account_ids: Sequence[str] | None = None,
-        after_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 500,
         for_update: bool = False,
         skip_locked: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
-        Sorted by id and starting after ``after_id``, at most ``limit`` of them,
-        so a caller streams every due template in bounded memory. With
+        Sorted by ``(next_due_at, id)`` and starting after ``after`` (that
+        pair of the previous chunk's last template), at most ``limit`` of
+        them, so a caller streams every due template in bounded memory and
+        each chunk costs the same however many are due. With
         ``for_update`` the chunk is locked until the end of the transaction;
         templates another transaction holds are waited for, or with
         ``skip_locked`` left out (so an empty chunk then means only that

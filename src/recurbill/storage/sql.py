@@ -60,7 +60,9 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.storage import migrations, rows, schema
+from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
+from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
@@ -733,38 +735,39 @@ class SqlTransaction:
         as_of: datetime,
         *,
         account_ids: Sequence[str] | None = None,
-        after_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
         limit: int = 500,
         for_update: bool = False,
         skip_locked: bool = False,
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
-        Sorted by id and starting after ``after_id``, at most ``limit`` of them,
-        so a caller streams every due template in bounded memory (keyset
-        pagination over the ``(status, next_due_at, id)`` index). With
+        Sorted by ``(next_due_at, id)`` and starting after ``after`` (that
+        pair of the previous chunk's last template), at most ``limit`` of
+        them: keyset pagination along the ``(status, next_due_at, id)``
+        index, so a chunk reads only its own rows however many are due. With
         ``for_update``, PostgreSQL locks the chunk (``FOR UPDATE``, or ``FOR
         UPDATE SKIP LOCKED`` with ``skip_locked``); on SQLite the transaction
         holds the database's write lock already.
         """
         _aware("as_of", as_of)
         _positive("limit", limit)
+        accounts = _account_ids(account_ids)
+        start = _due_after(after)
         templates = schema.templates
+        due, key = templates.c.next_due_at, templates.c.id
         query = sa.select(templates).where(
             templates.c.status == TemplateStatus.ACTIVE.value,
-            templates.c.next_due_at.is_not(None),
-            templates.c.next_due_at <= as_of,
+            due.is_not(None),
+            due <= as_of,
         )
-        if account_ids is not None:
-            if isinstance(account_ids, str):
-                raise InvalidInputError(
-                    problem=f"account_ids={account_ids!r} is one string",
-                    allowed="give a sequence of account ids, e.g. ['acme']",
-                )
-            query = query.where(templates.c.account_id.in_(list(account_ids)))
-        if after_id is not None:
-            query = query.where(templates.c.id > _text("after_id", after_id))
-        query = query.order_by(templates.c.id).limit(limit)
+        if accounts is not None:
+            query = query.where(templates.c.account_id.in_(sorted(accounts)))
+        if start is not None:
+            # bound with the columns' own types (a bare tuple binds plain ones)
+            cursor = sa.tuple_(sa.literal(start[0], due.type), sa.literal(start[1]))
+            query = query.where(sa.tuple_(due, key) > cursor)
+        query = query.order_by(due, key).limit(limit)
         if for_update:
             query = query.with_for_update(skip_locked=skip_locked)
         return self._all(query, rows.decode_template)

@@ -439,6 +439,12 @@ def _ids(records: Sequence[Any]) -> list[str]:
     return [record.id for record in records]
 
 
+def _cursor(template: RecurringTemplate) -> tuple[datetime, str]:
+    """Where the chunk after *template* starts (see ``due_templates``)."""
+    assert template.next_due_at is not None
+    return template.next_due_at, template.id
+
+
 _ManyRead = Callable[[Transaction, str, Any], list[Any]]
 _OneRead = Callable[[Transaction, str, str], Any]
 
@@ -986,6 +992,8 @@ class StorageContract:
         _world(storage)
         as_of = datetime(2025, 3, 1, 6, 15, tzinfo=timezone.utc)
         due = ["tpl-1", "tpl-beta"]  # from _world
+        default_due = datetime(2025, 2, 1, 6, 15, tzinfo=timezone.utc)  # make_template
+        due_at = dict.fromkeys(due, default_due)
         templates: list[RecurringTemplate] = []
         for n in range(1234):
             template_id = f"t{n:05d}"
@@ -999,9 +1007,12 @@ class StorageContract:
                 when = as_of + timedelta(microseconds=1)  # not yet due
             else:
                 when = None if kind == 3 else as_of - timedelta(days=1)
+            if when is not None and n % 2:
+                when = when.astimezone(_OSLO)  # the same instant, another offset
             status = TemplateStatus.FINISHED if kind == 4 else TemplateStatus.ACTIVE
-            if kind in (0, 1):
+            if when is not None and kind in (0, 1):
                 due.append(template_id)
+                due_at[template_id] = when
             templates.append(
                 make_template(
                     template_id,
@@ -1015,13 +1026,13 @@ class StorageContract:
         _add(storage, *templates)
 
         streamed: list[str] = []
-        after: str | None = None
+        after: tuple[datetime, str] | None = None
         with storage.transaction() as tx:
-            while chunk := tx.due_templates(as_of, after_id=after, limit=100):
+            while chunk := tx.due_templates(as_of, after=after, limit=100):
                 assert len(chunk) <= 100
                 streamed.extend(_ids(chunk))
-                after = chunk[-1].id
-        assert streamed == sorted(due)
+                after = _cursor(chunk[-1])
+        assert streamed == sorted(due, key=lambda i: (due_at[i], i))
 
     def test_due_templates_compares_instants(self, storage: Storage) -> None:
         _world(storage)
@@ -1047,19 +1058,53 @@ class StorageContract:
             ]
             assert tx.due_templates(as_of, account_ids=[]) == []
 
-    def test_due_templates_starts_after_id_and_stops_at_limit(
+    def test_due_templates_start_after_the_cursor_and_stop_at_limit(
         self, storage: Storage
     ) -> None:
         _world(storage)
-        _add(storage, *(make_template(f"tpl-{c}") for c in "abcde"))
+        due = make_template().next_due_at
+        assert due is not None
+        _add(
+            storage,
+            *(make_template(f"tpl-{c}") for c in "abcde"),
+            make_template("tpl-z0", next_due_at=due - timedelta(seconds=1)),
+            make_template("tpl-0", next_due_at=due + timedelta(seconds=1)),
+        )
         as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
         with storage.transaction() as tx:
             first = tx.due_templates(as_of, account_ids=["acme"], limit=2)
             rest = tx.due_templates(
-                as_of, account_ids=["acme"], after_id="tpl-b", limit=10
+                as_of, account_ids=["acme"], after=(due, "tpl-b"), limit=10
             )
-        assert _ids(first) == ["tpl-1", "tpl-a"]
-        assert _ids(rest) == ["tpl-c", "tpl-d", "tpl-e"]
+            in_oslo = tx.due_templates(
+                as_of, account_ids=["acme"], after=(due.astimezone(_OSLO), "tpl-b")
+            )
+            last = tx.due_templates(as_of, after=(due, "tpl-e"))
+        assert _ids(first) == ["tpl-z0", "tpl-1"]  # earliest due first, then by id
+        assert _ids(rest) == ["tpl-c", "tpl-d", "tpl-e", "tpl-0"]
+        assert in_oslo == rest
+        assert _ids(last) == ["tpl-0"]
+
+    def test_due_templates_refuse_a_bad_cursor_or_account_list(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        due = make_template().next_due_at
+        bad: list[dict[str, Any]] = [
+            {"after": "tpl-1"},
+            {"after": (due,)},
+            {"after": (due, "tpl-1", 1)},
+            {"after": ["tpl-1", due]},
+            {"after": (datetime(2025, 2, 1), "tpl-1")},  # noqa: DTZ001 naive
+            {"after": (due, "")},
+            {"account_ids": "acme"},
+            {"account_ids": ["acme", 7]},
+        ]
+        with storage.transaction() as tx:
+            for call in bad:
+                with pytest.raises(InvalidInputError):
+                    tx.due_templates(as_of, **call)
 
     def test_ids_sort_and_page_by_code_point(self, storage: Storage) -> None:
         _world(storage)
@@ -1070,12 +1115,12 @@ class StorageContract:
         paged: list[str] = []
         with storage.transaction() as tx:
             listed = tx.list_templates("acme", customer_id="cust-2")
-            after: str | None = None
+            after: tuple[datetime, str] | None = None
             while chunk := tx.due_templates(
-                as_of, account_ids=["acme"], after_id=after, limit=3
+                as_of, account_ids=["acme"], after=after, limit=3
             ):
                 paged.extend(i for i in _ids(chunk) if i.startswith("x"))
-                after = chunk[-1].id
+                after = _cursor(chunk[-1])
         assert _ids(listed) == expected
         assert paged == expected
 
@@ -2440,8 +2485,8 @@ class StorageContract:
             {"account_ids": ["acme"]},
             {"account_ids": ["beta"], "limit": 1},
             {"account_ids": []},
-            {"after_id": "tpl-b", "limit": 2},
-            {"after_id": "tpl-z"},
+            {"after": (make_template().next_due_at, "tpl-b"), "limit": 2},
+            {"after": (make_template().next_due_at, "tpl-z")},
         ]
         with storage.transaction() as tx:
             for call in calls:
@@ -2454,10 +2499,10 @@ class StorageContract:
                 )
                 assert skipping == plain, call  # its own locks are not skipped
             streamed: list[str] = []
-            after: str | None = None
+            after: tuple[datetime, str] | None = None
             while chunk := tx.due_templates(
-                as_of, after_id=after, limit=2, for_update=True
+                as_of, after=after, limit=2, for_update=True
             ):
                 streamed.extend(_ids(chunk))
-                after = chunk[-1].id
+                after = _cursor(chunk[-1])
         assert streamed == sorted([*(f"tpl-{c}" for c in "1abcde"), "tpl-beta"])
