@@ -5,7 +5,8 @@ on the benchmark day, and runs the daily job (issue, charge the automatic
 customers through the in-memory gateway, queue the e-mails). Then, in the same
 process, it copies every row the run wrote into an empty database of the same
 schema with the raw driver's ``executemany`` (``sqlite3``, or psycopg for
-PostgreSQL) in one transaction: the ceiling.
+PostgreSQL) in one transaction, three times into fresh databases: the fastest
+is the ceiling (the slower ones waited on the disk or the machine).
 It prints both rates, their ratio, and the process's peak memory (RSS).
 
     python benchmarks/bench_run.py                   # 1,000,000 templates
@@ -25,6 +26,7 @@ import argparse
 import collections
 import contextlib
 import resource
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -50,6 +52,7 @@ AS_OF = datetime(2027, 1, 31, 12, tzinfo=timezone.utc)
 CUSTOMERS = 500
 WRITTEN = ("invoices", "occurrences", "payments", "receipts", "notifications")
 PERIODS = ("month", "month", "month", "quarter", "year", "week")
+CEILING_TRIES = 3  # the ceiling is a best case: the fastest of three fresh copies
 
 
 def _seed(
@@ -167,15 +170,18 @@ def _written_rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def _ceiling_postgres(written: dict[str, list[tuple[Any, ...]]], server: Any) -> float:
+def _ceiling_postgres(
+    written: dict[str, list[tuple[Any, ...]]], server: Any, attempt: int
+) -> float:
     """Seconds to insert the same rows with raw psycopg in one transaction."""
     import psycopg
 
-    server.execute("CREATE DATABASE ceiling")
-    target = sa.create_engine(server.url("ceiling"))
+    database = f"ceiling{attempt}"
+    server.execute(f"CREATE DATABASE {database}")
+    target = sa.create_engine(server.url(database))
     schema.metadata.create_all(target)
     target.dispose()
-    with psycopg.connect(server.conninfo("ceiling")) as conn:
+    with psycopg.connect(server.conninfo(database)) as conn:
         # like sqlite3's default: no foreign-key checks (the parents are not copied)
         conn.execute("SET session_replication_role = replica")
         started = time.perf_counter()
@@ -190,24 +196,25 @@ def _ceiling_postgres(written: dict[str, list[tuple[Any, ...]]], server: Any) ->
 
 def _ceiling(written: dict[str, list[tuple[Any, ...]]]) -> float:
     """Seconds to insert the same rows with raw sqlite3 in one transaction."""
-    path = Path(tempfile.mkdtemp()) / "ceiling.sqlite3"
-    target = sa.create_engine(f"sqlite:///{path}")
-    schema.metadata.create_all(target)
-    target.dispose()
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
     converted = {
         name: [tuple(_plain(v) for v in row) for row in rows_]
         for name, rows_ in written.items()
     }
-    started = time.perf_counter()
-    with conn:
-        for name, values in converted.items():
-            if values:
-                marks = ",".join("?" * len(values[0]))
-                conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)
-    elapsed = time.perf_counter() - started
-    conn.close()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ceiling.sqlite3"
+        target = sa.create_engine(f"sqlite:///{path}")
+        schema.metadata.create_all(target)
+        target.dispose()
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        started = time.perf_counter()
+        with conn:
+            for name, values in converted.items():
+                if values:
+                    marks = ",".join("?" * len(values[0]))
+                    conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)
+        elapsed = time.perf_counter() - started
+        conn.close()
     return elapsed
 
 
@@ -263,13 +270,17 @@ def main(argv: list[str] | None = None) -> int:
         written = _written_rows(storage.engine)
         storage.close()
         if server is not None:
-            ceiling = _ceiling_postgres(written, server)
+            ceilings = [
+                _ceiling_postgres(written, server, n) for n in range(CEILING_TRIES)
+            ]
     finally:
         if server is not None:
             server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     total_rows = sum(len(v) for v in written.values())
     if server is None:
-        ceiling = _ceiling(written)
+        ceilings = [_ceiling(written) for _ in range(CEILING_TRIES)]
+    ceiling = min(ceilings)
     driver = "psycopg" if args.postgres else "sqlite3"
     run_rate = issued / elapsed
     ceiling_rate = issued / ceiling
@@ -283,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"ceiling: the same {total_rows:,} rows by raw {driver} executemany in "
-        f"{ceiling:.2f} s = {ceiling_rate:,.0f} invoices/s"
+        f"{ceiling:.2f} s = {ceiling_rate:,.0f} invoices/s "
+        f"(fastest of {', '.join(f'{c:.2f}' for c in ceilings)} s)"
     )
     print(f"ratio:   {run_rate / ceiling_rate:.1%} of the ceiling")
     print(f"peak memory (RSS, seeding included): {peak / 2**20:.0f} MiB")
