@@ -8,6 +8,7 @@ import textwrap
 from datetime import datetime, timezone
 from decimal import Decimal
 from html.parser import HTMLParser
+from typing import Any
 
 import attrs
 import pytest
@@ -17,10 +18,11 @@ from render_fixtures import CURRENCY, account, customer, invoice, money, receipt
 from smtp_servers import Server
 
 from recurbill.errors import InvalidInputError
-from recurbill.money import Money
+from recurbill.money import Money, format_money
 from recurbill.notify.message import Message
 from recurbill.notify.render import (
     _WIDTH,
+    SUMMARY_ROWS,
     _e,
     _wrap,
     notification_for,
@@ -79,6 +81,52 @@ def test_summary_lists_every_part_of_the_run() -> None:
         "tpl_3",
     ):
         assert expected in text
+
+
+def _long_report(extra: int) -> RunReport:
+    """The fixture's run with every list repeated to SUMMARY_ROWS + *extra* lines."""
+    small = report("NOK")
+    size = SUMMARY_ROWS + extra
+
+    def grown(lines: tuple[Any, ...], field: str) -> tuple[Any, ...]:
+        return tuple(
+            attrs.evolve(lines[n % len(lines)], **{field: f"X-{n:06d}"})
+            for n in range(size)
+        )
+
+    return attrs.evolve(
+        small,
+        issued=grown(small.issued, "invoice_number"),
+        charges=grown(small.charges, "invoice_number"),
+        skipped=grown(small.skipped, "template_id"),
+        ended=grown(small.ended, "template_id"),
+    )
+
+
+@pytest.mark.parametrize("extra", [0, 1, 7000])
+def test_summary_tables_list_at_most_summary_rows_lines(extra: int) -> None:
+    long = _long_report(extra)
+    message = render_summary(account("en_GB"), long)
+    listed = re.findall(r"X-\d{6}", message.text)
+    assert len(listed) == 4 * SUMMARY_ROWS  # the first lines of each table
+    assert set(listed) == {f"X-{n:06d}" for n in range(SUMMARY_ROWS)}
+    more = f"… and {extra} more, not listed here."
+    assert message.text.count(more) == (4 if extra else 0)
+    assert html.escape(more) in message.html or not extra
+    size = SUMMARY_ROWS + extra
+    assert f"Invoices issued ({size})" in message.text
+    total = sum((line.total.amount for line in long.issued), Decimal(0))
+    # the total counts every line, listed or not
+    assert format_money(Money(total, "NOK"), "en_GB") in message.text
+    assert len(message.text) + len(message.html) < 500_000
+
+
+@pytest.mark.parametrize("locale", sorted(TEXTS))
+def test_summary_says_how_many_lines_it_left_out_in_every_language(
+    locale: str,
+) -> None:
+    text = render_summary(account(locale), _long_report(3)).text
+    assert text.count(TEXTS[locale]["summary.more"].format(count=3)) == 4
 
 
 def test_summary_date_is_the_accounts_local_day() -> None:

@@ -51,6 +51,7 @@ from recurbill.records import (
 )
 
 __all__ = [
+    "SUMMARY_ROWS",
     "notification_for",
     "render_invoice",
     "render_payment_failed",
@@ -508,13 +509,28 @@ def _amount(amount: object) -> Money:
 # -- the messages ---------------------------------------------------------------
 
 
+SUMMARY_ROWS = 500
+"""The most lines a table of the daily summary lists, so that a month end that
+issues a million invoices still makes an e-mail of a few hundred kB (mail
+servers refuse messages of tens of MB)."""
+
+
+def _listed(blocks: list[_Block], count: int, t: _Lang, table: _Table) -> None:
+    """*table* of the first lines of *count*, and how many it leaves out."""
+    blocks.append(table)
+    if count > SUMMARY_ROWS:
+        blocks.append(_Para(t("summary.more", count=count - SUMMARY_ROWS)))
+
+
 def render_summary(account: Account, report: RunReport) -> Message:
     """The daily summary of *report*, to the account's summary address.
 
     Lists what was issued (number, customer, date, amount, with a total), card
     payments and their outcome (paid, declined with the decline code, waiting
     for the customer), occurrences skipped while paused and recurring invoices
-    that ended. An empty report says there is nothing to report.
+    that ended. An empty report says there is nothing to report. Each table
+    lists at most :data:`SUMMARY_ROWS` lines and says how many more there
+    are; its totals count them all (the report itself has every line).
     """
     _need(account, Account, "account")
     _need(report, RunReport, "report")
@@ -526,7 +542,10 @@ def render_summary(account: Account, report: RunReport) -> Message:
         blocks.append(_Para(t("summary.nothing")))
     if report.issued:
         blocks.append(_Heading(t("summary.issued", count=len(report.issued))))
-        blocks.append(
+        _listed(
+            blocks,
+            len(report.issued),
+            t,
             _Table(
                 header=(
                     t("summary.col.invoice"),
@@ -541,7 +560,7 @@ def render_summary(account: Account, report: RunReport) -> Message:
                         _date(line.issue_date, t, "medium"),
                         _money(line.total, t),
                     )
-                    for line in report.issued
+                    for line in report.issued[:SUMMARY_ROWS]
                 ),
                 right=frozenset({3}),
                 footer=(
@@ -552,14 +571,17 @@ def render_summary(account: Account, report: RunReport) -> Message:
                         _monies((line.total for line in report.issued), t),
                     ),
                 ),
-            )
+            ),
         )
     if report.charges:
         blocks.append(_Heading(t("summary.charges", count=len(report.charges))))
-        blocks.append(_charges_table(report.charges, t))
+        _listed(blocks, len(report.charges), t, _charges_table(report.charges, t))
     if report.skipped:
         blocks.append(_Heading(t("summary.skipped", count=len(report.skipped))))
-        blocks.append(
+        _listed(
+            blocks,
+            len(report.skipped),
+            t,
             _Table(
                 header=(
                     t("summary.col.customer"),
@@ -572,20 +594,23 @@ def render_summary(account: Account, report: RunReport) -> Message:
                         line.description or line.template_id,
                         _date(line.on, t, "medium"),
                     )
-                    for line in report.skipped
+                    for line in report.skipped[:SUMMARY_ROWS]
                 ),
-            )
+            ),
         )
     if report.ended:
         blocks.append(_Heading(t("summary.ended", count=len(report.ended))))
-        blocks.append(
+        _listed(
+            blocks,
+            len(report.ended),
+            t,
             _Table(
                 header=(t("summary.col.customer"), t("summary.col.template")),
                 rows=tuple(
                     (line.customer_name, line.description or line.template_id)
-                    for line in report.ended
+                    for line in report.ended[:SUMMARY_ROWS]
                 ),
-            )
+            ),
         )
     subject = t("summary.subject", account=account.name, date=day)
     return _message(account.summary_email, subject, blocks, t)
@@ -626,7 +651,7 @@ def _charges_table(charges: Sequence[ChargeLine], t: _Lang) -> _Table:
                 _money(line.amount, t),
                 result(line),
             )
-            for line in charges
+            for line in charges[:SUMMARY_ROWS]
         ),
         right=frozenset({2}),
         footer=tuple(footer),
