@@ -459,7 +459,7 @@ class SqlTransaction:
                     key
                     for key, owner in self._c.execute(
                         query.where(table.c.id.in_(chunk))
-                    )
+                    ).all()  # one fetchall, not a fetchone per row
                     if owner == account_id
                 )
             missing = [key for key in keys if key not in found]
