@@ -142,8 +142,8 @@ class Transaction(Protocol):
 
         Sorted by ``(next_due_at, id)`` and starting after ``after`` (that
         pair of the previous chunk's last template), at most ``limit`` of
-        them, so a caller streams every due template in bounded memory and
-        each chunk costs the same however many are due. With
+        them, so a caller streams every due template in bounded memory (on
+        an index of those columns a chunk reads only its own rows). With
         ``for_update`` the chunk is locked until the end of the transaction;
         templates another transaction holds are waited for, or with
         ``skip_locked`` left out (so an empty chunk then means only that
