@@ -23,9 +23,10 @@ import functools
 import re
 import string
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -43,11 +44,14 @@ from recurbill.records import (
     ChargeLine,
     CollectionMethod,
     Customer,
+    EndedLine,
     Invoice,
+    IssuedLine,
     Notification,
     PaymentStatus,
     Receipt,
     RunReport,
+    SkippedLine,
 )
 
 __all__ = [
@@ -515,11 +519,24 @@ issues a million invoices still makes an e-mail of a few hundred kB (mail
 servers refuse messages of tens of MB)."""
 
 
-def _listed(blocks: list[_Block], count: int, t: _Lang, table: _Table) -> None:
-    """*table* of the first lines of *count*, and how many it leaves out."""
-    blocks.append(table)
-    if count > SUMMARY_ROWS:
-        blocks.append(_Para(t("summary.more", count=count - SUMMARY_ROWS)))
+_L = TypeVar("_L")
+
+
+def _section(
+    blocks: list[_Block],
+    t: _Lang,
+    heading: str,
+    lines: Sequence[_L],
+    table: Callable[[Sequence[_L]], _Table],
+) -> None:
+    """A heading with the count of *lines*, the *table* of the first
+    :data:`SUMMARY_ROWS` of them, and how many it leaves out (nothing if none)."""
+    if not lines:
+        return
+    blocks.append(_Heading(t(heading, count=len(lines))))
+    blocks.append(table(lines[:SUMMARY_ROWS]))
+    if len(lines) > SUMMARY_ROWS:
+        blocks.append(_Para(t("summary.more", count=len(lines) - SUMMARY_ROWS)))
 
 
 def render_summary(account: Account, report: RunReport) -> Message:
@@ -540,83 +557,60 @@ def render_summary(account: Account, report: RunReport) -> Message:
     blocks: list[_Block] = [_Para(t("summary.intro", date=day, account=account.name))]
     if report.is_empty:
         blocks.append(_Para(t("summary.nothing")))
-    if report.issued:
-        blocks.append(_Heading(t("summary.issued", count=len(report.issued))))
-        _listed(
-            blocks,
-            len(report.issued),
-            t,
-            _Table(
-                header=(
-                    t("summary.col.invoice"),
-                    t("summary.col.customer"),
-                    t("summary.col.date"),
-                    t("summary.col.amount"),
-                ),
-                rows=tuple(
-                    (
-                        line.invoice_number,
-                        line.customer_name,
-                        _date(line.issue_date, t, "medium"),
-                        _money(line.total, t),
-                    )
-                    for line in report.issued[:SUMMARY_ROWS]
-                ),
-                right=frozenset({3}),
-                footer=(
-                    (
-                        t("summary.issued_total"),
-                        "",
-                        "",
-                        _monies((line.total for line in report.issued), t),
-                    ),
-                ),
-            ),
-        )
-    if report.charges:
-        blocks.append(_Heading(t("summary.charges", count=len(report.charges))))
-        _listed(blocks, len(report.charges), t, _charges_table(report.charges, t))
-    if report.skipped:
-        blocks.append(_Heading(t("summary.skipped", count=len(report.skipped))))
-        _listed(
-            blocks,
-            len(report.skipped),
-            t,
-            _Table(
-                header=(
-                    t("summary.col.customer"),
-                    t("summary.col.template"),
-                    t("summary.col.date"),
-                ),
-                rows=tuple(
-                    (
-                        line.customer_name,
-                        line.description or line.template_id,
-                        _date(line.on, t, "medium"),
-                    )
-                    for line in report.skipped[:SUMMARY_ROWS]
-                ),
-            ),
-        )
-    if report.ended:
-        blocks.append(_Heading(t("summary.ended", count=len(report.ended))))
-        _listed(
-            blocks,
-            len(report.ended),
-            t,
-            _Table(
-                header=(t("summary.col.customer"), t("summary.col.template")),
-                rows=tuple(
-                    (line.customer_name, line.description or line.template_id)
-                    for line in report.ended[:SUMMARY_ROWS]
-                ),
-            ),
-        )
+    issued, charges = report.issued, report.charges
+    _section(
+        blocks, t, "summary.issued", issued, lambda shown: _issued(shown, issued, t)
+    )
+    _section(
+        blocks,
+        t,
+        "summary.charges",
+        charges,
+        lambda shown: _charges(shown, charges, t),
+    )
+    _section(blocks, t, "summary.skipped", report.skipped, lambda s: _skipped(s, t))
+    _section(blocks, t, "summary.ended", report.ended, lambda s: _ended(s, t))
     subject = t("summary.subject", account=account.name, date=day)
     return _message(account.summary_email, subject, blocks, t)
 
 
-def _charges_table(charges: Sequence[ChargeLine], t: _Lang) -> _Table:
+def _issued(
+    shown: Sequence[IssuedLine], every: Sequence[IssuedLine], t: _Lang
+) -> _Table:
+    """The summary's issued invoices: *shown* listed, *every* one totalled."""
+    return _Table(
+        header=(
+            t("summary.col.invoice"),
+            t("summary.col.customer"),
+            t("summary.col.date"),
+            t("summary.col.amount"),
+        ),
+        rows=tuple(
+            (
+                line.invoice_number,
+                line.customer_name,
+                _date(line.issue_date, t, "medium"),
+                _money(line.total, t),
+            )
+            for line in shown
+        ),
+        right=frozenset({3}),
+        footer=(
+            (
+                t("summary.issued_total"),
+                "",
+                "",
+                _monies((line.total for line in every), t),
+            ),
+        ),
+    )
+
+
+def _charges(
+    shown: Sequence[ChargeLine], every: Sequence[ChargeLine], t: _Lang
+) -> _Table:
+    """The summary's card payments: *shown* listed, *every* one totalled by outcome."""
+
     def result(line: ChargeLine) -> str:
         status = t(f"status.{line.status.value}")
         return f"{status} ({line.decline_code})" if line.decline_code else status
@@ -627,7 +621,7 @@ def _charges_table(charges: Sequence[ChargeLine], t: _Lang) -> _Table:
         PaymentStatus.DECLINED,
         PaymentStatus.REQUIRES_ACTION,
     ):
-        chosen = [line for line in charges if line.status is status]
+        chosen = [line for line in every if line.status is status]
         if chosen:
             footer.append(
                 (
@@ -651,10 +645,39 @@ def _charges_table(charges: Sequence[ChargeLine], t: _Lang) -> _Table:
                 _money(line.amount, t),
                 result(line),
             )
-            for line in charges[:SUMMARY_ROWS]
+            for line in shown
         ),
         right=frozenset({2}),
         footer=tuple(footer),
+    )
+
+
+def _skipped(shown: Sequence[SkippedLine], t: _Lang) -> _Table:
+    """The summary's occurrences skipped while paused."""
+    return _Table(
+        header=(
+            t("summary.col.customer"),
+            t("summary.col.template"),
+            t("summary.col.date"),
+        ),
+        rows=tuple(
+            (
+                line.customer_name,
+                line.description or line.template_id,
+                _date(line.on, t, "medium"),
+            )
+            for line in shown
+        ),
+    )
+
+
+def _ended(shown: Sequence[EndedLine], t: _Lang) -> _Table:
+    """The summary's recurring invoices that ended."""
+    return _Table(
+        header=(t("summary.col.customer"), t("summary.col.template")),
+        rows=tuple(
+            (line.customer_name, line.description or line.template_id) for line in shown
+        ),
     )
 
 
