@@ -181,6 +181,11 @@ class NotFoundError(StorageError, LookupError):
 
     template = "{kind} {key!r} not found in account {account!r}"
 
+    def __str__(self) -> str:
+        if self.fields.get("kind") == "account":  # not "... in account" itself
+            return f"account {self.fields.get('key')!r} not found"
+        return super().__str__()
+
 
 class ConflictError(StorageError):
     """A uniqueness or concurrency conflict: the write was not made."""

@@ -343,6 +343,33 @@ def test_an_unwritable_sqlite_path_is_unavailable(tmp_path: Path) -> None:
         storage.migrate()
 
 
+def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("shopping list")
+    with (
+        SqlStorage.sqlite(path) as storage,
+        pytest.raises(StorageUnavailableError, match="file is not a database"),
+    ):
+        storage.migrate()
+    assert path.read_text() == "shopping list"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("bogus://x", "database 'bogus' is not supported"),
+        ("postgresql://bill:s3cret@db:notaport/x", "'postgresql://bill:***@db:"),
+        ("sqlite+nosuch:///x.db", "SQLite URL 'sqlite+nosuch:///x.db'"),
+        ("", "database URL ''"),
+    ],
+)
+def test_a_bad_url_is_invalid_input_without_its_password(url: str, says: str) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        SqlStorage.from_url(url)
+    assert says in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@ PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,13 +124,21 @@ def create_engine(url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa
         )
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port not a number
         raise InvalidInputError(
-            problem=f"database URL {url!r} cannot be parsed",
+            problem=f"database URL {_shown(url)!r} cannot be parsed",
             allowed="a URL such as 'sqlite:///billing.db' or "
             "'postgresql+psycopg://user@host/dbname'",
         ) from None
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        # before get_driver_name(), which raises for a dialect SQLAlchemy lacks
+        raise InvalidInputError(
+            problem=f"database {backend!r} is not supported",
+            allowed="SQLite ('sqlite:///billing.db') or PostgreSQL "
+            "('postgresql+psycopg://user@host/dbname')",
+        )
+    driver = parsed.get_driver_name()
     if backend == "sqlite":
         if (
             driver not in ("pysqlite", "")
@@ -137,7 +146,7 @@ def create_engine(url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa
             or (parsed.database == ":memory:")
         ):
             raise InvalidInputError(
-                problem=f"SQLite URL {url!r}",
+                problem=f"SQLite URL {_shown(url)!r}",
                 allowed="a database file through the standard library driver, "
                 "e.g. 'sqlite:///billing.db'",
             )
@@ -146,34 +155,37 @@ def create_engine(url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa
             connect_args={"timeout": lock_timeout},
         )
         return prepare_sqlite(engine, lock_timeout=lock_timeout)
-    if backend == "postgresql":
-        if driver not in ("psycopg", ""):
-            raise InvalidInputError(
-                problem=f"PostgreSQL driver {driver!r}",
-                allowed="psycopg 3: 'postgresql+psycopg://...'",
-            )
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise InvalidInputError(
-                problem="PostgreSQL needs psycopg 3, which is not installed",
-                allowed="install the extra: pip install 'recurbill[postgres]'",
-            ) from None
-        return sa.create_engine(
-            parsed.set(drivername="postgresql+psycopg"),
-            connect_args={
-                "connect_timeout": 10,
-                "options": f"-c lock_timeout={int(lock_timeout * 1000)}",
-                # no server-side prepared statements: after a few executions
-                # PostgreSQL may settle on a generic plan, and for the daily
-                # run's many-row UPDATE ... WHERE id = $n that plan took about
-                # 1 ms a row instead of 0.05 ms (a 20,000-invoice run: 44 s -> 20 s)
-                "prepare_threshold": None,
-            },
-            pool_pre_ping=True,
+    # PostgreSQL
+    if driver not in ("psycopg", ""):
+        raise InvalidInputError(
+            problem=f"PostgreSQL driver {driver!r}",
+            allowed="psycopg 3: 'postgresql+psycopg://...'",
         )
-    raise InvalidInputError(
-        problem=f"database {backend!r} is not supported",
-        allowed="SQLite ('sqlite:///billing.db') or PostgreSQL "
-        "('postgresql+psycopg://user@host/dbname')",
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise InvalidInputError(
+            problem="PostgreSQL needs psycopg 3, which is not installed",
+            allowed="install the extra: pip install 'recurbill[postgres]'",
+        ) from None
+    return sa.create_engine(
+        parsed.set(drivername="postgresql+psycopg"),
+        connect_args={
+            "connect_timeout": 10,
+            "options": f"-c lock_timeout={int(lock_timeout * 1000)}",
+            # no server-side prepared statements: after a few executions
+            # PostgreSQL may settle on a generic plan, and for the daily
+            # run's many-row UPDATE ... WHERE id = $n that plan took about
+            # 1 ms a row instead of 0.05 ms (a 20,000-invoice run: 44 s -> 20 s)
+            "prepare_threshold": None,
+        },
+        pool_pre_ping=True,
     )
+
+
+def _shown(url: str) -> str:
+    """*url* as an error message may show it: any password replaced by ``***``."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+_PASSWORD = re.compile(r"^([A-Za-z0-9+.-]+://[^/@:]*:)[^@]*@")

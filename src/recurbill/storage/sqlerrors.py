@@ -64,11 +64,19 @@ def translated(exc: Exception, *, doing: str) -> StorageError:
             problem=f"{doing} met a concurrent transaction ({detail})",
             allowed="leave this unit of work (it rolls back) and retry it in a new one",
         )
-    if isinstance(exc, sa_exc.OperationalError) and (
-        getattr(exc, "connection_invalidated", False)
-        or sqlite_code in _SQLITE_UNAVAILABLE
-        or (sqlstate is None and sqlite_code is None)
-        or (sqlstate is not None and sqlstate.startswith(_PG_UNAVAILABLE_CLASSES))
+    if (
+        sqlite_code in _SQLITE_UNAVAILABLE
+        or (  # "not a database" is no OperationalError
+            isinstance(exc, sa_exc.OperationalError)
+            and (
+                getattr(exc, "connection_invalidated", False)
+                or (sqlstate is None and sqlite_code is None)
+                or (
+                    sqlstate is not None
+                    and sqlstate.startswith(_PG_UNAVAILABLE_CLASSES)
+                )
+            )
+        )
     ):
         return StorageUnavailableError(
             problem=f"{doing}: the database cannot be reached ({detail})",
@@ -77,7 +85,7 @@ def translated(exc: Exception, *, doing: str) -> StorageError:
         )
     return StorageError(
         problem=f"{doing} failed in the database ({detail})",
-        allowed="see the chained driver error",
+        allowed="the database's own error is chained to this one (its __cause__)",
     )
 
 
