@@ -25,6 +25,7 @@ from recurbill.records import (
 )
 from recurbill.schedule import OccurrenceStatus
 from recurbill.storage.memory import InMemoryStorage
+from recurbill.testing import make_template
 
 NOK = "NOK"
 
@@ -97,6 +98,22 @@ def test_naive_instants_are_refused() -> None:
     world = make_world()
     with pytest.raises(InvalidInputError, match="aware datetime"):
         world.billing.run(datetime(2027, 1, 1, 7))
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_instants_at_the_ends_of_the_calendar_are_refused(as_of: datetime) -> None:
+    world = make_world()
+    world.template(world.customer(), start=date(2027, 1, 31))
+    with pytest.raises(InvalidInputError, match="in the years 2 to 9998"):
+        world.billing.run(as_of)
+    with pytest.raises(InvalidRecordError, match="in the years 2 to 9998"):
+        make_template(created_at=as_of)
 
 
 # the daily run -------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime
 from recurbill.errors import InvalidInputError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Currency, Money
-from recurbill.records import CollectionMethod
+from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod
 
 __all__ = ["aware", "invoice_lines", "positive_money", "to_collection_method"]
 
@@ -24,6 +24,11 @@ def aware(value: object, name: str) -> datetime:
         raise InvalidInputError(
             problem=f"{name} {value!r} is not an aware datetime",
             allowed=f"give {name} with a time zone, e.g. datetime(..., tzinfo=UTC)",
+        )
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidInputError(
+            problem=f"{name} {value.isoformat()} is in the year {value.year}",
+            allowed=f"an instant in the years {FIRST_YEAR} to {LAST_YEAR}",
         )
     return value
 

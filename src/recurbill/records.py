@@ -21,6 +21,8 @@ from recurbill.money import Currency, Money, as_currency
 from recurbill.schedule import DEFAULT_RUN_TIME, Schedule
 
 __all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
     "Account",
     "ChargeLine",
     "CollectionMethod",
@@ -51,11 +53,20 @@ __all__ = [
 ]
 
 
+FIRST_YEAR, LAST_YEAR = 2, 9998
+"""The years an instant may have: any UTC offset then stays within Python's dates."""
+
+
 def _aware(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, datetime) and value.utcoffset() is None:
         raise InvalidRecordError(
             problem=f"{attribute.name} is a naive datetime ({value.isoformat()})",
             allowed="give an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)",
+        )
+    if isinstance(value, datetime) and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidRecordError(
+            problem=f"{attribute.name} is in the year {value.year}",
+            allowed=f"an instant in the years {FIRST_YEAR} to {LAST_YEAR}",
         )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from recurbill.errors import InvalidInputError
+from recurbill.records import FIRST_YEAR, LAST_YEAR
 
 __all__ = [
     "account_ids",
@@ -77,6 +78,12 @@ def aware(name: str, value: object) -> datetime:
         raise InvalidInputError(
             problem=f"{name}={value!r}",
             allowed=f"{name} must be an aware datetime",
+        )
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidInputError(
+            problem=f"{name}={value.isoformat()} is in the year {value.year}",
+            allowed=f"{name} must be an instant in the years {FIRST_YEAR} to "
+            f"{LAST_YEAR}",
         )
     return value
 

@@ -1105,6 +1105,10 @@ class StorageContract:
             for call in bad:
                 with pytest.raises(InvalidInputError):
                     tx.due_templates(as_of, **call)
+            for end in (datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+                        datetime(9999, 12, 31, 23, tzinfo=timezone.utc)):  # fmt: skip
+                with pytest.raises(InvalidInputError, match="years 2 to 9998"):
+                    tx.due_templates(end)
 
     def test_ids_sort_and_page_by_code_point(self, storage: Storage) -> None:
         _world(storage)
