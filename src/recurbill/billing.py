@@ -817,8 +817,10 @@ class Billing:
         """Apply money received another way across the customer's open invoices.
 
         Oldest due date first, each fully or partly; what is left over becomes
-        customer credit. ``reference`` (the bank's transaction id) makes the
-        call idempotent: the same transfer recorded twice is applied once.
+        customer credit. ``reference`` is the bank's transaction id: recording
+        the same reference again raises :class:`StateError` and applies nothing,
+        so an importer that reads a statement twice never applies a transfer
+        twice (catch the error to skip transfers already recorded).
         """
         aware(now, "now")
         with self.storage.transaction() as tx:

@@ -322,6 +322,11 @@ class InvoiceLine:
     when both are given, ``unit_price`` must equal their difference. Amounts
     accept a Decimal, an int or a decimal string; floats are refused.
 
+    The VAT category defaults to standard rate (``S``), which needs a positive
+    ``vat_rate``: give the rate (``vat_rate=25``), or choose another category
+    (``Z`` zero-rated, or ``E``/``AE``/``K``/``G``/``O`` with an
+    ``exemption_reason``).
+
     >>> line = InvoiceLine(description="Hosting", quantity=3, unit_price="9.99",
     ...                    vat_rate=25)
     >>> InvoiceLine.from_dict(line.to_dict()) == line
