@@ -1,3 +1,5 @@
+import re
+import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -7,6 +9,7 @@ from billing_helpers import line
 from recurbill.billing import Billing
 from recurbill.cli import main
 from recurbill.payments.memory import InMemoryGateway
+from recurbill.storage import schema
 from recurbill.storage.sql import SqlStorage
 
 
@@ -92,38 +95,66 @@ def test_migrate_run_and_preview_a_stored_template(
     rows = capsys.readouterr().out.splitlines()
     assert [r.split()[1] for r in rows] == ["2027-01-31", "2027-02-28"]
     assert all("1\xa0000,00\xa0kr" in r for r in rows)
-    assert (
-        main(
-            [
-                "run",
-                "--db",
-                url,
-                "--gateway",
-                "memory",
-                "--as-of",
-                "2027-02-28T07:00:00+01:00",
-            ]
+
+
+def _invoices(url: str) -> int:
+    with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
+        return len(tx.list_invoices("fjord"))
+
+
+def test_a_dry_run_reports_what_would_be_issued_and_saves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = _database(tmp_path)
+    path = tmp_path / "billing.sqlite3"
+    capsys.readouterr()
+    before = path.read_bytes()
+    for _ in range(2):  # nothing saved: the second dry run sees the same
+        assert (
+            main(["run", "--db", url, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"])
+            == 0
         )
-        == 0
-    )
+        assert capsys.readouterr().out.splitlines() == [
+            "fjord: 2 issued, 0 to charge, 0 skipped, 0 ended",
+            f"dry run on a copy of {path}: nothing was saved, no card was charged",
+        ]
+    assert path.read_bytes() == before
+    assert _invoices(url) == 0
+
+
+def test_a_dry_run_needs_a_sqlite_file_and_sends_no_mail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = _database(tmp_path)
+    pg = "postgresql+psycopg://billing@localhost/billing"
+    assert main(["run", "--db", pg, "--dry-run"]) == 2
+    assert "SQLite file" in capsys.readouterr().err
+    smtp = ["--smtp", "localhost:25", "--smtp-sender", "a@example.no"]
+    assert main(["run", "--db", url, "--dry-run", *smtp]) == 2
+    assert "leave out --smtp" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a database")
+    assert main(["run", "--db", str(tmp_path / "notes.txt"), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be copied for a dry run" in err
+    assert err.count("\n") == 1
+
+
+def test_the_real_run_issues_once(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, _ = _database(tmp_path)
+    monkeypatch.setattr("recurbill.cli._stripe", InMemoryGateway)  # no network
+    run = ["run", "--db", url, "--as-of"]
+    capsys.readouterr()
+    assert main([*run, "2027-02-28T07:00:00+01:00"]) == 0
     assert capsys.readouterr().out.strip() == (
         "fjord: 2 issued, 0 charged, 0 skipped, 0 ended"
     )
-    assert (
-        main(
-            [
-                "run",
-                "--db",
-                url,
-                "--gateway",
-                "memory",
-                "--as-of",
-                "2027-02-28T08:00:00+01:00",
-            ]
-        )
-        == 0
-    )
+    assert main([*run, "2027-02-28T08:00:00+01:00"]) == 0
     assert "0 issued" in capsys.readouterr().out
+    assert _invoices(url) == 2
 
 
 def test_run_without_a_stripe_key_says_what_to_do(
@@ -134,15 +165,111 @@ def test_run_without_a_stripe_key_says_what_to_do(
     monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
     url, _ = _database(tmp_path)
     assert main(["run", "--db", url]) == 2
-    assert "STRIPE_SECRET_KEY" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "STRIPE_SECRET_KEY" in err
+    assert "--dry-run" in err
+
+
+def test_run_without_the_stripe_extra_names_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_not_used")
+    monkeypatch.setitem(sys.modules, "stripe", None)  # import stripe fails
+    url, _ = _database(tmp_path)
+    assert main(["run", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'recurbill[stripe]'" in err
+    assert "Traceback" not in err
 
 
 def test_a_database_that_was_never_migrated_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-    assert main(["run", "--db", url, "--gateway", "memory"]) == 1
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    assert main(["run", "--db", f"sqlite:///{path}", "--dry-run"]) == 1
     assert "migrate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("db_form", ["path", "url"])
+def test_run_and_preview_create_no_file_for_a_missing_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_form: str
+) -> None:
+    path = tmp_path / "typo.sqlite3"
+    db = str(path) if db_form == "path" else f"sqlite:///{path}"
+    commands = [
+        ["run", "--db", db, "--dry-run"],
+        ["run", "--db", db],
+        ["preview", "--template", "tpl_1", "--account", "fjord", "--db", db],
+    ]
+    for command in commands:
+        assert main(command) == 2
+        assert f"no database at {path}; create one with: recurbill migrate" in (
+            capsys.readouterr().err
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_account_is_named_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, template_id = _database(tmp_path)
+    preview = ["preview", "--template", template_id, "--db", url]
+    assert main([*preview, "--account", "nosuch"]) == 1
+    assert capsys.readouterr().err == "recurbill: account 'nosuch' not found\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("bogus://x", "database 'bogus' is not supported"),
+        ("postgresql://bill:s3cret@db:notaport/x", "postgresql://bill:***@db"),
+        ("sqlite+nosuch:///x.sqlite3", "SQLite URL"),
+    ],
+)
+def test_a_bad_database_url_is_one_line_without_its_password(
+    capsys: pytest.CaptureFixture[str], url: str, says: str
+) -> None:
+    assert main(["migrate", "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("recurbill: ")
+    assert says in err
+    assert err.count("\n") == 1
+    assert "s3cret" not in err
+
+
+def test_a_file_that_is_not_a_database_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.sqlite3"
+    path.write_text("shopping list")
+    assert main(["migrate", "--db", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "file is not a database" in err
+    assert err.count("\n") == 1
+    assert path.read_text() == "shopping list"
+
+
+@pytest.mark.parametrize(
+    "as_of", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-05:00"]
+)
+def test_an_instant_at_the_ends_of_the_calendar_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str
+) -> None:
+    url, _ = _database(tmp_path)
+    assert main(["run", "--db", url, "--dry-run", "--as-of", as_of]) == 1
+    err = capsys.readouterr().err
+    assert "an instant in the years 2 to 9998" in err
+    assert err.count("\n") == 1
+
+
+def test_the_migrate_output_in_the_docs_is_the_current_version() -> None:
+    page = Path(__file__).parent.parent / "docs" / "tutorials" / "storage.md"
+    shown = re.findall(r"schema is at version (\d+)", page.read_text())
+    assert shown
+    assert {int(v) for v in shown} == {schema.LATEST_VERSION}
 
 
 def test_demo_runs_and_summarises_each_account(
@@ -157,3 +284,26 @@ def test_demo_runs_and_summarises_each_account(
     assert "charges declined" in out
     assert "skipped (paused)" in out
     assert db.exists()
+
+
+def test_demo_replaces_only_its_own_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = ["demo", "--days", "3", "--start", "2027-01-01", "--db"]
+    db = tmp_path / "demo.sqlite3"
+    assert main([*demo, str(db)]) == 0
+    assert main([*demo, str(db)]) == 0  # an earlier demo database is replaced
+    capsys.readouterr()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list")
+    url, _ = _database(tmp_path)  # billing.sqlite3, an account of its own
+    for path in (notes, tmp_path / "billing.sqlite3"):
+        before = path.read_bytes()
+        assert main([*demo, str(path)]) == 1
+        err = capsys.readouterr().err
+        assert "is not a database the demo made" in err
+        assert err.count("\n") == 1
+        assert path.read_bytes() == before
+    assert _invoices(url) == 0
+    with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
+        assert tx.list_account_ids() == ["fjord"]

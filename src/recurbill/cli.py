@@ -10,7 +10,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recurbill.errors import RecurbillError
@@ -19,6 +21,8 @@ from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 if TYPE_CHECKING:
     from recurbill.notify.protocol import Notifier
     from recurbill.payments.protocol import PaymentGateway
+    from recurbill.records import RunReport
+    from recurbill.storage.sql import SqlStorage
 
 __all__ = ["main"]
 
@@ -71,10 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         "--as-of", type=_parse_instant, default=None, help="instant (default: now)"
     )
     run.add_argument(
-        "--gateway",
-        choices=["stripe", "memory"],
-        default="stripe",
-        help="stripe (key from STRIPE_SECRET_KEY) or memory (a dry run, no money)",
+        "--dry-run",
+        action="store_true",
+        help="run on a temporary copy of a SQLite file with an in-memory gateway "
+        "that knows no cards: print what would be issued and charged, save "
+        "nothing, charge nothing (default: the real run, through Stripe with the "
+        "key in STRIPE_SECRET_KEY)",
     )
     run.add_argument(
         "--smtp",
@@ -115,6 +121,25 @@ def _url(db: str) -> str:
     return db if "://" in db else f"sqlite:///{db}"
 
 
+def _sqlite_file(db: str) -> Path | None:
+    """The file of a SQLite *db* (a path or a ``sqlite:///`` URL), else None."""
+    if "://" not in db:
+        return Path(db)
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///"))
+    return None
+
+
+def _existing(db: str) -> str:
+    """The URL of *db*; a SQLite file must be there already (nothing is created)."""
+    path = _sqlite_file(db)
+    if path is not None and not path.is_file():
+        raise UsageError(
+            f"no database at {path}; create one with: recurbill migrate --db {db}"
+        )
+    return _url(db)
+
+
 def _print(occurrences: Sequence[Occurrence], amount: str = "") -> None:
     for occurrence in occurrences:
         note = (
@@ -150,7 +175,7 @@ def _preview_template(args: argparse.Namespace) -> int:
 
     if args.db is None or args.account is None:
         raise UsageError("preview --template needs --db and --account too")
-    with SqlStorage.from_url(_url(args.db)) as storage:
+    with SqlStorage.from_url(_existing(args.db)) as storage:
         view = template_view(storage, args.account, args.template, upcoming=args.count)
         with storage.transaction() as tx:
             locale = tx.get_account(args.account).locale
@@ -162,18 +187,20 @@ def _preview_template(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gateway(choice: str) -> PaymentGateway:
-    if choice == "memory":
-        from recurbill.payments.memory import InMemoryGateway
-
-        return InMemoryGateway()
+def _stripe() -> PaymentGateway:
     key = os.environ.get("STRIPE_SECRET_KEY", "")
     if not key:
         raise UsageError(
-            "set STRIPE_SECRET_KEY to charge through Stripe, or pass "
-            "--gateway memory for a dry run that moves no money"
+            "set STRIPE_SECRET_KEY to charge through Stripe, or pass --dry-run "
+            "to see what a run would do without saving or charging anything"
         )
-    import stripe
+    try:
+        import stripe
+    except ImportError:
+        raise UsageError(
+            "charging through Stripe needs the stripe package; install it with: "
+            "pip install 'recurbill[stripe]'"
+        ) from None
 
     from recurbill.payments.stripe import StripeGateway
 
@@ -181,20 +208,14 @@ def _gateway(choice: str) -> PaymentGateway:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recurbill.billing import Billing
-    from recurbill.storage.sql import SqlStorage
-
-    gateway = _gateway(args.gateway)
+    if args.dry_run:
+        return _dry_run(args)
+    url = _existing(args.db)
     notifier = _notifier(args)
+    gateway = _stripe()
     as_of = args.as_of or datetime.now(timezone.utc)
-    with SqlStorage.from_url(_url(args.db)) as storage:
-        reports = Billing(storage=storage, gateway=gateway).run(as_of)
-        for report in reports:
-            print(
-                f"{report.account_id}: {len(report.issued)} issued, "
-                f"{len(report.charges)} charged, {len(report.skipped)} skipped, "
-                f"{len(report.ended)} ended"
-            )
+    with _storage(url) as storage:
+        _report(_daily(storage, gateway, as_of), "charged")
         if notifier is not None:
             from recurbill.notify.delivery import deliver_pending
 
@@ -204,6 +225,64 @@ def _run(args: argparse.Namespace) -> int:
                 "failed (kept in the outbox for the next run)"
             )
     return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """The daily job on a copy of a SQLite file, with a gateway that knows no cards."""
+    import sqlite3
+    import tempfile
+
+    from recurbill.errors import StorageUnavailableError
+    from recurbill.payments.memory import InMemoryGateway
+
+    path = _sqlite_file(args.db)
+    if path is None:
+        raise UsageError(
+            "--dry-run works on a SQLite file (it runs on a copy); for PostgreSQL, "
+            "run against a copy of the database"
+        )
+    if args.smtp is not None:
+        raise UsageError("--dry-run sends no e-mail; leave out --smtp")
+    _existing(args.db)
+    as_of = args.as_of or datetime.now(timezone.utc)
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "copy.sqlite3"
+        try:
+            source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            with closing(source), closing(sqlite3.connect(copy)) as target:
+                source.backup(target)
+        except sqlite3.Error as error:
+            raise StorageUnavailableError(
+                problem=f"{path} cannot be copied for a dry run ({error})",
+                allowed="give the path of a recurbill SQLite database",
+            ) from None
+        with _storage(_url(str(copy))) as storage:
+            _report(_daily(storage, InMemoryGateway(), as_of), "to charge")
+    print(f"dry run on a copy of {path}: nothing was saved, no card was charged")
+    return 0
+
+
+def _storage(url: str) -> SqlStorage:
+    from recurbill.storage.sql import SqlStorage
+
+    return SqlStorage.from_url(url)
+
+
+def _daily(
+    storage: SqlStorage, gateway: PaymentGateway, as_of: datetime
+) -> list[RunReport]:
+    from recurbill.billing import Billing
+
+    return Billing(storage=storage, gateway=gateway).run(as_of)
+
+
+def _report(reports: Sequence[RunReport], charged: str) -> None:
+    for report in reports:
+        print(
+            f"{report.account_id}: {len(report.issued)} issued, "
+            f"{len(report.charges)} {charged}, {len(report.skipped)} skipped, "
+            f"{len(report.ended)} ended"
+        )
 
 
 def _notifier(args: argparse.Namespace) -> Notifier | None:
@@ -258,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (flushed at exit)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,8 +10,9 @@ prints what happened per account.
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TextIO
 import attrs
 
 from recurbill.billing import Billing
+from recurbill.errors import InvalidInputError
 from recurbill.invoice import InvoiceLine, VatCategory
 from recurbill.money import Money, format_money
 from recurbill.notify.delivery import deliver_pending
@@ -36,6 +38,7 @@ from recurbill.storage.sql import SqlStorage
 __all__ = ["run_demo"]
 
 _VAT = Decimal(25)
+DEMO_ACCOUNTS = frozenset({"fjord-fysio", "sthlm-hosting", "reykjavik-radgjof"})
 
 
 def _line(description: str, price: str, rate: Decimal = _VAT) -> InvoiceLine:
@@ -226,9 +229,20 @@ def _seed(billing: Billing, start: date) -> dict[str, list[str]]:
 
 
 def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
-    """Build the demo database at *url* and simulate *days* days from *start*."""
+    """Build the demo database at *url* and simulate *days* days from *start*.
+
+    A SQLite file that is there already is replaced only if it holds nothing
+    but the demo's own accounts (an earlier demo); anything else is refused
+    with :class:`InvalidInputError`, so the demo never deletes other data.
+    """
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
+        if not _replaceable(path):
+            raise InvalidInputError(
+                problem=f"{path} exists and is not a database the demo made",
+                allowed="give --db the name of a new file (the demo replaces "
+                "only its own earlier database)",
+            )
         for suffix in ("", "-wal", "-shm"):
             with suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()
@@ -256,6 +270,22 @@ def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
         deliver_pending(storage, outbox, now=as_of)
         _progress(out, done, days)
     _summary(storage, start + timedelta(days=days), out, len(outbox.sent))
+
+
+def _replaceable(path: Path) -> bool:
+    """No file at *path*, an empty one, or a SQLite file of demo accounts only."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return True
+    if not path.is_file():
+        return False
+    try:
+        with closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            found = {row[0] for row in db.execute("SELECT id FROM accounts")}
+    except sqlite3.Error:  # not a database, or not a recurbill one
+        return False
+    return found <= DEMO_ACCOUNTS
 
 
 def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:

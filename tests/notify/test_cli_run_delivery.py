@@ -16,6 +16,12 @@ from recurbill.payments.memory import InMemoryGateway
 from recurbill.storage.sql import SqlStorage
 
 
+@pytest.fixture(autouse=True)
+def _no_stripe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run charges through an in-memory gateway instead (no network)."""
+    monkeypatch.setattr("recurbill.cli._stripe", InMemoryGateway)
+
+
 def _database(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
     with SqlStorage.from_url(url) as storage:
@@ -62,8 +68,6 @@ def test_run_delivers_the_invoice_and_the_summary(
             "run",
             "--db",
             url,
-            "--gateway",
-            "memory",
             "--as-of",
             "2027-01-31T07:00:00+01:00",
             "--smtp",
@@ -81,7 +85,7 @@ def test_run_delivers_the_invoice_and_the_summary(
     )
     assert [to for to, _ in arrived] == ["per@example.no", "post@fjordfysio.no"]
     assert all(subject for _, subject in arrived)
-    main(["run", "--db", url, "--gateway", "memory", "--as-of",
+    main(["run", "--db", url, "--as-of",
           "2027-01-31T08:00:00+01:00", "--smtp",
           f"{smtp_server.host}:{smtp_server.port}", "--smtp-sender",
           "faktura@fjordfysio.no", "--smtp-security", "none"])  # fmt: skip
@@ -92,12 +96,7 @@ def test_smtp_needs_a_sender_and_a_port(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = _database(tmp_path)
-    assert main(["run", "--db", url, "--gateway", "memory", "--smtp", "mail"]) == 2
+    assert main(["run", "--db", url, "--smtp", "mail"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
-    assert (
-        main(
-            ["run", "--db", url, "--gateway", "memory", "--smtp", "mail.example.no:25"]
-        )
-        == 2
-    )
+    assert main(["run", "--db", url, "--smtp", "mail.example.no:25"]) == 2
     assert "--smtp-sender" in capsys.readouterr().err
