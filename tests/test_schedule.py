@@ -52,14 +52,22 @@ def _month_index(day: date) -> int:
 
 
 def _brute_last(s: Schedule) -> int | None:
+    """Walk the occurrences, counting invoices (not the ones a pause skips)."""
     if s.end is None and s.max_count is None:
         return None
-    n = 0
-    while (s.max_count is None or n < s.max_count) and (
-        s.end is None or s.occurrence(n) <= s.end
-    ):
+    n = invoices = 0
+    last = -1
+    while s.max_count is None or invoices < s.max_count:
+        on = s.occurrence(n)
+        if s.end is not None and on > s.end:
+            break
+        if s.end is None and any(p.resume is None and p.start <= on for p in s.pauses):
+            return None  # paused for good: the count is never reached
+        if not s.is_paused_on(on):
+            invoices += 1
+        last = n
         n += 1
-    return n - 1
+    return last
 
 
 def _brute_index(s: Schedule, day: date) -> int:
@@ -213,10 +221,19 @@ def test_pause_then_resume_skips_only_inside_and_keeps_the_rhythm(
     resume = on + timedelta(days=length)
     changed = s.paused(on=on).resumed(on=resume)
     assert changed.pauses == (Pause(on, resume),)
+    invoices = 0  # max_count counts invoices: the pause moves the end later
     for n in range(30):
         assert changed.occurrence(n) == s.occurrence(n)
         inside = on <= s.occurrence(n) < resume
-        expected = s.status(n) if s.status(n) is AFTER_END or not inside else SKIPPED
+        past_end = s.end is not None and s.occurrence(n) > s.end
+        counted = s.max_count is not None and invoices >= s.max_count
+        if past_end or counted:
+            expected = AFTER_END
+        elif inside:
+            expected = SKIPPED
+        else:
+            expected = SCHEDULED
+            invoices += 1
         assert changed.status(n) == expected
 
 
@@ -309,10 +326,39 @@ def test_unbounded_schedule_has_no_last_index() -> None:
 
 
 def test_after_end_beats_skipped_paused() -> None:
-    s = Schedule(start=date(2025, 1, 1), period="month", max_count=2)
+    s = Schedule(start=date(2025, 1, 1), period="month", end=date(2025, 2, 1))
     s = s.paused(on=date(2025, 1, 15))
     assert s.status(1) is SKIPPED
     assert s.status(2) is AFTER_END
+
+
+def test_max_count_counts_invoices_not_the_occurrences_a_pause_skips() -> None:
+    s = Schedule(start=date(2027, 2, 1), period="month", max_count=3)
+    s = s.paused(on=date(2027, 2, 15), resume=date(2027, 3, 15))
+    assert s.last_index() == 3
+    assert [s.status(n) for n in range(5)] == [
+        SCHEDULED,  # 02-01
+        SKIPPED,  # 03-01
+        SCHEDULED,  # 04-01
+        SCHEDULED,  # 05-01, the third invoice
+        AFTER_END,
+    ]
+    listed = s.upcoming(after=date(2027, 1, 1), count=10)
+    assert [o.on for o in listed if o.status is SCHEDULED] == [
+        date(2027, 2, 1),
+        date(2027, 4, 1),
+        date(2027, 5, 1),
+    ]
+
+
+def test_an_open_pause_holds_back_the_last_counted_invoice() -> None:
+    s = Schedule(start=date(2027, 2, 1), period="month", max_count=2)
+    paused = s.paused(on=date(2027, 2, 15))
+    assert paused.last_index() is None  # the second invoice waits for a resume
+    assert paused.status(5) is SKIPPED
+    resumed = paused.resumed(on=date(2027, 6, 10))
+    assert resumed.last_index() == 5  # 07-01, the first date after the resume
+    assert resumed.status(6) is AFTER_END
 
 
 def test_pause_resume_preview() -> None:

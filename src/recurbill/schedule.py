@@ -260,8 +260,8 @@ class Schedule:
     and clamped to the last day of a shorter month. With ``month_end=True`` a
     schedule that starts on a month's last day stays on last days (it has no
     effect for other start days). *end* is inclusive; *max_count* caps the
-    number of occurrences; *pauses* skip the occurrences that fall inside them
-    without moving the rhythm.
+    number of invoices (occurrences a pause skips do not count); *pauses* skip
+    the occurrences that fall inside them without moving the rhythm.
 
     >>> s = Schedule(start=date(2025, 1, 31), period="month")
     >>> print(*(s.occurrence(n) for n in range(4)))
@@ -414,13 +414,29 @@ class Schedule:
         return n if on >= day.day else n + 1
 
     def _compute_last(self) -> int | None:
-        last = None if self.max_count is None else self.max_count - 1
+        last = None if self.max_count is None else self._counted_last(self.max_count)
         if self.end is not None:
             n = self._index_on_or_after(self.end)
             on = self._date_or_none(n)
             if on is None or on > self.end:
                 n -= 1
             last = n if last is None else min(last, n)
+        return last
+
+    def _counted_last(self, count: int) -> int | None:
+        """Index of the *count*-th occurrence no pause skips; None behind an open pause.
+
+        Each pause before it pushes it on by the occurrences the pause skips
+        (pauses are in date order and do not overlap), so this stays O(pauses).
+        """
+        last = count - 1
+        for pause in self.pauses:
+            first = self._index_on_or_after(pause.start)
+            if first > last:
+                break
+            if pause.resume is None:
+                return None  # the count is not reached before a resume
+            last += max(0, self._index_on_or_after(pause.resume) - first)
         return last
 
     def occurrence(self, n: int) -> date:
@@ -484,7 +500,10 @@ class Schedule:
     def last_index(self) -> int | None:
         """Index of the last occurrence allowed by end and max_count.
 
-        None when the schedule has neither (unbounded), -1 if no occurrence at all.
+        With max_count that is the occurrence of the max_count-th invoice:
+        occurrences skipped by a pause do not count. None when the schedule is
+        unbounded (neither, or an open-ended pause comes before the count is
+        reached and there is no end), -1 if no occurrence at all.
         """
         return self._last
 
