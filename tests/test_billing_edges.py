@@ -6,10 +6,20 @@ from decimal import Decimal
 import pytest
 
 from billing_helpers import World, at, line, make_world
-from recurbill.errors import InvalidInputError, InvalidSelectionError, StateError
+from recurbill.errors import (
+    InvalidInputError,
+    InvalidRecordError,
+    InvalidSelectionError,
+    StateError,
+)
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Money
-from recurbill.records import CollectionMethod, InvoiceStatus, PaymentStatus
+from recurbill.records import (
+    CollectionMethod,
+    InvoiceStatus,
+    PaymentStatus,
+    TemplateStatus,
+)
 
 
 def _default_card(world: World, customer_id: str) -> str:
@@ -557,3 +567,44 @@ def test_the_daily_run_finishes_a_refund_whose_answer_was_lost() -> None:
     assert overview.open == ()
     world.billing.run(at(date(2027, 1, 8), 7))
     assert len(world.gateway.refunds) == 1
+
+
+def test_a_template_past_the_end_of_the_calendar_finishes_and_blocks_no_one() -> None:
+    world = make_world()
+    kari, ola = world.customer(), world.customer("Ola Nordmann")
+    far = world.template(kari, start=date(2027, 2, 1), period="year", every=8000)
+    near = world.template(ola, start=date(2027, 2, 1), period="month")
+    (report,) = world.billing.run(at(date(2027, 2, 2), 7))
+    assert sorted(line.issue_date for line in report.issued) == [date(2027, 2, 1)] * 2
+    assert [line.template_id for line in report.ended] == [far]
+    view = world.billing.template_view(world.account.id, far, upcoming=3)
+    assert view.template.status is TemplateStatus.FINISHED
+    assert view.upcoming == ()
+    (report,) = world.billing.run(at(date(2027, 3, 2), 7))
+    assert [line.issue_date for line in report.issued] == [date(2027, 3, 1)]
+    assert world.billing.template_view(world.account.id, near).upcoming
+
+
+def test_a_template_reaching_the_year_9998_ends_there() -> None:
+    world = make_world()
+    kari = world.customer()
+    tid = world.template(kari, start=date(2027, 2, 1), period="year", every=2000)
+    view = world.billing.template_view(world.account.id, tid, upcoming=10)
+    assert [u.occurrence.on.year for u in view.upcoming] == [2027, 4027, 6027, 8027]
+    for year in (2027, 4027, 6027, 8027):
+        world.billing.run(at(date(year, 2, 1), 7))
+    view = world.billing.template_view(world.account.id, tid, upcoming=10)
+    assert [i.issue_date.year for i in view.invoices] == [2027, 4027, 6027, 8027]
+    assert view.template.status is TemplateStatus.FINISHED  # 10027 never comes
+
+
+@pytest.mark.parametrize("days", [-1, 366, 3_000_000, True, 14.0])
+def test_payment_terms_beyond_a_year_are_refused(days: object) -> None:
+    world = make_world()
+    with pytest.raises(InvalidRecordError, match="from 0 to 365"):
+        world.billing.create_account(
+            name="Lang Frist AS",
+            currency="NOK",
+            summary_email="post@langfrist.no",
+            payment_terms_days=days,  # type: ignore[arg-type]
+        )

@@ -23,6 +23,7 @@ from recurbill.invoice import InvoiceLine, compute_totals
 from recurbill.money import Money
 from recurbill.notify.render import render_invoice, render_summary
 from recurbill.records import (
+    LAST_YEAR,
     Account,
     ChargeLine,
     CollectionMethod,
@@ -136,16 +137,19 @@ def check_lines(lines: Sequence[InvoiceLine], account: Account) -> None:
 
 
 def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
-    """When the template's next unhandled occurrence is due; None when exhausted."""
+    """When the template's next unhandled occurrence is due; None when exhausted.
+
+    Exhausted is past the schedule's end or count, or past the year
+    :data:`~recurbill.records.LAST_YEAR`, where recurbill's calendar ends.
+    """
     schedule = template.schedule
-    last = schedule.last_index()
-    if last is not None and template.next_index > last:
+    n = template.next_index
+    if schedule.status(n) is OccurrenceStatus.AFTER_END:
         return None
-    return due_at(
-        schedule.occurrence(template.next_index),
-        run_time=account.run_time,
-        zone=account.timezone,
-    )
+    on = schedule.occurrence(n)
+    if on.year > LAST_YEAR:
+        return None
+    return due_at(on, run_time=account.run_time, zone=account.timezone)
 
 
 def plan_collection(

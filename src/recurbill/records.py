@@ -23,6 +23,7 @@ from recurbill.schedule import DEFAULT_RUN_TIME, Schedule
 __all__ = [
     "FIRST_YEAR",
     "LAST_YEAR",
+    "MAX_PAYMENT_TERMS_DAYS",
     "Account",
     "ChargeLine",
     "CollectionMethod",
@@ -54,7 +55,13 @@ __all__ = [
 
 
 FIRST_YEAR, LAST_YEAR = 2, 9998
-"""The years an instant may have: any UTC offset then stays within Python's dates."""
+"""The years an instant may have: any UTC offset then stays within Python's dates.
+
+Recurring invoices end with the year LAST_YEAR too (a schedule's later
+occurrences are after its end), so an invoice's due date always exists.
+"""
+MAX_PAYMENT_TERMS_DAYS = 365
+"""The longest payment terms an account may give."""
 
 
 def _aware(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -175,11 +182,13 @@ class Account:
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.payment_terms_days, bool) or not (
-            isinstance(self.payment_terms_days, int) and self.payment_terms_days >= 0
+            isinstance(self.payment_terms_days, int)
+            and 0 <= self.payment_terms_days <= MAX_PAYMENT_TERMS_DAYS
         ):
             raise InvalidRecordError(
                 problem=f"payment_terms_days {self.payment_terms_days!r} is invalid",
-                allowed="use a whole number of days, 0 or more",
+                allowed="use a whole number of days from 0 to "
+                f"{MAX_PAYMENT_TERMS_DAYS}",
             )
 
 

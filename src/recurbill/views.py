@@ -13,6 +13,7 @@ from recurbill.errors import InvalidInputError
 from recurbill.invoice import compute_totals
 from recurbill.money import Money
 from recurbill.records import (
+    LAST_YEAR,
     Customer,
     Invoice,
     InvoiceStatus,
@@ -122,6 +123,7 @@ def template_view(
         coming = [
             UpcomingInvoice(occurrence=occurrence, amount=amount)
             for occurrence in schedule.upcoming(after=first, count=upcoming)
+            if occurrence.on.year <= LAST_YEAR  # the run stops there too
         ]
     return TemplateView(
         template=template,
