@@ -7,15 +7,22 @@ what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime
 
 from recurbill.errors import InvalidInputError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Currency, Money
 from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod
 
-__all__ = ["aware", "invoice_lines", "positive_money", "to_collection_method"]
+__all__ = [
+    "aware",
+    "caller_key",
+    "day",
+    "invoice_lines",
+    "positive_money",
+    "to_collection_method",
+]
 
 
 def aware(value: object, name: str) -> datetime:
@@ -45,23 +52,32 @@ def to_collection_method(value: object) -> CollectionMethod:
 
 
 def positive_money(amount: object, currency: Currency, what: str) -> Money:
-    """*amount* as Money in *currency*, rounded to its decimals, above zero."""
+    """*amount* as Money in *currency* with at most its decimals, above zero."""
     if not isinstance(amount, Money) or amount.currency != currency:
         raise InvalidInputError(
             problem=f"{what} {amount!r}",
             allowed=f"give Money in {currency}, e.g. Money('100', '{currency}')",
         )
-    rounded = amount.quantize()
-    if rounded.amount <= 0:
+    if not amount.is_quantized:
         raise InvalidInputError(
-            problem=f"{what} {amount} is zero or less once rounded to {currency}",
+            problem=f"{what} {amount} has more decimals than {currency} allows",
+            allowed=f"an amount in whole {currency} minor units (round it first)",
+        )
+    if amount.amount <= 0:
+        raise InvalidInputError(
+            problem=f"{what} {amount} is zero or less",
             allowed=f"a positive amount in {currency}",
         )
-    return rounded
+    return amount.quantize()
 
 
-def invoice_lines(lines: Sequence[InvoiceLine]) -> tuple[InvoiceLine, ...]:
+def invoice_lines(lines: object) -> tuple[InvoiceLine, ...]:
     """*lines* as a tuple of at least one :class:`InvoiceLine`."""
+    if isinstance(lines, (str, bytes, InvoiceLine)) or not isinstance(lines, Iterable):
+        raise InvalidInputError(
+            problem=f"lines {lines!r} is not a sequence of InvoiceLine values",
+            allowed="give a list of at least one recurbill.invoice.InvoiceLine",
+        )
     items = tuple(lines)
     if not items or not all(isinstance(line, InvoiceLine) for line in items):
         raise InvalidInputError(
@@ -69,3 +85,23 @@ def invoice_lines(lines: Sequence[InvoiceLine]) -> tuple[InvoiceLine, ...]:
             allowed="give at least one recurbill.invoice.InvoiceLine",
         )
     return items
+
+
+def caller_key(value: object, name: str) -> str:
+    """*value* if it is non-empty text: an id the caller makes idempotency keys of."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(
+            problem=f"{name} {value!r} is empty or not text",
+            allowed=f"give {name} as a non-empty string, unique per {name}",
+        )
+    return value
+
+
+def day(value: object, name: str) -> date:
+    """*value* if it is a calendar date (a datetime is not one)."""
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise InvalidInputError(
+            problem=f"{name} {value!r} is not a date",
+            allowed=f"give {name} as a datetime.date, e.g. date(2027, 1, 31)",
+        )
+    return value

@@ -27,6 +27,8 @@ from babel import Locale, UnknownLocaleError
 
 from recurbill.arguments import (
     aware,
+    caller_key,
+    day,
     invoice_lines,
     positive_money,
     to_collection_method,
@@ -589,7 +591,9 @@ class Billing:
         aware(now, "now")
         items = invoice_lines(lines)
         invoice_id = (
-            derived_id("inv", account_id, "session", session_id)
+            derived_id(
+                "inv", account_id, "session", caller_key(session_id, "session_id")
+            )
             if session_id is not None
             else self.ids("inv")
         )
@@ -831,7 +835,9 @@ class Billing:
                     account_id, customer_id=customer_id, status=InvoiceStatus.OPEN
                 )
             ]
-            entry_id = derived_id("crd", account_id, "transfer", reference)
+            entry_id = derived_id(
+                "crd", account_id, "transfer", caller_key(reference, "reference")
+            )
             if any(
                 entry.id == entry_id
                 for entry in tx.list_credit_entries(account_id, customer_id)
@@ -873,7 +879,9 @@ class Billing:
         self, account_id: str, customer_id: str, *, on: date
     ) -> CustomerOverview:
         """Paid, open and overdue invoices with totals, receipts, cards and credit."""
-        return customer_overview(self.storage, account_id, customer_id, on=on)
+        return customer_overview(
+            self.storage, account_id, customer_id, on=day(on, "on")
+        )
 
     def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
         """Void an open invoice that nothing has been paid on."""

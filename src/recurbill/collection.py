@@ -10,7 +10,7 @@ so nothing is charged twice and nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
@@ -118,6 +118,12 @@ class RetryPolicy:
     days: tuple[int, ...] = (3, 5, 7)
 
     def __attrs_post_init__(self) -> None:
+        if isinstance(self.days, (str, bytes)) or not isinstance(self.days, Iterable):
+            raise InvalidInputError(
+                problem=f"retry days {self.days!r} are not a sequence",
+                allowed="give the days as a tuple, e.g. RetryPolicy((3, 5, 7)), "
+                "or () for no retries",
+            )
         days = list(self.days)
         if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in days):
             raise InvalidInputError(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import decimal
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -60,6 +60,13 @@ __all__ = [
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+MAX_LINE_DIGITS = 12
+"""Digits a line's quantity or price may have before the decimal point..."""
+MAX_LINE_DECIMALS = 28
+"""... and after it (a quantity of 4/3 hours has 27): amounts then round to the
+currency within Decimal's 28 significant digits, and print."""
+_LINE_LIMIT = Decimal(10) ** MAX_LINE_DIGITS
+_LINE_QUANTUM = Decimal(1).scaleb(-MAX_LINE_DECIMALS)
 _HUNDRED = Decimal(100)
 _TOLERANCE = Decimal("0.02")
 
@@ -367,6 +374,8 @@ class InvoiceLine:
                 allowed="the description is text and the line_id text or None",
             )
         where = f"line {self.description!r}"
+        for name in ("quantity", "unit_price", "base_quantity", "gross_price"):
+            _check_size(getattr(self, name), name, where)
         if self.unit_price < 0:
             raise InvalidInvoiceError(
                 problem=f"{where} has a negative unit price {self.unit_price}",
@@ -783,6 +792,20 @@ def _doc_level(
     return total
 
 
+def _check_size(value: Decimal | None, name: str, where: str) -> None:
+    if value is None:
+        return
+    if abs(value) >= _LINE_LIMIT or (
+        value.as_tuple().exponent < -MAX_LINE_DECIMALS  # type: ignore[operator]
+        and value.quantize(_LINE_QUANTUM) != value
+    ):
+        raise InvalidInvoiceError(
+            problem=f"{where} has the {name} {value}",
+            allowed=f"at most {MAX_LINE_DIGITS} digits before the decimal point "
+            f"and {MAX_LINE_DECIMALS} after it",
+        )
+
+
 def compute_totals(
     lines: Sequence[InvoiceLine],
     *,
@@ -805,6 +828,13 @@ def compute_totals(
     """
     if rounding is not ROUND_HALF_UP:
         _check_rounding(rounding)
+    if type(lines) is not tuple and (
+        isinstance(lines, (str, bytes)) or not isinstance(lines, Iterable)
+    ):
+        raise InvalidInvoiceError(
+            problem=f"lines {lines!r} is not a sequence of InvoiceLine values",
+            allowed="give a list or tuple of InvoiceLine",
+        )
     cur = currency if type(currency) is Currency else _currency(currency)
     decimals = cur.decimals
     zero = _ZERO.scaleb(-decimals)

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TypeAlias
 
 import attrs
-from babel.core import Locale
+from babel.core import Locale, UnknownLocaleError
 from babel.numbers import (
     get_currency_symbol,
     get_decimal_symbol,
@@ -266,6 +266,8 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
     >>> format_money(Money("-0.125", "GBP"), "en_GB", exact=True)
     '-£0.125'
     """
+    if type(money) is not Money:
+        _not_money(money)
     code = money.currency.code
     digits = ISO_4217_DECIMALS[code]
     if exact:
@@ -345,9 +347,23 @@ class _MoneyFormat:
         return whole + groups
 
 
+def _not_money(value: object) -> None:
+    if not isinstance(value, Money):
+        raise InvalidInputError(
+            problem=f"{value!r} is not Money",
+            allowed="give a recurbill.Money, e.g. Money('100', 'NOK')",
+        )
+
+
 @functools.lru_cache(maxsize=256)
 def _money_format(locale: str | Locale, code: str) -> _MoneyFormat:
-    loc = Locale.parse(locale)
+    try:
+        loc = Locale.parse(locale)
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise InvalidInputError(
+            problem=f"locale {locale!r} is not one Babel knows",
+            allowed="a locale such as 'nb_NO', 'sv_SE', 'is_IS' or 'en_GB'",
+        ) from None
     text = loc.currency_formats["standard"].pattern
     pattern = parse_pattern(text)
     group = get_group_symbol(loc, numbering_system="latn")

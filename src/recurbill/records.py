@@ -85,6 +85,14 @@ def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: Any) ->
         )
 
 
+def _text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise InvalidRecordError(
+            problem=f"{attribute.name} is not text ({value!r})",
+            allowed=f"{attribute.name} must be a string ('' for none)",
+        )
+
+
 def _email(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     _non_empty(instance, attribute, value)
     assert isinstance(value, str)
@@ -236,7 +244,7 @@ class RecurringTemplate:
     currency: Currency = attrs.field(converter=as_currency)
     lines: tuple[InvoiceLine, ...]
     schedule: Schedule
-    memo: str = ""
+    memo: str = attrs.field(default="", validator=_text)
     status: TemplateStatus = attrs.field(
         default=TemplateStatus.ACTIVE, converter=TemplateStatus
     )
@@ -283,7 +291,7 @@ class Invoice:
     payment_reference: str = ""
     template_id: str | None = None
     occurrence_index: int | None = None
-    memo: str = ""
+    memo: str = attrs.field(default="", validator=_text)
     created_at: datetime = attrs.field(validator=_aware)
     paid_at: datetime | None = attrs.field(default=None, validator=_aware)
 
@@ -393,7 +401,7 @@ class CreditNoteRecord:
     number: int
     series: str
     amount: Money
-    reason: str
+    reason: str = attrs.field(validator=_text)
     issue_date: date
     lines: tuple[InvoiceLine, ...] = ()
 
@@ -420,7 +428,7 @@ class CreditEntry:
     account_id: str
     customer_id: str
     amount: Money
-    reason: str
+    reason: str = attrs.field(validator=_text)
     source_id: str
     created_at: datetime = attrs.field(validator=_aware)
 

@@ -1,0 +1,229 @@
+"""Bad input to the service's entry points: a specific error, nothing written.
+
+Each case runs on the in-memory storage and on SQLite, which must refuse alike
+(before this, SQLite turned ``memo=None`` into a misleading uniqueness error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
+
+import pytest
+
+from billing_helpers import World, at, line, make_world
+from recurbill import (
+    InvalidInputError,
+    InvalidInvoiceError,
+    InvalidRecordError,
+    InvoiceLine,
+    Money,
+    RecurbillError,
+    RetryPolicy,
+    compute_totals,
+    format_money,
+)
+from recurbill.storage.sql import SqlStorage
+
+NOW = at(date(2027, 1, 10), 12)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    if request.param == "memory":
+        yield make_world()
+        return
+    with SqlStorage.sqlite(tmp_path / "billing.sqlite3") as storage:
+        storage.migrate()
+        yield make_world(storage=storage)
+
+
+def _written(world: World) -> tuple[int, int, int]:
+    with world.storage.transaction() as tx:
+        return (
+            len(tx.list_invoices(world.account.id)),
+            len(tx.list_templates(world.account.id)),
+            len(tx.list_payments(world.account.id)),
+        )
+
+
+def _refused(
+    world: World, call: Callable[[], object], error: type[RecurbillError], says: str
+) -> None:
+    before = _written(world)
+    with pytest.raises(error, match=says):
+        call()
+    assert _written(world) == before  # nothing half-written
+
+
+@pytest.mark.parametrize("memo", [None, 5, b"x"])
+def test_a_memo_must_be_text(world: World, memo: object) -> None:
+    kari = world.customer().id
+    b, acct = world.billing, world.account.id
+    kw = {"lines": [line()], "now": NOW, "memo": memo}
+    _refused(
+        world,
+        lambda: b.record_session(acct, kari, **kw),
+        InvalidRecordError,
+        "memo is not text",
+    )
+    _refused(
+        world,
+        lambda: b.create_template(
+            acct, kari, start=date(2027, 2, 1), period="month", **kw
+        ),
+        InvalidRecordError,
+        "memo is not text",
+    )
+
+
+def test_a_credit_note_reason_must_be_text(world: World) -> None:
+    kari = world.customer().id
+    outcome = world.billing.record_session(
+        world.account.id, kari, lines=[line()], now=NOW
+    )
+    _refused(
+        world,
+        lambda: world.billing.credit_invoice(
+            world.account.id,
+            outcome.invoice.id,
+            amount=Money("100", "NOK"),
+            reason=None,
+            now=NOW,
+        ),
+        InvalidRecordError,
+        "reason is not text",
+    )
+
+
+@pytest.mark.parametrize("lines", [None, 5, "Training", line()])
+def test_lines_must_be_a_sequence_of_lines(world: World, lines: object) -> None:
+    kari = world.customer().id
+    b, acct = world.billing, world.account.id
+    tid = world.template(world.customer("Ola"), start=date(2027, 2, 1))
+    calls: list[Callable[[], object]] = [
+        lambda: b.record_session(acct, kari, lines=lines, now=NOW),
+        lambda: b.create_template(
+            acct,
+            kari,
+            lines=lines,
+            start=date(2027, 2, 1),
+            period="month",
+            now=NOW,
+        ),
+    ]
+    if lines is not None:  # change_template(lines=None) keeps the lines
+        calls.append(lambda: b.change_template(acct, tid, lines=lines, now=NOW))
+    for call in calls:
+        _refused(world, call, InvalidInputError, "not a sequence of InvoiceLine")
+
+
+@pytest.mark.parametrize("key", [5, "", "  ", None])
+def test_session_ids_and_transfer_references_must_be_text(
+    world: World, key: object
+) -> None:
+    kari = world.customer().id
+    b, acct = world.billing, world.account.id
+    if key is not None:  # None is "no session id": a one-off invoice
+        _refused(
+            world,
+            lambda: b.record_session(
+                acct, kari, lines=[line()], now=NOW, session_id=key
+            ),
+            InvalidInputError,
+            "session_id .* is empty or not text",
+        )
+    _refused(
+        world,
+        lambda: b.record_bank_transfer(
+            acct,
+            kari,
+            amount=Money("100", "NOK"),
+            now=NOW,
+            reference=key,
+        ),
+        InvalidInputError,
+        "reference .* is empty or not text",
+    )
+
+
+@pytest.mark.parametrize("on", [datetime(2027, 1, 1), "2027-01-01", None])
+def test_the_overview_needs_a_date(world: World, on: object) -> None:
+    kari = world.customer().id
+    with pytest.raises(InvalidInputError, match="is not a date"):
+        world.billing.overview(world.account.id, kari, on=on)
+
+
+@pytest.mark.parametrize("amount", ["0.005", "100.001", "0.001"])
+def test_amounts_given_back_or_received_must_fit_the_currency(
+    world: World, amount: str
+) -> None:
+    kari = world.customer().id
+    b, acct = world.billing, world.account.id
+    paid = b.record_session(acct, kari, lines=[line()], now=NOW)
+    assert paid.payment is not None
+    money = Money(amount, "NOK")
+    calls: list[Callable[[], object]] = [
+        lambda: b.record_bank_transfer(
+            acct, kari, amount=money, now=NOW, reference="r1"
+        ),
+        lambda: b.credit_invoice(
+            acct, paid.invoice.id, amount=money, reason="x", now=NOW
+        ),
+        lambda: b.refund(acct, paid.payment.id, amount=money, now=NOW),
+    ]
+    for call in calls:
+        _refused(world, call, InvalidInputError, "more decimals than NOK allows")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("unit_price", "1e30"),
+        ("unit_price", "1000000000000"),
+        ("quantity", "-1000000000000"),
+        ("quantity", Decimal("1E-999999")),
+        ("unit_price", Decimal("1E-29")),
+        ("base_quantity", "1e12"),
+    ],
+)
+def test_line_amounts_beyond_twelve_digits_or_28_decimals_are_refused(
+    field: str, value: object
+) -> None:
+    fields: dict[str, object] = {"quantity": 1, "unit_price": "10", field: value}
+    with pytest.raises(InvalidInvoiceError, match=r"at most 12 digits .* and 28 after"):
+        InvoiceLine(description="Big", vat_rate=25, **fields)
+
+
+def test_the_largest_line_amounts_round_as_exact_arithmetic_does() -> None:
+    big = Decimal("999999999999.9999999999")
+    tiny = Decimal("0." + "0" * 26 + "1")  # 28 decimals
+    lines = [
+        InvoiceLine(description="Big", quantity=big, unit_price=big, vat_rate=25),
+        InvoiceLine(description="Big", quantity=big, unit_price=big, vat_rate=25),
+        InvoiceLine(description="Tiny", quantity=tiny, unit_price="1", vat_rate=25),
+        InvoiceLine(
+            description="Hours", quantity=Decimal(4) / 3, unit_price=600, vat_rate=25
+        ),
+    ]
+    totals = compute_totals(lines[:3], currency="KWD")
+    with localcontext(prec=100):
+        exact = (big * big).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP) * 2
+    assert totals.tax_exclusive.amount == exact
+    assert "," in format_money(totals.amount_due, "nb_NO")
+    assert compute_totals(lines[3:], currency="NOK").tax_exclusive == Money(
+        "800.00", "NOK"
+    )
+
+
+def test_exported_helpers_refuse_bad_arguments_clearly() -> None:
+    with pytest.raises(InvalidInputError, match="locale 'xx_YY'"):
+        format_money(Money("1", "NOK"), "xx_YY")
+    with pytest.raises(InvalidInputError, match="is not Money"):
+        format_money(5, "nb_NO")
+    with pytest.raises(InvalidInvoiceError, match="not a sequence"):
+        compute_totals(None, currency="NOK")
+    with pytest.raises(InvalidInputError, match="not a sequence"):
+        RetryPolicy(None)
