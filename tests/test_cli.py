@@ -307,3 +307,33 @@ def test_demo_replaces_only_its_own_database(
     assert _invoices(url) == 0
     with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
         assert tx.list_account_ids() == ["fjord"]
+
+
+def test_a_template_that_cannot_be_issued_makes_the_run_exit_1(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recurbill import daily
+    from recurbill.errors import InvalidInvoiceError
+
+    url, template_id = _database(tmp_path)
+    build = daily.build_invoice
+
+    def failing(**fields: object) -> object:
+        if fields.get("template_id") == template_id:
+            raise InvalidInvoiceError(problem="broken", allowed="fix it")
+        return build(**fields)
+
+    monkeypatch.setattr(daily, "build_invoice", failing)
+    capsys.readouterr()
+    run = ["run", "--db", url, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]
+    assert main(run) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == (
+        "fjord: 0 issued, 0 to charge, 0 skipped, 0 ended, 1 failed"
+    )
+    assert err == (
+        "recurbill: 1 recurring invoice(s) could not be issued; the daily summary "
+        "says why (they are tried again next run)\n"
+    )

@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     gateway = _stripe()
     as_of = args.as_of or datetime.now(timezone.utc)
     with _storage(url) as storage:
-        _report(_daily(storage, gateway, as_of), "charged")
+        status = _report(_daily(storage, gateway, as_of), "charged")
         if notifier is not None:
             from recurbill.notify.delivery import deliver_pending
 
@@ -224,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"e-mail: {len(delivered.sent)} sent, {len(delivered.failed)} "
                 "failed (kept in the outbox for the next run)"
             )
-    return 0
+    return status
 
 
 def _dry_run(args: argparse.Namespace) -> int:
@@ -257,9 +257,9 @@ def _dry_run(args: argparse.Namespace) -> int:
                 allowed="give the path of a recurbill SQLite database",
             ) from None
         with _storage(_url(str(copy))) as storage:
-            _report(_daily(storage, InMemoryGateway(), as_of), "to charge")
+            status = _report(_daily(storage, InMemoryGateway(), as_of), "to charge")
     print(f"dry run on a copy of {path}: nothing was saved, no card was charged")
-    return 0
+    return status
 
 
 def _storage(url: str) -> SqlStorage:
@@ -276,13 +276,23 @@ def _daily(
     return Billing(storage=storage, gateway=gateway).run(as_of)
 
 
-def _report(reports: Sequence[RunReport], charged: str) -> None:
+def _report(reports: Sequence[RunReport], charged: str) -> int:
+    """Print a line per account; 1 if a template could not be issued, else 0."""
     for report in reports:
+        failed = f", {len(report.failed)} failed" if report.failed else ""
         print(
             f"{report.account_id}: {len(report.issued)} issued, "
             f"{len(report.charges)} {charged}, {len(report.skipped)} skipped, "
-            f"{len(report.ended)} ended"
+            f"{len(report.ended)} ended{failed}"
         )
+    failures = sum(len(report.failed) for report in reports)
+    if failures:
+        print(
+            f"recurbill: {failures} recurring invoice(s) could not be issued; "
+            "the daily summary says why (they are tried again next run)",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
 
 
 def _notifier(args: argparse.Namespace) -> Notifier | None:

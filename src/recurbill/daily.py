@@ -29,6 +29,7 @@ from recurbill.records import (
     CollectionMethod,
     Customer,
     EndedLine,
+    FailedLine,
     Invoice,
     InvoiceStatus,
     IssuedLine,
@@ -117,6 +118,12 @@ def build_invoice(
 
 def _describe(template: RecurringTemplate) -> str:
     return template.memo or template.lines[0].description
+
+
+def _cursor(template: RecurringTemplate) -> tuple[datetime, str]:
+    """Where a walk of the due templates continues after *template*."""
+    assert template.next_due_at is not None  # it is due
+    return template.next_due_at, template.id
 
 
 def check_lines(lines: Sequence[InvoiceLine], account: Account) -> None:
@@ -232,6 +239,7 @@ class _Issued:
     issued: dict[str, list[IssuedLine]] = attrs.Factory(dict)
     skipped: dict[str, list[SkippedLine]] = attrs.Factory(dict)
     ended: dict[str, list[EndedLine]] = attrs.Factory(dict)
+    failed: dict[str, list[FailedLine]] = attrs.Factory(dict)
     payments: list[tuple[Payment, Customer, PaymentMethod]] = attrs.Factory(list)
     # written once per chunk, in its transaction
     invoices: list[Invoice] = attrs.Factory(list)
@@ -240,6 +248,19 @@ class _Issued:
     templates: list[RecurringTemplate] = attrs.Factory(list)
     # what the summary prints for each new payment: invoice number, customer
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
+
+    def add_lines(self, other: _Issued) -> None:
+        """Add *other*'s report lines; a template fails once per run, not per pass."""
+        for account_id, issued in other.issued.items():
+            self.issued.setdefault(account_id, []).extend(issued)
+        for account_id, skipped in other.skipped.items():
+            self.skipped.setdefault(account_id, []).extend(skipped)
+        for account_id, ended in other.ended.items():
+            self.ended.setdefault(account_id, []).extend(ended)
+        for account_id, failed in other.failed.items():
+            known = self.failed.setdefault(account_id, [])
+            seen = {line.template_id for line in known}
+            known.extend(line for line in failed if line.template_id not in seen)
 
 
 @attrs.frozen(kw_only=True)
@@ -342,6 +363,7 @@ class DailyRun:
                 charges=tuple(charges.get(account.id, ())),
                 skipped=tuple(done.skipped.get(account.id, ())),
                 ended=tuple(done.ended.get(account.id, ())),
+                failed=tuple(done.failed.get(account.id, ())),
             )
             for account in accounts
         ]
@@ -376,12 +398,7 @@ class DailyRun:
                 chunk := self._issue_next(as_of, account_ids, after, skip_locked)
             ) is not None:
                 after, issued = chunk
-                for account_id, lines in issued.issued.items():
-                    total.issued.setdefault(account_id, []).extend(lines)
-                for account_id, skipped in issued.skipped.items():
-                    total.skipped.setdefault(account_id, []).extend(skipped)
-                for account_id, ended in issued.ended.items():
-                    total.ended.setdefault(account_id, []).extend(ended)
+                total.add_lines(issued)
                 for outcome in self.collector.charge_batch(issued.payments, now=as_of):
                     charges.setdefault(outcome.account_id, []).append(
                         self._charge_line(outcome, issued.labels.get(outcome.id))
@@ -394,23 +411,28 @@ class DailyRun:
         account_ids: list[str],
         after: tuple[datetime, str] | None,
         skip_locked: bool,
+        limit: int | None = None,
     ) -> tuple[tuple[datetime, str], _Issued] | None:
         """Issue the next chunk after *after* in one transaction; None when done.
 
         Returns where the next chunk starts (the last template's
         ``(next_due_at, id)`` as read) and what it issued. A conflict
         (another worker issued some of these first, or a deadlock) rolls the
-        chunk back and reads it again.
+        chunk back and reads it again. A template whose data cannot be issued
+        (an :class:`InvalidInputError`) rolls the chunk back too; the chunk is
+        then issued a template at a time and the one that fails is reported
+        (:meth:`_isolate`).
         """
         conflicts = 0
         while True:
+            templates: list[RecurringTemplate] = []
             try:
                 with self.storage.transaction() as tx:
                     templates = tx.due_templates(
                         as_of,
                         account_ids=account_ids,
                         after=after,
-                        limit=self.chunk_size,
+                        limit=limit or self.chunk_size,
                         for_update=True,
                         skip_locked=skip_locked,
                     )
@@ -418,13 +440,64 @@ class DailyRun:
                         return None
                     chunk = self._issue_chunk(_Reads(tx), templates, as_of)
                     tx.commit()
-                last = templates[-1]
-                assert last.next_due_at is not None  # it is due
-                return (last.next_due_at, last.id), chunk
+                return _cursor(templates[-1]), chunk
             except ConflictError:
                 conflicts += 1
                 if conflicts > _CONFLICT_RETRIES:
                     raise
+            except InvalidInputError as error:
+                if not templates:
+                    raise  # reading failed: there is no template to set aside
+                return self._isolate(
+                    as_of, account_ids, after, skip_locked, templates, error
+                )
+
+    def _isolate(
+        self,
+        as_of: datetime,
+        account_ids: list[str],
+        after: tuple[datetime, str] | None,
+        skip_locked: bool,
+        templates: list[RecurringTemplate],
+        error: InvalidInputError,
+    ) -> tuple[tuple[datetime, str], _Issued]:
+        """Issue a chunk that failed a template at a time, reporting who fails.
+
+        A template that fails on its own is left as it is (still due, tried
+        again by the next run) and becomes a :class:`FailedLine`; the others
+        are issued as usual, each in its own transaction.
+        """
+        end = _cursor(templates[-1])
+        out = _Issued()
+        if len(templates) == 1:
+            (template,) = templates
+            out.failed[template.account_id] = [self._failed_line(template, error)]
+            return end, out
+        cursor = after
+        while cursor is None or cursor < end:
+            step = self._issue_next(as_of, account_ids, cursor, skip_locked, limit=1)
+            if step is None:
+                break
+            cursor, issued = step
+            out.add_lines(issued)
+            out.payments.extend(issued.payments)
+            out.labels.update(issued.labels)
+        return max(end, cursor or end), out
+
+    def _failed_line(
+        self, template: RecurringTemplate, error: InvalidInputError
+    ) -> FailedLine:
+        try:
+            with self.storage.transaction() as tx:
+                name = tx.get_customer(template.account_id, template.customer_id).name
+        except RecurbillError:
+            name = template.customer_id
+        return FailedLine(
+            template_id=template.id,
+            customer_name=name,
+            problem=str(error),
+            description=_describe(template),
+        )
 
     def _plan(
         self, reads: _Reads, template: RecurringTemplate, as_of: datetime

@@ -31,6 +31,7 @@ __all__ = [
     "CreditNoteRecord",
     "Customer",
     "EndedLine",
+    "FailedLine",
     "Invoice",
     "InvoiceStatus",
     "IssuedLine",
@@ -498,6 +499,22 @@ class EndedLine:
 
 
 @attrs.frozen(kw_only=True)
+class FailedLine:
+    """A template the run could not issue; it stays due and is tried again.
+
+    The rest of the run went on: one template's bad data never stops the
+    others. Correct the template (or end it) and the next run issues it.
+    """
+
+    template_id: str
+    customer_name: str
+    problem: str
+    """The error that stopped it: what was wrong and what is allowed (English)."""
+    description: str = ""
+    """What the template bills (its memo, or its first line): for people to read."""
+
+
+@attrs.frozen(kw_only=True)
 class RunReport:
     """What one daily run did for one account: the daily summary."""
 
@@ -507,11 +524,14 @@ class RunReport:
     charges: tuple[ChargeLine, ...] = ()
     skipped: tuple[SkippedLine, ...] = ()
     ended: tuple[EndedLine, ...] = ()
+    failed: tuple[FailedLine, ...] = ()
 
     @property
     def is_empty(self) -> bool:
         """Whether the run did nothing worth reporting for this account."""
-        return not (self.issued or self.charges or self.skipped or self.ended)
+        return not (
+            self.issued or self.charges or self.skipped or self.ended or self.failed
+        )
 
     def count(self, status: PaymentStatus) -> int:
         """How many charges of this run ended in *status*."""

@@ -45,6 +45,7 @@ from recurbill.records import (
     CollectionMethod,
     Customer,
     EndedLine,
+    FailedLine,
     Invoice,
     IssuedLine,
     Notification,
@@ -545,7 +546,8 @@ def render_summary(account: Account, report: RunReport) -> Message:
     Lists what was issued (number, customer, date, amount, with a total), card
     payments and their outcome (paid, declined with the decline code, waiting
     for the customer), occurrences skipped while paused and recurring invoices
-    that ended. An empty report says there is nothing to report. Each table
+    that ended; first of all, any that could not be issued, with the reason.
+    An empty report says there is nothing to report. Each table
     lists at most :data:`SUMMARY_ROWS` lines and says how many more there
     are; its totals count them all (the report itself has every line).
     """
@@ -557,6 +559,9 @@ def render_summary(account: Account, report: RunReport) -> Message:
     blocks: list[_Block] = [_Para(t("summary.intro", date=day, account=account.name))]
     if report.is_empty:
         blocks.append(_Para(t("summary.nothing")))
+    if report.failed:  # first: it needs the reader's attention
+        _section(blocks, t, "summary.failed", report.failed, lambda s: _failed(s, t))
+        blocks.append(_Para(t("summary.failed_note")))
     issued, charges = report.issued, report.charges
     _section(
         blocks, t, "summary.issued", issued, lambda shown: _issued(shown, issued, t)
@@ -654,30 +659,38 @@ def _charges(
 
 def _skipped(shown: Sequence[SkippedLine], t: _Lang) -> _Table:
     """The summary's occurrences skipped while paused."""
-    return _Table(
-        header=(
-            t("summary.col.customer"),
-            t("summary.col.template"),
-            t("summary.col.date"),
-        ),
-        rows=tuple(
-            (
-                line.customer_name,
-                line.description or line.template_id,
-                _date(line.on, t, "medium"),
-            )
-            for line in shown
-        ),
+    dates = [_date(line.on, t, "medium") for line in shown]
+    return _per_template(shown, t, "summary.col.date", dates)
+
+
+def _failed(shown: Sequence[FailedLine], t: _Lang) -> _Table:
+    """The summary's recurring invoices that could not be issued, and why."""
+    return _per_template(
+        shown, t, "summary.col.problem", [line.problem for line in shown]
     )
 
 
 def _ended(shown: Sequence[EndedLine], t: _Lang) -> _Table:
     """The summary's recurring invoices that ended."""
+    return _per_template(shown, t)
+
+
+def _per_template(
+    shown: Sequence[SkippedLine | FailedLine | EndedLine],
+    t: _Lang,
+    column: str | None = None,
+    values: Sequence[str] = (),
+) -> _Table:
+    """A table of *shown*'s customers and recurring invoices, then *column*."""
+    header = (t("summary.col.customer"), t("summary.col.template"))
+    rows = [
+        (line.customer_name, line.description or line.template_id) for line in shown
+    ]
+    if column is None:
+        return _Table(header=header, rows=tuple(rows))
     return _Table(
-        header=(t("summary.col.customer"), t("summary.col.template")),
-        rows=tuple(
-            (line.customer_name, line.description or line.template_id) for line in shown
-        ),
+        header=(*header, t(column)),
+        rows=tuple((*row, value) for row, value in zip(rows, values, strict=True)),
     )
 
 

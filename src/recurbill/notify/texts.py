@@ -88,6 +88,10 @@ EN_GB: dict[str, str] = {
     "summary.charges": "Card payments ({count})",
     "summary.skipped": "Skipped while paused ({count})",
     "summary.ended": "Recurring invoices that ended ({count})",
+    "summary.failed": "Could not be issued ({count})",
+    "summary.failed_note": "These recurring invoices were left as they are and "
+    "are tried again in the next run. Correct them or end them.",
+    "summary.col.problem": "Problem",
     "summary.col.invoice": "Invoice",
     "summary.col.customer": "Customer",
     "summary.col.date": "Date",
@@ -174,6 +178,10 @@ NB_NO: dict[str, str] = {
     "summary.charges": "Kortbetalinger ({count})",
     "summary.skipped": "Hoppet over under pause ({count})",
     "summary.ended": "Gjentakende fakturaer som er avsluttet ({count})",
+    "summary.failed": "Kunne ikke utstedes ({count})",
+    "summary.failed_note": "Disse gjentakende fakturaene ble ikke endret og "
+    "prøves igjen ved neste kjøring. Rett dem opp eller avslutt dem.",
+    "summary.col.problem": "Problem",
     "summary.col.invoice": "Faktura",
     "summary.col.customer": "Kunde",
     "summary.col.date": "Dato",
@@ -260,6 +268,10 @@ SV_SE: dict[str, str] = {
     "summary.charges": "Kortbetalningar ({count})",
     "summary.skipped": "Hoppades över under paus ({count})",
     "summary.ended": "Återkommande fakturor som har avslutats ({count})",
+    "summary.failed": "Kunde inte ställas ut ({count})",
+    "summary.failed_note": "Dessa återkommande fakturor lämnades orörda och "
+    "försöks igen vid nästa körning. Rätta dem eller avsluta dem.",
+    "summary.col.problem": "Problem",
     "summary.col.invoice": "Faktura",
     "summary.col.customer": "Kund",
     "summary.col.date": "Datum",
@@ -348,6 +360,10 @@ IS_IS: dict[str, str] = {
     "summary.charges": "Kortagreiðslur ({count})",
     "summary.skipped": "Sleppt vegna hlés ({count})",
     "summary.ended": "Endurteknir reikningar sem eru útrunnir ({count})",
+    "summary.failed": "Ekki tókst að gefa út ({count})",
+    "summary.failed_note": "Þessum endurteknu reikningum var ekki breytt og "
+    "reynt verður aftur í næstu keyrslu. Leiðréttu þá eða ljúktu þeim.",
+    "summary.col.problem": "Vandamál",
     "summary.col.invoice": "Reikningur",
     "summary.col.customer": "Viðskiptavinur",
     "summary.col.date": "Dagsetning",
