@@ -12,6 +12,7 @@ LAYERS = {
     "errors": 0,
     "money": 1,
     "ids": 1,
+    "addresses": 1,
     "schedule": 2,
     "invoice": 2,
     "references": 2,

@@ -15,6 +15,7 @@ from recurbill.errors import (
     StateError,
 )
 from recurbill.money import Money
+from recurbill.notify.message import Message
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (
     CollectionMethod,
@@ -49,6 +50,28 @@ def test_account_validation_names_what_is_allowed() -> None:
         )
     with pytest.raises(InvalidRecordError, match="e-mail"):
         world.billing.create_account(name="X", currency="NOK", summary_email="nope")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        '"kari"@example.no',
+        "<kari@example.no>",
+        "Kari <kari@example.no>",
+        "kari@example.no,ola@example.no",
+        "kari@example.no; ola@example.no",
+    ],
+)
+def test_only_addresses_a_message_can_be_sent_to_are_stored(address: str) -> None:
+    world = make_world()
+    with pytest.raises(InvalidRecordError, match="not a single e-mail address"):
+        world.billing.add_customer(world.account.id, name="Kari", email=address)
+    with pytest.raises(InvalidRecordError, match="not a single e-mail address"):
+        world.billing.create_account(name="X", currency="NOK", summary_email=address)
+    with pytest.raises(InvalidInputError, match="not a single e-mail address"):
+        Message(recipient=address, subject="Hei", text="Hei")
+    with world.storage.transaction() as tx:
+        assert tx.list_account_ids() == [world.account.id]
 
 
 def test_template_start_must_be_tomorrow_or_later() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidRecordError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Currency, Money, as_currency
@@ -96,12 +97,10 @@ def _text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None
 
 def _email(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     _non_empty(instance, attribute, value)
-    assert isinstance(value, str)
-    local, at, domain = value.partition("@")
-    if not (local and at and "." in domain) or any(c.isspace() for c in value):
+    if not is_email_address(value):
         raise InvalidRecordError(
-            problem=f"{attribute.name} {value!r} is not an e-mail address",
-            allowed="give an address such as 'billing@example.no'",
+            problem=f"{attribute.name} {value!r} is not a single e-mail address",
+            allowed=f"give {EMAIL_ALLOWED}",
         )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidInputError
 
 __all__ = ["RESERVED_HEADERS", "Message"]
@@ -40,12 +41,10 @@ def _address(instance: object, attribute: attrs.Attribute[str], value: str) -> N
             problem=f"{attribute.name} {value!r} is not text",
             allowed="give one e-mail address such as 'kari@example.no'",
         )
-    local, at, domain = value.rpartition("@")
-    bad = any(c.isspace() or c in '<>,;"' for c in value)
-    if not (local and at and "." in domain) or bad:
+    if not is_email_address(value):
         raise InvalidInputError(
             problem=f"{attribute.name} {value!r} is not a single e-mail address",
-            allowed="give one bare address such as 'kari@example.no'",
+            allowed=f"give {EMAIL_ALLOWED}",
         )
 
 
