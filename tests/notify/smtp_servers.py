@@ -38,15 +38,20 @@ class Received:
 class Collector:
     """aiosmtpd handler: keeps what arrives; refuses the addresses in ``refuse``."""
 
-    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        refuse: frozenset[str] = frozenset(),
+        reply: str = "550 5.1.1 <{address}>: mailbox unavailable",
+    ) -> None:
         self.received: list[Received] = []
         self.refuse = refuse
+        self.reply = reply  # to a refused address: 5xx for good, 4xx for now
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
         if address in self.refuse:
-            return "550 5.1.1 <" + address + ">: mailbox unavailable"
+            return self.reply.format(address=address)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -9,7 +9,7 @@ import pytest
 from smtp_servers import Collector, Server, free_port, serve
 
 from recurbill.errors import DeliveryError, InvalidInputError
-from recurbill.notify.delivery import deliver_pending, message_of
+from recurbill.notify.delivery import FAILURES_IN_A_ROW, deliver_pending, message_of
 from recurbill.notify.memory import Outbox
 from recurbill.notify.message import Message
 from recurbill.notify.protocol import OutboxStorage
@@ -180,7 +180,10 @@ def test_bad_arguments_are_refused(options: dict[str, object], match: str) -> No
 
 def test_outbox_over_real_smtp_refused_then_sent_exactly_once() -> None:
     storage = storage_with(note(1, "refused@example.no"), note(2))
-    refusing = Collector(frozenset({"refused@example.no"}))
+    refusing = Collector(
+        frozenset({"refused@example.no"}),
+        reply="450 4.2.1 <{address}>: mailbox busy, try again later",
+    )
     with serve(refusing) as server:
         notifier = notifier_for(server)
         first = deliver_pending(storage, notifier, now=T0)
@@ -270,3 +273,107 @@ def test_outbox_on_sqlite_storage_is_retried_and_sent_once(tmp_path: Path) -> No
             "Kvittering 2 – Ærlig",
             "Kvittering 1 – Ærlig",
         ]
+
+
+def test_a_permanent_refusal_is_not_tried_again() -> None:
+    storage = storage_with(note(1, "nobody@example.no"), note(2))
+    with serve(Collector(frozenset({"nobody@example.no"}))) as server:  # 550
+        notifier = notifier_for(server)
+        first = deliver_pending(storage, notifier, now=T0, max_attempts=10)
+        assert (first.sent, first.failed) == (("ntf_002",), ("ntf_001",))
+        again = deliver_pending(storage, notifier, now=T0, max_attempts=10)
+    assert again.attempted == 0
+    assert again.given_up == ("ntf_001",)
+    refused = stored(storage)["ntf_001"]
+    assert (refused.status, refused.attempts) == (NotificationStatus.FAILED, 10)
+    assert "mailbox unavailable" in (refused.last_error or "")
+
+
+def test_a_call_stops_after_failures_in_a_row() -> None:
+    class Down:
+        calls = 0
+
+        def send(self, message: Message) -> None:
+            Down.calls += 1
+            raise DeliveryError(
+                problem="the SMTP server cannot be reached",
+                allowed="check the host",
+                permanent=False,
+                recipients=(),
+            )
+
+    storage = storage_with(*(note(n) for n in range(1, 9)))
+    result = deliver_pending(storage, Down(), now=T0)
+    assert Down.calls == FAILURES_IN_A_ROW
+    assert len(result.failed) == FAILURES_IN_A_ROW
+    untouched = [n for n in stored(storage).values() if n.attempts == 0]
+    assert len(untouched) == 8 - FAILURES_IN_A_ROW  # still queued, for the next call
+
+
+def test_two_deliverers_never_revive_or_resend_a_message_one_gave_up() -> None:
+    """B read the queue before A gave up on a message; B must not send or revive it."""
+    storage = storage_with(note(1), note(2))
+
+    class Refusing:
+        def send(self, message: Message) -> None:
+            raise DeliveryError(
+                problem="550 mailbox unavailable",
+                allowed="check the address",
+                permanent=True,
+                recipients=(message.recipient,),
+            )
+
+    class Slow:
+        """Deliverer B: before its first send, deliverer A runs to the end."""
+
+        def __init__(self) -> None:
+            self.outbox = Outbox()
+            self.first = True
+
+        def send(self, message: Message) -> None:
+            if self.first:
+                self.first = False
+                deliver_pending(storage, Refusing(), now=T0, max_attempts=3)
+            self.outbox.send(message)
+
+    b = Slow()
+    result = deliver_pending(storage, b, now=T0, max_attempts=3)
+    # B's first message was read before A refused it for good: B sends it once
+    # (at least once), its outcome lands on the stored row; the second message,
+    # given up by A before B reached it, is neither sent nor revived
+    with storage.transaction() as tx:
+        first = tx.get_notification("acme", "ntf_001")
+        second = tx.get_notification("acme", "ntf_002")
+    assert [m.subject for m in b.outbox.sent] == [first.subject]
+    assert result.sent == ("ntf_001",)
+    assert first.status is NotificationStatus.SENT
+    assert (second.status, second.attempts) == (NotificationStatus.FAILED, 3)
+    assert deliver_pending(storage, b, now=T0, max_attempts=3).attempted == 0
+
+
+def test_a_late_failure_does_not_revive_a_message_another_deliverer_gave_up() -> None:
+    storage = storage_with(note(1))
+
+    class Refusing:
+        def send(self, message: Message) -> None:
+            raise DeliveryError(
+                problem="550 mailbox unavailable",
+                allowed="check the address",
+                permanent=True,
+                recipients=(message.recipient,),
+            )
+
+    class SlowAndFailing:
+        def send(self, message: Message) -> None:
+            deliver_pending(storage, Refusing(), now=T0, max_attempts=3)  # A
+            raise DeliveryError(
+                problem="421 try later", allowed="retry", permanent=False, recipients=()
+            )
+
+    deliver_pending(storage, SlowAndFailing(), now=T0, max_attempts=3)  # B
+    with storage.transaction() as tx:
+        after = tx.get_notification("acme", "ntf_001")
+    assert after.status is NotificationStatus.FAILED
+    assert after.attempts == 4  # A's three and B's one: still given up
+    assert "421" in (after.last_error or "")
+    assert deliver_pending(storage, Outbox(), now=T0, max_attempts=3).attempted == 0

@@ -7,13 +7,17 @@ what is queued, outside any transaction, and records the outcome:
 
 * sent: ``status=SENT``, ``sent_at=now``; it is never sent again;
 * failed: ``status=FAILED``, ``attempts + 1`` and ``last_error``; the next call
-  tries again, until ``max_attempts`` is reached.
+  tries again, until ``max_attempts`` is reached. A permanent refusal (a
+  :class:`~recurbill.errors.DeliveryError` with ``permanent=True``: the
+  mailbox does not exist) is not retried: it uses up the attempts at once.
 
 Delivery is *at least once*: if the process dies between the SMTP server's
 "250 OK" and the write that records it, the next call sends that message
 again. Each message carries a ``Message-ID`` made from its id, so mail clients
-can recognise a repeat. Run one deliverer at a time (after each billing run, or
-from a scheduler); two running at once may both send the same message.
+can recognise a repeat. Two deliverers running at once (a scheduled run that
+overlaps a slow one) may both send a message, but each outcome is applied to
+the message as it is stored at that moment, under its lock: a message one of
+them gave up on or sent is not sent again, and nobody's retry count is lost.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from email.utils import format_datetime
 
 import attrs
 
-from recurbill.errors import InvalidInputError, RecurbillError
+from recurbill.errors import DeliveryError, InvalidInputError, RecurbillError
 from recurbill.notify.protocol import Message, Notifier, OutboxStorage
 from recurbill.records import Notification, NotificationStatus
 
-__all__ = ["DeliveryResult", "deliver_pending", "message_of"]
+__all__ = ["FAILURES_IN_A_ROW", "DeliveryResult", "deliver_pending", "message_of"]
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -112,9 +116,56 @@ def _due(
             fetch *= 2
 
 
-def _record(storage: OutboxStorage, notification: Notification) -> None:
+FAILURES_IN_A_ROW = 5
+"""A call stops after this many failed sends in a row: the server is likely down."""
+
+
+def _still_due(
+    storage: OutboxStorage, notification: Notification, max_attempts: int
+) -> Notification | None:
+    """The message as stored now, if nobody sent it or gave up on it meanwhile."""
     with storage.transaction() as tx:
-        tx.update_notification(notification)
+        current = tx.get_notification(notification.account_id, notification.id)
+    if current.status is NotificationStatus.SENT or current.attempts >= max_attempts:
+        return None
+    return current
+
+
+def _record(
+    storage: OutboxStorage,
+    notification: Notification,
+    *,
+    now: datetime,
+    error: str | None,
+    give_up_at: int | None = None,
+) -> None:
+    """Apply one send's outcome to the message as stored now, under its lock.
+
+    A failure counts one more attempt, or all of them (*give_up_at*) when it
+    was a permanent refusal.
+    """
+    with storage.transaction() as tx:
+        current = tx.get_notification(
+            notification.account_id, notification.id, for_update=True
+        )
+        if current.status is NotificationStatus.SENT:
+            return  # another deliverer sent it too: it stays sent
+        if error is None:
+            outcome = attrs.evolve(
+                current,
+                status=NotificationStatus.SENT,
+                attempts=current.attempts + 1,
+                last_error=None,
+                sent_at=now,
+            )
+        else:
+            outcome = attrs.evolve(
+                current,
+                status=NotificationStatus.FAILED,
+                attempts=max(current.attempts + 1, give_up_at or 0),
+                last_error=error,
+            )
+        tx.update_notification(outcome)
         tx.commit()
 
 
@@ -131,44 +182,42 @@ def deliver_pending(
     Reads pending and failed messages in one transaction, sends each one with
     no transaction open, and records it in a transaction of its own right
     after: ``SENT`` with ``sent_at=now``, or ``FAILED`` with ``attempts + 1``
-    and ``last_error``. A failed send never raises out of this function;
-    storage errors do (the message then stays queued and is sent again).
-    Messages that failed *max_attempts* times are left alone.
+    and ``last_error`` (a permanent refusal uses up all *max_attempts*). A
+    failed send never raises out of this function; storage errors do (the
+    message then stays queued and is sent again). Messages that failed
+    *max_attempts* times are left alone. After :data:`FAILURES_IN_A_ROW`
+    failed sends in a row the call stops; the rest wait for the next call.
     """
     _check(now, limit, max_attempts)
     due, given_up = _due(storage, limit, max_attempts)
     sent: list[str] = []
     failed: list[str] = []
-    for notification in due:
+    in_a_row = 0
+    for queued in due:
+        if in_a_row >= FAILURES_IN_A_ROW:
+            break
+        notification = _still_due(storage, queued, max_attempts)
+        if notification is None:
+            continue
+        error: str | None = None
+        permanent = False
         try:
             notifier.send(message_of(notification, now=now))
         except RecurbillError as exc:
             error = str(exc)
+            permanent = isinstance(exc, DeliveryError) and bool(
+                exc.fields.get("permanent")
+            )
         except Exception as exc:  # a third-party notifier's own error
             error = f"{type(exc).__name__}: {exc}"
-        else:
-            _record(
-                storage,
-                attrs.evolve(
-                    notification,
-                    status=NotificationStatus.SENT,
-                    attempts=notification.attempts + 1,
-                    last_error=None,
-                    sent_at=now,
-                ),
-            )
+        give_up_at = max_attempts if permanent else None
+        _record(storage, notification, now=now, error=error, give_up_at=give_up_at)
+        if error is None:
             sent.append(notification.id)
-            continue
-        _record(
-            storage,
-            attrs.evolve(
-                notification,
-                status=NotificationStatus.FAILED,
-                attempts=notification.attempts + 1,
-                last_error=error,
-            ),
-        )
-        failed.append(notification.id)
+            in_a_row = 0
+        else:
+            failed.append(notification.id)
+            in_a_row += 1
     return DeliveryResult(
         sent=tuple(sent),
         failed=tuple(failed),

@@ -882,6 +882,15 @@ class _MemoryTransaction:
         found = [n for n in self._s.notifications.values() if n.status in unsent]
         return sorted(found, key=lambda n: (n.created_at, n.id))[:limit]
 
+    def get_notification(
+        self, account_id: str, notification_id: str, *, for_update: bool = False
+    ) -> Notification:
+        """An outbox message; ``for_update`` locks it (every transaction does)."""
+        self._check_open()
+        return self._scoped(
+            self._s.notifications, "notification", account_id, notification_id
+        )
+
     def update_notification(self, notification: Notification) -> None:
         """Replace a stored outbox message."""
         notification = _frozen(_record("notification", notification, Notification))

@@ -295,6 +295,11 @@ class Transaction(Protocol):
     def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
         """Messages not sent yet (pending or failed), oldest first."""
 
+    def get_notification(
+        self, account_id: str, notification_id: str, *, for_update: bool = False
+    ) -> Notification:
+        """An outbox message of this account; ``for_update`` locks it."""
+
     def update_notification(self, notification: Notification) -> None:
         """Replace a stored outbox message."""
 

@@ -1186,6 +1186,19 @@ class SqlTransaction:
         )
         return self._all(query, rows.decode_notification)
 
+    def get_notification(
+        self, account_id: str, notification_id: str, *, for_update: bool = False
+    ) -> Notification:
+        """An outbox message of this account; ``for_update`` locks it."""
+        return self._get(
+            schema.notifications,
+            rows.decode_notification,
+            "notification",
+            account_id,
+            notification_id,
+            for_update=for_update,
+        )
+
     def update_notification(self, notification: Notification) -> None:
         """Replace a stored outbox message."""
         row = rows.encode_notification(

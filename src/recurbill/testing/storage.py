@@ -1916,6 +1916,11 @@ class StorageContract:
         )
         _add(storage, notification)
         assert _read(storage, lambda tx: tx.pending_notifications()) == [notification]
+        with storage.transaction() as tx:
+            assert tx.get_notification("acme", "note-2") == notification
+            assert (
+                tx.get_notification("acme", "note-2", for_update=True) == notification
+            )
 
     def test_pending_notifications_oldest_first_with_limit(
         self, storage: Storage
@@ -1960,6 +1965,11 @@ class StorageContract:
                 lambda: tx.update_notification(
                     make_notification("note-beta", status=NotificationStatus.SENT)
                 ),
+                key="note-beta",
+                account="acme",
+            )
+            _assert_not_found(
+                lambda: tx.get_notification("acme", "note-beta"),
                 key="note-beta",
                 account="acme",
             )
