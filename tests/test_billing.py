@@ -811,3 +811,30 @@ def test_a_run_in_chunks_of_one_issues_what_one_chunk_does() -> None:
     assert results[0] == results[1]
     assert len(results[0][0]) == 3
     assert len(results[0][1]) == 2
+
+
+def test_paying_again_while_the_first_outcome_is_unknown_never_resends_it() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    card = world.billing.save_card(world.account.id, per.id, token="pm_card_visa")
+    world.billing.record_session(
+        world.account.id, per.id, lines=[line("400")], now=at(date(2027, 1, 5))
+    )
+    (invoice,) = world.storage_invoices()
+    pay = {"payment_method_id": card.id, "now": at(date(2027, 1, 6))}
+    world.gateway.fail_next("timeout_after")  # charged, but the answer is lost
+    first = world.billing.pay(world.account.id, invoice.id, **pay)
+    assert first.status is PaymentStatus.FAILED_UNKNOWN
+    world.gateway.fail_next("unavailable", operation="retrieve_charge")
+    second = world.billing.pay(world.account.id, invoice.id, **pay)  # a second click
+    assert second.status is PaymentStatus.FAILED_UNKNOWN
+    assert second.payment is not None
+    assert first.payment is not None
+    assert second.payment.id == first.payment.id
+    charges = [r for r in world.gateway.requests if r.operation == "charge"]
+    assert len(charges) == 1  # not sent again while its outcome is unknown
+    with pytest.raises(StateError, match="is paid"):  # the look-up answers now
+        world.billing.pay(world.account.id, invoice.id, **pay)
+    assert [i.status for i in world.storage_invoices()] == [InvoiceStatus.PAID]
+    assert len([r for r in world.gateway.requests if r.operation == "charge"]) == 1
+    assert len(world.gateway.ledger) == 1

@@ -345,3 +345,31 @@ def test_another_card_replaces_a_payment_left_waiting_for_authentication() -> No
     overview = world.billing.overview(world.account.id, per.id, on=DAY)
     assert overview.open == ()
     assert overview.credit_balance == Money(0, "NOK")
+
+
+def test_a_past_mass_payment_still_shows_its_card_after_the_card_is_removed() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["100", "200"])
+    done = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    world.billing.remove_card(world.account.id, per.id, card, now=at(DAY, 13))
+    later = world.billing.mass_payment(world.account.id, done.settlement.id)
+    assert (later.card_brand, later.card_last4) == ("visa", "4242")  # the receipt's
+    assert later.status is SettlementStatus.SUCCEEDED
+    assert later.receipt == done.receipt
+
+
+def test_declines_the_issuer_asks_never_to_retry_are_not_retried() -> None:
+    from recurbill.collection import HARD_DECLINES
+
+    never = {
+        "do_not_try_again",
+        "revocation_of_authorization",
+        "revocation_of_all_authorizations",
+        "stop_payment_order",
+        "lost_card",
+        "stolen_card",
+    }
+    assert never <= HARD_DECLINES

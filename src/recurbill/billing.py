@@ -656,7 +656,9 @@ class Billing:
         payment's outcome instead of charging again; so does paying with the
         card of a payment that waits for authentication (complete it with its
         ``client_secret``). Another card cancels that waiting charge at the
-        gateway first (unless it finished meanwhile), then pays.
+        gateway first (unless it finished meanwhile), then pays. A payment
+        whose outcome the gateway could not tell is never sent again here: it is
+        returned as it stands (``failed_unknown``, say) until a look-up answers.
         """
         aware(now, "now")
         for unfinished in self._open_payments(account_id, invoice_id):
@@ -716,7 +718,10 @@ class Billing:
                 )
                 tx.add_payment(payment)
                 tx.commit()
-        self._collector.execute(account_id, payment.id, now=now)
+        if not (in_flight and payment.status in NO_OUTCOME):
+            # an earlier payment still without an outcome: the look-up above
+            # got no answer, and sending it again could charge twice
+            self._collector.execute(account_id, payment.id, now=now)
         return self._outcome(account_id, invoice_id, payment_id=payment.id)
 
     def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:

@@ -79,6 +79,11 @@ HARD_DECLINES = frozenset(
         "pickup_card",
         "restricted_card",
         "authentication_required",
+        # the issuer asks never to retry: card networks penalise merchants who do
+        "do_not_try_again",
+        "revocation_of_authorization",
+        "revocation_of_all_authorizations",
+        "stop_payment_order",
         GATEWAY_ERROR,
     }
 )

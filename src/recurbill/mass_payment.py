@@ -53,6 +53,8 @@ class MassPaymentConfirmation:
     invoices: tuple[Invoice, ...]
     total: Money
     card_brand: str
+    """The card paid with; from the receipt if the card was removed since
+    (empty when there is neither)."""
     card_last4: str
     payment: Payment | None
     receipt: Receipt | None
@@ -136,7 +138,6 @@ class MassPayment:
             invoices = tuple(
                 tx.get_invoice(account_id, item.invoice_id) for item in settlement.items
             )
-            method = tx.get_payment_method(account_id, settlement.payment_method_id)
             payment = (
                 None
                 if settlement.payment_id is None
@@ -149,12 +150,17 @@ class MassPayment:
                     for r in tx.list_receipts(account_id, settlement.customer_id)
                     if r.id == settlement.receipt_id
                 )
+            card = (receipt.card_brand, receipt.card_last4) if receipt else ("", "")
+            methods = tx.list_payment_methods(account_id, settlement.customer_id)
+            for method in methods:  # the card may have been removed since
+                if method.id == settlement.payment_method_id:
+                    card = (method.brand, method.last4)
         return MassPaymentConfirmation(
             settlement=settlement,
             invoices=invoices,
             total=settlement.total,
-            card_brand=method.brand,
-            card_last4=method.last4,
+            card_brand=card[0],
+            card_last4=card[1],
             payment=payment,
             receipt=receipt,
         )

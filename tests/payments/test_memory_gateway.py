@@ -203,7 +203,7 @@ def test_bad_input_is_refused_before_recording(gateway: InMemoryGateway) -> None
         gateway.charge(
             "cus_x",
             payment_method="pm_card_visa",
-            amount=Money(1, "NOK"),
+            amount=Money(100, "NOK"),
             idempotency_key="",
             off_session=True,
         )
@@ -211,7 +211,7 @@ def test_bad_input_is_refused_before_recording(gateway: InMemoryGateway) -> None
         gateway.charge(
             "cus_x",
             payment_method="pm_card_visa",
-            amount=Money(1, "NOK"),
+            amount=Money(100, "NOK"),
             idempotency_key="k",
             off_session="yes",  # type: ignore[arg-type]
         )

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 
 import attrs
 
+from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidInputError
 from recurbill.money import Money
-from recurbill.payments.minor_units import to_minor_units
+from recurbill.payments.minor_units import check_charge_amount, to_minor_units
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
@@ -189,9 +190,9 @@ def check_charge(
     metadata: object,
 ) -> ChargeRequest:
     """Check every argument of a charge, including that the gateway can take the
-    amount (:func:`~recurbill.payments.minor_units.to_minor_units`)."""
+    amount (:func:`~recurbill.payments.minor_units.check_charge_amount`)."""
     money = check_amount(amount)
-    to_minor_units(money)
+    check_charge_amount(money)
     if not isinstance(off_session, bool):
         raise InvalidInputError(
             problem=f"off_session={off_session!r}", allowed="True or False"
@@ -222,12 +223,12 @@ def check_lookup(
 
 
 def check_email(value: object) -> str:
-    """A customer's e-mail address: text with an ``@``, no card data."""
+    """A customer's e-mail address, by the rule the records use."""
     email = check_text(value, what="email")
-    if "@" not in email.strip("@"):
+    if not is_email_address(email):
         raise InvalidInputError(
-            problem=f"email {email!r} is not an e-mail address",
-            allowed="give an address such as 'kari@example.no'",
+            problem=f"email {email!r} is not a single e-mail address",
+            allowed=f"give {EMAIL_ALLOWED}",
         )
     return email
 

@@ -784,6 +784,11 @@ class InMemoryGateway:
         if charge is None or charge.result.status is not ChargeStatus.SUCCEEDED:
             raise self._missing("succeeded charge", charge_id)
         remaining = charge.result.amount - charge.refunded
+        if remaining.amount <= 0:  # Stripe: charge_already_refunded
+            raise InvalidInputError(
+                problem=f"charge {charge_id} is already refunded in full",
+                allowed="refund a charge that has something left to refund",
+            )
         if amount is None:
             amount = remaining
         if amount.currency != remaining.currency or amount > remaining:

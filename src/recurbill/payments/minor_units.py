@@ -31,8 +31,11 @@ from recurbill.errors import InvalidInputError
 from recurbill.money import Currency, Money, round_decimal
 
 __all__ = [
+    "MAX_CHARGE_UNITS",
+    "MINIMUM_CHARGE",
     "THREE_DECIMAL_CURRENCIES",
     "ZERO_DECIMAL_CURRENCIES",
+    "check_charge_amount",
     "from_minor_units",
     "minor_unit_exponent",
     "to_minor_units",
@@ -72,6 +75,50 @@ def to_minor_units(money: Money) -> int:
             ),
         )
     return int(units)
+
+
+MAX_CHARGE_UNITS = 99_999_999
+"""Stripe's largest charge: eight digits of minor units (999,999.99 NOK)."""
+
+MINIMUM_CHARGE = {
+    code: Decimal(amount)
+    for code, amount in {
+        "AED": "2.00", "AUD": "0.50", "BGN": "1.00", "BRL": "0.50", "CAD": "0.50",
+        "CHF": "0.50", "CZK": "15.00", "DKK": "2.50", "EUR": "0.50", "GBP": "0.30",
+        "HKD": "4.00", "HUF": "175.00", "INR": "0.50", "JPY": "50", "MXN": "10",
+        "MYR": "2", "NOK": "3.00", "NZD": "0.50", "PLN": "2.00", "RON": "2.00",
+        "SEK": "3.00", "SGD": "0.50", "THB": "10", "USD": "0.50",
+    }.items()
+}  # fmt: skip
+"""Stripe's smallest charge in each currency it settles in (its currency table).
+
+In another currency Stripe asks for the equivalent of the minimum of the
+account's settlement currency, which depends on the exchange rate; no limit
+is known in advance there, so none is applied."""
+
+
+def check_charge_amount(money: Money) -> int:
+    """*money* in minor units if the gateway takes it as a charge, else refused.
+
+    :func:`to_minor_units`, and within Stripe's minimum (:data:`MINIMUM_CHARGE`)
+    and maximum (:data:`MAX_CHARGE_UNITS`) for a charge.
+    """
+    units = to_minor_units(money)
+    minimum = MINIMUM_CHARGE.get(money.currency.code)
+    if minimum is not None and money.amount < minimum:
+        raise InvalidInputError(
+            problem=f"a charge of {money} is below the gateway's minimum of "
+            f"{minimum} {money.currency}",
+            allowed=f"charge at least {minimum} {money.currency}; collect smaller "
+            "amounts another way (a bank transfer, or with the next invoice)",
+        )
+    if units > MAX_CHARGE_UNITS:
+        largest = from_minor_units(MAX_CHARGE_UNITS, money.currency)
+        raise InvalidInputError(
+            problem=f"a charge of {money} is above the gateway's maximum",
+            allowed=f"charge at most {largest} at once",
+        )
+    return units
 
 
 def from_minor_units(units: int, currency: Currency | str) -> Money:

@@ -489,6 +489,21 @@ class GatewayContract:
                 charge.charge_id, amount=Money(1, "NOK"), idempotency_key=_key("more")
             )
 
+    def test_charges_stay_within_the_gateways_limits(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails
+    ) -> None:
+        """Stripe's minimum charge (3.00 NOK) and eight-digit maximum."""
+        for amount in (Money("2.99", "NOK"), Money("1000000.00", "NOK")):
+            with pytest.raises(InvalidInputError, match="gateway's m"):
+                self.charge(gateway, customer, visa.token, amount, _key("limit"))
+        smallest = self.charge(
+            gateway, customer, visa.token, Money("3.00", "NOK"), _key("min")
+        )
+        largest = self.charge(
+            gateway, customer, visa.token, Money("999999.99", "NOK"), _key("max")
+        )
+        assert smallest.status is largest.status is ChargeStatus.SUCCEEDED
+
     def test_refund_never_exceeds_the_charge(
         self, gateway: PaymentGateway, customer: str, visa: CardDetails
     ) -> None:
@@ -506,6 +521,8 @@ class GatewayContract:
             )
         full = gateway.refund(charge.charge_id, amount=None, idempotency_key=_key("f"))
         assert full.amount == Money(100, "NOK")
+        with pytest.raises(InvalidInputError):  # Stripe: charge_already_refunded
+            gateway.refund(charge.charge_id, amount=None, idempotency_key=_key("f2"))
 
     # -- webhooks ----------------------------------------------------------------
 
