@@ -128,6 +128,8 @@ def test_naive_instants_are_refused() -> None:
     [
         datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
         datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=5))),  # UTC: year 1
+        datetime(9998, 12, 31, 23, tzinfo=timezone(-timedelta(hours=23, minutes=59))),
     ],
 )
 def test_instants_at_the_ends_of_the_calendar_are_refused(as_of: datetime) -> None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from recurbill.errors import InvalidInputError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Currency, Money
-from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod
+from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod, in_range
 
 __all__ = [
     "aware",
@@ -32,10 +32,10 @@ def aware(value: object, name: str) -> datetime:
             problem=f"{name} {value!r} is not an aware datetime",
             allowed=f"give {name} with a time zone, e.g. datetime(..., tzinfo=UTC)",
         )
-    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+    if not in_range(value):
         raise InvalidInputError(
-            problem=f"{name} {value.isoformat()} is in the year {value.year}",
-            allowed=f"an instant in the years {FIRST_YEAR} to {LAST_YEAR}",
+            problem=f"{name} {value.isoformat()} is outside the calendar",
+            allowed=f"an instant in the years {FIRST_YEAR} to {LAST_YEAR} (in UTC)",
         )
     return value
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from decimal import ROUND_HALF_UP
 from typing import Any
 
@@ -53,15 +53,34 @@ __all__ = [
     "SettlementStatus",
     "SkippedLine",
     "TemplateStatus",
+    "in_range",
 ]
 
 
 FIRST_YEAR, LAST_YEAR = 2, 9998
-"""The years an instant may have: any UTC offset then stays within Python's dates.
+"""The years an instant may have in UTC: any UTC offset then stays within
+Python's dates.
 
 Recurring invoices end with the year LAST_YEAR too (a schedule's later
 occurrences are after its end), so an invoice's due date always exists.
 """
+
+
+def in_range(instant: datetime) -> bool:
+    """Whether the aware *instant* falls in the years FIRST_YEAR to LAST_YEAR in UTC.
+
+    Checked in UTC, the form storage keeps: 0002-01-01T00:30+05:00 is still
+    the year 1 there.
+    """
+    if FIRST_YEAR < instant.year < LAST_YEAR:
+        return True  # no offset moves it out: the common case costs no conversion
+    try:
+        year = instant.astimezone(timezone.utc).year
+    except OverflowError:
+        return False
+    return FIRST_YEAR <= year <= LAST_YEAR
+
+
 MAX_PAYMENT_TERMS_DAYS = 365
 """The longest payment terms an account may give."""
 
@@ -72,10 +91,10 @@ def _aware(instance: object, attribute: attrs.Attribute[Any], value: Any) -> Non
             problem=f"{attribute.name} is a naive datetime ({value.isoformat()})",
             allowed="give an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)",
         )
-    if isinstance(value, datetime) and not FIRST_YEAR <= value.year <= LAST_YEAR:
+    if isinstance(value, datetime) and not in_range(value):
         raise InvalidRecordError(
-            problem=f"{attribute.name} is in the year {value.year}",
-            allowed=f"an instant in the years {FIRST_YEAR} to {LAST_YEAR}",
+            problem=f"{attribute.name} {value.isoformat()} is outside the calendar",
+            allowed=f"an instant in the years {FIRST_YEAR} to {LAST_YEAR} (in UTC)",
         )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from recurbill.errors import InvalidInputError
-from recurbill.records import FIRST_YEAR, LAST_YEAR
+from recurbill.records import FIRST_YEAR, LAST_YEAR, in_range
 
 __all__ = [
     "account_ids",
@@ -79,11 +79,11 @@ def aware(name: str, value: object) -> datetime:
             problem=f"{name}={value!r}",
             allowed=f"{name} must be an aware datetime",
         )
-    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+    if not in_range(value):
         raise InvalidInputError(
-            problem=f"{name}={value.isoformat()} is in the year {value.year}",
+            problem=f"{name}={value.isoformat()} is outside the calendar",
             allowed=f"{name} must be an instant in the years {FIRST_YEAR} to "
-            f"{LAST_YEAR}",
+            f"{LAST_YEAR} (in UTC)",
         )
     return value
 

@@ -1085,6 +1085,20 @@ class StorageContract:
         assert in_oslo == rest
         assert _ids(last) == ["tpl-0"]
 
+    def test_instants_at_the_ends_of_the_calendar_read_back(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        first = datetime(2, 1, 1, tzinfo=timezone.utc)
+        last = datetime(9998, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=5)))
+        early = make_template("t-early", created_at=first, next_due_at=None)
+        late = make_template("t-late", created_at=last, next_due_at=last)
+        _add(storage, early, late)
+        with storage.transaction() as tx:
+            assert tx.get_template("acme", "t-early").created_at == first
+            read = tx.get_template("acme", "t-late")
+        assert (read.created_at, read.next_due_at) == (last, last)
+
     def test_due_templates_refuse_a_bad_cursor_or_account_list(
         self, storage: Storage
     ) -> None:
