@@ -2,10 +2,12 @@
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from billing_helpers import World, at, line, make_world
+from recurbill.collection import Collector
 from recurbill.errors import (
     InvalidInputError,
     InvalidRecordError,
@@ -608,3 +610,36 @@ def test_payment_terms_beyond_a_year_are_refused(days: object) -> None:
             summary_email="post@langfrist.no",
             payment_terms_days=days,  # type: ignore[arg-type]
         )
+
+
+def test_retries_look_closely_only_at_invoices_still_owing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Declined charges whose invoices were paid since cost one batched read."""
+    world = make_world()
+    card = "pm_card_visa_chargeDeclinedInsufficientFunds"
+    people = [world.customer(f"Kunde {n}", card=card) for n in range(12)]
+    for person in people:
+        world.billing.record_session(
+            world.account.id, person.id, lines=[line()], now=at(date(2027, 1, 4))
+        )
+    invoices = world.storage_invoices()
+    for invoice in invoices[1:]:  # paid another way; one stays open
+        world.billing.record_bank_transfer(
+            world.account.id,
+            invoice.customer_id,
+            amount=invoice.outstanding,
+            now=at(date(2027, 1, 5)),
+            reference=f"bank-{invoice.id}",
+        )
+    looked_at: list[str] = []
+    retry_due = Collector.retry_due
+
+    def counting(self: Collector, tx: Any, declined: Any, *, on: date) -> bool:
+        looked_at.append(declined.invoice_ids[0])
+        return retry_due(self, tx, declined, on=on)
+
+    monkeypatch.setattr(Collector, "retry_due", counting)
+    (report,) = world.billing.run(at(date(2027, 1, 7), 7))
+    assert set(looked_at) == {invoices[0].id}  # then again under its lock
+    assert [c.status for c in report.charges] == [PaymentStatus.DECLINED]  # retried

@@ -207,7 +207,11 @@ class Billing:
             collection_method=to_collection_method(collection_method),
         )
         with self.storage.transaction() as tx:
-            if any(c.id == customer.id for c in tx.list_customers(account_id)):
+            try:
+                tx.get_customer(account_id, customer.id)  # one row, not the list
+            except NotFoundError:
+                pass
+            else:
                 raise ConflictError(
                     problem=f"customer {customer.id!r} exists already",
                     allowed="give a new customer_id, or leave it out",

@@ -639,33 +639,49 @@ class Collector:
         )
         return local_date(account, first.created_at)
 
-    def due_retries(
-        self, *, on: date, account_ids: Sequence[str] | None
-    ) -> list[tuple[Payment, int]]:
-        """Declined automatic charges whose next attempt is due on or before *on*.
+    def due_retries(self, *, on: Mapping[str, date]) -> list[tuple[Payment, int]]:
+        """Declined automatic charges whose next attempt is due, with its number.
 
-        Only when the declined attempt is the invoice's latest payment, nothing
-        else is in flight for the invoice, the invoice is still open and owes
-        something, and the customer is still charged automatically.
+        *on* gives each account to look at and its local day. Only when the
+        declined attempt is the invoice's latest payment, nothing else is in
+        flight for the invoice, the invoice is still open and owes something,
+        and the customer is still charged automatically. The declines are read
+        once for every account, and their invoices once per account, so the
+        invoices paid since (most of the history) cost one batched read.
         """
-        wanted = set(account_ids) if account_ids is not None else None
         with self.storage.transaction() as tx:
-            candidates: dict[str, Payment] = {}
-            for payment in tx.list_payments(statuses=[PaymentStatus.DECLINED]):
-                if wanted is not None and payment.account_id not in wanted:
+            accounts = list(on)
+            declined = (
+                tx.list_payments(accounts[0], statuses=[PaymentStatus.DECLINED])
+                if len(accounts) == 1
+                else tx.list_payments(statuses=[PaymentStatus.DECLINED])
+            )
+            candidates: dict[str, dict[str, Payment]] = {}
+            for payment in declined:
+                if payment.account_id not in on:
                     continue
                 if not payment.off_session or payment.settlement_id is not None:
                     continue
                 if (payment.decline_code or payment.error_code) in HARD_DECLINES:
                     continue
+                latest = candidates.setdefault(payment.account_id, {})
                 key = payment.invoice_ids[0]
-                if key not in candidates or candidates[key].attempt < payment.attempt:
-                    candidates[key] = payment
-            due = [
-                (payment, payment.attempt + 1)
-                for payment in candidates.values()
-                if self.retry_due(tx, payment, on=on)
-            ]
+                if key not in latest or latest[key].attempt < payment.attempt:
+                    latest[key] = payment
+            due: list[tuple[Payment, int]] = []
+            for account_id, latest in candidates.items():
+                owing = {
+                    invoice.id
+                    for invoice in tx.get_invoices(account_id, sorted(latest))
+                    if invoice.status is InvoiceStatus.OPEN
+                    and invoice.outstanding.amount > 0
+                }
+                due.extend(
+                    (payment, payment.attempt + 1)
+                    for invoice_id, payment in latest.items()
+                    if invoice_id in owing
+                    and self.retry_due(tx, payment, on=on[account_id])
+                )
         return sorted(due, key=lambda pair: pair[0].id)
 
     def retry_due(self, tx: Transaction, declined: Payment, *, on: date) -> bool:

@@ -347,14 +347,12 @@ class DailyRun:
                 self.collector.reconcile(payment.account_id, payment.id, now=as_of)
         charges: dict[str, list[ChargeLine]] = {}
         done = self._issue_all(as_of, wanted, charges)
-        for account in accounts:
-            for declined, attempt in self.collector.due_retries(
-                on=local_date(account, as_of), account_ids=[account.id]
-            ):
-                outcome = self._retry(declined, attempt, as_of)
-                if outcome is not None:
-                    line = self._charge_line(outcome)
-                    charges.setdefault(account.id, []).append(line)
+        days = {account.id: local_date(account, as_of) for account in accounts}
+        for declined, attempt in self.collector.due_retries(on=days):
+            outcome = self._retry(declined, attempt, as_of)
+            if outcome is not None:
+                line = self._charge_line(outcome)
+                charges.setdefault(declined.account_id, []).append(line)
         reports = [
             RunReport(
                 account_id=account.id,
