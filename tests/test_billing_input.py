@@ -227,3 +227,19 @@ def test_exported_helpers_refuse_bad_arguments_clearly() -> None:
         compute_totals(None, currency="NOK")
     with pytest.raises(InvalidInputError, match="not a sequence"):
         RetryPolicy(None)
+
+
+def test_text_with_a_nul_character_is_refused_on_every_backend(world: World) -> None:
+    with pytest.raises(InvalidRecordError, match="NUL"):
+        world.billing.add_customer(
+            world.account.id, name="Kari\x00Nordmann", email="kari@example.no"
+        )
+    kari = world.customer().id
+    _refused(
+        world,
+        lambda: world.billing.record_session(
+            world.account.id, kari, lines=[line()], now=NOW, memo="a\x00b"
+        ),
+        InvalidRecordError,
+        "NUL",
+    )

@@ -104,6 +104,7 @@ def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: Any) ->
             problem=f"{attribute.name} is empty or not text ({value!r})",
             allowed=f"{attribute.name} must be a non-empty string",
         )
+    _text(instance, attribute, value)
 
 
 def _text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -111,6 +112,11 @@ def _text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None
         raise InvalidRecordError(
             problem=f"{attribute.name} is not text ({value!r})",
             allowed=f"{attribute.name} must be a string ('' for none)",
+        )
+    if "\x00" in value:  # no database text column holds one
+        raise InvalidRecordError(
+            problem=f"{attribute.name} contains a NUL character ({value!r})",
+            allowed=f"{attribute.name} must be text without NUL characters",
         )
 
 

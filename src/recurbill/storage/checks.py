@@ -7,13 +7,24 @@ from datetime import datetime
 from typing import TypeVar
 
 from recurbill.errors import InvalidInputError
-from recurbill.records import FIRST_YEAR, LAST_YEAR, in_range
+from recurbill.records import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    InvoiceStatus,
+    PaymentStatus,
+    in_range,
+)
 
 __all__ = [
+    "MAX_COUNT",
+    "MAX_ID_LENGTH",
     "account_ids",
     "aware",
     "due_after",
     "ids",
+    "invoice_status",
+    "optional_text",
+    "payment_statuses",
     "positive",
     "record",
     "records",
@@ -23,14 +34,73 @@ __all__ = [
 _R = TypeVar("_R")
 
 
+MAX_ID_LENGTH = 200
+"""The longest id any backend keeps (the SQL schema's id columns)."""
+MAX_COUNT = 2**31 - 1
+"""The largest count or limit (and invoice number) every backend can take."""
+
+
 def text(name: str, value: object) -> str:
-    """*value* if it is a non-empty string without NUL characters (an id)."""
-    if not isinstance(value, str) or not value or "\x00" in value:
+    """*value* if it is an id: non-empty text of at most :data:`MAX_ID_LENGTH`
+    characters, without NUL and encodable as UTF-8."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_ID_LENGTH
+        or "\x00" in value
+        or (not value.isprintable() and not _encodable(value))
+    ):
         raise InvalidInputError(
             problem=f"{name}={value!r}",
-            allowed=f"{name} must be a non-empty string without NUL characters",
+            allowed=f"{name} must be a non-empty string of at most {MAX_ID_LENGTH} "
+            "characters, without NUL characters or lone surrogates",
         )
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def optional_text(name: str, value: object) -> str | None:
+    """None, or an id (:func:`text`): a filter that may be left out."""
+    return None if value is None else text(name, value)
+
+
+def invoice_status(value: object) -> InvoiceStatus | None:
+    """None, or *value* as an :class:`InvoiceStatus` (a filter)."""
+    if value is None:
+        return None
+    try:
+        return InvoiceStatus(value)
+    except ValueError:
+        raise InvalidInputError(
+            problem=f"status={value!r}",
+            allowed="an InvoiceStatus: " + ", ".join(s.value for s in InvoiceStatus),
+        ) from None
+
+
+def payment_statuses(values: object) -> frozenset[PaymentStatus] | None:
+    """None, or *values* as a set of :class:`PaymentStatus` (a filter)."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            problem=f"statuses={values!r}",
+            allowed="a sequence (list or tuple) of PaymentStatus",
+        )
+    try:
+        return frozenset(PaymentStatus(value) for value in values)
+    except ValueError:
+        raise InvalidInputError(
+            problem=f"statuses={values!r}",
+            allowed="PaymentStatus values: "
+            + ", ".join(s.value for s in PaymentStatus),
+        ) from None
 
 
 def ids(name: str, values: object) -> list[str]:
@@ -44,10 +114,15 @@ def ids(name: str, values: object) -> list[str]:
 
 
 def positive(name: str, value: object) -> int:
-    """*value* if it is an integer of 1 or more (a count or a limit)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """*value* if it is an integer from 1 to :data:`MAX_COUNT` (a count or a limit)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_COUNT
+    ):
         raise InvalidInputError(
-            problem=f"{name}={value!r}", allowed=f"{name} must be an integer >= 1"
+            problem=f"{name}={value!r}",
+            allowed=f"{name} must be an integer from 1 to {MAX_COUNT}",
         )
     return value
 

@@ -63,6 +63,9 @@ from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import ids as _ids
+from recurbill.storage.checks import invoice_status as _invoice_status
+from recurbill.storage.checks import optional_text as _optional_text
+from recurbill.storage.checks import payment_statuses as _payment_statuses
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
@@ -400,6 +403,7 @@ class _MemoryTransaction:
         """Templates of an account (optionally of one customer), sorted by id."""
         self._check_open()
         _text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
         found = [
             t
             for t in self._s.templates.values()
@@ -585,6 +589,9 @@ class _MemoryTransaction:
         """Invoices of an account, filtered, sorted by (issue date, number, id)."""
         self._check_open()
         _text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
+        template_id = _optional_text("template_id", template_id)
+        status = _invoice_status(status)
         found = [
             i
             for i in self._s.invoices.values()
@@ -661,7 +668,9 @@ class _MemoryTransaction:
         Oldest first (``created_at``, then id).
         """
         self._check_open()
-        wanted = None if statuses is None else frozenset(statuses)
+        account_id = _optional_text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
+        wanted = _payment_statuses(statuses)
         found = [
             p
             for p in self._s.payments.values()
@@ -722,6 +731,7 @@ class _MemoryTransaction:
         """Settlements of an account (optionally one customer), oldest first."""
         self._check_open()
         _text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
         found = [
             s
             for s in self._s.settlements.values()

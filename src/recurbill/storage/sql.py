@@ -64,6 +64,9 @@ from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import ids as _ids
+from recurbill.storage.checks import invoice_status as _invoice_status
+from recurbill.storage.checks import optional_text as _optional_text
+from recurbill.storage.checks import payment_statuses as _payment_statuses
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
@@ -724,6 +727,7 @@ class SqlTransaction:
     ) -> list[RecurringTemplate]:
         """Templates of an account (optionally of one customer), sorted by id."""
         _text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
         templates = schema.templates
         query = sa.select(templates).where(templates.c.account_id == account_id)
         if customer_id is not None:
@@ -916,12 +920,15 @@ class SqlTransaction:
     ) -> list[Invoice]:
         """Invoices of an account, filtered, sorted by (issue date, number, id)."""
         _text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
+        template_id = _optional_text("template_id", template_id)
+        status = _invoice_status(status)
         invoices = schema.invoices
         query = sa.select(invoices).where(invoices.c.account_id == account_id)
         if customer_id is not None:
             query = query.where(invoices.c.customer_id == customer_id)
         if status is not None:
-            query = query.where(invoices.c.status == InvoiceStatus(status).value)
+            query = query.where(invoices.c.status == status.value)
         if template_id is not None:
             query = query.where(invoices.c.template_id == template_id)
         query = query.order_by(invoices.c.issue_date, invoices.c.number, invoices.c.id)
@@ -991,17 +998,17 @@ class SqlTransaction:
 
         Oldest first (``created_at``, then id).
         """
+        account_id = _optional_text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
+        wanted = _payment_statuses(statuses)
         payments = schema.payments
         query = sa.select(payments)
         if account_id is not None:
-            query = query.where(
-                payments.c.account_id == _text("account_id", account_id)
-            )
+            query = query.where(payments.c.account_id == account_id)
         if customer_id is not None:
             query = query.where(payments.c.customer_id == customer_id)
-        if statuses is not None:
-            wanted = sorted({PaymentStatus(status).value for status in statuses})
-            query = query.where(payments.c.status.in_(wanted))
+        if wanted is not None:
+            query = query.where(payments.c.status.in_(sorted(s.value for s in wanted)))
         query = query.order_by(payments.c.created_at, payments.c.id)
         return self._all(query, rows.decode_payment)
 
@@ -1039,6 +1046,7 @@ class SqlTransaction:
     ) -> list[Settlement]:
         """Settlements of an account (optionally one customer), oldest first."""
         _text("account_id", account_id)
+        customer_id = _optional_text("customer_id", customer_id)
         settlements = schema.settlements
         query = sa.select(settlements).where(settlements.c.account_id == account_id)
         if customer_id is not None:

@@ -1085,6 +1085,34 @@ class StorageContract:
         assert in_oslo == rest
         assert _ids(last) == ["tpl-0"]
 
+    def test_bad_filters_limits_and_ids_are_refused_alike(
+        self, storage: Storage
+    ) -> None:
+        """Every backend refuses what one of them could not store or query."""
+        _world(storage)
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        calls: list[Callable[[Transaction], object]] = [
+            lambda tx: tx.list_invoices("acme", status="bogus"),  # type: ignore[arg-type]
+            lambda tx: tx.list_invoices("acme", customer_id=5),  # type: ignore[arg-type]
+            lambda tx: tx.list_invoices("acme", template_id="t\x00"),
+            lambda tx: tx.list_templates("acme", customer_id=""),
+            lambda tx: tx.list_settlements("acme", customer_id=5),  # type: ignore[arg-type]
+            lambda tx: tx.list_payments(""),
+            lambda tx: tx.list_payments(123),  # type: ignore[arg-type]
+            lambda tx: tx.list_payments("acme", statuses="pending"),  # type: ignore[arg-type]
+            lambda tx: tx.list_payments("acme", statuses=["bogus"]),  # type: ignore[list-item]
+            lambda tx: tx.pending_notifications(limit=2**63),
+            lambda tx: tx.due_templates(as_of, limit=2**31),
+            lambda tx: tx.get_customer("acme", "c" * 201),
+            lambda tx: tx.get_customer("acme", "c\ud800"),
+            lambda tx: tx.allocate_invoice_numbers("acme", "INV", count=2**31),
+        ]
+        with storage.transaction() as tx:
+            for call in calls:
+                with pytest.raises(InvalidInputError):
+                    call(tx)
+            assert tx.get_customer("acme", "cust-1").id == "cust-1"  # still usable
+
     def test_instants_at_the_ends_of_the_calendar_read_back(
         self, storage: Storage
     ) -> None:
