@@ -43,7 +43,7 @@ from recurbill.records import (
     SkippedLine,
     TemplateStatus,
 )
-from recurbill.references import kid_mod10, ocr
+from recurbill.references import kid_mod10, ocr, reference_kind
 from recurbill.schedule import OccurrenceStatus, due_at
 from recurbill.storage.protocol import Storage, Transaction
 
@@ -62,9 +62,10 @@ _CONFLICT_RETRIES = 5
 
 def payment_reference(account: Account, number: int) -> str:
     """The payment reference printed on an invoice: KID for NOK, OCR for SEK."""
-    if account.currency.code == "NOK":
+    kind = reference_kind(account.currency.code)
+    if kind == "kid":
         return kid_mod10(str(number))
-    if account.currency.code == "SEK":
+    if kind == "ocr":
         return ocr(str(number), length_digit=True)
     return f"{account.invoice_series}-{number:06d}"
 

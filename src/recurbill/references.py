@@ -19,6 +19,7 @@ __all__ = [
     "kid_mod10",
     "kid_mod11",
     "ocr",
+    "reference_kind",
     "validate_kid",
     "validate_ocr",
 ]
@@ -168,3 +169,17 @@ def validate_ocr(ocr: str, *, length_digit: bool = False) -> str:
             allowed=f"the last digit must be the Luhn check digit {_luhn(body)}",
         )
     return text
+
+
+def reference_kind(currency: str) -> str:
+    """Which payment reference an invoice in *currency* carries.
+
+    ``"kid"`` for NOK (Norway's KID), ``"ocr"`` for SEK (Sweden's OCR
+    number), ``"other"`` for the rest (the invoice number as text). The
+    invoice e-mail names the reference by this, whatever the reader's
+    language: a KID is a KID to a Swedish reader too.
+
+    >>> reference_kind("NOK"), reference_kind("SEK"), reference_kind("ISK")
+    ('kid', 'ocr', 'other')
+    """
+    return {"NOK": "kid", "SEK": "ocr"}.get(currency, "other")

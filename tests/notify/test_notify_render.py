@@ -187,6 +187,31 @@ def test_invoice_reads_like_an_invoice(locale: str, words: list[str]) -> None:
     assert message.headers["Content-Language"] == locale[:2]
 
 
+@pytest.mark.parametrize(
+    ("currency", "locale", "label", "sentence"),
+    [
+        ("NOK", "nb_NO", "KID:", "Husk å bruke KID 1234567897 når du betaler."),
+        ("NOK", "sv_SE", "KID-nummer:", "Ange KID-numret 1234567897 när du"),
+        ("NOK", "en_GB", "KID number:", "Use the KID number 1234567897 when you"),
+        ("SEK", "nb_NO", "OCR-referanse:", "Oppgi OCR-referansen 1234567897 når"),
+        ("SEK", "sv_SE", "OCR-nummer:", "Ange OCR-nummer 1234567897 när du"),
+        ("GBP", "nb_NO", "Betalingsreferanse:", "Oppgi referansen 1234567897 når"),
+        ("ISK", "sv_SE", "Betalningsreferens:", "Ange referensen 1234567897 när du"),
+        ("ISK", "is_IS", "Tilvísun:", "Notaðu tilvísunina 1234567897 þegar þú"),
+        ("NOK", "is_IS", "KID-númer:", "Notaðu KID-númerið 1234567897 þegar þú"),
+    ],
+)
+def test_the_reference_is_named_by_what_it_is_in_the_readers_language(
+    currency: str, locale: str, label: str, sentence: str
+) -> None:
+    message = render_invoice(
+        account(currency=currency), customer(locale), invoice(currency)
+    )
+    flat = " ".join(message.text.split())
+    assert label in flat
+    assert sentence in flat
+
+
 def test_invoice_shows_vat_per_rate_and_escapes_html() -> None:
     message = render_invoice(account(), customer(), invoice())
     assert f"Mva. 25{NBSP}% av 1{NBSP}600,00{NBSP}kr" in message.text
@@ -509,3 +534,25 @@ def test_a_unit_price_shows_every_decimal_it_has() -> None:
     line = attrs.evolve(invoice().lines[0], unit_price=Decimal("0.125"))
     message = render_invoice(account(), customer(), invoice(lines=(line,)))
     assert f"0,125{NBSP}kr" in message.text
+
+
+@pytest.mark.parametrize(
+    ("brand", "locale", "shown"),
+    [
+        ("visa", "nb_NO", "Visa som slutter på 4242"),
+        ("jcb", "en_GB", "JCB ending in 4242"),
+        ("eftpos_au", "sv_SE", "eftpos Australia som slutar på 4242"),
+        ("amex", "is_IS", "American Express sem endar á 4242"),
+        ("unknown", "nb_NO", "kort som slutter på 4242"),
+        ("unknown", "en_GB", "card ending in 4242"),
+    ],
+)
+def test_the_receipt_names_the_card_brand_as_people_write_it(
+    brand: str, locale: str, shown: str
+) -> None:
+    message = render_receipt(
+        account(locale),
+        customer(locale),
+        receipt(CURRENCY[locale], card_brand=brand, card_last4="4242"),
+    )
+    assert shown in message.text

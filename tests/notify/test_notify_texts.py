@@ -62,7 +62,7 @@ def test_resolve_locale(given: str, chosen: str) -> None:
 
 def test_each_language_uses_its_own_invoice_words() -> None:
     assert TEXTS["nb_NO"]["invoice.due_date"] == "Forfallsdato"
-    assert TEXTS["nb_NO"]["invoice.reference"] == "KID"
+    assert TEXTS["nb_NO"]["invoice.reference.kid"] == "KID"
     assert TEXTS["nb_NO"]["invoice.amount_due"] == "Beløp å betale"
     assert TEXTS["sv_SE"]["invoice.due_date"] == "Förfallodatum"
     assert TEXTS["sv_SE"]["invoice.amount_due"] == "Att betala"

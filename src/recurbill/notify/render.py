@@ -54,6 +54,7 @@ from recurbill.records import (
     RunReport,
     SkippedLine,
 )
+from recurbill.references import reference_kind
 
 __all__ = [
     "SUMMARY_ROWS",
@@ -758,8 +759,9 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
         (t("invoice.issue_date"), _date(invoice.issue_date, t)),
         (t("invoice.due_date"), due),
     ]
+    kind = reference_kind(invoice.currency.code)  # named by what it is
     if invoice.payment_reference:
-        fields.append((t("invoice.reference"), invoice.payment_reference))
+        fields.append((t(f"invoice.reference.{kind}"), invoice.payment_reference))
     outstanding = invoice.outstanding
     footer = [
         (t("invoice.net_total"), "", "", "", _money(invoice.net_total, t)),
@@ -802,7 +804,9 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
     else:
         how = t("invoice.pay_by_transfer", amount=_money(outstanding, t), due_date=due)
         if invoice.payment_reference:
-            how += " " + t("invoice.use_reference", reference=invoice.payment_reference)
+            how += " " + t(
+                f"invoice.use_reference.{kind}", reference=invoice.payment_reference
+            )
         blocks.append(_Para(how))
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("invoice.subject", number=number, account=account.name)
@@ -821,7 +825,9 @@ def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Me
     _same_account(account, f"receipt {receipt.id!r}", receipt.account_id)
     t = _lang(customer.locale)
     paid_on = _date(_local_day(receipt.issued_at, account), t)
-    card = t("receipt.card", brand=receipt.card_brand.title(), last4=receipt.card_last4)
+    card = t(
+        "receipt.card", brand=_brand(receipt.card_brand, t), last4=receipt.card_last4
+    )
     footer = []
     if receipt.credit:
         footer.append((t("receipt.credit_label"), _money(receipt.credit, t)))
@@ -860,6 +866,29 @@ def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Me
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("receipt.subject", number=receipt.number, account=account.name)
     return _message(customer.email, subject, blocks, t)
+
+
+_BRANDS = {
+    "amex": "American Express",
+    "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "eftpos_au": "eftpos Australia",
+    "interac": "Interac",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+"""Card brands as the gateway names them (Stripe's codes), as people write them."""
+
+
+def _brand(code: str, t: _Lang) -> str:
+    """A card brand for people: its proper name, or "card" when it is not known."""
+    known = _BRANDS.get(code.lower())
+    if known is not None:
+        return known
+    return t("receipt.card_unknown") if code.lower() in ("", "unknown") else code
 
 
 def _url(action_url: object) -> str | None:
