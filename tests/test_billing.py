@@ -8,6 +8,7 @@ from billing_helpers import OSLO, at, line, make_world
 from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
 from recurbill.errors import (
+    GatewayUnavailableError,
     InvalidInputError,
     InvalidRecordError,
     NotFoundError,
@@ -674,8 +675,6 @@ def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
     )
     assert outcome.payment is not None
     world.gateway.fail_next("timeout_after", operation="refund")
-    from recurbill.errors import GatewayUnavailableError
-
     with pytest.raises(GatewayUnavailableError):
         world.billing.refund(
             world.account.id,
@@ -693,6 +692,40 @@ def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
     assert overview.total_open == nok("300.00")
     world.billing.refund(world.account.id, outcome.payment.id, now=at(date(2027, 1, 7)))
     assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 1000
+
+
+@pytest.mark.parametrize("finished_by", ["the daily run", "refund again"])
+def test_a_lost_refund_answer_is_looked_up_after_the_gateway_forgot_its_key(
+    finished_by: str,
+) -> None:
+    world = make_world()
+    kari = world.customer()
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
+    )
+    assert outcome.payment is not None
+    world.gateway.fail_next("timeout_after", operation="refund")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(
+            world.account.id,
+            outcome.payment.id,
+            amount=nok("300"),
+            now=at(date(2027, 1, 6)),
+        )
+    world.gateway.forget_idempotency_keys()  # more than 24 hours pass
+    if finished_by == "the daily run":
+        world.billing.run(at(date(2027, 1, 8), 7))
+    else:
+        world.billing.refund(
+            world.account.id, outcome.payment.id, now=at(date(2027, 1, 8))
+        )
+    assert [r.amount for r in world.gateway.refunds] == [nok("300.00")]  # once
+    with world.storage.transaction() as tx:
+        (refund,) = tx.list_refunds(world.account.id, outcome.payment.id)
+    assert refund.status == "succeeded"
+    assert refund.refund_id == world.gateway.refunds[0].refund_id
+    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 8))
+    assert overview.total_open == nok("300.00")
 
 
 def test_the_summary_names_skipped_and_ended_templates_by_what_they_bill() -> None:

@@ -234,16 +234,17 @@ class Corrections:
             else:
                 refund = self._new_refund(tx, payment, amount, reopen, now)
                 tx.commit()
-        return self._finish(payment, refund, now=now)
+        return self._finish(payment, refund, now=now, sent_before=bool(unanswered))
 
     def finish_unanswered(
         self, account_ids: Sequence[str], *, now: datetime
     ) -> list[Refund]:
         """Finish every refund whose gateway answer was lost (the daily run's job).
 
-        Each is sent again with its own idempotency key, so the gateway
-        refunds it at most once; one that cannot be finished now is left for
-        the next time.
+        Each is first looked up at the gateway by its idempotency key and
+        sent again (same key) only if the gateway never made it, so it is
+        refunded at most once even after the gateway forgot the key; one that
+        cannot be finished now is left for the next time.
         """
         finished: list[Refund] = []
         for account_id in account_ids:
@@ -254,18 +255,35 @@ class Corrections:
                 }
             for refund in waiting:
                 with contextlib.suppress(RecurbillError):
-                    finished.append(self._finish(payments[refund.id], refund, now=now))
+                    finished.append(
+                        self._finish(
+                            payments[refund.id], refund, now=now, sent_before=True
+                        )
+                    )
         return finished
 
-    def _finish(self, payment: Payment, refund: Refund, *, now: datetime) -> Refund:
-        """Send *refund* to the gateway and record the answer, once."""
+    def _finish(
+        self, payment: Payment, refund: Refund, *, now: datetime, sent_before: bool
+    ) -> Refund:
+        """Send *refund* to the gateway and record the answer, once.
+
+        One that may have been *sent_before* (its answer was lost) is looked up
+        by its key first: Stripe forgets keys after 24 hours, and the same key
+        sent again then would refund a second time.
+        """
         assert payment.charge_id is not None
-        try:
-            result = self.gateway.refund(
-                payment.charge_id,
-                amount=refund.amount,
-                idempotency_key=refund.idempotency_key,
+        result = None
+        if sent_before:  # a failed look-up raises: it stays unanswered
+            result = self.gateway.retrieve_refund(
+                payment.charge_id, idempotency_key=refund.idempotency_key
             )
+        try:
+            if result is None:
+                result = self.gateway.refund(
+                    payment.charge_id,
+                    amount=refund.amount,
+                    idempotency_key=refund.idempotency_key,
+                )
         except GatewayUnavailableError:
             raise  # the answer is unknown: the next call finishes it, same key
         except (GatewayError, InvalidInputError):

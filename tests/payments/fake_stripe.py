@@ -649,10 +649,21 @@ class FakeStripe:
             "amount": amount,
             "currency": intent["currency"],
             "payment_intent": intent["id"],
+            "metadata": form.get("metadata", {}),
             "status": "succeeded",
         }
         self.refunds[refund["id"]] = refund
         return refund
+
+    def list_refunds(
+        self, match: re.Match[str], form: dict[str, Any]
+    ) -> Mapping[str, Any]:
+        data = [
+            refund
+            for refund in reversed(self.refunds.values())
+            if form.get("payment_intent") in (None, refund["payment_intent"])
+        ][: int(form.get("limit", 10))]
+        return {"object": "list", "data": data, "has_more": False, "url": match[0]}
 
 
 _ROUTES: list[tuple[str, str, type, _Handler]] = [
@@ -727,6 +738,12 @@ _ROUTES: list[tuple[str, str, type, _Handler]] = [
         r"/v1/refunds",
         stripe.params.RefundCreateParams,
         FakeStripe.create_refund,
+    ),
+    (
+        "GET",
+        r"/v1/refunds",
+        stripe.params.RefundListParams,
+        FakeStripe.list_refunds,
     ),
 ]
 

@@ -259,6 +259,9 @@ class InMemoryGateway:
         self._ledger: list[ChargeResult] = []
         self._refunds: list[RefundResult] = []
         self._done: dict[str, tuple[str, Mapping[str, object], object]] = {}
+        # what a charge's or refund's metadata finds, long after _done forgets
+        self._charge_keys: dict[str, str] = {}
+        self._refund_keys: dict[tuple[str, str], RefundResult] = {}
         self._faults: dict[str, deque[FaultKind]] = {}
         self._processing_next = 0
         self._events: list[tuple[str, bytes]] = []  # id and body, parsed on demand
@@ -576,10 +579,7 @@ class InMemoryGateway:
         with self._lock:
             if key is not None:
                 self._begin("retrieve_charge", {"idempotency_key": key})
-                done = self._done.get(key)
-                first = done[2] if done is not None and done[0] == "charge" else None
-                if isinstance(first, ChargeResult) and first.charge_id is not None:
-                    charge_id = first.charge_id
+                charge_id = self._charge_keys.get(key)  # by metadata, as Stripe
             else:
                 self._begin("retrieve_charge", {"charge_id": charge_id})
             charge = None if charge_id is None else self._charges.get(charge_id)
@@ -604,6 +604,29 @@ class InMemoryGateway:
             self._after("refund")
             assert isinstance(replay, RefundResult)
             return replay
+
+    def retrieve_refund(
+        self, charge_id: str, *, idempotency_key: str
+    ) -> RefundResult | None:
+        """The refund of *charge_id* made with *idempotency_key*, or None."""
+        check_id(charge_id, what="charge_id")
+        key = check_idempotency_key(idempotency_key)
+        with self._lock:
+            self._begin("retrieve_refund", {"charge_id": charge_id}, key)
+            found = self._refund_keys.get((charge_id, key))
+            self._after("retrieve_refund")
+            return found
+
+    def forget_idempotency_keys(self) -> None:
+        """Forget every idempotency key, as Stripe does after 24 hours.
+
+        A key used again afterwards makes a new request (a second charge or
+        refund), so tests can check that lost answers are looked up first.
+        Look-ups by key (:meth:`retrieve_charge`, :meth:`retrieve_refund`)
+        still find what was made: they search metadata, as with Stripe.
+        """
+        with self._lock:
+            self._done.clear()
 
     def parse_webhook(
         self, payload: bytes, *, signature: str, now: int
@@ -769,6 +792,7 @@ class InMemoryGateway:
             refunded=Money.zero(amount.currency),
         )
         self._charges[charge_id] = charge
+        self._charge_keys.setdefault(key, charge_id)
         self._done[key] = ("charge", params, result)
         self._emit(event, self._intent_object(charge))
         return result
@@ -804,6 +828,7 @@ class InMemoryGateway:
             status="succeeded",
         )
         self._refunds.append(result)
+        self._refund_keys[(charge_id, key)] = result
         self._done[key] = ("refund", params, result)
         self._emit("charge.refunded", self._intent_object(charge))
         return result

@@ -201,6 +201,16 @@ class PaymentGateway(Protocol):
         """Refund *amount* of a charge (None: all that is left of it)."""
         ...
 
+    def retrieve_refund(
+        self, charge_id: str, *, idempotency_key: str
+    ) -> RefundResult | None:
+        """The refund of *charge_id* made with *idempotency_key*; None if none was.
+
+        How a refund whose answer was lost is finished without refunding
+        twice, even after the gateway has forgotten the key (Stripe: 24 hours).
+        """
+        ...
+
     def parse_webhook(
         self, payload: bytes, *, signature: str, now: int
     ) -> WebhookEvent:

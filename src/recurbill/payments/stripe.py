@@ -78,7 +78,7 @@ except ModuleNotFoundError:  # the optional extra is not installed
     stripe = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from stripe import PaymentIntent, PaymentMethod, StripeClient, StripeError
+    from stripe import PaymentIntent, PaymentMethod, Refund, StripeClient, StripeError
     from stripe.params import (
         CustomerCreateParams,
         PaymentIntentCreateParams,
@@ -100,6 +100,15 @@ RETRYABLE_DECLINES = frozenset(
 
 _REFUND_TOO_LARGE = frozenset({"amount_too_large", "charge_already_refunded"})
 _RECENT = 100
+
+
+def _refund_result(refund: Refund, charge_id: str) -> RefundResult:
+    return RefundResult(
+        refund_id=refund.id,
+        charge_id=charge_id,
+        amount=from_minor_units(refund.amount, refund.currency),
+        status=refund.status or "pending",
+    )
 
 
 def _describe(exc: StripeError) -> str:
@@ -339,7 +348,10 @@ class StripeGateway:
         check_id(charge_id, what="charge_id")
         amount = check_refund_amount(amount)
         key = check_idempotency_key(idempotency_key)
-        params: RefundCreateParams = {"payment_intent": charge_id}
+        params: RefundCreateParams = {
+            "payment_intent": charge_id,
+            "metadata": {IDEMPOTENCY_METADATA_KEY: key},  # found by retrieve_refund
+        }
         if amount is not None:
             params["amount"] = to_minor_units(amount)
         with _translated():
@@ -360,12 +372,26 @@ class StripeGateway:
                     allowed="refund at most what is left of the charge",
                 ) from None
             raise
-        return RefundResult(
-            refund_id=refund.id,
-            charge_id=charge_id,
-            amount=from_minor_units(refund.amount, refund.currency),
-            status=refund.status or "pending",
-        )
+        return _refund_result(refund, charge_id)
+
+    def retrieve_refund(
+        self, charge_id: str, *, idempotency_key: str
+    ) -> RefundResult | None:
+        """The refund of a PaymentIntent that carries *idempotency_key*, or None.
+
+        Refunds carry their key in their metadata; a PaymentIntent has few
+        refunds, so its list is read (up to 100, the most Stripe returns).
+        """
+        check_id(charge_id, what="charge_id")
+        key = check_idempotency_key(idempotency_key)
+        with _translated():
+            refunds = self._v1.refunds.list(
+                {"payment_intent": charge_id, "limit": _RECENT}
+            )
+        for refund in refunds.data:
+            if _key_of(refund) == key:
+                return _refund_result(refund, charge_id)
+        return None
 
     # -- webhooks --------------------------------------------------------------
 
@@ -486,8 +512,9 @@ def _field(obj: object, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _key_of(intent: PaymentIntent) -> str:
-    metadata = _field(intent, "metadata")
+def _key_of(obj: PaymentIntent | Refund) -> str:
+    """The idempotency key recurbill put in a PaymentIntent's or Refund's metadata."""
+    metadata = _field(obj, "metadata")
     metadata = {} if metadata is None else metadata.to_dict()
     value = metadata.get(IDEMPOTENCY_METADATA_KEY, "")
     return value if isinstance(value, str) else ""

@@ -504,6 +504,24 @@ class GatewayContract:
         )
         assert smallest.status is largest.status is ChargeStatus.SUCCEEDED
 
+    def test_a_refund_is_found_by_its_key(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails
+    ) -> None:
+        """How a refund whose answer was lost is finished without a second one."""
+        first = self.charge(gateway, customer, visa.token, Money(400, "NOK"), _key("a"))
+        other = self.charge(gateway, customer, visa.token, Money(300, "NOK"), _key("b"))
+        assert first.charge_id is not None
+        assert other.charge_id is not None
+        key = _key("refund-found")
+        made = gateway.refund(
+            first.charge_id, amount=Money(100, "NOK"), idempotency_key=key
+        )
+        assert gateway.retrieve_refund(first.charge_id, idempotency_key=key) == made
+        assert (
+            gateway.retrieve_refund(first.charge_id, idempotency_key=_key("x")) is None
+        )
+        assert gateway.retrieve_refund(other.charge_id, idempotency_key=key) is None
+
     def test_refund_never_exceeds_the_charge(
         self, gateway: PaymentGateway, customer: str, visa: CardDetails
     ) -> None:
