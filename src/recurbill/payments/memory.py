@@ -16,6 +16,10 @@ payment methods and behaves like Stripe's test mode:
 - `pm_card_authenticationRequired`: requires_action; the customer must
   authenticate with the result's `client_secret`.
 
+Unlike Stripe, which declines the ``chargeDeclined…`` cards when they are
+saved, it saves every test card, so tests can play a saved card that declines
+later (see the testing tutorial).
+
 Attaching a test payment method creates a new token (``pm_mem_0001``, …) with
 the card's display facts. Every request is recorded in :attr:`requests`;
 succeeded charges form :attr:`ledger`; idempotency keys are honoured; faults
