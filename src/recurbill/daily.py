@@ -252,12 +252,10 @@ class _Issued:
 
     def add_lines(self, other: _Issued) -> None:
         """Add *other*'s report lines; a template fails once per run, not per pass."""
-        for account_id, issued in other.issued.items():
-            self.issued.setdefault(account_id, []).extend(issued)
-        for account_id, skipped in other.skipped.items():
-            self.skipped.setdefault(account_id, []).extend(skipped)
-        for account_id, ended in other.ended.items():
-            self.ended.setdefault(account_id, []).extend(ended)
+        for kind in ("issued", "skipped", "ended"):
+            mine: dict[str, list[object]] = getattr(self, kind)
+            for account_id, lines in getattr(other, kind).items():
+                mine.setdefault(account_id, []).extend(lines)
         for account_id, failed in other.failed.items():
             known = self.failed.setdefault(account_id, [])
             seen = {line.template_id for line in known}

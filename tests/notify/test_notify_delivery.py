@@ -310,18 +310,21 @@ def test_a_call_stops_after_failures_in_a_row() -> None:
     assert len(untouched) == 8 - FAILURES_IN_A_ROW  # still queued, for the next call
 
 
+class _Refusing:
+    """A notifier whose server refuses every recipient for good (550)."""
+
+    def send(self, message: Message) -> None:
+        raise DeliveryError(
+            problem="550 mailbox unavailable",
+            allowed="check the address",
+            permanent=True,
+            recipients=(message.recipient,),
+        )
+
+
 def test_two_deliverers_never_revive_or_resend_a_message_one_gave_up() -> None:
     """B read the queue before A gave up on a message; B must not send or revive it."""
     storage = storage_with(note(1), note(2))
-
-    class Refusing:
-        def send(self, message: Message) -> None:
-            raise DeliveryError(
-                problem="550 mailbox unavailable",
-                allowed="check the address",
-                permanent=True,
-                recipients=(message.recipient,),
-            )
 
     class Slow:
         """Deliverer B: before its first send, deliverer A runs to the end."""
@@ -333,7 +336,7 @@ def test_two_deliverers_never_revive_or_resend_a_message_one_gave_up() -> None:
         def send(self, message: Message) -> None:
             if self.first:
                 self.first = False
-                deliver_pending(storage, Refusing(), now=T0, max_attempts=3)
+                deliver_pending(storage, _Refusing(), now=T0, max_attempts=3)
             self.outbox.send(message)
 
     b = Slow()
@@ -354,18 +357,9 @@ def test_two_deliverers_never_revive_or_resend_a_message_one_gave_up() -> None:
 def test_a_late_failure_does_not_revive_a_message_another_deliverer_gave_up() -> None:
     storage = storage_with(note(1))
 
-    class Refusing:
-        def send(self, message: Message) -> None:
-            raise DeliveryError(
-                problem="550 mailbox unavailable",
-                allowed="check the address",
-                permanent=True,
-                recipients=(message.recipient,),
-            )
-
     class SlowAndFailing:
         def send(self, message: Message) -> None:
-            deliver_pending(storage, Refusing(), now=T0, max_attempts=3)  # A
+            deliver_pending(storage, _Refusing(), now=T0, max_attempts=3)  # A
             raise DeliveryError(
                 problem="421 try later", allowed="retry", permanent=False, recipients=()
             )
