@@ -1,4 +1,4 @@
-"""The daily-run benchmark still runs: a tiny seeding, both scenarios, SQLite."""
+"""The daily-run benchmarks still run: tiny seedings, every scenario, SQLite."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from types import ModuleType
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_run.py"
+_BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", _SCRIPT)
+def _bench(name: str = "bench_run") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -34,3 +34,12 @@ def test_the_benchmark_reports_the_run_against_its_ceiling(
     assert re.search(r"ceiling: .*\(fastest of [\d.]+, [\d.]+, [\d.]+ s\)", out)
     assert re.search(r"ratio: +[\d.]+% of the ceiling", out)
     assert "storage.due_templates" in out  # the breakdown times the storage calls
+
+
+def test_the_retries_benchmark_compares_a_history_with_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _bench("bench_retries").main(["--accounts", "3", "--per-account", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "3 accounts, 12 paid invoices, SQLite" in out
+    assert re.search(r"history / baseline +: +[\d.]+x \(limit 50x\)", out), out
