@@ -66,6 +66,16 @@ def test_plain_smtp_delivers_both_parts_and_encoded_headers(
     assert received.content.isascii()
 
 
+def test_a_nordic_domain_reaches_a_server_without_smtputf8(
+    smtp_server: Server,
+) -> None:
+    plain(smtp_server).send(message("kari@bæreriet.no"))
+    [received] = smtp_server.received  # aiosmtpd offers no SMTPUTF8 by default
+    assert received.rcpt_tos == ["kari@xn--breriet-mxa.no"]
+    assert received.email["To"] == "kari@xn--breriet-mxa.no"
+    assert received.content.isascii()
+
+
 def test_text_only_message_is_a_single_plain_part(smtp_server: Server) -> None:
     plain(smtp_server).send(message(html=None))
 

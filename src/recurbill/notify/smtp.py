@@ -26,7 +26,7 @@ from typing import Literal, NoReturn
 from recurbill.errors import DeliveryError, InvalidInputError
 from recurbill.notify.protocol import Message
 
-__all__ = ["Security", "SmtpNotifier", "build_email"]
+__all__ = ["Security", "SmtpNotifier", "ascii_domain", "build_email"]
 
 Security = Literal["starttls", "tls", "none"]
 """How the connection is protected: STARTTLS upgrade, implicit TLS, or none."""
@@ -50,6 +50,25 @@ def _sender(value: object) -> tuple[str, str]:
     return name, address
 
 
+def ascii_domain(address: str) -> str:
+    """*address* with an internationalised domain in its ASCII form (IDNA).
+
+    ``kari@bæreriet.no`` becomes ``kari@xn--breriet-mxa.no``, which every
+    server takes; only a non-ASCII local part still needs a server that
+    offers SMTPUTF8. A domain IDNA cannot encode is left as it is.
+
+    >>> ascii_domain("kari@bæreriet.no"), ascii_domain("kari@example.no")
+    ('kari@xn--breriet-mxa.no', 'kari@example.no')
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def build_email(message: Message, *, sender: str) -> EmailMessage:
     """The MIME message :class:`SmtpNotifier` sends for *message* from *sender*.
 
@@ -61,9 +80,9 @@ def build_email(message: Message, *, sender: str) -> EmailMessage:
     email.set_content(message.text, subtype="plain", cte="quoted-printable")
     if message.html is not None:
         email.add_alternative(message.html, subtype="html", cte="quoted-printable")
-    local, _, domain = address.rpartition("@")
+    local, _, domain = ascii_domain(address).rpartition("@")
     email["From"] = Address(display_name=name, username=local, domain=domain)
-    email["To"] = message.recipient
+    email["To"] = ascii_domain(message.recipient)
     email["Subject"] = message.subject
     for header, value in message.headers.items():
         email[header] = value
@@ -164,7 +183,7 @@ class SmtpNotifier:
                 allowed="send a recurbill.notify.Message",
             )
         email = build_email(message, sender=self.sender)
-        envelope_from = _sender(self.sender)[1]
+        envelope_from = ascii_domain(_sender(self.sender)[1])
         client: smtplib.SMTP | None = None
         try:
             client = self._connect()
@@ -174,7 +193,9 @@ class SmtpNotifier:
             if self.username is not None and self._password is not None:
                 client.login(self.username, self._password)
             refused = client.send_message(
-                email, from_addr=envelope_from, to_addrs=[message.recipient]
+                email,
+                from_addr=envelope_from,
+                to_addrs=[ascii_domain(message.recipient)],
             )
             if refused:
                 self._refused(refused)
