@@ -643,3 +643,82 @@ def test_retries_look_closely_only_at_invoices_still_owing(
     (report,) = world.billing.run(at(date(2027, 1, 7), 7))
     assert set(looked_at) == {invoices[0].id}  # then again under its lock
     assert [c.status for c in report.charges] == [PaymentStatus.DECLINED]  # retried
+
+
+def _monthly_invoices(world: World, tid: str, until: date) -> list[date]:
+    day = date(2027, 1, 1)
+    while day <= until:
+        world.billing.run(at(day, 7))
+        day += timedelta(days=1)
+    view = world.billing.template_view(world.account.id, tid)
+    return [i.issue_date for i in view.invoices]
+
+
+def test_pausing_from_today_after_the_run_keeps_todays_invoice_counted() -> None:
+    world = make_world()
+    tid = world.template(
+        world.customer(), start=date(2027, 1, 1), period="month", max_count=3
+    )
+    assert _monthly_invoices(world, tid, date(2027, 2, 1)) == [
+        date(2027, 1, 1),
+        date(2027, 2, 1),
+    ]
+    # paused "from today", after this morning's run issued today's invoice
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 2, 1), resume=date(2027, 4, 1)
+    )
+    assert _monthly_invoices(world, tid, date(2027, 6, 2)) == [
+        date(2027, 1, 1),
+        date(2027, 2, 1),
+        date(2027, 4, 1),  # the third and last: March was skipped, May is not billed
+    ]
+
+
+def test_resuming_on_a_day_already_skipped_still_bills_max_count() -> None:
+    world = make_world()
+    tid = world.template(
+        world.customer(), start=date(2027, 1, 1), period="month", max_count=3
+    )
+    _monthly_invoices(world, tid, date(2027, 2, 10))
+    world.billing.pause_template(world.account.id, tid, on=date(2027, 2, 15))
+    _monthly_invoices(world, tid, date(2027, 3, 1))  # March 1 is skipped
+    resumed = world.billing.resume_template(world.account.id, tid, on=date(2027, 3, 1))
+    assert resumed.status is TemplateStatus.ACTIVE
+    assert _monthly_invoices(world, tid, date(2027, 5, 2)) == [
+        date(2027, 1, 1),
+        date(2027, 2, 1),
+        date(2027, 4, 1),
+    ]
+
+
+def test_an_occurrence_due_past_the_calendar_in_utc_ends_the_template() -> None:
+    from datetime import datetime, time, timezone
+
+    world = make_world()
+    west = world.billing.create_account(
+        name="West Coast Inc",
+        currency="USD",
+        timezone="America/Los_Angeles",
+        run_time=time(20),
+        summary_email="billing@west.example",
+    )
+    customer = world.billing.add_customer(
+        west.id, name="Pat", email="pat@west.example", collection_method="send_invoice"
+    )
+    created = datetime(2027, 12, 1, tzinfo=timezone.utc)
+    template = world.billing.create_template(
+        west.id,
+        customer.id,
+        lines=[line()],
+        start=date(2027, 12, 31),
+        period="year",
+        every=7971,  # the next date, 9998-12-31 at 20:00 there, is in 9999 in UTC
+        now=created,
+    )
+    view = world.billing.template_view(west.id, template.id, upcoming=3)
+    assert [u.occurrence.on for u in view.upcoming] == [date(2027, 12, 31)]
+    reports = world.billing.run(datetime(2028, 1, 2, tzinfo=timezone.utc))
+    (report,) = [r for r in reports if r.account_id == west.id]
+    assert [i.issue_date for i in report.issued] == [date(2027, 12, 31)]
+    assert [e.template_id for e in report.ended] == [template.id]
+    assert report.failed == ()

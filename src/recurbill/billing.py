@@ -19,7 +19,7 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -498,29 +498,54 @@ class Billing:
         on: date,
         resume: date | None = None,
     ) -> RecurringTemplate:
-        """Pause from day ``on`` (until ``resume``, if planned); no back-filling."""
-        return self._reschedule(
-            account_id, template_id, lambda s: s.paused(on=on, resume=resume)
-        )
+        """Pause from day ``on`` (until ``resume``, if planned); no back-filling.
+
+        A pause never changes what the run already did: one that starts on or
+        before the last date the run handled (pausing "from today" after this
+        morning's invoice) starts the day after it, and one that would then
+        end before it starts changes nothing.
+        """
+
+        def pause(schedule: Schedule, first_open: date | None) -> Schedule:
+            start = on
+            if first_open is not None and type(on) is date and on < first_open:
+                start = first_open
+                if type(resume) is date and resume <= start:
+                    return schedule  # it would only have covered handled dates
+            return schedule.paused(on=start, resume=resume)
+
+        return self._reschedule(account_id, template_id, pause)
 
     def resume_template(
         self, account_id: str, template_id: str, *, on: date
     ) -> RecurringTemplate:
-        """Resume on day ``on``; the original rhythm continues."""
-        return self._reschedule(account_id, template_id, lambda s: s.resumed(on=on))
+        """Resume on day ``on``; the original rhythm continues.
+
+        Dates the run already handled keep their outcome: resuming on or
+        before the last of them resumes the day after it.
+        """
+
+        def resume(schedule: Schedule, first_open: date | None) -> Schedule:
+            if first_open is not None and type(on) is date and on < first_open:
+                return schedule.resumed(on=first_open)
+            return schedule.resumed(on=on)
+
+        return self._reschedule(account_id, template_id, resume)
 
     def end_template(
         self, account_id: str, template_id: str, *, on: date
     ) -> RecurringTemplate:
         """Set the last day (inclusive) on which the template may produce invoices."""
-        return self._reschedule(account_id, template_id, lambda s: s.ended(on=on))
+        return self._reschedule(account_id, template_id, lambda s, _: s.ended(on=on))
 
     def _reschedule(
         self,
         account_id: str,
         template_id: str,
-        change: Callable[[Schedule], Schedule],
+        change: Callable[[Schedule, date | None], Schedule],
     ) -> RecurringTemplate:
+        """Apply *change* to the template's schedule, given the first date the
+        run has not handled yet (None before its first occurrence)."""
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             template = tx.get_template(account_id, template_id, for_update=True)
@@ -529,7 +554,13 @@ class Billing:
                     problem=f"template {template_id} has finished",
                     allowed="create a new template to bill again",
                 )
-            schedule = change(template.schedule)
+            handled = template.next_index - 1
+            first_open = (
+                None
+                if handled < 0
+                else template.schedule.occurrence(handled) + timedelta(days=1)
+            )
+            schedule = change(template.schedule, first_open)
             template = _with_next_due(
                 attrs.evolve(template, schedule=schedule), account
             )
