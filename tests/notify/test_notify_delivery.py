@@ -371,3 +371,21 @@ def test_a_late_failure_does_not_revive_a_message_another_deliverer_gave_up() ->
     assert after.attempts == 4  # A's three and B's one: still given up
     assert "421" in (after.last_error or "")
     assert deliver_pending(storage, Outbox(), now=T0, max_attempts=3).attempted == 0
+
+
+def test_a_refused_sender_or_login_counts_one_attempt_not_all() -> None:
+    class Misconfigured:
+        def send(self, message: Message) -> None:
+            raise DeliveryError(
+                problem="553 5.7.1 sender address rejected",
+                allowed="use a sender address the server accepts",
+                permanent=True,  # for good, but about the settings, not the message
+                recipients=(),
+            )
+
+    storage = storage_with(note(1), note(2))
+    first = deliver_pending(storage, Misconfigured(), now=T0, max_attempts=10)
+    assert first.failed == ("ntf_001", "ntf_002")
+    assert {n.attempts for n in stored(storage).values()} == {1}
+    fixed = deliver_pending(storage, Outbox(), now=T0, max_attempts=10)
+    assert fixed.sent == ("ntf_001", "ntf_002")  # nothing was thrown away

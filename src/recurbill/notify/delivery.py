@@ -7,9 +7,11 @@ what is queued, outside any transaction, and records the outcome:
 
 * sent: ``status=SENT``, ``sent_at=now``; it is never sent again;
 * failed: ``status=FAILED``, ``attempts + 1`` and ``last_error``; the next call
-  tries again, until ``max_attempts`` is reached. A permanent refusal (a
-  :class:`~recurbill.errors.DeliveryError` with ``permanent=True``: the
-  mailbox does not exist) is not retried: it uses up the attempts at once.
+  tries again, until ``max_attempts`` is reached. A recipient refused for
+  good (a :class:`~recurbill.errors.DeliveryError` with ``permanent=True``
+  that names its ``recipients``: the mailbox does not exist) is not retried:
+  it uses up the attempts at once. A permanent error of the server or its
+  settings (a refused sender or login) counts as one attempt, like any other.
 
 Delivery is *at least once*: if the process dies between the SMTP server's
 "250 OK" and the write that records it, the next call sends that message
@@ -205,8 +207,12 @@ def deliver_pending(
             notifier.send(message_of(notification, now=now))
         except RecurbillError as exc:
             error = str(exc)
-            permanent = isinstance(exc, DeliveryError) and bool(
-                exc.fields.get("permanent")
+            # a recipient refused for good: not a server or settings problem,
+            # which must not use up every queued message's attempts
+            permanent = (
+                isinstance(exc, DeliveryError)
+                and bool(exc.fields.get("permanent"))
+                and bool(exc.fields.get("recipients"))
             )
         except Exception as exc:  # a third-party notifier's own error
             error = f"{type(exc).__name__}: {exc}"
