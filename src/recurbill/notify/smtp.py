@@ -55,18 +55,22 @@ def ascii_domain(address: str) -> str:
 
     ``kari@bæreriet.no`` becomes ``kari@xn--breriet-mxa.no``, which every
     server takes; only a non-ASCII local part still needs a server that
-    offers SMTPUTF8. A domain IDNA cannot encode is left as it is.
+    offers SMTPUTF8. A domain that would not come back the same (the codec
+    is IDNA 2003, which turns ``straße.de`` into another domain,
+    ``strasse.de``) or cannot be encoded is left as it is.
 
-    >>> ascii_domain("kari@bæreriet.no"), ascii_domain("kari@example.no")
-    ('kari@xn--breriet-mxa.no', 'kari@example.no')
+    >>> ascii_domain("kari@bæreriet.no"), ascii_domain("kari@straße.de")
+    ('kari@xn--breriet-mxa.no', 'kari@straße.de')
     """
     local, at, domain = address.rpartition("@")
     if not at or domain.isascii():
         return address
     try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
+        encoded = domain.encode("idna")
+        same = encoded.decode("idna") == domain.lower()
     except UnicodeError:
         return address
+    return f"{local}@{encoded.decode('ascii')}" if same else address
 
 
 def build_email(message: Message, *, sender: str) -> EmailMessage:
