@@ -243,3 +243,14 @@ def test_text_with_a_nul_character_is_refused_on_every_backend(world: World) -> 
         InvalidRecordError,
         "NUL",
     )
+
+
+def test_trailing_zeros_do_not_count_as_decimals() -> None:
+    line_ = InvoiceLine(
+        description="Exact",
+        quantity=Decimal("1." + "0" * 30),
+        unit_price=Decimal("12.5" + "0" * 31),
+        vat_rate=25,
+    )
+    totals = compute_totals([line_], currency="NOK")
+    assert totals.tax_exclusive == Money("12.50", "NOK")

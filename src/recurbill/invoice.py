@@ -66,7 +66,6 @@ MAX_LINE_DECIMALS = 28
 """... and after it (a quantity of 4/3 hours has 27): amounts then round to the
 currency within Decimal's 28 significant digits, and print."""
 _LINE_LIMIT = Decimal(10) ** MAX_LINE_DIGITS
-_LINE_QUANTUM = Decimal(1).scaleb(-MAX_LINE_DECIMALS)
 _HUNDRED = Decimal(100)
 _TOLERANCE = Decimal("0.02")
 
@@ -795,15 +794,21 @@ def _doc_level(
 def _check_size(value: Decimal | None, name: str, where: str) -> None:
     if value is None:
         return
-    if abs(value) >= _LINE_LIMIT or (
-        value.as_tuple().exponent < -MAX_LINE_DECIMALS  # type: ignore[operator]
-        and value.quantize(_LINE_QUANTUM) != value
-    ):
+    if abs(value) >= _LINE_LIMIT or _decimals(value) > MAX_LINE_DECIMALS:
         raise InvalidInvoiceError(
             problem=f"{where} has the {name} {value}",
             allowed=f"at most {MAX_LINE_DIGITS} digits before the decimal point "
             f"and {MAX_LINE_DECIMALS} after it",
         )
+
+
+def _decimals(value: Decimal) -> int:
+    """How many decimals *value* needs, trailing zeros aside (no context used)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0:
+        return 0
+    zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + zeros))
 
 
 def compute_totals(
