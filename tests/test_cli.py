@@ -193,12 +193,14 @@ def test_a_database_that_was_never_migrated_is_refused(
     assert "migrate" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("db_form", ["path", "url"])
+@pytest.mark.parametrize(
+    "db_form", ["{path}", "sqlite:///{path}", "sqlite+pysqlite:///{path}?timeout=5"]
+)
 def test_run_and_preview_create_no_file_for_a_missing_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_form: str
 ) -> None:
     path = tmp_path / "typo.sqlite3"
-    db = str(path) if db_form == "path" else f"sqlite:///{path}"
+    db = db_form.format(path=path)
     commands = [
         ["run", "--db", db, "--dry-run"],
         ["run", "--db", db],
@@ -337,3 +339,14 @@ def test_a_template_that_cannot_be_issued_makes_the_run_exit_1(
         "recurbill: 1 recurring invoice(s) could not be issued; the daily summary "
         "says why (they are tried again next run)\n"
     )
+
+
+def test_a_dry_run_takes_any_url_sqlalchemy_reads_as_a_sqlite_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _database(tmp_path)
+    path = tmp_path / "billing.sqlite3"
+    for db in (f"sqlite:///{path}?timeout=5", f"sqlite+pysqlite:///{path}"):
+        run = ["run", "--db", db, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]
+        assert main(run) == 0
+        assert "fjord: 2 issued" in capsys.readouterr().out

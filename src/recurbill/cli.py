@@ -122,12 +122,21 @@ def _url(db: str) -> str:
 
 
 def _sqlite_file(db: str) -> Path | None:
-    """The file of a SQLite *db* (a path or a ``sqlite:///`` URL), else None."""
+    """The file of a SQLite *db* (a path, or a URL as SQLAlchemy reads it), else None.
+
+    A URL that cannot be parsed is left to the storage to refuse.
+    """
     if "://" not in db:
         return Path(db)
-    if db.startswith("sqlite:///"):
-        return Path(db.removeprefix("sqlite:///"))
-    return None
+    import sqlalchemy as sa
+
+    try:
+        url = sa.make_url(db)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database)
 
 
 def _existing(db: str) -> str:
@@ -238,8 +247,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     path = _sqlite_file(args.db)
     if path is None:
         raise UsageError(
-            "--dry-run works on a SQLite file (it runs on a copy); for PostgreSQL, "
-            "run against a copy of the database"
+            "--dry-run works on a SQLite file (it runs on a copy); for another "
+            "database, run against a copy of it"
         )
     if args.smtp is not None:
         raise UsageError("--dry-run sends no e-mail; leave out --smtp")

@@ -23,7 +23,6 @@ from recurbill.invoice import InvoiceLine, compute_totals
 from recurbill.money import Money
 from recurbill.notify.render import render_invoice, render_summary
 from recurbill.records import (
-    LAST_YEAR,
     Account,
     ChargeLine,
     CollectionMethod,
@@ -42,9 +41,10 @@ from recurbill.records import (
     RunReport,
     SkippedLine,
     TemplateStatus,
+    due_instant,
 )
 from recurbill.references import kid_mod10, ocr, reference_kind
-from recurbill.schedule import OccurrenceStatus, due_at
+from recurbill.schedule import OccurrenceStatus
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
@@ -147,17 +147,14 @@ def check_lines(lines: Sequence[InvoiceLine], account: Account) -> None:
 def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
     """When the template's next unhandled occurrence is due; None when exhausted.
 
-    Exhausted is past the schedule's end or count, or past the year
-    :data:`~recurbill.records.LAST_YEAR`, where recurbill's calendar ends.
+    Exhausted is past the schedule's end or count, or due past the end of
+    recurbill's calendar (:func:`~recurbill.records.due_instant`).
     """
     schedule = template.schedule
     n = template.next_index
     if schedule.status(n) is OccurrenceStatus.AFTER_END:
         return None
-    on = schedule.occurrence(n)
-    if on.year > LAST_YEAR:
-        return None
-    return due_at(on, run_time=account.run_time, zone=account.timezone)
+    return due_instant(schedule.occurrence(n), account)
 
 
 def plan_collection(

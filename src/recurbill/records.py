@@ -19,7 +19,7 @@ from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidRecordError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Currency, Money, as_currency
-from recurbill.schedule import DEFAULT_RUN_TIME, Schedule
+from recurbill.schedule import DEFAULT_RUN_TIME, Schedule, due_at
 
 __all__ = [
     "FIRST_YEAR",
@@ -53,6 +53,7 @@ __all__ = [
     "SettlementStatus",
     "SkippedLine",
     "TemplateStatus",
+    "due_instant",
     "in_range",
 ]
 
@@ -79,6 +80,18 @@ def in_range(instant: datetime) -> bool:
     except OverflowError:
         return False
     return FIRST_YEAR <= year <= LAST_YEAR
+
+
+def due_instant(on: date, account: Account) -> datetime | None:
+    """When an occurrence dated *on* is due for *account*, in UTC; None when that
+    instant is past the end of recurbill's calendar (see :func:`in_range`).
+
+    The daily run and the preview both use it, so they stop on the same date.
+    """
+    if on.year > LAST_YEAR:
+        return None
+    due = due_at(on, run_time=account.run_time, zone=account.timezone)
+    return due if in_range(due) else None
 
 
 MAX_PAYMENT_TERMS_DAYS = 365

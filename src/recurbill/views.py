@@ -13,7 +13,6 @@ from recurbill.errors import InvalidInputError
 from recurbill.invoice import compute_totals
 from recurbill.money import Money
 from recurbill.records import (
-    LAST_YEAR,
     Customer,
     Invoice,
     InvoiceStatus,
@@ -24,6 +23,7 @@ from recurbill.records import (
     Receipt,
     RecurringTemplate,
     TemplateStatus,
+    due_instant,
 )
 from recurbill.schedule import Occurrence
 from recurbill.storage.protocol import Storage
@@ -123,7 +123,7 @@ def template_view(
         coming = [
             UpcomingInvoice(occurrence=occurrence, amount=amount)
             for occurrence in schedule.upcoming(after=first, count=upcoming)
-            if occurrence.on.year <= LAST_YEAR  # the run stops there too
+            if due_instant(occurrence.on, account) is not None  # where the run stops
         ]
     return TemplateView(
         template=template,
