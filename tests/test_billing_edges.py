@@ -722,3 +722,21 @@ def test_an_occurrence_due_past_the_calendar_in_utc_ends_the_template() -> None:
     assert [i.issue_date for i in report.issued] == [date(2027, 12, 31)]
     assert [e.template_id for e in report.ended] == [template.id]
     assert report.failed == ()
+
+
+def test_resuming_late_a_pause_that_already_ended_changes_nothing() -> None:
+    world = make_world()
+    tid = world.template(world.customer(), start=date(2027, 1, 1), period="month")
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 2, 15), resume=date(2027, 3, 10)
+    )
+    _monthly_invoices(world, tid, date(2027, 4, 2))  # March 1 skipped, April 1 issued
+    before = world.billing.template_view(world.account.id, tid)
+    after = world.billing.resume_template(world.account.id, tid, on=date(2027, 3, 5))
+    assert after.schedule == before.template.schedule
+    assert _monthly_invoices(world, tid, date(2027, 5, 2)) == [
+        date(2027, 1, 1),
+        date(2027, 2, 1),
+        date(2027, 4, 1),
+        date(2027, 5, 1),
+    ]

@@ -527,6 +527,9 @@ class Billing:
 
         def resume(schedule: Schedule, first_open: date | None) -> Schedule:
             if first_open is not None and type(on) is date and on < first_open:
+                last = schedule.pauses[-1] if schedule.pauses else None
+                if last is not None and last.resume and last.resume <= first_open:
+                    return schedule  # it ended before any date still open
                 return schedule.resumed(on=first_open)
             return schedule.resumed(on=on)
 
