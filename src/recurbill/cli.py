@@ -63,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="simulate 120 days of billing for three Nordic businesses"
     )
-    demo.add_argument("--db", default="recurbill-demo.sqlite3", help="SQLite file")
+    demo.add_argument(
+        "--db",
+        default="recurbill-demo.sqlite3",
+        help="SQLite file to create (an existing one is replaced only if an "
+        "earlier demo made it)",
+    )
     demo.add_argument("--days", type=int, default=120, help="days to simulate")
     demo.add_argument(
         "--start", type=_parse_date, default=None, help="first day (default: today)"
