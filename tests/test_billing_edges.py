@@ -740,3 +740,45 @@ def test_resuming_late_a_pause_that_already_ended_changes_nothing() -> None:
         date(2027, 4, 1),
         date(2027, 5, 1),
     ]
+
+
+@pytest.mark.parametrize("daily", [True, False])
+def test_a_catch_up_run_stops_at_the_end_of_the_calendar_as_the_preview_does(
+    daily: bool,
+) -> None:
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    world = make_world(timezone="Pacific/Kiritimati")  # UTC+14
+    kiri = ZoneInfo("Pacific/Kiritimati")
+    tid = world.template(
+        world.customer(card=None, method=CollectionMethod.SEND_INVOICE),
+        start=date(9998, 12, 4),
+        period="week",
+        created=date(9998, 12, 1),
+    )
+    preview = world.billing.template_view(world.account.id, tid, upcoming=10)
+    promised = [u.occurrence.on for u in preview.upcoming]
+    assert promised == [date(9998, 12, d) for d in (4, 11, 18, 25)]
+    if daily:
+        for d in range(4, 31):
+            world.billing.run(at(date(9998, 12, d), 7, zone=kiri))
+    world.billing.run(datetime(9998, 12, 31, 23, tzinfo=timezone.utc))
+    view = world.billing.template_view(world.account.id, tid)
+    assert [i.issue_date for i in view.invoices] == promised
+    assert view.template.status is TemplateStatus.FINISHED
+
+
+def test_pause_and_resume_dates_are_checked_before_they_are_moved() -> None:
+    from recurbill.errors import InvalidPauseError
+
+    world = make_world()
+    tid = world.template(world.customer(), start=date(2027, 1, 4), period="week")
+    _monthly_invoices(world, tid, date(2027, 1, 20))  # Jan 4, 11 and 18 handled
+    with pytest.raises(InvalidPauseError, match="not after the pause start"):
+        world.billing.pause_template(
+            world.account.id, tid, on=date(2027, 1, 10), resume=date(2027, 1, 3)
+        )
+    world.billing.pause_template(world.account.id, tid, on=date(2027, 1, 19))
+    with pytest.raises(InvalidPauseError, match="not after the pause start"):
+        world.billing.resume_template(world.account.id, tid, on=date(2027, 1, 10))

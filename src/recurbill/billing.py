@@ -507,12 +507,12 @@ class Billing:
         """
 
         def pause(schedule: Schedule, first_open: date | None) -> Schedule:
-            start = on
-            if first_open is not None and type(on) is date and on < first_open:
-                start = first_open
-                if type(resume) is date and resume <= start:
-                    return schedule  # it would only have covered handled dates
-            return schedule.paused(on=start, resume=resume)
+            asked = schedule.paused(on=on, resume=resume)  # refuses bad dates first
+            if first_open is None or on >= first_open:
+                return asked
+            if resume is not None and resume <= first_open:
+                return schedule  # it would only have covered handled dates
+            return schedule.paused(on=first_open, resume=resume)
 
         return self._reschedule(account_id, template_id, pause)
 
@@ -526,12 +526,13 @@ class Billing:
         """
 
         def resume(schedule: Schedule, first_open: date | None) -> Schedule:
-            if first_open is not None and type(on) is date and on < first_open:
-                last = schedule.pauses[-1] if schedule.pauses else None
-                if last is not None and last.resume and last.resume <= first_open:
-                    return schedule  # it ended before any date still open
-                return schedule.resumed(on=first_open)
-            return schedule.resumed(on=on)
+            asked = schedule.resumed(on=on)  # refuses bad dates first
+            if first_open is None or on >= first_open:
+                return asked
+            last = schedule.pauses[-1]
+            if last.resume is not None and last.resume <= first_open:
+                return schedule  # it ended before any date still open
+            return schedule.resumed(on=first_open)
 
         return self._reschedule(account_id, template_id, resume)
 

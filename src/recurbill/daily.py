@@ -499,9 +499,14 @@ class DailyRun:
         """What is due for one due template, read under its lock."""
         account_id = template.account_id
         account = reads.account(account_id)
-        due = template.schedule.due_count(
+        schedule = template.schedule
+        due = schedule.due_count(
             as_of, run_time=account.run_time, zone=account.timezone
         )
+        for n in range(template.next_index, due):  # usually one
+            if due_instant(schedule.occurrence(n), account) is None:
+                due = n  # past the end of the calendar: next_due ends it there
+                break
         indices = range(template.next_index, due)
         scheduled = OccurrenceStatus.SCHEDULED
         return _Plan(
