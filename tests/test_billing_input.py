@@ -254,3 +254,13 @@ def test_trailing_zeros_do_not_count_as_decimals() -> None:
     )
     totals = compute_totals([line_], currency="NOK")
     assert totals.tax_exclusive == Money("12.50", "NOK")
+
+
+def test_zero_needs_no_decimals_however_it_is_written() -> None:
+    free = InvoiceLine(
+        description="Free trial",
+        quantity=1,
+        unit_price=Decimal("0." + "0" * 30),
+        vat_rate=25,
+    )
+    assert compute_totals([free], currency="NOK").amount_due == Money("0.00", "NOK")

@@ -350,3 +350,15 @@ def test_a_dry_run_takes_any_url_sqlalchemy_reads_as_a_sqlite_file(
         run = ["run", "--db", db, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]
         assert main(run) == 0
         assert "fjord: 2 issued" in capsys.readouterr().out
+
+
+def test_a_sqlite_uri_filename_names_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _database(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    db = "sqlite:///file:billing.sqlite3?mode=rw&uri=true"
+    assert (
+        main(["run", "--db", db, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]) == 0
+    )
+    assert "fjord: 2 issued" in capsys.readouterr().out

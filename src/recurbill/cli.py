@@ -141,7 +141,11 @@ def _sqlite_file(db: str) -> Path | None:
         return None
     if url.get_backend_name() != "sqlite" or not url.database:
         return None
-    return Path(url.database)
+    database = url.database
+    if url.query.get("uri") == "true" and database.startswith("file:"):
+        # a SQLite URI filename (file:billing.db?mode=rw): the file is its path
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
 
 
 def _existing(db: str) -> str:

@@ -805,10 +805,10 @@ def _check_size(value: Decimal | None, name: str, where: str) -> None:
 def _decimals(value: Decimal) -> int:
     """How many decimals *value* needs, trailing zeros aside (no context used)."""
     _, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int) or exponent >= 0:
-        return 0
-    zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    return max(0, -(exponent + zeros))
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not isinstance(exponent, int) or exponent >= 0 or not significant:
+        return 0  # a whole number, or zero however it is written
+    return max(0, -(exponent + len(digits) - len(significant)))
 
 
 def compute_totals(

@@ -9,7 +9,7 @@ from smtp_servers import Server, client_context, free_port
 
 from recurbill.errors import DeliveryError, InvalidInputError
 from recurbill.notify.message import Message
-from recurbill.notify.smtp import SmtpNotifier, build_email
+from recurbill.notify.smtp import SmtpNotifier, ascii_domain, build_email
 
 SENDER = "Bakeriet Ærlig AS <faktura@bakeriet.no>"
 
@@ -66,14 +66,19 @@ def test_plain_smtp_delivers_both_parts_and_encoded_headers(
     assert received.content.isascii()
 
 
+@pytest.mark.parametrize("domain", ["bæreriet.no", "Bæreriet.NO"])
 def test_a_nordic_domain_reaches_a_server_without_smtputf8(
-    smtp_server: Server,
+    smtp_server: Server, domain: str
 ) -> None:
-    plain(smtp_server).send(message("kari@bæreriet.no"))
+    plain(smtp_server).send(message(f"kari@{domain}"))
     [received] = smtp_server.received  # aiosmtpd offers no SMTPUTF8 by default
-    assert received.rcpt_tos == ["kari@xn--breriet-mxa.no"]
-    assert received.email["To"] == "kari@xn--breriet-mxa.no"
+    assert [r.lower() for r in received.rcpt_tos] == ["kari@xn--breriet-mxa.no"]
+    assert received.email["To"].lower() == "kari@xn--breriet-mxa.no"
     assert received.content.isascii()
+
+
+def test_a_domain_idna_2003_would_change_is_left_as_it_is() -> None:
+    assert ascii_domain("kari@straße.de") == "kari@straße.de"  # not strasse.de
 
 
 def test_text_only_message_is_a_single_plain_part(smtp_server: Server) -> None:

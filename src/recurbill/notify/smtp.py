@@ -67,7 +67,7 @@ def ascii_domain(address: str) -> str:
         return address
     try:
         encoded = domain.encode("idna")
-        same = encoded.decode("idna") == domain.lower()
+        same = encoded.decode("idna").lower() == domain.lower()
     except UnicodeError:
         return address
     return f"{local}@{encoded.decode('ascii')}" if same else address
