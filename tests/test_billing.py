@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing_helpers import OSLO, at, line, make_world
+from billing_helpers import OSLO, World, at, line, make_world
 from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
 from recurbill.errors import (
@@ -667,7 +667,11 @@ def test_a_webhook_whose_processing_fails_is_processed_on_redelivery() -> None:
     assert len(world.gateway.ledger) == 1
 
 
-def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
+def _lost_refund() -> tuple[World, str, str]:
+    """A paid session of 1000 NOK whose refund of 300 went back, its answer lost.
+
+    Returns the world, the customer's id and the payment's id.
+    """
     world = make_world()
     kari = world.customer()
     outcome = world.billing.record_session(
@@ -682,15 +686,20 @@ def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
             amount=nok("300"),
             now=at(date(2027, 1, 6)),
         )
+    return world, kari.id, outcome.payment.id
+
+
+def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
+    world, kari_id, payment_id = _lost_refund()
     assert len(world.gateway.refunds) == 1  # the money went back, the answer did not
     refund = world.billing.refund(
-        world.account.id, outcome.payment.id, now=at(date(2027, 1, 6))
+        world.account.id, payment_id, now=at(date(2027, 1, 6))
     )
     assert refund.amount == nok("300.00")
     assert len(world.gateway.refunds) == 1
-    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 6))
+    overview = world.billing.overview(world.account.id, kari_id, on=date(2027, 1, 6))
     assert overview.total_open == nok("300.00")
-    world.billing.refund(world.account.id, outcome.payment.id, now=at(date(2027, 1, 7)))
+    world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 7)))
     assert sum((r.amount.amount for r in world.gateway.refunds), Decimal(0)) == 1000
 
 
@@ -698,33 +707,18 @@ def test_a_refund_whose_answer_was_lost_is_finished_not_repeated() -> None:
 def test_a_lost_refund_answer_is_looked_up_after_the_gateway_forgot_its_key(
     finished_by: str,
 ) -> None:
-    world = make_world()
-    kari = world.customer()
-    outcome = world.billing.record_session(
-        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 5))
-    )
-    assert outcome.payment is not None
-    world.gateway.fail_next("timeout_after", operation="refund")
-    with pytest.raises(GatewayUnavailableError):
-        world.billing.refund(
-            world.account.id,
-            outcome.payment.id,
-            amount=nok("300"),
-            now=at(date(2027, 1, 6)),
-        )
+    world, kari_id, payment_id = _lost_refund()
     world.gateway.forget_idempotency_keys()  # more than 24 hours pass
     if finished_by == "the daily run":
         world.billing.run(at(date(2027, 1, 8), 7))
     else:
-        world.billing.refund(
-            world.account.id, outcome.payment.id, now=at(date(2027, 1, 8))
-        )
+        world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 8)))
     assert [r.amount for r in world.gateway.refunds] == [nok("300.00")]  # once
     with world.storage.transaction() as tx:
-        (refund,) = tx.list_refunds(world.account.id, outcome.payment.id)
+        (refund,) = tx.list_refunds(world.account.id, payment_id)
     assert refund.status == "succeeded"
     assert refund.refund_id == world.gateway.refunds[0].refund_id
-    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 8))
+    overview = world.billing.overview(world.account.id, kari_id, on=date(2027, 1, 8))
     assert overview.total_open == nok("300.00")
 
 
