@@ -42,6 +42,7 @@ from recurbill.records import (
     SkippedLine,
     TemplateStatus,
     due_instant,
+    past_calendar,
 )
 from recurbill.references import kid_mod10, ocr, reference_kind
 from recurbill.schedule import OccurrenceStatus
@@ -504,7 +505,7 @@ class DailyRun:
             as_of, run_time=account.run_time, zone=account.timezone
         )
         for n in range(template.next_index, due):  # usually one
-            if due_instant(schedule.occurrence(n), account) is None:
+            if past_calendar(schedule.occurrence(n), account):
                 due = n  # past the end of the calendar: next_due ends it there
                 break
         indices = range(template.next_index, due)

@@ -55,6 +55,7 @@ __all__ = [
     "TemplateStatus",
     "due_instant",
     "in_range",
+    "past_calendar",
 ]
 
 
@@ -92,6 +93,12 @@ def due_instant(on: date, account: Account) -> datetime | None:
         return None
     due = due_at(on, run_time=account.run_time, zone=account.timezone)
     return due if in_range(due) else None
+
+
+def past_calendar(on: date, account: Account) -> bool:
+    """Whether an occurrence dated *on* is due past the end of the calendar
+    (:func:`due_instant` is None); free of time-zone work until its last year."""
+    return on.year >= LAST_YEAR and due_instant(on, account) is None
 
 
 MAX_PAYMENT_TERMS_DAYS = 365

@@ -23,7 +23,7 @@ from recurbill.records import (
     Receipt,
     RecurringTemplate,
     TemplateStatus,
-    due_instant,
+    past_calendar,
 )
 from recurbill.schedule import Occurrence
 from recurbill.storage.protocol import Storage
@@ -123,7 +123,7 @@ def template_view(
         coming = [
             UpcomingInvoice(occurrence=occurrence, amount=amount)
             for occurrence in schedule.upcoming(after=first, count=upcoming)
-            if due_instant(occurrence.on, account) is not None  # where the run stops
+            if not past_calendar(occurrence.on, account)  # where the run stops
         ]
     return TemplateView(
         template=template,
