@@ -272,6 +272,40 @@ def test_a_chunk_of_due_templates_walks_the_due_index_without_sorting(
         assert "B-TREE" not in plan  # no temporary sort of the due rows
 
 
+def test_an_update_sets_only_the_indexed_columns_that_change(
+    sqlite_path: Path,
+) -> None:
+    """Setting an indexed column rewrites its index entries, even to the same value."""
+    with SqlStorage.sqlite(sqlite_path) as storage:
+        storage.migrate()
+        _seed(storage)
+        updates: list[str] = []
+
+        def keep(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+            if sql.startswith("UPDATE"):
+                updates.append(sql)
+
+        sa.event.listen(storage.engine, "before_cursor_execute", keep)
+        due = datetime(2025, 4, 1, 6, 15, tzinfo=timezone.utc)
+        renumbered = make_invoice(
+            "inv-1", number=7, template_id="tpl-1", occurrence_index=0
+        )
+        with storage.transaction() as tx:
+            tx.update_templates([make_template("tpl-1", next_due_at=due)])
+            tx.update_invoices([renumbered])
+            tx.commit()
+        sa.event.remove(storage.engine, "before_cursor_execute", keep)
+        template_update, invoice_update = updates
+        assert "customer_id" not in template_update
+        assert "next_due_at" in template_update  # changed, and in the due index
+        assert "number" in invoice_update  # changed
+        assert "customer_id" not in invoice_update
+        assert "occurrence_index" not in invoice_update
+        with storage.transaction() as tx:
+            assert tx.get_template("acme", "tpl-1").next_due_at == due
+            assert tx.get_invoice("acme", "inv-1") == renumbered
+
+
 # -- engines and URLs -------------------------------------------------------------
 
 

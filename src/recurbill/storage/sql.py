@@ -22,6 +22,7 @@ recurbill.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import threading
@@ -109,16 +110,23 @@ class _Bulk:
     compilation of ``Connection.execute(statement, rows)``: the daily run
     stores thousands of invoices, payments and receipts at once and this is
     its hot path. An update sets every column of the row with its
-    ``(id, account_id)``.
+    ``(id, account_id)`` except those named in *leave*.
     """
 
-    def __init__(self, table: sa.Table, dialect: sa.Dialect, *, update: bool) -> None:
+    def __init__(
+        self,
+        table: sa.Table,
+        dialect: sa.Dialect,
+        *,
+        update: bool,
+        leave: tuple[str, ...] = (),
+    ) -> None:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         quote = dialect.identifier_preparer.quote
         name = dialect.identifier_preparer.format_table(table)
         columns = list(table.columns)
         if update:
-            keys = ("id", "account_id")
+            keys = ("id", "account_id", *leave)
             columns = [c for c in columns if c.name not in keys]
             columns += [table.c.id, table.c.account_id]
             assignments = ", ".join(f"{quote(c.name)} = {mark}" for c in columns[:-2])
@@ -162,6 +170,19 @@ class _Bulk:
                         values[position] = convert(value)
                 params.append(tuple(values))
         conn.exec_driver_sql(self.sql, params)
+
+
+@functools.cache
+def _indexed(table: sa.Table) -> tuple[str, ...]:
+    """The columns of *table* in an index or unique constraint, but the keys."""
+    names = {column.name for index in table.indexes for column in index.columns}
+    names.update(
+        column.name
+        for constraint in table.constraints
+        if isinstance(constraint, sa.UniqueConstraint)
+        for column in constraint.columns
+    )
+    return tuple(sorted(names - {"id", "account_id"}))
 
 
 def _by_account(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
@@ -219,10 +240,7 @@ class SqlStorage:
                 schema.receipts,
             )
         }
-        self._bulk_update = {
-            table.name: _Bulk(table, dialect, update=True)
-            for table in (schema.templates, schema.invoices, schema.payments)
-        }
+        self._bulk_update: dict[tuple[str, frozenset[str]], _Bulk] = {}
 
     @classmethod
     def from_url(
@@ -436,31 +454,66 @@ class SqlTransaction:
         """
         if not records:
             return
+        indexed = _indexed(table)
         with self._write(doing) as conn:
-            self._need_all(
-                table, kind, _by_account((r.account_id, r.id) for r in records)
+            stored = self._need_all(
+                table,
+                kind,
+                _by_account((r.account_id, r.id) for r in records),
+                also=indexed,
             )
             parents()
-            self._bulk_update[table.name].run(conn, encoded)
+            unchanged = frozenset(
+                name
+                for position, name in enumerate(indexed)
+                if all(stored[row["id"]][position] == row[name] for row in encoded)
+            )
+            self._update_statement(table, unchanged).run(conn, encoded)
+
+    def _update_statement(self, table: sa.Table, leave: frozenset[str]) -> _Bulk:
+        """The UPDATE of *table* that leaves the columns *leave* as they are.
+
+        Setting an indexed column rewrites its index entries even when the
+        value stays the same (SQLite); leaving out those that no row changes
+        halves what the daily run writes for each template.
+        """
+        key = (table.name, leave)
+        statement = self._bulk_update.get(key)
+        if statement is None:
+            dialect = self._c.dialect
+            statement = _Bulk(table, dialect, update=True, leave=tuple(sorted(leave)))
+            self._bulk_update[key] = statement
+        return statement
 
     def _need_customer(self, account_id: str, customer_id: str) -> None:
         self._need_account(account_id)
         self._exists(schema.customers, account_id, customer_id, "customer")
 
     def _need_all(
-        self, table: sa.Table, kind: str, wanted: Mapping[str, set[str]]
-    ) -> None:
-        """Every id of *wanted* (account id -> ids) exists in that account."""
+        self,
+        table: sa.Table,
+        kind: str,
+        wanted: Mapping[str, set[str]],
+        *,
+        also: tuple[str, ...] = (),
+    ) -> dict[str, tuple[Any, ...]]:
+        """Every id of *wanted* (account id -> ids) exists in that account.
+
+        Returns each id's stored values of the columns *also*.
+        """
+        stored: dict[str, tuple[Any, ...]] = {}
+        query = sa.select(
+            table.c.id, table.c.account_id, *(table.c[name] for name in also)
+        )
         for account_id, ids in wanted.items():
             keys = sorted(ids)
-            found: set[str] = set()
+            found: dict[str, tuple[Any, ...]] = {}
             for chunk in _chunks(keys):
                 # by primary key alone (the planner may otherwise pick an
                 # account index and scan the account), the account checked here
-                query = sa.select(table.c.id, table.c.account_id)
                 found.update(
-                    key
-                    for key, owner in self._c.execute(
+                    (key, tuple(values))
+                    for key, owner, *values in self._c.execute(
                         query.where(table.c.id.in_(chunk))
                     ).all()  # one fetchall, not a fetchone per row
                     if owner == account_id
@@ -468,6 +521,8 @@ class SqlTransaction:
             missing = [key for key in keys if key not in found]
             if missing:
                 raise NotFoundError(kind=kind, key=missing[0], account=account_id)
+            stored.update(found)
+        return stored
 
     def _replace(
         self, table: sa.Table, row: dict[str, Any], *, kind: str, doing: str

@@ -2220,6 +2220,18 @@ class StorageContract:
                 key="nope",
                 account="acme",
             )
+            _assert_not_found(  # the same id again, as if of another account
+                lambda: tx.update_templates(
+                    [
+                        changed,
+                        make_template(
+                            "tpl-1", account_id="beta", customer_id="beta-1"
+                        ),
+                    ]
+                ),
+                key="tpl-1",
+                account="beta",
+            )
             _assert_not_found(
                 lambda: tx.update_templates(
                     [changed, make_template("tpl-1", customer_id="beta-1")]
