@@ -2224,9 +2224,7 @@ class StorageContract:
                 lambda: tx.update_templates(
                     [
                         changed,
-                        make_template(
-                            "tpl-1", account_id="beta", customer_id="beta-1"
-                        ),
+                        make_template("tpl-1", account_id="beta", customer_id="beta-1"),
                     ]
                 ),
                 key="tpl-1",
