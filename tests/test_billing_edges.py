@@ -782,3 +782,39 @@ def test_pause_and_resume_dates_are_checked_before_they_are_moved() -> None:
     world.billing.pause_template(world.account.id, tid, on=date(2027, 1, 19))
     with pytest.raises(InvalidPauseError, match="not after the pause start"):
         world.billing.resume_template(world.account.id, tid, on=date(2027, 1, 10))
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_a_refund_the_gateway_answers_failed_or_canceled_changes_no_invoice(
+    status: str,
+) -> None:
+    world = make_world()
+    kari, invoice_id, payment_id = _paid_invoice(world)
+    world.gateway.refuse_next_refund(status)
+    refused = world.billing.refund(
+        world.account.id, payment_id, now=at(date(2027, 1, 6))
+    )
+    assert refused.status == status
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.PAID  # no money went back
+    assert invoice.outstanding == Money.zero("NOK")
+    # the whole amount can still be refunded, once
+    refund = world.billing.refund(
+        world.account.id, payment_id, now=at(date(2027, 1, 7))
+    )
+    assert refund.status == "succeeded"
+    assert refund.amount == invoice.total
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN
+    assert invoice.outstanding == invoice.total
+    assert [r.status for r in world.gateway.refunds] == [status, "succeeded"]
+    with pytest.raises(InvalidInputError, match="not yet refunded"):
+        world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 8)))
+    overview = world.billing.overview(world.account.id, kari, on=date(2027, 1, 8))
+    assert [i.id for i in overview.open] == [invoice_id]
+
+
+def test_the_in_memory_gateway_refuses_only_known_refund_statuses() -> None:
+    world = make_world()
+    with pytest.raises(InvalidInputError, match="'failed' or 'canceled'"):
+        world.gateway.refuse_next_refund("pending")

@@ -40,6 +40,8 @@ from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
     "CREDIT_NOTE_SERIES",
+    "NOT_REFUNDED",
+    "REFUND_CANCELED",
     "REFUND_FAILED",
     "REFUND_REQUESTED",
     "REFUND_REQUESTED_CREDIT",
@@ -58,6 +60,10 @@ UNANSWERED = (REFUND_REQUESTED, REFUND_REQUESTED_CREDIT)
 """Statuses of refunds saved but not answered by the gateway yet."""
 REFUND_FAILED = "failed"
 """A refund the gateway refused: final, and not counted as refunded."""
+REFUND_CANCELED = "canceled"
+"""A refund the gateway canceled before paying it out: final, not counted."""
+NOT_REFUNDED = (REFUND_FAILED, REFUND_CANCELED)
+"""Final statuses of refunds that gave nothing back."""
 
 
 def refund_slices(
@@ -210,7 +216,9 @@ class Corrections:
         gateway is called. If the gateway's answer is lost (a timeout), the
         next daily run finishes that same refund with the same idempotency key,
         and so does calling ``refund`` again (``amount`` and ``reopen`` are then
-        the first call's): it is never refunded twice.
+        the first call's): it is never refunded twice. A refund the gateway
+        answers as ``failed`` or ``canceled`` is kept with that status and
+        changes no invoice: the amount may be refunded again.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -304,7 +312,8 @@ class Corrections:
                 current, status=result.status, refund_id=result.refund_id
             )
             tx.update_refund(refund)
-            self._unsettle(tx, payment, refund, reopen=reopen, now=now)
+            if refund.status not in NOT_REFUNDED:  # nothing went back otherwise
+                self._unsettle(tx, payment, refund, reopen=reopen, now=now)
             tx.commit()
         return refund
 
@@ -320,7 +329,7 @@ class Corrections:
             (
                 r.amount
                 for r in tx.list_refunds(payment.account_id, payment.id)
-                if r.status != REFUND_FAILED
+                if r.status not in NOT_REFUNDED
             ),
             Money.zero(payment.amount.currency),
         )
@@ -382,7 +391,7 @@ class Corrections:
                 r.amount
                 for r in tx.list_refunds(account.id, payment.id)
                 if r.id != refund.id
-                and r.status not in (REFUND_REQUESTED, REFUND_FAILED)
+                and r.status not in (REFUND_REQUESTED, *NOT_REFUNDED)
             ),
             zero,
         )

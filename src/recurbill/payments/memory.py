@@ -268,6 +268,7 @@ class InMemoryGateway:
         self._refund_keys: dict[tuple[str, str], RefundResult] = {}
         self._faults: dict[str, deque[FaultKind]] = {}
         self._processing_next = 0
+        self._refused_refunds: deque[str] = deque()
         self._events: list[tuple[str, bytes]] = []  # id and body, parsed on demand
 
     # -- what tests look at -------------------------------------------------
@@ -286,7 +287,7 @@ class InMemoryGateway:
 
     @property
     def refunds(self) -> list[RefundResult]:
-        """Every refund made, in order (a copy)."""
+        """Every refund answered, in order, refused ones too (a copy)."""
         with self._lock:
             return list(self._refunds)
 
@@ -348,6 +349,21 @@ class InMemoryGateway:
         _check_times(times)
         with self._lock:
             self._processing_next += times
+
+    def refuse_next_refund(self, status: str = "failed", *, times: int = 1) -> None:
+        """Answer the next *times* refunds with *status*, refunding nothing.
+
+        ``"failed"`` (the bank refused it) or ``"canceled"``, as Stripe's
+        ``Refund.status`` reports a refund that gave no money back.
+        """
+        if status not in ("failed", "canceled"):
+            raise InvalidInputError(
+                problem=f"refund status {status!r}",
+                allowed="'failed' or 'canceled'",
+            )
+        _check_times(times)
+        with self._lock:
+            self._refused_refunds.extend([status] * times)
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
         """Cancel a charge that waits for action or is processing (see protocol)."""
@@ -824,17 +840,22 @@ class InMemoryGateway:
                 problem=f"refund of {amount} on charge {charge_id}",
                 allowed=f"refund at most the {remaining} left of the charge",
             )
-        charge.refunded = charge.refunded + amount
+        status = "succeeded"
+        if self._refused_refunds:
+            status = self._refused_refunds.popleft()
+        else:
+            charge.refunded = charge.refunded + amount
         result = RefundResult(
             refund_id=self._next_id("re"),
             charge_id=charge_id,
             amount=amount,
-            status="succeeded",
+            status=status,
         )
         self._refunds.append(result)
         self._refund_keys[(charge_id, key)] = result
         self._done[key] = ("refund", params, result)
-        self._emit("charge.refunded", self._intent_object(charge))
+        if status == "succeeded":
+            self._emit("charge.refunded", self._intent_object(charge))
         return result
 
     @staticmethod
