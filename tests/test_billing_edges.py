@@ -808,7 +808,7 @@ def test_a_refund_the_gateway_answers_failed_or_canceled_changes_no_invoice(
     assert invoice.status is InvoiceStatus.OPEN
     assert invoice.outstanding == invoice.total
     assert [r.status for r in world.gateway.refunds] == [status, "succeeded"]
-    with pytest.raises(InvalidInputError, match="not yet refunded"):
+    with pytest.raises(StateError, match="refunded in full"):
         world.billing.refund(world.account.id, payment_id, now=at(date(2027, 1, 8)))
     overview = world.billing.overview(world.account.id, kari, on=date(2027, 1, 8))
     assert [i.id for i in overview.open] == [invoice_id]

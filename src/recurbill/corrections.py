@@ -66,6 +66,14 @@ NOT_REFUNDED = (REFUND_FAILED, REFUND_CANCELED)
 """Final statuses of refunds that gave nothing back."""
 
 
+def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
+    """The refund as stored now, its payment locked until the transaction ends."""
+    tx.get_payment(payment.account_id, payment.id, for_update=True)
+    return next(
+        r for r in tx.list_refunds(payment.account_id, payment.id) if r.id == refund_id
+    )
+
+
 def refund_slices(
     buckets: Sequence[tuple[str, Money]], *, start: Money, amount: Money
 ) -> list[tuple[str, Money]]:
@@ -222,7 +230,8 @@ class Corrections:
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
-            payment = tx.get_payment(account_id, payment_id)
+            # locked: refunds of one payment are made and applied one at a time
+            payment = tx.get_payment(account_id, payment_id, for_update=True)
             if payment.status is not PaymentStatus.SUCCEEDED or not payment.charge_id:
                 raise StateError(
                     problem=f"payment {payment_id} is {payment.status.value}",
@@ -296,15 +305,13 @@ class Corrections:
             raise  # the answer is unknown: the next call finishes it, same key
         except (GatewayError, InvalidInputError):
             with self.storage.transaction() as tx:
-                tx.update_refund(attrs.evolve(refund, status=REFUND_FAILED))
-                tx.commit()
+                current = _locked_refund(tx, payment, refund.id)
+                if current.status in UNANSWERED:
+                    tx.update_refund(attrs.evolve(current, status=REFUND_FAILED))
+                    tx.commit()
             raise
         with self.storage.transaction() as tx:
-            current = next(
-                r
-                for r in tx.list_refunds(payment.account_id, payment.id)
-                if r.id == refund.id
-            )
+            current = _locked_refund(tx, payment, refund.id)
             if current.status not in UNANSWERED:
                 return current  # another call finished it meanwhile
             reopen = current.status == REFUND_REQUESTED
@@ -334,6 +341,11 @@ class Corrections:
             Money.zero(payment.amount.currency),
         )
         left = payment.amount - already
+        if left <= Money.zero(left.currency):
+            raise StateError(
+                problem=f"payment {payment.id} is refunded in full",
+                allowed="refund a payment that has something left to refund",
+            )
         wanted = (
             left
             if amount is None
@@ -390,8 +402,7 @@ class Corrections:
             (
                 r.amount
                 for r in tx.list_refunds(account.id, payment.id)
-                if r.id != refund.id
-                and r.status not in (REFUND_REQUESTED, *NOT_REFUNDED)
+                if r.id != refund.id and r.status not in (*UNANSWERED, *NOT_REFUNDED)
             ),
             zero,
         )

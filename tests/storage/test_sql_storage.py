@@ -38,6 +38,7 @@ from recurbill.testing.storage import (
     make_account,
     make_customer,
     make_invoice,
+    make_payment,
     make_template,
 )
 
@@ -577,15 +578,23 @@ def test_for_update_locks_the_row_on_postgres(migrated_postgres_url: str) -> Non
         SqlStorage.from_url(migrated_postgres_url, lock_timeout=0.2) as second,
     ):
         _seed(first)
+        with first.transaction() as tx:
+            tx.add_payment(make_payment())
+            tx.commit()
         with first.transaction() as holder:
             holder.get_invoice("acme", "inv-1", for_update=True)
             holder.get_template("acme", "tpl-1", for_update=True)
+            holder.get_payment("acme", "pay-1", for_update=True)
             with second.transaction() as tx:
                 assert tx.get_template("acme", "tpl-1").id == "tpl-1"  # reads pass
                 with pytest.raises(ConflictError, match="concurrent"):
                     tx.get_template("acme", "tpl-1", for_update=True)
             with second.transaction() as tx, pytest.raises(ConflictError):
                 tx.get_invoice("acme", "inv-1", for_update=True)
+            with second.transaction() as tx:
+                assert tx.get_payment("acme", "pay-1").id == "pay-1"
+                with pytest.raises(ConflictError):
+                    tx.get_payment("acme", "pay-1", for_update=True)
 
 
 # -- locking many rows on PostgreSQL -------------------------------------------------

@@ -638,8 +638,10 @@ class _MemoryTransaction:
             )
         self._put(keys, record.idempotency_key, record.id)
 
-    def get_payment(self, account_id: str, payment_id: str) -> Payment:
-        """A payment of this account."""
+    def get_payment(
+        self, account_id: str, payment_id: str, *, for_update: bool = False
+    ) -> Payment:
+        """A payment; ``for_update`` locks it (every transaction holds the lock)."""
         self._check_open()
         return self._scoped(self._s.payments, "payment", account_id, payment_id)
 

@@ -210,8 +210,10 @@ class Transaction(Protocol):
     def add_payments(self, payments: Sequence[Payment]) -> None:
         """Store payment attempts, all or none (ConflictError as one would)."""
 
-    def get_payment(self, account_id: str, payment_id: str) -> Payment:
-        """A payment of this account."""
+    def get_payment(
+        self, account_id: str, payment_id: str, *, for_update: bool = False
+    ) -> Payment:
+        """A payment; ``for_update`` locks it until the end of the transaction."""
 
     def get_payments(
         self, account_id: str, payment_ids: Sequence[str]

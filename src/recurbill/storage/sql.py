@@ -1000,10 +1000,17 @@ class SqlTransaction:
         """Store payment attempts, all or none (one executemany)."""
         self._add_payments(_records("payments", payments, Payment), "adding payments")
 
-    def get_payment(self, account_id: str, payment_id: str) -> Payment:
-        """A payment of this account."""
+    def get_payment(
+        self, account_id: str, payment_id: str, *, for_update: bool = False
+    ) -> Payment:
+        """A payment; ``for_update`` locks it until the end of the transaction."""
         return self._get(
-            schema.payments, rows.decode_payment, "payment", account_id, payment_id
+            schema.payments,
+            rows.decode_payment,
+            "payment",
+            account_id,
+            payment_id,
+            for_update=for_update,
         )
 
     def get_payments(
