@@ -818,3 +818,72 @@ def test_the_in_memory_gateway_refuses_only_known_refund_statuses() -> None:
     world = make_world()
     with pytest.raises(InvalidInputError, match="'failed' or 'canceled'"):
         world.gateway.refuse_next_refund("pending")
+
+
+def test_a_lost_charge_is_not_made_once_its_invoice_was_paid_another_way() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.gateway.fail_next("timeout_before")  # the gateway never saw it
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.FAILED_UNKNOWN
+    world.billing.record_bank_transfer(
+        world.account.id,
+        kari.id,
+        amount=outcome.invoice.total,
+        now=at(date(2027, 3, 1), 10),
+        reference="bank-1",
+    )
+    world.billing.run(at(date(2027, 3, 2), 7))  # finishes what has no outcome
+    assert world.gateway.ledger == []  # never charged for a settled invoice
+    with world.storage.transaction() as tx:
+        payment = tx.get_payment(world.account.id, outcome.payment.id)
+        credit = tx.list_credit_entries(world.account.id, kari.id)
+    assert payment.status is PaymentStatus.CANCELED
+    assert payment.error_code == "nothing_owed"
+    assert sum((e.amount for e in credit), Money.zero("NOK")) == Money.zero("NOK")
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.PAID
+
+
+@pytest.mark.parametrize(
+    ("card", "fault"),
+    [("pm_card_visa", "timeout_before"), ("pm_card_authenticationRequired", None)],
+)
+def test_an_invoice_with_a_payment_in_progress_cannot_be_voided(
+    card: str, fault: str | None
+) -> None:
+    world = make_world()
+    kari = world.customer(card=card)
+    if fault is not None:
+        world.gateway.fail_next(fault)
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    )
+    assert outcome.payment is not None
+    with pytest.raises(StateError, match="payment in progress"):
+        world.billing.void_invoice(world.account.id, outcome.invoice.id)
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN
+
+
+def test_an_invoice_with_a_credit_note_cannot_be_voided() -> None:
+    world = make_world()
+    kari = world.customer(method=CollectionMethod.SEND_INVOICE)
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    )
+    world.billing.credit_invoice(
+        world.account.id,
+        outcome.invoice.id,
+        amount=Money("300", "NOK"),
+        reason="one session fewer",
+        now=at(date(2027, 3, 2)),
+    )
+    with pytest.raises(StateError, match="credited by credit notes"):
+        world.billing.void_invoice(world.account.id, outcome.invoice.id)
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN
+    assert invoice.outstanding == invoice.total - Money("300", "NOK")

@@ -928,7 +928,11 @@ class Billing:
         )
 
     def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
-        """Void an open invoice that nothing has been paid on."""
+        """Void an open invoice that nothing has been paid or credited on.
+
+        Refused while a payment of it has no outcome yet; see
+        :meth:`Corrections.void_invoice`.
+        """
         return self._corrections.void_invoice(account_id, invoice_id)
 
     def credit_invoice(

@@ -54,6 +54,7 @@ __all__ = [
     "GATEWAY_ERROR",
     "HARD_DECLINES",
     "IN_FLIGHT",
+    "NOTHING_OWED",
     "NO_OUTCOME",
     "RECEIPT_SERIES",
     "Collector",
@@ -146,6 +147,21 @@ class RetryPolicy:
         if attempt > len(self.days):
             return None
         return first_attempt + timedelta(days=self.days[attempt - 1])
+
+
+NOTHING_OWED = "nothing_owed"
+"""Error code of a payment ended uncharged: its invoices were settled first."""
+
+
+def _never_charged(payment: Payment) -> ChargeResult:
+    """The outcome of a payment given up before the gateway saw it."""
+    return ChargeResult(
+        status=ChargeStatus.CANCELED,
+        charge_id=None,
+        amount=payment.amount,
+        idempotency_key=payment.idempotency_key,
+        error_code=NOTHING_OWED,
+    )
 
 
 def local_date(account: Account, instant: datetime) -> date:
@@ -381,7 +397,9 @@ class Collector:
         """Finish a payment whose outcome is not final, asking the gateway first.
 
         The gateway is asked for the charge made with the payment's key; only
-        if it never saw one is the charge made, with that same key.
+        if it never saw one is the charge made, with that same key, and only
+        while one of its invoices still owes something. Otherwise (they were
+        paid another way) the payment ends ``canceled``: never charged.
         """
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
@@ -396,8 +414,20 @@ class Collector:
         if result is None:
             if payment.status is PaymentStatus.REQUIRES_ACTION:
                 return payment
+            if not self._owed(payment):  # settled another way meanwhile
+                return self.apply(payment, _never_charged(payment), now=now)
             return self.execute(account_id, payment_id, now=now)
         return self.apply(payment, result, now=now)
+
+    def _owed(self, payment: Payment) -> bool:
+        """Whether any invoice *payment* pays is still open with something owed."""
+        with self.storage.transaction() as tx:
+            invoices = tx.get_invoices(payment.account_id, payment.invoice_ids)
+        return any(
+            invoice.status is InvoiceStatus.OPEN
+            and invoice.outstanding > Money.zero(invoice.currency)
+            for invoice in invoices
+        )
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.

@@ -15,7 +15,7 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware, positive_money
-from recurbill.collection import Collector, local_date
+from recurbill.collection import IN_FLIGHT, Collector, local_date
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     GatewayError,
@@ -118,7 +118,11 @@ class Corrections:
     ids: IdFactory
 
     def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
-        """Void an open invoice that nothing has been paid on."""
+        """Void an open invoice that nothing has been paid or credited on.
+
+        Refused while a payment of it has no outcome yet (the gateway may
+        still take the money): :meth:`Billing.confirm_payment` finishes it.
+        """
         with self.storage.transaction() as tx:
             invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
             if invoice.status is not InvoiceStatus.OPEN or invoice.paid:
@@ -129,6 +133,31 @@ class Corrections:
                     ),
                     allowed="void only an open invoice with nothing paid; "
                     "credit or refund a paid one",
+                )
+            if invoice.credited:
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} has {invoice.credited} "
+                        "credited by credit notes"
+                    ),
+                    allowed="void only an invoice without credit notes; credit "
+                    "the rest of it instead",
+                )
+            busy = [
+                p
+                for p in tx.list_payments(
+                    account_id, customer_id=invoice.customer_id, statuses=IN_FLIGHT
+                )
+                if invoice.id in p.invoice_ids
+            ]
+            if busy:
+                raise StateError(
+                    problem=(
+                        f"invoice {invoice.display_number} has a payment in "
+                        f"progress ({busy[0].status.value})"
+                    ),
+                    allowed="void it once that payment has an outcome "
+                    "(confirm_payment asks the gateway)",
                 )
             invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
             tx.update_invoice(invoice)
