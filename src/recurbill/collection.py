@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from recurbill.errors import (
+    GatewayAuthenticationError,
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
@@ -57,6 +58,7 @@ __all__ = [
     "NOTHING_OWED",
     "NO_OUTCOME",
     "RECEIPT_SERIES",
+    "UNKNOWN_IN_A_ROW",
     "Collector",
     "RetryPolicy",
     "local_date",
@@ -149,6 +151,8 @@ class RetryPolicy:
         return first_attempt + timedelta(days=self.days[attempt - 1])
 
 
+UNKNOWN_IN_A_ROW = 5
+"""Charges in a row without a gateway answer after which a batch stops."""
 NOTHING_OWED = "nothing_owed"
 """Error code of a payment ended uncharged: its invoices were settled first."""
 
@@ -296,11 +300,30 @@ class Collector:
         payment). If it fails, each outcome is recorded on its own; a crash
         before recording leaves the payments pending for :meth:`reconcile`,
         which asks the gateway with the same keys.
+
+        A refused API key, or :data:`UNKNOWN_IN_A_ROW` charges in a row without
+        an answer (an outage), stops the batch: the answers so far are
+        recorded, the error is raised, and the payments not yet sent stay
+        pending for the next run.
         """
-        answered = [
-            (payment, self._ask(payment, customer, method))
-            for payment, customer, method in batch
-        ]
+        answered: list[tuple[Payment, ChargeResult | None]] = []
+        stop: GatewayError | None = None
+        unknown = 0
+        for payment, customer, method in batch:
+            try:
+                result = self._ask(payment, customer, method)
+            except GatewayAuthenticationError as error:
+                stop = error
+                break
+            answered.append((payment, result))
+            unknown = unknown + 1 if result is None else 0
+            if unknown == UNKNOWN_IN_A_ROW:
+                stop = GatewayUnavailableError(
+                    problem=f"the gateway did not answer {unknown} charges in a row",
+                    allowed="run again once it answers: the charges without an "
+                    "answer are looked up first, the others are made then",
+                )
+                break
         try:
             with self.storage.transaction() as tx:
                 accounts = {
@@ -317,6 +340,8 @@ class Collector:
             outcomes = [
                 self._record(payment, result, now=now) for payment, result in answered
             ]
+        if stop is not None:
+            raise stop
         return outcomes
 
     def _ask(
@@ -338,6 +363,8 @@ class Collector:
             )
         except GatewayUnavailableError:
             return None
+        except GatewayAuthenticationError:
+            raise  # every charge would fail alike: stop, the payment stays pending
         except (GatewayError, InvalidInputError):
             # the gateway refused the request itself (a customer or card it does
             # not know, a bad key, an amount it cannot move): a final failure of

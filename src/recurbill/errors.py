@@ -28,6 +28,7 @@ instance as ``error.fields``::
     ├── GatewayError                            the payment gateway port
     │   ├── GatewayUnavailableError             outcome unknown: retry with the same key
     │   └── GatewayConfigurationError           misuse or configuration: do not retry
+    │       ├── GatewayAuthenticationError      the API key refused: fix it, then rerun
     │       ├── IdempotencyKeyReuseError        one key, other parameters
     │       └── ProductionGuardError            a test double where production is set
     ├── WebhookError (ValueError)               a webhook that cannot be trusted
@@ -44,6 +45,7 @@ __all__ = [
     "CreditExceedsInvoiceError",
     "CurrencyMismatchError",
     "DeliveryError",
+    "GatewayAuthenticationError",
     "GatewayConfigurationError",
     "GatewayError",
     "GatewayUnavailableError",
@@ -214,6 +216,14 @@ class GatewayUnavailableError(GatewayError):
 
 class GatewayConfigurationError(GatewayError):
     """Misuse or configuration error reported by the gateway: do not retry."""
+
+
+class GatewayAuthenticationError(GatewayConfigurationError):
+    """The gateway refused the credentials (the API key) or their permissions.
+
+    Nothing was done. It concerns every request, not one payment, so the
+    daily run stops on it and leaves its payments to be made once it is fixed.
+    """
 
 
 class IdempotencyKeyReuseError(GatewayConfigurationError):

@@ -309,6 +309,7 @@ def test_needs_action_refuses_a_url_that_is_not_a_web_address(url: str) -> None:
         ("card_velocity_exceeded", "Årsak: kortets beløpsgrense er nådd"),
         ("stolen_card", "Årsak: banken avviste betalingen"),
         (None, "Årsak: banken avviste betalingen"),
+        ("gateway_error", "Årsak: kortet kunne ikke belastes"),  # no bank saw it
     ],
 )
 def test_payment_failed_explains_safe_decline_codes(

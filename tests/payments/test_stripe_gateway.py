@@ -20,6 +20,7 @@ import stripe
 from fake_stripe import API_KEY, FakeStripe
 
 from recurbill.errors import (
+    GatewayAuthenticationError,
     GatewayConfigurationError,
     GatewayUnavailableError,
     IdempotencyKeyReuseError,
@@ -190,7 +191,7 @@ def test_answer_held_past_the_timeout_is_unavailable(
     assert fake_stripe.succeeded_charges("slow") == 1
 
 
-def test_wrong_api_key_is_a_configuration_error(fake_stripe: FakeStripe) -> None:
+def test_wrong_api_key_is_an_authentication_error(fake_stripe: FakeStripe) -> None:
     session = requests.Session()
     session.trust_env = False
     client = stripe.StripeClient(
@@ -199,7 +200,7 @@ def test_wrong_api_key_is_a_configuration_error(fake_stripe: FakeStripe) -> None
         http_client=stripe.RequestsClient(session=session, timeout=5),
     )
     try:
-        with pytest.raises(GatewayConfigurationError, match="AuthenticationError"):
+        with pytest.raises(GatewayAuthenticationError, match="refused the API key"):
             StripeGateway(client).create_customer(email="a@example.no", name="A")
     finally:
         session.close()

@@ -83,6 +83,7 @@ _DECLINES = {
     "try_again_later": "decline.processing_error",
     "issuer_not_available": "decline.processing_error",
     "reenter_transaction": "decline.processing_error",
+    "gateway_error": "decline.not_charged",  # refused before reaching the bank
 }
 """Decline codes worth explaining. Others (``lost_card``, ``fraudulent`` …)
 read as a plain decline, as card networks advise."""

@@ -84,6 +84,7 @@ EN_GB: dict[str, str] = {
     "decline.expired_card": "the card has expired",
     "decline.limit": "the card's spending limit has been reached",
     "decline.processing_error": "a temporary error at the bank; please try again later",
+    "decline.not_charged": "the card could not be charged",
     # daily summary
     "summary.subject": "Billing summary for {account}, {date}",
     "summary.intro": "Summary of the automatic billing run on {date} for {account}.",
@@ -179,6 +180,7 @@ NB_NO: dict[str, str] = {
     "decline.expired_card": "kortet er utløpt",
     "decline.limit": "kortets beløpsgrense er nådd",
     "decline.processing_error": "en midlertidig feil hos banken; prøv igjen senere",
+    "decline.not_charged": "kortet kunne ikke belastes",
     "summary.subject": "Daglig oppsummering for {account}, {date}",
     "summary.intro": "Oversikt over den automatiske faktureringen {date} for "
     "{account}.",
@@ -274,6 +276,7 @@ SV_SE: dict[str, str] = {
     "decline.expired_card": "kortet har gått ut",
     "decline.limit": "kortets beloppsgräns har nåtts",
     "decline.processing_error": "ett tillfälligt fel hos banken; försök igen senare",
+    "decline.not_charged": "kortet kunde inte debiteras",
     "summary.subject": "Daglig sammanfattning för {account}, {date}",
     "summary.intro": "Översikt över den automatiska faktureringen {date} för "
     "{account}.",
@@ -372,6 +375,7 @@ IS_IS: dict[str, str] = {
     "decline.expired_card": "kortið er útrunnið",
     "decline.limit": "heimild kortsins er fullnýtt",
     "decline.processing_error": "tímabundin villa hjá bankanum; reyndu aftur síðar",
+    "decline.not_charged": "ekki tókst að skuldfæra kortið",
     "summary.subject": "Dagleg samantekt fyrir {account}, {date}",
     "summary.intro": "Yfirlit yfir sjálfvirka reikningagerð {date} fyrir {account}.",
     "summary.nothing": "Ekkert að tilkynna: engir reikningar voru gefnir út og "

@@ -47,11 +47,12 @@ import os
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import attrs
 
 from recurbill.errors import (
+    GatewayAuthenticationError,
     GatewayConfigurationError,
     GatewayUnavailableError,
     IdempotencyKeyReuseError,
@@ -100,8 +101,9 @@ __all__ = [
 DEFAULT_WEBHOOK_SECRET = "whsec_recurbill_memory"
 """The secret :class:`InMemoryGateway` signs webhooks with unless given others."""
 
-FaultKind = Literal["timeout_before", "timeout_after", "unavailable"]
-"""A fault to inject: no answer before / after the gateway acted, or a 503."""
+FaultKind = Literal["timeout_before", "timeout_after", "unavailable", "unauthorized"]
+"""A fault to inject: no answer before / after the gateway acted, a 503, or a
+refused API key (401)."""
 
 _FALSY = frozenset({"", "0", "false", "no", "off"})
 
@@ -323,14 +325,17 @@ class InMemoryGateway:
         - ``"timeout_after"``: the gateway acted (the charge is in the ledger,
           the key remembers it) but the answer was lost.
         - ``"unavailable"``: the gateway refused to work (a 503).
+        - ``"unauthorized"``: the API key was refused (a 401); nothing was done.
 
-        Each raises :class:`GatewayUnavailableError`. *operation* is a method
-        name: ``charge``, ``refund``, ``create_customer``, …
+        The first three raise :class:`GatewayUnavailableError`, the last
+        :class:`GatewayAuthenticationError`. *operation* is a method name:
+        ``charge``, ``refund``, ``create_customer``, …
         """
-        if kind not in ("timeout_before", "timeout_after", "unavailable"):
+        if kind not in get_args(FaultKind):
             raise InvalidInputError(
                 problem=f"unknown fault {kind!r}",
-                allowed="'timeout_before', 'timeout_after' or 'unavailable'",
+                allowed="'timeout_before', 'timeout_after', 'unavailable' or "
+                "'unauthorized'",
             )
         if not callable(getattr(self, operation, None)) or operation.startswith("_"):
             raise InvalidInputError(
@@ -693,6 +698,12 @@ class InMemoryGateway:
             RecordedRequest(operation=operation, params=params, idempotency_key=key)
         )
         faults = self._faults.get(operation)
+        if faults and faults[0] == "unauthorized":
+            faults.popleft()
+            raise GatewayAuthenticationError(
+                problem=f"injected fault 'unauthorized' on {operation}",
+                allowed="give a valid API key; nothing was done",
+            )
         if faults and faults[0] != "timeout_after":
             kind = faults.popleft()
             raise GatewayUnavailableError(

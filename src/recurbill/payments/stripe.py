@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from recurbill.errors import (
+    GatewayAuthenticationError,
     GatewayConfigurationError,
     GatewayUnavailableError,
     IdempotencyKeyReuseError,
@@ -497,6 +498,14 @@ def _raise_translated(exc: StripeError, key: str | None) -> NoReturn:
             problem=f"Stripe did not complete the request ({_describe(exc)})",
             allowed="the outcome is unknown; retry later with the same idempotency "
             "key or reconcile with retrieve_charge()",
+            **fields,
+        ) from None
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        raise GatewayAuthenticationError(
+            problem=f"Stripe refused the API key ({_describe(exc)}: "
+            f"{exc.user_message})",
+            allowed="give a valid secret key with the needed permissions; "
+            "nothing was done",
             **fields,
         ) from None
     raise GatewayConfigurationError(
