@@ -150,7 +150,8 @@ def test_the_real_run_issues_once(
     capsys.readouterr()
     assert main([*run, "2027-02-28T07:00:00+01:00"]) == 0
     assert capsys.readouterr().out.strip() == (
-        "fjord: 2 issued, 0 charged, 0 skipped, 0 ended"
+        "fjord: 2 issued, 0 charged, 0 declined, 0 awaiting an outcome, "
+        "0 skipped, 0 ended"
     )
     assert main([*run, "2027-02-28T08:00:00+01:00"]) == 0
     assert "0 issued" in capsys.readouterr().out
@@ -362,3 +363,39 @@ def test_a_sqlite_uri_filename_names_its_file(
         main(["run", "--db", db, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]) == 0
     )
     assert "fjord: 2 issued" in capsys.readouterr().out
+
+
+def test_a_run_counts_its_charges_by_outcome(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from recurbill.cli import _report
+    from recurbill.money import Money
+    from recurbill.records import ChargeLine, PaymentStatus, RunReport
+
+    def charge(status: PaymentStatus) -> ChargeLine:
+        return ChargeLine(
+            invoice_number="INV-1",
+            customer_name="Kari",
+            amount=Money("100", "NOK"),
+            status=status,
+        )
+
+    statuses = [
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.DECLINED,
+        PaymentStatus.FAILED_UNKNOWN,
+        PaymentStatus.REQUIRES_ACTION,
+    ]
+    report = RunReport(
+        account_id="fjord",
+        as_of=datetime(2027, 2, 28, 6, tzinfo=timezone.utc),
+        charges=tuple(charge(s) for s in statuses),
+    )
+    assert _report([report]) == 0
+    assert _report([report], dry=True) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "fjord: 0 issued, 2 charged, 1 declined, 2 awaiting an outcome, "
+        "0 skipped, 0 ended",
+        "fjord: 0 issued, 5 to charge, 0 skipped, 0 ended",
+    ]

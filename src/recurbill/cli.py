@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recurbill.errors import RecurbillError
+from recurbill.records import PaymentStatus
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from recurbill.storage.sql import SqlStorage
 
 __all__ = ["main"]
+
+_ENDED = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.CANCELED)
 
 
 class UsageError(Exception):
@@ -233,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
     gateway = _stripe()
     as_of = args.as_of or datetime.now(timezone.utc)
     with _storage(url) as storage:
-        status = _report(_daily(storage, gateway, as_of), "charged")
+        status = _report(_daily(storage, gateway, as_of))
         if notifier is not None:
             from recurbill.notify.delivery import deliver_pending
 
@@ -275,7 +278,7 @@ def _dry_run(args: argparse.Namespace) -> int:
                 allowed="give the path of a recurbill SQLite database",
             ) from None
         with _storage(_url(str(copy))) as storage:
-            status = _report(_daily(storage, InMemoryGateway(), as_of), "to charge")
+            status = _report(_daily(storage, InMemoryGateway(), as_of), dry=True)
     print(f"dry run on a copy of {path}: nothing was saved, no card was charged")
     return status
 
@@ -294,14 +297,25 @@ def _daily(
     return Billing(storage=storage, gateway=gateway).run(as_of)
 
 
-def _report(reports: Sequence[RunReport], charged: str) -> int:
-    """Print a line per account; 1 if a template could not be issued, else 0."""
+def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
+    """Print a line per account; 1 if a template could not be issued, else 0.
+
+    A real run counts its charges by outcome; a dry run (whose gateway knows
+    no card) only how many it would make.
+    """
     for report in reports:
         failed = f", {len(report.failed)} failed" if report.failed else ""
+        charged, declined = (report.count(s) for s in _ENDED[:2])
+        waiting = len(report.charges) - sum(report.count(s) for s in _ENDED)
+        charges = (
+            f"{len(report.charges)} to charge"
+            if dry
+            else f"{charged} charged, {declined} declined, "
+            f"{waiting} awaiting an outcome"
+        )
         print(
-            f"{report.account_id}: {len(report.issued)} issued, "
-            f"{len(report.charges)} {charged}, {len(report.skipped)} skipped, "
-            f"{len(report.ended)} ended{failed}"
+            f"{report.account_id}: {len(report.issued)} issued, {charges}, "
+            f"{len(report.skipped)} skipped, {len(report.ended)} ended{failed}"
         )
     failures = sum(len(report.failed) for report in reports)
     if failures:
