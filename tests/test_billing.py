@@ -772,7 +772,7 @@ def test_change_template_redates_before_the_first_invoice_and_changes_lines() ->
         memo="new price",
         now=at(date(2027, 3, 1)),
     )
-    with pytest.raises(StateError, match="produced invoices"):
+    with pytest.raises(StateError, match="has handled occurrences"):
         world.billing.change_template(
             world.account.id, tid, start=date(2027, 5, 1), now=at(date(2027, 3, 1))
         )

@@ -264,3 +264,72 @@ def test_zero_needs_no_decimals_however_it_is_written() -> None:
         vat_rate=25,
     )
     assert compute_totals([free], currency="NOK").amount_due == Money("0.00", "NOK")
+
+
+@pytest.mark.parametrize(
+    ("account_ids", "problem"),
+    [
+        ("fjord", "'fjord' is not a sequence of ids"),
+        (["fjord", "fjord"], "'fjord' is given twice"),
+        (("fjord", 7), "7 is not a non-empty string"),
+        ([""], "'' is not a non-empty string"),
+    ],
+)
+def test_a_run_needs_distinct_account_ids(
+    world: World, account_ids: object, problem: str
+) -> None:
+    world.template(
+        world.customer(), start=date(2027, 1, 11), period="week", created=NOW.date()
+    )
+    with pytest.raises(InvalidInputError, match=problem):
+        world.billing.run(
+            at(date(2027, 1, 20)),
+            account_ids=account_ids,  # type: ignore[arg-type]
+            summary_when_empty=True,
+        )
+    assert world.storage_invoices() == []
+    assert world.notification_kinds() == []
+    (report,) = world.billing.run(at(date(2027, 1, 20)), account_ids=("fjord",))
+    assert len(report.issued) == 2
+
+
+def test_an_account_rounds_as_it_is_created_to(world: World) -> None:
+    from decimal import ROUND_HALF_EVEN
+
+    even = world.billing.create_account(
+        account_id="even",
+        name="Even AS",
+        currency="NOK",
+        summary_email="post@even.no",
+        rounding=ROUND_HALF_EVEN,
+    )
+    assert even.rounding == ROUND_HALF_EVEN
+    with world.storage.transaction() as tx:
+        assert tx.get_account("even").rounding == ROUND_HALF_EVEN
+    half = InvoiceLine(description="x", quantity=1, unit_price="0.125", vat_rate=25)
+    for account_id, net in (("fjord", "0.13"), ("even", "0.12")):
+        customer = world.billing.add_customer(
+            account_id,
+            name="Kari",
+            email="kari@example.no",
+            collection_method="send_invoice",
+        )
+        outcome = world.billing.record_session(
+            account_id, customer.id, lines=[half], now=NOW
+        )
+        assert outcome.invoice.net_total == Money(net, "NOK")
+    assert world.account.rounding == ROUND_HALF_UP  # the default
+
+
+@pytest.mark.parametrize("rounding", ["half_up", "", None, 5])
+def test_an_unknown_rounding_mode_is_refused(world: World, rounding: object) -> None:
+    with pytest.raises(InvalidRecordError, match="ROUND_HALF_EVEN, ROUND_HALF_UP"):
+        world.billing.create_account(
+            account_id="odd",
+            name="Odd AS",
+            currency="NOK",
+            summary_email="post@odd.no",
+            rounding=rounding,  # type: ignore[arg-type]
+        )
+    with world.storage.transaction() as tx, pytest.raises(RecurbillError):
+        tx.get_account("odd")

@@ -18,8 +18,10 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -47,11 +49,13 @@ from recurbill.daily import (
     check_lines,
     collect_or_send,
     next_due,
+    run_accounts,
 )
 from recurbill.errors import (
     ConflictError,
     InvalidInputError,
     InvalidRecordError,
+    InvalidScheduleError,
     NotFoundError,
     StateError,
 )
@@ -88,6 +92,10 @@ from recurbill.views import (
 )
 
 __all__ = ["Billing"]
+
+_ROUNDINGS = frozenset(
+    getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_")
+)
 
 
 def _chunk_size(_: object, __: object, value: object) -> None:
@@ -145,10 +153,22 @@ class Billing:
         payment_terms_days: int = 14,
         invoice_series: str = "INV",
         account_id: str | None = None,
+        rounding: str = ROUND_HALF_UP,
     ) -> Account:
-        """Create the business that bills; validates its zone, locale and series."""
+        """Create the business that bills; validates its zone, locale and series.
+
+        ``rounding`` is the :mod:`decimal` rounding mode of its invoice amounts
+        (line amounts, percentages and VAT): half-up unless given, such as
+        ``decimal.ROUND_HALF_EVEN``; another value raises
+        :class:`~recurbill.errors.InvalidRecordError`.
+        """
         _check_zone(timezone)
         _check_locale(locale)
+        if not isinstance(rounding, str) or rounding not in _ROUNDINGS:
+            raise InvalidRecordError(
+                problem=f"rounding {rounding!r} is not a decimal rounding mode",
+                allowed="give one of decimal's modes: " + ", ".join(sorted(_ROUNDINGS)),
+            )
         if not isinstance(run_time, time) or run_time.tzinfo is not None:
             raise InvalidRecordError(
                 problem=f"run_time {run_time!r} is not a naive time of day",
@@ -175,6 +195,7 @@ class Billing:
             payment_terms_days=payment_terms_days,
             invoice_series=invoice_series,
             summary_email=summary_email,
+            rounding=rounding,
         )
         with self.storage.transaction() as tx:
             tx.add_account(account)
@@ -462,8 +483,9 @@ class Billing:
     ) -> RecurringTemplate:
         """Change a template's lines or memo (later invoices only), or re-date it.
 
-        Re-dating is only possible before its first invoice, and the new start
-        must be tomorrow or later, like a new template.
+        Re-dating is only possible before the daily run has handled its first
+        occurrence (issued it, or skipped it because of a pause), and the new
+        start must be tomorrow or later, like a new template.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -478,8 +500,11 @@ class Billing:
             if start is not None:
                 if template.next_index > 0:
                     raise StateError(
-                        problem=f"template {template_id} has produced invoices",
-                        allowed="re-date only a template that has not started",
+                        problem=f"template {template_id} has handled occurrences "
+                        f"(issued or skipped), the first on "
+                        f"{template.schedule.start}",
+                        allowed="re-date only a template the daily run has not "
+                        "reached yet; end this one and create a new template",
                     )
                 schedule = template.schedule.redated(
                     today=local_date(account, now), start=start
@@ -539,8 +564,29 @@ class Billing:
     def end_template(
         self, account_id: str, template_id: str, *, on: date
     ) -> RecurringTemplate:
-        """Set the last day (inclusive) on which the template may produce invoices."""
-        return self._reschedule(account_id, template_id, lambda s, _: s.ended(on=on))
+        """Set the last day (inclusive) on which the template may produce invoices.
+
+        The template stays active until the first daily run at or after the
+        end date's run time, which finishes it and reports it under
+        ``ended``; until then the end can be moved, later or earlier. It
+        cannot come before the last occurrence the run already handled:
+        that raises :class:`~recurbill.errors.InvalidScheduleError` naming
+        the earliest end allowed.
+        """
+
+        def end(schedule: Schedule, first_open: date | None) -> Schedule:
+            ended = schedule.ended(on=on)  # refuses a non-date or one before start
+            if first_open is not None and on < first_open - timedelta(days=1):
+                last = first_open - timedelta(days=1)
+                raise InvalidScheduleError(
+                    problem=f"end date {on} is before {last}, an occurrence "
+                    f"the daily run already handled",
+                    allowed=f"end on {last} or later (void or credit invoices "
+                    "that should not have been issued)",
+                )
+            return ended
+
+        return self._reschedule(account_id, template_id, end)
 
     def _reschedule(
         self,
@@ -555,7 +601,8 @@ class Billing:
             template = tx.get_template(account_id, template_id, for_update=True)
             if template.status is TemplateStatus.FINISHED:
                 raise StateError(
-                    problem=f"template {template_id} has finished",
+                    problem=f"template {template_id} has finished "
+                    "(a daily run reached its end)",
                     allowed="create a new template to bill again",
                 )
             handled = template.next_index - 1
@@ -599,14 +646,19 @@ class Billing:
         each account's daily summary in the outbox (only when there is
         something to report, unless ``summary_when_empty``). Safe to run twice,
         concurrently, or after a crash.
+
+        ``account_ids`` limits the run to these accounts, one report each in
+        that order; a single string or an id given twice raises
+        :class:`~recurbill.errors.InvalidInputError`.
         """
         aware(as_of, "as_of")
+        asked = run_accounts(account_ids)
         with self.storage.transaction() as tx:
-            accounts = tx.list_account_ids() if account_ids is None else account_ids
+            accounts = tx.list_account_ids() if asked is None else asked
         self._corrections.finish_unanswered(accounts, now=as_of)
         return self._daily.run(
             as_of,
-            account_ids=account_ids,
+            account_ids=asked,
             send_summaries=send_summaries,
             summary_when_empty=summary_when_empty,
         )

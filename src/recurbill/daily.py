@@ -56,9 +56,41 @@ __all__ = [
     "next_due",
     "payment_reference",
     "plan_collection",
+    "run_accounts",
 ]
 
 _CONFLICT_RETRIES = 5
+
+
+def run_accounts(account_ids: object) -> list[str] | None:
+    """The accounts a run is limited to: None (every account) or distinct ids.
+
+    Raises:
+        InvalidInputError: one string (not a sequence of ids), an id that is
+            not a non-empty string, or an id given twice.
+    """
+    if account_ids is None:
+        return None
+    allowed = "give a list or tuple of distinct account ids, e.g. ['fjord'], or None"
+    if isinstance(account_ids, (str, bytes)) or not isinstance(account_ids, Sequence):
+        raise InvalidInputError(
+            problem=f"account_ids={account_ids!r} is not a sequence of ids",
+            allowed=allowed + " for every account",
+        )
+    seen: set[str] = set()
+    for account_id in account_ids:
+        if not isinstance(account_id, str) or not account_id:
+            raise InvalidInputError(
+                problem=f"account id {account_id!r} is not a non-empty string",
+                allowed=allowed,
+            )
+        if account_id in seen:
+            raise InvalidInputError(
+                problem=f"account {account_id!r} is given twice in account_ids",
+                allowed=allowed + " (each account is run once)",
+            )
+        seen.add(account_id)
+    return list(account_ids)
 
 
 def payment_reference(account: Account, number: int) -> str:
@@ -146,16 +178,26 @@ def check_lines(lines: Sequence[InvoiceLine], account: Account) -> None:
 
 
 def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
-    """When the template's next unhandled occurrence is due; None when exhausted.
+    """When the daily run next has work for the template; None when it has none.
 
-    Exhausted is past the schedule's end or count, or due past the end of
-    recurbill's calendar (:func:`~recurbill.records.due_instant`).
+    That is when its next unhandled occurrence is due. Once none is left, a
+    template whose end date stops it is due at its end date's run time: that
+    run finishes it and reports it ended, and until then the end can still be
+    moved. One whose count ran out, or that reached the end of recurbill's
+    calendar (:func:`~recurbill.records.due_instant`), ends with the run of
+    its last occurrence: None.
     """
     schedule = template.schedule
     n = template.next_index
-    if schedule.status(n) is OccurrenceStatus.AFTER_END:
+    if schedule.status(n) is not OccurrenceStatus.AFTER_END:
+        return due_instant(schedule.occurrence(n), account)
+    if schedule.end is None:
         return None
-    return due_instant(schedule.occurrence(n), account)
+    if schedule.max_count is not None:
+        by_count = attrs.evolve(schedule, end=None).last_index()
+        if by_count is not None and by_count < n:
+            return None  # the count ran out: that ends it, even before its end date
+    return due_instant(schedule.end, account)
 
 
 def plan_collection(
@@ -367,8 +409,9 @@ class DailyRun:
         return reports
 
     def _accounts(self, account_ids: Sequence[str] | None) -> list[Account]:
+        asked = run_accounts(account_ids)
         with self.storage.transaction() as tx:
-            ids = tx.list_account_ids() if account_ids is None else list(account_ids)
+            ids = tx.list_account_ids() if asked is None else asked
             return [tx.get_account(account_id) for account_id in ids]
 
     def _issue_all(
@@ -618,9 +661,12 @@ class DailyRun:
         out.invoices.extend(invoices)
         out.occurrences.extend(occurrences)
         self._collect_or_send(reads, account, customer, invoices, as_of, out)
-        updated = attrs.evolve(template, next_index=due)
+        # never back: a template stored with its end before handled dates
+        # (end_template did not check it before) just finishes
+        updated = attrs.evolve(template, next_index=max(due, template.next_index))
         upcoming = next_due(updated, account)
-        if upcoming is None:
+        if upcoming is None or upcoming <= as_of:  # its end has come
+            upcoming = None
             updated = attrs.evolve(updated, status=TemplateStatus.FINISHED)
             out.ended.setdefault(account.id, []).append(
                 EndedLine(

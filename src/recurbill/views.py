@@ -25,7 +25,7 @@ from recurbill.records import (
     TemplateStatus,
     past_calendar,
 )
-from recurbill.schedule import Occurrence
+from recurbill.schedule import Occurrence, OccurrenceStatus
 from recurbill.storage.protocol import Storage
 
 __all__ = [
@@ -115,7 +115,12 @@ def template_view(
         invoices = tx.list_invoices(account_id, template_id=template_id)
     schedule = template.schedule
     coming: list[UpcomingInvoice] = []
-    if template.status is TemplateStatus.ACTIVE and upcoming:
+    if (
+        template.status is TemplateStatus.ACTIVE
+        and upcoming
+        # none left: an active template only waits for its end date's run
+        and schedule.status(template.next_index) is not OccurrenceStatus.AFTER_END
+    ):
         amount = compute_totals(
             template.lines, currency=account.currency, rounding=account.rounding
         ).amount_due
