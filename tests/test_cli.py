@@ -181,7 +181,7 @@ def test_run_without_the_stripe_extra_names_it(
     url, _ = _database(tmp_path)
     assert main(["run", "--db", url]) == 2
     err = capsys.readouterr().err
-    assert "pip install 'recurbill[stripe]'" in err
+    assert "pip install '.[stripe]'" in err
     assert "Traceback" not in err
 
 

@@ -220,7 +220,7 @@ def _stripe() -> PaymentGateway:
     except ImportError:
         raise UsageError(
             "charging through Stripe needs the stripe package; install it with: "
-            "pip install 'recurbill[stripe]'"
+            "pip install '.[stripe]' in recurbill's checkout"
         ) from None
 
     from recurbill.payments.stripe import StripeGateway

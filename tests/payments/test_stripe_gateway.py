@@ -377,7 +377,7 @@ def test_import_without_stripe_installed() -> None:
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
-    assert "pip install 'recurbill[stripe]'" in done.stdout
+    assert "pip install '.[stripe]'" in done.stdout
 
 
 def test_cancel_reads_back_a_charge_that_succeeded_meanwhile(

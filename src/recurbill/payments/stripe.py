@@ -139,7 +139,8 @@ class StripeGateway:
             raise GatewayConfigurationError(
                 problem="StripeGateway needs the stripe package, which is not "
                 "installed",
-                allowed="install it with: pip install 'recurbill[stripe]'",
+                allowed="install recurbill's stripe extra: pip install '.[stripe]' "
+                "in recurbill's checkout",
             )
         if not isinstance(client, stripe.StripeClient):
             raise GatewayConfigurationError(

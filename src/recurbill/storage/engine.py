@@ -166,7 +166,8 @@ def create_engine(url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa
     except ImportError:
         raise InvalidInputError(
             problem="PostgreSQL needs psycopg 3, which is not installed",
-            allowed="install the extra: pip install 'recurbill[postgres]'",
+            allowed="install recurbill's postgres extra: pip install '.[postgres]' "
+            "in recurbill's checkout",
         ) from None
     return sa.create_engine(
         parsed.set(drivername="postgresql+psycopg"),
