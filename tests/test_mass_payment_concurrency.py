@@ -8,7 +8,9 @@ one charge per settlement that succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from functools import partial
@@ -163,6 +165,79 @@ def test_the_same_selection_from_two_tabs_charges_once(storage: SqlStorage) -> N
                 for _ in range(2)
             ]
         )
-        settlements = {r.settlement.id for r in results if not isinstance(r, Exception)}
-        assert len(settlements) == 1, results
+        assert not [r for r in results if isinstance(r, Exception)], results
+        assert len({r.settlement.id for r in results}) == 1, results
         assert len(gateway.ledger) == round_ + 1
+
+
+class _SlowToStore:
+    """A storage whose first add_settlement waits while its transaction holds
+    the invoices' locks, so a second submit overlaps it for certain."""
+
+    def __init__(self, inner: SqlStorage) -> None:
+        self.inner = inner
+        self.delay = threading.Event()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.inner.transaction() as tx:
+            yield _SlowTransaction(tx, self.delay)
+
+
+class _SlowTransaction:
+    def __init__(self, tx: Any, delay: threading.Event) -> None:
+        self._tx, self._delay = tx, delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def add_settlement(self, settlement: Any) -> None:
+        if self._delay.is_set():
+            self._delay.clear()  # the first submit only
+            time.sleep(0.5)
+        self._tx.add_settlement(settlement)
+
+
+def test_a_resubmit_that_waited_for_the_first_gets_its_confirmation(
+    storage: SqlStorage,
+) -> None:
+    gateway = InMemoryGateway()
+    slow = _SlowToStore(storage)
+    billing = Billing(storage=slow, gateway=gateway, ids=Counter())  # type: ignore[arg-type]
+    account = billing.create_account(
+        account_id="fjord",
+        name="Fjord Fysio AS",
+        currency="NOK",
+        summary_email="post@fjordfysio.no",
+    )
+    customer = billing.add_customer(
+        account.id,
+        name="Per",
+        email="per@example.no",
+        collection_method=CollectionMethod.SEND_INVOICE,
+    )
+    card = billing.save_card(account.id, customer.id, token="pm_card_visa")
+    ids = [
+        billing.record_session(
+            account.id, customer.id, lines=[line("100")], now=at(date(2027, 1, n))
+        ).invoice.id
+        for n in (1, 2, 3)
+    ]
+    submit = partial(
+        billing.mass_pay,
+        account.id,
+        customer.id,
+        ids,
+        payment_method_id=card.id,
+        now=at(date(2027, 2, 1)),
+    )
+    slow.delay.set()
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(submit()))
+    first.start()
+    time.sleep(0.1)  # the first holds the invoices' locks now
+    results.append(submit())  # a double click
+    first.join(timeout=30)
+    assert len(results) == 2
+    assert len({r.settlement.id for r in results}) == 1
+    assert len(gateway.ledger) == 1

@@ -175,12 +175,7 @@ class MassPayment:
         lock: bool = False,
     ) -> SettlementPlan:
         tx.get_customer(account_id, customer_id)
-        found: list[Invoice] = []
-        for invoice_id in sorted(set(invoice_ids) if _texts(invoice_ids) else ()):
-            try:
-                found.append(tx.get_invoice(account_id, invoice_id, for_update=lock))
-            except NotFoundError:
-                continue  # the calculator reports it as not found
+        found = _invoices(tx, account_id, invoice_ids, lock=lock)
         settlements = tx.list_settlements(account_id, customer_id=customer_id)
         pending = {
             item.invoice_id
@@ -211,6 +206,9 @@ class MassPayment:
         now: datetime,
     ) -> tuple[Settlement, Payment | None]:
         with self.storage.transaction() as tx:
+            # the invoices' locks first: a resubmit that waited for them then
+            # sees the settlement the first submit stored, and confirms it
+            _invoices(tx, account_id, invoice_ids, lock=True)
             same = self._same_selection(tx, account_id, customer_id, invoice_ids)
             if same is not None:
                 return same, None
@@ -288,6 +286,19 @@ class MassPayment:
                 kind="payment method", key=method_id, account=account_id
             )
         return method
+
+
+def _invoices(
+    tx: Transaction, account_id: str, invoice_ids: Sequence[str], *, lock: bool
+) -> list[Invoice]:
+    """The selected invoices that exist, in id order (locked with *lock*)."""
+    found: list[Invoice] = []
+    for invoice_id in sorted(set(invoice_ids) if _texts(invoice_ids) else ()):
+        try:
+            found.append(tx.get_invoice(account_id, invoice_id, for_update=lock))
+        except NotFoundError:
+            continue  # the calculator reports it as not found
+    return found
 
 
 def _texts(values: object) -> bool:
