@@ -887,3 +887,22 @@ def test_an_invoice_with_a_credit_note_cannot_be_voided() -> None:
     (invoice,) = world.storage_invoices()
     assert invoice.status is InvoiceStatus.OPEN
     assert invoice.outstanding == invoice.total - Money("300", "NOK")
+
+
+@pytest.mark.parametrize("reason", ["", "   ", None])
+def test_a_credit_note_needs_a_reason(reason: object) -> None:
+    world = make_world()
+    kari = world.customer(method=CollectionMethod.SEND_INVOICE)
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    )
+    with pytest.raises(InvalidInputError, match="reason"):
+        world.billing.credit_invoice(
+            world.account.id,
+            outcome.invoice.id,
+            amount=Money("300", "NOK"),
+            reason=reason,  # type: ignore[arg-type]
+            now=at(date(2027, 3, 2)),
+        )
+    (invoice,) = world.storage_invoices()
+    assert invoice.credited == Money.zero("NOK")  # nothing half-written

@@ -446,7 +446,7 @@ class CreditNoteRecord:
     number: int
     series: str
     amount: Money
-    reason: str = attrs.field(validator=_text)
+    reason: str = attrs.field(validator=_non_empty)
     issue_date: date
     lines: tuple[InvoiceLine, ...] = ()
 
