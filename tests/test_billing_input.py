@@ -94,7 +94,7 @@ def test_a_credit_note_reason_must_be_text(world: World) -> None:
             now=NOW,
         ),
         InvalidRecordError,
-        "reason is not text",
+        "reason is empty or not text",
     )
 
 
