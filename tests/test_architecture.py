@@ -30,6 +30,7 @@ LAYERS = {
     "daily": 8,
     "mass_payment": 8,
     "corrections": 8,
+    "credit": 8,
     "billing": 9,
     "testing": 10,
     "demo": 11,

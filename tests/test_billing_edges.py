@@ -906,3 +906,62 @@ def test_a_credit_note_needs_a_reason(reason: object) -> None:
         )
     (invoice,) = world.storage_invoices()
     assert invoice.credited == Money.zero("NOK")  # nothing half-written
+
+
+def test_credit_is_used_on_open_invoices_oldest_first_and_only_once() -> None:
+    world = make_world()
+    kari = world.customer(method=CollectionMethod.SEND_INVOICE)
+    acct = world.account.id
+    first, second = (
+        world.billing.record_session(
+            acct, kari.id, lines=[line("800")], now=at(date(2027, 3, day), 9)
+        ).invoice
+        for day in (1, 2)
+    )  # 1000 NOK each
+    world.billing.record_bank_transfer(
+        acct,
+        kari.id,
+        amount=Money("2500", "NOK"),
+        now=at(date(2027, 3, 3)),
+        reference="b1",
+    )  # pays both, 500 left as credit
+    third = world.billing.record_session(
+        acct, kari.id, lines=[line("800")], now=at(date(2027, 3, 4), 9)
+    ).invoice
+    result = world.billing.apply_credit(acct, kari.id, now=at(date(2027, 3, 5)))
+    assert [a.invoice_id for a in result.allocations] == [third.id]
+    assert result.applied == Money("500", "NOK")
+    assert result.credit == Money.zero("NOK")
+    overview = world.billing.overview(acct, kari.id, on=date(2027, 3, 5))
+    assert overview.credit_balance == Money.zero("NOK")
+    assert overview.total_open == Money("500", "NOK")
+    assert {i.id for i in overview.paid} == {first.id, second.id}
+    again = world.billing.apply_credit(acct, kari.id, now=at(date(2027, 3, 6)))
+    assert again.allocations == ()  # nothing left to use
+    assert world.billing.overview(
+        acct, kari.id, on=date(2027, 3, 6)
+    ).total_open == Money("500", "NOK")
+
+
+def test_credit_is_not_used_on_an_invoice_whose_charge_has_no_outcome() -> None:
+    world = make_world()
+    kari = world.customer()
+    acct = world.account.id
+    world.billing.record_bank_transfer(
+        acct,
+        kari.id,
+        amount=Money("300", "NOK"),
+        now=at(date(2027, 3, 1)),
+        reference="b1",
+    )  # nothing open: all credit
+    world.gateway.fail_next("timeout_before")
+    outcome = world.billing.record_session(
+        acct, kari.id, lines=[line()], now=at(date(2027, 3, 2), 9)
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.FAILED_UNKNOWN
+    result = world.billing.apply_credit(acct, kari.id, now=at(date(2027, 3, 2), 10))
+    assert result.allocations == ()
+    assert result.credit == Money("300", "NOK")
+    (invoice,) = world.storage_invoices()
+    assert invoice.paid == Money.zero("NOK")

@@ -32,7 +32,6 @@ from recurbill.arguments import (
     caller_key,
     day,
     invoice_lines,
-    positive_money,
     to_collection_method,
 )
 from recurbill.collection import (
@@ -43,6 +42,7 @@ from recurbill.collection import (
     local_date,
 )
 from recurbill.corrections import CREDIT_NOTE_SERIES, Corrections
+from recurbill.credit import Credits
 from recurbill.daily import (
     DailyRun,
     build_invoice,
@@ -67,7 +67,6 @@ from recurbill.payments.protocol import CardSetup, PaymentGateway
 from recurbill.records import (
     Account,
     CollectionMethod,
-    CreditEntry,
     CreditNoteRecord,
     Customer,
     Invoice,
@@ -81,7 +80,7 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.schedule import DEFAULT_RUN_TIME, Period, Schedule
-from recurbill.settlement import AllocationResult, SettlementPlan, allocate_payment
+from recurbill.settlement import AllocationResult, SettlementPlan
 from recurbill.storage.protocol import Storage, Transaction
 from recurbill.views import (
     CustomerOverview,
@@ -127,6 +126,7 @@ class Billing:
     _daily: DailyRun = attrs.field(init=False)
     _mass: MassPayment = attrs.field(init=False)
     _corrections: Corrections = attrs.field(init=False)
+    _credits: Credits = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._collector = Collector(
@@ -139,6 +139,7 @@ class Billing:
         self._corrections = Corrections(
             self.storage, self.gateway, self._collector, self.ids
         )
+        self._credits = Credits(self.storage, self.ids)
 
     # accounts and customers -----------------------------------------------
     def create_account(
@@ -922,53 +923,19 @@ class Billing:
         so an importer that reads a statement twice never applies a transfer
         twice (catch the error to skip transfers already recorded).
         """
-        aware(now, "now")
-        with self.storage.transaction() as tx:
-            tx.get_customer(account_id, customer_id)
-            open_ = [
-                tx.get_invoice(account_id, invoice.id, for_update=True)
-                for invoice in tx.list_invoices(
-                    account_id, customer_id=customer_id, status=InvoiceStatus.OPEN
-                )
-            ]
-            entry_id = derived_id(
-                "crd", account_id, "transfer", caller_key(reference, "reference")
-            )
-            if any(
-                entry.id == entry_id
-                for entry in tx.list_credit_entries(account_id, customer_id)
-            ):
-                raise StateError(
-                    problem=f"bank transfer {reference!r} was already recorded",
-                    allowed="record each transfer once, under its own reference",
-                )
-            account = tx.get_account(account_id)
-            amount = positive_money(amount, account.currency, "transfer amount")
-            result = allocate_payment(amount, open_)
-            for allocation in result.allocations:
-                invoice = next(i for i in open_ if i.id == allocation.invoice_id)
-                settled = allocation.settles
-                tx.update_invoice(
-                    attrs.evolve(
-                        invoice,
-                        paid=invoice.paid + allocation.amount,
-                        status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
-                        paid_at=now if settled else invoice.paid_at,
-                    )
-                )
-            tx.add_credit_entry(
-                CreditEntry(
-                    id=entry_id,
-                    account_id=account_id,
-                    customer_id=customer_id,
-                    amount=result.credit,
-                    reason=f"bank transfer {reference}",
-                    source_id=reference,
-                    created_at=now,
-                )
-            )
-            tx.commit()
-        return result
+        return self._credits.record_transfer(
+            account_id, customer_id, amount=amount, now=now, reference=reference
+        )
+
+    def apply_credit(
+        self, account_id: str, customer_id: str, *, now: datetime
+    ) -> AllocationResult:
+        """Use the customer's credit balance on their open invoices.
+
+        Oldest due date first, as a bank transfer is; invoices with a payment
+        in progress are left out. ``result.credit`` is the balance left.
+        """
+        return self._credits.apply(account_id, customer_id, now=now)
 
     # overview, void, credit, refund ---------------------------------------
     def overview(

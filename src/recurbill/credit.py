@@ -1,0 +1,155 @@
+"""Money received outside the card flow, and the customer credit it leaves.
+
+A bank transfer is spread over the customer's open invoices, oldest due date
+first, and what is left becomes credit; credit is later used on open invoices
+the same way. Both lock the open invoices before reading the balance, so two
+calls at once never use one amount twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from recurbill.arguments import aware, caller_key, positive_money
+from recurbill.collection import IN_FLIGHT
+from recurbill.errors import StateError
+from recurbill.ids import IdFactory, derived_id
+from recurbill.money import Money
+from recurbill.records import CreditEntry, Invoice, InvoiceStatus
+from recurbill.settlement import AllocationResult, allocate_payment
+from recurbill.storage.protocol import Storage, Transaction
+
+__all__ = ["Credits"]
+
+
+@attrs.define
+class Credits:
+    """Bank transfers and customer credit; see the methods of ``Billing``."""
+
+    storage: Storage
+    ids: IdFactory
+
+    def record_transfer(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        amount: Money,
+        now: datetime,
+        reference: str,
+    ) -> AllocationResult:
+        """Spread *amount* over the open invoices; the rest becomes credit.
+
+        The same *reference* again raises :class:`StateError`, applying nothing.
+        """
+        aware(now, "now")
+        entry_id = derived_id(
+            "crd", account_id, "transfer", caller_key(reference, "reference")
+        )
+        with self.storage.transaction() as tx:
+            open_ = _open_locked(tx, account_id, customer_id)
+            if any(
+                entry.id == entry_id
+                for entry in tx.list_credit_entries(account_id, customer_id)
+            ):
+                raise StateError(
+                    problem=f"bank transfer {reference!r} was already recorded",
+                    allowed="record each transfer once, under its own reference",
+                )
+            account = tx.get_account(account_id)
+            amount = positive_money(amount, account.currency, "transfer amount")
+            result = allocate_payment(amount, open_)
+            _pay(tx, open_, result, now)
+            tx.add_credit_entry(
+                CreditEntry(
+                    id=entry_id,
+                    account_id=account_id,
+                    customer_id=customer_id,
+                    amount=result.credit,
+                    reason=f"bank transfer {reference}",
+                    source_id=reference,
+                    created_at=now,
+                )
+            )
+            tx.commit()
+        return result
+
+    def apply(
+        self, account_id: str, customer_id: str, *, now: datetime
+    ) -> AllocationResult:
+        """Use the customer's credit on their open invoices, oldest due first.
+
+        Invoices with a payment in progress are left out (its charge may still
+        succeed). What is used is one negative credit entry; ``credit`` in the
+        result is the balance left. Without credit or open invoices nothing
+        changes.
+        """
+        aware(now, "now")
+        with self.storage.transaction() as tx:
+            open_ = _open_locked(tx, account_id, customer_id)
+            account = tx.get_account(account_id)
+            zero = Money.zero(account.currency)
+            balance = sum(
+                (e.amount for e in tx.list_credit_entries(account_id, customer_id)),
+                zero,
+            )
+            busy = {
+                invoice_id
+                for payment in tx.list_payments(
+                    account_id, customer_id=customer_id, statuses=IN_FLIGHT
+                )
+                for invoice_id in payment.invoice_ids
+            }
+            free = [invoice for invoice in open_ if invoice.id not in busy]
+            result = allocate_payment(max(balance, zero), free)
+            if result.allocations:
+                _pay(tx, open_, result, now)
+                numbers = ", ".join(a.invoice_number for a in result.allocations)
+                tx.add_credit_entry(
+                    CreditEntry(
+                        id=self.ids("crd"),
+                        account_id=account_id,
+                        customer_id=customer_id,
+                        amount=-result.applied,
+                        reason=f"credit used on {numbers}",
+                        source_id=result.allocations[0].invoice_id,
+                        created_at=now,
+                    )
+                )
+                tx.commit()
+        return result
+
+
+def _open_locked(tx: Transaction, account_id: str, customer_id: str) -> list[Invoice]:
+    """The customer's open invoices, each locked until the transaction ends."""
+    tx.get_customer(account_id, customer_id)
+    return [
+        tx.get_invoice(account_id, invoice.id, for_update=True)
+        for invoice in tx.list_invoices(
+            account_id, customer_id=customer_id, status=InvoiceStatus.OPEN
+        )
+    ]
+
+
+def _pay(
+    tx: Transaction,
+    invoices: Sequence[Invoice],
+    result: AllocationResult,
+    now: datetime,
+) -> None:
+    """Add each allocation of *result* to what its invoice has been paid."""
+    by_id = {invoice.id: invoice for invoice in invoices}
+    for allocation in result.allocations:
+        invoice = by_id[allocation.invoice_id]
+        settled = allocation.settles
+        tx.update_invoice(
+            attrs.evolve(
+                invoice,
+                paid=invoice.paid + allocation.amount,
+                status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
+                paid_at=now if settled else invoice.paid_at,
+            )
+        )
