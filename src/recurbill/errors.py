@@ -83,7 +83,10 @@ class RecurbillError(Exception):
 
     def __init__(self, **fields: object) -> None:
         self.fields: dict[str, object] = fields
-        super().__init__(self.template.format(**fields))
+        super().__init__(self._message(fields))
+
+    def _message(self, fields: dict[str, object]) -> str:
+        return self.template.format(**fields)
 
     def __reduce__(self) -> tuple[object, ...]:
         # rebuilt from its fields, so errors cross process boundaries intact
@@ -99,12 +102,19 @@ class InvalidInputError(RecurbillError, ValueError):
 
 
 class InvalidAmountError(InvalidInputError):
-    """An amount that is not an exact decimal (a float, NaN, a bool, text)."""
+    """An amount that is not an exact decimal (a float, NaN, a bool, text), or
+    one beyond the limits of a money amount (given as ``problem`` and ``allowed``).
+    """
 
     template = (
         "{value!r} is not a valid amount; use a Decimal, an int or a decimal "
         "string such as '12.50' (floats are refused because they are inexact)"
     )
+
+    def _message(self, fields: dict[str, object]) -> str:
+        if "problem" in fields:
+            return RecurbillError.template.format(**fields)
+        return super()._message(fields)
 
 
 class UnknownCurrencyError(InvalidInputError):
