@@ -71,13 +71,13 @@ def half_up(value: Fraction, decimals: int) -> Decimal:
     units = int(scaled)
     if scaled - units >= Fraction(1, 2):
         units += 1
-    return Decimal(-units if value < 0 else units).scaleb(-decimals)
+    return Decimal(f"{-units if value < 0 else units}E-{decimals}")
 
 
 def half_even(value: Fraction, decimals: int) -> Decimal:
     scaled = abs(value) * 10**decimals
     units = round(scaled)  # Fraction rounds half to even
-    return Decimal(-units if value < 0 else units).scaleb(-decimals)
+    return Decimal(f"{-units if value < 0 else units}E-{decimals}")
 
 
 @given(
