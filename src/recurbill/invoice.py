@@ -1034,7 +1034,9 @@ def cash_rounding(amount: Money, *, increment: Decimal) -> Money:
     """The rounding amount (BT-114) that makes *amount* a multiple of *increment*.
 
     Half-up (away from zero at exactly half). Pass the amount due before
-    rounding; add the result as ``rounding_amount`` to :func:`compute_totals`.
+    rounding, in the currency's decimals (more are refused: rounding them
+    away would leave an amount due that is no multiple of *increment*); add
+    the result as ``rounding_amount`` to :func:`compute_totals`.
 
     >>> from decimal import Decimal
     >>> str(cash_rounding(Money("801.78", "NOK"), increment=Decimal(1)))
@@ -1047,6 +1049,17 @@ def cash_rounding(amount: Money, *, increment: Decimal) -> Money:
         )
     step = to_decimal(increment)
     decimals = amount.currency.decimals
+    if not amount.is_quantized:
+        raise InvalidInputError(
+            problem=(
+                f"cash_rounding() got {amount}, with more decimals than "
+                f"{amount.currency.code} has"
+            ),
+            allowed=(
+                f"give the amount due with at most {decimals} decimals "
+                "(Totals.amount_due is)"
+            ),
+        )
     if step <= 0 or step != round_decimal(step, decimals):
         raise InvalidInputError(
             problem=f"rounding increment {step} for {amount.currency.code}",
