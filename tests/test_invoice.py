@@ -555,3 +555,10 @@ def test_other_bad_input() -> None:
         compute_totals([_line()], currency="NOK", rounding="UP")
     with pytest.raises(InvalidInputError, match="unknown rounding mode"):
         line_net(_line(), "NOK", rounding="half")
+
+
+@pytest.mark.parametrize("rounding", ["bogus", ["ROUND_UP"], None])
+def test_an_unknown_rounding_mode_is_refused(rounding: object) -> None:
+    item = _line(quantity=1, unit_price=1)
+    with pytest.raises(InvalidInputError, match="unknown rounding mode"):
+        compute_totals([item], currency="NOK", rounding=rounding)  # type: ignore[arg-type]

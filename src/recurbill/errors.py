@@ -127,9 +127,21 @@ class UnknownCurrencyError(InvalidInputError):
 
 
 class CurrencyMismatchError(InvalidInputError):
-    """Two currencies met in one computation."""
+    """Two currencies met in one computation, or an amount in the wrong currency.
+
+    ``left`` is the currency expected and ``right`` the one met; given
+    ``what`` and ``amount`` too, the message names the amount.
+    """
 
     template = "cannot combine {left} with {right}; amounts must share one currency"
+
+    def _message(self, fields: dict[str, object]) -> str:
+        if "what" in fields:
+            return (
+                "{what} {amount} is in {right}, not {left}; give it in {left}, "
+                "e.g. Money('100', '{left}')"
+            ).format(**fields)
+        return super()._message(fields)
 
 
 class InvalidScheduleError(InvalidInputError):

@@ -24,7 +24,6 @@ whatever context the caller has set. No clock, no I/O.
 
 from __future__ import annotations
 
-import decimal
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -41,6 +40,7 @@ from recurbill.errors import (
 )
 from recurbill.money import (
     EXACT,
+    ROUNDING_MODES,
     Currency,
     Money,
     decimals_of,
@@ -502,13 +502,8 @@ def _currency(value: Currency | str) -> Currency:
     return value if isinstance(value, Currency) else Currency(value)
 
 
-_ROUNDINGS = frozenset(
-    getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_")
-)
-
-
 def _check_rounding(rounding: object) -> None:
-    if rounding not in _ROUNDINGS:
+    if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
         raise InvalidInputError(
             problem=f"unknown rounding mode {rounding!r}",
             allowed="use a decimal rounding mode such as decimal.ROUND_HALF_UP",

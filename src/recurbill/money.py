@@ -54,6 +54,7 @@ __all__ = [
     "ISO_4217_DECIMALS",
     "MAX_AMOUNT_DECIMALS",
     "MAX_AMOUNT_DIGITS",
+    "ROUNDING_MODES",
     "AmountLike",
     "Currency",
     "Money",
@@ -96,6 +97,20 @@ ISO_4217_DECIMALS: dict[str, int] = {
 }
 """Minor-unit decimals of every active ISO 4217 currency code."""
 
+
+ROUNDING_MODES = frozenset(
+    {
+        "ROUND_05UP",
+        "ROUND_CEILING",
+        "ROUND_DOWN",
+        "ROUND_FLOOR",
+        "ROUND_HALF_DOWN",
+        "ROUND_HALF_EVEN",
+        "ROUND_HALF_UP",
+        "ROUND_UP",
+    }
+)
+"""The :mod:`decimal` rounding modes (each is its own name as text)."""
 
 MAX_AMOUNT_DIGITS = 100
 """Digits a Money amount may have before the decimal point (it is below 10**100).
