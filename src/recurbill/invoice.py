@@ -57,6 +57,7 @@ __all__ = [
     "Totals",
     "VatCategory",
     "VatSubtotal",
+    "allowance_charge_amount",
     "amount_owed",
     "cash_rounding",
     "check_consistency",
@@ -611,6 +612,27 @@ def line_net(
     cur = _currency(currency)
     net = _raw_net(_check_line(line), cur, cur.decimals, rounding)
     return _money(net, cur)
+
+
+def allowance_charge_amount(
+    item: AllowanceCharge, currency: Currency | str, *, rounding: str = ROUND_HALF_UP
+) -> Money:
+    """The amount of an allowance or charge in *currency*, as the totals take it.
+
+    Its stated amount, or else round(base amount × percentage / 100).
+
+    >>> item = AllowanceCharge(is_charge=False, percentage=10, base_amount=1998)
+    >>> str(allowance_charge_amount(item, "NOK"))
+    '199.80 NOK'
+    """
+    _check_rounding(rounding)
+    cur = _currency(currency)
+    if not isinstance(item, AllowanceCharge):
+        raise InvalidInvoiceError(
+            problem=f"allowance_charge_amount() got {type(item).__name__}",
+            allowed="give an AllowanceCharge",
+        )
+    return _money(_ac_amount(item, cur, cur.decimals, rounding), cur)
 
 
 def _given_money(value: object, currency: Currency, what: str) -> Decimal:
