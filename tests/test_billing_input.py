@@ -15,6 +15,9 @@ import pytest
 
 from billing_helpers import World, at, line, make_world
 from recurbill import (
+    Account,
+    CollectionMethod,
+    CurrencyMismatchError,
     InvalidInputError,
     InvalidInvoiceError,
     InvalidRecordError,
@@ -333,3 +336,41 @@ def test_an_unknown_rounding_mode_is_refused(world: World, rounding: object) -> 
         )
     with world.storage.transaction() as tx, pytest.raises(RecurbillError):
         tx.get_account("odd")
+
+
+def test_an_amount_in_another_currency_is_a_currency_mismatch(world: World) -> None:
+    """The service raised InvalidInputError with the Money repr as the problem."""
+    account = world.account.id
+    customer = world.customer(method=CollectionMethod.SEND_INVOICE)
+    invoice = world.billing.record_session(
+        account, customer.id, lines=[line("800")], now=at(date(2026, 3, 2))
+    ).invoice
+    sek = Money(100, "SEK")
+    with pytest.raises(CurrencyMismatchError) as transfer:
+        world.billing.record_bank_transfer(
+            account, customer.id, amount=sek, now=at(date(2026, 3, 3)), reference="r1"
+        )
+    assert str(transfer.value) == (
+        "transfer amount 100 SEK is in SEK, not NOK; give it in NOK, "
+        "e.g. Money('100', 'NOK')"
+    )
+    with pytest.raises(CurrencyMismatchError, match="credit amount 100 SEK is in SEK"):
+        world.billing.credit_invoice(
+            account, invoice.id, amount=sek, reason="x", now=at(date(2026, 3, 3))
+        )
+    with pytest.raises(InvalidInputError, match="transfer amount 100 is not Money"):
+        world.billing.record_bank_transfer(
+            account, customer.id, amount=100, now=at(date(2026, 3, 3)), reference="r2"
+        )
+
+
+@pytest.mark.parametrize("rounding", ["bogus", 3.5, None, ["ROUND_UP"], "round_up"])
+def test_account_rounding_must_be_a_decimal_rounding_mode(rounding: object) -> None:
+    with pytest.raises(InvalidRecordError, match="is not a decimal rounding mode"):
+        Account(
+            id="acc",
+            name="A",
+            currency="NOK",
+            summary_email="a@example.com",
+            rounding=rounding,  # type: ignore[arg-type]
+        )

@@ -358,6 +358,19 @@ def test_cash_rounding_reaches_a_multiple(amount: Decimal, increment: str) -> No
     assert abs(rounding.amount) * 2 <= step
 
 
+@given(
+    amount=st.decimals(min_value=-(10**7), max_value=10**7, places=5),
+    increment=st.sampled_from(["1", "0.05", "0.10", "0.5", "10"]),
+)
+def test_cash_rounding_refuses_an_amount_with_too_many_decimals(
+    amount: Decimal, increment: str
+) -> None:
+    """Rounding 801.785 NOK away first gave 0.22 and an amount due of 802.005."""
+    assume(amount != amount.quantize(D("0.01")))
+    with pytest.raises(InvalidInputError, match="more decimals than NOK has"):
+        cash_rounding(Money(amount, "NOK"), increment=D(increment))
+
+
 def test_totals_from_stated_line_nets() -> None:
     lines = [
         _line(quantity=D(2), unit_price=D(800)),
@@ -542,3 +555,10 @@ def test_other_bad_input() -> None:
         compute_totals([_line()], currency="NOK", rounding="UP")
     with pytest.raises(InvalidInputError, match="unknown rounding mode"):
         line_net(_line(), "NOK", rounding="half")
+
+
+@pytest.mark.parametrize("rounding", ["bogus", ["ROUND_UP"], None])
+def test_an_unknown_rounding_mode_is_refused(rounding: object) -> None:
+    item = _line(quantity=1, unit_price=1)
+    with pytest.raises(InvalidInputError, match="unknown rounding mode"):
+        compute_totals([item], currency="NOK", rounding=rounding)  # type: ignore[arg-type]

@@ -1,13 +1,14 @@
 """format_money reads each locale's pattern once and still renders Babel's text.
 
 The reference below is format_money as it was when it called Babel for every
-amount; the fast formatter must return exactly the same text.
+amount, computed exactly (in a context with room for every digit); the fast
+formatter must return exactly the same text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import attrs
 import pytest
@@ -17,7 +18,15 @@ from babel.numbers import parse_pattern
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recurbill.money import Money, format_money
+from recurbill.errors import InvalidAmountError
+from recurbill.money import (
+    EXACT,
+    MAX_AMOUNT_DECIMALS,
+    MAX_AMOUNT_DIGITS,
+    Money,
+    decimals_of,
+    format_money,
+)
 from recurbill.money import _money_format as money_format
 
 CURRENCIES = ["NOK", "SEK", "ISK", "EUR", "USD", "JPY", "BHD", "INR", "CHF"]
@@ -63,15 +72,24 @@ def babel_format_exact(money: Money, locale: str) -> str:
 
 
 def outcome(function: Callable[..., object], *args: object, **kwargs: object) -> object:
-    """What *function* returns, or the type of what it raises (an amount too
-    long for the decimal context's precision cannot be rounded)."""
+    """What *function* returns in a context with room for every digit, or the
+    type of what it raises."""
     try:
-        return function(*args, **kwargs)
+        with localcontext(EXACT):
+            return function(*args, **kwargs)
     except ArithmeticError as error:
         return type(error)
 
 
-amounts = st.one_of(
+def within_limits(amount: Decimal) -> bool:
+    """Whether Money takes *amount* (its digits before and after the point)."""
+    return (
+        abs(amount) < Decimal(10) ** MAX_AMOUNT_DIGITS
+        and decimals_of(amount) <= MAX_AMOUNT_DECIMALS
+    )
+
+
+any_amounts = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False),
     st.integers(0, 6).flatmap(
         lambda places: st.decimals(allow_nan=False, allow_infinity=False, places=places)
@@ -88,6 +106,29 @@ amounts = st.one_of(
         Decimal
     ),
 )
+amounts = any_amounts.filter(within_limits)
+
+
+@given(
+    st.one_of(
+        st.integers(10**100, 10**120).map(Decimal),
+        st.integers(1, 10**40)
+        .filter(lambda n: n % 10)
+        .map(lambda n: Decimal(f"{n}E-40")),
+    ),
+    st.booleans(),
+)
+def test_money_refuses_amounts_beyond_its_limits(
+    amount: Decimal, negative: bool
+) -> None:
+    with pytest.raises(InvalidAmountError, match="at most 100 digits before"):
+        Money(amount.copy_negate() if negative else amount, "NOK")
+
+
+@given(st.integers(-(10**100) + 1, 10**100 - 1), st.sampled_from(CURRENCIES))
+def test_format_money_takes_every_amount_money_takes(whole: int, code: str) -> None:
+    text = format_money(Money(whole, code), "en_GB")
+    assert str(abs(whole))[-3:] in text.replace(",", "")
 
 
 @given(amounts, st.sampled_from(CURRENCIES), st.sampled_from(LOCALES))

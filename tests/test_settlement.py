@@ -109,9 +109,11 @@ def test_plan_accepts_a_mapping_by_id() -> None:
     ).total == Money("100.00", "NOK")
 
 
-def test_plan_quantizes_outstanding() -> None:
-    result = plan(["inv_1"], [inv(1, "10.005")])
-    assert str(result.total.amount) == "10.01"
+def test_plan_takes_outstanding_in_the_currency_decimals() -> None:
+    result = plan(["inv_1"], [inv(1, "10.5")])
+    assert str(result.total.amount) == "10.50"
+    with pytest.raises(InvalidInputError, match=r"10\.005 NOK, with more decimals"):
+        plan(["inv_1"], [inv(1, "10.005")])  # never rounded up to 10.01
 
 
 def test_empty_selection() -> None:
@@ -492,11 +494,11 @@ def test_reconcile_needs_a_plan() -> None:
 
 
 def test_due_snapshots_and_fits_the_protocol() -> None:
-    source = attrs.evolve(inv(1, "10.004"), status=Status.OPEN)
+    source = attrs.evolve(inv(1, "10"), status=Status.OPEN)
     due = Due.of(source)
     assert due.status == "open"
     assert type(due.status) is str
-    assert due.outstanding == Money("10.00", "NOK")
+    assert str(due.outstanding) == "10.00 NOK"
     as_protocol: SettleableInvoice = due
     assert (as_protocol.id, as_protocol.display_number) == ("inv_1", "INV-000001")
     assert plan(["inv_1"], [due]).total == Money("10.00", "NOK")
@@ -799,3 +801,30 @@ def test_refund_slices_partition_what_was_paid(
     for i, key in enumerate(order):
         if taken.get(key, 0):
             assert all(filled[:i])
+
+
+def _owing(outstanding: str) -> Due:
+    return Due(
+        invoice_id="inv_1",
+        invoice_number="INV-1",
+        account_id="a",
+        customer_id="c",
+        status="open",
+        currency=Currency("NOK"),
+        outstanding=Money(outstanding, "NOK"),
+        due_date=date(2026, 1, 1),
+    )
+
+
+@given(st.integers(1, 10**9), st.integers(1, 9))
+def test_an_outstanding_amount_with_too_many_decimals_is_refused(
+    cents: int, extra: int
+) -> None:
+    """100.005 NOK owed was planned and allocated as 100.01, beyond what is owed."""
+    due = _owing(f"{cents // 100}.{cents % 100:02d}{extra}")  # e.g. 100.005
+    with pytest.raises(InvalidInputError, match="more decimals than NOK has"):
+        plan_settlement(["inv_1"], [due], account_id="a", customer_id="c")
+    with pytest.raises(InvalidInputError, match="more decimals than NOK has"):
+        allocate_payment(Money("200.00", "NOK"), [due])
+    with pytest.raises(InvalidInputError, match="more decimals than NOK has"):
+        Due.of(due)

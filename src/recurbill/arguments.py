@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from recurbill.errors import InvalidInputError
+from recurbill.errors import CurrencyMismatchError, InvalidInputError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import Currency, Money
 from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod, in_range
@@ -52,11 +52,18 @@ def to_collection_method(value: object) -> CollectionMethod:
 
 
 def positive_money(amount: object, currency: Currency, what: str) -> Money:
-    """*amount* as Money in *currency* with at most its decimals, above zero."""
-    if not isinstance(amount, Money) or amount.currency != currency:
+    """*amount* as Money in *currency* with at most its decimals, above zero.
+
+    Money in another currency raises :class:`CurrencyMismatchError`.
+    """
+    if not isinstance(amount, Money):
         raise InvalidInputError(
-            problem=f"{what} {amount!r}",
+            problem=f"{what} {amount!r} is not Money",
             allowed=f"give Money in {currency}, e.g. Money('100', '{currency}')",
+        )
+    if amount.currency != currency:
+        raise CurrencyMismatchError(
+            left=currency, right=amount.currency, what=what, amount=amount
         )
     if not amount.is_quantized:
         raise InvalidInputError(

@@ -18,7 +18,6 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP
@@ -92,10 +91,6 @@ from recurbill.views import (
 
 __all__ = ["Billing"]
 
-_ROUNDINGS = frozenset(
-    getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_")
-)
-
 
 def _chunk_size(_: object, __: object, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -165,11 +160,6 @@ class Billing:
         """
         _check_zone(timezone)
         _check_locale(locale)
-        if not isinstance(rounding, str) or rounding not in _ROUNDINGS:
-            raise InvalidRecordError(
-                problem=f"rounding {rounding!r} is not a decimal rounding mode",
-                allowed="give one of decimal's modes: " + ", ".join(sorted(_ROUNDINGS)),
-            )
         if not isinstance(run_time, time) or run_time.tzinfo is not None:
             raise InvalidRecordError(
                 problem=f"run_time {run_time!r} is not a naive time of day",

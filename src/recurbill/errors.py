@@ -85,7 +85,10 @@ class RecurbillError(Exception):
 
     def __init__(self, **fields: object) -> None:
         self.fields: dict[str, object] = fields
-        super().__init__(self.template.format(**fields))
+        super().__init__(self._message(fields))
+
+    def _message(self, fields: dict[str, object]) -> str:
+        return self.template.format(**fields)
 
     def __reduce__(self) -> tuple[object, ...]:
         # rebuilt from its fields, so errors cross process boundaries intact
@@ -101,12 +104,19 @@ class InvalidInputError(RecurbillError, ValueError):
 
 
 class InvalidAmountError(InvalidInputError):
-    """An amount that is not an exact decimal (a float, NaN, a bool, text)."""
+    """An amount that is not an exact decimal (a float, NaN, a bool, text), or
+    one beyond the limits of a money amount (given as ``problem`` and ``allowed``).
+    """
 
     template = (
         "{value!r} is not a valid amount; use a Decimal, an int or a decimal "
         "string such as '12.50' (floats are refused because they are inexact)"
     )
+
+    def _message(self, fields: dict[str, object]) -> str:
+        if "problem" in fields:
+            return RecurbillError.template.format(**fields)
+        return super()._message(fields)
 
 
 class UnknownCurrencyError(InvalidInputError):
@@ -119,9 +129,21 @@ class UnknownCurrencyError(InvalidInputError):
 
 
 class CurrencyMismatchError(InvalidInputError):
-    """Two currencies met in one computation."""
+    """Two currencies met in one computation, or an amount in the wrong currency.
+
+    ``left`` is the currency expected and ``right`` the one met; given
+    ``what`` and ``amount`` too, the message names the amount.
+    """
 
     template = "cannot combine {left} with {right}; amounts must share one currency"
+
+    def _message(self, fields: dict[str, object]) -> str:
+        if "what" in fields:
+            return (
+                "{what} {amount} is in {right}, not {left}; give it in {left}, "
+                "e.g. Money('100', '{left}')"
+            ).format(**fields)
+        return super()._message(fields)
 
 
 class InvalidScheduleError(InvalidInputError):

@@ -11,7 +11,9 @@ and the Peppol BIS Billing 3.0 invoices are profiles of it):
 * document totals BT-106 … BT-115 after BR-CO-10 … BR-CO-16.
 
 Rounding is half-up unless the caller passes another :mod:`decimal` rounding
-mode. No clock, no I/O.
+mode. Every amount is rounded once, from its exact value: the calculators
+compute in recurbill's own decimal context (:data:`~recurbill.money.EXACT`),
+whatever context the caller has set. No clock, no I/O.
 
 >>> from decimal import Decimal
 >>> line = InvoiceLine(description="Session", quantity=Decimal(1),
@@ -22,10 +24,9 @@ mode. No clock, no I/O.
 
 from __future__ import annotations
 
-import decimal
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 import attrs
@@ -37,7 +38,16 @@ from recurbill.errors import (
     InvalidInvoiceError,
     VatCategoryError,
 )
-from recurbill.money import Currency, Money, round_decimal, to_decimal
+from recurbill.money import (
+    EXACT,
+    ROUNDING_MODES,
+    Currency,
+    Money,
+    decimals_of,
+    divide,
+    round_decimal,
+    to_decimal,
+)
 
 __all__ = [
     "AllowanceCharge",
@@ -47,6 +57,7 @@ __all__ = [
     "Totals",
     "VatCategory",
     "VatSubtotal",
+    "allowance_charge_amount",
     "amount_owed",
     "cash_rounding",
     "check_consistency",
@@ -61,12 +72,13 @@ __all__ = [
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 MAX_LINE_DIGITS = 12
-"""Digits a line's quantity or price may have before the decimal point..."""
+"""Digits a line's quantity, prices or VAT rate, and an allowance or charge's
+amount, base or percentage, may have before the decimal point..."""
 MAX_LINE_DECIMALS = 28
-"""... and after it (a quantity of 4/3 hours has 27): amounts then round to the
-currency within Decimal's 28 significant digits, and print."""
-_LINE_LIMIT = Decimal(10) ** MAX_LINE_DIGITS
-_HUNDRED = Decimal(100)
+"""... and after it (a quantity of 4/3 hours has 27). Within these limits every
+amount the calculators make is exact before it is rounded, and far below
+:data:`~recurbill.money.MAX_AMOUNT_DIGITS`."""
+_LINE_LIMIT = Decimal(10**MAX_LINE_DIGITS)
 _TOLERANCE = Decimal("0.02")
 
 
@@ -221,6 +233,8 @@ class AllowanceCharge:
                 allowed="is_charge is True or False and reason is text",
             )
         kind = "charge" if self.is_charge else "allowance"
+        for name in ("amount", "percentage", "base_amount", "vat_rate"):
+            _check_size(getattr(self, name), name, f"{kind} {self.reason!r}")
         if self.amount is None and (
             self.percentage is None or self.base_amount is None
         ):
@@ -373,7 +387,14 @@ class InvoiceLine:
                 allowed="the description is text and the line_id text or None",
             )
         where = f"line {self.description!r}"
-        for name in ("quantity", "unit_price", "base_quantity", "gross_price"):
+        for name in (
+            "quantity",
+            "unit_price",
+            "base_quantity",
+            "gross_price",
+            "price_discount",
+            "vat_rate",
+        ):
             _check_size(getattr(self, name), name, where)
         if self.unit_price < 0:
             raise InvalidInvoiceError(
@@ -482,13 +503,8 @@ def _currency(value: Currency | str) -> Currency:
     return value if isinstance(value, Currency) else Currency(value)
 
 
-_ROUNDINGS = frozenset(
-    getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_")
-)
-
-
 def _check_rounding(rounding: object) -> None:
-    if rounding not in _ROUNDINGS:
+    if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
         raise InvalidInputError(
             problem=f"unknown rounding mode {rounding!r}",
             allowed="use a decimal rounding mode such as decimal.ROUND_HALF_UP",
@@ -515,23 +531,26 @@ def _ac_amount(
     pct = item.percentage
     assert base is not None  # both checked in __attrs_post_init__
     assert pct is not None
-    amount = round_decimal(base * pct / _HUNDRED, decimals, rounding)
+    amount = round_decimal(
+        EXACT.multiply(base, pct).scaleb(-2, EXACT), decimals, rounding
+    )
     return amount if amount else amount.copy_abs()  # not -0.00
 
 
 def _raw_net(
     line: InvoiceLine, currency: Currency, decimals: int, rounding: str
 ) -> Decimal:
-    amount = line.quantity * line.unit_price
+    amount = EXACT.multiply(line.quantity, line.unit_price)
     if line.base_quantity != _ONE:
-        amount = amount / line.base_quantity
-    net = round_decimal(amount, decimals, rounding)
+        net = divide(amount, line.base_quantity, decimals, rounding)
+    else:
+        net = round_decimal(amount, decimals, rounding)
     if not net:
         net = net.copy_abs()  # not -0.00
     for charge in line.charges:
-        net += _ac_amount(charge, currency, decimals, rounding)
+        net = EXACT.add(net, _ac_amount(charge, currency, decimals, rounding))
     for allowance in line.allowances:
-        net -= _ac_amount(allowance, currency, decimals, rounding)
+        net = EXACT.subtract(net, _ac_amount(allowance, currency, decimals, rounding))
     return net
 
 
@@ -562,7 +581,7 @@ def _check_line(line: object) -> InvoiceLine:
     if (
         gross is not None
         and discount is not None
-        and gross - discount != line.unit_price
+        and EXACT.subtract(gross, discount) != line.unit_price
     ):
         raise InvalidInvoiceError(
             problem=(
@@ -593,6 +612,27 @@ def line_net(
     cur = _currency(currency)
     net = _raw_net(_check_line(line), cur, cur.decimals, rounding)
     return _money(net, cur)
+
+
+def allowance_charge_amount(
+    item: AllowanceCharge, currency: Currency | str, *, rounding: str = ROUND_HALF_UP
+) -> Money:
+    """The amount of an allowance or charge in *currency*, as the totals take it.
+
+    Its stated amount, or else round(base amount × percentage / 100).
+
+    >>> item = AllowanceCharge(is_charge=False, percentage=10, base_amount=1998)
+    >>> str(allowance_charge_amount(item, "NOK"))
+    '199.80 NOK'
+    """
+    _check_rounding(rounding)
+    cur = _currency(currency)
+    if not isinstance(item, AllowanceCharge):
+        raise InvalidInvoiceError(
+            problem=f"allowance_charge_amount() got {type(item).__name__}",
+            allowed="give an AllowanceCharge",
+        )
+    return _money(_ac_amount(item, cur, cur.decimals, rounding), cur)
 
 
 def _given_money(value: object, currency: Currency, what: str) -> Decimal:
@@ -663,7 +703,7 @@ def _totals(
     vat_total = zero
     mixed = False
     for (category, rate), (taxable, reason) in groups.items():
-        tax = round_decimal(taxable * rate / _HUNDRED, decimals, rounding)
+        tax = round_decimal((taxable * rate).scaleb(-2), decimals, rounding)
         if not tax:
             tax = zero  # not -0.00
         vat_total += tax
@@ -703,7 +743,7 @@ def _totals(
         amount_due_money = tax_inclusive_money
     else:
         amount_due = tax_inclusive - prepaid_amount + rounding_value
-        amount_due_money = _money(amount_due, currency)
+        amount_due_money = Money(amount_due, currency)  # within Money's limits
     values = (
         currency,
         line_nets,
@@ -794,21 +834,12 @@ def _doc_level(
 def _check_size(value: Decimal | None, name: str, where: str) -> None:
     if value is None:
         return
-    if abs(value) >= _LINE_LIMIT or _decimals(value) > MAX_LINE_DECIMALS:
+    if value.copy_abs() >= _LINE_LIMIT or decimals_of(value) > MAX_LINE_DECIMALS:
         raise InvalidInvoiceError(
             problem=f"{where} has the {name} {value}",
             allowed=f"at most {MAX_LINE_DIGITS} digits before the decimal point "
             f"and {MAX_LINE_DECIMALS} after it",
         )
-
-
-def _decimals(value: Decimal) -> int:
-    """How many decimals *value* needs, trailing zeros aside (no context used)."""
-    _, digits, exponent = value.as_tuple()
-    significant = "".join(map(str, digits)).rstrip("0")
-    if not isinstance(exponent, int) or exponent >= 0 or not significant:
-        return 0  # a whole number, or zero however it is written
-    return max(0, -(exponent + len(digits) - len(significant)))
 
 
 def compute_totals(
@@ -831,6 +862,21 @@ def compute_totals(
     and :class:`~recurbill.errors.CurrencyMismatchError` for amounts in
     another currency.
     """
+    with localcontext(EXACT):  # every sum and product exact
+        return _compute_totals(
+            lines, currency, allowances, charges, prepaid, rounding_amount, rounding
+        )
+
+
+def _compute_totals(
+    lines: Sequence[InvoiceLine],
+    currency: Currency | str,
+    allowances: Sequence[AllowanceCharge],
+    charges: Sequence[AllowanceCharge],
+    prepaid: Money | None,
+    rounding_amount: Money | None,
+    rounding: str,
+) -> Totals:
     if rounding is not ROUND_HALF_UP:
         _check_rounding(rounding)
     if type(lines) is not tuple and (
@@ -887,16 +933,25 @@ def totals_from_line_nets(
     _check_rounding(rounding)
     cur = _currency(currency)
     nets = _stated_nets(lines, line_nets, cur)
-    groups: _Groups = {}
-    for line, net in zip(lines, nets, strict=True):
-        if not isinstance(line, InvoiceLine):
-            _check_line(line)
-        key = (line.vat_category, line.vat_rate)
-        _add_to_group(groups, key, net, line.exemption_reason)
-    zero = _ZERO.scaleb(-cur.decimals)
-    return _totals(
-        nets, groups, cur, zero, allowances, charges, prepaid, rounding_amount, rounding
-    )
+    with localcontext(EXACT):  # every sum and product exact
+        groups: _Groups = {}
+        for line, net in zip(lines, nets, strict=True):
+            if not isinstance(line, InvoiceLine):
+                _check_line(line)
+            key = (line.vat_category, line.vat_rate)
+            _add_to_group(groups, key, net, line.exemption_reason)
+        zero = _ZERO.scaleb(-cur.decimals)
+        return _totals(
+            nets,
+            groups,
+            cur,
+            zero,
+            allowances,
+            charges,
+            prepaid,
+            rounding_amount,
+            rounding,
+        )
 
 
 def _stated_nets(
@@ -947,12 +1002,18 @@ def check_consistency(
     for index, (line, stated) in enumerate(zip(lines, nets, strict=True)):
         if not isinstance(line, InvoiceLine):
             _check_line(line)
-        expected = line.quantity * line.unit_price / line.base_quantity
+        expected = divide(
+            EXACT.multiply(line.quantity, line.unit_price),
+            line.base_quantity,
+            MAX_LINE_DECIMALS,
+        )
         for item in line.charges + line.allowances:
             amount = _ac_amount(item, cur, cur.decimals, ROUND_HALF_UP)
-            expected += amount if item.is_charge else -amount
+            expected = EXACT.add(
+                expected, amount if item.is_charge else amount.copy_negate()
+            )
         name = line.line_id if line.line_id is not None else str(index + 1)
-        if abs(stated - expected) > _TOLERANCE:
+        if EXACT.subtract(stated, expected).copy_abs() > _TOLERANCE:
             found.append(
                 Inconsistency(
                     index=index,
@@ -968,7 +1029,7 @@ def check_consistency(
             )
         gross, discount = line.gross_price, line.price_discount
         if gross is not None and discount is not None:
-            net_price = gross - discount
+            net_price = EXACT.subtract(gross, discount)
             if net_price != line.unit_price:
                 found.append(
                     Inconsistency(
@@ -990,7 +1051,9 @@ def cash_rounding(amount: Money, *, increment: Decimal) -> Money:
     """The rounding amount (BT-114) that makes *amount* a multiple of *increment*.
 
     Half-up (away from zero at exactly half). Pass the amount due before
-    rounding; add the result as ``rounding_amount`` to :func:`compute_totals`.
+    rounding, in the currency's decimals (more are refused: rounding them
+    away would leave an amount due that is no multiple of *increment*); add
+    the result as ``rounding_amount`` to :func:`compute_totals`.
 
     >>> from decimal import Decimal
     >>> str(cash_rounding(Money("801.78", "NOK"), increment=Decimal(1)))
@@ -1003,6 +1066,17 @@ def cash_rounding(amount: Money, *, increment: Decimal) -> Money:
         )
     step = to_decimal(increment)
     decimals = amount.currency.decimals
+    if not amount.is_quantized:
+        raise InvalidInputError(
+            problem=(
+                f"cash_rounding() got {amount}, with more decimals than "
+                f"{amount.currency.code} has"
+            ),
+            allowed=(
+                f"give the amount due with at most {decimals} decimals "
+                "(Totals.amount_due is)"
+            ),
+        )
     if step <= 0 or step != round_decimal(step, decimals):
         raise InvalidInputError(
             problem=f"rounding increment {step} for {amount.currency.code}",
@@ -1011,8 +1085,9 @@ def cash_rounding(amount: Money, *, increment: Decimal) -> Money:
                 "(e.g. 1 for whole kroner, 0.05 for 5 cents)"
             ),
         )
-    target = round_decimal(amount.amount / step, 0) * step
-    return _money(round_decimal(target - amount.amount, decimals), amount.currency)
+    target = EXACT.multiply(divide(amount.amount, step, 0), step)
+    difference = EXACT.subtract(target, amount.amount)
+    return Money(round_decimal(difference, decimals), amount.currency)
 
 
 @attrs.frozen(kw_only=True)
@@ -1036,7 +1111,7 @@ class CreditNote:
 
 
 def _document_total(totals: Totals) -> Decimal:
-    return totals.tax_inclusive.amount + totals.rounding.amount
+    return EXACT.add(totals.tax_inclusive.amount, totals.rounding.amount)
 
 
 def _credited(
@@ -1066,7 +1141,7 @@ def _credited(
             raise CurrencyMismatchError(
                 left=invoice.currency, right=note.totals.currency
             )
-        total += note.totals.amount_due.amount
+        total = EXACT.add(total, note.totals.amount_due.amount)
     return total
 
 
@@ -1078,7 +1153,7 @@ def creditable_amount(
     The total is BT-112 + BT-114 (what the invoice charged, before payments).
     """
     credited = _credited(invoice_number, invoice, credit_notes)
-    return _money(_document_total(invoice) - credited, invoice.currency)
+    return Money(EXACT.subtract(_document_total(invoice), credited), invoice.currency)
 
 
 def amount_owed(
@@ -1094,11 +1169,11 @@ def amount_owed(
     credited = _credited(invoice_number, invoice, credit_notes)
     if credited > _document_total(invoice):
         raise CreditExceedsInvoiceError(
-            credit=_money(credited, invoice.currency),
+            credit=Money(credited, invoice.currency),
             remaining=invoice.tax_inclusive + invoice.rounding,
             invoice=invoice_number,
         )
-    return _money(invoice.amount_due.amount - credited, invoice.currency)
+    return Money(EXACT.subtract(invoice.amount_due.amount, credited), invoice.currency)
 
 
 def credit_note(

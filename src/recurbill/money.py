@@ -5,13 +5,32 @@ of a currency is ISO 4217's minor unit (NOK 2, ISK 0, JPY 0, KWD 3). Babel's CLD
 data uses other digits for about a dozen currencies (for example ISK and IQD),
 which is right for display but wrong for amounts; recurbill uses ISO 4217 for
 every amount and tells Babel how many decimals to show.
+
+Arithmetic never uses the caller's :mod:`decimal` context: recurbill computes
+in its own context (:data:`EXACT`), whose precision holds every sum and product
+of the amounts it accepts, so nothing is rounded but what a rule rounds. A
+Money amount has at most :data:`MAX_AMOUNT_DIGITS` digits before the decimal
+point and :data:`MAX_AMOUNT_DECIMALS` after it; larger ones are refused.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    ROUND_05UP,
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import TypeAlias
 
 import attrs
@@ -31,12 +50,18 @@ from recurbill.errors import (
 )
 
 __all__ = [
+    "EXACT",
     "ISO_4217_DECIMALS",
+    "MAX_AMOUNT_DECIMALS",
+    "MAX_AMOUNT_DIGITS",
+    "ROUNDING_MODES",
     "AmountLike",
     "Currency",
     "Money",
     "allocate",
     "as_currency",
+    "decimals_of",
+    "divide",
     "format_money",
     "round_decimal",
     "to_decimal",
@@ -73,6 +98,46 @@ ISO_4217_DECIMALS: dict[str, int] = {
 """Minor-unit decimals of every active ISO 4217 currency code."""
 
 
+ROUNDING_MODES = frozenset(
+    {
+        "ROUND_05UP",
+        "ROUND_CEILING",
+        "ROUND_DOWN",
+        "ROUND_FLOOR",
+        "ROUND_HALF_DOWN",
+        "ROUND_HALF_EVEN",
+        "ROUND_HALF_UP",
+        "ROUND_UP",
+    }
+)
+"""The :mod:`decimal` rounding modes (each is its own name as text)."""
+
+MAX_AMOUNT_DIGITS = 100
+"""Digits a Money amount may have before the decimal point (it is below 10**100).
+
+Far above any real amount, and above anything the invoice calculator can
+produce from lines within its limits, so a computed total always fits."""
+MAX_AMOUNT_DECIMALS = 28
+"""Decimals a Money amount may have (trailing zeros aside), as a line's price."""
+_AMOUNT_LIMIT = Decimal(10**MAX_AMOUNT_DIGITS)
+_FINEST = Decimal(f"1E-{MAX_AMOUNT_DECIMALS}")
+
+EXACT = Context(
+    prec=1000,
+    rounding=ROUND_HALF_EVEN,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+"""The decimal context of every computation in recurbill, never the caller's.
+
+Its precision holds every sum and product of amounts within the limits
+exactly (they need fewer than 200 digits), so only an explicit rounding rounds,
+with the rounding mode it names. Divisions go through :func:`divide`. Only
+its flags change as it is used, and nothing reads them; traps act on each
+operation alone, so threads may share it."""
+
+
 def to_decimal(value: object) -> Decimal:
     """Return *value* as a finite Decimal; refuse floats, bools, NaN and text."""
     if isinstance(value, Decimal):
@@ -99,12 +164,55 @@ def round_decimal(
     This is the one rounding helper of recurbill: every amount that is rounded
     goes through it.
     """
-    return value.quantize(_quantum(decimals), rounding=rounding)
+    return value.quantize(_quantum(decimals), rounding, EXACT)
+
+
+def divide(
+    dividend: Decimal, divisor: Decimal, decimals: int, rounding: str = ROUND_HALF_UP
+) -> Decimal:
+    """*dividend* / *divisor* rounded once to *decimals* places, exactly.
+
+    The quotient is first computed with at least two digits beyond *decimals*,
+    rounded toward zero except that a last digit of 0 or 5 goes away from zero
+    when digits were dropped (``ROUND_05UP``), which keeps every later rounding
+    correct: 2.4999…9 (dropped digits) never reads as exactly half.
+    """
+    if not dividend:
+        return round_decimal(dividend, decimals, rounding)
+    digits = max(dividend.adjusted() - divisor.adjusted(), 0) + decimals + 5
+    context = Context(prec=digits, rounding=ROUND_05UP, Emax=MAX_EMAX, Emin=MIN_EMIN)
+    return round_decimal(context.divide(dividend, divisor), decimals, rounding)
+
+
+def decimals_of(value: Decimal) -> int:
+    """How many decimals *value* needs, trailing zeros aside (no context used)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0:
+        return 0
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant:
+        return 0  # zero, however many decimals it is written with
+    return max(0, -(exponent + len(digits) - len(significant)))
 
 
 @functools.lru_cache(maxsize=16)
 def _quantum(decimals: int) -> Decimal:
-    return Decimal(1).scaleb(-decimals)
+    return Decimal(1).scaleb(-decimals, EXACT)
+
+
+def _amount(value: object) -> Decimal:
+    """*value* as a Money amount: a finite Decimal within the amount limits."""
+    amount = to_decimal(value)
+    if amount.copy_abs() >= _AMOUNT_LIMIT or amount != amount.quantize(
+        _FINEST, ROUND_DOWN, EXACT
+    ):
+        raise InvalidAmountError(
+            value=value,
+            problem=f"the amount {amount} is beyond what recurbill computes exactly",
+            allowed=f"an amount has at most {MAX_AMOUNT_DIGITS} digits before the "
+            f"decimal point and {MAX_AMOUNT_DECIMALS} after it",
+        )
+    return amount
 
 
 def _currency_code(code: str) -> str:
@@ -150,7 +258,7 @@ class Money:
     Money(amount=Decimal('13.50'), currency=Currency(code='NOK'))
     """
 
-    amount: Decimal = attrs.field(converter=to_decimal)
+    amount: Decimal = attrs.field(converter=_amount)
     currency: Currency = attrs.field(converter=as_currency)
 
     @classmethod
@@ -180,19 +288,21 @@ class Money:
         return other
 
     def __add__(self, other: Money) -> Money:
-        return Money(self.amount + self._same(other).amount, self.currency)
+        return Money(EXACT.add(self.amount, self._same(other).amount), self.currency)
 
     def __sub__(self, other: Money) -> Money:
-        return Money(self.amount - self._same(other).amount, self.currency)
+        return Money(
+            EXACT.subtract(self.amount, self._same(other).amount), self.currency
+        )
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return Money(self.amount.copy_negate(), self.currency)
 
     def __abs__(self) -> Money:
-        return Money(abs(self.amount), self.currency)
+        return Money(self.amount.copy_abs(), self.currency)
 
     def __mul__(self, factor: Decimal | int) -> Money:
-        return Money(self.amount * to_decimal(factor), self.currency)
+        return Money(EXACT.multiply(self.amount, _amount(factor)), self.currency)
 
     __rmul__ = __mul__
 
@@ -229,27 +339,42 @@ def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
         raise InvalidInputError(
             problem="allocate() got no weights", allowed="give at least one weight"
         )
-    exact = [to_decimal(w) for w in weights]
-    if any(w < 0 for w in exact) or sum(exact) <= 0:
+    exact = [_weight(w) for w in weights]
+    if any(w < 0 for w in exact) or not any(exact):
         raise InvalidInputError(
             problem=f"weights {[str(w) for w in exact]} cannot share an amount",
             allowed="weights must be zero or positive with a positive sum",
         )
-    quantized = total.quantize()
-    unit = Decimal(1).scaleb(-total.currency.decimals)
-    units = int(quantized.amount / unit)
+    decimals = total.currency.decimals
+    units = int(total.quantize().amount.scaleb(decimals, EXACT))
     sign = -1 if units < 0 else 1
     units = abs(units)
-    weight_sum = sum(exact)
-    shares = [units * w / weight_sum for w in exact]
-    floors = [int(s) for s in shares]
-    leftover = units - sum(floors)
-    by_remainder = sorted(
-        range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i)
+    # exact rational shares: units × w / Σw, each w an integer over a common 10^k
+    scale = max(decimals_of(w) for w in exact)
+    ints = [int(w.scaleb(scale, EXACT)) for w in exact]
+    weight_sum = sum(ints)
+    floors, remainders = zip(
+        *(divmod(units * w, weight_sum) for w in ints), strict=True
     )
+    parts = list(floors)
+    leftover = units - sum(parts)
+    by_remainder = sorted(range(len(parts)), key=lambda i: (-remainders[i], i))
     for i in by_remainder[:leftover]:
-        floors[i] += 1
-    return [Money(sign * f * unit, total.currency) for f in floors]
+        parts[i] += 1
+    return [
+        Money(Decimal(sign * f).scaleb(-decimals, EXACT), total.currency) for f in parts
+    ]
+
+
+def _weight(value: object) -> Decimal:
+    weight = to_decimal(value)
+    if weight.copy_abs() >= _AMOUNT_LIMIT or decimals_of(weight) > MAX_AMOUNT_DECIMALS:
+        raise InvalidInputError(
+            problem=f"weight {weight} is too large or has too many decimals",
+            allowed=f"a weight has at most {MAX_AMOUNT_DIGITS} digits before the "
+            f"decimal point and {MAX_AMOUNT_DECIMALS} after it",
+        )
+    return weight
 
 
 def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> str:
@@ -271,10 +396,10 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
     code = money.currency.code
     digits = ISO_4217_DECIMALS[code]
     if exact:
-        exponent = money.amount.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > digits:
-            return _money_format(locale, code)(money.amount, digits, -exponent)
-    amount = money.amount.quantize(_quantum(digits), rounding=ROUND_HALF_UP)
+        places = decimals_of(money.amount)
+        if places > digits:
+            return _money_format(locale, code)(money.amount, digits, places)
+    amount = round_decimal(money.amount, digits)
     return _money_format(locale, code).fixed(amount, digits)
 
 
@@ -303,12 +428,13 @@ class _MoneyFormat:
         if not self.simple:
             pattern = parse_pattern(self.pattern)
             pattern.frac_prec = (min_frac, max_frac)
-            text: str = pattern.apply(
-                amount, self.locale, currency=self.code, currency_digits=False
-            )
+            with localcontext(EXACT):  # Babel computes in the current context
+                text: str = pattern.apply(
+                    amount, self.locale, currency=self.code, currency_digits=False
+                )
             return text
         negative = amount.is_signed()
-        rounded = abs(amount).normalize().quantize(_quantum(max_frac))
+        rounded = amount.copy_abs().quantize(_quantum(max_frac), ROUND_HALF_EVEN, EXACT)
         whole, _, frac = f"{rounded:f}".partition(".")
         frac = frac or "0"
         if len(frac) < min_frac:

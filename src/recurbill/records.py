@@ -18,7 +18,7 @@ import attrs
 from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidRecordError
 from recurbill.invoice import InvoiceLine
-from recurbill.money import Currency, Money, as_currency
+from recurbill.money import ROUNDING_MODES, Currency, Money, as_currency
 from recurbill.schedule import DEFAULT_RUN_TIME, Schedule, due_at
 
 __all__ = [
@@ -232,8 +232,16 @@ class Account:
     invoice_series: str = "INV"
     summary_email: str = attrs.field(validator=_email)
     rounding: str = ROUND_HALF_UP
+    """A :mod:`decimal` rounding mode such as ``ROUND_HALF_UP`` (the default)."""
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.rounding, str) or self.rounding not in ROUNDING_MODES:
+            raise InvalidRecordError(
+                problem=f"rounding {self.rounding!r} is not a decimal rounding mode",
+                allowed="one of "
+                + ", ".join(sorted(ROUNDING_MODES))
+                + " (decimal.ROUND_HALF_UP is the default)",
+            )
         if isinstance(self.payment_terms_days, bool) or not (
             isinstance(self.payment_terms_days, int)
             and 0 <= self.payment_terms_days <= MAX_PAYMENT_TERMS_DAYS

@@ -170,7 +170,11 @@ class Due:
 
     @classmethod
     def of(cls, invoice: SettleableInvoice) -> Due:
-        """Snapshot *invoice*: check its fields, status as text, amount quantized."""
+        """Snapshot *invoice*: check its fields and take its status as text.
+
+        An outstanding amount with more decimals than its currency is refused
+        (:class:`~recurbill.errors.InvalidInputError`), not rounded.
+        """
         currency = invoice.currency
         outstanding = invoice.outstanding
         if not isinstance(currency, Currency) or not isinstance(outstanding, Money):
@@ -183,6 +187,18 @@ class Due:
             )
         if outstanding.currency != currency:
             raise CurrencyMismatchError(left=currency, right=outstanding.currency)
+        if not outstanding.is_quantized:
+            raise InvalidInputError(
+                problem=(
+                    f"invoice {invoice.id!r} has outstanding {outstanding}, with "
+                    f"more decimals than {currency.code} has"
+                ),
+                allowed=(
+                    f"an outstanding amount in whole {currency.code} minor units "
+                    f"({currency.decimals} decimals); it is never rounded, so "
+                    "nothing beyond it is charged"
+                ),
+            )
         if not isinstance(invoice.due_date, date):
             raise InvalidInputError(
                 problem=f"invoice {invoice.id!r} has due date {invoice.due_date!r}",
@@ -195,7 +211,7 @@ class Due:
             customer_id=_text("customer id", invoice.customer_id),
             status=_status_text(invoice.status),
             currency=currency,
-            outstanding=outstanding.quantize(),
+            outstanding=outstanding.quantize(),  # the currency's decimals exactly
             due_date=invoice.due_date,
         )
 
@@ -445,7 +461,8 @@ def plan_settlement(
     by the service); the selected ids are looked up among them. An id that is
     missing, or belongs to another account or customer, is "not found" alike,
     so nothing is revealed about invoices elsewhere. Each line is the
-    invoice's outstanding amount (quantized), in selection order.
+    invoice's outstanding amount, in selection order; one with more decimals
+    than its currency is refused (:class:`~recurbill.errors.InvalidInputError`).
 
     *pending* are the ids of invoices already inside a settlement that is
     still pending; selecting one of them is refused, so one invoice is never

@@ -18,6 +18,7 @@ from render_fixtures import CURRENCY, account, customer, invoice, money, receipt
 from smtp_servers import Server
 
 from recurbill.errors import InvalidInputError
+from recurbill.invoice import AllowanceCharge, InvoiceLine, compute_totals
 from recurbill.money import Money, format_money
 from recurbill.notify.message import Message
 from recurbill.notify.render import (
@@ -34,7 +35,7 @@ from recurbill.notify.render import (
 )
 from recurbill.notify.smtp import SmtpNotifier
 from recurbill.notify.texts import TEXTS
-from recurbill.records import ChargeLine, PaymentStatus, RunReport
+from recurbill.records import ChargeLine, Invoice, PaymentStatus, RunReport
 
 NBSP = "\xa0"
 
@@ -557,3 +558,90 @@ def test_the_receipt_names_the_card_brand_as_people_write_it(
         receipt(CURRENCY[locale], card_brand=brand, card_last4="4242"),
     )
     assert shown in message.text
+
+
+def _invoice_with(lines: tuple[InvoiceLine, ...]) -> Invoice:
+    totals = compute_totals(lines, currency="NOK")
+    return invoice(
+        lines=lines,
+        net_total=totals.tax_exclusive,
+        vat_total=totals.vat_total,
+        total=totals.amount_due,
+    )
+
+
+PER_12 = InvoiceLine(
+    description="Strøm",
+    quantity=132,
+    unit_price="15.24",
+    base_quantity=12,
+    vat_rate=25,
+)
+DISCOUNTED = InvoiceLine(
+    description="Time",
+    quantity=2,
+    unit_price="999",
+    vat_rate=25,
+    allowances=[
+        AllowanceCharge(
+            is_charge=False, percentage=10, base_amount="1998", reason="stamkunde"
+        )
+    ],
+    charges=[AllowanceCharge(is_charge=True, amount="50", reason="frakt")],
+)
+
+
+@pytest.mark.parametrize(
+    ("locale", "rows"),
+    [
+        (
+            "nb_NO",
+            [
+                "Strøm 132 15,24 kr pr. 12 25 % 167,64 kr",
+                "Time 2 999,00 kr 25 % 1 998,00 kr",
+                "Tillegg (frakt) 50,00 kr",
+                "Rabatt 10 % av 1 998,00 kr (stamkunde) -199,80 kr",
+                "Sum eks. mva. 2 015,84 kr",
+            ],
+        ),
+        (
+            "sv_SE",
+            [
+                "Strøm 132 15,24 Nkr för 12 25 % 167,64 Nkr",
+                "Tillägg (frakt) 50,00 Nkr",
+                "Rabatt 10 % på 1 998,00 Nkr (stamkunde) -199,80 Nkr",
+            ],
+        ),
+        (
+            "is_IS",
+            [
+                "Strøm 132 15,24 NOK fyrir 12 25% 167,64 NOK",
+                "Álag (frakt) 50,00 NOK",
+                "Afsláttur 10% af 1.998,00 NOK (stamkunde) -199,80 NOK",
+            ],
+        ),
+        (
+            "en_GB",
+            [
+                "Strøm 132 NOK15.24 per 12 25% NOK167.64",
+                "Time 2 NOK999.00 25% NOK1,998.00",
+                "Charge (frakt) NOK50.00",
+                "Discount 10% of NOK1,998.00 (stamkunde) -NOK199.80",
+                "Total excl. VAT NOK2,015.84",
+            ],
+        ),
+    ],
+)
+def test_invoice_rows_show_base_quantity_and_line_allowances(
+    locale: str, rows: list[str]
+) -> None:
+    """132 × 15,24 kr read next to 167,64 kr, and 2 × 999 next to 1 798,20:
+    the price now says per how many, and each line allowance or charge has its
+    row, so the amounts add up to the total without VAT."""
+    message = render_invoice(
+        account(locale), customer(locale), _invoice_with((PER_12, DISCOUNTED))
+    )
+    shown = [" ".join(row.split()) for row in message.text.split("\n")]
+    for row in rows:
+        assert row in shown
+    assert html.escape(rows[-2].rsplit(" ", 2)[0]) in message.html.replace("\xa0", " ")

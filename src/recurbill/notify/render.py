@@ -35,7 +35,12 @@ from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
 from recurbill.errors import InvalidInputError, RecurbillError
-from recurbill.invoice import InvoiceLine, compute_totals, line_net
+from recurbill.invoice import (
+    InvoiceLine,
+    allowance_charge_amount,
+    compute_totals,
+    line_net,
+)
 from recurbill.money import Currency, Money, format_money
 from recurbill.notify.message import Message
 from recurbill.notify.texts import TEXTS
@@ -726,20 +731,56 @@ def _vat_rows(
     return [(t("invoice.vat"), "", "", "", _money(invoice.vat_total, t))]
 
 
-def _line_row(
+def _line_rows(
     line: InvoiceLine, invoice: Invoice, account: Account, t: _Lang
-) -> tuple[str, str, str, str, str]:
+) -> list[tuple[str, str, str, str, str]]:
+    """A line's row, then one row per line allowance or charge.
+
+    A price per more than one unit reads "15,24 kr per 12". With allowances or
+    charges, the line's amount is quantity × price (BT-131 before them) and
+    each follows with its own amount, so the column adds up to the line net.
+    """
+    currency, rounding = invoice.currency, account.rounding
+    price = _price(line.unit_price, currency, t)
+    if line.base_quantity != 1:
+        price = t(
+            "invoice.price_per", price=price, base=_quantity(line.base_quantity, t)
+        )
+    items = [*line.charges, *line.allowances]
     try:
-        net = _money(line_net(line, invoice.currency, rounding=account.rounding), t)
+        plain = attrs.evolve(line, allowances=(), charges=()) if items else line
+        amount = _money(line_net(plain, currency, rounding=rounding), t)
     except RecurbillError:
-        net = ""
-    return (
-        line.description,
-        _quantity(line.quantity, t),
-        _price(line.unit_price, invoice.currency, t),
-        _rate(line.vat_rate, t),
-        net,
-    )
+        amount = ""
+    rows = [
+        (
+            line.description,
+            _quantity(line.quantity, t),
+            price,
+            _rate(line.vat_rate, t),
+            amount,
+        )
+    ]
+    for item in items:
+        kind = "charge" if item.is_charge else "allowance"
+        if item.amount is None and item.percentage is not None:
+            base = Money(item.base_amount, currency)
+            label = t(
+                f"invoice.line_{kind}_percent",
+                percentage=_rate(item.percentage, t),
+                base=format_money(base, t.babel, exact=True),
+            )
+        else:
+            label = t(f"invoice.line_{kind}")
+        if item.reason:
+            label += f" ({item.reason})"
+        try:
+            value = allowance_charge_amount(item, currency, rounding=rounding)
+            shown = _money(value if item.is_charge else -value, t)
+        except RecurbillError:
+            shown = ""
+        rows.append((label, "", "", "", shown))
+    return rows
 
 
 def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Message:
@@ -791,7 +832,11 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
                 t("invoice.col.vat"),
                 t("invoice.col.amount"),
             ),
-            rows=tuple(_line_row(line, invoice, account, t) for line in invoice.lines),
+            rows=tuple(
+                row
+                for line in invoice.lines
+                for row in _line_rows(line, invoice, account, t)
+            ),
             right=frozenset({1, 2, 3, 4}),
             footer=tuple(footer),
         ),
