@@ -12,12 +12,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from postgres_server import PostgresServer, start_for_tests
+from recurbill.storage.sql import SqlStorage
 
-__all__ = ["fresh_postgres_url", "postgres_server", "postgres_url"]
+__all__ = ["fresh_postgres_url", "postgres_server", "postgres_url", "sql_storage"]
 
 _database_numbers = itertools.count(1)
 
@@ -48,6 +50,18 @@ def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield postgres_server.url(name)
     finally:
         postgres_server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStorage]:
+    """A migrated SqlStorage on a new SQLite file, then on a new PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    with SqlStorage.from_url(url) as storage:
+        storage.migrate()
+        yield storage
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

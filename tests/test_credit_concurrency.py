@@ -7,12 +7,8 @@ the second one, on its own database connection, sees what the first used.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from billing_helpers import Counter, at, line
 from recurbill.billing import Billing
@@ -22,19 +18,8 @@ from recurbill.records import CollectionMethod
 from recurbill.storage.sql import SqlStorage
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStorage]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'credit.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as storage:
-        storage.migrate()
-        yield storage
-
-
-def test_credit_used_by_two_calls_at_once_is_used_once(storage: SqlStorage) -> None:
-    billing = Billing(storage=storage, gateway=InMemoryGateway(), ids=Counter())
+def test_credit_used_by_two_calls_at_once_is_used_once(sql_storage: SqlStorage) -> None:
+    billing = Billing(storage=sql_storage, gateway=InMemoryGateway(), ids=Counter())
     account = billing.create_account(
         account_id="fjord",
         name="Fjord Fysio AS",

@@ -14,10 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from functools import partial
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from billing_helpers import Counter, at, line
 from recurbill.billing import Billing
@@ -49,22 +46,11 @@ def _race(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStorage]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as storage:
-        storage.migrate()
-        yield storage
-
-
 def test_overlapping_mass_payments_settle_each_invoice_once(
-    storage: SqlStorage,
+    sql_storage: SqlStorage,
 ) -> None:
     gateway = InMemoryGateway()
-    billing = Billing(storage=storage, gateway=gateway, ids=Counter())
+    billing = Billing(storage=sql_storage, gateway=gateway, ids=Counter())
     account = billing.create_account(
         account_id="fjord",
         name="Fjord Fysio AS",
@@ -125,9 +111,9 @@ def test_overlapping_mass_payments_settle_each_invoice_once(
     assert len(gateway.ledger) == succeeded == ROUNDS
 
 
-def test_the_same_selection_from_two_tabs_charges_once(storage: SqlStorage) -> None:
+def test_the_same_selection_from_two_tabs_charges_once(sql_storage: SqlStorage) -> None:
     gateway = InMemoryGateway()
-    billing = Billing(storage=storage, gateway=gateway, ids=Counter())
+    billing = Billing(storage=sql_storage, gateway=gateway, ids=Counter())
     account = billing.create_account(
         account_id="fjord",
         name="Fjord Fysio AS",
@@ -199,10 +185,10 @@ class _SlowTransaction:
 
 
 def test_a_resubmit_that_waited_for_the_first_gets_its_confirmation(
-    storage: SqlStorage,
+    sql_storage: SqlStorage,
 ) -> None:
     gateway = InMemoryGateway()
-    slow = _SlowToStore(storage)
+    slow = _SlowToStore(sql_storage)
     billing = Billing(storage=slow, gateway=gateway, ids=Counter())  # type: ignore[arg-type]
     account = billing.create_account(
         account_id="fjord",

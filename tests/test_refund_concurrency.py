@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from functools import partial
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from billing_helpers import Counter, at, line
 from recurbill.billing import Billing
@@ -44,17 +41,6 @@ class _HeldRefunds(InMemoryGateway):
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=2)
         return super().refund(charge_id, amount=amount, idempotency_key=idempotency_key)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStorage]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'refunds.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as storage:
-        storage.migrate()
-        yield storage
 
 
 def _together(*calls: Callable[[], Any]) -> list[Any]:
@@ -104,14 +90,14 @@ def _paid(billing: Billing, prices: tuple[str, ...]) -> tuple[str, str]:
 
 
 def _assert_taken_back_once(
-    storage: SqlStorage, gateway: InMemoryGateway, account_id: str, payment_id: str
+    sql_storage: SqlStorage, gateway: InMemoryGateway, account_id: str, payment_id: str
 ) -> Money:
     """What the invoices still hold equals the payment less what went back."""
     returned = sum(
         (r.amount for r in gateway.refunds if r.status == "succeeded"),
         Money.zero("NOK"),
     )
-    with storage.transaction() as tx:
+    with sql_storage.transaction() as tx:
         payment = tx.get_payment(account_id, payment_id)
         stored = sum(
             (r.amount for r in tx.list_refunds(account_id) if r.status == "succeeded"),
@@ -127,10 +113,10 @@ def _assert_taken_back_once(
 
 
 def test_a_refund_finished_by_two_calls_at_once_is_applied_once(
-    storage: SqlStorage,
+    sql_storage: SqlStorage,
 ) -> None:
     gateway = _HeldRefunds()
-    billing = Billing(storage=storage, gateway=gateway, ids=Counter())
+    billing = Billing(storage=sql_storage, gateway=gateway, ids=Counter())
     account_id, payment_id = _paid(billing, ("800",))
     gateway.barrier = threading.Barrier(2)
     first_saved = threading.Event()
@@ -142,23 +128,23 @@ def test_a_refund_finished_by_two_calls_at_once_is_applied_once(
 
     def retry() -> Any:  # a double click: it finds the first refund unanswered
         while not first_saved.is_set():
-            with storage.transaction() as tx:
+            with sql_storage.transaction() as tx:
                 if tx.list_refunds(account_id):
                     first_saved.set()
         return billing.refund(account_id, payment_id, now=NOW)
 
     results = _together(first, retry)
     assert not [r for r in results if isinstance(r, Exception)], results
-    assert _assert_taken_back_once(storage, gateway, account_id, payment_id) == Money(
-        "300", "NOK"
-    )
+    assert _assert_taken_back_once(
+        sql_storage, gateway, account_id, payment_id
+    ) == Money("300", "NOK")
 
 
 def test_two_partial_refunds_at_once_take_different_slices(
-    storage: SqlStorage,
+    sql_storage: SqlStorage,
 ) -> None:
     gateway = _HeldRefunds()
-    billing = Billing(storage=storage, gateway=gateway, ids=Counter())
+    billing = Billing(storage=sql_storage, gateway=gateway, ids=Counter())
     account_id, payment_id = _paid(billing, ("100", "200", "300"))
     gateway.barrier = threading.Barrier(2)
     for reopen in (True, False):
@@ -172,4 +158,4 @@ def test_two_partial_refunds_at_once_take_different_slices(
         )
         results = _together(refund, refund)
         assert not [r for r in results if isinstance(r, Exception)], results
-        _assert_taken_back_once(storage, gateway, account_id, payment_id)
+        _assert_taken_back_once(sql_storage, gateway, account_id, payment_id)

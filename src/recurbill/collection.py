@@ -157,14 +157,14 @@ NOTHING_OWED = "nothing_owed"
 """Error code of a payment ended uncharged: its invoices were settled first."""
 
 
-def _never_charged(payment: Payment) -> ChargeResult:
-    """The outcome of a payment given up before the gateway saw it."""
+def _not_charged(payment: Payment, status: ChargeStatus, code: str) -> ChargeResult:
+    """The outcome of a payment that ends without a charge, and why (*code*)."""
     return ChargeResult(
-        status=ChargeStatus.CANCELED,
+        status=status,
         charge_id=None,
         amount=payment.amount,
         idempotency_key=payment.idempotency_key,
-        error_code=NOTHING_OWED,
+        error_code=code,
     )
 
 
@@ -369,13 +369,7 @@ class Collector:
             # the gateway refused the request itself (a customer or card it does
             # not know, a bad key, an amount it cannot move): a final failure of
             # this attempt, recorded, never an exception that stops the run
-            return ChargeResult(
-                status=ChargeStatus.DECLINED,
-                charge_id=None,
-                amount=payment.amount,
-                idempotency_key=payment.idempotency_key,
-                error_code=GATEWAY_ERROR,
-            )
+            return _not_charged(payment, ChargeStatus.DECLINED, GATEWAY_ERROR)
 
     def _record(
         self, payment: Payment, result: ChargeResult | None, *, now: datetime
@@ -442,7 +436,8 @@ class Collector:
             if payment.status is PaymentStatus.REQUIRES_ACTION:
                 return payment
             if not self._owed(payment):  # settled another way meanwhile
-                return self.apply(payment, _never_charged(payment), now=now)
+                given_up = _not_charged(payment, ChargeStatus.CANCELED, NOTHING_OWED)
+                return self.apply(payment, given_up, now=now)
             return self.execute(account_id, payment_id, now=now)
         return self.apply(payment, result, now=now)
 
