@@ -71,7 +71,7 @@ def invoice_lines(draw: st.DrawFn, decimals: int, vat: VatGroup) -> InvoiceLine:
     and up to two line allowances and charges."""
     category, rate, reason = vat
     return InvoiceLine(
-        description=draw(st.text(max_size=10)),
+        description=draw(st.text(min_size=1, max_size=10).filter(str.strip)),
         quantity=draw(
             st.decimals(
                 min_value=-1000,

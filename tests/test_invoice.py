@@ -464,8 +464,16 @@ def test_other_vat_rules() -> None:
         _line(vat_rate=D(0))
     with pytest.raises(VatCategoryError, match=r"reason 'why'.*not S"):
         _line(exemption_reason="why")
-    with pytest.raises(VatCategoryError, match="negative VAT rate"):
+    with pytest.raises(VatCategoryError, match=r"VAT rate -25; .* from 0 to 100"):
         _line(vat_rate=D(-25))
+    with pytest.raises(VatCategoryError, match=r"VAT rate 125; .* from 0 to 100"):
+        _line(vat_rate=D(125))
+    assert _line(vat_rate=D(100)).vat_rate == D(100)
+    with pytest.raises(VatCategoryError, match="the default when no vat_rate"):
+        InvoiceLine(description="Session", quantity=1, unit_price="800")
+    for blank in ("", "  "):
+        with pytest.raises(InvalidInvoiceError, match="item name"):
+            _line(description=blank)
     with pytest.raises(VatCategoryError, match="unknown VAT category 'X'"):
         _line(vat_category="X")
     assert (

@@ -71,6 +71,7 @@ __all__ = [
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_HUNDRED = Decimal(100)
 MAX_LINE_DIGITS = 12
 """Digits a line's quantity, prices or VAT rate, and an allowance or charge's
 amount, base or percentage, may have before the decimal point..."""
@@ -155,18 +156,20 @@ def _check_vat(
 ) -> None:
     """Raise VatCategoryError when *rate* or *reason* break *category*'s rules."""
     code = category.value
-    if rate < 0:
+    if not 0 <= rate <= _HUNDRED:
         raise VatCategoryError(
-            problem=f"{where} has a negative VAT rate {rate}",
-            allowed="VAT rates are percentages of zero or more",
+            problem=f"{where} has VAT rate {rate}",
+            allowed="VAT rates are percentages from 0 to 100, e.g. 25",
         )
     if category in _POSITIVE_RATE:
         if rate == 0:
             raise VatCategoryError(
-                problem=f"{where} has VAT category {code} with rate 0",
+                problem=f"{where} has VAT category {code} with rate 0 (the "
+                "default when no vat_rate is given)",
                 allowed=(
-                    f"category {code} needs a positive rate; use Z for zero-rated "
-                    "goods or E/AE/K/G/O with an exemption reason"
+                    f"give category {code} its positive rate, e.g. vat_rate=25; "
+                    "use Z for zero-rated goods or E/AE/K/G/O with an exemption "
+                    "reason"
                 ),
             )
     elif category not in _ANY_RATE and rate != 0:
@@ -376,15 +379,18 @@ class InvoiceLine:
     """No base quantity, gross price, allowance or charge: the totals' fast path."""
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.description, str) or not (
-            self.line_id is None or isinstance(self.line_id, str)
+        if (
+            not isinstance(self.description, str)
+            or not self.description.strip()
+            or not (self.line_id is None or isinstance(self.line_id, str))
         ):
             raise InvalidInvoiceError(
                 problem=(
                     f"line with description {self.description!r} and line_id "
                     f"{self.line_id!r}"
                 ),
-                allowed="the description is text and the line_id text or None",
+                allowed="the description (the item name, EN 16931 BT-153) is "
+                "non-empty text and the line_id text or None",
             )
         where = f"line {self.description!r}"
         for name in (
