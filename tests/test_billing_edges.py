@@ -965,3 +965,43 @@ def test_credit_is_not_used_on_an_invoice_whose_charge_has_no_outcome() -> None:
     assert result.credit == Money("300", "NOK")
     (invoice,) = world.storage_invoices()
     assert invoice.paid == Money.zero("NOK")
+
+
+def test_an_uncollectible_invoice_is_no_longer_retried_or_paid() -> None:
+    world = make_world()
+    kari = world.customer(card="pm_card_visa_chargeDeclinedInsufficientFunds")
+    acct = world.account.id
+    outcome = world.billing.record_session(
+        acct, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.DECLINED
+    written_off = world.billing.mark_uncollectible(acct, outcome.invoice.id)
+    assert written_off.status is InvoiceStatus.UNCOLLECTIBLE
+    world.billing.run(at(date(2027, 3, 4), 7))  # the first retry would be due
+    assert len(world.payments()) == 1  # not retried
+    overview = world.billing.overview(acct, kari.id, on=date(2027, 3, 4))
+    assert [i.id for i in overview.uncollectible] == [outcome.invoice.id]
+    assert overview.open == ()
+    assert overview.total_open == Money.zero("NOK")
+    card = _default_card(world, kari.id)
+    with pytest.raises(StateError):
+        world.billing.pay(
+            acct, outcome.invoice.id, payment_method_id=card, now=at(date(2027, 3, 4))
+        )
+    for again in (world.billing.mark_uncollectible, world.billing.void_invoice):
+        with pytest.raises(StateError, match="is uncollectible"):
+            again(acct, outcome.invoice.id)
+
+
+def test_an_invoice_with_a_payment_in_progress_cannot_be_written_off() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.gateway.fail_next("timeout_before")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    )
+    with pytest.raises(StateError, match="payment in progress"):
+        world.billing.mark_uncollectible(world.account.id, outcome.invoice.id)
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN

@@ -944,6 +944,11 @@ class Billing:
         """
         return self._corrections.void_invoice(account_id, invoice_id)
 
+    def mark_uncollectible(self, account_id: str, invoice_id: str) -> Invoice:
+        """Write off an open invoice as a bad debt; see
+        :meth:`Corrections.mark_uncollectible`."""
+        return self._corrections.mark_uncollectible(account_id, invoice_id)
+
     def credit_invoice(
         self,
         account_id: str,

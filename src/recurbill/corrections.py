@@ -66,6 +66,26 @@ NOT_REFUNDED = (REFUND_FAILED, REFUND_CANCELED)
 """Final statuses of refunds that gave nothing back."""
 
 
+def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None:
+    """StateError if a payment of *invoice* has no outcome yet."""
+    busy = [
+        p
+        for p in tx.list_payments(
+            invoice.account_id, customer_id=invoice.customer_id, statuses=IN_FLIGHT
+        )
+        if invoice.id in p.invoice_ids
+    ]
+    if busy:
+        raise StateError(
+            problem=(
+                f"invoice {invoice.display_number} has a payment in "
+                f"progress ({busy[0].status.value})"
+            ),
+            allowed=f"{action} once that payment has an outcome "
+            "(confirm_payment asks the gateway)",
+        )
+
+
 def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
     """The refund as stored now, its payment locked until the transaction ends."""
     tx.get_payment(payment.account_id, payment.id, for_update=True)
@@ -143,23 +163,30 @@ class Corrections:
                     allowed="void only an invoice without credit notes; credit "
                     "the rest of it instead",
                 )
-            busy = [
-                p
-                for p in tx.list_payments(
-                    account_id, customer_id=invoice.customer_id, statuses=IN_FLIGHT
-                )
-                if invoice.id in p.invoice_ids
-            ]
-            if busy:
+            _refuse_while_paying(tx, invoice, "void")
+            invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
+            tx.update_invoice(invoice)
+            tx.commit()
+        return invoice
+
+    def mark_uncollectible(self, account_id: str, invoice_id: str) -> Invoice:
+        """Write off an open invoice as a bad debt: it is no longer collected.
+
+        What was paid on it stays paid; the daily run stops retrying it and it
+        can no longer be paid, credited or selected for a mass payment. Refused
+        while a payment of it has no outcome yet.
+        """
+        with self.storage.transaction() as tx:
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+            if invoice.status is not InvoiceStatus.OPEN:
                 raise StateError(
                     problem=(
-                        f"invoice {invoice.display_number} has a payment in "
-                        f"progress ({busy[0].status.value})"
+                        f"invoice {invoice.display_number} is {invoice.status.value}"
                     ),
-                    allowed="void it once that payment has an outcome "
-                    "(confirm_payment asks the gateway)",
+                    allowed="mark only an open invoice uncollectible",
                 )
-            invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
+            _refuse_while_paying(tx, invoice, "mark it uncollectible")
+            invoice = attrs.evolve(invoice, status=InvoiceStatus.UNCOLLECTIBLE)
             tx.update_invoice(invoice)
             tx.commit()
         return invoice

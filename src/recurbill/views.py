@@ -70,6 +70,8 @@ class CustomerOverview:
     open: tuple[Invoice, ...]
     overdue: tuple[Invoice, ...]
     paid: tuple[Invoice, ...]
+    uncollectible: tuple[Invoice, ...]
+    """Open invoices the business wrote off (no longer collected)."""
     total_open: Money
     total_overdue: Money
     receipts: tuple[Receipt, ...]
@@ -157,6 +159,9 @@ def customer_overview(
         open=open_,
         overdue=overdue,
         paid=tuple(i for i in invoices if i.status is InvoiceStatus.PAID),
+        uncollectible=tuple(
+            i for i in invoices if i.status is InvoiceStatus.UNCOLLECTIBLE
+        ),
         total_open=sum((i.outstanding for i in open_), zero),
         total_overdue=sum((i.outstanding for i in overdue), zero),
         receipts=tuple(receipts),
