@@ -55,7 +55,6 @@ __all__ = [
     "GATEWAY_ERROR",
     "HARD_DECLINES",
     "IN_FLIGHT",
-    "NOTHING_OWED",
     "NO_OUTCOME",
     "RECEIPT_SERIES",
     "UNKNOWN_IN_A_ROW",
@@ -153,19 +152,6 @@ class RetryPolicy:
 
 UNKNOWN_IN_A_ROW = 5
 """Charges in a row without a gateway answer after which a batch stops."""
-NOTHING_OWED = "nothing_owed"
-"""Error code of a payment ended uncharged: its invoices were settled first."""
-
-
-def _not_charged(payment: Payment, status: ChargeStatus, code: str) -> ChargeResult:
-    """The outcome of a payment that ends without a charge, and why (*code*)."""
-    return ChargeResult(
-        status=status,
-        charge_id=None,
-        amount=payment.amount,
-        idempotency_key=payment.idempotency_key,
-        error_code=code,
-    )
 
 
 def local_date(account: Account, instant: datetime) -> date:
@@ -369,7 +355,13 @@ class Collector:
             # the gateway refused the request itself (a customer or card it does
             # not know, a bad key, an amount it cannot move): a final failure of
             # this attempt, recorded, never an exception that stops the run
-            return _not_charged(payment, ChargeStatus.DECLINED, GATEWAY_ERROR)
+            return ChargeResult(
+                status=ChargeStatus.DECLINED,
+                charge_id=None,
+                amount=payment.amount,
+                idempotency_key=payment.idempotency_key,
+                error_code=GATEWAY_ERROR,
+            )
 
     def _record(
         self, payment: Payment, result: ChargeResult | None, *, now: datetime
@@ -418,9 +410,11 @@ class Collector:
         """Finish a payment whose outcome is not final, asking the gateway first.
 
         The gateway is asked for the charge made with the payment's key; only
-        if it never saw one is the charge made, with that same key, and only
-        while one of its invoices still owes something. Otherwise (they were
-        paid another way) the payment ends ``canceled``: never charged.
+        if it never saw one is the charge made, with that same key. It is made
+        even if its invoices were paid another way meanwhile: the gateway may
+        yet carry out the first request (or another process is about to send
+        it), and the same key makes both one charge. Its amount then becomes
+        the customer's credit, never lost (see ``Billing.apply_credit``).
         """
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
@@ -435,21 +429,8 @@ class Collector:
         if result is None:
             if payment.status is PaymentStatus.REQUIRES_ACTION:
                 return payment
-            if not self._owed(payment):  # settled another way meanwhile
-                given_up = _not_charged(payment, ChargeStatus.CANCELED, NOTHING_OWED)
-                return self.apply(payment, given_up, now=now)
             return self.execute(account_id, payment_id, now=now)
         return self.apply(payment, result, now=now)
-
-    def _owed(self, payment: Payment) -> bool:
-        """Whether any invoice *payment* pays is still open with something owed."""
-        with self.storage.transaction() as tx:
-            invoices = tx.get_invoices(payment.account_id, payment.invoice_ids)
-        return any(
-            invoice.status is InvoiceStatus.OPEN
-            and invoice.outstanding > Money.zero(invoice.currency)
-            for invoice in invoices
-        )
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.

@@ -462,6 +462,13 @@ class Corrections:
             ),
             zero,
         )
+        # every invoice the payment paid locked at once, in id order (as other
+        # lockers of several invoices do), before taking its slices
+        tx.get_invoices(
+            account.id,
+            sorted({item.invoice_id for item in receipt.items}),
+            for_update=True,
+        )
         buckets = [("", receipt.credit)] + [
             (item.invoice_id, item.amount) for item in reversed(receipt.items)
         ]

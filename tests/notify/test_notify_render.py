@@ -6,7 +6,7 @@ import html
 import re
 import textwrap
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from html.parser import HTMLParser
 from typing import Any
 
@@ -66,6 +66,14 @@ def test_summary_amounts_are_formatted_per_locale() -> None:
     assert f"14.625{NBSP}kr." in icelandic.text
     english = render_summary(account("en_GB"), report("GBP"))
     assert "£1,234.50" in english.text
+
+
+def test_summary_totals_do_not_depend_on_the_callers_decimal_context() -> None:
+    exact = render_summary(account("nb_NO"), report("NOK")).text
+    with localcontext(prec=4):
+        rounded = render_summary(account("nb_NO"), report("NOK")).text
+    assert rounded == exact
+    assert f"14{NBSP}624,50{NBSP}kr" in rounded  # 1.462E+4 at 4 digits
 
 
 def test_summary_lists_every_part_of_the_run() -> None:

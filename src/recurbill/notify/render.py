@@ -41,7 +41,7 @@ from recurbill.invoice import (
     compute_totals,
     line_net,
 )
-from recurbill.money import Currency, Money, format_money
+from recurbill.money import EXACT, Currency, Money, format_money
 from recurbill.notify.message import Message
 from recurbill.notify.texts import TEXTS
 from recurbill.records import (
@@ -170,7 +170,7 @@ def _monies(values: Iterable[Money], lang: _Lang) -> str:
     totals: dict[str, Decimal] = {}  # by code: hashing a str is cheap
     for value in values:
         code = value.currency.code
-        totals[code] = totals.get(code, Decimal(0)) + value.amount
+        totals[code] = EXACT.add(totals.get(code, Decimal(0)), value.amount)
     return " + ".join(_money(Money(s, code), lang) for code, s in totals.items())
 
 
