@@ -76,6 +76,29 @@ def test_summary_totals_do_not_depend_on_the_callers_decimal_context() -> None:
     assert f"14{NBSP}624,50{NBSP}kr" in rounded  # 1.462E+4 at 4 digits
 
 
+def test_rates_and_quantities_do_not_depend_on_the_callers_decimal_context() -> None:
+    line = InvoiceLine(
+        description="Kurs",
+        quantity="1.23456",
+        unit_price="100",
+        vat_rate="12.3456",
+    )
+    totals = compute_totals([line], currency="NOK")
+    with localcontext(prec=3):
+        text = render_invoice(
+            account("nb_NO"),
+            customer(),
+            invoice(
+                lines=(line,),
+                net_total=totals.tax_exclusive,
+                vat_total=totals.vat_total,
+                total=totals.amount_due,
+            ),
+        ).text
+    assert "12,3456" in text
+    assert "1,23456" in text
+
+
 def test_summary_lists_every_part_of_the_run() -> None:
     text = render_summary(account("nb_NO"), report("NOK")).text
     for expected in (

@@ -25,7 +25,7 @@ import string
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -209,17 +209,19 @@ def _quantity(quantity: Decimal, lang: _Lang) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _format_rate(rate: str, locale: str) -> str:
-    text: str = format_percent(
-        Decimal(rate) / 100, locale=locale, decimal_quantization=False
-    )
+    with localcontext(EXACT):  # cached: never the caller's precision
+        text: str = format_percent(
+            Decimal(rate) / 100, locale=locale, decimal_quantization=False
+        )
     return text
 
 
 @functools.lru_cache(maxsize=1024)
 def _format_quantity(quantity: str, locale: str) -> str:
-    text: str = format_decimal(
-        Decimal(quantity), locale=locale, decimal_quantization=False
-    )
+    with localcontext(EXACT):  # cached: never the caller's precision
+        text: str = format_decimal(
+            Decimal(quantity), locale=locale, decimal_quantization=False
+        )
     return text
 
 
