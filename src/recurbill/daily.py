@@ -45,7 +45,7 @@ from recurbill.records import (
     past_calendar,
 )
 from recurbill.references import kid_mod10, ocr, reference_kind
-from recurbill.schedule import OccurrenceStatus
+from recurbill.schedule import OccurrenceStatus, Schedule
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
@@ -187,8 +187,11 @@ def next_due(template: RecurringTemplate, account: Account) -> datetime | None:
     calendar (:func:`~recurbill.records.due_instant`), ends with the run of
     its last occurrence: None.
     """
-    schedule = template.schedule
-    n = template.next_index
+    return _due_from(template.schedule, template.next_index, account)
+
+
+def _due_from(schedule: Schedule, n: int, account: Account) -> datetime | None:
+    """:func:`next_due` of a template with *schedule* whose next index is *n*."""
     if schedule.status(n) is not OccurrenceStatus.AFTER_END:
         return due_instant(schedule.occurrence(n), account)
     if schedule.end is None:
@@ -663,11 +666,11 @@ class DailyRun:
         self._collect_or_send(reads, account, customer, invoices, as_of, out)
         # never back: a template stored with its end before handled dates
         # (end_template did not check it before) just finishes
-        updated = attrs.evolve(template, next_index=max(due, template.next_index))
-        upcoming = next_due(updated, account)
+        next_index = max(due, template.next_index)
+        upcoming = _due_from(template.schedule, next_index, account)
+        status = template.status
         if upcoming is None or upcoming <= as_of:  # its end has come
-            upcoming = None
-            updated = attrs.evolve(updated, status=TemplateStatus.FINISHED)
+            upcoming, status = None, TemplateStatus.FINISHED
             out.ended.setdefault(account.id, []).append(
                 EndedLine(
                     template_id=template.id,
@@ -675,7 +678,11 @@ class DailyRun:
                     description=_describe(template),
                 )
             )
-        out.templates.append(attrs.evolve(updated, next_due_at=upcoming))
+        out.templates.append(
+            attrs.evolve(
+                template, next_index=next_index, next_due_at=upcoming, status=status
+            )
+        )
 
     def _collect_or_send(
         self,
