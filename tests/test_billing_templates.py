@@ -257,3 +257,31 @@ def test_the_preview_and_the_run_agree_through_pauses_and_ends(
             assert not counted_out
             assert not end_due
     assert reported <= 1
+
+
+def test_a_finished_template_cannot_be_changed_or_brought_back() -> None:
+    world = make_world()
+    billing, acct = world.billing, world.account.id
+    kari = world.customer()
+    tid = world.template(kari, start=date(2025, 3, 1), end=date(2025, 4, 15))
+    for day in (date(2025, 3, 1), date(2025, 4, 1), date(2025, 4, 15)):
+        billing.run(at(day, 7))
+    assert billing.template_view(acct, tid).template.status is TemplateStatus.FINISHED
+    changes = (
+        lambda: billing.change_template(
+            acct, tid, memo="new", now=at(date(2025, 4, 20))
+        ),
+        lambda: billing.change_template(
+            acct, tid, lines=[line("900")], now=at(date(2025, 4, 20))
+        ),
+        lambda: billing.end_template(acct, tid, on=date(2025, 7, 31)),
+        lambda: billing.pause_template(acct, tid, on=date(2025, 5, 1)),
+    )
+    for change in changes:
+        with pytest.raises(StateError, match="has finished"):
+            change()
+    for day in (date(2025, 5, 1), date(2025, 6, 1)):
+        (report,) = billing.run(at(day, 7))
+        assert report.issued == ()
+        assert report.ended == ()
+    assert len(world.storage_invoices()) == 2

@@ -481,7 +481,9 @@ class Billing:
         aware(now, "now")
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
-            template = tx.get_template(account_id, template_id, for_update=True)
+            template = _unfinished(
+                tx.get_template(account_id, template_id, for_update=True)
+            )
             if lines is not None:
                 items = invoice_lines(lines)
                 check_lines(items, account)
@@ -589,13 +591,9 @@ class Billing:
         run has not handled yet (None before its first occurrence)."""
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
-            template = tx.get_template(account_id, template_id, for_update=True)
-            if template.status is TemplateStatus.FINISHED:
-                raise StateError(
-                    problem=f"template {template_id} has finished "
-                    "(a daily run reached its end)",
-                    allowed="create a new template to bill again",
-                )
+            template = _unfinished(
+                tx.get_template(account_id, template_id, for_update=True)
+            )
             handled = template.next_index - 1
             first_open = (
                 None
@@ -1013,6 +1011,17 @@ class Billing:
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:
             return tx.get_customer(account_id, customer_id)
+
+
+def _unfinished(template: RecurringTemplate) -> RecurringTemplate:
+    """*template*, unless a run finished it: StateError, it can no longer change."""
+    if template.status is TemplateStatus.FINISHED:
+        raise StateError(
+            problem=f"template {template.id} has finished "
+            "(a daily run reached its end)",
+            allowed="create a new template to bill again",
+        )
+    return template
 
 
 def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTemplate:
