@@ -61,6 +61,7 @@ __all__ = [
     "Collector",
     "RetryPolicy",
     "local_date",
+    "outage",
     "outbox_message",
 ]
 
@@ -150,8 +151,18 @@ class RetryPolicy:
         return first_attempt + timedelta(days=self.days[attempt - 1])
 
 
+_MESSAGE = ("problem", "allowed")
 UNKNOWN_IN_A_ROW = 5
 """Charges in a row without a gateway answer after which a batch stops."""
+
+
+def outage(unanswered: int) -> GatewayUnavailableError:
+    """The error that stops a run after *unanswered* charges in a row."""
+    return GatewayUnavailableError(
+        problem=f"the gateway did not answer {unanswered} charges in a row",
+        allowed="run again once it answers: the charges without an answer are "
+        "looked up first, the others are made then",
+    )
 
 
 def local_date(account: Account, instant: datetime) -> date:
@@ -272,7 +283,18 @@ class Collector:
             method = tx.get_payment_method(account_id, payment.payment_method_id)
         if payment.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN):
             return payment
-        return self._record(payment, self._ask(payment, customer, method), now=now)
+        try:
+            result = self._ask(payment, customer, method)
+        except GatewayAuthenticationError as error:
+            raise GatewayAuthenticationError(
+                problem=f"{error.fields.get('problem', error)}; payment "
+                f"{payment.id} of {payment.amount} for "
+                f"{', '.join(payment.invoice_ids)} was saved but not sent",
+                allowed="fix the API key: the next daily run (or confirm_payment) "
+                "then makes this charge, once; do not record or pay it again",
+                **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
+            ) from None
+        return self._record(payment, result, now=now)
 
     def charge_batch(
         self,
@@ -304,11 +326,7 @@ class Collector:
             answered.append((payment, result))
             unknown = unknown + 1 if result is None else 0
             if unknown == UNKNOWN_IN_A_ROW:
-                stop = GatewayUnavailableError(
-                    problem=f"the gateway did not answer {unknown} charges in a row",
-                    allowed="run again once it answers: the charges without an "
-                    "answer are looked up first, the others are made then",
-                )
+                stop = outage(unknown)
                 break
         try:
             with self.storage.transaction() as tx:

@@ -8,7 +8,6 @@ the payment created, then its invoices, the last one it paid first.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from recurbill.arguments import aware, positive_money
 from recurbill.collection import IN_FLIGHT, Collector, local_date
 from recurbill.errors import (
     CreditExceedsInvoiceError,
+    GatewayAuthenticationError,
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
@@ -317,7 +317,8 @@ class Corrections:
         Each is first looked up at the gateway by its idempotency key and
         sent again (same key) only if the gateway never made it, so it is
         refunded at most once even after the gateway forgot the key; one that
-        cannot be finished now is left for the next time.
+        cannot be finished now is left for the next time. A refused API key
+        raises :class:`GatewayAuthenticationError`: no refund could be.
         """
         finished: list[Refund] = []
         for account_id in account_ids:
@@ -327,12 +328,16 @@ class Corrections:
                     r.id: tx.get_payment(account_id, r.payment_id) for r in waiting
                 }
             for refund in waiting:
-                with contextlib.suppress(RecurbillError):
+                try:
                     finished.append(
                         self._finish(
                             payments[refund.id], refund, now=now, sent_before=True
                         )
                     )
+                except GatewayAuthenticationError:
+                    raise  # no refund can be finished: stop, as charges do
+                except RecurbillError:
+                    continue
         return finished
 
     def _finish(

@@ -16,8 +16,20 @@ from datetime import date, datetime, timedelta
 import attrs
 
 from recurbill.arguments import aware
-from recurbill.collection import Collector, local_date, outbox_message
-from recurbill.errors import ConflictError, InvalidInputError, RecurbillError
+from recurbill.collection import (
+    NO_OUTCOME,
+    UNKNOWN_IN_A_ROW,
+    Collector,
+    local_date,
+    outage,
+    outbox_message,
+)
+from recurbill.errors import (
+    ConflictError,
+    GatewayAuthenticationError,
+    InvalidInputError,
+    RecurbillError,
+)
 from recurbill.ids import IdFactory, derived_id
 from recurbill.invoice import InvoiceLine, compute_totals
 from recurbill.money import Money
@@ -37,6 +49,7 @@ from recurbill.records import (
     OccurrenceRecord,
     Payment,
     PaymentMethod,
+    PaymentStatus,
     RecurringTemplate,
     RunReport,
     SkippedLine,
@@ -60,6 +73,7 @@ __all__ = [
 ]
 
 _CONFLICT_RETRIES = 5
+_ENDED = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED)
 
 
 def run_accounts(account_ids: object) -> list[str] | None:
@@ -379,23 +393,80 @@ class DailyRun:
         send_summaries: bool = True,
         summary_when_empty: bool = False,
     ) -> list[RunReport]:
-        """Issue every due occurrence by *as_of*, charge, retry, and report."""
+        """Issue every due occurrence by *as_of*, charge, retry, and report.
+
+        A refused API key or a gateway outage stops the run with its error,
+        after queuing the summaries of what it did until then.
+        """
         aware(as_of, "as_of")
         accounts = self._accounts(account_ids)
         wanted = [a.id for a in accounts]
-        for payment in self.collector.unfinished(wanted):
-            # one payment that cannot be finished now must not stop the run
-            with contextlib.suppress(RecurbillError):
-                self.collector.reconcile(payment.account_id, payment.id, now=as_of)
         charges: dict[str, list[ChargeLine]] = {}
-        done = self._issue_all(as_of, wanted, charges)
+        done = _Issued()
+        try:
+            self._finish_unfinished(wanted, as_of, charges)
+            self._issue_all(as_of, wanted, charges, done)
+            self._retry_all(accounts, as_of, charges)
+        except RecurbillError:
+            if send_summaries:  # what was done before the stop is reported
+                with contextlib.suppress(RecurbillError):
+                    reports = self._reports(accounts, as_of, done, charges)
+                    self._queue_summaries(accounts, reports, as_of, False)
+            raise
+        reports = self._reports(accounts, as_of, done, charges)
+        if send_summaries:
+            self._queue_summaries(accounts, reports, as_of, summary_when_empty)
+        return reports
+
+    def _finish_unfinished(
+        self,
+        account_ids: list[str],
+        as_of: datetime,
+        charges: dict[str, list[ChargeLine]],
+    ) -> None:
+        """Finish payments earlier calls left without an outcome; report those
+        that end now. One that cannot be finished is left for the next run,
+        unless the gateway refuses the API key: that stops the run."""
+        for payment in self.collector.unfinished(account_ids):
+            try:
+                outcome = self.collector.reconcile(
+                    payment.account_id, payment.id, now=as_of
+                )
+            except GatewayAuthenticationError:
+                raise
+            except RecurbillError:
+                continue
+            if outcome.status is not payment.status and outcome.status in _ENDED:
+                line = self._charge_line(outcome)
+                charges.setdefault(outcome.account_id, []).append(line)
+
+    def _retry_all(
+        self,
+        accounts: list[Account],
+        as_of: datetime,
+        charges: dict[str, list[ChargeLine]],
+    ) -> None:
+        """Make the retries that are due; an outage stops them (and the run)."""
         days = {account.id: local_date(account, as_of) for account in accounts}
+        unknown = 0
         for declined, attempt in self.collector.due_retries(on=days):
             outcome = self._retry(declined, attempt, as_of)
-            if outcome is not None:
-                line = self._charge_line(outcome)
-                charges.setdefault(declined.account_id, []).append(line)
-        reports = [
+            if outcome is None:
+                continue
+            line = self._charge_line(outcome)
+            charges.setdefault(declined.account_id, []).append(line)
+            unknown = unknown + 1 if outcome.status in NO_OUTCOME else 0
+            if unknown == UNKNOWN_IN_A_ROW:
+                raise outage(unknown)
+
+    @staticmethod
+    def _reports(
+        accounts: list[Account],
+        as_of: datetime,
+        done: _Issued,
+        charges: dict[str, list[ChargeLine]],
+    ) -> list[RunReport]:
+        return [
             RunReport(
                 account_id=account.id,
                 as_of=as_of,
@@ -407,9 +478,6 @@ class DailyRun:
             )
             for account in accounts
         ]
-        if send_summaries:
-            self._queue_summaries(accounts, reports, as_of, summary_when_empty)
-        return reports
 
     def _accounts(self, account_ids: Sequence[str] | None) -> list[Account]:
         asked = run_accounts(account_ids)
@@ -422,7 +490,8 @@ class DailyRun:
         as_of: datetime,
         account_ids: list[str],
         charges: dict[str, list[ChargeLine]],
-    ) -> _Issued:
+        total: _Issued,
+    ) -> None:
         """Issue chunk by chunk; charge each chunk's payments once it is committed.
 
         Charging per chunk keeps memory bounded (nothing but the report grows
@@ -432,7 +501,6 @@ class DailyRun:
         the job); a second pass from the start waits for whatever is still
         due (a template being edited, a chunk whose worker failed).
         """
-        total = _Issued()
         for skip_locked in (True, False):
             after: tuple[datetime, str] | None = None
             while (
@@ -444,7 +512,6 @@ class DailyRun:
                     charges.setdefault(outcome.account_id, []).append(
                         self._charge_line(outcome, issued.labels.get(outcome.id))
                     )
-        return total
 
     def _issue_next(
         self,
