@@ -1008,3 +1008,28 @@ def test_an_invoice_with_a_payment_in_progress_cannot_be_written_off() -> None:
         world.billing.mark_uncollectible(world.account.id, outcome.invoice.id)
     (invoice,) = world.storage_invoices()
     assert invoice.status is InvoiceStatus.OPEN
+
+
+@pytest.mark.parametrize("reopen", [True, False])
+def test_a_refund_leaves_a_written_off_invoice_written_off(reopen: bool) -> None:
+    world = make_world()
+    acct = world.account.id
+    kari, invoice_id, payment_id = _paid_invoice(world)  # 1000 NOK paid by card
+    world.billing.refund(
+        acct, payment_id, amount=Money("400", "NOK"), now=at(date(2027, 1, 6))
+    )  # reopens 400
+    world.billing.mark_uncollectible(acct, invoice_id)
+    world.billing.refund(
+        acct,
+        payment_id,
+        amount=Money("200", "NOK"),
+        reopen=reopen,
+        now=at(date(2027, 1, 7)),
+    )
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.UNCOLLECTIBLE
+    assert invoice.paid == Money("400", "NOK")
+    assert invoice.credited == Money.zero("NOK")  # no credit note on a write-off
+    overview = world.billing.overview(acct, kari, on=date(2027, 1, 7))
+    assert [i.id for i in overview.uncollectible] == [invoice_id]
+    assert overview.open == ()

@@ -921,7 +921,7 @@ class Billing:
         """Use the customer's credit balance on their open invoices.
 
         Oldest due date first, as a bank transfer is; invoices with a payment
-        in progress are left out. ``result.credit`` is the balance left.
+        in progress are left out. ``result.credit`` is what is left to use.
         """
         return self._credits.apply(account_id, customer_id, now=now)
 

@@ -490,7 +490,9 @@ class Corrections:
             )
             from_credit = part - owed_again
             credited = invoice.credited
-            if not reopen and owed_again > zero:
+            # what a written-off invoice is owed again stays written off
+            written_off = invoice.status is InvoiceStatus.UNCOLLECTIBLE
+            if not reopen and owed_again > zero and not written_off:
                 number = tx.allocate_invoice_numbers(account.id, CREDIT_NOTE_SERIES)
                 tx.add_credit_note(
                     CreditNoteRecord(
@@ -510,7 +512,7 @@ class Corrections:
                 self._debit_credit(
                     tx, payment, refund, from_credit, invoice.id, now, refund.id
                 )
-            still_owed = invoice.total - paid - credited > zero
+            still_owed = invoice.total - paid - credited > zero and not written_off
             tx.update_invoice(
                 attrs.evolve(
                     invoice,

@@ -84,8 +84,9 @@ class Credits:
 
         Invoices with a payment in progress are left out (its charge may still
         succeed). What is used is one negative credit entry; ``credit`` in the
-        result is the balance left. Without credit or open invoices nothing
-        changes.
+        result is what is left to use (zero when the balance is below zero: a
+        refund took back credit already used; the overview shows the balance).
+        Without credit or open invoices nothing changes.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
