@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -373,3 +373,66 @@ def test_declines_the_issuer_asks_never_to_retry_are_not_retried() -> None:
         "stolen_card",
     }
     assert never <= HARD_DECLINES
+
+
+def test_a_pending_refund_that_fails_later_leaves_its_amount_as_credit() -> None:
+    world = make_world()
+    acct = world.account.id
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["400", "400"])  # 500 NOK each with VAT
+    done = world.billing.mass_pay(
+        acct, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert done.payment is not None
+    world.gateway.hold_next_refund()
+    pending = world.billing.refund(
+        acct, done.payment.id, amount=Money("500", "NOK"), now=at(DAY, 14)
+    )
+    assert pending.status == "pending"  # applied: the last invoice owes again
+    assert pending.refund_id is not None
+    world.gateway.finish_refund(pending.refund_id, "failed")  # the bank refused
+    world.billing.run(at(DAY + timedelta(days=1), 7))
+    overview = world.billing.overview(acct, per.id, on=DAY + timedelta(days=1))
+    assert [(i.id, i.outstanding) for i in overview.open] == [
+        (ids[1], Money("500.00", "NOK"))
+    ]
+    assert overview.credit_balance == Money("500.00", "NOK")  # nothing was lost
+    world.billing.run(at(DAY + timedelta(days=2), 7))  # recorded once
+    assert world.billing.overview(
+        acct, per.id, on=DAY + timedelta(days=2)
+    ).credit_balance == Money("500.00", "NOK")
+    # the next refund takes the first invoice, not the second again
+    world.billing.refund(
+        acct,
+        done.payment.id,
+        amount=Money("500", "NOK"),
+        now=at(DAY + timedelta(days=2)),
+    )
+    first, second = (
+        next(i for i in world.storage_invoices() if i.id == invoice_id)
+        for invoice_id in ids
+    )
+    assert first.paid == Money.zero("NOK")
+    assert second.paid == Money.zero("NOK")
+
+
+def test_a_pending_refund_that_succeeds_later_is_recorded_so() -> None:
+    world = make_world()
+    acct = world.account.id
+    per, card = _payer(world)
+    ids = _open_invoices(world, per, ["400"])
+    done = world.billing.mass_pay(
+        acct, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert done.payment is not None
+    world.gateway.hold_next_refund()
+    pending = world.billing.refund(acct, done.payment.id, now=at(DAY, 14))
+    assert pending.refund_id is not None
+    world.gateway.finish_refund(pending.refund_id, "succeeded")
+    world.billing.run(at(DAY + timedelta(days=1), 7))
+    with world.storage.transaction() as tx:
+        (refund,) = tx.list_refunds(acct)
+    assert refund.status == "succeeded"
+    overview = world.billing.overview(acct, per.id, on=DAY + timedelta(days=1))
+    assert overview.credit_balance == Money.zero("NOK")
+    assert [i.id for i in overview.open] == ids

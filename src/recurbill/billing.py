@@ -631,7 +631,9 @@ class Billing:
         Catches up missed days (each invoice dated its own occurrence), records
         paused occurrences as skipped, charges ``charge_automatically``
         customers, retries declined charges per the retry policy, finishes
-        payments and refunds an earlier crash or timeout left open, and queues
+        payments and refunds an earlier crash or timeout left open, looks up
+        refunds the gateway answered ``pending`` (one that then failed leaves
+        its amount as the customer's credit), and queues
         each account's daily summary in the outbox (only when there is
         something to report, unless ``summary_when_empty``). Safe to run twice,
         concurrently, or after a crash.
@@ -645,6 +647,7 @@ class Billing:
         with self.storage.transaction() as tx:
             accounts = tx.list_account_ids() if asked is None else asked
         self._corrections.finish_unanswered(accounts, now=as_of)
+        self._corrections.follow_pending(accounts, now=as_of)
         return self._daily.run(
             as_of,
             account_ids=asked,

@@ -43,8 +43,10 @@ __all__ = [
     "NOT_REFUNDED",
     "REFUND_CANCELED",
     "REFUND_FAILED",
+    "REFUND_PENDING",
     "REFUND_REQUESTED",
     "REFUND_REQUESTED_CREDIT",
+    "REFUND_TO_CREDIT",
     "UNANSWERED",
     "Corrections",
     "refund_slices",
@@ -64,6 +66,12 @@ REFUND_CANCELED = "canceled"
 """A refund the gateway canceled before paying it out: final, not counted."""
 NOT_REFUNDED = (REFUND_FAILED, REFUND_CANCELED)
 """Final statuses of refunds that gave nothing back."""
+REFUND_PENDING = ("pending", "requires_action")
+"""Gateway statuses of refunds applied but not paid out yet: looked up again."""
+REFUND_TO_CREDIT = "failed_to_credit"
+"""A refund applied to the invoices that then failed or was canceled at the
+gateway: its amount became the customer's credit. It still counts as refunded
+(its part of the payment was taken back), so no later refund takes it again."""
 
 
 def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None:
@@ -339,6 +347,71 @@ class Corrections:
                 except RecurbillError:
                     continue
         return finished
+
+    def follow_pending(
+        self, account_ids: Sequence[str], *, now: datetime
+    ) -> list[Refund]:
+        """Look up refunds the gateway answered ``pending``; record how they ended.
+
+        Such a refund was applied to the invoices when it was answered. If it
+        ends failed or canceled, no money went back: the amount becomes the
+        customer's credit (held by the business, usable with
+        ``Billing.apply_credit``), so nothing is created or lost. One the
+        gateway cannot tell about now is looked up again next time.
+        """
+        changed: list[Refund] = []
+        for account_id in account_ids:
+            with self.storage.transaction() as tx:
+                waiting = tx.list_refunds(account_id, statuses=REFUND_PENDING)
+                payments = {
+                    r.id: tx.get_payment(account_id, r.payment_id) for r in waiting
+                }
+            for refund in waiting:
+                payment = payments[refund.id]
+                assert payment.charge_id is not None
+                try:
+                    result = self.gateway.retrieve_refund(
+                        payment.charge_id, idempotency_key=refund.idempotency_key
+                    )
+                except GatewayAuthenticationError:
+                    raise
+                except RecurbillError:
+                    continue
+                if result is None or result.status == refund.status:
+                    continue
+                ended = self._refund_ended(payment, refund, result.status, now)
+                if ended is not None:
+                    changed.append(ended)
+        return changed
+
+    def _refund_ended(
+        self, payment: Payment, refund: Refund, status: str, now: datetime
+    ) -> Refund | None:
+        """Record *status* for a pending refund; its amount is credit if it failed."""
+        with self.storage.transaction() as tx:
+            current = _locked_refund(tx, payment, refund.id)
+            if current.status not in REFUND_PENDING:
+                return None  # another call recorded it meanwhile
+            failed = status in NOT_REFUNDED
+            current = attrs.evolve(
+                current, status=REFUND_TO_CREDIT if failed else status
+            )
+            tx.update_refund(current)
+            if failed:
+                tx.add_credit_entry(
+                    CreditEntry(
+                        id=derived_id("crd", refund.id, "failed"),
+                        account_id=payment.account_id,
+                        customer_id=payment.customer_id,
+                        amount=refund.amount,
+                        reason=f"refund {refund.id} of payment {payment.id} "
+                        f"{status}: nothing went back",
+                        source_id=refund.id,
+                        created_at=now,
+                    )
+                )
+            tx.commit()
+        return current
 
     def _finish(
         self, payment: Payment, refund: Refund, *, now: datetime, sent_before: bool

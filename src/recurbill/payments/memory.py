@@ -271,6 +271,7 @@ class InMemoryGateway:
         self._faults: dict[str, deque[FaultKind]] = {}
         self._processing_next = 0
         self._refused_refunds: deque[str] = deque()
+        self._pending_refunds = 0
         self._events: list[tuple[str, bytes]] = []  # id and body, parsed on demand
 
     # -- what tests look at -------------------------------------------------
@@ -369,6 +370,44 @@ class InMemoryGateway:
         _check_times(times)
         with self._lock:
             self._refused_refunds.extend([status] * times)
+
+    def hold_next_refund(self, *, times: int = 1) -> None:
+        """Answer the next *times* refunds ``pending``, as some banks make Stripe.
+
+        Finish each later with :meth:`finish_refund`.
+        """
+        _check_times(times)
+        with self._lock:
+            self._pending_refunds += times
+
+    def finish_refund(self, refund_id: str, status: str) -> RefundResult:
+        """End a pending refund: ``"succeeded"``, or ``"failed"`` / ``"canceled"``
+        (nothing goes back to the card)."""
+        check_id(refund_id, what="refund_id")
+        if status not in ("succeeded", "failed", "canceled"):
+            raise InvalidInputError(
+                problem=f"refund status {status!r}",
+                allowed="'succeeded', 'failed' or 'canceled'",
+            )
+        with self._lock:
+            found = [
+                (key, result)
+                for key, result in self._refund_keys.items()
+                if result.refund_id == refund_id
+            ]
+            if not found or found[0][1].status != "pending":
+                raise self._missing("pending refund", refund_id)
+            ((key, result),) = found
+            ended = attrs.evolve(result, status=status)
+            self._refund_keys[key] = ended
+            self._refunds = [ended if r is result else r for r in self._refunds]
+            done = self._done.get(key[1])
+            if done is not None:
+                self._done[key[1]] = (done[0], done[1], ended)
+            if status != "succeeded":
+                charge = self._charges[result.charge_id]
+                charge.refunded = charge.refunded - result.amount
+            return ended
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
         """Cancel a charge that waits for action or is processing (see protocol)."""
@@ -856,6 +895,9 @@ class InMemoryGateway:
             status = self._refused_refunds.popleft()
         else:
             charge.refunded = charge.refunded + amount
+            if self._pending_refunds:
+                self._pending_refunds -= 1
+                status = "pending"
         result = RefundResult(
             refund_id=self._next_id("re"),
             charge_id=charge_id,
