@@ -8,7 +8,7 @@ the payment created, then its invoices, the last one it paid first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import attrs
@@ -329,24 +329,29 @@ class Corrections:
         raises :class:`GatewayAuthenticationError`: no refund could be.
         """
         finished: list[Refund] = []
+        for refund, payment in self._waiting(account_ids, UNANSWERED):
+            try:
+                finished.append(
+                    self._finish(payment, refund, now=now, sent_before=True)
+                )
+            except GatewayAuthenticationError:
+                raise  # no refund can be finished: stop, as charges do
+            except RecurbillError:
+                continue
+        return finished
+
+    def _waiting(
+        self, account_ids: Sequence[str], statuses: Sequence[str]
+    ) -> Iterator[tuple[Refund, Payment]]:
+        """Refunds in *statuses* of these accounts, each with its payment."""
         for account_id in account_ids:
             with self.storage.transaction() as tx:
-                waiting = tx.list_refunds(account_id, statuses=UNANSWERED)
+                waiting = tx.list_refunds(account_id, statuses=statuses)
                 payments = {
                     r.id: tx.get_payment(account_id, r.payment_id) for r in waiting
                 }
             for refund in waiting:
-                try:
-                    finished.append(
-                        self._finish(
-                            payments[refund.id], refund, now=now, sent_before=True
-                        )
-                    )
-                except GatewayAuthenticationError:
-                    raise  # no refund can be finished: stop, as charges do
-                except RecurbillError:
-                    continue
-        return finished
+                yield refund, payments[refund.id]
 
     def follow_pending(
         self, account_ids: Sequence[str], *, now: datetime
@@ -360,28 +365,21 @@ class Corrections:
         gateway cannot tell about now is looked up again next time.
         """
         changed: list[Refund] = []
-        for account_id in account_ids:
-            with self.storage.transaction() as tx:
-                waiting = tx.list_refunds(account_id, statuses=REFUND_PENDING)
-                payments = {
-                    r.id: tx.get_payment(account_id, r.payment_id) for r in waiting
-                }
-            for refund in waiting:
-                payment = payments[refund.id]
-                assert payment.charge_id is not None
-                try:
-                    result = self.gateway.retrieve_refund(
-                        payment.charge_id, idempotency_key=refund.idempotency_key
-                    )
-                except GatewayAuthenticationError:
-                    raise
-                except RecurbillError:
-                    continue
-                if result is None or result.status == refund.status:
-                    continue
-                ended = self._refund_ended(payment, refund, result.status, now)
-                if ended is not None:
-                    changed.append(ended)
+        for refund, payment in self._waiting(account_ids, REFUND_PENDING):
+            assert payment.charge_id is not None
+            try:
+                result = self.gateway.retrieve_refund(
+                    payment.charge_id, idempotency_key=refund.idempotency_key
+                )
+            except GatewayAuthenticationError:
+                raise
+            except RecurbillError:
+                continue
+            if result is None or result.status == refund.status:
+                continue
+            ended = self._refund_ended(payment, refund, result.status, now)
+            if ended is not None:
+                changed.append(ended)
         return changed
 
     def _refund_ended(
