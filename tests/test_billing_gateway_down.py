@@ -1,8 +1,9 @@
-"""A gateway that refuses the API key, or does not answer at all, stops the run.
+"""A gateway that refuses the API key, or does not answer at all, stops charging.
 
 Neither is the customer's doing: no charge is recorded as a decline, no
-customer is told their bank refused, and the next run (once the key is fixed
-or the gateway answers) charges every invoice exactly once.
+customer is told their bank refused. The run still issues every due invoice
+and queues the summaries, then raises; the next run (once the key is fixed or
+the gateway answers) charges every invoice exactly once.
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from billing_helpers import World, at, line, make_world
 from recurbill.collection import UNKNOWN_IN_A_ROW
 from recurbill.errors import GatewayAuthenticationError, GatewayUnavailableError
-from recurbill.records import InvoiceStatus, Notification, PaymentStatus
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.records import (
+    CollectionMethod,
+    InvoiceStatus,
+    Notification,
+    PaymentStatus,
+)
 from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 1, 31)
@@ -141,3 +149,112 @@ def test_retries_stop_after_a_few_unanswered_charges() -> None:
     assert len(retried) == UNKNOWN_IN_A_ROW
     world.billing.run(at(DAY + timedelta(days=3), 8))
     assert len(world.gateway.ledger) == CUSTOMERS
+
+
+def _summaries(world: World) -> list[str]:
+    return [n.text for n in _outbox(world) if n.kind == "daily_summary"]
+
+
+class _KeyRevoked(InMemoryGateway):
+    """Refuses the API key from the *after*-th call on, until ``fixed``."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.calls, self.fixed = after, 0, False
+
+    def _begin(self, operation: str, params: Any, key: str | None = None) -> None:
+        super()._begin(operation, params, key)
+        if operation in ("charge", "retrieve_charge", "refund", "retrieve_refund"):
+            self.calls += 1
+            if self.calls > self.after and not self.fixed:
+                raise GatewayAuthenticationError(
+                    problem="injected: key revoked", allowed="fix it"
+                )
+
+
+def test_a_revoked_key_stops_charging_but_not_invoicing_or_reporting() -> None:
+    gateway = _KeyRevoked(after=3)
+    world = _customers(make_world(gateway=gateway))
+    ola = world.customer("Ola Nordmann", method=CollectionMethod.SEND_INVOICE)
+    world.template(ola, start=DAY + timedelta(days=1))
+    with pytest.raises(GatewayAuthenticationError):
+        world.billing.run(at(DAY, 7))
+    assert len(gateway.ledger) == 3
+    (summary,) = _summaries(world)
+    for invoice in world.storage_invoices():  # issued, and the first 3 charged
+        assert invoice.display_number in summary
+    with pytest.raises(GatewayAuthenticationError):  # the key is still refused
+        world.billing.run(at(DAY + timedelta(days=1), 7))
+    issued = [i for i in world.storage_invoices() if i.customer_id == ola.id]
+    assert len(issued) == 1  # invoicing went on, and its e-mail is queued
+    assert "invoice" in world.notification_kinds()
+    gateway.fixed = True
+    (report,) = world.billing.run(at(DAY + timedelta(days=1), 8))
+    assert len(report.charges) == CUSTOMERS - 3  # the waiting ones, reported once
+    assert len(gateway.ledger) == CUSTOMERS
+    (report,) = world.billing.run(at(DAY + timedelta(days=1), 9))
+    assert report.charges == ()
+
+
+def test_a_refund_hit_by_a_refused_key_waits_and_is_made_later() -> None:
+    world = make_world()
+    kari = world.customer()
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    )
+    assert outcome.payment is not None
+    world.gateway.fail_next("timeout_before", operation="refund")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(world.account.id, outcome.payment.id, now=at(DAY, 10))
+    world.gateway.fail_next("unauthorized", operation="retrieve_refund")
+    with pytest.raises(GatewayAuthenticationError):
+        world.billing.run(at(DAY + timedelta(days=1), 7))
+    world.gateway.fail_next("unauthorized", operation="refund")
+    with pytest.raises(GatewayAuthenticationError):
+        world.billing.refund(world.account.id, outcome.payment.id, now=at(DAY, 11))
+    world.billing.run(at(DAY + timedelta(days=2), 7))  # the key is fixed
+    with world.storage.transaction() as tx:
+        (refund,) = tx.list_refunds(world.account.id)
+    assert refund.status == "succeeded"
+    assert len(world.gateway.refunds) == 1
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN
+
+
+def test_an_outage_that_goes_on_stops_the_next_run_too(world: World) -> None:
+    world.gateway.fail_next("timeout_before", times=UNKNOWN_IN_A_ROW)
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.run(at(DAY, 7))
+    world.gateway.fail_next("unavailable", operation="retrieve_charge", times=100)
+    with pytest.raises(GatewayUnavailableError, match="did not answer"):
+        world.billing.run(at(DAY, 8))
+    asked = [r for r in world.gateway.requests if r.operation == "retrieve_charge"]
+    assert len(asked) == UNKNOWN_IN_A_ROW
+
+
+def test_retries_that_end_processing_are_answers_not_an_outage() -> None:
+    world = make_world()
+    for n in range(CUSTOMERS):
+        kari = world.customer(
+            f"Kunde{n} Nordmann", card="pm_card_visa_chargeDeclinedInsufficientFunds"
+        )
+        world.billing.record_session(
+            world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+        )
+        world.billing.save_card(world.account.id, kari.id, token="pm_card_visa")
+    world.gateway.process_next(times=CUSTOMERS)
+    (report,) = world.billing.run(at(DAY + timedelta(days=3), 7))
+    assert [c.status for c in report.charges] == [PaymentStatus.PROCESSING] * CUSTOMERS
+
+
+def test_a_charge_a_later_run_makes_is_reported_whatever_its_outcome() -> None:
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    world.template(kari, start=DAY)
+    world.gateway.fail_next("unauthorized")
+    with pytest.raises(GatewayAuthenticationError):
+        world.billing.run(at(DAY, 7))
+    (report,) = world.billing.run(at(DAY, 8))
+    assert [c.status for c in report.charges] == [PaymentStatus.REQUIRES_ACTION]
+    (report,) = world.billing.run(at(DAY, 9))
+    assert report.charges == ()  # not again

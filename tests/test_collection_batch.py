@@ -37,9 +37,10 @@ def test_two_payments_of_one_invoice_in_one_batch_pay_it_once() -> None:
         tx.add_payments(payments)
         tx.commit()
 
-    first, second = collector.charge_batch(
+    (first, second), stop = collector.charge_batch(
         [(payment, customer, card) for payment in payments], now=now
     )
+    assert stop is None
 
     assert first.status is second.status is PaymentStatus.SUCCEEDED
     assert len(world.gateway.ledger) == 2  # both charges went through

@@ -236,16 +236,17 @@ def _run(args: argparse.Namespace) -> int:
     gateway = _stripe()
     as_of = args.as_of or datetime.now(timezone.utc)
     with _storage(url) as storage:
-        status = _report(_daily(storage, gateway, as_of))
-        if notifier is not None:
-            from recurbill.notify.delivery import deliver_pending
+        try:
+            return _report(_daily(storage, gateway, as_of))
+        finally:  # a run stopped by the gateway still queued its e-mail
+            if notifier is not None:
+                from recurbill.notify.delivery import deliver_pending
 
-            delivered = deliver_pending(storage, notifier, now=as_of, limit=10_000)
-            print(
-                f"e-mail: {len(delivered.sent)} sent, {len(delivered.failed)} "
-                "failed (kept in the outbox for the next run)"
-            )
-    return status
+                delivered = deliver_pending(storage, notifier, now=as_of, limit=10_000)
+                print(
+                    f"e-mail: {len(delivered.sent)} sent, {len(delivered.failed)} "
+                    "failed (kept in the outbox for the next run)"
+                )
 
 
 def _dry_run(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ __all__ = [
     "RECEIPT_SERIES",
     "UNKNOWN_IN_A_ROW",
     "Collector",
+    "Finished",
     "RetryPolicy",
     "local_date",
     "outage",
@@ -184,6 +185,17 @@ def outbox_message(
     )
 
 
+@attrs.frozen(kw_only=True)
+class Finished:
+    """What :meth:`Collector.finish` did with a payment that had no outcome."""
+
+    payment: Payment
+    changed: bool
+    """This call recorded a new status for it."""
+    answered: bool
+    """The gateway answered (False: it timed out or was unavailable)."""
+
+
 @attrs.define
 class _Applying:
     """Gateway answers being applied in one transaction: what was read, what changed.
@@ -277,12 +289,18 @@ class Collector:
         A payment that already has a final outcome is returned unchanged. A
         gateway timeout leaves it ``failed_unknown`` for :meth:`reconcile`.
         """
+        return self._execute(account_id, payment_id, now=now)[0]
+
+    def _execute(
+        self, account_id: str, payment_id: str, *, now: datetime
+    ) -> tuple[Payment, bool]:
+        """:meth:`execute`, and whether this call recorded a new status."""
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
             customer = tx.get_customer(account_id, payment.customer_id)
             method = tx.get_payment_method(account_id, payment.payment_method_id)
         if payment.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN):
-            return payment
+            return payment, False
         try:
             result = self._ask(payment, customer, method)
         except GatewayAuthenticationError as error:
@@ -294,14 +312,14 @@ class Collector:
                 "then makes this charge, once; do not record or pay it again",
                 **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
             ) from None
-        return self._record(payment, result, now=now)
+        return self._recorded(payment, result, now=now)
 
     def charge_batch(
         self,
         batch: Sequence[tuple[Payment, Customer, PaymentMethod]],
         *,
         now: datetime,
-    ) -> list[Payment]:
+    ) -> tuple[list[Payment], GatewayError | None]:
         """Charge payments just committed, then record every outcome at once.
 
         One transaction records the whole batch (one commit instead of one per
@@ -311,7 +329,7 @@ class Collector:
 
         A refused API key, or :data:`UNKNOWN_IN_A_ROW` charges in a row without
         an answer (an outage), stops the batch: the answers so far are
-        recorded, the error is raised, and the payments not yet sent stay
+        recorded and returned with that error; the payments not yet sent stay
         pending for the next run.
         """
         answered: list[tuple[Payment, ChargeResult | None]] = []
@@ -344,9 +362,7 @@ class Collector:
             outcomes = [
                 self._record(payment, result, now=now) for payment, result in answered
             ]
-        if stop is not None:
-            raise stop
-        return outcomes
+        return outcomes, stop
 
     def _ask(
         self, payment: Payment, customer: Customer, method: PaymentMethod
@@ -384,10 +400,19 @@ class Collector:
     def _record(
         self, payment: Payment, result: ChargeResult | None, *, now: datetime
     ) -> Payment:
+        return self._recorded(payment, result, now=now)[0]
+
+    def _recorded(
+        self, payment: Payment, result: ChargeResult | None, *, now: datetime
+    ) -> tuple[Payment, bool]:
+        """Record *result*; the payment, and whether this call changed it."""
+        changed: set[str] = set()
         with self.storage.transaction() as tx:
-            (outcome,) = self._record_in(tx, [(payment, result)], now=now)
+            (outcome,) = self._record_in(
+                tx, [(payment, result)], now=now, changed=changed
+            )
             tx.commit()
-        return outcome
+        return outcome, outcome.id in changed
 
     def _record_in(
         self,
@@ -396,6 +421,7 @@ class Collector:
         *,
         now: datetime,
         parties: Mapping[str, _Parties] | None = None,
+        changed: set[str] | None = None,
     ) -> list[Payment]:
         """Apply each gateway answer to its payment in *tx*, each exactly once.
 
@@ -403,7 +429,8 @@ class Collector:
         The invoices are locked and the payments read once for the whole
         batch, and every change is written with one call per kind of record;
         *parties* (account, customer, card by payment id) spare the reads of
-        who each payment is between.
+        who each payment is between. The ids of the payments this call
+        changed are added to *changed*.
         """
         work = _Applying(tx)
         grouped: dict[str, list[Payment]] = {}
@@ -422,6 +449,8 @@ class Collector:
             outcome = self._apply_in(work, payment.id, result, now=now, parties=who)
             outcomes.append(outcome)
         self._write(work, now)
+        if changed is not None:
+            changed.update(work.changed_payments)
         return outcomes
 
     def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
@@ -434,21 +463,29 @@ class Collector:
         it), and the same key makes both one charge. Its amount then becomes
         the customer's credit, never lost (see ``Billing.apply_credit``).
         """
+        return self.finish(account_id, payment_id, now=now).payment
+
+    def finish(self, account_id: str, payment_id: str, *, now: datetime) -> Finished:
+        """:meth:`reconcile`, saying whether this call recorded a new status and
+        whether the gateway answered (the daily run reports and counts these)."""
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
         if payment.status not in IN_FLIGHT:
-            return payment
+            return Finished(payment=payment, changed=False, answered=True)
         try:
             result = self.gateway.retrieve_charge(
                 idempotency_key=payment.idempotency_key
             )
         except GatewayUnavailableError:
-            return payment
+            return Finished(payment=payment, changed=False, answered=False)
         if result is None:
             if payment.status is PaymentStatus.REQUIRES_ACTION:
-                return payment
-            return self.execute(account_id, payment_id, now=now)
-        return self.apply(payment, result, now=now)
+                return Finished(payment=payment, changed=False, answered=True)
+            payment, changed = self._execute(account_id, payment_id, now=now)
+            answered = payment.status is not PaymentStatus.FAILED_UNKNOWN
+            return Finished(payment=payment, changed=changed, answered=answered)
+        payment, changed = self._recorded(payment, result, now=now)
+        return Finished(payment=payment, changed=changed, answered=True)
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.

@@ -433,8 +433,10 @@ class Corrections:
                     amount=refund.amount,
                     idempotency_key=refund.idempotency_key,
                 )
-        except GatewayUnavailableError:
-            raise  # the answer is unknown: the next call finishes it, same key
+        except (GatewayUnavailableError, GatewayAuthenticationError):
+            # the answer is unknown, or the key was refused before anything
+            # was done: it stays unanswered, the next call finishes it
+            raise
         except (GatewayError, InvalidInputError):
             with self.storage.transaction() as tx:
                 current = _locked_refund(tx, payment, refund.id)

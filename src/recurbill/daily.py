@@ -17,7 +17,6 @@ import attrs
 
 from recurbill.arguments import aware
 from recurbill.collection import (
-    NO_OUTCOME,
     UNKNOWN_IN_A_ROW,
     Collector,
     local_date,
@@ -27,6 +26,7 @@ from recurbill.collection import (
 from recurbill.errors import (
     ConflictError,
     GatewayAuthenticationError,
+    GatewayError,
     InvalidInputError,
     RecurbillError,
 )
@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 _CONFLICT_RETRIES = 5
-_ENDED = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED)
 
 
 def run_accounts(account_ids: object) -> list[str] | None:
@@ -395,8 +394,11 @@ class DailyRun:
     ) -> list[RunReport]:
         """Issue every due occurrence by *as_of*, charge, retry, and report.
 
-        A refused API key or a gateway outage stops the run with its error,
-        after queuing the summaries of what it did until then.
+        A refused API key or a gateway outage stops the charging, not the run:
+        every due invoice is still issued (its payment waits, pending, for the
+        next run), the summaries are queued, and then the error is raised.
+        Any other error stops the run at once, after queuing the summaries of
+        what it did until then.
         """
         aware(as_of, "as_of")
         accounts = self._accounts(account_ids)
@@ -404,9 +406,10 @@ class DailyRun:
         charges: dict[str, list[ChargeLine]] = {}
         done = _Issued()
         try:
-            self._finish_unfinished(wanted, as_of, charges)
-            self._issue_all(as_of, wanted, charges, done)
-            self._retry_all(accounts, as_of, charges)
+            stop = self._finish_unfinished(wanted, as_of, charges)
+            stop = self._issue_all(as_of, wanted, charges, done, stop)
+            if stop is None:
+                stop = self._retry_all(accounts, as_of, charges)
         except RecurbillError:
             if send_summaries:  # what was done before the stop is reported
                 with contextlib.suppress(RecurbillError):
@@ -416,6 +419,8 @@ class DailyRun:
         reports = self._reports(accounts, as_of, done, charges)
         if send_summaries:
             self._queue_summaries(accounts, reports, as_of, summary_when_empty)
+        if stop is not None:
+            raise stop
         return reports
 
     def _finish_unfinished(
@@ -423,41 +428,51 @@ class DailyRun:
         account_ids: list[str],
         as_of: datetime,
         charges: dict[str, list[ChargeLine]],
-    ) -> None:
-        """Finish payments earlier calls left without an outcome; report those
-        that end now. One that cannot be finished is left for the next run,
-        unless the gateway refuses the API key: that stops the run."""
+    ) -> GatewayError | None:
+        """Finish payments earlier calls left without an outcome; report the
+        ones this run changes. One that cannot be finished now is left for the
+        next run. A refused API key, or the gateway not answering
+        :data:`UNKNOWN_IN_A_ROW` in a row, ends this and is returned."""
+        unknown = 0
         for payment in self.collector.unfinished(account_ids):
             try:
-                outcome = self.collector.reconcile(
-                    payment.account_id, payment.id, now=as_of
-                )
-            except GatewayAuthenticationError:
-                raise
+                done = self.collector.finish(payment.account_id, payment.id, now=as_of)
+            except GatewayAuthenticationError as error:
+                return error
             except RecurbillError:
                 continue
-            if outcome.status is not payment.status and outcome.status in _ENDED:
-                line = self._charge_line(outcome)
-                charges.setdefault(outcome.account_id, []).append(line)
+            if done.changed:
+                line = self._charge_line(done.payment)
+                charges.setdefault(payment.account_id, []).append(line)
+            unknown = 0 if done.answered else unknown + 1
+            if unknown == UNKNOWN_IN_A_ROW:
+                return outage(unknown)
+        return None
 
     def _retry_all(
         self,
         accounts: list[Account],
         as_of: datetime,
         charges: dict[str, list[ChargeLine]],
-    ) -> None:
-        """Make the retries that are due; an outage stops them (and the run)."""
+    ) -> GatewayError | None:
+        """Make the retries that are due; a refused key or an outage ends them
+        (and is returned)."""
         days = {account.id: local_date(account, as_of) for account in accounts}
         unknown = 0
         for declined, attempt in self.collector.due_retries(on=days):
-            outcome = self._retry(declined, attempt, as_of)
+            try:
+                outcome = self._retry(declined, attempt, as_of)
+            except GatewayAuthenticationError as error:
+                return error
             if outcome is None:
                 continue
             line = self._charge_line(outcome)
             charges.setdefault(declined.account_id, []).append(line)
-            unknown = unknown + 1 if outcome.status in NO_OUTCOME else 0
+            no_answer = outcome.status is PaymentStatus.FAILED_UNKNOWN
+            unknown = unknown + 1 if no_answer else 0
             if unknown == UNKNOWN_IN_A_ROW:
-                raise outage(unknown)
+                return outage(unknown)
+        return None
 
     @staticmethod
     def _reports(
@@ -491,8 +506,13 @@ class DailyRun:
         account_ids: list[str],
         charges: dict[str, list[ChargeLine]],
         total: _Issued,
-    ) -> None:
+        stop: GatewayError | None,
+    ) -> GatewayError | None:
         """Issue chunk by chunk; charge each chunk's payments once it is committed.
+
+        Once charging has stopped (*stop*, or a stop a batch returns), the
+        chunks are still issued and their payments left pending; the stop is
+        returned.
 
         Charging per chunk keeps memory bounded (nothing but the report grows
         with the number of templates) and the window between a committed
@@ -508,10 +528,14 @@ class DailyRun:
             ) is not None:
                 after, issued = chunk
                 total.add_lines(issued)
-                for outcome in self.collector.charge_batch(issued.payments, now=as_of):
+                if stop is not None:
+                    continue  # charging stopped: the payments wait, pending
+                outcomes, stop = self.collector.charge_batch(issued.payments, now=as_of)
+                for outcome in outcomes:
                     charges.setdefault(outcome.account_id, []).append(
                         self._charge_line(outcome, issued.labels.get(outcome.id))
                     )
+        return stop
 
     def _issue_next(
         self,

@@ -11,8 +11,10 @@ from smtp_servers import Server
 
 from recurbill.billing import Billing
 from recurbill.cli import main
+from recurbill.errors import GatewayAuthenticationError
 from recurbill.invoice import InvoiceLine
 from recurbill.payments.memory import InMemoryGateway
+from recurbill.payments.protocol import ChargeResult
 from recurbill.storage.sql import SqlStorage
 
 
@@ -100,3 +102,45 @@ def test_smtp_needs_a_sender_and_a_port(
     assert "HOST:PORT" in capsys.readouterr().err
     assert main(["run", "--db", url, "--smtp", "mail.example.no:25"]) == 2
     assert "--smtp-sender" in capsys.readouterr().err
+
+
+class _KeyRefused(InMemoryGateway):
+    """A gateway whose every charge is refused for the API key (a 401)."""
+
+    def charge(self, *args: object, **kwargs: object) -> ChargeResult:
+        raise GatewayAuthenticationError(problem="key refused", allowed="fix it")
+
+
+def test_a_run_stopped_by_the_gateway_still_delivers_its_e_mail(
+    tmp_path: Path,
+    smtp_server: Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = _database(tmp_path)
+    with SqlStorage.from_url(url) as storage:
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        kari = billing.add_customer("fjord", name="Kari", email="kari@example.no")
+        billing.save_card("fjord", kari.id, token="pm_card_visa")
+        billing.create_template(
+            "fjord",
+            kari.id,
+            lines=[
+                InvoiceLine(
+                    description="Time", quantity=1, unit_price="800", vat_rate=25
+                )
+            ],
+            start=date(2027, 1, 31),
+            period="month",
+            now=datetime(2027, 1, 1, tzinfo=timezone.utc),
+        )
+    monkeypatch.setattr("recurbill.cli._stripe", _KeyRefused)
+    status = main(
+        ["run", "--db", url, "--as-of", "2027-01-31T07:00:00+01:00",
+         "--smtp", f"{smtp_server.host}:{smtp_server.port}",
+         "--smtp-sender", "faktura@fjordfysio.no", "--smtp-security", "none"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "key refused" in captured.err
+    assert "e-mail: 2 sent, 0 failed" in captured.out  # invoice and summary
