@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from billing_helpers import World, at, line, make_world
+from billing_helpers import Counter, World, at, line, make_world
+from recurbill.billing import Billing
 from recurbill.collection import UNKNOWN_IN_A_ROW
 from recurbill.errors import GatewayAuthenticationError, GatewayUnavailableError
 from recurbill.payments.memory import InMemoryGateway
@@ -252,3 +253,75 @@ def test_a_charge_a_later_run_makes_is_reported_whatever_its_outcome() -> None:
     assert [c.status for c in report.charges] == [PaymentStatus.REQUIRES_ACTION]
     (report,) = world.billing.run(at(DAY, 9))
     assert report.charges == ()  # not again
+
+
+class _HoldsRefunds(InMemoryGateway):
+    """A restricted key: charges work, refunds and their look-ups are refused."""
+
+    def refund(self, *args: Any, **kwargs: Any) -> Any:
+        raise GatewayAuthenticationError(problem="403: no refunds", allowed="fix it")
+
+    def retrieve_refund(self, *args: Any, **kwargs: Any) -> Any:
+        raise GatewayAuthenticationError(problem="403: no refunds", allowed="fix it")
+
+
+def test_a_refund_refused_for_the_key_does_not_stop_invoicing_or_charging() -> None:
+    world = make_world(gateway=_HoldsRefunds())
+    kari = world.customer()
+    paid = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    )
+    assert paid.payment is not None
+    with pytest.raises(GatewayAuthenticationError):
+        world.billing.refund(world.account.id, paid.payment.id, now=at(DAY, 10))
+    world.template(world.customer("Ola Nordmann"), start=DAY + timedelta(days=1))
+    with pytest.raises(GatewayAuthenticationError, match="no refunds"):
+        world.billing.run(at(DAY + timedelta(days=1), 7))  # said at the end
+    assert len(world.storage_invoices()) == 2  # the run issued and charged
+    assert len(world.gateway.ledger) == 2
+    assert "daily_summary" in world.notification_kinds()
+    with world.storage.transaction() as tx:
+        (refund,) = tx.list_refunds(world.account.id)
+    assert refund.status == "requested"  # waits for a key that may refund
+
+
+class _RunsAnotherWorker(InMemoryGateway):
+    """Runs *hook* (another worker's run) in the middle of the first charge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook: Any = None
+
+    def charge(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().charge(*args, **kwargs)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return result
+
+
+def test_two_workers_report_each_charge_once() -> None:
+    gateway = _RunsAnotherWorker()
+    world = make_world(gateway=gateway)
+    for n in range(3):
+        world.template(world.customer(f"Kunde{n} Nordmann"), start=DAY)
+    other = Billing(storage=world.storage, gateway=gateway, ids=Counter({"ntf": 100}))
+    theirs: list[Any] = []
+    gateway.hook = lambda: theirs.extend(other.run(at(DAY, 7)))
+    (mine,) = world.billing.run(at(DAY, 7))
+    (their,) = theirs
+    reported = [c.invoice_number for c in (*mine.charges, *their.charges)]
+    assert sorted(reported) == sorted(
+        i.display_number for i in world.storage_invoices()
+    )
+    assert len(gateway.ledger) == 3
+
+
+def test_the_outage_count_goes_on_across_small_chunks() -> None:
+    world = _customers(make_world(chunk_size=2))
+    world.gateway.fail_next("unavailable", times=100)
+    with pytest.raises(GatewayUnavailableError, match="did not answer"):
+        world.billing.run(at(DAY, 7))
+    asked = [r for r in world.gateway.requests if r.operation == "charge"]
+    assert len(asked) == UNKNOWN_IN_A_ROW
+    assert len(world.storage_invoices()) == CUSTOMERS  # all issued all the same

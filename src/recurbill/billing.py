@@ -52,6 +52,7 @@ from recurbill.daily import (
 )
 from recurbill.errors import (
     ConflictError,
+    GatewayAuthenticationError,
     InvalidInputError,
     InvalidRecordError,
     InvalidScheduleError,
@@ -646,14 +647,21 @@ class Billing:
         asked = run_accounts(account_ids)
         with self.storage.transaction() as tx:
             accounts = tx.list_account_ids() if asked is None else asked
-        self._corrections.finish_unanswered(accounts, now=as_of)
-        self._corrections.follow_pending(accounts, now=as_of)
-        return self._daily.run(
+        refused: GatewayAuthenticationError | None = None
+        try:
+            self._corrections.finish_unanswered(accounts, now=as_of)
+            self._corrections.follow_pending(accounts, now=as_of)
+        except GatewayAuthenticationError as error:
+            refused = error  # the refunds wait; the run goes on, then says so
+        reports = self._daily.run(
             as_of,
             account_ids=asked,
             send_summaries=send_summaries,
             summary_when_empty=summary_when_empty,
         )
+        if refused is not None:
+            raise refused
+        return reports
 
     # sessions and single payments -----------------------------------------
     def record_session(

@@ -61,8 +61,8 @@ __all__ = [
     "Collector",
     "Finished",
     "RetryPolicy",
+    "Unanswered",
     "local_date",
-    "outage",
     "outbox_message",
 ]
 
@@ -157,13 +157,22 @@ UNKNOWN_IN_A_ROW = 5
 """Charges in a row without a gateway answer after which a batch stops."""
 
 
-def outage(unanswered: int) -> GatewayUnavailableError:
-    """The error that stops a run after *unanswered* charges in a row."""
-    return GatewayUnavailableError(
-        problem=f"the gateway did not answer {unanswered} charges in a row",
-        allowed="run again once it answers: the charges without an answer are "
-        "looked up first, the others are made then",
-    )
+@attrs.define
+class Unanswered:
+    """Gateway calls in a row without an answer, counted across one run."""
+
+    count: int = 0
+
+    def after(self, answered: bool) -> GatewayUnavailableError | None:
+        """Count one call; the error that stops charging once too many failed."""
+        self.count = 0 if answered else self.count + 1
+        if self.count < UNKNOWN_IN_A_ROW:
+            return None
+        return GatewayUnavailableError(
+            problem=f"the gateway did not answer {self.count} calls in a row",
+            allowed="run again once it answers: the charges without an answer "
+            "are looked up first, the others are made then",
+        )
 
 
 def local_date(account: Account, instant: datetime) -> date:
@@ -289,9 +298,9 @@ class Collector:
         A payment that already has a final outcome is returned unchanged. A
         gateway timeout leaves it ``failed_unknown`` for :meth:`reconcile`.
         """
-        return self._execute(account_id, payment_id, now=now)[0]
+        return self.execute_changed(account_id, payment_id, now=now)[0]
 
-    def _execute(
+    def execute_changed(
         self, account_id: str, payment_id: str, *, now: datetime
     ) -> tuple[Payment, bool]:
         """:meth:`execute`, and whether this call recorded a new status."""
@@ -319,6 +328,7 @@ class Collector:
         batch: Sequence[tuple[Payment, Customer, PaymentMethod]],
         *,
         now: datetime,
+        unanswered: Unanswered | None = None,
     ) -> tuple[list[Payment], GatewayError | None]:
         """Charge payments just committed, then record every outcome at once.
 
@@ -327,14 +337,15 @@ class Collector:
         before recording leaves the payments pending for :meth:`reconcile`,
         which asks the gateway with the same keys.
 
-        A refused API key, or :data:`UNKNOWN_IN_A_ROW` charges in a row without
-        an answer (an outage), stops the batch: the answers so far are
-        recorded and returned with that error; the payments not yet sent stay
-        pending for the next run.
+        A refused API key, or :data:`UNKNOWN_IN_A_ROW` calls in a row without
+        an answer (*unanswered* counts them across batches), stops the batch:
+        the answers so far are recorded, and the payments this call changed
+        are returned with that error; the payments not yet sent stay pending
+        for the next run.
         """
+        count = unanswered if unanswered is not None else Unanswered()
         answered: list[tuple[Payment, ChargeResult | None]] = []
         stop: GatewayError | None = None
-        unknown = 0
         for payment, customer, method in batch:
             try:
                 result = self._ask(payment, customer, method)
@@ -342,10 +353,10 @@ class Collector:
                 stop = error
                 break
             answered.append((payment, result))
-            unknown = unknown + 1 if result is None else 0
-            if unknown == UNKNOWN_IN_A_ROW:
-                stop = outage(unknown)
+            stop = count.after(result is not None)
+            if stop is not None:
                 break
+        changed: set[str] = set()
         try:
             with self.storage.transaction() as tx:
                 accounts = {
@@ -356,13 +367,19 @@ class Collector:
                     payment.id: (accounts[payment.account_id], customer, method)
                     for payment, customer, method in batch
                 }
-                outcomes = self._record_in(tx, answered, now=now, parties=parties)
+                outcomes = self._record_in(
+                    tx, answered, now=now, parties=parties, changed=changed
+                )
                 tx.commit()
         except RecurbillError:
-            outcomes = [
-                self._record(payment, result, now=now) for payment, result in answered
-            ]
-        return outcomes, stop
+            changed.clear()
+            outcomes = []
+            for payment, result in answered:
+                outcome, new = self._recorded(payment, result, now=now)
+                outcomes.append(outcome)
+                if new:
+                    changed.add(outcome.id)
+        return [o for o in outcomes if o.id in changed], stop
 
     def _ask(
         self, payment: Payment, customer: Customer, method: PaymentMethod
@@ -481,7 +498,7 @@ class Collector:
         if result is None:
             if payment.status is PaymentStatus.REQUIRES_ACTION:
                 return Finished(payment=payment, changed=False, answered=True)
-            payment, changed = self._execute(account_id, payment_id, now=now)
+            payment, changed = self.execute_changed(account_id, payment_id, now=now)
             answered = payment.status is not PaymentStatus.FAILED_UNKNOWN
             return Finished(payment=payment, changed=changed, answered=answered)
         payment, changed = self._recorded(payment, result, now=now)

@@ -17,10 +17,9 @@ import attrs
 
 from recurbill.arguments import aware
 from recurbill.collection import (
-    UNKNOWN_IN_A_ROW,
     Collector,
+    Unanswered,
     local_date,
-    outage,
     outbox_message,
 )
 from recurbill.errors import (
@@ -405,11 +404,12 @@ class DailyRun:
         wanted = [a.id for a in accounts]
         charges: dict[str, list[ChargeLine]] = {}
         done = _Issued()
+        unanswered = Unanswered()  # gateway calls in a row, across the run
         try:
-            stop = self._finish_unfinished(wanted, as_of, charges)
-            stop = self._issue_all(as_of, wanted, charges, done, stop)
+            stop = self._finish_unfinished(wanted, as_of, charges, unanswered)
+            stop = self._issue_all(as_of, wanted, charges, done, stop, unanswered)
             if stop is None:
-                stop = self._retry_all(accounts, as_of, charges)
+                stop = self._retry_all(accounts, as_of, charges, unanswered)
         except RecurbillError:
             if send_summaries:  # what was done before the stop is reported
                 with contextlib.suppress(RecurbillError):
@@ -428,12 +428,13 @@ class DailyRun:
         account_ids: list[str],
         as_of: datetime,
         charges: dict[str, list[ChargeLine]],
+        unanswered: Unanswered,
     ) -> GatewayError | None:
         """Finish payments earlier calls left without an outcome; report the
         ones this run changes. One that cannot be finished now is left for the
         next run. A refused API key, or the gateway not answering
-        :data:`UNKNOWN_IN_A_ROW` in a row, ends this and is returned."""
-        unknown = 0
+        :data:`~recurbill.collection.UNKNOWN_IN_A_ROW` calls in a row, ends
+        this and is returned."""
         for payment in self.collector.unfinished(account_ids):
             try:
                 done = self.collector.finish(payment.account_id, payment.id, now=as_of)
@@ -444,9 +445,9 @@ class DailyRun:
             if done.changed:
                 line = self._charge_line(done.payment)
                 charges.setdefault(payment.account_id, []).append(line)
-            unknown = 0 if done.answered else unknown + 1
-            if unknown == UNKNOWN_IN_A_ROW:
-                return outage(unknown)
+            stop = unanswered.after(done.answered)
+            if stop is not None:
+                return stop
         return None
 
     def _retry_all(
@@ -454,24 +455,26 @@ class DailyRun:
         accounts: list[Account],
         as_of: datetime,
         charges: dict[str, list[ChargeLine]],
+        unanswered: Unanswered,
     ) -> GatewayError | None:
-        """Make the retries that are due; a refused key or an outage ends them
-        (and is returned)."""
+        """Make the retries that are due; report the ones this run changes. A
+        refused key or an outage ends them (and is returned)."""
         days = {account.id: local_date(account, as_of) for account in accounts}
-        unknown = 0
         for declined, attempt in self.collector.due_retries(on=days):
             try:
-                outcome = self._retry(declined, attempt, as_of)
+                tried = self._retry(declined, attempt, as_of)
             except GatewayAuthenticationError as error:
                 return error
-            if outcome is None:
+            if tried is None:
                 continue
-            line = self._charge_line(outcome)
-            charges.setdefault(declined.account_id, []).append(line)
-            no_answer = outcome.status is PaymentStatus.FAILED_UNKNOWN
-            unknown = unknown + 1 if no_answer else 0
-            if unknown == UNKNOWN_IN_A_ROW:
-                return outage(unknown)
+            outcome, changed = tried
+            if changed:
+                line = self._charge_line(outcome)
+                charges.setdefault(declined.account_id, []).append(line)
+            answered = outcome.status is not PaymentStatus.FAILED_UNKNOWN
+            stop = unanswered.after(answered)
+            if stop is not None:
+                return stop
         return None
 
     @staticmethod
@@ -507,6 +510,7 @@ class DailyRun:
         charges: dict[str, list[ChargeLine]],
         total: _Issued,
         stop: GatewayError | None,
+        unanswered: Unanswered,
     ) -> GatewayError | None:
         """Issue chunk by chunk; charge each chunk's payments once it is committed.
 
@@ -530,7 +534,9 @@ class DailyRun:
                 total.add_lines(issued)
                 if stop is not None:
                     continue  # charging stopped: the payments wait, pending
-                outcomes, stop = self.collector.charge_batch(issued.payments, now=as_of)
+                outcomes, stop = self.collector.charge_batch(
+                    issued.payments, now=as_of, unanswered=unanswered
+                )
                 for outcome in outcomes:
                     charges.setdefault(outcome.account_id, []).append(
                         self._charge_line(outcome, issued.labels.get(outcome.id))
@@ -801,8 +807,9 @@ class DailyRun:
 
     def _retry(
         self, declined: Payment, attempt: int, as_of: datetime
-    ) -> Payment | None:
-        """Make and charge attempt *attempt*; None when there is nothing to try.
+    ) -> tuple[Payment, bool] | None:
+        """Make and charge attempt *attempt*: the payment, and whether this call
+        recorded its outcome; None when there is nothing to try.
 
         The customer's current default card is used; without one (or when the
         invoice no longer owes anything) the invoice simply stays open.
@@ -834,7 +841,7 @@ class DailyRun:
                 tx.commit()
             except ConflictError:
                 pass  # this attempt exists already: finish it below
-        return self.collector.execute(account.id, payment.id, now=as_of)
+        return self.collector.execute_changed(account.id, payment.id, now=as_of)
 
     def _charge_line(
         self, payment: Payment, label: tuple[str, str] | None = None
