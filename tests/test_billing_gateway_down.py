@@ -300,7 +300,10 @@ class _RunsAnotherWorker(InMemoryGateway):
         return result
 
 
-def test_two_workers_report_each_charge_once() -> None:
+def test_two_workers_report_every_charge_and_make_it_once() -> None:
+    """A charge the other worker finds made is left to its sender's summary;
+    one both send at the same moment (the gateway makes it once, by its key)
+    is in both summaries."""
     gateway = _RunsAnotherWorker()
     world = make_world(gateway=gateway)
     for n in range(3):
@@ -310,10 +313,11 @@ def test_two_workers_report_each_charge_once() -> None:
     gateway.hook = lambda: theirs.extend(other.run(at(DAY, 7)))
     (mine,) = world.billing.run(at(DAY, 7))
     (their,) = theirs
-    reported = [c.invoice_number for c in (*mine.charges, *their.charges)]
-    assert sorted(reported) == sorted(
-        i.display_number for i in world.storage_invoices()
-    )
+    reported = {c.invoice_number for c in (*mine.charges, *their.charges)}
+    assert reported == {i.display_number for i in world.storage_invoices()}
+    first = world.storage_invoices()[0].display_number
+    assert first in {c.invoice_number for c in mine.charges}  # sent by me
+    assert first not in {c.invoice_number for c in their.charges}  # found made
     assert len(gateway.ledger) == 3
 
 
@@ -325,3 +329,58 @@ def test_the_outage_count_goes_on_across_small_chunks() -> None:
     asked = [r for r in world.gateway.requests if r.operation == "charge"]
     assert len(asked) == UNKNOWN_IN_A_ROW
     assert len(world.storage_invoices()) == CUSTOMERS  # all issued all the same
+
+
+class _WebhookFirst(InMemoryGateway):
+    """Delivers each charge's webhook to the service before the charge returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.billing: Any = None
+
+    def charge(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().charge(*args, **kwargs)
+        event_id, _ = self._events[-1]
+        body, signature = self.webhook(event_id, now=int(DAY_AT.timestamp()))
+        self.billing.handle_webhook(body, signature=signature, now=DAY_AT)
+        return result
+
+
+DAY_AT = at(DAY, 7)
+
+
+def test_charges_a_webhook_recorded_first_are_still_in_the_summary() -> None:
+    gateway = _WebhookFirst()
+    world = _customers(make_world(gateway=gateway))
+    gateway.billing = world.billing
+    (report,) = world.billing.run(DAY_AT)
+    assert len(report.charges) == CUSTOMERS
+    assert {c.status for c in report.charges} == {PaymentStatus.SUCCEEDED}
+    (report,) = world.billing.run(at(DAY, 8))
+    assert report.charges == ()
+
+
+def test_pending_refunds_are_followed_even_when_others_cannot_be_made() -> None:
+    world = make_world()
+    kari = world.customer()
+    payments = []
+    for hour in (9, 10):
+        outcome = world.billing.record_session(
+            world.account.id, kari.id, lines=[line()], now=at(DAY, hour)
+        )
+        assert outcome.payment is not None
+        payments.append(outcome.payment)
+    world.gateway.hold_next_refund()
+    pending = world.billing.refund(world.account.id, payments[0].id, now=at(DAY, 12))
+    assert pending.refund_id is not None
+    world.gateway.finish_refund(pending.refund_id, "failed")
+    world.gateway.fail_next("timeout_before", operation="refund")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(world.account.id, payments[1].id, now=at(DAY, 13))
+    world.gateway.fail_next("unauthorized", operation="retrieve_refund")
+    with pytest.raises(GatewayAuthenticationError):  # the unanswered one waits
+        world.billing.run(at(DAY + timedelta(days=1), 7))
+    overview = world.billing.overview(
+        world.account.id, kari.id, on=DAY + timedelta(days=1)
+    )
+    assert overview.credit_balance == payments[0].amount  # the failed one

@@ -648,11 +648,14 @@ class Billing:
         with self.storage.transaction() as tx:
             accounts = tx.list_account_ids() if asked is None else asked
         refused: GatewayAuthenticationError | None = None
-        try:
-            self._corrections.finish_unanswered(accounts, now=as_of)
-            self._corrections.follow_pending(accounts, now=as_of)
-        except GatewayAuthenticationError as error:
-            refused = error  # the refunds wait; the run goes on, then says so
+        for step in (
+            self._corrections.finish_unanswered,
+            self._corrections.follow_pending,
+        ):
+            try:
+                step(accounts, now=as_of)
+            except GatewayAuthenticationError as error:
+                refused = error  # those refunds wait; the run goes on, then says so
         reports = self._daily.run(
             as_of,
             account_ids=asked,

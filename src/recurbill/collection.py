@@ -199,8 +199,10 @@ class Finished:
     """What :meth:`Collector.finish` did with a payment that had no outcome."""
 
     payment: Payment
-    changed: bool
-    """This call recorded a new status for it."""
+    news: bool
+    """This call made the charge, or recorded the outcome of one an earlier run
+    reported as awaiting (unknown, processing, needing action): a run reports
+    it. A pending charge found made is left to the run that sent it."""
     answered: bool
     """The gateway answered (False: it timed out or was unavailable)."""
 
@@ -298,12 +300,12 @@ class Collector:
         A payment that already has a final outcome is returned unchanged. A
         gateway timeout leaves it ``failed_unknown`` for :meth:`reconcile`.
         """
-        return self.execute_changed(account_id, payment_id, now=now)[0]
+        return self.execute_sent(account_id, payment_id, now=now)[0]
 
-    def execute_changed(
+    def execute_sent(
         self, account_id: str, payment_id: str, *, now: datetime
     ) -> tuple[Payment, bool]:
-        """:meth:`execute`, and whether this call recorded a new status."""
+        """:meth:`execute`, and whether this call sent the charge to the gateway."""
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
             customer = tx.get_customer(account_id, payment.customer_id)
@@ -321,7 +323,7 @@ class Collector:
                 "then makes this charge, once; do not record or pay it again",
                 **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
             ) from None
-        return self._recorded(payment, result, now=now)
+        return self._record(payment, result, now=now), True
 
     def charge_batch(
         self,
@@ -339,9 +341,9 @@ class Collector:
 
         A refused API key, or :data:`UNKNOWN_IN_A_ROW` calls in a row without
         an answer (*unanswered* counts them across batches), stops the batch:
-        the answers so far are recorded, and the payments this call changed
-        are returned with that error; the payments not yet sent stay pending
-        for the next run.
+        the answers so far are recorded, and the payments sent are returned
+        (as stored: a webhook may have recorded the outcome first) with that
+        error; the payments not yet sent stay pending for the next run.
         """
         count = unanswered if unanswered is not None else Unanswered()
         answered: list[tuple[Payment, ChargeResult | None]] = []
@@ -356,7 +358,6 @@ class Collector:
             stop = count.after(result is not None)
             if stop is not None:
                 break
-        changed: set[str] = set()
         try:
             with self.storage.transaction() as tx:
                 accounts = {
@@ -367,19 +368,13 @@ class Collector:
                     payment.id: (accounts[payment.account_id], customer, method)
                     for payment, customer, method in batch
                 }
-                outcomes = self._record_in(
-                    tx, answered, now=now, parties=parties, changed=changed
-                )
+                outcomes = self._record_in(tx, answered, now=now, parties=parties)
                 tx.commit()
         except RecurbillError:
-            changed.clear()
-            outcomes = []
-            for payment, result in answered:
-                outcome, new = self._recorded(payment, result, now=now)
-                outcomes.append(outcome)
-                if new:
-                    changed.add(outcome.id)
-        return [o for o in outcomes if o.id in changed], stop
+            outcomes = [
+                self._record(payment, result, now=now) for payment, result in answered
+            ]
+        return outcomes, stop
 
     def _ask(
         self, payment: Payment, customer: Customer, method: PaymentMethod
@@ -488,21 +483,23 @@ class Collector:
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
         if payment.status not in IN_FLIGHT:
-            return Finished(payment=payment, changed=False, answered=True)
+            return Finished(payment=payment, news=False, answered=True)
         try:
             result = self.gateway.retrieve_charge(
                 idempotency_key=payment.idempotency_key
             )
         except GatewayUnavailableError:
-            return Finished(payment=payment, changed=False, answered=False)
+            return Finished(payment=payment, news=False, answered=False)
         if result is None:
             if payment.status is PaymentStatus.REQUIRES_ACTION:
-                return Finished(payment=payment, changed=False, answered=True)
-            payment, changed = self.execute_changed(account_id, payment_id, now=now)
+                return Finished(payment=payment, news=False, answered=True)
+            payment, sent = self.execute_sent(account_id, payment_id, now=now)
             answered = payment.status is not PaymentStatus.FAILED_UNKNOWN
-            return Finished(payment=payment, changed=changed, answered=answered)
+            return Finished(payment=payment, news=sent, answered=answered)
+        was = payment.status
         payment, changed = self._recorded(payment, result, now=now)
-        return Finished(payment=payment, changed=changed, answered=True)
+        news = changed and was is not PaymentStatus.PENDING
+        return Finished(payment=payment, news=news, answered=True)
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.

@@ -442,7 +442,7 @@ class DailyRun:
                 return error
             except RecurbillError:
                 continue
-            if done.changed:
+            if done.news:
                 line = self._charge_line(done.payment)
                 charges.setdefault(payment.account_id, []).append(line)
             stop = unanswered.after(done.answered)
@@ -467,8 +467,8 @@ class DailyRun:
                 return error
             if tried is None:
                 continue
-            outcome, changed = tried
-            if changed:
+            outcome, sent = tried
+            if sent:
                 line = self._charge_line(outcome)
                 charges.setdefault(declined.account_id, []).append(line)
             answered = outcome.status is not PaymentStatus.FAILED_UNKNOWN
@@ -809,7 +809,7 @@ class DailyRun:
         self, declined: Payment, attempt: int, as_of: datetime
     ) -> tuple[Payment, bool] | None:
         """Make and charge attempt *attempt*: the payment, and whether this call
-        recorded its outcome; None when there is nothing to try.
+        sent it (another worker may have); None when there is nothing to try.
 
         The customer's current default card is used; without one (or when the
         invoice no longer owes anything) the invoice simply stays open.
@@ -841,7 +841,7 @@ class DailyRun:
                 tx.commit()
             except ConflictError:
                 pass  # this attempt exists already: finish it below
-        return self.collector.execute_changed(account.id, payment.id, now=as_of)
+        return self.collector.execute_sent(account.id, payment.id, now=as_of)
 
     def _charge_line(
         self, payment: Payment, label: tuple[str, str] | None = None
