@@ -431,7 +431,7 @@ class DailyRun:
         unanswered: Unanswered,
     ) -> GatewayError | None:
         """Finish payments earlier calls left without an outcome; report the
-        ones this run changes. One that cannot be finished now is left for the
+        news (``Finished.news``). One that cannot be finished now is left for the
         next run. A refused API key, or the gateway not answering
         :data:`~recurbill.collection.UNKNOWN_IN_A_ROW` calls in a row, ends
         this and is returned."""
@@ -457,7 +457,7 @@ class DailyRun:
         charges: dict[str, list[ChargeLine]],
         unanswered: Unanswered,
     ) -> GatewayError | None:
-        """Make the retries that are due; report the ones this run changes. A
+        """Make the retries that are due and report the ones this run sends. A
         refused key or an outage ends them (and is returned)."""
         days = {account.id: local_date(account, as_of) for account in accounts}
         for declined, attempt in self.collector.due_retries(on=days):
