@@ -200,9 +200,8 @@ class Finished:
 
     payment: Payment
     news: bool
-    """This call made the charge, or recorded the outcome of one an earlier run
-    reported as awaiting (unknown, processing, needing action): a run reports
-    it. A pending charge found made is left to the run that sent it."""
+    """This call changed what is known of the charge: it made it and the status
+    moved, or it recorded the outcome it found. A run reports it."""
     answered: bool
     """The gateway answered (False: it timed out or was unavailable)."""
 
@@ -490,16 +489,16 @@ class Collector:
             )
         except GatewayUnavailableError:
             return Finished(payment=payment, news=False, answered=False)
+        was = payment.status
         if result is None:
-            if payment.status is PaymentStatus.REQUIRES_ACTION:
+            if was is PaymentStatus.REQUIRES_ACTION:
                 return Finished(payment=payment, news=False, answered=True)
             payment, sent = self.execute_sent(account_id, payment_id, now=now)
             answered = payment.status is not PaymentStatus.FAILED_UNKNOWN
-            return Finished(payment=payment, news=sent, answered=answered)
-        was = payment.status
+            news = sent and payment.status is not was
+            return Finished(payment=payment, news=news, answered=answered)
         payment, changed = self._recorded(payment, result, now=now)
-        news = changed and was is not PaymentStatus.PENDING
-        return Finished(payment=payment, news=news, answered=True)
+        return Finished(payment=payment, news=changed, answered=True)
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.
