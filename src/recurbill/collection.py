@@ -64,6 +64,7 @@ __all__ = [
     "Unanswered",
     "local_date",
     "outbox_message",
+    "paying",
 ]
 
 RECEIPT_SERIES = "RCPT"
@@ -173,6 +174,18 @@ class Unanswered:
             allowed="run again once it answers: the charges without an answer "
             "are looked up first, the others are made then",
         )
+
+
+def paying(tx: Transaction, account_id: str, customer_id: str) -> dict[str, Payment]:
+    """The customer's invoices with a payment in flight, read in *tx*: each
+    invoice id with such a payment (whose charge may still take money)."""
+    return {
+        invoice_id: payment
+        for payment in tx.list_payments(
+            account_id, customer_id=customer_id, statuses=IN_FLIGHT
+        )
+        for invoice_id in payment.invoice_ids
+    }
 
 
 def local_date(account: Account, instant: datetime) -> date:

@@ -14,7 +14,7 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware, positive_money
-from recurbill.collection import IN_FLIGHT, Collector, local_date
+from recurbill.collection import Collector, local_date, paying
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     GatewayAuthenticationError,
@@ -76,18 +76,12 @@ gateway: its amount became the customer's credit. It still counts as refunded
 
 def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None:
     """StateError if a payment of *invoice* has no outcome yet."""
-    busy = [
-        p
-        for p in tx.list_payments(
-            invoice.account_id, customer_id=invoice.customer_id, statuses=IN_FLIGHT
-        )
-        if invoice.id in p.invoice_ids
-    ]
-    if busy:
+    busy = paying(tx, invoice.account_id, invoice.customer_id).get(invoice.id)
+    if busy is not None:
         raise StateError(
             problem=(
                 f"invoice {invoice.display_number} has a payment in "
-                f"progress ({busy[0].status.value})"
+                f"progress ({busy.status.value})"
             ),
             allowed=f"{action} once that payment has an outcome "
             "(confirm_payment asks the gateway)",

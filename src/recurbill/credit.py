@@ -14,7 +14,7 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware, caller_key, positive_money
-from recurbill.collection import IN_FLIGHT
+from recurbill.collection import paying
 from recurbill.errors import StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
@@ -97,13 +97,7 @@ class Credits:
                 (e.amount for e in tx.list_credit_entries(account_id, customer_id)),
                 zero,
             )
-            busy = {
-                invoice_id
-                for payment in tx.list_payments(
-                    account_id, customer_id=customer_id, statuses=IN_FLIGHT
-                )
-                for invoice_id in payment.invoice_ids
-            }
+            busy = paying(tx, account_id, customer_id)
             free = [invoice for invoice in open_ if invoice.id not in busy]
             result = allocate_payment(max(balance, zero), free)
             if result.allocations:

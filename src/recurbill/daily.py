@@ -443,8 +443,7 @@ class DailyRun:
             except RecurbillError:
                 continue
             if done.news:
-                line = self._charge_line(done.payment)
-                charges.setdefault(payment.account_id, []).append(line)
+                self._report_charge(charges, done.payment)
             stop = unanswered.after(done.answered)
             if stop is not None:
                 return stop
@@ -469,8 +468,7 @@ class DailyRun:
                 continue
             outcome, sent = tried
             if sent:
-                line = self._charge_line(outcome)
-                charges.setdefault(declined.account_id, []).append(line)
+                self._report_charge(charges, outcome)
             answered = outcome.status is not PaymentStatus.FAILED_UNKNOWN
             stop = unanswered.after(answered)
             if stop is not None:
@@ -538,9 +536,8 @@ class DailyRun:
                     issued.payments, now=as_of, unanswered=unanswered
                 )
                 for outcome in outcomes:
-                    charges.setdefault(outcome.account_id, []).append(
-                        self._charge_line(outcome, issued.labels.get(outcome.id))
-                    )
+                    label = issued.labels.get(outcome.id)
+                    self._report_charge(charges, outcome, label)
         return stop
 
     def _issue_next(
@@ -843,9 +840,14 @@ class DailyRun:
                 pass  # this attempt exists already: finish it below
         return self.collector.execute_sent(account.id, payment.id, now=as_of)
 
-    def _charge_line(
-        self, payment: Payment, label: tuple[str, str] | None = None
-    ) -> ChargeLine:
+    def _report_charge(
+        self,
+        charges: dict[str, list[ChargeLine]],
+        payment: Payment,
+        label: tuple[str, str] | None = None,
+    ) -> None:
+        """Add *payment*'s line to its account's charges in the run's report;
+        *label* (invoice numbers, customer name) spares reading them."""
         if label is None:
             with self.storage.transaction() as tx:
                 customer = tx.get_customer(payment.account_id, payment.customer_id)
@@ -854,13 +856,14 @@ class DailyRun:
                     for invoice_id in payment.invoice_ids
                 ]
             label = (", ".join(numbers), customer.name)
-        return ChargeLine(
+        line = ChargeLine(
             invoice_number=label[0],
             customer_name=label[1],
             amount=payment.amount,
             status=payment.status,
             decline_code=payment.decline_code,
         )
+        charges.setdefault(payment.account_id, []).append(line)
 
     def _queue_summaries(
         self,

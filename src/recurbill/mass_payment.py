@@ -16,7 +16,7 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.collection import IN_FLIGHT, Collector
+from recurbill.collection import Collector, paying
 from recurbill.errors import ConflictError, NotFoundError
 from recurbill.ids import IdFactory
 from recurbill.money import Money
@@ -182,13 +182,7 @@ class MassPayment:
             for settlement in settlements
             if settlement.status in _LIVE
             for item in settlement.items
-        } | {
-            invoice_id
-            for payment in tx.list_payments(
-                account_id, customer_id=customer_id, statuses=IN_FLIGHT
-            )
-            for invoice_id in payment.invoice_ids
-        }
+        } | set(paying(tx, account_id, customer_id))
         return plan_settlement(
             invoice_ids,
             found,
