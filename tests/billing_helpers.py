@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time as clock
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -133,3 +136,23 @@ def make_world(
         summary_email="post@fjordfysio.no",
     )
     return World(billing=billing, storage=storage, gateway=gateway, account=account)
+
+
+def together(*calls: Callable[[], Any], stagger: float = 0.0) -> list[Any]:
+    """Run *calls* on threads at once, each started *stagger* seconds after the
+    one before; what each returned, or the error it raised, in order."""
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        try:
+            results[i] = call()
+        except Exception as error:  # reported to the test
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+        clock.sleep(stagger)
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

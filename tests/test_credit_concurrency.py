@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from billing_helpers import Counter, at, line
+from billing_helpers import Counter, at, line, together
 from recurbill.billing import Billing
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
-from recurbill.records import CollectionMethod
+from recurbill.records import Account, CollectionMethod, Customer
 from recurbill.storage.sql import SqlStorage
 
 
-def test_credit_used_by_two_calls_at_once_is_used_once(sql_storage: SqlStorage) -> None:
-    billing = Billing(storage=sql_storage, gateway=InMemoryGateway(), ids=Counter())
+def _kari(billing: Billing) -> tuple[Account, Customer]:
+    """Account fjord and its customer Kari, who pays by invoice."""
     account = billing.create_account(
         account_id="fjord",
         name="Fjord Fysio AS",
@@ -35,6 +35,12 @@ def test_credit_used_by_two_calls_at_once_is_used_once(sql_storage: SqlStorage) 
         email="kari@example.no",
         collection_method=CollectionMethod.SEND_INVOICE,
     )
+    return account, kari
+
+
+def test_credit_used_by_two_calls_at_once_is_used_once(sql_storage: SqlStorage) -> None:
+    billing = Billing(storage=sql_storage, gateway=InMemoryGateway(), ids=Counter())
+    account, kari = _kari(billing)
     now = at(date(2027, 3, 1))
     billing.record_bank_transfer(
         account.id, kari.id, amount=Money("1000", "NOK"), now=now, reference="b1"
@@ -44,17 +50,13 @@ def test_credit_used_by_two_calls_at_once_is_used_once(sql_storage: SqlStorage) 
             account.id, kari.id, lines=[line("800")], now=at(date(2027, 3, day))
         )
     barrier = threading.Barrier(2)
-    results: list[Any] = []
 
-    def use() -> None:
+    def use() -> Any:
         barrier.wait()
-        results.append(billing.apply_credit(account.id, kari.id, now=now))
+        return billing.apply_credit(account.id, kari.id, now=now)
 
-    threads = [threading.Thread(target=use) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = together(use, use)
+    assert not [r for r in results if isinstance(r, Exception)], results
     used = sum((r.applied for r in results), Money.zero("NOK"))
     assert used == Money("1000", "NOK")
     overview = billing.overview(account.id, kari.id, on=date(2027, 3, 6))
@@ -105,18 +107,7 @@ def test_credit_and_a_mass_payment_at_once_lock_in_one_order(
     """Both lock the customer's invoices in id order, never waiting on each other
     in a circle (PostgreSQL would abort one of them as a deadlock)."""
     billing = Billing(storage=sql_storage, gateway=InMemoryGateway(), ids=_Backwards())
-    account = billing.create_account(
-        account_id="fjord",
-        name="Fjord Fysio AS",
-        currency="NOK",
-        summary_email="post@fjordfysio.no",
-    )
-    kari = billing.add_customer(
-        account.id,
-        name="Kari",
-        email="kari@example.no",
-        collection_method=CollectionMethod.SEND_INVOICE,
-    )
+    account, kari = _kari(billing)
     card = billing.save_card(account.id, kari.id, token="pm_card_visa")
     now = at(date(2027, 3, 1))
     billing.record_bank_transfer(
@@ -133,31 +124,11 @@ def test_credit_and_a_mass_payment_at_once_lock_in_one_order(
         gateway=billing.gateway,
         ids=billing.ids,
     )
-    results: list[Any] = []
-
-    def run(call: Any) -> None:
-        try:
-            results.append(call())
-        except Exception as error:  # reported to the test
-            results.append(error)
-
-    threads = [
-        threading.Thread(
-            target=run,
-            args=(
-                lambda: slow.mass_pay(
-                    account.id, kari.id, invoices, payment_method_id=card.id, now=now
-                ),
-            ),
+    results = together(
+        lambda: slow.mass_pay(
+            account.id, kari.id, invoices, payment_method_id=card.id, now=now
         ),
-        threading.Thread(
-            target=run,
-            args=(lambda: billing.apply_credit(account.id, kari.id, now=now),),
-        ),
-    ]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.1)
-    for thread in threads:
-        thread.join(timeout=60)
+        lambda: billing.apply_credit(account.id, kari.id, now=now),
+        stagger=0.1,  # the mass payment holds its first lock
+    )
     assert not [r for r in results if isinstance(r, Exception)], results

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
 from datetime import date
 from functools import partial
 from typing import Any
 
-from billing_helpers import Counter, at, line
+from billing_helpers import Counter, at, line, together
 from recurbill.billing import Billing
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
@@ -41,23 +40,6 @@ class _HeldRefunds(InMemoryGateway):
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=2)
         return super().refund(charge_id, amount=amount, idempotency_key=idempotency_key)
-
-
-def _together(*calls: Callable[[], Any]) -> list[Any]:
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Callable[[], Any]) -> None:
-        try:
-            results[i] = call()
-        except Exception as error:  # reported to the test
-            results[i] = error
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def _paid(billing: Billing, prices: tuple[str, ...]) -> tuple[str, str]:
@@ -133,7 +115,7 @@ def test_a_refund_finished_by_two_calls_at_once_is_applied_once(
                     first_saved.set()
         return billing.refund(account_id, payment_id, now=NOW)
 
-    results = _together(first, retry)
+    results = together(first, retry)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert _assert_taken_back_once(
         sql_storage, gateway, account_id, payment_id
@@ -156,6 +138,6 @@ def test_two_partial_refunds_at_once_take_different_slices(
             reopen=reopen,
             now=NOW,
         )
-        results = _together(refund, refund)
+        results = together(refund, refund)
         assert not [r for r in results if isinstance(r, Exception)], results
         _assert_taken_back_once(sql_storage, gateway, account_id, payment_id)
