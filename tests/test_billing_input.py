@@ -136,7 +136,8 @@ def test_session_ids_and_transfer_references_must_be_text(
                 acct, kari, lines=[line()], now=NOW, session_id=key
             ),
             InvalidInputError,
-            "session_id .* is empty or not text",
+            "session_id .* is empty or not text; give session_id as a non-empty"
+            " string, one per session and the same when the call is repeated",
         )
     _refused(
         world,
@@ -148,7 +149,7 @@ def test_session_ids_and_transfer_references_must_be_text(
             reference=key,
         ),
         InvalidInputError,
-        "reference .* is empty or not text",
+        "reference .* is empty or not text; .* one per bank transfer and",
     )
 
 

@@ -94,12 +94,18 @@ def invoice_lines(lines: object) -> tuple[InvoiceLine, ...]:
     return items
 
 
-def caller_key(value: object, name: str) -> str:
-    """*value* if it is non-empty text: an id the caller makes idempotency keys of."""
+def caller_key(value: object, name: str, *, one_per: str) -> str:
+    """*value* if it is non-empty text: an id the caller makes idempotency keys of.
+
+    *one_per* names what the id stands for ("session"), for the error message.
+    """
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(
             problem=f"{name} {value!r} is empty or not text",
-            allowed=f"give {name} as a non-empty string, unique per {name}",
+            allowed=(
+                f"give {name} as a non-empty string, one per {one_per}"
+                " and the same when the call is repeated"
+            ),
         )
     return value
 

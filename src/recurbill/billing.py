@@ -686,7 +686,10 @@ class Billing:
         items = invoice_lines(lines)
         invoice_id = (
             derived_id(
-                "inv", account_id, "session", caller_key(session_id, "session_id")
+                "inv",
+                account_id,
+                "session",
+                caller_key(session_id, "session_id", one_per="session"),
             )
             if session_id is not None
             else self.ids("inv")

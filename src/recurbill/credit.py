@@ -47,7 +47,10 @@ class Credits:
         """
         aware(now, "now")
         entry_id = derived_id(
-            "crd", account_id, "transfer", caller_key(reference, "reference")
+            "crd",
+            account_id,
+            "transfer",
+            caller_key(reference, "reference", one_per="bank transfer"),
         )
         with self.storage.transaction() as tx:
             open_ = _open_locked(tx, account_id, customer_id)

@@ -226,7 +226,7 @@ def test_invoice_reads_like_an_invoice(locale: str, words: list[str]) -> None:
         ("NOK", "sv_SE", "KID-nummer:", "Ange KID-numret 1234567897 när du"),
         ("NOK", "en_GB", "KID number:", "Use the KID number 1234567897 when you"),
         ("SEK", "nb_NO", "OCR-referanse:", "Oppgi OCR-referansen 1234567897 når"),
-        ("SEK", "sv_SE", "OCR-nummer:", "Ange OCR-nummer 1234567897 när du"),
+        ("SEK", "sv_SE", "OCR-nummer:", "Ange OCR-numret 1234567897 när du"),
         ("GBP", "nb_NO", "Betalingsreferanse:", "Oppgi referansen 1234567897 når"),
         ("ISK", "sv_SE", "Betalningsreferens:", "Ange referensen 1234567897 när du"),
         ("ISK", "is_IS", "Tilvísun:", "Notaðu tilvísunina 1234567897 þegar þú"),

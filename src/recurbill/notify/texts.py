@@ -257,7 +257,7 @@ SV_SE: dict[str, str] = {
     "invoice.pay_by_card": "Beloppet dras från ditt sparade kort.",
     "invoice.pay_by_transfer": "Vänligen betala {amount} senast {due_date}.",
     "invoice.use_reference.kid": "Ange KID-numret {reference} när du betalar.",
-    "invoice.use_reference.ocr": "Ange OCR-nummer {reference} när du betalar.",
+    "invoice.use_reference.ocr": "Ange OCR-numret {reference} när du betalar.",
     "invoice.use_reference.other": "Ange referensen {reference} när du betalar.",
     "invoice.paid": "Fakturan är betald; det finns inget att betala.",
     "receipt.subject": "Kvitto {number} från {account}",
