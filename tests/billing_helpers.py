@@ -17,6 +17,7 @@ from recurbill.collection import RetryPolicy
 from recurbill.invoice import InvoiceLine
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import Account, CollectionMethod, Customer, Invoice, Payment
+from recurbill.references import ReferenceScheme
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
 
@@ -116,8 +117,10 @@ def make_world(
     timezone: str = "Europe/Oslo",
     retry_policy: RetryPolicy | None = None,
     chunk_size: int = 1000,
+    currency: str = "NOK",
+    reference_scheme: ReferenceScheme | None = None,
 ) -> World:
-    """A fresh service with deterministic ids and one NOK account."""
+    """A fresh service with deterministic ids and one account (NOK unless told)."""
     storage = storage if storage is not None else InMemoryStorage()
     gateway = gateway if gateway is not None else InMemoryGateway()
     billing = Billing(
@@ -130,10 +133,11 @@ def make_world(
     account = billing.create_account(
         account_id="fjord",
         name="Fjord Fysio AS",
-        currency="NOK",
+        currency=currency,
         locale="nb_NO",
         timezone=timezone,
         summary_email="post@fjordfysio.no",
+        reference_scheme=reference_scheme,
     )
     return World(billing=billing, storage=storage, gateway=gateway, account=account)
 

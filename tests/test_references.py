@@ -4,11 +4,18 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from recurbill.errors import InvalidInputError, InvalidReferenceError
+from recurbill.errors import (
+    InvalidInputError,
+    InvalidReferenceError,
+    ReferenceLengthError,
+)
 from recurbill.references import (
+    ReferenceMethod,
+    ReferenceScheme,
     kid_mod10,
     kid_mod11,
     ocr,
+    reference_methods,
     validate_kid,
     validate_ocr,
 )
@@ -125,3 +132,162 @@ def test_bad_input_is_refused(call: object, message: str) -> None:
         call()  # type: ignore[operator]
     assert isinstance(info.value, InvalidInputError)
     assert isinstance(info.value, ValueError)
+
+
+# -- the account's scheme ------------------------------------------------------
+
+_DIGIT_METHODS = [m for m in ReferenceMethod if m is not ReferenceMethod.INVOICE_NUMBER]
+
+
+def _tail(method: ReferenceMethod) -> int:
+    """How many digits follow the number: the check digit, and a length digit."""
+    return 2 if method is ReferenceMethod.OCR_LENGTH_DIGIT else 1
+
+
+def _shortest(method: ReferenceMethod) -> int:
+    return _tail(method) + 1
+
+
+@st.composite
+def _schemes(draw: st.DrawFn, *, fixed: bool = False) -> ReferenceScheme:
+    method = draw(st.sampled_from(_DIGIT_METHODS))
+    lengths = st.integers(min_value=_shortest(method), max_value=25)
+    length = draw(lengths if fixed else st.none() | lengths)
+    return ReferenceScheme(method=method, length=length)
+
+
+@st.composite
+def _fitting(draw: st.DrawFn) -> tuple[ReferenceScheme, int]:
+    """A scheme and an invoice number that fits it."""
+    scheme = draw(_schemes())
+    room = (scheme.length or 25) - _tail(scheme.method)
+    return scheme, draw(st.integers(min_value=0, max_value=10**room - 1))
+
+
+@st.composite
+def _too_long(draw: st.DrawFn) -> tuple[ReferenceScheme, int]:
+    """A scheme with a fixed length and an invoice number that does not fit it."""
+    scheme = draw(_schemes(fixed=True))
+    assert scheme.length is not None
+    room = scheme.length - _tail(scheme.method)
+    return scheme, draw(st.integers(min_value=10**room, max_value=10**25))
+
+
+def _check_under(scheme: ReferenceScheme, reference: str) -> None:
+    """*reference* passes the validator and the check digit of its method."""
+    method = scheme.method
+    if method in (ReferenceMethod.KID_MOD10, ReferenceMethod.KID_MOD11):
+        assert validate_kid(reference) == reference
+        if method is ReferenceMethod.KID_MOD10:
+            assert _luhn_ok(reference)
+        else:
+            assert _mod11_ok(reference)
+    else:
+        length_digit = method is ReferenceMethod.OCR_LENGTH_DIGIT
+        assert validate_ocr(reference, length_digit=length_digit) == reference
+        assert _luhn_ok(reference)
+
+
+@given(_fitting())
+def test_every_reference_validates_under_its_scheme(
+    case: tuple[ReferenceScheme, int],
+) -> None:
+    scheme, number = case
+    tail = _tail(scheme.method)
+    reference = scheme.reference(number, series="INV")
+    _check_under(scheme, reference)
+    body = reference[:-tail]
+    if scheme.length is None:
+        assert body == str(number)
+    else:
+        assert len(reference) == scheme.length
+        assert body == str(number).zfill(scheme.length - tail)  # zeros in front
+
+
+@given(_too_long())
+def test_a_number_too_long_for_the_fixed_length_is_refused(
+    case: tuple[ReferenceScheme, int],
+) -> None:
+    scheme, number = case
+    assert scheme.length is not None
+    room = scheme.length - _tail(scheme.method)
+    with pytest.raises(ReferenceLengthError) as refused:
+        scheme.reference(number, series="INV")
+    error = refused.value
+    assert isinstance(error, InvalidReferenceError)
+    assert error.fields["number"] == number
+    assert error.fields["length"] == scheme.length
+    assert error.fields["largest"] == 10**room - 1
+    assert f"invoice number {number} " in str(error)
+    assert f"{scheme.length}-character" in str(error)
+
+
+def test_the_largest_number_that_fits_and_the_next() -> None:
+    scheme = ReferenceScheme(method="kid_mod10", length=5)
+    assert scheme.reference(9999, series="INV") == kid_mod10("9999")
+    assert scheme.reference(7, series="INV") == "00075"
+    with pytest.raises(ReferenceLengthError, match=r"holds invoice numbers up to 9999"):
+        scheme.reference(10000, series="INV")
+    ocr_scheme = ReferenceScheme(method="ocr_length_digit", length=5)
+    assert ocr_scheme.reference(999, series="INV") == ocr("999", length_digit=True)
+    assert ocr_scheme.reference(12, series="INV") == "01255"
+    with pytest.raises(ReferenceLengthError, match="5-character OCR"):
+        ocr_scheme.reference(1000, series="INV")
+
+
+def test_a_mod11_remainder_of_ten_gives_a_dash_padded_or_not() -> None:
+    # 23 has MOD11 check digit "-" (see above); zeros in front weigh nothing
+    assert ReferenceScheme(method="kid_mod11").reference(23, series="X") == "23-"
+    padded = ReferenceScheme(method="kid_mod11", length=8).reference(23, series="X")
+    assert padded == "0000023-"
+    assert validate_kid(padded) == padded
+
+
+def test_the_invoice_number_scheme_is_series_and_number() -> None:
+    scheme = ReferenceScheme(method=ReferenceMethod.INVOICE_NUMBER)
+    assert scheme.reference(42, series="F2025") == "F2025-000042"
+    assert scheme.reference(1234567, series="INV") == "INV-1234567"
+
+
+@pytest.mark.parametrize(
+    ("currency", "default", "allowed"),
+    [
+        ("NOK", "kid_mod10", ["kid_mod10", "kid_mod11"]),
+        ("SEK", "ocr_length_digit", ["ocr_length_digit", "ocr"]),
+        ("ISK", "invoice_number", ["invoice_number"]),
+        ("EUR", "invoice_number", ["invoice_number"]),
+    ],
+)
+def test_methods_by_currency(currency: str, default: str, allowed: list[str]) -> None:
+    assert [m.value for m in reference_methods(currency)] == allowed
+    assert ReferenceScheme.default_for(currency) == ReferenceScheme(method=default)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ReferenceScheme(method="kid"), "reference method 'kid' is unknown"),
+        (lambda: ReferenceScheme(method=None), "'kid_mod10', 'kid_mod11'"),
+        (
+            lambda: ReferenceScheme(method="invoice_number", length=10),
+            "only for a KID or OCR",
+        ),
+        (lambda: ReferenceScheme(method="kid_mod10", length=1), "from 2 to 25"),
+        (lambda: ReferenceScheme(method="kid_mod11", length=26), "from 2 to 25"),
+        (lambda: ReferenceScheme(method="ocr", length=1), "from 2 to 25"),
+        (lambda: ReferenceScheme(method="ocr_length_digit", length=2), "from 3 to 25"),
+        (lambda: ReferenceScheme(method="kid_mod10", length=True), "from 2 to 25"),
+        (lambda: ReferenceScheme(method="kid_mod10", length="10"), "from 2 to 25"),
+        (
+            lambda: ReferenceScheme(method="kid_mod10").reference(-1, series="X"),
+            "whole number >= 0",
+        ),
+        (
+            lambda: ReferenceScheme(method="ocr").reference("12", series="X"),
+            "whole number >= 0",
+        ),
+    ],
+)
+def test_a_bad_scheme_is_refused(make: object, message: str) -> None:
+    with pytest.raises(InvalidReferenceError, match=message):
+        make()  # type: ignore[operator]

@@ -36,6 +36,7 @@ from recurbill.errors import (
     NotifierError,
     ProductionGuardError,
     RecurbillError,
+    ReferenceLengthError,
     SchemaVersionError,
     StartTooEarlyError,
     StateError,
@@ -110,9 +111,12 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.references import (
+    ReferenceMethod,
+    ReferenceScheme,
     kid_mod10,
     kid_mod11,
     ocr,
+    reference_methods,
     validate_kid,
     validate_ocr,
 )
@@ -212,6 +216,9 @@ __all__ = [
     "Receipt",
     "RecurbillError",
     "RecurringTemplate",
+    "ReferenceLengthError",
+    "ReferenceMethod",
+    "ReferenceScheme",
     "RefundResult",
     "RetryPolicy",
     "RunReport",
@@ -257,6 +264,7 @@ __all__ = [
     "line_net",
     "ocr",
     "plan_settlement",
+    "reference_methods",
     "totals_from_line_nets",
     "validate_kid",
     "validate_ocr",

@@ -79,6 +79,7 @@ from recurbill.records import (
     RunReport,
     TemplateStatus,
 )
+from recurbill.references import ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME, Period, Schedule
 from recurbill.settlement import AllocationResult, SettlementPlan
 from recurbill.storage.protocol import Storage, Transaction
@@ -151,6 +152,7 @@ class Billing:
         invoice_series: str = "INV",
         account_id: str | None = None,
         rounding: str = ROUND_HALF_UP,
+        reference_scheme: ReferenceScheme | None = None,
     ) -> Account:
         """Create the business that bills; validates its zone, locale and series.
 
@@ -158,6 +160,13 @@ class Billing:
         (line amounts, percentages and VAT): half-up unless given, such as
         ``decimal.ROUND_HALF_EVEN``; another value raises
         :class:`~recurbill.errors.InvalidRecordError`.
+
+        ``reference_scheme`` is how its invoice numbers become payment
+        references, as its bank agreement says: a KID (MOD10 or MOD11) for
+        NOK, an OCR number (with or without length digit) for SEK, each with
+        an optional fixed length. Left out (None), it is the currency's
+        default (:meth:`ReferenceScheme.default_for`); a scheme the currency
+        does not use raises :class:`~recurbill.errors.InvalidRecordError`.
         """
         _check_zone(timezone)
         _check_locale(locale)
@@ -177,6 +186,9 @@ class Billing:
                 allowed="use letters and digits only, e.g. 'INV' "
                 f"({' and '.join(reserved)} are reserved)",
             )
+        chosen = {}  # left out: the Account's default for its currency
+        if reference_scheme is not None:
+            chosen["reference_scheme"] = reference_scheme
         account = Account(
             id=account_id or self.ids("acct"),
             name=name,
@@ -188,6 +200,7 @@ class Billing:
             invoice_series=invoice_series,
             summary_email=summary_email,
             rounding=rounding,
+            **chosen,
         )
         with self.storage.transaction() as tx:
             tx.add_account(account)

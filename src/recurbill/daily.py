@@ -56,7 +56,6 @@ from recurbill.records import (
     due_instant,
     past_calendar,
 )
-from recurbill.references import kid_mod10, ocr, reference_kind
 from recurbill.schedule import OccurrenceStatus, Schedule
 from recurbill.storage.protocol import Storage, Transaction
 
@@ -106,13 +105,15 @@ def run_accounts(account_ids: object) -> list[str] | None:
 
 
 def payment_reference(account: Account, number: int) -> str:
-    """The payment reference printed on an invoice: KID for NOK, OCR for SEK."""
-    kind = reference_kind(account.currency.code)
-    if kind == "kid":
-        return kid_mod10(str(number))
-    if kind == "ocr":
-        return ocr(str(number), length_digit=True)
-    return f"{account.invoice_series}-{number:06d}"
+    """The payment reference printed on invoice *number*, by the account's
+    :class:`~recurbill.references.ReferenceScheme` (a KID for NOK and an OCR
+    number for SEK unless it says otherwise).
+
+    Raises:
+        ReferenceLengthError: the number no longer fits the scheme's fixed
+            length (nothing is issued).
+    """
+    return account.reference_scheme.reference(number, series=account.invoice_series)
 
 
 def build_invoice(

@@ -17,6 +17,7 @@ instance as ``error.fields``::
     │   │   ├── VatCategoryError                rate or exemption reason breaks a rule
     │   │   └── CreditExceedsInvoiceError       a credit note larger than its invoice
     │   ├── InvalidReferenceError               KID or OCR payment reference
+    │   │   └── ReferenceLengthError            an invoice number outgrew its length
     │   ├── InvalidSelectionError               a mass-payment selection
     │   └── InvalidRecordError                  an account, customer or template field
     ├── StateError                              the record's state forbids the action
@@ -62,6 +63,7 @@ __all__ = [
     "NotifierError",
     "ProductionGuardError",
     "RecurbillError",
+    "ReferenceLengthError",
     "SchemaVersionError",
     "StartTooEarlyError",
     "StateError",
@@ -182,6 +184,21 @@ class CreditExceedsInvoiceError(InvalidInvoiceError):
 
 class InvalidReferenceError(InvalidInputError):
     """A KID or OCR payment reference that is malformed or fails its check digit."""
+
+
+class ReferenceLengthError(InvalidReferenceError):
+    """An invoice number too long for the account's fixed reference length.
+
+    Fields: ``number`` (the invoice number), ``length`` (the fixed length),
+    ``scheme`` (what the reference is, e.g. ``KID (MOD11)``) and ``largest``
+    (the largest invoice number that length holds).
+    """
+
+    template = (
+        "invoice number {number} does not fit the account's {length}-character "
+        "{scheme} reference; that length holds invoice numbers up to {largest} "
+        "(a longer fixed length, agreed with the bank, holds more)"
+    )
 
 
 class InvalidSelectionError(InvalidInputError):

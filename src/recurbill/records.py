@@ -19,6 +19,7 @@ from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidRecordError
 from recurbill.invoice import InvoiceLine
 from recurbill.money import ROUNDING_MODES, Currency, Money, as_currency
+from recurbill.references import ReferenceScheme, reference_methods
 from recurbill.schedule import DEFAULT_RUN_TIME, Schedule, due_at
 
 __all__ = [
@@ -220,7 +221,8 @@ class NotificationStatus(str, enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class Account:
-    """The business that bills: currency, locale, time zone, run time, terms, series."""
+    """The business that bills: currency, locale, time zone, run time, terms,
+    series, and how its payment references are made."""
 
     id: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
@@ -233,6 +235,14 @@ class Account:
     summary_email: str = attrs.field(validator=_email)
     rounding: str = ROUND_HALF_UP
     """A :mod:`decimal` rounding mode such as ``ROUND_HALF_UP`` (the default)."""
+    reference_scheme: ReferenceScheme = attrs.field(
+        default=attrs.Factory(
+            lambda account: ReferenceScheme.default_for(account.currency.code),
+            takes_self=True,
+        )
+    )
+    """How invoice numbers become payment references; by default the
+    currency's (:meth:`~recurbill.references.ReferenceScheme.default_for`)."""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.rounding, str) or self.rounding not in ROUNDING_MODES:
@@ -250,6 +260,25 @@ class Account:
                 problem=f"payment_terms_days {self.payment_terms_days!r} is invalid",
                 allowed="use a whole number of days from 0 to "
                 f"{MAX_PAYMENT_TERMS_DAYS}",
+            )
+        self._check_reference_scheme()
+
+    def _check_reference_scheme(self) -> None:
+        scheme, code = self.reference_scheme, self.currency.code
+        if not isinstance(scheme, ReferenceScheme):
+            raise InvalidRecordError(
+                problem=f"reference_scheme {scheme!r} is not a ReferenceScheme",
+                allowed="give a ReferenceScheme, e.g. "
+                "ReferenceScheme(method='kid_mod11', length=10), or leave it out",
+            )
+        methods = reference_methods(code)
+        if scheme.method not in methods:
+            choices = " or ".join(repr(m.value) for m in methods)
+            raise InvalidRecordError(
+                problem=f"a {scheme.method.label} reference is not used in {code}",
+                allowed=f"an account billing in {code} may use {choices} "
+                "(KID is for NOK accounts, OCR for SEK, the invoice number for "
+                "the other currencies)",
             )
 
 

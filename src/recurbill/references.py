@@ -9,17 +9,31 @@
 
 >>> kid_mod10("1234"), kid_mod11("1234"), ocr("12345", length_digit=True)
 ('12344', '12343', '1234574')
+
+An account's :class:`ReferenceScheme` says how its invoice numbers become
+references: the check-digit method its bank agreement fixes, and optionally a
+fixed total length (the number left-padded with zeros):
+
+>>> ReferenceScheme(method="kid_mod11", length=10).reference(4711, series="INV")
+'0000047112'
 """
 
 from __future__ import annotations
 
-from recurbill.errors import InvalidReferenceError
+import enum
+
+import attrs
+
+from recurbill.errors import InvalidReferenceError, ReferenceLengthError
 
 __all__ = [
+    "ReferenceMethod",
+    "ReferenceScheme",
     "kid_mod10",
     "kid_mod11",
     "ocr",
     "reference_kind",
+    "reference_methods",
     "validate_kid",
     "validate_ocr",
 ]
@@ -177,9 +191,153 @@ def reference_kind(currency: str) -> str:
     ``"kid"`` for NOK (Norway's KID), ``"ocr"`` for SEK (Sweden's OCR
     number), ``"other"`` for the rest (the invoice number as text). The
     invoice e-mail names the reference by this, whatever the reader's
-    language: a KID is a KID to a Swedish reader too.
+    language: a KID is a KID to a Swedish reader too. An account's
+    :class:`ReferenceScheme` only uses the methods of its currency
+    (:func:`reference_methods`), so the name always fits the reference.
 
     >>> reference_kind("NOK"), reference_kind("SEK"), reference_kind("ISK")
     ('kid', 'ocr', 'other')
     """
     return {"NOK": "kid", "SEK": "ocr"}.get(currency, "other")
+
+
+class ReferenceMethod(str, enum.Enum):
+    """How an invoice number becomes a payment reference."""
+
+    KID_MOD10 = "kid_mod10"
+    KID_MOD11 = "kid_mod11"
+    OCR_LENGTH_DIGIT = "ocr_length_digit"
+    OCR = "ocr"
+    INVOICE_NUMBER = "invoice_number"
+
+    @property
+    def label(self) -> str:
+        """What the reference is called in messages, e.g. ``KID (MOD11)``."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    ReferenceMethod.KID_MOD10: "KID (MOD10)",
+    ReferenceMethod.KID_MOD11: "KID (MOD11)",
+    ReferenceMethod.OCR_LENGTH_DIGIT: "OCR (with length digit)",
+    ReferenceMethod.OCR: "OCR (without length digit)",
+    ReferenceMethod.INVOICE_NUMBER: "invoice number",
+}
+
+_BY_CURRENCY = {
+    "NOK": (ReferenceMethod.KID_MOD10, ReferenceMethod.KID_MOD11),
+    "SEK": (ReferenceMethod.OCR_LENGTH_DIGIT, ReferenceMethod.OCR),
+}
+
+
+def reference_methods(currency: str) -> tuple[ReferenceMethod, ...]:
+    """The methods an account billing in *currency* may use, its default first.
+
+    A KID is paid through a Norwegian bank (NOK), an OCR number through
+    Bankgirot (SEK); other currencies use the invoice number.
+
+    >>> tuple(method.value for method in reference_methods("SEK"))
+    ('ocr_length_digit', 'ocr')
+    """
+    return _BY_CURRENCY.get(currency, (ReferenceMethod.INVOICE_NUMBER,))
+
+
+def _method(value: object) -> ReferenceMethod:
+    try:
+        return ReferenceMethod(value)
+    except (ValueError, TypeError):
+        raise InvalidReferenceError(
+            problem=f"reference method {value!r} is unknown",
+            allowed="one of " + ", ".join(repr(m.value) for m in ReferenceMethod),
+        ) from None
+
+
+def _check_length(
+    scheme: ReferenceScheme, attribute: attrs.Attribute[int | None], length: int | None
+) -> None:
+    if length is None:
+        return
+    method = scheme.method
+    if method is ReferenceMethod.INVOICE_NUMBER:
+        raise InvalidReferenceError(
+            problem=f"length={length!r} is given for an invoice number reference",
+            allowed="a fixed length only for a KID or OCR reference; leave it out "
+            "(None) for the invoice number",
+        )
+    shortest = 3 if method is ReferenceMethod.OCR_LENGTH_DIGIT else 2
+    if (
+        isinstance(length, bool)
+        or not isinstance(length, int)
+        or not shortest <= length <= _MAX_LENGTH
+    ):
+        raise InvalidReferenceError(
+            problem=f"length={length!r} is not a {method.label} length",
+            allowed=f"a whole number from {shortest} to {_MAX_LENGTH} (the whole "
+            "reference, check digit included), or None for no fixed length",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ReferenceScheme:
+    """How an account's invoice numbers become payment references.
+
+    ``method`` is the check-digit method of the bank agreement (a
+    :class:`ReferenceMethod` or its value). ``length``, when given, is the
+    fixed length of the whole reference (length digit and check digit
+    included): the invoice number is left-padded with zeros to fill it, and
+    an invoice number too long for it raises
+    :class:`~recurbill.errors.ReferenceLengthError`. A MOD11 number whose
+    check digit works out to 10 gets ``-`` as its check digit, as Nets'
+    KID rules say; no invoice number is skipped.
+
+    >>> ReferenceScheme(method="ocr_length_digit", length=8).reference(42, series="F")
+    '00004283'
+    >>> ReferenceScheme(method="invoice_number").reference(42, series="F")
+    'F-000042'
+    """
+
+    method: ReferenceMethod = attrs.field(converter=_method)
+    length: int | None = attrs.field(default=None, validator=_check_length)
+
+    @classmethod
+    def default_for(cls, currency: str) -> ReferenceScheme:
+        """What an account in *currency* uses unless told otherwise: a MOD10
+        KID for NOK, an OCR with length digit for SEK, otherwise the invoice
+        number; none with a fixed length.
+
+        >>> ReferenceScheme.default_for("NOK")
+        ReferenceScheme(method=<ReferenceMethod.KID_MOD10: 'kid_mod10'>, length=None)
+        """
+        return cls(method=reference_methods(currency)[0])
+
+    def reference(self, number: int, *, series: str) -> str:
+        """The payment reference of invoice *number* of *series*.
+
+        The series is used only by the invoice number method
+        (``INV-000042``); a KID or OCR holds the number alone.
+        """
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise InvalidReferenceError(
+                problem=f"invoice number {number!r} is not a whole number >= 0",
+                allowed="give the invoice number as an int, e.g. 42",
+            )
+        method = self.method
+        if method is ReferenceMethod.INVOICE_NUMBER:
+            return f"{series}-{number:06d}"
+        digits = str(number)
+        length_digit = method is ReferenceMethod.OCR_LENGTH_DIGIT
+        if self.length is not None:
+            room = self.length - (2 if length_digit else 1)
+            if len(digits) > room:
+                raise ReferenceLengthError(
+                    number=number,
+                    length=self.length,
+                    scheme=method.label,
+                    largest=10**room - 1,
+                )
+            digits = digits.zfill(room)
+        if method is ReferenceMethod.KID_MOD10:
+            return kid_mod10(digits)
+        if method is ReferenceMethod.KID_MOD11:
+            return kid_mod11(digits)
+        return ocr(digits, length_digit=length_digit)

@@ -1,7 +1,8 @@
 """SqlStorage passes the storage contract on SQLite and PostgreSQL, and more.
 
 Beyond the contract: schema versions (a newer database is refused, an older one
-asks for ``recurbill migrate``, version 1 upgrades to 2 keeping its data), a
+asks for ``recurbill migrate``, version 1 upgrades to the latest keeping its
+data; more in ``test_migrations``), a
 user's own engine, exact amounts and aware instants in the database, and
 driver errors translated into storage errors.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from schema_at import insert_at, set_version
 
 from recurbill.cli import main
 from recurbill.errors import (
@@ -31,7 +33,7 @@ from recurbill.errors import (
 )
 from recurbill.money import Money
 from recurbill.records import OccurrenceOutcome, OccurrenceRecord
-from recurbill.storage import migrations, schema
+from recurbill.storage import migrations, rows, schema
 from recurbill.storage.sql import SqlStorage, migrate
 from recurbill.testing.storage import (
     StorageContract,
@@ -93,9 +95,15 @@ class TestPostgresStorage(StorageContract):
 # -- helpers -------------------------------------------------------------------
 
 
-def _seed(storage: SqlStorage) -> None:
+def _seed(storage: SqlStorage, *, version: int = schema.LATEST_VERSION) -> None:
+    """Write a small world; at an older *version*, as that version stored it."""
+    if version < schema.LATEST_VERSION:
+        account = rows.encode_account(make_account("acme"))
+        with storage.engine.begin() as conn:
+            insert_at(conn, version, schema.accounts, account)
     with storage.transaction() as tx:
-        tx.add_account(make_account("acme"))
+        if version == schema.LATEST_VERSION:
+            tx.add_account(make_account("acme"))
         tx.add_customer(make_customer("cust-1"))
         tx.add_template(make_template("tpl-1"))
         number = tx.allocate_invoice_numbers("acme", "INV")
@@ -119,11 +127,6 @@ def _seed(storage: SqlStorage) -> None:
             ]
         )
         tx.commit()
-
-
-def _set_version(engine: sa.Engine, version: int) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.update(schema.schema_version).values(version=version))
 
 
 @pytest.fixture
@@ -166,7 +169,7 @@ def test_an_older_schema_asks_for_migrate(sqlite_path: Path) -> None:
 def test_a_newer_schema_is_refused(sqlite_path: Path) -> None:
     with SqlStorage.sqlite(sqlite_path) as storage:
         storage.migrate()
-        _set_version(storage.engine, schema.LATEST_VERSION + 1)
+        set_version(storage.engine, schema.LATEST_VERSION + 1)
         with (
             pytest.raises(SchemaVersionError) as info,
             storage.transaction(),
@@ -196,9 +199,9 @@ def _upgrade_keeps_data(
         assert migrations.upgrade(conn, target=1) == 1
     assert "ix_templates_due" not in _index_names(storage.engine)
     # Write at version 1 with the version check out of the way.
-    _set_version(storage.engine, schema.LATEST_VERSION)
-    _seed(storage)
-    _set_version(storage.engine, 1)
+    set_version(storage.engine, schema.LATEST_VERSION)
+    _seed(storage, version=1)
+    set_version(storage.engine, 1)
     storage._checked = False
 
     assert (
@@ -215,7 +218,7 @@ def _upgrade_keeps_data(
         assert tx.allocate_invoice_numbers("acme", "INV") == 2
 
 
-def test_version_1_upgrades_to_2_keeping_data_sqlite(sqlite_path: Path) -> None:
+def test_version_1_upgrades_to_latest_keeping_data_sqlite(sqlite_path: Path) -> None:
     with SqlStorage.sqlite(sqlite_path) as storage:
         _upgrade_keeps_data(storage)
 
@@ -232,7 +235,7 @@ def test_recurbill_migrate_upgrades_version_1_keeping_data(
 
 
 @pytest.mark.postgres
-def test_version_1_upgrades_to_2_keeping_data_postgres(
+def test_version_1_upgrades_to_latest_keeping_data_postgres(
     fresh_postgres_url: str,
 ) -> None:
     with SqlStorage.from_url(fresh_postgres_url) as storage:

@@ -9,15 +9,26 @@ transaction, and records the new version; running it again does nothing.
   the daily run finds due templates without scanning them all.
 - Version 3: the unique ``ux_credit_notes_number`` index on (account_id,
   series, number): a credit note number is used once, as invoice numbers are.
+- Version 4: the account's payment reference scheme, ``reference_method``
+  and ``reference_length`` on ``accounts``; an existing account keeps the
+  references versions 1-3 gave it (a MOD10 KID in NOK, an OCR with length
+  digit in SEK, the invoice number otherwise; no fixed length).
 
 A released step never changes: a new column or index is a new step, and the
-table definitions in ``schema`` carry the latest shape (indexes record the
-version that introduced them in ``info["since"]``).
+table definitions in ``schema`` carry the latest shape. Indexes and columns
+record the version that introduced them in ``info["since"]`` (1 when absent):
+version 1 creates each table with its version-1 columns only, and the step of
+a later column adds it with ``ALTER TABLE ... ADD COLUMN``, rendered from its
+definition (type, nullability, server default) so that a database upgraded
+step by step and one created from ``schema`` have the same shape. A step
+writes out the data it needs as constants, never through code that may change
+after it is released.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,19 +38,42 @@ from recurbill.storage import schema
 __all__ = ["STEPS", "current_version", "upgrade"]
 
 
+def _since(item: sa.Index | sa.Column[Any]) -> int:
+    since: int = item.info.get("since", 1)
+    return since
+
+
 def _indexes_since(version: int) -> list[sa.Index]:
     return [
         index
         for table in schema.metadata.sorted_tables
         for index in sorted(table.indexes, key=lambda i: str(i.name))
-        if index.info.get("since", 1) == version
+        if _since(index) == version
     ]
 
 
+def _add_columns_since(conn: sa.Connection, version: int) -> None:
+    """Add the columns introduced in *version*, in table and column order."""
+    dialect = conn.dialect
+    added = [
+        (table, column)
+        for table in schema.metadata.sorted_tables
+        for column in table.columns
+        if _since(column) == version
+    ]
+    for table, column in added:
+        name = dialect.identifier_preparer.format_table(table)
+        definition = sa.schema.CreateColumn(column).compile(dialect=dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {definition}")
+
+
 def _version_1(conn: sa.Connection) -> None:
-    """The base schema: every table with its constraints and first indexes."""
+    """The base schema: every table with its constraints, first columns and
+    first indexes."""
     for table in schema.metadata.sorted_tables:
-        conn.execute(sa.schema.CreateTable(table))
+        create = sa.schema.CreateTable(table)
+        create.columns = [c for c in create.columns if _since(c.element) == 1]
+        conn.execute(create)
     for index in _indexes_since(1):
         conn.execute(sa.schema.CreateIndex(index))
 
@@ -56,10 +90,32 @@ def _version_3(conn: sa.Connection) -> None:
         conn.execute(sa.schema.CreateIndex(index))
 
 
+# How versions 1-3 made every account's payment reference, by currency.
+_VERSION_3_REFERENCE_METHODS = {"NOK": "kid_mod10", "SEK": "ocr_length_digit"}
+
+
+def _version_4(conn: sa.Connection) -> None:
+    """The account's payment reference scheme; existing accounts keep theirs.
+
+    The new ``reference_method`` column is filled with its server default
+    (``invoice_number``), then set to the method versions 1-3 used for the
+    account's currency. ``reference_length`` stays NULL: no fixed length.
+    """
+    _add_columns_since(conn, 4)
+    accounts = schema.accounts
+    for currency, method in _VERSION_3_REFERENCE_METHODS.items():
+        conn.execute(
+            sa.update(accounts)
+            .where(accounts.c.currency == currency)
+            .values(reference_method=method)
+        )
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
     3: _version_3,
+    4: _version_4,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

@@ -38,6 +38,7 @@ from recurbill.records import (
     Settlement,
     SettlementItem,
 )
+from recurbill.references import ReferenceScheme
 from recurbill.schedule import Schedule
 from recurbill.storage.schema import utc_text
 
@@ -157,6 +158,8 @@ def encode_account(account: Account) -> dict[str, Any]:
         "invoice_series": account.invoice_series,
         "summary_email": account.summary_email,
         "rounding": account.rounding,
+        "reference_method": account.reference_scheme.method.value,
+        "reference_length": account.reference_scheme.length,
     }
 
 
@@ -164,6 +167,9 @@ def decode_account(row: Row) -> Account:
     """The account stored in an ``accounts`` row."""
     fields = dict(row)
     fields["run_time"] = time.fromisoformat(fields["run_time"])
+    fields["reference_scheme"] = ReferenceScheme(
+        method=fields.pop("reference_method"), length=fields.pop("reference_length")
+    )
     return Account(**fields)
 
 

@@ -9,8 +9,10 @@ and fixed-width UTC text on SQLite, so they sort and compare as instants on
 both. Invoice lines, schedules and other small value lists are JSON text.
 
 Every uniqueness rule of the storage protocol is a constraint here, so the
-database enforces it even between processes. Each index records in
-``info["since"]`` the schema version that introduced it (see ``migrations``).
+database enforces it even between processes. Each index, and each column
+added after version 1, records in ``info["since"]`` the schema version that
+introduced it (see ``migrations``); a later column goes at the end of its
+table, where ``ALTER TABLE ... ADD COLUMN`` puts it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 3
+LATEST_VERSION = 4
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -204,6 +206,17 @@ accounts = sa.Table(
     sa.Column("invoice_series", sa.String(100), nullable=False),
     sa.Column("summary_email", sa.Text, nullable=False),
     sa.Column("rounding", sa.String(20), nullable=False),
+    # Version 4: the payment reference scheme. The server default fills the
+    # column of the rows that exist when it is added; that step then sets
+    # each one's method from its currency, as versions 1-3 chose it.
+    sa.Column(
+        "reference_method",
+        sa.String(20),
+        nullable=False,
+        server_default="invoice_number",
+        info=_since(4),
+    ),
+    sa.Column("reference_length", sa.Integer, info=_since(4)),
 )
 
 customers = sa.Table(

@@ -58,6 +58,7 @@ from recurbill.records import (
     SettlementStatus,
     TemplateStatus,
 )
+from recurbill.references import ReferenceMethod, ReferenceScheme
 from recurbill.schedule import Pause, Schedule
 from recurbill.storage.protocol import Storage, Transaction
 
@@ -646,9 +647,46 @@ class StorageContract:
         _add(storage, account)
         assert _read(storage, lambda tx: tx.get_account("nordlys")) == account
 
+    @pytest.mark.parametrize(
+        ("currency", "method", "length"),
+        [
+            ("NOK", "kid_mod10", None),
+            ("NOK", "kid_mod11", 25),
+            ("SEK", "ocr_length_digit", 3),
+            ("SEK", "ocr", 12),
+            ("EUR", "invoice_number", None),
+        ],
+    )
+    def test_account_reference_scheme_round_trip(
+        self, storage: Storage, currency: str, method: str, length: int | None
+    ) -> None:
+        scheme = ReferenceScheme(method=method, length=length)
+        _add(storage, make_account("acme", currency=currency, reference_scheme=scheme))
+        stored = _read(storage, lambda tx: tx.get_account("acme"))
+        assert stored.reference_scheme == scheme
+        assert stored.reference_scheme.method is ReferenceMethod(method)
+
+    def test_account_default_reference_scheme_round_trips(
+        self, storage: Storage
+    ) -> None:
+        accounts = [make_account(code, currency=code) for code in ("NOK", "SEK", "ISK")]
+        _add(storage, *accounts)
+        stored = _read(storage, lambda tx: [tx.get_account(a.id) for a in accounts])
+        assert [a.reference_scheme.method.value for a in stored] == [
+            "kid_mod10",
+            "ocr_length_digit",
+            "invoice_number",
+        ]
+        assert stored == accounts
+
     def test_account_update(self, storage: Storage) -> None:
         _add(storage, make_account("acme"))
-        changed = make_account("acme", payment_terms_days=0, locale="nb_NO")
+        changed = make_account(
+            "acme",
+            payment_terms_days=0,
+            locale="nb_NO",
+            reference_scheme=ReferenceScheme(method="kid_mod11", length=10),
+        )
         with storage.transaction() as tx:
             tx.update_account(changed)
             tx.commit()

@@ -1,0 +1,247 @@
+"""Schema steps on SQLite and PostgreSQL: an old database upgrades keeping its
+data and behaviour, and every way to the latest version gives the same schema.
+
+Version 4 added the accounts' payment reference scheme (two columns): a
+database made by steps 1-3, with rows in it, upgrades and its accounts keep
+the references versions 1-3 gave them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from schema_at import columns_at, insert_at
+
+from recurbill.billing import Billing
+from recurbill.cli import main
+from recurbill.invoice import InvoiceLine
+from recurbill.money import Money
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.records import Account
+from recurbill.references import ReferenceScheme
+from recurbill.storage import migrations, rows, schema
+from recurbill.storage.sql import SqlStorage
+from recurbill.testing.storage import make_account, make_customer, make_invoice
+
+NewUrl = Callable[[], str]
+
+_VERSION_3_ACCOUNT_COLUMNS = [
+    "id",
+    "name",
+    "currency",
+    "locale",
+    "timezone",
+    "run_time",
+    "payment_terms_days",
+    "invoice_series",
+    "summary_email",
+    "rounding",
+]
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewUrl]:
+    """Makes URLs of new, empty databases on one backend (dropped afterwards)."""
+    if request.param == "sqlite":
+        files = iter(range(1, 100))
+        yield lambda: f"sqlite:///{tmp_path / f'db{next(files)}.sqlite3'}"
+        return
+    from postgres_server import PostgresServer
+
+    server = request.getfixturevalue("postgres_server")
+    assert isinstance(server, PostgresServer)
+    made: list[str] = []
+
+    def new() -> str:
+        name = f"recurbill_migrations_{uuid.uuid4().hex[:12]}"
+        server.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return server.url(name)
+
+    yield new
+    for name in made:
+        server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+# -- a database at version 3, with rows ------------------------------------------
+
+_LEGACY = {  # currency -> the reference versions 1-3 gave invoice 42
+    "NOK": "422",  # KID, MOD10
+    "SEK": "4242",  # OCR with length digit 4
+    "ISK": "INV-000042",  # the invoice number
+}
+
+
+def _legacy_accounts() -> list[Account]:
+    return [make_account(code.lower(), currency=code) for code in _LEGACY]
+
+
+def _version_3_with_rows(storage: SqlStorage) -> None:
+    """Steps 1-3 only, then rows written as version 3 stored them."""
+    with storage.engine.begin() as conn:
+        assert migrations.upgrade(conn, target=3) == 3
+        for account in _legacy_accounts():
+            insert_at(conn, 3, schema.accounts, rows.encode_account(account))
+            customer = make_customer(
+                f"cus-{account.id}",
+                account_id=account.id,
+                collection_method="send_invoice",
+            )
+            insert_at(conn, 3, schema.customers, rows.encode_customer(customer))
+            insert_at(
+                conn,
+                3,
+                schema.invoices,
+                rows.encode_invoice(
+                    make_invoice(
+                        f"inv-{account.id}",
+                        account_id=account.id,
+                        customer_id=customer.id,
+                        number=41,
+                        currency=account.currency,
+                        **_amounts(account),
+                    )
+                ),
+            )
+            counter = {"account_id": account.id, "series": "INV", "next_number": 42}
+            insert_at(conn, 3, schema.counters, counter)
+
+
+def _amounts(account: Account) -> dict[str, Any]:
+    zero = Money(0, account.currency)
+    return {
+        "net_total": zero,
+        "vat_total": zero,
+        "total": zero,
+        "paid": zero,
+        "credited": zero,
+    }
+
+
+def _account_columns(engine: sa.Engine) -> list[str]:
+    return [str(c["name"]) for c in sa.inspect(engine).get_columns("accounts")]
+
+
+def _keeps_its_references(storage: SqlStorage) -> None:
+    """Each old account is read with its currency's scheme and invoices as before."""
+    with storage.transaction() as tx:
+        for account in _legacy_accounts():
+            stored = tx.get_account(account.id)
+            assert stored == account
+            assert stored.reference_scheme == ReferenceScheme.default_for(
+                account.currency.code
+            )
+            assert tx.get_invoice(account.id, f"inv-{account.id}").number == 41
+    billing = Billing(storage=storage, gateway=InMemoryGateway())
+    line = InvoiceLine(description="Session", quantity=1, unit_price="800", vat_rate=25)
+    now = datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
+    for account in _legacy_accounts():
+        outcome = billing.record_session(
+            account.id, f"cus-{account.id}", lines=[line], now=now
+        )
+        assert outcome.invoice.number == 42
+        assert outcome.invoice.payment_reference == _LEGACY[account.currency.code]
+
+
+def test_steps_1_to_3_make_accounts_without_reference_columns(
+    new_url: NewUrl,
+) -> None:
+    with SqlStorage.from_url(new_url()) as storage:
+        _version_3_with_rows(storage)
+        assert _account_columns(storage.engine) == _VERSION_3_ACCOUNT_COLUMNS
+        assert columns_at(schema.accounts, 3) == _VERSION_3_ACCOUNT_COLUMNS
+
+
+def test_version_3_with_rows_upgrades_and_keeps_its_references(
+    new_url: NewUrl,
+) -> None:
+    with SqlStorage.from_url(new_url()) as storage:
+        _version_3_with_rows(storage)
+        assert storage.migrate() == schema.LATEST_VERSION == 4
+        assert _account_columns(storage.engine) == [
+            *_VERSION_3_ACCOUNT_COLUMNS,
+            "reference_method",
+            "reference_length",
+        ]
+        _keeps_its_references(storage)
+
+
+def test_recurbill_migrate_upgrades_a_version_3_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "billing.sqlite3"
+    with SqlStorage.sqlite(path) as storage:
+        _version_3_with_rows(storage)
+    assert main(["migrate", "--db", str(path)]) == 0
+    assert capsys.readouterr().out.split()[-1] == str(schema.LATEST_VERSION)
+    with SqlStorage.sqlite(path) as storage:
+        assert storage.schema_version() == schema.LATEST_VERSION
+        _keeps_its_references(storage)
+
+
+# -- every way to the latest version gives one schema ----------------------------
+
+
+def _options(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """An index's dialect options (a partial index's WHERE) as plain text."""
+    return tuple(sorted((name, str(value)) for name, value in options.items()))
+
+
+def _shape(engine: sa.Engine) -> dict[str, dict[str, object]]:
+    """The schema as the database reports it (reflected), table by table."""
+    inspector = sa.inspect(engine)
+    shape: dict[str, dict[str, object]] = {}
+    for table in sorted(inspector.get_table_names()):
+        shape[table] = {
+            "columns": [
+                (c["name"], repr(c["type"]), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(table)
+            ],
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "foreign_keys": sorted(
+                (
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                )
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (
+                    str(index["name"]),
+                    tuple(map(str, index["column_names"])),
+                    bool(index["unique"]),
+                    _options(index.get("dialect_options", {})),
+                )
+                for index in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                (str(u["name"]), tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+        }
+    return shape
+
+
+def test_fresh_upgraded_and_declared_schemas_are_the_same(new_url: NewUrl) -> None:
+    with (
+        SqlStorage.from_url(new_url()) as fresh,
+        SqlStorage.from_url(new_url()) as upgraded,
+        SqlStorage.from_url(new_url()) as declared,
+    ):
+        fresh.migrate()
+        _version_3_with_rows(upgraded)
+        upgraded.migrate()
+        schema.metadata.create_all(declared.engine)  # the table definitions
+        expected = _shape(declared.engine)
+        assert set(expected) == set(schema.metadata.tables)
+        assert _shape(fresh.engine) == expected
+        assert _shape(upgraded.engine) == expected
