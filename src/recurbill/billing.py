@@ -642,6 +642,11 @@ class Billing:
         ``account_ids`` limits the run to these accounts, one report each in
         that order; a single string or an id given twice raises
         :class:`~recurbill.errors.InvalidInputError`.
+
+        A refused API key or a gateway outage stops the charging, not the
+        run: it issues every due invoice, queues the summaries, then raises
+        the :class:`~recurbill.errors.GatewayError` with the reports it would
+        have returned as the error's ``reports``.
         """
         aware(as_of, "as_of")
         asked = run_accounts(account_ids)
@@ -663,6 +668,7 @@ class Billing:
             summary_when_empty=summary_when_empty,
         )
         if refused is not None:
+            refused.reports = tuple(reports)
             raise refused
         return reports
 
