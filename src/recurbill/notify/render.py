@@ -6,6 +6,11 @@ not go through". Each comes back as a :class:`~recurbill.notify.protocol.Message
 with a plain-text body that reads well on its own and a simple HTML
 alternative (every value escaped, no images, no external resources).
 
+The plain text keeps its lines within 72 characters: paragraphs wrap, and so
+does a table cell, a totals label or a field value too long for its column.
+Words and amounts are never broken, so only a word longer than the room it
+has (a long URL) makes a longer line.
+
 Texts exist in Norwegian bokmål, Swedish, Icelandic and English (see
 :mod:`recurbill.notify.texts`). :func:`resolve_locale` picks them: ``nb``,
 ``nn`` and ``no`` read Norwegian bokmål, ``sv_FI`` reads Swedish, and any other
@@ -77,6 +82,7 @@ _LANGUAGES |= {"sv": "sv_SE", "is": "is_IS"}
 _FALLBACK = "en_GB"
 _WIDTH = 72
 _SPACES = re.compile("( +)")
+_BREAKS = re.compile("[ \t\n\r\x0b\x0c]+")  # where _wrap may break a line
 _RIGHT = ' style="text-align:right"'
 
 _DECLINES = {
@@ -261,32 +267,32 @@ class _Link:
 _Block = _Para | _Heading | _Fields | _Table | _Link
 
 
-def _wrap(text: str) -> list[str]:
-    """*text* in lines of at most _WIDTH, as textwrap wraps it (no word broken)."""
+def _wrap(text: str, width: int = _WIDTH) -> list[str]:
+    """*text* in lines of at most *width*, as textwrap wraps it (no word broken)."""
     lines: list[str] = []
     for line in text.split("\n"):
         if "\t" in line or "\r" in line or "\x0b" in line or "\x0c" in line:
             lines.extend(
                 textwrap.wrap(
-                    line, _WIDTH, break_long_words=False, break_on_hyphens=False
+                    line, width, break_long_words=False, break_on_hyphens=False
                 )
                 or [""]
             )
         else:
-            lines.extend(_fill(line) or [""])
+            lines.extend(_fill(line, width) or [""])
     return lines
 
 
-def _fill(line: str) -> list[str]:
+def _fill(line: str, width: int) -> list[str]:
     """textwrap's greedy lines for *line* of words and spaces, without its setup."""
-    if len(line) <= _WIDTH and not line[-1:].isspace():
+    if len(line) <= width and not line[-1:].isspace():
         return [line]
     lines: list[str] = []
     words = line.split(" ")
     if "" not in words and all(map(str.strip, words)):
         lines.append(words[0])  # words one space apart: each line takes what fits
         for word in words[1:]:
-            if len(lines[-1]) + 1 + len(word) <= _WIDTH:
+            if len(lines[-1]) + 1 + len(word) <= width:
                 lines[-1] += " " + word
             else:
                 lines.append(word)
@@ -298,7 +304,7 @@ def _fill(line: str) -> list[str]:
             del chunks[-1]  # no line starts with spaces but the first
         current: list[str] = []
         size = 0
-        while chunks and size + len(chunks[-1]) <= _WIDTH:
+        while chunks and size + len(chunks[-1]) <= width:
             size += len(chunks[-1])
             current.append(chunks.pop())
         if chunks and not current:
@@ -318,29 +324,149 @@ def _span(row: tuple[str, ...]) -> int:
     return len(row)
 
 
+def _longest_word(cell: str) -> int:
+    """The longest run of *cell* that :func:`_wrap` never breaks."""
+    return max(map(len, _BREAKS.split(cell)))
+
+
+def _row_width(widths: Sequence[int]) -> int:
+    """The length of a table line whose columns have *widths* (all filled)."""
+    return 2 + sum(widths) + 2 * (len(widths) - 1)
+
+
+def _narrowed(
+    widths: list[int], phases: Sequence[tuple[Sequence[int], Sequence[int]]]
+) -> list[int]:
+    """*widths* narrowed until a line fits in _WIDTH, if it can.
+
+    Each phase narrows its columns, the widest first, none below its floor,
+    until the line fits; the next phase goes on if it does not.
+    """
+    excess = _row_width(widths) - _WIDTH
+    if excess <= 0:
+        return widths
+    widths = list(widths)
+    for group, floors in phases:
+        while excess > 0:
+            narrow = [i for i in group if widths[i] > floors[i]]
+            if not narrow:
+                break
+            i = max(narrow, key=lambda c: widths[c])
+            below = max((widths[c] for c in narrow if c != i), default=0)
+            step = max(1, min(excess, widths[i] - max(floors[i], below)))
+            widths[i] -= step
+            excess -= step
+    return widths
+
+
+def _balanced(text: str, width: int) -> list[str]:
+    """*text* in as few lines as *width* takes, each as short as that allows
+    (no "(1)" left alone on the last line)."""
+    lines = _wrap(text, width)
+    floor = _longest_word(text)
+    while width > floor and len(_wrap(text, width - 1)) == len(lines):
+        width -= 1
+    return _wrap(text, width)
+
+
 def _text_table(table: _Table) -> list[str]:
+    """The table in plain text, each line at most _WIDTH wide.
+
+    A cell too long for its column wraps inside it (the row's other values
+    stay on its first line); so does a footer label too long for the columns
+    it spans. Text columns give way first, down to their longest word, then
+    amounts, down to theirs. Amounts and words are never broken: if they
+    still do not fit, text columns narrow further (down to the words of
+    their heading), and a word longer than its column sticks out of it.
+    """
     body = (table.header, *table.rows)
-    widths = [max(map(len, column)) for column in zip(*body, strict=True)]
+    columns = [list(column) for column in zip(*body, strict=True)]
     spans = [_span(row) for row in table.footer]
     for row, k in zip(table.footer, spans, strict=True):
+        for i in range(k, len(row)):  # a footer's values are not wrapped
+            columns[i].append(row[i])
+    widths = [max(map(len, column)) for column in columns]
+    fits = _row_width(widths) <= _WIDTH
+    whole = fits and "\n" not in "".join(map("".join, body))  # no cell wraps
+    if not fits:
+        words = [max(map(_longest_word, column)) for column in columns]
+        for row, k in zip(table.footer, spans, strict=True):
+            for i in range(k, len(row)):
+                words[i] = max(words[i], len(row[i]))
+        text = [i for i in range(len(columns)) if i not in table.right]
+        headings = [_longest_word(cell) for cell in table.header]
+        widths = _narrowed(
+            widths, [(text, words), (sorted(table.right), words), (text, headings)]
+        )
+    spare = _WIDTH - _row_width(widths)
+    for row, k in zip(table.footer, spans, strict=True):
         room = sum(widths[:k]) + 2 * (k - 1)
-        if len(row[0]) > room:
-            widths[k - 1] += len(row[0]) - room
+        grow = min(len(row[0]) - room, spare)
+        if grow > 0:  # a longer label widens the last column it spans
+            widths[k - 1] += grow
+            spare -= grow
     # one format field per column: "{:>12}" is str.rjust(12), "{:<12}" ljust
     fields = [
         f"{{:{'>' if i in table.right else '<'}{width}}}" if width else "{}"
         for i, width in enumerate(widths)
     ]
     line = "  " + "  ".join(fields)
-    out = [line.format(*row).rstrip() for row in body]
+    if whole:  # the common case
+        out = [line.format(*row).rstrip() for row in body]
+    else:
+        out = _wrapped_rows(body, widths, line)
     if table.footer:
-        out.append("  " + "-" * (max(map(len, out)) - 2))
+        rule = min(max(map(len, out)), _row_width(widths))  # not a long word's
+        out.append("  " + "-" * (rule - 2))
         rooms = {k: sum(widths[:k]) + 2 * (k - 1) for k in spans}
         tails = {k: "  ".join(fields[k:]) for k in spans}
         for row, k in zip(table.footer, spans, strict=True):
-            label = row[0].ljust(rooms[k])
+            room = rooms[k]
+            label = row[0]
+            fit = len(label) <= room and "\n" not in label
+            labels = [label] if fit else _balanced(label, room)
             rest = tails[k].format(*row[k:])
-            out.append(("  " + label + ("  " + rest if rest else "")).rstrip())
+            out.append(
+                ("  " + labels[0].ljust(room) + ("  " + rest if rest else "")).rstrip()
+            )
+            out.extend(("  " + label).rstrip() for label in labels[1:])
+    return out
+
+
+def _wrapped_rows(
+    body: Sequence[tuple[str, ...]], widths: Sequence[int], line: str
+) -> list[str]:
+    """*body*'s rows formatted by *line*, each cell wrapped in its column."""
+    out: list[str] = []
+    for row in body:
+        if all(
+            len(cell) <= w and "\n" not in cell
+            for cell, w in zip(row, widths, strict=True)
+        ):
+            out.append(line.format(*row).rstrip())
+            continue
+        cells = [
+            [cell] if len(cell) <= w and "\n" not in cell else _wrap(cell, w)
+            for cell, w in zip(row, widths, strict=True)
+        ]
+        for n in range(max(map(len, cells))):
+            parts = [lines[n] if n < len(lines) else "" for lines in cells]
+            out.append(line.format(*parts).rstrip())
+    return out
+
+
+def _text_fields(block: _Fields) -> list[str]:
+    """Labels and values in two columns; a long value wraps in its column."""
+    width = max(len(label) for label, _ in block.rows) + 1
+    room = max(1, _WIDTH - width - 2)
+    out: list[str] = []
+    for label, value in block.rows:
+        if len(value) <= room and "\n" not in value:
+            out.append(f"{(label + ':').ljust(width)}  {value}")
+            continue
+        first, *rest = _wrap(value, room)
+        out.append(f"{(label + ':').ljust(width)}  {first}".rstrip())
+        out.extend((" " * (width + 2) + line).rstrip() for line in rest)
     return out
 
 
@@ -352,13 +478,7 @@ def _plain(blocks: Sequence[_Block]) -> str:
         elif isinstance(block, _Heading):
             parts.append([block.text, "-" * len(block.text)])
         elif isinstance(block, _Fields):
-            width = max(len(label) for label, _ in block.rows) + 1
-            parts.append(
-                [
-                    f"{(label + ':').ljust(width)}  {value}"
-                    for label, value in block.rows
-                ]
-            )
+            parts.append(_text_fields(block))
         elif isinstance(block, _Table):
             parts.append(_text_table(block))
         else:
