@@ -633,6 +633,7 @@ class DailyRun:
             customer_name=name,
             problem=str(error),
             description=_describe(template),
+            error=type(error).__name__,
         )
 
     def _plan(

@@ -106,7 +106,8 @@ def test_summary_lists_every_part_of_the_run() -> None:
         "Utstedte fakturaer (3)",
         "INV-000043",
         "Þórður Guðmundsson",
-        "Avvist (insufficient_funds)",
+        "Avvist (ikke dekning)",
+        "Kunne ikke utstedes (1)",
         "Hoppet over under pause (1)",
         "4. mars 2026",
         "Gjentakende fakturaer som er avsluttet (1)",
@@ -686,3 +687,79 @@ def test_invoice_rows_show_base_quantity_and_line_allowances(
     for row in rows:
         assert row in shown
     assert html.escape(label) in message.html.replace("\xa0", " ")  # one cell
+
+
+SUMMARY_WORDS = {
+    "nb_NO": (
+        "Årsak",
+        "Ugyldig mva.-sats eller fritaksgrunn",
+        "Avvist (ikke dekning)",
+        "Detaljer (på engelsk):",
+    ),
+    "sv_SE": (
+        "Orsak",
+        "Ogiltig momssats eller undantagsskäl",
+        "Nekad (otillräckligt saldo)",
+        "Detaljer (på engelska):",
+    ),
+    "is_IS": (
+        "Ástæða",
+        "Ógilt VSK-þrep eða ástæða undanþágu",
+        "Hafnað (ekki næg innstæða)",
+        "Nánari upplýsingar (á ensku):",
+    ),
+    "en_GB": (
+        "Problem",
+        "Invalid VAT rate or exemption reason",
+        "Declined (insufficient funds)",
+        "Details:",
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", sorted(SUMMARY_WORDS))
+def test_the_summary_says_what_went_wrong_in_the_readers_language(
+    locale: str,
+) -> None:
+    message = render_summary(account(locale), report(CURRENCY[locale]))
+    text = " ".join(message.text.split())  # cells may wrap
+    column, problem, declined, details = SUMMARY_WORDS[locale]
+    assert f"{column} Per Ødegård Husleie kontor {problem}" in text
+    assert declined in text
+    assert "insufficient_funds" not in text  # the gateway's code, explained
+    # the error's own words (English) follow the table, under their label
+    english = "Per Ødegård, Husleie kontor: line 1 has VAT category AE without"
+    assert text.index(details) < text.index(english)
+    assert "line 1" not in text[: text.index(details)]
+    for part in (problem, declined):
+        assert html.escape(part) in message.html
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ("VatCategoryError", "Ugyldig mva.-sats eller fritaksgrunn"),
+        ("CreditExceedsInvoiceError", "Ugyldige fakturalinjer"),  # its base class
+        ("InvalidInvoiceError", "Ugyldige fakturalinjer"),
+        ("CurrencyMismatchError", "Beløp i ulike valutaer"),
+        ("StartTooEarlyError", "Ugyldig tidsplan"),
+        ("InvalidRecordError", "Ugyldige kunde- eller kontoopplysninger"),
+        ("InvalidInputError", "Ugyldige opplysninger"),
+        ("InvalidSelectionError", "Ugyldige opplysninger"),
+        ("SomethingElse", "Ugyldige opplysninger"),
+        ("__class__", "Ugyldige opplysninger"),
+        ("", "Ugyldige opplysninger"),
+    ],
+)
+def test_a_problem_is_named_by_its_error_class(error: str, shown: str) -> None:
+    (failed,) = report("NOK").failed
+    run = attrs.evolve(report("NOK"), failed=(attrs.evolve(failed, error=error),))
+    text = " ".join(render_summary(account("nb_NO"), run).text.split())
+    assert f"Per Ødegård Husleie kontor {shown} Disse" in text
+
+
+def test_a_rare_decline_code_is_shown_as_the_gateway_gives_it() -> None:
+    base = report("NOK")
+    charge = attrs.evolve(base.charges[1], decline_code="do_not_honor")
+    run = attrs.evolve(base, charges=(charge,))
+    assert "Avvist (do_not_honor)" in render_summary(account("nb_NO"), run).text

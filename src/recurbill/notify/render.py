@@ -39,6 +39,7 @@ from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
+from recurbill import errors
 from recurbill.errors import InvalidInputError, RecurbillError
 from recurbill.invoice import (
     InvoiceLine,
@@ -98,6 +99,19 @@ _DECLINES = {
 }
 """Decline codes worth explaining. Others (``lost_card``, ``fraudulent`` …)
 read as a plain decline, as card networks advise."""
+
+_PROBLEMS: dict[type[RecurbillError], str] = {
+    errors.InvalidAmountError: "summary.problem.amount",
+    errors.UnknownCurrencyError: "summary.problem.unknown_currency",
+    errors.CurrencyMismatchError: "summary.problem.currencies",
+    errors.VatCategoryError: "summary.problem.vat",
+    errors.InvalidInvoiceError: "summary.problem.lines",
+    errors.InvalidScheduleError: "summary.problem.schedule",
+    errors.InvalidReferenceError: "summary.problem.reference",
+    errors.InvalidRecordError: "summary.problem.record",
+}
+"""What the summary calls a template's problem, by the class of its error or
+the nearest base class listed; any other error is ``summary.problem.other``."""
 
 
 # -- locale -----------------------------------------------------------------
@@ -673,12 +687,14 @@ def render_summary(account: Account, report: RunReport) -> Message:
     """The daily summary of *report*, to the account's summary address.
 
     Lists what was issued (number, customer, date, amount, with a total), card
-    payments and their outcome (paid, declined with the decline code, waiting
-    for the customer), occurrences skipped while paused and recurring invoices
-    that ended; first of all, any that could not be issued, with the reason.
-    An empty report says there is nothing to report. Each table
-    lists at most :data:`SUMMARY_ROWS` lines and says how many more there
-    are; its totals count them all (the report itself has every line).
+    payments and their outcome (paid, declined with the reason, waiting for
+    the customer), occurrences skipped while paused and recurring invoices
+    that ended; first of all, any that could not be issued, with the problem.
+    Everything is in the account's language but the gateway's code of a rare
+    decline and each problem's details, the error's own words (in English),
+    which follow its table. An empty report says there is nothing to report.
+    Each table lists at most :data:`SUMMARY_ROWS` lines and says how many more
+    there are; its totals count them all (the report itself has every line).
     """
     _need(account, Account, "account")
     _need(report, RunReport, "report")
@@ -691,6 +707,14 @@ def render_summary(account: Account, report: RunReport) -> Message:
     if report.failed:  # first: it needs the reader's attention
         _section(blocks, t, "summary.failed", report.failed, lambda s: _failed(s, t))
         blocks.append(_Para(t("summary.failed_note")))
+        blocks.append(_Para(t("summary.failed_details")))
+        blocks.extend(  # the errors' own words (English), to correct them by
+            _Para(
+                f"{line.customer_name}, {line.description or line.template_id}: "
+                f"{line.problem}"
+            )
+            for line in report.failed[:SUMMARY_ROWS]
+        )
     issued, charges = report.issued, report.charges
     _section(
         blocks, t, "summary.issued", issued, lambda shown: _issued(shown, issued, t)
@@ -747,7 +771,11 @@ def _charges(
 
     def result(line: ChargeLine) -> str:
         status = t(f"status.{line.status.value}")
-        return f"{status} ({line.decline_code})" if line.decline_code else status
+        if not line.decline_code:
+            return status
+        known = _DECLINES.get(line.decline_code)
+        reason = t(f"summary.{known}") if known else line.decline_code
+        return f"{status} ({reason})"
 
     footer = []
     for status in (
@@ -795,8 +823,18 @@ def _skipped(shown: Sequence[SkippedLine], t: _Lang) -> _Table:
 def _failed(shown: Sequence[FailedLine], t: _Lang) -> _Table:
     """The summary's recurring invoices that could not be issued, and why."""
     return _per_template(
-        shown, t, "summary.col.problem", [line.problem for line in shown]
+        shown, t, "summary.col.problem", [_problem(line, t) for line in shown]
     )
+
+
+def _problem(line: FailedLine, t: _Lang) -> str:
+    """What was wrong with a template, in a few words of the reader's language."""
+    kind = getattr(errors, line.error, None) if line.error in errors.__all__ else None
+    for cls in kind.__mro__ if isinstance(kind, type) else ():
+        key = _PROBLEMS.get(cls)
+        if key is not None:
+            return t(key)
+    return t("summary.problem.other")
 
 
 def _ended(shown: Sequence[EndedLine], t: _Lang) -> _Table:
