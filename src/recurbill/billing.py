@@ -941,7 +941,9 @@ class Billing:
         """Use the customer's credit balance on their open invoices.
 
         Oldest due date first, as a bank transfer is; invoices with a payment
-        in progress are left out. ``result.credit`` is what is left to use.
+        in progress are left out. ``result.total`` is the balance before and
+        ``result.credit`` the balance after (what the overview shows): what is
+        left to use, or, below zero, what the customer owes (nothing is used).
         """
         return self._credits.apply(account_id, customer_id, now=now)
 
