@@ -946,6 +946,47 @@ def test_credit_is_used_on_open_invoices_oldest_first_and_only_once() -> None:
     ).total_open == Money("500", "NOK")
 
 
+def test_a_balance_below_zero_is_reported_as_owed_and_nothing_is_used() -> None:
+    """A refund took back credit already used: the customer owes it, and
+    apply_credit says so (the overview's balance), instead of 0 left."""
+    world = make_world()
+    kari = world.customer(method=CollectionMethod.SEND_INVOICE)
+    acct = world.account.id
+    first = world.billing.record_session(
+        acct, kari.id, lines=[line()], now=at(date(2027, 3, 1), 9)
+    ).invoice
+    paid = world.billing.pay(
+        acct,
+        first.id,
+        payment_method_id=_default_card(world, kari.id),
+        now=at(date(2027, 3, 1), 10),
+    )
+    assert paid.payment is not None
+    world.billing.credit_invoice(
+        acct,
+        first.id,
+        amount=Money("300", "NOK"),
+        reason="one session fewer",
+        now=at(date(2027, 3, 2)),
+    )  # on a paid invoice: 300 of credit
+    world.billing.record_session(
+        acct, kari.id, lines=[line()], now=at(date(2027, 3, 3), 9)
+    )
+    used = world.billing.apply_credit(acct, kari.id, now=at(date(2027, 3, 3), 10))
+    assert used.applied == Money("300", "NOK")
+    world.billing.refund(acct, paid.payment.id, now=at(date(2027, 3, 4)))
+    overview = world.billing.overview(acct, kari.id, on=date(2027, 3, 4))
+    assert overview.credit_balance == Money("-300", "NOK")  # taken back, owed
+    open_before = [(i.id, i.outstanding) for i in overview.open]
+
+    result = world.billing.apply_credit(acct, kari.id, now=at(date(2027, 3, 5)))
+    assert result.allocations == ()
+    assert result.credit == result.total == overview.credit_balance
+    after = world.billing.overview(acct, kari.id, on=date(2027, 3, 5))
+    assert after.credit_balance == Money("-300", "NOK")
+    assert [(i.id, i.outstanding) for i in after.open] == open_before
+
+
 def test_credit_is_not_used_on_an_invoice_whose_charge_has_no_outcome() -> None:
     world = make_world()
     kari = world.customer()

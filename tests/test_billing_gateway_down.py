@@ -100,6 +100,23 @@ def test_a_stopped_run_still_reports_what_it_issued(world: World) -> None:
     assert f"({CUSTOMERS})" in summaries[1]  # the charges finished by the second run
 
 
+def test_a_stopped_run_hands_its_reports_on_with_the_error(world: World) -> None:
+    import pickle
+
+    world.gateway.fail_next("timeout_before", times=UNKNOWN_IN_A_ROW)
+    with pytest.raises(GatewayUnavailableError) as stopped:
+        world.billing.run(at(DAY, 7))
+    (report,) = stopped.value.reports
+    assert report.account_id == world.account.id
+    assert len(report.issued) == CUSTOMERS  # every due invoice, as summarised
+    assert [c.status for c in report.charges] == [
+        PaymentStatus.FAILED_UNKNOWN
+    ] * UNKNOWN_IN_A_ROW  # the ones sent; the others wait, unsent
+    again = pickle.loads(pickle.dumps(stopped.value))  # e.g. from a worker process
+    assert again.reports == stopped.value.reports
+    assert str(again) == str(stopped.value)
+
+
 def test_a_key_still_refused_stops_the_next_run_too(world: World) -> None:
     world.gateway.fail_next("unauthorized")
     with pytest.raises(GatewayAuthenticationError):
@@ -275,8 +292,10 @@ def test_a_refund_refused_for_the_key_does_not_stop_invoicing_or_charging() -> N
     with pytest.raises(GatewayAuthenticationError):
         world.billing.refund(world.account.id, paid.payment.id, now=at(DAY, 10))
     world.template(world.customer("Ola Nordmann"), start=DAY + timedelta(days=1))
-    with pytest.raises(GatewayAuthenticationError, match="no refunds"):
+    with pytest.raises(GatewayAuthenticationError, match="no refunds") as stopped:
         world.billing.run(at(DAY + timedelta(days=1), 7))  # said at the end
+    (report,) = stopped.value.reports  # what the run did comes with it
+    assert [c.status for c in report.charges] == [PaymentStatus.SUCCEEDED]
     assert len(world.storage_invoices()) == 2  # the run issued and charged
     assert len(world.gateway.ledger) == 2
     assert "daily_summary" in world.notification_kinds()

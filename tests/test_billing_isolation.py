@@ -67,6 +67,7 @@ def test_a_template_that_cannot_be_issued_is_reported_and_the_rest_are_issued(
     assert failed.template_id == bad
     assert failed.customer_name == "Kunde 2"
     assert failed.problem == "broken; fix it"
+    assert failed.error == "InvalidInvoiceError"
     assert not report.is_empty
     with world.storage.transaction() as tx:
         left = tx.get_template(world.account.id, bad)
@@ -76,7 +77,8 @@ def test_a_template_that_cannot_be_issued_is_reported_and_the_rest_are_issued(
     assert summary.text.index("Kunne ikke utstedes (1)") < summary.text.index(
         "Utstedte fakturaer (4)"
     )
-    assert "broken; fix it" in summary.text
+    assert "Ugyldige fakturalinjer" in summary.text  # the problem, in Norwegian
+    assert "Kunde 2, Session: broken; fix it" in summary.text  # its details
 
     monkeypatch.undo()  # the template is corrected
     (report,) = world.billing.run(at(DAY + date.resolution, 7))

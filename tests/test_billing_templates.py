@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -285,3 +285,63 @@ def test_a_finished_template_cannot_be_changed_or_brought_back() -> None:
         assert report.issued == ()
         assert report.ended == ()
     assert len(world.storage_invoices()) == 2
+
+
+@pytest.mark.parametrize(
+    ("zone", "run_time", "latest"),
+    [
+        ("Europe/Oslo", time(6, 15), date(9998, 12, 31)),  # 05:15 UTC
+        ("America/Los_Angeles", time(20), date(9998, 12, 30)),  # 04:00 UTC next day
+    ],
+)
+def test_a_template_that_would_never_produce_an_invoice_is_refused(
+    zone: str, run_time: time, latest: date
+) -> None:
+    """Its first date is due after the end of the calendar (the year 9998 in
+    UTC): the run would only finish it, unreported. Ends and counts cannot
+    cause it (an end before the start, or a count of 0, is refused)."""
+    world = make_world()
+    billing = world.billing
+    account = billing.create_account(
+        account_id="late",
+        name="Late Ltd",
+        currency="NOK",
+        timezone=zone,
+        run_time=run_time,
+        summary_email="post@late.example",
+    )
+    kari = billing.add_customer(account.id, name="Kari", email="kari@example.no")
+    too_late = latest + timedelta(days=1)
+    created = datetime(2027, 1, 1, tzinfo=timezone.utc)
+
+    def create(start: date) -> str:
+        return billing.create_template(
+            account.id, kari.id, lines=[line()], start=start, period="month",
+            now=created,
+        ).id  # fmt: skip
+
+    with pytest.raises(InvalidScheduleError) as refused:
+        create(too_late)
+    assert str(refused.value) == (
+        f"a template starting {too_late} would never produce an invoice: its "
+        "first is due after the end of recurbill's calendar (9998-12-31 in "
+        f"UTC); start on {latest} or earlier (the latest start for account "
+        f"'late', whose run time is {run_time:%H:%M} in {zone})"
+    )
+    with world.storage.transaction() as tx:
+        assert tx.list_templates(account.id) == []  # nothing written
+    view = billing.template_view(account.id, create(latest), upcoming=3)
+    assert view.template.status is TemplateStatus.ACTIVE
+    assert [u.occurrence.on for u in view.upcoming] == [latest]
+
+
+def test_re_dating_a_template_past_the_latest_start_is_refused() -> None:
+    world = make_world()
+    tid = world.template(_send_invoice(world), start=date(2027, 2, 1))
+    before = world.billing.template_view(world.account.id, tid).template
+    with pytest.raises(InvalidScheduleError, match="start on 9998-12-31 or earlier"):
+        world.billing.change_template(
+            world.account.id, tid, start=date(9999, 3, 1), now=at(date(2027, 1, 10))
+        )
+    after = world.billing.template_view(world.account.id, tid).template
+    assert after == before  # still active, on its old start

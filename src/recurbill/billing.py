@@ -65,6 +65,7 @@ from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
 from recurbill.payments.protocol import CardSetup, PaymentGateway
 from recurbill.records import (
+    LAST_YEAR,
     Account,
     CollectionMethod,
     CreditNoteRecord,
@@ -78,6 +79,7 @@ from recurbill.records import (
     Refund,
     RunReport,
     TemplateStatus,
+    due_instant,
 )
 from recurbill.references import ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME, Period, Schedule
@@ -445,6 +447,10 @@ class Billing:
         The earliest start is tomorrow in the account's time zone (invoices are
         produced by the daily run); an earlier one raises
         :class:`~recurbill.errors.StartTooEarlyError` naming the earliest date.
+        A start so late that its first invoice would be due after the end of
+        recurbill's calendar (the year 9998, in UTC) would never produce one:
+        it raises :class:`~recurbill.errors.InvalidScheduleError` naming the
+        latest start.
         """
         aware(now, "now")
         items = invoice_lines(lines)
@@ -472,6 +478,7 @@ class Billing:
                 created_at=now,
             )
             template = _with_next_due(template, account)
+            _refuse_never_due(template, account)
             tx.add_template(template)
             tx.commit()
         return template
@@ -490,7 +497,8 @@ class Billing:
 
         Re-dating is only possible before the daily run has handled its first
         occurrence (issued it, or skipped it because of a pause), and the new
-        start must be tomorrow or later, like a new template.
+        start must be tomorrow or later and not after the latest start, like
+        a new template's.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -518,6 +526,8 @@ class Billing:
                 )
                 template = attrs.evolve(template, schedule=schedule)
             template = _with_next_due(template, account)
+            if start is not None:
+                _refuse_never_due(template, account)
             tx.update_template(template)
             tx.commit()
         return template
@@ -655,6 +665,11 @@ class Billing:
         ``account_ids`` limits the run to these accounts, one report each in
         that order; a single string or an id given twice raises
         :class:`~recurbill.errors.InvalidInputError`.
+
+        A refused API key or a gateway outage stops the charging, not the
+        run: it issues every due invoice, queues the summaries, then raises
+        the :class:`~recurbill.errors.GatewayError` with the reports it would
+        have returned as the error's ``reports``.
         """
         aware(as_of, "as_of")
         asked = run_accounts(account_ids)
@@ -676,6 +691,7 @@ class Billing:
             summary_when_empty=summary_when_empty,
         )
         if refused is not None:
+            refused.reports = tuple(reports)
             raise refused
         return reports
 
@@ -951,7 +967,9 @@ class Billing:
         """Use the customer's credit balance on their open invoices.
 
         Oldest due date first, as a bank transfer is; invoices with a payment
-        in progress are left out. ``result.credit`` is what is left to use.
+        in progress are left out. ``result.total`` is the balance before and
+        ``result.credit`` the balance after (what the overview shows): what is
+        left to use, or, below zero, what the customer owes (nothing is used).
         """
         return self._credits.apply(account_id, customer_id, now=now)
 
@@ -1060,6 +1078,29 @@ def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTe
         template,
         next_due_at=upcoming,
         status=TemplateStatus.ACTIVE if upcoming else TemplateStatus.FINISHED,
+    )
+
+
+def _refuse_never_due(template: RecurringTemplate, account: Account) -> None:
+    """Refuse a new or re-dated template whose first date is never due.
+
+    End dates and counts cannot cause it (an end before the start is refused
+    and a count is at least 1): only a start whose run is after the end of
+    recurbill's calendar can, and the daily run would only finish it, with
+    no invoice and no report.
+    """
+    if template.next_due_at is not None:
+        return
+    latest = date(LAST_YEAR, 12, 31)
+    while due_instant(latest, account) is None:  # at most a day or two back
+        latest -= timedelta(days=1)
+    raise InvalidScheduleError(
+        problem=f"a template starting {template.schedule.start} would never "
+        f"produce an invoice: its first is due after the end of recurbill's "
+        f"calendar ({LAST_YEAR}-12-31 in UTC)",
+        allowed=f"start on {latest} or earlier (the latest start for account "
+        f"{account.id!r}, whose run time is {account.run_time:%H:%M} in "
+        f"{account.timezone})",
     )
 
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recurbill.errors import RecurbillError
+from recurbill.errors import GatewayError, RecurbillError
 from recurbill.records import PaymentStatus
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
@@ -237,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     as_of = args.as_of or datetime.now(timezone.utc)
     with _storage(url) as storage:
         try:
-            return _report(_daily(storage, gateway, as_of))
+            return _daily(storage, gateway, as_of)
         finally:  # a run stopped by the gateway still queued its e-mail
             if notifier is not None:
                 from recurbill.notify.delivery import deliver_pending
@@ -279,7 +279,7 @@ def _dry_run(args: argparse.Namespace) -> int:
                 allowed="give the path of a recurbill SQLite database",
             ) from None
         with _storage(_url(str(copy))) as storage:
-            status = _report(_daily(storage, InMemoryGateway(), as_of), dry=True)
+            status = _daily(storage, InMemoryGateway(), as_of, dry=True)
     print(f"dry run on a copy of {path}: nothing was saved, no card was charged")
     return status
 
@@ -291,19 +291,36 @@ def _storage(url: str) -> SqlStorage:
 
 
 def _daily(
-    storage: SqlStorage, gateway: PaymentGateway, as_of: datetime
-) -> list[RunReport]:
+    storage: SqlStorage, gateway: PaymentGateway, as_of: datetime, *, dry: bool = False
+) -> int:
+    """The daily run, then :func:`_report`. A run the gateway stopped (a refused
+    key, an outage) still prints its accounts' lines, then raises its error."""
     from recurbill.billing import Billing
 
-    return Billing(storage=storage, gateway=gateway).run(as_of)
+    try:
+        reports = Billing(storage=storage, gateway=gateway).run(as_of)
+    except GatewayError as error:
+        _lines(error.reports, dry=dry)
+        raise
+    return _report(reports, dry=dry)
 
 
 def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
-    """Print a line per account; 1 if a template could not be issued, else 0.
+    """Print a line per account; 1 if a template could not be issued, else 0."""
+    _lines(reports, dry=dry)
+    failures = sum(len(report.failed) for report in reports)
+    if failures:
+        print(
+            f"recurbill: {failures} recurring invoice(s) could not be issued; "
+            "the daily summary says why (they are tried again next run)",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
 
-    A real run counts its charges by outcome; a dry run (whose gateway knows
-    no card) only how many it would make.
-    """
+
+def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
+    """A line per account. A real run counts its charges by outcome; a dry run
+    (whose gateway knows no card) only how many it would make."""
     for report in reports:
         failed = f", {len(report.failed)} failed" if report.failed else ""
         charged, declined = (report.count(s) for s in _ENDED[:2])
@@ -318,14 +335,6 @@ def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
             f"{report.account_id}: {len(report.issued)} issued, {charges}, "
             f"{len(report.skipped)} skipped, {len(report.ended)} ended{failed}"
         )
-    failures = sum(len(report.failed) for report in reports)
-    if failures:
-        print(
-            f"recurbill: {failures} recurring invoice(s) could not be issued; "
-            "the daily summary says why (they are tried again next run)",
-            file=sys.stderr,
-        )
-    return 1 if failures else 0
 
 
 def _notifier(args: argparse.Namespace) -> Notifier | None:

@@ -86,10 +86,11 @@ class Credits:
         """Use the customer's credit on their open invoices, oldest due first.
 
         Invoices with a payment in progress are left out (its charge may still
-        succeed). What is used is one negative credit entry; ``credit`` in the
-        result is what is left to use (zero when the balance is below zero: a
-        refund took back credit already used; the overview shows the balance).
-        Without credit or open invoices nothing changes.
+        succeed). What is used is one negative credit entry. ``total`` in the
+        result is the balance before the call and ``credit`` the balance after
+        it, as the overview shows it. A balance below zero (a refund took back
+        credit already used: the customer owes it) has nothing to use: both are
+        that balance and nothing changes, as without credit or open invoices.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -100,9 +101,11 @@ class Credits:
                 (e.amount for e in tx.list_credit_entries(account_id, customer_id)),
                 zero,
             )
+            if balance < zero:  # owed, not credit: nothing to use
+                return AllocationResult(allocations=(), credit=balance, total=balance)
             busy = paying(tx, account_id, customer_id)
             free = [invoice for invoice in open_ if invoice.id not in busy]
-            result = allocate_payment(max(balance, zero), free)
+            result = allocate_payment(balance, free)
             if result.allocations:
                 _pay(tx, open_, result, now)
                 numbers = ", ".join(a.invoice_number for a in result.allocations)

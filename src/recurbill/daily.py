@@ -396,9 +396,9 @@ class DailyRun:
 
         A refused API key or a gateway outage stops the charging, not the run:
         every due invoice is still issued (its payment waits, pending, for the
-        next run), the summaries are queued, and then the error is raised.
-        Any other error stops the run at once, after queuing the summaries of
-        what it did until then.
+        next run), the summaries are queued, and then the error is raised with
+        the reports as its ``reports``. Any other error stops the run at once,
+        after queuing the summaries of what it did until then.
         """
         aware(as_of, "as_of")
         accounts = self._accounts(account_ids)
@@ -421,6 +421,7 @@ class DailyRun:
         if send_summaries:
             self._queue_summaries(accounts, reports, as_of, summary_when_empty)
         if stop is not None:
+            stop.reports = tuple(reports)
             raise stop
         return reports
 
@@ -633,6 +634,7 @@ class DailyRun:
             customer_name=name,
             problem=str(error),
             description=_describe(template),
+            error=type(error).__name__,
         )
 
     def _plan(

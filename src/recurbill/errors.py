@@ -39,7 +39,7 @@ instance as ``error.fields``::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "ConflictError",
@@ -93,8 +93,10 @@ class RecurbillError(Exception):
         return self.template.format(**fields)
 
     def __reduce__(self) -> tuple[object, ...]:
-        # rebuilt from its fields, so errors cross process boundaries intact
-        return (_rebuild, (type(self), self.fields))
+        # rebuilt from its fields, so errors cross process boundaries intact,
+        # with any attribute set after it was made (GatewayError.reports)
+        extra = {k: v for k, v in vars(self).items() if k != "fields"}
+        return (_rebuild, (type(self), self.fields), extra or None)
 
 
 def _rebuild(cls: type[RecurbillError], fields: dict[str, object]) -> RecurbillError:
@@ -247,6 +249,10 @@ class SchemaVersionError(StorageError):
 
 class GatewayError(RecurbillError):
     """Base of the payment gateway port's errors (declines are results, not errors)."""
+
+    reports: tuple[Any, ...] = ()
+    """When this error stopped a daily run (``Billing.run``): the run's
+    ``RunReport`` per account, of all it did before raising; otherwise empty."""
 
 
 class GatewayUnavailableError(GatewayError):

@@ -593,6 +593,10 @@ class FailedLine:
     """The error that stopped it: what was wrong and what is allowed (English)."""
     description: str = ""
     """What the template bills (its memo, or its first line): for people to read."""
+    error: str = "InvalidInputError"
+    """The name of the error's class in :mod:`recurbill.errors` (e.g.
+    ``"VatCategoryError"``): the summary names the problem by it in the
+    reader's language."""
 
 
 @attrs.frozen(kw_only=True)

@@ -267,7 +267,9 @@ class Allocation:
 class AllocationResult:
     """Where an incoming amount went: parts per invoice, and the rest as credit.
 
-    ``total`` is the incoming amount; ``applied + credit == total`` exactly.
+    ``total`` is the incoming amount (for ``Billing.apply_credit`` the credit
+    balance, below zero when the customer owes it); ``applied + credit ==
+    total`` exactly.
     """
 
     allocations: tuple[Allocation, ...]

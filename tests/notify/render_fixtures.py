@@ -12,6 +12,7 @@ from recurbill.records import (
     ChargeLine,
     Customer,
     EndedLine,
+    FailedLine,
     Invoice,
     IssuedLine,
     Receipt,
@@ -119,6 +120,17 @@ def report(currency: str) -> RunReport:
             ),
         ),
         ended=(EndedLine(template_id="tpl_3", customer_name="Åsa Lindqvist"),),
+        failed=(
+            FailedLine(
+                template_id="tpl_9",
+                customer_name="Per Ødegård",
+                description="Husleie kontor",
+                problem="line 1 has VAT category AE without an exemption reason; "
+                "category AE needs an exemption reason text or code (e.g. "
+                "'VATEX-EU-AE' or 'Reverse charge')",
+                error="VatCategoryError",
+            ),
+        ),
     )
 
 

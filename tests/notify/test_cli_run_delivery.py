@@ -142,5 +142,9 @@ def test_a_run_stopped_by_the_gateway_still_delivers_its_e_mail(
     )  # fmt: skip
     captured = capsys.readouterr()
     assert status == 1
-    assert "key refused" in captured.err
-    assert "e-mail: 2 sent, 0 failed" in captured.out  # invoice and summary
+    assert captured.err == "recurbill: key refused; fix it\n"  # one line
+    assert captured.out.splitlines() == [
+        "fjord: 2 issued, 0 charged, 0 declined, 0 awaiting an outcome, "
+        "0 skipped, 0 ended",  # what the run did before it stopped
+        "e-mail: 2 sent, 0 failed (kept in the outbox for the next run)",
+    ]  # Per's invoice and the summary (Kari's waits for her charge)

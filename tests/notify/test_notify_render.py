@@ -100,19 +100,21 @@ def test_rates_and_quantities_do_not_depend_on_the_callers_decimal_context() -> 
 
 
 def test_summary_lists_every_part_of_the_run() -> None:
-    text = render_summary(account("nb_NO"), report("NOK")).text
+    message = render_summary(account("nb_NO"), report("NOK"))
+    text = " ".join(message.text.replace(NBSP, " ").split())  # cells may wrap
     for expected in (
         "Utstedte fakturaer (3)",
         "INV-000043",
         "Þórður Guðmundsson",
-        "Avvist (insufficient_funds)",
-        "Venter på bekreftelse fra kunden (1)",
+        "Avvist (ikke dekning)",
+        "Kunne ikke utstedes (1)",
         "Hoppet over under pause (1)",
         "4. mars 2026",
         "Gjentakende fakturaer som er avsluttet (1)",
         "tpl_3",
     ):
         assert expected in text
+    assert "Venter på bekreftelse fra kunden (1)" in message.html
 
 
 def _long_report(extra: int) -> RunReport:
@@ -623,7 +625,7 @@ DISCOUNTED = InvoiceLine(
 
 
 @pytest.mark.parametrize(
-    ("locale", "rows"),
+    ("locale", "rows", "label"),
     [
         (
             "nb_NO",
@@ -631,25 +633,31 @@ DISCOUNTED = InvoiceLine(
                 "Strøm 132 15,24 kr pr. 12 25 % 167,64 kr",
                 "Time 2 999,00 kr 25 % 1 998,00 kr",
                 "Tillegg (frakt) 50,00 kr",
-                "Rabatt 10 % av 1 998,00 kr (stamkunde) -199,80 kr",
+                "Rabatt 10 % av 1 998,00 kr -199,80 kr",  # wrapped within 72
+                "(stamkunde)",
                 "Sum eks. mva. 2 015,84 kr",
             ],
+            "Rabatt 10 % av 1 998,00 kr (stamkunde)",
         ),
         (
             "sv_SE",
             [
                 "Strøm 132 15,24 Nkr för 12 25 % 167,64 Nkr",
                 "Tillägg (frakt) 50,00 Nkr",
-                "Rabatt 10 % på 1 998,00 Nkr (stamkunde) -199,80 Nkr",
+                "Rabatt 10 % på -199,80 Nkr",
+                "1 998,00 Nkr (stamkunde)",
             ],
+            "Rabatt 10 % på 1 998,00 Nkr (stamkunde)",
         ),
         (
             "is_IS",
             [
                 "Strøm 132 15,24 NOK fyrir 12 25% 167,64 NOK",
                 "Álag (frakt) 50,00 NOK",
-                "Afsláttur 10% af 1.998,00 NOK (stamkunde) -199,80 NOK",
+                "Afsláttur 10% af -199,80 NOK",
+                "1.998,00 NOK (stamkunde)",
             ],
+            "Afsláttur 10% af 1.998,00 NOK (stamkunde)",
         ),
         (
             "en_GB",
@@ -657,22 +665,101 @@ DISCOUNTED = InvoiceLine(
                 "Strøm 132 NOK15.24 per 12 25% NOK167.64",
                 "Time 2 NOK999.00 25% NOK1,998.00",
                 "Charge (frakt) NOK50.00",
-                "Discount 10% of NOK1,998.00 (stamkunde) -NOK199.80",
+                "Discount 10% of NOK1,998.00 -NOK199.80",
+                "(stamkunde)",
                 "Total excl. VAT NOK2,015.84",
             ],
+            "Discount 10% of NOK1,998.00 (stamkunde)",
         ),
     ],
 )
 def test_invoice_rows_show_base_quantity_and_line_allowances(
-    locale: str, rows: list[str]
+    locale: str, rows: list[str], label: str
 ) -> None:
     """132 × 15,24 kr read next to 167,64 kr, and 2 × 999 next to 1 798,20:
     the price now says per how many, and each line allowance or charge has its
-    row, so the amounts add up to the total without VAT."""
+    row, so the amounts add up to the total without VAT. A label too long for
+    its column wraps in it (the plain text keeps lines within 72 characters)."""
     message = render_invoice(
         account(locale), customer(locale), _invoice_with((PER_12, DISCOUNTED))
     )
     shown = [" ".join(row.split()) for row in message.text.split("\n")]
     for row in rows:
         assert row in shown
-    assert html.escape(rows[-2].rsplit(" ", 2)[0]) in message.html.replace("\xa0", " ")
+    assert html.escape(label) in message.html.replace("\xa0", " ")  # one cell
+
+
+SUMMARY_WORDS = {
+    "nb_NO": (
+        "Årsak",
+        "Ugyldig mva.-sats eller fritaksgrunn",
+        "Avvist (ikke dekning)",
+        "Detaljer (på engelsk):",
+    ),
+    "sv_SE": (
+        "Orsak",
+        "Ogiltig momssats eller undantagsskäl",
+        "Nekad (otillräckligt saldo)",
+        "Detaljer (på engelska):",
+    ),
+    "is_IS": (
+        "Ástæða",
+        "Ógilt VSK-þrep eða ástæða undanþágu",
+        "Hafnað (ekki næg innstæða)",
+        "Nánari upplýsingar (á ensku):",
+    ),
+    "en_GB": (
+        "Problem",
+        "Invalid VAT rate or exemption reason",
+        "Declined (insufficient funds)",
+        "Details:",
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", sorted(SUMMARY_WORDS))
+def test_the_summary_says_what_went_wrong_in_the_readers_language(
+    locale: str,
+) -> None:
+    message = render_summary(account(locale), report(CURRENCY[locale]))
+    text = " ".join(message.text.split())  # cells may wrap
+    column, problem, declined, details = SUMMARY_WORDS[locale]
+    assert f"{column} Per Ødegård Husleie kontor {problem}" in text
+    assert declined in text
+    assert "insufficient_funds" not in text  # the gateway's code, explained
+    # the error's own words (English) follow the table, under their label
+    english = "Per Ødegård, Husleie kontor: line 1 has VAT category AE without"
+    assert text.index(details) < text.index(english)
+    assert "line 1" not in text[: text.index(details)]
+    for part in (problem, declined):
+        assert html.escape(part) in message.html
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ("VatCategoryError", "Ugyldig mva.-sats eller fritaksgrunn"),
+        ("CreditExceedsInvoiceError", "Ugyldige fakturalinjer"),  # its base class
+        ("InvalidInvoiceError", "Ugyldige fakturalinjer"),
+        ("CurrencyMismatchError", "Beløp i ulike valutaer"),
+        ("StartTooEarlyError", "Ugyldig tidsplan"),
+        ("InvalidRecordError", "Ugyldige kunde- eller kontoopplysninger"),
+        ("InvalidInputError", "Ugyldige opplysninger"),
+        ("InvalidSelectionError", "Ugyldige opplysninger"),
+        ("SomethingElse", "Ugyldige opplysninger"),
+        ("__class__", "Ugyldige opplysninger"),
+        ("", "Ugyldige opplysninger"),
+    ],
+)
+def test_a_problem_is_named_by_its_error_class(error: str, shown: str) -> None:
+    (failed,) = report("NOK").failed
+    run = attrs.evolve(report("NOK"), failed=(attrs.evolve(failed, error=error),))
+    text = " ".join(render_summary(account("nb_NO"), run).text.split())
+    assert f"Per Ødegård Husleie kontor {shown} Disse" in text
+
+
+def test_a_rare_decline_code_is_shown_as_the_gateway_gives_it() -> None:
+    base = report("NOK")
+    charge = attrs.evolve(base.charges[1], decline_code="do_not_honor")
+    run = attrs.evolve(base, charges=(charge,))
+    assert "Avvist (do_not_honor)" in render_summary(account("nb_NO"), run).text

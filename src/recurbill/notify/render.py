@@ -6,6 +6,11 @@ not go through". Each comes back as a :class:`~recurbill.notify.protocol.Message
 with a plain-text body that reads well on its own and a simple HTML
 alternative (every value escaped, no images, no external resources).
 
+The plain text keeps its lines within 72 characters: paragraphs wrap, and so
+does a table cell, a totals label or a field value too long for its column.
+Words and amounts are never broken, so only a word longer than the room it
+has (a long URL) makes a longer line.
+
 Texts exist in Norwegian bokmål, Swedish, Icelandic and English (see
 :mod:`recurbill.notify.texts`). :func:`resolve_locale` picks them: ``nb``,
 ``nn`` and ``no`` read Norwegian bokmål, ``sv_FI`` reads Swedish, and any other
@@ -34,6 +39,7 @@ from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
+from recurbill import errors
 from recurbill.errors import InvalidInputError, RecurbillError
 from recurbill.invoice import (
     InvoiceLine,
@@ -77,6 +83,7 @@ _LANGUAGES |= {"sv": "sv_SE", "is": "is_IS"}
 _FALLBACK = "en_GB"
 _WIDTH = 72
 _SPACES = re.compile("( +)")
+_BREAKS = re.compile("[ \t\n\r\x0b\x0c]+")  # where _wrap may break a line
 _RIGHT = ' style="text-align:right"'
 
 _DECLINES = {
@@ -92,6 +99,19 @@ _DECLINES = {
 }
 """Decline codes worth explaining. Others (``lost_card``, ``fraudulent`` …)
 read as a plain decline, as card networks advise."""
+
+_PROBLEMS: dict[type[RecurbillError], str] = {
+    errors.InvalidAmountError: "summary.problem.amount",
+    errors.UnknownCurrencyError: "summary.problem.unknown_currency",
+    errors.CurrencyMismatchError: "summary.problem.currencies",
+    errors.VatCategoryError: "summary.problem.vat",
+    errors.InvalidInvoiceError: "summary.problem.lines",
+    errors.InvalidScheduleError: "summary.problem.schedule",
+    errors.InvalidReferenceError: "summary.problem.reference",
+    errors.InvalidRecordError: "summary.problem.record",
+}
+"""What the summary calls a template's problem, by the class of its error or
+the nearest base class listed; any other error is ``summary.problem.other``."""
 
 
 # -- locale -----------------------------------------------------------------
@@ -261,32 +281,32 @@ class _Link:
 _Block = _Para | _Heading | _Fields | _Table | _Link
 
 
-def _wrap(text: str) -> list[str]:
-    """*text* in lines of at most _WIDTH, as textwrap wraps it (no word broken)."""
+def _wrap(text: str, width: int = _WIDTH) -> list[str]:
+    """*text* in lines of at most *width*, as textwrap wraps it (no word broken)."""
     lines: list[str] = []
     for line in text.split("\n"):
         if "\t" in line or "\r" in line or "\x0b" in line or "\x0c" in line:
             lines.extend(
                 textwrap.wrap(
-                    line, _WIDTH, break_long_words=False, break_on_hyphens=False
+                    line, width, break_long_words=False, break_on_hyphens=False
                 )
                 or [""]
             )
         else:
-            lines.extend(_fill(line) or [""])
+            lines.extend(_fill(line, width) or [""])
     return lines
 
 
-def _fill(line: str) -> list[str]:
+def _fill(line: str, width: int) -> list[str]:
     """textwrap's greedy lines for *line* of words and spaces, without its setup."""
-    if len(line) <= _WIDTH and not line[-1:].isspace():
+    if len(line) <= width and not line[-1:].isspace():
         return [line]
     lines: list[str] = []
     words = line.split(" ")
     if "" not in words and all(map(str.strip, words)):
         lines.append(words[0])  # words one space apart: each line takes what fits
         for word in words[1:]:
-            if len(lines[-1]) + 1 + len(word) <= _WIDTH:
+            if len(lines[-1]) + 1 + len(word) <= width:
                 lines[-1] += " " + word
             else:
                 lines.append(word)
@@ -298,7 +318,7 @@ def _fill(line: str) -> list[str]:
             del chunks[-1]  # no line starts with spaces but the first
         current: list[str] = []
         size = 0
-        while chunks and size + len(chunks[-1]) <= _WIDTH:
+        while chunks and size + len(chunks[-1]) <= width:
             size += len(chunks[-1])
             current.append(chunks.pop())
         if chunks and not current:
@@ -318,29 +338,149 @@ def _span(row: tuple[str, ...]) -> int:
     return len(row)
 
 
+def _longest_word(cell: str) -> int:
+    """The longest run of *cell* that :func:`_wrap` never breaks."""
+    return max(map(len, _BREAKS.split(cell)))
+
+
+def _row_width(widths: Sequence[int]) -> int:
+    """The length of a table line whose columns have *widths* (all filled)."""
+    return 2 + sum(widths) + 2 * (len(widths) - 1)
+
+
+def _narrowed(
+    widths: list[int], phases: Sequence[tuple[Sequence[int], Sequence[int]]]
+) -> list[int]:
+    """*widths* narrowed until a line fits in _WIDTH, if it can.
+
+    Each phase narrows its columns, the widest first, none below its floor,
+    until the line fits; the next phase goes on if it does not.
+    """
+    excess = _row_width(widths) - _WIDTH
+    if excess <= 0:
+        return widths
+    widths = list(widths)
+    for group, floors in phases:
+        while excess > 0:
+            narrow = [i for i in group if widths[i] > floors[i]]
+            if not narrow:
+                break
+            i = max(narrow, key=lambda c: widths[c])
+            below = max((widths[c] for c in narrow if c != i), default=0)
+            step = max(1, min(excess, widths[i] - max(floors[i], below)))
+            widths[i] -= step
+            excess -= step
+    return widths
+
+
+def _balanced(text: str, width: int) -> list[str]:
+    """*text* in as few lines as *width* takes, each as short as that allows
+    (no "(1)" left alone on the last line)."""
+    lines = _wrap(text, width)
+    floor = _longest_word(text)
+    while width > floor and len(_wrap(text, width - 1)) == len(lines):
+        width -= 1
+    return _wrap(text, width)
+
+
 def _text_table(table: _Table) -> list[str]:
+    """The table in plain text, each line at most _WIDTH wide.
+
+    A cell too long for its column wraps inside it (the row's other values
+    stay on its first line); so does a footer label too long for the columns
+    it spans. Text columns give way first, down to their longest word, then
+    amounts, down to theirs. Amounts and words are never broken: if they
+    still do not fit, text columns narrow further (down to the words of
+    their heading), and a word longer than its column sticks out of it.
+    """
     body = (table.header, *table.rows)
-    widths = [max(map(len, column)) for column in zip(*body, strict=True)]
+    columns = [list(column) for column in zip(*body, strict=True)]
     spans = [_span(row) for row in table.footer]
     for row, k in zip(table.footer, spans, strict=True):
+        for i in range(k, len(row)):  # a footer's values are not wrapped
+            columns[i].append(row[i])
+    widths = [max(map(len, column)) for column in columns]
+    fits = _row_width(widths) <= _WIDTH
+    whole = fits and "\n" not in "".join(map("".join, body))  # no cell wraps
+    if not fits:
+        words = [max(map(_longest_word, column)) for column in columns]
+        for row, k in zip(table.footer, spans, strict=True):
+            for i in range(k, len(row)):
+                words[i] = max(words[i], len(row[i]))
+        text = [i for i in range(len(columns)) if i not in table.right]
+        headings = [_longest_word(cell) for cell in table.header]
+        widths = _narrowed(
+            widths, [(text, words), (sorted(table.right), words), (text, headings)]
+        )
+    spare = _WIDTH - _row_width(widths)
+    for row, k in zip(table.footer, spans, strict=True):
         room = sum(widths[:k]) + 2 * (k - 1)
-        if len(row[0]) > room:
-            widths[k - 1] += len(row[0]) - room
+        grow = min(len(row[0]) - room, spare)
+        if grow > 0:  # a longer label widens the last column it spans
+            widths[k - 1] += grow
+            spare -= grow
     # one format field per column: "{:>12}" is str.rjust(12), "{:<12}" ljust
     fields = [
         f"{{:{'>' if i in table.right else '<'}{width}}}" if width else "{}"
         for i, width in enumerate(widths)
     ]
     line = "  " + "  ".join(fields)
-    out = [line.format(*row).rstrip() for row in body]
+    if whole:  # the common case
+        out = [line.format(*row).rstrip() for row in body]
+    else:
+        out = _wrapped_rows(body, widths, line)
     if table.footer:
-        out.append("  " + "-" * (max(map(len, out)) - 2))
+        rule = min(max(map(len, out)), _row_width(widths))  # not a long word's
+        out.append("  " + "-" * (rule - 2))
         rooms = {k: sum(widths[:k]) + 2 * (k - 1) for k in spans}
         tails = {k: "  ".join(fields[k:]) for k in spans}
         for row, k in zip(table.footer, spans, strict=True):
-            label = row[0].ljust(rooms[k])
+            room = rooms[k]
+            label = row[0]
+            fit = len(label) <= room and "\n" not in label
+            labels = [label] if fit else _balanced(label, room)
             rest = tails[k].format(*row[k:])
-            out.append(("  " + label + ("  " + rest if rest else "")).rstrip())
+            out.append(
+                ("  " + labels[0].ljust(room) + ("  " + rest if rest else "")).rstrip()
+            )
+            out.extend(("  " + label).rstrip() for label in labels[1:])
+    return out
+
+
+def _wrapped_rows(
+    body: Sequence[tuple[str, ...]], widths: Sequence[int], line: str
+) -> list[str]:
+    """*body*'s rows formatted by *line*, each cell wrapped in its column."""
+    out: list[str] = []
+    for row in body:
+        if all(
+            len(cell) <= w and "\n" not in cell
+            for cell, w in zip(row, widths, strict=True)
+        ):
+            out.append(line.format(*row).rstrip())
+            continue
+        cells = [
+            [cell] if len(cell) <= w and "\n" not in cell else _wrap(cell, w)
+            for cell, w in zip(row, widths, strict=True)
+        ]
+        for n in range(max(map(len, cells))):
+            parts = [lines[n] if n < len(lines) else "" for lines in cells]
+            out.append(line.format(*parts).rstrip())
+    return out
+
+
+def _text_fields(block: _Fields) -> list[str]:
+    """Labels and values in two columns; a long value wraps in its column."""
+    width = max(len(label) for label, _ in block.rows) + 1
+    room = max(1, _WIDTH - width - 2)
+    out: list[str] = []
+    for label, value in block.rows:
+        if len(value) <= room and "\n" not in value:
+            out.append(f"{(label + ':').ljust(width)}  {value}")
+            continue
+        first, *rest = _wrap(value, room)
+        out.append(f"{(label + ':').ljust(width)}  {first}".rstrip())
+        out.extend((" " * (width + 2) + line).rstrip() for line in rest)
     return out
 
 
@@ -352,13 +492,7 @@ def _plain(blocks: Sequence[_Block]) -> str:
         elif isinstance(block, _Heading):
             parts.append([block.text, "-" * len(block.text)])
         elif isinstance(block, _Fields):
-            width = max(len(label) for label, _ in block.rows) + 1
-            parts.append(
-                [
-                    f"{(label + ':').ljust(width)}  {value}"
-                    for label, value in block.rows
-                ]
-            )
+            parts.append(_text_fields(block))
         elif isinstance(block, _Table):
             parts.append(_text_table(block))
         else:
@@ -553,12 +687,14 @@ def render_summary(account: Account, report: RunReport) -> Message:
     """The daily summary of *report*, to the account's summary address.
 
     Lists what was issued (number, customer, date, amount, with a total), card
-    payments and their outcome (paid, declined with the decline code, waiting
-    for the customer), occurrences skipped while paused and recurring invoices
-    that ended; first of all, any that could not be issued, with the reason.
-    An empty report says there is nothing to report. Each table
-    lists at most :data:`SUMMARY_ROWS` lines and says how many more there
-    are; its totals count them all (the report itself has every line).
+    payments and their outcome (paid, declined with the reason, waiting for
+    the customer), occurrences skipped while paused and recurring invoices
+    that ended; first of all, any that could not be issued, with the problem.
+    Everything is in the account's language but the gateway's code of a rare
+    decline and each problem's details, the error's own words (in English),
+    which follow its table. An empty report says there is nothing to report.
+    Each table lists at most :data:`SUMMARY_ROWS` lines and says how many more
+    there are; its totals count them all (the report itself has every line).
     """
     _need(account, Account, "account")
     _need(report, RunReport, "report")
@@ -571,6 +707,14 @@ def render_summary(account: Account, report: RunReport) -> Message:
     if report.failed:  # first: it needs the reader's attention
         _section(blocks, t, "summary.failed", report.failed, lambda s: _failed(s, t))
         blocks.append(_Para(t("summary.failed_note")))
+        blocks.append(_Para(t("summary.failed_details")))
+        blocks.extend(  # the errors' own words (English), to correct them by
+            _Para(
+                f"{line.customer_name}, {line.description or line.template_id}: "
+                f"{line.problem}"
+            )
+            for line in report.failed[:SUMMARY_ROWS]
+        )
     issued, charges = report.issued, report.charges
     _section(
         blocks, t, "summary.issued", issued, lambda shown: _issued(shown, issued, t)
@@ -627,7 +771,11 @@ def _charges(
 
     def result(line: ChargeLine) -> str:
         status = t(f"status.{line.status.value}")
-        return f"{status} ({line.decline_code})" if line.decline_code else status
+        if not line.decline_code:
+            return status
+        known = _DECLINES.get(line.decline_code)
+        reason = t(f"summary.{known}") if known else line.decline_code
+        return f"{status} ({reason})"
 
     footer = []
     for status in (
@@ -675,8 +823,18 @@ def _skipped(shown: Sequence[SkippedLine], t: _Lang) -> _Table:
 def _failed(shown: Sequence[FailedLine], t: _Lang) -> _Table:
     """The summary's recurring invoices that could not be issued, and why."""
     return _per_template(
-        shown, t, "summary.col.problem", [line.problem for line in shown]
+        shown, t, "summary.col.problem", [_problem(line, t) for line in shown]
     )
+
+
+def _problem(line: FailedLine, t: _Lang) -> str:
+    """What was wrong with a template, in a few words of the reader's language."""
+    kind = getattr(errors, line.error, None) if line.error in errors.__all__ else None
+    for cls in kind.__mro__ if isinstance(kind, type) else ():
+        key = _PROBLEMS.get(cls)
+        if key is not None:
+            return t(key)
+    return t("summary.problem.other")
 
 
 def _ended(shown: Sequence[EndedLine], t: _Lang) -> _Table:
