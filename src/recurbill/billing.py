@@ -63,7 +63,13 @@ from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
-from recurbill.payments.protocol import CardSetup, PaymentGateway
+from recurbill.payments.protocol import (
+    ACCOUNT_METADATA_KEY,
+    PAYMENT_METADATA_KEY,
+    REFUND_METADATA_KEY,
+    CardSetup,
+    PaymentGateway,
+)
 from recurbill.records import (
     Account,
     CollectionMethod,
@@ -996,31 +1002,45 @@ class Billing:
     # gateway events --------------------------------------------------------
     def handle_webhook(
         self, payload: bytes, *, signature: str, now: datetime
-    ) -> Payment | None:
-        """Verify a gateway webhook and finish the payment it is about.
+    ) -> Payment | Refund | None:
+        """Verify a gateway webhook and finish the payment or refund it is about.
 
-        Order does not matter, because the payment's state is read back from the
-        gateway, not from the event, and applying it is idempotent. A duplicate
-        delivery (an event id seen before) returns None. The event id is
-        remembered only after the work is done.
+        Order does not matter, because the state is read back from the
+        gateway, not taken from the event, and applying it is idempotent. A
+        refund event (``refund.updated``, ``refund.failed``,
+        ``charge.refund.updated``) records how the refund stands: a pending
+        one that ended, or one answered ``succeeded`` that failed later, whose
+        amount then becomes the customer's credit, once, whichever of its
+        events, their redeliveries and the daily run records it first
+        (:meth:`Corrections.follow`). A duplicate delivery (an event id seen
+        before) returns None, and so does an event about nothing recurbill
+        made. The event id is remembered only after the work is done: if
+        the gateway cannot be asked, the error is raised and the gateway's
+        redelivery is processed again.
         """
         aware(now, "now")
         event = self.gateway.parse_webhook(
             payload, signature=signature, now=int(now.timestamp())
         )
         metadata = event.data.get("metadata")
-        payment: Payment | None = None
+        about: Payment | Refund | None = None
         if isinstance(metadata, dict):
-            payment_id = metadata.get("recurbill_payment")
-            account_id = metadata.get("account")
-            if isinstance(payment_id, str) and isinstance(account_id, str):
-                # done before the event is remembered: a failure here leaves it
-                # unrecorded, so the gateway's redelivery is processed again
-                payment = self._collector.reconcile(account_id, payment_id, now=now)
+            account_id = metadata.get(ACCOUNT_METADATA_KEY)
+            payment_id = metadata.get(PAYMENT_METADATA_KEY)
+            refund_id = metadata.get(REFUND_METADATA_KEY)
+            # done before the event is remembered: a failure here leaves it
+            # unrecorded, so the gateway's redelivery is processed again
+            if isinstance(account_id, str) and isinstance(payment_id, str):
+                if event.refund is None:
+                    about = self._collector.reconcile(account_id, payment_id, now=now)
+                elif isinstance(refund_id, str):
+                    about = self._corrections.follow(
+                        account_id, payment_id, refund_id, now=now
+                    )
         with self.storage.transaction() as tx:
             fresh = tx.record_webhook_event(event.event_id)
             tx.commit()
-        return payment if fresh else None
+        return about if fresh else None
 
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:

@@ -514,7 +514,10 @@ class GatewayContract:
         assert other.charge_id is not None
         key = _key("refund-found")
         made = gateway.refund(
-            first.charge_id, amount=Money(100, "NOK"), idempotency_key=key
+            first.charge_id,
+            amount=Money(100, "NOK"),
+            idempotency_key=key,
+            metadata={"recurbill_refund": "contract"},
         )
         assert gateway.retrieve_refund(first.charge_id, idempotency_key=key) == made
         assert (
