@@ -65,6 +65,7 @@ from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
+    CUSTOMER_METADATA_KEY,
     PAYMENT_METADATA_KEY,
     REFUND_METADATA_KEY,
     CardSetup,
@@ -212,7 +213,21 @@ class Billing:
         ),
         customer_id: str | None = None,
     ) -> Customer:
-        """Add a customer and create it at the gateway."""
+        """Add a customer, then create it at the gateway.
+
+        The customer is stored first; then the gateway customer is created
+        with an idempotency key derived from the customer's id, and its id is
+        stored. So no failure leaves a gateway customer recurbill does not
+        know of: if the gateway call or the last write fails, the error is
+        raised and the customer stays stored without a gateway customer. To
+        finish it, call ``add_customer`` again with the same ``customer_id``
+        and details (it returns the customer; other details raise
+        :class:`~recurbill.errors.ConflictError`), or go on:
+        :meth:`start_card_setup` and :meth:`save_card` create it first. The
+        same key makes the gateway return the customer it made for the lost
+        answer (Stripe remembers keys for 24 hours). Pass your own
+        ``customer_id`` to make this call safe to repeat.
+        """
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
         chosen_locale = locale or account.locale
@@ -225,24 +240,50 @@ class Billing:
             locale=chosen_locale,
             collection_method=to_collection_method(collection_method),
         )
-        with self.storage.transaction() as tx:
-            try:
-                tx.get_customer(account_id, customer.id)  # one row, not the list
-            except NotFoundError:
-                pass
-            else:
+        try:
+            with self.storage.transaction() as tx:
+                stored = _stored_customer(tx, account_id, customer.id)
+                if stored is None:
+                    tx.add_customer(customer)
+                    tx.commit()
+        except ConflictError:  # added by another call meanwhile
+            stored = self._customer(account_id, customer.id)
+        if stored is not None:
+            if _details(stored) != _details(customer):
                 raise ConflictError(
-                    problem=f"customer {customer.id!r} exists already",
-                    allowed="give a new customer_id, or leave it out",
+                    problem=f"customer {customer.id!r} exists already with other "
+                    "details",
+                    allowed="give a new customer_id, or leave it out (the same "
+                    "details finish an earlier call)",
                 )
+            customer = stored
+        return self._with_gateway_customer(customer)
+
+    def _with_gateway_customer(self, customer: Customer) -> Customer:
+        """*customer* with its gateway customer, created now if it has none.
+
+        The idempotency key is derived from the stored customer, so repeating
+        a call whose answer or last write was lost returns the same one.
+        """
+        if customer.gateway_customer_id is not None:
+            return customer
         gateway_id = self.gateway.create_customer(
-            email=email, name=name, metadata={"recurbill_customer": customer.id}
+            email=customer.email,
+            name=customer.name,
+            metadata={
+                CUSTOMER_METADATA_KEY: customer.id,
+                ACCOUNT_METADATA_KEY: customer.account_id,
+            },
+            idempotency_key="recurbill-"
+            + derived_id("gcus", customer.account_id, customer.id),
         )
-        customer = attrs.evolve(customer, gateway_customer_id=gateway_id)
         with self.storage.transaction() as tx:
-            tx.add_customer(customer)
-            tx.commit()
-        return customer
+            fresh = tx.get_customer(customer.account_id, customer.id)
+            if fresh.gateway_customer_id is None:  # else a call stored it first
+                fresh = attrs.evolve(fresh, gateway_customer_id=gateway_id)
+                tx.update_customer(fresh)
+                tx.commit()
+        return fresh
 
     def set_collection_method(
         self, account_id: str, customer_id: str, method: CollectionMethod | str
@@ -259,8 +300,12 @@ class Billing:
 
     # cards -------------------------------------------------------------
     def start_card_setup(self, account_id: str, customer_id: str) -> CardSetup:
-        """Start saving a card; the browser completes it with the client secret."""
-        customer = self._customer(account_id, customer_id)
+        """Start saving a card; the browser completes it with the client secret.
+
+        A customer whose gateway customer :meth:`add_customer` could not
+        create gets it first.
+        """
+        customer = self._with_gateway_customer(self._customer(account_id, customer_id))
         return self.gateway.start_card_setup(customer.gateway_customer_id or "")
 
     def save_card(
@@ -271,8 +316,11 @@ class Billing:
         token: str,
         make_default: bool = True,
     ) -> PaymentMethod:
-        """Store a confirmed payment method (a gateway token) for the customer."""
-        customer = self._customer(account_id, customer_id)
+        """Store a confirmed payment method (a gateway token) for the customer.
+
+        As :meth:`start_card_setup`, it creates a missing gateway customer first.
+        """
+        customer = self._with_gateway_customer(self._customer(account_id, customer_id))
         details = self.gateway.attach_payment_method(
             customer.gateway_customer_id or "", token=token
         )
@@ -1064,6 +1112,25 @@ def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTe
         template,
         next_due_at=upcoming,
         status=TemplateStatus.ACTIVE if upcoming else TemplateStatus.FINISHED,
+    )
+
+
+def _stored_customer(
+    tx: Transaction, account_id: str, customer_id: str
+) -> Customer | None:
+    try:
+        return tx.get_customer(account_id, customer_id)  # one row, not the list
+    except NotFoundError:
+        return None
+
+
+def _details(customer: Customer) -> tuple[str, str, str, CollectionMethod]:
+    """What ``add_customer`` was given: an earlier call with these is repeated."""
+    return (
+        customer.name,
+        customer.email,
+        customer.locale,
+        customer.collection_method,
     )
 
 

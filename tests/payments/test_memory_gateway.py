@@ -533,3 +533,20 @@ def test_a_pending_refund_that_ends_emits_refund_updated(
     ended = gateway.finish_refund(second.refund_id, "failed", failure_reason="declined")
     assert ended.failure_reason == "declined"
     assert [e.type for e in gateway.events][-2:] == ["refund.updated", "refund.failed"]
+
+
+def test_a_customer_key_makes_one_customer(gateway: InMemoryGateway) -> None:
+    gateway.fail_next("timeout_after", operation="create_customer")
+    with pytest.raises(GatewayUnavailableError):
+        gateway.create_customer(email="a@example.no", name="A", idempotency_key="c1")
+    first = gateway.create_customer(
+        email="a@example.no", name="A", idempotency_key="c1"
+    )
+    assert (
+        gateway.create_customer(email="a@example.no", name="A", idempotency_key="c1")
+        == first
+    )
+    with pytest.raises(IdempotencyKeyReuseError):
+        gateway.create_customer(email="b@example.no", name="B", idempotency_key="c1")
+    other = gateway.create_customer(email="a@example.no", name="A")
+    assert other != first

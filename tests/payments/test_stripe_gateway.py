@@ -441,6 +441,24 @@ def test_refunds_carry_their_metadata_and_report_a_later_failure(
     )
 
 
+def test_a_customer_key_goes_in_the_idempotency_header(
+    gateway: StripeGateway, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next("drop_after", path="/v1/customers")
+    with pytest.raises(GatewayUnavailableError):
+        gateway.create_customer(email="a@example.no", name="A", idempotency_key="c-1")
+    first = gateway.create_customer(
+        email="a@example.no", name="A", idempotency_key="c-1"
+    )
+    assert len(fake_stripe.customers) == 1
+    assert [
+        r.idempotency_key for r in fake_stripe.received if r.path == "/v1/customers"
+    ] == ["c-1", "c-1"]
+    with pytest.raises(IdempotencyKeyReuseError):
+        gateway.create_customer(email="b@example.no", name="B", idempotency_key="c-1")
+    assert gateway.create_customer(email="a@example.no", name="A") != first
+
+
 @pytest.mark.parametrize("type_", ["refund.failed", "charge.refund.updated"])
 def test_refund_events_carry_the_refund(gateway: StripeGateway, type_: str) -> None:
     from recurbill.payments import sign_webhook

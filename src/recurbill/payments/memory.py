@@ -554,20 +554,38 @@ class InMemoryGateway:
     # -- the PaymentGateway protocol ---------------------------------------
 
     def create_customer(
-        self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
+        self,
+        *,
+        email: str,
+        name: str,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Create a customer; return its id (``cus_mem_0001``, …)."""
+        """Create a customer; return its id (``cus_mem_0001``, …).
+
+        The same *idempotency_key* and parameters return the first customer.
+        """
         params: dict[str, object] = {
             "email": check_email(email),
             "name": check_text(name, what="name"),
             "metadata": check_metadata({} if metadata is None else metadata),
         }
+        key = (
+            None if idempotency_key is None else check_idempotency_key(idempotency_key)
+        )
         with self._lock:
-            self._begin("create_customer", params)
-            customer = self._next_id("cus")
-            self._customers[customer] = params
+            self._begin("create_customer", params, key)
+            replay = (
+                None if key is None else self._replay("create_customer", key, params)
+            )
+            if replay is None:
+                replay = self._next_id("cus")
+                self._customers[replay] = params
+                if key is not None:
+                    self._done[key] = ("create_customer", params, replay)
             self._after("create_customer")
-            return customer
+            assert isinstance(replay, str)
+            return replay
 
     def start_card_setup(self, customer: str) -> CardSetup:
         """Start a card setup for off-session use; see :meth:`confirm_card_setup`."""

@@ -31,6 +31,7 @@ from recurbill.money import Money
 
 __all__ = [
     "ACCOUNT_METADATA_KEY",
+    "CUSTOMER_METADATA_KEY",
     "IDEMPOTENCY_METADATA_KEY",
     "PAYMENT_METADATA_KEY",
     "REFUND_METADATA_KEY",
@@ -46,7 +47,9 @@ __all__ = [
 IDEMPOTENCY_METADATA_KEY = "recurbill_idempotency_key"
 """Metadata key under which a charge carries its idempotency key (webhooks too)."""
 ACCOUNT_METADATA_KEY = "account"
-"""Metadata key of the account a charge or refund is for."""
+"""Metadata key of the account a customer, charge or refund is for."""
+CUSTOMER_METADATA_KEY = "recurbill_customer"
+"""Metadata key of the customer a gateway customer is."""
 PAYMENT_METADATA_KEY = "recurbill_payment"
 """Metadata key of the payment a charge (or a refund of it) belongs to."""
 REFUND_METADATA_KEY = "recurbill_refund"
@@ -156,9 +159,19 @@ class PaymentGateway(Protocol):
     """
 
     def create_customer(
-        self, *, email: str, name: str, metadata: Mapping[str, str] = ...
+        self,
+        *,
+        email: str,
+        name: str,
+        metadata: Mapping[str, str] = ...,
+        idempotency_key: str | None = ...,
     ) -> str:
-        """Create a customer at the gateway and return its id."""
+        """Create a customer at the gateway and return its id.
+
+        The same *idempotency_key* with the same parameters returns the
+        customer made first instead of a second one (for as long as the
+        gateway remembers keys: Stripe, 24 hours).
+        """
         ...
 
     def start_card_setup(self, customer: str) -> CardSetup:

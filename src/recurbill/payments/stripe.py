@@ -30,7 +30,8 @@ How it maps the port onto Stripe:
   (rotation) and a 300 s tolerance around the ``now`` you pass. Refund
   events (``refund.updated``, ``refund.failed``, ``charge.refund.updated``)
   carry the refund in ``WebhookEvent.refund``.
-- Refunds carry their idempotency key and the caller's metadata.
+- Refunds carry their idempotency key and the caller's metadata; customers
+  are created with an ``Idempotency-Key`` when one is given.
 
 ``retrieve_charge(idempotency_key=…)`` looks through the 100 most recent
 PaymentIntents, then Stripe's search (which can lag by up to a minute). None
@@ -169,9 +170,18 @@ class StripeGateway:
     # -- customers and cards -------------------------------------------------
 
     def create_customer(
-        self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
+        self,
+        *,
+        email: str,
+        name: str,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Create a Stripe Customer; return its id (``cus_…``)."""
+        """Create a Stripe Customer; return its id (``cus_…``).
+
+        With *idempotency_key* (the ``Idempotency-Key`` header) a repeated
+        request within Stripe's 24 hours returns the customer made first.
+        """
         params: CustomerCreateParams = {
             "email": check_email(email),
             "name": check_text(name, what="name"),
@@ -179,8 +189,13 @@ class StripeGateway:
         meta = check_metadata({} if metadata is None else metadata)
         if meta:
             params["metadata"] = meta
-        with _translated():
-            customer = self._v1.customers.create(params)
+        if idempotency_key is None:
+            with _translated():
+                customer = self._v1.customers.create(params)
+        else:
+            key = check_idempotency_key(idempotency_key)
+            with _translated(key):
+                customer = self._v1.customers.create(params, {"idempotency_key": key})
         return customer.id
 
     def start_card_setup(self, customer: str) -> CardSetup:
