@@ -2,24 +2,30 @@
 
 A harness makes the k-th storage or gateway call fail, for every k across a
 run that issues and charges a mix of templates, then runs again without
-faults. The final state must equal the state of a run without faults.
+faults. The final state must equal the state of a run without faults. The
+same harness adds a customer: it ends with one gateway customer, never an
+orphan beside it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
+from functools import partial
 from typing import Any
 
 import attrs
 import pytest
 
-from billing_helpers import at, make_world
-from recurbill.errors import GatewayUnavailableError
+from billing_helpers import at, make_world, together
+from recurbill.billing import Billing
+from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.payments.memory import InMemoryGateway
-from recurbill.records import CollectionMethod, PaymentStatus
+from recurbill.records import CollectionMethod, Customer, PaymentStatus
 from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.sql import SqlStorage
 
 
 class CrashError(Exception):
@@ -185,3 +191,117 @@ def test_a_fault_at_every_call_then_a_rerun_equals_a_clean_run(
         assert state == clean, f"{kind} {mode} fault at call {k}"
         k += 1
     assert k > 5, "the harness must have covered many calls"
+
+
+class _Customers(InMemoryGateway):
+    """Remembers the customers it made (a replay of a key makes none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: set[str] = set()
+        self.barrier: threading.Barrier | None = None
+
+    def create_customer(self, **kwargs: Any) -> str:
+        if self.barrier is not None:  # the other call may never come
+            with suppress(threading.BrokenBarrierError):
+                self.barrier.wait(timeout=2)
+        made = super().create_customer(**kwargs)
+        self.made.add(made)
+        return made
+
+
+def _stored_customer(world: Any, customer_id: str) -> Customer | None:
+    with world.storage.transaction() as tx:
+        customers = {c.id: c for c in tx.list_customers(world.account.id)}
+    return customers.get(customer_id)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [("storage", "crash"), ("gateway", "crash"), ("gateway", "timeout_after")],
+)
+def test_add_customer_with_a_fault_at_every_call_makes_one_gateway_customer(
+    kind: str, mode: str
+) -> None:
+    k = 1
+    while True:
+        storage_faults, gateway_faults = Faults(), Faults(mode=mode)
+        gateway = _Customers()
+        world = make_world(
+            storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
+            gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
+        )
+        target = storage_faults if kind == "storage" else gateway_faults
+        target.calls, target.fail_at = 0, k
+        add = partial(
+            world.billing.add_customer,
+            world.account.id,
+            name="Kari Nordmann",
+            email="kari@example.no",
+            customer_id="kari",
+        )
+        with suppress(CrashError, GatewayUnavailableError):
+            add()
+        fired = target.calls >= k
+        target.fail_at = None
+        if k % 2 or _stored_customer(world, "kari") is None:
+            assert add().id == "kari"  # repeated: it finishes the first call
+        # else saving a card finishes it
+        card = world.billing.save_card(world.account.id, "kari", token="pm_card_visa")
+        kari = _stored_customer(world, "kari")
+        assert kari is not None
+        assert kari.gateway_customer_id is not None
+        assert gateway.made == {kari.gateway_customer_id}, f"{kind} {mode} at {k}"
+        assert [
+            c.token for c in gateway.list_payment_methods(kari.gateway_customer_id)
+        ] == [card.token]
+        if not fired:
+            break  # past the last call: every step was covered
+        k += 1
+    # add_customer makes one gateway call and several storage calls
+    assert k > (5 if kind == "storage" else 1), "the harness must have covered them"
+
+
+def test_a_customer_the_gateway_could_not_create_is_created_with_its_card() -> None:
+    gateway = InMemoryGateway()
+    world = make_world(gateway=gateway)
+    gateway.fail_next("unavailable", operation="create_customer")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.add_customer(
+            world.account.id, name="Kari", email="kari@example.no", customer_id="kari"
+        )
+    kari = _stored_customer(world, "kari")
+    assert kari is not None  # kept: invoices can be sent meanwhile
+    assert kari.gateway_customer_id is None
+    setup = world.billing.start_card_setup(world.account.id, "kari")
+    kari = _stored_customer(world, "kari")
+    assert kari is not None
+    assert setup.customer == kari.gateway_customer_id is not None
+    with pytest.raises(ConflictError, match="other details"):
+        world.billing.add_customer(
+            world.account.id, name="Ola", email="ola@example.no", customer_id="kari"
+        )
+    creates = [r for r in gateway.requests if r.operation == "create_customer"]
+    assert len(creates) == 2  # the failed one and the one that made it
+
+
+def test_the_same_customer_added_twice_at_once_is_one_gateway_customer(
+    sql_storage: SqlStorage,
+) -> None:
+    gateway = _Customers()
+    billing = Billing(storage=sql_storage, gateway=gateway)
+    account = billing.create_account(
+        name="Fjord Fysio AS", currency="NOK", summary_email="post@fjordfysio.no"
+    )
+    gateway.barrier = threading.Barrier(2)
+    add = partial(
+        billing.add_customer,
+        account.id,
+        name="Kari",
+        email="kari@example.no",
+        customer_id="kari",
+    )
+    results = together(add, add)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len(gateway.made) == 1
+    assert {r.gateway_customer_id for r in results} == gateway.made

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from datetime import date
 from functools import partial
 from typing import Any
@@ -33,13 +34,20 @@ class _HeldRefunds(InMemoryGateway):
         self.barrier: threading.Barrier | None = None
 
     def refund(
-        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+        self,
+        charge_id: str,
+        *,
+        amount: Money | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         if self.barrier is not None:
             # the other call may never come (it was refused first)
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=2)
-        return super().refund(charge_id, amount=amount, idempotency_key=idempotency_key)
+        return super().refund(
+            charge_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+        )
 
 
 def _paid(billing: Billing, prices: tuple[str, ...]) -> tuple[str, str]:

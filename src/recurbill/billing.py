@@ -63,7 +63,14 @@ from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
-from recurbill.payments.protocol import CardSetup, PaymentGateway
+from recurbill.payments.protocol import (
+    ACCOUNT_METADATA_KEY,
+    CUSTOMER_METADATA_KEY,
+    PAYMENT_METADATA_KEY,
+    REFUND_METADATA_KEY,
+    CardSetup,
+    PaymentGateway,
+)
 from recurbill.records import (
     LAST_YEAR,
     Account,
@@ -221,7 +228,21 @@ class Billing:
         ),
         customer_id: str | None = None,
     ) -> Customer:
-        """Add a customer and create it at the gateway."""
+        """Add a customer, then create it at the gateway.
+
+        The customer is stored first; then the gateway customer is created
+        with an idempotency key derived from the customer's id, and its id is
+        stored. So no failure leaves a gateway customer recurbill does not
+        know of: if the gateway call or the last write fails, the error is
+        raised and the customer stays stored without a gateway customer. To
+        finish it, call ``add_customer`` again with the same ``customer_id``
+        and details (it returns the customer; other details raise
+        :class:`~recurbill.errors.ConflictError`), or go on:
+        :meth:`start_card_setup` and :meth:`save_card` create it first. The
+        same key makes the gateway return the customer it made for the lost
+        answer (Stripe remembers keys for 24 hours). Pass your own
+        ``customer_id`` to make this call safe to repeat.
+        """
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
         chosen_locale = locale or account.locale
@@ -234,24 +255,50 @@ class Billing:
             locale=chosen_locale,
             collection_method=to_collection_method(collection_method),
         )
-        with self.storage.transaction() as tx:
-            try:
-                tx.get_customer(account_id, customer.id)  # one row, not the list
-            except NotFoundError:
-                pass
-            else:
+        try:
+            with self.storage.transaction() as tx:
+                stored = _stored_customer(tx, account_id, customer.id)
+                if stored is None:
+                    tx.add_customer(customer)
+                    tx.commit()
+        except ConflictError:  # added by another call meanwhile
+            stored = self._customer(account_id, customer.id)
+        if stored is not None:
+            if _details(stored) != _details(customer):
                 raise ConflictError(
-                    problem=f"customer {customer.id!r} exists already",
-                    allowed="give a new customer_id, or leave it out",
+                    problem=f"customer {customer.id!r} exists already with other "
+                    "details",
+                    allowed="give a new customer_id, or leave it out (the same "
+                    "details finish an earlier call)",
                 )
+            customer = stored
+        return self._with_gateway_customer(customer)
+
+    def _with_gateway_customer(self, customer: Customer) -> Customer:
+        """*customer* with its gateway customer, created now if it has none.
+
+        The idempotency key is derived from the stored customer, so repeating
+        a call whose answer or last write was lost returns the same one.
+        """
+        if customer.gateway_customer_id is not None:
+            return customer
         gateway_id = self.gateway.create_customer(
-            email=email, name=name, metadata={"recurbill_customer": customer.id}
+            email=customer.email,
+            name=customer.name,
+            metadata={
+                CUSTOMER_METADATA_KEY: customer.id,
+                ACCOUNT_METADATA_KEY: customer.account_id,
+            },
+            idempotency_key="recurbill-"
+            + derived_id("gcus", customer.account_id, customer.id),
         )
-        customer = attrs.evolve(customer, gateway_customer_id=gateway_id)
         with self.storage.transaction() as tx:
-            tx.add_customer(customer)
-            tx.commit()
-        return customer
+            fresh = tx.get_customer(customer.account_id, customer.id)
+            if fresh.gateway_customer_id is None:  # else a call stored it first
+                fresh = attrs.evolve(fresh, gateway_customer_id=gateway_id)
+                tx.update_customer(fresh)
+                tx.commit()
+        return fresh
 
     def set_collection_method(
         self, account_id: str, customer_id: str, method: CollectionMethod | str
@@ -268,8 +315,12 @@ class Billing:
 
     # cards -------------------------------------------------------------
     def start_card_setup(self, account_id: str, customer_id: str) -> CardSetup:
-        """Start saving a card; the browser completes it with the client secret."""
-        customer = self._customer(account_id, customer_id)
+        """Start saving a card; the browser completes it with the client secret.
+
+        A customer whose gateway customer :meth:`add_customer` could not
+        create gets it first.
+        """
+        customer = self._with_gateway_customer(self._customer(account_id, customer_id))
         return self.gateway.start_card_setup(customer.gateway_customer_id or "")
 
     def save_card(
@@ -280,8 +331,11 @@ class Billing:
         token: str,
         make_default: bool = True,
     ) -> PaymentMethod:
-        """Store a confirmed payment method (a gateway token) for the customer."""
-        customer = self._customer(account_id, customer_id)
+        """Store a confirmed payment method (a gateway token) for the customer.
+
+        As :meth:`start_card_setup`, it creates a missing gateway customer first.
+        """
+        customer = self._with_gateway_customer(self._customer(account_id, customer_id))
         details = self.gateway.attach_payment_method(
             customer.gateway_customer_id or "", token=token
         )
@@ -1030,31 +1084,45 @@ class Billing:
     # gateway events --------------------------------------------------------
     def handle_webhook(
         self, payload: bytes, *, signature: str, now: datetime
-    ) -> Payment | None:
-        """Verify a gateway webhook and finish the payment it is about.
+    ) -> Payment | Refund | None:
+        """Verify a gateway webhook and finish the payment or refund it is about.
 
-        Order does not matter, because the payment's state is read back from the
-        gateway, not from the event, and applying it is idempotent. A duplicate
-        delivery (an event id seen before) returns None. The event id is
-        remembered only after the work is done.
+        Order does not matter, because the state is read back from the
+        gateway, not taken from the event, and applying it is idempotent. A
+        refund event (``refund.updated``, ``refund.failed``,
+        ``charge.refund.updated``) records how the refund stands: a pending
+        one that ended, or one answered ``succeeded`` that failed later, whose
+        amount then becomes the customer's credit, once, whichever of its
+        events, their redeliveries and the daily run records it first
+        (:meth:`Corrections.follow`). A duplicate delivery (an event id seen
+        before) returns None, and so does an event about nothing recurbill
+        made. The event id is remembered only after the work is done: if
+        the gateway cannot be asked, the error is raised and the gateway's
+        redelivery is processed again.
         """
         aware(now, "now")
         event = self.gateway.parse_webhook(
             payload, signature=signature, now=int(now.timestamp())
         )
         metadata = event.data.get("metadata")
-        payment: Payment | None = None
+        about: Payment | Refund | None = None
         if isinstance(metadata, dict):
-            payment_id = metadata.get("recurbill_payment")
-            account_id = metadata.get("account")
-            if isinstance(payment_id, str) and isinstance(account_id, str):
-                # done before the event is remembered: a failure here leaves it
-                # unrecorded, so the gateway's redelivery is processed again
-                payment = self._collector.reconcile(account_id, payment_id, now=now)
+            account_id = metadata.get(ACCOUNT_METADATA_KEY)
+            payment_id = metadata.get(PAYMENT_METADATA_KEY)
+            refund_id = metadata.get(REFUND_METADATA_KEY)
+            # done before the event is remembered: a failure here leaves it
+            # unrecorded, so the gateway's redelivery is processed again
+            if isinstance(account_id, str) and isinstance(payment_id, str):
+                if event.refund is None:
+                    about = self._collector.reconcile(account_id, payment_id, now=now)
+                elif isinstance(refund_id, str):
+                    about = self._corrections.follow(
+                        account_id, payment_id, refund_id, now=now
+                    )
         with self.storage.transaction() as tx:
             fresh = tx.record_webhook_event(event.event_id)
             tx.commit()
-        return payment if fresh else None
+        return about if fresh else None
 
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:
@@ -1101,6 +1169,25 @@ def _refuse_never_due(template: RecurringTemplate, account: Account) -> None:
         allowed=f"start on {latest} or earlier (the latest start for account "
         f"{account.id!r}, whose run time is {account.run_time:%H:%M} in "
         f"{account.timezone})",
+    )
+
+
+def _stored_customer(
+    tx: Transaction, account_id: str, customer_id: str
+) -> Customer | None:
+    try:
+        return tx.get_customer(account_id, customer_id)  # one row, not the list
+    except NotFoundError:
+        return None
+
+
+def _details(customer: Customer) -> tuple[str, str, str, CollectionMethod]:
+    """What ``add_customer`` was given: an earlier call with these is repeated."""
+    return (
+        customer.name,
+        customer.email,
+        customer.locale,
+        customer.collection_method,
     )
 
 

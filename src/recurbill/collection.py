@@ -33,7 +33,13 @@ from recurbill.notify.render import (
     render_payment_needs_action,
     render_receipt,
 )
-from recurbill.payments.protocol import ChargeResult, ChargeStatus, PaymentGateway
+from recurbill.payments.protocol import (
+    ACCOUNT_METADATA_KEY,
+    PAYMENT_METADATA_KEY,
+    ChargeResult,
+    ChargeStatus,
+    PaymentGateway,
+)
 from recurbill.records import (
     Account,
     CollectionMethod,
@@ -401,8 +407,8 @@ class Collector:
                 off_session=payment.off_session,
                 description=f"recurbill payment {payment.id}",
                 metadata={
-                    "recurbill_payment": payment.id,
-                    "account": payment.account_id,
+                    PAYMENT_METADATA_KEY: payment.id,
+                    ACCOUNT_METADATA_KEY: payment.account_id,
                 },
             )
         except GatewayUnavailableError:

@@ -21,12 +21,19 @@ from recurbill.errors import (
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
+    NotFoundError,
     RecurbillError,
     StateError,
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
-from recurbill.payments.protocol import PaymentGateway
+from recurbill.payments.protocol import (
+    ACCOUNT_METADATA_KEY,
+    PAYMENT_METADATA_KEY,
+    REFUND_METADATA_KEY,
+    PaymentGateway,
+    RefundResult,
+)
 from recurbill.records import (
     CreditEntry,
     CreditNoteRecord,
@@ -39,6 +46,7 @@ from recurbill.records import (
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
+    "APPLIED",
     "CREDIT_NOTE_SERIES",
     "NOT_REFUNDED",
     "REFUND_CANCELED",
@@ -46,9 +54,11 @@ __all__ = [
     "REFUND_PENDING",
     "REFUND_REQUESTED",
     "REFUND_REQUESTED_CREDIT",
+    "REFUND_SUCCEEDED",
     "REFUND_TO_CREDIT",
     "UNANSWERED",
     "Corrections",
+    "refund_metadata",
     "refund_slices",
 ]
 
@@ -68,6 +78,11 @@ NOT_REFUNDED = (REFUND_FAILED, REFUND_CANCELED)
 """Final statuses of refunds that gave nothing back."""
 REFUND_PENDING = ("pending", "requires_action")
 """Gateway statuses of refunds applied but not paid out yet: looked up again."""
+REFUND_SUCCEEDED = "succeeded"
+"""A refund paid out. It can still fail later (Stripe: a closed card), which
+the gateway reports by webhook: :meth:`Corrections.follow`."""
+APPLIED = (*REFUND_PENDING, REFUND_SUCCEEDED)
+"""Statuses of refunds applied to the invoices whose money may yet not go back."""
 REFUND_TO_CREDIT = "failed_to_credit"
 """A refund applied to the invoices that then failed or was canceled at the
 gateway: its amount became the customer's credit. It still counts as refunded
@@ -94,6 +109,15 @@ def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
     return next(
         r for r in tx.list_refunds(payment.account_id, payment.id) if r.id == refund_id
     )
+
+
+def refund_metadata(refund: Refund) -> dict[str, str]:
+    """What a refund carries at the gateway, so its webhooks find it again."""
+    return {
+        REFUND_METADATA_KEY: refund.id,
+        PAYMENT_METADATA_KEY: refund.payment_id,
+        ACCOUNT_METADATA_KEY: refund.account_id,
+    }
 
 
 def refund_slices(
@@ -284,7 +308,10 @@ class Corrections:
         and so does calling ``refund`` again (``amount`` and ``reopen`` are then
         the first call's): it is never refunded twice. A refund the gateway
         answers as ``failed`` or ``canceled`` is kept with that status and
-        changes no invoice: the amount may be refunded again.
+        changes no invoice: the amount may be refunded again. One answered
+        ``pending`` or ``succeeded`` is applied at once; if it fails later
+        (:meth:`follow_pending`, :meth:`follow`), its amount becomes the
+        customer's credit.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -371,39 +398,100 @@ class Corrections:
                 continue
             if result is None or result.status == refund.status:
                 continue
-            ended = self._refund_ended(payment, refund, result.status, now)
-            if ended is not None:
-                changed.append(ended)
+            recorded, news = self._record(payment, refund.id, result, now=now)
+            if news:
+                changed.append(recorded)
         return changed
 
-    def _refund_ended(
-        self, payment: Payment, refund: Refund, status: str, now: datetime
-    ) -> Refund | None:
-        """Record *status* for a pending refund; its amount is credit if it failed."""
+    def follow(
+        self, account_id: str, payment_id: str, refund_id: str, *, now: datetime
+    ) -> Refund:
+        """Read a refund back from the gateway and record how it stands now.
+
+        What a webhook about the refund does (the event only says which one):
+        a pending refund that ended is recorded as :meth:`follow_pending`
+        records it, and so is one answered ``succeeded`` that failed later
+        (a closed card): its amount becomes the customer's credit, once, however
+        many events, look-ups and daily runs report it. An unanswered refund
+        gets its answer recorded; one the gateway does not know is left to
+        the daily run. A failed look-up raises, so the event can be delivered
+        again: nothing else follows a refund that succeeded.
+        """
         with self.storage.transaction() as tx:
-            current = _locked_refund(tx, payment, refund.id)
-            if current.status not in REFUND_PENDING:
-                return None  # another call recorded it meanwhile
-            failed = status in NOT_REFUNDED
-            current = attrs.evolve(
-                current, status=REFUND_TO_CREDIT if failed else status
+            payment = tx.get_payment(account_id, payment_id)
+            refund = next(
+                (
+                    r
+                    for r in tx.list_refunds(account_id, payment_id)
+                    if r.id == refund_id
+                ),
+                None,
             )
-            tx.update_refund(current)
-            if failed:
+        if refund is None:
+            raise NotFoundError(kind="refund", key=refund_id, account=account_id)
+        assert payment.charge_id is not None  # refunds are of succeeded payments
+        result = self.gateway.retrieve_refund(
+            payment.charge_id, idempotency_key=refund.idempotency_key
+        )
+        if result is None:
+            return refund
+        return self._record(payment, refund.id, result, now=now)[0]
+
+    def _record(
+        self, payment: Payment, refund_id: str, result: RefundResult, *, now: datetime
+    ) -> tuple[Refund, bool]:
+        """Record the gateway's *result* for a refund, once; True if it changed.
+
+        The one place a refund's status changes after it was saved, under its
+        payment's row lock (as :meth:`refund` takes it), moving only forward:
+
+        - unanswered: the answer is recorded and, unless nothing went back,
+          applied to the invoices (:meth:`_unsettle`);
+        - applied (pending or succeeded) and now failed or canceled: no money
+          went back, so the amount becomes the customer's credit;
+        - pending and now succeeded (or waiting otherwise): recorded;
+        - anything else (final, or an older answer than the one stored):
+          nothing changes.
+        """
+        with self.storage.transaction() as tx:
+            current = _locked_refund(tx, payment, refund_id)
+            if current.status in UNANSWERED:
+                reopen = current.status == REFUND_REQUESTED
+                recorded = attrs.evolve(
+                    current, status=result.status, refund_id=result.refund_id
+                )
+                tx.update_refund(recorded)
+                if recorded.status not in NOT_REFUNDED:  # nothing went back else
+                    self._unsettle(tx, payment, recorded, reopen=reopen, now=now)
+            elif current.status in APPLIED and result.status in NOT_REFUNDED:
+                recorded = attrs.evolve(current, status=REFUND_TO_CREDIT)
+                tx.update_refund(recorded)
+                why = result.status
+                if result.failure_reason:
+                    why = f"{why} ({result.failure_reason})"
                 tx.add_credit_entry(
                     CreditEntry(
-                        id=derived_id("crd", refund.id, "failed"),
+                        id=derived_id("crd", current.id, "failed"),
                         account_id=payment.account_id,
                         customer_id=payment.customer_id,
-                        amount=refund.amount,
-                        reason=f"refund {refund.id} of payment {payment.id} "
-                        f"{status}: nothing went back",
-                        source_id=refund.id,
+                        amount=current.amount,
+                        reason=f"refund {current.id} of payment {payment.id} "
+                        f"{why}: nothing went back",
+                        source_id=current.id,
                         created_at=now,
                     )
                 )
+            elif (
+                current.status in REFUND_PENDING
+                and result.status in APPLIED
+                and result.status != current.status
+            ):
+                recorded = attrs.evolve(current, status=result.status)
+                tx.update_refund(recorded)
+            else:
+                return current, False
             tx.commit()
-        return current
+        return recorded, True
 
     def _finish(
         self, payment: Payment, refund: Refund, *, now: datetime, sent_before: bool
@@ -426,6 +514,7 @@ class Corrections:
                     payment.charge_id,
                     amount=refund.amount,
                     idempotency_key=refund.idempotency_key,
+                    metadata=refund_metadata(refund),
                 )
         except (GatewayUnavailableError, GatewayAuthenticationError):
             # the answer is unknown, or the key was refused before anything
@@ -438,19 +527,9 @@ class Corrections:
                     tx.update_refund(attrs.evolve(current, status=REFUND_FAILED))
                     tx.commit()
             raise
-        with self.storage.transaction() as tx:
-            current = _locked_refund(tx, payment, refund.id)
-            if current.status not in UNANSWERED:
-                return current  # another call finished it meanwhile
-            reopen = current.status == REFUND_REQUESTED
-            refund = attrs.evolve(
-                current, status=result.status, refund_id=result.refund_id
-            )
-            tx.update_refund(refund)
-            if refund.status not in NOT_REFUNDED:  # nothing went back otherwise
-                self._unsettle(tx, payment, refund, reopen=reopen, now=now)
-            tx.commit()
-        return refund
+        # another call may have recorded it meanwhile: then this answer (the
+        # same, or older) changes nothing
+        return self._record(payment, refund.id, result, now=now)[0]
 
     def _new_refund(
         self,

@@ -478,3 +478,75 @@ def test_webhook_secrets_are_checked_and_never_shown(secrets: object) -> None:
     with pytest.raises(InvalidInputError) as refused:
         InMemoryGateway(environ={}, webhook_secrets=secrets)  # type: ignore[arg-type]
     assert "whsec" not in str(refused.value).replace("['whsec_…']", "")
+
+
+def test_a_refund_that_fails_later_emits_refund_events(
+    gateway: InMemoryGateway, customer: str
+) -> None:
+    charge = _charge(gateway, customer, "pay")
+    assert charge.charge_id is not None
+    refund = gateway.refund(
+        charge.charge_id,
+        amount=Money("850.00", "NOK"),
+        idempotency_key="ref",
+        metadata={"recurbill_refund": "re_1", "account": "acc_1"},
+    )
+    assert refund.status == "succeeded"
+    failed = gateway.fail_refund(refund.refund_id)
+    assert (failed.status, failed.failure_reason) == (
+        "failed",
+        "expired_or_canceled_card",
+    )
+    assert gateway.retrieve_refund(charge.charge_id, idempotency_key="ref") == failed
+    updated, failure = gateway.events[-2:]
+    assert (updated.type, failure.type) == ("refund.updated", "refund.failed")
+    assert updated.refund == failed
+    assert failure.data["metadata"] == {
+        "recurbill_refund": "re_1",
+        "account": "acc_1",
+        "recurbill_idempotency_key": "ref",
+    }
+    assert failure.data["payment_intent"] == charge.charge_id
+    # the money came back to the business: the charge can be refunded again
+    again = gateway.refund(charge.charge_id, amount=None, idempotency_key="ref2")
+    assert again.amount == Money("850.00", "NOK")
+    with pytest.raises(GatewayConfigurationError, match="refund"):
+        gateway.fail_refund(failed.refund_id)  # failed already
+
+
+def test_a_pending_refund_that_ends_emits_refund_updated(
+    gateway: InMemoryGateway, customer: str
+) -> None:
+    charge = _charge(gateway, customer, "pay")
+    assert charge.charge_id is not None
+    gateway.hold_next_refund(times=2)
+    first = gateway.refund(
+        charge.charge_id, amount=Money(100, "NOK"), idempotency_key="a"
+    )
+    second = gateway.refund(
+        charge.charge_id, amount=Money(100, "NOK"), idempotency_key="b"
+    )
+    gateway.finish_refund(first.refund_id, "succeeded")
+    assert [e.type for e in gateway.events][-1:] == ["refund.updated"]
+    assert gateway.events[-1].refund is not None
+    assert gateway.events[-1].refund.status == "succeeded"
+    ended = gateway.finish_refund(second.refund_id, "failed", failure_reason="declined")
+    assert ended.failure_reason == "declined"
+    assert [e.type for e in gateway.events][-2:] == ["refund.updated", "refund.failed"]
+
+
+def test_a_customer_key_makes_one_customer(gateway: InMemoryGateway) -> None:
+    gateway.fail_next("timeout_after", operation="create_customer")
+    with pytest.raises(GatewayUnavailableError):
+        gateway.create_customer(email="a@example.no", name="A", idempotency_key="c1")
+    first = gateway.create_customer(
+        email="a@example.no", name="A", idempotency_key="c1"
+    )
+    assert (
+        gateway.create_customer(email="a@example.no", name="A", idempotency_key="c1")
+        == first
+    )
+    with pytest.raises(IdempotencyKeyReuseError):
+        gateway.create_customer(email="b@example.no", name="B", idempotency_key="c1")
+    other = gateway.create_customer(email="a@example.no", name="A")
+    assert other != first

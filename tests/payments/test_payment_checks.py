@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -24,6 +25,7 @@ from recurbill.payments.minor_units import (
     minor_unit_exponent,
     to_minor_units,
 )
+from recurbill.payments.protocol import RefundResult
 from recurbill.payments.webhooks import parse_event, sign_webhook, verify_webhook
 
 CODES = sorted(ISO_4217_DECIMALS)
@@ -111,6 +113,41 @@ def test_signature_header_with_several_v1_and_v0() -> None:
         verify_webhook(body, signature="t=7,t=8,v1=00", secrets=["whsec_a"], now=7)
     with pytest.raises(WebhookError, match="raw bytes"):
         verify_webhook("{}", signature=header, secrets=["whsec_a"], now=7)  # type: ignore[arg-type]
+
+
+def _refund_event(type_: str, **changes: object) -> bytes:
+    refund: dict[str, object] = {
+        "id": "re_1",
+        "object": "refund",
+        "amount": 1500,
+        "currency": "isk",
+        "payment_intent": "pi_1",
+        "status": None,
+        "metadata": {},
+    }
+    refund.update(changes)
+    body = {"id": "e", "type": type_, "created": 1, "data": {"object": refund}}
+    return json.dumps(body).encode()
+
+
+def test_refund_events_are_read() -> None:
+    event = parse_event(_refund_event("refund.updated"))
+    assert event.refund == RefundResult(
+        refund_id="re_1",
+        charge_id="pi_1",
+        amount=Money(15, "ISK"),
+        status="pending",  # Stripe's status may be null: not final yet
+    )
+    assert parse_event(_refund_event("refund.failed", status="failed")).refund
+    # not a refund event, or not a refund of a PaymentIntent recurbill knows
+    assert parse_event(_refund_event("charge.refunded")).refund is None
+    for change in (
+        {"payment_intent": None},
+        {"object": "charge"},
+        {"currency": "xxq"},
+        {"amount": True},
+    ):
+        assert parse_event(_refund_event("refund.updated", **change)).refund is None
 
 
 def test_event_shape_is_checked() -> None:

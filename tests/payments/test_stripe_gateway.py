@@ -7,6 +7,7 @@ or ``rk_test_`` key), and it is the only test here that leaves the machine.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -409,3 +410,78 @@ def test_cancel_reads_back_a_charge_that_succeeded_meanwhile(
     monkeypatch.setattr(intents, "retrieve", retrieve_then_authenticate)
     result = gateway.cancel_charge(waiting.charge_id)
     assert result.status is ChargeStatus.SUCCEEDED
+
+
+def test_refunds_carry_their_metadata_and_report_a_later_failure(
+    gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
+) -> None:
+    charge = _charge(gateway, customer, "to-refund")
+    assert charge.charge_id is not None
+    made = gateway.refund(
+        charge.charge_id,
+        amount=None,
+        idempotency_key="refund-1",
+        metadata={"recurbill_refund": "re_1", "account": "acc_1"},
+    )
+    post = next(r for r in fake_stripe.received if r.path == "/v1/refunds")
+    fields = dict(pair.split("=", 1) for pair in post.body.split("&"))
+    assert fields["metadata[recurbill_refund]"] == "re_1"
+    assert fields["metadata[account]"] == "acc_1"
+    assert fields["metadata[recurbill_idempotency_key]"] == "refund-1"
+    assert made.failure_reason is None
+    # the card was closed: Stripe moves the refund to failed
+    fake_stripe.refunds[made.refund_id].update(
+        status="failed", failure_reason="expired_or_canceled_card"
+    )
+    found = gateway.retrieve_refund(charge.charge_id, idempotency_key="refund-1")
+    assert found is not None
+    assert (found.status, found.failure_reason) == (
+        "failed",
+        "expired_or_canceled_card",
+    )
+
+
+def test_a_customer_key_goes_in_the_idempotency_header(
+    gateway: StripeGateway, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next("drop_after", path="/v1/customers")
+    with pytest.raises(GatewayUnavailableError):
+        gateway.create_customer(email="a@example.no", name="A", idempotency_key="c-1")
+    first = gateway.create_customer(
+        email="a@example.no", name="A", idempotency_key="c-1"
+    )
+    assert len(fake_stripe.customers) == 1
+    assert [
+        r.idempotency_key for r in fake_stripe.received if r.path == "/v1/customers"
+    ] == ["c-1", "c-1"]
+    with pytest.raises(IdempotencyKeyReuseError):
+        gateway.create_customer(email="b@example.no", name="B", idempotency_key="c-1")
+    assert gateway.create_customer(email="a@example.no", name="A") != first
+
+
+@pytest.mark.parametrize("type_", ["refund.failed", "charge.refund.updated"])
+def test_refund_events_carry_the_refund(gateway: StripeGateway, type_: str) -> None:
+    from recurbill.payments import sign_webhook
+
+    refund = {
+        "id": "re_1",
+        "object": "refund",
+        "amount": 85000,
+        "currency": "nok",
+        "payment_intent": "pi_1",
+        "status": "failed",
+        "failure_reason": "lost_or_stolen_card",
+        "metadata": {"recurbill_refund": "re_mine"},
+    }
+    body = json.dumps(
+        {"id": "evt_r", "type": type_, "created": 5, "data": {"object": refund}}
+    ).encode()
+    header = sign_webhook(body, secret=SECRET, timestamp=100)
+    event = gateway.parse_webhook(body, signature=header, now=100)
+    assert event.refund is not None
+    assert event.refund.charge_id == "pi_1"
+    assert event.refund.amount == Money("850.00", "NOK")
+    assert (event.refund.status, event.refund.failure_reason) == (
+        "failed",
+        "lost_or_stolen_card",
+    )

@@ -24,8 +24,11 @@ Attaching a test payment method creates a new token (``pm_mem_0001``, …) with
 the card's display facts. Every request is recorded in :attr:`requests`;
 succeeded charges form :attr:`ledger`; idempotency keys are honoured; faults
 are injected with :meth:`fail_next`; :meth:`process_next` and :meth:`settle`
-script charges that finish later; every outcome emits a signed webhook event
-(:attr:`events`, :meth:`webhook`). Ids and event times are deterministic.
+script charges that finish later; :meth:`refuse_next_refund`,
+:meth:`hold_next_refund`, :meth:`finish_refund` and :meth:`fail_refund`
+script refunds that are refused, wait, or fail after their answer; every
+outcome emits a signed webhook event (:attr:`events`, :meth:`webhook`). Ids
+and event times are deterministic.
 
 It refuses to start where production is declared: with ``production=True`` or
 when the ``RECURBILL_PRODUCTION`` environment variable is truthy.
@@ -268,6 +271,7 @@ class InMemoryGateway:
         # what a charge's or refund's metadata finds, long after _done forgets
         self._charge_keys: dict[str, str] = {}
         self._refund_keys: dict[tuple[str, str], RefundResult] = {}
+        self._refund_metadata: dict[str, Mapping[str, str]] = {}  # by refund id
         self._faults: dict[str, deque[FaultKind]] = {}
         self._processing_next = 0
         self._refused_refunds: deque[str] = deque()
@@ -380,9 +384,16 @@ class InMemoryGateway:
         with self._lock:
             self._pending_refunds += times
 
-    def finish_refund(self, refund_id: str, status: str) -> RefundResult:
+    def finish_refund(
+        self, refund_id: str, status: str, *, failure_reason: str | None = None
+    ) -> RefundResult:
         """End a pending refund: ``"succeeded"``, or ``"failed"`` / ``"canceled"``
-        (nothing goes back to the card)."""
+        (nothing goes back to the card).
+
+        Emits ``refund.updated`` (and ``refund.failed`` when it failed), as
+        Stripe does; a failed one has *failure_reason* (default
+        ``"unknown"``).
+        """
         check_id(refund_id, what="refund_id")
         if status not in ("succeeded", "failed", "canceled"):
             raise InvalidInputError(
@@ -390,24 +401,62 @@ class InMemoryGateway:
                 allowed="'succeeded', 'failed' or 'canceled'",
             )
         with self._lock:
-            found = [
-                (key, result)
-                for key, result in self._refund_keys.items()
-                if result.refund_id == refund_id
-            ]
-            if not found or found[0][1].status != "pending":
-                raise self._missing("pending refund", refund_id)
-            ((key, result),) = found
-            ended = attrs.evolve(result, status=status)
-            self._refund_keys[key] = ended
-            self._refunds = [ended if r is result else r for r in self._refunds]
-            done = self._done.get(key[1])
-            if done is not None:
-                self._done[key[1]] = (done[0], done[1], ended)
-            if status != "succeeded":
-                charge = self._charges[result.charge_id]
-                charge.refunded = charge.refunded - result.amount
-            return ended
+            return self._end_refund(
+                refund_id, status, failure_reason, waiting=("pending",)
+            )
+
+    def fail_refund(
+        self, refund_id: str, *, failure_reason: str = "expired_or_canceled_card"
+    ) -> RefundResult:
+        """Make a refund answered ``succeeded`` (or still pending) fail later.
+
+        As Stripe reports a refund to a card that was closed meanwhile: the
+        money comes back to the business, not to the customer. Emits
+        ``refund.updated`` and ``refund.failed``; :meth:`retrieve_refund`
+        then answers ``failed`` with *failure_reason*.
+        """
+        check_id(refund_id, what="refund_id")
+        with self._lock:
+            return self._end_refund(
+                refund_id, "failed", failure_reason, waiting=("pending", "succeeded")
+            )
+
+    def _end_refund(
+        self,
+        refund_id: str,
+        status: str,
+        failure_reason: str | None,
+        *,
+        waiting: Sequence[str],
+    ) -> RefundResult:
+        found = [
+            (key, result)
+            for key, result in self._refund_keys.items()
+            if result.refund_id == refund_id
+        ]
+        if not found or found[0][1].status not in waiting:
+            raise self._missing(f"{' or '.join(waiting)} refund", refund_id)
+        ((key, result),) = found
+        failed = status != "succeeded"
+        ended = attrs.evolve(
+            result,
+            status=status,
+            failure_reason=(failure_reason or "unknown")
+            if status == "failed"
+            else None,
+        )
+        self._refund_keys[key] = ended
+        self._refunds = [ended if r is result else r for r in self._refunds]
+        done = self._done.get(key[1])
+        if done is not None:
+            self._done[key[1]] = (done[0], done[1], ended)
+        if failed:
+            charge = self._charges[result.charge_id]
+            charge.refunded = charge.refunded - result.amount
+        self._emit("refund.updated", self._refund_object(ended))
+        if status == "failed":
+            self._emit("refund.failed", self._refund_object(ended))
+        return ended
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
         """Cancel a charge that waits for action or is processing (see protocol)."""
@@ -505,20 +554,38 @@ class InMemoryGateway:
     # -- the PaymentGateway protocol ---------------------------------------
 
     def create_customer(
-        self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
+        self,
+        *,
+        email: str,
+        name: str,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Create a customer; return its id (``cus_mem_0001``, …)."""
+        """Create a customer; return its id (``cus_mem_0001``, …).
+
+        The same *idempotency_key* and parameters return the first customer.
+        """
         params: dict[str, object] = {
             "email": check_email(email),
             "name": check_text(name, what="name"),
             "metadata": check_metadata({} if metadata is None else metadata),
         }
+        key = (
+            None if idempotency_key is None else check_idempotency_key(idempotency_key)
+        )
         with self._lock:
-            self._begin("create_customer", params)
-            customer = self._next_id("cus")
-            self._customers[customer] = params
+            self._begin("create_customer", params, key)
+            replay = (
+                None if key is None else self._replay("create_customer", key, params)
+            )
+            if replay is None:
+                replay = self._next_id("cus")
+                self._customers[replay] = params
+                if key is not None:
+                    self._done[key] = ("create_customer", params, replay)
             self._after("create_customer")
-            return customer
+            assert isinstance(replay, str)
+            return replay
 
     def start_card_setup(self, customer: str) -> CardSetup:
         """Start a card setup for off-session use; see :meth:`confirm_card_setup`."""
@@ -653,13 +720,22 @@ class InMemoryGateway:
             return found
 
     def refund(
-        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+        self,
+        charge_id: str,
+        *,
+        amount: Money | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         """Refund all that is left of a charge (``amount=None``) or a part of it."""
         check_id(charge_id, what="charge_id")
         check_refund_amount(amount)
         key = check_idempotency_key(idempotency_key)
-        params: dict[str, object] = {"charge_id": charge_id, "amount": amount}
+        params: dict[str, object] = {
+            "charge_id": charge_id,
+            "amount": amount,
+            "metadata": check_metadata({} if metadata is None else metadata),
+        }
         with self._lock:
             self._begin("refund", params, key)
             replay = self._replay("refund", key, params)
@@ -906,6 +982,12 @@ class InMemoryGateway:
         )
         self._refunds.append(result)
         self._refund_keys[(charge_id, key)] = result
+        meta = params["metadata"]
+        assert isinstance(meta, dict)
+        self._refund_metadata[result.refund_id] = {
+            **meta,
+            IDEMPOTENCY_METADATA_KEY: key,
+        }
         self._done[key] = ("refund", params, result)
         if status == "succeeded":
             self._emit("charge.refunded", self._intent_object(charge))
@@ -939,6 +1021,19 @@ class InMemoryGateway:
                 **charge.metadata,
                 IDEMPOTENCY_METADATA_KEY: result.idempotency_key,
             },
+        }
+
+    def _refund_object(self, refund: RefundResult) -> dict[str, object]:
+        """The refund as a Stripe-like Refund (webhook event data)."""
+        return {
+            "id": refund.refund_id,
+            "object": "refund",
+            "amount": to_minor_units(refund.amount),
+            "currency": refund.amount.currency.code.lower(),
+            "payment_intent": refund.charge_id,
+            "status": refund.status,
+            "failure_reason": refund.failure_reason,
+            "metadata": dict(self._refund_metadata[refund.refund_id]),
         }
 
     def _emit(self, type_: str, obj: Mapping[str, object]) -> None:

@@ -30,7 +30,11 @@ import attrs
 from recurbill.money import Money
 
 __all__ = [
+    "ACCOUNT_METADATA_KEY",
+    "CUSTOMER_METADATA_KEY",
     "IDEMPOTENCY_METADATA_KEY",
+    "PAYMENT_METADATA_KEY",
+    "REFUND_METADATA_KEY",
     "CardDetails",
     "CardSetup",
     "ChargeResult",
@@ -42,6 +46,14 @@ __all__ = [
 
 IDEMPOTENCY_METADATA_KEY = "recurbill_idempotency_key"
 """Metadata key under which a charge carries its idempotency key (webhooks too)."""
+ACCOUNT_METADATA_KEY = "account"
+"""Metadata key of the account a customer, charge or refund is for."""
+CUSTOMER_METADATA_KEY = "recurbill_customer"
+"""Metadata key of the customer a gateway customer is."""
+PAYMENT_METADATA_KEY = "recurbill_payment"
+"""Metadata key of the payment a charge (or a refund of it) belongs to."""
+REFUND_METADATA_KEY = "recurbill_refund"
+"""Metadata key of the refund a gateway refund is (its webhooks find it so)."""
 
 
 class ChargeStatus(str, enum.Enum):
@@ -105,12 +117,19 @@ class ChargeResult:
 
 @attrs.frozen(kw_only=True)
 class RefundResult:
-    """A refund of all or part of a charge; ``status`` as the gateway reports it."""
+    """A refund of all or part of a charge; ``status`` as the gateway reports it.
+
+    Stripe's statuses are ``pending``, ``requires_action``, ``succeeded``,
+    ``failed`` and ``canceled``; a refund answered ``succeeded`` can still
+    become ``failed`` later (a closed card), with ``failure_reason`` saying
+    why (Stripe: ``expired_or_canceled_card``, ``lost_or_stolen_card``, …).
+    """
 
     refund_id: str
     charge_id: str
     amount: Money
     status: str
+    failure_reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -119,13 +138,17 @@ class WebhookEvent:
 
     ``event_id`` is stable across deliveries, so the billing layer can drop
     duplicates; ``created`` is unix seconds; ``data`` is the event's object
-    (for Stripe, ``data.object``) as plain JSON values.
+    (for Stripe, ``data.object``) as plain JSON values. ``refund`` is set for
+    an event about a refund of a charge (Stripe: ``refund.created``,
+    ``refund.updated``, ``refund.failed``, ``charge.refund.updated``): the
+    refund as the event reports it.
     """
 
     event_id: str
     type: str
     created: int
     data: Mapping[str, object]
+    refund: RefundResult | None = None
 
 
 class PaymentGateway(Protocol):
@@ -136,9 +159,19 @@ class PaymentGateway(Protocol):
     """
 
     def create_customer(
-        self, *, email: str, name: str, metadata: Mapping[str, str] = ...
+        self,
+        *,
+        email: str,
+        name: str,
+        metadata: Mapping[str, str] = ...,
+        idempotency_key: str | None = ...,
     ) -> str:
-        """Create a customer at the gateway and return its id."""
+        """Create a customer at the gateway and return its id.
+
+        The same *idempotency_key* with the same parameters returns the
+        customer made first instead of a second one (for as long as the
+        gateway remembers keys: Stripe, 24 hours).
+        """
         ...
 
     def start_card_setup(self, customer: str) -> CardSetup:
@@ -196,9 +229,18 @@ class PaymentGateway(Protocol):
         ...
 
     def refund(
-        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+        self,
+        charge_id: str,
+        *,
+        amount: Money | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] = ...,
     ) -> RefundResult:
-        """Refund *amount* of a charge (None: all that is left of it)."""
+        """Refund *amount* of a charge (None: all that is left of it).
+
+        *metadata* is kept with the refund and comes back in its webhook
+        events (as a charge's does), so an event can be traced to its refund.
+        """
         ...
 
     def retrieve_refund(

@@ -27,7 +27,11 @@ How it maps the port onto Stripe:
   two decimals in multiples of 100, three-decimal currencies need 0 as their
   last digit; anything else is refused before a request is made.
 - Webhooks are verified against the raw body with every configured secret
-  (rotation) and a 300 s tolerance around the ``now`` you pass.
+  (rotation) and a 300 s tolerance around the ``now`` you pass. Refund
+  events (``refund.updated``, ``refund.failed``, ``charge.refund.updated``)
+  carry the refund in ``WebhookEvent.refund``.
+- Refunds carry their idempotency key and the caller's metadata; customers
+  are created with an ``Idempotency-Key`` when one is given.
 
 ``retrieve_charge(idempotency_key=…)`` looks through the 100 most recent
 PaymentIntents, then Stripe's search (which can lag by up to a minute). None
@@ -109,6 +113,7 @@ def _refund_result(refund: Refund, charge_id: str) -> RefundResult:
         charge_id=charge_id,
         amount=from_minor_units(refund.amount, refund.currency),
         status=refund.status or "pending",
+        failure_reason=_field(refund, "failure_reason"),
     )
 
 
@@ -165,9 +170,18 @@ class StripeGateway:
     # -- customers and cards -------------------------------------------------
 
     def create_customer(
-        self, *, email: str, name: str, metadata: Mapping[str, str] | None = None
+        self,
+        *,
+        email: str,
+        name: str,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Create a Stripe Customer; return its id (``cus_…``)."""
+        """Create a Stripe Customer; return its id (``cus_…``).
+
+        With *idempotency_key* (the ``Idempotency-Key`` header) a repeated
+        request within Stripe's 24 hours returns the customer made first.
+        """
         params: CustomerCreateParams = {
             "email": check_email(email),
             "name": check_text(name, what="name"),
@@ -175,8 +189,13 @@ class StripeGateway:
         meta = check_metadata({} if metadata is None else metadata)
         if meta:
             params["metadata"] = meta
-        with _translated():
-            customer = self._v1.customers.create(params)
+        if idempotency_key is None:
+            with _translated():
+                customer = self._v1.customers.create(params)
+        else:
+            key = check_idempotency_key(idempotency_key)
+            with _translated(key):
+                customer = self._v1.customers.create(params, {"idempotency_key": key})
         return customer.id
 
     def start_card_setup(self, customer: str) -> CardSetup:
@@ -340,19 +359,27 @@ class StripeGateway:
         return _intent_result(intent, _key_of(intent))
 
     def refund(
-        self, charge_id: str, *, amount: Money | None, idempotency_key: str
+        self,
+        charge_id: str,
+        *,
+        amount: Money | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         """Refund a PaymentIntent, all that is left (None) or part of it.
 
         The PaymentIntent is read first, so that an amount in another currency
         is refused rather than read by Stripe in the charge's currency.
+        *metadata* goes on the Refund, with the idempotency key.
         """
         check_id(charge_id, what="charge_id")
         amount = check_refund_amount(amount)
         key = check_idempotency_key(idempotency_key)
+        meta = check_metadata({} if metadata is None else metadata)
         params: RefundCreateParams = {
             "payment_intent": charge_id,
-            "metadata": {IDEMPOTENCY_METADATA_KEY: key},  # found by retrieve_refund
+            # the key is how retrieve_refund finds it
+            "metadata": {**meta, IDEMPOTENCY_METADATA_KEY: key},
         }
         if amount is not None:
             params["amount"] = to_minor_units(amount)

@@ -10,6 +10,9 @@ forged clock.
 
 >>> header = sign_webhook(b'{"id": "evt_1"}', secret="whsec_x", timestamp=100)
 >>> verify_webhook(b'{"id": "evt_1"}', signature=header, secrets=["whsec_x"], now=130)
+
+:func:`parse_event` reads the refund out of Stripe's refund events
+(:data:`REFUND_EVENTS`), whose object is a Refund.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from recurbill.errors import WebhookError
-from recurbill.payments.protocol import WebhookEvent
+from recurbill.errors import RecurbillError, WebhookError
+from recurbill.payments.minor_units import from_minor_units
+from recurbill.payments.protocol import RefundResult, WebhookEvent
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "REFUND_EVENTS",
     "parse_event",
     "sign_webhook",
     "verify_webhook",
@@ -32,6 +37,14 @@ __all__ = [
 
 DEFAULT_TOLERANCE = 300
 """Seconds a signature's timestamp may be away from now (Stripe's default)."""
+
+REFUND_EVENTS = frozenset(
+    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+)
+"""Stripe's event types about a refund (their object is the Refund).
+
+Accounts on API versions before 2024-10-28 get ``charge.refund.updated``
+for card refunds instead of ``refund.updated`` and ``refund.failed``."""
 
 
 def _digest(payload: bytes, secret: str, timestamp: int) -> str:
@@ -114,5 +127,40 @@ def parse_event(payload: bytes) -> WebhookEvent:
     ):
         raise _refuse("the payload is not an event with id, type, created and data")
     return WebhookEvent(
-        event_id=body["id"], type=body["type"], created=body["created"], data=obj
+        event_id=body["id"],
+        type=body["type"],
+        created=body["created"],
+        data=obj,
+        refund=_refund(obj) if body["type"] in REFUND_EVENTS else None,
+    )
+
+
+def _refund(obj: Mapping[str, object]) -> RefundResult | None:
+    """The refund of a PaymentIntent in an event's Refund object, else None.
+
+    A refund of no PaymentIntent (or in a currency recurbill does not know)
+    cannot be one recurbill made: the event is not about a refund of its own.
+    """
+    refund_id, charge_id = obj.get("id"), obj.get("payment_intent")
+    amount, currency = obj.get("amount"), obj.get("currency")
+    status, reason = obj.get("status"), obj.get("failure_reason")
+    if (
+        obj.get("object") != "refund"
+        or not isinstance(refund_id, str)
+        or not isinstance(charge_id, str)
+        or not isinstance(amount, int)
+        or isinstance(amount, bool)
+        or not isinstance(currency, str)
+    ):
+        return None
+    try:
+        money = from_minor_units(amount, currency)
+    except RecurbillError:
+        return None
+    return RefundResult(
+        refund_id=refund_id,
+        charge_id=charge_id,
+        amount=money,
+        status=status if isinstance(status, str) else "pending",
+        failure_reason=reason if isinstance(reason, str) else None,
     )

@@ -163,6 +163,19 @@ class GatewayContract:
         assert second
         assert first != second
 
+    def test_one_customer_per_idempotency_key(self, gateway: PaymentGateway) -> None:
+        """How ``Billing.add_customer`` repeated never leaves a second customer."""
+        key = _key("customer")
+        first = gateway.create_customer(
+            email="a@example.no", name="A", idempotency_key=key
+        )
+        again = gateway.create_customer(
+            email="a@example.no", name="A", idempotency_key=key
+        )
+        assert again == first
+        with pytest.raises(IdempotencyKeyReuseError):
+            gateway.create_customer(email="b@example.no", name="B", idempotency_key=key)
+
     def test_card_setup_is_for_the_customer(
         self, gateway: PaymentGateway, customer: str
     ) -> None:
@@ -514,7 +527,10 @@ class GatewayContract:
         assert other.charge_id is not None
         key = _key("refund-found")
         made = gateway.refund(
-            first.charge_id, amount=Money(100, "NOK"), idempotency_key=key
+            first.charge_id,
+            amount=Money(100, "NOK"),
+            idempotency_key=key,
+            metadata={"recurbill_refund": "contract"},
         )
         assert gateway.retrieve_refund(first.charge_id, idempotency_key=key) == made
         assert (
