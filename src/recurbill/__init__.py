@@ -15,6 +15,7 @@ from recurbill.collection import (
     RetryPolicy,
 )
 from recurbill.errors import (
+    ChargeAmountError,
     ConflictError,
     CreditExceedsInvoiceError,
     CurrencyMismatchError,
@@ -37,6 +38,7 @@ from recurbill.errors import (
     ProductionGuardError,
     RecurbillError,
     SchemaVersionError,
+    SelectionAmountError,
     StartTooEarlyError,
     StateError,
     StorageError,
@@ -85,6 +87,7 @@ from recurbill.payments.memory import (
 from recurbill.payments.protocol import (
     CardDetails,
     CardSetup,
+    ChargeLimits,
     ChargeResult,
     ChargeStatus,
     PaymentGateway,
@@ -160,6 +163,8 @@ __all__ = [
     "Billing",
     "CardDetails",
     "CardSetup",
+    "ChargeAmountError",
+    "ChargeLimits",
     "ChargeResult",
     "ChargeStatus",
     "CollectionMethod",
@@ -217,6 +222,7 @@ __all__ = [
     "RunReport",
     "Schedule",
     "SchemaVersionError",
+    "SelectionAmountError",
     "Settlement",
     "SettlementLine",
     "SettlementPlan",

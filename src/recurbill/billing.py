@@ -38,6 +38,7 @@ from recurbill.collection import (
     RECEIPT_SERIES,
     Collector,
     RetryPolicy,
+    check_chargeable,
     local_date,
 )
 from recurbill.corrections import CREDIT_NOTE_SERIES, Corrections
@@ -745,6 +746,9 @@ class Billing:
     ) -> PaymentOutcome:
         """The customer pays one open invoice with a saved card (on-session).
 
+        An invoice whose amount the gateway cannot charge
+        (:class:`~recurbill.errors.ChargeAmountError`: below its minimum or
+        above its maximum for one payment) is refused before anything else.
         Earlier payments of the invoice whose outcome is open are first asked
         of the gateway. A second submit while one is unfinished returns that
         payment's outcome instead of charging again; so does paying with the
@@ -755,6 +759,8 @@ class Billing:
         returned as it stands (``failed_unknown``, say) until a look-up answers.
         """
         aware(now, "now")
+        with self.storage.transaction() as tx:
+            self._chargeable(tx.get_invoice(account_id, invoice_id))
         for unfinished in self._open_payments(account_id, invoice_id):
             outcome = self._collector.reconcile(account_id, unfinished.id, now=now)
             if (
@@ -798,6 +804,7 @@ class Billing:
             if in_flight:
                 payment = in_flight[0]
             else:
+                self._chargeable(invoice)  # it may have changed meanwhile
                 account = tx.get_account(account_id)
                 customer = tx.get_customer(account_id, invoice.customer_id)
                 payment = self._collector.new_payment(
@@ -817,6 +824,22 @@ class Billing:
             # got no answer, and sending it again could charge twice
             self._collector.execute(account_id, payment.id, now=now)
         return self._outcome(account_id, invoice_id, payment_id=payment.id)
+
+    def _chargeable(self, invoice: Invoice) -> None:
+        """Refuse an open invoice whose amount the gateway cannot charge."""
+        if invoice.status is not InvoiceStatus.OPEN or invoice.outstanding.amount <= 0:
+            return  # refused as not payable, with its state
+        check_chargeable(
+            self.gateway,
+            invoice.outstanding,
+            what=f"invoice {invoice.display_number}",
+            advice={
+                "maximum": "pay it another way, such as a bank transfer",
+                "minimum": "pay it together with other open invoices in one "
+                "payment (a mass payment), or another way such as a bank transfer",
+                "increment": "pay it another way, such as a bank transfer",
+            },
+        )
 
     def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
         with self.storage.transaction() as tx:
@@ -861,7 +884,10 @@ class Billing:
 
         Raises :class:`~recurbill.errors.InvalidSelectionError` for an empty
         selection, a duplicate, an invoice not found (or of someone else), one
-        that is not open, mixed currencies, or one inside a pending payment.
+        that is not open, mixed currencies, or one inside a pending payment;
+        its subclass :class:`~recurbill.errors.SelectionAmountError` for a
+        total the gateway cannot charge at once (above its maximum or below
+        its minimum), which :meth:`mass_pay` refuses alike.
         """
         return self._mass.plan(account_id, customer_id, invoice_ids)
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from recurbill.errors import (
+    ChargeAmountError,
     GatewayAuthenticationError,
     GatewayError,
     GatewayUnavailableError,
@@ -33,7 +34,12 @@ from recurbill.notify.render import (
     render_payment_needs_action,
     render_receipt,
 )
-from recurbill.payments.protocol import ChargeResult, ChargeStatus, PaymentGateway
+from recurbill.payments.protocol import (
+    ChargeBound,
+    ChargeResult,
+    ChargeStatus,
+    PaymentGateway,
+)
 from recurbill.records import (
     Account,
     CollectionMethod,
@@ -62,6 +68,7 @@ __all__ = [
     "Finished",
     "RetryPolicy",
     "Unanswered",
+    "check_chargeable",
     "local_date",
     "outbox_message",
     "paying",
@@ -186,6 +193,44 @@ def paying(tx: Transaction, account_id: str, customer_id: str) -> dict[str, Paym
         )
         for invoice_id in payment.invoice_ids
     }
+
+
+_BEYOND = {
+    "minimum": "below the gateway's minimum of {limit} for a card payment",
+    "maximum": "above the gateway's maximum of {limit} for one card payment",
+    "increment": "not a whole multiple of {limit}, the smallest unit the gateway "
+    "charges",
+}
+
+
+def check_chargeable(
+    gateway: PaymentGateway,
+    amount: Money,
+    *,
+    what: str,
+    advice: Mapping[ChargeBound, str],
+    error: type[ChargeAmountError] = ChargeAmountError,
+    **fields: object,
+) -> None:
+    """Refuse *amount* before any payment is made if the gateway cannot charge it.
+
+    The gateway says its limits (:meth:`PaymentGateway.charge_limits`); the
+    error (*error*, with *fields*) names *what* is paid, the amount and the
+    limit it breaks, and gives the *advice* for that limit.
+    """
+    broken = gateway.charge_limits(amount.currency).broken_by(amount)
+    if broken is None:
+        return
+    bound, limit = broken
+    raise error(
+        problem=f"{what}, {amount}, cannot be paid by card: it is "
+        + _BEYOND[bound].format(limit=limit),
+        allowed=advice[bound],
+        amount=amount,
+        bound=bound,
+        limit=limit,
+        **fields,
+    )
 
 
 def local_date(account: Account, instant: datetime) -> date:

@@ -17,7 +17,9 @@ instance as ``error.fields``::
     │   │   ├── VatCategoryError                rate or exemption reason breaks a rule
     │   │   └── CreditExceedsInvoiceError       a credit note larger than its invoice
     │   ├── InvalidReferenceError               KID or OCR payment reference
+    │   ├── ChargeAmountError                   an amount one card charge cannot take
     │   ├── InvalidSelectionError               a mass-payment selection
+    │   │   └── SelectionAmountError            a total beyond one charge (see above)
     │   └── InvalidRecordError                  an account, customer or template field
     ├── StateError                              the record's state forbids the action
     ├── StorageError                            the storage port
@@ -41,6 +43,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ChargeAmountError",
     "ConflictError",
     "CreditExceedsInvoiceError",
     "CurrencyMismatchError",
@@ -63,6 +66,7 @@ __all__ = [
     "ProductionGuardError",
     "RecurbillError",
     "SchemaVersionError",
+    "SelectionAmountError",
     "StartTooEarlyError",
     "StateError",
     "StorageError",
@@ -184,8 +188,27 @@ class InvalidReferenceError(InvalidInputError):
     """A KID or OCR payment reference that is malformed or fails its check digit."""
 
 
+class ChargeAmountError(InvalidInputError):
+    """An amount the payment gateway cannot charge in one card payment.
+
+    Below its minimum, above its maximum, or not a whole multiple of its
+    smallest unit. Besides ``problem`` and ``allowed``, ``error.fields`` holds
+    ``amount`` (the Money refused), ``bound`` (``"minimum"``, ``"maximum"`` or
+    ``"increment"``) and ``limit`` (that bound, as Money).
+    """
+
+
 class InvalidSelectionError(InvalidInputError):
     """A mass-payment selection that cannot be settled."""
+
+
+class SelectionAmountError(InvalidSelectionError, ChargeAmountError):
+    """A mass-payment selection whose total the gateway cannot charge at once.
+
+    Both an :class:`InvalidSelectionError` (``reason`` is ``"amount"``,
+    ``invoice_ids`` the whole selection) and a :class:`ChargeAmountError`
+    (``amount`` is the total; ``bound`` says which limit it breaks).
+    """
 
 
 class InvalidRecordError(InvalidInputError):

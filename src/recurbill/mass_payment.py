@@ -16,10 +16,11 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.collection import Collector, paying
-from recurbill.errors import ConflictError, NotFoundError
+from recurbill.collection import Collector, check_chargeable, paying
+from recurbill.errors import ConflictError, NotFoundError, SelectionAmountError
 from recurbill.ids import IdFactory
 from recurbill.money import Money
+from recurbill.payments.protocol import ChargeBound
 from recurbill.records import (
     Invoice,
     InvoiceStatus,
@@ -37,6 +38,11 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = ["MassPayment", "MassPaymentConfirmation"]
 
 _LIVE = (SettlementStatus.PENDING, SettlementStatus.REQUIRES_ACTION)
+_ADVICE: dict[ChargeBound, str] = {
+    "maximum": "select fewer invoices and pay the others in a second payment",
+    "minimum": "select more invoices, or pay these another way (a bank transfer)",
+    "increment": "pay these invoices another way (a bank transfer)",
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -86,7 +92,11 @@ class MassPayment:
     def plan(
         self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
     ) -> SettlementPlan:
-        """What the selection costs now (for the screen before "confirm")."""
+        """What the selection costs now (for the screen before "confirm").
+
+        A total the gateway cannot charge at once is refused, as :meth:`pay`
+        refuses it, with a :class:`~recurbill.errors.SelectionAmountError`.
+        """
         with self.storage.transaction() as tx:
             return self._plan(tx, account_id, customer_id, invoice_ids)
 
@@ -183,13 +193,27 @@ class MassPayment:
             if settlement.status in _LIVE
             for item in settlement.items
         } | set(paying(tx, account_id, customer_id))
-        return plan_settlement(
+        plan = plan_settlement(
             invoice_ids,
             found,
             account_id=account_id,
             customer_id=customer_id,
             pending=pending,
         )
+        check_chargeable(
+            self.collector.gateway,
+            plan.total,
+            what=(
+                f"the total of the {len(plan.lines)} selected invoices"
+                if len(plan.lines) > 1
+                else "the selected invoice"
+            ),
+            advice=_ADVICE,
+            error=SelectionAmountError,
+            reason="amount",
+            invoice_ids=plan.invoice_ids,
+        )
+        return plan
 
     def _store(
         self,
