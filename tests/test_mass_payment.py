@@ -6,7 +6,13 @@ from typing import Any
 import pytest
 
 from billing_helpers import World, at, line, make_world
-from recurbill.errors import InvalidInputError, InvalidSelectionError, NotFoundError
+from recurbill.collection import IN_FLIGHT
+from recurbill.errors import (
+    InvalidInputError,
+    InvalidSelectionError,
+    NotFoundError,
+    SelectionAmountError,
+)
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (
@@ -154,10 +160,10 @@ def test_authentication_required_then_completed() -> None:
     )
     assert pending.status is SettlementStatus.REQUIRES_ACTION
     assert pending.client_secret
-    with pytest.raises(InvalidSelectionError, match="payment in progress"):
-        world.billing.mass_pay(
-            world.account.id, per.id, ids[:1], payment_method_id=card, now=at(DAY)
-        )
+    again = world.billing.mass_pay(  # the same card and selection: the same one
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert again.settlement == pending.settlement
     assert pending.payment is not None
     assert pending.payment.charge_id is not None
     world.gateway.settle(pending.payment.charge_id, succeed=True)  # 3-D Secure done
@@ -436,3 +442,173 @@ def test_a_pending_refund_that_succeeds_later_is_recorded_so() -> None:
     overview = world.billing.overview(acct, per.id, on=DAY + timedelta(days=1))
     assert overview.credit_balance == Money.zero("NOK")
     assert [i.id for i in overview.open] == ids
+
+
+# -- a payment waiting for authentication is replaced, never doubled ----------
+
+
+def _waiting(world: World) -> tuple[Customer, str, str, list[str], Any]:
+    """Per's two invoices in a mass payment that waits for 3-D Secure."""
+    per, stuck = _payer(world, "pm_card_authenticationRequired")
+    visa = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_visa", make_default=False
+    )
+    ids = _open_invoices(world, per, ["100", "200"])
+    waiting = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=stuck, now=at(DAY)
+    )
+    assert waiting.status is SettlementStatus.REQUIRES_ACTION
+    return per, stuck, visa.id, ids, waiting
+
+
+def _in_flight(world: World) -> list[Any]:
+    return [p for p in world.payments() if p.status in IN_FLIGHT]
+
+
+def test_the_plan_agrees_with_the_payment_on_invoices_waiting_for_authentication() -> (
+    None
+):
+    world = make_world()
+    per, _, visa, ids, waiting = _waiting(world)
+    plan = world.billing.plan_mass_payment(world.account.id, per.id, ids)
+    assert plan.total == waiting.total
+    paid = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=visa, now=at(DAY, 13)
+    )
+    assert paid.status is SettlementStatus.SUCCEEDED
+    assert paid.total == plan.total
+    old = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert old.status is SettlementStatus.ABANDONED
+    with pytest.raises(InvalidInputError):  # canceled: it can never be completed
+        world.gateway.settle(waiting.payment.charge_id, succeed=True)
+    assert len(world.gateway.ledger) == 1
+
+
+def test_the_same_card_may_pay_another_selection_instead_of_a_waiting_one() -> None:
+    world = make_world()
+    per, stuck, _, ids, waiting = _waiting(world)
+    plan = world.billing.plan_mass_payment(world.account.id, per.id, ids[:1])
+    again = world.billing.mass_pay(
+        world.account.id, per.id, ids[:1], payment_method_id=stuck, now=at(DAY, 13)
+    )
+    assert again.status is SettlementStatus.REQUIRES_ACTION
+    assert again.settlement.id != waiting.settlement.id
+    assert again.total == plan.total
+    old = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert old.status is SettlementStatus.ABANDONED
+    assert [p.id for p in _in_flight(world)] == [again.payment.id]
+    with pytest.raises(InvalidInputError):
+        world.gateway.settle(waiting.payment.charge_id, succeed=True)
+    world.gateway.settle(again.payment.charge_id, succeed=True)
+    done = world.billing.confirm_mass_payment(
+        world.account.id, again.settlement.id, now=at(DAY, 14)
+    )
+    assert done.status is SettlementStatus.SUCCEEDED
+    assert [c.amount for c in world.gateway.ledger] == [plan.total]
+
+
+def test_paying_one_invoice_replaces_a_mass_payment_left_waiting() -> None:
+    world = make_world()
+    _, stuck, _, ids, waiting = _waiting(world)
+    one = world.billing.pay(
+        world.account.id, ids[0], payment_method_id=stuck, now=at(DAY, 13)
+    )
+    assert one.payment is not None
+    assert one.payment.invoice_ids == (ids[0],)  # not the waiting mass payment
+    assert one.status is PaymentStatus.REQUIRES_ACTION
+    old = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert old.status is SettlementStatus.ABANDONED
+    assert [p.id for p in _in_flight(world)] == [one.payment.id]
+
+
+def test_invoices_in_a_payment_without_an_outcome_stay_refused_by_both() -> None:
+    world = make_world()
+    per, card = _payer(world)
+    other = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_mastercard", make_default=False
+    )
+    ids = _open_invoices(world, per, ["100", "200"])
+    world.gateway.process_next()
+    processing = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=card, now=at(DAY)
+    )
+    assert processing.status is SettlementStatus.PENDING
+    with pytest.raises(InvalidSelectionError, match="payment in progress"):
+        world.billing.plan_mass_payment(world.account.id, per.id, ids[:1])
+    with pytest.raises(InvalidSelectionError, match="payment in progress"):
+        world.billing.mass_pay(
+            world.account.id, per.id, ids[:1], payment_method_id=other.id, now=at(DAY)
+        )
+    assert world.gateway.ledger == []
+
+
+def test_a_refused_payment_leaves_the_waiting_one_as_it_was() -> None:
+    world = make_world()
+    per, _, _, ids, waiting = _waiting(world)
+    stranger = world.customer("Ola Nordmann")
+    with world.storage.transaction() as tx:
+        (not_his,) = tx.list_payment_methods(world.account.id, stranger.id)
+    with pytest.raises(NotFoundError):
+        world.billing.mass_pay(
+            world.account.id, per.id, ids, payment_method_id=not_his.id, now=at(DAY)
+        )
+    with pytest.raises(NotFoundError):
+        world.billing.pay(
+            world.account.id, ids[0], payment_method_id=not_his.id, now=at(DAY)
+        )
+    still = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert still.status is SettlementStatus.REQUIRES_ACTION
+    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+
+
+def test_a_selection_refused_for_its_total_cancels_nothing() -> None:
+    world = make_world()
+    per, stuck = _payer(world, "pm_card_authenticationRequired")
+    visa = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_visa", make_default=False
+    )
+    ids = _open_invoices(world, per, ["100", "2.00"])  # 125.00 and 2.50 NOK
+    waiting = world.billing.mass_pay(
+        world.account.id, per.id, ids, payment_method_id=stuck, now=at(DAY)
+    )
+    assert waiting.status is SettlementStatus.REQUIRES_ACTION
+    with pytest.raises(SelectionAmountError, match="below the gateway's minimum"):
+        world.billing.mass_pay(
+            world.account.id, per.id, ids[1:], payment_method_id=visa.id, now=at(DAY)
+        )
+    still = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert still.status is SettlementStatus.REQUIRES_ACTION
+    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+
+
+class _StartsAnotherOnCancel(InMemoryGateway):
+    """While a waiting charge is canceled, another tab starts a new payment."""
+
+    hook: Any = None
+
+    def cancel_charge(self, charge_id: str) -> Any:
+        result = super().cancel_charge(charge_id)
+        if self.hook is not None:
+            hook, self.hook = self.hook, None
+            hook()
+        return result
+
+
+def test_a_payment_started_while_the_waiting_one_is_canceled_is_never_doubled() -> None:
+    gateway = _StartsAnotherOnCancel()
+    world = make_world(gateway=gateway)
+    per, stuck, visa, ids, _ = _waiting(world)
+    tab: list[Any] = []
+    gateway.hook = lambda: tab.append(
+        world.billing.pay(
+            world.account.id, ids[0], payment_method_id=stuck, now=at(DAY, 13)
+        )
+    )
+    with pytest.raises(InvalidSelectionError, match="payment in progress"):
+        world.billing.mass_pay(
+            world.account.id, per.id, ids, payment_method_id=visa, now=at(DAY, 13)
+        )
+    (other_tab,) = tab
+    assert other_tab.status is PaymentStatus.REQUIRES_ACTION
+    assert [p.id for p in _in_flight(world)] == [other_tab.payment.id]
+    assert world.gateway.ledger == []

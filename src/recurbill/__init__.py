@@ -15,6 +15,7 @@ from recurbill.collection import (
     RetryPolicy,
 )
 from recurbill.errors import (
+    ChargeAmountError,
     ConflictError,
     CreditExceedsInvoiceError,
     CurrencyMismatchError,
@@ -38,6 +39,7 @@ from recurbill.errors import (
     RecurbillError,
     ReferenceLengthError,
     SchemaVersionError,
+    SelectionAmountError,
     StartTooEarlyError,
     StateError,
     StorageError,
@@ -86,6 +88,7 @@ from recurbill.payments.memory import (
 from recurbill.payments.protocol import (
     CardDetails,
     CardSetup,
+    ChargeLimits,
     ChargeResult,
     ChargeStatus,
     PaymentGateway,
@@ -164,6 +167,8 @@ __all__ = [
     "Billing",
     "CardDetails",
     "CardSetup",
+    "ChargeAmountError",
+    "ChargeLimits",
     "ChargeResult",
     "ChargeStatus",
     "CollectionMethod",
@@ -224,6 +229,7 @@ __all__ = [
     "RunReport",
     "Schedule",
     "SchemaVersionError",
+    "SelectionAmountError",
     "Settlement",
     "SettlementLine",
     "SettlementPlan",

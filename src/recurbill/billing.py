@@ -38,7 +38,9 @@ from recurbill.collection import (
     RECEIPT_SERIES,
     Collector,
     RetryPolicy,
+    check_chargeable,
     local_date,
+    paying,
 )
 from recurbill.corrections import CREDIT_NOTE_SERIES, Corrections
 from recurbill.credit import Credits
@@ -831,59 +833,51 @@ class Billing:
     ) -> PaymentOutcome:
         """The customer pays one open invoice with a saved card (on-session).
 
-        Earlier payments of the invoice whose outcome is open are first asked
-        of the gateway. A second submit while one is unfinished returns that
+        An invoice that is not open, or whose amount the gateway cannot charge
+        (:class:`~recurbill.errors.ChargeAmountError`: below its minimum or
+        above its maximum for one payment), is refused before anything else.
+        Earlier payments of the invoice whose outcome is open are then asked of
+        the gateway. A second submit while one is unfinished returns that
         payment's outcome instead of charging again; so does paying with the
-        card of a payment that waits for authentication (complete it with its
-        ``client_secret``). Another card cancels that waiting charge at the
-        gateway first (unless it finished meanwhile), then pays. A payment
-        whose outcome the gateway could not tell is never sent again here: it is
-        returned as it stands (``failed_unknown``, say) until a look-up answers.
+        card of a payment of this invoice alone that waits for authentication
+        (complete it with its ``client_secret``). Any other payment of it
+        waiting for authentication (another card, or a mass payment) is
+        canceled at the gateway first (unless it finished meanwhile), then
+        this one pays. A payment whose outcome the gateway could not tell is
+        never sent again here: it is returned as it stands (``failed_unknown``,
+        say) until a look-up answers.
         """
         aware(now, "now")
-        for unfinished in self._open_payments(account_id, invoice_id):
-            outcome = self._collector.reconcile(account_id, unfinished.id, now=now)
-            if (
-                outcome.status is PaymentStatus.REQUIRES_ACTION
-                and outcome.payment_method_id != payment_method_id
-            ):
-                # another card pays instead: the waiting charge is canceled first
-                self._collector.cancel(account_id, outcome.id, now=now)
         with self.storage.transaction() as tx:
-            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
-            if (
-                invoice.status is not InvoiceStatus.OPEN
-                or invoice.outstanding.amount <= 0
-            ):
-                raise StateError(
-                    problem=(
-                        f"invoice {invoice.display_number} is {invoice.status.value}"
-                        f" and owes {invoice.outstanding}"
-                    ),
-                    allowed="only an open invoice with something to pay can be paid",
-                )
-            method = tx.get_payment_method(account_id, payment_method_id)
-            if method.customer_id != invoice.customer_id:
-                raise NotFoundError(
-                    kind="payment method", key=payment_method_id, account=account_id
-                )
-            earlier = [
-                p
-                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
-                if invoice_id in p.invoice_ids
-            ]
-            in_flight = [
-                p
-                for p in earlier
-                if p.status in NO_OUTCOME
-                or (
-                    p.status is PaymentStatus.REQUIRES_ACTION
-                    and p.payment_method_id == method.id
-                )
-            ]
-            if in_flight:
-                payment = in_flight[0]
+            invoice, _ = self._payable(tx, account_id, invoice_id, payment_method_id)
+
+        def same_attempt(payment: Payment) -> bool:
+            return (
+                payment.settlement_id is None
+                and payment.invoice_ids == (invoice_id,)
+                and payment.payment_method_id == payment_method_id
+            )
+
+        self._collector.make_way(
+            account_id, invoice.customer_id, [invoice_id], keep=same_attempt, now=now
+        )
+        with self.storage.transaction() as tx:
+            invoice, method = self._payable(
+                tx, account_id, invoice_id, payment_method_id, lock=True
+            )
+            # after make_way, what is still in flight is this attempt, or a
+            # payment without an outcome: returned, never charged beside
+            busy = paying(tx, account_id, invoice.customer_id).get(invoice_id)
+            if busy is not None:
+                payment = busy
             else:
+                earlier = [
+                    p
+                    for p in tx.list_payments(
+                        account_id, customer_id=invoice.customer_id
+                    )
+                    if invoice_id in p.invoice_ids
+                ]
                 account = tx.get_account(account_id)
                 customer = tx.get_customer(account_id, invoice.customer_id)
                 payment = self._collector.new_payment(
@@ -898,11 +892,48 @@ class Billing:
                 )
                 tx.add_payment(payment)
                 tx.commit()
-        if not (in_flight and payment.status in NO_OUTCOME):
-            # an earlier payment still without an outcome: the look-up above
-            # got no answer, and sending it again could charge twice
+        if busy is None:
+            # (one still without an outcome is not sent again: the look-up
+            # above got no answer, and sending it again could charge twice)
             self._collector.execute(account_id, payment.id, now=now)
         return self._outcome(account_id, invoice_id, payment_id=payment.id)
+
+    def _payable(
+        self,
+        tx: Transaction,
+        account_id: str,
+        invoice_id: str,
+        method_id: str,
+        *,
+        lock: bool = False,
+    ) -> tuple[Invoice, PaymentMethod]:
+        """The invoice and the customer's card, if the card can pay the invoice."""
+        invoice = tx.get_invoice(account_id, invoice_id, for_update=lock)
+        if invoice.status is not InvoiceStatus.OPEN or invoice.outstanding.amount <= 0:
+            raise StateError(
+                problem=(
+                    f"invoice {invoice.display_number} is {invoice.status.value}"
+                    f" and owes {invoice.outstanding}"
+                ),
+                allowed="only an open invoice with something to pay can be paid",
+            )
+        method = tx.get_payment_method(account_id, method_id)
+        if method.customer_id != invoice.customer_id:
+            raise NotFoundError(
+                kind="payment method", key=method_id, account=account_id
+            )
+        check_chargeable(
+            self.gateway,
+            invoice.outstanding,
+            what=f"invoice {invoice.display_number}",
+            advice={
+                "maximum": "pay it another way, such as a bank transfer",
+                "minimum": "pay it together with other open invoices in one "
+                "payment (a mass payment), or another way such as a bank transfer",
+                "increment": "pay it another way, such as a bank transfer",
+            },
+        )
+        return invoice, method
 
     def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
         with self.storage.transaction() as tx:
@@ -947,7 +978,12 @@ class Billing:
 
         Raises :class:`~recurbill.errors.InvalidSelectionError` for an empty
         selection, a duplicate, an invoice not found (or of someone else), one
-        that is not open, mixed currencies, or one inside a pending payment.
+        that is not open, mixed currencies, or one inside a payment without an
+        outcome yet; its subclass :class:`~recurbill.errors.SelectionAmountError`
+        for a total the gateway cannot charge at once (above its maximum or
+        below its minimum). An invoice in a payment waiting for the customer's
+        authentication is payable: :meth:`mass_pay` cancels that payment first.
+        :meth:`mass_pay` refuses what this refuses.
         """
         return self._mass.plan(account_id, customer_id, invoice_ids)
 
@@ -962,9 +998,13 @@ class Billing:
     ) -> MassPaymentConfirmation:
         """Settle several open invoices with one charge and one receipt.
 
-        The selection is re-checked against the invoices as they are now.
-        Submitting the same selection again (a double click, a second tab)
-        returns the first settlement's confirmation and never charges twice.
+        The selection is re-checked against the invoices as they are now, as
+        :meth:`plan_mass_payment` checks it. Submitting the same selection
+        again (a double click, a second tab) returns the first settlement's
+        confirmation and never charges twice. A payment of these invoices
+        waiting for authentication is replaced: canceled at the gateway first,
+        unless it is the same selection on the same card (then it is returned,
+        to be completed).
         An invoice paid another way before the charge turns its share into
         customer credit. To pay with a new card, :meth:`save_card` it first
         (``make_default=False`` keeps the current default) and pass its id.

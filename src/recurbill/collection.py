@@ -10,7 +10,7 @@ so nothing is charged twice and nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from recurbill.errors import (
+    ChargeAmountError,
     GatewayAuthenticationError,
     GatewayError,
     GatewayUnavailableError,
@@ -36,6 +37,7 @@ from recurbill.notify.render import (
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
     PAYMENT_METADATA_KEY,
+    ChargeBound,
     ChargeResult,
     ChargeStatus,
     PaymentGateway,
@@ -68,6 +70,7 @@ __all__ = [
     "Finished",
     "RetryPolicy",
     "Unanswered",
+    "check_chargeable",
     "local_date",
     "outbox_message",
     "paying",
@@ -182,16 +185,67 @@ class Unanswered:
         )
 
 
-def paying(tx: Transaction, account_id: str, customer_id: str) -> dict[str, Payment]:
+def paying(
+    tx: Transaction,
+    account_id: str,
+    customer_id: str,
+    *,
+    statuses: Sequence[PaymentStatus] = IN_FLIGHT,
+) -> dict[str, Payment]:
     """The customer's invoices with a payment in flight, read in *tx*: each
-    invoice id with such a payment (whose charge may still take money)."""
+    invoice id with such a payment (whose charge may still take money).
+
+    The one rule for whether an invoice may join a new payment: not while
+    it is in one of these. A new payment first cancels those waiting for
+    authentication (:meth:`Collector.make_way`), so what a new payment must
+    wait for is a payment without an outcome: ``statuses=NO_OUTCOME`` asks
+    for those alone (a plan shown before paying).
+    """
     return {
         invoice_id: payment
         for payment in tx.list_payments(
-            account_id, customer_id=customer_id, statuses=IN_FLIGHT
+            account_id, customer_id=customer_id, statuses=statuses
         )
         for invoice_id in payment.invoice_ids
     }
+
+
+_BEYOND = {
+    "minimum": "below the gateway's minimum of {limit} for a card payment",
+    "maximum": "above the gateway's maximum of {limit} for one card payment",
+    "increment": "not a whole multiple of {limit}, the smallest unit the gateway "
+    "charges",
+}
+
+
+def check_chargeable(
+    gateway: PaymentGateway,
+    amount: Money,
+    *,
+    what: str,
+    advice: Mapping[ChargeBound, str],
+    error: type[ChargeAmountError] = ChargeAmountError,
+    **fields: object,
+) -> None:
+    """Refuse *amount* before any payment is made if the gateway cannot charge it.
+
+    The gateway says its limits (:meth:`PaymentGateway.charge_limits`); the
+    error (*error*, with *fields*) names *what* is paid, the amount and the
+    limit it breaks, and gives the *advice* for that limit.
+    """
+    broken = gateway.charge_limits(amount.currency).broken_by(amount)
+    if broken is None:
+        return
+    bound, limit = broken
+    raise error(
+        problem=f"{what}, {amount}, cannot be paid by card: it is "
+        + _BEYOND[bound].format(limit=limit),
+        allowed=advice[bound],
+        amount=amount,
+        bound=bound,
+        limit=limit,
+        **fields,
+    )
 
 
 def local_date(account: Account, instant: datetime) -> date:
@@ -534,6 +588,33 @@ class Collector:
             return payment
         result = self.gateway.cancel_charge(payment.charge_id)
         return self._record(payment, result, now=now)
+
+    def make_way(
+        self,
+        account_id: str,
+        customer_id: str,
+        invoice_ids: Sequence[str],
+        *,
+        keep: Callable[[Payment], bool],
+        now: datetime,
+    ) -> None:
+        """Before a new payment of *invoice_ids*: settle what stands in its way.
+
+        Each payment in flight that touches them is asked of the gateway first
+        (an earlier charge may have gone through meanwhile). One still waiting
+        for the customer's authentication is canceled at the gateway, unless
+        *keep* says it is the very attempt being made again (the customer
+        completes that one instead): canceled, it can no longer take money,
+        so a new payment never stands beside it. If the customer completed it
+        just before, the gateway says so and its outcome is recorded instead.
+        A payment without an outcome is left as it is, and blocks (see
+        :func:`paying`). A gateway that does not answer a cancel raises
+        :class:`~recurbill.errors.GatewayUnavailableError`; try again.
+        """
+        for earlier in self.in_flight(account_id, customer_id, invoice_ids):
+            outcome = self.reconcile(account_id, earlier.id, now=now)
+            if outcome.status is PaymentStatus.REQUIRES_ACTION and not keep(outcome):
+                self.cancel(account_id, outcome.id, now=now)
 
     def in_flight(
         self, account_id: str, customer_id: str, invoice_ids: Sequence[str]

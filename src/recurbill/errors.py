@@ -18,7 +18,9 @@ instance as ``error.fields``::
     │   │   └── CreditExceedsInvoiceError       a credit note larger than its invoice
     │   ├── InvalidReferenceError               KID or OCR payment reference
     │   │   └── ReferenceLengthError            an invoice number outgrew its length
+    │   ├── ChargeAmountError                   an amount one card charge cannot take
     │   ├── InvalidSelectionError               a mass-payment selection
+    │   │   └── SelectionAmountError            a total beyond one charge (see above)
     │   └── InvalidRecordError                  an account, customer or template field
     ├── StateError                              the record's state forbids the action
     ├── StorageError                            the storage port
@@ -42,6 +44,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ChargeAmountError",
     "ConflictError",
     "CreditExceedsInvoiceError",
     "CurrencyMismatchError",
@@ -65,6 +68,7 @@ __all__ = [
     "RecurbillError",
     "ReferenceLengthError",
     "SchemaVersionError",
+    "SelectionAmountError",
     "StartTooEarlyError",
     "StateError",
     "StorageError",
@@ -203,8 +207,27 @@ class ReferenceLengthError(InvalidReferenceError):
     )
 
 
+class ChargeAmountError(InvalidInputError):
+    """An amount the payment gateway cannot charge in one card payment.
+
+    Below its minimum, above its maximum, or not a whole multiple of its
+    smallest unit. Besides ``problem`` and ``allowed``, ``error.fields`` holds
+    ``amount`` (the Money refused), ``bound`` (``"minimum"``, ``"maximum"`` or
+    ``"increment"``) and ``limit`` (that bound, as Money).
+    """
+
+
 class InvalidSelectionError(InvalidInputError):
     """A mass-payment selection that cannot be settled."""
+
+
+class SelectionAmountError(InvalidSelectionError, ChargeAmountError):
+    """A mass-payment selection whose total the gateway cannot charge at once.
+
+    Both an :class:`InvalidSelectionError` (``reason`` is ``"amount"``,
+    ``invoice_ids`` the whole selection) and a :class:`ChargeAmountError`
+    (``amount`` is the total; ``bound`` says which limit it breaks).
+    """
 
 
 class InvalidRecordError(InvalidInputError):

@@ -16,10 +16,17 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.collection import Collector, paying
-from recurbill.errors import ConflictError, NotFoundError
+from recurbill.collection import (
+    IN_FLIGHT,
+    NO_OUTCOME,
+    Collector,
+    check_chargeable,
+    paying,
+)
+from recurbill.errors import ConflictError, NotFoundError, SelectionAmountError
 from recurbill.ids import IdFactory
 from recurbill.money import Money
+from recurbill.payments.protocol import ChargeBound
 from recurbill.records import (
     Invoice,
     InvoiceStatus,
@@ -37,6 +44,11 @@ from recurbill.storage.protocol import Storage, Transaction
 __all__ = ["MassPayment", "MassPaymentConfirmation"]
 
 _LIVE = (SettlementStatus.PENDING, SettlementStatus.REQUIRES_ACTION)
+_ADVICE: dict[ChargeBound, str] = {
+    "maximum": "select fewer invoices and pay the others in a second payment",
+    "minimum": "select more invoices, or pay these another way (a bank transfer)",
+    "increment": "pay these invoices another way (a bank transfer)",
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -86,7 +98,13 @@ class MassPayment:
     def plan(
         self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
     ) -> SettlementPlan:
-        """What the selection costs now (for the screen before "confirm")."""
+        """What the selection costs now (for the screen before "confirm").
+
+        Refused as :meth:`pay` would refuse it: an invoice in a payment without
+        an outcome blocks, one in a payment waiting for authentication does
+        not (paying cancels that payment first), and a total the gateway
+        cannot charge is a :class:`~recurbill.errors.SelectionAmountError`.
+        """
         with self.storage.transaction() as tx:
             return self._plan(tx, account_id, customer_id, invoice_ids)
 
@@ -101,20 +119,31 @@ class MassPayment:
     ) -> MassPaymentConfirmation:
         """Settle the selected invoices with one charge to a saved card.
 
-        A charge of some of these invoices that waits for authentication on
-        another card is canceled at the gateway first (its settlement becomes
-        ``abandoned``), unless it finished meanwhile: this card pays instead.
+        What :meth:`plan` refuses is refused here too. All but the payments
+        in flight is checked first, before the gateway is asked anything (a
+        resubmit of a stored settlement is confirmed instead). Then each
+        payment in flight of these invoices is asked of the gateway: one
+        without an outcome still blocks; one waiting for the customer's
+        authentication is canceled at the gateway (its settlement becomes
+        ``abandoned``) and this payment replaces it, unless it is this very
+        settlement on this card (confirmed again) or it finished meanwhile.
         """
-        selected = invoice_ids if _texts(invoice_ids) else ()
-        for earlier in self.collector.in_flight(account_id, customer_id, selected):
-            # an earlier charge of one of these may have gone through: ask first
-            outcome = self.collector.reconcile(account_id, earlier.id, now=now)
-            if (
-                outcome.status is PaymentStatus.REQUIRES_ACTION
-                and outcome.payment_method_id != payment_method_id
-            ):
-                # another card pays instead: cancel the waiting charge first
-                self.collector.cancel(account_id, outcome.id, now=now)
+        selected = tuple(invoice_ids) if _texts(invoice_ids) else ()
+        with self.storage.transaction() as tx:
+            if self._same_selection(tx, account_id, customer_id, invoice_ids) is None:
+                self._plan(tx, account_id, customer_id, invoice_ids, blocking=())
+            self._method(tx, account_id, customer_id, payment_method_id)
+
+        def same_attempt(payment: Payment) -> bool:
+            return (
+                payment.settlement_id is not None
+                and payment.payment_method_id == payment_method_id
+                and set(payment.invoice_ids) == set(selected)
+            )
+
+        self.collector.make_way(
+            account_id, customer_id, selected, keep=same_attempt, now=now
+        )
         try:
             settlement, payment = self._store(
                 account_id, customer_id, invoice_ids, payment_method_id, now
@@ -172,24 +201,46 @@ class MassPayment:
         customer_id: str,
         invoice_ids: Sequence[str],
         *,
+        blocking: Sequence[PaymentStatus] = NO_OUTCOME,
         lock: bool = False,
     ) -> SettlementPlan:
+        """The one check of a selection, for :meth:`plan` and :meth:`pay` alike.
+
+        Invoices in a payment with a status in *blocking* are refused (see
+        :func:`~recurbill.collection.paying`). :meth:`plan` reads storage
+        only: a payment without an outcome blocks, one waiting for
+        authentication does not, since paying cancels it first. :meth:`pay`
+        checks the rest before it asks the gateway anything (``blocking=()``:
+        the gateway may have news of those payments), and stores its payment
+        after :meth:`Collector.make_way`, when every payment in flight blocks:
+        one still waiting for authentication then was started meanwhile.
+        """
         tx.get_customer(account_id, customer_id)
         found = _invoices(tx, account_id, invoice_ids, lock=lock)
-        settlements = tx.list_settlements(account_id, customer_id=customer_id)
-        pending = {
-            item.invoice_id
-            for settlement in settlements
-            if settlement.status in _LIVE
-            for item in settlement.items
-        } | set(paying(tx, account_id, customer_id))
-        return plan_settlement(
+        busy = (
+            paying(tx, account_id, customer_id, statuses=blocking) if blocking else {}
+        )
+        plan = plan_settlement(
             invoice_ids,
             found,
             account_id=account_id,
             customer_id=customer_id,
-            pending=pending,
+            pending=set(busy),
         )
+        check_chargeable(
+            self.collector.gateway,
+            plan.total,
+            what=(
+                f"the total of the {len(plan.lines)} selected invoices"
+                if len(plan.lines) > 1
+                else "the selected invoice"
+            ),
+            advice=_ADVICE,
+            error=SelectionAmountError,
+            reason="amount",
+            invoice_ids=plan.invoice_ids,
+        )
+        return plan
 
     def _store(
         self,
@@ -206,7 +257,14 @@ class MassPayment:
             same = self._same_selection(tx, account_id, customer_id, invoice_ids)
             if same is not None:
                 return same, None
-            plan = self._plan(tx, account_id, customer_id, invoice_ids, lock=True)
+            plan = self._plan(
+                tx,
+                account_id,
+                customer_id,
+                invoice_ids,
+                blocking=IN_FLIGHT,
+                lock=True,
+            )
             method = self._method(tx, account_id, customer_id, method_id)
             account = tx.get_account(account_id)
             customer = tx.get_customer(account_id, customer_id)

@@ -12,6 +12,7 @@ from recurbill.payments.memory import InMemoryGateway, RecordedRequest
 from recurbill.payments.protocol import (
     CardDetails,
     CardSetup,
+    ChargeLimits,
     ChargeResult,
     ChargeStatus,
     PaymentGateway,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CardDetails",
     "CardSetup",
+    "ChargeLimits",
     "ChargeResult",
     "ChargeStatus",
     "InMemoryGateway",

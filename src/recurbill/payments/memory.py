@@ -62,7 +62,7 @@ from recurbill.errors import (
     InvalidInputError,
     ProductionGuardError,
 )
-from recurbill.money import Money
+from recurbill.money import Currency, Money
 from recurbill.payments.checks import (
     ChargeRequest,
     check_charge,
@@ -75,11 +75,12 @@ from recurbill.payments.checks import (
     check_text,
     check_token,
 )
-from recurbill.payments.minor_units import to_minor_units
+from recurbill.payments.minor_units import charge_limits, to_minor_units
 from recurbill.payments.protocol import (
     IDEMPOTENCY_METADATA_KEY,
     CardDetails,
     CardSetup,
+    ChargeLimits,
     ChargeResult,
     ChargeStatus,
     RefundResult,
@@ -668,6 +669,10 @@ class InMemoryGateway:
         """The customer's default card token, if one is set (for assertions)."""
         with self._lock:
             return self._defaults.get(customer)
+
+    def charge_limits(self, currency: Currency) -> ChargeLimits:
+        """Stripe's limits for one charge in *currency* (no request is made)."""
+        return charge_limits(currency)
 
     def charge(
         self,

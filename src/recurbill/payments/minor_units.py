@@ -27,14 +27,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from recurbill.errors import InvalidInputError
+from recurbill.errors import ChargeAmountError, InvalidInputError
 from recurbill.money import Currency, Money, round_decimal
+from recurbill.payments.protocol import ChargeLimits
 
 __all__ = [
     "MAX_CHARGE_UNITS",
     "MINIMUM_CHARGE",
     "THREE_DECIMAL_CURRENCIES",
     "ZERO_DECIMAL_CURRENCIES",
+    "charge_limits",
     "check_charge_amount",
     "from_minor_units",
     "minor_unit_exponent",
@@ -97,28 +99,54 @@ account's settlement currency, which depends on the exchange rate; no limit
 is known in advance there, so none is applied."""
 
 
+def charge_limits(currency: Currency | str) -> ChargeLimits:
+    """Stripe's limits for one charge in *currency* (both shipped gateways use them).
+
+    The maximum is the largest amount of at most eight digits that is a whole
+    multiple of the increment, so 999,999 ISK rather than 999,999.99:
+
+    >>> str(charge_limits("ISK").maximum), str(charge_limits("NOK").minimum)
+    ('999999 ISK', '3.00 NOK')
+    """
+    currency = Currency(currency) if isinstance(currency, str) else currency
+    step = _STEP.get(currency.code, 1)
+    minimum = MINIMUM_CHARGE.get(currency.code)
+    return ChargeLimits(
+        currency=currency,
+        minimum=None if minimum is None else Money(minimum, currency).quantize(),
+        maximum=from_minor_units(MAX_CHARGE_UNITS - MAX_CHARGE_UNITS % step, currency),
+        increment=from_minor_units(step, currency),
+    )
+
+
 def check_charge_amount(money: Money) -> int:
     """*money* in minor units if the gateway takes it as a charge, else refused.
 
     :func:`to_minor_units`, and within Stripe's minimum (:data:`MINIMUM_CHARGE`)
-    and maximum (:data:`MAX_CHARGE_UNITS`) for a charge.
+    and maximum (:data:`MAX_CHARGE_UNITS`) for a charge: outside them,
+    :class:`~recurbill.errors.ChargeAmountError`.
     """
     units = to_minor_units(money)
-    minimum = MINIMUM_CHARGE.get(money.currency.code)
-    if minimum is not None and money.amount < minimum:
-        raise InvalidInputError(
-            problem=f"a charge of {money} is below the gateway's minimum of "
-            f"{minimum} {money.currency}",
-            allowed=f"charge at least {minimum} {money.currency}; collect smaller "
-            "amounts another way (a bank transfer, or with the next invoice)",
+    broken = charge_limits(money.currency).broken_by(money)
+    if broken is None:
+        return units
+    bound, limit = broken
+    if bound == "minimum":
+        raise ChargeAmountError(
+            problem=f"a charge of {money} is below the gateway's minimum of {limit}",
+            allowed=f"charge at least {limit}; collect smaller amounts another way "
+            "(a bank transfer, or with the next invoice)",
+            amount=money,
+            bound=bound,
+            limit=limit,
         )
-    if units > MAX_CHARGE_UNITS:
-        largest = from_minor_units(MAX_CHARGE_UNITS, money.currency)
-        raise InvalidInputError(
-            problem=f"a charge of {money} is above the gateway's maximum",
-            allowed=f"charge at most {largest} at once",
-        )
-    return units
+    raise ChargeAmountError(
+        problem=f"a charge of {money} is above the gateway's maximum of {limit}",
+        allowed=f"charge at most {limit} at once",
+        amount=money,
+        bound=bound,
+        limit=limit,
+    )
 
 
 def from_minor_units(units: int, currency: Currency | str) -> Money:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Literal, Protocol
 
 import attrs
 
-from recurbill.money import Money
+from recurbill.errors import CurrencyMismatchError
+from recurbill.money import Currency, Money
 
 __all__ = [
     "ACCOUNT_METADATA_KEY",
@@ -37,6 +38,8 @@ __all__ = [
     "REFUND_METADATA_KEY",
     "CardDetails",
     "CardSetup",
+    "ChargeBound",
+    "ChargeLimits",
     "ChargeResult",
     "ChargeStatus",
     "PaymentGateway",
@@ -91,6 +94,47 @@ class CardSetup:
     setup_id: str
     client_secret: str
     customer: str
+
+
+ChargeBound = Literal["minimum", "maximum", "increment"]
+"""Which limit of :class:`ChargeLimits` an amount breaks."""
+
+
+@attrs.frozen(kw_only=True)
+class ChargeLimits:
+    """What one charge in *currency* may be, as the gateway says.
+
+    ``minimum`` and ``maximum`` bound one charge (None: no bound is known in
+    advance); every amount must be a whole multiple of ``increment``. Billing
+    asks before it offers a card payment, so a customer is told that an
+    amount cannot be paid by card instead of meeting a charge that fails.
+
+    >>> limits = ChargeLimits(currency=Currency("ISK"), minimum=None,
+    ...     maximum=Money(999_999, "ISK"), increment=Money(1, "ISK"))
+    >>> limits.broken_by(Money(1_302_000, "ISK"))
+    ('maximum', Money(amount=Decimal('999999'), currency=Currency(code='ISK')))
+    >>> limits.broken_by(Money(186_000, "ISK")) is None
+    True
+    """
+
+    currency: Currency
+    minimum: Money | None
+    maximum: Money | None
+    increment: Money
+
+    def broken_by(self, amount: Money) -> tuple[ChargeBound, Money] | None:
+        """The limit *amount* breaks and its value, or None if it can be charged."""
+        if amount.currency != self.currency:
+            raise CurrencyMismatchError(
+                left=self.currency, right=amount.currency, what="amount", amount=amount
+            )
+        if self.minimum is not None and amount < self.minimum:
+            return "minimum", self.minimum
+        if self.maximum is not None and amount > self.maximum:
+            return "maximum", self.maximum
+        if amount.amount % self.increment.amount:
+            return "increment", self.increment
+        return None
 
 
 @attrs.frozen(kw_only=True)
@@ -192,6 +236,15 @@ class PaymentGateway(Protocol):
 
     def set_default_payment_method(self, customer: str, *, token: str) -> None:
         """Make *token* the customer's default card at the gateway."""
+        ...
+
+    def charge_limits(self, currency: Currency) -> ChargeLimits:
+        """The smallest, largest and finest amount one charge in *currency* takes.
+
+        Answered without a request to the gateway: billing asks it whenever a
+        payment is planned. :meth:`charge` refuses an amount outside these
+        limits with :class:`~recurbill.errors.InvalidInputError`.
+        """
         ...
 
     def charge(

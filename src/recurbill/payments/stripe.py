@@ -65,11 +65,16 @@ from recurbill.payments.checks import (
     check_text,
     check_token,
 )
-from recurbill.payments.minor_units import from_minor_units, to_minor_units
+from recurbill.payments.minor_units import (
+    charge_limits,
+    from_minor_units,
+    to_minor_units,
+)
 from recurbill.payments.protocol import (
     IDEMPOTENCY_METADATA_KEY,
     CardDetails,
     CardSetup,
+    ChargeLimits,
     ChargeResult,
     ChargeStatus,
     RefundResult,
@@ -261,6 +266,10 @@ class StripeGateway:
             )
 
     # -- money ---------------------------------------------------------------
+
+    def charge_limits(self, currency: Currency) -> ChargeLimits:
+        """Stripe's limits for one charge in *currency* (no request is made)."""
+        return charge_limits(currency)
 
     def charge(
         self,

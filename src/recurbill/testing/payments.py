@@ -46,7 +46,7 @@ from recurbill.errors import (
     InvalidInputError,
     WebhookError,
 )
-from recurbill.money import Money
+from recurbill.money import Currency, Money
 from recurbill.payments import (
     CardDetails,
     ChargeResult,
@@ -516,6 +516,27 @@ class GatewayContract:
             gateway, customer, visa.token, Money("999999.99", "NOK"), _key("max")
         )
         assert smallest.status is largest.status is ChargeStatus.SUCCEEDED
+
+    @pytest.mark.parametrize("code", ["NOK", "ISK", "KWD"])
+    def test_charge_limits_are_the_limits_charges_keep(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails, code: str
+    ) -> None:
+        """What ``charge_limits`` says is what ``charge`` takes and refuses."""
+        limits = gateway.charge_limits(Currency(code))
+        assert limits.currency == Currency(code)
+        step = limits.increment
+        assert step.amount > 0
+        assert limits.maximum is not None  # every gateway has a largest charge
+        bounds = [(limits.maximum, limits.maximum + step)]
+        if limits.minimum is not None:
+            bounds.append((limits.minimum, limits.minimum - step))
+        for within, beyond in bounds:
+            assert limits.broken_by(within) is None
+            assert limits.broken_by(beyond) is not None
+            done = self.charge(gateway, customer, visa.token, within, _key("edge"))
+            assert done.status is ChargeStatus.SUCCEEDED
+            with pytest.raises(InvalidInputError):
+                self.charge(gateway, customer, visa.token, beyond, _key("beyond"))
 
     def test_a_refund_is_found_by_its_key(
         self, gateway: PaymentGateway, customer: str, visa: CardDetails

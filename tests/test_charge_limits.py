@@ -1,0 +1,173 @@
+"""Amounts no card payment can be made for are refused before anything is stored.
+
+The gateway says its limits (``PaymentGateway.charge_limits``); the plan of a
+mass payment, the mass payment itself and paying one invoice refuse an amount
+outside them with a ChargeAmountError that names the amount, the limit and
+what to do, instead of storing a payment the gateway is bound to refuse.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from billing_helpers import World, at, line, make_world
+from recurbill.errors import (
+    ChargeAmountError,
+    InvalidSelectionError,
+    SelectionAmountError,
+)
+from recurbill.money import ISO_4217_DECIMALS, Currency, Money
+from recurbill.payments.minor_units import (
+    MAX_CHARGE_UNITS,
+    charge_limits,
+    check_charge_amount,
+    to_minor_units,
+)
+from recurbill.records import Account, CollectionMethod, Customer, SettlementStatus
+
+DAY = date(2027, 2, 1)
+
+
+def _iceland(world: World) -> tuple[Account, Customer, str]:
+    account = world.billing.create_account(
+        account_id="reykjavik",
+        name="Reykjavík Sjúkraþjálfun ehf.",
+        currency="ISK",
+        locale="is_IS",
+        timezone="Atlantic/Reykjavik",
+        summary_email="post@example.is",
+    )
+    jon = world.billing.add_customer(
+        account.id,
+        name="Jón Jónsson",
+        email="jon@example.is",
+        collection_method=CollectionMethod.SEND_INVOICE,
+    )
+    card = world.billing.save_card(account.id, jon.id, token="pm_card_visa")
+    return account, jon, card.id
+
+
+def _bill(world: World, account_id: str, customer_id: str, price: str, n: int) -> str:
+    outcome = world.billing.record_session(
+        account_id,
+        customer_id,
+        lines=[line(price, rate="24")],
+        now=at(date(2027, 1, 1 + n)),
+    )
+    return outcome.invoice.id
+
+
+def _nothing_stored_or_sent(world: World, account_id: str) -> None:
+    with world.storage.transaction() as tx:
+        assert tx.list_payments(account_id) == []
+        assert tx.list_settlements(account_id) == []
+    operations = [r.operation for r in world.gateway.requests]
+    assert not any("charge" in operation for operation in operations)
+
+
+def test_seven_invoices_above_the_maximum_are_refused_by_plan_and_payment() -> None:
+    world = make_world()
+    iceland, jon, card = _iceland(world)
+    ids = [_bill(world, iceland.id, jon.id, "150000", n) for n in range(7)]
+    calls = {
+        "plan": lambda: world.billing.plan_mass_payment(iceland.id, jon.id, ids),
+        "pay": lambda: world.billing.mass_pay(
+            iceland.id, jon.id, ids, payment_method_id=card, now=at(DAY)
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(SelectionAmountError) as caught:
+            call()
+        error = caught.value
+        assert isinstance(error, InvalidSelectionError), name
+        assert isinstance(error, ChargeAmountError), name
+        message = str(error)
+        assert "1302000 ISK" in message  # 7 x 186,000
+        assert "maximum of 999999 ISK" in message
+        assert "select fewer invoices" in message
+        assert error.fields["bound"] == "maximum"
+        assert error.fields["limit"] == Money(999_999, "ISK")
+        assert error.fields["amount"] == Money(1_302_000, "ISK")
+        assert error.fields["reason"] == "amount"
+        assert error.fields["invoice_ids"] == tuple(ids)
+    _nothing_stored_or_sent(world, iceland.id)
+
+    fewer = world.billing.mass_pay(
+        iceland.id, jon.id, ids[:5], payment_method_id=card, now=at(DAY)
+    )
+    assert fewer.status is SettlementStatus.SUCCEEDED
+    assert fewer.total == Money(930_000, "ISK")
+
+
+def test_a_total_below_the_minimum_is_refused_until_more_invoices_are_selected() -> (
+    None
+):
+    world = make_world()
+    per = world.customer("Per Olsen", method=CollectionMethod.SEND_INVOICE)
+    with world.storage.transaction() as tx:
+        (card,) = tx.list_payment_methods(world.account.id, per.id)
+    small = _bill(world, world.account.id, per.id, "2.00", 0)  # 2.48 NOK
+    other = _bill(world, world.account.id, per.id, "100.00", 1)
+    with pytest.raises(SelectionAmountError, match="select more invoices") as caught:
+        world.billing.plan_mass_payment(world.account.id, per.id, [small])
+    assert "2.48 NOK" in str(caught.value)
+    assert "minimum of 3.00 NOK" in str(caught.value)
+    with pytest.raises(SelectionAmountError, match=r"minimum of 3\.00 NOK"):
+        world.billing.mass_pay(
+            world.account.id, per.id, [small], payment_method_id=card.id, now=at(DAY)
+        )
+    _nothing_stored_or_sent(world, world.account.id)
+    both = world.billing.plan_mass_payment(world.account.id, per.id, [small, other])
+    paid = world.billing.mass_pay(
+        world.account.id, per.id, [small, other], payment_method_id=card.id, now=at(DAY)
+    )
+    assert paid.status is SettlementStatus.SUCCEEDED
+    assert paid.total == both.total == Money("126.48", "NOK")
+
+
+def test_paying_one_invoice_outside_the_limits_says_a_card_cannot_pay_it() -> None:
+    world = make_world()
+    iceland, jon, card = _iceland(world)
+    large = _bill(world, iceland.id, jon.id, "1000000", 0)  # 1,240,000 ISK
+    with pytest.raises(ChargeAmountError, match="another way") as caught:
+        world.billing.pay(iceland.id, large, payment_method_id=card, now=at(DAY))
+    assert "1240000 ISK, cannot be paid by card" in str(caught.value)
+    assert "maximum of 999999 ISK" in str(caught.value)
+    assert not isinstance(caught.value, InvalidSelectionError)
+    _nothing_stored_or_sent(world, iceland.id)
+
+    per = world.customer("Per Olsen", method=CollectionMethod.SEND_INVOICE)
+    with world.storage.transaction() as tx:
+        (nok_card,) = tx.list_payment_methods(world.account.id, per.id)
+    small = _bill(world, world.account.id, per.id, "2.00", 0)
+    with pytest.raises(ChargeAmountError, match="together with other open invoices"):
+        world.billing.pay(
+            world.account.id, small, payment_method_id=nok_card.id, now=at(DAY)
+        )
+    _nothing_stored_or_sent(world, world.account.id)
+
+
+def test_isk_charges_at_most_999999_kronur() -> None:
+    limits = charge_limits("ISK")
+    assert limits.maximum == Money(999_999, "ISK")  # not 999,999.99: whole kronur
+    assert limits.minimum is None  # no minimum known in advance
+    assert check_charge_amount(Money(999_999, "ISK")) == 99_999_900
+    with pytest.raises(ChargeAmountError, match="maximum of 999999 ISK"):
+        check_charge_amount(Money(1_000_000, "ISK"))
+
+
+@pytest.mark.parametrize("code", sorted(ISO_4217_DECIMALS))
+def test_the_limits_are_what_the_gateway_checks(code: str) -> None:
+    limits = charge_limits(code)
+    assert limits.currency == Currency(code)
+    assert limits.maximum is not None
+    assert to_minor_units(limits.maximum) <= MAX_CHARGE_UNITS
+    check_charge_amount(limits.maximum)
+    with pytest.raises(ChargeAmountError):
+        check_charge_amount(limits.maximum + limits.increment)
+    if limits.minimum is not None:
+        check_charge_amount(limits.minimum)
+        with pytest.raises(ChargeAmountError):
+            check_charge_amount(limits.minimum - limits.increment)
