@@ -1,4 +1,4 @@
-"""A template's end, re-dating, and the preview against the run through changes.
+"""A template's end, re-dating, pauses, and the preview against the run through changes.
 
 A template stopped by its end date stays active until the first daily run at
 or after that date's run time, which finishes it and reports it ended, however
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
@@ -17,15 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing_helpers import World, at, line, make_world
-from recurbill.errors import InvalidScheduleError, StateError
+from recurbill.errors import InvalidPauseError, InvalidScheduleError, StateError
 from recurbill.records import (
     CollectionMethod,
     Customer,
     OccurrenceOutcome,
+    OccurrenceRecord,
     RunReport,
     TemplateStatus,
 )
-from recurbill.schedule import OccurrenceStatus, due_at
+from recurbill.schedule import OccurrenceStatus, Pause, due_at
+from recurbill.views import TemplateView
 
 
 def _send_invoice(world: World) -> Customer:
@@ -40,6 +43,40 @@ def _daily(world: World, first: date, last: date) -> list[tuple[date, RunReport]
         reports += [(day, r) for r in world.billing.run(at(day, 7))]
         day += timedelta(days=1)
     return reports
+
+
+def _outcomes(
+    history: Sequence[OccurrenceRecord],
+) -> list[tuple[int, date, OccurrenceStatus]]:
+    """What the runs did, as the statuses a preview shows."""
+    return [
+        (
+            h.index,
+            h.on,
+            OccurrenceStatus.SCHEDULED
+            if h.outcome is OccurrenceOutcome.ISSUED
+            else OccurrenceStatus.SKIPPED_PAUSED,
+        )
+        for h in history
+    ]
+
+
+def _assert_the_run_did_what_the_preview_said(
+    preview: TemplateView, view: TemplateView, *, asked: int
+) -> None:
+    """*view*, after one run, handled what *preview* (asked for *asked*
+    upcoming occurrences before that run) listed: same indices, dates and
+    outcomes, as far as the run got, and nothing the preview did not list."""
+    promised = [
+        (u.occurrence.index, u.occurrence.on, u.occurrence.status)
+        for u in preview.upcoming
+    ]
+    assert view.history[: len(preview.history)] == preview.history
+    handled = _outcomes(view.history[len(preview.history) :])
+    shown = min(len(handled), len(promised))
+    assert handled[:shown] == promised[:shown]
+    if len(promised) < asked:  # the preview listed all that is left
+        assert len(handled) <= len(promised)
 
 
 def _invoice_dates(world: World, template_id: str) -> list[date]:
@@ -212,28 +249,11 @@ def test_the_preview_and_the_run_agree_through_pauses_and_ends(
             elif change < 0.5:
                 world.billing.end_template(account.id, tid, on=on)
         preview = world.billing.template_view(account.id, tid, upcoming=8)
-        promised = [
-            (u.occurrence.index, u.occurrence.on, u.occurrence.status)
-            for u in preview.upcoming
-        ]
         day += timedelta(days=rnd.choice([1, 7, 30, 90]))
         as_of = at(day, rnd.choice([5, 7, 12]))
         (report,) = world.billing.run(as_of)
         view = world.billing.template_view(account.id, tid)
-        handled = [
-            (
-                h.index,
-                h.on,
-                OccurrenceStatus.SCHEDULED
-                if h.outcome is OccurrenceOutcome.ISSUED
-                else OccurrenceStatus.SKIPPED_PAUSED,
-            )
-            for h in view.history[len(preview.history) :]
-        ]
-        shown = min(len(handled), len(promised))
-        assert handled[:shown] == promised[:shown]
-        if len(promised) < 8:  # the preview listed all that is left
-            assert len(handled) <= len(promised)
+        _assert_the_run_did_what_the_preview_said(preview, view, asked=8)
         # no handled occurrence is ever after the end
         schedule = view.template.schedule
         assert all(
@@ -345,3 +365,212 @@ def test_re_dating_a_template_past_the_latest_start_is_refused() -> None:
         )
     after = world.billing.template_view(world.account.id, tid).template
     assert after == before  # still active, on its old start
+
+
+# pauses that are planned, moved, cancelled or ended early ---------------------
+
+
+FINISHED = TemplateStatus.FINISHED
+
+
+def _monthly_from_january(world: World) -> str:
+    tid = world.template(
+        _send_invoice(world), start=date(2027, 1, 1), created=date(2026, 12, 1)
+    )
+    _daily(world, date(2027, 1, 1), date(2027, 1, 10))  # 1 January is issued
+    return tid
+
+
+@pytest.mark.parametrize("resume_on", [date(2027, 2, 1), date(2027, 3, 1)])
+def test_resuming_on_or_before_a_planned_pause_cancels_it(resume_on: date) -> None:
+    world = make_world()
+    tid = _monthly_from_january(world)
+    world.billing.pause_template(
+        world.account.id, tid, on=date(2027, 3, 1), resume=date(2027, 3, 20)
+    )
+    resumed = world.billing.resume_template(world.account.id, tid, on=resume_on)
+    assert resumed.schedule.pauses == ()
+    _daily(world, date(2027, 1, 11), date(2027, 4, 2))
+    assert _invoice_dates(world, tid) == [date(2027, m, 1) for m in (1, 2, 3, 4)]
+
+
+def test_a_planned_pause_is_cancelled_moved_and_paused_over_again() -> None:
+    world = make_world()
+    acct = world.account.id
+    tid = _monthly_from_january(world)
+    world.billing.pause_template(
+        acct, tid, on=date(2027, 3, 1), resume=date(2027, 3, 20)
+    )
+    with pytest.raises(
+        InvalidPauseError,
+        match=r"the pause from 2027-03-01 overlaps the pause from 2027-02-15 "
+        r"open-ended; .* cancel a planned one before pausing again",
+    ):
+        world.billing.pause_template(acct, tid, on=date(2027, 2, 15))
+    later = world.billing.resume_template(acct, tid, on=date(2027, 5, 10))
+    assert later.schedule.pauses == (Pause(date(2027, 3, 1), date(2027, 5, 10)),)
+    # its start moves by cancelling it and pausing again
+    world.billing.cancel_pause(acct, tid, start=date(2027, 3, 1))
+    moved = world.billing.pause_template(
+        acct, tid, on=date(2027, 4, 1), resume=date(2027, 4, 2)
+    )
+    assert moved.schedule.pauses == (Pause(date(2027, 4, 1), date(2027, 4, 2)),)
+    earlier = world.billing.pause_template(
+        acct, tid, on=date(2027, 2, 1), resume=date(2027, 2, 2)
+    )
+    assert earlier.schedule.pauses == (
+        Pause(date(2027, 2, 1), date(2027, 2, 2)),
+        Pause(date(2027, 4, 1), date(2027, 4, 2)),
+    )
+    with pytest.raises(InvalidPauseError, match=r"no pause starts on 2027-03-01"):
+        world.billing.cancel_pause(acct, tid, start=date(2027, 3, 1))
+    _daily(world, date(2027, 1, 11), date(2027, 6, 2))
+    assert _invoice_dates(world, tid) == [date(2027, m, 1) for m in (1, 3, 5, 6)]
+
+
+def test_a_pause_in_effect_ends_early_or_later_but_is_not_cancelled() -> None:
+    world = make_world()
+    acct = world.account.id
+    tid = _monthly_from_january(world)
+    world.billing.pause_template(
+        acct, tid, on=date(2027, 3, 1), resume=date(2027, 5, 1)
+    )
+    _daily(world, date(2027, 1, 11), date(2027, 3, 10))  # 1 March is skipped
+    with pytest.raises(
+        InvalidPauseError,
+        match=r"the pause from 2027-03-01 has begun: occurrences before 2027-03-02, "
+        r"the first date that can still change, are already issued or skipped",
+    ):
+        world.billing.cancel_pause(acct, tid, start=date(2027, 3, 1))
+    later = world.billing.resume_template(acct, tid, on=date(2027, 6, 1))
+    assert later.schedule.pauses == (Pause(date(2027, 3, 1), date(2027, 6, 1)),)
+    early = world.billing.resume_template(acct, tid, on=date(2027, 3, 15))
+    assert early.schedule.pauses == (Pause(date(2027, 3, 1), date(2027, 3, 15)),)
+    _daily(world, date(2027, 3, 11), date(2027, 5, 2))
+    assert _invoice_dates(world, tid) == [date(2027, m, 1) for m in (1, 2, 4, 5)]
+    history = world.billing.template_view(acct, tid).history
+    assert [h.on for h in history if h.outcome is OccurrenceOutcome.SKIPPED] == [
+        date(2027, 3, 1)
+    ]
+
+
+def _pause_change(world: World, tid: str, data: st.DataObject, *, today: date) -> None:
+    """A random pause, resume or cancellation, refused or not."""
+    acct = world.account.id
+    on = today + timedelta(days=data.draw(st.integers(-20, 150), label="on"))
+    kind = data.draw(st.sampled_from(["pause", "resume", "cancel"]), label="change")
+    with contextlib.suppress(InvalidPauseError, StateError):
+        if kind == "pause":
+            length = data.draw(st.none() | st.integers(1, 90), label="length")
+            resume = None if length is None else on + timedelta(days=length)
+            world.billing.pause_template(acct, tid, on=on, resume=resume)
+        elif kind == "resume":
+            world.billing.resume_template(acct, tid, on=on)
+        else:
+            pauses = world.billing.template_view(acct, tid).template.schedule.pauses
+            starts = [p.start for p in pauses] or [on]
+            start = data.draw(st.sampled_from(starts), label="cancel")
+            world.billing.cancel_pause(acct, tid, start=start)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_pause_changes_keep_what_the_runs_did_and_the_preview_holds(
+    data: st.DataObject,
+) -> None:
+    """Random pauses, resumes and cancellations between runs of random length.
+
+    After each change the schedule still says what the runs did with every
+    occurrence they handled (none before the day of the change is rewritten),
+    and the next run handles what the preview listed before it.
+    """
+    world = make_world()
+    acct = world.account.id
+    start = date(2027, 1, 1) + timedelta(days=data.draw(st.integers(1, 60)))
+    tid = world.template(
+        _send_invoice(world),
+        start=start,
+        period=data.draw(st.sampled_from(["week", "month", "quarter"])),
+        every=data.draw(st.sampled_from([1, 2])),
+        max_count=data.draw(st.none() | st.integers(1, 10)),
+        created=date(2027, 1, 1),
+    )
+    today = date(2027, 1, 1)
+    for _ in range(data.draw(st.integers(3, 15))):
+        before = world.billing.template_view(acct, tid)
+        _pause_change(world, tid, data, today=today)
+        preview = world.billing.template_view(acct, tid, upcoming=8)
+        assert preview.history == before.history
+        schedule = preview.template.schedule
+        assert _outcomes(preview.history) == [
+            (h.index, h.on, schedule.status(h.index)) for h in preview.history
+        ]
+        today += timedelta(days=data.draw(st.sampled_from([1, 7, 30, 90])))
+        world.billing.run(at(today, data.draw(st.sampled_from([5, 7, 12]))))
+        view = world.billing.template_view(acct, tid)
+        _assert_the_run_did_what_the_preview_said(preview, view, asked=8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_cancelling_a_pause_before_it_begins_bills_as_if_never_paused(
+    data: st.DataObject,
+) -> None:
+    """Two templates alike, one paused and then, before the pause begins,
+    cancelled (with ``cancel_pause`` or by resuming on or before its start):
+    they issue the same invoices and record the same history."""
+    plain, paused = make_world(), make_world()
+    period = data.draw(st.sampled_from(["week", "month", "quarter"]))
+    max_count = data.draw(st.none() | st.integers(1, 10))
+    tids = [
+        world.template(
+            _send_invoice(world),
+            start=date(2027, 1, 15),
+            period=period,
+            max_count=max_count,
+            created=date(2027, 1, 1),
+        )
+        for world in (plain, paused)
+    ]
+    acct = paused.account.id
+
+    def run_both(day: date) -> None:
+        for world in (plain, paused):
+            world.billing.run(at(day, 7))
+
+    planned_on = date(2027, 1, 1) + timedelta(days=data.draw(st.integers(0, 200)))
+    run_both(planned_on)
+    on = planned_on + timedelta(days=data.draw(st.integers(0, 200)))
+    length = data.draw(st.none() | st.integers(1, 200))
+    resume = None if length is None else on + timedelta(days=length)
+    if paused.billing.template_view(acct, tids[1]).template.status is FINISHED:
+        return  # its count ran out: nothing to pause
+    planned = paused.billing.pause_template(acct, tids[1], on=on, resume=resume)
+    # a day the run already handled is not paused: the pause starts after it
+    if not planned.schedule.pauses:
+        return  # it covered only days the run had handled: nothing was paused
+    (pause,) = planned.schedule.pauses
+    on = pause.start
+    cancelled_on = planned_on + timedelta(days=data.draw(st.integers(0, 200)))
+    run_both(cancelled_on)
+    view = paused.billing.template_view(acct, tids[1])
+    if view.template.status is FINISHED:
+        return  # its count ran out before the pause: it can no longer change
+    history = view.history
+    begun = bool(history) and history[-1].on >= on
+    if data.draw(st.booleans(), label="by resuming") and not begun:
+        back = on - timedelta(days=data.draw(st.integers(0, 30)))
+        paused.billing.resume_template(acct, tids[1], on=back)
+    elif begun:
+        with pytest.raises(InvalidPauseError, match="has begun"):
+            paused.billing.cancel_pause(acct, tids[1], start=on)
+        return
+    else:
+        paused.billing.cancel_pause(acct, tids[1], start=on)
+    run_both(cancelled_on + timedelta(days=400))
+    plain_view = plain.billing.template_view(plain.account.id, tids[0], upcoming=10)
+    paused_view = paused.billing.template_view(acct, tids[1], upcoming=10)
+    assert paused_view.template.schedule.pauses == ()
+    assert _outcomes(paused_view.history) == _outcomes(plain_view.history)
+    assert _invoice_dates(paused, tids[1]) == _invoice_dates(plain, tids[0])
+    assert paused_view.upcoming == plain_view.upcoming

@@ -397,6 +397,174 @@ def test_planned_resume_and_resuming_early() -> None:
     assert len(again.pauses) == 2
 
 
+def test_resuming_on_or_before_a_planned_pause_cancels_it() -> None:
+    s = Schedule(start=date(2027, 1, 1), period="month")
+    planned = s.paused(on=date(2027, 3, 1), resume=date(2027, 3, 20))
+    today = date(2027, 1, 10)
+    for on in (date(2027, 1, 5), date(2027, 2, 1), date(2027, 3, 1)):
+        assert planned.resumed(on=on, open_from=today) == s
+    assert planned.without_pause(start=date(2027, 3, 1), open_from=today) == s
+    assert planned.resumed(on=date(2027, 3, 1)) == s  # nothing handled yet
+
+
+def test_a_planned_resume_moves_earlier_or_later() -> None:
+    march = Pause(date(2027, 3, 1), date(2027, 3, 20))
+    august = Pause(date(2027, 8, 1), date(2027, 9, 1))
+    s = Schedule(start=date(2027, 1, 1), period="month", pauses=(march, august))
+    today = date(2027, 1, 10)
+    earlier = s.resumed(on=date(2027, 3, 10), open_from=today)
+    assert earlier.pauses == (Pause(date(2027, 3, 1), date(2027, 3, 10)), august)
+    later = s.resumed(on=date(2027, 5, 15), open_from=today)
+    assert later.pauses == (Pause(date(2027, 3, 1), date(2027, 5, 15)), august)
+    assert [o.status for o in later.upcoming(after=date(2027, 3, 1), count=4)] == [
+        SKIPPED,
+        SKIPPED,
+        SKIPPED,
+        SCHEDULED,  # 1 June
+    ]
+    # a date inside or after the second pause is about the second one
+    assert s.resumed(on=date(2027, 8, 15), open_from=today).pauses == (
+        march,
+        Pause(date(2027, 8, 1), date(2027, 8, 15)),
+    )
+    assert s.resumed(on=date(2027, 10, 1), open_from=today).pauses == (
+        march,
+        Pause(date(2027, 8, 1), date(2027, 10, 1)),
+    )
+    assert s.without_pause(start=date(2027, 8, 1), open_from=today).pauses == (march,)
+
+
+def test_a_pause_that_has_begun_can_end_sooner_or_later_but_not_be_cancelled() -> None:
+    s = Schedule(start=date(2027, 1, 1), period="month").paused(
+        on=date(2027, 3, 1), resume=date(2027, 6, 1)
+    )
+    handled = date(2027, 4, 2)  # 1 March and 1 April are skipped already
+    resumed = s.resumed(on=date(2027, 5, 1), open_from=handled)
+    assert resumed.pauses == (Pause(date(2027, 3, 1), date(2027, 5, 1)),)
+    longer = s.resumed(on=date(2027, 7, 1), open_from=handled)
+    assert longer.pauses == (Pause(date(2027, 3, 1), date(2027, 7, 1)),)
+    # a date already handled means as soon as possible
+    for on in (date(2027, 2, 1), date(2027, 3, 1), date(2027, 4, 2)):
+        soon = s.resumed(on=on, open_from=handled)
+        assert soon.pauses == (Pause(date(2027, 3, 1), date(2027, 4, 2)),)
+    with pytest.raises(
+        InvalidPauseError,
+        match=r"the pause from 2027-03-01 has begun: occurrences before 2027-04-02, "
+        r"the first date that can still change, are already issued or skipped; "
+        r"cancel a pause that starts on 2027-04-02 or later; end this one by "
+        r"resuming on 2027-04-02 or later",
+    ):
+        s.without_pause(start=date(2027, 3, 1), open_from=handled)
+
+
+def test_a_pause_that_ended_before_open_from_stays_as_it_was() -> None:
+    s = Schedule(start=date(2027, 1, 1), period="month").paused(
+        on=date(2027, 2, 15), resume=date(2027, 3, 10)
+    )
+    handled = date(2027, 4, 2)
+    assert s.resumed(on=date(2027, 3, 5), open_from=handled) == s
+    with pytest.raises(
+        InvalidPauseError,
+        match=r"cannot resume on 2027-04-10: the last pause already ended on "
+        r"2027-03-10, and occurrences before 2027-04-02, the first date that can "
+        r"still change, are already issued or skipped; pause again, from "
+        r"2027-04-02 or later",
+    ):
+        s.resumed(on=date(2027, 4, 10), open_from=handled)
+    with pytest.raises(InvalidPauseError, match="; this one ended on 2027-03-10"):
+        s.without_pause(start=date(2027, 2, 15), open_from=handled)
+    # the next pause is planned: resuming before it cancels that one
+    planned = s.paused(on=date(2027, 6, 1), resume=date(2027, 7, 1))
+    assert planned.resumed(on=date(2027, 5, 1), open_from=handled) == s
+
+
+def test_a_pause_may_come_before_a_planned_one_but_not_before_open_from() -> None:
+    june = Pause(date(2027, 6, 1), date(2027, 7, 1))
+    s = Schedule(start=date(2027, 1, 1), period="month", pauses=(june,))
+    march = s.paused(on=date(2027, 3, 1), resume=date(2027, 4, 1))
+    assert march.pauses == (Pause(date(2027, 3, 1), date(2027, 4, 1)), june)
+    handled = date(2027, 2, 2)
+    clamped = s.paused(on=date(2027, 2, 1), resume=date(2027, 3, 1), open_from=handled)
+    assert clamped.pauses == (Pause(handled, date(2027, 3, 1)), june)
+    assert s.paused(on=date(2027, 1, 5), resume=handled, open_from=handled) == s
+    with pytest.raises(InvalidPauseError, match="overlaps the pause from 2027-06-01"):
+        s.paused(on=date(2027, 6, 15), open_from=handled)
+
+
+def _pause_change(s: Schedule, data: st.DataObject, *, today: date) -> Schedule | None:
+    """A random pause, resume or cancellation on *today*, or None if refused."""
+    on = today + timedelta(days=data.draw(st.integers(-30, 200), label="on"))
+    kind = data.draw(st.sampled_from(["pause", "resume", "cancel"]), label="change")
+    try:
+        if kind == "pause":
+            length = data.draw(st.none() | st.integers(1, 120), label="length")
+            resume = None if length is None else on + timedelta(days=length)
+            return s.paused(on=on, resume=resume, open_from=today)
+        if kind == "resume":
+            return s.resumed(on=on, open_from=today)
+        starts = [p.start for p in s.pauses] or [on]
+        start = data.draw(st.sampled_from(starts), label="cancel")
+        return s.without_pause(start=start, open_from=today)
+    except InvalidPauseError:
+        return None
+
+
+@given(schedules(), st.data())
+def test_pause_changes_never_change_an_occurrence_before_open_from(
+    s: Schedule, data: st.DataObject
+) -> None:
+    """Pauses, resumes and cancellations on ever later days, each with that day
+    as open_from, never change the status of an occurrence before the day, nor
+    whether a day before it is paused."""
+    today = s.start + timedelta(days=data.draw(st.integers(-60, 400)))
+    fixed: dict[int, OccurrenceStatus] = {}
+    for _ in range(data.draw(st.integers(1, 8))):
+        today += timedelta(days=data.draw(st.integers(0, 200)))
+        n = len(fixed)
+        while n < 300 and s.occurrence(n) < today:
+            fixed[n] = s.status(n)  # what the run did with it
+            n += 1
+        days = [today - timedelta(days=d) for d in range(1, 61)]
+        paused_days = [s.is_paused_on(d) for d in days]
+        changed = _pause_change(s, data, today=today)
+        if changed is None:
+            continue
+        assert {n: changed.status(n) for n in fixed} == fixed
+        assert [changed.is_paused_on(d) for d in days] == paused_days
+        assert Schedule.from_dict(changed.to_dict()) == changed
+        s = changed
+
+
+@given(schedules(), st.data())
+def test_cancelling_a_pause_that_has_not_begun_leaves_the_schedule_as_it_was(
+    s: Schedule, data: st.DataObject
+) -> None:
+    open_from = s.start + timedelta(days=data.draw(st.integers(-60, 1500)))
+    on = open_from + timedelta(days=data.draw(st.integers(0, 400)))
+    length = data.draw(st.none() | st.integers(1, 400))
+    resume = None if length is None else on + timedelta(days=length)
+    # the pauses that end by then, so the new one fits after them
+    kept = itertools.takewhile(
+        lambda p: p.resume is not None and p.resume <= on, s.pauses
+    )
+    s = s.paused_by(kept)
+    planned = s.paused(on=on, resume=resume, open_from=open_from)
+    assert planned.pauses[-1] == Pause(on, resume)
+    assert planned.without_pause(start=on, open_from=open_from) == s
+    resume_on = on - timedelta(days=data.draw(st.integers(0, 60)))
+    day = max(resume_on, open_from)
+    still_open = [
+        p for p in s.pauses if p.start < day and (p.resume or day) >= open_from
+    ]
+    if not still_open:  # no earlier pause is still open to change: this one goes
+        assert planned.resumed(on=resume_on, open_from=open_from) == s
+    future = s.upcoming(after=open_from, count=30, include_after_end=True)
+    cancelled = planned.without_pause(start=on, open_from=open_from)
+    assert (
+        cancelled.upcoming(after=open_from, count=30, include_after_end=True) == future
+    )
+
+
 def test_ended_returns_a_new_value() -> None:
     s = Schedule(start=date(2025, 1, 1), period="month")
     assert s.ended(on=date(2025, 6, 1)).end == date(2025, 6, 1)
@@ -538,15 +706,20 @@ def test_invalid_pauses_and_resumes_are_refused() -> None:
     paused = s.paused(on=date(2025, 3, 1))
     with pytest.raises(InvalidPauseError, match="open-ended; pauses must be in date"):
         paused.paused(on=date(2025, 5, 1))
-    with pytest.raises(InvalidPauseError, match="not after the pause start 2025-03-01"):
-        paused.resumed(on=date(2025, 3, 1))
     with pytest.raises(InvalidPauseError, match="resume date 2025-02-01 is not after"):
         s.paused(on=date(2025, 3, 1), resume=date(2025, 2, 1))
     closed = paused.resumed(on=date(2025, 4, 1))
-    with pytest.raises(InvalidPauseError, match="already ended on 2025-04-01"):
-        closed.resumed(on=date(2025, 5, 1))
+    with pytest.raises(InvalidPauseError, match="already ended on 2025-04-01, and "):
+        closed.resumed(on=date(2025, 5, 1), open_from=date(2025, 4, 2))
     with pytest.raises(InvalidPauseError, match="overlaps the pause from 2025-03-01"):
         closed.paused(on=date(2025, 3, 15))
+    with pytest.raises(
+        InvalidPauseError,
+        match=r"no pause starts on 2025-03-02; .*\(pauses start on: 2025-03-01\)",
+    ):
+        closed.without_pause(start=date(2025, 3, 2))
+    with pytest.raises(InvalidInputError, match=r"open_from must be a datetime\.date"):
+        closed.without_pause(start=date(2025, 3, 1), open_from="2025-03-01")  # type: ignore[arg-type]
 
 
 def test_invalid_queries_are_refused() -> None:

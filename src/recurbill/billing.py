@@ -598,41 +598,54 @@ class Billing:
     ) -> RecurringTemplate:
         """Pause from day ``on`` (until ``resume``, if planned); no back-filling.
 
-        A pause never changes what the run already did: one that starts on or
-        before the last date the run handled (pausing "from today" after this
-        morning's invoice) starts the day after it, and one that would then
-        end before it starts changes nothing.
+        A pause may come before or after the template's other pauses but not
+        overlap one. It never changes what the run already did: one that
+        starts on or before the last date the run handled (pausing "from
+        today" after this morning's invoice) starts the day after it, and one
+        that would then end before it starts changes nothing.
         """
-
-        def pause(schedule: Schedule, first_open: date | None) -> Schedule:
-            asked = schedule.paused(on=on, resume=resume)  # refuses bad dates first
-            if first_open is None or on >= first_open:
-                return asked
-            if resume is not None and resume <= first_open:
-                return schedule  # it would only have covered handled dates
-            return schedule.paused(on=first_open, resume=resume)
-
-        return self._reschedule(account_id, template_id, pause)
+        return self._reschedule(
+            account_id,
+            template_id,
+            lambda schedule, first_open: schedule.paused(
+                on=on, resume=resume, open_from=first_open
+            ),
+        )
 
     def resume_template(
         self, account_id: str, template_id: str, *, on: date
     ) -> RecurringTemplate:
-        """Resume on day ``on``; the original rhythm continues.
+        """Bill again from day ``on``; the original rhythm continues.
 
-        Dates the run already handled keep their outcome: resuming on or
-        before the last of them resumes the day after it.
+        The last pause that starts before ``on`` now ends on ``on``, earlier
+        or later than planned; when none does, the next pause, which has not
+        begun, is cancelled. Dates the run already handled keep their outcome:
+        resuming on or before the last of them resumes the day after it. See
+        :meth:`~recurbill.schedule.Schedule.resumed`.
         """
+        return self._reschedule(
+            account_id,
+            template_id,
+            lambda schedule, first_open: schedule.resumed(on=on, open_from=first_open),
+        )
 
-        def resume(schedule: Schedule, first_open: date | None) -> Schedule:
-            asked = schedule.resumed(on=on)  # refuses bad dates first
-            if first_open is None or on >= first_open:
-                return asked
-            last = schedule.pauses[-1]
-            if last.resume is not None and last.resume <= first_open:
-                return schedule  # it ended before any date still open
-            return schedule.resumed(on=first_open)
+    def cancel_pause(
+        self, account_id: str, template_id: str, *, start: date
+    ) -> RecurringTemplate:
+        """Cancel the pause that starts on day ``start``, as if it was never asked.
 
-        return self._reschedule(account_id, template_id, resume)
+        Only a pause that has not begun can be cancelled: the run has not yet
+        handled an occurrence on or after its start. Otherwise this raises
+        :class:`~recurbill.errors.InvalidPauseError` naming the first date that
+        can still change; resume the template to end such a pause.
+        """
+        return self._reschedule(
+            account_id,
+            template_id,
+            lambda schedule, first_open: schedule.without_pause(
+                start=start, open_from=first_open
+            ),
+        )
 
     def end_template(
         self, account_id: str, template_id: str, *, on: date

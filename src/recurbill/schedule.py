@@ -11,6 +11,7 @@ Nothing here reads a clock: "today" and "now" are always arguments.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import itertools
 from collections.abc import Iterable, Mapping
@@ -221,7 +222,8 @@ def _check_pauses(_: object, __: object, pauses: tuple[Pause, ...]) -> None:
                 problem=f"the pause from {after.start} overlaps the pause from "
                 f"{before.start} {until}",
                 allowed="pauses must be in date order and must not overlap; "
-                "resume an open pause before pausing again",
+                "end a pause (resume it) or cancel a planned one before "
+                "pausing again",
             )
 
 
@@ -603,46 +605,117 @@ class Schedule:
 
     # -- changes: each returns a new value ---------------------------------
 
-    def paused(self, *, on: date, resume: date | None = None) -> Schedule:
-        """This schedule paused from *on*, until *resume* if given (a planned resume).
+    def paused(
+        self, *, on: date, resume: date | None = None, open_from: date | None = None
+    ) -> Schedule:
+        """This schedule also paused from *on*, until *resume* if given (planned).
+
+        The pause takes its place in date order, so it may come before a pause
+        already planned, but it must not overlap one. *open_from* is the first
+        date that can still change (see :meth:`resumed`): a pause asked to start
+        before it starts on it, and one that would then end on or before it
+        changes nothing.
 
         Raises:
-            InvalidPauseError: the pause overlaps or precedes an existing pause,
-                or *resume* is not after *on*.
+            InvalidPauseError: *resume* is not after *on*, or the pause (as asked)
+                overlaps another.
         """
-        return attrs.evolve(self, pauses=(*self.pauses, Pause(on, resume)))
+        fixed = _open_from(open_from)
+        asked = self._with_pause(Pause(on, resume))  # refuses bad dates first
+        if fixed is None or on >= fixed:
+            return asked
+        if resume is not None and resume <= fixed:
+            return self  # it would only have covered dates that cannot change
+        return self._with_pause(Pause(fixed, resume))
 
-    def resumed(self, *, on: date) -> Schedule:
-        """This schedule with its open (or planned) pause ending at *on*.
+    def resumed(self, *, on: date, open_from: date | None = None) -> Schedule:
+        """This schedule billing again from *on*, on the original rhythm.
 
-        Occurrences from *on* onwards are scheduled again, on the original rhythm.
-        Resuming on the planned resume date changes nothing.
+        The last pause that starts before *on* now ends on *on*: earlier than
+        planned, later, or (an open-ended one) at last. When no pause starts
+        before *on*, the first pause is cancelled: resuming on or before a
+        pause's start means it never happens.
+
+        *open_from* is the first date that can still change: the day after the
+        last occurrence the daily run handled (None when it handled none).
+        Whether a day before it is paused never changes: an *on* before it
+        counts as *open_from*, and pauses that ended before it are left alone
+        (when every pause did, an *on* before *open_from* changes nothing).
 
         Raises:
-            InvalidPauseError: not paused, or *on* not after the pause started,
-                or the last pause already ended before *on*.
+            InvalidPauseError: never paused, or every pause ended before
+                *open_from* and *on* is not before it.
         """
         _require_date(on, "on", InvalidPauseError)
+        fixed = _open_from(open_from)
         if not self.pauses:
             raise InvalidPauseError(
                 problem=f"cannot resume on {on}: the schedule was never paused",
                 allowed="pause a schedule before resuming it",
             )
-        current = self.pauses[-1]
-        if on <= current.start:
+        day = on if fixed is None or on >= fixed else fixed
+        live = [i for i, p in enumerate(self.pauses) if not _ended(p, fixed)]
+        if not live:
+            if on < day:
+                return self  # it ended before any date still open
+            last = self.pauses[-1]
             raise InvalidPauseError(
-                problem=f"resume date {on} is not after the pause start "
-                f"{current.start}",
-                allowed="resume on a date after the pause started",
+                problem=f"cannot resume on {on}: the last pause already ended on "
+                f"{last.resume}, and occurrences before {fixed}, the first date "
+                "that can still change, are already issued or skipped",
+                allowed=f"pause again, from {fixed} or later",
             )
-        if current.resume is not None and on > current.resume:
+        starting_before = [i for i in live if self.pauses[i].start < day]
+        if starting_before:
+            i = starting_before[-1]
+            return self._replaced(i, Pause(self.pauses[i].start, day))
+        return self._replaced(live[0], None)  # starts on or after day >= fixed
+
+    def without_pause(self, *, start: date, open_from: date | None = None) -> Schedule:
+        """This schedule without the pause that starts on *start*: as if never paused.
+
+        Only a pause that has not begun can be cancelled: one that starts on or
+        after *open_from*, the first date that can still change (see
+        :meth:`resumed`). To end one that has begun, resume it.
+
+        Raises:
+            InvalidPauseError: no pause starts on *start*, or it has begun.
+        """
+        _require_date(start, "pause start", InvalidPauseError)
+        fixed = _open_from(open_from)
+        starts = [p.start for p in self.pauses]
+        if start not in starts:
+            listed = ", ".join(map(str, starts)) or "none"
             raise InvalidPauseError(
-                problem=f"cannot resume on {on}: the last pause already ended "
-                f"on {current.resume}",
-                allowed=f"resume on a date from {current.start + timedelta(days=1)} "
-                f"to {current.resume}, or pause again first",
+                problem=f"no pause starts on {start}",
+                allowed=f"give the start of a pause (pauses start on: {listed})",
             )
-        return attrs.evolve(self, pauses=(*self.pauses[:-1], Pause(current.start, on)))
+        i = starts.index(start)
+        if fixed is not None and start < fixed:
+            pause = self.pauses[i]
+            instead = (
+                f"this one ended on {pause.resume}"
+                if _ended(pause, fixed)
+                else f"end this one by resuming on {fixed} or later"
+            )
+            raise InvalidPauseError(
+                problem=f"the pause from {start} has begun: occurrences before "
+                f"{fixed}, the first date that can still change, are already "
+                "issued or skipped",
+                allowed=f"cancel a pause that starts on {fixed} or later; {instead}",
+            )
+        return self._replaced(i, None)
+
+    def _with_pause(self, pause: Pause) -> Schedule:
+        at = bisect.bisect_right([p.start for p in self.pauses], pause.start)
+        return attrs.evolve(self, pauses=(*self.pauses[:at], pause, *self.pauses[at:]))
+
+    def _replaced(self, i: int, pause: Pause | None) -> Schedule:
+        """This schedule with pause *i* replaced by *pause*, or removed (None)."""
+        kept = () if pause is None else (pause,)
+        return attrs.evolve(
+            self, pauses=(*self.pauses[:i], *kept, *self.pauses[i + 1 :])
+        )
 
     def ended(self, *, on: date) -> Schedule:
         """This schedule ending on *on* (inclusive).
@@ -784,3 +857,16 @@ def _parse_date(value: object, name: str) -> date:
 
 def _parse_optional_date(value: object, name: str) -> date | None:
     return None if value is None else _parse_date(value, name)
+
+
+def _open_from(value: object) -> date | None:
+    if value is None:
+        return None
+    return _require_date(value, "open_from", InvalidInputError)
+
+
+def _ended(pause: Pause, open_from: date | None) -> bool:
+    """Whether *pause* ended before *open_from*, so it can no longer change."""
+    return (
+        open_from is not None and pause.resume is not None and pause.resume < open_from
+    )
