@@ -3,7 +3,9 @@
 The processes share one database (a SQLite file, or PostgreSQL) and one
 gateway, served to them by a multiprocessing manager the way Stripe serves
 every worker of a real deployment. Afterwards the database holds exactly what
-a single process's run leaves, and every charge was made once.
+a single process's run leaves, and every charge was made once. The workers
+take chunks of different sizes, so some walk the catch-up chunk by chunk
+(a template's later occurrences waiting for their turn in date order).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from recurbill.payments.protocol import ChargeResult
 from recurbill.records import CollectionMethod
 from recurbill.storage.sql import SqlStorage
 
-PROCESSES = 4
+CHUNK_SIZES = (1000, 5, 3, 1)  # one per process
+PROCESSES = len(CHUNK_SIZES)
 AS_OF = at(date(2027, 3, 1), 7)
 
 
@@ -77,12 +80,14 @@ def _seed(billing: Billing) -> None:
             )
 
 
-def _worker(url: str, address: Any, authkey: bytes, as_of: datetime) -> None:
+def _worker(
+    url: str, address: Any, authkey: bytes, as_of: datetime, chunk_size: int
+) -> None:
     manager = GatewayManager(address=address, authkey=authkey)
     manager.connect()
     shared = manager.the_gateway()  # type: ignore[attr-defined]
     with SqlStorage.from_url(url) as storage:
-        Billing(storage=storage, gateway=shared).run(as_of)
+        Billing(storage=storage, gateway=shared, chunk_size=chunk_size).run(as_of)
 
 
 _THE_GATEWAY: SharedGateway | None = None
@@ -144,9 +149,9 @@ def _compare(url: str, reference_url: str) -> None:
         workers = [
             context.Process(
                 target=_worker,
-                args=(url, manager.address, b"recurbill-test", AS_OF),
+                args=(url, manager.address, b"recurbill-test", AS_OF, chunk_size),
             )
-            for _ in range(PROCESSES)
+            for chunk_size in CHUNK_SIZES
         ]
         for worker in workers:
             worker.start()

@@ -721,7 +721,8 @@ class Billing:
     ) -> list[RunReport]:
         """Issue every due occurrence by ``as_of`` exactly once, charge, and report.
 
-        Catches up missed days (each invoice dated its own occurrence), records
+        Catches up missed days (each invoice dated its own occurrence, numbers
+        given in date order as runs on each of those days would), records
         paused occurrences as skipped, charges ``charge_automatically``
         customers, retries declined charges per the retry policy, finishes
         payments and refunds an earlier crash or timeout left open, looks up

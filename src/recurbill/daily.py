@@ -1,7 +1,8 @@
 """The daily run: issue every due occurrence exactly once, then collect.
 
-Templates are streamed from storage in chunks; each chunk is issued in one
-transaction that locks its templates, allocates gapless numbers and stores the
+Templates are streamed from storage in chunks, in order of due instant; each
+chunk is issued in one transaction that locks its templates, allocates gapless
+numbers (in order of due instant, then template id) and stores the
 invoices, the occurrence records (unique per template and index) and, for
 customers charged automatically, the pending payments. Only after that commit
 does the gateway hear of the payments (see :mod:`recurbill.collection`).
@@ -306,6 +307,11 @@ class _Issued:
     # what the summary prints for each new payment: invoice number, customer
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
 
+    @property
+    def handled(self) -> bool:
+        """Whether an occurrence was issued or skipped, or a template ended."""
+        return bool(self.issued or self.skipped or self.ended)
+
     def add_lines(self, other: _Issued) -> None:
         """Add *other*'s report lines; a template fails once per run, not per pass."""
         for kind in ("issued", "skipped", "ended"):
@@ -320,13 +326,53 @@ class _Issued:
 
 @attrs.frozen(kw_only=True)
 class _Plan:
-    """One template's due occurrences (the template is locked)."""
+    """What one step does with a due template (the template is locked).
+
+    It handles the occurrences from the template's ``next_index`` up to
+    ``stop``; those from ``stop`` up to ``due`` are due as well but come after
+    the chunk in date order, so a later chunk of the walk handles them.
+    """
 
     template: RecurringTemplate
     account: Account
     customer: Customer
+    stop: int
     due: int
-    to_issue: list[int]
+
+
+def _in_date_order(
+    plans: list[_Plan], bound: tuple[datetime, str] | None
+) -> tuple[list[_Plan], list[tuple[_Plan, int]]]:
+    """The chunk's plans, cut at *bound*, and their occurrences in number order.
+
+    Occurrences are numbered by their due instant, then template id: the order
+    of the walk, so a catch-up numbers them as a run on each missed day would
+    have. An occurrence due after *bound* (the chunk's last ``(next_due_at,
+    id)``; None for a chunk shorter than the limit, the walk's last) is left
+    to the chunk that reaches it.
+    """
+    if all(len(range(p.template.next_index, p.due)) <= 1 for p in plans):
+        # at most one occurrence each (the everyday case): the walk's order
+        return plans, [
+            (p, p.template.next_index) for p in plans if p.stop > p.template.next_index
+        ]
+    cut: list[_Plan] = []
+    keyed: list[tuple[tuple[datetime, str], int, int]] = []
+    for plan in plans:
+        template = plan.template
+        stop = template.next_index
+        while stop < plan.due:
+            on = template.schedule.occurrence(stop)
+            instant = due_instant(on, plan.account)
+            assert instant is not None  # _plan stops at the calendar's end
+            key = (instant, template.id)
+            if bound is not None and key > bound:
+                break
+            keyed.append((key, len(cut), stop))
+            stop += 1
+        cut.append(attrs.evolve(plan, stop=stop))
+    keyed.sort(key=lambda item: item[0])
+    return cut, [(cut[i], n) for _, i, n in keyed]
 
 
 @attrs.define
@@ -523,14 +569,21 @@ class DailyRun:
         payment and its charge short. A first pass passes over templates
         another transaction holds (another worker's chunk, so workers share
         the job); a second pass from the start waits for whatever is still
-        due (a template being edited, a chunk whose worker failed).
+        due (a template being edited, a chunk whose worker failed), and goes
+        again while it handles something: a template another worker left
+        still due (its later occurrences wait for their turn in date order)
+        can come back from PostgreSQL with its new ``next_due_at``, out of
+        order, and carry the cursor past templates the pass has not reached.
         """
-        for skip_locked in (True, False):
+        skip_locked, again = True, True
+        while again:
             after: tuple[datetime, str] | None = None
+            again = skip_locked
             while (
                 chunk := self._issue_next(as_of, account_ids, after, skip_locked)
             ) is not None:
                 after, issued = chunk
+                again = again or issued.handled
                 total.add_lines(issued)
                 if stop is not None:
                     continue  # charging stopped: the payments wait, pending
@@ -540,6 +593,7 @@ class DailyRun:
                 for outcome in outcomes:
                     label = issued.labels.get(outcome.id)
                     self._report_charge(charges, outcome, label)
+            skip_locked = False
         return stop
 
     def _issue_next(
@@ -553,7 +607,11 @@ class DailyRun:
         """Issue the next chunk after *after* in one transaction; None when done.
 
         Returns where the next chunk starts (the last template's
-        ``(next_due_at, id)`` as read) and what it issued. A conflict
+        ``(next_due_at, id)`` as read) and what it issued. A template's
+        occurrences due after that point are left to the chunk that reaches
+        them (its ``next_due_at`` is written back past the cursor), so numbers
+        follow due dates (:func:`_in_date_order`); a chunk shorter than the
+        limit is the walk's last and handles everything due. A conflict
         (another worker issued some of these first, or a deadlock) rolls the
         chunk back and reads it again. A template whose data cannot be issued
         (an :class:`InvalidInputError`) rolls the chunk back too; the chunk is
@@ -575,7 +633,9 @@ class DailyRun:
                     )
                     if not templates:
                         return None
-                    chunk = self._issue_chunk(_Reads(tx), templates, as_of)
+                    limited = len(templates) == (limit or self.chunk_size)
+                    bound = _cursor(templates[-1]) if limited else None
+                    chunk = self._issue_chunk(_Reads(tx), templates, as_of, bound)
                     tx.commit()
                 return _cursor(templates[-1]), chunk
             except ConflictError:
@@ -651,40 +711,51 @@ class DailyRun:
             if past_calendar(schedule.occurrence(n), account):
                 due = n  # past the end of the calendar: next_due ends it there
                 break
-        indices = range(template.next_index, due)
-        scheduled = OccurrenceStatus.SCHEDULED
         return _Plan(
             template=template,
             account=account,
             customer=reads.customer(account_id, template.customer_id),
+            stop=due,
             due=due,
-            to_issue=[n for n in indices if template.schedule.status(n) is scheduled],
         )
 
     def _issue_chunk(
-        self, reads: _Reads, templates: list[RecurringTemplate], as_of: datetime
+        self,
+        reads: _Reads,
+        templates: list[RecurringTemplate],
+        as_of: datetime,
+        bound: tuple[datetime, str] | None,
     ) -> _Issued:
-        """Issue a chunk: plans, numbers (one block per account), then records."""
+        """Issue a chunk: plans, numbers (one block per account, given in date
+        order), then records."""
         out = _Issued()
         reads.load(templates)
-        plans = [self._plan(reads, template, as_of) for template in templates]
+        plans, steps = _in_date_order(
+            [self._plan(reads, template, as_of) for template in templates], bound
+        )
+        scheduled = OccurrenceStatus.SCHEDULED
+        issues = [plan.template.schedule.status(n) is scheduled for plan, n in steps]
         needed: dict[str, int] = {}
-        for plan in plans:
-            needed[plan.account.id] = needed.get(plan.account.id, 0) + len(
-                plan.to_issue
-            )
-        series = {plan.account.id: plan.account.invoice_series for plan in plans}
+        series: dict[str, str] = {}
+        for (plan, _), issue in zip(steps, issues, strict=True):
+            if issue:
+                account = plan.account
+                needed[account.id] = needed.get(account.id, 0) + 1
+                series[account.id] = account.invoice_series
         next_number = {  # counters in account order: workers never deadlock
             account_id: reads.tx.allocate_invoice_numbers(
                 account_id, series[account_id], count=count
             )
             for account_id, count in sorted(needed.items())
-            if count
         }
+        for (plan, n), issue in zip(steps, issues, strict=True):
+            number = None
+            if issue:
+                number = next_number[plan.account.id]
+                next_number[plan.account.id] = number + 1
+            self._handle(reads, plan, n, number, as_of, out)
         for plan in plans:
-            first = next_number.get(plan.account.id, 0)
-            next_number[plan.account.id] = first + len(plan.to_issue)
-            self._issue(reads, plan, first, as_of, out)
+            self._advance(plan, as_of, out)
         tx = reads.tx
         tx.add_invoices(out.invoices)
         tx.add_occurrences(out.occurrences)
@@ -695,83 +766,82 @@ class DailyRun:
         tx.update_templates(out.templates)
         return out
 
-    def _issue(
+    def _handle(
         self,
         reads: _Reads,
         plan: _Plan,
-        first: int,
+        n: int,
+        number: int | None,
         as_of: datetime,
         out: _Issued,
     ) -> None:
+        """Issue occurrence *n* as invoice *number*, or record it skipped (None)."""
         template, account, customer = plan.template, plan.account, plan.customer
-        schedule = template.schedule
-        due, to_issue = plan.due, plan.to_issue
-        indices = range(template.next_index, due)
-        numbers = dict(zip(to_issue, range(first, first + len(to_issue)), strict=True))
-        invoices: list[Invoice] = []
-        occurrences: list[OccurrenceRecord] = []
-        for n in indices:
-            on = schedule.occurrence(n)
-            invoice: Invoice | None = None
-            if n in numbers:
-                invoice = build_invoice(
-                    invoice_id=derived_id("inv", template.id, str(n)),
-                    account=account,
-                    customer=customer,
-                    lines=template.lines,
-                    number=numbers[n],
-                    issue_date=on,
-                    now=as_of,
-                    memo=template.memo,
-                    template_id=template.id,
-                    occurrence_index=n,
-                )
-                invoices.append(invoice)
-            occurrences.append(
-                OccurrenceRecord(
-                    account_id=account.id,
-                    template_id=template.id,
-                    index=n,
-                    on=on,
-                    outcome=OccurrenceOutcome.SKIPPED
-                    if invoice is None
-                    else OccurrenceOutcome.ISSUED,
-                    invoice_id=None if invoice is None else invoice.id,
-                )
+        on = template.schedule.occurrence(n)
+        invoice: Invoice | None = None
+        if number is not None:
+            invoice = build_invoice(
+                invoice_id=derived_id("inv", template.id, str(n)),
+                account=account,
+                customer=customer,
+                lines=template.lines,
+                number=number,
+                issue_date=on,
+                now=as_of,
+                memo=template.memo,
+                template_id=template.id,
+                occurrence_index=n,
             )
-            if invoice is None:
-                out.skipped.setdefault(account.id, []).append(
-                    SkippedLine(
-                        template_id=template.id,
-                        customer_name=customer.name,
-                        on=on,
-                        description=_describe(template),
-                    )
-                )
-                continue
-            out.issued.setdefault(account.id, []).append(
-                IssuedLine(
-                    invoice_id=invoice.id,
-                    invoice_number=invoice.display_number,
+        out.occurrences.append(
+            OccurrenceRecord(
+                account_id=account.id,
+                template_id=template.id,
+                index=n,
+                on=on,
+                outcome=OccurrenceOutcome.SKIPPED
+                if invoice is None
+                else OccurrenceOutcome.ISSUED,
+                invoice_id=None if invoice is None else invoice.id,
+            )
+        )
+        if invoice is None:
+            out.skipped.setdefault(account.id, []).append(
+                SkippedLine(
+                    template_id=template.id,
                     customer_name=customer.name,
-                    issue_date=on,
-                    total=invoice.total,
+                    on=on,
+                    description=_describe(template),
                 )
             )
-        out.invoices.extend(invoices)
-        out.occurrences.extend(occurrences)
-        self._collect_or_send(reads, account, customer, invoices, as_of, out)
+            return
+        out.invoices.append(invoice)
+        out.issued.setdefault(account.id, []).append(
+            IssuedLine(
+                invoice_id=invoice.id,
+                invoice_number=invoice.display_number,
+                customer_name=customer.name,
+                issue_date=on,
+                total=invoice.total,
+            )
+        )
+        self._collect_or_send(reads, account, customer, [invoice], as_of, out)
+
+    def _advance(self, plan: _Plan, as_of: datetime, out: _Issued) -> None:
+        """Write the template's next index and due instant back; end it when
+        nothing is left (not while occurrences wait for a later chunk)."""
+        template, account = plan.template, plan.account
         # never back: a template stored with its end before handled dates
         # (end_template did not check it before) just finishes
-        next_index = max(due, template.next_index)
+        next_index = max(plan.stop, template.next_index)
         upcoming = _due_from(template.schedule, next_index, account)
         status = template.status
-        if upcoming is None or upcoming <= as_of:  # its end has come
+        waiting = plan.stop < plan.due
+        if not waiting and (upcoming is None or upcoming <= as_of):  # its end came
             upcoming, status = None, TemplateStatus.FINISHED
             out.ended.setdefault(account.id, []).append(
                 EndedLine(
                     template_id=template.id,
-                    customer_name=customer.name,
+                    customer_name=plan.customer.name,
                     description=_describe(template),
                 )
             )
