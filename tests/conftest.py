@@ -5,6 +5,11 @@ and yields a URL to a database on it; ``fresh_postgres_url`` gives each test a
 new, empty database of its own. Without the server binaries the PostgreSQL
 tests are skipped, except in CI (the ``CI`` environment variable is set), where
 they fail: a missing database must never pass silently there.
+
+Hypothesis runs without its per-example deadline: a property test checks what
+is computed, not how fast (``benchmarks/`` measures speed), and a busy machine
+must not fail an example for taking 200 ms once. A failure prints the blob that
+reproduces it.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from postgres_server import PostgresServer, start_for_tests
 from recurbill.storage.sql import SqlStorage
 
 __all__ = ["fresh_postgres_url", "postgres_server", "postgres_url", "sql_storage"]
+
+settings.register_profile("recurbill", deadline=None, print_blob=True)
+settings.load_profile("recurbill")
 
 _database_numbers = itertools.count(1)
 
