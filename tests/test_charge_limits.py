@@ -171,3 +171,56 @@ def test_the_limits_are_what_the_gateway_checks(code: str) -> None:
         check_charge_amount(limits.minimum)
         with pytest.raises(ChargeAmountError):
             check_charge_amount(limits.minimum - limits.increment)
+
+
+def _charge_requests(world: World) -> list[object]:
+    return [r for r in world.gateway.requests if r.operation == "charge"]
+
+
+def _invoice_mail(world: World) -> str:
+    with world.storage.transaction() as tx:
+        (mail,) = [
+            n for n in tx.pending_notifications(limit=100) if n.kind == "invoice"
+        ]
+    return mail.text
+
+
+def test_a_session_below_the_minimum_is_not_charged_but_sent_as_an_invoice() -> None:
+    """2.00 + 25 % VAT = 2.50 NOK, below the gateway's minimum of 3.00 NOK:
+    no charge the gateway is bound to refuse, and no e-mail telling the
+    customer to pay by card; the invoice asks for payment with its KID."""
+    world = make_world()
+    kari = world.customer()  # charged automatically, with a card
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line("2.00")], now=at(DAY)
+    )
+    assert outcome.payment is None
+    assert outcome.invoice.status.value == "open"
+    assert world.payments() == []
+    assert _charge_requests(world) == []
+    text = _invoice_mail(world)
+    assert "Vennligst betal 2,50\xa0kr innen" in text
+    assert f"KID {outcome.invoice.payment_reference}" in text
+    assert world.notification_kinds() == ["invoice"]  # no "payment failed"
+
+
+def test_the_daily_run_sends_an_invoice_the_card_cannot_take() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.template(kari, start=DAY, lines=[line("2.00")])
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 1
+    assert report.charges == ()
+    assert world.payments() == []
+    assert _charge_requests(world) == []
+    assert "Vennligst betal 2,50\xa0kr innen" in _invoice_mail(world)
+
+
+def test_an_automatic_customer_without_a_card_is_asked_to_pay_the_invoice() -> None:
+    """The invoice e-mail never promises a card charge that will not come."""
+    world = make_world()
+    kari = world.customer(card=None)
+    world.billing.record_session(world.account.id, kari.id, lines=[line()], now=at(DAY))
+    text = _invoice_mail(world)
+    assert "Vennligst betal 1\xa0000,00\xa0kr innen" in text
+    assert "kort" not in text

@@ -229,17 +229,26 @@ def plan_collection(
     """How newly issued invoices get paid: pending payments, or invoice e-mails.
 
     A ``charge_automatically`` customer with a default card gets a pending
-    first-attempt payment per invoice (charged after commit); anyone else (or
-    an invoice of nothing to pay) gets the invoice e-mail. Nothing is written:
-    the caller stores both in the transaction that stores the invoices.
-    *method* looks a card up by id.
+    first-attempt payment per invoice (charged after commit); anyone else gets
+    the invoice e-mail, which asks for payment by the due date with the
+    reference. So does an invoice of nothing to pay, and one whose amount the
+    gateway cannot charge to a card (below its minimum, above its maximum:
+    :meth:`~recurbill.payments.protocol.PaymentGateway.charge_limits`).
+    Nothing is written: the caller stores both in the transaction that stores
+    the invoices. *method* looks a card up by id.
     """
     card_id = customer.default_payment_method_id
     automatic = customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
+    limits = collector.gateway.charge_limits(account.currency) if automatic else None
     payments: list[Payment] = []
     notes: list[Notification] = []
     for invoice in invoices:
-        if automatic and card_id is not None and invoice.total.amount > 0:
+        if (
+            limits is not None
+            and card_id is not None
+            and invoice.total.amount > 0
+            and limits.broken_by(invoice.total) is None
+        ):
             payments.append(
                 collector.new_payment(
                     account=account,

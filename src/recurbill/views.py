@@ -43,8 +43,10 @@ class PaymentOutcome:
     """What a charge did: the payment, the invoice(s) after it, and the receipt.
 
     ``payment`` is None when nothing was charged (a ``send_invoice`` customer,
-    or no saved card). For ``requires_action``, ``payment.client_secret`` is
-    what the customer's browser needs to complete the payment.
+    no saved card, or an amount the gateway cannot charge to a card: the
+    invoice e-mail then asks for payment by the due date). For
+    ``requires_action``, ``payment.client_secret`` is what the customer's
+    browser needs to complete the payment.
     """
 
     invoices: tuple[Invoice, ...]

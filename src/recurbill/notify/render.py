@@ -53,7 +53,6 @@ from recurbill.notify.texts import TEXTS
 from recurbill.records import (
     Account,
     ChargeLine,
-    CollectionMethod,
     Customer,
     EndedLine,
     FailedLine,
@@ -947,8 +946,10 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
     """The invoice e-mail to the customer, in the customer's language.
 
     Number, invoice and due dates, payment reference (KID/OCR), the lines with
-    VAT rate and amount, totals with VAT per rate, what is left to pay, and how
-    it will be paid (the saved card, or by the due date with the reference).
+    VAT rate and amount, totals with VAT per rate, what is left to pay, and a
+    request to pay it by the due date with the reference. (An invoice charged
+    to a saved card gets no invoice e-mail but a receipt, or a note that the
+    payment did not go through; so the e-mail never promises a card charge.)
     """
     _customer_of(account, customer, f"invoice {invoice.id!r}", invoice.customer_id)
     _need(invoice, Invoice, "invoice")
@@ -1005,8 +1006,6 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
         blocks.append(_Para(invoice.memo))
     if outstanding.amount <= 0:
         blocks.append(_Para(t("invoice.paid")))
-    elif customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY:
-        blocks.append(_Para(t("invoice.pay_by_card")))
     else:
         how = t("invoice.pay_by_transfer", amount=_money(outstanding, t), due_date=due)
         if invoice.payment_reference:
