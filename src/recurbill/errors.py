@@ -20,6 +20,7 @@ instance as ``error.fields``::
     │   │   └── ReferenceLengthError            an invoice number outgrew its length
     │   ├── InvalidSelectionError               a mass-payment selection
     │   └── InvalidRecordError                  an account, customer or template field
+    │       └── FixedSettingError               an account setting that cannot change
     ├── StateError                              the record's state forbids the action
     ├── StorageError                            the storage port
     │   ├── NotFoundError (LookupError)         no such record in this account
@@ -46,6 +47,7 @@ __all__ = [
     "CreditExceedsInvoiceError",
     "CurrencyMismatchError",
     "DeliveryError",
+    "FixedSettingError",
     "GatewayAuthenticationError",
     "GatewayConfigurationError",
     "GatewayError",
@@ -209,6 +211,15 @@ class InvalidSelectionError(InvalidInputError):
 
 class InvalidRecordError(InvalidInputError):
     """A field of an account, customer, payment method or template that is invalid."""
+
+
+class FixedSettingError(InvalidRecordError):
+    """An account setting that cannot be changed safely, or a change of one
+    that would clash with the invoices already issued.
+
+    ``setting`` names it (``"timezone"``); ``problem`` says why it cannot
+    change and ``allowed`` what to do instead.
+    """
 
 
 class StateError(RecurbillError):
