@@ -305,3 +305,56 @@ def test_the_same_customer_added_twice_at_once_is_one_gateway_customer(
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(gateway.made) == 1
     assert {r.gateway_customer_id for r in results} == gateway.made
+
+
+@pytest.mark.parametrize("created", [True, False], ids=["created", "not-created"])
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [("storage", "crash"), ("gateway", "crash"), ("gateway", "timeout_after")],
+)
+def test_change_customer_with_a_fault_at_every_call_ends_in_step(
+    kind: str, mode: str, created: bool
+) -> None:
+    """Crash anywhere in change_customer, call it again: storage and the
+    gateway hold the new details, and there is one gateway customer."""
+    k = 1
+    while True:
+        storage_faults, gateway_faults = Faults(), Faults(mode=mode)
+        gateway = _Customers()
+        world = make_world(
+            storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
+            gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
+        )
+        if not created:  # its creation's answer was lost: the key knows it
+            gateway.fail_next("timeout_after", operation="create_customer")
+        with suppress(GatewayUnavailableError):
+            world.billing.add_customer(
+                world.account.id,
+                name="Kari Nordmann",
+                email="kari@example.no",
+                customer_id="kari",
+            )
+        target = storage_faults if kind == "storage" else gateway_faults
+        target.calls, target.fail_at = 0, k
+        change = partial(
+            world.billing.change_customer,
+            world.account.id,
+            "kari",
+            name="Kari Hansen",
+            email="kari.hansen@example.no",
+        )
+        with suppress(CrashError, GatewayUnavailableError):
+            change()
+        fired = target.calls >= k
+        target.fail_at = None
+        kari = change()
+        assert _stored_customer(world, "kari") == kari
+        assert (kari.name, kari.email) == ("Kari Hansen", "kari.hansen@example.no")
+        assert kari.gateway_customer_id is not None
+        assert gateway.made == {kari.gateway_customer_id}, f"{kind} {mode} at {k}"
+        kept = gateway.customer_details(kari.gateway_customer_id)
+        assert (kept["name"], kept["email"]) == (kari.name, kari.email)
+        if not fired:
+            break  # past the last call: every step was covered
+        k += 1
+    assert k > (4 if kind == "storage" else 1), "the harness must have covered them"

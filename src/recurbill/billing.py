@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -54,6 +55,7 @@ from recurbill.daily import (
 )
 from recurbill.errors import (
     ConflictError,
+    FixedSettingError,
     GatewayAuthenticationError,
     InvalidInputError,
     InvalidRecordError,
@@ -90,7 +92,7 @@ from recurbill.records import (
     TemplateStatus,
     due_instant,
 )
-from recurbill.references import ReferenceScheme
+from recurbill.references import ReferenceMethod, ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME, Period, Schedule
 from recurbill.settlement import AllocationResult, SettlementPlan
 from recurbill.storage.protocol import Storage, Transaction
@@ -295,7 +297,7 @@ class Billing:
             + derived_id("gcus", customer.account_id, customer.id),
         )
         with self.storage.transaction() as tx:
-            fresh = tx.get_customer(customer.account_id, customer.id)
+            fresh = tx.get_customer(customer.account_id, customer.id, for_update=True)
             if fresh.gateway_customer_id is None:  # else a call stored it first
                 fresh = attrs.evolve(fresh, gateway_customer_id=gateway_id)
                 tx.update_customer(fresh)
@@ -308,12 +310,172 @@ class Billing:
         """Charge this customer's card automatically, or send invoices to pay."""
         with self.storage.transaction() as tx:
             customer = attrs.evolve(
-                tx.get_customer(account_id, customer_id),
+                tx.get_customer(account_id, customer_id, for_update=True),
                 collection_method=to_collection_method(method),
             )
             tx.update_customer(customer)
             tx.commit()
         return customer
+
+    def change_customer(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        locale: str | None = None,
+    ) -> Customer:
+        """Change a customer's name, e-mail address or locale; None keeps one.
+
+        Checked as :meth:`add_customer` checks them, before anything changes;
+        the collection method has :meth:`set_collection_method`. What comes
+        later (invoices, receipts, notices) uses the new details; what was
+        issued or queued before keeps the old (an e-mail in the outbox goes
+        to the address it was written for).
+
+        The gateway keeps the name and e-mail address too (Stripe's receipts
+        use them). The change is stored first, then the gateway customer is
+        given the stored name and address, and storage is read again: a
+        change another call stored meanwhile is sent as well, so the gateway
+        ends with what storage holds. If the gateway call fails, its error
+        is raised with the change stored; call again with the same arguments
+        to bring the gateway in step (the call sets values, so repeating it
+        is harmless). A customer whose gateway customer was never created
+        gets it first, with the details it was added with, so the key
+        :meth:`add_customer` used finds the same one.
+        """
+        if locale is not None:
+            _check_locale(locale)
+        given = {
+            field: value
+            for field, value in (("name", name), ("email", email), ("locale", locale))
+            if value is not None
+        }
+        customer = self._customer(account_id, customer_id)
+        attrs.evolve(customer, **given)  # refuses a bad name or address first
+        mirrored = name is not None or email is not None
+        if mirrored and customer.gateway_customer_id is None:
+            self._with_gateway_customer(customer)
+        with self.storage.transaction() as tx:
+            fresh = tx.get_customer(account_id, customer_id, for_update=True)
+            changed = attrs.evolve(fresh, **given)
+            if changed != fresh:
+                tx.update_customer(changed)
+                tx.commit()
+        return self._mirror(changed) if mirrored else changed
+
+    def _mirror(self, customer: Customer) -> Customer:
+        """Give the gateway customer the stored name and e-mail until they agree.
+
+        Each round sends what was read, then reads again. Whoever stores a
+        change sends after storing it, so the last value sent is one read
+        after the last change: the gateway ends with what storage holds.
+        """
+        for _ in range(_MIRROR_ROUNDS):
+            if customer.gateway_customer_id is None:
+                return customer
+            self.gateway.update_customer(
+                customer.gateway_customer_id, email=customer.email, name=customer.name
+            )
+            latest = self._customer(customer.account_id, customer.id)
+            if (latest.email, latest.name) == (customer.email, customer.name):
+                return latest
+            customer = latest
+        raise ConflictError(
+            problem=f"customer {customer.id!r} was changed again by other calls "
+            f"each time its gateway customer was updated ({_MIRROR_ROUNDS} times)",
+            allowed="call change_customer again once the other changes are done",
+        )
+
+    def change_account(
+        self,
+        account_id: str,
+        *,
+        name: str | None = None,
+        payment_terms_days: int | None = None,
+        summary_email: str | None = None,
+        locale: str | None = None,
+        reference_scheme: ReferenceScheme | None = None,
+        currency: Currency | str | None = None,
+        timezone: str | None = None,
+        run_time: time | None = None,
+        invoice_series: str | None = None,
+        rounding: str | None = None,
+    ) -> Account:
+        """Change an account's name, payment terms, summary address, locale or
+        payment-reference scheme; None keeps one.
+
+        Checked as :meth:`create_account` checks them (a reference scheme
+        must be one the currency uses), before anything changes. A change
+        applies to what is made after it: invoices issued later get the new
+        payment terms and reference scheme, e-mails written later the new
+        name, and the next daily summary goes to the new address in the new
+        locale. Issued invoices and queued e-mails never change, and
+        customers keep their own locale (:meth:`change_customer`); customers
+        added later get the new one by default.
+
+        A new reference scheme must hold the account's next invoice number
+        (:class:`~recurbill.errors.ReferenceLengthError` names the largest
+        it holds) and, once invoices are issued, may not drop the OCR length
+        digit: a later invoice's reference could then repeat an issued one's
+        (:class:`~recurbill.errors.FixedSettingError`).
+
+        ``currency``, ``timezone``, ``run_time``, ``invoice_series`` and
+        ``rounding`` are fixed when the account is created. Given with their
+        current value they are accepted (a settings form may send every
+        field); another value raises
+        :class:`~recurbill.errors.FixedSettingError`, saying why and what to
+        do instead. Two changes at once each keep the other's: the account
+        is locked while it changes.
+        """
+        if locale is not None:
+            _check_locale(locale)
+        given: dict[str, Any] = {
+            field: value
+            for field, value in (
+                ("name", name),
+                ("payment_terms_days", payment_terms_days),
+                ("summary_email", summary_email),
+                ("locale", locale),
+                ("reference_scheme", reference_scheme),
+            )
+            if value is not None
+        }
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+        _refuse_fixed(
+            account,
+            currency=currency,
+            timezone=timezone,
+            run_time=run_time,
+            invoice_series=invoice_series,
+            rounding=rounding,
+        )
+        attrs.evolve(account, **given)  # refuses a bad value first
+        next_number = None
+        if reference_scheme is not None:
+            next_number = self._next_invoice_number(account)
+        with self.storage.transaction() as tx:
+            fresh = tx.get_account(account_id, for_update=True)
+            changed = attrs.evolve(fresh, **given)
+            if next_number is not None and changed.reference_scheme != (
+                fresh.reference_scheme
+            ):
+                _check_new_scheme(fresh, changed.reference_scheme, next_number)
+            if changed != fresh:
+                tx.update_account(changed)
+                tx.commit()
+        return changed
+
+    def _next_invoice_number(self, account: Account) -> int:
+        """The number the account's next invoice gets, as things stand now.
+
+        Allocated and given back (the transaction is not committed), so it
+        leaves no gap.
+        """
+        with self.storage.transaction() as tx:
+            return tx.allocate_invoice_numbers(account.id, account.invoice_series)
 
     # cards -------------------------------------------------------------
     def start_card_setup(self, account_id: str, customer_id: str) -> CardSetup:
@@ -353,7 +515,7 @@ class Billing:
         )
         with self.storage.transaction() as tx:
             tx.add_payment_method(method)
-            fresh = tx.get_customer(account_id, customer_id)
+            fresh = tx.get_customer(account_id, customer_id, for_update=True)
             if make_default or fresh.default_payment_method_id is None:
                 tx.update_customer(
                     attrs.evolve(fresh, default_payment_method_id=method.id)
@@ -376,7 +538,7 @@ class Billing:
                     kind="payment method", key=method_id, account=account_id
                 )
             customer = attrs.evolve(
-                tx.get_customer(account_id, customer_id),
+                tx.get_customer(account_id, customer_id, for_update=True),
                 default_payment_method_id=method.id,
             )
             tx.update_customer(customer)
@@ -399,7 +561,7 @@ class Billing:
         self._cancel_waiting(account_id, customer_id, method_id, now=aware(now, "now"))
         with self.storage.transaction() as tx:
             method = self._removable_card(tx, account_id, customer_id, method_id)
-            customer = tx.get_customer(account_id, customer_id)
+            customer = tx.get_customer(account_id, customer_id, for_update=True)
             tx.remove_payment_method(account_id, method_id)
             if customer.default_payment_method_id == method_id:
                 tx.update_customer(
@@ -1243,6 +1405,96 @@ def _details(customer: Customer) -> tuple[str, str, str, CollectionMethod]:
         customer.locale,
         customer.collection_method,
     )
+
+
+_MIRROR_ROUNDS = 5
+"""How many times :meth:`Billing.change_customer` sends the gateway a customer
+that other calls keep changing, before it gives up (ConflictError)."""
+
+_FIXED: dict[str, tuple[str, str]] = {
+    "currency": (
+        "every invoice, template, payment and credit balance of the account is in it",
+        "bill in another currency from a new account (create_account)",
+    ),
+    "timezone": (
+        "it places every template's due instants and every invoice's date: "
+        "a new zone would move the occurrences already scheduled",
+        "bill in another zone from a new account (create_account)",
+    ),
+    "run_time": (
+        "it fixes the instant each template's next occurrence is due, stored "
+        "with the template: a new time would move them all",
+        "call run() at the hour you want instead: each run issues what is due "
+        "by its as_of",
+    ),
+    "invoice_series": (
+        "invoice numbers are gapless within their series, and KID and OCR "
+        "references are made from the number alone: a new series would start "
+        "again at 1 and repeat the references of issued invoices",
+        "keep the series; a new numbering needs a new account (create_account)",
+    ),
+    "rounding": (
+        "issued invoices are shown (render_invoice) by computing their lines "
+        "again with it: a new mode would change how they read",
+        "keep the mode; round otherwise from a new account (create_account)",
+    ),
+}
+"""Account settings fixed at creation: why, and what to do instead."""
+
+
+def _refuse_fixed(account: Account, **given: object) -> None:
+    """Refuse a fixed setting given with another value than the account's."""
+    for setting, value in given.items():
+        if value is None:
+            continue
+        if setting == "currency" and isinstance(value, str):
+            value = Currency(value)  # an unknown code: UnknownCurrencyError
+        current = getattr(account, setting)
+        if value != current:
+            why, instead = _FIXED[setting]
+            raise FixedSettingError(
+                setting=setting,
+                problem=f"{setting} of account {account.id!r} cannot change from "
+                f"{_shown(current)} to {_shown(value)}: {why}",
+                allowed=instead,
+            )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Currency):
+        return value.code
+    if isinstance(value, time):
+        return f"{value:%H:%M}"
+    return repr(value)
+
+
+def _check_new_scheme(
+    account: Account, scheme: ReferenceScheme, next_number: int
+) -> None:
+    """Refuse a reference scheme that cannot serve the account's next invoice,
+    or whose references could repeat those of issued invoices.
+
+    KID and OCR references hold their invoice number before the check digit
+    (and length digit), so two numbers never share one, whatever the method
+    or length; except that an OCR without length digit reads an issued OCR
+    with one as a ten times larger number (invoice 47's 4747 is invoice
+    474's too), which a later invoice reaches.
+    """
+    scheme.reference(next_number, series=account.invoice_series)
+    if (
+        next_number > 1
+        and account.reference_scheme.method is ReferenceMethod.OCR_LENGTH_DIGIT
+        and scheme.method is ReferenceMethod.OCR
+    ):
+        raise FixedSettingError(
+            setting="reference_scheme",
+            problem=f"account {account.id!r} has issued OCR numbers with a "
+            "length digit: without it a later invoice's reference could repeat "
+            "an issued one (invoice 47's OCR 4747 is invoice 474's without the "
+            "length digit)",
+            allowed="keep 'ocr_length_digit' (its fixed length may change), or "
+            "drop the length digit before the account's first invoice",
+        )
 
 
 def _check_zone(zone: str) -> None:

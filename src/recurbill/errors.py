@@ -22,6 +22,7 @@ instance as ``error.fields``::
     │   ├── InvalidSelectionError               a mass-payment selection
     │   │   └── SelectionAmountError            a total beyond one charge (see above)
     │   └── InvalidRecordError                  an account, customer or template field
+    │       └── FixedSettingError               an account setting that cannot change
     ├── StateError                              the record's state forbids the action
     ├── StorageError                            the storage port
     │   ├── NotFoundError (LookupError)         no such record in this account
@@ -49,6 +50,7 @@ __all__ = [
     "CreditExceedsInvoiceError",
     "CurrencyMismatchError",
     "DeliveryError",
+    "FixedSettingError",
     "GatewayAuthenticationError",
     "GatewayConfigurationError",
     "GatewayError",
@@ -232,6 +234,15 @@ class SelectionAmountError(InvalidSelectionError, ChargeAmountError):
 
 class InvalidRecordError(InvalidInputError):
     """A field of an account, customer, payment method or template that is invalid."""
+
+
+class FixedSettingError(InvalidRecordError):
+    """An account setting that cannot be changed safely, or a change of one
+    that would clash with the invoices already issued.
+
+    ``setting`` names it (``"timezone"``); ``problem`` says why it cannot
+    change and ``allowed`` what to do instead.
+    """
 
 
 class StateError(RecurbillError):

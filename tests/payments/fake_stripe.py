@@ -388,6 +388,9 @@ class FakeStripe:
                     param="invoice_settings[default_payment_method]",
                 )
             customer["invoice_settings"]["default_payment_method"] = default
+        for field in ("email", "name"):
+            if field in form:
+                customer[field] = form[field]
         return customer
 
     def list_customer_methods(

@@ -48,6 +48,14 @@ class TestInMemoryGatewayContract(GatewayContract):
     def count_charges(self, gateway: InMemoryGateway) -> object:
         return lambda key: sum(c.idempotency_key == key for c in gateway.ledger)
 
+    @pytest.fixture
+    def customer_details(self, gateway: InMemoryGateway) -> object:
+        def details(customer: str) -> tuple[object, object]:
+            kept = gateway.customer_details(customer)
+            return kept["email"], kept["name"]
+
+        return details
+
 
 @pytest.fixture
 def gateway() -> InMemoryGateway:

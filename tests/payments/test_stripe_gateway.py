@@ -65,6 +65,16 @@ class TestStripeGatewayContract(GatewayContract):
     def count_charges(self, fake_stripe: FakeStripe) -> Callable[[str], int]:
         return fake_stripe.succeeded_charges
 
+    @pytest.fixture
+    def customer_details(
+        self, fake_stripe: FakeStripe
+    ) -> Callable[[str], tuple[str, str]]:
+        def details(customer: str) -> tuple[str, str]:
+            kept = fake_stripe.customers[customer]
+            return kept["email"], kept["name"]
+
+        return details
+
 
 _TEST_KEY = os.environ.get("STRIPE_TEST_SECRET_KEY", "")
 

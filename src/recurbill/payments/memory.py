@@ -588,6 +588,30 @@ class InMemoryGateway:
             assert isinstance(replay, str)
             return replay
 
+    def update_customer(self, customer: str, *, email: str, name: str) -> None:
+        """Set a customer's e-mail address and name (see :meth:`customer_details`)."""
+        params: dict[str, object] = {
+            "customer": check_id(customer, what="customer"),
+            "email": check_email(email),
+            "name": check_text(name, what="name"),
+        }
+        with self._lock:
+            self._begin("update_customer", params)
+            self._customer(customer)
+            self._customers[customer] = {
+                **self._customers[customer],
+                "email": params["email"],
+                "name": params["name"],
+            }
+            self._after("update_customer")
+
+    def customer_details(self, customer: str) -> Mapping[str, object]:
+        """What the gateway keeps for *customer*: ``email``, ``name`` and
+        ``metadata`` (a copy, for assertions)."""
+        with self._lock:
+            self._customer(customer)
+            return dict(self._customers[customer])
+
     def start_card_setup(self, customer: str) -> CardSetup:
         """Start a card setup for off-session use; see :meth:`confirm_card_setup`."""
         check_id(customer, what="customer")

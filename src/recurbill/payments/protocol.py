@@ -218,6 +218,15 @@ class PaymentGateway(Protocol):
         """
         ...
 
+    def update_customer(self, customer: str, *, email: str, name: str) -> None:
+        """Set the e-mail address and name the gateway keeps for *customer*.
+
+        Both are sent every time, as recurbill stores them: the call sets
+        values, so repeating it (after a timeout, or with values that came
+        back) changes nothing more, and it needs no idempotency key.
+        """
+        ...
+
     def start_card_setup(self, customer: str) -> CardSetup:
         """Start saving a card for off-session use (Stripe: a SetupIntent)."""
         ...

@@ -31,7 +31,8 @@ How it maps the port onto Stripe:
   events (``refund.updated``, ``refund.failed``, ``charge.refund.updated``)
   carry the refund in ``WebhookEvent.refund``.
 - Refunds carry their idempotency key and the caller's metadata; customers
-  are created with an ``Idempotency-Key`` when one is given.
+  are created with an ``Idempotency-Key`` when one is given, and updated
+  (e-mail and name) without one: setting values is safe to repeat.
 
 ``retrieve_charge(idempotency_key=…)`` looks through the 100 most recent
 PaymentIntents, then Stripe's search (which can lag by up to a minute). None
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
     from stripe import PaymentIntent, PaymentMethod, Refund, StripeClient, StripeError
     from stripe.params import (
         CustomerCreateParams,
+        CustomerUpdateParams,
         PaymentIntentCreateParams,
         RefundCreateParams,
     )
@@ -202,6 +204,23 @@ class StripeGateway:
             with _translated(key):
                 customer = self._v1.customers.create(params, {"idempotency_key": key})
         return customer.id
+
+    def update_customer(self, customer: str, *, email: str, name: str) -> None:
+        """Set the Customer's ``email`` and ``name`` (Stripe's receipts use them).
+
+        No ``Idempotency-Key``: the update sets values, so a repeat is
+        harmless, while a key derived from the values would make Stripe
+        replay its first answer, without updating, when the same values come
+        back within its 24 hours (A, then B, then A again). The client's own
+        network retries carry a key of their own.
+        """
+        check_id(customer, what="customer")
+        params: CustomerUpdateParams = {
+            "email": check_email(email),
+            "name": check_text(name, what="name"),
+        }
+        with _translated():
+            self._v1.customers.update(customer, params)
 
     def start_card_setup(self, customer: str) -> CardSetup:
         """Create a SetupIntent (``usage=off_session``, cards only)."""

@@ -267,8 +267,8 @@ class _MemoryTransaction:
             self._new_id(self._s.accounts, "account", account.id)
             self._put(self._s.accounts, account.id, account)
 
-    def get_account(self, account_id: str) -> Account:
-        """The account with this id."""
+    def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
+        """The account with this id (every transaction holds the lock)."""
         self._check_open()
         _text("account_id", account_id)
         self._need_account(account_id)
@@ -296,8 +296,10 @@ class _MemoryTransaction:
             self._new_id(self._s.customers, "customer", customer.id)
             self._put(self._s.customers, customer.id, customer)
 
-    def get_customer(self, account_id: str, customer_id: str) -> Customer:
-        """A customer of this account."""
+    def get_customer(
+        self, account_id: str, customer_id: str, *, for_update: bool = False
+    ) -> Customer:
+        """A customer of this account (every transaction holds the lock)."""
         self._check_open()
         return self._scoped(self._s.customers, "customer", account_id, customer_id)
 

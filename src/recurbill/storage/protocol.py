@@ -61,8 +61,9 @@ class Transaction(Protocol):
     def add_account(self, account: Account) -> None:
         """Store a new account (ConflictError if the id exists)."""
 
-    def get_account(self, account_id: str) -> Account:
-        """The account with this id."""
+    def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
+        """The account with this id; ``for_update`` locks it until the end of
+        the transaction (another locker waits; readers do not)."""
 
     def update_account(self, account: Account) -> None:
         """Replace a stored account."""
@@ -74,8 +75,11 @@ class Transaction(Protocol):
     def add_customer(self, customer: Customer) -> None:
         """Store a new customer of ``customer.account_id``."""
 
-    def get_customer(self, account_id: str, customer_id: str) -> Customer:
-        """A customer of this account."""
+    def get_customer(
+        self, account_id: str, customer_id: str, *, for_update: bool = False
+    ) -> Customer:
+        """A customer of this account; ``for_update`` locks it as ``get_account``
+        does."""
 
     def get_customers(
         self, account_id: str, customer_ids: Sequence[str]

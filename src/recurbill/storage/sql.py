@@ -555,11 +555,19 @@ class SqlTransaction:
         with self._write(f"adding account {account.id!r}") as conn:
             conn.execute(sa.insert(schema.accounts), row)
 
-    def get_account(self, account_id: str) -> Account:
-        """The account with this id."""
+    def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
+        """The account with this id; ``for_update`` locks it until the end of
+        the transaction.
+
+        On PostgreSQL the lock is ``FOR NO KEY UPDATE``: it waits for another
+        change of the account, not for the rows that refer to it (invoices,
+        customers being added go on).
+        """
         _text("account_id", account_id)
         accounts = schema.accounts
         query = sa.select(accounts).where(accounts.c.id == account_id)
+        if for_update:
+            query = query.with_for_update(key_share=True)
         return self._one(
             query,
             rows.decode_account,
@@ -593,10 +601,19 @@ class SqlTransaction:
             self._need_account(customer.account_id)
             conn.execute(sa.insert(schema.customers), row)
 
-    def get_customer(self, account_id: str, customer_id: str) -> Customer:
-        """A customer of this account."""
+    def get_customer(
+        self, account_id: str, customer_id: str, *, for_update: bool = False
+    ) -> Customer:
+        """A customer of this account; ``for_update`` locks it as
+        :meth:`get_account` does (``FOR NO KEY UPDATE``)."""
         return self._get(
-            schema.customers, rows.decode_customer, "customer", account_id, customer_id
+            schema.customers,
+            rows.decode_customer,
+            "customer",
+            account_id,
+            customer_id,
+            for_update=for_update,
+            key_share=True,
         )
 
     def _get(
@@ -608,10 +625,17 @@ class SqlTransaction:
         key: str,
         *,
         for_update: bool = False,
+        key_share: bool = False,
     ) -> _R:
         _text(f"{kind} id", key)
         return self._get_many(
-            table, decode, kind, account_id, [key], for_update=for_update
+            table,
+            decode,
+            kind,
+            account_id,
+            [key],
+            for_update=for_update,
+            key_share=key_share,
         )[0]
 
     def _get_many(
@@ -623,8 +647,12 @@ class SqlTransaction:
         keys: object,
         *,
         for_update: bool = False,
+        key_share: bool = False,
     ) -> list[_R]:
-        """Records by id in the order asked; NotFoundError for the first missing."""
+        """Records by id in the order asked; NotFoundError for the first missing.
+
+        ``key_share`` makes the lock ``FOR NO KEY UPDATE`` on PostgreSQL.
+        """
         _text("account_id", account_id)
         wanted = _ids(f"{kind} ids", keys)
         found: dict[str, _R] = {}
@@ -636,7 +664,7 @@ class SqlTransaction:
             if for_update and not self._storage._is_sqlite:
                 query = query.where(table.c.account_id == account_id)
             if for_update:  # in id order, so two lockers never deadlock
-                query = query.order_by(table.c.id).with_for_update()
+                query = query.order_by(table.c.id).with_for_update(key_share=key_share)
             with translate_errors(f"reading {kind} {chunk[0]!r}"):
                 result = self._c.execute(query).mappings().all()
             found.update(

@@ -23,6 +23,9 @@ Optional fixtures make more of the contract run:
 - ``count_charges``: a function from an idempotency key to the number of
   succeeded charges the gateway holds for it. Without it, the exactly-once
   tests rely on ``retrieve_charge`` alone.
+- ``customer_details``: a function from a gateway customer id to the
+  (e-mail, name) the gateway keeps for it. Without it, the update tests
+  check only that updates are taken.
 
 The cards are Stripe's test payment methods (``pm_card_visa``, …). Cards that
 decline are charged by their test id, because Stripe declines some of them
@@ -40,6 +43,7 @@ from decimal import Decimal
 import pytest
 
 from recurbill.errors import (
+    GatewayConfigurationError,
     GatewayError,
     GatewayUnavailableError,
     IdempotencyKeyReuseError,
@@ -59,6 +63,7 @@ __all__ = ["DECLINING_CARDS", "GatewayContract"]
 
 InjectFault = Callable[[str, str], None]
 CountCharges = Callable[[str], int]
+CustomerDetails = Callable[[str], tuple[str, str]]
 
 DECLINING_CARDS = [
     ("pm_card_visa_chargeDeclined", "card_declined", "generic_decline", False),
@@ -115,6 +120,11 @@ class GatewayContract:
     @pytest.fixture
     def count_charges(self) -> CountCharges | None:
         """Succeeded charges per idempotency key, if the gateway can tell."""
+        return None
+
+    @pytest.fixture
+    def customer_details(self) -> CustomerDetails | None:
+        """(e-mail, name) the gateway keeps per customer, if it can tell."""
         return None
 
     @pytest.fixture
@@ -175,6 +185,40 @@ class GatewayContract:
         assert again == first
         with pytest.raises(IdempotencyKeyReuseError):
             gateway.create_customer(email="b@example.no", name="B", idempotency_key=key)
+
+    def test_customer_update_sets_email_and_name(
+        self,
+        gateway: PaymentGateway,
+        customer: str,
+        customer_details: CustomerDetails | None,
+    ) -> None:
+        """How ``Billing.change_customer`` keeps the gateway's copy in step."""
+        for email, name in [
+            ("kari.hansen@example.no", "Kari Hansen"),
+            ("kari.hansen@example.no", "Kari Hansen"),  # a repeat is harmless
+            ("kari.nordmann@example.no", "Kari Nordmann"),  # values come back
+        ]:
+            gateway.update_customer(customer, email=email, name=name)
+            if customer_details is not None:
+                assert customer_details(customer) == (email, name)
+        setup = gateway.start_card_setup(customer)  # still the same customer
+        assert setup.customer == customer
+
+    def test_updating_an_unknown_customer_is_refused(
+        self, gateway: PaymentGateway
+    ) -> None:
+        with pytest.raises(GatewayConfigurationError):
+            gateway.update_customer("cus_nobody_at_all", email="a@example.no", name="A")
+
+    def test_customer_update_checks_its_arguments(
+        self, gateway: PaymentGateway, customer: str
+    ) -> None:
+        with pytest.raises(InvalidInputError):
+            gateway.update_customer(customer, email="not an address", name="A")
+        with pytest.raises(InvalidInputError):
+            gateway.update_customer(customer, email="a@example.no", name=42)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            gateway.update_customer("", email="a@example.no", name="A")
 
     def test_card_setup_is_for_the_customer(
         self, gateway: PaymentGateway, customer: str

@@ -419,6 +419,9 @@ _series_numbers = itertools.count(1)
 
 _UNKNOWN_ID_CALLS: dict[str, Callable[[Transaction], object]] = {
     "get_customer": lambda tx: tx.get_customer("acme", "nope"),
+    "get_customer(for_update)": lambda tx: tx.get_customer(
+        "acme", "nope", for_update=True
+    ),
     "update_customer": lambda tx: tx.update_customer(make_customer("nope")),
     "get_payment_method": lambda tx: tx.get_payment_method("acme", "nope"),
     "remove_payment_method": lambda tx: tx.remove_payment_method("acme", "nope"),
@@ -692,11 +695,27 @@ class StorageContract:
             tx.commit()
         assert _read(storage, lambda tx: tx.get_account("acme")) == changed
 
+    def test_account_update_after_a_locking_read(self, storage: Storage) -> None:
+        """How ``Billing.change_account`` reads the account it changes."""
+        _add(storage, make_account("acme"))
+        changed = make_account("acme", name="Acme Renamed", payment_terms_days=30)
+        with storage.transaction() as tx:
+            assert tx.get_account("acme", for_update=True) == make_account("acme")
+            tx.update_account(changed)
+            assert tx.get_account("acme", for_update=True) == changed
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_account("acme")) == changed
+
     def test_unknown_account_is_not_found(self, storage: Storage) -> None:
         _add(storage, make_account("acme"))
         with storage.transaction() as tx:
             _assert_not_found(
                 lambda: tx.get_account("nope"), key="nope", account="nope"
+            )
+            _assert_not_found(
+                lambda: tx.get_account("nope", for_update=True),
+                key="nope",
+                account="nope",
             )
             _assert_not_found(
                 lambda: tx.update_account(make_account("nope")),
@@ -733,6 +752,17 @@ class StorageContract:
         _world(storage)
         changed = make_customer("cust-1", default_payment_method_id="pm-1")
         with storage.transaction() as tx:
+            tx.update_customer(changed)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_customer("acme", "cust-1")) == changed
+
+    def test_customer_update_after_a_locking_read(self, storage: Storage) -> None:
+        _world(storage)
+        changed = make_customer("cust-1", email="kari.hansen@example.no")
+        with storage.transaction() as tx:
+            assert tx.get_customer("acme", "cust-1", for_update=True) == (
+                make_customer("cust-1")
+            )
             tx.update_customer(changed)
             tx.commit()
         assert _read(storage, lambda tx: tx.get_customer("acme", "cust-1")) == changed
@@ -776,6 +806,11 @@ class StorageContract:
         with storage.transaction() as tx:
             _assert_not_found(
                 lambda: tx.get_customer("acme", "beta-1"), key="beta-1", account="acme"
+            )
+            _assert_not_found(
+                lambda: tx.get_customer("acme", "beta-1", for_update=True),
+                key="beta-1",
+                account="acme",
             )
             _assert_not_found(
                 lambda: tx.update_customer(make_customer("beta-1", name="Stolen")),
