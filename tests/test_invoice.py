@@ -570,3 +570,26 @@ def test_an_unknown_rounding_mode_is_refused(rounding: object) -> None:
     item = _line(quantity=1, unit_price=1)
     with pytest.raises(InvalidInputError, match="unknown rounding mode"):
         compute_totals([item], currency="NOK", rounding=rounding)  # type: ignore[arg-type]
+
+
+def test_a_full_credit_note_must_split_the_vat_as_the_invoice_does() -> None:
+    """Items that reach the invoice's total with the VAT in other rates do not
+    reverse it: the VAT of each rate would not net to zero."""
+    zero_rated = {"vat_category": "Z", "vat_rate": D(0)}
+    lines = (_line(unit_price=D(100)), _line(unit_price=D(100), **zero_rated))
+    fee = AllowanceCharge(
+        is_charge=True, amount=D(20), reason="Fee", vat_category="S", vat_rate=25
+    )
+    invoice = compute_totals(lines, currency="NOK", charges=[fee])
+    assert invoice.tax_inclusive == Money("250.00", "NOK")  # 120 × 1.25 + 100
+    other = (_line(unit_price=D(200)),)  # 200 × 1.25: the same total
+    assert compute_totals(other, currency="NOK").tax_inclusive == invoice.tax_inclusive
+    with pytest.raises(InvalidInvoiceError, match="split the VAT over categories"):
+        full_credit_note(invoice_number="7", invoice=invoice, lines=other)
+    # the lines without the fee: another total, refused as before
+    with pytest.raises(InvalidInvoiceError, match=r"the invoice 250\.00 NOK"):
+        full_credit_note(invoice_number="7", invoice=invoice, lines=lines)
+    note = full_credit_note(
+        invoice_number="7", invoice=invoice, lines=lines, charges=[fee]
+    )
+    assert note.totals.vat_breakdown == invoice.vat_breakdown

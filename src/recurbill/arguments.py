@@ -7,17 +7,26 @@ what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
-from recurbill.errors import CurrencyMismatchError, InvalidInputError
-from recurbill.invoice import InvoiceLine
-from recurbill.money import Currency, Money
+import attrs
+
+from recurbill.errors import (
+    CurrencyMismatchError,
+    InvalidInputError,
+    InvalidInvoiceError,
+    VatCategoryError,
+)
+from recurbill.invoice import AllowanceCharge, InvoiceLine, allowance_charge_amount
+from recurbill.money import Currency, Money, decimals_of
 from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod, in_range
 
 __all__ = [
+    "allowance_charges",
     "aware",
     "caller_key",
+    "check_allowance_charges",
     "day",
     "invoice_lines",
     "positive_money",
@@ -118,3 +127,121 @@ def day(value: object, name: str) -> date:
             allowed=f"give {name} as a datetime.date, e.g. date(2027, 1, 31)",
         )
     return value
+
+
+_NONE: tuple[AllowanceCharge, ...] = ()
+
+
+def allowance_charges(value: object, *, is_charge: bool) -> tuple[AllowanceCharge, ...]:
+    """*value* as document-level allowances (or, with *is_charge*, charges).
+
+    Each is an :class:`~recurbill.invoice.AllowanceCharge` of that kind with
+    a reason (EN 16931 BR-33, BR-38), a VAT category (and rate), and either a
+    positive ``amount`` or a ``percentage`` above 0 and at most 100 of a
+    positive ``base_amount``. Raises
+    :class:`~recurbill.errors.InvalidInvoiceError`, or its
+    :class:`~recurbill.errors.VatCategoryError` for a missing category.
+    """
+    name, kind = ("charges", "charge") if is_charge else ("allowances", "allowance")
+    if type(value) is tuple and not value:
+        return _NONE  # the common case: none
+    if isinstance(value, (str, bytes, Mapping, AllowanceCharge)) or not isinstance(
+        value, Iterable
+    ):
+        raise InvalidInvoiceError(
+            problem=f"{name} {value!r} is not a sequence of AllowanceCharge values",
+            allowed=f"give {name} as a list of recurbill.invoice.AllowanceCharge "
+            "(or leave it out for none)",
+        )
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, AllowanceCharge):
+            raise InvalidInvoiceError(
+                problem=f"{name} contain {item!r}, not an AllowanceCharge",
+                allowed=f"give each document-level {kind} as a "
+                "recurbill.invoice.AllowanceCharge",
+            )
+        _check_item(item, is_charge=is_charge, name=name, kind=kind)
+    return items if items else _NONE
+
+
+def _check_item(
+    item: AllowanceCharge, *, is_charge: bool, name: str, kind: str
+) -> None:
+    if item.is_charge is not is_charge:
+        other = "allowances" if is_charge else "charges"
+        raise InvalidInvoiceError(
+            problem=f"{name} contain {'a charge' if item.is_charge else 'an allowance'}"
+            f" ({item.reason!r})",
+            allowed=f"put is_charge={item.is_charge} items in {other}, "
+            f"is_charge={is_charge} ones in {name}",
+        )
+    if not item.reason.strip():
+        raise InvalidInvoiceError(
+            problem=f"a document-level {kind} has no reason",
+            allowed=f"give every {kind} on the whole invoice a reason the customer "
+            "reads, e.g. reason='Loyalty discount' (EN 16931 BR-33, BR-38)",
+        )
+    where = f"{kind} {item.reason!r}"
+    if item.vat_category is None:
+        raise VatCategoryError(
+            problem=f"{where} has no VAT category",
+            allowed="a document-level allowance or charge has its own VAT: give "
+            "vat_category and vat_rate, e.g. vat_category='S', vat_rate=25",
+        )
+    if item.amount is not None and item.amount <= 0:
+        raise InvalidInvoiceError(
+            problem=f"{where} has the amount {item.amount}",
+            allowed="the amount is above zero (an allowance lowers the total, "
+            "a charge raises it)",
+        )
+    if (item.percentage is None) != (item.base_amount is None):
+        raise InvalidInvoiceError(
+            problem=f"{where} has a percentage or a base amount without the other",
+            allowed="give amount, or percentage together with base_amount",
+        )
+    if item.percentage is not None and not 0 < item.percentage <= 100:
+        raise InvalidInvoiceError(
+            problem=f"{where} has the percentage {item.percentage}",
+            allowed="a percentage above 0 and at most 100",
+        )
+    if item.base_amount is not None and item.base_amount <= 0:
+        raise InvalidInvoiceError(
+            problem=f"{where} has the base amount {item.base_amount}",
+            allowed="a base amount above zero",
+        )
+
+
+def check_allowance_charges(
+    items: Iterable[AllowanceCharge], *, currency: Currency, rounding: str
+) -> None:
+    """Refuse allowances or charges (checked by :func:`allowance_charges`)
+    whose amounts do not fit *currency*.
+
+    Amounts and base amounts have at most the currency's decimals, and an
+    amount given with a percentage and base amount is the one they make.
+    Raises :class:`~recurbill.errors.InvalidInvoiceError`.
+    """
+    decimals = currency.decimals
+    for item in items:
+        kind = "charge" if item.is_charge else "allowance"
+        where = f"{kind} {item.reason!r}"
+        for field in ("amount", "base_amount"):
+            value = getattr(item, field)
+            if value is not None and decimals_of(value) > decimals:
+                raise InvalidInvoiceError(
+                    problem=f"{where} has the {field} {value}, with more decimals "
+                    f"than {currency.code} has",
+                    allowed=f"{currency.code} amounts have at most {decimals} decimals",
+                )
+        if item.amount is not None and item.percentage is not None:
+            made = allowance_charge_amount(
+                attrs.evolve(item, amount=None), currency, rounding=rounding
+            )
+            if made.amount != item.amount:
+                raise InvalidInvoiceError(
+                    problem=f"{where} has the amount {item.amount}, but "
+                    f"{item.percentage} % of {item.base_amount} is {made.amount}",
+                    allowed="give amount alone, percentage with base_amount, "
+                    "or all three agreeing",
+                )

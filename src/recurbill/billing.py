@@ -28,6 +28,7 @@ import attrs
 from babel import Locale, UnknownLocaleError
 
 from recurbill.arguments import (
+    allowance_charges,
     aware,
     caller_key,
     day,
@@ -64,7 +65,7 @@ from recurbill.errors import (
     StateError,
 )
 from recurbill.ids import IdFactory, derived_id, random_id
-from recurbill.invoice import InvoiceLine
+from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
 from recurbill.payments.protocol import (
@@ -659,8 +660,15 @@ class Billing:
         month_end: bool = False,
         memo: str = "",
         template_id: str | None = None,
+        allowances: Sequence[AllowanceCharge] = (),
+        charges: Sequence[AllowanceCharge] = (),
     ) -> RecurringTemplate:
         """A recurring invoice: these lines, on this schedule, from ``start``.
+
+        ``allowances`` and ``charges`` are document-level (a discount or a fee
+        on the whole invoice, each with its reason and own VAT category and
+        rate), on every invoice it produces; they are checked as
+        :meth:`record_session` checks them.
 
         The earliest start is tomorrow in the account's time zone (invoices are
         produced by the daily run); an earlier one raises
@@ -672,6 +680,8 @@ class Billing:
         """
         aware(now, "now")
         items = invoice_lines(lines)
+        discounts = allowance_charges(allowances, is_charge=False)
+        fees = allowance_charges(charges, is_charge=True)
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             tx.get_customer(account_id, customer_id)
@@ -684,13 +694,15 @@ class Billing:
                 max_count=max_count,
                 month_end=month_end,
             )
-            check_lines(items, account)
+            check_lines(items, account, allowances=discounts, charges=fees)
             template = RecurringTemplate(
                 id=template_id or self.ids("tpl"),
                 account_id=account_id,
                 customer_id=customer_id,
                 currency=account.currency,
                 lines=items,
+                allowances=discounts,
+                charges=fees,
                 schedule=schedule,
                 memo=memo,
                 created_at=now,
@@ -710,8 +722,15 @@ class Billing:
         lines: Sequence[InvoiceLine] | None = None,
         memo: str | None = None,
         start: date | None = None,
+        allowances: Sequence[AllowanceCharge] | None = None,
+        charges: Sequence[AllowanceCharge] | None = None,
     ) -> RecurringTemplate:
-        """Change a template's lines or memo (later invoices only), or re-date it.
+        """Change a template's lines, document allowances and charges or memo
+        (later invoices only), or re-date it.
+
+        What is left out (None) stays as it is; ``allowances=[]`` removes
+        them. The lines, allowances and charges it ends up with are checked
+        together, as :meth:`create_template` checks them.
 
         Re-dating is only possible before the daily run has handled its first
         occurrence (issued it, or skipped it because of a pause), and the new
@@ -719,15 +738,31 @@ class Billing:
         a new template's.
         """
         aware(now, "now")
+        items = None if lines is None else invoice_lines(lines)
+        discounts = (
+            None
+            if allowances is None
+            else allowance_charges(allowances, is_charge=False)
+        )
+        fees = None if charges is None else allowance_charges(charges, is_charge=True)
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             template = _unfinished(
                 tx.get_template(account_id, template_id, for_update=True)
             )
-            if lines is not None:
-                items = invoice_lines(lines)
-                check_lines(items, account)
-                template = attrs.evolve(template, lines=items)
+            if items is not None or discounts is not None or fees is not None:
+                template = attrs.evolve(
+                    template,
+                    lines=template.lines if items is None else items,
+                    allowances=template.allowances if discounts is None else discounts,
+                    charges=template.charges if fees is None else fees,
+                )
+                check_lines(
+                    template.lines,
+                    account,
+                    allowances=template.allowances,
+                    charges=template.charges,
+                )
             if memo is not None:
                 template = attrs.evolve(template, memo=memo)
             if start is not None:
@@ -937,14 +972,27 @@ class Billing:
         now: datetime,
         memo: str = "",
         session_id: str | None = None,
+        allowances: Sequence[AllowanceCharge] = (),
+        charges: Sequence[AllowanceCharge] = (),
     ) -> PaymentOutcome:
         """Invoice a session; charge the default card at once if so chosen.
+
+        ``allowances`` and ``charges`` are document-level (EN 16931 BG-20,
+        BG-21): a discount or a fee on the whole invoice, each an
+        :class:`~recurbill.invoice.AllowanceCharge` with a reason, its own VAT
+        category and rate, and a positive amount, or a percentage (above 0, at
+        most 100) of a positive base amount, in the account's currency
+        decimals. Bad ones raise :class:`~recurbill.errors.InvalidInvoiceError`
+        (:class:`~recurbill.errors.VatCategoryError` for VAT), and so does an
+        invoice that would total less than zero; nothing is written then.
 
         With ``session_id`` the call is idempotent: recording the same session
         again returns the first result and never invoices or charges twice.
         """
         aware(now, "now")
         items = invoice_lines(lines)
+        discounts = allowance_charges(allowances, is_charge=False)
+        fees = allowance_charges(charges, is_charge=True)
         invoice_id = (
             derived_id(
                 "inv",
@@ -959,7 +1007,7 @@ class Billing:
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             customer = tx.get_customer(account_id, customer_id)
-            check_lines(items, account)
+            check_lines(items, account, allowances=discounts, charges=fees)
             try:
                 existing = tx.get_invoice(account_id, invoice_id)
             except NotFoundError:
@@ -976,6 +1024,8 @@ class Billing:
                     account=account,
                     customer=customer,
                     lines=items,
+                    allowances=discounts,
+                    charges=fees,
                     number=number,
                     issue_date=local_date(account, now),
                     now=now,

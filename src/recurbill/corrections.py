@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -35,6 +36,7 @@ from recurbill.payments.protocol import (
     RefundResult,
 )
 from recurbill.records import (
+    Account,
     CreditEntry,
     CreditNoteRecord,
     Invoice,
@@ -42,6 +44,7 @@ from recurbill.records import (
     Payment,
     PaymentStatus,
     Refund,
+    invoice_totals,
 )
 from recurbill.storage.protocol import Storage, Transaction
 
@@ -101,6 +104,29 @@ def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None
             allowed=f"{action} once that payment has an outcome "
             "(confirm_payment asks the gateway)",
         )
+
+
+def _whole(account: Account, invoice: Invoice, amount: Money) -> dict[str, Any]:
+    """The invoice's lines, allowances and charges when *amount* credits all of
+    it (nothing credited before) and they give its stored total; else none."""
+    if amount != invoice.total or invoice.credited.amount != 0:
+        return {}
+    try:
+        totals = invoice_totals(
+            account,
+            lines=invoice.lines,
+            allowances=invoice.allowances,
+            charges=invoice.charges,
+        )
+    except InvalidInputError:  # stored by hand, not by recurbill: amount only
+        return {}
+    if totals.amount_due != invoice.total:
+        return {}
+    return {
+        "lines": invoice.lines,
+        "allowances": invoice.allowances,
+        "charges": invoice.charges,
+    }
 
 
 def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
@@ -229,6 +255,10 @@ class Corrections:
         """Issue a credit note lowering what is owed (on a paid invoice: credit).
 
         The credit may not exceed the invoice total less earlier credit notes.
+        One of the whole invoice (its total, nothing credited before) carries
+        the invoice's lines and document allowances and charges, so its VAT
+        per category and rate reverses the invoice's exactly; a partial one
+        is an amount only.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -261,6 +291,7 @@ class Corrections:
                 amount=amount,
                 reason=reason,
                 issue_date=local_date(account, now),
+                **_whole(account, invoice, amount),
             )
             tx.add_credit_note(note)
             settled = invoice.outstanding - reduces <= zero

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from recurbill.arguments import aware
+from recurbill.arguments import aware, check_allowance_charges
 from recurbill.collection import (
     Collector,
     Unanswered,
@@ -28,10 +28,11 @@ from recurbill.errors import (
     GatewayAuthenticationError,
     GatewayError,
     InvalidInputError,
+    InvalidInvoiceError,
     RecurbillError,
 )
 from recurbill.ids import IdFactory, derived_id
-from recurbill.invoice import InvoiceLine, compute_totals
+from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.notify.render import render_invoice, render_summary
 from recurbill.records import (
@@ -55,6 +56,7 @@ from recurbill.records import (
     SkippedLine,
     TemplateStatus,
     due_instant,
+    invoice_totals,
     past_calendar,
 )
 from recurbill.schedule import OccurrenceStatus, Schedule
@@ -129,14 +131,24 @@ def build_invoice(
     memo: str = "",
     template_id: str | None = None,
     occurrence_index: int | None = None,
+    allowances: Sequence[AllowanceCharge] = (),
+    charges: Sequence[AllowanceCharge] = (),
 ) -> Invoice:
-    """An issued invoice, totals by the EN 16931 calculator.
+    """An issued invoice, totals by the EN 16931 calculator
+    (:func:`~recurbill.records.invoice_totals`).
 
-    Open, or paid at once when it totals zero (nothing to collect). A
-    negative total is refused before this point (:func:`check_lines`).
+    *allowances* and *charges* are document-level, checked before this point
+    (:func:`check_lines`). Open, or paid at once when it totals zero (nothing
+    to collect). A negative total is refused before this point too.
     """
     lines = lines if isinstance(lines, tuple) else tuple(lines)  # shared as is
-    totals = compute_totals(lines, currency=account.currency, rounding=account.rounding)
+    if type(allowances) is not tuple:
+        allowances = tuple(allowances)
+    if type(charges) is not tuple:
+        charges = tuple(charges)
+    totals = invoice_totals(
+        account, lines=lines, allowances=allowances, charges=charges
+    )
     zero = Money.zero(account.currency)
     nothing_due = totals.amount_due.amount == 0
     return Invoice(
@@ -151,6 +163,8 @@ def build_invoice(
         issue_date=issue_date,
         due_date=issue_date + timedelta(days=account.payment_terms_days),
         lines=lines,
+        allowances=allowances,
+        charges=charges,
         net_total=totals.tax_exclusive,
         vat_total=totals.vat_total,
         total=totals.amount_due,
@@ -174,20 +188,40 @@ def _cursor(template: RecurringTemplate) -> tuple[datetime, str]:
     return template.next_due_at, template.id
 
 
-def check_lines(lines: Sequence[InvoiceLine], account: Account) -> None:
-    """Refuse lines whose invoice would total less than zero.
+def check_lines(
+    lines: Sequence[InvoiceLine],
+    account: Account,
+    *,
+    allowances: Sequence[AllowanceCharge] = (),
+    charges: Sequence[AllowanceCharge] = (),
+) -> None:
+    """Refuse an invoice of these lines and document allowances and charges
+    that does not fit *account* or would total less than zero.
 
-    A correction that gives money back is a credit note on the invoice it
-    corrects (``Billing.credit_invoice``), not an invoice of its own.
+    Allowance and charge amounts must fit the account's currency, and the
+    VAT rules hold across lines, allowances and charges (one exemption reason
+    per category and rate, no O or B mixed with others). A correction that
+    gives money back is a credit note on the invoice it corrects
+    (``Billing.credit_invoice``), not an invoice of its own.
     """
-    total = compute_totals(
-        tuple(lines), currency=account.currency, rounding=account.rounding
+    if allowances or charges:
+        check_allowance_charges(
+            (*allowances, *charges),
+            currency=account.currency,
+            rounding=account.rounding,
+        )
+    total = invoice_totals(
+        account, lines=tuple(lines), allowances=allowances, charges=charges
     ).amount_due
     if total.amount < 0:
-        raise InvalidInputError(
-            problem=f"these lines total {total}, less than zero",
-            allowed="invoice lines must total zero or more; give money back "
-            "with a credit note on the invoice it corrects (credit_invoice)",
+        what = "these lines"
+        if allowances or charges:
+            what += ", allowances and charges"
+        raise InvalidInvoiceError(
+            problem=f"{what} total {total}, less than zero",
+            allowed="an invoice totals zero or more (allowances at most what "
+            "the lines and charges come to); give money back with a credit "
+            "note on the invoice it corrects (credit_invoice)",
         )
 
 
@@ -794,6 +828,8 @@ class DailyRun:
                 account=account,
                 customer=customer,
                 lines=template.lines,
+                allowances=template.allowances,
+                charges=template.charges,
                 number=number,
                 issue_date=on,
                 now=as_of,

@@ -1252,8 +1252,10 @@ def full_credit_note(
     charges and its rounding amount.
 
     Give the invoice's own lines, allowances and charges; they must reproduce
-    its totals (else :class:`~recurbill.errors.InvalidInvoiceError`). After it,
-    :func:`amount_owed` is zero (less any prepaid amount, then owed back).
+    its totals and its VAT breakdown, category and rate by category and rate
+    (else :class:`~recurbill.errors.InvalidInvoiceError`). After it,
+    :func:`amount_owed` is zero (less any prepaid amount, then owed back) and
+    the VAT of each rate nets to zero.
     """
     note = credit_note(
         invoice_number=invoice_number,
@@ -1274,4 +1276,20 @@ def full_credit_note(
             ),
             allowed="a full credit note takes the invoice's own lines and amounts",
         )
+    if _by_rate(note.totals) != _by_rate(invoice):
+        raise InvalidInvoiceError(
+            problem=(
+                "the lines, allowances and charges given split the VAT over "
+                "categories and rates otherwise than the invoice"
+            ),
+            allowed="a full credit note takes the invoice's own lines, "
+            "allowances and charges, with their VAT categories and rates",
+        )
     return attrs.evolve(note, full=True)
+
+
+def _by_rate(totals: Totals) -> dict[tuple[VatCategory, Decimal], tuple[Money, Money]]:
+    return {
+        (group.category, group.rate): (group.taxable, group.tax)
+        for group in totals.vat_breakdown
+    }

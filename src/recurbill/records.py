@@ -8,7 +8,7 @@ handing it to storage. Ids are opaque strings chosen by the service.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timezone
 from decimal import ROUND_HALF_UP
 from typing import Any
@@ -17,7 +17,7 @@ import attrs
 
 from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidRecordError
-from recurbill.invoice import InvoiceLine
+from recurbill.invoice import AllowanceCharge, InvoiceLine, Totals, compute_totals
 from recurbill.money import ROUNDING_MODES, Currency, Money, as_currency
 from recurbill.references import ReferenceScheme, reference_methods
 from recurbill.schedule import DEFAULT_RUN_TIME, Schedule, due_at
@@ -56,6 +56,7 @@ __all__ = [
     "TemplateStatus",
     "due_instant",
     "in_range",
+    "invoice_totals",
     "past_calendar",
 ]
 
@@ -282,6 +283,28 @@ class Account:
             )
 
 
+def invoice_totals(
+    account: Account,
+    *,
+    lines: Sequence[InvoiceLine],
+    allowances: Sequence[AllowanceCharge] = (),
+    charges: Sequence[AllowanceCharge] = (),
+) -> Totals:
+    """The EN 16931 totals of an invoice of *account*: these lines and
+    document-level allowances and charges, in its currency and rounding.
+
+    The one calculation behind an issued invoice, a template's preview and
+    the check that refuses a negative total, so they never disagree.
+    """
+    return compute_totals(
+        lines,
+        currency=account.currency,
+        allowances=allowances,
+        charges=charges,
+        rounding=account.rounding,
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Customer:
     """Whom an account bills, and how their invoices are collected."""
@@ -316,8 +339,11 @@ class PaymentMethod:
 class RecurringTemplate:
     """An invoice draft plus a schedule; produces one invoice per occurrence.
 
-    ``next_index`` is the first occurrence the daily run has not handled yet and
-    ``next_due_at`` the instant it is due (``None`` once the schedule is exhausted).
+    ``allowances`` and ``charges`` are document-level (EN 16931 BG-20, BG-21),
+    each with its own VAT category and rate; every invoice it produces carries
+    them. ``next_index`` is the first occurrence the daily run has not handled
+    yet and ``next_due_at`` the instant it is due (``None`` once the schedule
+    is exhausted).
     """
 
     id: str = attrs.field(validator=_non_empty)
@@ -325,6 +351,8 @@ class RecurringTemplate:
     customer_id: str
     currency: Currency = attrs.field(converter=as_currency)
     lines: tuple[InvoiceLine, ...]
+    allowances: tuple[AllowanceCharge, ...] = ()
+    charges: tuple[AllowanceCharge, ...] = ()
     schedule: Schedule
     memo: str = attrs.field(default="", validator=_text)
     status: TemplateStatus = attrs.field(
@@ -351,8 +379,10 @@ class OccurrenceRecord:
 class Invoice:
     """An issued invoice: lines, totals, number, dates and what has been paid.
 
-    ``total`` is the amount due when issued (BT-115); ``paid`` and ``credited``
-    grow as payments and credit notes settle it. ``outstanding`` is what is left.
+    ``allowances`` and ``charges`` are document-level (BG-20, BG-21), counted
+    in ``net_total`` (BT-109) and ``vat_total``. ``total`` is the amount due
+    when issued (BT-115); ``paid`` and ``credited`` grow as payments and
+    credit notes settle it. ``outstanding`` is what is left.
     """
 
     id: str = attrs.field(validator=_non_empty)
@@ -365,6 +395,8 @@ class Invoice:
     issue_date: date
     due_date: date
     lines: tuple[InvoiceLine, ...]
+    allowances: tuple[AllowanceCharge, ...] = ()
+    charges: tuple[AllowanceCharge, ...] = ()
     net_total: Money
     vat_total: Money
     total: Money
@@ -474,7 +506,12 @@ class Receipt:
 
 @attrs.frozen(kw_only=True)
 class CreditNoteRecord:
-    """An issued credit note: lowers what is owed on an invoice or creates credit."""
+    """An issued credit note: lowers what is owed on an invoice or creates credit.
+
+    A credit note of a whole invoice carries that invoice's ``lines``,
+    ``allowances`` and ``charges``, which give its VAT per rate; one of part
+    of an invoice is an ``amount`` only.
+    """
 
     id: str = attrs.field(validator=_non_empty)
     account_id: str
@@ -486,6 +523,8 @@ class CreditNoteRecord:
     reason: str = attrs.field(validator=_non_empty)
     issue_date: date
     lines: tuple[InvoiceLine, ...] = ()
+    allowances: tuple[AllowanceCharge, ...] = ()
+    charges: tuple[AllowanceCharge, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -10,7 +10,6 @@ from datetime import date
 import attrs
 
 from recurbill.errors import InvalidInputError
-from recurbill.invoice import compute_totals
 from recurbill.money import Money
 from recurbill.records import (
     Customer,
@@ -23,6 +22,7 @@ from recurbill.records import (
     Receipt,
     RecurringTemplate,
     TemplateStatus,
+    invoice_totals,
     past_calendar,
 )
 from recurbill.schedule import Occurrence, OccurrenceStatus
@@ -105,8 +105,9 @@ def template_view(
     """The invoices a template produced, its skipped dates, and the next ones.
 
     The upcoming list starts at the first occurrence the daily run has not
-    handled, with the same schedule code the run uses, so the preview and the
-    run never disagree.
+    handled, with the same schedule code and the same totals (lines and
+    document allowances and charges) the run uses, so the preview and the run
+    never disagree.
     """
     if isinstance(upcoming, bool) or not isinstance(upcoming, int) or upcoming < 0:
         raise InvalidInputError(
@@ -125,8 +126,11 @@ def template_view(
         # none left: an active template only waits for its end date's run
         and schedule.status(template.next_index) is not OccurrenceStatus.AFTER_END
     ):
-        amount = compute_totals(
-            template.lines, currency=account.currency, rounding=account.rounding
+        amount = invoice_totals(  # as the run's build_invoice computes it
+            account,
+            lines=template.lines,
+            allowances=template.allowances,
+            charges=template.charges,
         ).amount_due
         first = schedule.occurrence(template.next_index)
         coming = [

@@ -765,3 +765,123 @@ def test_a_rare_decline_code_is_shown_as_the_gateway_gives_it() -> None:
     charge = attrs.evolve(base.charges[1], decline_code="do_not_honor")
     run = attrs.evolve(base, charges=(charge,))
     assert "Avvist (do_not_honor)" in render_summary(account("nb_NO"), run).text
+
+
+LOYALTY = AllowanceCharge(
+    is_charge=False,
+    percentage=10,
+    base_amount="1600",
+    reason="Lojalitet",
+    vat_category="S",
+    vat_rate=25,
+)
+INVOICE_FEE = AllowanceCharge(
+    is_charge=True, amount="35", reason="Fakturagebyr", vat_category="S", vat_rate=25
+)
+
+
+def _invoice_with_document_items() -> Invoice:
+    """The fixture invoice (2 × 800 at 25 %, 349 at 0 %) with 10 % off 1 600
+    and an invoice fee of 35, both at 25 %."""
+    base = invoice()
+    totals = compute_totals(
+        base.lines, currency="NOK", allowances=[LOYALTY], charges=[INVOICE_FEE]
+    )
+    return invoice(
+        allowances=(LOYALTY,),
+        charges=(INVOICE_FEE,),
+        net_total=totals.tax_exclusive,
+        vat_total=totals.vat_total,
+        total=totals.amount_due,
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "rows", "labels"),
+    [
+        (
+            "nb_NO",
+            [
+                "Rabatt på fakturaen, 10 % av 25 % -160,00 kr",
+                "1 600,00 kr (Lojalitet)",
+                "Tillegg på fakturaen 25 % 35,00 kr",
+                "(Fakturagebyr)",
+                "Sum eks. mva. 1 824,00 kr",
+                "Mva. 25 % av 1 475,00 kr 368,75 kr",
+                "Mva. 0 % av 349,00 kr 0,00 kr",
+                "Beløp å betale 2 192,75 kr",
+            ],
+            [
+                "Rabatt på fakturaen, 10 % av 1 600,00 kr (Lojalitet)",
+                "Tillegg på fakturaen (Fakturagebyr)",
+            ],
+        ),
+        (
+            "sv_SE",
+            [
+                "Rabatt på fakturan, 10 % av 25 % -160,00 Nkr",
+                "1 600,00 Nkr (Lojalitet)",
+                "Tillägg på fakturan 25 % 35,00 Nkr",
+                "Moms 25 % på 1 475,00 Nkr 368,75 Nkr",
+                "Att betala 2 192,75 Nkr",
+            ],
+            [
+                "Rabatt på fakturan, 10 % av 1 600,00 Nkr (Lojalitet)",
+                "Tillägg på fakturan (Fakturagebyr)",
+            ],
+        ),
+        (
+            "is_IS",
+            [
+                "Afsláttur af reikningnum, 10% 25% -160,00 NOK",
+                "af 1.600,00 NOK (Lojalitet)",
+                "Álag á reikninginn 25% 35,00 NOK",
+                "VSK 25% af 1.475,00 NOK 368,75 NOK",
+                "Til greiðslu 2.192,75 NOK",
+            ],
+            [
+                "Afsláttur af reikningnum, 10% af 1.600,00 NOK (Lojalitet)",
+                "Álag á reikninginn (Fakturagebyr)",
+            ],
+        ),
+        (
+            "en_GB",
+            [
+                "Invoice discount 10% of NOK1,600.00 25% -NOK160.00",
+                "(Lojalitet)",
+                "Invoice charge (Fakturagebyr) 25% NOK35.00",
+                "Total excl. VAT NOK1,824.00",
+                "VAT 25% of NOK1,475.00 NOK368.75",
+                "Amount due NOK2,192.75",
+            ],
+            [
+                "Invoice discount 10% of NOK1,600.00 (Lojalitet)",
+                "Invoice charge (Fakturagebyr)",
+            ],
+        ),
+    ],
+)
+def test_invoice_rows_show_document_allowances_and_charges(
+    locale: str, rows: list[str], labels: list[str]
+) -> None:
+    """Each allowance or charge on the whole invoice has its own row after the
+    lines, with its reason, VAT rate and amount, so the amount column adds up
+    to the total without VAT; the VAT per rate counts them."""
+    message = render_invoice(
+        account(locale, currency="NOK"),
+        customer(locale),
+        _invoice_with_document_items(),
+    )
+    shown = [" ".join(row.split()) for row in message.text.split("\n")]
+    for row in rows:
+        assert row in shown
+    lines_end = shown.index(" ".join(rows[0].split()))
+    assert lines_end > max(
+        shown.index(s) for s in shown if s.startswith("Samtaletime")
+    )  # after the lines, before the totals
+    assert all(len(line) <= _WIDTH for line in message.text.split("\n"))
+    assert message.html is not None
+    cells = message.html.replace("\xa0", " ")
+    for label in labels:
+        assert f"<td>{html.escape(label)}</td>" in cells  # one cell each
+    assert '<td style="text-align:right">25' in cells

@@ -90,14 +90,37 @@ def _invoice_lines(draw: st.DrawFn) -> InvoiceLine:
 
 
 @st.composite
+def _document_items(draw: st.DrawFn, is_charge: bool) -> AllowanceCharge:
+    """An allowance or charge on the whole invoice, with its own VAT."""
+    category = draw(st.sampled_from(sorted(REASONS)))
+    item = draw(_items(is_charge))
+    return AllowanceCharge(
+        is_charge=is_charge,
+        amount=item.amount,
+        percentage=item.percentage,
+        base_amount=item.base_amount,
+        reason=item.reason,
+        vat_category=category,
+        vat_rate=Decimal(25 if category == "S" else 0),
+        exemption_reason=REASONS[category],
+    )
+
+
+@st.composite
 def invoices(draw: st.DrawFn) -> Invoice:
     currency = draw(st.sampled_from(CURRENCIES))
     lines = tuple(draw(st.lists(_invoice_lines(), min_size=1, max_size=6)))
+    allowances = tuple(draw(st.lists(_document_items(False), max_size=3)))
+    charges = tuple(draw(st.lists(_document_items(True), max_size=3)))
     try:
-        totals = compute_totals(lines, currency=currency)
+        totals = compute_totals(
+            lines, currency=currency, allowances=allowances, charges=charges
+        )
         return invoice(
             currency,
             lines=lines,
+            allowances=allowances,
+            charges=charges,
             net_total=totals.tax_exclusive,
             vat_total=totals.vat_total,
             total=totals.amount_due,
@@ -118,6 +141,8 @@ def test_no_line_of_an_invoice_e_mail_is_longer_than_72(
     assert _too_long(message.text) == []
     for line in bill.lines:  # every word is there, none broken
         assert set(line.description.split()) <= set(message.text.split())
+    for item in bill.allowances + bill.charges:  # each has its row, reason whole
+        assert set(f"({item.reason})".split()) <= set(message.text.split())
 
 
 @given(

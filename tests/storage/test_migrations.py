@@ -3,7 +3,9 @@ data and behaviour, and every way to the latest version gives the same schema.
 
 Version 4 added the accounts' payment reference scheme (two columns): a
 database made by steps 1-3, with rows in it, upgrades and its accounts keep
-the references versions 1-3 gave them.
+the references versions 1-3 gave them. Version 5 added document-level
+allowances and charges to templates, invoices and credit notes: those a
+version-4 database holds read back with none.
 """
 
 from __future__ import annotations
@@ -20,14 +22,19 @@ from schema_at import columns_at, insert_at
 
 from recurbill.billing import Billing
 from recurbill.cli import main
-from recurbill.invoice import InvoiceLine
+from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
-from recurbill.records import Account
+from recurbill.records import Account, CreditNoteRecord
 from recurbill.references import ReferenceScheme
 from recurbill.storage import migrations, rows, schema
 from recurbill.storage.sql import SqlStorage
-from recurbill.testing.storage import make_account, make_customer, make_invoice
+from recurbill.testing.storage import (
+    make_account,
+    make_customer,
+    make_invoice,
+    make_template,
+)
 
 NewUrl = Callable[[], str]
 
@@ -165,7 +172,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 4
+        assert storage.migrate() == schema.LATEST_VERSION == 5
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -185,6 +192,94 @@ def test_recurbill_migrate_upgrades_a_version_3_file(
     with SqlStorage.sqlite(path) as storage:
         assert storage.schema_version() == schema.LATEST_VERSION
         _keeps_its_references(storage)
+
+
+# -- a database at version 4, with rows ------------------------------------------
+
+_DOCUMENT_COLUMNS = {"templates", "invoices", "credit_notes"}
+
+
+def _version_4_with_rows(storage: SqlStorage) -> None:
+    """Steps 1-4 only, then a template, an invoice and a credit note as
+    version 4 stored them (no allowances or charges column)."""
+    account = make_account("nok", currency="NOK")
+    customer = make_customer("cus-nok", account_id="nok")
+    template = make_template("tpl-nok", account_id="nok", customer_id=customer.id)
+    invoice = make_invoice("inv-nok", account_id="nok", customer_id=customer.id)
+    note = CreditNoteRecord(
+        id="cn-nok",
+        account_id="nok",
+        customer_id=customer.id,
+        invoice_id=invoice.id,
+        number=1,
+        series="CN",
+        amount=Money("25.00", "NOK"),
+        reason="Late",
+        issue_date=invoice.issue_date,
+    )
+    with storage.engine.begin() as conn:
+        assert migrations.upgrade(conn, target=4) == 4
+        for table, row in (
+            (schema.accounts, rows.encode_account(account)),
+            (schema.customers, rows.encode_customer(customer)),
+            (schema.templates, rows.encode_template(template)),
+            (schema.invoices, rows.encode_invoice(invoice)),
+            (schema.credit_notes, rows.encode_credit_note(note)),
+            (schema.counters, {"account_id": "nok", "series": "INV", "next_number": 2}),
+        ):
+            assert "allowance_charges" not in columns_at(table, 4)
+            insert_at(conn, 4, table, row)
+
+
+def _columns(engine: sa.Engine, table: str) -> list[str]:
+    return [str(c["name"]) for c in sa.inspect(engine).get_columns(table)]
+
+
+def test_version_4_with_rows_upgrades_and_reads_back_no_allowances_or_charges(
+    new_url: NewUrl,
+) -> None:
+    with SqlStorage.from_url(new_url()) as storage:
+        _version_4_with_rows(storage)
+        for table in _DOCUMENT_COLUMNS:
+            assert "allowance_charges" not in _columns(storage.engine, table)
+        assert storage.migrate() == 5
+        for table in _DOCUMENT_COLUMNS:
+            assert _columns(storage.engine, table)[-1] == "allowance_charges"
+        with storage.transaction() as tx:
+            template = tx.get_template("nok", "tpl-nok")
+            invoice = tx.get_invoice("nok", "inv-nok")
+            (note,) = tx.list_credit_notes("nok")
+        assert template == make_template(
+            "tpl-nok", account_id="nok", customer_id="cus-nok"
+        )
+        assert invoice == make_invoice(
+            "inv-nok", account_id="nok", customer_id="cus-nok"
+        )
+        for record in (template, invoice, note):
+            assert record.allowances == record.charges == ()
+        # the upgraded database takes new invoices with allowances and charges
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        line = InvoiceLine(
+            description="Session", quantity=1, unit_price="800", vat_rate=25
+        )
+        fee = AllowanceCharge(
+            is_charge=True,
+            amount=35,
+            reason="Invoice fee",
+            vat_category="S",
+            vat_rate=25,
+        )
+        outcome = billing.record_session(
+            "nok",
+            "cus-nok",
+            lines=[line],
+            charges=[fee],
+            now=datetime(2027, 3, 1, 12, tzinfo=timezone.utc),
+        )
+        assert outcome.invoice.charges == (fee,)
+        assert outcome.invoice.total == Money("1043.75", "NOK")
+        with storage.transaction() as tx:
+            assert tx.get_invoice("nok", outcome.invoice.id) == outcome.invoice
 
 
 # -- every way to the latest version gives one schema ----------------------------
@@ -235,13 +330,17 @@ def test_fresh_upgraded_and_declared_schemas_are_the_same(new_url: NewUrl) -> No
     with (
         SqlStorage.from_url(new_url()) as fresh,
         SqlStorage.from_url(new_url()) as upgraded,
+        SqlStorage.from_url(new_url()) as from_4,
         SqlStorage.from_url(new_url()) as declared,
     ):
         fresh.migrate()
         _version_3_with_rows(upgraded)
         upgraded.migrate()
+        _version_4_with_rows(from_4)
+        from_4.migrate()
         schema.metadata.create_all(declared.engine)  # the table definitions
         expected = _shape(declared.engine)
         assert set(expected) == set(schema.metadata.tables)
         assert _shape(fresh.engine) == expected
         assert _shape(upgraded.engine) == expected
+        assert _shape(from_4.engine) == expected

@@ -97,35 +97,36 @@ class TestPostgresStorage(StorageContract):
 
 def _seed(storage: SqlStorage, *, version: int = schema.LATEST_VERSION) -> None:
     """Write a small world; at an older *version*, as that version stored it."""
-    if version < schema.LATEST_VERSION:
-        account = rows.encode_account(make_account("acme"))
+    template = make_template("tpl-1")
+    invoice = make_invoice("inv-1", number=1, template_id="tpl-1", occurrence_index=0)
+    occurrence = OccurrenceRecord(
+        account_id="acme",
+        template_id="tpl-1",
+        index=0,
+        on=template.schedule.start,
+        outcome=OccurrenceOutcome.ISSUED,
+        invoice_id="inv-1",
+    )
+    if version < schema.LATEST_VERSION:  # the rows, without later columns
+        counter = {"account_id": "acme", "series": "INV", "next_number": 2}
         with storage.engine.begin() as conn:
-            insert_at(conn, version, schema.accounts, account)
+            for table, row in (
+                (schema.accounts, rows.encode_account(make_account("acme"))),
+                (schema.customers, rows.encode_customer(make_customer("cust-1"))),
+                (schema.templates, rows.encode_template(template)),
+                (schema.invoices, rows.encode_invoice(invoice)),
+                (schema.counters, counter),
+                (schema.occurrences, rows.encode_occurrence(occurrence)),
+            ):
+                insert_at(conn, version, table, row)
+        return
     with storage.transaction() as tx:
-        if version == schema.LATEST_VERSION:
-            tx.add_account(make_account("acme"))
+        tx.add_account(make_account("acme"))
         tx.add_customer(make_customer("cust-1"))
-        tx.add_template(make_template("tpl-1"))
-        number = tx.allocate_invoice_numbers("acme", "INV")
-        tx.add_invoices(
-            [
-                make_invoice(
-                    "inv-1", number=number, template_id="tpl-1", occurrence_index=0
-                )
-            ]
-        )
-        tx.add_occurrences(
-            [
-                OccurrenceRecord(
-                    account_id="acme",
-                    template_id="tpl-1",
-                    index=0,
-                    on=make_template().schedule.start,
-                    outcome=OccurrenceOutcome.ISSUED,
-                    invoice_id="inv-1",
-                )
-            ]
-        )
+        tx.add_template(template)
+        assert tx.allocate_invoice_numbers("acme", "INV") == invoice.number
+        tx.add_invoices([invoice])
+        tx.add_occurrences([occurrence])
         tx.commit()
 
 

@@ -42,6 +42,7 @@ from babel.numbers import format_decimal, format_percent
 from recurbill import errors
 from recurbill.errors import InvalidInputError, RecurbillError
 from recurbill.invoice import (
+    AllowanceCharge,
     InvoiceLine,
     allowance_charge_amount,
     compute_totals,
@@ -863,10 +864,15 @@ def _per_template(
 def _vat_rows(
     account: Account, invoice: Invoice, t: _Lang
 ) -> list[tuple[str, str, str, str, str]]:
-    """VAT per rate when the lines reproduce the stored totals, else one row."""
+    """VAT per rate when the lines, allowances and charges reproduce the
+    stored totals, else one row."""
     try:
         totals = compute_totals(
-            invoice.lines, currency=invoice.currency, rounding=account.rounding
+            invoice.lines,
+            currency=invoice.currency,
+            allowances=invoice.allowances,
+            charges=invoice.charges,
+            rounding=account.rounding,
         )
     except RecurbillError:
         totals = None
@@ -921,24 +927,48 @@ def _line_rows(
         )
     ]
     for item in items:
-        kind = "charge" if item.is_charge else "allowance"
-        if item.amount is None and item.percentage is not None:
-            base = Money(item.base_amount, currency)
-            label = t(
-                f"invoice.line_{kind}_percent",
-                percentage=_rate(item.percentage, t),
-                base=format_money(base, t.babel, exact=True),
-            )
-        else:
-            label = t(f"invoice.line_{kind}")
-        if item.reason:
-            label += f" ({item.reason})"
-        try:
-            value = allowance_charge_amount(item, currency, rounding=rounding)
-            shown = _money(value if item.is_charge else -value, t)
-        except RecurbillError:
-            shown = ""
+        label, shown = _item_cells(item, "invoice.line_", currency, rounding, t)
         rows.append((label, "", "", "", shown))
+    return rows
+
+
+def _item_cells(
+    item: AllowanceCharge, prefix: str, currency: Currency, rounding: str, t: _Lang
+) -> tuple[str, str]:
+    """An allowance or charge's label (with its percentage and reason) and its
+    amount: negative for an allowance, blank if it cannot be computed."""
+    kind = "charge" if item.is_charge else "allowance"
+    if item.amount is None and item.percentage is not None:
+        base = Money(item.base_amount, currency)
+        label = t(
+            f"{prefix}{kind}_percent",
+            percentage=_rate(item.percentage, t),
+            base=format_money(base, t.babel, exact=True),
+        )
+    else:
+        label = t(f"{prefix}{kind}")
+    if item.reason:
+        label += f" ({item.reason})"
+    try:
+        value = allowance_charge_amount(item, currency, rounding=rounding)
+        shown = _money(value if item.is_charge else -value, t)
+    except RecurbillError:
+        shown = ""
+    return label, shown
+
+
+def _document_rows(
+    invoice: Invoice, account: Account, t: _Lang
+) -> list[tuple[str, str, str, str, str]]:
+    """One row per document-level allowance, then charge: its label with the
+    reason, its VAT rate and its amount (the column adds up to the net total)."""
+    rows = []
+    for item in (*invoice.allowances, *invoice.charges):
+        label, shown = _item_cells(
+            item, "invoice.", invoice.currency, account.rounding, t
+        )
+        rate = _rate(item.vat_rate or Decimal(0), t)
+        rows.append((label, "", "", rate, shown))
     return rows
 
 
@@ -946,10 +976,12 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
     """The invoice e-mail to the customer, in the customer's language.
 
     Number, invoice and due dates, payment reference (KID/OCR), the lines with
-    VAT rate and amount, totals with VAT per rate, what is left to pay, and a
-    request to pay it by the due date with the reference. (An invoice charged
-    to a saved card gets no invoice e-mail but a receipt, or a note that the
-    payment did not go through; so the e-mail never promises a card charge.)
+    VAT rate and amount, then each document-level allowance and charge with
+    its reason, VAT rate and amount, totals with VAT per rate, what is left to
+    pay, and a request to pay it by the due date with the reference. (An
+    invoice charged to a saved card gets no invoice e-mail but a receipt, or a
+    note that the payment did not go through; so the e-mail never promises a
+    card charge.)
     """
     _customer_of(account, customer, f"invoice {invoice.id!r}", invoice.customer_id)
     _need(invoice, Invoice, "invoice")
@@ -993,10 +1025,13 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
                 t("invoice.col.vat"),
                 t("invoice.col.amount"),
             ),
-            rows=tuple(
-                row
-                for line in invoice.lines
-                for row in _line_rows(line, invoice, account, t)
+            rows=(
+                *(
+                    row
+                    for line in invoice.lines
+                    for row in _line_rows(line, invoice, account, t)
+                ),
+                *_document_rows(invoice, account, t),
             ),
             right=frozenset({1, 2, 3, 4}),
             footer=tuple(footer),

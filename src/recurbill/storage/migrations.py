@@ -13,6 +13,9 @@ transaction, and records the new version; running it again does nothing.
   and ``reference_length`` on ``accounts``; an existing account keeps the
   references versions 1-3 gave it (a MOD10 KID in NOK, an OCR with length
   digit in SEK, the invoice number otherwise; no fixed length).
+- Version 5: document-level allowances and charges, ``allowance_charges``
+  (a JSON list) on ``templates``, ``invoices`` and ``credit_notes``; rows
+  that exist get its server default ``[]``: none.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -111,11 +114,17 @@ def _version_4(conn: sa.Connection) -> None:
         )
 
 
+def _version_5(conn: sa.Connection) -> None:
+    """Document-level allowances and charges; existing rows have none."""
+    _add_columns_since(conn, 5)
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
     3: _version_3,
     4: _version_4,
+    5: _version_5,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

@@ -4,8 +4,9 @@
 ``schema``); ``decode_*`` rebuilds the record from a row mapping. Amounts are
 stored as exact decimals beside the record's currency code; a record whose
 amounts are in another currency than that code is refused rather than stored
-wrongly. Invoice lines, schedules, id lists, settlement and receipt items and
-headers are compact JSON.
+wrongly. Invoice lines, document allowances and charges, schedules, id
+lists, settlement and receipt items and headers are compact JSON. A row
+without ``allowance_charges`` (as schema version 4 wrote it) reads as none.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from recurbill.errors import InvalidRecordError
-from recurbill.invoice import InvoiceLine
+from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Currency, Money
 from recurbill.records import (
     Account,
@@ -118,6 +119,38 @@ def _lines(text: str) -> tuple[InvoiceLine, ...]:
     lines = _StoredLines(InvoiceLine.from_dict(item) for item in json.loads(text))
     lines.text = text
     return lines
+
+
+_NO_ITEMS = "[]"
+
+
+def _allowance_charges_json(
+    allowances: Sequence[AllowanceCharge], charges: Sequence[AllowanceCharge]
+) -> str:
+    """Document allowances then charges as one JSON list; ``[]`` when none."""
+    if not allowances and not charges:
+        return _NO_ITEMS  # the common case: no JSON work
+    return _dumps([item.to_dict() for item in (*allowances, *charges)])
+
+
+def _allowance_charges(fields: dict[str, Any]) -> None:
+    """Replace the row's ``allowance_charges`` text by ``allowances`` and
+    ``charges`` (none when the row has no such column: schema version 4)."""
+    text = fields.pop("allowance_charges", _NO_ITEMS)
+    if text != _NO_ITEMS:  # else the records' defaults: none
+        fields["allowances"], fields["charges"] = _decoded_items(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _decoded_items(
+    text: str,
+) -> tuple[tuple[AllowanceCharge, ...], tuple[AllowanceCharge, ...]]:
+    """Stored allowances and charges, decoded once per distinct text."""
+    items = [AllowanceCharge.from_dict(item) for item in json.loads(text)]
+    return (
+        tuple(item for item in items if not item.is_charge),
+        tuple(item for item in items if item.is_charge),
+    )
 
 
 def _items_json(items: Sequence[SettlementItem | ReceiptItem]) -> str:
@@ -228,6 +261,9 @@ def encode_template(template: RecurringTemplate) -> dict[str, Any]:
         "next_index": template.next_index,
         "next_due_at": template.next_due_at,
         "created_at": template.created_at,
+        "allowance_charges": _allowance_charges_json(
+            template.allowances, template.charges
+        ),
     }
 
 
@@ -235,6 +271,7 @@ def decode_template(row: Row) -> RecurringTemplate:
     """The template stored in a ``templates`` row."""
     fields = dict(row)
     fields["lines"] = _lines(fields["lines"])
+    _allowance_charges(fields)
     fields["schedule"] = Schedule.from_dict(json.loads(fields["schedule"]))
     return RecurringTemplate(**fields)
 
@@ -289,6 +326,7 @@ INVOICE_COLUMNS = (
     "memo",
     "created_at",
     "paid_at",
+    "allowance_charges",
 )
 """The columns of the ``invoices`` table in order (the order of ``invoice_values``)."""
 
@@ -352,6 +390,7 @@ def invoice_values(invoice: Invoice, *, text: bool) -> tuple[Any, ...]:
         invoice.memo,
         created,
         paid_at,
+        _allowance_charges_json(invoice.allowances, invoice.charges),
     )
 
 
@@ -365,6 +404,7 @@ def decode_invoice(row: Row) -> Invoice:
     fields = dict(row)
     currency = Currency(fields["currency"])
     fields["lines"] = _lines(fields["lines"])
+    _allowance_charges(fields)
     for name in _INVOICE_MONEY:
         fields[name] = Money(fields[name], currency)
     return Invoice(**fields)
@@ -485,6 +525,7 @@ def encode_credit_note(note: CreditNoteRecord) -> dict[str, Any]:
         "reason": note.reason,
         "issue_date": note.issue_date,
         "lines": _lines_json(note.lines),
+        "allowance_charges": _allowance_charges_json(note.allowances, note.charges),
     }
 
 
@@ -493,6 +534,7 @@ def decode_credit_note(row: Row) -> CreditNoteRecord:
     fields = dict(row)
     fields["amount"] = Money(fields["amount"], fields.pop("currency"))
     fields["lines"] = _lines(fields["lines"])
+    _allowance_charges(fields)
     return CreditNoteRecord(**fields)
 
 

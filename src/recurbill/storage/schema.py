@@ -6,7 +6,8 @@ primary keys. Amounts are exact: ``NUMERIC`` on PostgreSQL, decimal text on
 SQLite (whose ``NUMERIC`` affinity would turn them into floats); the currency
 code sits in the row beside them. Instants are ``TIMESTAMPTZ`` on PostgreSQL
 and fixed-width UTC text on SQLite, so they sort and compare as instants on
-both. Invoice lines, schedules and other small value lists are JSON text.
+both. Invoice lines, document allowances and charges, schedules and other
+small value lists are JSON text.
 
 Every uniqueness rule of the storage protocol is a constraint here, so the
 database enforces it even between processes. Each index, and each column
@@ -52,7 +53,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 4
+LATEST_VERSION = 5
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -187,6 +188,18 @@ def _since(version: int) -> dict[Any, Any]:
     return {"since": version}
 
 
+def _allowance_charges() -> sa.Column[str]:
+    """Version 5: document-level allowances and charges (EN 16931 BG-20, BG-21),
+    one JSON list, allowances first; ``[]`` (none) for rows written before."""
+    return sa.Column(
+        "allowance_charges",
+        _JSON,
+        nullable=False,
+        server_default="[]",
+        info=_since(5),
+    )
+
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -263,6 +276,7 @@ templates = sa.Table(
     sa.Column("next_index", sa.Integer, nullable=False),
     sa.Column("next_due_at", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    _allowance_charges(),
     sa.Index("ix_templates_account", "account_id", "customer_id", info=_since(1)),
     # Version 2: the daily run's query (status, next_due_at <= T, id > after).
     sa.Index("ix_templates_due", "status", "next_due_at", "id", info=_since(2)),
@@ -311,6 +325,7 @@ invoices = sa.Table(
     sa.Column("memo", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("paid_at", UtcDateTime()),
+    _allowance_charges(),
     sa.UniqueConstraint("account_id", "series", "number", name="uq_invoices_number"),
     sa.Index("ix_invoices_customer", "account_id", "customer_id", info=_since(1)),
     # At most one invoice per template occurrence (NULLs, one-off invoices, differ).
@@ -409,6 +424,7 @@ credit_notes = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("issue_date", IsoDate(), nullable=False),
     sa.Column("lines", _JSON, nullable=False),
+    _allowance_charges(),
     sa.Index("ix_credit_notes_invoice", "account_id", "invoice_id", info=_since(1)),
     # Version 3: a credit note number is used once per series, like invoices'.
     sa.Index(

@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -129,6 +130,40 @@ def make_payment_method(
 
 def _line(price: str = "100.00") -> InvoiceLine:
     return InvoiceLine(description="Service", quantity=1, unit_price=price, vat_rate=25)
+
+
+def _document_items() -> dict[str, Any]:
+    """Document-level allowances and charges of every shape, digits to keep."""
+    return {
+        "allowances": (
+            AllowanceCharge(
+                is_charge=False,
+                percentage="12.50",
+                base_amount="1234.560",
+                reason="Lojalitetsrabatt – 12,5 %",
+                vat_category=VatCategory.STANDARD,
+                vat_rate="25.0",
+            ),
+            AllowanceCharge(
+                is_charge=False,
+                amount="10.00",
+                reason="Goodwill",
+                vat_category=VatCategory.ZERO,
+            ),
+        ),
+        "charges": (
+            AllowanceCharge(
+                is_charge=True,
+                amount="35",
+                percentage="100",
+                base_amount="35",
+                reason="Fakturagebyr",
+                vat_category=VatCategory.EXEMPT,
+                vat_rate="0",
+                exemption_reason="Unntatt etter § 3-6",
+            ),
+        ),
+    }
 
 
 def make_template(
@@ -969,6 +1004,7 @@ class StorageContract:
                 ),
             ),
             memo="Quarterly retainer",
+            **_document_items(),
             status=TemplateStatus.FINISHED,
             next_index=7,
             next_due_at=datetime(2026, 7, 31, 6, 15, tzinfo=_PLUS_TWO),
@@ -978,6 +1014,9 @@ class StorageContract:
         got = _read(storage, lambda tx: tx.get_template("acme", "tpl-2"))
         assert got == template
         assert got.next_due_at == datetime(2026, 7, 31, 4, 15, tzinfo=timezone.utc)
+        assert [a.to_dict() for a in got.allowances + got.charges] == [
+            a.to_dict() for a in template.allowances + template.charges
+        ]  # digit for digit
 
     def test_template_without_next_due_at_round_trips(self, storage: Storage) -> None:
         _world(storage)
@@ -997,12 +1036,18 @@ class StorageContract:
             schedule=schedule,
             next_index=3,
             next_due_at=datetime(2025, 6, 1, 6, 15, tzinfo=timezone.utc),
+            **_document_items(),
         )
         with storage.transaction() as tx:
             tx.get_template("acme", "tpl-1", for_update=True)
             tx.update_template(changed)
             tx.commit()
         assert _read(storage, lambda tx: tx.get_template("acme", "tpl-1")) == changed
+        without = attrs.evolve(changed, allowances=(), charges=())
+        with storage.transaction() as tx:
+            tx.update_template(without)
+            tx.commit()
+        assert _read(storage, lambda tx: tx.get_template("acme", "tpl-1")) == without
 
     def test_templates_are_listed_by_id_with_customer_filter(
         self, storage: Storage
@@ -1446,11 +1491,29 @@ class StorageContract:
             memo="Multi-line\nmemo with ÆØÅ",
             created_at=datetime(2025, 2, 28, 6, 15, 0, 123456, tzinfo=_OSLO),
             paid_at=datetime(2025, 3, 1, 23, 30, tzinfo=_PLUS_TWO),
+            **_document_items(),
         )
         _add(storage, invoice)
         got = _read(storage, lambda tx: tx.get_invoice("acme", "inv-2"))
         assert got == invoice
+        assert [a.to_dict() for a in got.allowances + got.charges] == [
+            a.to_dict() for a in invoice.allowances + invoice.charges
+        ]  # digit for digit
         assert got.paid.amount == Decimal("1481481481.680000000000000001")
+
+    def test_allowances_and_charges_alone_round_trip(self, storage: Storage) -> None:
+        _world(storage)
+        items = _document_items()
+        only_charges = make_invoice("inv-c", number=7, charges=items["charges"])
+        only_allowances = make_invoice(
+            "inv-a", number=8, allowances=items["allowances"][1:]
+        )
+        _add(storage, only_charges, only_allowances)
+        with storage.transaction() as tx:
+            got = tx.get_invoices("acme", ["inv-c", "inv-a", "inv-1"])
+        assert got == [only_charges, only_allowances, make_invoice()]
+        assert (got[0].allowances, got[1].charges) == ((), ())
+        assert (got[2].allowances, got[2].charges) == ((), ())
 
     def test_invoice_amounts_keep_every_currency(self, storage: Storage) -> None:
         _world(storage)
@@ -1875,7 +1938,7 @@ class StorageContract:
     ) -> None:
         _world(storage)
         _add(storage, make_invoice("inv-2", number=2))
-        first = _credit_note("cn-1")
+        first = _credit_note("cn-1", **_document_items())
         second = _credit_note(
             "cn-2",
             invoice_id="inv-2",
@@ -2260,6 +2323,7 @@ class StorageContract:
             next_index=4,
             next_due_at=None,
             lines=(_line("0.001"), _line("99.99")),
+            charges=_document_items()["charges"],
         )
         with storage.transaction() as tx:
             assert _ids(tx.due_templates(as_of, account_ids=["acme"])) == [
@@ -2330,6 +2394,7 @@ class StorageContract:
             number=2,
             credited=Money("-0.01", "NOK"),
             due_date=date(2025, 2, 1),
+            **_document_items(),
         )
         with storage.transaction() as tx:
             tx.update_invoices([renumbered, paid])
