@@ -36,6 +36,7 @@ from recurbill.arguments import (
 )
 from recurbill.collection import (
     NO_OUTCOME,
+    ONE_INVOICE_ADVICE,
     RECEIPT_SERIES,
     Collector,
     RetryPolicy,
@@ -1102,12 +1103,7 @@ class Billing:
             self.gateway,
             invoice.outstanding,
             what=f"invoice {invoice.display_number}",
-            advice={
-                "maximum": "pay it another way, such as a bank transfer",
-                "minimum": "pay it together with other open invoices in one "
-                "payment (a mass payment), or another way such as a bank transfer",
-                "increment": "pay it another way, such as a bank transfer",
-            },
+            advice=ONE_INVOICE_ADVICE,
         )
         return invoice, method
 

@@ -64,6 +64,7 @@ __all__ = [
     "HARD_DECLINES",
     "IN_FLIGHT",
     "NO_OUTCOME",
+    "ONE_INVOICE_ADVICE",
     "RECEIPT_SERIES",
     "UNKNOWN_IN_A_ROW",
     "Collector",
@@ -216,6 +217,15 @@ _BEYOND = {
     "increment": "not a whole multiple of {limit}, the smallest unit the gateway "
     "charges",
 }
+
+
+ONE_INVOICE_ADVICE: Mapping[ChargeBound, str] = {
+    "maximum": "pay it another way, such as a bank transfer",
+    "minimum": "pay it together with other open invoices in one payment (a mass "
+    "payment), or another way such as a bank transfer",
+    "increment": "pay it another way, such as a bank transfer",
+}
+"""What to do with one invoice whose amount a card payment cannot take."""
 
 
 def check_chargeable(

@@ -19,6 +19,7 @@ import attrs
 from recurbill.collection import (
     IN_FLIGHT,
     NO_OUTCOME,
+    ONE_INVOICE_ADVICE,
     Collector,
     check_chargeable,
     paying,
@@ -48,6 +49,10 @@ _ADVICE: dict[ChargeBound, str] = {
     "maximum": "select fewer invoices and pay the others in a second payment",
     "minimum": "select more invoices, or pay these another way (a bank transfer)",
     "increment": "pay these invoices another way (a bank transfer)",
+}
+_ADVICE_ONE: dict[ChargeBound, str] = {
+    **ONE_INVOICE_ADVICE,  # as pay() advises, but here more can be selected
+    "minimum": "select more invoices, or pay it another way (a bank transfer)",
 }
 
 
@@ -227,15 +232,16 @@ class MassPayment:
             customer_id=customer_id,
             pending=set(busy),
         )
+        many = len(plan.lines) > 1
         check_chargeable(
             self.collector.gateway,
             plan.total,
             what=(
                 f"the total of the {len(plan.lines)} selected invoices"
-                if len(plan.lines) > 1
+                if many
                 else "the selected invoice"
             ),
-            advice=_ADVICE,
+            advice=_ADVICE if many else _ADVICE_ONE,
             error=SelectionAmountError,
             reason="amount",
             invoice_ids=plan.invoice_ids,
