@@ -1020,9 +1020,11 @@ class Billing:
         (complete it with its ``client_secret``). Any other payment of it
         waiting for authentication (another card, or a mass payment) is
         canceled at the gateway first (unless it finished meanwhile), then
-        this one pays. A payment whose outcome the gateway could not tell is
-        never sent again here: it is returned as it stands (``failed_unknown``,
-        say) until a look-up answers.
+        this one pays; not while another payment of it has no outcome (that
+        one is returned), nor if the invoice turns out paid meanwhile. A
+        payment whose outcome the gateway could not tell is never sent again
+        here: it is returned as it stands (``failed_unknown``, say) until a
+        look-up answers.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -1035,8 +1037,17 @@ class Billing:
                 and payment.payment_method_id == payment_method_id
             )
 
+        def refuse() -> None:
+            with self.storage.transaction() as tx:
+                self._payable(tx, account_id, invoice_id, payment_method_id)
+
         self._collector.make_way(
-            account_id, invoice.customer_id, [invoice_id], keep=same_attempt, now=now
+            account_id,
+            invoice.customer_id,
+            [invoice_id],
+            keep=same_attempt,
+            check=refuse,
+            now=now,
         )
         with self.storage.transaction() as tx:
             invoice, method = self._payable(
@@ -1176,7 +1187,8 @@ class Billing:
         confirmation and never charges twice. A payment of these invoices
         waiting for authentication is replaced: canceled at the gateway first,
         unless it is the same selection on the same card (then it is returned,
-        to be completed).
+        to be completed). It is canceled only once the selection is accepted:
+        a refused payment cancels nothing.
         An invoice paid another way before the charge turns its share into
         customer credit. To pay with a new card, :meth:`save_card` it first
         (``make_default=False`` keeps the current default) and pass its id.

@@ -606,23 +606,33 @@ class Collector:
         invoice_ids: Sequence[str],
         *,
         keep: Callable[[Payment], bool],
+        check: Callable[[], object],
         now: datetime,
     ) -> None:
         """Before a new payment of *invoice_ids*: settle what stands in its way.
 
         Each payment in flight that touches them is asked of the gateway first
-        (an earlier charge may have gone through meanwhile). One still waiting
-        for the customer's authentication is canceled at the gateway, unless
-        *keep* says it is the very attempt being made again (the customer
-        completes that one instead): canceled, it can no longer take money,
-        so a new payment never stands beside it. If the customer completed it
-        just before, the gateway says so and its outcome is recorded instead.
-        A payment without an outcome is left as it is, and blocks (see
-        :func:`paying`). A gateway that does not answer a cancel raises
+        (an earlier charge may have gone through meanwhile). Then *check*
+        runs: the caller's refusal of the new payment, against what is known
+        now; if it raises, nothing is canceled. So is nothing while a payment
+        without an outcome remains (it blocks, see :func:`paying`: the new
+        payment is not made). Only then is each one still waiting for the
+        customer's authentication canceled at the gateway, unless *keep* says
+        it is the very attempt being made again (the customer completes that
+        one instead): canceled, it can no longer take money, so a new payment
+        never stands beside it. If the customer completed it just before, the
+        gateway says so and its outcome is recorded instead. A gateway that
+        does not answer a cancel raises
         :class:`~recurbill.errors.GatewayUnavailableError`; try again.
         """
-        for earlier in self.in_flight(account_id, customer_id, invoice_ids):
-            outcome = self.reconcile(account_id, earlier.id, now=now)
+        outcomes = [
+            self.reconcile(account_id, earlier.id, now=now)
+            for earlier in self.in_flight(account_id, customer_id, invoice_ids)
+        ]
+        check()
+        if any(outcome.status in NO_OUTCOME for outcome in outcomes):
+            return
+        for outcome in outcomes:
             if outcome.status is PaymentStatus.REQUIRES_ACTION and not keep(outcome):
                 self.cancel(account_id, outcome.id, now=now)
 
