@@ -1319,10 +1319,13 @@ class Billing:
         amount then becomes the customer's credit, once, whichever of its
         events, their redeliveries and the daily run records it first
         (:meth:`Corrections.follow`). A duplicate delivery (an event id seen
-        before) returns None, and so does an event about nothing recurbill
-        made. The event id is remembered only after the work is done: if
-        the gateway cannot be asked, the error is raised and the gateway's
-        redelivery is processed again.
+        before) returns None, and so does an event about nothing this
+        recurbill made: one without recurbill's metadata, or naming an
+        account, payment or refund this storage does not hold (another
+        deployment's, sharing the gateway account), so answer it with a 2xx
+        and the gateway stops sending it. The event id is remembered only
+        after the work is done: if the gateway cannot be asked, the error is
+        raised and the gateway's redelivery is processed again.
         """
         aware(now, "now")
         event = self.gateway.parse_webhook(
@@ -1336,7 +1339,11 @@ class Billing:
             refund_id = metadata.get(REFUND_METADATA_KEY)
             # done before the event is remembered: a failure here leaves it
             # unrecorded, so the gateway's redelivery is processed again
-            if isinstance(account_id, str) and isinstance(payment_id, str):
+            if (
+                isinstance(account_id, str)
+                and isinstance(payment_id, str)
+                and self._ours(account_id, payment_id, refund_id, event.refund)
+            ):
                 if event.refund is None:
                     about = self._collector.reconcile(account_id, payment_id, now=now)
                 elif isinstance(refund_id, str):
@@ -1347,6 +1354,27 @@ class Billing:
             fresh = tx.record_webhook_event(event.event_id)
             tx.commit()
         return about if fresh else None
+
+    def _ours(
+        self, account_id: str, payment_id: str, refund_id: object, refund: object
+    ) -> bool:
+        """Whether this storage holds what an event names (its account, its
+        payment, and for a refund event its refund).
+
+        Another recurbill on the same gateway account (a staging copy) gets
+        the events of its own payments too. They cannot be this one's yet to
+        come: a payment and a refund are stored before the gateway is called,
+        so their events never arrive before them.
+        """
+        with self.storage.transaction() as tx:
+            try:
+                tx.get_account(account_id)
+                tx.get_payment(account_id, payment_id)
+            except NotFoundError:
+                return False
+            return refund is None or any(
+                r.id == refund_id for r in tx.list_refunds(account_id, payment_id)
+            )
 
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:
