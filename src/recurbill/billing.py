@@ -58,6 +58,7 @@ from recurbill.errors import (
     ConflictError,
     FixedSettingError,
     GatewayAuthenticationError,
+    GatewayUnavailableError,
     InvalidInputError,
     InvalidRecordError,
     InvalidScheduleError,
@@ -1345,7 +1346,15 @@ class Billing:
                 and self._ours(account_id, payment_id, refund_id, event.refund)
             ):
                 if event.refund is None:
-                    about = self._collector.reconcile(account_id, payment_id, now=now)
+                    done = self._collector.finish(account_id, payment_id, now=now)
+                    if not done.answered:
+                        raise GatewayUnavailableError(
+                            problem=f"the gateway could not be asked about payment "
+                            f"{payment_id} (event {event.event_id})",
+                            allowed="answer with a 5xx status: the gateway "
+                            "delivers the event again",
+                        )
+                    about = done.payment
                 elif isinstance(refund_id, str):
                     about = self._corrections.follow(
                         account_id, payment_id, refund_id, now=now

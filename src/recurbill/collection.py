@@ -561,20 +561,33 @@ class Collector:
 
     def finish(self, account_id: str, payment_id: str, *, now: datetime) -> Finished:
         """:meth:`reconcile`, saying whether this call recorded a new status and
-        whether the gateway answered (the daily run reports and counts these)."""
+        whether the gateway answered (the daily run reports and counts these).
+
+        A payment recorded as declined or canceled is asked too (by its
+        charge id): should the gateway report it succeeded after all, the
+        money arrived, and it is recorded (see :meth:`_apply_in`). One that
+        succeeded is not asked again.
+        """
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
-        if payment.status not in IN_FLIGHT:
+        over = payment.status not in IN_FLIGHT
+        if over and (
+            payment.status is PaymentStatus.SUCCEEDED or not payment.charge_id
+        ):
             return Finished(payment=payment, news=False, answered=True)
         try:
-            result = self.gateway.retrieve_charge(
-                idempotency_key=payment.idempotency_key
-            )
+            if over:
+                result = self.gateway.retrieve_charge(charge_id=payment.charge_id)
+            else:
+                result = self.gateway.retrieve_charge(
+                    idempotency_key=payment.idempotency_key
+                )
+            result = self._closed(payment, result)
         except GatewayUnavailableError:
             return Finished(payment=payment, news=False, answered=False)
         was = payment.status
         if result is None:
-            if was is PaymentStatus.REQUIRES_ACTION:
+            if over or was is PaymentStatus.REQUIRES_ACTION:
                 return Finished(payment=payment, news=False, answered=True)
             payment, sent = self.execute_sent(account_id, payment_id, now=now)
             answered = payment.status is not PaymentStatus.FAILED_UNKNOWN
@@ -582,6 +595,31 @@ class Collector:
             return Finished(payment=payment, news=news, answered=answered)
         payment, changed = self._recorded(payment, result, now=now)
         return Finished(payment=payment, news=changed, answered=True)
+
+    def _closed(
+        self, payment: Payment, result: ChargeResult | None
+    ) -> ChargeResult | None:
+        """*result*, once a decline it reports can no longer become a charge.
+
+        A payment waiting for authentication handed its client secret to the
+        customer's browser. Declined then (the authentication failed), the
+        gateway keeps the charge open for another try (Stripe: a
+        PaymentIntent in ``requires_payment_method``), which that secret can
+        still confirm, even after a new payment of the invoice has been made.
+        So the charge is canceled before the decline is recorded; if it
+        succeeded first, the gateway says so and that is recorded instead.
+        A cancel without an answer leaves the payment waiting, to be asked
+        again (the cancel of a canceled charge changes nothing).
+        """
+        if (
+            result is None
+            or result.status is not ChargeStatus.DECLINED
+            or payment.status is not PaymentStatus.REQUIRES_ACTION
+            or not result.charge_id
+        ):
+            return result
+        after = self.gateway.cancel_charge(result.charge_id)
+        return result if after.status is ChargeStatus.CANCELED else after
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.
@@ -674,7 +712,11 @@ class Collector:
         now: datetime,
         parties: _Parties | None = None,
     ) -> Payment:
-        """Apply *result* to the payment, unless it was applied already."""
+        """Apply *result* to the payment, unless it was applied already.
+
+        A final outcome stays, but for a success reported after the payment
+        was recorded declined or canceled: that is applied, once.
+        """
         tx = work.tx
         fresh = work.payments[payment_id]
         if result is None:
@@ -684,7 +726,13 @@ class Collector:
                 )
                 work.changed(fresh)
             return fresh
-        if fresh.status in _FINAL:
+        if fresh.status in _FINAL and not (
+            result.status is ChargeStatus.SUCCEEDED
+            and fresh.status is not PaymentStatus.SUCCEEDED
+        ):
+            # a success reported for a payment recorded as declined or
+            # canceled goes on: the money arrived, so it is applied (what
+            # its invoices no longer owe becomes credit, see _settle)
             return fresh
         if fresh.status.value == result.status.value:
             return fresh  # nothing new (still waiting): no second notice

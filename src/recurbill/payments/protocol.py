@@ -282,11 +282,14 @@ class PaymentGateway(Protocol):
         ...
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
-        """Cancel a charge that waits for the customer or is processing.
+        """Cancel a charge that waits for the customer or is processing, or
+        was declined but could still be confirmed again (Stripe: a
+        PaymentIntent in ``requires_payment_method``, whose client secret a
+        customer's page may hold after a failed authentication).
 
-        Returns the charge as it is afterwards: ``canceled``, or its final
-        outcome if it finished first (a customer who just authenticated). A
-        charge that already has an outcome is returned unchanged.
+        Returns the charge as it is afterwards: ``canceled``, or its outcome
+        if it succeeded first (a customer who just authenticated). A charge
+        that succeeded or was canceled is returned unchanged.
         """
         ...
 

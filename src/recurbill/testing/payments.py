@@ -379,6 +379,22 @@ class GatewayContract:
         assert found.status is ChargeStatus.CANCELED
         assert gateway.cancel_charge(waiting.charge_id).status is ChargeStatus.CANCELED
 
+    def test_a_declined_charge_can_be_canceled(
+        self, gateway: PaymentGateway, customer: str
+    ) -> None:
+        """How a charge declined after authentication is closed for good."""
+        card = "pm_card_visa_chargeDeclined"
+        declined = self.charge(
+            gateway, customer, card, Money(500, "NOK"), _key("closed")
+        )
+        assert declined.status is ChargeStatus.DECLINED
+        assert declined.charge_id is not None
+        canceled = gateway.cancel_charge(declined.charge_id)
+        assert canceled.status is ChargeStatus.CANCELED
+        found = gateway.retrieve_charge(charge_id=declined.charge_id)
+        assert found is not None
+        assert found.status is ChargeStatus.CANCELED
+
     def test_canceling_a_charge_that_succeeded_returns_its_outcome(
         self, gateway: PaymentGateway, customer: str, visa: CardDetails
     ) -> None:
