@@ -246,8 +246,11 @@ class Billing:
         :class:`~recurbill.errors.ConflictError`), or go on:
         :meth:`start_card_setup` and :meth:`save_card` create it first. The
         same key makes the gateway return the customer it made for the lost
-        answer (Stripe remembers keys for 24 hours). Pass your own
-        ``customer_id`` to make this call safe to repeat.
+        answer while the gateway remembers the key (Stripe: 24 hours); to
+        find it later too, a repeat first looks for a gateway customer with
+        this customer's metadata
+        (:meth:`~recurbill.payments.protocol.PaymentGateway.find_customer`).
+        Pass your own ``customer_id`` to make this call safe to repeat.
         """
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
@@ -278,23 +281,33 @@ class Billing:
                     "details finish an earlier call)",
                 )
             customer = stored
-        return self._with_gateway_customer(customer)
+        return self._with_gateway_customer(customer, look_up=stored is not None)
 
-    def _with_gateway_customer(self, customer: Customer) -> Customer:
+    def _with_gateway_customer(
+        self, customer: Customer, *, look_up: bool = True
+    ) -> Customer:
         """*customer* with its gateway customer, created now if it has none.
 
-        The idempotency key is derived from the stored customer, so repeating
-        a call whose answer or last write was lost returns the same one.
+        With *look_up* (an earlier call may have created it, its answer
+        lost), the gateway is first asked for a customer carrying this one's
+        metadata: the idempotency key, derived from the stored customer,
+        returns the same one only while the gateway remembers it (Stripe: 24
+        hours). Stripe's search is eventually consistent (a minute, an hour
+        in an outage): this narrows the window for a second gateway
+        customer, it does not guarantee there is none.
         """
         if customer.gateway_customer_id is not None:
             return customer
-        gateway_id = self.gateway.create_customer(
+        metadata = {
+            CUSTOMER_METADATA_KEY: customer.id,
+            ACCOUNT_METADATA_KEY: customer.account_id,
+        }
+        gateway_id = (
+            self.gateway.find_customer(metadata=metadata) if look_up else None
+        ) or self.gateway.create_customer(
             email=customer.email,
             name=customer.name,
-            metadata={
-                CUSTOMER_METADATA_KEY: customer.id,
-                ACCOUNT_METADATA_KEY: customer.account_id,
-            },
+            metadata=metadata,
             idempotency_key="recurbill-"
             + derived_id("gcus", customer.account_id, customer.id),
         )

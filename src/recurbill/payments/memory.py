@@ -215,6 +215,13 @@ def _check_times(times: object) -> None:
         raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
 
 
+def _holds(metadata: object, wanted: Mapping[str, str]) -> bool:
+    """Whether *metadata* (a customer's) has every pair of *wanted*."""
+    return isinstance(metadata, Mapping) and all(
+        metadata.get(key) == value for key, value in wanted.items()
+    )
+
+
 def _environ_is_production(environ: Mapping[str, str]) -> bool:
     value = environ.get("RECURBILL_PRODUCTION", "")
     return value.strip().lower() not in _FALSY
@@ -641,6 +648,31 @@ class InMemoryGateway:
             self._after("create_customer")
             assert isinstance(replay, str)
             return replay
+
+    def find_customer(self, *, metadata: Mapping[str, str]) -> str | None:
+        """The first customer whose metadata holds all of *metadata*, or None.
+
+        Found at once (Stripe's search may lag; see the protocol), and after
+        :meth:`forget_idempotency_keys` too.
+        """
+        wanted = check_metadata(metadata)
+        if not wanted:
+            raise InvalidInputError(
+                problem="no metadata to find a customer by",
+                allowed="give at least one metadata key and value",
+            )
+        with self._lock:
+            self._begin("find_customer", {"metadata": wanted})
+            found = next(
+                (
+                    customer
+                    for customer, params in self._customers.items()
+                    if _holds(params.get("metadata"), wanted)
+                ),
+                None,
+            )
+            self._after("find_customer")
+            return found
 
     def update_customer(self, customer: str, *, email: str, name: str) -> None:
         """Set a customer's e-mail address and name (see :meth:`customer_details`)."""

@@ -218,6 +218,18 @@ class PaymentGateway(Protocol):
         """
         ...
 
+    def find_customer(self, *, metadata: Mapping[str, str]) -> str | None:
+        """The id of a customer whose metadata holds every pair of *metadata*.
+
+        None if the gateway knows of none. How a customer whose creation's
+        answer was lost is found again after the gateway forgot the
+        idempotency key (Stripe: 24 hours). Stripe's search is eventually
+        consistent: a customer created in the last minute (an hour during
+        an outage) may not be found yet, so this narrows the window for a
+        second customer; it does not close it.
+        """
+        ...
+
     def update_customer(self, customer: str, *, email: str, name: str) -> None:
         """Set the e-mail address and name the gateway keeps for *customer*.
 
