@@ -657,11 +657,12 @@ def test_a_webhook_whose_processing_fails_is_processed_on_redelivery() -> None:
     now = at(date(2027, 1, 5), 13)
     payload, signature = world.gateway.webhook(event.event_id, now=int(now.timestamp()))
     world.gateway.fail_next("unavailable", operation="retrieve_charge")
-    first = world.billing.handle_webhook(payload, signature=signature, now=now)
-    assert first is not None
-    assert first.status is PaymentStatus.FAILED_UNKNOWN
+    with pytest.raises(GatewayUnavailableError):  # answered 5xx: sent again
+        world.billing.handle_webhook(payload, signature=signature, now=now)
+    assert [p.status for p in world.payments()] == [PaymentStatus.FAILED_UNKNOWN]
     again = world.billing.handle_webhook(payload, signature=signature, now=now)
-    assert again is None  # a duplicate, yet its work was done again, idempotently
+    assert again is not None  # not remembered: the redelivery is processed
+    assert again.status is PaymentStatus.SUCCEEDED
     (invoice,) = world.storage_invoices()
     assert invoice.status is InvoiceStatus.PAID
     assert len(world.gateway.ledger) == 1

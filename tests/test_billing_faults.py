@@ -194,7 +194,8 @@ def test_a_fault_at_every_call_then_a_rerun_equals_a_clean_run(
 
 
 class _Customers(InMemoryGateway):
-    """Remembers the customers it made (a replay of a key makes none)."""
+    """Remembers the customers it made (a replay of a key makes none), or
+    found made by an earlier call."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -208,6 +209,12 @@ class _Customers(InMemoryGateway):
         made = super().create_customer(**kwargs)
         self.made.add(made)
         return made
+
+    def find_customer(self, **kwargs: Any) -> str | None:
+        found = super().find_customer(**kwargs)  # one a lost answer made
+        if found is not None:
+            self.made.add(found)
+        return found
 
 
 def _stored_customer(world: Any, customer_id: str) -> Customer | None:
@@ -283,6 +290,47 @@ def test_a_customer_the_gateway_could_not_create_is_created_with_its_card() -> N
         )
     creates = [r for r in gateway.requests if r.operation == "create_customer"]
     assert len(creates) == 2  # the failed one and the one that made it
+
+
+@pytest.mark.parametrize("finish", ["add_customer", "start_card_setup"])
+def test_a_customer_whose_answer_was_lost_is_found_after_the_key_expired(
+    finish: str,
+) -> None:
+    """Repeated more than 24 hours later, when the gateway has forgotten the
+    idempotency key: the customer its lost answer made is found by its
+    metadata, not made a second time."""
+    gateway = InMemoryGateway()
+    world = make_world(gateway=gateway)
+    gateway.fail_next("timeout_after", operation="create_customer")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.add_customer(
+            world.account.id, name="Kari", email="kari@example.no", customer_id="kari"
+        )
+    gateway.forget_idempotency_keys()
+    if finish == "add_customer":
+        world.billing.add_customer(
+            world.account.id, name="Kari", email="kari@example.no", customer_id="kari"
+        )
+    else:
+        world.billing.start_card_setup(world.account.id, "kari")
+    kari = _stored_customer(world, "kari")
+    assert kari is not None
+    creates = [r for r in gateway.requests if r.operation == "create_customer"]
+    assert len(creates) == 1
+    assert kari.gateway_customer_id is not None
+    details = gateway.customer_details(kari.gateway_customer_id)
+    assert details["metadata"] == {"recurbill_customer": "kari", "account": "fjord"}
+
+
+def test_a_new_customer_is_created_without_a_search() -> None:
+    """Nothing can have made it before: only a repeat searches (Stripe's
+    search costs a request and lags)."""
+    gateway = InMemoryGateway()
+    world = make_world(gateway=gateway)
+    world.billing.add_customer(
+        world.account.id, name="Kari", email="kari@example.no", customer_id="kari"
+    )
+    assert "find_customer" not in [r.operation for r in gateway.requests]
 
 
 def test_the_same_customer_added_twice_at_once_is_one_gateway_customer(

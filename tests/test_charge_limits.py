@@ -101,6 +101,21 @@ def test_seven_invoices_above_the_maximum_are_refused_by_plan_and_payment() -> N
     assert fewer.total == Money(930_000, "ISK")
 
 
+def test_one_invoice_above_the_maximum_is_advised_as_pay_advises_it() -> None:
+    """One selected invoice leaves nothing to deselect: pay it another way."""
+    world = make_world()
+    iceland, jon, card = _iceland(world)
+    big = _bill(world, iceland.id, jon.id, "960000", 0)  # 1,190,400 ISK
+    with pytest.raises(SelectionAmountError) as planned:
+        world.billing.plan_mass_payment(iceland.id, jon.id, [big])
+    with pytest.raises(ChargeAmountError) as paid:
+        world.billing.pay(iceland.id, big, payment_method_id=card, now=at(DAY))
+    assert "select fewer" not in str(planned.value)
+    assert "pay it another way, such as a bank transfer" in str(planned.value)
+    assert planned.value.fields["allowed"] == paid.value.fields["allowed"]
+    _nothing_stored_or_sent(world, iceland.id)
+
+
 def test_a_total_below_the_minimum_is_refused_until_more_invoices_are_selected() -> (
     None
 ):

@@ -581,6 +581,75 @@ def test_a_selection_refused_for_its_total_cancels_nothing() -> None:
     assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
 
 
+def test_a_selection_blocked_by_a_payment_without_an_outcome_cancels_nothing() -> None:
+    """One invoice waits for 3-D Secure, another is in a processing payment:
+    the selection is refused, and the waiting payment is left as it was."""
+    world = make_world()
+    per, stuck = _payer(world, "pm_card_authenticationRequired")
+    visa = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_visa", make_default=False
+    )
+    first, second = _open_invoices(world, per, ["100", "200"])
+    waiting = world.billing.pay(
+        world.account.id, first, payment_method_id=stuck, now=at(DAY)
+    )
+    assert waiting.status is PaymentStatus.REQUIRES_ACTION
+    world.gateway.process_next()
+    processing = world.billing.pay(
+        world.account.id, second, payment_method_id=visa.id, now=at(DAY)
+    )
+    assert processing.status is PaymentStatus.PROCESSING
+    with pytest.raises(InvalidSelectionError, match="payment in progress"):
+        world.billing.plan_mass_payment(world.account.id, per.id, [first, second])
+    with pytest.raises(InvalidSelectionError, match="payment in progress"):
+        world.billing.mass_pay(
+            world.account.id,
+            per.id,
+            [first, second],
+            payment_method_id=visa.id,
+            now=at(DAY, 13),
+        )
+    assert waiting.payment is not None
+    assert [p.status for p in world.payments() if p.id == waiting.payment.id] == [
+        PaymentStatus.REQUIRES_ACTION
+    ]
+    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+
+
+def test_a_selection_paid_meanwhile_is_refused_before_anything_is_canceled() -> None:
+    """The look-up finds one invoice paid (its processing payment went
+    through): the selection is refused on that news, cancelling nothing."""
+    world = make_world()
+    per, stuck = _payer(world, "pm_card_authenticationRequired")
+    visa = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_visa", make_default=False
+    )
+    first, second = _open_invoices(world, per, ["100", "200"])
+    waiting = world.billing.pay(
+        world.account.id, first, payment_method_id=stuck, now=at(DAY)
+    )
+    world.gateway.process_next()
+    processing = world.billing.pay(
+        world.account.id, second, payment_method_id=visa.id, now=at(DAY)
+    )
+    assert processing.payment is not None
+    assert processing.payment.charge_id
+    world.gateway.settle(processing.payment.charge_id)  # its webhook is late
+    with pytest.raises(InvalidSelectionError, match="paid"):
+        world.billing.mass_pay(
+            world.account.id,
+            per.id,
+            [first, second],
+            payment_method_id=visa.id,
+            now=at(DAY, 13),
+        )
+    assert waiting.payment is not None
+    assert [p.status for p in world.payments() if p.id == waiting.payment.id] == [
+        PaymentStatus.REQUIRES_ACTION
+    ]
+    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+
+
 class _StartsAnotherOnCancel(InMemoryGateway):
     """While a waiting charge is canceled, another tab starts a new payment."""
 

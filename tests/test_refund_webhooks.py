@@ -24,6 +24,7 @@ from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.payments.protocol import RefundResult
 from recurbill.records import CreditEntry, InvoiceStatus, Payment, Refund
+from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 3, 1)
@@ -264,3 +265,66 @@ def test_events_and_the_daily_run_at_once_credit_a_failed_refund_once(
     assert not [r for r in results if isinstance(r, Exception)], results
     assert _refund(world).status == "failed_to_credit"
     assert [c.amount for c in _credit(world, kari)] == [payment.amount]
+
+
+def _deployment(gateway: InMemoryGateway, account_id: str) -> Billing:
+    billing = Billing(storage=InMemoryStorage(), gateway=gateway, ids=Counter())
+    billing.create_account(
+        account_id=account_id,
+        name="Fjord Fysio AS",
+        currency=NOK,
+        summary_email="post@fjordfysio.no",
+        timezone="Europe/Oslo",
+    )
+    return billing
+
+
+@pytest.mark.parametrize("production_account", ["staging", "fjord"])
+def test_events_of_another_deployment_on_the_same_gateway_are_ignored(
+    production_account: str,
+) -> None:
+    """Staging and production send to one endpoint: production answers 2xx
+    (None) to events naming an account, payment or refund it does not hold,
+    whether or not it has an account of that id, and stores nothing."""
+    gateway = InMemoryGateway()
+    staging = _deployment(gateway, "staging")
+    production = _deployment(gateway, production_account)
+    kari = staging.add_customer("staging", name="Kari", email="kari@example.no")
+    staging.save_card("staging", kari.id, token="pm_card_visa")
+    paid = staging.record_session(
+        "staging", kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert paid is not None
+    refund = staging.refund("staging", paid.id, now=at(DAY, 10))
+    assert refund.refund_id is not None
+    gateway.fail_refund(refund.refund_id)
+    received = at(DAY, 15)
+    for type_ in ("payment_intent.succeeded", "refund.updated", "refund.failed"):
+        (event,) = [e for e in gateway.events if e.type == type_]
+        body, signature = gateway.webhook(event.event_id, now=int(received.timestamp()))
+        assert production.handle_webhook(body, signature=signature, now=received) is (
+            None
+        )
+    with production.storage.transaction() as tx:
+        assert tx.list_payments(production_account) == []
+        assert tx.list_refunds(production_account) == []
+
+
+def test_an_event_naming_a_refund_its_payment_does_not_have_is_ignored() -> None:
+    world = make_world()
+    _, payment = _paid(world)
+    assert payment.charge_id is not None
+    made = world.gateway.refund(
+        payment.charge_id,
+        amount=None,
+        idempotency_key="elsewhere-1",
+        metadata={  # made by another deployment with colliding ids
+            "recurbill_refund": "re_unknown",
+            "recurbill_payment": payment.id,
+            "account": world.account.id,
+        },
+    )
+    world.gateway.fail_refund(made.refund_id)
+    assert _deliver(world, "refund.failed") is None
+    with world.storage.transaction() as tx:
+        assert tx.list_refunds(world.account.id) == []

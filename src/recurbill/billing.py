@@ -37,6 +37,7 @@ from recurbill.arguments import (
 )
 from recurbill.collection import (
     NO_OUTCOME,
+    ONE_INVOICE_ADVICE,
     RECEIPT_SERIES,
     Collector,
     RetryPolicy,
@@ -58,6 +59,7 @@ from recurbill.errors import (
     ConflictError,
     FixedSettingError,
     GatewayAuthenticationError,
+    GatewayUnavailableError,
     InvalidInputError,
     InvalidRecordError,
     InvalidScheduleError,
@@ -245,8 +247,11 @@ class Billing:
         :class:`~recurbill.errors.ConflictError`), or go on:
         :meth:`start_card_setup` and :meth:`save_card` create it first. The
         same key makes the gateway return the customer it made for the lost
-        answer (Stripe remembers keys for 24 hours). Pass your own
-        ``customer_id`` to make this call safe to repeat.
+        answer while the gateway remembers the key (Stripe: 24 hours); to
+        find it later too, a repeat first looks for a gateway customer with
+        this customer's metadata
+        (:meth:`~recurbill.payments.protocol.PaymentGateway.find_customer`).
+        Pass your own ``customer_id`` to make this call safe to repeat.
         """
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
@@ -277,23 +282,33 @@ class Billing:
                     "details finish an earlier call)",
                 )
             customer = stored
-        return self._with_gateway_customer(customer)
+        return self._with_gateway_customer(customer, look_up=stored is not None)
 
-    def _with_gateway_customer(self, customer: Customer) -> Customer:
+    def _with_gateway_customer(
+        self, customer: Customer, *, look_up: bool = True
+    ) -> Customer:
         """*customer* with its gateway customer, created now if it has none.
 
-        The idempotency key is derived from the stored customer, so repeating
-        a call whose answer or last write was lost returns the same one.
+        With *look_up* (an earlier call may have created it, its answer
+        lost), the gateway is first asked for a customer carrying this one's
+        metadata: the idempotency key, derived from the stored customer,
+        returns the same one only while the gateway remembers it (Stripe: 24
+        hours). Stripe's search is eventually consistent (a minute, an hour
+        in an outage): this narrows the window for a second gateway
+        customer, it does not guarantee there is none.
         """
         if customer.gateway_customer_id is not None:
             return customer
-        gateway_id = self.gateway.create_customer(
+        metadata = {
+            CUSTOMER_METADATA_KEY: customer.id,
+            ACCOUNT_METADATA_KEY: customer.account_id,
+        }
+        gateway_id = (
+            self.gateway.find_customer(metadata=metadata) if look_up else None
+        ) or self.gateway.create_customer(
             email=customer.email,
             name=customer.name,
-            metadata={
-                CUSTOMER_METADATA_KEY: customer.id,
-                ACCOUNT_METADATA_KEY: customer.account_id,
-            },
+            metadata=metadata,
             idempotency_key="recurbill-"
             + derived_id("gcus", customer.account_id, customer.id),
         )
@@ -1069,9 +1084,11 @@ class Billing:
         (complete it with its ``client_secret``). Any other payment of it
         waiting for authentication (another card, or a mass payment) is
         canceled at the gateway first (unless it finished meanwhile), then
-        this one pays. A payment whose outcome the gateway could not tell is
-        never sent again here: it is returned as it stands (``failed_unknown``,
-        say) until a look-up answers.
+        this one pays; not while another payment of it has no outcome (that
+        one is returned), nor if the invoice turns out paid meanwhile. A
+        payment whose outcome the gateway could not tell is never sent again
+        here: it is returned as it stands (``failed_unknown``, say) until a
+        look-up answers.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
@@ -1084,8 +1101,17 @@ class Billing:
                 and payment.payment_method_id == payment_method_id
             )
 
+        def refuse() -> None:
+            with self.storage.transaction() as tx:
+                self._payable(tx, account_id, invoice_id, payment_method_id)
+
         self._collector.make_way(
-            account_id, invoice.customer_id, [invoice_id], keep=same_attempt, now=now
+            account_id,
+            invoice.customer_id,
+            [invoice_id],
+            keep=same_attempt,
+            check=refuse,
+            now=now,
         )
         with self.storage.transaction() as tx:
             invoice, method = self._payable(
@@ -1152,12 +1178,7 @@ class Billing:
             self.gateway,
             invoice.outstanding,
             what=f"invoice {invoice.display_number}",
-            advice={
-                "maximum": "pay it another way, such as a bank transfer",
-                "minimum": "pay it together with other open invoices in one "
-                "payment (a mass payment), or another way such as a bank transfer",
-                "increment": "pay it another way, such as a bank transfer",
-            },
+            advice=ONE_INVOICE_ADVICE,
         )
         return invoice, method
 
@@ -1230,7 +1251,8 @@ class Billing:
         confirmation and never charges twice. A payment of these invoices
         waiting for authentication is replaced: canceled at the gateway first,
         unless it is the same selection on the same card (then it is returned,
-        to be completed).
+        to be completed). It is canceled only once the selection is accepted:
+        a refused payment cancels nothing.
         An invoice paid another way before the charge turns its share into
         customer credit. To pay with a new card, :meth:`save_card` it first
         (``make_default=False`` keeps the current default) and pass its id.
@@ -1361,10 +1383,13 @@ class Billing:
         amount then becomes the customer's credit, once, whichever of its
         events, their redeliveries and the daily run records it first
         (:meth:`Corrections.follow`). A duplicate delivery (an event id seen
-        before) returns None, and so does an event about nothing recurbill
-        made. The event id is remembered only after the work is done: if
-        the gateway cannot be asked, the error is raised and the gateway's
-        redelivery is processed again.
+        before) returns None, and so does an event about nothing this
+        recurbill made: one without recurbill's metadata, or naming an
+        account, payment or refund this storage does not hold (another
+        deployment's, sharing the gateway account), so answer it with a 2xx
+        and the gateway stops sending it. The event id is remembered only
+        after the work is done: if the gateway cannot be asked, the error is
+        raised and the gateway's redelivery is processed again.
         """
         aware(now, "now")
         event = self.gateway.parse_webhook(
@@ -1378,9 +1403,21 @@ class Billing:
             refund_id = metadata.get(REFUND_METADATA_KEY)
             # done before the event is remembered: a failure here leaves it
             # unrecorded, so the gateway's redelivery is processed again
-            if isinstance(account_id, str) and isinstance(payment_id, str):
+            if (
+                isinstance(account_id, str)
+                and isinstance(payment_id, str)
+                and self._ours(account_id, payment_id, refund_id, event.refund)
+            ):
                 if event.refund is None:
-                    about = self._collector.reconcile(account_id, payment_id, now=now)
+                    done = self._collector.finish(account_id, payment_id, now=now)
+                    if not done.answered:
+                        raise GatewayUnavailableError(
+                            problem=f"the gateway could not be asked about payment "
+                            f"{payment_id} (event {event.event_id})",
+                            allowed="answer with a 5xx status: the gateway "
+                            "delivers the event again",
+                        )
+                    about = done.payment
                 elif isinstance(refund_id, str):
                     about = self._corrections.follow(
                         account_id, payment_id, refund_id, now=now
@@ -1389,6 +1426,27 @@ class Billing:
             fresh = tx.record_webhook_event(event.event_id)
             tx.commit()
         return about if fresh else None
+
+    def _ours(
+        self, account_id: str, payment_id: str, refund_id: object, refund: object
+    ) -> bool:
+        """Whether this storage holds what an event names (its account, its
+        payment, and for a refund event its refund).
+
+        Another recurbill on the same gateway account (a staging copy) gets
+        the events of its own payments too. They cannot be this one's yet to
+        come: a payment and a refund are stored before the gateway is called,
+        so their events never arrive before them.
+        """
+        with self.storage.transaction() as tx:
+            try:
+                tx.get_account(account_id)
+                tx.get_payment(account_id, payment_id)
+            except NotFoundError:
+                return False
+            return refund is None or any(
+                r.id == refund_id for r in tx.list_refunds(account_id, payment_id)
+            )
 
     def _customer(self, account_id: str, customer_id: str) -> Customer:
         with self.storage.transaction() as tx:

@@ -64,6 +64,7 @@ __all__ = [
     "HARD_DECLINES",
     "IN_FLIGHT",
     "NO_OUTCOME",
+    "ONE_INVOICE_ADVICE",
     "RECEIPT_SERIES",
     "UNKNOWN_IN_A_ROW",
     "Collector",
@@ -216,6 +217,15 @@ _BEYOND = {
     "increment": "not a whole multiple of {limit}, the smallest unit the gateway "
     "charges",
 }
+
+
+ONE_INVOICE_ADVICE: Mapping[ChargeBound, str] = {
+    "maximum": "pay it another way, such as a bank transfer",
+    "minimum": "pay it together with other open invoices in one payment (a mass "
+    "payment), or another way such as a bank transfer",
+    "increment": "pay it another way, such as a bank transfer",
+}
+"""What to do with one invoice whose amount a card payment cannot take."""
 
 
 def check_chargeable(
@@ -551,20 +561,33 @@ class Collector:
 
     def finish(self, account_id: str, payment_id: str, *, now: datetime) -> Finished:
         """:meth:`reconcile`, saying whether this call recorded a new status and
-        whether the gateway answered (the daily run reports and counts these)."""
+        whether the gateway answered (the daily run reports and counts these).
+
+        A payment recorded as declined or canceled is asked too (by its
+        charge id): should the gateway report it succeeded after all, the
+        money arrived, and it is recorded (see :meth:`_apply_in`). One that
+        succeeded is not asked again.
+        """
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
-        if payment.status not in IN_FLIGHT:
+        over = payment.status not in IN_FLIGHT
+        if over and (
+            payment.status is PaymentStatus.SUCCEEDED or not payment.charge_id
+        ):
             return Finished(payment=payment, news=False, answered=True)
         try:
-            result = self.gateway.retrieve_charge(
-                idempotency_key=payment.idempotency_key
-            )
+            if over:
+                result = self.gateway.retrieve_charge(charge_id=payment.charge_id)
+            else:
+                result = self.gateway.retrieve_charge(
+                    idempotency_key=payment.idempotency_key
+                )
+            result = self._closed(payment, result)
         except GatewayUnavailableError:
             return Finished(payment=payment, news=False, answered=False)
         was = payment.status
         if result is None:
-            if was is PaymentStatus.REQUIRES_ACTION:
+            if over or was is PaymentStatus.REQUIRES_ACTION:
                 return Finished(payment=payment, news=False, answered=True)
             payment, sent = self.execute_sent(account_id, payment_id, now=now)
             answered = payment.status is not PaymentStatus.FAILED_UNKNOWN
@@ -572,6 +595,31 @@ class Collector:
             return Finished(payment=payment, news=news, answered=answered)
         payment, changed = self._recorded(payment, result, now=now)
         return Finished(payment=payment, news=changed, answered=True)
+
+    def _closed(
+        self, payment: Payment, result: ChargeResult | None
+    ) -> ChargeResult | None:
+        """*result*, once a decline it reports can no longer become a charge.
+
+        A payment waiting for authentication handed its client secret to the
+        customer's browser. Declined then (the authentication failed), the
+        gateway keeps the charge open for another try (Stripe: a
+        PaymentIntent in ``requires_payment_method``), which that secret can
+        still confirm, even after a new payment of the invoice has been made.
+        So the charge is canceled before the decline is recorded; if it
+        succeeded first, the gateway says so and that is recorded instead.
+        A cancel without an answer leaves the payment waiting, to be asked
+        again (the cancel of a canceled charge changes nothing).
+        """
+        if (
+            result is None
+            or result.status is not ChargeStatus.DECLINED
+            or payment.status is not PaymentStatus.REQUIRES_ACTION
+            or not result.charge_id
+        ):
+            return result
+        after = self.gateway.cancel_charge(result.charge_id)
+        return result if after.status is ChargeStatus.CANCELED else after
 
     def cancel(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Cancel a payment that waits for the customer's authentication.
@@ -596,23 +644,33 @@ class Collector:
         invoice_ids: Sequence[str],
         *,
         keep: Callable[[Payment], bool],
+        check: Callable[[], object],
         now: datetime,
     ) -> None:
         """Before a new payment of *invoice_ids*: settle what stands in its way.
 
         Each payment in flight that touches them is asked of the gateway first
-        (an earlier charge may have gone through meanwhile). One still waiting
-        for the customer's authentication is canceled at the gateway, unless
-        *keep* says it is the very attempt being made again (the customer
-        completes that one instead): canceled, it can no longer take money,
-        so a new payment never stands beside it. If the customer completed it
-        just before, the gateway says so and its outcome is recorded instead.
-        A payment without an outcome is left as it is, and blocks (see
-        :func:`paying`). A gateway that does not answer a cancel raises
+        (an earlier charge may have gone through meanwhile). Then *check*
+        runs: the caller's refusal of the new payment, against what is known
+        now; if it raises, nothing is canceled. So is nothing while a payment
+        without an outcome remains (it blocks, see :func:`paying`: the new
+        payment is not made). Only then is each one still waiting for the
+        customer's authentication canceled at the gateway, unless *keep* says
+        it is the very attempt being made again (the customer completes that
+        one instead): canceled, it can no longer take money, so a new payment
+        never stands beside it. If the customer completed it just before, the
+        gateway says so and its outcome is recorded instead. A gateway that
+        does not answer a cancel raises
         :class:`~recurbill.errors.GatewayUnavailableError`; try again.
         """
-        for earlier in self.in_flight(account_id, customer_id, invoice_ids):
-            outcome = self.reconcile(account_id, earlier.id, now=now)
+        outcomes = [
+            self.reconcile(account_id, earlier.id, now=now)
+            for earlier in self.in_flight(account_id, customer_id, invoice_ids)
+        ]
+        check()
+        if any(outcome.status in NO_OUTCOME for outcome in outcomes):
+            return
+        for outcome in outcomes:
             if outcome.status is PaymentStatus.REQUIRES_ACTION and not keep(outcome):
                 self.cancel(account_id, outcome.id, now=now)
 
@@ -654,7 +712,11 @@ class Collector:
         now: datetime,
         parties: _Parties | None = None,
     ) -> Payment:
-        """Apply *result* to the payment, unless it was applied already."""
+        """Apply *result* to the payment, unless it was applied already.
+
+        A final outcome stays, but for a success reported after the payment
+        was recorded declined or canceled: that is applied, once.
+        """
         tx = work.tx
         fresh = work.payments[payment_id]
         if result is None:
@@ -664,7 +726,13 @@ class Collector:
                 )
                 work.changed(fresh)
             return fresh
-        if fresh.status in _FINAL:
+        if fresh.status in _FINAL and not (
+            result.status is ChargeStatus.SUCCEEDED
+            and fresh.status is not PaymentStatus.SUCCEEDED
+        ):
+            # a success reported for a payment recorded as declined or
+            # canceled goes on: the money arrived, so it is applied (what
+            # its invoices no longer owe becomes credit, see _settle)
             return fresh
         if fresh.status.value == result.status.value:
             return fresh  # nothing new (still waiting): no second notice

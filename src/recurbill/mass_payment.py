@@ -19,6 +19,7 @@ import attrs
 from recurbill.collection import (
     IN_FLIGHT,
     NO_OUTCOME,
+    ONE_INVOICE_ADVICE,
     Collector,
     check_chargeable,
     paying,
@@ -48,6 +49,10 @@ _ADVICE: dict[ChargeBound, str] = {
     "maximum": "select fewer invoices and pay the others in a second payment",
     "minimum": "select more invoices, or pay these another way (a bank transfer)",
     "increment": "pay these invoices another way (a bank transfer)",
+}
+_ADVICE_ONE: dict[ChargeBound, str] = {
+    **ONE_INVOICE_ADVICE,  # as pay() advises, but here more can be selected
+    "minimum": "select more invoices, or pay it another way (a bank transfer)",
 }
 
 
@@ -122,17 +127,26 @@ class MassPayment:
         What :meth:`plan` refuses is refused here too. All but the payments
         in flight is checked first, before the gateway is asked anything (a
         resubmit of a stored settlement is confirmed instead). Then each
-        payment in flight of these invoices is asked of the gateway: one
-        without an outcome still blocks; one waiting for the customer's
-        authentication is canceled at the gateway (its settlement becomes
-        ``abandoned``) and this payment replaces it, unless it is this very
-        settlement on this card (confirmed again) or it finished meanwhile.
+        payment in flight of these invoices is asked of the gateway, and the
+        whole check runs again on what it said: one without an outcome still
+        blocks, and a refused payment cancels nothing. Only then is one
+        waiting for the customer's authentication canceled at the gateway
+        (its settlement becomes ``abandoned``) and this payment replaces it,
+        unless it is this very settlement on this card (confirmed again) or
+        it finished meanwhile.
         """
         selected = tuple(invoice_ids) if _texts(invoice_ids) else ()
-        with self.storage.transaction() as tx:
-            if self._same_selection(tx, account_id, customer_id, invoice_ids) is None:
-                self._plan(tx, account_id, customer_id, invoice_ids, blocking=())
-            self._method(tx, account_id, customer_id, payment_method_id)
+
+        def refuse(blocking: Sequence[PaymentStatus] = NO_OUTCOME) -> None:
+            with self.storage.transaction() as tx:
+                same = self._same_selection(tx, account_id, customer_id, invoice_ids)
+                if same is None:
+                    self._plan(
+                        tx, account_id, customer_id, invoice_ids, blocking=blocking
+                    )
+                self._method(tx, account_id, customer_id, payment_method_id)
+
+        refuse(blocking=())
 
         def same_attempt(payment: Payment) -> bool:
             return (
@@ -142,7 +156,7 @@ class MassPayment:
             )
 
         self.collector.make_way(
-            account_id, customer_id, selected, keep=same_attempt, now=now
+            account_id, customer_id, selected, keep=same_attempt, check=refuse, now=now
         )
         try:
             settlement, payment = self._store(
@@ -211,9 +225,11 @@ class MassPayment:
         only: a payment without an outcome blocks, one waiting for
         authentication does not, since paying cancels it first. :meth:`pay`
         checks the rest before it asks the gateway anything (``blocking=()``:
-        the gateway may have news of those payments), and stores its payment
-        after :meth:`Collector.make_way`, when every payment in flight blocks:
-        one still waiting for authentication then was started meanwhile.
+        the gateway may have news of those payments), all of it again once
+        :meth:`Collector.make_way` has asked and before it cancels anything,
+        and stores its payment after that, when every payment in flight
+        blocks: one still waiting for authentication then was started
+        meanwhile.
         """
         tx.get_customer(account_id, customer_id)
         found = _invoices(tx, account_id, invoice_ids, lock=lock)
@@ -227,15 +243,16 @@ class MassPayment:
             customer_id=customer_id,
             pending=set(busy),
         )
+        many = len(plan.lines) > 1
         check_chargeable(
             self.collector.gateway,
             plan.total,
             what=(
                 f"the total of the {len(plan.lines)} selected invoices"
-                if len(plan.lines) > 1
+                if many
                 else "the selected invoice"
             ),
-            advice=_ADVICE,
+            advice=_ADVICE if many else _ADVICE_ONE,
             error=SelectionAmountError,
             reason="amount",
             invoice_ids=plan.invoice_ids,

@@ -372,6 +372,28 @@ class FakeStripe:
         self.customers[customer["id"]] = customer
         return customer
 
+    def search_customers(
+        self, match: re.Match[str], form: dict[str, Any]
+    ) -> Mapping[str, Any]:
+        wanted: dict[str, str] = {}
+        for clause in form["query"].split(" AND "):
+            query = re.fullmatch(r"metadata\['([^']+)'\]:'((?:[^'\\]|\\.)*)'", clause)
+            if query is None:
+                raise _error(400, "invalid_request_error", "This fake knows metadata")
+            wanted[query[1]] = re.sub(r"\\(.)", r"\1", query[2])
+        data = [
+            customer
+            for customer in self.customers.values()
+            if all(customer["metadata"].get(k) == v for k, v in wanted.items())
+        ]
+        return {
+            "object": "search_result",
+            "data": data[: int(form.get("limit", 10))],
+            "has_more": False,
+            "next_page": None,
+            "url": match[0],
+        }
+
     def update_customer(
         self, match: re.Match[str], form: dict[str, Any]
     ) -> Mapping[str, Any]:
@@ -675,6 +697,12 @@ _ROUTES: list[tuple[str, str, type, _Handler]] = [
         r"/v1/customers",
         stripe.params.CustomerCreateParams,
         FakeStripe.create_customer,
+    ),
+    (
+        "GET",
+        r"/v1/customers/search",
+        stripe.params.CustomerSearchParams,
+        FakeStripe.search_customers,
     ),
     (
         "POST",

@@ -104,6 +104,10 @@ class TestStripeTestModeContract(GatewayContract):
     def webhook_secret(self) -> str:
         return SECRET
 
+    @pytest.fixture
+    def search_lags(self) -> bool:
+        return True  # Stripe's search: "searchable in under 1 minute"
+
 
 # -- the adapter alone --------------------------------------------------------------
 

@@ -24,7 +24,9 @@ Attaching a test payment method creates a new token (``pm_mem_0001``, …) with
 the card's display facts. Every request is recorded in :attr:`requests`;
 succeeded charges form :attr:`ledger`; idempotency keys are honoured; faults
 are injected with :meth:`fail_next`; :meth:`process_next` and :meth:`settle`
-script charges that finish later; :meth:`refuse_next_refund`,
+script charges that finish later, and :meth:`confirm_again` a charge
+declined after authentication that the customer's page confirms once more;
+:meth:`refuse_next_refund`,
 :meth:`hold_next_refund`, :meth:`finish_refund` and :meth:`fail_refund`
 script refunds that are refused, wait, or fail after their answer; every
 outcome emits a signed webhook event (:attr:`events`, :meth:`webhook`). Ids
@@ -204,11 +206,20 @@ class _Charge:
     customer: str
     metadata: Mapping[str, str]
     refunded: Money
+    handed_out: bool = False
+    """Its client secret was given out (it asked for authentication)."""
 
 
 def _check_times(times: object) -> None:
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
         raise InvalidInputError(problem=f"times={times!r}", allowed="times >= 1")
+
+
+def _holds(metadata: object, wanted: Mapping[str, str]) -> bool:
+    """Whether *metadata* (a customer's) has every pair of *wanted*."""
+    return isinstance(metadata, Mapping) and all(
+        metadata.get(key) == value for key, value in wanted.items()
+    )
 
 
 def _environ_is_production(environ: Mapping[str, str]) -> bool:
@@ -460,14 +471,20 @@ class InMemoryGateway:
         return ended
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
-        """Cancel a charge that waits for action or is processing (see protocol)."""
+        """Cancel a charge that waits for action, is processing, or was declined
+        (as Stripe cancels a PaymentIntent in ``requires_payment_method``): it
+        can then never be confirmed again (see :meth:`confirm_again`)."""
         check_id(charge_id, what="charge_id")
         with self._lock:
             self._begin("cancel_charge", {"charge_id": charge_id})
             charge = self._charges.get(charge_id)
             if charge is None:
                 raise self._missing("charge", charge_id)
-            waiting = (ChargeStatus.REQUIRES_ACTION, ChargeStatus.PROCESSING)
+            waiting = (
+                ChargeStatus.REQUIRES_ACTION,
+                ChargeStatus.PROCESSING,
+                ChargeStatus.DECLINED,
+            )
             if charge.result.status in waiting:
                 charge.result = ChargeResult(
                     status=ChargeStatus.CANCELED,
@@ -503,28 +520,72 @@ class InMemoryGateway:
                     problem=f"charge {charge_id!r} is not waiting for an outcome",
                     allowed="settle a charge that requires action or is processing",
                 )
-            first = charge.result
-            if succeed:
-                charge.result = ChargeResult(
-                    status=ChargeStatus.SUCCEEDED,
-                    charge_id=charge_id,
-                    amount=first.amount,
-                    idempotency_key=first.idempotency_key,
+            return self._end_charge(charge, succeed, decline_code)
+
+    def confirm_again(
+        self,
+        charge_id: str,
+        *,
+        succeed: bool = True,
+        decline_code: str = "generic_decline",
+    ) -> ChargeResult:
+        """Play the customer's page confirming a declined charge once more.
+
+        As with Stripe, a charge that asked for authentication handed its
+        client secret to the customer's browser, and when it is declined
+        after that (the authentication failed: a PaymentIntent back in
+        ``requires_payment_method``) the browser can still confirm it, with
+        the same or another card, until it is canceled. Use it to test that
+        your code never leaves such a charge open beside a new payment:
+        ``succeed=True`` makes it succeed (it enters the ledger), otherwise
+        it is declined again with *decline_code*; either emits an event. A
+        charge canceled meanwhile, or one whose secret never left, is
+        refused with :class:`InvalidInputError`, as Stripe refuses it.
+        """
+        check_id(charge_id, what="charge_id")
+        with self._lock:
+            charge = self._charges.get(charge_id)
+            if (
+                charge is None
+                or not charge.handed_out
+                or charge.result.status is not ChargeStatus.DECLINED
+            ):
+                status = "unknown" if charge is None else charge.result.status.value
+                raise InvalidInputError(
+                    problem=f"charge {charge_id!r} ({status}) cannot be confirmed "
+                    "again",
+                    allowed="confirm again a charge declined after it asked for "
+                    "authentication, and not canceled since",
                 )
-                self._ledger.append(charge.result)
-                event = "payment_intent.succeeded"
-            else:
-                charge.result = ChargeResult(
-                    status=ChargeStatus.DECLINED,
-                    charge_id=charge_id,
-                    amount=first.amount,
-                    idempotency_key=first.idempotency_key,
-                    decline_code=decline_code,
-                    error_code="card_declined",
-                )
-                event = "payment_intent.payment_failed"
-            self._emit(event, self._intent_object(charge))
-            return charge.result
+            return self._end_charge(charge, succeed, decline_code)
+
+    def _end_charge(
+        self, charge: _Charge, succeed: bool, decline_code: str
+    ) -> ChargeResult:
+        """Give *charge* its outcome, as the outside world does; emit its event."""
+        first = charge.result
+        assert first.charge_id is not None
+        if succeed:
+            charge.result = ChargeResult(
+                status=ChargeStatus.SUCCEEDED,
+                charge_id=first.charge_id,
+                amount=first.amount,
+                idempotency_key=first.idempotency_key,
+            )
+            self._ledger.append(charge.result)
+            event = "payment_intent.succeeded"
+        else:
+            charge.result = ChargeResult(
+                status=ChargeStatus.DECLINED,
+                charge_id=first.charge_id,
+                amount=first.amount,
+                idempotency_key=first.idempotency_key,
+                decline_code=decline_code,
+                error_code="card_declined",
+            )
+            event = "payment_intent.payment_failed"
+        self._emit(event, self._intent_object(charge))
+        return charge.result
 
     def confirm_card_setup(self, setup_id: str, *, card: str = "pm_card_visa") -> str:
         """Play the customer completing a card setup with test card *card*.
@@ -587,6 +648,31 @@ class InMemoryGateway:
             self._after("create_customer")
             assert isinstance(replay, str)
             return replay
+
+    def find_customer(self, *, metadata: Mapping[str, str]) -> str | None:
+        """The first customer whose metadata holds all of *metadata*, or None.
+
+        Found at once (Stripe's search may lag; see the protocol), and after
+        :meth:`forget_idempotency_keys` too.
+        """
+        wanted = check_metadata(metadata)
+        if not wanted:
+            raise InvalidInputError(
+                problem="no metadata to find a customer by",
+                allowed="give at least one metadata key and value",
+            )
+        with self._lock:
+            self._begin("find_customer", {"metadata": wanted})
+            found = next(
+                (
+                    customer
+                    for customer, params in self._customers.items()
+                    if _holds(params.get("metadata"), wanted)
+                ),
+                None,
+            )
+            self._after("find_customer")
+            return found
 
     def update_customer(self, customer: str, *, email: str, name: str) -> None:
         """Set a customer's e-mail address and name (see :meth:`customer_details`)."""
@@ -965,6 +1051,7 @@ class InMemoryGateway:
             customer=customer,
             metadata=request.metadata,
             refunded=Money.zero(amount.currency),
+            handed_out=result.client_secret is not None,
         )
         self._charges[charge_id] = charge
         self._charge_keys.setdefault(key, charge_id)

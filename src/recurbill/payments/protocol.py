@@ -218,6 +218,18 @@ class PaymentGateway(Protocol):
         """
         ...
 
+    def find_customer(self, *, metadata: Mapping[str, str]) -> str | None:
+        """The id of a customer whose metadata holds every pair of *metadata*.
+
+        None if the gateway knows of none. How a customer whose creation's
+        answer was lost is found again after the gateway forgot the
+        idempotency key (Stripe: 24 hours). Stripe's search is eventually
+        consistent: a customer created in the last minute (an hour during
+        an outage) may not be found yet, so this narrows the window for a
+        second customer; it does not close it.
+        """
+        ...
+
     def update_customer(self, customer: str, *, email: str, name: str) -> None:
         """Set the e-mail address and name the gateway keeps for *customer*.
 
@@ -282,11 +294,14 @@ class PaymentGateway(Protocol):
         ...
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
-        """Cancel a charge that waits for the customer or is processing.
+        """Cancel a charge that waits for the customer or is processing, or
+        was declined but could still be confirmed again (Stripe: a
+        PaymentIntent in ``requires_payment_method``, whose client secret a
+        customer's page may hold after a failed authentication).
 
-        Returns the charge as it is afterwards: ``canceled``, or its final
-        outcome if it finished first (a customer who just authenticated). A
-        charge that already has an outcome is returned unchanged.
+        Returns the charge as it is afterwards: ``canceled``, or its outcome
+        if it succeeded first (a customer who just authenticated). A charge
+        that succeeded or was canceled is returned unchanged.
         """
         ...
 

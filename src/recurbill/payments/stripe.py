@@ -205,6 +205,34 @@ class StripeGateway:
                 customer = self._v1.customers.create(params, {"idempotency_key": key})
         return customer.id
 
+    def find_customer(self, *, metadata: Mapping[str, str]) -> str | None:
+        """The oldest Customer whose metadata holds all of *metadata*, or None.
+
+        Stripe's customer search (``metadata['key']:'value'``, joined with
+        ``AND``) is eventually consistent: a Customer made in the last
+        minute, or an hour during an outage, may not be found yet.
+        """
+        wanted = check_metadata(metadata)
+        if not wanted:
+            raise InvalidInputError(
+                problem="no metadata to find a customer by",
+                allowed="give at least one metadata key and value",
+            )
+        query = " AND ".join(
+            f"metadata['{_quoted(key)}']:'{_quoted(value)}'"
+            for key, value in sorted(wanted.items())
+        )
+        with _translated():
+            found = self._v1.customers.search({"query": query, "limit": _RECENT})
+        matches = [
+            customer
+            for customer in found.data
+            if all(_metadata_of(customer).get(k) == v for k, v in wanted.items())
+        ]
+        if not matches:
+            return None
+        return min(matches, key=lambda c: (_field(c, "created") or 0, c.id)).id
+
     def update_customer(self, customer: str, *, email: str, name: str) -> None:
         """Set the Customer's ``email`` and ``name`` (Stripe's receipts use them).
 
@@ -358,8 +386,7 @@ class StripeGateway:
             for intent in recent.data:
                 if _key_of(intent) == key:
                     return intent
-            quoted = key.replace("\\", "\\\\").replace("'", "\\'")
-            query = f"metadata['{IDEMPOTENCY_METADATA_KEY}']:'{quoted}'"
+            query = f"metadata['{IDEMPOTENCY_METADATA_KEY}']:'{_quoted(key)}'"
             found = self._v1.payment_intents.search({"query": query, "limit": 10})
         for intent in found.data:
             if _key_of(intent) == key:
@@ -577,11 +604,20 @@ def _field(obj: object, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _quoted(text: str) -> str:
+    """*text* inside a quoted string of Stripe's search query language."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _metadata_of(obj: object) -> dict[str, Any]:
+    """A Stripe object's metadata as a plain dict (empty when absent)."""
+    metadata = _field(obj, "metadata")
+    return {} if metadata is None else dict(metadata.to_dict())
+
+
 def _key_of(obj: PaymentIntent | Refund) -> str:
     """The idempotency key recurbill put in a PaymentIntent's or Refund's metadata."""
-    metadata = _field(obj, "metadata")
-    metadata = {} if metadata is None else metadata.to_dict()
-    value = metadata.get(IDEMPOTENCY_METADATA_KEY, "")
+    value = _metadata_of(obj).get(IDEMPOTENCY_METADATA_KEY, "")
     return value if isinstance(value, str) else ""
 
 

@@ -26,6 +26,9 @@ Optional fixtures make more of the contract run:
 - ``customer_details``: a function from a gateway customer id to the
   (e-mail, name) the gateway keeps for it. Without it, the update tests
   check only that updates are taken.
+- ``search_lags``: True if ``find_customer`` may not yet find a customer
+  just created (Stripe's search is eventually consistent); then the test
+  accepts None for it.
 
 The cards are Stripe's test payment methods (``pm_card_visa``, …). Cards that
 decline are charged by their test id, because Stripe declines some of them
@@ -128,6 +131,12 @@ class GatewayContract:
         return None
 
     @pytest.fixture
+    def search_lags(self) -> bool:
+        """Whether ``find_customer`` may miss a customer just created (Stripe's
+        search is eventually consistent)."""
+        return False
+
+    @pytest.fixture
     def customer(self, gateway: PaymentGateway) -> str:
         """A fresh customer at the gateway."""
         return gateway.create_customer(
@@ -185,6 +194,29 @@ class GatewayContract:
         assert again == first
         with pytest.raises(IdempotencyKeyReuseError):
             gateway.create_customer(email="b@example.no", name="B", idempotency_key=key)
+
+    def test_a_customer_is_found_by_its_metadata(
+        self, gateway: PaymentGateway, search_lags: bool
+    ) -> None:
+        """How ``Billing.add_customer`` repeated after the key expired finds
+        the customer its lost answer made, and not another account's."""
+        tag = _key("found")
+        made = gateway.create_customer(
+            email="a@example.no",
+            name="A",
+            metadata={"recurbill_customer": tag, "account": "contract"},
+        )
+        gateway.create_customer(
+            email="a@example.no",
+            name="A",
+            metadata={"recurbill_customer": tag, "account": "another"},
+        )
+        found = gateway.find_customer(
+            metadata={"recurbill_customer": tag, "account": "contract"}
+        )
+        assert found == made or (search_lags and found is None)
+        missing = {"recurbill_customer": _key("missing"), "account": "contract"}
+        assert gateway.find_customer(metadata=missing) is None
 
     def test_customer_update_sets_email_and_name(
         self,
@@ -378,6 +410,22 @@ class GatewayContract:
         assert found is not None
         assert found.status is ChargeStatus.CANCELED
         assert gateway.cancel_charge(waiting.charge_id).status is ChargeStatus.CANCELED
+
+    def test_a_declined_charge_can_be_canceled(
+        self, gateway: PaymentGateway, customer: str
+    ) -> None:
+        """How a charge declined after authentication is closed for good."""
+        card = "pm_card_visa_chargeDeclined"
+        declined = self.charge(
+            gateway, customer, card, Money(500, "NOK"), _key("closed")
+        )
+        assert declined.status is ChargeStatus.DECLINED
+        assert declined.charge_id is not None
+        canceled = gateway.cancel_charge(declined.charge_id)
+        assert canceled.status is ChargeStatus.CANCELED
+        found = gateway.retrieve_charge(charge_id=declined.charge_id)
+        assert found is not None
+        assert found.status is ChargeStatus.CANCELED
 
     def test_canceling_a_charge_that_succeeded_returns_its_outcome(
         self, gateway: PaymentGateway, customer: str, visa: CardDetails
