@@ -556,7 +556,10 @@ def test_cancelling_a_pause_that_has_not_begun_leaves_the_schedule_as_it_was(
     still_open = [
         p for p in s.pauses if p.start < day and (p.resume or day) >= open_from
     ]
-    if not still_open:  # no earlier pause is still open to change: this one goes
+    later = [p for p in s.pauses if p.start >= day]  # e.g. one ending on `on`
+    if not still_open and not later:
+        # no earlier pause is still open to change, and the planned one is the
+        # next from that day: it goes
         assert planned.resumed(on=resume_on, open_from=open_from) == s
     future = s.upcoming(after=open_from, count=30, include_after_end=True)
     cancelled = planned.without_pause(start=on, open_from=open_from)
