@@ -183,6 +183,18 @@ def test_change_customer_refuses_what_the_gateway_refuses_before_storing(
         assert len(world.gateway.requests) == requests
 
 
+def test_add_customer_refuses_what_the_gateway_refuses_before_storing() -> None:
+    world = make_world()
+    requests = len(world.gateway.requests)
+    with pytest.raises(InvalidInputError, match="looks like a card number"):
+        world.billing.add_customer(
+            world.account.id, name=_CARD_LIKE, email="post@fjord.no", customer_id="c-1"
+        )
+    with world.storage.transaction() as tx:
+        assert tx.list_customers(world.account.id) == []
+    assert len(world.gateway.requests) == requests
+
+
 def test_change_customer_finds_only_customers_of_the_account() -> None:
     world = make_world()
     kari = _kari(world)

@@ -241,6 +241,7 @@ class Billing:
             account = tx.get_account(account_id)
         chosen_locale = locale or account.locale
         _check_locale(chosen_locale)
+        check_customer(email=email, name=name)  # as the gateway will, first
         customer = Customer(
             id=customer_id or self.ids("cus"),
             account_id=account_id,
