@@ -68,7 +68,7 @@ from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money, as_currency
-from recurbill.payments.checks import check_customer
+from recurbill.payments import check_customer
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
     CUSTOMER_METADATA_KEY,
@@ -241,7 +241,6 @@ class Billing:
             account = tx.get_account(account_id)
         chosen_locale = locale or account.locale
         _check_locale(chosen_locale)
-        check_customer(email=email, name=name)  # as the gateway will, first
         customer = Customer(
             id=customer_id or self.ids("cus"),
             account_id=account_id,
@@ -250,6 +249,7 @@ class Billing:
             locale=chosen_locale,
             collection_method=to_collection_method(collection_method),
         )
+        check_customer(email=email, name=name)  # as the gateway will, first
         try:
             with self.storage.transaction() as tx:
                 stored = _stored_customer(tx, account_id, customer.id)
