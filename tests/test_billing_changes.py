@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time as clock
 from collections.abc import Iterator
-from datetime import date, time
+from datetime import date, time, timezone
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP
 from typing import Any
 
@@ -29,8 +29,10 @@ from recurbill import (
     FixedSettingError,
     GatewayUnavailableError,
     InMemoryGateway,
+    InvalidInputError,
     InvalidRecordError,
     NotFoundError,
+    RecurbillError,
     ReferenceLengthError,
     ReferenceScheme,
     UnknownCurrencyError,
@@ -150,6 +152,46 @@ def test_change_customer_refuses_bad_values_and_changes_nothing(
     with pytest.raises(InvalidRecordError, match=says):
         world.billing.change_customer(world.account.id, kari.id, **arguments)
     assert _stored_customer(world, kari.id) == kari
+    assert len(world.gateway.requests) == requests
+
+
+_CARD_LIKE = "Fjord AS 987 654 321 22 33 44 55"  # 17 digits, grouped
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"name": _CARD_LIKE},
+        {"email": "4242424242424242@example.no"},
+        {"name": "Kari Hansen", "email": "kari.4242-4242-4242-4242@example.no"},
+    ],
+)
+def test_change_customer_refuses_what_the_gateway_refuses_before_storing(
+    arguments: dict[str, str],
+) -> None:
+    """The gateway's own check of a name and an address (no card numbers)
+    refuses them before anything is stored: storage and gateway stay alike,
+    and calling again is refused again, with nothing changed."""
+    world = make_world()
+    kari = _kari(world)
+    requests = len(world.gateway.requests)
+    for _ in range(2):
+        with pytest.raises(InvalidInputError, match="looks like a card number"):
+            world.billing.change_customer(world.account.id, kari.id, **arguments)
+        assert _stored_customer(world, kari.id) == kari
+        assert _at_gateway(world, kari) == ("kari@example.no", "Kari Nordmann")
+        assert len(world.gateway.requests) == requests
+
+
+def test_add_customer_refuses_what_the_gateway_refuses_before_storing() -> None:
+    world = make_world()
+    requests = len(world.gateway.requests)
+    with pytest.raises(InvalidInputError, match="looks like a card number"):
+        world.billing.add_customer(
+            world.account.id, name=_CARD_LIKE, email="post@fjord.no", customer_id="c-1"
+        )
+    with world.storage.transaction() as tx:
+        assert tx.list_customers(world.account.id) == []
     assert len(world.gateway.requests) == requests
 
 
@@ -518,6 +560,41 @@ def test_fixed_settings_given_unchanged_are_accepted() -> None:
     )
     assert changed.name == "Renamed"
     assert changed.currency == world.account.currency
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"run_time": time(6, 15, tzinfo=timezone.utc)},  # the account's 06:15
+        {"run_time": "06:15"},
+        {"timezone": "Mars/Base"},
+        {"timezone": 5},
+        {"rounding": "bogus"},
+        {"currency": 578},
+        {"currency": "XXY"},
+        {"invoice_series": "RCPT"},
+        {"invoice_series": "F-1"},
+    ],
+)
+def test_fixed_settings_are_checked_as_create_account_checks_them(
+    arguments: dict[str, Any],
+) -> None:
+    """A bad value of a fixed setting is a bad value (the error create_account
+    raises for it), not a change refused."""
+    world = make_world()
+    settings = {
+        "name": "Other AS",
+        "currency": "NOK",
+        "summary_email": "post@other.no",
+        **arguments,
+    }
+    with pytest.raises(RecurbillError) as made:
+        world.billing.create_account(**settings)
+    with pytest.raises(type(made.value)) as changed:
+        world.billing.change_account(world.account.id, name="Renamed", **arguments)
+    assert not isinstance(changed.value, FixedSettingError)
+    assert str(changed.value) == str(made.value)
+    assert _stored_account(world) == world.account
 
 
 def test_an_unknown_currency_is_bad_input() -> None:

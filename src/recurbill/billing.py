@@ -69,7 +69,8 @@ from recurbill.errors import (
 from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
-from recurbill.money import Currency, Money
+from recurbill.money import Currency, Money, as_currency
+from recurbill.payments import check_customer
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
     CUSTOMER_METADATA_KEY,
@@ -184,31 +185,19 @@ class Billing:
         default (:meth:`ReferenceScheme.default_for`); a scheme the currency
         does not use raises :class:`~recurbill.errors.InvalidRecordError`.
         """
-        _check_zone(timezone)
-        _check_locale(locale)
-        if not isinstance(run_time, time) or run_time.tzinfo is not None:
-            raise InvalidRecordError(
-                problem=f"run_time {run_time!r} is not a naive time of day",
-                allowed="give a datetime.time such as time(6, 15) (local time)",
-            )
-        reserved = (RECEIPT_SERIES, CREDIT_NOTE_SERIES)
-        if (
-            not isinstance(invoice_series, str)
-            or not invoice_series.isalnum()
-            or invoice_series.upper() in reserved
-        ):
-            raise InvalidRecordError(
-                problem=f"invoice series {invoice_series!r} is not allowed",
-                allowed="use letters and digits only, e.g. 'INV' "
-                f"({' and '.join(reserved)} are reserved)",
-            )
+        _check_settings(
+            timezone=timezone,
+            locale=locale,
+            run_time=run_time,
+            invoice_series=invoice_series,
+        )
         chosen = {}  # left out: the Account's default for its currency
         if reference_scheme is not None:
             chosen["reference_scheme"] = reference_scheme
         account = Account(
             id=account_id or self.ids("acct"),
             name=name,
-            currency=Currency(currency) if isinstance(currency, str) else currency,
+            currency=as_currency(currency),
             locale=locale,
             timezone=timezone,
             run_time=run_time,
@@ -265,6 +254,7 @@ class Billing:
             locale=chosen_locale,
             collection_method=to_collection_method(collection_method),
         )
+        check_customer(email=email, name=name)  # as the gateway will, first
         try:
             with self.storage.transaction() as tx:
                 stored = _stored_customer(tx, account_id, customer.id)
@@ -351,15 +341,18 @@ class Billing:
         to the address it was written for).
 
         The gateway keeps the name and e-mail address too (Stripe's receipts
-        use them). The change is stored first, then the gateway customer is
-        given the stored name and address, and storage is read again: a
-        change another call stored meanwhile is sent as well, so the gateway
-        ends with what storage holds. If the gateway call fails, its error
-        is raised with the change stored; call again with the same arguments
-        to bring the gateway in step (the call sets values, so repeating it
-        is harmless). A customer whose gateway customer was never created
-        gets it first, with the details it was added with, so the key
-        :meth:`add_customer` used finds the same one.
+        use them), so they are checked as the gateway checks them (no card
+        numbers) before anything is stored. The change is stored first, then
+        the gateway customer is given the stored name and address, and
+        storage is read again: a change another call stored meanwhile is sent
+        as well, so the gateway ends with what storage holds. If the gateway
+        call fails, its error is raised with the change stored, and nothing
+        repairs the gateway later on its own (its receipts keep the old
+        details): the caller must call again with the same arguments until
+        it returns (the call sets values, so repeating it is harmless). A
+        customer whose gateway customer was never created gets it first,
+        with the details it was added with, so the key :meth:`add_customer`
+        used finds the same one.
         """
         if locale is not None:
             _check_locale(locale)
@@ -369,8 +362,10 @@ class Billing:
             if value is not None
         }
         customer = self._customer(account_id, customer_id)
-        attrs.evolve(customer, **given)  # refuses a bad name or address first
+        wanted = attrs.evolve(customer, **given)  # refuses a bad name or address
         mirrored = name is not None or email is not None
+        if mirrored:  # and what the gateway would refuse, before it is stored
+            check_customer(email=wanted.email, name=wanted.name)
         if mirrored and customer.gateway_customer_id is None:
             self._with_gateway_customer(customer)
         with self.storage.transaction() as tx:
@@ -427,9 +422,13 @@ class Billing:
         applies to what is made after it: invoices issued later get the new
         payment terms and reference scheme, e-mails written later the new
         name, and the next daily summary goes to the new address in the new
-        locale. Issued invoices and queued e-mails never change, and
-        customers keep their own locale (:meth:`change_customer`); customers
-        added later get the new one by default.
+        locale. Issued invoices and queued e-mails never change (an invoice
+        rendered again, with :func:`~recurbill.notify.render.render_invoice`,
+        shows the account's current name), and customers keep their own
+        locale (:meth:`change_customer`); customers added later get the new
+        one by default. An invoice being issued meanwhile gets the settings
+        the account has when its number is taken: the change waits for one
+        that holds its number.
 
         A new reference scheme must hold the account's next invoice number
         (:class:`~recurbill.errors.ReferenceLengthError` names the largest
@@ -438,15 +437,20 @@ class Billing:
         (:class:`~recurbill.errors.FixedSettingError`).
 
         ``currency``, ``timezone``, ``run_time``, ``invoice_series`` and
-        ``rounding`` are fixed when the account is created. Given with their
+        ``rounding`` are fixed when the account is created. A bad value is
+        refused as :meth:`create_account` refuses it; given with their
         current value they are accepted (a settings form may send every
         field); another value raises
         :class:`~recurbill.errors.FixedSettingError`, saying why and what to
         do instead. Two changes at once each keep the other's: the account
         is locked while it changes.
         """
-        if locale is not None:
-            _check_locale(locale)
+        _check_settings(
+            timezone=timezone,
+            locale=locale,
+            run_time=run_time,
+            invoice_series=invoice_series,
+        )
         given: dict[str, Any] = {
             field: value
             for field, value in (
@@ -458,40 +462,33 @@ class Billing:
             )
             if value is not None
         }
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-        _refuse_fixed(
-            account,
-            currency=currency,
-            timezone=timezone,
-            run_time=run_time,
-            invoice_series=invoice_series,
-            rounding=rounding,
-        )
-        attrs.evolve(account, **given)  # refuses a bad value first
-        next_number = None
-        if reference_scheme is not None:
-            next_number = self._next_invoice_number(account)
+        fixed: dict[str, Any] = {
+            field: value
+            for field, value in (
+                ("currency", None if currency is None else as_currency(currency)),
+                ("timezone", timezone),
+                ("run_time", run_time),
+                ("invoice_series", invoice_series),
+            )
+            if value is not None
+        }
         with self.storage.transaction() as tx:
             fresh = tx.get_account(account_id, for_update=True)
+            # refuses a bad value first, as create_account does (its Account)
             changed = attrs.evolve(fresh, **given)
-            if next_number is not None and changed.reference_scheme != (
-                fresh.reference_scheme
-            ):
+            if rounding is not None:
+                attrs.evolve(changed, rounding=rounding)
+                fixed["rounding"] = rounding
+            _refuse_fixed(fresh, **fixed)
+            if changed.reference_scheme != fresh.reference_scheme:
+                # the counter stays locked until the change is committed: an
+                # invoice numbered meanwhile reads the account after its number
+                next_number = tx.lock_invoice_numbers(account_id, fresh.invoice_series)
                 _check_new_scheme(fresh, changed.reference_scheme, next_number)
             if changed != fresh:
                 tx.update_account(changed)
                 tx.commit()
         return changed
-
-    def _next_invoice_number(self, account: Account) -> int:
-        """The number the account's next invoice gets, as things stand now.
-
-        Allocated and given back (the transaction is not committed), so it
-        leaves no gap.
-        """
-        with self.storage.transaction() as tx:
-            return tx.allocate_invoice_numbers(account.id, account.invoice_series)
 
     # cards -------------------------------------------------------------
     def start_card_setup(self, account_id: str, customer_id: str) -> CardSetup:
@@ -1034,6 +1031,9 @@ class Billing:
                 )
             if existing is None:
                 number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
+                # read again under the counter's lock: a change_account of the
+                # reference scheme, payment terms or name is in, or waits
+                account = tx.get_account(account_id)
                 invoice = build_invoice(
                     invoice_id=invoice_id,
                     account=account,
@@ -1551,12 +1551,9 @@ _FIXED: dict[str, tuple[str, str]] = {
 
 
 def _refuse_fixed(account: Account, **given: object) -> None:
-    """Refuse a fixed setting given with another value than the account's."""
+    """Refuse a fixed setting given (checked already) with another value than
+    the account's."""
     for setting, value in given.items():
-        if value is None:
-            continue
-        if setting == "currency" and isinstance(value, str):
-            value = Currency(value)  # an unknown code: UnknownCurrencyError
         current = getattr(account, setting)
         if value != current:
             why, instead = _FIXED[setting]
@@ -1602,6 +1599,39 @@ def _check_new_scheme(
             "length digit)",
             allowed="keep 'ocr_length_digit' (its fixed length may change), or "
             "drop the length digit before the account's first invoice",
+        )
+
+
+def _check_settings(
+    *,
+    timezone: str | None,
+    locale: str | None,
+    run_time: time | None,
+    invoice_series: str | None,
+) -> None:
+    """Check the settings ``create_account`` or ``change_account`` is given
+    (None: not given) that the Account record does not check itself."""
+    if timezone is not None:
+        _check_zone(timezone)
+    if locale is not None:
+        _check_locale(locale)
+    if run_time is not None and (
+        not isinstance(run_time, time) or run_time.tzinfo is not None
+    ):
+        raise InvalidRecordError(
+            problem=f"run_time {run_time!r} is not a naive time of day",
+            allowed="give a datetime.time such as time(6, 15) (local time)",
+        )
+    reserved = (RECEIPT_SERIES, CREDIT_NOTE_SERIES)
+    if invoice_series is not None and (
+        not isinstance(invoice_series, str)
+        or not invoice_series.isalnum()
+        or invoice_series.upper() in reserved
+    ):
+        raise InvalidRecordError(
+            problem=f"invoice series {invoice_series!r} is not allowed",
+            allowed="use letters and digits only, e.g. 'INV' "
+            f"({' and '.join(reserved)} are reserved)",
         )
 
 

@@ -791,6 +791,11 @@ class DailyRun:
             )
             for account_id, count in sorted(needed.items())
         }
+        # read again under the counters' locks: a change_account (of the
+        # reference scheme, payment terms, name) is in, or waits for the chunk
+        reads.accounts.update(
+            (account_id, reads.tx.get_account(account_id)) for account_id in needed
+        )
         for (plan, n), issue in zip(steps, issues, strict=True):
             number = None
             if issue:
@@ -818,8 +823,12 @@ class DailyRun:
         as_of: datetime,
         out: _Issued,
     ) -> None:
-        """Issue occurrence *n* as invoice *number*, or record it skipped (None)."""
-        template, account, customer = plan.template, plan.account, plan.customer
+        """Issue occurrence *n* as invoice *number*, or record it skipped (None).
+
+        The account is the one read after the numbers were taken.
+        """
+        template, customer = plan.template, plan.customer
+        account = reads.account(plan.account.id)
         on = template.schedule.occurrence(n)
         invoice: Invoice | None = None
         if number is not None:

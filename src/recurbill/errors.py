@@ -205,7 +205,8 @@ class ReferenceLengthError(InvalidReferenceError):
     template = (
         "invoice number {number} does not fit the account's {length}-character "
         "{scheme} reference; that length holds invoice numbers up to {largest} "
-        "(a longer fixed length, agreed with the bank, holds more)"
+        "(a longer fixed length, agreed with the bank, holds more: set it with "
+        "Billing.change_account(reference_scheme=...))"
     )
 
 

@@ -35,7 +35,13 @@ from recurbill.notify.render import (
 )
 from recurbill.notify.smtp import SmtpNotifier
 from recurbill.notify.texts import TEXTS
-from recurbill.records import ChargeLine, Invoice, PaymentStatus, RunReport
+from recurbill.records import (
+    ChargeLine,
+    FailedLine,
+    Invoice,
+    PaymentStatus,
+    RunReport,
+)
 
 NBSP = "\xa0"
 
@@ -115,6 +121,38 @@ def test_summary_lists_every_part_of_the_run() -> None:
     ):
         assert expected in text
     assert "Venter på bekreftelse fra kunden (1)" in message.html
+
+
+_OUTGROWN = FailedLine(
+    template_id="tpl_7",
+    customer_name="Per Ødegård",
+    description="Husleie kontor",
+    problem="invoice number 100 does not fit the account's 3-character KID "
+    "(MOD10) reference; that length holds invoice numbers up to 99",
+    error="ReferenceLengthError",
+)
+
+
+@pytest.mark.parametrize("locale", sorted(TEXTS))
+def test_summary_says_an_outgrown_reference_needs_a_new_scheme(locale: str) -> None:
+    """Templates failing because the numbers outgrew the reference length need
+    no correction: the account's scheme must change, and the summary says so
+    (and still asks to correct templates failing on their own)."""
+    t = TEXTS[locale]
+    small = report(CURRENCY[locale])
+    only = render_summary(account(locale), attrs.evolve(small, failed=(_OUTGROWN,)))
+    both = render_summary(
+        account(locale), attrs.evolve(small, failed=(*small.failed, _OUTGROWN))
+    )
+
+    def said(message: Message) -> str:
+        return " ".join(message.text.replace(NBSP, " ").split())
+
+    assert " ".join(t["summary.failed_reference_note"].split()) in said(only)
+    assert " ".join(t["summary.problem.reference_length"].split()) in said(only)
+    assert " ".join(t["summary.failed_note"].split()) not in said(only)
+    for key in ("summary.failed_note", "summary.failed_reference_note"):
+        assert " ".join(t[key].split()) in said(both)
 
 
 def _long_report(extra: int) -> RunReport:

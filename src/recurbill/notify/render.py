@@ -107,6 +107,7 @@ _PROBLEMS: dict[type[RecurbillError], str] = {
     errors.VatCategoryError: "summary.problem.vat",
     errors.InvalidInvoiceError: "summary.problem.lines",
     errors.InvalidScheduleError: "summary.problem.schedule",
+    errors.ReferenceLengthError: "summary.problem.reference_length",
     errors.InvalidReferenceError: "summary.problem.reference",
     errors.InvalidRecordError: "summary.problem.record",
 }
@@ -706,7 +707,13 @@ def render_summary(account: Account, report: RunReport) -> Message:
         blocks.append(_Para(t("summary.nothing")))
     if report.failed:  # first: it needs the reader's attention
         _section(blocks, t, "summary.failed", report.failed, lambda s: _failed(s, t))
-        blocks.append(_Para(t("summary.failed_note")))
+        outgrown = sum(  # the account's reference scheme, not the templates
+            line.error == errors.ReferenceLengthError.__name__ for line in report.failed
+        )
+        if outgrown < len(report.failed):
+            blocks.append(_Para(t("summary.failed_note")))
+        if outgrown:
+            blocks.append(_Para(t("summary.failed_reference_note")))
         blocks.append(_Para(t("summary.failed_details")))
         blocks.extend(  # the errors' own words (English), to correct them by
             _Para(

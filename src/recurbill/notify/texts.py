@@ -106,6 +106,10 @@ EN_GB: dict[str, str] = {
     "summary.failed": "Could not be issued ({count})",
     "summary.failed_note": "These recurring invoices were left as they are and "
     "are tried again in the next run. Correct them or end them.",
+    "summary.failed_reference_note": "The invoice numbers no longer fit the "
+    "account's fixed payment-reference length. These recurring invoices need no "
+    "correction: change the account's reference scheme to a longer length, as "
+    "agreed with the bank, and the next run issues them.",
     "summary.col.problem": "Problem",
     "summary.failed_details": "Details:",
     "summary.problem.other": "Invalid data",
@@ -116,6 +120,8 @@ EN_GB: dict[str, str] = {
     "summary.problem.lines": "Invalid invoice lines",
     "summary.problem.schedule": "Invalid schedule",
     "summary.problem.reference": "Invalid payment reference",
+    "summary.problem.reference_length": "Invoice number too long for the "
+    "payment reference",
     "summary.problem.record": "Invalid customer or account details",
     "summary.decline.insufficient_funds": "insufficient funds",
     "summary.decline.expired_card": "card expired",
@@ -225,6 +231,10 @@ NB_NO: dict[str, str] = {
     "summary.failed": "Kunne ikke utstedes ({count})",
     "summary.failed_note": "Disse gjentakende fakturaene ble ikke endret og "
     "prøves igjen ved neste kjøring. Rett dem opp eller avslutt dem.",
+    "summary.failed_reference_note": "Fakturanumrene får ikke lenger plass i "
+    "kontoens faste lengde på betalingsreferansen. Disse gjentakende fakturaene "
+    "trenger ingen retting: endre kontoens referanseoppsett til en lengre "
+    "lengde, etter avtale med banken, så utstedes de ved neste kjøring.",
     "summary.col.problem": "Årsak",
     "summary.failed_details": "Detaljer (på engelsk):",
     "summary.problem.other": "Ugyldige opplysninger",
@@ -235,6 +245,8 @@ NB_NO: dict[str, str] = {
     "summary.problem.lines": "Ugyldige fakturalinjer",
     "summary.problem.schedule": "Ugyldig tidsplan",
     "summary.problem.reference": "Ugyldig betalingsreferanse",
+    "summary.problem.reference_length": "Fakturanummeret er for langt for "
+    "betalingsreferansen",
     "summary.problem.record": "Ugyldige kunde- eller kontoopplysninger",
     "summary.decline.insufficient_funds": "ikke dekning",
     "summary.decline.expired_card": "kortet er utløpt",
@@ -344,6 +356,10 @@ SV_SE: dict[str, str] = {
     "summary.failed": "Kunde inte ställas ut ({count})",
     "summary.failed_note": "Dessa återkommande fakturor lämnades orörda och "
     "försöks igen vid nästa körning. Rätta dem eller avsluta dem.",
+    "summary.failed_reference_note": "Fakturanumren ryms inte längre i kontots "
+    "fasta längd på betalningsreferensen. Dessa återkommande fakturor behöver "
+    "inte rättas: ändra kontots referensschema till en längre längd, enligt "
+    "avtalet med banken, så ställs de ut vid nästa körning.",
     "summary.col.problem": "Orsak",
     "summary.failed_details": "Detaljer (på engelska):",
     "summary.problem.other": "Ogiltiga uppgifter",
@@ -354,6 +370,8 @@ SV_SE: dict[str, str] = {
     "summary.problem.lines": "Ogiltiga fakturarader",
     "summary.problem.schedule": "Ogiltigt schema",
     "summary.problem.reference": "Ogiltig betalningsreferens",
+    "summary.problem.reference_length": "Fakturanumret är för långt för "
+    "betalningsreferensen",
     "summary.problem.record": "Ogiltiga kund- eller kontouppgifter",
     "summary.decline.insufficient_funds": "otillräckligt saldo",
     "summary.decline.expired_card": "kortet har gått ut",
@@ -465,6 +483,11 @@ IS_IS: dict[str, str] = {
     "summary.failed": "Ekki tókst að gefa út ({count})",
     "summary.failed_note": "Þessum endurteknu reikningum var ekki breytt og "
     "reynt verður aftur í næstu keyrslu. Leiðréttu þá eða ljúktu þeim.",
+    "summary.failed_reference_note": "Reikningsnúmerin rúmast ekki lengur í "
+    "fastri lengd greiðslutilvísunar aðgangsins. Þessir endurteknu reikningar "
+    "þarfnast ekki leiðréttingar: breyttu tilvísunarkerfi aðgangsins í lengri "
+    "lengd, samkvæmt samningi við bankann, og þeir verða gefnir út í næstu "
+    "keyrslu.",
     "summary.col.problem": "Ástæða",
     "summary.failed_details": "Nánari upplýsingar (á ensku):",
     "summary.problem.other": "Ógild gögn",
@@ -475,6 +498,8 @@ IS_IS: dict[str, str] = {
     "summary.problem.lines": "Ógildar reikningslínur",
     "summary.problem.schedule": "Ógild tímaáætlun",
     "summary.problem.reference": "Ógild greiðslutilvísun",
+    "summary.problem.reference_length": "Reikningsnúmerið er of langt fyrir "
+    "greiðslutilvísunina",
     "summary.problem.record": "Ógildar upplýsingar um viðskiptavin eða aðgang",
     "summary.decline.insufficient_funds": "ekki næg innstæða",
     "summary.decline.expired_card": "kortið er útrunnið",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from recurbill.payments.checks import check_customer
 from recurbill.payments.memory import InMemoryGateway, RecordedRequest
 from recurbill.payments.protocol import (
     CardDetails,
@@ -36,6 +37,7 @@ __all__ = [
     "RefundResult",
     "StripeGateway",
     "WebhookEvent",
+    "check_customer",
     "sign_webhook",
     "verify_webhook",
 ]

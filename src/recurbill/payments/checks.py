@@ -27,6 +27,7 @@ __all__ = [
     "ChargeRequest",
     "check_amount",
     "check_charge",
+    "check_customer",
     "check_email",
     "check_id",
     "check_idempotency_key",
@@ -231,6 +232,13 @@ def check_email(value: object) -> str:
             allowed=f"give {EMAIL_ALLOWED}",
         )
     return email
+
+
+def check_customer(*, email: object, name: object) -> tuple[str, str]:
+    """A gateway customer's e-mail address and name, as every adapter checks
+    them; :class:`~recurbill.Billing` checks a customer's details so before it
+    stores them."""
+    return check_email(email), check_text(name, what="name")
 
 
 def check_refund_amount(value: object) -> Money | None:

@@ -68,13 +68,12 @@ from recurbill.money import Currency, Money
 from recurbill.payments.checks import (
     ChargeRequest,
     check_charge,
-    check_email,
+    check_customer,
     check_id,
     check_idempotency_key,
     check_lookup,
     check_metadata,
     check_refund_amount,
-    check_text,
     check_token,
 )
 from recurbill.payments.minor_units import charge_limits, to_minor_units
@@ -627,9 +626,10 @@ class InMemoryGateway:
 
         The same *idempotency_key* and parameters return the first customer.
         """
+        email, name = check_customer(email=email, name=name)
         params: dict[str, object] = {
-            "email": check_email(email),
-            "name": check_text(name, what="name"),
+            "email": email,
+            "name": name,
             "metadata": check_metadata({} if metadata is None else metadata),
         }
         key = (
@@ -676,11 +676,9 @@ class InMemoryGateway:
 
     def update_customer(self, customer: str, *, email: str, name: str) -> None:
         """Set a customer's e-mail address and name (see :meth:`customer_details`)."""
-        params: dict[str, object] = {
-            "customer": check_id(customer, what="customer"),
-            "email": check_email(email),
-            "name": check_text(name, what="name"),
-        }
+        check_id(customer, what="customer")
+        email, name = check_customer(email=email, name=name)
+        params: dict[str, object] = {"customer": customer, "email": email, "name": name}
         with self._lock:
             self._begin("update_customer", params)
             self._customer(customer)

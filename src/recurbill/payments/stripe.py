@@ -57,13 +57,12 @@ from recurbill.errors import (
 from recurbill.money import Currency, Money
 from recurbill.payments.checks import (
     check_charge,
-    check_email,
+    check_customer,
     check_id,
     check_idempotency_key,
     check_lookup,
     check_metadata,
     check_refund_amount,
-    check_text,
     check_token,
 )
 from recurbill.payments.minor_units import (
@@ -189,10 +188,8 @@ class StripeGateway:
         With *idempotency_key* (the ``Idempotency-Key`` header) a repeated
         request within Stripe's 24 hours returns the customer made first.
         """
-        params: CustomerCreateParams = {
-            "email": check_email(email),
-            "name": check_text(name, what="name"),
-        }
+        email, name = check_customer(email=email, name=name)
+        params: CustomerCreateParams = {"email": email, "name": name}
         meta = check_metadata({} if metadata is None else metadata)
         if meta:
             params["metadata"] = meta
@@ -243,10 +240,8 @@ class StripeGateway:
         network retries carry a key of their own.
         """
         check_id(customer, what="customer")
-        params: CustomerUpdateParams = {
-            "email": check_email(email),
-            "name": check_text(name, what="name"),
-        }
+        email, name = check_customer(email=email, name=name)
+        params: CustomerUpdateParams = {"email": email, "name": name}
         with _translated():
             self._v1.customers.update(customer, params)
 

@@ -500,6 +500,15 @@ class _MemoryTransaction:
             self._put(self._s.counters, key, first + count - 1)
         return first
 
+    def lock_invoice_numbers(self, account_id: str, series: str) -> int:
+        """The number the series' next allocation returns, reserving none
+        (the transaction holds the one lock already)."""
+        _text("account_id", account_id)
+        _text("series", series)
+        self._check_open()
+        self._need_account(account_id)
+        return self._s.counters.get((account_id, series), 0) + 1
+
     def _check_invoice(self, invoice: Invoice) -> None:
         self._need_customer(invoice.account_id, invoice.customer_id)
         if invoice.template_id is not None:

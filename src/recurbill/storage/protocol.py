@@ -173,6 +173,16 @@ class Transaction(Protocol):
         gapless: a rolled-back transaction gives its numbers back.
         """
 
+    def lock_invoice_numbers(self, account_id: str, series: str) -> int:
+        """The number the series' next allocation returns, reserving none.
+
+        The counter is locked until the transaction ends, as
+        ``allocate_invoice_numbers`` locks it: what is checked against this
+        number holds until then (``change_account`` checks a new reference
+        scheme so, and the invoice writers read the account's scheme after
+        taking their numbers).
+        """
+
     def add_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Store new invoices; ConflictError on a duplicate (series, number)."""
 

@@ -916,6 +916,29 @@ class SqlTransaction:
             next_number = conn.execute(statement).scalar_one()
         return int(next_number) - count
 
+    def lock_invoice_numbers(self, account_id: str, series: str) -> int:
+        """The number the series' next allocation returns, reserving none.
+
+        The counter row is written unchanged (created at 1 if missing), so it
+        stays locked until the transaction ends as an allocation's does.
+        """
+        _text("account_id", account_id)
+        _text("series", series)
+        counters = schema.counters
+        statement = (
+            self._insert(counters)
+            .values(account_id=account_id, series=series, next_number=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.account_id, counters.c.series],
+                set_={"next_number": counters.c.next_number},
+            )
+            .returning(counters.c.next_number)
+        )
+        with self._write(f"locking the numbers of series {series!r}") as conn:
+            self._need_account(account_id)
+            next_number = conn.execute(statement).scalar_one()
+        return int(next_number)
+
     def _check_invoices(self, invoices: Sequence[Invoice]) -> None:
         self._need_parents(invoices)
         self._need_all(

@@ -1416,6 +1416,28 @@ class StorageContract:
                 account="nope",
             )
 
+    def test_locking_invoice_numbers_reserves_none(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            assert tx.lock_invoice_numbers("acme", "INV") == 1  # a new series
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.allocate_invoice_numbers("acme", "INV", count=3) == 1
+            assert tx.lock_invoice_numbers("acme", "INV") == 4  # its own, too
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.lock_invoice_numbers("acme", "INV") == 4
+            assert tx.lock_invoice_numbers("acme", "INV") == 4
+            assert tx.allocate_invoice_numbers("acme", "INV") == 4
+        with storage.transaction() as tx:
+            assert tx.lock_invoice_numbers("acme", "CN") == 1
+            assert tx.lock_invoice_numbers("acme", "INV") == 4
+            _assert_not_found(
+                lambda: tx.lock_invoice_numbers("nope", "INV"),
+                key="nope",
+                account="nope",
+            )
+
     @settings(
         max_examples=25,
         deadline=None,
