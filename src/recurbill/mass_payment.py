@@ -24,7 +24,12 @@ from recurbill.collection import (
     check_chargeable,
     paying,
 )
-from recurbill.errors import ConflictError, NotFoundError, SelectionAmountError
+from recurbill.errors import (
+    ConflictError,
+    InvalidSelectionError,
+    NotFoundError,
+    SelectionAmountError,
+)
 from recurbill.ids import IdFactory
 from recurbill.money import Money
 from recurbill.payments.protocol import ChargeBound
@@ -139,11 +144,20 @@ class MassPayment:
 
         def refuse(blocking: Sequence[PaymentStatus] = NO_OUTCOME) -> None:
             with self.storage.transaction() as tx:
-                same = self._same_selection(tx, account_id, customer_id, invoice_ids)
-                if same is None:
+                try:
                     self._plan(
                         tx, account_id, customer_id, invoice_ids, blocking=blocking
                     )
+                except InvalidSelectionError:
+                    # a resubmit is confirmed, not refused; looked for after
+                    # the plan's reads, so a first submit (another tab) that
+                    # committed meanwhile is found (PostgreSQL reads each
+                    # statement's own snapshot)
+                    if (
+                        self._same_selection(tx, account_id, customer_id, invoice_ids)
+                        is None
+                    ):
+                        raise
                 self._method(tx, account_id, customer_id, payment_method_id)
 
         refuse(blocking=())
