@@ -8,11 +8,12 @@ what to do, instead of storing a payment the gateway is bound to refuse.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from billing_helpers import World, at, line, make_world
+from recurbill.collection import RetryPolicy
 from recurbill.errors import (
     ChargeAmountError,
     InvalidSelectionError,
@@ -25,7 +26,14 @@ from recurbill.payments.minor_units import (
     check_charge_amount,
     to_minor_units,
 )
-from recurbill.records import Account, CollectionMethod, Customer, SettlementStatus
+from recurbill.records import (
+    Account,
+    CollectionMethod,
+    Customer,
+    NoChargeReason,
+    PaymentStatus,
+    SettlementStatus,
+)
 
 DAY = date(2027, 2, 1)
 
@@ -239,3 +247,100 @@ def test_an_automatic_customer_without_a_card_is_asked_to_pay_the_invoice() -> N
     text = _invoice_mail(world)
     assert "Vennligst betal 1\xa0000,00\xa0kr innen" in text
     assert "kort" not in text
+
+
+def test_a_session_not_charged_says_why() -> None:
+    world = make_world()
+    kari = world.customer()
+    small = world.billing.record_session(
+        world.account.id, kari.id, lines=[line("2.00")], now=at(DAY)
+    )
+    assert small.payment is None
+    assert small.reason is NoChargeReason.BELOW_MINIMUM
+    per = world.customer("Per Hansen", card=None)
+    no_card = world.billing.record_session(
+        world.account.id, per.id, lines=[line()], now=at(DAY)
+    )
+    assert no_card.reason is NoChargeReason.NO_CARD
+    charged = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY)
+    )
+    assert charged.payment is not None
+    assert charged.reason is None
+
+
+def test_the_daily_run_reports_what_the_card_could_not_take() -> None:
+    world = make_world()
+    kari = world.customer()
+    world.template(kari, start=DAY, lines=[line("2.00")])
+    (report,) = world.billing.run(at(DAY, 7))
+    (uncharged,) = report.uncharged
+    assert uncharged.reason is NoChargeReason.BELOW_MINIMUM
+    assert uncharged.amount == Money("2.50", "NOK")
+    assert not uncharged.retry
+    with world.storage.transaction() as tx:
+        (summary,) = [
+            n.text
+            for n in tx.pending_notifications(limit=100)
+            if n.kind == "daily_summary"
+        ]
+    assert "Ikke trukket fra kort (1)" in summary
+    assert "Under minstebeløpet for kort" in summary
+
+
+def test_a_retry_the_card_cannot_take_ends_the_retries_without_a_charge() -> None:
+    """850 NOK declined, 848 paid by transfer: the 2.00 left is below the card
+    minimum. The retry makes no charge and no "pay by card" e-mail: the
+    invoice is e-mailed with what is left, its due date and KID, and the
+    retries end (none the day after)."""
+    world = make_world(retry_policy=RetryPolicy((3, 5, 7)))
+    ingrid = world.customer(
+        "Ingrid Berg", card="pm_card_visa_chargeDeclinedInsufficientFunds"
+    )
+    outcome = world.billing.record_session(
+        world.account.id, ingrid.id, lines=[line("680")], now=at(DAY)
+    )
+    assert outcome.status is PaymentStatus.DECLINED
+    world.billing.record_bank_transfer(
+        world.account.id,
+        ingrid.id,
+        amount=Money("848.00", "NOK"),
+        now=at(DAY + timedelta(days=1)),
+        reference="bank-1",
+    )
+    world.billing.save_card(
+        world.account.id, ingrid.id, token="pm_card_visa", make_default=True
+    )
+    before = len(_charge_requests(world))
+    (report,) = world.billing.run(at(DAY + timedelta(days=3), 7))
+    assert report.charges == ()
+    (uncharged,) = report.uncharged
+    assert uncharged.retry
+    assert uncharged.amount == Money("2.00", "NOK")
+    assert len(_charge_requests(world)) == before  # nothing sent
+    attempt = max(world.payments(), key=lambda p: p.attempt)
+    assert attempt.attempt == 2
+    assert attempt.status is PaymentStatus.CANCELED
+    assert attempt.error_code == "below_minimum"
+    kinds = world.notification_kinds()
+    assert "payment_failed" not in kinds
+    mails = _invoice_mails(world)
+    assert len(mails) == 1
+    assert "Vennligst betal 2,00\xa0kr innen" in mails[0]
+    assert f"KID {outcome.invoice.payment_reference}" in mails[0]
+    assert "kort" not in mails[0]
+    for later in (4, 5, 8, 12):  # never retried again, nothing more sent
+        (report,) = world.billing.run(at(DAY + timedelta(days=later), 7))
+        assert report.charges == ()
+        assert report.uncharged == ()
+    assert len(_charge_requests(world)) == before
+    assert len(_invoice_mails(world)) == 1
+    (invoice,) = world.storage_invoices()
+    assert invoice.status.value == "open"
+
+
+def _invoice_mails(world: World) -> list[str]:
+    with world.storage.transaction() as tx:
+        return [
+            n.text for n in tx.pending_notifications(limit=100) if n.kind == "invoice"
+        ]

@@ -87,6 +87,7 @@ from recurbill.records import (
     Customer,
     Invoice,
     InvoiceStatus,
+    NoChargeReason,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -1000,6 +1001,11 @@ class Billing:
 
         With ``session_id`` the call is idempotent: recording the same session
         again returns the first result and never invoices or charges twice.
+
+        When nothing is charged, the outcome's ``reason`` says why (a
+        :class:`~recurbill.records.NoChargeReason`: not charged automatically,
+        no card, nothing due, or an amount the card cannot take); the invoice
+        e-mail then asks for payment by the due date with the reference.
         """
         aware(now, "now")
         items = invoice_lines(lines)
@@ -1016,6 +1022,7 @@ class Billing:
             else self.ids("inv")
         )
         payment: Payment | None = None
+        reason: NoChargeReason | None = None
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             customer = tx.get_customer(account_id, customer_id)
@@ -1047,7 +1054,7 @@ class Billing:
                     memo=memo,
                 )
                 tx.add_invoices([invoice])
-                payments = collect_or_send(
+                plan = collect_or_send(
                     tx,
                     self._collector,
                     account=account,
@@ -1055,14 +1062,15 @@ class Billing:
                     invoices=[invoice],
                     now=now,
                 )
-                payment = payments[0] if payments else None
+                payment = plan.payments[0] if plan.payments else None
+                reason = plan.reasons.get(invoice.id)
                 tx.commit()
         if payment is not None:
             self._collector.execute(account_id, payment.id, now=now)
         else:  # a repeated session: finish a charge an earlier call left open
             for unfinished in self._open_payments(account_id, invoice_id):
                 self._collector.reconcile(account_id, unfinished.id, now=now)
-        return self._outcome(account_id, invoice_id)
+        return attrs.evolve(self._outcome(account_id, invoice_id), reason=reason)
 
     def pay(
         self,

@@ -294,13 +294,14 @@ def _daily(
     storage: SqlStorage, gateway: PaymentGateway, as_of: datetime, *, dry: bool = False
 ) -> int:
     """The daily run, then :func:`_report`. A run the gateway stopped (a refused
-    key, an outage) still prints its accounts' lines, then raises its error."""
+    key, an outage) still prints its accounts' lines and the note on what
+    could not be issued, then raises its error."""
     from recurbill.billing import Billing
 
     try:
         reports = Billing(storage=storage, gateway=gateway).run(as_of)
     except GatewayError as error:
-        _lines(error.reports, dry=dry)
+        _report(error.reports, dry=dry)
         raise
     return _report(reports, dry=dry)
 
@@ -319,10 +320,13 @@ def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
 
 
 def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
-    """A line per account. A real run counts its charges by outcome; a dry run
-    (whose gateway knows no card) only how many it would make."""
+    """A line per account. A real run counts its charges by outcome (those a
+    stopped run saved but did not send await one); a dry run (whose gateway
+    knows no card) only how many it would make."""
     for report in reports:
-        failed = f", {len(report.failed)} failed" if report.failed else ""
+        extra = f", {len(report.failed)} failed" if report.failed else ""
+        if report.uncharged:
+            extra += f", {len(report.uncharged)} not charged (sent as invoices)"
         charged, declined = (report.count(s) for s in _ENDED[:2])
         waiting = len(report.charges) - sum(report.count(s) for s in _ENDED)
         charges = (
@@ -333,7 +337,7 @@ def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
         )
         print(
             f"{report.account_id}: {len(report.issued)} issued, {charges}, "
-            f"{len(report.skipped)} skipped, {len(report.ended)} ended{failed}"
+            f"{len(report.skipped)} skipped, {len(report.ended)} ended{extra}"
         )
 
 

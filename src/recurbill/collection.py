@@ -49,6 +49,7 @@ from recurbill.records import (
     Customer,
     Invoice,
     InvoiceStatus,
+    NoChargeReason,
     Notification,
     Payment,
     PaymentMethod,
@@ -60,6 +61,7 @@ from recurbill.records import (
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
+    "CARD_LIMITS",
     "GATEWAY_ERROR",
     "HARD_DECLINES",
     "IN_FLIGHT",
@@ -73,6 +75,7 @@ __all__ = [
     "Unanswered",
     "check_chargeable",
     "local_date",
+    "no_automatic_charge",
     "outbox_message",
     "paying",
 ]
@@ -256,6 +259,36 @@ def check_chargeable(
         limit=limit,
         **fields,
     )
+
+
+_OUTSIDE: Mapping[ChargeBound, NoChargeReason] = {
+    "minimum": NoChargeReason.BELOW_MINIMUM,
+    "maximum": NoChargeReason.ABOVE_MAXIMUM,
+    "increment": NoChargeReason.NOT_INCREMENT,
+}
+CARD_LIMITS = frozenset(_OUTSIDE.values())
+"""The reasons of :func:`no_automatic_charge` that are the gateway's limits."""
+
+
+def no_automatic_charge(
+    gateway: PaymentGateway, customer: Customer, amount: Money
+) -> NoChargeReason | None:
+    """Why *amount* is not charged to *customer*'s default card automatically,
+    or None when it is.
+
+    The one rule for first attempts (the daily run, a session) and retries:
+    the customer must be charged automatically and have a default card, the
+    amount must be above zero, and the gateway must be able to take it in one
+    card payment (:meth:`PaymentGateway.charge_limits`).
+    """
+    if customer.collection_method is not CollectionMethod.CHARGE_AUTOMATICALLY:
+        return NoChargeReason.SEND_INVOICE
+    if customer.default_payment_method_id is None:
+        return NoChargeReason.NO_CARD
+    if amount.amount <= 0:
+        return NoChargeReason.NOTHING_DUE
+    broken = gateway.charge_limits(amount.currency).broken_by(amount)
+    return None if broken is None else _OUTSIDE[broken[0]]
 
 
 def local_date(account: Account, instant: datetime) -> date:

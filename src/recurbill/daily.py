@@ -11,16 +11,18 @@ does the gateway hear of the payments (see :mod:`recurbill.collection`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 import attrs
 
 from recurbill.arguments import aware, check_allowance_charges
 from recurbill.collection import (
+    CARD_LIMITS,
     Collector,
     Unanswered,
     local_date,
+    no_automatic_charge,
     outbox_message,
 )
 from recurbill.errors import (
@@ -45,6 +47,7 @@ from recurbill.records import (
     Invoice,
     InvoiceStatus,
     IssuedLine,
+    NoChargeReason,
     Notification,
     OccurrenceOutcome,
     OccurrenceRecord,
@@ -55,6 +58,7 @@ from recurbill.records import (
     RunReport,
     SkippedLine,
     TemplateStatus,
+    UnchargedLine,
     due_instant,
     invoice_totals,
     past_calendar,
@@ -63,6 +67,7 @@ from recurbill.schedule import OccurrenceStatus, Schedule
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
+    "CollectionPlan",
     "DailyRun",
     "build_invoice",
     "check_lines",
@@ -251,6 +256,18 @@ def _due_from(schedule: Schedule, n: int, account: Account) -> datetime | None:
     return due_instant(schedule.end, account)
 
 
+@attrs.frozen(kw_only=True)
+class CollectionPlan:
+    """How :func:`plan_collection` collects newly issued invoices."""
+
+    payments: tuple[Payment, ...]
+    """Pending first-attempt payments, one per invoice charged."""
+    notes: tuple[Notification, ...]
+    """Invoice e-mails, one per invoice not charged."""
+    reasons: Mapping[str, NoChargeReason]
+    """Why each invoice e-mailed was not charged, by invoice id."""
+
+
 def plan_collection(
     collector: Collector,
     *,
@@ -259,35 +276,31 @@ def plan_collection(
     invoices: Sequence[Invoice],
     now: datetime,
     method: Callable[[str], PaymentMethod],
-) -> tuple[list[Payment], list[Notification]]:
+) -> CollectionPlan:
     """How newly issued invoices get paid: pending payments, or invoice e-mails.
 
-    A ``charge_automatically`` customer with a default card gets a pending
-    first-attempt payment per invoice (charged after commit); anyone else gets
-    the invoice e-mail, which asks for payment by the due date with the
-    reference. So does an invoice of nothing to pay, and one whose amount the
-    gateway cannot charge to a card (below its minimum, above its maximum:
-    :meth:`~recurbill.payments.protocol.PaymentGateway.charge_limits`).
-    Nothing is written: the caller stores both in the transaction that stores
-    the invoices. *method* looks a card up by id.
+    An invoice is charged when :func:`~recurbill.collection.no_automatic_charge`
+    allows it: a ``charge_automatically`` customer with a default card gets a
+    pending first-attempt payment (charged after commit). Anyone else gets the
+    invoice e-mail, which asks for payment by the due date with the reference;
+    so does an invoice of nothing to pay, and one whose amount the gateway
+    cannot charge to a card (below its minimum, above its maximum). Nothing
+    is written: the caller stores both in the transaction that stores the
+    invoices. *method* looks a card up by id.
     """
-    card_id = customer.default_payment_method_id
-    automatic = customer.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
-    limits = collector.gateway.charge_limits(account.currency) if automatic else None
     payments: list[Payment] = []
     notes: list[Notification] = []
+    reasons: dict[str, NoChargeReason] = {}
+    gateway = collector.gateway
     for invoice in invoices:
-        if (
-            limits is not None
-            and card_id is not None
-            and invoice.total.amount > 0
-            and limits.broken_by(invoice.total) is None
-        ):
+        reason = no_automatic_charge(gateway, customer, invoice.total)
+        if reason is None:
+            assert customer.default_payment_method_id is not None  # the rule
             payments.append(
                 collector.new_payment(
                     account=account,
                     customer=customer,
-                    method=method(card_id),
+                    method=method(customer.default_payment_method_id),
                     invoices=[invoice],
                     amount=invoice.total,
                     now=now,
@@ -296,6 +309,7 @@ def plan_collection(
                 )
             )
         else:
+            reasons[invoice.id] = reason
             notes.append(
                 outbox_message(
                     collector.ids,
@@ -305,7 +319,7 @@ def plan_collection(
                     now=now,
                 )
             )
-    return payments, notes
+    return CollectionPlan(payments=tuple(payments), notes=tuple(notes), reasons=reasons)
 
 
 def collect_or_send(
@@ -316,9 +330,9 @@ def collect_or_send(
     customer: Customer,
     invoices: Sequence[Invoice],
     now: datetime,
-) -> list[Payment]:
-    """:func:`plan_collection`, stored in *tx*; returns the pending payments."""
-    payments, notes = plan_collection(
+) -> CollectionPlan:
+    """:func:`plan_collection`, stored in *tx*; returns the plan."""
+    plan = plan_collection(
         collector,
         account=account,
         customer=customer,
@@ -326,11 +340,11 @@ def collect_or_send(
         now=now,
         method=lambda method_id: tx.get_payment_method(account.id, method_id),
     )
-    for payment in payments:
+    for payment in plan.payments:
         tx.add_payment(payment)
-    if notes:
-        tx.add_notifications(notes)
-    return payments
+    if plan.notes:
+        tx.add_notifications(list(plan.notes))
+    return plan
 
 
 @attrs.define
@@ -341,6 +355,7 @@ class _Issued:
     skipped: dict[str, list[SkippedLine]] = attrs.Factory(dict)
     ended: dict[str, list[EndedLine]] = attrs.Factory(dict)
     failed: dict[str, list[FailedLine]] = attrs.Factory(dict)
+    uncharged: dict[str, list[UnchargedLine]] = attrs.Factory(dict)
     payments: list[tuple[Payment, Customer, PaymentMethod]] = attrs.Factory(list)
     # written once per chunk, in its transaction
     invoices: list[Invoice] = attrs.Factory(list)
@@ -357,7 +372,7 @@ class _Issued:
 
     def add_lines(self, other: _Issued) -> None:
         """Add *other*'s report lines; a template fails once per run, not per pass."""
-        for kind in ("issued", "skipped", "ended"):
+        for kind in ("issued", "skipped", "ended", "uncharged"):
             mine: dict[str, list[object]] = getattr(self, kind)
             for account_id, lines in getattr(other, kind).items():
                 mine.setdefault(account_id, []).extend(lines)
@@ -485,9 +500,10 @@ class DailyRun:
 
         A refused API key or a gateway outage stops the charging, not the run:
         every due invoice is still issued (its payment waits, pending, for the
-        next run), the summaries are queued, and then the error is raised with
-        the reports as its ``reports``. Any other error stops the run at once,
-        after queuing the summaries of what it did until then.
+        next run, and is reported ``pending``), the summaries are queued, and
+        then the error is raised with the reports as its ``reports``. Any
+        other error stops the run at once, after queuing the summaries of what
+        it did until then.
         """
         aware(as_of, "as_of")
         accounts = self._accounts(account_ids)
@@ -499,7 +515,7 @@ class DailyRun:
             stop = self._finish_unfinished(wanted, as_of, charges, unanswered)
             stop = self._issue_all(as_of, wanted, charges, done, stop, unanswered)
             if stop is None:
-                stop = self._retry_all(accounts, as_of, charges, unanswered)
+                stop = self._retry_all(accounts, as_of, charges, done, unanswered)
         except RecurbillError:
             if send_summaries:  # what was done before the stop is reported
                 with contextlib.suppress(RecurbillError):
@@ -545,19 +561,27 @@ class DailyRun:
         accounts: list[Account],
         as_of: datetime,
         charges: dict[str, list[ChargeLine]],
+        done: _Issued,
         unanswered: Unanswered,
     ) -> GatewayError | None:
-        """Make the retries that are due and report the ones this run sends. A
-        refused key or an outage ends them (and is returned)."""
+        """Make the retries that are due and report the ones this run sends,
+        and those that end because the card cannot take the amount (in
+        *done*). A refused key or an outage ends them (and is returned)."""
         days = {account.id: local_date(account, as_of) for account in accounts}
         for declined, attempt in self.collector.due_retries(on=days):
-            try:
-                tried = self._retry(declined, attempt, as_of)
-            except GatewayAuthenticationError as error:
-                return error
+            tried = self._retry(declined, attempt, as_of)
             if tried is None:
                 continue
-            outcome, sent = tried
+            if isinstance(tried, UnchargedLine):
+                done.uncharged.setdefault(declined.account_id, []).append(tried)
+                continue
+            try:
+                outcome, sent = self.collector.execute_sent(
+                    tried.account_id, tried.id, now=as_of
+                )
+            except GatewayAuthenticationError as error:
+                self._report_charge(charges, tried)  # saved, not sent: pending
+                return error
             if sent:
                 self._report_charge(charges, outcome)
             answered = outcome.status is not PaymentStatus.FAILED_UNKNOWN
@@ -582,6 +606,7 @@ class DailyRun:
                 skipped=tuple(done.skipped.get(account.id, ())),
                 ended=tuple(done.ended.get(account.id, ())),
                 failed=tuple(done.failed.get(account.id, ())),
+                uncharged=tuple(done.uncharged.get(account.id, ())),
             )
             for account in accounts
         ]
@@ -604,8 +629,8 @@ class DailyRun:
         """Issue chunk by chunk; charge each chunk's payments once it is committed.
 
         Once charging has stopped (*stop*, or a stop a batch returns), the
-        chunks are still issued and their payments left pending; the stop is
-        returned.
+        chunks are still issued and their payments left pending (and reported
+        so); the stop is returned.
 
         Charging per chunk keeps memory bounded (nothing but the report grows
         with the number of templates) and the window between a committed
@@ -628,14 +653,19 @@ class DailyRun:
                 after, issued = chunk
                 again = again or issued.handled
                 total.add_lines(issued)
-                if stop is not None:
-                    continue  # charging stopped: the payments wait, pending
-                outcomes, stop = self.collector.charge_batch(
-                    issued.payments, now=as_of, unanswered=unanswered
-                )
-                for outcome in outcomes:
-                    label = issued.labels.get(outcome.id)
-                    self._report_charge(charges, outcome, label)
+                unsent = issued.payments
+                if stop is None:
+                    outcomes, stop = self.collector.charge_batch(
+                        issued.payments, now=as_of, unanswered=unanswered
+                    )
+                    for outcome in outcomes:
+                        label = issued.labels.get(outcome.id)
+                        self._report_charge(charges, outcome, label)
+                    sent = {outcome.id for outcome in outcomes}
+                    unsent = [p for p in issued.payments if p[0].id not in sent]
+                for payment, _, _ in unsent:  # charging stopped: they wait, pending
+                    label = issued.labels.get(payment.id)
+                    self._report_charge(charges, payment, label)
             skip_locked = False
         return stop
 
@@ -914,7 +944,7 @@ class DailyRun:
         as_of: datetime,
         out: _Issued,
     ) -> None:
-        payments, notes = plan_collection(
+        plan = plan_collection(
             self.collector,
             account=account,
             customer=customer,
@@ -923,20 +953,40 @@ class DailyRun:
             method=lambda method_id: reads.method(account.id, method_id),
         )
         numbers = {invoice.id: invoice.display_number for invoice in invoices}
-        for payment in payments:
+        for payment in plan.payments:
             method = reads.method(account.id, payment.payment_method_id)
             out.payments.append((payment, customer, method))
             out.labels[payment.id] = (numbers[payment.invoice_ids[0]], customer.name)
-        out.notes.extend(notes)
+        out.notes.extend(plan.notes)
+        if plan.reasons:
+            for invoice in invoices:
+                reason = plan.reasons.get(invoice.id)
+                if (
+                    reason is not None and reason in CARD_LIMITS
+                ):  # the others are no news to the owner
+                    out.uncharged.setdefault(account.id, []).append(
+                        UnchargedLine(
+                            invoice_number=invoice.display_number,
+                            customer_name=customer.name,
+                            amount=invoice.total,
+                            reason=reason,
+                        )
+                    )
 
     def _retry(
         self, declined: Payment, attempt: int, as_of: datetime
-    ) -> tuple[Payment, bool] | None:
-        """Make and charge attempt *attempt*: the payment, and whether this call
-        sent it (another worker may have); None when there is nothing to try.
+    ) -> Payment | UnchargedLine | None:
+        """Store attempt *attempt*, pending, for the caller to charge (another
+        worker may have stored it first); None when there is nothing to try.
 
         The customer's current default card is used; without one (or when the
-        invoice no longer owes anything) the invoice simply stays open.
+        invoice no longer owes anything) the invoice simply stays open. The
+        rule of first attempts holds (:func:`no_automatic_charge`): when the
+        card cannot take what is left to pay (a part payment left less than
+        the gateway's minimum), nothing is charged. The attempt is stored
+        ``canceled`` with the reason as its ``error_code`` (never sent: it
+        ends the retries) and the invoice is e-mailed with what is left to
+        pay, its due date and reference; the line for the summary is returned.
         """
         with self.storage.transaction() as tx:
             account = tx.get_account(declined.account_id)
@@ -949,6 +999,11 @@ class DailyRun:
                 tx, declined, on=local_date(account, as_of)
             ):
                 return None  # checked again under the invoice's lock
+            reason = no_automatic_charge(
+                self.collector.gateway, customer, invoice.outstanding
+            )
+            if reason is not None and reason not in CARD_LIMITS:
+                return None  # (retry_due has ruled these out)
             payment = self.collector.new_payment(
                 account=account,
                 customer=customer,
@@ -960,12 +1015,52 @@ class DailyRun:
                 attempt=attempt,
                 key_parts=(invoice.id, str(attempt)),
             )
+            if reason is not None:
+                return self._end_retries(
+                    tx, account, customer, invoice, payment, reason
+                )
             try:
                 tx.add_payment(payment)
                 tx.commit()
             except ConflictError:
-                pass  # this attempt exists already: finish it below
-        return self.collector.execute_sent(account.id, payment.id, now=as_of)
+                pass  # this attempt exists already: the caller finishes it
+        return payment
+
+    def _end_retries(
+        self,
+        tx: Transaction,
+        account: Account,
+        customer: Customer,
+        invoice: Invoice,
+        payment: Payment,
+        reason: NoChargeReason,
+    ) -> UnchargedLine | None:
+        """Store *payment* canceled, never sent, and e-mail the invoice instead;
+        None if another worker stored this attempt first."""
+        note = outbox_message(
+            self.ids,
+            account_id=account.id,
+            kind="invoice",
+            message=render_invoice(account, customer, invoice),
+            now=payment.created_at,
+        )
+        try:
+            tx.add_payment(
+                attrs.evolve(
+                    payment, status=PaymentStatus.CANCELED, error_code=reason.value
+                )
+            )
+            tx.add_notifications([note])
+            tx.commit()
+        except ConflictError:
+            return None  # this attempt exists already: that worker reports it
+        return UnchargedLine(
+            invoice_number=invoice.display_number,
+            customer_name=customer.name,
+            amount=payment.amount,
+            reason=reason,
+            retry=True,
+        )
 
     def _report_charge(
         self,

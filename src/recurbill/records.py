@@ -37,6 +37,7 @@ __all__ = [
     "Invoice",
     "InvoiceStatus",
     "IssuedLine",
+    "NoChargeReason",
     "Notification",
     "NotificationStatus",
     "OccurrenceOutcome",
@@ -54,6 +55,7 @@ __all__ = [
     "SettlementStatus",
     "SkippedLine",
     "TemplateStatus",
+    "UnchargedLine",
     "due_instant",
     "in_range",
     "invoice_totals",
@@ -186,7 +188,10 @@ class PaymentStatus(str, enum.Enum):
     """A payment attempt's state; ``pending`` is saved before the gateway is called.
 
     ``canceled``: it waited for the customer's authentication and was
-    canceled at the gateway (the customer chose another card or removed it).
+    canceled at the gateway (the customer chose another card or removed it);
+    or, with ``error_code`` set to a :class:`NoChargeReason` value, a retry
+    that was never sent because the gateway cannot take the amount left to
+    pay (it ends the invoice's automatic retries).
     """
 
     PENDING = "pending"
@@ -196,6 +201,27 @@ class PaymentStatus(str, enum.Enum):
     PROCESSING = "processing"
     FAILED_UNKNOWN = "failed_unknown"
     CANCELED = "canceled"
+
+
+class NoChargeReason(str, enum.Enum):
+    """Why an invoice was not charged to the customer's card automatically.
+
+    ``send_invoice``: the customer pays invoices themselves; ``no_card``: the
+    customer is charged automatically but has no default card;
+    ``nothing_due``: the invoice owes nothing. The others say that the gateway
+    cannot take the amount in one card payment
+    (:meth:`~recurbill.payments.protocol.PaymentGateway.charge_limits`):
+    ``below_minimum``, ``above_maximum``, or ``not_increment`` (not a whole
+    multiple of the smallest unit it charges). In every case the customer is
+    e-mailed the invoice, to pay by its due date with its payment reference.
+    """
+
+    SEND_INVOICE = "send_invoice"
+    NO_CARD = "no_card"
+    NOTHING_DUE = "nothing_due"
+    BELOW_MINIMUM = "below_minimum"
+    ABOVE_MAXIMUM = "above_maximum"
+    NOT_INCREMENT = "not_increment"
 
 
 class SettlementStatus(str, enum.Enum):
@@ -588,13 +614,35 @@ class IssuedLine:
 
 @attrs.frozen(kw_only=True)
 class ChargeLine:
-    """The outcome of one charge a daily run made."""
+    """The outcome of one charge a daily run made.
+
+    ``pending``: the payment was saved but not sent, because the gateway
+    stopped the run (a refused API key, an outage); the next run makes it.
+    """
 
     invoice_number: str
     customer_name: str
     amount: Money
     status: PaymentStatus = attrs.field(converter=PaymentStatus)
     decline_code: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UnchargedLine:
+    """An invoice of a customer charged automatically that a daily run did not
+    charge: the gateway cannot take its amount in one card payment.
+
+    The customer was e-mailed the invoice instead, to pay by its due date with
+    its payment reference. ``retry`` marks a retry of a declined charge whose
+    amount left to pay (after a part payment) the card cannot take: no charge
+    was made, and the invoice's automatic retries end there.
+    """
+
+    invoice_number: str
+    customer_name: str
+    amount: Money
+    reason: NoChargeReason = attrs.field(converter=NoChargeReason)
+    retry: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -649,12 +697,20 @@ class RunReport:
     skipped: tuple[SkippedLine, ...] = ()
     ended: tuple[EndedLine, ...] = ()
     failed: tuple[FailedLine, ...] = ()
+    uncharged: tuple[UnchargedLine, ...] = ()
+    """Invoices of customers charged automatically that were sent as invoices
+    (or whose retries ended) because a card cannot take their amount."""
 
     @property
     def is_empty(self) -> bool:
         """Whether the run did nothing worth reporting for this account."""
         return not (
-            self.issued or self.charges or self.skipped or self.ended or self.failed
+            self.issued
+            or self.charges
+            or self.skipped
+            or self.ended
+            or self.failed
+            or self.uncharged
         )
 
     def count(self, status: PaymentStatus) -> int:

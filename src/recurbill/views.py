@@ -15,6 +15,7 @@ from recurbill.records import (
     Customer,
     Invoice,
     InvoiceStatus,
+    NoChargeReason,
     OccurrenceRecord,
     Payment,
     PaymentMethod,
@@ -44,7 +45,8 @@ class PaymentOutcome:
 
     ``payment`` is None when nothing was charged (a ``send_invoice`` customer,
     no saved card, or an amount the gateway cannot charge to a card: the
-    invoice e-mail then asks for payment by the due date). For
+    invoice e-mail then asks for payment by the due date); ``reason`` then
+    says which, when the call that returned it recorded the session. For
     ``requires_action``, ``payment.client_secret`` is what the customer's
     browser needs to complete the payment.
     """
@@ -52,6 +54,9 @@ class PaymentOutcome:
     invoices: tuple[Invoice, ...]
     payment: Payment | None = None
     receipt: Receipt | None = None
+    reason: NoChargeReason | None = None
+    """Why nothing was charged (``payment`` is None); None otherwise, and on a
+    repeated ``record_session`` of the same session."""
 
     @property
     def status(self) -> PaymentStatus | None:

@@ -144,7 +144,68 @@ def test_a_run_stopped_by_the_gateway_still_delivers_its_e_mail(
     assert status == 1
     assert captured.err == "recurbill: key refused; fix it\n"  # one line
     assert captured.out.splitlines() == [
-        "fjord: 2 issued, 0 charged, 0 declined, 0 awaiting an outcome, "
-        "0 skipped, 0 ended",  # what the run did before it stopped
+        "fjord: 2 issued, 0 charged, 0 declined, 1 awaiting an outcome, "
+        "0 skipped, 0 ended",  # Kari's charge was saved but never sent
         "e-mail: 2 sent, 0 failed (kept in the outbox for the next run)",
     ]  # Per's invoice and the summary (Kari's waits for her charge)
+
+
+def test_a_stopped_run_counts_the_charges_it_left_and_notes_what_failed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three charges saved but never sent await an outcome; the template that
+    could not be issued is still noted, and the summary lists the charges."""
+    from recurbill import daily
+    from recurbill.errors import InvalidInvoiceError
+
+    url = _database(tmp_path)  # Per's invoice, which will fail below
+    with SqlStorage.from_url(url) as storage:
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        for n in range(3):
+            kari = billing.add_customer(
+                "fjord", name=f"Kari {n}", email=f"kari{n}@example.no"
+            )
+            billing.save_card("fjord", kari.id, token="pm_card_visa")
+            billing.create_template(
+                "fjord",
+                kari.id,
+                lines=[
+                    InvoiceLine(
+                        description="Time", quantity=1, unit_price="800", vat_rate=25
+                    )
+                ],
+                start=date(2027, 1, 31),
+                period="month",
+                now=datetime(2027, 1, 1, tzinfo=timezone.utc),
+            )
+    build = daily.build_invoice
+
+    def failing(**fields: object) -> object:
+        if fields["customer"].name == "Per Ødegård":  # type: ignore[attr-defined]
+            raise InvalidInvoiceError(problem="broken", allowed="fix it")
+        return build(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(daily, "build_invoice", failing)
+    monkeypatch.setattr("recurbill.cli._stripe", _KeyRefused)
+    status = main(["run", "--db", url, "--as-of", "2027-01-31T07:00:00+01:00"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out.splitlines() == [
+        "fjord: 3 issued, 0 charged, 0 declined, 3 awaiting an outcome, "
+        "0 skipped, 0 ended, 1 failed"
+    ]
+    assert captured.err.splitlines() == [
+        "recurbill: 1 recurring invoice(s) could not be issued; the daily "
+        "summary says why (they are tried again next run)",
+        "recurbill: key refused; fix it",
+    ]
+    with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
+        (summary,) = [
+            n.text
+            for n in tx.pending_notifications(limit=100)
+            if n.kind == "daily_summary"
+        ]
+    assert "Kortbetalinger (3)" in summary
+    assert "Ikke sendt ennå (3)" in summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import textwrap
+import unicodedata
 from datetime import datetime, timezone
 from decimal import Decimal, localcontext
 from html.parser import HTMLParser
@@ -22,9 +23,11 @@ from recurbill.invoice import AllowanceCharge, InvoiceLine, compute_totals
 from recurbill.money import Money, format_money
 from recurbill.notify.message import Message
 from recurbill.notify.render import (
+    _NARROW,
     _WIDTH,
     SUMMARY_ROWS,
     _e,
+    _width,
     _wrap,
     notification_for,
     render_invoice,
@@ -592,6 +595,16 @@ words = st.lists(
 
 @given(st.one_of(words, st.text(max_size=300)))
 def test_paragraphs_wrap_as_textwrap_wraps_them(text: str) -> None:
+    """Where every character takes one column; otherwise the same, measured
+    in columns (a wide character takes two, a combining mark none)."""
+    if any(_width(c) != 1 for c in text):
+        lines = _wrap(text)
+        assert " ".join(text.split()) == " ".join(" ".join(lines).split())
+        for line in lines:
+            assert _width(line) <= _WIDTH or len(line.split()) == 1
+            assert "\t" not in line
+            assert "\r" not in line
+        return
     expected = []
     for line in text.split("\n"):
         wrapped = textwrap.wrap(
@@ -599,6 +612,19 @@ def test_paragraphs_wrap_as_textwrap_wraps_them(text: str) -> None:
         )
         expected.extend(wrapped or [""])
     assert _wrap(text) == expected
+
+
+def test_the_fast_width_check_only_passes_one_column_characters() -> None:
+    """Text matching ``_NARROW`` is measured by len: each of its characters
+    must take one column by the full rule."""
+    wrong = [
+        hex(code)
+        for code in range(0x2300)
+        if unicodedata.category(chr(code)) != "Cn"
+        and _NARROW.fullmatch(chr(code))
+        and _width(chr(code) + "\U0001f389") != 3  # bypass the fast check
+    ]
+    assert wrong == []
 
 
 @given(st.text(alphabet=st.sampled_from("a&<>\"'æ \xa0"), max_size=20) | st.text())

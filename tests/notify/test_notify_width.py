@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -46,20 +47,45 @@ REASONS = {
 }
 
 word = st.text(
-    alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzæøåðþ.,-()ÆØÅ0123456789%"),
+    alphabet=st.sampled_from(
+        "abcdefghijklmnopqrstuvwxyzæøåðþ.,-()ÆØÅ0123456789%"
+        "🎉日本語\u0301\u0308"  # two columns each; combining marks take none
+    ),
     min_size=1,
     max_size=15,
+).filter(lambda w: _width(w) > 0)
+text = st.lists(word, min_size=1, max_size=30).map(
+    lambda words: "".join(
+        w + sep for w, sep in zip(words, itertools.cycle(" \t \r "), strict=False)
+    ).strip()
 )
-text = st.lists(word, min_size=1, max_size=30).map(" ".join)
-"""Text of words a line always has room for: up to 30 of up to 15 characters."""
+"""Text of words a line always has room for: up to 30 of up to 15 characters
+(at most 30 columns), apart by spaces, a tab or a lone carriage return."""
 
 
 def _lines(message_text: str) -> list[str]:
     return message_text.split("\n")
 
 
+def _width(text: str) -> int:
+    """Display width, counted independently of the renderer."""
+    return sum(
+        0
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(c) in "WF"
+        else 1
+        for c in text
+    )
+
+
 def _too_long(message_text: str) -> list[str]:
-    return [line for line in _lines(message_text) if len(line) > _WIDTH]
+    """Lines wider than 72 columns, or that keep a tab or a carriage return."""
+    return [
+        line
+        for line in _lines(message_text)
+        if _width(line) > _WIDTH or "\t" in line or "\r" in line
+    ]
 
 
 @st.composite
@@ -325,3 +351,45 @@ def test_a_line_break_in_a_description_stays_in_its_column() -> None:
     first = lines.index(next(line for line in lines if "Samtaletime" in line))
     assert lines[first].endswith("1\xa0600,00\xa0kr")
     assert lines[first + 1] == "  med rapport"
+
+
+def test_a_tab_or_carriage_return_in_a_short_cell_becomes_spaces() -> None:
+    """As in a wrapped cell: a lone CR would split the row once e-mailed."""
+    bill = _invoice_of(_line("Massasje\t30 min"), _line("Time\rnotat"))
+    lines = _lines(render_invoice(account(), customer(), bill).text)
+    assert not [line for line in lines if "\t" in line or "\r" in line]
+    assert any(line.startswith("  Massasje        30 min  ") for line in lines)
+    assert any(line.startswith("  Time notat  ") for line in lines)
+
+
+def test_a_long_word_at_the_start_of_a_cell_goes_below_the_amounts() -> None:
+    url = "https://fjordfysio.no/avtaler/2027/kari-nordmann/behandlingsplan"
+    bill = _invoice_of(_line(f"{url} med rapport"))
+    lines = _lines(render_invoice(account(), customer(), bill).text)
+    assert _too_long("\n".join(lines)) == []
+    first = next(
+        n for n, line in enumerate(lines) if line.endswith("1\xa0600,00\xa0kr")
+    )
+    assert lines[first].split()[0] == "2"  # the quantity first: no description
+    assert lines[first + 1] == f"  {url}"
+    assert lines[first + 2] == "  med rapport"
+
+
+def test_wide_characters_and_combining_marks_keep_the_columns() -> None:
+    """Emoji and CJK take two columns, a combining mark none: the amounts of
+    every row end in the same column on screen."""
+    descriptions = ("Bursdag 🎉🎉", "日本語のテキスト", "Cafe\u0301 au lait", "Kaffe")
+    bill = _invoice_of(*(_line(d) for d in descriptions))
+    lines = _lines(render_invoice(account(), customer(), bill).text)
+    rows = [
+        line
+        for line in lines
+        if line.startswith(("  Bursdag", "  日", "  Caf", "  Kaffe"))
+    ]
+    assert len(rows) == len(descriptions)
+    assert len({_width(row) for row in rows}) == 1
+    amounts = {_width(row[: row.index("2 ")]) for row in rows}  # the quantity
+    assert len(amounts) == 1
+    long = "🎉" * 40  # 80 columns: wraps in its column, never breaks
+    text = render_invoice(account(), customer(), _invoice_of(_line(long))).text
+    assert [line.strip() for line in _too_long(text)] == [long]

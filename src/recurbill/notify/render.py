@@ -6,10 +6,12 @@ not go through". Each comes back as a :class:`~recurbill.notify.protocol.Message
 with a plain-text body that reads well on its own and a simple HTML
 alternative (every value escaped, no images, no external resources).
 
-The plain text keeps its lines within 72 characters: paragraphs wrap, and so
+The plain text keeps its lines within 72 columns: paragraphs wrap, and so
 does a table cell, a totals label or a field value too long for its column.
 Words and amounts are never broken, so only a word longer than the room it
-has (a long URL) makes a longer line.
+has (a long URL) makes a longer line. Paragraphs and tables count columns as
+a fixed-width font shows them (:func:`_width`: an emoji or CJK character
+takes two, a combining mark none); field values count characters.
 
 Texts exist in Norwegian bokmål, Swedish, Icelandic and English (see
 :mod:`recurbill.notify.texts`). :func:`resolve_locale` picks them: ``nb``,
@@ -28,6 +30,7 @@ import functools
 import re
 import string
 import textwrap
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal, localcontext
@@ -64,6 +67,7 @@ from recurbill.records import (
     Receipt,
     RunReport,
     SkippedLine,
+    UnchargedLine,
 )
 from recurbill.references import reference_kind
 
@@ -84,6 +88,13 @@ _FALLBACK = "en_GB"
 _WIDTH = 72
 _SPACES = re.compile("( +)")
 _BREAKS = re.compile("[ \t\n\r\x0b\x0c]+")  # where _wrap may break a line
+_BLANKS = str.maketrans(dict.fromkeys("\r\x0b\x0c", " "))
+_ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})
+_NARROW = re.compile(  # characters one column wide, text that is only them
+    "[\x00-\xac\xae-\u02ff\u0370-\u0482\u048a-\u052f\u1e00-\u1eff\u2000-\u200a"
+    "\u2010-\u2029\u202f-\u205f\u20a0-\u20c0\u2100-\u214f\u2190-\u21ff"
+    "\u2200-\u22ff]*"
+)
 _RIGHT = ' style="text-align:right"'
 
 _DECLINES = {
@@ -282,11 +293,59 @@ class _Link:
 _Block = _Para | _Heading | _Fields | _Table | _Link
 
 
-def _wrap(text: str, width: int = _WIDTH) -> list[str]:
-    """*text* in lines of at most *width*, as textwrap wraps it (no word broken)."""
+def _width(text: str) -> int:
+    """The columns *text* takes in a fixed-width font.
+
+    A wide or full-width character (emoji, CJK; East Asian width W or F)
+    takes two, a combining mark or other zero-width character (category Mn,
+    Me or Cf) none, any other one. Text of Latin, Greek or Cyrillic letters,
+    punctuation, currency and math signs (``_NARROW``: Nordic text and
+    amounts) takes one column a character, found in one pass at C speed.
+    """
+    if text.isascii() or _NARROW.fullmatch(text):
+        return len(text)
+    return sum(
+        0
+        if unicodedata.category(c) in _ZERO_WIDTH
+        else 2
+        if unicodedata.east_asian_width(c) in "WF"
+        else 1
+        for c in text
+    )
+
+
+def _measure(text: str) -> Callable[[str], int]:
+    """``len`` when every character of *text* takes one column, else :func:`_width`."""
+    return len if text.isascii() or _NARROW.fullmatch(text) else _width
+
+
+def _odd(text: str) -> bool:
+    """Whether *text* has whitespace :func:`_clean` changes."""
+    return "\t" in text or "\r" in text or "\x0b" in text or "\x0c" in text
+
+
+def _clean(cell: str) -> str:
+    """*cell*'s whitespace as :func:`_wrap` leaves it: tabs expanded to tab
+    stops of 8 (per line), a carriage return, vertical tab or form feed made
+    a space. Line breaks (``\\n``) stay: they break the cell."""
+    if "\t" in cell:
+        cell = cell.expandtabs()
+    return cell.translate(_BLANKS)
+
+
+def _wrap(
+    text: str, width: int = _WIDTH, measure: Callable[[str], int] | None = None
+) -> list[str]:
+    """*text* in lines of at most *width* columns, as textwrap wraps it (no
+    word broken), measured by :func:`_width` (*measure*: by len, if every
+    character of *text* is known to take one column, or by _width)."""
+    if measure is None:
+        measure = _measure(text)
     lines: list[str] = []
     for line in text.split("\n"):
-        if "\t" in line or "\r" in line or "\x0b" in line or "\x0c" in line:
+        if measure is not len:
+            lines.extend(_fill(_clean(line), width, measure) or [""])
+        elif "\t" in line or "\r" in line or "\x0b" in line or "\x0c" in line:
             lines.extend(
                 textwrap.wrap(
                     line, width, break_long_words=False, break_on_hyphens=False
@@ -298,19 +357,24 @@ def _wrap(text: str, width: int = _WIDTH) -> list[str]:
     return lines
 
 
-def _fill(line: str, width: int) -> list[str]:
-    """textwrap's greedy lines for *line* of words and spaces, without its setup."""
-    if len(line) <= width and not line[-1:].isspace():
+def _fill(line: str, width: int, measure: Callable[[str], int] = len) -> list[str]:
+    """textwrap's greedy lines for *line* of words and spaces, without its
+    setup; *measure* gives a text's width."""
+    if measure(line) <= width and not line[-1:].isspace():
         return [line]
     lines: list[str] = []
     words = line.split(" ")
     if "" not in words and all(map(str.strip, words)):
         lines.append(words[0])  # words one space apart: each line takes what fits
+        size = measure(words[0])
         for word in words[1:]:
-            if len(lines[-1]) + 1 + len(word) <= width:
+            more = measure(word)
+            if size + 1 + more <= width:
                 lines[-1] += " " + word
+                size += 1 + more
             else:
                 lines.append(word)
+                size = more
         return lines
     chunks = [chunk for chunk in _SPACES.split(line) if chunk]
     chunks.reverse()
@@ -319,8 +383,8 @@ def _fill(line: str, width: int) -> list[str]:
             del chunks[-1]  # no line starts with spaces but the first
         current: list[str] = []
         size = 0
-        while chunks and size + len(chunks[-1]) <= width:
-            size += len(chunks[-1])
+        while chunks and size + measure(chunks[-1]) <= width:
+            size += measure(chunks[-1])
             current.append(chunks.pop())
         if chunks and not current:
             current.append(chunks.pop())  # a word longer than a line stays whole
@@ -339,9 +403,14 @@ def _span(row: tuple[str, ...]) -> int:
     return len(row)
 
 
-def _longest_word(cell: str) -> int:
-    """The longest run of *cell* that :func:`_wrap` never breaks."""
-    return max(map(len, _BREAKS.split(cell)))
+def _longest_word(cell: str, measure: Callable[[str], int] = len) -> int:
+    """The widest run of *cell* that :func:`_wrap` never breaks."""
+    return max(map(measure, _BREAKS.split(cell)))
+
+
+def _widest_word(cell: str) -> int:
+    """:func:`_longest_word` in display width (:func:`_width`)."""
+    return _longest_word(cell, _width)
 
 
 def _row_width(widths: Sequence[int]) -> int:
@@ -378,95 +447,151 @@ def _balanced(text: str, width: int) -> list[str]:
     """*text* in as few lines as *width* takes, each as short as that allows
     (no "(1)" left alone on the last line)."""
     lines = _wrap(text, width)
-    floor = _longest_word(text)
+    floor = _longest_word(text, _measure(text))
     while width > floor and len(_wrap(text, width - 1)) == len(lines):
         width -= 1
     return _wrap(text, width)
 
 
+_Format = Callable[..., str]
+
+
+def _formatter(widths: Sequence[int], right: Sequence[bool]) -> _Format:
+    """A table line of its cells (given as arguments): two spaces in front and
+    between, each cell padded to its column's display width (:func:`_width`),
+    right-aligned where *right* says so."""
+    measure = _width
+
+    def padded(*cells: str) -> str:
+        parts = []
+        for cell, width, r in zip(cells, widths, right, strict=True):
+            pad = " " * (width - measure(cell))
+            parts.append(pad + cell if r else cell + pad)
+        return "  " + "  ".join(parts)
+
+    return padded
+
+
 def _text_table(table: _Table) -> list[str]:
-    """The table in plain text, each line at most _WIDTH wide.
+    """The table in plain text, each line at most _WIDTH columns wide.
 
     A cell too long for its column wraps inside it (the row's other values
-    stay on its first line); so does a footer label too long for the columns
-    it spans. Text columns give way first, down to their longest word, then
-    amounts, down to theirs. Amounts and words are never broken: if they
-    still do not fit, text columns narrow further (down to the words of
-    their heading), and a word longer than its column sticks out of it.
+    stay on its first line; a word too long for the column starts on the
+    next one); so does a footer label
+    too long for the columns it spans. Text columns give way first, down to
+    their longest word, then amounts, down to theirs. Amounts and words are
+    never broken: if they still do not fit, text columns narrow further (down
+    to the words of their heading), and a word longer than its column sticks
+    out of it. Widths are display widths (:func:`_width`), and each cell's
+    whitespace is made what :func:`_wrap` makes it (:func:`_clean`).
     """
     body = (table.header, *table.rows)
+    footer = table.footer
+    text = "".join(map("".join, body))
+    every = text + "".join(map("".join, footer))
+    if _odd(every):  # a tab, a lone carriage return: as _wrap makes them
+        body = tuple(tuple(map(_clean, row)) for row in body)
+        footer = tuple(tuple(map(_clean, row)) for row in footer)
+        text = "".join(map("".join, body))
+    measure = _measure(every)
     columns = [list(column) for column in zip(*body, strict=True)]
-    spans = [_span(row) for row in table.footer]
-    for row, k in zip(table.footer, spans, strict=True):
+    spans = [_span(row) for row in footer]
+    for row, k in zip(footer, spans, strict=True):
         for i in range(k, len(row)):  # a footer's values are not wrapped
             columns[i].append(row[i])
-    widths = [max(map(len, column)) for column in columns]
+    widths = [max(map(measure, column)) for column in columns]
     fits = _row_width(widths) <= _WIDTH
-    whole = fits and "\n" not in "".join(map("".join, body))  # no cell wraps
+    whole = fits and "\n" not in text  # no cell wraps
     if not fits:
-        words = [max(map(_longest_word, column)) for column in columns]
-        for row, k in zip(table.footer, spans, strict=True):
+        longest = _longest_word if measure is len else _widest_word
+        words = [max(map(longest, column)) for column in columns]
+        for row, k in zip(footer, spans, strict=True):
             for i in range(k, len(row)):
-                words[i] = max(words[i], len(row[i]))
-        text = [i for i in range(len(columns)) if i not in table.right]
-        headings = [_longest_word(cell) for cell in table.header]
+                words[i] = max(words[i], measure(row[i]))
+        text_columns = [i for i in range(len(columns)) if i not in table.right]
+        headings = [longest(cell) for cell in table.header]
         widths = _narrowed(
-            widths, [(text, words), (sorted(table.right), words), (text, headings)]
+            widths,
+            [
+                (text_columns, words),
+                (sorted(table.right), words),
+                (text_columns, headings),
+            ],
         )
     spare = _WIDTH - _row_width(widths)
-    for row, k in zip(table.footer, spans, strict=True):
+    for row, k in zip(footer, spans, strict=True):
         room = sum(widths[:k]) + 2 * (k - 1)
-        grow = min(len(row[0]) - room, spare)
+        grow = min(measure(row[0]) - room, spare)
         if grow > 0:  # a longer label widens the last column it spans
             widths[k - 1] += grow
             spare -= grow
-    # one format field per column: "{:>12}" is str.rjust(12), "{:<12}" ljust
-    fields = [
-        f"{{:{'>' if i in table.right else '<'}{width}}}" if width else "{}"
-        for i, width in enumerate(widths)
-    ]
-    line = "  " + "  ".join(fields)
-    if whole:  # the common case
-        out = [line.format(*row).rstrip() for row in body]
+    if measure is len:  # one format field per column: "{:>12}" is rjust(12)
+        fields = [
+            f"{{:{'>' if i in table.right else '<'}{width}}}" if width else "{}"
+            for i, width in enumerate(widths)
+        ]
+        line = ("  " + "  ".join(fields)).format
     else:
-        out = _wrapped_rows(body, widths, line)
-    if table.footer:
-        rule = min(max(map(len, out)), _row_width(widths))  # not a long word's
+        right = [i in table.right for i in range(len(widths))]
+        line = _formatter(widths, right)
+    if whole:  # the common case
+        out = [line(*row).rstrip() for row in body]
+    else:
+        out = _wrapped_rows(body, widths, line, measure)
+    if footer:
+        rule = min(max(map(measure, out)), _row_width(widths))  # not a long word's
         out.append("  " + "-" * (rule - 2))
         rooms = {k: sum(widths[:k]) + 2 * (k - 1) for k in spans}
-        tails = {k: "  ".join(fields[k:]) for k in spans}
-        for row, k in zip(table.footer, spans, strict=True):
+        tails = {
+            k: ("  " + "  ".join(fields[k:])).format
+            if measure is len
+            else _formatter(widths[k:], right[k:])
+            for k in set(spans)
+        }
+        for row, k in zip(footer, spans, strict=True):
             room = rooms[k]
             label = row[0]
-            fit = len(label) <= room and "\n" not in label
+            fit = measure(label) <= room and "\n" not in label
             labels = [label] if fit else _balanced(label, room)
-            rest = tails[k].format(*row[k:])
-            out.append(
-                ("  " + labels[0].ljust(room) + ("  " + rest if rest else "")).rstrip()
-            )
+            rest = tails[k](*row[k:])  # "  " and the values
+            first = labels[0] + " " * (room - measure(labels[0]))
+            out.append(("  " + first + rest).rstrip())
             out.extend(("  " + label).rstrip() for label in labels[1:])
     return out
 
 
 def _wrapped_rows(
-    body: Sequence[tuple[str, ...]], widths: Sequence[int], line: str
+    body: Sequence[tuple[str, ...]],
+    widths: Sequence[int],
+    line: _Format,
+    measure: Callable[[str], int],
 ) -> list[str]:
-    """*body*'s rows formatted by *line*, each cell wrapped in its column."""
+    """*body*'s rows formatted by *line*, each cell wrapped in its column.
+
+    A cell whose first line is a word wider than its column (a long URL)
+    starts on the row's second line, so that the row's values to its right
+    keep their place on the first line.
+    """
     out: list[str] = []
     for row in body:
         if all(
-            len(cell) <= w and "\n" not in cell
+            measure(cell) <= w and "\n" not in cell
             for cell, w in zip(row, widths, strict=True)
         ):
-            out.append(line.format(*row).rstrip())
+            out.append(line(*row).rstrip())
             continue
         cells = [
-            [cell] if len(cell) <= w and "\n" not in cell else _wrap(cell, w)
+            [cell]
+            if measure(cell) <= w and "\n" not in cell
+            else _wrap(cell, w, measure)
             for cell, w in zip(row, widths, strict=True)
         ]
+        for i, lines in enumerate(cells):
+            if measure(lines[0]) > widths[i] and any(o[0] for o in cells[i + 1 :]):
+                lines.insert(0, "")  # below the values it would push out
         for n in range(max(map(len, cells))):
             parts = [lines[n] if n < len(lines) else "" for lines in cells]
-            out.append(line.format(*parts).rstrip())
+            out.append(line(*parts).rstrip())
     return out
 
 
@@ -689,13 +814,16 @@ def render_summary(account: Account, report: RunReport) -> Message:
 
     Lists what was issued (number, customer, date, amount, with a total), card
     payments and their outcome (paid, declined with the reason, waiting for
-    the customer), occurrences skipped while paused and recurring invoices
-    that ended; first of all, any that could not be issued, with the problem.
-    Everything is in the account's language but the gateway's code of a rare
-    decline and each problem's details, the error's own words (in English),
-    which follow its table. An empty report says there is nothing to report.
-    Each table lists at most :data:`SUMMARY_ROWS` lines and says how many more
-    there are; its totals count them all (the report itself has every line).
+    the customer, not sent yet because the gateway stopped the run),
+    invoices not charged because a card cannot take their amount (e-mailed
+    to the customer as invoices instead), occurrences skipped while paused
+    and recurring invoices that ended; first of all, any that could not be
+    issued, with the problem. Everything is in the account's language but the
+    gateway's code of a rare decline and each problem's details, the error's
+    own words (in English), which follow its table. An empty report says
+    there is nothing to report. Each table lists at most :data:`SUMMARY_ROWS`
+    lines and says how many more there are; its totals count them all (the
+    report itself has every line).
     """
     _need(account, Account, "account")
     _need(report, RunReport, "report")
@@ -733,6 +861,16 @@ def render_summary(account: Account, report: RunReport) -> Message:
         charges,
         lambda shown: _charges(shown, charges, t),
     )
+    uncharged = report.uncharged
+    _section(
+        blocks,
+        t,
+        "summary.uncharged",
+        uncharged,
+        lambda shown: _uncharged(shown, uncharged, t),
+    )
+    if uncharged:
+        blocks.append(_Para(t("summary.uncharged_note")))
     _section(blocks, t, "summary.skipped", report.skipped, lambda s: _skipped(s, t))
     _section(blocks, t, "summary.ended", report.ended, lambda s: _ended(s, t))
     subject = t("summary.subject", account=account.name, date=day)
@@ -789,6 +927,7 @@ def _charges(
         PaymentStatus.SUCCEEDED,
         PaymentStatus.DECLINED,
         PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.PENDING,
     ):
         chosen = [line for line in every if line.status is status]
         if chosen:
@@ -818,6 +957,43 @@ def _charges(
         ),
         right=frozenset({2}),
         footer=tuple(footer),
+    )
+
+
+def _uncharged(
+    shown: Sequence[UnchargedLine], every: Sequence[UnchargedLine], t: _Lang
+) -> _Table:
+    """The summary's invoices a card could not be charged (sent as invoices)."""
+
+    def result(line: UnchargedLine) -> str:
+        reason = t(f"summary.uncharged.{line.reason.value}")
+        return t("summary.uncharged.retry", reason=reason) if line.retry else reason
+
+    return _Table(
+        header=(
+            t("summary.col.invoice"),
+            t("summary.col.customer"),
+            t("summary.col.amount"),
+            t("summary.col.result"),
+        ),
+        rows=tuple(
+            (
+                line.invoice_number,
+                line.customer_name,
+                _money(line.amount, t),
+                result(line),
+            )
+            for line in shown
+        ),
+        right=frozenset({2}),
+        footer=(
+            (
+                t("summary.uncharged_total"),
+                "",
+                _monies((line.amount for line in every), t),
+                "",
+            ),
+        ),
     )
 
 

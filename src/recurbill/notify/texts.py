@@ -137,6 +137,17 @@ EN_GB: dict[str, str] = {
     "summary.total_succeeded": "Paid",
     "summary.total_declined": "Declined",
     "summary.total_requires_action": "Awaiting the customer's confirmation",
+    "summary.total_pending": "Not sent yet",
+    "summary.uncharged": "Not charged to a card ({count})",
+    "summary.uncharged_note": "A card cannot be charged these amounts, so "
+    "each invoice was e-mailed to the customer instead, to pay by its due "
+    "date with its payment reference. They are not charged to the card "
+    "automatically.",
+    "summary.uncharged_total": "Sent as invoices",
+    "summary.uncharged.below_minimum": "Below the card minimum",
+    "summary.uncharged.above_maximum": "Above the card maximum",
+    "summary.uncharged.not_increment": "An amount a card cannot take",
+    "summary.uncharged.retry": "{reason}; part paid",
     "summary.more": "… and {count} more, not listed here.",
     "status.pending": "Pending",
     "status.succeeded": "Paid",
@@ -262,6 +273,17 @@ NB_NO: dict[str, str] = {
     "summary.total_succeeded": "Betalt",
     "summary.total_declined": "Avvist",
     "summary.total_requires_action": "Venter på bekreftelse fra kunden",
+    "summary.total_pending": "Ikke sendt ennå",
+    "summary.uncharged": "Ikke trukket fra kort ({count})",
+    "summary.uncharged_note": "Disse beløpene kan ikke trekkes fra kort. "
+    "Hver faktura ble derfor sendt til kunden på e-post, til betaling innen "
+    "forfallsdatoen med betalingsreferansen. De trekkes ikke automatisk fra "
+    "kortet.",
+    "summary.uncharged_total": "Sendt som faktura",
+    "summary.uncharged.below_minimum": "Under minstebeløpet for kort",
+    "summary.uncharged.above_maximum": "Over maksbeløpet for kort",
+    "summary.uncharged.not_increment": "Beløpet kan ikke trekkes fra kort",
+    "summary.uncharged.retry": "{reason}; delbetalt",
     "summary.more": "… og {count} til, som ikke er listet her.",
     "status.pending": "Venter",
     "status.succeeded": "Betalt",
@@ -387,6 +409,17 @@ SV_SE: dict[str, str] = {
     "summary.total_succeeded": "Betalda",
     "summary.total_declined": "Nekade",
     "summary.total_requires_action": "Väntar på kundens bekräftelse",
+    "summary.total_pending": "Inte skickade än",
+    "summary.uncharged": "Inte dragna från kort ({count})",
+    "summary.uncharged_note": "Dessa belopp kan inte dras från kort. Varje "
+    "faktura skickades därför till kunden via e-post, att betala senast "
+    "förfallodagen med betalningsreferensen. De dras inte automatiskt från "
+    "kortet.",
+    "summary.uncharged_total": "Skickat som faktura",
+    "summary.uncharged.below_minimum": "Under lägsta belopp för kort",
+    "summary.uncharged.above_maximum": "Över högsta belopp för kort",
+    "summary.uncharged.not_increment": "Beloppet kan inte dras från kort",
+    "summary.uncharged.retry": "{reason}; delbetald",
     "summary.more": "… och {count} till, som inte listas här.",
     "status.pending": "Väntar",
     "status.succeeded": "Betald",
@@ -515,6 +548,17 @@ IS_IS: dict[str, str] = {
     "summary.total_succeeded": "Greitt",
     "summary.total_declined": "Hafnað",
     "summary.total_requires_action": "Bíður staðfestingar viðskiptavinar",
+    "summary.total_pending": "Ekki sent enn",
+    "summary.uncharged": "Ekki skuldfært á kort ({count})",
+    "summary.uncharged_note": "Ekki er hægt að skuldfæra þessar upphæðir á "
+    "kort. Hver reikningur var því sendur viðskiptavininum í tölvupósti, til "
+    "greiðslu fyrir gjalddaga með greiðslutilvísuninni. Þeir verða ekki "
+    "skuldfærðir sjálfkrafa á kortið.",
+    "summary.uncharged_total": "Sent sem reikningar",
+    "summary.uncharged.below_minimum": "Undir lágmarki fyrir kort",
+    "summary.uncharged.above_maximum": "Yfir hámarki fyrir kort",
+    "summary.uncharged.not_increment": "Upphæð sem ekki má skuldfæra á kort",
+    "summary.uncharged.retry": "{reason}; greitt að hluta",
     "summary.more": "Línur sem ekki eru sýndar hér: {count}.",
     "status.pending": "Í bið",
     "status.succeeded": "Greitt",
