@@ -681,3 +681,45 @@ def test_a_payment_started_while_the_waiting_one_is_canceled_is_never_doubled() 
     assert other_tab.status is PaymentStatus.REQUIRES_ACTION
     assert [p.id for p in _in_flight(world)] == [other_tab.payment.id]
     assert world.gateway.ledger == []
+
+
+def test_another_card_refused_for_a_selection_leaves_the_waiting_one_as_it_was() -> (
+    None
+):
+    """The same selection on another card is not a resubmit: refused (an
+    invoice in it was credited meanwhile), it cancels nothing."""
+    world = make_world()
+    acct = world.account.id
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    stuck = world.billing.save_card(
+        acct, per.id, token="pm_card_authenticationRequired"
+    ).id
+    visa = world.billing.save_card(
+        acct, per.id, token="pm_card_visa", make_default=False
+    ).id
+    a, b = (
+        world.billing.record_session(
+            acct, per.id, lines=[line(price)], now=at(date(2027, 1, day))
+        ).invoice
+        for day, price in ((1, "100"), (2, "200"))
+    )
+    waiting = world.billing.mass_pay(
+        acct, per.id, [a.id, b.id], payment_method_id=stuck, now=at(date(2027, 3, 1), 9)
+    )
+    assert waiting.payment is not None
+    assert waiting.payment.status is PaymentStatus.REQUIRES_ACTION
+    world.billing.credit_invoice(
+        acct, a.id, amount=a.total, reason="Goodwill", now=at(date(2027, 3, 1), 10)
+    )
+    with pytest.raises(InvalidSelectionError, match="is paid"):
+        world.billing.mass_pay(
+            acct,
+            per.id,
+            [a.id, b.id],
+            payment_method_id=visa,
+            now=at(date(2027, 3, 1), 11),
+        )
+    assert not [r for r in world.gateway.requests if r.operation == "cancel_charge"]
+    assert world.billing.mass_payment(
+        acct, waiting.settlement.id
+    ).settlement.status is (SettlementStatus.REQUIRES_ACTION)

@@ -149,13 +149,17 @@ class MassPayment:
                         tx, account_id, customer_id, invoice_ids, blocking=blocking
                     )
                 except InvalidSelectionError:
-                    # a resubmit is confirmed, not refused; looked for after
+                    # a resubmit (the same selection on the same card, or one
+                    # it paid) is confirmed, not refused; looked for after
                     # the plan's reads, so a first submit (another tab) that
                     # committed meanwhile is found (PostgreSQL reads each
                     # statement's own snapshot)
-                    if (
-                        self._same_selection(tx, account_id, customer_id, invoice_ids)
-                        is None
+                    same = self._same_selection(
+                        tx, account_id, customer_id, invoice_ids
+                    )
+                    if same is None or (
+                        same.status in _LIVE
+                        and same.payment_method_id != payment_method_id
                     ):
                         raise
                 self._method(tx, account_id, customer_id, payment_method_id)
