@@ -75,6 +75,18 @@ class World:
             self.billing.save_card(self.account.id, customer.id, token=card)
         return customer
 
+    def paying_by_hand(self, name: str = "Per Olsen") -> tuple[Customer, str, str]:
+        """A ``send_invoice`` customer with two cards: one asking for 3-D
+        Secure (the default) and a Visa; returns the customer and both ids."""
+        customer = self.customer(name, card=None, method=CollectionMethod.SEND_INVOICE)
+        stuck = self.billing.save_card(
+            self.account.id, customer.id, token="pm_card_authenticationRequired"
+        ).id
+        visa = self.billing.save_card(
+            self.account.id, customer.id, token="pm_card_visa", make_default=False
+        ).id
+        return customer, stuck, visa
+
     def storage_invoices(self) -> list[Invoice]:
         with self.storage.transaction() as tx:
             return tx.list_invoices(self.account.id)

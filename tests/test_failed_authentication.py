@@ -22,21 +22,15 @@ from recurbill.errors import GatewayUnavailableError, InvalidInputError
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.payments.protocol import ChargeResult, ChargeStatus
-from recurbill.records import CollectionMethod, InvoiceStatus, Payment, PaymentStatus
+from recurbill.records import InvoiceStatus, Payment, PaymentStatus
 
 DAY = date(2027, 3, 1)
 
 
 def _waiting(world: World) -> tuple[str, str, str, Payment]:
     """A customer paying invoice A (125 NOK) with a card asking for 3-D Secure."""
-    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    per, stuck, visa = world.paying_by_hand()
     account = world.account.id
-    stuck = world.billing.save_card(
-        account, per.id, token="pm_card_authenticationRequired"
-    ).id
-    visa = world.billing.save_card(
-        account, per.id, token="pm_card_visa", make_default=False
-    ).id
     invoice = world.billing.record_session(
         account, per.id, lines=[line("100")], now=at(date(2027, 1, 1))
     ).invoice.id

@@ -690,13 +690,7 @@ def test_another_card_refused_for_a_selection_leaves_the_waiting_one_as_it_was()
     invoice in it was credited meanwhile), it cancels nothing."""
     world = make_world()
     acct = world.account.id
-    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
-    stuck = world.billing.save_card(
-        acct, per.id, token="pm_card_authenticationRequired"
-    ).id
-    visa = world.billing.save_card(
-        acct, per.id, token="pm_card_visa", make_default=False
-    ).id
+    per, stuck, visa = world.paying_by_hand()
     a, b = (
         world.billing.record_session(
             acct, per.id, lines=[line(price)], now=at(date(2027, 1, day))
