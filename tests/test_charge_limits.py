@@ -186,7 +186,8 @@ def test_the_limits_are_what_the_gateway_checks(code: str) -> None:
     limits = charge_limits(code)
     assert limits.currency == Currency(code)
     assert limits.maximum is not None
-    assert to_minor_units(limits.maximum) <= MAX_CHARGE_UNITS
+    most = 999_999_999_999 if code == "IDR" else MAX_CHARGE_UNITS  # 12 digits
+    assert to_minor_units(limits.maximum) <= most
     check_charge_amount(limits.maximum)
     with pytest.raises(ChargeAmountError):
         check_charge_amount(limits.maximum + limits.increment)
@@ -344,3 +345,16 @@ def _invoice_mails(world: World) -> list[str]:
         return [
             n.text for n in tx.pending_notifications(limit=100) if n.kind == "invoice"
         ]
+
+
+def test_ugx_is_written_with_two_decimals_like_isk() -> None:
+    """Stripe: "to charge 5 UGX, provide an amount value of 500", divisible
+    by 100."""
+    assert to_minor_units(Money(5, "UGX")) == 500
+    assert charge_limits("UGX").maximum == Money(999_999, "UGX")
+    assert charge_limits("UGX").increment == Money(1, "UGX")
+
+
+def test_idr_charges_take_twelve_digits() -> None:
+    assert charge_limits("IDR").maximum == Money("9999999999.99", "IDR")
+    assert check_charge_amount(Money("9999999999.99", "IDR")) == 999_999_999_999

@@ -77,7 +77,9 @@ def test_stripe_currency_lists() -> None:
 
 @given(code=st.sampled_from(CODES), units=st.integers(min_value=0, max_value=10**12))
 def test_minor_units_round_trip(code: str, units: int) -> None:
-    step = {"ISK": 100, **dict.fromkeys(THREE_DECIMAL_CURRENCIES, 10)}.get(code, 1)
+    step = {"ISK": 100, "UGX": 100, **dict.fromkeys(THREE_DECIMAL_CURRENCIES, 10)}.get(
+        code, 1
+    )
     money = from_minor_units(units * step, code)
     assert to_minor_units(money) == units * step
     if money.is_quantized:
@@ -207,6 +209,19 @@ def test_metadata_and_email_checks() -> None:
     for bad_email in ("kari", "@", "kari@", 7):
         with pytest.raises(InvalidInputError):
             check_email(bad_email)
+
+
+def test_metadata_within_stripes_limits() -> None:
+    """50 keys at Stripe, one of them recurbill's; keys of 40 characters
+    without brackets; values of 500."""
+    most = {f"k{i}": "v" for i in range(49)}
+    assert check_metadata(most) == most
+    with pytest.raises(InvalidInputError, match="50 keys; at most 49"):
+        check_metadata({**most, "k49": "v"})
+    assert check_metadata({"k" * 40: "v" * 500}) == {"k" * 40: "v" * 500}
+    for bad in ({"k" * 41: "v"}, {"k": "v" * 501}, {"a[b]": "v"}):
+        with pytest.raises(InvalidInputError, match="too long or its key"):
+            check_metadata(bad)
 
 
 def test_a_charge_request_is_checked_whole() -> None:

@@ -114,12 +114,27 @@ def check_text(value: object, *, what: str) -> str:
     return value
 
 
+_METADATA_KEYS = 49
+"""Stripe keeps 50 metadata keys; recurbill adds one (the idempotency key)."""
+
+_METADATA_KEY_LENGTH = 40
+_METADATA_VALUE_LENGTH = 500
+
+
 def check_metadata(value: object) -> dict[str, str]:
-    """Metadata: string keys and values, no card numbers, no CVC-like keys."""
+    """Metadata: string keys and values, no card numbers, no CVC-like keys,
+    within Stripe's limits (49 keys besides recurbill's own, keys of at most
+    40 characters without square brackets, values of at most 500)."""
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             problem=f"metadata must be a mapping, not {type(value).__name__}",
             allowed="give a mapping of strings to strings",
+        )
+    if len(value) > _METADATA_KEYS:
+        raise InvalidInputError(
+            problem=f"metadata has {len(value)} keys",
+            allowed=f"at most {_METADATA_KEYS} (the gateway keeps 50, and "
+            "recurbill adds its idempotency key)",
         )
     result: dict[str, str] = {}
     for key, item in value.items():
@@ -130,6 +145,18 @@ def check_metadata(value: object) -> dict[str, str]:
             raise InvalidInputError(
                 problem=f"metadata entry {key!r}: {item!r} is not text",
                 allowed="metadata keys and values must be strings (keys non-empty)",
+            )
+        if (
+            len(key) > _METADATA_KEY_LENGTH
+            or "[" in key
+            or "]" in key
+            or len(item) > _METADATA_VALUE_LENGTH
+        ):
+            raise InvalidInputError(
+                problem=f"metadata entry {key[:60]!r} is too long or its key has "
+                "square brackets",
+                allowed=f"keys of at most {_METADATA_KEY_LENGTH} characters "
+                f"without [ or ], values of at most {_METADATA_VALUE_LENGTH}",
             )
         if _CARD_FIELDS.search(key):
             raise InvalidInputError(

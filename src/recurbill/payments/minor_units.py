@@ -6,9 +6,9 @@ ship with recurbill follow these rules, so a test against the in-memory
 gateway refuses what Stripe would refuse:
 
 - Zero-decimal currencies (JPY, KRW, CLP, VND, …): whole units, ¥500 is ``500``.
-- ISK: ISO 4217 and Stripe agree that ISK has no fractions, but Stripe's API
-  still writes it with two decimals: 5 kr is ``500`` and the amount must be a
-  multiple of 100.
+- ISK and UGX: ISO 4217 and Stripe agree that they have no fractions, but
+  Stripe's API still writes them with two decimals: 5 kr is ``500`` and the
+  amount must be a multiple of 100.
 - Three-decimal currencies (BHD, JOD, KWD, OMR, TND): thousandths, but Stripe's
   partners need the last digit to be 0, so 5.120 KWD is ``5120`` and 5.124 KWD
   is refused. recurbill refuses rather than rounds: rounding would charge
@@ -44,14 +44,14 @@ __all__ = [
 ]
 
 ZERO_DECIMAL_CURRENCIES = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF VND VUV XAF XOF XPF".split()
 )
 """Currencies Stripe writes in whole units."""
 
 THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
 """Currencies Stripe writes in thousandths (last digit 0)."""
 
-_STEP = {"ISK": 100, **dict.fromkeys(THREE_DECIMAL_CURRENCIES, 10)}
+_STEP = {"ISK": 100, "UGX": 100, **dict.fromkeys(THREE_DECIMAL_CURRENCIES, 10)}
 
 
 def minor_unit_exponent(currency: Currency | str) -> int:
@@ -82,6 +82,9 @@ def to_minor_units(money: Money) -> int:
 MAX_CHARGE_UNITS = 99_999_999
 """Stripe's largest charge: eight digits of minor units (999,999.99 NOK)."""
 
+_MAX_UNITS = {"IDR": 999_999_999_999}
+"""Currencies whose largest charge has more digits (twelve for IDR)."""
+
 MINIMUM_CHARGE = {
     code: Decimal(amount)
     for code, amount in {
@@ -94,27 +97,32 @@ MINIMUM_CHARGE = {
 }  # fmt: skip
 """Stripe's smallest charge in each currency it settles in (its currency table).
 
-In another currency Stripe asks for the equivalent of the minimum of the
-account's settlement currency, which depends on the exchange rate; no limit
-is known in advance there, so none is applied."""
+Stripe's minimum is that of the account's settlement currency: these apply
+when an account charges in the currency it settles in, as recurbill's
+accounts (one currency each) normally do. A charge Stripe converts must reach
+the equivalent of the settlement currency's minimum, which depends on the
+exchange rate; in a currency outside this table no limit is known in
+advance, so none is applied."""
 
 
 def charge_limits(currency: Currency | str) -> ChargeLimits:
     """Stripe's limits for one charge in *currency* (both shipped gateways use them).
 
-    The maximum is the largest amount of at most eight digits that is a whole
-    multiple of the increment, so 999,999 ISK rather than 999,999.99:
+    The maximum is the largest amount of at most eight digits (twelve for
+    IDR) that is a whole multiple of the increment, so 999,999 ISK rather than
+    999,999.99:
 
     >>> str(charge_limits("ISK").maximum), str(charge_limits("NOK").minimum)
     ('999999 ISK', '3.00 NOK')
     """
     currency = Currency(currency) if isinstance(currency, str) else currency
     step = _STEP.get(currency.code, 1)
+    most = _MAX_UNITS.get(currency.code, MAX_CHARGE_UNITS)
     minimum = MINIMUM_CHARGE.get(currency.code)
     return ChargeLimits(
         currency=currency,
         minimum=None if minimum is None else Money(minimum, currency).quantize(),
-        maximum=from_minor_units(MAX_CHARGE_UNITS - MAX_CHARGE_UNITS % step, currency),
+        maximum=from_minor_units(most - most % step, currency),
         increment=from_minor_units(step, currency),
     )
 

@@ -219,13 +219,13 @@ class StripeGateway:
             f"metadata['{_quoted(key)}']:'{_quoted(value)}'"
             for key, value in sorted(wanted.items())
         )
-        with _translated():
+        with _translated():  # every page: the search matches case-insensitively
             found = self._v1.customers.search({"query": query, "limit": _RECENT})
-        matches = [
-            customer
-            for customer in found.data
-            if all(_metadata_of(customer).get(k) == v for k, v in wanted.items())
-        ]
+            matches = [
+                customer
+                for customer in found.auto_paging_iter()
+                if all(_metadata_of(customer).get(k) == v for k, v in wanted.items())
+            ]
         if not matches:
             return None
         return min(matches, key=lambda c: (_field(c, "created") or 0, c.id)).id
