@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -499,3 +500,24 @@ def test_refund_events_carry_the_refund(gateway: StripeGateway, type_: str) -> N
         "failed",
         "lost_or_stolen_card",
     )
+
+
+def test_find_customer_searches_by_entries_without_a_backslash(
+    gateway: StripeGateway, fake_stripe: FakeStripe
+) -> None:
+    """Stripe documents no escape for a backslash in a search value: the
+    search uses the other entries, and every entry must match exactly."""
+    made = gateway.create_customer(
+        email="a@example.no",
+        name="A",
+        metadata={"recurbill_customer": "cus\\1", "account": "acct's"},
+    )
+    found = gateway.find_customer(
+        metadata={"recurbill_customer": "cus\\1", "account": "acct's"}
+    )
+    assert found == made
+    (search,) = [r for r in fake_stripe.received if r.path.endswith("/search")]
+    sent = urllib.parse.unquote_plus(search.query + search.body)
+    assert "account']:'acct\\'s'" in sent  # the quote escaped, as documented
+    assert "recurbill_customer" not in sent  # the entry with a backslash
+    assert gateway.find_customer(metadata={"recurbill_customer": "cus\\1"}) is None

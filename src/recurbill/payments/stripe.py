@@ -207,7 +207,10 @@ class StripeGateway:
 
         Stripe's customer search (``metadata['key']:'value'``, joined with
         ``AND``) is eventually consistent: a Customer made in the last
-        minute, or an hour during an outage, may not be found yet.
+        minute, or an hour during an outage, may not be found yet. It
+        searches by the entries without a backslash (Stripe documents no
+        escape for one) and matches every entry exactly; with none to
+        search by, it finds nothing.
         """
         wanted = check_metadata(metadata)
         if not wanted:
@@ -215,9 +218,18 @@ class StripeGateway:
                 problem="no metadata to find a customer by",
                 allowed="give at least one metadata key and value",
             )
+        # Stripe documents escaping a quote with a backslash, not a backslash
+        # itself: search by the entries without one, then match all of them
+        searchable = [
+            (key, value)
+            for key, value in sorted(wanted.items())
+            if "\\" not in key + value
+        ]
+        if not searchable:
+            return None
         query = " AND ".join(
             f"metadata['{_quoted(key)}']:'{_quoted(value)}'"
-            for key, value in sorted(wanted.items())
+            for key, value in searchable
         )
         with _translated():  # every page: the search matches case-insensitively
             found = self._v1.customers.search({"query": query, "limit": _RECENT})
@@ -600,7 +612,11 @@ def _field(obj: object, name: str) -> Any:
 
 
 def _quoted(text: str) -> str:
-    """*text* inside a quoted string of Stripe's search query language."""
+    """*text* inside a quoted string of Stripe's search query language.
+
+    Stripe documents a backslash before a quote; doubling a backslash itself
+    is not documented (``find_customer`` searches by values without one).
+    """
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
