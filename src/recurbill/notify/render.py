@@ -939,6 +939,38 @@ def _charges(
                     "",
                 )
             )
+    return _per_payment(shown, t, result, footer)
+
+
+def _uncharged(
+    shown: Sequence[UnchargedLine], every: Sequence[UnchargedLine], t: _Lang
+) -> _Table:
+    """The summary's invoices a card could not be charged (sent as invoices)."""
+
+    def result(line: UnchargedLine) -> str:
+        reason = t(f"summary.uncharged.{line.reason.value}")
+        return t("summary.uncharged.retry", reason=reason) if line.retry else reason
+
+    total = (
+        t("summary.uncharged_total"),
+        "",
+        _monies((line.amount for line in every), t),
+        "",
+    )
+    return _per_payment(shown, t, result, [total])
+
+
+_P = TypeVar("_P", ChargeLine, UnchargedLine)
+
+
+def _per_payment(
+    shown: Sequence[_P],
+    t: _Lang,
+    result: Callable[[_P], str],
+    footer: Sequence[tuple[str, ...]],
+) -> _Table:
+    """A summary table of one payment (or uncharged invoice) per row: invoice,
+    customer, amount and *result*, with *footer* below."""
     return _Table(
         header=(
             t("summary.col.invoice"),
@@ -957,43 +989,6 @@ def _charges(
         ),
         right=frozenset({2}),
         footer=tuple(footer),
-    )
-
-
-def _uncharged(
-    shown: Sequence[UnchargedLine], every: Sequence[UnchargedLine], t: _Lang
-) -> _Table:
-    """The summary's invoices a card could not be charged (sent as invoices)."""
-
-    def result(line: UnchargedLine) -> str:
-        reason = t(f"summary.uncharged.{line.reason.value}")
-        return t("summary.uncharged.retry", reason=reason) if line.retry else reason
-
-    return _Table(
-        header=(
-            t("summary.col.invoice"),
-            t("summary.col.customer"),
-            t("summary.col.amount"),
-            t("summary.col.result"),
-        ),
-        rows=tuple(
-            (
-                line.invoice_number,
-                line.customer_name,
-                _money(line.amount, t),
-                result(line),
-            )
-            for line in shown
-        ),
-        right=frozenset({2}),
-        footer=(
-            (
-                t("summary.uncharged_total"),
-                "",
-                _monies((line.amount for line in every), t),
-                "",
-            ),
-        ),
     )
 
 
