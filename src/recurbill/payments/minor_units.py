@@ -25,6 +25,7 @@ gateway refuses what Stripe would refuse:
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from recurbill.errors import ChargeAmountError, InvalidInputError
@@ -105,6 +106,7 @@ exchange rate; in a currency outside this table no limit is known in
 advance, so none is applied."""
 
 
+@functools.lru_cache(maxsize=512)  # a pure function of the currency, asked per charge
 def charge_limits(currency: Currency | str) -> ChargeLimits:
     """Stripe's limits for one charge in *currency* (both shipped gateways use them).
 
