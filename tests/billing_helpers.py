@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time as clock
 from collections.abc import Callable, Sequence
@@ -36,6 +37,31 @@ def line(
 def at(day: date, hour: int = 12, zone: ZoneInfo = OSLO) -> datetime:
     """A local instant on *day*."""
     return datetime.combine(day, time(hour), tzinfo=zone)
+
+
+class CustomersMade(InMemoryGateway):
+    """Remembers the gateway customers made (a replayed key makes none) or
+    found made by an earlier call whose answer was lost. With a *barrier*,
+    each creation first waits (up to 2 s) for another call to reach it."""
+
+    def __init__(self) -> None:
+        super().__init__(environ={})
+        self.made: set[str] = set()
+        self.barrier: threading.Barrier | None = None
+
+    def create_customer(self, **kwargs: Any) -> str:
+        if self.barrier is not None:  # the other call may never come
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait(timeout=2)
+        made = super().create_customer(**kwargs)
+        self.made.add(made)
+        return made
+
+    def find_customer(self, **kwargs: Any) -> str | None:
+        found = super().find_customer(**kwargs)
+        if found is not None:
+            self.made.add(found)
+        return found
 
 
 @attrs.define

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing_helpers import World, at, line, make_world, together
+from billing_helpers import CustomersMade, World, at, line, make_world, together
 from recurbill import (
     Account,
     Billing,
@@ -248,31 +248,11 @@ def test_a_failed_gateway_update_is_finished_by_calling_again() -> None:
     assert _at_gateway(world, again) == ("kari.hansen@example.no", "Kari Nordmann")
 
 
-class _Customers(InMemoryGateway):
-    """Remembers the gateway customers it made (a replayed key makes none)."""
-
-    def __init__(self) -> None:
-        super().__init__(environ={})
-        self.made: list[str] = []
-
-    def create_customer(self, **kwargs: Any) -> str:
-        made = super().create_customer(**kwargs)
-        if made not in self.made:
-            self.made.append(made)
-        return made
-
-    def find_customer(self, **kwargs: Any) -> str | None:
-        found = super().find_customer(**kwargs)  # one a lost answer made
-        if found is not None and found not in self.made:
-            self.made.append(found)
-        return found
-
-
 def test_a_customer_without_gateway_customer_gets_the_one_its_key_made() -> None:
     """add_customer's gateway call succeeded but its answer was lost: the
     change first finishes it with the details it was added with (found by
     its metadata), then updates it; nothing is made twice."""
-    gateway = _Customers()
+    gateway = CustomersMade()
     world = make_world(gateway=gateway)
     gateway.fail_next("timeout_after", operation="create_customer")
     with pytest.raises(GatewayUnavailableError):
@@ -283,7 +263,7 @@ def test_a_customer_without_gateway_customer_gets_the_one_its_key_made() -> None
     changed = world.billing.change_customer(
         world.account.id, "kari", email="kari.hansen@example.no"
     )
-    assert gateway.made == [changed.gateway_customer_id]
+    assert gateway.made == {changed.gateway_customer_id}
     assert _at_gateway(world, changed) == ("kari.hansen@example.no", "Kari")
     world.billing.save_card(world.account.id, "kari", token="pm_card_visa")
     assert len(gateway.made) == 1

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 
-from billing_helpers import at, make_world, together
+from billing_helpers import CustomersMade, at, make_world, together
 from recurbill.billing import Billing
 from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.payments.memory import InMemoryGateway
@@ -193,30 +193,6 @@ def test_a_fault_at_every_call_then_a_rerun_equals_a_clean_run(
     assert k > 5, "the harness must have covered many calls"
 
 
-class _Customers(InMemoryGateway):
-    """Remembers the customers it made (a replay of a key makes none), or
-    found made by an earlier call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.made: set[str] = set()
-        self.barrier: threading.Barrier | None = None
-
-    def create_customer(self, **kwargs: Any) -> str:
-        if self.barrier is not None:  # the other call may never come
-            with suppress(threading.BrokenBarrierError):
-                self.barrier.wait(timeout=2)
-        made = super().create_customer(**kwargs)
-        self.made.add(made)
-        return made
-
-    def find_customer(self, **kwargs: Any) -> str | None:
-        found = super().find_customer(**kwargs)  # one a lost answer made
-        if found is not None:
-            self.made.add(found)
-        return found
-
-
 def _stored_customer(world: Any, customer_id: str) -> Customer | None:
     with world.storage.transaction() as tx:
         customers = {c.id: c for c in tx.list_customers(world.account.id)}
@@ -233,7 +209,7 @@ def test_add_customer_with_a_fault_at_every_call_makes_one_gateway_customer(
     k = 1
     while True:
         storage_faults, gateway_faults = Faults(), Faults(mode=mode)
-        gateway = _Customers()
+        gateway = CustomersMade()
         world = make_world(
             storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
             gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
@@ -336,7 +312,7 @@ def test_a_new_customer_is_created_without_a_search() -> None:
 def test_the_same_customer_added_twice_at_once_is_one_gateway_customer(
     sql_storage: SqlStorage,
 ) -> None:
-    gateway = _Customers()
+    gateway = CustomersMade()
     billing = Billing(storage=sql_storage, gateway=gateway)
     account = billing.create_account(
         name="Fjord Fysio AS", currency="NOK", summary_email="post@fjordfysio.no"
@@ -368,7 +344,7 @@ def test_change_customer_with_a_fault_at_every_call_ends_in_step(
     k = 1
     while True:
         storage_faults, gateway_faults = Faults(), Faults(mode=mode)
-        gateway = _Customers()
+        gateway = CustomersMade()
         world = make_world(
             storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
             gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]

@@ -19,9 +19,11 @@ from recurbill.records import (
     CollectionMethod,
     Customer,
     InvoiceStatus,
+    Payment,
     PaymentStatus,
     SettlementStatus,
 )
+from recurbill.views import PaymentOutcome
 
 DAY = date(2027, 2, 1)
 
@@ -449,20 +451,27 @@ def test_a_pending_refund_that_succeeds_later_is_recorded_so() -> None:
 
 def _waiting(world: World) -> tuple[Customer, str, str, list[str], Any]:
     """Per's two invoices in a mass payment that waits for 3-D Secure."""
-    per, stuck = _payer(world, "pm_card_authenticationRequired")
-    visa = world.billing.save_card(
-        world.account.id, per.id, token="pm_card_visa", make_default=False
-    )
+    per, stuck, visa = world.paying_by_hand()
     ids = _open_invoices(world, per, ["100", "200"])
     waiting = world.billing.mass_pay(
         world.account.id, per.id, ids, payment_method_id=stuck, now=at(DAY)
     )
     assert waiting.status is SettlementStatus.REQUIRES_ACTION
-    return per, stuck, visa.id, ids, waiting
+    return per, stuck, visa, ids, waiting
 
 
 def _in_flight(world: World) -> list[Any]:
     return [p for p in world.payments() if p.status in IN_FLIGHT]
+
+
+def _nothing_canceled(world: World, waiting: Payment | None) -> None:
+    """The payment waiting for authentication is as it was: nothing was
+    canceled at the gateway."""
+    assert waiting is not None
+    assert [p.status for p in world.payments() if p.id == waiting.id] == [
+        PaymentStatus.REQUIRES_ACTION
+    ]
+    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
 
 
 def test_the_plan_agrees_with_the_payment_on_invoices_waiting_for_authentication() -> (
@@ -558,15 +567,12 @@ def test_a_refused_payment_leaves_the_waiting_one_as_it_was() -> None:
         )
     still = world.billing.mass_payment(world.account.id, waiting.settlement.id)
     assert still.status is SettlementStatus.REQUIRES_ACTION
-    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+    _nothing_canceled(world, waiting.payment)
 
 
 def test_a_selection_refused_for_its_total_cancels_nothing() -> None:
     world = make_world()
-    per, stuck = _payer(world, "pm_card_authenticationRequired")
-    visa = world.billing.save_card(
-        world.account.id, per.id, token="pm_card_visa", make_default=False
-    )
+    per, stuck, visa = world.paying_by_hand()
     ids = _open_invoices(world, per, ["100", "2.00"])  # 125.00 and 2.50 NOK
     waiting = world.billing.mass_pay(
         world.account.id, per.id, ids, payment_method_id=stuck, now=at(DAY)
@@ -574,21 +580,19 @@ def test_a_selection_refused_for_its_total_cancels_nothing() -> None:
     assert waiting.status is SettlementStatus.REQUIRES_ACTION
     with pytest.raises(SelectionAmountError, match="below the gateway's minimum"):
         world.billing.mass_pay(
-            world.account.id, per.id, ids[1:], payment_method_id=visa.id, now=at(DAY)
+            world.account.id, per.id, ids[1:], payment_method_id=visa, now=at(DAY)
         )
     still = world.billing.mass_payment(world.account.id, waiting.settlement.id)
     assert still.status is SettlementStatus.REQUIRES_ACTION
-    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+    _nothing_canceled(world, waiting.payment)
 
 
-def test_a_selection_blocked_by_a_payment_without_an_outcome_cancels_nothing() -> None:
-    """One invoice waits for 3-D Secure, another is in a processing payment:
-    the selection is refused, and the waiting payment is left as it was."""
-    world = make_world()
-    per, stuck = _payer(world, "pm_card_authenticationRequired")
-    visa = world.billing.save_card(
-        world.account.id, per.id, token="pm_card_visa", make_default=False
-    )
+def _waiting_beside_processing(
+    world: World,
+) -> tuple[Customer, list[str], str, PaymentOutcome, PaymentOutcome]:
+    """Per's first invoice waits for 3-D Secure, his second is in a payment
+    the gateway is still processing (the Visa)."""
+    per, stuck, visa = world.paying_by_hand()
     first, second = _open_invoices(world, per, ["100", "200"])
     waiting = world.billing.pay(
         world.account.id, first, payment_method_id=stuck, now=at(DAY)
@@ -596,9 +600,17 @@ def test_a_selection_blocked_by_a_payment_without_an_outcome_cancels_nothing() -
     assert waiting.status is PaymentStatus.REQUIRES_ACTION
     world.gateway.process_next()
     processing = world.billing.pay(
-        world.account.id, second, payment_method_id=visa.id, now=at(DAY)
+        world.account.id, second, payment_method_id=visa, now=at(DAY)
     )
     assert processing.status is PaymentStatus.PROCESSING
+    return per, [first, second], visa, waiting, processing
+
+
+def test_a_selection_blocked_by_a_payment_without_an_outcome_cancels_nothing() -> None:
+    """One invoice waits for 3-D Secure, another is in a processing payment:
+    the selection is refused, and the waiting payment is left as it was."""
+    world = make_world()
+    per, [first, second], visa, waiting, _ = _waiting_beside_processing(world)
     with pytest.raises(InvalidSelectionError, match="payment in progress"):
         world.billing.plan_mass_payment(world.account.id, per.id, [first, second])
     with pytest.raises(InvalidSelectionError, match="payment in progress"):
@@ -606,32 +618,17 @@ def test_a_selection_blocked_by_a_payment_without_an_outcome_cancels_nothing() -
             world.account.id,
             per.id,
             [first, second],
-            payment_method_id=visa.id,
+            payment_method_id=visa,
             now=at(DAY, 13),
         )
-    assert waiting.payment is not None
-    assert [p.status for p in world.payments() if p.id == waiting.payment.id] == [
-        PaymentStatus.REQUIRES_ACTION
-    ]
-    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+    _nothing_canceled(world, waiting.payment)
 
 
 def test_a_selection_paid_meanwhile_is_refused_before_anything_is_canceled() -> None:
     """The look-up finds one invoice paid (its processing payment went
     through): the selection is refused on that news, cancelling nothing."""
     world = make_world()
-    per, stuck = _payer(world, "pm_card_authenticationRequired")
-    visa = world.billing.save_card(
-        world.account.id, per.id, token="pm_card_visa", make_default=False
-    )
-    first, second = _open_invoices(world, per, ["100", "200"])
-    waiting = world.billing.pay(
-        world.account.id, first, payment_method_id=stuck, now=at(DAY)
-    )
-    world.gateway.process_next()
-    processing = world.billing.pay(
-        world.account.id, second, payment_method_id=visa.id, now=at(DAY)
-    )
+    per, [first, second], visa, waiting, processing = _waiting_beside_processing(world)
     assert processing.payment is not None
     assert processing.payment.charge_id
     world.gateway.settle(processing.payment.charge_id)  # its webhook is late
@@ -640,14 +637,10 @@ def test_a_selection_paid_meanwhile_is_refused_before_anything_is_canceled() -> 
             world.account.id,
             per.id,
             [first, second],
-            payment_method_id=visa.id,
+            payment_method_id=visa,
             now=at(DAY, 13),
         )
-    assert waiting.payment is not None
-    assert [p.status for p in world.payments() if p.id == waiting.payment.id] == [
-        PaymentStatus.REQUIRES_ACTION
-    ]
-    assert "cancel_charge" not in [r.operation for r in world.gateway.requests]
+    _nothing_canceled(world, waiting.payment)
 
 
 class _StartsAnotherOnCancel(InMemoryGateway):
@@ -689,31 +682,15 @@ def test_another_card_refused_for_a_selection_leaves_the_waiting_one_as_it_was()
     """The same selection on another card is not a resubmit: refused (an
     invoice in it was credited meanwhile), it cancels nothing."""
     world = make_world()
-    acct = world.account.id
-    per, stuck, visa = world.paying_by_hand()
-    a, b = (
-        world.billing.record_session(
-            acct, per.id, lines=[line(price)], now=at(date(2027, 1, day))
-        ).invoice
-        for day, price in ((1, "100"), (2, "200"))
-    )
-    waiting = world.billing.mass_pay(
-        acct, per.id, [a.id, b.id], payment_method_id=stuck, now=at(date(2027, 3, 1), 9)
-    )
-    assert waiting.payment is not None
-    assert waiting.payment.status is PaymentStatus.REQUIRES_ACTION
+    per, _, visa, ids, waiting = _waiting(world)
+    (first,) = [i for i in world.storage_invoices() if i.id == ids[0]]
     world.billing.credit_invoice(
-        acct, a.id, amount=a.total, reason="Goodwill", now=at(date(2027, 3, 1), 10)
+        world.account.id, ids[0], amount=first.total, reason="Goodwill", now=at(DAY)
     )
     with pytest.raises(InvalidSelectionError, match="is paid"):
         world.billing.mass_pay(
-            acct,
-            per.id,
-            [a.id, b.id],
-            payment_method_id=visa,
-            now=at(date(2027, 3, 1), 11),
+            world.account.id, per.id, ids, payment_method_id=visa, now=at(DAY, 13)
         )
-    assert not [r for r in world.gateway.requests if r.operation == "cancel_charge"]
-    assert world.billing.mass_payment(
-        acct, waiting.settlement.id
-    ).settlement.status is (SettlementStatus.REQUIRES_ACTION)
+    still = world.billing.mass_payment(world.account.id, waiting.settlement.id)
+    assert still.status is SettlementStatus.REQUIRES_ACTION
+    _nothing_canceled(world, waiting.payment)

@@ -104,6 +104,29 @@ def test_smtp_needs_a_sender_and_a_port(
     assert "--smtp-sender" in capsys.readouterr().err
 
 
+def _card_customers(url: str, names: list[str]) -> None:
+    """A customer paying by card for each of *names*, with a monthly template
+    due on 31 January 2027."""
+    with SqlStorage.from_url(url) as storage:
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        for name in names:
+            email = name.lower().replace(" ", "") + "@example.no"
+            customer = billing.add_customer("fjord", name=name, email=email)
+            billing.save_card("fjord", customer.id, token="pm_card_visa")
+            billing.create_template(
+                "fjord",
+                customer.id,
+                lines=[
+                    InvoiceLine(
+                        description="Time", quantity=1, unit_price="800", vat_rate=25
+                    )
+                ],
+                start=date(2027, 1, 31),
+                period="month",
+                now=datetime(2027, 1, 1, tzinfo=timezone.utc),
+            )
+
+
 class _KeyRefused(InMemoryGateway):
     """A gateway whose every charge is refused for the API key (a 401)."""
 
@@ -118,22 +141,7 @@ def test_a_run_stopped_by_the_gateway_still_delivers_its_e_mail(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = _database(tmp_path)
-    with SqlStorage.from_url(url) as storage:
-        billing = Billing(storage=storage, gateway=InMemoryGateway())
-        kari = billing.add_customer("fjord", name="Kari", email="kari@example.no")
-        billing.save_card("fjord", kari.id, token="pm_card_visa")
-        billing.create_template(
-            "fjord",
-            kari.id,
-            lines=[
-                InvoiceLine(
-                    description="Time", quantity=1, unit_price="800", vat_rate=25
-                )
-            ],
-            start=date(2027, 1, 31),
-            period="month",
-            now=datetime(2027, 1, 1, tzinfo=timezone.utc),
-        )
+    _card_customers(url, ["Kari"])
     monkeypatch.setattr("recurbill.cli._stripe", _KeyRefused)
     status = main(
         ["run", "--db", url, "--as-of", "2027-01-31T07:00:00+01:00",
@@ -161,25 +169,7 @@ def test_a_stopped_run_counts_the_charges_it_left_and_notes_what_failed(
     from recurbill.errors import InvalidInvoiceError
 
     url = _database(tmp_path)  # Per's invoice, which will fail below
-    with SqlStorage.from_url(url) as storage:
-        billing = Billing(storage=storage, gateway=InMemoryGateway())
-        for n in range(3):
-            kari = billing.add_customer(
-                "fjord", name=f"Kari {n}", email=f"kari{n}@example.no"
-            )
-            billing.save_card("fjord", kari.id, token="pm_card_visa")
-            billing.create_template(
-                "fjord",
-                kari.id,
-                lines=[
-                    InvoiceLine(
-                        description="Time", quantity=1, unit_price="800", vat_rate=25
-                    )
-                ],
-                start=date(2027, 1, 31),
-                period="month",
-                now=datetime(2027, 1, 1, tzinfo=timezone.utc),
-            )
+    _card_customers(url, [f"Kari {n}" for n in range(3)])
     build = daily.build_invoice
 
     def failing(**fields: object) -> object:
