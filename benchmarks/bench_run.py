@@ -145,8 +145,8 @@ class _TimedStorage:
         self._inner, self._spent = inner, spent
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self._inner.transaction() as tx:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self._inner.transaction(read_only=read_only) as tx:
             yield _Timed(tx, self._spent, "storage")
 
 

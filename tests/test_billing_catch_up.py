@@ -202,8 +202,8 @@ class _MovingStorage:
         self._moved = [moved]
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self._inner.transaction() as tx:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self._inner.transaction(read_only=read_only) as tx:
             yield _Moved(tx, self._moved)
 
 

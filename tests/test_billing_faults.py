@@ -69,8 +69,8 @@ class FaultyStorage:
         self._faults = faults
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self._inner.transaction() as tx:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self._inner.transaction(read_only=read_only) as tx:
             yield _Tx(tx, self._faults)
 
 

@@ -82,8 +82,8 @@ class _SlowLocks:
         self.inner = inner
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self.inner.transaction() as tx:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self.inner.transaction(read_only=read_only) as tx:
             yield _SlowLockTransaction(tx)
 
 

@@ -165,8 +165,8 @@ class _SlowToStore:
         self.delay = threading.Event()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self.inner.transaction() as tx:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self.inner.transaction(read_only=read_only) as tx:
             yield _SlowTransaction(tx, self.delay)
 
 

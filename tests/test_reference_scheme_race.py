@@ -45,8 +45,8 @@ class _Paused:
         self.go = threading.Event()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self.inner.transaction() as tx:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self.inner.transaction(read_only=read_only) as tx:
             yield _PausedTransaction(self, tx)
 
 

@@ -1191,7 +1191,7 @@ class Billing:
         return invoice, method
 
     def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             customer_id = tx.get_invoice(account_id, invoice_id).customer_id
         return self._collector.in_flight(account_id, customer_id, [invoice_id])
 
@@ -1207,7 +1207,7 @@ class Billing:
     def _outcome(
         self, account_id: str, invoice_id: str, *, payment_id: str | None = None
     ) -> PaymentOutcome:
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             invoice = tx.get_invoice(account_id, invoice_id)
             payments = [
                 p
@@ -1446,7 +1446,7 @@ class Billing:
         come: a payment and a refund are stored before the gateway is called,
         so their events never arrive before them.
         """
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             try:
                 tx.get_account(account_id)
                 tx.get_payment(account_id, payment_id)
@@ -1457,7 +1457,7 @@ class Billing:
             )
 
     def _customer(self, account_id: str, customer_id: str) -> Customer:
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             return tx.get_customer(account_id, customer_id)
 
 

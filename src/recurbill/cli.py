@@ -198,7 +198,7 @@ def _preview_template(args: argparse.Namespace) -> int:
         raise UsageError("preview --template needs --db and --account too")
     with SqlStorage.from_url(_existing(args.db)) as storage:
         view = template_view(storage, args.account, args.template, upcoming=args.count)
-        with storage.transaction() as tx:
+        with storage.transaction(read_only=True) as tx:
             locale = tx.get_account(args.account).locale
     for coming in view.upcoming:
         _print([coming.occurrence], f"  {format_money(coming.amount, locale)}")

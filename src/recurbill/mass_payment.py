@@ -115,7 +115,7 @@ class MassPayment:
         not (paying cancels that payment first), and a total the gateway
         cannot charge is a :class:`~recurbill.errors.SelectionAmountError`.
         """
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             return self._plan(tx, account_id, customer_id, invoice_ids)
 
     def pay(

@@ -118,7 +118,7 @@ def template_view(
         raise InvalidInputError(
             problem=f"upcoming={upcoming!r}", allowed="give a count of 0 or more"
         )
-    with storage.transaction() as tx:
+    with storage.transaction(read_only=True) as tx:
         account = tx.get_account(account_id)
         template = tx.get_template(account_id, template_id)
         history = tx.list_occurrences(account_id, template_id)
@@ -155,7 +155,7 @@ def customer_overview(
     storage: Storage, account_id: str, customer_id: str, *, on: date
 ) -> CustomerOverview:
     """Paid, open and overdue invoices with totals, receipts, cards and credit."""
-    with storage.transaction() as tx:
+    with storage.transaction(read_only=True) as tx:
         account = tx.get_account(account_id)
         customer = tx.get_customer(account_id, customer_id)
         invoices = tx.list_invoices(account_id, customer_id=customer_id)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from recurbill.errors import InvalidInputError
+from recurbill.errors import InvalidInputError, StateError
 from recurbill.records import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -18,9 +19,11 @@ from recurbill.records import (
 __all__ = [
     "MAX_COUNT",
     "MAX_ID_LENGTH",
+    "ReadOnly",
     "account_ids",
     "aware",
     "due_after",
+    "flag",
     "ids",
     "invoice_status",
     "optional_text",
@@ -29,9 +32,57 @@ __all__ = [
     "record",
     "records",
     "text",
+    "unlocked",
+    "writes",
 ]
 
 _R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+class ReadOnly(Protocol):
+    """A unit of work that knows whether it was opened ``read_only``."""
+
+    @property
+    def read_only(self) -> bool: ...
+
+
+_T = TypeVar("_T", bound=ReadOnly)
+
+
+def _refuse(doing: str) -> StateError:
+    return StateError(
+        problem=f"{doing} in a read-only transaction",
+        allowed="open the transaction with storage.transaction() (not "
+        "read_only=True) to write or lock",
+    )
+
+
+def writes(
+    method: Callable[Concatenate[_T, _P], _R],
+) -> Callable[Concatenate[_T, _P], _R]:
+    """Mark a transaction's write call: refused first thing when read-only."""
+
+    @functools.wraps(method)
+    def guarded(self: _T, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self.read_only:
+            raise _refuse(f"{method.__name__}()")
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
+def flag(name: str, value: object) -> bool:
+    """*value* if it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(problem=f"{name}={value!r}", allowed="True or False")
+    return value
+
+
+def unlocked(tx: ReadOnly, for_update: bool) -> None:
+    """Refuse ``for_update`` in a read-only transaction: it would lock nothing."""
+    if for_update and tx.read_only:
+        raise _refuse("a locking read (for_update=True)")
 
 
 MAX_ID_LENGTH = 200

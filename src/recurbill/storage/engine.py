@@ -7,7 +7,9 @@ switched off and each transaction starts with ``BEGIN IMMEDIATE``, taking the
 write lock at once (SQLAlchemy's documented "serializable isolation /
 savepoints" recipe for pysqlite). Transactions of several processes then run
 one after another instead of failing when a reader tries to become a writer,
-and SAVEPOINTs work.
+and SAVEPOINTs work. A read-only unit of work (``transaction(read_only=True)``)
+starts with a plain deferred ``BEGIN`` instead: it takes no lock and, in WAL
+mode, reads a snapshot while another connection writes.
 
 PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``).
 """
@@ -23,7 +25,13 @@ from sqlalchemy import event
 
 from recurbill.errors import InvalidInputError
 
-__all__ = ["LOCK_TIMEOUT_SECONDS", "create_engine", "prepare_sqlite", "sqlite_url"]
+__all__ = [
+    "LOCK_TIMEOUT_SECONDS",
+    "READ_ONLY_OPTION",
+    "create_engine",
+    "prepare_sqlite",
+    "sqlite_url",
+]
 
 LOCK_TIMEOUT_SECONDS = 30.0
 """How long a transaction waits for a lock another one holds, by default.
@@ -33,6 +41,9 @@ locks such as the invoice counter); after it the wait is a ``ConflictError``.
 """
 
 _PREPARED = "recurbill_prepared"
+READ_ONLY_OPTION = "recurbill_read_only"
+"""The connection option that makes the SQLite begin hook emit a deferred
+``BEGIN`` (a read-only unit of work) instead of ``BEGIN IMMEDIATE``."""
 
 
 def sqlite_url(path: str | os.PathLike[str]) -> str:
@@ -88,7 +99,8 @@ class _SqliteHooks:
         ):
             # A connection made before prepare_sqlite() ran (a user's own engine).
             self.connect(dbapi_connection, None)
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def prepare_sqlite(

@@ -62,6 +62,7 @@ from recurbill.records import (
 from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
+from recurbill.storage.checks import flag as _flag
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import invoice_status as _invoice_status
 from recurbill.storage.checks import optional_text as _optional_text
@@ -70,6 +71,8 @@ from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
 from recurbill.storage.checks import text as _text
+from recurbill.storage.checks import unlocked as _unlocked
+from recurbill.storage.checks import writes
 from recurbill.storage.protocol import Transaction
 
 __all__ = ["InMemoryStorage"]
@@ -142,12 +145,18 @@ class InMemoryStorage:
         self._lock = threading.Lock()
         self._owner: int | None = None
 
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """Open a unit of work; leaving it without ``commit()`` rolls back."""
-        return self._transaction()
+    def transaction(
+        self, *, read_only: bool = False
+    ) -> AbstractContextManager[Transaction]:
+        """Open a unit of work; leaving it without ``commit()`` rolls back.
+
+        ``read_only=True``: write calls and locking reads raise
+        ``StateError`` (one unit of work runs at a time here all the same).
+        """
+        return self._transaction(_flag("read_only", read_only))
 
     @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
+    def _transaction(self, read_only: bool) -> Iterator[Transaction]:
         me = threading.get_ident()
         if self._owner == me:
             raise StateError(
@@ -156,7 +165,7 @@ class InMemoryStorage:
             )
         with self._lock:
             self._owner = me
-            tx = _MemoryTransaction(self._state)
+            tx = _MemoryTransaction(self._state, read_only=read_only)
             try:
                 yield tx
             finally:
@@ -167,10 +176,16 @@ class InMemoryStorage:
 class _MemoryTransaction:
     """One unit of work: writes go straight to the tables with an undo log."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, *, read_only: bool) -> None:
         self._s = state
         self._undo: list[Callable[[], None]] = []
         self._open = True
+        self._read_only = read_only
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this unit of work was opened ``read_only``."""
+        return self._read_only
 
     # -- machinery ---------------------------------------------------------
 
@@ -260,6 +275,7 @@ class _MemoryTransaction:
 
     # -- accounts ------------------------------------------------------------
 
+    @writes
     def add_account(self, account: Account) -> None:
         """Store a new account (ConflictError if the id exists)."""
         account = _frozen(_record("account", account, Account))
@@ -269,11 +285,13 @@ class _MemoryTransaction:
 
     def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
         """The account with this id (every transaction holds the lock)."""
+        _unlocked(self, for_update)
         self._check_open()
         _text("account_id", account_id)
         self._need_account(account_id)
         return self._s.accounts[account_id]
 
+    @writes
     def update_account(self, account: Account) -> None:
         """Replace a stored account."""
         account = _frozen(_record("account", account, Account))
@@ -288,6 +306,7 @@ class _MemoryTransaction:
 
     # -- customers -----------------------------------------------------------
 
+    @writes
     def add_customer(self, customer: Customer) -> None:
         """Store a new customer of ``customer.account_id``."""
         customer = _frozen(_record("customer", customer, Customer))
@@ -300,6 +319,7 @@ class _MemoryTransaction:
         self, account_id: str, customer_id: str, *, for_update: bool = False
     ) -> Customer:
         """A customer of this account (every transaction holds the lock)."""
+        _unlocked(self, for_update)
         self._check_open()
         return self._scoped(self._s.customers, "customer", account_id, customer_id)
 
@@ -311,6 +331,7 @@ class _MemoryTransaction:
             self._s.customers, "customer", account_id, customer_ids
         )
 
+    @writes
     def update_customer(self, customer: Customer) -> None:
         """Replace a stored customer."""
         customer = _frozen(_record("customer", customer, Customer))
@@ -327,6 +348,7 @@ class _MemoryTransaction:
 
     # -- payment methods -----------------------------------------------------
 
+    @writes
     def add_payment_method(self, method: PaymentMethod) -> None:
         """Store a saved card (token and display facts only)."""
         method = _frozen(_record("method", method, PaymentMethod))
@@ -362,6 +384,7 @@ class _MemoryTransaction:
         ]
         return sorted(found, key=lambda m: m.id)
 
+    @writes
     def remove_payment_method(self, account_id: str, method_id: str) -> None:
         """Forget a saved card."""
         with self._write():
@@ -370,6 +393,7 @@ class _MemoryTransaction:
 
     # -- recurring templates -------------------------------------------------
 
+    @writes
     def add_template(self, template: RecurringTemplate) -> None:
         """Store a new recurring template."""
         template = _frozen(_record("template", template, RecurringTemplate))
@@ -382,9 +406,11 @@ class _MemoryTransaction:
         self, account_id: str, template_id: str, *, for_update: bool = False
     ) -> RecurringTemplate:
         """A template; ``for_update`` locks it (every transaction holds the lock)."""
+        _unlocked(self, for_update)
         self._check_open()
         return self._scoped(self._s.templates, "template", account_id, template_id)
 
+    @writes
     def update_template(self, template: RecurringTemplate) -> None:
         """Replace a stored template."""
         template = _frozen(_record("template", template, RecurringTemplate))
@@ -395,6 +421,7 @@ class _MemoryTransaction:
             self._need_customer(template.account_id, template.customer_id)
             self._put(self._s.templates, template.id, template)
 
+    @writes
     def update_templates(self, templates: Sequence[RecurringTemplate]) -> None:
         """Replace stored templates, all or none."""
         self._each("templates", templates, RecurringTemplate, self.update_template)
@@ -431,6 +458,7 @@ class _MemoryTransaction:
         them. Every transaction holds the lock, so ``for_update`` and
         ``skip_locked`` change nothing here.
         """
+        _unlocked(self, for_update)
         self._check_open()
         _aware("as_of", as_of)
         _positive("limit", limit)
@@ -449,6 +477,7 @@ class _MemoryTransaction:
 
     # -- occurrences ---------------------------------------------------------
 
+    @writes
     def add_occurrences(self, occurrences: Sequence[OccurrenceRecord]) -> None:
         """Store handled occurrences; ConflictError if (template, index) exists."""
         records = _records("occurrences", occurrences, OccurrenceRecord)
@@ -483,6 +512,7 @@ class _MemoryTransaction:
 
     # -- invoices ------------------------------------------------------------
 
+    @writes
     def allocate_invoice_numbers(
         self, account_id: str, series: str, *, count: int = 1
     ) -> int:
@@ -500,6 +530,7 @@ class _MemoryTransaction:
             self._put(self._s.counters, key, first + count - 1)
         return first
 
+    @writes
     def lock_invoice_numbers(self, account_id: str, series: str) -> int:
         """The number the series' next allocation returns, reserving none
         (the transaction holds the one lock already)."""
@@ -548,6 +579,7 @@ class _MemoryTransaction:
             self._put(self._s.invoice_occurrences, occurrence, invoice.id)
         self._put(self._s.invoices, invoice.id, invoice)
 
+    @writes
     def add_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Store new invoices; ConflictError on a duplicate id, (series, number)
         or (template, occurrence index)."""
@@ -562,6 +594,7 @@ class _MemoryTransaction:
         self, account_id: str, invoice_id: str, *, for_update: bool = False
     ) -> Invoice:
         """An invoice; ``for_update`` locks it (every transaction holds the lock)."""
+        _unlocked(self, for_update)
         self._check_open()
         return self._scoped(self._s.invoices, "invoice", account_id, invoice_id)
 
@@ -573,12 +606,15 @@ class _MemoryTransaction:
         for_update: bool = False,
     ) -> list[Invoice]:
         """Invoices of this account, in the order of *invoice_ids*."""
+        _unlocked(self, for_update)
         return self._scoped_many(self._s.invoices, "invoice", account_id, invoice_ids)
 
+    @writes
     def update_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Replace stored invoices, all or none."""
         self._each("invoices", invoices, Invoice, self.update_invoice)
 
+    @writes
     def update_invoice(self, invoice: Invoice) -> None:
         """Replace a stored invoice (the same uniqueness rules as adding)."""
         invoice = _frozen(_record("invoice", invoice, Invoice))
@@ -615,6 +651,7 @@ class _MemoryTransaction:
 
     # -- payments ------------------------------------------------------------
 
+    @writes
     def add_payment(self, payment: Payment) -> None:
         """Store a payment attempt; ConflictError if its idempotency key exists."""
         payment = _frozen(_record("payment", payment, Payment))
@@ -624,6 +661,7 @@ class _MemoryTransaction:
             self._claim_key(self._s.payment_keys, "payment", payment)
             self._put(self._s.payments, payment.id, payment)
 
+    @writes
     def add_payments(self, payments: Sequence[Payment]) -> None:
         """Store payment attempts, all or none."""
         self._each("payments", payments, Payment, self.add_payment)
@@ -634,6 +672,7 @@ class _MemoryTransaction:
         """Payments of this account, in the order of *payment_ids*."""
         return self._scoped_many(self._s.payments, "payment", account_id, payment_ids)
 
+    @writes
     def update_payments(self, payments: Sequence[Payment]) -> None:
         """Replace stored payments, all or none."""
         self._each("payments", payments, Payment, self.update_payment)
@@ -653,9 +692,11 @@ class _MemoryTransaction:
         self, account_id: str, payment_id: str, *, for_update: bool = False
     ) -> Payment:
         """A payment; ``for_update`` locks it (every transaction holds the lock)."""
+        _unlocked(self, for_update)
         self._check_open()
         return self._scoped(self._s.payments, "payment", account_id, payment_id)
 
+    @writes
     def update_payment(self, payment: Payment) -> None:
         """Replace a stored payment."""
         payment = _frozen(_record("payment", payment, Payment))
@@ -706,6 +747,7 @@ class _MemoryTransaction:
             )
         self._put(self._s.pending_selections, key, settlement.id)
 
+    @writes
     def add_settlement(self, settlement: Settlement) -> None:
         """Store a mass payment; ConflictError if a pending one has its key."""
         settlement = _frozen(_record("settlement", settlement, Settlement))
@@ -723,6 +765,7 @@ class _MemoryTransaction:
             self._s.settlements, "settlement", account_id, settlement_id
         )
 
+    @writes
     def update_settlement(self, settlement: Settlement) -> None:
         """Replace a stored settlement (its key is free again once not pending)."""
         settlement = _frozen(_record("settlement", settlement, Settlement))
@@ -753,6 +796,7 @@ class _MemoryTransaction:
         ]
         return sorted(found, key=lambda s: (s.created_at, s.id))
 
+    @writes
     def add_receipt(self, receipt: Receipt) -> None:
         """Store a receipt of a payment of this account."""
         receipt = _frozen(_record("receipt", receipt, Receipt))
@@ -764,6 +808,7 @@ class _MemoryTransaction:
             )
             self._put(self._s.receipts, receipt.id, receipt)
 
+    @writes
     def add_receipts(self, receipts: Sequence[Receipt]) -> None:
         """Store receipts, all or none."""
         self._each("receipts", receipts, Receipt, self.add_receipt)
@@ -780,6 +825,7 @@ class _MemoryTransaction:
         ]
         return sorted(found, key=lambda r: (r.issued_at, r.id))
 
+    @writes
     def add_credit_note(self, note: CreditNoteRecord) -> None:
         """Store a credit note; ConflictError on a duplicate (series, number)."""
         note = _frozen(_record("note", note, CreditNoteRecord))
@@ -816,6 +862,7 @@ class _MemoryTransaction:
         ]
         return sorted(found, key=lambda n: (n.issue_date, n.number, n.id))
 
+    @writes
     def add_refund(self, refund: Refund) -> None:
         """Store a refund; ConflictError if its idempotency key exists."""
         refund = _frozen(_record("refund", refund, Refund))
@@ -827,6 +874,7 @@ class _MemoryTransaction:
             self._claim_key(self._s.refund_keys, "refund", refund)
             self._put(self._s.refunds, refund.id, refund)
 
+    @writes
     def update_refund(self, refund: Refund) -> None:
         """Replace a stored refund (its outcome, once the gateway answered)."""
         refund = _frozen(_record("refund", refund, Refund))
@@ -862,6 +910,7 @@ class _MemoryTransaction:
         ]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
+    @writes
     def add_credit_entry(self, entry: CreditEntry) -> None:
         """Store a movement of a customer's credit balance."""
         entry = _frozen(_record("entry", entry, CreditEntry))
@@ -886,6 +935,7 @@ class _MemoryTransaction:
 
     # -- outbox and webhooks -------------------------------------------------
 
+    @writes
     def add_notifications(self, notifications: Sequence[Notification]) -> None:
         """Queue outbox messages (sent after commit)."""
         records = [
@@ -909,11 +959,13 @@ class _MemoryTransaction:
         self, account_id: str, notification_id: str, *, for_update: bool = False
     ) -> Notification:
         """An outbox message; ``for_update`` locks it (every transaction does)."""
+        _unlocked(self, for_update)
         self._check_open()
         return self._scoped(
             self._s.notifications, "notification", account_id, notification_id
         )
 
+    @writes
     def update_notification(self, notification: Notification) -> None:
         """Replace a stored outbox message."""
         notification = _frozen(_record("notification", notification, Notification))
@@ -926,6 +978,7 @@ class _MemoryTransaction:
             )
             self._put(self._s.notifications, notification.id, notification)
 
+    @writes
     def record_webhook_event(self, event_id: str) -> bool:
         """Remember a processed webhook event; False if it was seen before."""
         _text("event_id", event_id)

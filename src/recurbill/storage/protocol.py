@@ -9,6 +9,11 @@ without ``commit()`` (or by an exception) rolls everything back::
         tx.add_invoices([invoice])
         tx.commit()
 
+``storage.transaction(read_only=True)`` opens a unit of work that only reads
+(the customer's overview, a template's history): it never waits for a writer on
+SQLite, and a write call in it raises
+:class:`~recurbill.errors.StateError`.
+
 Every read and write is scoped by account: an id of another account is
 :class:`~recurbill.errors.NotFoundError`, never returned or changed.
 Uniqueness that makes exactly-once hold is enforced by the backend and raised
@@ -326,5 +331,15 @@ class Transaction(Protocol):
 class Storage(Protocol):
     """Where recurbill keeps its records."""
 
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """Open a unit of work; leaving it without ``commit()`` rolls back."""
+    def transaction(
+        self, *, read_only: bool = False
+    ) -> AbstractContextManager[Transaction]:
+        """Open a unit of work; leaving it without ``commit()`` rolls back.
+
+        ``read_only=True`` opens one for reading only: its reads see one
+        consistent state of the records, and it does not wait for a writer
+        where the backend can avoid it (SQLite in WAL mode reads a snapshot
+        while the daily run holds the write lock). Every write call and every
+        locking read (``for_update=True``) in it raises ``StateError`` before
+        doing anything.
+        """

@@ -64,6 +64,7 @@ from recurbill.storage import migrations, rows, schema
 from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
+from recurbill.storage.checks import flag as _flag
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import invoice_status as _invoice_status
 from recurbill.storage.checks import optional_text as _optional_text
@@ -72,8 +73,11 @@ from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
 from recurbill.storage.checks import text as _text
+from recurbill.storage.checks import unlocked as _unlocked
+from recurbill.storage.checks import writes
 from recurbill.storage.engine import (
     LOCK_TIMEOUT_SECONDS,
+    READ_ONLY_OPTION,
     create_engine,
     prepare_sqlite,
     sqlite_url,
@@ -327,8 +331,15 @@ class SqlStorage:
     # -- units of work ------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTransaction]:
-        """Open a unit of work; leaving it without ``commit()`` rolls back."""
+    def transaction(self, *, read_only: bool = False) -> Iterator[SqlTransaction]:
+        """Open a unit of work; leaving it without ``commit()`` rolls back.
+
+        ``read_only=True`` reads one snapshot and takes no lock: on SQLite a
+        deferred ``BEGIN`` (in WAL mode it reads while another connection
+        writes), on PostgreSQL ``REPEATABLE READ, READ ONLY``. Write calls and
+        locking reads in it raise ``StateError``.
+        """
+        read_only = _flag("read_only", read_only)
         if self._is_sqlite and getattr(self._owner, "busy", False):
             raise StateError(
                 problem="a transaction of this storage is already open in this thread",
@@ -338,8 +349,11 @@ class SqlStorage:
         with translate_errors("opening a transaction"):
             conn = self._engine.connect()
         self._owner.busy = True
-        tx = SqlTransaction(self, conn)
+        tx = SqlTransaction(self, conn, read_only=read_only)
         try:
+            if read_only:
+                with translate_errors("opening a read-only transaction"):
+                    _read_only(conn, sqlite=self._is_sqlite)
             if not self._checked:
                 with translate_errors("checking the schema version"):
                     self._check_schema(conn)
@@ -349,15 +363,33 @@ class SqlStorage:
             self._owner.busy = False
 
 
+def _read_only(conn: sa.Connection, *, sqlite: bool) -> None:
+    """Begin *conn*'s transaction as one that only reads a snapshot."""
+    if sqlite:  # the begin hook emits a deferred BEGIN for this option
+        conn.execution_options(**{READ_ONLY_OPTION: True})
+    else:
+        conn.exec_driver_sql(
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        )
+
+
 class SqlTransaction:
     """One unit of work of a :class:`SqlStorage`: one database transaction."""
 
-    def __init__(self, storage: SqlStorage, conn: sa.Connection) -> None:
+    def __init__(
+        self, storage: SqlStorage, conn: sa.Connection, *, read_only: bool = False
+    ) -> None:
         self._storage = storage
         self._conn: sa.Connection | None = conn
+        self._read_only = read_only
         self._insert = storage._insert
         self._bulk = storage._bulk
         self._bulk_update = storage._bulk_update
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this unit of work was opened ``read_only``."""
+        return self._read_only
 
     # -- machinery ------------------------------------------------------------
 
@@ -549,6 +581,7 @@ class SqlTransaction:
 
     # -- accounts ----------------------------------------------------------------
 
+    @writes
     def add_account(self, account: Account) -> None:
         """Store a new account (ConflictError if the id exists)."""
         row = rows.encode_account(_record("account", account, Account))
@@ -563,6 +596,7 @@ class SqlTransaction:
         change of the account, not for the rows that refer to it (invoices,
         customers being added go on).
         """
+        _unlocked(self, for_update)
         _text("account_id", account_id)
         accounts = schema.accounts
         query = sa.select(accounts).where(accounts.c.id == account_id)
@@ -576,6 +610,7 @@ class SqlTransaction:
             account=account_id,
         )
 
+    @writes
     def update_account(self, account: Account) -> None:
         """Replace a stored account."""
         row = rows.encode_account(_record("account", account, Account))
@@ -594,6 +629,7 @@ class SqlTransaction:
 
     # -- customers ----------------------------------------------------------------
 
+    @writes
     def add_customer(self, customer: Customer) -> None:
         """Store a new customer of ``customer.account_id``."""
         row = rows.encode_customer(_record("customer", customer, Customer))
@@ -627,6 +663,7 @@ class SqlTransaction:
         for_update: bool = False,
         key_share: bool = False,
     ) -> _R:
+        _unlocked(self, for_update)
         _text(f"{kind} id", key)
         return self._get_many(
             table,
@@ -653,6 +690,7 @@ class SqlTransaction:
 
         ``key_share`` makes the lock ``FOR NO KEY UPDATE`` on PostgreSQL.
         """
+        _unlocked(self, for_update)
         _text("account_id", account_id)
         wanted = _ids(f"{kind} ids", keys)
         found: dict[str, _R] = {}
@@ -685,6 +723,7 @@ class SqlTransaction:
             schema.customers, rows.decode_customer, "customer", account_id, customer_ids
         )
 
+    @writes
     def update_customer(self, customer: Customer) -> None:
         """Replace a stored customer."""
         row = rows.encode_customer(_record("customer", customer, Customer))
@@ -704,6 +743,7 @@ class SqlTransaction:
 
     # -- payment methods ----------------------------------------------------------
 
+    @writes
     def add_payment_method(self, method: PaymentMethod) -> None:
         """Store a saved card (token and display facts only)."""
         row = rows.encode_payment_method(_record("method", method, PaymentMethod))
@@ -745,6 +785,7 @@ class SqlTransaction:
         )
         return self._all(query.order_by(methods.c.id), rows.decode_payment_method)
 
+    @writes
     def remove_payment_method(self, account_id: str, method_id: str) -> None:
         """Forget a saved card."""
         _text("account_id", account_id)
@@ -761,6 +802,7 @@ class SqlTransaction:
 
     # -- recurring templates --------------------------------------------------------
 
+    @writes
     def add_template(self, template: RecurringTemplate) -> None:
         """Store a new recurring template."""
         row = rows.encode_template(_record("template", template, RecurringTemplate))
@@ -785,11 +827,13 @@ class SqlTransaction:
             for_update=for_update,
         )
 
+    @writes
     def update_template(self, template: RecurringTemplate) -> None:
         """Replace a stored template."""
         record = _record("template", template, RecurringTemplate)
         self._update_templates([record], f"updating template {record.id!r}")
 
+    @writes
     def update_templates(self, templates: Sequence[RecurringTemplate]) -> None:
         """Replace stored templates, all or none (one executemany)."""
         records = _records("templates", templates, RecurringTemplate)
@@ -837,6 +881,7 @@ class SqlTransaction:
         UPDATE SKIP LOCKED`` with ``skip_locked``); on SQLite the transaction
         holds the database's write lock already.
         """
+        _unlocked(self, for_update)
         _aware("as_of", as_of)
         _positive("limit", limit)
         accounts = _account_ids(account_ids)
@@ -861,6 +906,7 @@ class SqlTransaction:
 
     # -- occurrences ----------------------------------------------------------------
 
+    @writes
     def add_occurrences(self, occurrences: Sequence[OccurrenceRecord]) -> None:
         """Store handled occurrences; ConflictError if (template, index) exists."""
         records = _records("occurrences", occurrences, OccurrenceRecord)
@@ -890,6 +936,7 @@ class SqlTransaction:
 
     # -- invoices ---------------------------------------------------------------------
 
+    @writes
     def allocate_invoice_numbers(
         self, account_id: str, series: str, *, count: int = 1
     ) -> int:
@@ -916,6 +963,7 @@ class SqlTransaction:
             next_number = conn.execute(statement).scalar_one()
         return int(next_number) - count
 
+    @writes
     def lock_invoice_numbers(self, account_id: str, series: str) -> int:
         """The number the series' next allocation returns, reserving none.
 
@@ -951,6 +999,7 @@ class SqlTransaction:
             ),
         )
 
+    @writes
     def add_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Store new invoices; ConflictError on a duplicate id, (series, number)
         or (template, occurrence index). One multi-row insert (executemany)."""
@@ -996,11 +1045,13 @@ class SqlTransaction:
             for_update=for_update,
         )
 
+    @writes
     def update_invoice(self, invoice: Invoice) -> None:
         """Replace a stored invoice (the same uniqueness rules as adding)."""
         record = _record("invoice", invoice, Invoice)
         self._update_invoices([record], f"updating invoice {record.id!r}")
 
+    @writes
     def update_invoices(self, invoices: Sequence[Invoice]) -> None:
         """Replace stored invoices, all or none (one executemany)."""
         records = _records("invoices", invoices, Invoice)
@@ -1042,11 +1093,13 @@ class SqlTransaction:
 
     # -- payments ---------------------------------------------------------------
 
+    @writes
     def add_payment(self, payment: Payment) -> None:
         """Store a payment attempt; ConflictError if its idempotency key exists."""
         record = _record("payment", payment, Payment)
         self._add_payments([record], f"adding payment {record.id!r}")
 
+    @writes
     def add_payments(self, payments: Sequence[Payment]) -> None:
         """Store payment attempts, all or none (one executemany)."""
         self._add_payments(_records("payments", payments, Payment), "adding payments")
@@ -1072,11 +1125,13 @@ class SqlTransaction:
             schema.payments, rows.decode_payment, "payment", account_id, payment_ids
         )
 
+    @writes
     def update_payment(self, payment: Payment) -> None:
         """Replace a stored payment."""
         record = _record("payment", payment, Payment)
         self._update_payments([record], f"updating payment {record.id!r}")
 
+    @writes
     def update_payments(self, payments: Sequence[Payment]) -> None:
         """Replace stored payments, all or none (one executemany)."""
         records = _records("payments", payments, Payment)
@@ -1127,6 +1182,7 @@ class SqlTransaction:
 
     # -- settlements, receipts, credit notes, refunds, credit --------------------
 
+    @writes
     def add_settlement(self, settlement: Settlement) -> None:
         """Store a mass payment; ConflictError if a pending one has its key."""
         row = rows.encode_settlement(_record("settlement", settlement, Settlement))
@@ -1144,6 +1200,7 @@ class SqlTransaction:
             settlement_id,
         )
 
+    @writes
     def update_settlement(self, settlement: Settlement) -> None:
         """Replace a stored settlement (its key is free again once not pending)."""
         row = rows.encode_settlement(_record("settlement", settlement, Settlement))
@@ -1167,11 +1224,13 @@ class SqlTransaction:
         query = query.order_by(settlements.c.created_at, settlements.c.id)
         return self._all(query, rows.decode_settlement)
 
+    @writes
     def add_receipt(self, receipt: Receipt) -> None:
         """Store a receipt of a payment of this account."""
         record = _record("receipt", receipt, Receipt)
         self._add_receipts([record], f"adding receipt {record.id!r}")
 
+    @writes
     def add_receipts(self, receipts: Sequence[Receipt]) -> None:
         """Store receipts of payments of this account, all or none."""
         self._add_receipts(_records("receipts", receipts, Receipt), "adding receipts")
@@ -1200,6 +1259,7 @@ class SqlTransaction:
         query = query.order_by(receipts.c.issued_at, receipts.c.id)
         return self._all(query, rows.decode_receipt)
 
+    @writes
     def add_credit_note(self, note: CreditNoteRecord) -> None:
         """Store a credit note of an invoice of this account."""
         row = rows.encode_credit_note(_record("note", note, CreditNoteRecord))
@@ -1223,6 +1283,7 @@ class SqlTransaction:
         query = query.order_by(notes.c.issue_date, notes.c.number, notes.c.id)
         return self._all(query, rows.decode_credit_note)
 
+    @writes
     def add_refund(self, refund: Refund) -> None:
         """Store a refund; ConflictError if its idempotency key exists."""
         row = rows.encode_refund(_record("refund", refund, Refund))
@@ -1232,6 +1293,7 @@ class SqlTransaction:
             )
             conn.execute(sa.insert(schema.refunds), row)
 
+    @writes
     def update_refund(self, refund: Refund) -> None:
         """Replace a stored refund (its outcome, once the gateway answered)."""
         row = rows.encode_refund(_record("refund", refund, Refund))
@@ -1261,6 +1323,7 @@ class SqlTransaction:
         query = query.order_by(refunds.c.created_at, refunds.c.id)
         return self._all(query, rows.decode_refund)
 
+    @writes
     def add_credit_entry(self, entry: CreditEntry) -> None:
         """Store a movement of a customer's credit balance."""
         row = rows.encode_credit_entry(_record("entry", entry, CreditEntry))
@@ -1283,6 +1346,7 @@ class SqlTransaction:
 
     # -- outbox and webhooks ------------------------------------------------------
 
+    @writes
     def add_notifications(self, notifications: Sequence[Notification]) -> None:
         """Queue outbox messages (sent after commit). One executemany."""
         records = _records("notifications", notifications, Notification)
@@ -1320,6 +1384,7 @@ class SqlTransaction:
             for_update=for_update,
         )
 
+    @writes
     def update_notification(self, notification: Notification) -> None:
         """Replace a stored outbox message."""
         row = rows.encode_notification(
@@ -1332,6 +1397,7 @@ class SqlTransaction:
             doing=f"updating notification {notification.id!r}",
         )
 
+    @writes
     def record_webhook_event(self, event_id: str) -> bool:
         """Remember a processed webhook event; False if it was seen before."""
         _text("event_id", event_id)

@@ -20,6 +20,7 @@ own tests; keyword arguments replace any field.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import random
 from collections.abc import Callable, Sequence
@@ -32,7 +33,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recurbill.errors import ConflictError, InvalidInputError, NotFoundError
+from recurbill.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    StateError,
+)
 from recurbill.invoice import AllowanceCharge, InvoiceLine, VatCategory
 from recurbill.money import Money
 from recurbill.records import (
@@ -415,6 +421,54 @@ def _read(storage: Storage, read: Callable[[Transaction], _T]) -> _T:
         return read(tx)
 
 
+_WRITES = ("add_", "update_", "remove_", "allocate_", "lock_", "record_")
+
+
+def _write_calls() -> list[str]:
+    """The port's write calls, by name: every method a read-only transaction
+    refuses (a new one is covered as soon as the protocol has it)."""
+    return sorted(
+        name
+        for name, _ in inspect.getmembers(Transaction, inspect.isfunction)
+        if name.startswith(_WRITES)
+    )
+
+
+def _locking_calls() -> list[str]:
+    """The port's reads that can lock (they take ``for_update``)."""
+    return sorted(
+        name
+        for name, method in inspect.getmembers(Transaction, inspect.isfunction)
+        if "for_update" in inspect.signature(method).parameters
+    )
+
+
+_EXISTING = {  # arguments naming records of _world
+    "account_id": "acme",
+    "customer_id": "cust-1",
+    "customer_ids": ["cust-1"],
+    "template_id": "tpl-1",
+    "invoice_id": "inv-1",
+    "invoice_ids": ["inv-1"],
+    "payment_id": "pay-1",
+    "payment_ids": ["pay-1"],
+    "notification_id": "n-1",
+    "as_of": datetime(2030, 1, 1, tzinfo=timezone.utc),
+}
+
+
+def _locking_read(tx: Transaction, name: str) -> object:
+    """Call the read *name* on records of _world, with ``for_update=True``."""
+    method = getattr(tx, name)
+    parameters = inspect.signature(method).parameters
+    arguments = {
+        key: _EXISTING[key]
+        for key, parameter in parameters.items()
+        if parameter.default is inspect.Parameter.empty
+    }
+    return method(**arguments, for_update=True)
+
+
 def _world(storage: Storage) -> None:
     """Two accounts, acme and beta, each with a customer, card, template,
     invoice and payment; acme has a second customer."""
@@ -584,6 +638,58 @@ class StorageContract:
     """
 
     # -- unit of work ---------------------------------------------------------
+
+    def test_a_read_only_transaction_reads_what_was_committed(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction(read_only=True) as tx:
+            assert tx.list_account_ids() == ["acme", "beta"]
+            assert tx.get_customer("acme", "cust-1") == make_customer("cust-1")
+            assert _ids(tx.list_invoices("acme")) == ["inv-1"]
+            tx.commit()  # nothing to make durable, and allowed
+
+    @pytest.mark.parametrize("name", _write_calls())
+    def test_a_read_only_transaction_refuses_every_write_call(
+        self, storage: Storage, name: str
+    ) -> None:
+        _world(storage)
+        before = _read(storage, lambda tx: tx.list_customers("acme"))
+        with storage.transaction(read_only=True) as tx:
+            method = getattr(tx, name)
+            required = [
+                parameter
+                for parameter in inspect.signature(method).parameters.values()
+                if parameter.default is inspect.Parameter.empty
+            ]
+            with pytest.raises(StateError, match=rf"{name}\(\) in a read-only"):
+                method(*(None for _ in required))  # refused before any check
+            with pytest.raises(StateError, match="add_customer"):
+                tx.add_customer(make_customer("cust-3"))  # a valid write too
+            assert tx.get_customer("acme", "cust-1") == make_customer("cust-1")
+        assert _read(storage, lambda tx: tx.list_customers("acme")) == before
+
+    @pytest.mark.parametrize("name", _locking_calls())
+    def test_a_read_only_transaction_refuses_locking_reads(
+        self, storage: Storage, name: str
+    ) -> None:
+        _world(storage)
+        _add(storage, make_notification("n-1"))
+        with storage.transaction() as tx:
+            assert _locking_read(tx, name)  # the same read locks in a plain one
+        with (
+            storage.transaction(read_only=True) as tx,
+            pytest.raises(StateError, match="for_update"),
+        ):
+            _locking_read(tx, name)
+
+    @pytest.mark.parametrize("flag", [None, 1, "yes"])
+    def test_read_only_must_be_a_bool(self, storage: Storage, flag: object) -> None:
+        with (
+            pytest.raises(InvalidInputError, match="read_only"),
+            storage.transaction(read_only=flag),  # type: ignore[arg-type]
+        ):
+            pass  # pragma: no cover - refused on entry
 
     def test_committed_writes_are_visible_to_later_transactions(
         self, storage: Storage
