@@ -8,6 +8,7 @@ what to do, instead of storing a payment the gateway is bound to refuse.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -34,6 +35,7 @@ from recurbill.records import (
     PaymentStatus,
     SettlementStatus,
 )
+from recurbill.views import PaymentOutcome
 
 DAY = date(2027, 2, 1)
 
@@ -298,20 +300,7 @@ def test_a_retry_the_card_cannot_take_ends_the_retries_without_a_charge() -> Non
     ingrid = world.customer(
         "Ingrid Berg", card="pm_card_visa_chargeDeclinedInsufficientFunds"
     )
-    outcome = world.billing.record_session(
-        world.account.id, ingrid.id, lines=[line("680")], now=at(DAY)
-    )
-    assert outcome.status is PaymentStatus.DECLINED
-    world.billing.record_bank_transfer(
-        world.account.id,
-        ingrid.id,
-        amount=Money("848.00", "NOK"),
-        now=at(DAY + timedelta(days=1)),
-        reference="bank-1",
-    )
-    world.billing.save_card(
-        world.account.id, ingrid.id, token="pm_card_visa", make_default=True
-    )
+    outcome = _declined_then_part_paid(world, ingrid)
     before = len(_charge_requests(world))
     (report,) = world.billing.run(at(DAY + timedelta(days=3), 7))
     assert report.charges == ()
@@ -340,11 +329,97 @@ def test_a_retry_the_card_cannot_take_ends_the_retries_without_a_charge() -> Non
     assert invoice.status.value == "open"
 
 
+def _declined_then_part_paid(world: World, customer: Customer) -> PaymentOutcome:
+    """850 NOK charged to *customer*'s card on DAY and declined, 848 paid by
+    transfer the day after, a card that works made the default: the retry on
+    day 3 finds 2.00 left, below the card minimum. Returns the session's
+    outcome."""
+    outcome = world.billing.record_session(
+        world.account.id, customer.id, lines=[line("680")], now=at(DAY)
+    )
+    assert outcome.status is PaymentStatus.DECLINED
+    world.billing.record_bank_transfer(
+        world.account.id,
+        customer.id,
+        amount=Money("848.00", "NOK"),
+        now=at(DAY + timedelta(days=1)),
+        reference="bank-1",
+    )
+    world.billing.save_card(
+        world.account.id, customer.id, token="pm_card_visa", make_default=True
+    )
+    return outcome
+
+
 def _invoice_mails(world: World) -> list[str]:
     with world.storage.transaction() as tx:
         return [
             n.text for n in tx.pending_notifications(limit=100) if n.kind == "invoice"
         ]
+
+
+@pytest.mark.parametrize(
+    ("locale", "due_field", "due_day", "pay_by", "pay_now"),
+    [
+        (
+            "nb_NO",
+            "Forfallsdato",
+            "3. februar 2027",
+            "innen",
+            "Vennligst betal 2,00\xa0kr snarest; fakturaen forfalt til betaling "
+            "3. februar 2027.",
+        ),
+        (
+            "sv_SE",
+            "Förfallodatum",
+            "3 februari 2027",
+            "senast",
+            "Vänligen betala 2,00\xa0Nkr snarast; fakturan förföll till betalning "
+            "den 3 februari 2027.",
+        ),
+        (
+            "is_IS",
+            "Gjalddagi",
+            "3. febrúar 2027",
+            "í síðasta lagi",
+            "Vinsamlegast greiddu 2,00\xa0NOK sem fyrst; gjalddagi reikningsins var "
+            "3. febrúar 2027.",
+        ),
+        (
+            "en_GB",
+            "Due date",
+            "3 February 2027",
+            "by",
+            "Please pay NOK2.00 now; the invoice was due on 3 February 2027.",
+        ),
+    ],
+)
+def test_retries_ending_after_the_due_date_ask_for_payment_now(
+    locale: str, due_field: str, due_day: str, pay_by: str, pay_now: str
+) -> None:
+    """Payment terms of 2 days: the invoice of DAY was due on 3 February, and
+    its retry on 4 February ends the retries. The e-mail asks for what is
+    left now and says when it was due, in the customer's language; it never
+    asks for payment by a day that has passed. The invoice's due date (BT-9)
+    is not changed, and its field still shows it."""
+    world = make_world(retry_policy=RetryPolicy((3, 5, 7)))
+    world.billing.change_account(world.account.id, payment_terms_days=2)
+    ingrid = world.customer(
+        "Ingrid Berg", card="pm_card_visa_chargeDeclinedInsufficientFunds"
+    )
+    world.billing.change_customer(world.account.id, ingrid.id, locale=locale)
+    outcome = _declined_then_part_paid(world, ingrid)
+    assert outcome.invoice.due_date == DAY + timedelta(days=2)
+    (report,) = world.billing.run(at(DAY + timedelta(days=3), 7))
+    (uncharged,) = report.uncharged
+    assert uncharged.retry
+    (mail,) = _invoice_mails(world)
+    text = re.sub("[ \n]+", " ", mail)  # paragraphs wrap at spaces
+    assert pay_now in text
+    assert f"{pay_by} {due_day}" not in text
+    assert re.search(f"{due_field}: +{due_day}\n", mail)  # the field, as issued
+    (invoice,) = world.storage_invoices()
+    assert invoice.due_date == DAY + timedelta(days=2)
 
 
 def test_ugx_is_written_with_two_decimals_like_isk() -> None:

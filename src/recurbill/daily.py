@@ -986,7 +986,8 @@ class DailyRun:
         the gateway's minimum), nothing is charged. The attempt is stored
         ``canceled`` with the reason as its ``error_code`` (never sent: it
         ends the retries) and the invoice is e-mailed with what is left to
-        pay, its due date and reference; the line for the summary is returned.
+        pay, its due date and reference (to pay now if the due date has
+        passed); the line for the summary is returned.
         """
         with self.storage.transaction() as tx:
             account = tx.get_account(declined.account_id)
@@ -1035,13 +1036,16 @@ class DailyRun:
         payment: Payment,
         reason: NoChargeReason,
     ) -> UnchargedLine | None:
-        """Store *payment* canceled, never sent, and e-mail the invoice instead;
-        None if another worker stored this attempt first."""
+        """Store *payment* canceled, never sent, and e-mail the invoice instead
+        (written on the run's local day: a due date passed while the charge
+        was retried reads as due now); None if another worker stored this
+        attempt first."""
+        today = local_date(account, payment.created_at)
         note = outbox_message(
             self.ids,
             account_id=account.id,
             kind="invoice",
-            message=render_invoice(account, customer, invoice),
+            message=render_invoice(account, customer, invoice, on=today),
             now=payment.created_at,
         )
         try:

@@ -635,7 +635,8 @@ class UnchargedLine:
     The customer was e-mailed the invoice instead, to pay by its due date with
     its payment reference. ``retry`` marks a retry of a declined charge whose
     amount left to pay (after a part payment) the card cannot take: no charge
-    was made, and the invoice's automatic retries end there.
+    was made, and the invoice's automatic retries end there (the e-mail asks
+    for payment now if the due date has passed).
     """
 
     invoice_number: str

@@ -6,7 +6,7 @@ import html
 import re
 import textwrap
 import unicodedata
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, localcontext
 from html.parser import HTMLParser
 from typing import Any
@@ -311,6 +311,60 @@ def test_paid_invoice_has_nothing_due() -> None:
     assert "Fakturaen er betalt" in text
     assert re.search(r"Allerede betalt eller kreditert\s+-2\xa0349,00\xa0kr", text)
     assert re.search(r"Beløp å betale\s+0,00\xa0kr", text)
+
+
+@pytest.mark.parametrize("locale", sorted(CURRENCY))
+@pytest.mark.parametrize("on", [date(2026, 3, 5), date(2026, 3, 19)])
+def test_invoice_written_by_its_due_date_reads_as_it_always_did(
+    locale: str, on: date
+) -> None:
+    """Written on its issue date or its due date (19 March), the e-mail is
+    the one rendered without a day: pay by the due date."""
+    acc, cus, bill = account(locale), customer(locale), invoice(CURRENCY[locale])
+    assert render_invoice(acc, cus, bill, on=on) == render_invoice(acc, cus, bill)
+
+
+@pytest.mark.parametrize(
+    ("locale", "pay_now", "pay_by"),
+    [
+        ("nb_NO", f"Vennligst betal 2{NBSP}349,00{NBSP}kr snarest; fakturaen "
+         "forfalt til betaling 19. mars 2026.", "innen 19. mars 2026"),
+        ("sv_SE", f"Vänligen betala 2{NBSP}349,00{NBSP}kr snarast; fakturan "
+         "förföll till betalning den 19 mars 2026.", "senast 19 mars 2026"),
+        ("is_IS", f"Vinsamlegast greiddu 2.349{NBSP}kr. sem fyrst; gjalddagi "
+         "reikningsins var 19. mars 2026.", "í síðasta lagi 19. mars 2026"),
+        ("en_GB", "Please pay £2,349.00 now; the invoice was due on 19 March "
+         "2026.", "by 19 March 2026"),
+    ],
+)  # fmt: skip
+def test_invoice_written_after_its_due_date_asks_for_payment_now(
+    locale: str, pay_now: str, pay_by: str
+) -> None:
+    """The due date stays as issued, in its field; the request is to pay now."""
+    acc, cus, bill = account(locale), customer(locale), invoice(CURRENCY[locale])
+    message = render_invoice(acc, cus, bill, on=date(2026, 3, 20))
+    text = re.sub("[ \n]+", " ", message.text)  # paragraphs wrap at spaces
+    assert pay_now in text
+    assert pay_by not in text
+    assert html.escape(pay_now, quote=False) in (message.html or "")
+    normal = render_invoice(acc, cus, bill).text
+    fields = normal.split("\n\n")[2]  # number, dates and reference
+    assert fields in message.text
+
+
+def test_paid_invoice_written_after_its_due_date_has_nothing_due() -> None:
+    paid = invoice(paid=Money("2349.00", "NOK"), status="paid")
+    text = render_invoice(account(), customer(), paid, on=date(2026, 4, 1)).text
+    assert "Fakturaen er betalt" in text
+    assert "snarest" not in text
+
+
+@pytest.mark.parametrize(
+    "on", [datetime(2026, 3, 20, tzinfo=timezone.utc), "2026-03-20", 20]
+)
+def test_invoice_written_on_something_not_a_day_is_refused(on: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"on .* is not a date"):
+        render_invoice(account(), customer(), invoice(), on=on)  # type: ignore[arg-type]
 
 
 def test_invoice_of_another_customer_is_refused() -> None:

@@ -42,7 +42,7 @@ from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
-from recurbill import errors
+from recurbill import arguments, errors
 from recurbill.errors import InvalidInputError, RecurbillError
 from recurbill.invoice import (
     AllowanceCharge,
@@ -1150,7 +1150,9 @@ def _document_rows(
     return rows
 
 
-def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Message:
+def render_invoice(
+    account: Account, customer: Customer, invoice: Invoice, *, on: date | None = None
+) -> Message:
     """The invoice e-mail to the customer, in the customer's language.
 
     Number, invoice and due dates, payment reference (KID/OCR), the lines with
@@ -1160,10 +1162,19 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
     invoice charged to a saved card gets no invoice e-mail but a receipt, or a
     note that the payment did not go through; so the e-mail never promises a
     card charge.)
+
+    *on* is the day the e-mail is written (the account's local day). When the
+    due date is before it (an automatic charge whose retries ended after the
+    due date), the request is to pay now, saying when the invoice was due:
+    the due date stays as issued (EN 16931 BT-9) and is never presented as a
+    day still to pay by. Without *on*, the request is always to pay by the
+    due date. An *on* that is not a date is an
+    :class:`~recurbill.errors.InvalidInputError`.
     """
     _customer_of(account, customer, f"invoice {invoice.id!r}", invoice.customer_id)
     _need(invoice, Invoice, "invoice")
     _same_account(account, f"invoice {invoice.id!r}", invoice.account_id)
+    overdue = on is not None and invoice.due_date < arguments.day(on, "on")
     t = _lang(customer.locale)
     number = invoice.display_number
     due = _date(invoice.due_date, t)
@@ -1220,7 +1231,8 @@ def render_invoice(account: Account, customer: Customer, invoice: Invoice) -> Me
     if outstanding.amount <= 0:
         blocks.append(_Para(t("invoice.paid")))
     else:
-        how = t("invoice.pay_by_transfer", amount=_money(outstanding, t), due_date=due)
+        request = "invoice.pay_now" if overdue else "invoice.pay_by_transfer"
+        how = t(request, amount=_money(outstanding, t), due_date=due)
         if invoice.payment_reference:
             how += " " + t(
                 f"invoice.use_reference.{kind}", reference=invoice.payment_reference

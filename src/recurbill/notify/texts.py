@@ -52,6 +52,7 @@ EN_GB: dict[str, str] = {
     "invoice.settled": "Already paid or credited",
     "invoice.amount_due": "Amount due",
     "invoice.pay_by_transfer": "Please pay {amount} by {due_date}.",
+    "invoice.pay_now": "Please pay {amount} now; the invoice was due on {due_date}.",
     "invoice.use_reference.kid": "Use the KID number {reference} when you pay.",
     "invoice.use_reference.ocr": "Use the OCR number {reference} when you pay.",
     "invoice.use_reference.other": "Use the payment reference {reference} when "
@@ -193,6 +194,8 @@ NB_NO: dict[str, str] = {
     "invoice.settled": "Allerede betalt eller kreditert",
     "invoice.amount_due": "Beløp å betale",
     "invoice.pay_by_transfer": "Vennligst betal {amount} innen {due_date}.",
+    "invoice.pay_now": "Vennligst betal {amount} snarest; fakturaen forfalt til "
+    "betaling {due_date}.",
     "invoice.use_reference.kid": "Husk å bruke KID {reference} når du betaler.",
     "invoice.use_reference.ocr": "Oppgi OCR-referansen {reference} når du betaler.",
     "invoice.use_reference.other": "Oppgi referansen {reference} når du betaler.",
@@ -329,6 +332,8 @@ SV_SE: dict[str, str] = {
     "invoice.settled": "Redan betalt eller krediterat",
     "invoice.amount_due": "Att betala",
     "invoice.pay_by_transfer": "Vänligen betala {amount} senast {due_date}.",
+    "invoice.pay_now": "Vänligen betala {amount} snarast; fakturan förföll till "
+    "betalning den {due_date}.",
     "invoice.use_reference.kid": "Ange KID-numret {reference} när du betalar.",
     "invoice.use_reference.ocr": "Ange OCR-numret {reference} när du betalar.",
     "invoice.use_reference.other": "Ange referensen {reference} när du betalar.",
@@ -466,6 +471,8 @@ IS_IS: dict[str, str] = {
     "invoice.amount_due": "Til greiðslu",
     "invoice.pay_by_transfer": "Vinsamlegast greiddu {amount} í síðasta lagi "
     "{due_date}.",
+    "invoice.pay_now": "Vinsamlegast greiddu {amount} sem fyrst; gjalddagi "
+    "reikningsins var {due_date}.",
     "invoice.use_reference.kid": "Notaðu KID-númerið {reference} þegar þú greiðir.",
     "invoice.use_reference.ocr": "Notaðu OCR-númerið {reference} þegar þú greiðir.",
     "invoice.use_reference.other": "Notaðu tilvísunina {reference} þegar þú greiðir.",
