@@ -46,6 +46,7 @@ from recurbill.errors import (
     StorageError,
     StorageUnavailableError,
     UnknownCurrencyError,
+    UnreadableRecordError,
     VatCategoryError,
     WebhookError,
 )
@@ -251,6 +252,7 @@ __all__ = [
     "Totals",
     "Transaction",
     "UnknownCurrencyError",
+    "UnreadableRecordError",
     "UpcomingInvoice",
     "VatCategory",
     "VatCategoryError",

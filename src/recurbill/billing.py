@@ -946,6 +946,10 @@ class Billing:
         that order; a single string or an id given twice raises
         :class:`~recurbill.errors.InvalidInputError`.
 
+        A template that cannot be issued, or whose stored row cannot be read
+        (:class:`~recurbill.errors.UnreadableRecordError`), is left as it is
+        and reported in ``RunReport.failed``; the others are issued.
+
         A refused API key or a gateway outage stops the charging, not the
         run: it issues every due invoice, queues the summaries, then raises
         the :class:`~recurbill.errors.GatewayError` with the reports it would

@@ -32,6 +32,7 @@ from recurbill.errors import (
     InvalidInputError,
     InvalidInvoiceError,
     RecurbillError,
+    UnreadableRecordError,
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
@@ -696,14 +697,18 @@ class DailyRun:
             templates: list[RecurringTemplate] = []
             try:
                 with self.storage.transaction() as tx:
-                    templates = tx.due_templates(
-                        as_of,
-                        account_ids=account_ids,
-                        after=after,
-                        limit=limit or self.chunk_size,
-                        for_update=True,
-                        skip_locked=skip_locked,
-                    )
+                    try:
+                        templates = tx.due_templates(
+                            as_of,
+                            account_ids=account_ids,
+                            after=after,
+                            limit=limit or self.chunk_size,
+                            for_update=True,
+                            skip_locked=skip_locked,
+                        )
+                    except UnreadableRecordError as error:
+                        templates = list(error.read)  # what _isolate retries
+                        return self._past_unreadable(tx, as_of, error)
                     if not templates:
                         return None
                     limited = len(templates) == (limit or self.chunk_size)
@@ -721,6 +726,34 @@ class DailyRun:
                 return self._isolate(
                     as_of, account_ids, after, skip_locked, templates, error
                 )
+
+    def _past_unreadable(
+        self, tx: Transaction, as_of: datetime, error: UnreadableRecordError
+    ) -> tuple[tuple[datetime, str], _Issued]:
+        """Issue the templates read before a row that cannot be read, up to
+        its place in the walk, and report that one (left as it is): the walk
+        goes on after it. One whose due instant cannot be read either stops
+        the run (there is no place to go on from)."""
+        if error.next_due_at is None:
+            raise error
+        end = error.next_due_at, str(error.fields["key"])
+        templates = list(error.read)
+        chunk = _Issued()
+        if templates:  # their occurrences due before it are issued now
+            chunk = self._issue_chunk(_Reads(tx), templates, as_of, end)
+        account_id = str(error.fields["account"])
+        customer_id = name = str(error.fields["customer"])
+        with contextlib.suppress(RecurbillError):
+            name = tx.get_customer(account_id, customer_id).name
+        tx.commit()
+        line = FailedLine(
+            template_id=end[1],
+            customer_name=name,
+            problem=str(error),
+            error=type(error).__name__,
+        )
+        chunk.failed.setdefault(account_id, []).append(line)
+        return end, chunk
 
     def _isolate(
         self,

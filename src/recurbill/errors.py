@@ -28,6 +28,7 @@ instance as ``error.fields``::
     │   ├── NotFoundError (LookupError)         no such record in this account
     │   ├── ConflictError                       a uniqueness or concurrency conflict
     │   ├── StorageUnavailableError             the database cannot be reached
+    │   ├── UnreadableRecordError               a stored row that cannot be read back
     │   └── SchemaVersionError                  the schema is newer than the library
     ├── GatewayError                            the payment gateway port
     │   ├── GatewayUnavailableError             outcome unknown: retry with the same key
@@ -42,6 +43,7 @@ instance as ``error.fields``::
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailableError",
     "UnknownCurrencyError",
+    "UnreadableRecordError",
     "VatCategoryError",
     "WebhookError",
 ]
@@ -271,6 +274,36 @@ class ConflictError(StorageError):
 
 class StorageUnavailableError(StorageError):
     """The database could not be reached or refused the connection."""
+
+
+class UnreadableRecordError(StorageError):
+    """A stored record that cannot be read back: its row holds what recurbill
+    never writes (changed by hand or by another program). Nothing is changed.
+
+    ``kind`` and ``key`` name the record, ``account`` its account, ``reason``
+    what is wrong with the row. For a template, ``customer`` is its customer
+    id and :attr:`next_due_at` its due instant as stored; from
+    ``Transaction.due_templates``, :attr:`read` holds the chunk's templates
+    before it. The daily run reports such a template and goes on past it.
+    """
+
+    template = (
+        "stored {kind} {key!r} of account {account!r} could not be read "
+        "({reason}); correct the row to what recurbill writes, or restore it "
+        "from a backup"
+    )
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """The template's stored due instant; None when that cannot be read."""
+        due = self.fields.get("next_due_at")
+        return due if isinstance(due, datetime) else None
+
+    @property
+    def read(self) -> tuple[Any, ...]:
+        """The templates a due walk read before this one, in due order."""
+        read = self.fields.get("read", ())
+        return read if isinstance(read, tuple) else ()
 
 
 class SchemaVersionError(StorageError):

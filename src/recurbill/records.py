@@ -672,7 +672,9 @@ class FailedLine:
     """A template the run could not issue; it stays due and is tried again.
 
     The rest of the run went on: one template's bad data never stops the
-    others. Correct the template (or end it) and the next run issues it.
+    others. Correct the template (or end it) and the next run issues it. A
+    template whose stored row could not be read (``error`` is
+    ``"UnreadableRecordError"``) has no ``description``; correct its row.
     """
 
     template_id: str

@@ -121,6 +121,7 @@ _PROBLEMS: dict[type[RecurbillError], str] = {
     errors.ReferenceLengthError: "summary.problem.reference_length",
     errors.InvalidReferenceError: "summary.problem.reference",
     errors.InvalidRecordError: "summary.problem.record",
+    errors.UnreadableRecordError: "summary.problem.unreadable",
 }
 """What the summary calls a template's problem, by the class of its error or
 the nearest base class listed; any other error is ``summary.problem.other``."""

@@ -124,6 +124,7 @@ EN_GB: dict[str, str] = {
     "summary.problem.reference_length": "Invoice number too long for the "
     "payment reference",
     "summary.problem.record": "Invalid customer or account details",
+    "summary.problem.unreadable": "Stored data could not be read",
     "summary.decline.insufficient_funds": "insufficient funds",
     "summary.decline.expired_card": "card expired",
     "summary.decline.limit": "card limit reached",
@@ -262,6 +263,7 @@ NB_NO: dict[str, str] = {
     "summary.problem.reference_length": "Fakturanummeret er for langt for "
     "betalingsreferansen",
     "summary.problem.record": "Ugyldige kunde- eller kontoopplysninger",
+    "summary.problem.unreadable": "Lagrede data kunne ikke leses",
     "summary.decline.insufficient_funds": "ikke dekning",
     "summary.decline.expired_card": "kortet er utløpt",
     "summary.decline.limit": "beløpsgrensen er nådd",
@@ -400,6 +402,7 @@ SV_SE: dict[str, str] = {
     "summary.problem.reference_length": "Fakturanumret är för långt för "
     "betalningsreferensen",
     "summary.problem.record": "Ogiltiga kund- eller kontouppgifter",
+    "summary.problem.unreadable": "Lagrade uppgifter kunde inte läsas",
     "summary.decline.insufficient_funds": "otillräckligt saldo",
     "summary.decline.expired_card": "kortet har gått ut",
     "summary.decline.limit": "beloppsgränsen är nådd",
@@ -541,6 +544,7 @@ IS_IS: dict[str, str] = {
     "summary.problem.reference_length": "Reikningsnúmerið er of langt fyrir "
     "greiðslutilvísunina",
     "summary.problem.record": "Ógildar upplýsingar um viðskiptavin eða aðgang",
+    "summary.problem.unreadable": "Ekki tókst að lesa vistuð gögn",
     "summary.decline.insufficient_funds": "ekki næg innstæða",
     "summary.decline.expired_card": "kortið er útrunnið",
     "summary.decline.limit": "heimild kortsins er fullnýtt",

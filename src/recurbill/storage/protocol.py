@@ -157,6 +157,13 @@ class Transaction(Protocol):
         templates another transaction holds are waited for, or with
         ``skip_locked`` left out (so an empty chunk then means only that
         nothing due is left that nobody else holds).
+
+        A backend that stores rows raises
+        :class:`~recurbill.errors.UnreadableRecordError` for the first one, in
+        that order, that it cannot read back as a template: ``read`` holds the
+        chunk's templates before it (locked like the chunk) and
+        ``next_due_at`` its place, so the caller can go on after it.
+        ``InMemoryStorage`` keeps the records themselves and never raises it.
         """
 
     # occurrences --------------------------------------------------------

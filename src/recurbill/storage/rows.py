@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from datetime import time
+from datetime import datetime, time
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from recurbill.errors import InvalidRecordError
+from recurbill.errors import InvalidRecordError, RecurbillError, UnreadableRecordError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Currency, Money
 from recurbill.records import (
@@ -45,6 +45,7 @@ from recurbill.storage.schema import utc_text
 
 __all__ = [
     "INVOICE_COLUMNS",
+    "UNREADABLE",
     "decode_account",
     "decode_credit_entry",
     "decode_credit_note",
@@ -72,6 +73,7 @@ __all__ = [
     "encode_settlement",
     "encode_template",
     "invoice_values",
+    "unreadable_template",
 ]
 
 Row = Mapping[Any, Any]
@@ -267,13 +269,50 @@ def encode_template(template: RecurringTemplate) -> dict[str, Any]:
     }
 
 
+UNREADABLE = (RecurbillError, ValueError, TypeError, LookupError, AttributeError)
+"""What reading a row that recurbill did not write can raise (bad JSON, a
+missing key, an unknown code, text that is no instant)."""
+
+
 def decode_template(row: Row) -> RecurringTemplate:
-    """The template stored in a ``templates`` row."""
+    """The template stored in a ``templates`` row.
+
+    Raises:
+        UnreadableRecordError: the row holds what no template can (names
+            the template, the column when known and why).
+    """
     fields = dict(row)
-    fields["lines"] = _lines(fields["lines"])
-    _allowance_charges(fields)
-    fields["schedule"] = Schedule.from_dict(json.loads(fields["schedule"]))
-    return RecurringTemplate(**fields)
+    column = "lines"
+    try:
+        fields["lines"] = lines = _lines(fields["lines"])
+        if not lines:
+            raise ValueError("no invoice line (a template has at least one)")
+        column = "allowance_charges"
+        _allowance_charges(fields)
+        column = "schedule"
+        fields["schedule"] = Schedule.from_dict(json.loads(fields["schedule"]))
+        column = ""
+        return RecurringTemplate(**fields)
+    except UNREADABLE as error:
+        reason = f"{column}: {error}" if column else str(error)
+        raise unreadable_template(row, reason) from error
+
+
+def unreadable_template(
+    row: Row, reason: str, read: Sequence[RecurringTemplate] = ()
+) -> UnreadableRecordError:
+    """The error of a ``templates`` row that cannot be read, for *reason*;
+    *read* are the templates a due walk read before it."""
+    due = row.get("next_due_at")
+    return UnreadableRecordError(
+        kind="template",
+        key=row.get("id"),
+        account=row.get("account_id"),
+        reason=reason,
+        customer=row.get("customer_id"),
+        next_due_at=due if isinstance(due, datetime) else None,
+        read=tuple(read),
+    )
 
 
 def encode_occurrence(occurrence: OccurrenceRecord) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import operator
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +40,7 @@ from recurbill.errors import (
     SchemaVersionError,
     StateError,
     StorageError,
+    UnreadableRecordError,
 )
 from recurbill.records import (
     Account,
@@ -200,6 +201,29 @@ def _by_account(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
+
+
+def _due_read(
+    found: Iterable[rows.Row], keys: Callable[[int], rows.Row]
+) -> list[RecurringTemplate]:
+    """The templates of a due walk's rows, up to the first that cannot be
+    read: that one raises, with the templates before it. *keys* gives the
+    identity of row *n* when converting its columns failed."""
+    read: list[RecurringTemplate] = []
+    rows_left = iter(found)
+    while True:
+        try:
+            row = next(rows_left, None)
+        except rows.UNREADABLE as error:  # converting row len(read) failed
+            bad = keys(len(read))
+            raise rows.unreadable_template(bad, str(error), read) from error
+        if row is None:
+            return read
+        try:
+            read.append(rows.decode_template(row))
+        except UnreadableRecordError as error:
+            reason = str(error.fields["reason"])
+            raise rows.unreadable_template(row, reason, read) from error
 
 
 class SqlStorage:
@@ -880,6 +904,10 @@ class SqlTransaction:
         ``for_update``, PostgreSQL locks the chunk (``FOR UPDATE``, or ``FOR
         UPDATE SKIP LOCKED`` with ``skip_locked``); on SQLite the transaction
         holds the database's write lock already.
+
+        A row that cannot be read raises :class:`UnreadableRecordError` with
+        the templates before it (``read``) and its ``next_due_at``, so the
+        walk can go on past it; rows after it are not read.
         """
         _unlocked(self, for_update)
         _aware("as_of", as_of)
@@ -902,7 +930,25 @@ class SqlTransaction:
         query = query.order_by(due, key).limit(limit)
         if for_update:
             query = query.with_for_update(skip_locked=skip_locked)
-        return self._all(query, rows.decode_template)
+        with translate_errors("reading"):
+            try:
+                found: Iterable[rows.Row] = self._c.execute(query).mappings().all()
+            except rows.UNREADABLE:  # a column's own conversion (SQLite text)
+                found = self._c.execute(query).mappings()  # again, row by row
+            return _due_read(found, lambda n: self._due_keys(query, n))
+
+    def _due_keys(self, query: sa.Select[Any], n: int) -> dict[str, Any]:
+        """The id, account and customer of row *n* of a due walk's *query*,
+        and its ``next_due_at`` unless that cannot be read either."""
+        templates = schema.templates
+        keys = templates.c.id, templates.c.account_id, templates.c.customer_id
+        found = dict(
+            self._c.execute(query.with_only_columns(*keys)).mappings().all()[n]
+        )
+        due = sa.select(templates.c.next_due_at).where(templates.c.id == found["id"])
+        with suppress(*rows.UNREADABLE):
+            found["next_due_at"] = self._c.execute(due).scalar()
+        return found
 
     # -- occurrences ----------------------------------------------------------------
 

@@ -1,0 +1,240 @@
+"""A stored template row that cannot be read never stops the run for anyone else.
+
+The row is corrupted with raw SQL (as a hand edit would): the run issues every
+other due template, of its account and of the others, reports the one it
+could not read, leaves its row as it is, and issues it once the row is right.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from billing_helpers import World, at, make_world
+from recurbill.errors import UnreadableRecordError
+from recurbill.notify.render import render_summary
+from recurbill.storage.engine import create_engine
+from recurbill.storage.sql import SqlStorage
+
+DAY = date(2027, 1, 31)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An engine on a new SQLite file, then on a new PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def world(engine: sa.Engine) -> World:
+    storage = SqlStorage(engine)
+    storage.migrate()
+    return make_world(storage=storage, chunk_size=2)
+
+
+def _row(engine: sa.Engine, template_id: str) -> dict[str, Any]:
+    """The template's row as stored."""
+    with engine.connect() as conn:
+        query = sa.text("SELECT * FROM templates WHERE id = :id")
+        return dict(conn.execute(query, {"id": template_id}).mappings().one())
+
+
+def _set(engine: sa.Engine, template_id: str, column: str, value: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE templates SET {column} = :value WHERE id = :id"),
+            {"value": value, "id": template_id},
+        )
+
+
+def _schedule(change: dict[str, str]) -> Callable[[dict[str, Any]], str]:
+    return lambda row: json.dumps({**json.loads(row["schedule"]), **change})
+
+
+CORRUPTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], str], str]] = {
+    "lines that are not JSON": ("lines", lambda row: "[{not json", "lines: "),
+    "no lines": ("lines", lambda row: "[]", "lines: no invoice line"),
+    "an unknown period": (
+        "schedule",
+        _schedule({"period": "fortnightly"}),
+        "schedule: period 'fortnightly'",
+    ),
+    "a start that is no date": (
+        "schedule",
+        _schedule({"start": "2027-02-30"}),
+        "schedule: ",
+    ),
+}
+
+
+def _templates(world: World) -> list[str]:
+    customers = [world.customer(f"Kunde {n}") for n in range(5)]
+    return [world.template(c, start=DAY) for c in customers]
+
+
+def _other_account(world: World) -> World:
+    """A second account of the same service, with one due template."""
+    account = world.billing.create_account(
+        account_id="vik",
+        name="Vik Vekst AS",
+        currency="NOK",
+        locale="nb_NO",
+        timezone="Europe/Oslo",
+        summary_email="post@vikvekst.no",
+    )
+    other = World(
+        billing=world.billing,
+        storage=world.storage,
+        gateway=world.gateway,
+        account=account,
+    )
+    other.template(other.customer("Vik Kunde"), start=DAY)
+    return other
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_an_unreadable_template_is_reported_and_the_rest_are_issued(
+    world: World, engine: sa.Engine, corruption: str
+) -> None:
+    ids = _templates(world)
+    other = _other_account(world)
+    bad = ids[2]  # the first of the second chunk: one before it, two after
+    column, corrupt, reason = CORRUPTIONS[corruption]
+    good = _row(engine, bad)
+    _set(engine, bad, column, corrupt(good))
+    stored = _row(engine, bad)
+
+    mine, theirs = world.billing.run(at(DAY, 7))
+    assert sorted(line.invoice_number for line in mine.issued) == [
+        f"INV-{n:06d}" for n in range(1, 5)
+    ]
+    assert len(theirs.issued) == 1
+    assert theirs.failed == ()
+    assert len(world.gateway.ledger) == 5
+    (failed,) = mine.failed
+    assert failed.template_id == bad
+    assert failed.customer_name == "Kunde 2"
+    assert failed.error == "UnreadableRecordError"
+    assert failed.problem.startswith(
+        f"stored template {bad!r} of account 'fjord' could not be read ({reason}"
+    )
+    assert _row(engine, bad) == stored  # left as it is
+    summary = render_summary(world.account, mine)
+    assert "Lagrede data kunne ikke leses" in summary.text
+    assert f"Kunde 2, {bad}: stored template" in summary.text
+
+    _set(engine, bad, column, good[column])  # the row is corrected
+    mine, theirs = world.billing.run(at(DAY + date.resolution, 7))
+    assert [(line.issue_date, line.invoice_number) for line in mine.issued] == [
+        (DAY, "INV-000005")
+    ]
+    assert mine.failed == ()
+    assert theirs.issued == ()
+    assert len(world.gateway.ledger) == 6  # each card charged exactly once
+    assert other.storage_invoices()[0].issue_date == DAY
+
+
+def test_every_unreadable_template_is_reported_once(
+    world: World, engine: sa.Engine
+) -> None:
+    ids = _templates(world)
+    for bad in (ids[0], ids[1], ids[4]):  # first, a whole chunk, last
+        _set(engine, bad, "lines", "null")
+    (report,) = world.billing.run(at(DAY, 7))
+    assert sorted(line.invoice_number for line in report.issued) == [
+        "INV-000001",
+        "INV-000002",
+    ]
+    assert sorted(line.template_id for line in report.failed) == sorted(
+        [ids[0], ids[1], ids[4]]
+    )  # the second pass meets them again, the report lists them once
+
+
+def test_due_templates_raises_with_the_templates_read_before(
+    world: World, engine: sa.Engine
+) -> None:
+    ids = _templates(world)
+    _set(engine, ids[3], "lines", "{")
+    with world.storage.transaction() as tx:
+        before = tx.due_templates(at(DAY, 7), limit=3)
+        with pytest.raises(UnreadableRecordError) as raised:
+            tx.due_templates(at(DAY, 7), after=(before[0].next_due_at, ids[0]))
+        with pytest.raises(UnreadableRecordError):
+            tx.get_template(world.account.id, ids[3])
+    error = raised.value
+    assert error.fields["key"] == ids[3]
+    assert error.fields["account"] == world.account.id
+    assert error.read == tuple(before[1:])  # the chunk up to it, in due order
+    assert error.next_due_at == before[0].next_due_at
+
+
+@pytest.fixture
+def sqlite_world(tmp_path: Path) -> Iterator[tuple[World, sa.Engine]]:
+    """A world on SQLite, where instants are text a hand edit can break."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'billing.sqlite3'}")
+    storage = SqlStorage(engine)
+    storage.migrate()
+    try:
+        yield make_world(storage=storage, chunk_size=2), engine
+    finally:
+        engine.dispose()
+
+
+def test_an_instant_that_is_no_instant_is_reported_too(
+    sqlite_world: tuple[World, sa.Engine],
+) -> None:
+    world, engine = sqlite_world
+    ids = _templates(world)
+    _set(engine, ids[1], "created_at", "yesterday")
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 4
+    (failed,) = report.failed
+    assert failed.template_id == ids[1]
+    assert failed.customer_name == "Kunde 1"
+    assert "could not be read (Invalid isoformat string: 'yesterday')" in (
+        failed.problem
+    )
+
+
+def test_a_due_instant_that_cannot_be_read_stops_the_run(
+    sqlite_world: tuple[World, sa.Engine],
+) -> None:
+    world, engine = sqlite_world
+    ids = _templates(world)
+    _set(engine, ids[1], "next_due_at", "2027-01-30 by hand")  # still sorts as due
+    with pytest.raises(UnreadableRecordError) as raised:
+        world.billing.run(at(DAY, 7))  # there is no place in the walk after it
+    assert raised.value.fields["key"] == ids[1]
+    assert raised.value.next_due_at is None
+
+
+def test_numbers_follow_due_dates_past_an_unreadable_template(
+    world: World, engine: sa.Engine
+) -> None:
+    start = DAY - timedelta(days=30)  # missed days: a catch-up
+    weekly = world.template(world.customer("Uke"), start=start, period="week")
+    bad = world.template(world.customer("Feil"), start=start + timedelta(days=9))
+    world.template(world.customer("Senere"), start=start + timedelta(days=12))
+    _set(engine, bad, "lines", "{")
+    (report,) = world.billing.run(at(DAY, 7))
+    assert [line.template_id for line in report.failed] == [bad]
+    issued = sorted(report.issued, key=lambda line: line.invoice_number)
+    dates = [line.issue_date for line in issued]
+    assert dates == sorted(dates)  # the walk's order, past the unreadable row
+    with world.storage.transaction() as tx:
+        occurrences = tx.list_occurrences(world.account.id, weekly)
+    assert [o.on for o in occurrences] == [start + timedelta(weeks=n) for n in range(5)]
