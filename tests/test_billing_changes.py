@@ -12,6 +12,7 @@ import time as clock
 from collections.abc import Iterator
 from datetime import date, time, timezone
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -37,6 +38,8 @@ from recurbill import (
     ReferenceScheme,
     UnknownCurrencyError,
 )
+from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.protocol import Storage
 from recurbill.storage.sql import SqlStorage
 
 NOW = at(date(2027, 3, 1))
@@ -365,6 +368,150 @@ def test_each_detail_is_the_last_one_given(changes: list[dict[str, str]]) -> Non
     assert stored.collection_method is kari.collection_method
     assert stored.default_payment_method_id == kari.default_payment_method_id
     assert _at_gateway(world, stored) == (stored.email, stored.name)
+
+
+# -- add_customer repeated after a change ------------------------------------------
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
+    if request.param == "memory":
+        yield InMemoryStorage()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    with SqlStorage.from_url(url) as sql:
+        sql.migrate()
+        yield sql
+
+
+_KARI = {"name": "Kari Nordmann", "email": "kari@example.no", "customer_id": "kari"}
+
+
+def _add_kari(world: World, **arguments: Any) -> Customer:
+    return world.billing.add_customer(world.account.id, **{**_KARI, **arguments})
+
+
+def _creates(world: World) -> int:
+    return len([r for r in world.gateway.requests if r.operation == "create_customer"])
+
+
+_LATER_CHANGES = [
+    {"locale": "en_GB"},
+    {"email": "kari.hansen@example.no"},
+    {"name": "Kari Hansen"},
+    {"name": "Kari Hansen", "email": "kari.hansen@example.no", "locale": "sv_SE"},
+]
+
+
+@pytest.mark.parametrize("change", _LATER_CHANGES, ids=lambda c: "+".join(c))
+def test_repeating_add_customer_after_a_change_returns_it_unchanged(
+    storage: Storage, change: dict[str, str]
+) -> None:
+    """The creation happened; its repeat returns the customer as it is now
+    and does not undo the change (neither in storage nor at the gateway)."""
+    world = make_world(storage=storage)
+    added = _add_kari(world)
+    changed = world.billing.change_customer(world.account.id, "kari", **change)
+    requests = len(world.gateway.requests)
+    assert _add_kari(world) == changed  # the call that added her, repeated
+    assert _add_kari(world, **change) == changed  # her details as they are now
+    assert _stored_customer(world, "kari") == changed
+    assert _at_gateway(world, changed) == (changed.email, changed.name)
+    assert len(world.gateway.requests) == requests  # nothing sent, nothing made
+    for field, value in change.items():
+        assert getattr(changed, field) == value != getattr(added, field)
+        assert str(getattr(added, field)) not in repr(changed)  # not kept
+
+
+def test_repeating_add_customer_after_a_collection_method_change(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    _add_kari(world, collection_method="send_invoice")
+    changed = world.billing.set_collection_method(
+        world.account.id, "kari", "charge_automatically"
+    )
+    assert _add_kari(world, collection_method="send_invoice") == changed
+    assert _stored_customer(world, "kari") == changed
+    assert changed.collection_method is CollectionMethod.CHARGE_AUTOMATICALLY
+
+
+def test_a_repeat_after_a_locale_change_finishes_the_gateway_customer(
+    storage: Storage,
+) -> None:
+    """Added while the gateway was down, then given another locale: the
+    repeat creates the gateway customer and keeps the new locale."""
+    world = make_world(storage=storage)
+    world.gateway.fail_next("unavailable", operation="create_customer")
+    with pytest.raises(GatewayUnavailableError):
+        _add_kari(world)
+    world.billing.change_customer(world.account.id, "kari", locale="is_IS")
+    finished = _add_kari(world)
+    assert finished.locale == "is_IS"
+    assert finished.gateway_customer_id is not None
+    assert _stored_customer(world, "kari") == finished
+    assert _at_gateway(world, finished) == ("kari@example.no", "Kari Nordmann")
+    assert _creates(world) == 2  # the failed one and the one that made it
+
+
+def test_a_repeat_with_the_locale_left_out_is_the_same_once_the_account_changes(
+    storage: Storage,
+) -> None:
+    """Left out, the locale is the account's: a repeat leaving it out asks for
+    the same customer though the account's locale is another by now."""
+    world = make_world(storage=storage)
+    added = _add_kari(world)
+    assert added.locale == "nb_NO"  # the account's
+    world.billing.change_account(world.account.id, locale="en_GB")
+    assert _add_kari(world) == added
+    with pytest.raises(ConflictError, match="the locale given is not its own"):
+        _add_kari(world, locale="en_GB")  # the account's now: not hers
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (
+            {"name": "Ola Nordmann", "email": "ola@example.no", "locale": "sv_SE"},
+            "the name and email given are not its own",
+        ),
+        ({"locale": "en_GB"}, "the locale given is not its own"),
+        (  # left out, the locale is the account's: neither hers nor as added
+            {"collection_method": "send_invoice"},
+            "the locale and collection_method given are not its own",
+        ),
+        (  # neither as she was added nor as she is now
+            {"email": "kari.hansen@example.no", "locale": "en_GB"},
+            "the email and locale given are not its own",
+        ),
+        (
+            {"name": "Ola", "email": "ola@example.no", "locale": "is_IS"},
+            "the name, email and locale given are not its own",
+        ),
+    ],
+)
+def test_another_customer_under_an_existing_id_is_a_conflict(
+    storage: Storage, arguments: dict[str, str], says: str
+) -> None:
+    world = make_world(storage=storage)
+    _add_kari(world)
+    kari = world.billing.change_customer(world.account.id, "kari", locale="sv_SE")
+    requests = len(world.gateway.requests)
+    with pytest.raises(ConflictError, match=says) as refused:
+        _add_kari(world, **arguments)
+    message = str(refused.value)
+    assert message.startswith("customer 'kari' exists already with other details")
+    assert "nor was it added with these arguments" in message
+    assert "give a new customer_id" in message
+    assert "change_customer or set_collection_method" in message
+    assert _stored_customer(world, "kari") == kari  # nothing changed
+    assert len(world.gateway.requests) == requests
 
 
 # -- change_account -------------------------------------------------------------

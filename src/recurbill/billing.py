@@ -18,6 +18,8 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP
@@ -233,15 +235,24 @@ class Billing:
         know of: if the gateway call or the last write fails, the error is
         raised and the customer stays stored without a gateway customer. To
         finish it, call ``add_customer`` again with the same ``customer_id``
-        and details (it returns the customer; other details raise
-        :class:`~recurbill.errors.ConflictError`), or go on:
-        :meth:`start_card_setup` and :meth:`save_card` create it first. The
-        same key makes the gateway return the customer it made for the lost
-        answer while the gateway remembers the key (Stripe: 24 hours); to
-        find it later too, a repeat first looks for a gateway customer with
-        this customer's metadata
+        and arguments, or go on: :meth:`start_card_setup` and
+        :meth:`save_card` create it first. The same key makes the gateway
+        return the customer it made for the lost answer while the gateway
+        remembers the key (Stripe: 24 hours); to find it later too, a repeat
+        first looks for a gateway customer with this customer's metadata
         (:meth:`~recurbill.payments.protocol.PaymentGateway.find_customer`).
         Pass your own ``customer_id`` to make this call safe to repeat.
+
+        A call for a ``customer_id`` that exists repeats the one that added
+        it, and returns the customer as it is now, when its arguments are
+        those it was added with (``locale`` left out means the account's,
+        even once the account's changes), or its name, e-mail address,
+        locale and collection method as they are now. So a repeat after
+        :meth:`change_customer` or :meth:`set_collection_method` returns the
+        changed customer and undoes nothing. Other details are another
+        customer: :class:`~recurbill.errors.ConflictError` names the ones
+        that differ, and nothing changes. (A customer stored before schema
+        version 6 is known by its details as they are now only.)
         """
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
@@ -255,6 +266,7 @@ class Billing:
             locale=chosen_locale,
             collection_method=to_collection_method(collection_method),
         )
+        customer = attrs.evolve(customer, added_with=_added_with(customer, locale))
         check_customer(email=email, name=name)  # as the gateway will, first
         try:
             with self.storage.transaction() as tx:
@@ -265,13 +277,7 @@ class Billing:
         except ConflictError:  # added by another call meanwhile
             stored = self._customer(account_id, customer.id)
         if stored is not None:
-            if _details(stored) != _details(customer):
-                raise ConflictError(
-                    problem=f"customer {customer.id!r} exists already with other "
-                    "details",
-                    allowed="give a new customer_id, or leave it out (the same "
-                    "details finish an earlier call)",
-                )
+            _refuse_another(stored, customer)
             customer = stored
         return self._with_gateway_customer(customer, look_up=stored is not None)
 
@@ -1517,13 +1523,44 @@ def _stored_customer(
         return None
 
 
-def _details(customer: Customer) -> tuple[str, str, str, CollectionMethod]:
-    """What ``add_customer`` was given: an earlier call with these is repeated."""
-    return (
+_DETAILS = ("name", "email", "locale", "collection_method")
+"""The details ``add_customer`` sets, by the names of its arguments."""
+
+
+def _added_with(customer: Customer, locale: str | None) -> str:
+    """The digest of the ``add_customer`` call that asks for *customer*.
+
+    Its ids, details and the locale as given (left out: the account's, even
+    once the account's changes), as hex SHA-256: it tells a repeat of the
+    call after the details changed without keeping them.
+    """
+    arguments = [
+        customer.account_id,
+        customer.id,
         customer.name,
         customer.email,
-        customer.locale,
-        customer.collection_method,
+        locale or None,
+        customer.collection_method.value,
+    ]
+    return hashlib.sha256(json.dumps(arguments).encode()).hexdigest()
+
+
+def _refuse_another(stored: Customer, asked: Customer) -> None:
+    """Refuse *asked* under the id of *stored* unless it repeats the call that
+    added *stored* or asks for *stored* as it is now (ConflictError)."""
+    differing = [f for f in _DETAILS if getattr(asked, f) != getattr(stored, f)]
+    if not differing or asked.added_with == stored.added_with:
+        return
+    *rest, last = differing
+    listed = f"{', '.join(rest)} and {last}" if rest else last
+    raise ConflictError(
+        problem=f"customer {stored.id!r} exists already with other details: the "
+        f"{listed} given {'are' if rest else 'is'} not its own, "
+        "nor was it added with these arguments",
+        allowed="to add another customer, give a new customer_id (or none); to "
+        "finish or repeat the call that added it, give the arguments it was "
+        "added with or its details as they are now; to change it, call "
+        "change_customer or set_collection_method",
     )
 
 

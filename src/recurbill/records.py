@@ -333,7 +333,14 @@ def invoice_totals(
 
 @attrs.frozen(kw_only=True)
 class Customer:
-    """Whom an account bills, and how their invoices are collected."""
+    """Whom an account bills, and how their invoices are collected.
+
+    ``added_with`` is a digest of the arguments
+    :meth:`~recurbill.billing.Billing.add_customer` added it with, so that a
+    repeat of that call is known after later changes without keeping the
+    details they replaced; None for a customer stored otherwise (or before
+    schema version 6).
+    """
 
     id: str = attrs.field(validator=_non_empty)
     account_id: str = attrs.field(validator=_non_empty)
@@ -345,6 +352,7 @@ class Customer:
     )
     default_payment_method_id: str | None = None
     gateway_customer_id: str | None = None
+    added_with: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -5,7 +5,9 @@ Version 4 added the accounts' payment reference scheme (two columns): a
 database made by steps 1-3, with rows in it, upgrades and its accounts keep
 the references versions 1-3 gave them. Version 5 added document-level
 allowances and charges to templates, invoices and credit notes: those a
-version-4 database holds read back with none.
+version-4 database holds read back with none. Version 6 added the digest of
+the arguments add_customer added a customer with: a customer a version-5
+database holds has none, and is known by its details as they are.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from schema_at import columns_at, insert_at
 
 from recurbill.billing import Billing
 from recurbill.cli import main
+from recurbill.errors import ConflictError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
@@ -172,7 +177,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 5
+        assert storage.migrate() == schema.LATEST_VERSION == 6
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -242,7 +247,7 @@ def test_version_4_with_rows_upgrades_and_reads_back_no_allowances_or_charges(
         _version_4_with_rows(storage)
         for table in _DOCUMENT_COLUMNS:
             assert "allowance_charges" not in _columns(storage.engine, table)
-        assert storage.migrate() == 5
+        assert storage.migrate() == schema.LATEST_VERSION
         for table in _DOCUMENT_COLUMNS:
             assert _columns(storage.engine, table)[-1] == "allowance_charges"
         with storage.transaction() as tx:
@@ -280,6 +285,45 @@ def test_version_4_with_rows_upgrades_and_reads_back_no_allowances_or_charges(
         assert outcome.invoice.total == Money("1043.75", "NOK")
         with storage.transaction() as tx:
             assert tx.get_invoice("nok", outcome.invoice.id) == outcome.invoice
+
+
+# -- a database at version 5, with rows ------------------------------------------
+
+
+def test_version_5_customers_upgrade_and_are_known_by_their_details(
+    new_url: NewUrl,
+) -> None:
+    account = make_account("nok", currency="NOK", locale="nb_NO")
+    kari = make_customer(
+        "kari", account_id="nok", name="Kari", email="kari@example.no", locale="sv_SE"
+    )
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=5) == 5
+            insert_at(conn, 5, schema.accounts, rows.encode_account(account))
+            insert_at(conn, 5, schema.customers, rows.encode_customer(kari))
+        assert "added_with" not in _columns(storage.engine, "customers")
+        assert storage.migrate() == 6
+        assert _columns(storage.engine, "customers")[-1] == "added_with"
+        with storage.transaction() as tx:
+            assert tx.get_customer("nok", "kari") == kari
+        assert kari.added_with is None
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        add = partial(
+            billing.add_customer,
+            "nok",
+            name="Kari",
+            email="kari@example.no",
+            locale="sv_SE",
+            customer_id="kari",
+        )
+        with pytest.raises(ConflictError, match="the locale given is not its own"):
+            add(locale=None)  # the account's: not hers, and nothing else known
+        finished = add()  # her details as they are: repeated, and finished
+        assert finished == attrs.evolve(
+            kari, gateway_customer_id=finished.gateway_customer_id
+        )
+        assert finished.gateway_customer_id is not None
 
 
 # -- every way to the latest version gives one schema ----------------------------

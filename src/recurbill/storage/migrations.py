@@ -16,6 +16,10 @@ transaction, and records the new version; running it again does nothing.
 - Version 5: document-level allowances and charges, ``allowance_charges``
   (a JSON list) on ``templates``, ``invoices`` and ``credit_notes``; rows
   that exist get its server default ``[]``: none.
+- Version 6: ``added_with`` on ``customers``, the digest of the arguments
+  ``Billing.add_customer`` added the customer with; NULL (unknown) for the
+  customers that exist, whose repeated ``add_customer`` must give their
+  details as they are.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -119,12 +123,19 @@ def _version_5(conn: sa.Connection) -> None:
     _add_columns_since(conn, 5)
 
 
+def _version_6(conn: sa.Connection) -> None:
+    """The digest of a customer's add_customer arguments; unknown for existing
+    customers."""
+    _add_columns_since(conn, 6)
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
     3: _version_3,
     4: _version_4,
     5: _version_5,
+    6: _version_6,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

@@ -219,6 +219,7 @@ def encode_customer(customer: Customer) -> dict[str, Any]:
         "collection_method": customer.collection_method.value,
         "default_payment_method_id": customer.default_payment_method_id,
         "gateway_customer_id": customer.gateway_customer_id,
+        "added_with": customer.added_with,
     }
 
 

@@ -53,7 +53,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 5
+LATEST_VERSION = 6
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -243,6 +243,9 @@ customers = sa.Table(
     sa.Column("collection_method", sa.String(40), nullable=False),
     sa.Column("default_payment_method_id", _ID),
     sa.Column("gateway_customer_id", _ID),
+    # Version 6: the digest of the arguments add_customer added it with (hex
+    # SHA-256); NULL for the customers that exist when it is added.
+    sa.Column("added_with", sa.String(64), info=_since(6)),
     sa.Index("ix_customers_account", "account_id", "id", info=_since(1)),
 )
 

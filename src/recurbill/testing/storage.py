@@ -885,6 +885,7 @@ class StorageContract:
             collection_method=CollectionMethod.SEND_INVOICE,
             default_payment_method_id="pm-9",
             gateway_customer_id="cus_123",
+            added_with="9f" * 32,
         )
         _add(storage, customer)
         assert _read(storage, lambda tx: tx.get_customer("acme", "kari")) == customer
