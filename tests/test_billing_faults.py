@@ -21,8 +21,10 @@ import pytest
 
 from billing_helpers import CustomersMade, at, make_world, together
 from recurbill.billing import Billing
+from recurbill.collection import RetryPolicy
 from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.payments.memory import InMemoryGateway
+from recurbill.payments.protocol import ChargeStatus
 from recurbill.records import CollectionMethod, Customer, PaymentStatus
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.sql import SqlStorage
@@ -382,3 +384,91 @@ def test_change_customer_with_a_fault_at_every_call_ends_in_step(
             break  # past the last call: every step was covered
         k += 1
     assert k > (4 if kind == "storage" else 1), "the harness must have covered them"
+
+
+def _declined_after_authentication(
+    storage_faults: Faults, gateway_faults: Faults
+) -> tuple[Any, InMemoryGateway, str]:
+    """Kari's automatic charge asked for 3-D Secure (the first run), then the
+    customer authenticated and the card was declined; no run has looked since.
+
+    Returns the world, the gateway behind the faults and the charge's id.
+    """
+    gateway = InMemoryGateway()
+    world = make_world(
+        storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
+        gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
+        retry_policy=RetryPolicy(()),  # the decline is final: the notice is sent
+    )
+    kari = world.customer(card="pm_card_authenticationRequired")
+    world.template(kari, start=date(2027, 1, 4))
+    world.billing.run(at(date(2027, 1, 4), 7))
+    (waiting,) = world.payments()
+    assert waiting.status is PaymentStatus.REQUIRES_ACTION
+    assert waiting.charge_id is not None
+    gateway.settle(waiting.charge_id, succeed=False, decline_code="insufficient_funds")
+    return world, gateway, waiting.charge_id
+
+
+def _after_the_decline(world: Any, gateway: InMemoryGateway, charge_id: str) -> Any:
+    (payment,) = world.payments()
+    found = gateway.retrieve_charge(charge_id=charge_id)
+    assert found is not None
+    return (
+        (payment.status, payment.decline_code, payment.error_code),
+        world.notification_kinds().count("payment_failed"),
+        found.status,
+        len(gateway.ledger),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [("storage", "crash"), ("gateway", "crash"), ("gateway", "timeout_after")],
+)
+def test_a_decline_after_authentication_with_a_fault_at_every_call_is_declined(
+    kind: str, mode: str
+) -> None:
+    """The run that finds the decline cancels the charge, then records the
+    decline: a fault between the two, run again, still records it declined
+    with its code, sends the payment-failed notice once and reports it."""
+    later = at(date(2027, 1, 5), 7)
+    world, gateway, charge_id = _declined_after_authentication(Faults(), Faults())
+    (report,) = world.billing.run(later)
+    clean = _after_the_decline(world, gateway, charge_id)
+    assert clean == (
+        (PaymentStatus.DECLINED, "insufficient_funds", "card_declined"),
+        1,
+        ChargeStatus.CANCELED,
+        0,
+    )
+    assert [(c.status, c.decline_code) for c in report.charges] == [
+        (PaymentStatus.DECLINED, "insufficient_funds")
+    ]
+    k = 1
+    while True:
+        storage_faults, gateway_faults = Faults(), Faults(mode=mode)
+        world, gateway, charge_id = _declined_after_authentication(
+            storage_faults, gateway_faults
+        )
+        target = storage_faults if kind == "storage" else gateway_faults
+        target.calls, target.fail_at = 0, k
+        with suppress(CrashError, GatewayUnavailableError):
+            world.billing.run(later)
+        fired = target.calls >= k
+        target.fail_at = None
+        (before,) = world.payments()
+        (rerun,) = world.billing.run(later)
+        world.billing.run(later)
+        assert _after_the_decline(world, gateway, charge_id) == clean, (
+            f"{kind} {mode} fault at call {k}"
+        )
+        if before.status is PaymentStatus.REQUIRES_ACTION:  # the rerun recorded it
+            assert [(c.status, c.decline_code) for c in rerun.charges] == [
+                (PaymentStatus.DECLINED, "insufficient_funds")
+            ], f"{kind} {mode} fault at call {k}"
+        if not fired:
+            break  # past the last call: every step was covered
+        k += 1
+    # the run asks the gateway twice (the look-up, the cancel), storage often
+    assert k > (5 if kind == "storage" else 2), "the harness must have covered them"

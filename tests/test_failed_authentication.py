@@ -124,6 +124,48 @@ def test_a_cancel_without_an_answer_leaves_the_payment_waiting_until_it_is_made(
     assert len(cancels) == 2  # the one without an answer, and the one made
 
 
+def test_a_cancel_whose_answer_was_lost_still_records_the_decline() -> None:
+    """The gateway canceled the charge, its answer was lost: its cancel's
+    webhook finds it canceled, with the decline's codes, and records the
+    decline, as the look-up would have."""
+    world = make_world()
+    _, _, _, first = _waiting(world)
+    assert first.charge_id is not None
+    world.gateway.settle(first.charge_id, succeed=False, decline_code="auth_failed")
+    world.gateway.fail_next("timeout_after", operation="cancel_charge")
+    with pytest.raises(GatewayUnavailableError):
+        _deliver(world, "payment_intent.payment_failed")
+    assert _stored(world, first.id).status is PaymentStatus.REQUIRES_ACTION
+    recorded = _deliver(world, "payment_intent.canceled")
+    assert (recorded.status, recorded.decline_code, recorded.error_code) == (
+        PaymentStatus.DECLINED,
+        "auth_failed",
+        "card_declined",
+    )
+    cancels = [r for r in world.gateway.requests if r.operation == "cancel_charge"]
+    assert len(cancels) == 1  # canceled already: not asked again
+
+
+def test_removing_a_card_whose_charge_was_declined_meanwhile_records_it() -> None:
+    """The card's waiting charge is canceled before the card goes; one the
+    gateway declined meanwhile is recorded as declined, not canceled."""
+    world = make_world()
+    per, _, _, first = _waiting(world)
+    assert first.charge_id is not None
+    world.gateway.settle(first.charge_id, succeed=False, decline_code="auth_failed")
+    world.billing.remove_card(
+        world.account.id, per, first.payment_method_id, now=at(DAY, 10)
+    )
+    stored = _stored(world, first.id)
+    assert (stored.status, stored.decline_code) == (
+        PaymentStatus.DECLINED,
+        "auth_failed",
+    )
+    found = world.gateway.retrieve_charge(charge_id=first.charge_id)
+    assert found is not None
+    assert found.status is ChargeStatus.CANCELED
+
+
 class _ConfirmedWhileCanceling(InMemoryGateway):
     """The customer's page confirms the charge again just before the cancel."""
 

@@ -310,6 +310,23 @@ def outbox_message(
     )
 
 
+def _decline_of(result: ChargeResult) -> ChargeResult:
+    """*result*, or its decline when the gateway canceled the charge after
+    declining it (the cancel's answer and later look-ups keep the decline's
+    codes, see :meth:`PaymentGateway.cancel_charge`).
+
+    recurbill cancels a charge declined after authentication before it
+    records the decline (``Collector._closed``): if that record is lost (a
+    crash, a cancel whose answer was lost), the charge is found canceled,
+    and its outcome is still the decline.
+    """
+    if result.status is not ChargeStatus.CANCELED or not (
+        result.decline_code or result.error_code
+    ):
+        return result
+    return attrs.evolve(result, status=ChargeStatus.DECLINED)
+
+
 @attrs.frozen(kw_only=True)
 class Finished:
     """What :meth:`Collector.finish` did with a payment that had no outcome."""
@@ -642,7 +659,10 @@ class Collector:
         So the charge is canceled before the decline is recorded; if it
         succeeded first, the gateway says so and that is recorded instead.
         A cancel without an answer leaves the payment waiting, to be asked
-        again (the cancel of a canceled charge changes nothing).
+        again (the cancel of a canceled charge changes nothing). Should the
+        decline not be recorded after the cancel (a crash, the cancel's
+        answer lost), the next look-up finds the charge canceled with the
+        decline's codes, and the decline is recorded then (``_decline_of``).
         """
         if (
             result is None
@@ -659,7 +679,9 @@ class Collector:
 
         The gateway cancels the charge, or answers that it finished first (the
         customer just authenticated): either way its answer is recorded, so
-        a charge is never left live beside a new one. A gateway that does not
+        a charge is never left live beside a new one. One the gateway had
+        declined (the authentication failed) is recorded as declined, as
+        :meth:`finish` records it. A gateway that does not
         answer raises :class:`~recurbill.errors.GatewayUnavailableError`;
         nothing changed, try again.
         """
@@ -759,6 +781,7 @@ class Collector:
                 )
                 work.changed(fresh)
             return fresh
+        result = _decline_of(result)
         if fresh.status in _FINAL and not (
             result.status is ChargeStatus.SUCCEEDED
             and fresh.status is not PaymentStatus.SUCCEEDED

@@ -608,6 +608,20 @@ class FakeStripe:
             )
         intent["status"] = "canceled"
         intent["next_action"] = None
+        intent["last_payment_error"] = None  # Stripe clears it on any update
+        return intent
+
+    def update_intent(
+        self, match: re.Match[str], form: dict[str, Any]
+    ) -> Mapping[str, Any]:
+        """Set metadata (an empty value removes a key; the only update
+        recurbill makes); like Stripe, an update clears ``last_payment_error``."""
+        intent = self.intents.get(match[1])
+        if intent is None:
+            raise _missing("payment_intent", match[1], "intent")
+        metadata = {**intent["metadata"], **form.get("metadata", {})}
+        intent["metadata"] = {k: v for k, v in metadata.items() if v != ""}
+        intent["last_payment_error"] = None
         return intent
 
     def list_intents(
@@ -757,6 +771,12 @@ _ROUTES: list[tuple[str, str, type, _Handler]] = [
         r"/v1/payment_intents/((?!search$)[^/]+)",
         stripe.params.PaymentIntentRetrieveParams,
         FakeStripe.retrieve_intent,
+    ),
+    (
+        "POST",
+        r"/v1/payment_intents/((?!search$)[^/]+)",
+        stripe.params.PaymentIntentUpdateParams,
+        FakeStripe.update_intent,
     ),
     (
         "POST",

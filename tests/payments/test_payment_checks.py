@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from hypothesis import assume, given
@@ -222,6 +223,24 @@ def test_metadata_within_stripes_limits() -> None:
     for bad in ({"k" * 41: "v"}, {"k": "v" * 501}, {"a[b]": "v"}):
         with pytest.raises(InvalidInputError, match="too long or its key"):
             check_metadata(bad)
+
+
+def test_a_charges_metadata_leaves_room_for_a_decline() -> None:
+    """A charge carries one more key of recurbill's when it is canceled after
+    a decline (Stripe clears the PaymentIntent's last error): 48 of the 50."""
+    charge = partial(
+        check_charge,
+        "cus_1",
+        payment_method="pm_card_visa",
+        amount=Money(100, "NOK"),
+        idempotency_key="k",
+        off_session=True,
+        description="",
+    )
+    most = {f"k{i}": "v" for i in range(48)}
+    assert charge(metadata=most).metadata == most
+    with pytest.raises(InvalidInputError, match=r"49 keys; at most 48 .*decline"):
+        charge(metadata={**most, "k48": "v"})
 
 
 def test_a_charge_request_is_checked_whole() -> None:

@@ -427,6 +427,39 @@ def test_cancel_reads_back_a_charge_that_succeeded_meanwhile(
     assert result.status is ChargeStatus.SUCCEEDED
 
 
+def test_a_decline_kept_before_the_cancel_survives_a_cancel_that_failed(
+    gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
+) -> None:
+    """The decline goes into the metadata before the cancel, and Stripe
+    clears ``last_payment_error`` on that update: should the cancel then
+    fail, the look-up still reports the decline's codes, and so does the
+    cancel made again."""
+    declined = gateway.charge(
+        customer,
+        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
+        amount=Money("10.00", "NOK"),
+        idempotency_key="key-kept-1",
+        off_session=True,
+    )
+    assert declined.charge_id is not None
+    codes = (declined.decline_code, declined.error_code)
+    assert codes == ("insufficient_funds", "card_declined")
+    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
+    fake_stripe.fail_next("server_error", path=cancel)
+    with pytest.raises(GatewayUnavailableError):
+        gateway.cancel_charge(declined.charge_id)
+    intent = fake_stripe.intents[declined.charge_id]
+    assert intent["status"] == "requires_payment_method"
+    assert intent["last_payment_error"] is None  # cleared by the update
+    found = gateway.retrieve_charge(idempotency_key="key-kept-1")
+    assert found is not None
+    assert found.status is ChargeStatus.DECLINED
+    assert (found.decline_code, found.error_code) == codes
+    canceled = gateway.cancel_charge(declined.charge_id)
+    assert canceled.status is ChargeStatus.CANCELED
+    assert (canceled.decline_code, canceled.error_code) == codes
+
+
 def test_refunds_carry_their_metadata_and_report_a_later_failure(
     gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
 ) -> None:

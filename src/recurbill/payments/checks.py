@@ -114,27 +114,32 @@ def check_text(value: object, *, what: str) -> str:
     return value
 
 
-_METADATA_KEYS = 49
-"""Stripe keeps 50 metadata keys; recurbill adds one (the idempotency key)."""
+_METADATA_KEYS = 50
+"""How many metadata keys Stripe keeps, recurbill's own among them."""
+_OURS = ("its idempotency key",)
+_CHARGE_OURS = (*_OURS, "the decline of a declined charge it cancels")
 
 _METADATA_KEY_LENGTH = 40
 _METADATA_VALUE_LENGTH = 500
 
 
-def check_metadata(value: object) -> dict[str, str]:
+def check_metadata(value: object, *, charge: bool = False) -> dict[str, str]:
     """Metadata: string keys and values, no card numbers, no CVC-like keys,
-    within Stripe's limits (49 keys besides recurbill's own, keys of at most
-    40 characters without square brackets, values of at most 500)."""
+    within Stripe's limits (50 keys with recurbill's own, so 49, or 48 for a
+    *charge*; keys of at most 40 characters without square brackets, values
+    of at most 500)."""
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             problem=f"metadata must be a mapping, not {type(value).__name__}",
             allowed="give a mapping of strings to strings",
         )
-    if len(value) > _METADATA_KEYS:
+    ours = _CHARGE_OURS if charge else _OURS
+    most = _METADATA_KEYS - len(ours)
+    if len(value) > most:
         raise InvalidInputError(
             problem=f"metadata has {len(value)} keys",
-            allowed=f"at most {_METADATA_KEYS} (the gateway keeps 50, and "
-            "recurbill adds its idempotency key)",
+            allowed=f"at most {most} (the gateway keeps {_METADATA_KEYS}, and "
+            f"recurbill adds {' and '.join(ours)})",
         )
     result: dict[str, str] = {}
     for key, item in value.items():
@@ -232,7 +237,7 @@ def check_charge(
         idempotency_key=check_idempotency_key(idempotency_key),
         off_session=off_session,
         description=check_text(description, what="description"),
-        metadata=check_metadata({} if metadata is None else metadata),
+        metadata=check_metadata({} if metadata is None else metadata, charge=True),
     )
 
 

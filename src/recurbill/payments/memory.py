@@ -472,7 +472,8 @@ class InMemoryGateway:
     def cancel_charge(self, charge_id: str) -> ChargeResult:
         """Cancel a charge that waits for action, is processing, or was declined
         (as Stripe cancels a PaymentIntent in ``requires_payment_method``): it
-        can then never be confirmed again (see :meth:`confirm_again`)."""
+        can then never be confirmed again (see :meth:`confirm_again`). One
+        that was declined keeps the decline's codes."""
         check_id(charge_id, what="charge_id")
         with self._lock:
             self._begin("cancel_charge", {"charge_id": charge_id})
@@ -485,11 +486,14 @@ class InMemoryGateway:
                 ChargeStatus.DECLINED,
             )
             if charge.result.status in waiting:
+                declined = charge.result.status is ChargeStatus.DECLINED
                 charge.result = ChargeResult(
                     status=ChargeStatus.CANCELED,
                     charge_id=charge_id,
                     amount=charge.result.amount,
                     idempotency_key=charge.result.idempotency_key,
+                    decline_code=charge.result.decline_code if declined else None,
+                    error_code=charge.result.error_code if declined else None,
                 )
                 self._emit("payment_intent.canceled", self._intent_object(charge))
             self._after("cancel_charge")

@@ -146,6 +146,9 @@ class ChargeResult:
     the same card may succeed later without the customer doing anything.
     For ``REQUIRES_ACTION``, ``client_secret`` (and ``action_url`` when the
     gateway gives one) is what the customer needs to complete the payment.
+    A ``CANCELED`` charge that was declined before it was canceled keeps
+    that decline's ``decline_code`` and ``error_code`` (see
+    :meth:`PaymentGateway.cancel_charge`); otherwise it has neither.
     """
 
     status: ChargeStatus
@@ -301,7 +304,12 @@ class PaymentGateway(Protocol):
 
         Returns the charge as it is afterwards: ``canceled``, or its outcome
         if it succeeded first (a customer who just authenticated). A charge
-        that succeeded or was canceled is returned unchanged.
+        that succeeded or was canceled is returned unchanged. A declined
+        charge, canceled, keeps the decline's ``decline_code`` and
+        ``error_code``, here and in every later :meth:`retrieve_charge`: how
+        billing records the decline when the cancel's answer, or its own
+        record after it, was lost. One canceled while it waited or was
+        processing has neither.
         """
         ...
 

@@ -15,7 +15,10 @@ How it maps the port onto Stripe:
 - Card errors are results: ``authentication_required`` becomes
   ``REQUIRES_ACTION`` with the PaymentIntent's ``client_secret`` (the customer
   confirms it on-session); other card errors become ``DECLINED`` with Stripe's
-  ``code`` and ``decline_code``.
+  ``code`` and ``decline_code``. Before a declined PaymentIntent is canceled,
+  its decline goes into its metadata (``recurbill_decline``), since Stripe
+  clears ``last_payment_error`` on the update and the cancel; the canceled
+  charge reports the decline from there.
 - Faults raise: rate limits, connection errors and 5xx/409 answers become
   :class:`GatewayUnavailableError` (the client's own retries, with the same
   key, come first: set ``max_network_retries`` on the client); authentication,
@@ -42,6 +45,7 @@ parameters is always safe.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -93,6 +97,7 @@ if TYPE_CHECKING:
         CustomerCreateParams,
         CustomerUpdateParams,
         PaymentIntentCreateParams,
+        PaymentIntentUpdateParams,
         RefundCreateParams,
     )
 
@@ -108,6 +113,13 @@ RETRYABLE_DECLINES = frozenset(
     }
 )
 """Decline codes after which the same card may succeed later."""
+
+_DECLINE_KEY = "recurbill_decline"
+"""Metadata key under which a PaymentIntent canceled after a decline keeps it.
+
+Stripe clears ``last_payment_error`` when a PaymentIntent is updated or
+canceled, so the decline is written here first (see ``cancel_charge``).
+"""
 
 _REFUND_TOO_LARGE = frozenset({"amount_too_large", "charge_already_refunded"})
 _RECENT = 100
@@ -401,15 +413,20 @@ class StripeGateway:
         return None
 
     def cancel_charge(self, charge_id: str) -> ChargeResult:
-        """Cancel a PaymentIntent that waits for the customer or is processing.
+        """Cancel a PaymentIntent that waits for the customer or is processing,
+        or was declined (``requires_payment_method``).
 
         One that finished first (succeeded, or failed) is read back instead:
-        Stripe refuses to cancel it, and its outcome is what counts.
+        Stripe refuses to cancel it, and its outcome is what counts. A
+        declined one gets its decline in its metadata first
+        (``recurbill_decline``): Stripe clears ``last_payment_error`` on the
+        update and the cancel, and the decline is reported from there.
         """
         check_id(charge_id, what="charge_id")
         with _translated():
             intent = self._v1.payment_intents.retrieve(charge_id)
         if intent.status in _CANCELABLE:
+            self._keep_decline(intent)
             try:
                 with _translated():
                     intent = self._v1.payment_intents.cancel(charge_id)
@@ -419,6 +436,18 @@ class StripeGateway:
                 with _translated():  # it finished meanwhile: its outcome counts
                     intent = self._v1.payment_intents.retrieve(charge_id)
         return _intent_result(intent, _key_of(intent))
+
+    def _keep_decline(self, intent: PaymentIntent) -> None:
+        """Write a declined PaymentIntent's decline into its metadata."""
+        result = _intent_result(intent, _key_of(intent))
+        if result.status is not ChargeStatus.DECLINED:
+            return
+        decline = {"error_code": result.error_code, "decline_code": result.decline_code}
+        params: PaymentIntentUpdateParams = {
+            "metadata": {_DECLINE_KEY: json.dumps(decline, sort_keys=True)}
+        }
+        with _translated():  # setting a value: safe to repeat, no key needed
+            self._v1.payment_intents.update(intent.id, params)
 
     def refund(
         self,
@@ -645,10 +674,16 @@ _CANCELABLE = frozenset(
 
 
 def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
+    """The PaymentIntent as the port's result; its decline is its last
+    error, or once that is cleared, the one ``cancel_charge`` kept."""
     amount = from_minor_units(intent.amount, intent.currency)
     error = _field(intent, "last_payment_error")
-    code = _field(error, "code")
-    decline = _field(error, "decline_code") or code
+    kept_code, kept_decline = _kept_decline(intent)
+    if error is not None:
+        code, decline = _field(error, "code"), _field(error, "decline_code")
+    else:
+        code, decline = kept_code, kept_decline
+    decline = decline or code
     common: dict[str, Any] = {
         "charge_id": intent.id,
         "amount": amount,
@@ -657,7 +692,14 @@ def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
     if intent.status == "succeeded":
         return ChargeResult(status=ChargeStatus.SUCCEEDED, **common)
     if intent.status == "canceled":
-        return ChargeResult(status=ChargeStatus.CANCELED, **common)
+        # only a decline kept before the cancel: a charge canceled while it
+        # waited for authentication was never declined
+        return ChargeResult(
+            status=ChargeStatus.CANCELED,
+            decline_code=kept_decline,
+            error_code=kept_code,
+            **common,
+        )
     if intent.status in ("processing", "requires_capture"):
         return ChargeResult(status=ChargeStatus.PROCESSING, **common)
     if intent.status == "requires_action" or code == "authentication_required":
@@ -677,6 +719,20 @@ def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
         retryable=decline in RETRYABLE_DECLINES,
         **common,
     )
+
+
+def _kept_decline(intent: PaymentIntent) -> tuple[str | None, str | None]:
+    """The decline ``cancel_charge`` wrote into a PaymentIntent's metadata:
+    its error code and decline code (None where there is none)."""
+    try:
+        kept = json.loads(_metadata_of(intent).get(_DECLINE_KEY) or "{}")
+    except ValueError:
+        kept = None
+    if not isinstance(kept, dict):
+        return None, None
+    codes = [kept.get("error_code"), kept.get("decline_code")]
+    code, decline = (c if isinstance(c, str) and c else None for c in codes)
+    return code, decline
 
 
 def _card_details(method: PaymentMethod) -> CardDetails:

@@ -409,23 +409,37 @@ class GatewayContract:
         found = gateway.retrieve_charge(charge_id=waiting.charge_id)
         assert found is not None
         assert found.status is ChargeStatus.CANCELED
+        # never declined: no decline's codes (the request for 3-D Secure is none)
+        assert (found.decline_code, found.error_code) == (None, None)
         assert gateway.cancel_charge(waiting.charge_id).status is ChargeStatus.CANCELED
 
     def test_a_declined_charge_can_be_canceled(
         self, gateway: PaymentGateway, customer: str
     ) -> None:
-        """How a charge declined after authentication is closed for good."""
-        card = "pm_card_visa_chargeDeclined"
-        declined = self.charge(
-            gateway, customer, card, Money(500, "NOK"), _key("closed")
-        )
+        """How a charge declined after authentication is closed for good.
+
+        It keeps the decline's codes, in the cancel's answer and in every
+        look-up: billing records the decline from them when the cancel's
+        answer, or the record after it, was lost.
+        """
+        card = "pm_card_visa_chargeDeclinedInsufficientFunds"
+        key = _key("closed")
+        declined = self.charge(gateway, customer, card, Money(500, "NOK"), key)
         assert declined.status is ChargeStatus.DECLINED
         assert declined.charge_id is not None
+        codes = (declined.decline_code, declined.error_code)
+        assert codes == ("insufficient_funds", "card_declined")
         canceled = gateway.cancel_charge(declined.charge_id)
         assert canceled.status is ChargeStatus.CANCELED
-        found = gateway.retrieve_charge(charge_id=declined.charge_id)
-        assert found is not None
-        assert found.status is ChargeStatus.CANCELED
+        assert (canceled.decline_code, canceled.error_code) == codes
+        for found in (
+            gateway.retrieve_charge(charge_id=declined.charge_id),
+            gateway.retrieve_charge(idempotency_key=key),
+            gateway.cancel_charge(declined.charge_id),  # again: nothing changes
+        ):
+            assert found is not None
+            assert found.status is ChargeStatus.CANCELED
+            assert (found.decline_code, found.error_code) == codes
 
     def test_canceling_a_charge_that_succeeded_returns_its_outcome(
         self, gateway: PaymentGateway, customer: str, visa: CardDetails
