@@ -10,89 +10,29 @@ orphan beside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import date
 from functools import partial
 from typing import Any
 
-import attrs
 import pytest
 
-from billing_helpers import CustomersMade, at, make_world, together
+from billing_helpers import (
+    CrashError,
+    CustomersMade,
+    Faults,
+    FaultyGateway,
+    FaultyStorage,
+    at,
+    make_world,
+    together,
+)
 from recurbill.billing import Billing
 from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import CollectionMethod, Customer, PaymentStatus
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.sql import SqlStorage
-
-
-class CrashError(Exception):
-    """The process died here."""
-
-
-@attrs.define
-class Faults:
-    """Counts calls; the call numbered ``fail_at`` fails in the chosen way."""
-
-    fail_at: int | None = None
-    mode: str = "crash"
-    calls: int = 0
-
-    def tick(self) -> bool:
-        self.calls += 1
-        return self.calls == self.fail_at
-
-
-class _Tx:
-    def __init__(self, inner: Any, faults: Faults) -> None:
-        self._inner = inner
-        self._faults = faults
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._inner, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self._faults.tick():
-                raise CrashError(f"storage call {name}")
-            return target(*args, **kwargs)
-
-        return call
-
-
-class FaultyStorage:
-    """A storage whose k-th transaction call raises."""
-
-    def __init__(self, inner: InMemoryStorage, faults: Faults) -> None:
-        self._inner = inner
-        self._faults = faults
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self._inner.transaction() as tx:
-            yield _Tx(tx, self._faults)
-
-
-class FaultyGateway:
-    """A gateway whose k-th call crashes before, or loses its answer after."""
-
-    def __init__(self, inner: InMemoryGateway, faults: Faults) -> None:
-        self._inner = inner
-        self._faults = faults
-
-    def __getattr__(self, name: str) -> Any:
-        target: Callable[..., Any] = getattr(self._inner, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if not self._faults.tick():
-                return target(*args, **kwargs)
-            if self._faults.mode == "timeout_after":
-                target(*args, **kwargs)
-                raise GatewayUnavailableError(problem="timed out", allowed="retry")
-            raise CrashError(f"gateway call {name}")
-
-        return call
 
 
 def _scenario(storage_faults: Faults, gateway_faults: Faults) -> tuple[Any, Any]:
