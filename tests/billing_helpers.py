@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time as clock
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ import attrs
 
 from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
+from recurbill.errors import GatewayUnavailableError
 from recurbill.invoice import InvoiceLine
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import Account, CollectionMethod, Customer, Invoice, Payment
@@ -62,6 +63,76 @@ class CustomersMade(InMemoryGateway):
         if found is not None:
             self.made.add(found)
         return found
+
+
+class CrashError(Exception):
+    """The process died here."""
+
+
+@attrs.define
+class Faults:
+    """Counts calls; the call numbered ``fail_at`` fails in the chosen way."""
+
+    fail_at: int | None = None
+    mode: str = "crash"
+    calls: int = 0
+
+    def tick(self) -> bool:
+        self.calls += 1
+        return self.calls == self.fail_at
+
+
+class _Tx:
+    def __init__(self, inner: Any, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not self._faults.tick():
+                return target(*args, **kwargs)
+            if self._faults.mode == "timeout_after":  # done, then the answer lost
+                target(*args, **kwargs)
+            raise CrashError(f"storage call {name}")
+
+        return call
+
+
+class FaultyStorage:
+    """A storage whose k-th transaction call raises, before it acts or (mode
+    ``timeout_after``) after: a commit made, its answer lost."""
+
+    def __init__(self, inner: InMemoryStorage, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    @contextlib.contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self._inner.transaction(read_only=read_only) as tx:
+            yield _Tx(tx, self._faults)
+
+
+class FaultyGateway:
+    """A gateway whose k-th call crashes before, or loses its answer after."""
+
+    def __init__(self, inner: InMemoryGateway, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        target: Callable[..., Any] = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not self._faults.tick():
+                return target(*args, **kwargs)
+            if self._faults.mode == "timeout_after":
+                target(*args, **kwargs)
+                raise GatewayUnavailableError(problem="timed out", allowed="retry")
+            raise CrashError(f"gateway call {name}")
+
+        return call
 
 
 @attrs.define

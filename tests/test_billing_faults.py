@@ -4,22 +4,30 @@ A harness makes the k-th storage or gateway call fail, for every k across a
 run that issues and charges a mix of templates, then runs again without
 faults. The final state must equal the state of a run without faults. The
 same harness adds a customer: it ends with one gateway customer, never an
-orphan beside it.
+orphan beside it; and saves a card: saved again, it is stored once, attached
+once and the default, and one that could not be stored is not left attached.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import date
 from functools import partial
 from typing import Any
 
-import attrs
 import pytest
 
-from billing_helpers import CustomersMade, at, make_world, together
+from billing_helpers import (
+    CrashError,
+    CustomersMade,
+    Faults,
+    FaultyGateway,
+    FaultyStorage,
+    at,
+    make_world,
+    together,
+)
 from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
 from recurbill.errors import ConflictError, GatewayUnavailableError
@@ -28,73 +36,6 @@ from recurbill.payments.protocol import ChargeStatus
 from recurbill.records import CollectionMethod, Customer, PaymentStatus
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.sql import SqlStorage
-
-
-class CrashError(Exception):
-    """The process died here."""
-
-
-@attrs.define
-class Faults:
-    """Counts calls; the call numbered ``fail_at`` fails in the chosen way."""
-
-    fail_at: int | None = None
-    mode: str = "crash"
-    calls: int = 0
-
-    def tick(self) -> bool:
-        self.calls += 1
-        return self.calls == self.fail_at
-
-
-class _Tx:
-    def __init__(self, inner: Any, faults: Faults) -> None:
-        self._inner = inner
-        self._faults = faults
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._inner, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self._faults.tick():
-                raise CrashError(f"storage call {name}")
-            return target(*args, **kwargs)
-
-        return call
-
-
-class FaultyStorage:
-    """A storage whose k-th transaction call raises."""
-
-    def __init__(self, inner: InMemoryStorage, faults: Faults) -> None:
-        self._inner = inner
-        self._faults = faults
-
-    @contextmanager
-    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
-        with self._inner.transaction(read_only=read_only) as tx:
-            yield _Tx(tx, self._faults)
-
-
-class FaultyGateway:
-    """A gateway whose k-th call crashes before, or loses its answer after."""
-
-    def __init__(self, inner: InMemoryGateway, faults: Faults) -> None:
-        self._inner = inner
-        self._faults = faults
-
-    def __getattr__(self, name: str) -> Any:
-        target: Callable[..., Any] = getattr(self._inner, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if not self._faults.tick():
-                return target(*args, **kwargs)
-            if self._faults.mode == "timeout_after":
-                target(*args, **kwargs)
-                raise GatewayUnavailableError(problem="timed out", allowed="retry")
-            raise CrashError(f"gateway call {name}")
-
-        return call
 
 
 def _scenario(storage_faults: Faults, gateway_faults: Faults) -> tuple[Any, Any]:
@@ -384,6 +325,164 @@ def test_change_customer_with_a_fault_at_every_call_ends_in_step(
             break  # past the last call: every step was covered
         k += 1
     assert k > (4 if kind == "storage" else 1), "the harness must have covered them"
+
+
+def _kari_with_gateway(
+    storage_faults: Faults, gateway_faults: Faults
+) -> tuple[Any, InMemoryGateway]:
+    """A world over faulty adapters whose customer ``kari`` has her gateway
+    customer (added before any fault is armed), and the gateway inside."""
+    gateway = InMemoryGateway()
+    world = make_world(
+        storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
+        gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
+    )
+    world.billing.add_customer(
+        world.account.id,
+        name="Kari Nordmann",
+        email="kari@example.no",
+        customer_id="kari",
+    )
+    return world, gateway
+
+
+def _confirmed_card(world: Any, gateway: InMemoryGateway) -> str:
+    """The token of a card setup Kari confirmed (the gateway attached it)."""
+    setup = world.billing.start_card_setup(world.account.id, "kari")
+    return gateway.confirm_card_setup(setup.setup_id)
+
+
+def _stored_cards(world: Any) -> list[Any]:
+    with world.storage.transaction() as tx:
+        return tx.list_payment_methods(world.account.id, "kari")
+
+
+def _at_gateway(world: Any, gateway: InMemoryGateway) -> tuple[list[str], str | None]:
+    """Kari's cards attached at the gateway, and her default card there."""
+    kari = _stored_customer(world, "kari")
+    assert kari is not None
+    assert kari.gateway_customer_id is not None
+    attached = gateway.list_payment_methods(kari.gateway_customer_id)
+    return [c.token for c in attached], gateway.default_payment_method(
+        kari.gateway_customer_id
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [
+        ("storage", "crash"),
+        ("storage", "timeout_after"),
+        ("gateway", "crash"),
+        ("gateway", "timeout_after"),
+    ],
+)
+def test_save_card_with_a_fault_at_every_call_then_again_saves_it_once(
+    kind: str, mode: str
+) -> None:
+    """Fail any step of save_card (attach, store, make default), save again:
+    one stored card, attached once and the default, in storage and at the
+    gateway. A card detached because storing it failed is saved anew."""
+    k = 1
+    while True:
+        storage_faults, gateway_faults = Faults(mode=mode), Faults(mode=mode)
+        world, gateway = _kari_with_gateway(storage_faults, gateway_faults)
+        token = _confirmed_card(world, gateway)
+        target = storage_faults if kind == "storage" else gateway_faults
+        target.calls, target.fail_at = 0, k
+        save = partial(world.billing.save_card, world.account.id, "kari")
+        with suppress(CrashError, GatewayUnavailableError):
+            save(token=token)
+        fired = target.calls >= k
+        target.fail_at = None
+        if token not in _at_gateway(world, gateway)[0]:  # detached: not stored
+            assert (kind, _stored_cards(world)) == ("storage", [])
+            token = _confirmed_card(world, gateway)  # the customer enters it again
+        card = save(token=token)
+        assert card.token == token
+        assert _stored_cards(world) == [card], f"{kind} {mode} at {k}"
+        assert _at_gateway(world, gateway) == ([token], token), f"{kind} {mode} {k}"
+        kari = _stored_customer(world, "kari")
+        assert kari is not None
+        assert kari.default_payment_method_id == card.id
+        if not fired:
+            break  # past the last call: every step was covered
+        k += 1
+    # save_card makes two gateway calls and several storage calls
+    assert k > (6 if kind == "storage" else 2), "the harness must have covered them"
+
+
+def test_a_card_that_could_not_be_stored_is_not_left_at_the_gateway() -> None:
+    """The caller gives up after a storage failure: no card stays attached
+    that recurbill does not hold (the customer could never see or remove it)."""
+    k, detached = 1, 0
+    while True:
+        faults = Faults()
+        world, gateway = _kari_with_gateway(faults, Faults())
+        faults.calls, faults.fail_at = 0, k
+        with suppress(CrashError):
+            world.billing.save_card(world.account.id, "kari", token="pm_card_visa")
+        fired = faults.calls >= k
+        faults.fail_at = None
+        stored = [m.token for m in _stored_cards(world)]
+        assert _at_gateway(world, gateway)[0] == stored, f"storage fault at {k}"
+        operations = [r.operation for r in gateway.requests]
+        detached += "detach_payment_method" in operations
+        if not fired:
+            break  # past the last call: every step was covered
+        k += 1
+    assert detached >= 3, "storing fails after the attach at several calls"
+
+
+def test_a_card_whose_storing_lost_its_answer_is_kept() -> None:
+    """The commit went through and only its answer was lost: the card is
+    stored, so it stays attached, and saving it again returns it."""
+    storage_faults = Faults(mode="timeout_after")
+    world, gateway = _kari_with_gateway(storage_faults, Faults())
+    token = _confirmed_card(world, gateway)
+    # the customer, the look-up, the locked customer, her cards, add, default
+    storage_faults.calls, storage_faults.fail_at = 0, 7
+    with pytest.raises(CrashError, match="storage call commit"):
+        world.billing.save_card(world.account.id, "kari", token=token)
+    (card,) = _stored_cards(world)
+    assert _at_gateway(world, gateway) == ([token], None)  # kept; no default yet
+    assert world.billing.save_card(world.account.id, "kari", token=token) == card
+    assert _at_gateway(world, gateway) == ([token], token)
+    assert _stored_cards(world) == [card]
+
+
+class AttachTogether(InMemoryGateway):
+    """Each attach first waits (up to 2 s) for another call to reach it."""
+
+    def __init__(self) -> None:
+        super().__init__(environ={})
+        self.barrier = threading.Barrier(2)
+
+    def attach_payment_method(self, customer: str, *, token: str) -> Any:
+        with suppress(threading.BrokenBarrierError):
+            self.barrier.wait(timeout=2)
+        return super().attach_payment_method(customer, token=token)
+
+
+def test_the_same_card_saved_twice_at_once_is_stored_once(
+    sql_storage: SqlStorage,
+) -> None:
+    """Two calls (a double-click) both find no card and attach it: the
+    customer's row lock lets one store it and the other find it stored."""
+    gateway = AttachTogether()
+    billing = Billing(storage=sql_storage, gateway=gateway)
+    account = billing.create_account(
+        name="Fjord Fysio AS", currency="NOK", summary_email="post@fjordfysio.no"
+    )
+    kari = billing.add_customer(account.id, name="Kari", email="kari@example.no")
+    setup = billing.start_card_setup(account.id, kari.id)
+    token = gateway.confirm_card_setup(setup.setup_id)
+    save = partial(billing.save_card, account.id, kari.id, token=token)
+    results = together(save, save)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    with sql_storage.transaction() as tx:
+        stored = tx.list_payment_methods(account.id, kari.id)
+    assert results == [*stored, *stored]
 
 
 def _declined_after_authentication(

@@ -18,6 +18,7 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -517,35 +518,108 @@ class Billing:
     ) -> PaymentMethod:
         """Store a confirmed payment method (a gateway token) for the customer.
 
-        As :meth:`start_card_setup`, it creates a missing gateway customer first.
+        As :meth:`start_card_setup`, it creates a missing gateway customer
+        first. Then it attaches the token at the gateway, stores the card and,
+        with ``make_default`` (or when the customer has no default card),
+        makes it the default, in storage and then at the gateway.
+
+        Safe to repeat with the same token: a card stored under it for this
+        customer is returned, not stored again, and what the earlier call left
+        undone (the default) is done. If storing fails after the attach, the
+        card is detached again (best effort) and the error raised, so no card
+        stays at the gateway that recurbill does not show and cannot remove;
+        a detached card cannot be attached again, so the customer saves the
+        card anew (a new :meth:`start_card_setup`). It stays attached only if
+        storage, read again, holds it after all (a commit whose answer was
+        lost) or the gateway cannot detach it: then a repeat with the same
+        token adopts it.
+        If the gateway's default cannot be set, the card stays stored (and the
+        default in storage) and the error is raised: repeat to finish.
+        Stripe's test ids (``pm_card_visa``) make a new card at each attach,
+        so only the token of a confirmed setup names the same card twice.
         """
         customer = self._with_gateway_customer(self._customer(account_id, customer_id))
-        details = self.gateway.attach_payment_method(
-            customer.gateway_customer_id or "", token=token
-        )
-        method = PaymentMethod(
-            id=self.ids("pm"),
-            account_id=account_id,
-            customer_id=customer_id,
-            token=details.token,
-            brand=details.brand,
-            last4=details.last4,
-            exp_month=details.exp_month,
-            exp_year=details.exp_year,
-        )
-        with self.storage.transaction() as tx:
-            tx.add_payment_method(method)
-            fresh = tx.get_customer(account_id, customer_id, for_update=True)
-            if make_default or fresh.default_payment_method_id is None:
-                tx.update_customer(
-                    attrs.evolve(fresh, default_payment_method_id=method.id)
-                )
-            tx.commit()
+        gateway_customer = customer.gateway_customer_id or ""
+        method = self._card_stored_as(account_id, customer_id, token)
+        if method is None:
+            details = self.gateway.attach_payment_method(gateway_customer, token=token)
+            method = self._keep_attached(
+                PaymentMethod(
+                    id=self.ids("pm"),
+                    account_id=account_id,
+                    customer_id=customer_id,
+                    token=details.token,
+                    brand=details.brand,
+                    last4=details.last4,
+                    exp_month=details.exp_month,
+                    exp_year=details.exp_year,
+                ),
+                make_default=make_default,
+            )
+        else:  # stored by an earlier call: finish what it left undone
+            method = self._store_card(method, make_default=make_default)
         if make_default:
             self.gateway.set_default_payment_method(
-                customer.gateway_customer_id or "", token=details.token
+                gateway_customer, token=method.token
             )
         return method
+
+    def _card_stored_as(
+        self, account_id: str, customer_id: str, token: str
+    ) -> PaymentMethod | None:
+        """The customer's stored card with gateway token *token*, if any."""
+        with self.storage.transaction() as tx:
+            return _with_token(tx.list_payment_methods(account_id, customer_id), token)
+
+    def _store_card(
+        self, method: PaymentMethod, *, make_default: bool
+    ) -> PaymentMethod:
+        """Store *method* unless the customer has a card with its token; make
+        the stored card the default if asked or if there is none; return it.
+
+        The customer's row is locked first, so two calls saving one token
+        store it once.
+        """
+        account_id, customer_id = method.account_id, method.customer_id
+        with self.storage.transaction() as tx:
+            customer = tx.get_customer(account_id, customer_id, for_update=True)
+            stored = _with_token(
+                tx.list_payment_methods(account_id, customer_id), method.token
+            )
+            if stored is None:
+                tx.add_payment_method(method)
+                stored = method
+            default = customer.default_payment_method_id
+            if (make_default or default is None) and default != stored.id:
+                tx.update_customer(
+                    attrs.evolve(customer, default_payment_method_id=stored.id)
+                )
+            tx.commit()
+        return stored
+
+    def _keep_attached(
+        self, method: PaymentMethod, *, make_default: bool
+    ) -> PaymentMethod:
+        """Store a card just attached; if that fails, detach it again before
+        the error is raised, unless storage shows it stored after all (a
+        commit whose answer was lost).
+
+        Storage that cannot be read then is taken to hold no new card: a card
+        wrongly left attached would be hidden, one wrongly detached is shown,
+        its charges fail, and it can be removed.
+        """
+        try:
+            return self._store_card(method, make_default=make_default)
+        except Exception:
+            stored: PaymentMethod | None = None
+            with contextlib.suppress(Exception):
+                stored = self._card_stored_as(
+                    method.account_id, method.customer_id, method.token
+                )
+            if stored is None:
+                with contextlib.suppress(Exception):  # the first error is raised
+                    self.gateway.detach_payment_method(method.token)
+            raise
 
     def set_default_card(
         self, account_id: str, customer_id: str, method_id: str
@@ -1521,6 +1595,11 @@ def _stored_customer(
         return tx.get_customer(account_id, customer_id)  # one row, not the list
     except NotFoundError:
         return None
+
+
+def _with_token(methods: Sequence[PaymentMethod], token: str) -> PaymentMethod | None:
+    """The card of *methods* with gateway token *token* (the first, if several)."""
+    return next((m for m in methods if m.token == token), None)
 
 
 _DETAILS = ("name", "email", "locale", "collection_method")

@@ -247,7 +247,12 @@ class PaymentGateway(Protocol):
         ...
 
     def attach_payment_method(self, customer: str, *, token: str) -> CardDetails:
-        """Attach the payment method *token* to *customer*; return its details."""
+        """Attach the payment method *token* to *customer*; return its details.
+
+        A card attached to *customer* already is returned as it is (a repeat
+        after a lost answer); a detached one is refused with a
+        :class:`~recurbill.errors.GatewayError`, as Stripe refuses it.
+        """
         ...
 
     def list_payment_methods(self, customer: str) -> list[CardDetails]:

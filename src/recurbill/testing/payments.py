@@ -301,6 +301,13 @@ class GatewayContract:
         with pytest.raises(GatewayError):
             gateway.attach_payment_method(customer, token=visa.token)
 
+    def test_a_card_attached_again_to_its_customer_is_the_same_card(
+        self, gateway: PaymentGateway, customer: str, visa: CardDetails
+    ) -> None:
+        """How a save whose attach lost its answer is repeated."""
+        assert gateway.attach_payment_method(customer, token=visa.token) == visa
+        assert [c.token for c in gateway.list_payment_methods(customer)] == [visa.token]
+
     @pytest.mark.parametrize(
         "number", ["4242424242424242", "4242 4242 4242 4242", "pm_4000056655665556"]
     )
