@@ -477,6 +477,31 @@ def test_replace_card_makes_the_new_one_default_and_forgets_the_old() -> None:
     assert overview.customer.default_payment_method_id == new.id
 
 
+def test_replace_card_refuses_the_old_cards_own_token_and_changes_nothing() -> None:
+    world = make_world()
+    kari = world.customer()
+    (old,) = world.billing.overview(
+        world.account.id, kari.id, on=date(2027, 1, 1)
+    ).payment_methods
+    with pytest.raises(InvalidInputError, match="is the card being replaced"):
+        world.billing.replace_card(
+            world.account.id,
+            kari.id,
+            old_method_id=old.id,
+            token=old.token,
+            now=at(date(2027, 1, 1)),
+        )
+    overview = world.billing.overview(world.account.id, kari.id, on=date(2027, 1, 1))
+    assert list(overview.payment_methods) == [old]
+    assert overview.customer.default_payment_method_id == old.id
+    outcome = world.billing.record_session(  # the card still charges
+        world.account.id, kari.id, lines=[line()], now=at(date(2027, 1, 2))
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.SUCCEEDED
+    assert outcome.payment.payment_method_id == old.id
+
+
 # void, credit notes, refunds ------------------------------------------------
 
 

@@ -222,3 +222,30 @@ def test_a_walk_carried_past_templates_out_of_order_goes_again() -> None:
         ("INV-000003", "2027-02-03"),
         ("INV-000004", "2027-02-04"),
     ]
+
+
+def test_a_catch_up_asks_for_payment_now_of_invoices_already_past_due(
+    storage_kind: str, tmp_path: Path
+) -> None:
+    """Invoices issued late are dated their own days, so some are past due
+    when e-mailed: those ask for payment now, the others by their due date."""
+    for world in _world(storage_kind, tmp_path, 1000):
+        per = world.customer(
+            "Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE
+        )
+        world.template(per, start=date(2027, 1, 4), period="week")
+        (report,) = world.billing.run(at(date(2027, 2, 5), 7))
+        assert [i.issue_date.day for i in report.issued] == [4, 11, 18, 25, 1]
+        with world.storage.transaction() as tx:
+            texts = [
+                " ".join(n.text.split())  # the paragraph, unwrapped
+                for n in tx.pending_notifications(limit=100)
+                if n.kind == "invoice"
+            ]
+        assert len(texts) == 5
+        now = [t for t in texts if "snarest; fakturaen forfalt til betaling" in t]
+        by = [t for t in texts if "innen" in t]
+        assert len(now) == 3  # due 18 and 25 January, 1 February
+        assert len(by) == 2  # due 8 and 15 February
+        assert "forfalt til betaling 18. januar 2027" in " ".join(now)
+        assert "innen 15. februar 2027" in " ".join(by)

@@ -726,11 +726,22 @@ class Billing:
 
         As :meth:`remove_card`: a charge of the old card waiting for
         authentication is canceled; one with no outcome yet refuses the
-        change, checked before anything changes.
+        change, checked before anything changes. So is a *token* that is the
+        old card's own (:class:`~recurbill.errors.InvalidInputError`): saving
+        it returns the old card, which would then be forgotten, leaving none.
+        A repeat after a failure is safe (:meth:`save_card` returns the new
+        card it stored); once the old card is gone it raises ``NotFoundError``.
         """
-        self._cancel_waiting(
-            account_id, customer_id, old_method_id, now=aware(now, "now")
-        )
+        now = aware(now, "now")
+        with self.storage.transaction(read_only=True) as tx:
+            old = self._removable_card(tx, account_id, customer_id, old_method_id)
+        if old.token == token:
+            raise InvalidInputError(
+                problem=f"token {token!r} is the card being replaced "
+                f"({old.brand} ····{old.last4})",
+                allowed="give the token of the new card, from a new card setup",
+            )
+        self._cancel_waiting(account_id, customer_id, old_method_id, now=now)
         with self.storage.transaction() as tx:
             self._removable_card(tx, account_id, customer_id, old_method_id)
         method = self.save_card(account_id, customer_id, token=token)

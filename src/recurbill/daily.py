@@ -283,7 +283,8 @@ def plan_collection(
     An invoice is charged when :func:`~recurbill.collection.no_automatic_charge`
     allows it: a ``charge_automatically`` customer with a default card gets a
     pending first-attempt payment (charged after commit). Anyone else gets the
-    invoice e-mail, which asks for payment by the due date with the reference;
+    invoice e-mail, which asks for payment by the due date with the reference
+    (or now, if a catch-up issues it after its due date);
     so does an invoice of nothing to pay, and one whose amount the gateway
     cannot charge to a card (below its minimum, above its maximum). Nothing
     is written: the caller stores both in the transaction that stores the
@@ -293,6 +294,7 @@ def plan_collection(
     notes: list[Notification] = []
     reasons: dict[str, NoChargeReason] = {}
     gateway = collector.gateway
+    today = local_date(account, now)  # a catch-up's invoice may be past due
     for invoice in invoices:
         reason = no_automatic_charge(gateway, customer, invoice.total)
         if reason is None:
@@ -316,7 +318,7 @@ def plan_collection(
                     collector.ids,
                     account_id=account.id,
                     kind="invoice",
-                    message=render_invoice(account, customer, invoice),
+                    message=render_invoice(account, customer, invoice, on=today),
                     now=now,
                 )
             )
