@@ -15,7 +15,7 @@ import attrs
 
 from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
-from recurbill.errors import GatewayUnavailableError
+from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.invoice import InvoiceLine
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import Account, CollectionMethod, Customer, Invoice, Payment
@@ -95,6 +95,11 @@ class _Tx:
                 return target(*args, **kwargs)
             if self._faults.mode == "timeout_after":  # done, then the answer lost
                 target(*args, **kwargs)
+            if self._faults.mode == "lock_timeout":  # another holds the lock
+                raise ConflictError(
+                    problem=f"storage call {name} waited too long for a lock",
+                    allowed="try again",
+                )
             raise CrashError(f"storage call {name}")
 
         return call
@@ -102,7 +107,8 @@ class _Tx:
 
 class FaultyStorage:
     """A storage whose k-th transaction call raises, before it acts or (mode
-    ``timeout_after``) after: a commit made, its answer lost."""
+    ``timeout_after``) after: a commit made, its answer lost; mode
+    ``lock_timeout`` raises the ConflictError of a lock waited for too long."""
 
     def __init__(self, inner: InMemoryStorage, faults: Faults) -> None:
         self._inner = inner

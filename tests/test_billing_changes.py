@@ -828,6 +828,8 @@ def test_only_dropping_the_length_digit_can_repeat_a_reference(
     except with an OCR length digit dropped (KID and OCR are not mixed: the
     currency decides)."""
     later += issued  # issued after it
+    if old.method.value[:3] != new.method.value[:3]:
+        return  # KID (NOK) and OCR (SEK) never follow each other in one account
     try:
         before = old.reference(issued, series="INV")
         after = new.reference(later, series="INV")

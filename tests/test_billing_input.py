@@ -18,6 +18,7 @@ from recurbill import (
     Account,
     CollectionMethod,
     CurrencyMismatchError,
+    Customer,
     InvalidInputError,
     InvalidInvoiceError,
     InvalidRecordError,
@@ -375,3 +376,23 @@ def test_account_rounding_must_be_a_decimal_rounding_mode(rounding: object) -> N
             summary_email="a@example.com",
             rounding=rounding,  # type: ignore[arg-type]
         )
+
+
+@pytest.mark.parametrize("digest", ["", "abc", "A" * 64, "g" * 64, 7])
+def test_a_customer_added_with_something_other_than_a_digest_is_refused(
+    digest: object,
+) -> None:
+    with pytest.raises(InvalidRecordError, match="added_with"):
+        Customer(
+            id="c-1",
+            account_id="fjord",
+            name="Kari",
+            email="kari@example.no",
+            added_with=digest,  # type: ignore[arg-type]
+        )
+    assert (
+        Customer(
+            id="c-1", account_id="fjord", name="Kari", email="kari@example.no"
+        ).added_with
+        is None
+    )

@@ -8,6 +8,7 @@ could not read, leaves its row as it is, and issues it once the row is right.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -210,16 +211,34 @@ def test_an_instant_that_is_no_instant_is_reported_too(
     )
 
 
-def test_a_due_instant_that_cannot_be_read_stops_the_run(
-    sqlite_world: tuple[World, sa.Engine],
+@pytest.mark.parametrize(
+    "due",
+    [
+        "2027-01-30 by hand",  # cannot be read at all, still sorts as due
+        "2027-01-30T06:15:00.000000+00:00",  # ISO text another program wrote
+        "2027-01-30 07:15:00.000000+01:00",  # an offset: sorts after its UTC text
+    ],
+)
+def test_a_row_whose_due_instant_reads_oddly_is_set_aside_too(
+    sqlite_world: tuple[World, sa.Engine], due: str
 ) -> None:
+    """The walk goes on past the row by its id, not by its due instant, so a
+    due instant that cannot be read, or that does not sort as recurbill's own
+    text would, neither stops the run nor brings the row back forever."""
     world, engine = sqlite_world
     ids = _templates(world)
-    _set(engine, ids[1], "next_due_at", "2027-01-30 by hand")  # still sorts as due
-    with pytest.raises(UnreadableRecordError) as raised:
-        world.billing.run(at(DAY, 7))  # there is no place in the walk after it
-    assert raised.value.fields["key"] == ids[1]
-    assert raised.value.next_due_at is None
+    _set(engine, ids[1], "next_due_at", due)
+    _set(engine, ids[1], "lines", "[{not json")  # and unreadable besides
+    reports: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: reports.extend(world.billing.run(at(DAY, 7))), daemon=True
+    )
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the run went round the unreadable row forever"
+    (report,) = reports
+    assert len(report.issued) == 4
+    assert [line.template_id for line in report.failed] == [ids[1]]
 
 
 def test_numbers_follow_due_dates_past_an_unreadable_template(

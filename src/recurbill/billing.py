@@ -568,7 +568,7 @@ class Billing:
         self, account_id: str, customer_id: str, token: str
     ) -> PaymentMethod | None:
         """The customer's stored card with gateway token *token*, if any."""
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             return _with_token(tx.list_payment_methods(account_id, customer_id), token)
 
     def _store_card(
@@ -606,10 +606,14 @@ class Billing:
 
         Storage that cannot be read then is taken to hold no new card: a card
         wrongly left attached would be hidden, one wrongly detached is shown,
-        its charges fail, and it can be removed.
+        its charges fail, and it can be removed. A lock waited for too long
+        (``ConflictError``: the daily run's chunk, another save) passes, and
+        wrote nothing: the card stays attached for the repeat to store.
         """
         try:
             return self._store_card(method, make_default=make_default)
+        except ConflictError:
+            raise
         except Exception:
             stored: PaymentMethod | None = None
             with contextlib.suppress(Exception):
@@ -648,9 +652,12 @@ class Billing:
         """Forget a saved card (and detach it at the gateway).
 
         A charge of this card that waits for the customer's authentication is
-        canceled at the gateway first. Refused while a payment with the card
-        has no outcome yet (pending, unknown or processing): its outcome must
-        still be recorded against the card.
+        canceled at the gateway first (recorded as declined if the bank
+        declined it meanwhile: an automatic charge then follows the retry
+        policy, with the customer's default card at the time of the retry).
+        Refused while a payment with the card has no outcome yet (pending,
+        unknown or processing): its outcome must still be recorded against
+        the card.
         """
         self._cancel_waiting(account_id, customer_id, method_id, now=aware(now, "now"))
         with self.storage.transaction() as tx:

@@ -647,11 +647,14 @@ class DailyRun:
         order, and carry the cursor past templates the pass has not reached.
         """
         skip_locked, again = True, True
+        unreadable: set[str] = set()  # rows set aside: every later read skips them
         while again:
             after: tuple[datetime, str] | None = None
             again = skip_locked
             while (
-                chunk := self._issue_next(as_of, account_ids, after, skip_locked)
+                chunk := self._issue_next(
+                    as_of, account_ids, after, skip_locked, unreadable
+                )
             ) is not None:
                 after, issued = chunk
                 again = again or issued.handled
@@ -678,12 +681,15 @@ class DailyRun:
         account_ids: list[str],
         after: tuple[datetime, str] | None,
         skip_locked: bool,
+        unreadable: set[str],
         limit: int | None = None,
-    ) -> tuple[tuple[datetime, str], _Issued] | None:
+    ) -> tuple[tuple[datetime, str] | None, _Issued] | None:
         """Issue the next chunk after *after* in one transaction; None when done.
 
         Returns where the next chunk starts (the last template's
-        ``(next_due_at, id)`` as read) and what it issued. A template's
+        ``(next_due_at, id)`` as read) and what it issued. A row that cannot
+        be read is reported and its id joins *unreadable*, which every later
+        read of the run skips (:meth:`_past_unreadable`). A template's
         occurrences due after that point are left to the chunk that reaches
         them (its ``next_due_at`` is written back past the cursor), so numbers
         follow due dates (:func:`_in_date_order`); a chunk shorter than the
@@ -707,10 +713,13 @@ class DailyRun:
                             limit=limit or self.chunk_size,
                             for_update=True,
                             skip_locked=skip_locked,
+                            skip_ids=sorted(unreadable),
                         )
                     except UnreadableRecordError as error:
                         templates = list(error.read)  # what _isolate retries
-                        return self._past_unreadable(tx, as_of, error)
+                        step = self._past_unreadable(tx, as_of, after, error)
+                        unreadable.add(str(error.fields["key"]))  # committed
+                        return step
                     if not templates:
                         return None
                     limited = len(templates) == (limit or self.chunk_size)
@@ -726,22 +735,26 @@ class DailyRun:
                 if not templates:
                     raise  # reading failed: there is no template to set aside
                 return self._isolate(
-                    as_of, account_ids, after, skip_locked, templates, error
+                    as_of, account_ids, after, skip_locked, unreadable, templates, error
                 )
 
     def _past_unreadable(
-        self, tx: Transaction, as_of: datetime, error: UnreadableRecordError
-    ) -> tuple[tuple[datetime, str], _Issued]:
-        """Issue the templates read before a row that cannot be read, up to
-        its place in the walk, and report that one (left as it is): the walk
-        goes on after it. One whose due instant cannot be read either stops
-        the run (there is no place to go on from)."""
-        if error.next_due_at is None:
-            raise error
-        end = error.next_due_at, str(error.fields["key"])
+        self,
+        tx: Transaction,
+        as_of: datetime,
+        after: tuple[datetime, str] | None,
+        error: UnreadableRecordError,
+    ) -> tuple[tuple[datetime, str] | None, _Issued]:
+        """Issue the templates read before a row that cannot be read, as a
+        chunk that ends with them, and report that one (left as it is). The
+        walk goes on from the last of them (or *after*), skipping the row by
+        its id: its stored due instant may not sort as the cursor would
+        (text another program wrote), or not be readable at all."""
         templates = list(error.read)
         chunk = _Issued()
-        if templates:  # their occurrences due before it are issued now
+        end = after
+        if templates:  # a chunk cut short: later occurrences wait their turn
+            end = _cursor(templates[-1])
             chunk = self._issue_chunk(_Reads(tx), templates, as_of, end)
         account_id = str(error.fields["account"])
         customer_id = name = str(error.fields["customer"])
@@ -749,7 +762,7 @@ class DailyRun:
             name = tx.get_customer(account_id, customer_id).name
         tx.commit()
         line = FailedLine(
-            template_id=end[1],
+            template_id=str(error.fields["key"]),
             customer_name=name,
             problem=str(error),
             error=type(error).__name__,
@@ -763,9 +776,10 @@ class DailyRun:
         account_ids: list[str],
         after: tuple[datetime, str] | None,
         skip_locked: bool,
+        unreadable: set[str],
         templates: list[RecurringTemplate],
         error: InvalidInputError,
-    ) -> tuple[tuple[datetime, str], _Issued]:
+    ) -> tuple[tuple[datetime, str] | None, _Issued]:
         """Issue a chunk that failed a template at a time, reporting who fails.
 
         A template that fails on its own is left as it is (still due, tried
@@ -780,7 +794,9 @@ class DailyRun:
             return end, out
         cursor = after
         while cursor is None or cursor < end:
-            step = self._issue_next(as_of, account_ids, cursor, skip_locked, limit=1)
+            step = self._issue_next(
+                as_of, account_ids, cursor, skip_locked, unreadable, limit=1
+            )
             if step is None:
                 break
             cursor, issued = step

@@ -131,6 +131,18 @@ def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: Any) ->
     _text(instance, attribute, value)
 
 
+def _digest(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (
+        isinstance(value, str)
+        and len(value) == 64
+        and all(c in "0123456789abcdef" for c in value)
+    ):
+        raise InvalidRecordError(
+            problem=f"{attribute.name}={value!r} is not a SHA-256 digest",
+            allowed=f"{attribute.name} is None or 64 lowercase hex digits",
+        )
+
+
 def _text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise InvalidRecordError(
@@ -352,7 +364,7 @@ class Customer:
     )
     default_payment_method_id: str | None = None
     gateway_customer_id: str | None = None
-    added_with: str | None = None
+    added_with: str | None = attrs.field(default=None, validator=_digest)
 
 
 @attrs.frozen(kw_only=True)

@@ -276,3 +276,14 @@ def test_crafted_webhook_headers_are_webhook_errors(header: str) -> None:
 
     with pytest.raises(WebhookError):
         verify_webhook(b"{}", signature=header, secrets=["whsec_test"], now=100)
+
+
+@pytest.mark.parametrize("key", ["recurbill_idempotency_key", "recurbill_decline"])
+def test_metadata_keys_the_adapters_write_are_refused(key: str) -> None:
+    """A caller's value would be overwritten, or read back as a decline that
+    never happened."""
+    with pytest.raises(InvalidInputError, match=f"'{key}' is recurbill's own"):
+        check_metadata({key: '{"error_code": "card_declined"}'})
+    assert check_metadata({"recurbill_customer": "c-1"}) == {
+        "recurbill_customer": "c-1"
+    }

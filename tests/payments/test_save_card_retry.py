@@ -15,7 +15,11 @@ from fake_stripe import FakeStripe
 
 from billing_helpers import CrashError, Faults, FaultyStorage
 from recurbill.billing import Billing
-from recurbill.errors import GatewayConfigurationError, GatewayUnavailableError
+from recurbill.errors import (
+    ConflictError,
+    GatewayConfigurationError,
+    GatewayUnavailableError,
+)
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.payments.protocol import PaymentGateway
 from recurbill.payments.stripe import StripeGateway
@@ -163,6 +167,23 @@ def test_a_card_the_gateway_could_not_detach_is_adopted(side: Side) -> None:
     with pytest.raises(CrashError, match="add_payment_method"):
         kari.save()  # the storage's error, not the detach's
     assert kari.at_gateway() == ([kari.token], None)
+    card = kari.save()
+    assert kari.stored() == [card]
+    assert kari.at_gateway() == ([kari.token], kari.token)
+
+
+def test_a_card_whose_storing_waited_too_long_for_a_lock_stays_attached(
+    side: Side,
+) -> None:
+    """A lock held too long (the daily run's chunk) is passing: the card the
+    customer just confirmed is kept, and saving again stores it."""
+    kari = _kari(side)
+    kari.faults.calls, kari.faults.fail_at = 0, ADD_CARD
+    kari.faults.mode = "lock_timeout"
+    with pytest.raises(ConflictError):
+        kari.save()
+    assert kari.stored() == []
+    assert kari.at_gateway() == ([kari.token], None)  # kept for the next try
     card = kari.save()
     assert kari.stored() == [card]
     assert kari.at_gateway() == ([kari.token], kari.token)

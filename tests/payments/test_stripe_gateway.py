@@ -460,6 +460,31 @@ def test_a_decline_kept_before_the_cancel_survives_a_cancel_that_failed(
     assert (canceled.decline_code, canceled.error_code) == codes
 
 
+def test_a_kept_decline_is_not_read_into_a_charge_waiting_again(
+    gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
+) -> None:
+    """The decline kept before a cancel that failed belongs to that decline:
+    once the customer confirms the charge again and it waits for
+    authentication, the look-up reports no decline."""
+    declined = gateway.charge(
+        customer,
+        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
+        amount=Money("10.00", "NOK"),
+        idempotency_key="key-kept-2",
+        off_session=True,
+    )
+    assert declined.charge_id is not None
+    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
+    fake_stripe.fail_next("server_error", path=cancel)
+    with pytest.raises(GatewayUnavailableError):
+        gateway.cancel_charge(declined.charge_id)
+    fake_stripe.intents[declined.charge_id]["status"] = "requires_action"
+    found = gateway.retrieve_charge(idempotency_key="key-kept-2")
+    assert found is not None
+    assert found.status is ChargeStatus.REQUIRES_ACTION
+    assert (found.decline_code, found.error_code) == (None, None)
+
+
 def test_refunds_carry_their_metadata_and_report_a_later_failure(
     gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
 ) -> None:

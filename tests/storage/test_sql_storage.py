@@ -34,6 +34,7 @@ from recurbill.errors import (
 from recurbill.money import Money
 from recurbill.records import OccurrenceOutcome, OccurrenceRecord
 from recurbill.storage import migrations, rows, schema
+from recurbill.storage.engine import prepare_sqlite
 from recurbill.storage.sql import SqlStorage, migrate
 from recurbill.testing.storage import (
     StorageContract,
@@ -553,6 +554,35 @@ def test_a_read_only_sqlite_transaction_reads_beside_a_writer(
                 assert [c.id for c in tx.list_customers("acme")] == ["cust-1"]
         with reader.transaction(read_only=True) as tx:
             assert [c.id for c in tx.list_customers("acme")] == ["cust-1", "cust-2"]
+
+
+def test_without_wal_a_read_only_transaction_queues_as_any_other(
+    sqlite_path: Path,
+) -> None:
+    """Outside WAL mode (an engine of the user's that keeps its journal in
+    memory, a file system without WAL) a reader's shared lock would hold up
+    the writer's commit, so a read-only unit of work takes the lock first."""
+
+    def memory_journal(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode = MEMORY")
+
+    engines = [sa.create_engine(f"sqlite:///{sqlite_path}") for _ in range(2)]
+    for engine in engines:
+        sa.event.listen(engine, "connect", memory_journal)  # before recurbill's
+        prepare_sqlite(engine, lock_timeout=0.1)
+    first, second = (SqlStorage(engine) for engine in engines)
+    first.migrate()
+    try:
+        with first.transaction(read_only=True) as tx:
+            assert tx.list_account_ids() == []
+            with (
+                pytest.raises(ConflictError, match="concurrent"),
+                second.transaction(read_only=True),
+            ):
+                pass  # pragma: no cover - refused on entry
+    finally:
+        for engine in engines:
+            engine.dispose()
 
 
 @pytest.mark.postgres

@@ -21,6 +21,10 @@ from recurbill.addresses import EMAIL_ALLOWED, is_email_address
 from recurbill.errors import InvalidInputError
 from recurbill.money import Money
 from recurbill.payments.minor_units import check_charge_amount, to_minor_units
+from recurbill.payments.protocol import (
+    DECLINE_METADATA_KEY,
+    IDEMPOTENCY_METADATA_KEY,
+)
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
@@ -119,6 +123,8 @@ _METADATA_KEYS = 50
 _OURS = ("its idempotency key",)
 _CHARGE_OURS = (*_OURS, "the decline of a declined charge it cancels")
 
+_RESERVED = (IDEMPOTENCY_METADATA_KEY, DECLINE_METADATA_KEY)
+"""Keys an adapter writes itself: given by a caller they would mislead it."""
 _METADATA_KEY_LENGTH = 40
 _METADATA_VALUE_LENGTH = 500
 
@@ -162,6 +168,12 @@ def check_metadata(value: object, *, charge: bool = False) -> dict[str, str]:
                 "square brackets",
                 allowed=f"keys of at most {_METADATA_KEY_LENGTH} characters "
                 f"without [ or ], values of at most {_METADATA_VALUE_LENGTH}",
+            )
+        if key in _RESERVED:
+            raise InvalidInputError(
+                problem=f"metadata key {key!r} is recurbill's own",
+                allowed=f"keys other than {' and '.join(map(repr, _RESERVED))}, "
+                "which the gateway adapter writes itself",
             )
         if _CARD_FIELDS.search(key):
             raise InvalidInputError(

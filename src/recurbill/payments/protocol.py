@@ -33,6 +33,7 @@ from recurbill.money import Currency, Money
 __all__ = [
     "ACCOUNT_METADATA_KEY",
     "CUSTOMER_METADATA_KEY",
+    "DECLINE_METADATA_KEY",
     "IDEMPOTENCY_METADATA_KEY",
     "PAYMENT_METADATA_KEY",
     "REFUND_METADATA_KEY",
@@ -57,6 +58,8 @@ PAYMENT_METADATA_KEY = "recurbill_payment"
 """Metadata key of the payment a charge (or a refund of it) belongs to."""
 REFUND_METADATA_KEY = "recurbill_refund"
 """Metadata key of the refund a gateway refund is (its webhooks find it so)."""
+DECLINE_METADATA_KEY = "recurbill_decline"
+"""Metadata key where an adapter may keep a charge's decline across its cancel."""
 
 
 class ChargeStatus(str, enum.Enum):

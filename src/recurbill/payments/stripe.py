@@ -75,6 +75,7 @@ from recurbill.payments.minor_units import (
     to_minor_units,
 )
 from recurbill.payments.protocol import (
+    DECLINE_METADATA_KEY,
     IDEMPOTENCY_METADATA_KEY,
     CardDetails,
     CardSetup,
@@ -114,7 +115,7 @@ RETRYABLE_DECLINES = frozenset(
 )
 """Decline codes after which the same card may succeed later."""
 
-_DECLINE_KEY = "recurbill_decline"
+_DECLINE_KEY = DECLINE_METADATA_KEY
 """Metadata key under which a PaymentIntent canceled after a decline keeps it.
 
 Stripe clears ``last_payment_error`` when a PaymentIntent is updated or
@@ -675,14 +676,18 @@ _CANCELABLE = frozenset(
 
 def _intent_result(intent: PaymentIntent, key: str) -> ChargeResult:
     """The PaymentIntent as the port's result; its decline is its last
-    error, or once that is cleared, the one ``cancel_charge`` kept."""
+    error, or once that is cleared, the one ``cancel_charge`` kept (only for
+    a charge that is declined or canceled: one confirmed again since that
+    waits for authentication has none)."""
     amount = from_minor_units(intent.amount, intent.currency)
     error = _field(intent, "last_payment_error")
     kept_code, kept_decline = _kept_decline(intent)
     if error is not None:
         code, decline = _field(error, "code"), _field(error, "decline_code")
-    else:
+    elif intent.status == "requires_payment_method":
         code, decline = kept_code, kept_decline
+    else:
+        code, decline = None, None
     decline = decline or code
     common: dict[str, Any] = {
         "charge_id": intent.id,

@@ -8,8 +8,10 @@ write lock at once (SQLAlchemy's documented "serializable isolation /
 savepoints" recipe for pysqlite). Transactions of several processes then run
 one after another instead of failing when a reader tries to become a writer,
 and SAVEPOINTs work. A read-only unit of work (``transaction(read_only=True)``)
-starts with a plain deferred ``BEGIN`` instead: it takes no lock and, in WAL
-mode, reads a snapshot while another connection writes.
+starts with a plain deferred ``BEGIN`` instead when the file is in WAL mode:
+it takes no lock and reads a snapshot while another connection writes (in
+another journal mode it would hold up the writer's commit, so it begins
+``IMMEDIATE`` as the others do).
 
 PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``).
 """
@@ -41,6 +43,7 @@ locks such as the invoice counter); after it the wait is a ``ConflictError``.
 """
 
 _PREPARED = "recurbill_prepared"
+_WAL = "recurbill_wal"  # connection info: whether the file is in WAL mode
 READ_ONLY_OPTION = "recurbill_read_only"
 """The connection option that makes the SQLite begin hook emit a deferred
 ``BEGIN`` (a read-only unit of work) instead of ``BEGIN IMMEDIATE``."""
@@ -88,19 +91,22 @@ class _SqliteHooks:
             (mode,) = cursor.fetchone()
             if mode not in ("wal", "memory"):
                 cursor.execute("PRAGMA journal_mode = WAL")
+                (mode,) = cursor.fetchone()  # "wal", unless the file cannot be
         finally:
             cursor.close()
+        if connection_record is not None:
+            connection_record.info[_WAL] = str(mode).lower() == "wal"
 
     def begin(self, conn: sa.Connection) -> None:
-        dbapi_connection = conn.connection.dbapi_connection
-        if (
-            dbapi_connection is not None
-            and dbapi_connection.isolation_level is not None
-        ):
+        info = conn.connection.info
+        if _WAL not in info:
             # A connection made before prepare_sqlite() ran (a user's own engine).
-            self.connect(dbapi_connection, None)
+            self.connect(conn.connection.dbapi_connection, conn.connection)
         read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # a deferred reader reads beside the writer only in WAL mode; in the
+        # others it would hold up the writer's commit, so it queues as one
+        snapshot = read_only and info.get(_WAL, False)
+        conn.exec_driver_sql("BEGIN" if snapshot else "BEGIN IMMEDIATE")
 
 
 def prepare_sqlite(

@@ -450,13 +450,14 @@ class _MemoryTransaction:
         limit: int = 500,
         for_update: bool = False,
         skip_locked: bool = False,
+        skip_ids: Sequence[str] = (),
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by ``(next_due_at, id)`` and starting after ``after`` (that
         pair of the previous chunk's last template), at most ``limit`` of
-        them. Every transaction holds the lock, so ``for_update`` and
-        ``skip_locked`` change nothing here.
+        them, none of ``skip_ids``. Every transaction holds the lock, so
+        ``for_update`` and ``skip_locked`` change nothing here.
         """
         _unlocked(self, for_update)
         self._check_open()
@@ -464,6 +465,7 @@ class _MemoryTransaction:
         _positive("limit", limit)
         accounts = _account_ids(account_ids)
         start = _due_after(after)
+        skipped = set(_ids("skip_ids", skip_ids))
         due = [
             template
             for template in self._s.templates.values()
@@ -472,6 +474,7 @@ class _MemoryTransaction:
             and template.next_due_at <= as_of
             and (accounts is None or template.account_id in accounts)
             and (start is None or (template.next_due_at, template.id) > start)
+            and template.id not in skipped
         ]
         return heapq.nsmallest(limit, due, key=lambda t: (t.next_due_at, t.id))
 

@@ -146,6 +146,7 @@ class Transaction(Protocol):
         limit: int = 500,
         for_update: bool = False,
         skip_locked: bool = False,
+        skip_ids: Sequence[str] = (),
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
@@ -156,14 +157,16 @@ class Transaction(Protocol):
         ``for_update`` the chunk is locked until the end of the transaction;
         templates another transaction holds are waited for, or with
         ``skip_locked`` left out (so an empty chunk then means only that
-        nothing due is left that nobody else holds).
+        nothing due is left that nobody else holds). Templates whose ids are
+        in ``skip_ids`` are left out too (the run's unreadable ones).
 
         A backend that stores rows raises
         :class:`~recurbill.errors.UnreadableRecordError` for the first one, in
         that order, that it cannot read back as a template: ``read`` holds the
-        chunk's templates before it (locked like the chunk) and
-        ``next_due_at`` its place, so the caller can go on after it.
-        ``InMemoryStorage`` keeps the records themselves and never raises it.
+        chunk's templates before it (locked like the chunk), so the caller
+        can go on with them and then ask again with that row's id in
+        ``skip_ids``. ``InMemoryStorage`` keeps the records themselves and
+        never raises it.
         """
 
     # occurrences --------------------------------------------------------

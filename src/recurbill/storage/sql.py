@@ -894,26 +894,28 @@ class SqlTransaction:
         limit: int = 500,
         for_update: bool = False,
         skip_locked: bool = False,
+        skip_ids: Sequence[str] = (),
     ) -> list[RecurringTemplate]:
         """One chunk of active templates with ``next_due_at <= as_of``.
 
         Sorted by ``(next_due_at, id)`` and starting after ``after`` (that
         pair of the previous chunk's last template), at most ``limit`` of
-        them: keyset pagination along the ``(status, next_due_at, id)``
-        index, so a chunk reads only its own rows however many are due. With
-        ``for_update``, PostgreSQL locks the chunk (``FOR UPDATE``, or ``FOR
-        UPDATE SKIP LOCKED`` with ``skip_locked``); on SQLite the transaction
-        holds the database's write lock already.
+        them, none of ``skip_ids``: keyset pagination along the ``(status,
+        next_due_at, id)`` index, so a chunk reads only its own rows however
+        many are due. With ``for_update``, PostgreSQL locks the chunk (``FOR
+        UPDATE``, or ``FOR UPDATE SKIP LOCKED`` with ``skip_locked``); on
+        SQLite the transaction holds the database's write lock already.
 
         A row that cannot be read raises :class:`UnreadableRecordError` with
-        the templates before it (``read``) and its ``next_due_at``, so the
-        walk can go on past it; rows after it are not read.
+        the templates before it (``read``), so the walk can go on with them
+        and then past it (its id in ``skip_ids``); rows after it are not read.
         """
         _unlocked(self, for_update)
         _aware("as_of", as_of)
         _positive("limit", limit)
         accounts = _account_ids(account_ids)
         start = _due_after(after)
+        skipped = _ids("skip_ids", skip_ids)
         templates = schema.templates
         due, key = templates.c.next_due_at, templates.c.id
         query = sa.select(templates).where(
@@ -923,6 +925,8 @@ class SqlTransaction:
         )
         if accounts is not None:
             query = query.where(templates.c.account_id.in_(sorted(accounts)))
+        if skipped:
+            query = query.where(key.not_in(sorted(set(skipped))))
         if start is not None:
             # bound with the columns' own types (a bare tuple binds plain ones)
             cursor = sa.tuple_(sa.literal(start[0], due.type), sa.literal(start[1]))

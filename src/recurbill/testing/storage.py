@@ -1283,6 +1283,19 @@ class StorageContract:
             ]
             assert tx.due_templates(as_of, account_ids=[]) == []
 
+    def test_due_templates_leave_out_the_ids_to_skip(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_template("tpl-2"), make_template("tpl-3"))
+        as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        with storage.transaction() as tx:
+            every = _ids(tx.due_templates(as_of))
+            assert every == ["tpl-1", "tpl-2", "tpl-3", "tpl-beta"]
+            skipped = tx.due_templates(as_of, skip_ids=["tpl-2", "tpl-beta", "nope"])
+            assert _ids(skipped) == ["tpl-1", "tpl-3"]
+            first = tx.due_templates(as_of, skip_ids=("tpl-1",), limit=1)
+            assert _ids(first) == ["tpl-2"]  # the limit counts what is returned
+            assert _ids(tx.due_templates(as_of, skip_ids=[])) == every
+
     def test_due_templates_start_after_the_cursor_and_stop_at_limit(
         self, storage: Storage
     ) -> None:
@@ -1367,6 +1380,8 @@ class StorageContract:
             {"after": (due, "")},
             {"account_ids": "acme"},
             {"account_ids": ["acme", 7]},
+            {"skip_ids": "tpl-1"},
+            {"skip_ids": ["tpl-1", None]},
         ]
         with storage.transaction() as tx:
             for call in bad:
