@@ -46,6 +46,7 @@ from recurbill.records import (
     NoChargeReason,
     PaymentStatus,
     RunReport,
+    UnchargedLine,
 )
 
 NBSP = "\xa0"
@@ -158,6 +159,33 @@ def test_summary_says_an_outgrown_reference_needs_a_new_scheme(locale: str) -> N
     assert " ".join(t["summary.failed_note"].split()) not in said(only)
     for key in ("summary.failed_note", "summary.failed_reference_note"):
         assert " ".join(t[key].split()) in said(both)
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "now"),
+    [
+        ("nb_NO", "Ikke trukket fra kort (1)", "(eller snarest, om den er passert)"),
+        ("sv_SE", "Inte dragna från kort (1)", "(eller snarast, om den har passerat)"),
+        ("is_IS", "Ekki skuldfært á kort (1)", "(eða sem fyrst, ef hann er liðinn)"),
+        ("en_GB", "Not charged to a card (1)", "(or now, if that has passed)"),
+    ],
+)
+def test_summary_of_invoices_not_charged_allows_for_a_due_date_passed(
+    locale: str, heading: str, now: str
+) -> None:
+    """A retry that ends after the due date e-mails the invoice to pay now,
+    not by its due date: the note under the table says so."""
+    line = UnchargedLine(
+        invoice_number="INV-000044",
+        customer_name="Ingrid Berg",
+        amount=money("2", CURRENCY[locale]),
+        reason=NoChargeReason.BELOW_MINIMUM,
+        retry=True,
+    )
+    small = attrs.evolve(report(CURRENCY[locale]), uncharged=(line,))
+    text = render_summary(account(locale), small).text
+    assert heading in text
+    assert now in " ".join(text.split())
 
 
 def _long_report(extra: int) -> RunReport:

@@ -151,8 +151,8 @@ EN_GB: dict[str, str] = {
     "summary.uncharged": "Not charged to a card ({count})",
     "summary.uncharged_note": "A card cannot be charged these amounts, so "
     "each invoice was e-mailed to the customer instead, to pay by its due "
-    "date with its payment reference. They are not charged to the card "
-    "automatically.",
+    "date (or now, if that has passed) with its payment reference. They are "
+    "not charged to the card automatically.",
     "summary.uncharged_total": "Sent as invoices",
     "summary.uncharged.below_minimum": "Below the card minimum",
     "summary.uncharged.above_maximum": "Above the card maximum",
@@ -296,8 +296,8 @@ NB_NO: dict[str, str] = {
     "summary.uncharged": "Ikke trukket fra kort ({count})",
     "summary.uncharged_note": "Disse beløpene kan ikke trekkes fra kort. "
     "Hver faktura ble derfor sendt til kunden på e-post, til betaling innen "
-    "forfallsdatoen med betalingsreferansen. De trekkes ikke automatisk fra "
-    "kortet.",
+    "forfallsdatoen (eller snarest, om den er passert) med "
+    "betalingsreferansen. De trekkes ikke automatisk fra kortet.",
     "summary.uncharged_total": "Sendt som faktura",
     "summary.uncharged.below_minimum": "Under minstebeløpet for kort",
     "summary.uncharged.above_maximum": "Over maksbeløpet for kort",
@@ -441,8 +441,8 @@ SV_SE: dict[str, str] = {
     "summary.uncharged": "Inte dragna från kort ({count})",
     "summary.uncharged_note": "Dessa belopp kan inte dras från kort. Varje "
     "faktura skickades därför till kunden via e-post, att betala senast "
-    "förfallodagen med betalningsreferensen. De dras inte automatiskt från "
-    "kortet.",
+    "förfallodagen (eller snarast, om den har passerat) med "
+    "betalningsreferensen. De dras inte automatiskt från kortet.",
     "summary.uncharged_total": "Skickat som faktura",
     "summary.uncharged.below_minimum": "Under lägsta belopp för kort",
     "summary.uncharged.above_maximum": "Över högsta belopp för kort",
@@ -591,8 +591,8 @@ IS_IS: dict[str, str] = {
     "summary.uncharged": "Ekki skuldfært á kort ({count})",
     "summary.uncharged_note": "Ekki er hægt að skuldfæra þessar upphæðir á "
     "kort. Hver reikningur var því sendur viðskiptavininum í tölvupósti, til "
-    "greiðslu fyrir gjalddaga með greiðslutilvísuninni. Þeir verða ekki "
-    "skuldfærðir sjálfkrafa á kortið.",
+    "greiðslu fyrir gjalddaga (eða sem fyrst, ef hann er liðinn) með "
+    "greiðslutilvísuninni. Þeir verða ekki skuldfærðir sjálfkrafa á kortið.",
     "summary.uncharged_total": "Sent sem reikningar",
     "summary.uncharged.below_minimum": "Undir lágmarki fyrir kort",
     "summary.uncharged.above_maximum": "Yfir hámarki fyrir kort",
