@@ -21,6 +21,7 @@ from recurbill.errors import (
     SelectionAmountError,
 )
 from recurbill.money import ISO_4217_DECIMALS, Currency, Money
+from recurbill.notify.render import render_invoice
 from recurbill.payments.minor_units import (
     MAX_CHARGE_UNITS,
     charge_limits,
@@ -211,10 +212,58 @@ def _invoice_mail(world: World) -> str:
     return mail.text
 
 
+WHY = {
+    "nb_NO": (
+        "Beløpet å betale er lavere enn det minste beløpet vi kan trekke fra et "
+        "kort, så kortet ditt er ikke belastet.",
+        "Beløpet å betale er høyere enn det største beløpet vi kan trekke fra et "
+        "kort, så kortet ditt er ikke belastet.",
+        "Vennligst betal",
+    ),
+    "sv_SE": (
+        "Beloppet som ska betalas är lägre än det minsta belopp vi kan dra från "
+        "ett kort, så ditt kort har inte debiterats.",
+        "Beloppet som ska betalas är högre än det högsta belopp vi kan dra från "
+        "ett kort, så ditt kort har inte debiterats.",
+        "Vänligen betala",
+    ),
+    "is_IS": (
+        "Upphæðin til greiðslu er lægri en lægsta upphæð sem hægt er að greiða "
+        "með korti og því hefur kortið þitt ekki verið skuldfært.",
+        "Upphæðin til greiðslu er hærri en hæsta upphæð sem hægt er að greiða "
+        "með korti og því hefur kortið þitt ekki verið skuldfært.",
+        "Vinsamlegast greiddu",
+    ),
+    "en_GB": (
+        "The amount left to pay is less than the smallest amount we can charge "
+        "to a card, so your card has not been charged.",
+        "The amount left to pay is more than the largest amount we can charge "
+        "to a card, so your card has not been charged.",
+        "Please pay",
+    ),
+}
+"""Per locale: why a card was not charged, below the minimum and above the
+maximum, and how the request to pay that follows it starts."""
+
+
+def _mails_to(world: World) -> dict[str, str]:
+    with world.storage.transaction() as tx:
+        return {
+            n.recipient: n.text
+            for n in tx.pending_notifications(limit=100)
+            if n.kind == "invoice"
+        }
+
+
+def _flat(text: str) -> str:
+    return re.sub("[ \n]+", " ", text)  # paragraphs wrap at spaces
+
+
 def test_a_session_below_the_minimum_is_not_charged_but_sent_as_an_invoice() -> None:
     """2.00 + 25 % VAT = 2.50 NOK, below the gateway's minimum of 3.00 NOK:
     no charge the gateway is bound to refuse, and no e-mail telling the
-    customer to pay by card; the invoice asks for payment with its KID."""
+    customer to pay by card; the invoice says why the card was not charged
+    and asks for payment with its KID."""
     world = make_world()
     kari = world.customer()  # charged automatically, with a card
     outcome = world.billing.record_session(
@@ -225,7 +274,7 @@ def test_a_session_below_the_minimum_is_not_charged_but_sent_as_an_invoice() -> 
     assert world.payments() == []
     assert _charge_requests(world) == []
     text = _invoice_mail(world)
-    assert "Vennligst betal 2,50\xa0kr innen" in text
+    assert f"{WHY['nb_NO'][0]} Vennligst betal 2,50\xa0kr innen" in _flat(text)
     assert f"KID {outcome.invoice.payment_reference}" in text
     assert world.notification_kinds() == ["invoice"]  # no "payment failed"
 
@@ -294,8 +343,8 @@ def test_the_daily_run_reports_what_the_card_could_not_take() -> None:
 def test_a_retry_the_card_cannot_take_ends_the_retries_without_a_charge() -> None:
     """850 NOK declined, 848 paid by transfer: the 2.00 left is below the card
     minimum. The retry makes no charge and no "pay by card" e-mail: the
-    invoice is e-mailed with what is left, its due date and KID, and the
-    retries end (none the day after)."""
+    invoice is e-mailed with why the card was not charged, what is left, its
+    due date and KID, and the retries end (none the day after)."""
     world = make_world(retry_policy=RetryPolicy((3, 5, 7)))
     ingrid = world.customer(
         "Ingrid Berg", card="pm_card_visa_chargeDeclinedInsufficientFunds"
@@ -316,9 +365,10 @@ def test_a_retry_the_card_cannot_take_ends_the_retries_without_a_charge() -> Non
     assert "payment_failed" not in kinds
     mails = _invoice_mails(world)
     assert len(mails) == 1
-    assert "Vennligst betal 2,00\xa0kr innen" in mails[0]
+    below, _, request = WHY["nb_NO"]
+    assert f"{below} {request} 2,00\xa0kr innen" in _flat(mails[0])
     assert f"KID {outcome.invoice.payment_reference}" in mails[0]
-    assert "kort" not in mails[0]
+    assert "betalingsoversikten" not in mails[0]  # not "pay it by card"
     for later in (4, 5, 8, 12):  # never retried again, nothing more sent
         (report,) = world.billing.run(at(DAY + timedelta(days=later), 7))
         assert report.charges == ()
@@ -327,6 +377,43 @@ def test_a_retry_the_card_cannot_take_ends_the_retries_without_a_charge() -> Non
     assert len(_invoice_mails(world)) == 1
     (invoice,) = world.storage_invoices()
     assert invoice.status.value == "open"
+
+
+@pytest.mark.parametrize("locale", sorted(WHY))
+def test_the_invoice_e_mail_says_why_the_card_was_not_charged(locale: str) -> None:
+    """Customers charged automatically expect card payments: when the card
+    cannot take an invoice (2.50 kr, below the 3.00 minimum; 1,125,000 kr,
+    above the maximum), its e-mail says so before asking for payment, in the
+    customer's language, and is otherwise the plain invoice e-mail. A
+    customer who pays by invoice gets the plain one, byte for byte."""
+    below, above, request = WHY[locale]
+    world = make_world()
+    kari, ola = world.customer("Kari Nordmann"), world.customer("Ola Berg")
+    per = world.customer("Per Olsen", card=None, method=CollectionMethod.SEND_INVOICE)
+    for who in (kari, ola, per):
+        world.billing.change_customer(world.account.id, who.id, locale=locale)
+    world.template(kari, start=DAY, lines=[line("2.00")])
+    world.template(ola, start=DAY, lines=[line("900000")])
+    world.template(per, start=DAY, lines=[line("2.00")])
+    (report,) = world.billing.run(at(DAY, 7))
+    assert [(u.customer_name, u.reason) for u in report.uncharged] == [
+        ("Kari Nordmann", NoChargeReason.BELOW_MINIMUM),
+        ("Ola Berg", NoChargeReason.ABOVE_MAXIMUM),
+    ]
+    assert _charge_requests(world) == []
+    mails = _mails_to(world)
+    with world.storage.transaction() as tx:
+        account = tx.get_account(world.account.id)
+        for who, why in ((kari, below), (ola, above), (per, None)):
+            customer = tx.get_customer(account.id, who.id)
+            (invoice,) = tx.list_invoices(account.id, customer_id=who.id)
+            plain = render_invoice(account, customer, invoice).text
+            mail = mails[customer.email]
+            if why is None:
+                assert mail == plain
+                continue
+            assert _flat(mail) == _flat(plain).replace(request, f"{why} {request}", 1)
+            assert _flat(mail).count(why) == 1
 
 
 def _declined_then_part_paid(world: World, customer: Customer) -> PaymentOutcome:
@@ -398,10 +485,11 @@ def test_retries_ending_after_the_due_date_ask_for_payment_now(
     locale: str, due_field: str, due_day: str, pay_by: str, pay_now: str
 ) -> None:
     """Payment terms of 2 days: the invoice of DAY was due on 3 February, and
-    its retry on 4 February ends the retries. The e-mail asks for what is
-    left now and says when it was due, in the customer's language; it never
-    asks for payment by a day that has passed. The invoice's due date (BT-9)
-    is not changed, and its field still shows it."""
+    its retry on 4 February ends the retries. The e-mail says why the card
+    was not charged, asks for what is left now and says when it was due, in
+    the customer's language; it never asks for payment by a day that has
+    passed. The invoice's due date (BT-9) is not changed, and its field still
+    shows it."""
     world = make_world(retry_policy=RetryPolicy((3, 5, 7)))
     world.billing.change_account(world.account.id, payment_terms_days=2)
     ingrid = world.customer(
@@ -415,7 +503,7 @@ def test_retries_ending_after_the_due_date_ask_for_payment_now(
     assert uncharged.retry
     (mail,) = _invoice_mails(world)
     text = re.sub("[ \n]+", " ", mail)  # paragraphs wrap at spaces
-    assert pay_now in text
+    assert f"{WHY[locale][0]} {pay_now}" in text
     assert f"{pay_by} {due_day}" not in text
     assert re.search(f"{due_field}: +{due_day}\n", mail)  # the field, as issued
     (invoice,) = world.storage_invoices()

@@ -1107,7 +1107,8 @@ class Billing:
         When nothing is charged, the outcome's ``reason`` says why (a
         :class:`~recurbill.records.NoChargeReason`: not charged automatically,
         no card, nothing due, or an amount the card cannot take); the invoice
-        e-mail then asks for payment by the due date with the reference.
+        e-mail then asks for payment by the due date with the reference (and,
+        for an amount the card cannot take, first says so).
         """
         aware(now, "now")
         items = invoice_lines(lines)

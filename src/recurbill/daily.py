@@ -286,7 +286,8 @@ def plan_collection(
     invoice e-mail, which asks for payment by the due date with the reference
     (or now, if a catch-up issues it after its due date);
     so does an invoice of nothing to pay, and one whose amount the gateway
-    cannot charge to a card (below its minimum, above its maximum). Nothing
+    cannot charge to a card (below its minimum, above its maximum), whose
+    e-mail says that is why the card was not charged. Nothing
     is written: the caller stores both in the transaction that stores the
     invoices. *method* looks a card up by id.
     """
@@ -318,7 +319,9 @@ def plan_collection(
                     collector.ids,
                     account_id=account.id,
                     kind="invoice",
-                    message=render_invoice(account, customer, invoice, on=today),
+                    message=render_invoice(
+                        account, customer, invoice, on=today, not_charged=reason
+                    ),
                     now=now,
                 )
             )
@@ -1089,14 +1092,16 @@ class DailyRun:
     ) -> UnchargedLine | None:
         """Store *payment* canceled, never sent, and e-mail the invoice instead
         (written on the run's local day: a due date passed while the charge
-        was retried reads as due now); None if another worker stored this
-        attempt first."""
+        was retried reads as due now), saying the card cannot take what is
+        left (*reason*); None if another worker stored this attempt first."""
         today = local_date(account, payment.created_at)
         note = outbox_message(
             self.ids,
             account_id=account.id,
             kind="invoice",
-            message=render_invoice(account, customer, invoice, on=today),
+            message=render_invoice(
+                account, customer, invoice, on=today, not_charged=reason
+            ),
             now=payment.created_at,
         )
         try:

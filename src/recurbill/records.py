@@ -225,7 +225,8 @@ class NoChargeReason(str, enum.Enum):
     (:meth:`~recurbill.payments.protocol.PaymentGateway.charge_limits`):
     ``below_minimum``, ``above_maximum``, or ``not_increment`` (not a whole
     multiple of the smallest unit it charges). In every case the customer is
-    e-mailed the invoice, to pay by its due date with its payment reference.
+    e-mailed the invoice, to pay by its due date with its payment reference;
+    for these last three, the e-mail says why the card was not charged.
     """
 
     SEND_INVOICE = "send_invoice"
@@ -652,11 +653,12 @@ class UnchargedLine:
     """An invoice of a customer charged automatically that a daily run did not
     charge: the gateway cannot take its amount in one card payment.
 
-    The customer was e-mailed the invoice instead, to pay by its due date with
-    its payment reference. ``retry`` marks a retry of a declined charge whose
-    amount left to pay (after a part payment) the card cannot take: no charge
-    was made, and the invoice's automatic retries end there (the e-mail asks
-    for payment now if the due date has passed).
+    The customer was e-mailed the invoice instead, saying why the card was not
+    charged, to pay by its due date with its payment reference. ``retry``
+    marks a retry of a declined charge whose amount left to pay (after a part
+    payment) the card cannot take: no charge was made, and the invoice's
+    automatic retries end there (the e-mail asks for payment now if the due
+    date has passed).
     """
 
     invoice_number: str

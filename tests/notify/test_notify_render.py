@@ -40,10 +40,13 @@ from recurbill.notify.smtp import SmtpNotifier
 from recurbill.notify.texts import TEXTS
 from recurbill.records import (
     ChargeLine,
+    Customer,
     FailedLine,
     Invoice,
+    NoChargeReason,
     PaymentStatus,
     RunReport,
+    UnchargedLine,
 )
 
 NBSP = "\xa0"
@@ -156,6 +159,33 @@ def test_summary_says_an_outgrown_reference_needs_a_new_scheme(locale: str) -> N
     assert " ".join(t["summary.failed_note"].split()) not in said(only)
     for key in ("summary.failed_note", "summary.failed_reference_note"):
         assert " ".join(t[key].split()) in said(both)
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "now"),
+    [
+        ("nb_NO", "Ikke trukket fra kort (1)", "(eller snarest, om den er passert)"),
+        ("sv_SE", "Inte dragna från kort (1)", "(eller snarast, om den har passerat)"),
+        ("is_IS", "Ekki skuldfært á kort (1)", "(eða sem fyrst, ef hann er liðinn)"),
+        ("en_GB", "Not charged to a card (1)", "(or now, if that has passed)"),
+    ],
+)
+def test_summary_of_invoices_not_charged_allows_for_a_due_date_passed(
+    locale: str, heading: str, now: str
+) -> None:
+    """A retry that ends after the due date e-mails the invoice to pay now,
+    not by its due date: the note under the table says so."""
+    line = UnchargedLine(
+        invoice_number="INV-000044",
+        customer_name="Ingrid Berg",
+        amount=money("2", CURRENCY[locale]),
+        reason=NoChargeReason.BELOW_MINIMUM,
+        retry=True,
+    )
+    small = attrs.evolve(report(CURRENCY[locale]), uncharged=(line,))
+    text = render_summary(account(locale), small).text
+    assert heading in text
+    assert now in " ".join(text.split())
 
 
 def _long_report(extra: int) -> RunReport:
@@ -365,6 +395,134 @@ def test_paid_invoice_written_after_its_due_date_has_nothing_due() -> None:
 def test_invoice_written_on_something_not_a_day_is_refused(on: object) -> None:
     with pytest.raises(InvalidInputError, match=r"on .* is not a date"):
         render_invoice(account(), customer(), invoice(), on=on)  # type: ignore[arg-type]
+
+
+NOT_CHARGED = {
+    "nb_NO": (
+        "Vennligst betal",
+        {
+            "below_minimum": "Beløpet å betale er lavere enn det minste beløpet "
+            "vi kan trekke fra et kort, så kortet ditt er ikke belastet.",
+            "above_maximum": "Beløpet å betale er høyere enn det største beløpet "
+            "vi kan trekke fra et kort, så kortet ditt er ikke belastet.",
+            "not_increment": "Beløpet å betale kan ikke trekkes fra et kort, så "
+            "kortet ditt er ikke belastet.",
+        },
+    ),
+    "sv_SE": (
+        "Vänligen betala",
+        {
+            "below_minimum": "Beloppet som ska betalas är lägre än det minsta "
+            "belopp vi kan dra från ett kort, så ditt kort har inte debiterats.",
+            "above_maximum": "Beloppet som ska betalas är högre än det högsta "
+            "belopp vi kan dra från ett kort, så ditt kort har inte debiterats.",
+            "not_increment": "Beloppet som ska betalas kan inte dras från ett "
+            "kort, så ditt kort har inte debiterats.",
+        },
+    ),
+    "is_IS": (
+        "Vinsamlegast greiddu",
+        {
+            "below_minimum": "Upphæðin til greiðslu er lægri en lægsta upphæð sem "
+            "hægt er að greiða með korti og því hefur kortið þitt ekki verið "
+            "skuldfært.",
+            "above_maximum": "Upphæðin til greiðslu er hærri en hæsta upphæð sem "
+            "hægt er að greiða með korti og því hefur kortið þitt ekki verið "
+            "skuldfært.",
+            "not_increment": "Ekki er hægt að greiða þessa upphæð með korti og "
+            "því hefur kortið þitt ekki verið skuldfært.",
+        },
+    ),
+    "en_GB": (
+        "Please pay",
+        {
+            "below_minimum": "The amount left to pay is less than the smallest "
+            "amount we can charge to a card, so your card has not been charged.",
+            "above_maximum": "The amount left to pay is more than the largest "
+            "amount we can charge to a card, so your card has not been charged.",
+            "not_increment": "The amount left to pay cannot be charged to a "
+            "card, so your card has not been charged.",
+        },
+    ),
+}
+"""Per locale: how the request to pay starts, and the sentence before it
+saying why the card was not charged, per card limit."""
+
+
+def _flat(text: str) -> str:
+    return re.sub("[ \n]+", " ", text)  # paragraphs wrap at spaces
+
+
+def _card_customer(locale: str = "nb_NO") -> Customer:
+    return customer(locale, collection_method="charge_automatically")
+
+
+@pytest.mark.parametrize("reason", ["below_minimum", "above_maximum", "not_increment"])
+@pytest.mark.parametrize("locale", sorted(NOT_CHARGED))
+def test_invoice_says_why_the_card_was_not_charged(locale: str, reason: str) -> None:
+    """The sentence comes first in the request to pay, in text and HTML; the
+    rest of the e-mail is the plain invoice e-mail."""
+    request, why = NOT_CHARGED[locale][0], NOT_CHARGED[locale][1][reason]
+    acc, cus, bill = account(locale), _card_customer(locale), invoice(CURRENCY[locale])
+    message = render_invoice(acc, cus, bill, not_charged=NoChargeReason(reason))
+    plain = render_invoice(acc, cus, bill)
+    assert _flat(message.text) == _flat(plain.text).replace(
+        request, f"{why} {request}", 1
+    )
+    assert _flat(message.text).count(why) == 1
+    assert html.escape(f"{why} {request}", quote=False) in (message.html or "")
+    assert max(map(len, message.text.split("\n"))) <= _WIDTH
+    assert message.subject == plain.subject
+    assert render_invoice(acc, cus, bill, not_charged=reason) == message  # by value
+
+
+@pytest.mark.parametrize("locale", sorted(NOT_CHARGED))
+def test_invoice_past_due_says_why_then_asks_for_payment_now(locale: str) -> None:
+    request, why = NOT_CHARGED[locale][0], NOT_CHARGED[locale][1]["below_minimum"]
+    acc, cus, bill = account(locale), _card_customer(locale), invoice(CURRENCY[locale])
+    late = render_invoice(acc, cus, bill, on=date(2026, 3, 20))
+    message = render_invoice(
+        acc, cus, bill, on=date(2026, 3, 20), not_charged=NoChargeReason.BELOW_MINIMUM
+    )
+    assert _flat(message.text) == _flat(late.text).replace(
+        request, f"{why} {request}", 1
+    )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [None, NoChargeReason.SEND_INVOICE, NoChargeReason.NO_CARD, "nothing_due"],
+)
+@pytest.mark.parametrize("collection", ["send_invoice", "charge_automatically"])
+def test_invoice_not_charged_for_other_reasons_reads_as_it_always_did(
+    reason: NoChargeReason | str | None, collection: str
+) -> None:
+    acc, bill = account(), invoice()
+    cus = customer(collection_method=collection)
+    message = render_invoice(acc, cus, bill, not_charged=reason)  # type: ignore[arg-type]
+    assert message == render_invoice(acc, cus, bill)
+
+
+def test_paid_invoice_the_card_could_not_take_has_nothing_more_to_say() -> None:
+    paid = invoice(paid=Money("2349.00", "NOK"), status="paid")
+    acc, cus = account(), _card_customer()
+    message = render_invoice(acc, cus, paid, not_charged=NoChargeReason.BELOW_MINIMUM)
+    assert message == render_invoice(acc, cus, paid)
+    assert "Fakturaen er betalt" in message.text
+
+
+@pytest.mark.parametrize("reason", ["declined", "BELOW_MINIMUM", 3, b"no_card", True])
+def test_invoice_not_charged_for_no_known_reason_is_refused(reason: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"not_charged .* is not a reason") as e:
+        render_invoice(account(), _card_customer(), invoice(), not_charged=reason)  # type: ignore[arg-type]
+    assert "'below_minimum'" in str(e.value)  # what is allowed
+
+
+@pytest.mark.parametrize("reason", ["below_minimum", "above_maximum", "not_increment"])
+def test_a_card_limit_for_a_customer_paying_by_invoice_is_refused(reason: str) -> None:
+    """Such a customer has no card charged: the e-mail must not say otherwise."""
+    with pytest.raises(InvalidInputError, match="not charged automatically"):
+        render_invoice(account(), customer(), invoice(), not_charged=reason)  # type: ignore[arg-type]
 
 
 def test_invoice_of_another_customer_is_refused() -> None:

@@ -57,11 +57,13 @@ from recurbill.notify.texts import TEXTS
 from recurbill.records import (
     Account,
     ChargeLine,
+    CollectionMethod,
     Customer,
     EndedLine,
     FailedLine,
     Invoice,
     IssuedLine,
+    NoChargeReason,
     Notification,
     PaymentStatus,
     Receipt,
@@ -125,6 +127,15 @@ _PROBLEMS: dict[type[RecurbillError], str] = {
 }
 """What the summary calls a template's problem, by the class of its error or
 the nearest base class listed; any other error is ``summary.problem.other``."""
+
+_NOT_CHARGED = {
+    NoChargeReason.BELOW_MINIMUM: "invoice.not_charged.below_minimum",
+    NoChargeReason.ABOVE_MAXIMUM: "invoice.not_charged.above_maximum",
+    NoChargeReason.NOT_INCREMENT: "invoice.not_charged.not_increment",
+}
+"""Why a card was not charged, told in the invoice e-mail: the card limits.
+The other reasons are no news to the customer (they pay by invoice, have no
+card, or owe nothing)."""
 
 
 # -- locale -----------------------------------------------------------------
@@ -1152,7 +1163,12 @@ def _document_rows(
 
 
 def render_invoice(
-    account: Account, customer: Customer, invoice: Invoice, *, on: date | None = None
+    account: Account,
+    customer: Customer,
+    invoice: Invoice,
+    *,
+    on: date | None = None,
+    not_charged: NoChargeReason | None = None,
 ) -> Message:
     """The invoice e-mail to the customer, in the customer's language.
 
@@ -1171,11 +1187,22 @@ def render_invoice(
     day still to pay by. Without *on*, the request is always to pay by the
     due date. An *on* that is not a date is an
     :class:`~recurbill.errors.InvalidInputError`.
+
+    *not_charged* is why the customer's card was not charged automatically
+    (:func:`~recurbill.collection.no_automatic_charge`). When the card cannot
+    take the amount (``below_minimum``, ``above_maximum``,
+    ``not_increment``), the request to pay starts with one sentence saying
+    so, for a customer who expects card payments; the other reasons, like
+    None, change nothing. A value that is not a
+    :class:`~recurbill.records.NoChargeReason`, or a card limit for a
+    customer who is not charged automatically (whose card is never charged), is
+    an :class:`~recurbill.errors.InvalidInputError`.
     """
     _customer_of(account, customer, f"invoice {invoice.id!r}", invoice.customer_id)
     _need(invoice, Invoice, "invoice")
     _same_account(account, f"invoice {invoice.id!r}", invoice.account_id)
     overdue = on is not None and invoice.due_date < arguments.day(on, "on")
+    why = _why_not_charged(not_charged, customer)
     t = _lang(customer.locale)
     number = invoice.display_number
     due = _date(invoice.due_date, t)
@@ -1234,6 +1261,8 @@ def render_invoice(
     else:
         request = "invoice.pay_now" if overdue else "invoice.pay_by_transfer"
         how = t(request, amount=_money(outstanding, t), due_date=due)
+        if why is not None:
+            how = t(why) + " " + how
         if invoice.payment_reference:
             how += " " + t(
                 f"invoice.use_reference.{kind}", reference=invoice.payment_reference
@@ -1242,6 +1271,32 @@ def render_invoice(
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("invoice.subject", number=number, account=account.name)
     return _message(customer.email, subject, blocks, t)
+
+
+def _why_not_charged(not_charged: object, customer: Customer) -> str | None:
+    """The text key of the sentence saying why *customer*'s card was not
+    charged (*not_charged*), or None when the e-mail need not say it."""
+    if not_charged is None:
+        return None
+    try:
+        reason = NoChargeReason(not_charged)
+    except ValueError:
+        known = ", ".join(repr(r.value) for r in NoChargeReason)
+        raise InvalidInputError(
+            problem=f"not_charged {not_charged!r} is not a reason for no charge",
+            allowed=f"None or a NoChargeReason: {known}",
+        ) from None
+    key = _NOT_CHARGED.get(reason)
+    if key is not None and (
+        customer.collection_method is not CollectionMethod.CHARGE_AUTOMATICALLY
+    ):
+        raise InvalidInputError(
+            problem=f"not_charged {reason.value!r} for customer {customer.id!r}, "
+            "who is not charged automatically",
+            allowed="a card limit only for a charge_automatically customer; "
+            "None or 'send_invoice' for one who pays by invoice",
+        )
+    return key
 
 
 def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Message:

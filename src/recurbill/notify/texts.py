@@ -58,6 +58,14 @@ EN_GB: dict[str, str] = {
     "invoice.use_reference.other": "Use the payment reference {reference} when "
     "you pay.",
     "invoice.paid": "This invoice is paid; nothing is due.",
+    "invoice.not_charged.below_minimum": "The amount left to pay is less than "
+    "the smallest amount we can charge to a card, so your card has not been "
+    "charged.",
+    "invoice.not_charged.above_maximum": "The amount left to pay is more than "
+    "the largest amount we can charge to a card, so your card has not been "
+    "charged.",
+    "invoice.not_charged.not_increment": "The amount left to pay cannot be "
+    "charged to a card, so your card has not been charged.",
     # receipt
     "receipt.subject": "Receipt {number} from {account}",
     "receipt.intro": "Thank you for your payment of {amount}.",
@@ -143,8 +151,8 @@ EN_GB: dict[str, str] = {
     "summary.uncharged": "Not charged to a card ({count})",
     "summary.uncharged_note": "A card cannot be charged these amounts, so "
     "each invoice was e-mailed to the customer instead, to pay by its due "
-    "date with its payment reference. They are not charged to the card "
-    "automatically.",
+    "date (or now, if that has passed) with its payment reference. They are "
+    "not charged to the card automatically.",
     "summary.uncharged_total": "Sent as invoices",
     "summary.uncharged.below_minimum": "Below the card minimum",
     "summary.uncharged.above_maximum": "Above the card maximum",
@@ -201,6 +209,12 @@ NB_NO: dict[str, str] = {
     "invoice.use_reference.ocr": "Oppgi OCR-referansen {reference} når du betaler.",
     "invoice.use_reference.other": "Oppgi referansen {reference} når du betaler.",
     "invoice.paid": "Fakturaen er betalt; det er ingenting å betale.",
+    "invoice.not_charged.below_minimum": "Beløpet å betale er lavere enn det "
+    "minste beløpet vi kan trekke fra et kort, så kortet ditt er ikke belastet.",
+    "invoice.not_charged.above_maximum": "Beløpet å betale er høyere enn det "
+    "største beløpet vi kan trekke fra et kort, så kortet ditt er ikke belastet.",
+    "invoice.not_charged.not_increment": "Beløpet å betale kan ikke trekkes fra "
+    "et kort, så kortet ditt er ikke belastet.",
     "receipt.subject": "Kvittering {number} fra {account}",
     "receipt.intro": "Takk for betalingen på {amount}.",
     "receipt.number": "Kvitteringsnummer",
@@ -282,8 +296,8 @@ NB_NO: dict[str, str] = {
     "summary.uncharged": "Ikke trukket fra kort ({count})",
     "summary.uncharged_note": "Disse beløpene kan ikke trekkes fra kort. "
     "Hver faktura ble derfor sendt til kunden på e-post, til betaling innen "
-    "forfallsdatoen med betalingsreferansen. De trekkes ikke automatisk fra "
-    "kortet.",
+    "forfallsdatoen (eller snarest, om den er passert) med "
+    "betalingsreferansen. De trekkes ikke automatisk fra kortet.",
     "summary.uncharged_total": "Sendt som faktura",
     "summary.uncharged.below_minimum": "Under minstebeløpet for kort",
     "summary.uncharged.above_maximum": "Over maksbeløpet for kort",
@@ -340,6 +354,12 @@ SV_SE: dict[str, str] = {
     "invoice.use_reference.ocr": "Ange OCR-numret {reference} när du betalar.",
     "invoice.use_reference.other": "Ange referensen {reference} när du betalar.",
     "invoice.paid": "Fakturan är betald; det finns inget att betala.",
+    "invoice.not_charged.below_minimum": "Beloppet som ska betalas är lägre än "
+    "det minsta belopp vi kan dra från ett kort, så ditt kort har inte debiterats.",
+    "invoice.not_charged.above_maximum": "Beloppet som ska betalas är högre än "
+    "det högsta belopp vi kan dra från ett kort, så ditt kort har inte debiterats.",
+    "invoice.not_charged.not_increment": "Beloppet som ska betalas kan inte dras "
+    "från ett kort, så ditt kort har inte debiterats.",
     "receipt.subject": "Kvitto {number} från {account}",
     "receipt.intro": "Tack för din betalning på {amount}.",
     "receipt.number": "Kvittonummer",
@@ -421,8 +441,8 @@ SV_SE: dict[str, str] = {
     "summary.uncharged": "Inte dragna från kort ({count})",
     "summary.uncharged_note": "Dessa belopp kan inte dras från kort. Varje "
     "faktura skickades därför till kunden via e-post, att betala senast "
-    "förfallodagen med betalningsreferensen. De dras inte automatiskt från "
-    "kortet.",
+    "förfallodagen (eller snarast, om den har passerat) med "
+    "betalningsreferensen. De dras inte automatiskt från kortet.",
     "summary.uncharged_total": "Skickat som faktura",
     "summary.uncharged.below_minimum": "Under lägsta belopp för kort",
     "summary.uncharged.above_maximum": "Över högsta belopp för kort",
@@ -480,6 +500,14 @@ IS_IS: dict[str, str] = {
     "invoice.use_reference.ocr": "Notaðu OCR-númerið {reference} þegar þú greiðir.",
     "invoice.use_reference.other": "Notaðu tilvísunina {reference} þegar þú greiðir.",
     "invoice.paid": "Reikningurinn er greiddur; ekkert er til greiðslu.",
+    "invoice.not_charged.below_minimum": "Upphæðin til greiðslu er lægri en "
+    "lægsta upphæð sem hægt er að greiða með korti og því hefur kortið þitt ekki "
+    "verið skuldfært.",
+    "invoice.not_charged.above_maximum": "Upphæðin til greiðslu er hærri en "
+    "hæsta upphæð sem hægt er að greiða með korti og því hefur kortið þitt ekki "
+    "verið skuldfært.",
+    "invoice.not_charged.not_increment": "Ekki er hægt að greiða þessa upphæð "
+    "með korti og því hefur kortið þitt ekki verið skuldfært.",
     "receipt.subject": "Kvittun {number} frá {account}",
     "receipt.intro": "Takk fyrir greiðsluna að upphæð {amount}.",
     "receipt.number": "Kvittunarnúmer",
@@ -563,8 +591,8 @@ IS_IS: dict[str, str] = {
     "summary.uncharged": "Ekki skuldfært á kort ({count})",
     "summary.uncharged_note": "Ekki er hægt að skuldfæra þessar upphæðir á "
     "kort. Hver reikningur var því sendur viðskiptavininum í tölvupósti, til "
-    "greiðslu fyrir gjalddaga með greiðslutilvísuninni. Þeir verða ekki "
-    "skuldfærðir sjálfkrafa á kortið.",
+    "greiðslu fyrir gjalddaga (eða sem fyrst, ef hann er liðinn) með "
+    "greiðslutilvísuninni. Þeir verða ekki skuldfærðir sjálfkrafa á kortið.",
     "summary.uncharged_total": "Sent sem reikningar",
     "summary.uncharged.below_minimum": "Undir lágmarki fyrir kort",
     "summary.uncharged.above_maximum": "Yfir hámarki fyrir kort",
