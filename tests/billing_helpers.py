@@ -76,9 +76,13 @@ class Faults:
     fail_at: int | None = None
     mode: str = "crash"
     calls: int = 0
+    fail_on: str | None = None  # or the next call of this name fails
 
-    def tick(self) -> bool:
+    def tick(self, name: str = "") -> bool:
         self.calls += 1
+        if name and name == self.fail_on:
+            self.fail_on = None
+            return True
         return self.calls == self.fail_at
 
 
@@ -91,7 +95,7 @@ class _Tx:
         target = getattr(self._inner, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not self._faults.tick():
+            if not self._faults.tick(name):
                 return target(*args, **kwargs)
             if self._faults.mode == "timeout_after":  # done, then the answer lost
                 target(*args, **kwargs)
@@ -131,7 +135,7 @@ class FaultyGateway:
         target: Callable[..., Any] = getattr(self._inner, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not self._faults.tick():
+            if not self._faults.tick(name):
                 return target(*args, **kwargs)
             if self._faults.mode == "timeout_after":
                 target(*args, **kwargs)

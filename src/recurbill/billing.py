@@ -658,10 +658,20 @@ class Billing:
         Refused while a payment with the card has no outcome yet (pending,
         unknown or processing): its outcome must still be recorded against
         the card.
+
+        The card is detached at the gateway before it is forgotten, so a
+        failure at either step leaves it stored and shown, and a repeat
+        finishes the job (a card no longer attached is not detached again).
         """
         self._cancel_waiting(account_id, customer_id, method_id, now=aware(now, "now"))
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(read_only=True) as tx:
             method = self._removable_card(tx, account_id, customer_id, method_id)
+            owner = tx.get_customer(account_id, customer_id).gateway_customer_id
+        attached = owner and self.gateway.list_payment_methods(owner)
+        if attached and method.token in {card.token for card in attached}:
+            self.gateway.detach_payment_method(method.token)
+        with self.storage.transaction() as tx:
+            self._removable_card(tx, account_id, customer_id, method_id)
             customer = tx.get_customer(account_id, customer_id, for_update=True)
             tx.remove_payment_method(account_id, method_id)
             if customer.default_payment_method_id == method_id:
@@ -669,7 +679,6 @@ class Billing:
                     attrs.evolve(customer, default_payment_method_id=None)
                 )
             tx.commit()
-        self.gateway.detach_payment_method(method.token)
 
     def _cancel_waiting(
         self,

@@ -1,11 +1,13 @@
-"""save_card fails at a step, the caller saves again: the same outcome on
-both gateways (the in-memory one, and StripeGateway over the local fake of
-Stripe's API). One stored card, attached once and the default; a card whose
-storing failed is detached, never left at the gateway unseen."""
+"""save_card or remove_card fails at a step, the caller repeats it: the same
+outcome on both gateways (the in-memory one, and StripeGateway over the local
+fake of Stripe's API). One stored card, attached once and the default; a card
+whose storing failed is detached, never left at the gateway unseen; a card
+being removed stays shown until it is detached and forgotten."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -27,6 +29,7 @@ from recurbill.records import PaymentMethod
 from recurbill.storage.memory import InMemoryStorage
 
 ADD_CARD = 5  # storage calls: customer, look-up, locked customer, cards, add
+NOW = datetime(2027, 1, 5, 12, tzinfo=timezone.utc)
 
 
 @attrs.define
@@ -187,3 +190,34 @@ def test_a_card_whose_storing_waited_too_long_for_a_lock_stays_attached(
     card = kari.save()
     assert kari.stored() == [card]
     assert kari.at_gateway() == ([kari.token], kari.token)
+
+
+@pytest.mark.parametrize("fault", ["down", "lost"])
+def test_removing_a_card_the_gateway_failed_to_detach_finishes_on_repeat(
+    side: Side, fault: str
+) -> None:
+    """remove_card detaches first: a detach that failed (or whose answer was
+    lost) leaves the card stored and shown, and the repeat removes it."""
+    kari = _kari(side)
+    card = kari.save()
+    side.fail(fault, "detach_payment_method", kari.token)
+    with pytest.raises(GatewayUnavailableError):
+        kari.billing.remove_card("fjord", "kari", card.id, now=NOW)
+    assert kari.stored() == [card]  # still shown: nothing is hidden
+    kari.billing.remove_card("fjord", "kari", card.id, now=NOW)
+    assert kari.stored() == []
+    assert kari.at_gateway() == ([], None)
+
+
+def test_removing_a_card_whose_forgetting_failed_finishes_on_repeat(
+    side: Side,
+) -> None:
+    kari = _kari(side)
+    card = kari.save()
+    kari.faults.fail_on = "remove_payment_method"
+    with pytest.raises(CrashError, match="remove_payment_method"):
+        kari.billing.remove_card("fjord", "kari", card.id, now=NOW)
+    assert kari.stored() == [card]
+    assert kari.at_gateway()[0] == []  # detached already: it cannot be charged
+    kari.billing.remove_card("fjord", "kari", card.id, now=NOW)  # not detached again
+    assert kari.stored() == []
