@@ -206,8 +206,9 @@ def test_an_instant_that_is_no_instant_is_reported_too(
     (failed,) = report.failed
     assert failed.template_id == ids[1]
     assert failed.customer_name == "Kunde 1"
-    assert "could not be read (Invalid isoformat string: 'yesterday')" in (
-        failed.problem
+    assert (
+        "could not be read (created_at: Invalid isoformat string: 'yesterday')"
+        in failed.problem
     )
 
 

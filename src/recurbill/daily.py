@@ -699,9 +699,10 @@ class DailyRun:
         limit is the walk's last and handles everything due. A conflict
         (another worker issued some of these first, or a deadlock) rolls the
         chunk back and reads it again. A template whose data cannot be issued
-        (an :class:`InvalidInputError`) rolls the chunk back too; the chunk is
-        then issued a template at a time and the one that fails is reported
-        (:meth:`_isolate`).
+        (an :class:`InvalidInputError`), or that needs a stored row that
+        cannot be read (its customer's: :class:`UnreadableRecordError`), rolls
+        the chunk back too; the chunk is then issued a template at a time and
+        the one that fails is reported (:meth:`_isolate`).
         """
         conflicts = 0
         while True:
@@ -734,7 +735,7 @@ class DailyRun:
                 conflicts += 1
                 if conflicts > _CONFLICT_RETRIES:
                     raise
-            except InvalidInputError as error:
+            except (InvalidInputError, UnreadableRecordError) as error:
                 if not templates:
                     raise  # reading failed: there is no template to set aside
                 return self._isolate(
@@ -781,7 +782,7 @@ class DailyRun:
         skip_locked: bool,
         unreadable: set[str],
         templates: list[RecurringTemplate],
-        error: InvalidInputError,
+        error: InvalidInputError | UnreadableRecordError,
     ) -> tuple[tuple[datetime, str] | None, _Issued]:
         """Issue a chunk that failed a template at a time, reporting who fails.
 
@@ -809,7 +810,9 @@ class DailyRun:
         return max(end, cursor or end), out
 
     def _failed_line(
-        self, template: RecurringTemplate, error: InvalidInputError
+        self,
+        template: RecurringTemplate,
+        error: InvalidInputError | UnreadableRecordError,
     ) -> FailedLine:
         try:
             with self.storage.transaction() as tx:

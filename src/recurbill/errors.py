@@ -280,11 +280,21 @@ class UnreadableRecordError(StorageError):
     """A stored record that cannot be read back: its row holds what recurbill
     never writes (changed by hand or by another program). Nothing is changed.
 
-    ``kind`` and ``key`` name the record, ``account`` its account, ``reason``
-    what is wrong with the row. For a template, ``customer`` is its customer
-    id and :attr:`next_due_at` its due instant as stored; from
-    ``Transaction.due_templates``, :attr:`read` holds the chunk's templates
-    before it. The daily run reports such a template and goes on past it.
+    Every read of ``SqlStorage`` raises it, for any kind of record, instead
+    of the error the row's content caused (bad JSON, an unknown code, text
+    that is no instant, date or amount). ``kind`` and ``key`` name the record
+    (``"invoice"``, ``"inv_7"``; an occurrence's key is
+    ``"<template id>/<index>"``), ``account`` its account, ``reason`` the
+    column when known and what is wrong with it (``"lines: ..."``). Correct
+    the row to what recurbill writes, or restore it from a backup. Errors of
+    the database itself (unreachable, a lock timeout) stay
+    :class:`StorageUnavailableError` and :class:`ConflictError`.
+
+    For a template, ``customer`` is its customer id and :attr:`next_due_at`
+    its due instant as stored; from ``Transaction.due_templates``,
+    :attr:`read` holds the chunk's templates before it. The daily run reports
+    such a template, or one whose customer cannot be read, and goes on past
+    it; any other row the run cannot read stops it with this error.
     """
 
     template = (

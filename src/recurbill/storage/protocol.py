@@ -21,6 +21,13 @@ as :class:`~recurbill.errors.ConflictError`: (template, occurrence index);
 (account, series, invoice number); a payment's idempotency key; a webhook
 event id; a settlement's selection key while it is pending.
 
+A backend that stores rows (``SqlStorage``) raises
+:class:`~recurbill.errors.UnreadableRecordError` from any read that meets a
+row it cannot read back as its record (one changed by hand or by another
+program): it names the record, its account, the column when known and why,
+and the read returns nothing. ``InMemoryStorage`` keeps the records
+themselves and never raises it.
+
 Methods named in the plural (``get_invoices``, ``update_payments`` …) do what
 their singular does for many records at once, all or none: the daily run
 stores a chunk of templates' invoices, payments and receipts with one call

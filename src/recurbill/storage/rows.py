@@ -7,17 +7,24 @@ amounts are in another currency than that code is refused rather than stored
 wrongly. Invoice lines, document allowances and charges, schedules, id
 lists, settlement and receipt items and headers are compact JSON. A row
 without ``allowance_charges`` (as schema version 4 wrote it) reads as none.
+
+A row recurbill did not write (changed by hand or by another program) makes a
+decoder raise whatever it meets (:data:`UNREADABLE`); :func:`unreadable` turns
+that into :class:`~recurbill.errors.UnreadableRecordError` naming the record,
+the column and why (``decode_template`` raises it itself).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, time
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
+
+import attrs
 
 from recurbill.errors import InvalidRecordError, RecurbillError, UnreadableRecordError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
@@ -73,6 +80,7 @@ __all__ = [
     "encode_settlement",
     "encode_template",
     "invoice_values",
+    "unreadable",
     "unreadable_template",
 ]
 
@@ -177,6 +185,23 @@ def _item_fields(item: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _items(text: str) -> list[dict[str, Any]]:
+    """The fields of each settlement or receipt item stored as *text*."""
+    return [_item_fields(item) for item in json.loads(text)]
+
+
+def _schedule(text: str) -> Schedule:
+    return Schedule.from_dict(json.loads(text))
+
+
+def _invoice_ids(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def _headers(text: str) -> Mapping[str, str]:
+    return MappingProxyType(json.loads(text))
+
+
 # accounts, customers, payment methods --------------------------------------
 
 
@@ -270,9 +295,16 @@ def encode_template(template: RecurringTemplate) -> dict[str, Any]:
     }
 
 
-UNREADABLE = (RecurbillError, ValueError, TypeError, LookupError, AttributeError)
+UNREADABLE = (
+    RecurbillError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+)
 """What reading a row that recurbill did not write can raise (bad JSON, a
-missing key, an unknown code, text that is no instant)."""
+missing key, an unknown code, text that is no instant or no amount)."""
 
 
 def decode_template(row: Row) -> RecurringTemplate:
@@ -291,7 +323,7 @@ def decode_template(row: Row) -> RecurringTemplate:
         column = "allowance_charges"
         _allowance_charges(fields)
         column = "schedule"
-        fields["schedule"] = Schedule.from_dict(json.loads(fields["schedule"]))
+        fields["schedule"] = _schedule(fields["schedule"])
         column = ""
         return RecurringTemplate(**fields)
     except UNREADABLE as error:
@@ -486,7 +518,7 @@ def decode_payment(row: Row) -> Payment:
     fields["amount"] = Money(fields["amount"], currency)
     refunded = fields["refunded"]
     fields["refunded"] = None if refunded is None else Money(refunded, currency)
-    fields["invoice_ids"] = tuple(json.loads(fields["invoice_ids"]))
+    fields["invoice_ids"] = _invoice_ids(fields["invoice_ids"])
     fields["off_session"] = bool(fields["off_session"])
     return Payment(**fields)
 
@@ -514,9 +546,7 @@ def decode_settlement(row: Row) -> Settlement:
     fields = dict(row)
     currency = Currency(fields.pop("currency"))
     fields["total"] = Money(fields["total"], currency)
-    fields["items"] = tuple(
-        SettlementItem(**_item_fields(item)) for item in json.loads(fields["items"])
-    )
+    fields["items"] = tuple(SettlementItem(**item) for item in _items(fields["items"]))
     return Settlement(**fields)
 
 
@@ -545,9 +575,7 @@ def decode_receipt(row: Row) -> Receipt:
     currency = Currency(fields.pop("currency"))
     fields["amount"] = Money(fields["amount"], currency)
     fields["credit"] = Money(fields["credit"], currency)
-    fields["items"] = tuple(
-        ReceiptItem(**_item_fields(item)) for item in json.loads(fields["items"])
-    )
+    fields["items"] = tuple(ReceiptItem(**item) for item in _items(fields["items"]))
     return Receipt(**fields)
 
 
@@ -646,5 +674,87 @@ def encode_notification(notification: Notification) -> dict[str, Any]:
 def decode_notification(row: Row) -> Notification:
     """The outbox message stored in a ``notifications`` row."""
     fields = dict(row)
-    fields["headers"] = MappingProxyType(json.loads(fields["headers"]))
+    fields["headers"] = _headers(fields["headers"])
     return Notification(**fields)
+
+
+# rows that cannot be read --------------------------------------------------------
+
+_RECORDS: dict[str, type[Any]] = {
+    "account": Account,
+    "customer": Customer,
+    "payment method": PaymentMethod,
+    "template": RecurringTemplate,
+    "occurrence": OccurrenceRecord,
+    "invoice": Invoice,
+    "payment": Payment,
+    "settlement": Settlement,
+    "receipt": Receipt,
+    "credit note": CreditNoteRecord,
+    "refund": Refund,
+    "credit entry": CreditEntry,
+    "notification": Notification,
+}
+"""The record a row of each kind holds (the kind as errors name it)."""
+
+_COLUMNS: dict[str, Callable[[Any], object]] = {
+    "currency": Currency,
+    "lines": _lines,
+    "allowance_charges": _decoded_items,
+    "schedule": _schedule,
+    "invoice_ids": _invoice_ids,
+    "items": _items,
+    "headers": _headers,
+    "run_time": time.fromisoformat,
+}
+"""How the columns that are no record field as they are stored are read."""
+
+_MONEY = frozenset({*_INVOICE_MONEY, "amount", "refunded", "total", "credit"})
+
+
+def unreadable(kind: str, row: Row, error: Exception) -> UnreadableRecordError:
+    """The error of a row of *kind* that its decoder failed on with *error*
+    (one of :data:`UNREADABLE`): it names the record, the first column found
+    that cannot be read (when one is) and why. Only for a failure: it reads
+    the row's columns one by one."""
+    if isinstance(error, UnreadableRecordError):
+        return error
+    found = _bad_column(kind, row)
+    reason = str(error) if found is None else f"{found[0]}: {found[1]}"
+    return unreadable_key(kind, row, reason)
+
+
+def unreadable_key(kind: str, row: Row, reason: str) -> UnreadableRecordError:
+    """The error of a row of *kind*, for *reason*; *row* holds at least the
+    row's keys (an occurrence's key is ``template_id/index``)."""
+    key: object
+    if kind == "occurrence":
+        key = f"{row.get('template_id')}/{row.get('occurrence_index')}"
+    else:
+        key = row.get("id")
+    account = row.get("id") if kind == "account" else row.get("account_id")
+    return UnreadableRecordError(kind=kind, key=key, account=account, reason=reason)
+
+
+def _bad_column(kind: str, row: Row) -> tuple[str, Exception] | None:
+    """The first column of *row* that cannot be read, and the error it raises."""
+    for column, value in row.items():
+        read = _COLUMNS.get(column)
+        try:
+            if read is not None:
+                read(value)
+            elif column in _MONEY and value is not None:
+                Money(value, row["currency"])
+        except UNREADABLE as error:
+            return column, error
+    for field in attrs.fields(_RECORDS[kind]):
+        name = field.name
+        if name not in row or name in _COLUMNS or name in _MONEY:
+            continue
+        try:
+            value = field.converter(row[name]) if field.converter else row[name]
+            if field.validator is not None:
+                field.validator(None, field, value)
+        except UNREADABLE as error:
+            return name, error
+    return None

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "LATEST_VERSION",
+    "UNCONVERTIBLE",
     "Converted",
     "ExactDecimal",
     "IsoDate",
@@ -57,6 +58,10 @@ LATEST_VERSION = 6
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
+
+UNCONVERTIBLE = (ValueError, TypeError, ArithmeticError)
+"""What a column's conversion of a stored value raises for a value recurbill
+never writes (SQLite text that is no instant, date, amount or flag)."""
 
 
 def utc_text(value: datetime) -> str:

@@ -14,6 +14,11 @@ the row stays locked until the transaction ends, so numbers are gapless.
 On SQLite every transaction takes the write lock at ``BEGIN IMMEDIATE``, so
 units of work of several processes run one after another.
 
+Every read raises :class:`~recurbill.errors.UnreadableRecordError` for a row
+it cannot read back, whether its JSON or text fails to decode or (SQLite) a
+column's text is no instant, date or amount; driver errors are translated by
+``sqlerrors`` as before.
+
 The schema is versioned: :meth:`SqlStorage.migrate` (or the ``recurbill
 migrate`` command, :func:`migrate`) creates or upgrades it, and the first
 transaction refuses a database whose schema is older or newer than this
@@ -27,7 +32,7 @@ import operator
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -91,6 +96,9 @@ if TYPE_CHECKING:
 __all__ = ["SqlStorage", "SqlTransaction", "migrate"]
 
 _R = TypeVar("_R")
+_Unconverted = tuple[dict[str, Any], str]
+"""A row whose column could not be converted: its keys and the columns that
+could, and the reason (``column: error``)."""
 _CHUNK = 500  # ids per IN (...) list
 
 
@@ -203,20 +211,69 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
+_KINDS = {
+    schema.accounts.name: "account",
+    schema.customers.name: "customer",
+    schema.payment_methods.name: "payment method",
+    schema.templates.name: "template",
+    schema.occurrences.name: "occurrence",
+    schema.invoices.name: "invoice",
+    schema.payments.name: "payment",
+    schema.settlements.name: "settlement",
+    schema.receipts.name: "receipt",
+    schema.credit_notes.name: "credit note",
+    schema.refunds.name: "refund",
+    schema.credit_entries.name: "credit entry",
+    schema.notifications.name: "notification",
+}
+"""The kind of record each table's rows hold, as errors name it."""
+
+_KEYS = ("id", "template_id", "occurrence_index", "account_id", "customer_id")
+"""The columns that name a row (and its owners) in UnreadableRecordError."""
+
+
+def _table(query: sa.Select[Any]) -> sa.Table:
+    """The table *query* reads."""
+    table = query.columns_clause_froms[0]
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def _decoded(
+    found: Sequence[rows.Row], decode: Callable[[rows.Row], _R], query: sa.Select[Any]
+) -> list[_R]:
+    """*decode* of every row *query* found; a row it cannot decode raises
+    UnreadableRecordError (looked for only then: no cost per row)."""
+    try:
+        return [decode(row) for row in found]
+    except UnreadableRecordError:
+        raise
+    except rows.UNREADABLE:
+        kind = _KINDS[_table(query).name]
+        for row in found:
+            try:
+                decode(row)
+            except rows.UNREADABLE as error:
+                raise rows.unreadable(kind, row, error) from error
+        raise
+
+
 def _due_read(
-    found: Iterable[rows.Row], keys: Callable[[int], rows.Row]
+    found: Iterable[rows.Row], unconverted: Callable[[], _Unconverted | None]
 ) -> list[RecurringTemplate]:
     """The templates of a due walk's rows, up to the first that cannot be
-    read: that one raises, with the templates before it. *keys* gives the
-    identity of row *n* when converting its columns failed."""
+    read: that one raises, with the templates before it. *unconverted* finds
+    the row whose columns could not be converted (and why) when that failed."""
     read: list[RecurringTemplate] = []
     rows_left = iter(found)
     while True:
         try:
             row = next(rows_left, None)
-        except rows.UNREADABLE as error:  # converting row len(read) failed
-            bad = keys(len(read))
-            raise rows.unreadable_template(bad, str(error), read) from error
+        except schema.UNCONVERTIBLE as error:  # converting row len(read) failed
+            bad = unconverted()
+            if bad is None:
+                raise
+            raise rows.unreadable_template(bad[0], bad[1], read) from error
         if row is None:
             return read
         try:
@@ -445,9 +502,66 @@ class SqlTransaction:
             yield conn
 
     def _all(self, query: sa.Select[Any], decode: Callable[[rows.Row], _R]) -> list[_R]:
-        with translate_errors("reading"):
-            result = self._c.execute(query).mappings().all()
-        return [decode(row) for row in result]
+        return _decoded(self._fetch(query, "reading"), decode, query)
+
+    def _fetch(self, query: sa.Select[Any], doing: str) -> Sequence[sa.RowMapping]:
+        """Every row of *query*, driver errors translated; a row whose column
+        cannot be converted raises UnreadableRecordError."""
+        with translate_errors(doing):
+            result = self._c.execute(query).mappings()
+            with self._converting(query):
+                return result.all()
+
+    @contextmanager
+    def _converting(self, query: sa.Select[Any]) -> Iterator[None]:
+        """Fetching the rows of *query*: a column whose stored text its type
+        cannot convert (SQLite) raises UnreadableRecordError naming the row."""
+        try:
+            yield
+        except schema.UNCONVERTIBLE as error:
+            found = self._unconverted(query)
+            if found is None:
+                raise  # no row of it fails on its own: not the rows' content
+            kind = _KINDS[_table(query).name]
+            raise rows.unreadable_key(kind, *found) from error
+
+    def _unconverted(self, query: sa.Select[Any]) -> _Unconverted | None:
+        """The first row of *query* with a column its type cannot convert:
+        its keys and the columns that convert, and why (None if none fails).
+
+        Reads the row's stored values unconverted and converts them here, so
+        only after a fetch failed.
+        """
+        table, dialect = _table(query), self._c.dialect
+        keys = [column for column in table.columns if column.name in _KEYS]
+        converted = [
+            (column, convert)
+            for column in table.columns
+            if column.name not in _KEYS
+            and (
+                convert := column.type.dialect_impl(dialect).result_processor(
+                    dialect, None
+                )
+            )
+        ]
+        raw = query.with_only_columns(
+            *keys,
+            *(
+                sa.type_coerce(column, sa.String).label(column.name)
+                for column, _ in converted
+            ),
+        )
+        for stored in self._c.execute(raw).mappings():
+            found, reason = dict(stored), ""
+            for column, convert in converted:
+                try:
+                    found[column.name] = convert(stored[column.name])
+                except schema.UNCONVERTIBLE as error:
+                    del found[column.name]
+                    reason = reason or f"{column.name}: {error}"
+            if reason:
+                return found, reason
+        return None
 
     def _one(
         self,
@@ -458,11 +572,10 @@ class SqlTransaction:
         key: str,
         account: str,
     ) -> _R:
-        with translate_errors(f"reading {kind} {key!r}"):
-            row = self._c.execute(query).mappings().first()
-        if row is None:
+        found = self._fetch(query, f"reading {kind} {key!r}")
+        if not found:
             raise NotFoundError(kind=kind, key=key, account=account)
-        return decode(row)
+        return _decoded(found[:1], decode, query)[0]
 
     def _exists(self, table: sa.Table, account_id: str, key: str, kind: str) -> None:
         query = sa.select(table.c.id).where(
@@ -567,11 +680,13 @@ class SqlTransaction:
             for chunk in _chunks(keys):
                 # by primary key alone (the planner may otherwise pick an
                 # account index and scan the account), the account checked here
+                by_id = query.where(table.c.id.in_(chunk))
+                result = self._c.execute(by_id)
+                with self._converting(by_id):
+                    got = result.all()  # one fetchall, not a fetchone per row
                 found.update(
                     (key, tuple(values))
-                    for key, owner, *values in self._c.execute(
-                        query.where(table.c.id.in_(chunk))
-                    ).all()  # one fetchall, not a fetchone per row
+                    for key, owner, *values in got
                     if owner == account_id
                 )
             missing = [key for key in keys if key not in found]
@@ -727,12 +842,22 @@ class SqlTransaction:
                 query = query.where(table.c.account_id == account_id)
             if for_update:  # in id order, so two lockers never deadlock
                 query = query.order_by(table.c.id).with_for_update(key_share=key_share)
-            with translate_errors(f"reading {kind} {chunk[0]!r}"):
-                result = self._c.execute(query).mappings().all()
+            doing = f"reading {kind} {chunk[0]!r}"
+            try:
+                result = self._fetch(query, doing)
+            except UnreadableRecordError as error:
+                if error.fields["account"] == account_id:
+                    raise
+                # another account's row: never named here, nor read
+                mine = query.where(table.c.account_id == account_id)
+                result = self._fetch(mine, doing)
+            owned = [row for row in result if row["account_id"] == account_id]
             found.update(
-                (row["id"], decode(row))
-                for row in result
-                if row["account_id"] == account_id
+                zip(
+                    (row["id"] for row in owned),
+                    _decoded(owned, decode, query),
+                    strict=True,
+                )
             )
         for key in wanted:
             if key not in found:
@@ -937,22 +1062,9 @@ class SqlTransaction:
         with translate_errors("reading"):
             try:
                 found: Iterable[rows.Row] = self._c.execute(query).mappings().all()
-            except rows.UNREADABLE:  # a column's own conversion (SQLite text)
+            except schema.UNCONVERTIBLE:  # a column's own conversion (SQLite text)
                 found = self._c.execute(query).mappings()  # again, row by row
-            return _due_read(found, lambda n: self._due_keys(query, n))
-
-    def _due_keys(self, query: sa.Select[Any], n: int) -> dict[str, Any]:
-        """The id, account and customer of row *n* of a due walk's *query*,
-        and its ``next_due_at`` unless that cannot be read either."""
-        templates = schema.templates
-        keys = templates.c.id, templates.c.account_id, templates.c.customer_id
-        found = dict(
-            self._c.execute(query.with_only_columns(*keys)).mappings().all()[n]
-        )
-        due = sa.select(templates.c.next_due_at).where(templates.c.id == found["id"])
-        with suppress(*rows.UNREADABLE):
-            found["next_due_at"] = self._c.execute(due).scalar()
-        return found
+            return _due_read(found, lambda: self._unconverted(query))
 
     # -- occurrences ----------------------------------------------------------------
 

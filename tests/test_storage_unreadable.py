@@ -1,0 +1,324 @@
+"""Every stored row that cannot be read raises UnreadableRecordError, naming it.
+
+One row of each table is corrupted with raw SQL (as a hand edit would) and
+the public call that reads it raises the one error, naming the record, its
+account, the column and why: a JSON or text column on SQLite and PostgreSQL,
+and on SQLite also the typed columns it keeps as text (instants, dates,
+amounts), which fail while SQLAlchemy converts the row. Nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+from billing_helpers import World, at, line, make_world
+from recurbill.errors import NotFoundError, UnreadableRecordError
+from recurbill.money import Money
+from recurbill.notify.delivery import deliver_pending
+from recurbill.notify.memory import Outbox
+from recurbill.records import CollectionMethod, PaymentStatus
+from recurbill.storage.engine import create_engine
+from recurbill.storage.sql import SqlStorage
+
+DAY = date(2027, 1, 31)
+NEXT = at(DAY + timedelta(days=1))
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An engine on a new SQLite file or PostgreSQL database (the param)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@attrs.frozen
+class Stored:
+    """A world holding a row of every table, and the ids of those rows."""
+
+    world: World
+    ids: dict[str, str]
+
+    def list_credit_notes(self) -> Any:
+        with self.world.storage.transaction(read_only=True) as tx:
+            return tx.list_credit_notes("fjord")
+
+    def list_refunds(self) -> Any:
+        with self.world.storage.transaction(read_only=True) as tx:
+            return tx.list_refunds("fjord")
+
+
+def _stored(engine: sa.Engine) -> Stored:
+    """Templates run once (paid, declined), a mass payment, a credit note on
+    its paid invoice (credit), a refund, and the e-mails queued for all."""
+    storage = SqlStorage(engine)
+    storage.migrate()
+    world = make_world(storage=storage)
+    kari = world.customer("Kari Nordmann")
+    template = world.template(kari, start=DAY)
+    ola = world.customer("Ola Nordmann", card="pm_card_chargeDeclinedExpiredCard")
+    world.template(ola, start=DAY)
+    per = world.customer("Per Olsen", method=CollectionMethod.SEND_INVOICE)
+    (card,) = (
+        m.id for m in world.billing.overview("fjord", per.id, on=DAY).payment_methods
+    )
+    paid, open_ = (
+        world.billing.record_session(
+            "fjord", per.id, lines=[line()], now=at(DAY - timedelta(days=n))
+        ).invoice.id
+        for n in (2, 1)
+    )
+    world.billing.run(at(DAY))
+    settled = world.billing.mass_pay(
+        "fjord", per.id, [paid], payment_method_id=card, now=at(DAY)
+    )
+    note = world.billing.credit_invoice(
+        "fjord", paid, amount=Money("100", "NOK"), reason="discount", now=at(DAY)
+    )
+    payments = {(p.customer_id, p.status): p.id for p in world.payments()}
+    refund = world.billing.refund(
+        "fjord", payments[kari.id, PaymentStatus.SUCCEEDED], now=at(DAY)
+    )
+    with storage.transaction() as tx:
+        (entry,) = tx.list_credit_entries("fjord", per.id)
+        (receipt,) = tx.list_receipts("fjord", per.id)
+        notification = tx.pending_notifications(limit=1)[0]
+    ids = {
+        "template": template,
+        "customer": per.id,
+        "open": open_,
+        "card": card,
+        "settlement": settled.settlement.id,
+        "mass payment": payments[per.id, PaymentStatus.SUCCEEDED],
+        "declined": payments[ola.id, PaymentStatus.DECLINED],
+        "receipt": receipt.id,
+        "credit note": note.id,
+        "refund": refund.id,
+        "credit entry": entry.id,
+        "notification": notification.id,
+    }
+    return Stored(world=world, ids=ids)
+
+
+def _overview(stored: Stored) -> object:
+    return stored.world.billing.overview("fjord", stored.ids["customer"], on=DAY)
+
+
+def _template_view(stored: Stored) -> object:
+    return stored.world.billing.template_view("fjord", stored.ids["template"])
+
+
+def _pay(stored: Stored) -> object:
+    ids = stored.ids
+    return stored.world.billing.pay(
+        "fjord", ids["open"], payment_method_id=ids["card"], now=NEXT
+    )
+
+
+def _deliver(stored: Stored) -> object:
+    return deliver_pending(stored.world.storage, Outbox(), now=NEXT)
+
+
+@attrs.frozen
+class Case:
+    """A row (its table, the key in ``Stored.ids``), a column set to
+    *value*, the call that reads it, and the kind the error names."""
+
+    table: str
+    row: str
+    column: str
+    value: str
+    read: Callable[[Stored], object]
+    kind: str
+
+
+BOTH = {  # JSON or text columns: bad values on either database
+    "account": Case("accounts", "", "run_time", "noon", _overview, "account"),
+    "customer": Case(
+        "customers", "customer", "collection_method", "often", _overview, "customer"
+    ),
+    "template": Case(
+        "templates", "template", "schedule", "{", _template_view, "template"
+    ),
+    "occurrence": Case(
+        "occurrences", "template", "outcome", "maybe", _template_view, "occurrence"
+    ),
+    "invoice": Case("invoices", "open", "lines", "[{}]", _overview, "invoice"),
+    "payment, by pay": Case(
+        "payments", "mass payment", "invoice_ids", "{", _pay, "payment"
+    ),
+    "payment, by the run's retries": Case(
+        "payments",
+        "declined",
+        "invoice_ids",
+        "[",
+        lambda s: s.world.billing.run(NEXT),
+        "payment",
+    ),
+    "settlement": Case(
+        "settlements",
+        "settlement",
+        "items",
+        '[{"invoice_id": "x"}]',
+        lambda s: s.world.billing.mass_payment("fjord", s.ids["settlement"]),
+        "settlement",
+    ),
+    "receipt": Case("receipts", "receipt", "items", "{", _overview, "receipt"),
+    "credit note": Case(
+        "credit_notes",
+        "credit note",
+        "lines",
+        "null",
+        Stored.list_credit_notes,
+        "credit note",
+    ),
+    "refund": Case(
+        "refunds", "refund", "currency", "ABC", Stored.list_refunds, "refund"
+    ),
+    "credit entry": Case(
+        "credit_entries", "credit entry", "currency", "KR", _overview, "credit entry"
+    ),
+    "notification": Case(
+        "notifications", "notification", "headers", "[1]", _deliver, "notification"
+    ),
+}
+
+SQLITE = {  # typed columns SQLite keeps as text: they fail while converting
+    "template instant": attrs.evolve(
+        BOTH["template"], column="created_at", value="now"
+    ),
+    "occurrence date": attrs.evolve(
+        BOTH["occurrence"], column="on_date", value="2027-02-30"
+    ),
+    "invoice amount": attrs.evolve(BOTH["invoice"], column="total", value="1 000,00"),
+    "invoice date": attrs.evolve(BOTH["invoice"], column="due_date", value="soon"),
+    "payment instant": attrs.evolve(
+        BOTH["payment, by the run's retries"], column="updated_at", value="x"
+    ),
+    "payment amount": attrs.evolve(BOTH["payment, by pay"], column="amount", value="-"),
+    "receipt instant": attrs.evolve(BOTH["receipt"], column="issued_at", value="today"),
+    "credit entry amount": attrs.evolve(
+        BOTH["credit entry"], column="amount", value="lots"
+    ),
+    "notification instant": attrs.evolve(
+        BOTH["notification"], column="created_at", value=""
+    ),
+}
+
+CASES = [
+    *(pytest.param("sqlite", case, id=f"sqlite-{name}") for name, case in BOTH.items()),
+    *(
+        pytest.param("postgresql", case, id=f"postgresql-{name}")
+        for name, case in BOTH.items()
+    ),
+    *(
+        pytest.param("sqlite", case, id=f"sqlite-{name}")
+        for name, case in SQLITE.items()
+    ),
+]
+
+
+def _where(case: Case, stored: Stored) -> tuple[str, dict[str, Any], str]:
+    """The SQL condition of the case's row, its parameters, and its key."""
+    if case.table == "accounts":
+        return "id = :id", {"id": "fjord"}, "fjord"
+    key = stored.ids[case.row]
+    if case.table == "occurrences":
+        return "template_id = :id AND occurrence_index = 0", {"id": key}, f"{key}/0"
+    return "id = :id", {"id": key}, key
+
+
+def _column(engine: sa.Engine, case: Case, where: str, params: dict[str, Any]) -> Any:
+    with engine.connect() as conn:
+        query = sa.text(f"SELECT {case.column} FROM {case.table} WHERE {where}")
+        return conn.execute(query, params).scalar_one()
+
+
+@pytest.mark.parametrize(("engine", "case"), CASES, indirect=["engine"])
+def test_a_row_that_cannot_be_read_raises_naming_it(
+    engine: sa.Engine, case: Case
+) -> None:
+    stored = _stored(engine)
+    where, params, key = _where(case, stored)
+    with engine.begin() as conn:
+        statement = f"UPDATE {case.table} SET {case.column} = :value WHERE {where}"
+        assert (
+            conn.execute(sa.text(statement), {**params, "value": case.value}).rowcount
+            == 1
+        )
+    with pytest.raises(UnreadableRecordError) as raised:
+        case.read(stored)
+    error = raised.value
+    assert (error.fields["kind"], error.fields["key"]) == (case.kind, key)
+    assert error.fields["account"] == "fjord"
+    assert str(error).startswith(
+        f"stored {case.kind} {key!r} of account 'fjord' could not be read "
+        f"({case.column}: "
+    )
+    assert str(error).endswith(
+        "; correct the row to what recurbill writes, or restore it from a backup"
+    )
+    assert _column(engine, case, where, params) == case.value  # left as it is
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_the_run_sets_aside_a_template_whose_customer_cannot_be_read(
+    engine: sa.Engine,
+) -> None:
+    storage = SqlStorage(engine)
+    storage.migrate()
+    world = make_world(storage=storage)
+    kari, ola = world.customer("Kari Nordmann"), world.customer("Ola Nordmann")
+    world.template(kari, start=DAY)
+    bad = world.template(ola, start=DAY)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE customers SET collection_method = 'x' WHERE id = :id"),
+            {"id": ola.id},
+        )
+    (report,) = world.billing.run(at(DAY))
+    assert [line.customer_name for line in report.issued] == ["Kari Nordmann"]
+    (failed,) = report.failed
+    assert (failed.template_id, failed.error) == (bad, "UnreadableRecordError")
+    assert failed.problem.startswith(
+        f"stored customer {ola.id!r} of account 'fjord' could not be read "
+        "(collection_method: 'x' is not a valid CollectionMethod)"
+    )
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_another_accounts_unreadable_row_is_not_found_not_named(
+    engine: sa.Engine,
+) -> None:
+    stored = _stored(engine)
+    invoice = stored.ids["open"]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE invoices SET total = 'x' WHERE id = :id"), {"id": invoice}
+        )
+    stored.world.billing.create_account(
+        account_id="vik",
+        name="Vik Vekst AS",
+        currency="NOK",
+        locale="nb_NO",
+        timezone="Europe/Oslo",
+        summary_email="post@vikvekst.no",
+    )
+    with stored.world.storage.transaction(read_only=True) as tx:
+        with pytest.raises(NotFoundError):
+            tx.get_invoice("vik", invoice)
+        with pytest.raises(UnreadableRecordError):
+            tx.get_invoice("fjord", invoice)
