@@ -893,3 +893,20 @@ def test_paying_again_while_the_first_outcome_is_unknown_never_resends_it() -> N
     assert [i.status for i in world.storage_invoices()] == [InvoiceStatus.PAID]
     assert len([r for r in world.gateway.requests if r.operation == "charge"]) == 1
     assert len(world.gateway.ledger) == 1
+
+
+def test_a_first_card_saved_without_make_default_is_the_default_at_both_ends() -> None:
+    world = make_world()
+    per = world.customer("Per Olsen", card=None)
+    first = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_visa", make_default=False
+    )
+    second = world.billing.save_card(
+        world.account.id, per.id, token="pm_card_mastercard", make_default=False
+    )
+    overview = world.billing.overview(world.account.id, per.id, on=date(2027, 1, 1))
+    assert overview.customer.default_payment_method_id == first.id
+    gateway_customer = overview.customer.gateway_customer_id
+    assert gateway_customer is not None
+    assert world.gateway.default_payment_method(gateway_customer) == first.token
+    assert second.token != first.token

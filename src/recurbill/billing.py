@@ -543,7 +543,7 @@ class Billing:
         method = self._card_stored_as(account_id, customer_id, token)
         if method is None:
             details = self.gateway.attach_payment_method(gateway_customer, token=token)
-            method = self._keep_attached(
+            method, default = self._keep_attached(
                 PaymentMethod(
                     id=self.ids("pm"),
                     account_id=account_id,
@@ -557,8 +557,8 @@ class Billing:
                 make_default=make_default,
             )
         else:  # stored by an earlier call: finish what it left undone
-            method = self._store_card(method, make_default=make_default)
-        if make_default:
+            method, default = self._store_card(method, make_default=make_default)
+        if default:
             self.gateway.set_default_payment_method(
                 gateway_customer, token=method.token
             )
@@ -573,9 +573,10 @@ class Billing:
 
     def _store_card(
         self, method: PaymentMethod, *, make_default: bool
-    ) -> PaymentMethod:
+    ) -> tuple[PaymentMethod, bool]:
         """Store *method* unless the customer has a card with its token; make
-        the stored card the default if asked or if there is none; return it.
+        the stored card the default if asked or if there is none; return it
+        and whether it is the default.
 
         The customer's row is locked first, so two calls saving one token
         store it once.
@@ -594,12 +595,13 @@ class Billing:
                 tx.update_customer(
                     attrs.evolve(customer, default_payment_method_id=stored.id)
                 )
+                default = stored.id
             tx.commit()
-        return stored
+        return stored, default == stored.id
 
     def _keep_attached(
         self, method: PaymentMethod, *, make_default: bool
-    ) -> PaymentMethod:
+    ) -> tuple[PaymentMethod, bool]:
         """Store a card just attached; if that fails, detach it again before
         the error is raised, unless storage shows it stored after all (a
         commit whose answer was lost).
