@@ -242,6 +242,20 @@ def test_a_row_whose_due_instant_reads_oddly_is_set_aside_too(
     assert [line.template_id for line in report.failed] == [ids[1]]
 
 
+@pytest.mark.parametrize("stored_id", ["", "x" * 250])
+def test_a_row_with_an_id_recurbill_never_writes_is_set_aside_too(
+    sqlite_world: tuple[World, sa.Engine], stored_id: str
+) -> None:
+    """The run skips the row by the id it holds, whatever that is."""
+    world, engine = sqlite_world
+    ids = _templates(world)
+    _set(engine, ids[1], "lines", "[{not json")
+    _set(engine, ids[1], "id", stored_id)
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 4
+    assert [line.template_id for line in report.failed] == [stored_id]
+
+
 def test_numbers_follow_due_dates_past_an_unreadable_template(
     world: World, engine: sa.Engine
 ) -> None:

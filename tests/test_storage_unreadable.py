@@ -322,3 +322,34 @@ def test_another_accounts_unreadable_row_is_not_found_not_named(
             tx.get_invoice("vik", invoice)
         with pytest.raises(UnreadableRecordError):
             tx.get_invoice("fjord", invoice)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_run_for_one_account_never_reads_anothers_rows(engine: sa.Engine) -> None:
+    """A run for one account reads only that account's payments (in flight,
+    declined), and a write naming another account's id is NotFoundError:
+    another account's unreadable row neither stops it nor is named."""
+    stored = _stored(engine)
+    with engine.begin() as conn:  # every fjord payment unreadable, in flight
+        conn.execute(
+            sa.text("UPDATE payments SET invoice_ids = '[{bad', status = 'pending'")
+        )
+        conn.execute(sa.text("UPDATE templates SET next_due_at = 'next week'"))
+    world = stored.world
+    vik = world.billing.create_account(
+        account_id="vik",
+        name="Vik Vekst AS",
+        currency="NOK",
+        locale="nb_NO",
+        timezone="Europe/Oslo",
+        summary_email="post@vikvekst.no",
+    )
+    other = attrs.evolve(world, account=vik)
+    other.template(other.customer("Vik Kunde"), start=DAY)
+    (report,) = world.billing.run(NEXT, account_ids=["vik"])
+    assert len(report.issued) == 1
+    with world.storage.transaction(read_only=True) as tx:
+        (mine,) = tx.list_templates("vik")
+    fjords = stored.ids["template"]
+    with world.storage.transaction() as tx, pytest.raises(NotFoundError):
+        tx.update_templates([attrs.evolve(mine, id=fjords)])

@@ -531,8 +531,9 @@ class Billing:
         a detached card cannot be attached again, so the customer saves the
         card anew (a new :meth:`start_card_setup`). It stays attached only if
         storage, read again, holds it after all (a commit whose answer was
-        lost) or the gateway cannot detach it: then a repeat with the same
-        token adopts it.
+        lost), storing only waited too long for a lock (``ConflictError``:
+        nothing was written, and the lock passes), or the gateway cannot
+        detach it: then a repeat with the same token adopts it.
         If the gateway's default cannot be set, the card stays stored (and the
         default in storage) and the error is raised: repeat to finish.
         Stripe's test ids (``pm_card_visa``) make a new card at each attach,

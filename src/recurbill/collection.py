@@ -747,9 +747,13 @@ class Collector:
         """Payments whose outcome is still open: pending, unknown, processing, or
         waiting for the customer's authentication (which may have happened)."""
         with self.storage.transaction() as tx:
-            found = tx.list_payments(statuses=IN_FLIGHT)
-        wanted = set(account_ids) if account_ids is not None else None
-        return [p for p in found if wanted is None or p.account_id in wanted]
+            if account_ids is None:
+                return tx.list_payments(statuses=IN_FLIGHT)
+            return [  # only the run's accounts' rows are read
+                payment
+                for account_id in dict.fromkeys(account_ids)
+                for payment in tx.list_payments(account_id, statuses=IN_FLIGHT)
+            ]
 
     # applying ----------------------------------------------------------
     def apply(
@@ -971,20 +975,20 @@ class Collector:
         declined attempt is the invoice's latest payment, nothing else is in
         flight for the invoice, the invoice is still open and owes something,
         and the customer is still charged automatically. The declines are read
-        once for every account, and their invoices once per account, so the
-        invoices paid since (most of the history) cost one batched read.
+        once per account (only the accounts in *on*: another's rows are never
+        read), and their invoices once per account, so the invoices paid since
+        (most of the history) cost one batched read.
         """
         with self.storage.transaction() as tx:
-            accounts = list(on)
-            declined = (
-                tx.list_payments(accounts[0], statuses=[PaymentStatus.DECLINED])
-                if len(accounts) == 1
-                else tx.list_payments(statuses=[PaymentStatus.DECLINED])
-            )
+            declined = [
+                payment
+                for account_id in on
+                for payment in tx.list_payments(
+                    account_id, statuses=[PaymentStatus.DECLINED]
+                )
+            ]
             candidates: dict[str, dict[str, Payment]] = {}
             for payment in declined:
-                if payment.account_id not in on:
-                    continue
                 if not payment.off_session or payment.settlement_id is not None:
                     continue
                 if (payment.decline_code or payment.error_code) in HARD_DECLINES:

@@ -31,6 +31,7 @@ from recurbill.errors import (
     GatewayError,
     InvalidInputError,
     InvalidInvoiceError,
+    NotFoundError,
     RecurbillError,
     UnreadableRecordError,
 )
@@ -762,7 +763,7 @@ class DailyRun:
             chunk = self._issue_chunk(_Reads(tx), templates, as_of, end)
         account_id = str(error.fields["account"])
         customer_id = name = str(error.fields["customer"])
-        with contextlib.suppress(RecurbillError):
+        with contextlib.suppress(NotFoundError, UnreadableRecordError):
             name = tx.get_customer(account_id, customer_id).name
         tx.commit()
         line = FailedLine(

@@ -419,12 +419,17 @@ class FakeStripe:
         self, match: re.Match[str], form: dict[str, Any]
     ) -> Mapping[str, Any]:
         customer = self._customer(match[1], "customer")
-        data = [
+        every = [
             pm
             for pm in reversed(self.payment_methods.values())
             if pm["customer"] == customer["id"]
-        ][: int(form.get("limit", 10))]
-        return {"object": "list", "data": data, "has_more": False, "url": match[0]}
+        ]
+        after = form.get("starting_after")
+        if after is not None:  # the page after that card, as Stripe pages
+            every = every[[pm["id"] for pm in every].index(after) + 1 :]
+        limit = int(form.get("limit", 10))
+        data, has_more = every[:limit], len(every) > limit
+        return {"object": "list", "data": data, "has_more": has_more, "url": match[0]}
 
     def create_setup_intent(
         self, _: re.Match[str], form: dict[str, Any]

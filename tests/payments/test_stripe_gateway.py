@@ -485,6 +485,32 @@ def test_a_kept_decline_is_not_read_into_a_charge_waiting_again(
     assert (found.decline_code, found.error_code) == (None, None)
 
 
+def test_a_charge_confirmed_again_then_canceled_reports_no_old_decline(
+    gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
+) -> None:
+    """A decline kept by a cancel that failed is cleared by the next cancel
+    once the customer has confirmed the charge again (it waits for them)."""
+    declined = gateway.charge(
+        customer,
+        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
+        amount=Money("10.00", "NOK"),
+        idempotency_key="key-kept-3",
+        off_session=True,
+    )
+    assert declined.charge_id is not None
+    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
+    fake_stripe.fail_next("server_error", path=cancel)
+    with pytest.raises(GatewayUnavailableError):
+        gateway.cancel_charge(declined.charge_id)
+    fake_stripe.intents[declined.charge_id]["status"] = "requires_action"
+    canceled = gateway.cancel_charge(declined.charge_id)
+    assert canceled.status is ChargeStatus.CANCELED
+    assert (canceled.decline_code, canceled.error_code) == (None, None)
+    assert (
+        "recurbill_decline" not in fake_stripe.intents[declined.charge_id]["metadata"]
+    )
+
+
 def test_refunds_carry_their_metadata_and_report_a_later_failure(
     gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
 ) -> None:
@@ -579,3 +605,16 @@ def test_find_customer_searches_by_entries_without_a_backslash(
     assert "account']:'acct\\'s'" in sent  # the quote escaped, as documented
     assert "recurbill_customer" not in sent  # the entry with a backslash
     assert gateway.find_customer(metadata={"recurbill_customer": "cus\\1"}) is None
+
+
+def test_every_card_is_listed_past_the_first_page(
+    gateway: StripeGateway, customer: str
+) -> None:
+    """remove_card checks the list before detaching: a card past the first
+    page of 100 must be in it."""
+    tokens = [
+        gateway.attach_payment_method(customer, token="pm_card_visa").token
+        for _ in range(105)
+    ]
+    listed = [card.token for card in gateway.list_payment_methods(customer)]
+    assert sorted(listed) == sorted(tokens)

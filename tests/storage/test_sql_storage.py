@@ -618,6 +618,30 @@ def test_a_postgres_lock_timeout_is_a_conflict(
             tx.allocate_invoice_numbers("acme", "INV")
 
 
+@pytest.mark.postgres
+def test_a_commit_after_a_failed_postgres_read_refuses(
+    two_postgres: tuple[SqlStorage, SqlStorage],
+) -> None:
+    """A read that failed in the database (here a lock wait that timed out)
+    aborts a PostgreSQL transaction, whose COMMIT would then roll back in
+    silence: the commit says so instead."""
+    first, second = two_postgres
+    with first.transaction() as tx:
+        tx.add_account(make_account("acme"))
+        tx.add_customer(make_customer("cust-1"))
+        tx.commit()
+    with first.transaction() as holder:
+        holder.get_customer("acme", "cust-1", for_update=True)
+        with second.transaction() as tx:
+            tx.add_customer(make_customer("cust-2"))
+            with pytest.raises(ConflictError):
+                tx.get_customer("acme", "cust-1", for_update=True)
+            with pytest.raises(StorageError, match="nothing was committed"):
+                tx.commit()
+    with first.transaction(read_only=True) as tx:
+        assert [c.id for c in tx.list_customers("acme")] == ["cust-1"]
+
+
 def test_a_closed_transaction_cannot_be_used(sqlite_path: Path) -> None:
     with SqlStorage.sqlite(sqlite_path) as storage:
         storage.migrate()

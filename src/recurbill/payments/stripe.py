@@ -309,13 +309,14 @@ class StripeGateway:
         return _card_details(method)
 
     def list_payment_methods(self, customer: str) -> list[CardDetails]:
-        """The customer's cards (up to 100), newest first as Stripe lists them."""
+        """Every card of the customer (a page of 100 at a time), newest first
+        as Stripe lists them."""
         check_id(customer, what="customer")
         with _translated():
             methods = self._v1.customers.payment_methods.list(
                 customer, {"type": "card", "limit": 100}
             )
-        return [_card_details(method) for method in methods.data]
+            return [_card_details(method) for method in methods.auto_paging_iter()]
 
     def detach_payment_method(self, token: str) -> None:
         """Detach a PaymentMethod from its customer."""
@@ -439,14 +440,21 @@ class StripeGateway:
         return _intent_result(intent, _key_of(intent))
 
     def _keep_decline(self, intent: PaymentIntent) -> None:
-        """Write a declined PaymentIntent's decline into its metadata."""
+        """Write a declined PaymentIntent's decline into its metadata; clear
+        one kept earlier from one that is not declined now (confirmed again
+        since, it waits for the customer: a cancel now is no decline)."""
         result = _intent_result(intent, _key_of(intent))
-        if result.status is not ChargeStatus.DECLINED:
+        if result.status is ChargeStatus.DECLINED:
+            codes = {
+                "error_code": result.error_code,
+                "decline_code": result.decline_code,
+            }
+            kept = json.dumps(codes, sort_keys=True)
+        elif _metadata_of(intent).get(_DECLINE_KEY):
+            kept = ""  # Stripe removes a key set to the empty string
+        else:
             return
-        decline = {"error_code": result.error_code, "decline_code": result.decline_code}
-        params: PaymentIntentUpdateParams = {
-            "metadata": {_DECLINE_KEY: json.dumps(decline, sort_keys=True)}
-        }
+        params: PaymentIntentUpdateParams = {"metadata": {_DECLINE_KEY: kept}}
         with _translated():  # setting a value: safe to repeat, no key needed
             self._v1.payment_intents.update(intent.id, params)
 

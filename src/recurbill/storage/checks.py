@@ -31,6 +31,7 @@ __all__ = [
     "positive",
     "record",
     "records",
+    "stored_ids",
     "text",
     "unlocked",
     "writes",
@@ -162,6 +163,22 @@ def ids(name: str, values: object) -> list[str]:
             allowed=f"give a sequence (list or tuple) of {name}",
         )
     return [text(name, value) for value in values]
+
+
+def stored_ids(name: str, values: object) -> list[str]:
+    """*values* as a list, if they are a sequence of strings: ids as stored,
+    which a row recurbill did not write may hold even when :func:`ids` would
+    refuse them (empty, too long)."""
+    if (
+        isinstance(values, (str, bytes))
+        or not isinstance(values, Sequence)
+        or not all(isinstance(value, str) for value in values)
+    ):
+        raise InvalidInputError(
+            problem=f"{name}={values!r}",
+            allowed=f"give a sequence (list or tuple) of strings as {name}",
+        )
+    return list(values)
 
 
 def positive(name: str, value: object) -> int:

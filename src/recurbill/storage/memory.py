@@ -70,6 +70,7 @@ from recurbill.storage.checks import payment_statuses as _payment_statuses
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
+from recurbill.storage.checks import stored_ids as _stored_ids
 from recurbill.storage.checks import text as _text
 from recurbill.storage.checks import unlocked as _unlocked
 from recurbill.storage.checks import writes
@@ -465,7 +466,7 @@ class _MemoryTransaction:
         _positive("limit", limit)
         accounts = _account_ids(account_ids)
         start = _due_after(after)
-        skipped = set(_ids("skip_ids", skip_ids))
+        skipped = set(_stored_ids("skip_ids", skip_ids))
         due = [
             template
             for template in self._s.templates.values()

@@ -78,6 +78,7 @@ from recurbill.storage.checks import payment_statuses as _payment_statuses
 from recurbill.storage.checks import positive as _positive
 from recurbill.storage.checks import record as _record
 from recurbill.storage.checks import records as _records
+from recurbill.storage.checks import stored_ids as _stored_ids
 from recurbill.storage.checks import text as _text
 from recurbill.storage.checks import unlocked as _unlocked
 from recurbill.storage.checks import writes
@@ -444,6 +445,13 @@ class SqlStorage:
             self._owner.busy = False
 
 
+def _aborted(conn: sa.Connection) -> bool:
+    """Whether *conn*'s PostgreSQL transaction failed (psycopg's INERROR)."""
+    raw = conn.connection.dbapi_connection
+    status = getattr(getattr(raw, "info", None), "transaction_status", None)
+    return getattr(status, "name", "") == "INERROR"
+
+
 def _read_only(conn: sa.Connection, *, sqlite: bool) -> None:
     """Begin *conn*'s transaction as one that only reads a snapshot."""
     if sqlite:  # the begin hook emits a deferred BEGIN for this option
@@ -512,6 +520,13 @@ class SqlTransaction:
             with self._converting(query):
                 return result.all()
 
+    def _rows(self, query: sa.Select[Any]) -> Sequence[Any]:
+        """Every row of *query* in one fetch (not a fetchone per row); a
+        column that cannot be converted raises UnreadableRecordError."""
+        result = self._c.execute(query)
+        with self._converting(query):
+            return result.all()
+
     @contextmanager
     def _converting(self, query: sa.Select[Any]) -> Iterator[None]:
         """Fetching the rows of *query*: a column whose stored text its type
@@ -533,11 +548,13 @@ class SqlTransaction:
         only after a fetch failed.
         """
         table, dialect = _table(query), self._c.dialect
+        selected = {column.name for column in query.selected_columns}
         keys = [column for column in table.columns if column.name in _KEYS]
         converted = [
             (column, convert)
             for column in table.columns
-            if column.name not in _KEYS
+            if column.name in selected
+            and column.name not in _KEYS
             and (
                 convert := column.type.dialect_impl(dialect).result_processor(
                     dialect, None
@@ -681,9 +698,13 @@ class SqlTransaction:
                 # by primary key alone (the planner may otherwise pick an
                 # account index and scan the account), the account checked here
                 by_id = query.where(table.c.id.in_(chunk))
-                result = self._c.execute(by_id)
-                with self._converting(by_id):
-                    got = result.all()  # one fetchall, not a fetchone per row
+                try:
+                    got = self._rows(by_id)
+                except UnreadableRecordError as error:
+                    if error.fields["account"] == account_id:
+                        raise
+                    # another account's row: never named here, nor read
+                    got = self._rows(by_id.where(table.c.account_id == account_id))
                 found.update(
                     (key, tuple(values))
                     for key, owner, *values in got
@@ -713,8 +734,19 @@ class SqlTransaction:
             raise NotFoundError(kind=kind, key=row["id"], account=row["account_id"])
 
     def commit(self) -> None:
-        """Make every write so far durable; later writes need another commit."""
+        """Make every write so far durable; later writes need another commit.
+
+        On PostgreSQL a statement that failed outside a write call (a read
+        that timed out, say) aborts the transaction, and a COMMIT then rolls
+        it back without a word: that raises StorageError here instead.
+        """
         conn = self._c
+        if _aborted(conn):
+            raise StorageError(
+                problem="a statement of this transaction failed, so PostgreSQL "
+                "rolled it back: nothing was committed",
+                allowed="do the work again in a new transaction",
+            )
         with translate_errors("committing"):
             conn.commit()
 
@@ -1040,7 +1072,7 @@ class SqlTransaction:
         _positive("limit", limit)
         accounts = _account_ids(account_ids)
         start = _due_after(after)
-        skipped = _ids("skip_ids", skip_ids)
+        skipped = _stored_ids("skip_ids", skip_ids)
         templates = schema.templates
         due, key = templates.c.next_due_at, templates.c.id
         query = sa.select(templates).where(
