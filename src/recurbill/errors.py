@@ -295,6 +295,8 @@ class UnreadableRecordError(StorageError):
     :attr:`read` holds the chunk's templates before it. The daily run reports
     such a template, or one whose customer cannot be read, and goes on past
     it; any other row the run cannot read stops it with this error.
+    ``deliver_pending`` sets aside an outbox message that cannot be read
+    (``key`` is its id) and sends the others.
     """
 
     template = (

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from smtp_servers import Collector, Server, free_port, serve
 
-from recurbill.errors import DeliveryError, InvalidInputError
+from recurbill.errors import DeliveryError, InvalidInputError, UnreadableRecordError
 from recurbill.notify.delivery import FAILURES_IN_A_ROW, deliver_pending, message_of
 from recurbill.notify.memory import Outbox
 from recurbill.notify.message import Message
@@ -389,3 +391,43 @@ def test_a_refused_sender_or_login_counts_one_attempt_not_all() -> None:
     assert {n.attempts for n in stored(storage).values()} == {1}
     fixed = deliver_pending(storage, Outbox(), now=T0, max_attempts=10)
     assert fixed.sent == ("ntf_001", "ntf_002")  # nothing was thrown away
+
+
+class _Unskippable:
+    """An outbox whose reads raise UnreadableRecordError with *fields*,
+    whatever they are asked to skip (an adapter that cannot leave the row out)."""
+
+    def __init__(self, **fields: object) -> None:
+        self.fields = fields
+        self.reads = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[_Unskippable]:
+        yield self
+
+    def pending_notifications(
+        self, *, limit: int = 100, skip_ids: Sequence[str] = ()
+    ) -> list[Notification]:
+        self.reads += 1
+        if self.reads > 2:
+            return []  # a caller that loops on: the test fails, not hangs
+        raise UnreadableRecordError(account="acme", reason="headers: x", **self.fields)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "notification", "key": "ntf_001"},  # left out, read again
+        {"kind": "notification", "key": None},  # no id to leave out
+        {"kind": "account", "key": "acme"},  # not an outbox message
+    ],
+)
+def test_an_unreadable_row_that_skipping_cannot_pass_raises(
+    fields: dict[str, object],
+) -> None:
+    storage = _Unskippable(**fields)
+    outbox = Outbox()
+    with pytest.raises(UnreadableRecordError) as raised:
+        deliver_pending(storage, outbox, now=T0)  # type: ignore[arg-type]
+    assert raised.value.fields == {"account": "acme", "reason": "headers: x", **fields}
+    assert outbox.sent == ()

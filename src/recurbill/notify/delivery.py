@@ -11,7 +11,11 @@ what is queued, outside any transaction, and records the outcome:
   good (a :class:`~recurbill.errors.DeliveryError` with ``permanent=True``
   that names its ``recipients``: the mailbox does not exist) is not retried:
   it uses up the attempts at once. A permanent error of the server or its
-  settings (a refused sender or login) counts as one attempt, like any other.
+  settings (a refused sender or login) counts as one attempt, like any other;
+* unreadable: a stored message that cannot be read back (its row was changed
+  by hand into what recurbill never writes) is set aside for the call and
+  reported; the others are sent, and the row is left as it is, to be sent by
+  the first call after it is corrected.
 
 Delivery is *at least once*: if the process dies between the SMTP server's
 "250 OK" and the write that records it, the next call sends that message
@@ -30,7 +34,12 @@ from email.utils import format_datetime
 
 import attrs
 
-from recurbill.errors import DeliveryError, InvalidInputError, RecurbillError
+from recurbill.errors import (
+    DeliveryError,
+    InvalidInputError,
+    RecurbillError,
+    UnreadableRecordError,
+)
 from recurbill.notify.protocol import Message, Notifier, OutboxStorage
 from recurbill.records import Notification, NotificationStatus
 
@@ -49,6 +58,10 @@ class DeliveryResult:
     """Tried now and recorded as ``FAILED`` (retried by a later call)."""
     given_up: tuple[str, ...] = ()
     """Left alone: they already failed ``max_attempts`` times."""
+    unreadable: tuple[str, ...] = ()
+    """Left alone: stored rows that cannot be read back (ids as stored). Never
+    sent and not changed: correct each row (or restore it from a backup) and
+    a later call sends it."""
 
     @property
     def attempted(self) -> int:
@@ -97,25 +110,50 @@ def _check(now: object, limit: object, max_attempts: object) -> None:
             )
 
 
-def _due(
-    storage: OutboxStorage, limit: int, max_attempts: int
-) -> tuple[list[Notification], list[Notification]]:
-    """Up to *limit* sendable messages, and the given-up ones read on the way.
+@attrs.frozen
+class _Due:
+    """What one read of the outbox found (see :func:`_due`)."""
+
+    due: list[Notification]
+    given_up: list[Notification]
+    unreadable: list[str]
+
+
+def _due(storage: OutboxStorage, limit: int, max_attempts: int) -> _Due:
+    """Up to *limit* sendable messages, the given-up ones read on the way, and
+    the ids of the rows that could not be read.
 
     Messages that exhausted their attempts stay in the pending list of the
     storage port, so the read widens until it has *limit* sendable ones or
-    has seen every unsent message: they can never block the queue.
+    has seen every unsent message: they can never block the queue. Nor can a
+    row that cannot be read: the read is made again without it.
     """
     fetch = limit
+    unreadable: list[str] = []
     with storage.transaction() as tx:
         while True:
-            batch = tx.pending_notifications(limit=fetch)
+            try:
+                batch = tx.pending_notifications(limit=fetch, skip_ids=unreadable)
+            except UnreadableRecordError as error:
+                unreadable.append(_skippable(error, unreadable))
+                continue
             unsent = [n for n in batch if n.status is not NotificationStatus.SENT]
             due = [n for n in unsent if n.attempts < max_attempts]
             if len(due) >= limit or len(batch) < fetch:
                 given_up = [n for n in unsent if n.attempts >= max_attempts]
-                return due[:limit], given_up
+                return _Due(due[:limit], given_up, unreadable)
             fetch *= 2
+
+
+def _skippable(error: UnreadableRecordError, skipped: list[str]) -> str:
+    """The id of the notification *error* could not read, to skip it; the
+    error itself if it names none that a read could leave out."""
+    key = error.fields.get("key")
+    if error.fields.get("kind") != "notification" or not isinstance(key, str):
+        raise error
+    if key in skipped:
+        raise error  # left out, yet read again: skipping cannot get past it
+    return key
 
 
 FAILURES_IN_A_ROW = 5
@@ -123,11 +161,19 @@ FAILURES_IN_A_ROW = 5
 
 
 def _still_due(
-    storage: OutboxStorage, notification: Notification, max_attempts: int
+    storage: OutboxStorage,
+    notification: Notification,
+    max_attempts: int,
+    unreadable: list[str],
 ) -> Notification | None:
-    """The message as stored now, if nobody sent it or gave up on it meanwhile."""
+    """The message as stored now, if nobody sent it or gave up on it meanwhile
+    and its row can still be read (else its id joins *unreadable*)."""
     with storage.transaction() as tx:
-        current = tx.get_notification(notification.account_id, notification.id)
+        try:
+            current = tx.get_notification(notification.account_id, notification.id)
+        except UnreadableRecordError:  # changed by hand since it was read
+            unreadable.append(notification.id)
+            return None
     if current.status is NotificationStatus.SENT or current.attempts >= max_attempts:
         return None
     return current
@@ -189,16 +235,23 @@ def deliver_pending(
     message then stays queued and is sent again). Messages that failed
     *max_attempts* times are left alone. After :data:`FAILURES_IN_A_ROW`
     failed sends in a row the call stops; the rest wait for the next call.
+
+    A stored message that cannot be read back
+    (:class:`~recurbill.errors.UnreadableRecordError`) does not stop the
+    others: it is never sent nor changed, and its id is reported in
+    :attr:`DeliveryResult.unreadable`, by every call until the row is
+    corrected (or restored from a backup); the first call after that sends it.
     """
     _check(now, limit, max_attempts)
-    due, given_up = _due(storage, limit, max_attempts)
+    read = _due(storage, limit, max_attempts)
+    unreadable = read.unreadable
     sent: list[str] = []
     failed: list[str] = []
     in_a_row = 0
-    for queued in due:
+    for queued in read.due:
         if in_a_row >= FAILURES_IN_A_ROW:
             break
-        notification = _still_due(storage, queued, max_attempts)
+        notification = _still_due(storage, queued, max_attempts, unreadable)
         if notification is None:
             continue
         error: str | None = None
@@ -227,5 +280,6 @@ def deliver_pending(
     return DeliveryResult(
         sent=tuple(sent),
         failed=tuple(failed),
-        given_up=tuple(n.id for n in given_up),
+        given_up=tuple(n.id for n in read.given_up),
+        unreadable=tuple(unreadable),
     )

@@ -13,6 +13,7 @@ every ``Storage`` satisfies it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -39,8 +40,11 @@ class OutboxTransaction(Protocol):
     def commit(self) -> None:
         """Make the writes of this transaction durable."""
 
-    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
-        """Messages not sent yet (pending or failed), oldest first."""
+    def pending_notifications(
+        self, *, limit: int = 100, skip_ids: Sequence[str] = ()
+    ) -> list[Notification]:
+        """Messages not sent yet (pending or failed), oldest first, none of
+        ``skip_ids``; a row that cannot be read raises ``UnreadableRecordError``."""
 
     def get_notification(
         self, account_id: str, notification_id: str, *, for_update: bool = False

@@ -951,12 +951,20 @@ class _MemoryTransaction:
                 self._new_id(self._s.notifications, "notification", notification.id)
                 self._put(self._s.notifications, notification.id, notification)
 
-    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
-        """Messages not sent yet (pending or failed), oldest first."""
+    def pending_notifications(
+        self, *, limit: int = 100, skip_ids: Sequence[str] = ()
+    ) -> list[Notification]:
+        """Messages not sent yet (pending or failed), oldest first, none of
+        ``skip_ids``."""
         self._check_open()
         _positive("limit", limit)
+        skipped = set(_stored_ids("skip_ids", skip_ids))
         unsent = (NotificationStatus.PENDING, NotificationStatus.FAILED)
-        found = [n for n in self._s.notifications.values() if n.status in unsent]
+        found = [
+            n
+            for n in self._s.notifications.values()
+            if n.status in unsent and n.id not in skipped
+        ]
         return sorted(found, key=lambda n: (n.created_at, n.id))[:limit]
 
     def get_notification(

@@ -330,8 +330,18 @@ class Transaction(Protocol):
     def add_notifications(self, notifications: Sequence[Notification]) -> None:
         """Queue outbox messages (sent after commit)."""
 
-    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
-        """Messages not sent yet (pending or failed), oldest first."""
+    def pending_notifications(
+        self, *, limit: int = 100, skip_ids: Sequence[str] = ()
+    ) -> list[Notification]:
+        """Up to ``limit`` messages not sent yet (pending or failed), oldest
+        first, none of ``skip_ids`` (ids as stored: delivery's unreadable ones).
+
+        A backend that stores rows raises
+        :class:`~recurbill.errors.UnreadableRecordError` for a row it cannot
+        read back as a message (``key`` is its id), so the caller can ask
+        again with that id in ``skip_ids``. ``InMemoryStorage`` keeps the
+        records themselves and never raises it.
+        """
 
     def get_notification(
         self, account_id: str, notification_id: str, *, for_update: bool = False

@@ -1552,17 +1552,24 @@ class SqlTransaction:
             self._need_accounts(accounts)
             self._bulk["notifications"].run(conn, encoded)
 
-    def pending_notifications(self, *, limit: int = 100) -> list[Notification]:
-        """Messages not sent yet (pending or failed), oldest first."""
+    def pending_notifications(
+        self, *, limit: int = 100, skip_ids: Sequence[str] = ()
+    ) -> list[Notification]:
+        """Messages not sent yet (pending or failed), oldest first, none of
+        ``skip_ids``.
+
+        A row that cannot be read raises :class:`UnreadableRecordError`
+        (``key`` is its id); asked again with that id in ``skip_ids``, the
+        read returns the others in the same order.
+        """
         _positive("limit", limit)
+        skipped = _stored_ids("skip_ids", skip_ids)
         notes = schema.notifications
         unsent = [NotificationStatus.PENDING.value, NotificationStatus.FAILED.value]
-        query = (
-            sa.select(notes)
-            .where(notes.c.status.in_(unsent))
-            .order_by(notes.c.created_at, notes.c.id)
-            .limit(limit)
-        )
+        query = sa.select(notes).where(notes.c.status.in_(unsent))
+        if skipped:
+            query = query.where(notes.c.id.not_in(sorted(set(skipped))))
+        query = query.order_by(notes.c.created_at, notes.c.id).limit(limit)
         return self._all(query, rows.decode_notification)
 
     def get_notification(

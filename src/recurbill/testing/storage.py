@@ -2268,6 +2268,34 @@ class StorageContract:
             assert _ids(tx.pending_notifications(limit=2)) == ["n-early", "n-mid"]
             assert _ids(tx.pending_notifications(limit=1)) == ["n-early"]
 
+    def test_pending_notifications_leave_out_the_ids_to_skip(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        _add(
+            storage,
+            *(
+                make_notification(f"n-{n}", created_at=_T0 + timedelta(minutes=n))
+                for n in range(4)
+            ),
+            make_notification(
+                "n-beta", account_id="beta", created_at=_T0 - timedelta(minutes=1)
+            ),
+        )
+        with storage.transaction() as tx:
+            every = _ids(tx.pending_notifications())
+            assert every == ["n-beta", "n-0", "n-1", "n-2", "n-3"]
+            skipped = tx.pending_notifications(skip_ids=["n-1", "n-beta", "nope"])
+            assert _ids(skipped) == ["n-0", "n-2", "n-3"]
+            first = tx.pending_notifications(skip_ids=("n-beta", "n-0"), limit=2)
+            assert _ids(first) == ["n-1", "n-2"]  # the limit counts what is returned
+            assert _ids(tx.pending_notifications(skip_ids=[])) == every
+            odd = ["", "x" * 300]  # ids a row recurbill did not write may hold
+            assert _ids(tx.pending_notifications(skip_ids=odd)) == every
+            for bad in ("n-1", ["n-1", None], 7):
+                with pytest.raises(InvalidInputError, match="skip_ids"):
+                    tx.pending_notifications(skip_ids=bad)  # type: ignore[arg-type]
+
     def test_sent_notification_leaves_the_queue(self, storage: Storage) -> None:
         _world(storage)
         _add(storage, make_notification("note-1"))
