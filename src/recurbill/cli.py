@@ -237,16 +237,31 @@ def _run(args: argparse.Namespace) -> int:
     as_of = args.as_of or datetime.now(timezone.utc)
     with _storage(url) as storage:
         try:
-            return _daily(storage, gateway, as_of)
+            status = _daily(storage, gateway, as_of)
         finally:  # a run stopped by the gateway still queued its e-mail
-            if notifier is not None:
-                from recurbill.notify.delivery import deliver_pending
+            if notifier is not None and not _deliver(storage, notifier, as_of):
+                status = 1
+        return status
 
-                delivered = deliver_pending(storage, notifier, now=as_of, limit=10_000)
-                print(
-                    f"e-mail: {len(delivered.sent)} sent, {len(delivered.failed)} "
-                    "failed (kept in the outbox for the next run)"
-                )
+
+def _deliver(storage: SqlStorage, notifier: Notifier, as_of: datetime) -> bool:
+    """Send the outbox and print what happened; False if a message's stored
+    row could not be read (it stays queued, unsent, and is named on stderr)."""
+    from recurbill.notify.delivery import deliver_pending
+
+    delivered = deliver_pending(storage, notifier, now=as_of, limit=10_000)
+    print(
+        f"e-mail: {len(delivered.sent)} sent, {len(delivered.failed)} "
+        "failed (kept in the outbox for the next run)"
+    )
+    for key in delivered.unreadable:
+        print(
+            f"recurbill: outbox message {key!r} could not be read and was not "
+            "sent; correct its row to what recurbill writes, or restore it from "
+            "a backup, and the next run sends it",
+            file=sys.stderr,
+        )
+    return not delivered.unreadable
 
 
 def _dry_run(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -199,3 +201,39 @@ def test_a_stopped_run_counts_the_charges_it_left_and_notes_what_failed(
         ]
     assert "Kortbetalinger (3)" in summary
     assert "Ikke sendt ennå (3)" in summary
+
+
+def test_a_message_that_cannot_be_read_is_named_and_the_run_fails(
+    tmp_path: Path, smtp_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _database(tmp_path)
+    assert main(["run", "--db", url, "--as-of", "2027-01-31T07:00:00+01:00"]) == 0
+    with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
+        oldest = tx.pending_notifications(limit=1)[0].id
+    path = str(tmp_path / "billing.sqlite3")
+    with closing(sqlite3.connect(path)) as db, db:  # a hand edit
+        db.execute("UPDATE notifications SET headers = '[' WHERE id = ?", (oldest,))
+    capsys.readouterr()
+    deliver = [
+        *("run", "--db", url, "--as-of", "2027-01-31T08:00:00+01:00"),
+        *("--smtp", f"{smtp_server.host}:{smtp_server.port}"),
+        *("--smtp-sender", "faktura@fjordfysio.no", "--smtp-security", "none"),
+    ]
+
+    assert main(deliver) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == (
+        "e-mail: 1 sent, 0 failed (kept in the outbox for the next run)"
+    )
+    assert captured.err == (
+        f"recurbill: outbox message {oldest!r} could not be read and was not "
+        "sent; correct its row to what recurbill writes, or restore it from a "
+        "backup, and the next run sends it\n"
+    )
+    assert len(smtp_server.collector.received) == 1
+
+    with closing(sqlite3.connect(path)) as db, db:  # corrected
+        db.execute("UPDATE notifications SET headers = '{}' WHERE id = ?", (oldest,))
+    assert main(deliver) == 0
+    assert "e-mail: 1 sent, 0 failed" in capsys.readouterr().out
+    assert len(smtp_server.collector.received) == 2
