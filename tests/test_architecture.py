@@ -31,10 +31,13 @@ LAYERS = {
     "mass_payment": 8,
     "corrections": 8,
     "credit": 8,
-    "billing": 9,
-    "testing": 10,
-    "demo": 11,
-    "cli": 12,
+    "customers": 8,
+    "accounts": 9,
+    "cards": 9,
+    "billing": 10,
+    "testing": 11,
+    "demo": 12,
+    "cli": 13,
 }
 CORE_TOP = 4  # an adapter may import the core up to records (and notify.message)
 MAY_IMPORT_ADAPTERS = {"testing", "demo", "cli"}

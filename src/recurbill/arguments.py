@@ -1,7 +1,8 @@
 """Argument checks shared by the service modules.
 
 Each returns the checked value or raises an
-:class:`~recurbill.errors.InvalidInputError` that names what was wrong and
+:class:`~recurbill.errors.InvalidInputError` (for a setting a record keeps,
+:class:`~recurbill.errors.InvalidRecordError`) that names what was wrong and
 what is allowed.
 """
 
@@ -11,11 +12,13 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
 import attrs
+from babel import Locale, UnknownLocaleError
 
 from recurbill.errors import (
     CurrencyMismatchError,
     InvalidInputError,
     InvalidInvoiceError,
+    InvalidRecordError,
     VatCategoryError,
 )
 from recurbill.invoice import AllowanceCharge, InvoiceLine, allowance_charge_amount
@@ -27,6 +30,7 @@ __all__ = [
     "aware",
     "caller_key",
     "check_allowance_charges",
+    "check_locale",
     "day",
     "invoice_lines",
     "positive_money",
@@ -57,6 +61,17 @@ def to_collection_method(value: object) -> CollectionMethod:
         raise InvalidInputError(
             problem=f"collection method {value!r}",
             allowed="'charge_automatically' or 'send_invoice'",
+        ) from None
+
+
+def check_locale(locale: str) -> None:
+    """Refuse an unknown locale (InvalidRecordError)."""
+    try:
+        Locale.parse(locale)
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise InvalidRecordError(
+            problem=f"locale {locale!r} is unknown",
+            allowed="give a locale such as 'nb_NO', 'sv_SE', 'is_IS' or 'en_GB'",
         ) from None
 
 

@@ -18,38 +18,32 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-from babel import Locale, UnknownLocaleError
 
+from recurbill.accounts import Accounts
 from recurbill.arguments import (
     allowance_charges,
     aware,
     caller_key,
     day,
     invoice_lines,
-    to_collection_method,
 )
+from recurbill.cards import Cards
 from recurbill.collection import (
-    NO_OUTCOME,
     ONE_INVOICE_ADVICE,
-    RECEIPT_SERIES,
     Collector,
     RetryPolicy,
     check_chargeable,
     local_date,
     paying,
 )
-from recurbill.corrections import CREDIT_NOTE_SERIES, Corrections
+from recurbill.corrections import Corrections
 from recurbill.credit import Credits
+from recurbill.customers import Customers
 from recurbill.daily import (
     DailyRun,
     build_invoice,
@@ -60,11 +54,9 @@ from recurbill.daily import (
 )
 from recurbill.errors import (
     ConflictError,
-    FixedSettingError,
     GatewayAuthenticationError,
     GatewayUnavailableError,
     InvalidInputError,
-    InvalidRecordError,
     InvalidScheduleError,
     NotFoundError,
     StateError,
@@ -72,11 +64,9 @@ from recurbill.errors import (
 from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
-from recurbill.money import Currency, Money, as_currency
-from recurbill.payments import check_customer
+from recurbill.money import Currency, Money
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
-    CUSTOMER_METADATA_KEY,
     PAYMENT_METADATA_KEY,
     REFUND_METADATA_KEY,
     CardSetup,
@@ -100,7 +90,7 @@ from recurbill.records import (
     TemplateStatus,
     due_instant,
 )
-from recurbill.references import ReferenceMethod, ReferenceScheme
+from recurbill.references import ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME, Period, Schedule
 from recurbill.settlement import AllocationResult, SettlementPlan
 from recurbill.storage.protocol import Storage, Transaction
@@ -145,6 +135,9 @@ class Billing:
     _mass: MassPayment = attrs.field(init=False)
     _corrections: Corrections = attrs.field(init=False)
     _credits: Credits = attrs.field(init=False)
+    _accounts: Accounts = attrs.field(init=False)
+    _customers: Customers = attrs.field(init=False)
+    _cards: Cards = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._collector = Collector(
@@ -158,6 +151,11 @@ class Billing:
             self.storage, self.gateway, self._collector, self.ids
         )
         self._credits = Credits(self.storage, self.ids)
+        self._accounts = Accounts(self.storage, self.ids)
+        self._customers = Customers(self.storage, self.gateway, self.ids)
+        self._cards = Cards(
+            self.storage, self.gateway, self._collector, self._customers, self.ids
+        )
 
     # accounts and customers -----------------------------------------------
     def create_account(
@@ -177,44 +175,22 @@ class Billing:
     ) -> Account:
         """Create the business that bills; validates its zone, locale and series.
 
-        ``rounding`` is the :mod:`decimal` rounding mode of its invoice amounts
-        (line amounts, percentages and VAT): half-up unless given, such as
-        ``decimal.ROUND_HALF_EVEN``; another value raises
-        :class:`~recurbill.errors.InvalidRecordError`.
-
-        ``reference_scheme`` is how its invoice numbers become payment
-        references, as its bank agreement says: a KID (MOD10 or MOD11) for
-        NOK, an OCR number (with or without length digit) for SEK, each with
-        an optional fixed length. Left out (None), it is the currency's
-        default (:meth:`ReferenceScheme.default_for`); a scheme the currency
-        does not use raises :class:`~recurbill.errors.InvalidRecordError`.
+        Its rounding mode and payment-reference scheme: see
+        :meth:`Accounts.create_account`.
         """
-        _check_settings(
-            timezone=timezone,
-            locale=locale,
-            run_time=run_time,
-            invoice_series=invoice_series,
-        )
-        chosen = {}  # left out: the Account's default for its currency
-        if reference_scheme is not None:
-            chosen["reference_scheme"] = reference_scheme
-        account = Account(
-            id=account_id or self.ids("acct"),
+        return self._accounts.create_account(
             name=name,
-            currency=as_currency(currency),
+            currency=currency,
+            summary_email=summary_email,
             locale=locale,
             timezone=timezone,
             run_time=run_time,
             payment_terms_days=payment_terms_days,
             invoice_series=invoice_series,
-            summary_email=summary_email,
+            account_id=account_id,
             rounding=rounding,
-            **chosen,
+            reference_scheme=reference_scheme,
         )
-        with self.storage.transaction() as tx:
-            tx.add_account(account)
-            tx.commit()
-        return account
 
     def add_customer(
         self,
@@ -230,106 +206,23 @@ class Billing:
     ) -> Customer:
         """Add a customer, then create it at the gateway.
 
-        The customer is stored first; then the gateway customer is created
-        with an idempotency key derived from the customer's id, and its id is
-        stored. So no failure leaves a gateway customer recurbill does not
-        know of: if the gateway call or the last write fails, the error is
-        raised and the customer stays stored without a gateway customer. To
-        finish it, call ``add_customer`` again with the same ``customer_id``
-        and arguments, or go on: :meth:`start_card_setup` and
-        :meth:`save_card` create it first. The same key makes the gateway
-        return the customer it made for the lost answer while the gateway
-        remembers the key (Stripe: 24 hours); to find it later too, a repeat
-        first looks for a gateway customer with this customer's metadata
-        (:meth:`~recurbill.payments.protocol.PaymentGateway.find_customer`).
-        Pass your own ``customer_id`` to make this call safe to repeat.
-
-        A call for a ``customer_id`` that exists repeats the one that added
-        it, and returns the customer as it is now, when its arguments are
-        those it was added with (``locale`` left out means the account's,
-        even once the account's changes), or its name, e-mail address,
-        locale and collection method as they are now. So a repeat after
-        :meth:`change_customer` or :meth:`set_collection_method` returns the
-        changed customer and undoes nothing. Other details are another
-        customer: :class:`~recurbill.errors.ConflictError` names the ones
-        that differ, and nothing changes. (A customer stored before schema
-        version 6 is known by its details as they are now only.)
+        What a failure leaves and how a repeat (the same ``customer_id``)
+        finishes it: see :meth:`Customers.add_customer`.
         """
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-        chosen_locale = locale or account.locale
-        _check_locale(chosen_locale)
-        customer = Customer(
-            id=customer_id or self.ids("cus"),
-            account_id=account_id,
+        return self._customers.add_customer(
+            account_id,
             name=name,
             email=email,
-            locale=chosen_locale,
-            collection_method=to_collection_method(collection_method),
+            locale=locale,
+            collection_method=collection_method,
+            customer_id=customer_id,
         )
-        customer = attrs.evolve(customer, added_with=_added_with(customer, locale))
-        check_customer(email=email, name=name)  # as the gateway will, first
-        try:
-            with self.storage.transaction() as tx:
-                stored = _stored_customer(tx, account_id, customer.id)
-                if stored is None:
-                    tx.add_customer(customer)
-                    tx.commit()
-        except ConflictError:  # added by another call meanwhile
-            stored = self._customer(account_id, customer.id)
-        if stored is not None:
-            _refuse_another(stored, customer)
-            customer = stored
-        return self._with_gateway_customer(customer, look_up=stored is not None)
-
-    def _with_gateway_customer(
-        self, customer: Customer, *, look_up: bool = True
-    ) -> Customer:
-        """*customer* with its gateway customer, created now if it has none.
-
-        With *look_up* (an earlier call may have created it, its answer
-        lost), the gateway is first asked for a customer carrying this one's
-        metadata: the idempotency key, derived from the stored customer,
-        returns the same one only while the gateway remembers it (Stripe: 24
-        hours). Stripe's search is eventually consistent (a minute, an hour
-        in an outage): this narrows the window for a second gateway
-        customer, it does not guarantee there is none.
-        """
-        if customer.gateway_customer_id is not None:
-            return customer
-        metadata = {
-            CUSTOMER_METADATA_KEY: customer.id,
-            ACCOUNT_METADATA_KEY: customer.account_id,
-        }
-        gateway_id = (
-            self.gateway.find_customer(metadata=metadata) if look_up else None
-        ) or self.gateway.create_customer(
-            email=customer.email,
-            name=customer.name,
-            metadata=metadata,
-            idempotency_key="recurbill-"
-            + derived_id("gcus", customer.account_id, customer.id),
-        )
-        with self.storage.transaction() as tx:
-            fresh = tx.get_customer(customer.account_id, customer.id, for_update=True)
-            if fresh.gateway_customer_id is None:  # else a call stored it first
-                fresh = attrs.evolve(fresh, gateway_customer_id=gateway_id)
-                tx.update_customer(fresh)
-                tx.commit()
-        return fresh
 
     def set_collection_method(
         self, account_id: str, customer_id: str, method: CollectionMethod | str
     ) -> Customer:
         """Charge this customer's card automatically, or send invoices to pay."""
-        with self.storage.transaction() as tx:
-            customer = attrs.evolve(
-                tx.get_customer(account_id, customer_id, for_update=True),
-                collection_method=to_collection_method(method),
-            )
-            tx.update_customer(customer)
-            tx.commit()
-        return customer
+        return self._customers.set_collection_method(account_id, customer_id, method)
 
     def change_customer(
         self,
@@ -342,69 +235,11 @@ class Billing:
     ) -> Customer:
         """Change a customer's name, e-mail address or locale; None keeps one.
 
-        Checked as :meth:`add_customer` checks them, before anything changes;
-        the collection method has :meth:`set_collection_method`. What comes
-        later (invoices, receipts, notices) uses the new details; what was
-        issued or queued before keeps the old (an e-mail in the outbox goes
-        to the address it was written for).
-
-        The gateway keeps the name and e-mail address too (Stripe's receipts
-        use them), so they are checked as the gateway checks them (no card
-        numbers) before anything is stored. The change is stored first, then
-        the gateway customer is given the stored name and address, and
-        storage is read again: a change another call stored meanwhile is sent
-        as well, so the gateway ends with what storage holds. If the gateway
-        call fails, its error is raised with the change stored, and nothing
-        repairs the gateway later on its own (its receipts keep the old
-        details): the caller must call again with the same arguments until
-        it returns (the call sets values, so repeating it is harmless). A
-        customer whose gateway customer was never created gets it first,
-        with the details it was added with, so the key :meth:`add_customer`
-        used finds the same one.
+        How the gateway customer follows, and what to do if it fails: see
+        :meth:`Customers.change_customer`.
         """
-        if locale is not None:
-            _check_locale(locale)
-        given = {
-            field: value
-            for field, value in (("name", name), ("email", email), ("locale", locale))
-            if value is not None
-        }
-        customer = self._customer(account_id, customer_id)
-        wanted = attrs.evolve(customer, **given)  # refuses a bad name or address
-        mirrored = name is not None or email is not None
-        if mirrored:  # and what the gateway would refuse, before it is stored
-            check_customer(email=wanted.email, name=wanted.name)
-        if mirrored and customer.gateway_customer_id is None:
-            self._with_gateway_customer(customer)
-        with self.storage.transaction() as tx:
-            fresh = tx.get_customer(account_id, customer_id, for_update=True)
-            changed = attrs.evolve(fresh, **given)
-            if changed != fresh:
-                tx.update_customer(changed)
-                tx.commit()
-        return self._mirror(changed) if mirrored else changed
-
-    def _mirror(self, customer: Customer) -> Customer:
-        """Give the gateway customer the stored name and e-mail until they agree.
-
-        Each round sends what was read, then reads again. Whoever stores a
-        change sends after storing it, so the last value sent is one read
-        after the last change: the gateway ends with what storage holds.
-        """
-        for _ in range(_MIRROR_ROUNDS):
-            if customer.gateway_customer_id is None:
-                return customer
-            self.gateway.update_customer(
-                customer.gateway_customer_id, email=customer.email, name=customer.name
-            )
-            latest = self._customer(customer.account_id, customer.id)
-            if (latest.email, latest.name) == (customer.email, customer.name):
-                return latest
-            customer = latest
-        raise ConflictError(
-            problem=f"customer {customer.id!r} was changed again by other calls "
-            f"each time its gateway customer was updated ({_MIRROR_ROUNDS} times)",
-            allowed="call change_customer again once the other changes are done",
+        return self._customers.change_customer(
+            account_id, customer_id, name=name, email=email, locale=locale
         )
 
     def change_account(
@@ -425,88 +260,30 @@ class Billing:
         """Change an account's name, payment terms, summary address, locale or
         payment-reference scheme; None keeps one.
 
-        Checked as :meth:`create_account` checks them (a reference scheme
-        must be one the currency uses), before anything changes. A change
-        applies to what is made after it: invoices issued later get the new
-        payment terms and reference scheme, e-mails written later the new
-        name, and the next daily summary goes to the new address in the new
-        locale. Issued invoices and queued e-mails never change (an invoice
-        rendered again, with :func:`~recurbill.notify.render.render_invoice`,
-        shows the account's current name), and customers keep their own
-        locale (:meth:`change_customer`); customers added later get the new
-        one by default. An invoice being issued meanwhile gets the settings
-        the account has when its number is taken: the change waits for one
-        that holds its number.
-
-        A new reference scheme must hold the account's next invoice number
-        (:class:`~recurbill.errors.ReferenceLengthError` names the largest
-        it holds) and, once invoices are issued, may not drop the OCR length
-        digit: a later invoice's reference could then repeat an issued one's
-        (:class:`~recurbill.errors.FixedSettingError`).
-
-        ``currency``, ``timezone``, ``run_time``, ``invoice_series`` and
-        ``rounding`` are fixed when the account is created. A bad value is
-        refused as :meth:`create_account` refuses it; given with their
-        current value they are accepted (a settings form may send every
-        field); another value raises
-        :class:`~recurbill.errors.FixedSettingError`, saying why and what to
-        do instead. Two changes at once each keep the other's: the account
-        is locked while it changes.
+        What the change applies to, and which settings are fixed at creation:
+        see :meth:`Accounts.change_account`.
         """
-        _check_settings(
-            timezone=timezone,
+        return self._accounts.change_account(
+            account_id,
+            name=name,
+            payment_terms_days=payment_terms_days,
+            summary_email=summary_email,
             locale=locale,
+            reference_scheme=reference_scheme,
+            currency=currency,
+            timezone=timezone,
             run_time=run_time,
             invoice_series=invoice_series,
+            rounding=rounding,
         )
-        given: dict[str, Any] = {
-            field: value
-            for field, value in (
-                ("name", name),
-                ("payment_terms_days", payment_terms_days),
-                ("summary_email", summary_email),
-                ("locale", locale),
-                ("reference_scheme", reference_scheme),
-            )
-            if value is not None
-        }
-        fixed: dict[str, Any] = {
-            field: value
-            for field, value in (
-                ("currency", None if currency is None else as_currency(currency)),
-                ("timezone", timezone),
-                ("run_time", run_time),
-                ("invoice_series", invoice_series),
-            )
-            if value is not None
-        }
-        with self.storage.transaction() as tx:
-            fresh = tx.get_account(account_id, for_update=True)
-            # refuses a bad value first, as create_account does (its Account)
-            changed = attrs.evolve(fresh, **given)
-            if rounding is not None:
-                attrs.evolve(changed, rounding=rounding)
-                fixed["rounding"] = rounding
-            _refuse_fixed(fresh, **fixed)
-            if changed.reference_scheme != fresh.reference_scheme:
-                # the counter stays locked until the change is committed: an
-                # invoice numbered meanwhile reads the account after its number
-                next_number = tx.lock_invoice_numbers(account_id, fresh.invoice_series)
-                _check_new_scheme(fresh, changed.reference_scheme, next_number)
-            if changed != fresh:
-                tx.update_account(changed)
-                tx.commit()
-        return changed
 
     # cards -------------------------------------------------------------
     def start_card_setup(self, account_id: str, customer_id: str) -> CardSetup:
         """Start saving a card; the browser completes it with the client secret.
 
-        A customer whose gateway customer :meth:`add_customer` could not
-        create gets it first.
+        See :meth:`Cards.start_card_setup`.
         """
-        customer = self._with_gateway_customer(self._customer(account_id, customer_id))
-        return self.gateway.start_card_setup(customer.gateway_customer_id or "")
+        return self._cards.start_card_setup(account_id, customer_id)
 
     def save_card(
         self,
@@ -518,219 +295,28 @@ class Billing:
     ) -> PaymentMethod:
         """Store a confirmed payment method (a gateway token) for the customer.
 
-        As :meth:`start_card_setup`, it creates a missing gateway customer
-        first. Then it attaches the token at the gateway, stores the card and,
-        with ``make_default`` (or when the customer has no default card),
-        makes it the default, in storage and then at the gateway.
-
-        Safe to repeat with the same token: a card stored under it for this
-        customer is returned, not stored again, and what the earlier call left
-        undone (the default) is done. If storing fails after the attach, the
-        card is detached again (best effort) and the error raised, so no card
-        stays at the gateway that recurbill does not show and cannot remove;
-        a detached card cannot be attached again, so the customer saves the
-        card anew (a new :meth:`start_card_setup`). It stays attached only if
-        storage, read again, holds it after all (a commit whose answer was
-        lost), storing only waited too long for a lock (``ConflictError``:
-        nothing was written, and the lock passes), or the gateway cannot
-        detach it: then a repeat with the same token adopts it.
-        If the gateway's default cannot be set, the card stays stored (and the
-        default in storage) and the error is raised: repeat to finish.
-        Stripe's test ids (``pm_card_visa``) make a new card at each attach,
-        so only the token of a confirmed setup names the same card twice.
+        Safe to repeat with the same token; what a failure leaves: see
+        :meth:`Cards.save_card`.
         """
-        customer = self._with_gateway_customer(self._customer(account_id, customer_id))
-        gateway_customer = customer.gateway_customer_id or ""
-        method = self._card_stored_as(account_id, customer_id, token)
-        if method is None:
-            details = self.gateway.attach_payment_method(gateway_customer, token=token)
-            method, default = self._keep_attached(
-                PaymentMethod(
-                    id=self.ids("pm"),
-                    account_id=account_id,
-                    customer_id=customer_id,
-                    token=details.token,
-                    brand=details.brand,
-                    last4=details.last4,
-                    exp_month=details.exp_month,
-                    exp_year=details.exp_year,
-                ),
-                make_default=make_default,
-            )
-        else:  # stored by an earlier call: finish what it left undone
-            method, default = self._store_card(method, make_default=make_default)
-        if default:
-            self.gateway.set_default_payment_method(
-                gateway_customer, token=method.token
-            )
-        return method
-
-    def _card_stored_as(
-        self, account_id: str, customer_id: str, token: str
-    ) -> PaymentMethod | None:
-        """The customer's stored card with gateway token *token*, if any."""
-        with self.storage.transaction(read_only=True) as tx:
-            return _with_token(tx.list_payment_methods(account_id, customer_id), token)
-
-    def _store_card(
-        self, method: PaymentMethod, *, make_default: bool
-    ) -> tuple[PaymentMethod, bool]:
-        """Store *method* unless the customer has a card with its token; make
-        the stored card the default if asked or if there is none; return it
-        and whether it is the default.
-
-        The customer's row is locked first, so two calls saving one token
-        store it once.
-        """
-        account_id, customer_id = method.account_id, method.customer_id
-        with self.storage.transaction() as tx:
-            customer = tx.get_customer(account_id, customer_id, for_update=True)
-            stored = _with_token(
-                tx.list_payment_methods(account_id, customer_id), method.token
-            )
-            if stored is None:
-                tx.add_payment_method(method)
-                stored = method
-            default = customer.default_payment_method_id
-            if (make_default or default is None) and default != stored.id:
-                tx.update_customer(
-                    attrs.evolve(customer, default_payment_method_id=stored.id)
-                )
-                default = stored.id
-            tx.commit()
-        return stored, default == stored.id
-
-    def _keep_attached(
-        self, method: PaymentMethod, *, make_default: bool
-    ) -> tuple[PaymentMethod, bool]:
-        """Store a card just attached; if that fails, detach it again before
-        the error is raised, unless storage shows it stored after all (a
-        commit whose answer was lost).
-
-        Storage that cannot be read then is taken to hold no new card: a card
-        wrongly left attached would be hidden, one wrongly detached is shown,
-        its charges fail, and it can be removed. A lock waited for too long
-        (``ConflictError``: the daily run's chunk, another save) passes, and
-        wrote nothing: the card stays attached for the repeat to store.
-        """
-        try:
-            return self._store_card(method, make_default=make_default)
-        except ConflictError:
-            raise
-        except Exception:
-            stored: PaymentMethod | None = None
-            with contextlib.suppress(Exception):
-                stored = self._card_stored_as(
-                    method.account_id, method.customer_id, method.token
-                )
-            if stored is None:
-                with contextlib.suppress(Exception):  # the first error is raised
-                    self.gateway.detach_payment_method(method.token)
-            raise
+        return self._cards.save_card(
+            account_id, customer_id, token=token, make_default=make_default
+        )
 
     def set_default_card(
         self, account_id: str, customer_id: str, method_id: str
     ) -> Customer:
         """Make a saved card the one automatic charges use."""
-        with self.storage.transaction() as tx:
-            method = tx.get_payment_method(account_id, method_id)
-            if method.customer_id != customer_id:
-                raise NotFoundError(
-                    kind="payment method", key=method_id, account=account_id
-                )
-            customer = attrs.evolve(
-                tx.get_customer(account_id, customer_id, for_update=True),
-                default_payment_method_id=method.id,
-            )
-            tx.update_customer(customer)
-            tx.commit()
-        self.gateway.set_default_payment_method(
-            customer.gateway_customer_id or "", token=method.token
-        )
-        return customer
+        return self._cards.set_default_card(account_id, customer_id, method_id)
 
     def remove_card(
         self, account_id: str, customer_id: str, method_id: str, *, now: datetime
     ) -> None:
         """Forget a saved card (and detach it at the gateway).
 
-        A charge of this card that waits for the customer's authentication is
-        canceled at the gateway first (recorded as declined if the bank
-        declined it meanwhile: an automatic charge then follows the retry
-        policy, with the customer's default card at the time of the retry).
-        Refused while a payment with the card has no outcome yet (pending,
-        unknown or processing): its outcome must still be recorded against
-        the card.
-
-        The card is detached at the gateway before it is forgotten, so a
-        failure at either step leaves it stored and shown, and a repeat
-        finishes the job (a card no longer attached is not detached again).
+        Refused while a payment with the card has no outcome yet; see
+        :meth:`Cards.remove_card`.
         """
-        self._cancel_waiting(account_id, customer_id, method_id, now=aware(now, "now"))
-        with self.storage.transaction(read_only=True) as tx:
-            method = self._removable_card(tx, account_id, customer_id, method_id)
-            owner = tx.get_customer(account_id, customer_id).gateway_customer_id
-        attached = owner and self.gateway.list_payment_methods(owner)
-        if attached and method.token in {card.token for card in attached}:
-            self.gateway.detach_payment_method(method.token)
-        with self.storage.transaction() as tx:
-            self._removable_card(tx, account_id, customer_id, method_id)
-            customer = tx.get_customer(account_id, customer_id, for_update=True)
-            tx.remove_payment_method(account_id, method_id)
-            if customer.default_payment_method_id == method_id:
-                tx.update_customer(
-                    attrs.evolve(customer, default_payment_method_id=None)
-                )
-            tx.commit()
-
-    def _cancel_waiting(
-        self,
-        account_id: str,
-        customer_id: str,
-        method_id: str,
-        *,
-        now: datetime,
-    ) -> None:
-        with self.storage.transaction() as tx:
-            waiting = [
-                p
-                for p in tx.list_payments(
-                    account_id,
-                    customer_id=customer_id,
-                    statuses=[PaymentStatus.REQUIRES_ACTION],
-                )
-                if p.payment_method_id == method_id
-            ]
-        for payment in waiting:
-            self._collector.cancel(account_id, payment.id, now=now)
-
-    def _removable_card(
-        self, tx: Transaction, account_id: str, customer_id: str, method_id: str
-    ) -> PaymentMethod:
-        method = tx.get_payment_method(account_id, method_id)
-        if method.customer_id != customer_id:
-            raise NotFoundError(
-                kind="payment method", key=method_id, account=account_id
-            )
-        busy = [
-            p
-            for p in tx.list_payments(
-                account_id,
-                customer_id=customer_id,
-                statuses=NO_OUTCOME,
-            )
-            if p.payment_method_id == method_id
-        ]
-        if busy:
-            raise StateError(
-                problem=(
-                    f"card {method.brand} ····{method.last4} has a payment in progress "
-                    f"({busy[0].status.value})"
-                ),
-                allowed="remove it once that payment has an outcome "
-                "(confirm_payment asks the gateway)",
-            )
-        return method
+        self._cards.remove_card(account_id, customer_id, method_id, now=now)
 
     def replace_card(
         self,
@@ -743,29 +329,15 @@ class Billing:
     ) -> PaymentMethod:
         """Update card details: save the new card as default, forget the old one.
 
-        As :meth:`remove_card`: a charge of the old card waiting for
-        authentication is canceled; one with no outcome yet refuses the
-        change, checked before anything changes. So is a *token* that is the
-        old card's own (:class:`~recurbill.errors.InvalidInputError`): saving
-        it returns the old card, which would then be forgotten, leaving none.
-        A repeat after a failure is safe (:meth:`save_card` returns the new
-        card it stored); once the old card is gone it raises ``NotFoundError``.
+        See :meth:`Cards.replace_card`.
         """
-        now = aware(now, "now")
-        with self.storage.transaction(read_only=True) as tx:
-            old = self._removable_card(tx, account_id, customer_id, old_method_id)
-        if old.token == token:
-            raise InvalidInputError(
-                problem=f"token {token!r} is the card being replaced "
-                f"({old.brand} ····{old.last4})",
-                allowed="give the token of the new card, from a new card setup",
-            )
-        self._cancel_waiting(account_id, customer_id, old_method_id, now=now)
-        with self.storage.transaction() as tx:
-            self._removable_card(tx, account_id, customer_id, old_method_id)
-        method = self.save_card(account_id, customer_id, token=token)
-        self.remove_card(account_id, customer_id, old_method_id, now=now)
-        return method
+        return self._cards.replace_card(
+            account_id,
+            customer_id,
+            old_method_id=old_method_id,
+            token=token,
+            now=now,
+        )
 
     # recurring templates ---------------------------------------------------
     def create_template(
@@ -1571,10 +1143,6 @@ class Billing:
                 r.id == refund_id for r in tx.list_refunds(account_id, payment_id)
             )
 
-    def _customer(self, account_id: str, customer_id: str) -> Customer:
-        with self.storage.transaction(read_only=True) as tx:
-            return tx.get_customer(account_id, customer_id)
-
 
 def _unfinished(template: RecurringTemplate) -> RecurringTemplate:
     """*template*, unless a run finished it: StateError, it can no longer change."""
@@ -1617,198 +1185,3 @@ def _refuse_never_due(template: RecurringTemplate, account: Account) -> None:
         f"{account.id!r}, whose run time is {account.run_time:%H:%M} in "
         f"{account.timezone})",
     )
-
-
-def _stored_customer(
-    tx: Transaction, account_id: str, customer_id: str
-) -> Customer | None:
-    try:
-        return tx.get_customer(account_id, customer_id)  # one row, not the list
-    except NotFoundError:
-        return None
-
-
-def _with_token(methods: Sequence[PaymentMethod], token: str) -> PaymentMethod | None:
-    """The card of *methods* with gateway token *token* (the first, if several)."""
-    return next((m for m in methods if m.token == token), None)
-
-
-_DETAILS = ("name", "email", "locale", "collection_method")
-"""The details ``add_customer`` sets, by the names of its arguments."""
-
-
-def _added_with(customer: Customer, locale: str | None) -> str:
-    """The digest of the ``add_customer`` call that asks for *customer*.
-
-    Its ids, details and the locale as given (left out: the account's, even
-    once the account's changes), as hex SHA-256: it tells a repeat of the
-    call after the details changed without keeping them.
-    """
-    arguments = [
-        customer.account_id,
-        customer.id,
-        customer.name,
-        customer.email,
-        locale or None,
-        customer.collection_method.value,
-    ]
-    return hashlib.sha256(json.dumps(arguments).encode()).hexdigest()
-
-
-def _refuse_another(stored: Customer, asked: Customer) -> None:
-    """Refuse *asked* under the id of *stored* unless it repeats the call that
-    added *stored* or asks for *stored* as it is now (ConflictError)."""
-    differing = [f for f in _DETAILS if getattr(asked, f) != getattr(stored, f)]
-    if not differing or asked.added_with == stored.added_with:
-        return
-    *rest, last = differing
-    listed = f"{', '.join(rest)} and {last}" if rest else last
-    raise ConflictError(
-        problem=f"customer {stored.id!r} exists already with other details: the "
-        f"{listed} given {'are' if rest else 'is'} not its own, "
-        "nor was it added with these arguments",
-        allowed="to add another customer, give a new customer_id (or none); to "
-        "finish or repeat the call that added it, give the arguments it was "
-        "added with or its details as they are now; to change it, call "
-        "change_customer or set_collection_method",
-    )
-
-
-_MIRROR_ROUNDS = 5
-"""How many times :meth:`Billing.change_customer` sends the gateway a customer
-that other calls keep changing, before it gives up (ConflictError)."""
-
-_FIXED: dict[str, tuple[str, str]] = {
-    "currency": (
-        "every invoice, template, payment and credit balance of the account is in it",
-        "bill in another currency from a new account (create_account)",
-    ),
-    "timezone": (
-        "it places every template's due instants and every invoice's date: "
-        "a new zone would move the occurrences already scheduled",
-        "bill in another zone from a new account (create_account)",
-    ),
-    "run_time": (
-        "it fixes the instant each template's next occurrence is due, stored "
-        "with the template: a new time would move them all",
-        "call run() at the hour you want instead: each run issues what is due "
-        "by its as_of",
-    ),
-    "invoice_series": (
-        "invoice numbers are gapless within their series, and KID and OCR "
-        "references are made from the number alone: a new series would start "
-        "again at 1 and repeat the references of issued invoices",
-        "keep the series; a new numbering needs a new account (create_account)",
-    ),
-    "rounding": (
-        "issued invoices are shown (render_invoice) by computing their lines "
-        "again with it: a new mode would change how they read",
-        "keep the mode; round otherwise from a new account (create_account)",
-    ),
-}
-"""Account settings fixed at creation: why, and what to do instead."""
-
-
-def _refuse_fixed(account: Account, **given: object) -> None:
-    """Refuse a fixed setting given (checked already) with another value than
-    the account's."""
-    for setting, value in given.items():
-        current = getattr(account, setting)
-        if value != current:
-            why, instead = _FIXED[setting]
-            raise FixedSettingError(
-                setting=setting,
-                problem=f"{setting} of account {account.id!r} cannot change from "
-                f"{_shown(current)} to {_shown(value)}: {why}",
-                allowed=instead,
-            )
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, Currency):
-        return value.code
-    if isinstance(value, time):
-        return f"{value:%H:%M}"
-    return repr(value)
-
-
-def _check_new_scheme(
-    account: Account, scheme: ReferenceScheme, next_number: int
-) -> None:
-    """Refuse a reference scheme that cannot serve the account's next invoice,
-    or whose references could repeat those of issued invoices.
-
-    KID and OCR references hold their invoice number before the check digit
-    (and length digit), so two numbers never share one, whatever the method
-    or length; except that an OCR without length digit reads an issued OCR
-    with one as a ten times larger number (invoice 47's 4747 is invoice
-    474's too), which a later invoice reaches.
-    """
-    scheme.reference(next_number, series=account.invoice_series)
-    if (
-        next_number > 1
-        and account.reference_scheme.method is ReferenceMethod.OCR_LENGTH_DIGIT
-        and scheme.method is ReferenceMethod.OCR
-    ):
-        raise FixedSettingError(
-            setting="reference_scheme",
-            problem=f"account {account.id!r} has issued OCR numbers with a "
-            "length digit: without it a later invoice's reference could repeat "
-            "an issued one (invoice 47's OCR 4747 is invoice 474's without the "
-            "length digit)",
-            allowed="keep 'ocr_length_digit' (its fixed length may change), or "
-            "drop the length digit before the account's first invoice",
-        )
-
-
-def _check_settings(
-    *,
-    timezone: str | None,
-    locale: str | None,
-    run_time: time | None,
-    invoice_series: str | None,
-) -> None:
-    """Check the settings ``create_account`` or ``change_account`` is given
-    (None: not given) that the Account record does not check itself."""
-    if timezone is not None:
-        _check_zone(timezone)
-    if locale is not None:
-        _check_locale(locale)
-    if run_time is not None and (
-        not isinstance(run_time, time) or run_time.tzinfo is not None
-    ):
-        raise InvalidRecordError(
-            problem=f"run_time {run_time!r} is not a naive time of day",
-            allowed="give a datetime.time such as time(6, 15) (local time)",
-        )
-    reserved = (RECEIPT_SERIES, CREDIT_NOTE_SERIES)
-    if invoice_series is not None and (
-        not isinstance(invoice_series, str)
-        or not invoice_series.isalnum()
-        or invoice_series.upper() in reserved
-    ):
-        raise InvalidRecordError(
-            problem=f"invoice series {invoice_series!r} is not allowed",
-            allowed="use letters and digits only, e.g. 'INV' "
-            f"({' and '.join(reserved)} are reserved)",
-        )
-
-
-def _check_zone(zone: str) -> None:
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidRecordError(
-            problem=f"time zone {zone!r} is unknown",
-            allowed="give an IANA zone such as 'Europe/Oslo' or 'Atlantic/Reykjavik'",
-        ) from None
-
-
-def _check_locale(locale: str) -> None:
-    try:
-        Locale.parse(locale)
-    except (UnknownLocaleError, ValueError, TypeError):
-        raise InvalidRecordError(
-            problem=f"locale {locale!r} is unknown",
-            allowed="give a locale such as 'nb_NO', 'sv_SE', 'is_IS' or 'en_GB'",
-        ) from None
