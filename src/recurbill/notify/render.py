@@ -746,17 +746,17 @@ def _tr(tag: str, right: frozenset[int], span: int, size: int) -> str:
 
 def _table_html(table: _Table) -> str:
     """The table in HTML, each footer label spanning the columns before its values."""
-    right = table.right
-    header, *rows = _escaped((table.header, *table.rows))
+    right, count = table.right, len(table.rows)
+    header, *rows = _escaped((table.header, *table.rows, *table.footer))
     body = _tr("td", right, 0, len(header)).format
     foot = ""
-    for row in _escaped(table.footer):
+    for row in rows[count:]:
         k = _span(row)
         foot += _tr("th", right, k, len(row)).format(row[0], *row[k:])
     return (
         '<table cellpadding="4">'
         f"<thead>{_tr('th', right, 0, len(header)).format(*header)}</thead>"
-        f"<tbody>{''.join([body(*row) for row in rows])}</tbody>"
+        f"<tbody>{''.join([body(*row) for row in rows[:count]])}</tbody>"
         + (f"<tfoot>{foot}</tfoot>" if foot else "")
         + "</table>"
     )
