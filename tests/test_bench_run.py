@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from recurbill.notify import render
+
 _BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -43,3 +45,14 @@ def test_the_retries_benchmark_compares_a_history_with_none(
     out = capsys.readouterr().out
     assert "3 accounts, 12 paid invoices, SQLite" in out
     assert re.search(r"history / baseline +: +[\d.]+x \(limit 50x\)", out), out
+
+
+def test_the_rendering_benchmark_compares_two_versions_of_the_renderer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    against = Path(render.__file__)  # this version against itself: same e-mails
+    args = ["--count", "20", "--rounds", "1", "--against", str(against)]
+    assert _bench("bench_render").main(args) == 0
+    out = capsys.readouterr().out
+    for name in ("render_invoice", "render_receipt"):
+        assert re.search(rf"{name}: other +[\d.]+ us, this +[\d.]+ us \(", out), out

@@ -47,6 +47,7 @@ from recurbill.errors import InvalidInputError, RecurbillError
 from recurbill.invoice import (
     AllowanceCharge,
     InvoiceLine,
+    Totals,
     allowance_charge_amount,
     compute_totals,
     line_net,
@@ -168,6 +169,7 @@ class _Lang:
     babel: str  # the Babel locale of dates and amounts, e.g. "sv_FI"
     tag: str
     labels: Mapping[str, str]  # the texts without fields, formatted once
+    dotted: Mapping[str, tuple[str, ...]]  # by text: its fields before a "."
 
     def __call__(self, key: str, **values: object) -> str:
         if not values:
@@ -175,10 +177,10 @@ class _Lang:
             if label is not None:
                 return label
         template = self.texts[key]
-        for name, value in values.items():
-            if str(value).endswith("."):  # "1.835 kr." ends a sentence once
+        for name in self.dotted.get(key, ()):  # "1.835 kr." ends a sentence once
+            if str(values[name]).endswith("."):
                 template = template.replace("{" + name + "}.", "{" + name + "}")
-        return template.format(**values)
+        return template.format_map(values)
 
 
 def _lang(locale: str) -> _Lang:
@@ -194,12 +196,16 @@ def _lang_for(locale: str) -> _Lang:
     if parsed is not None and parsed.language == own.language and parsed.territory:
         babel = parsed  # the recipient's region: sv_FI, en_US
     texts = TEXTS[chosen]
-    labels = {
-        key: text.format()
+    fields = {
+        key: [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
         for key, text in texts.items()
-        if all(field is None for _, field, _, _ in string.Formatter().parse(text))
     }
-    return _Lang(texts, str(babel), own.language, labels)
+    labels = {key: text.format() for key, text in texts.items() if not fields[key]}
+    dotted = {
+        key: tuple(name for name in fields[key] if "{" + name + "}." in text)
+        for key, text in texts.items()
+    }
+    return _Lang(texts, str(babel), own.language, labels, dotted)
 
 
 # -- formatting ---------------------------------------------------------------
@@ -220,7 +226,13 @@ def _monies(values: Iterable[Money], lang: _Lang) -> str:
 
 def _price(amount: Decimal, currency: Currency, lang: _Lang) -> str:
     """A unit price: at least the currency's decimals, more if it has them."""
-    return format_money(Money(amount, currency), lang.babel, exact=True)
+    return _format_price(str(amount), currency.code, lang.babel)
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_price(amount: str, code: str, locale: str) -> str:
+    """:func:`_price` by the amount's text (a template's prices recur)."""
+    return format_money(Money(amount, code), locale, exact=True)
 
 
 def _date(day: date, lang: _Lang, width: str = "long") -> str:
@@ -336,6 +348,12 @@ def _odd(text: str) -> bool:
     return "\t" in text or "\r" in text or "\x0b" in text or "\x0c" in text
 
 
+def _one_line(text: str) -> bool:
+    """Whether *text* is one line, without whitespace that :func:`_wrap` changes
+    or drops (a tab, a trailing space)."""
+    return "\n" not in text and not _odd(text) and not text[-1:].isspace()
+
+
 def _clean(cell: str) -> str:
     """*cell*'s whitespace as :func:`_wrap` leaves it: tabs expanded to tab
     stops of 8 (per line), a carriage return, vertical tab or form feed made
@@ -353,6 +371,8 @@ def _wrap(
     character of *text* is known to take one column, or by _width)."""
     if measure is None:
         measure = _measure(text)
+    if measure is len and len(text) <= width and _one_line(text):
+        return [text]  # the common case: a line that fits
     lines: list[str] = []
     for line in text.split("\n"):
         if measure is not len:
@@ -377,6 +397,8 @@ def _fill(line: str, width: int, measure: Callable[[str], int] = len) -> list[st
     lines: list[str] = []
     words = line.split(" ")
     if "" not in words and all(map(str.strip, words)):
+        if measure is len:
+            return _greedy(line, width)
         lines.append(words[0])  # words one space apart: each line takes what fits
         size = measure(words[0])
         for word in words[1:]:
@@ -404,6 +426,23 @@ def _fill(line: str, width: int, measure: Callable[[str], int] = len) -> list[st
             del current[-1]
         if current:
             lines.append("".join(current))
+    return lines
+
+
+def _greedy(line: str, width: int) -> list[str]:
+    """:func:`_fill` of words one space apart, a column each: every line
+    ends at the last space that leaves it *width* long at most (or, if its
+    first word is longer, after that word)."""
+    lines = []
+    while len(line) > width:
+        cut = line.rfind(" ", 0, width + 1)
+        if cut < 0:
+            cut = line.find(" ")  # a word longer than a line stays whole
+            if cut < 0:
+                break
+        lines.append(line[:cut])
+        line = line[cut + 1 :]
+    lines.append(line)
     return lines
 
 
@@ -506,21 +545,16 @@ def _text_table(table: _Table) -> list[str]:
         footer = tuple(tuple(map(_clean, row)) for row in footer)
         text = "".join(map("".join, body))
     measure = _measure(every)
-    columns = [list(column) for column in zip(*body, strict=True)]
     spans = [_span(row) for row in footer]
-    for row, k in zip(footer, spans, strict=True):
-        for i in range(k, len(row)):  # a footer's values are not wrapped
-            columns[i].append(row[i])
-    widths = [max(map(measure, column)) for column in columns]
+    values = [("",) * k + row[k:] for row, k in zip(footer, spans, strict=True)]
+    widths = _widths((*body, *values), measure)  # a footer's values never wrap
     fits = _row_width(widths) <= _WIDTH
-    whole = fits and "\n" not in text  # no cell wraps
     if not fits:
         longest = _longest_word if measure is len else _widest_word
-        words = [max(map(longest, column)) for column in columns]
-        for row, k in zip(footer, spans, strict=True):
-            for i in range(k, len(row)):
-                words[i] = max(words[i], measure(row[i]))
-        text_columns = [i for i in range(len(columns)) if i not in table.right]
+        words = _widths(body, longest)
+        if values:
+            words = list(map(max, words, _widths(values, measure)))
+        text_columns = [i for i in range(len(widths)) if i not in table.right]
         headings = [longest(cell) for cell in table.header]
         widths = _narrowed(
             widths,
@@ -537,38 +571,75 @@ def _text_table(table: _Table) -> list[str]:
         if grow > 0:  # a longer label widens the last column it spans
             widths[k - 1] += grow
             spare -= grow
-    if measure is len:  # one format field per column: "{:>12}" is rjust(12)
-        fields = [
-            f"{{:{'>' if i in table.right else '<'}{width}}}" if width else "{}"
-            for i, width in enumerate(widths)
-        ]
-        line = ("  " + "  ".join(fields)).format
-    else:
-        right = [i in table.right for i in range(len(widths))]
-        line = _formatter(widths, right)
-    if whole:  # the common case
+    right = _aligned(table.right, len(widths))
+    line = _line(tuple(widths), right, measure)
+    if fits and "\n" not in text:  # the common case: no cell wraps
         out = [line(*row).rstrip() for row in body]
     else:
         out = _wrapped_rows(body, widths, line, measure)
     if footer:
         rule = min(max(map(measure, out)), _row_width(widths))  # not a long word's
         out.append("  " + "-" * (rule - 2))
-        rooms = {k: sum(widths[:k]) + 2 * (k - 1) for k in spans}
-        tails = {
-            k: ("  " + "  ".join(fields[k:])).format
-            if measure is len
-            else _formatter(widths[k:], right[k:])
-            for k in set(spans)
-        }
-        for row, k in zip(footer, spans, strict=True):
-            room = rooms[k]
-            label = row[0]
-            fit = measure(label) <= room and "\n" not in label
-            labels = [label] if fit else _balanced(label, room)
-            rest = tails[k](*row[k:])  # "  " and the values
-            first = labels[0] + " " * (room - measure(labels[0]))
-            out.append(("  " + first + rest).rstrip())
-            out.extend(("  " + label).rstrip() for label in labels[1:])
+        out.extend(_footer_lines(footer, spans, widths, right, measure))
+    return out
+
+
+def _widths(
+    rows: Sequence[tuple[str, ...]], measure: Callable[[str], int]
+) -> list[int]:
+    """Each column's widest cell of *rows*, by *measure*."""
+    return [max(map(measure, column)) for column in zip(*rows, strict=True)]
+
+
+@functools.lru_cache(maxsize=64)
+def _aligned(right: frozenset[int], size: int) -> tuple[bool, ...]:
+    """Which of *size* columns are right-aligned (those in *right*)."""
+    return tuple(i in right for i in range(size))
+
+
+def _line(
+    widths: tuple[int, ...], right: tuple[bool, ...], measure: Callable[[str], int]
+) -> _Format:
+    """A table line of its cells: :func:`_formatter`, or with ``len`` for
+    *measure* one format field per column ("{:>12}" is rjust(12))."""
+    if measure is not len:
+        return _formatter(widths, right)
+    return _fields(widths, right).format
+
+
+@functools.lru_cache(maxsize=256)
+def _fields(widths: tuple[int, ...], right: tuple[bool, ...]) -> str:
+    """The format string of a table line of columns this wide and aligned."""
+    fields = [
+        f"{{:{'>' if r else '<'}{width}}}" if width else "{}"
+        for width, r in zip(widths, right, strict=True)
+    ]
+    return "  " + "  ".join(fields)
+
+
+def _footer_lines(
+    footer: Sequence[tuple[str, ...]],
+    spans: Sequence[int],
+    widths: Sequence[int],
+    right: tuple[bool, ...],
+    measure: Callable[[str], int],
+) -> list[str]:
+    """The footer's rows: each label in the columns it spans (wrapped in them
+    if too long), then the values in theirs."""
+    out: list[str] = []
+    lines: dict[int, tuple[int, _Format]] = {}  # by span: its room, its line
+    for row, k in zip(footer, spans, strict=True):
+        if k not in lines:  # the label's room is a column of the line
+            room = sum(widths[:k]) + 2 * (k - 1)
+            lines[k] = room, _line((room, *widths[k:]), (False, *right[k:]), measure)
+        room, line = lines[k]
+        label = row[0]
+        if measure(label) <= room and "\n" not in label:
+            out.append(line(label, *row[k:]).rstrip())
+        else:
+            first, *more = _balanced(label, room)
+            out.append(line(first, *row[k:]).rstrip())
+            out.extend(("  " + label).rstrip() for label in more)
     return out
 
 
@@ -623,22 +694,20 @@ def _text_fields(block: _Fields) -> list[str]:
 
 
 def _plain(blocks: Sequence[_Block]) -> str:
-    parts: list[list[str]] = []
+    text = glue = ""
     for block in blocks:
         if isinstance(block, _Para):
-            parts.append(_wrap(block.text))
+            lines = _wrap(block.text)
         elif isinstance(block, _Heading):
-            parts.append([block.text, "-" * len(block.text)])
+            lines = [block.text, "-" * len(block.text)]
         elif isinstance(block, _Fields):
-            parts.append(_text_fields(block))
+            lines = _text_fields(block)
         elif isinstance(block, _Table):
-            parts.append(_text_table(block))
+            lines = _text_table(block)
         else:
-            parts.append(_wrap(block.text))
-    text = ""
-    for previous, part in zip([None, *blocks], parts, strict=False):
-        glue = "\n" if isinstance(previous, _Heading) else "\n\n"
-        text += (glue if text else "") + "\n".join(part)
+            lines = _wrap(block.text)
+        text += (glue if text else "") + "\n".join(lines)
+        glue = "\n" if isinstance(block, _Heading) else "\n\n"
     return text + "\n"
 
 
@@ -655,40 +724,45 @@ def _e(value: str) -> str:
     return value
 
 
-def _cells(row: tuple[str, ...], right: frozenset[int], tag: str) -> str:
+def _escaped(rows: Sequence[tuple[str, ...]]) -> Sequence[tuple[str, ...]]:
+    """*rows* with every cell escaped by :func:`_e` (as they are if none needs it)."""
+    text = "".join(map("".join, rows))
+    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
+        return [tuple(map(_e, row)) for row in rows]
+    return rows
+
+
+@functools.lru_cache(maxsize=256)
+def _tr(tag: str, right: frozenset[int], span: int, size: int) -> str:
+    """The format string of a table row of *size* cells, a field each: the
+    first spanning *span* columns (a footer label, left-aligned) if *span*,
+    the cells in *right* right-aligned. Cached: it depends on the layout only."""
+    label = f'<th colspan="{span}" style="text-align:left">{{}}</th>' if span else ""
     cells = [
-        f"<{tag}{_RIGHT if i in right else ''}>{_e(cell)}</{tag}>"
-        for i, cell in enumerate(row)
+        f"<{tag}{_RIGHT if i in right else ''}>{{}}</{tag}>" for i in range(span, size)
     ]
-    return "<tr>" + "".join(cells) + "</tr>"
+    return "<tr>" + label + "".join(cells) + "</tr>"
 
 
-def _rows(rows: Sequence[tuple[str, ...]], right: frozenset[int], tag: str) -> str:
-    """:func:`_cells` of every row, with each column's opening tag made once."""
-    if not rows:
-        return ""
-    opens = [f"<{tag}{_RIGHT if i in right else ''}>" for i in range(len(rows[0]))]
-    close = f"</{tag}>"
-    return "".join(
-        [
-            "<tr>"
-            + "".join(
-                [o + _e(cell) + close for o, cell in zip(opens, row, strict=True)]
-            )
-            + "</tr>"
-            for row in rows
-        ]
+def _table_html(table: _Table) -> str:
+    """The table in HTML, each footer label spanning the columns before its values."""
+    right, count = table.right, len(table.rows)
+    header, *rows = _escaped((table.header, *table.rows, *table.footer))
+    body = _tr("td", right, 0, len(header)).format
+    foot = ""
+    for row in rows[count:]:
+        k = _span(row)
+        foot += _tr("th", right, k, len(row)).format(row[0], *row[k:])
+    return (
+        '<table cellpadding="4">'
+        f"<thead>{_tr('th', right, 0, len(header)).format(*header)}</thead>"
+        f"<tbody>{''.join([body(*row) for row in rows[:count]])}</tbody>"
+        + (f"<tfoot>{foot}</tfoot>" if foot else "")
+        + "</table>"
     )
 
 
-def _footer(row: tuple[str, ...], right: frozenset[int]) -> str:
-    k = _span(row)
-    label = f'<th colspan="{k}" style="text-align:left">{_e(row[0])}</th>'
-    cells = [
-        f"<th{_RIGHT if i in right else ''}>{_e(row[i])}</th>"
-        for i in range(k, len(row))
-    ]
-    return "<tr>" + label + "".join(cells) + "</tr>"
+_FIELD = '<tr><th style="text-align:left">{}</th><td>{}</td></tr>'
 
 
 def _html(blocks: Sequence[_Block], *, subject: str, lang: _Lang) -> str:
@@ -699,22 +773,10 @@ def _html(blocks: Sequence[_Block], *, subject: str, lang: _Lang) -> str:
         elif isinstance(block, _Heading):
             body.append(f"<h3>{_e(block.text)}</h3>")
         elif isinstance(block, _Fields):
-            rows = "".join(
-                f'<tr><th style="text-align:left">{_e(label)}</th>'
-                f"<td>{_e(value)}</td></tr>"
-                for label, value in block.rows
-            )
+            rows = "".join([_FIELD.format(*row) for row in _escaped(block.rows)])
             body.append(f"<table>{rows}</table>")
         elif isinstance(block, _Table):
-            head = _cells(block.header, block.right, "th")
-            rows = _rows(block.rows, block.right, "td")
-            foot = "".join(_footer(row, block.right) for row in block.footer)
-            body.append(
-                '<table cellpadding="4">'
-                f"<thead>{head}</thead><tbody>{rows}</tbody>"
-                + (f"<tfoot>{foot}</tfoot>" if foot else "")
-                + "</table>"
-            )
+            body.append(_table_html(block))
         else:
             body.append(f'<p><a href="{_e(block.url)}">{_e(block.label)}</a></p>')
     return (
@@ -1051,13 +1113,11 @@ def _per_template(
     )
 
 
-def _vat_rows(
-    account: Account, invoice: Invoice, t: _Lang
-) -> list[tuple[str, str, str, str, str]]:
-    """VAT per rate when the lines, allowances and charges reproduce the
-    stored totals, else one row."""
+def _totals(invoice: Invoice, account: Account) -> Totals | None:
+    """*invoice*'s totals computed from its lines, allowances and charges
+    (None if they cannot be)."""
     try:
-        totals = compute_totals(
+        return compute_totals(
             invoice.lines,
             currency=invoice.currency,
             allowances=invoice.allowances,
@@ -1065,7 +1125,14 @@ def _vat_rows(
             rounding=account.rounding,
         )
     except RecurbillError:
-        totals = None
+        return None
+
+
+def _vat_rows(
+    invoice: Invoice, totals: Totals | None, t: _Lang
+) -> list[tuple[str, str, str, str, str]]:
+    """VAT per rate when the *totals* computed from the lines, allowances and
+    charges reproduce the stored totals, else one row."""
     if (
         totals is not None
         and totals.tax_exclusive == invoice.net_total
@@ -1087,13 +1154,14 @@ def _vat_rows(
 
 
 def _line_rows(
-    line: InvoiceLine, invoice: Invoice, account: Account, t: _Lang
+    line: InvoiceLine, net: Money | None, invoice: Invoice, account: Account, t: _Lang
 ) -> list[tuple[str, str, str, str, str]]:
     """A line's row, then one row per line allowance or charge.
 
     A price per more than one unit reads "15,24 kr per 12". With allowances or
     charges, the line's amount is quantity × price (BT-131 before them) and
     each follows with its own amount, so the column adds up to the line net.
+    *net* is the line's net (BT-131) if the totals computed it, else None.
     """
     currency, rounding = invoice.currency, account.rounding
     price = _price(line.unit_price, currency, t)
@@ -1102,11 +1170,14 @@ def _line_rows(
             "invoice.price_per", price=price, base=_quantity(line.base_quantity, t)
         )
     items = [*line.charges, *line.allowances]
-    try:
-        plain = attrs.evolve(line, allowances=(), charges=()) if items else line
-        amount = _money(line_net(plain, currency, rounding=rounding), t)
-    except RecurbillError:
-        amount = ""
+    if net is not None and not items:
+        amount = _money(net, t)  # the line's net is quantity × price
+    else:
+        try:
+            plain = attrs.evolve(line, allowances=(), charges=()) if items else line
+            amount = _money(line_net(plain, currency, rounding=rounding), t)
+        except RecurbillError:
+            amount = ""
     rows = [
         (
             line.description,
@@ -1198,9 +1269,10 @@ def render_invoice(
     customer who is not charged automatically (whose card is never charged), is
     an :class:`~recurbill.errors.InvalidInputError`.
     """
-    _customer_of(account, customer, f"invoice {invoice.id!r}", invoice.customer_id)
+    what = f"invoice {invoice.id!r}"
+    _customer_of(account, customer, what, invoice.customer_id)
     _need(invoice, Invoice, "invoice")
-    _same_account(account, f"invoice {invoice.id!r}", invoice.account_id)
+    _same_account(account, what, invoice.account_id)
     overdue = on is not None and invoice.due_date < arguments.day(on, "on")
     why = _why_not_charged(not_charged, customer)
     t = _lang(customer.locale)
@@ -1215,9 +1287,10 @@ def render_invoice(
     if invoice.payment_reference:
         fields.append((t(f"invoice.reference.{kind}"), invoice.payment_reference))
     outstanding = invoice.outstanding
+    totals = _totals(invoice, account)
     footer = [
         (t("invoice.net_total"), "", "", "", _money(invoice.net_total, t)),
-        *_vat_rows(account, invoice, t),
+        *_vat_rows(invoice, totals, t),
         (
             t("invoice.total"),
             "",
@@ -1229,7 +1302,9 @@ def render_invoice(
     settled = invoice.paid + invoice.credited
     if settled:
         footer.append((t("invoice.settled"), "", "", "", _money(-settled, t)))
-    footer.append((t("invoice.amount_due"), "", "", "", _money(outstanding, t)))
+    due_amount = _money(outstanding, t)
+    footer.append((t("invoice.amount_due"), "", "", "", due_amount))
+    nets = (None,) * len(invoice.lines) if totals is None else totals.line_nets
     blocks: list[_Block] = [
         _Para(t("greeting", name=customer.name)),
         _Para(t("invoice.intro", number=number, account=account.name)),
@@ -1245,8 +1320,8 @@ def render_invoice(
             rows=(
                 *(
                     row
-                    for line in invoice.lines
-                    for row in _line_rows(line, invoice, account, t)
+                    for line, net in zip(invoice.lines, nets, strict=True)
+                    for row in _line_rows(line, net, invoice, account, t)
                 ),
                 *_document_rows(invoice, account, t),
             ),
@@ -1260,7 +1335,7 @@ def render_invoice(
         blocks.append(_Para(t("invoice.paid")))
     else:
         request = "invoice.pay_now" if overdue else "invoice.pay_by_transfer"
-        how = t(request, amount=_money(outstanding, t), due_date=due)
+        how = t(request, amount=due_amount, due_date=due)
         if why is not None:
             how = t(why) + " " + how
         if invoice.payment_reference:
@@ -1306,22 +1381,25 @@ def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Me
     with the amount applied to each, any amount kept as credit, the total, the
     card (brand and last four digits) and the payment date.
     """
-    _customer_of(account, customer, f"receipt {receipt.id!r}", receipt.customer_id)
+    what = f"receipt {receipt.id!r}"
+    _customer_of(account, customer, what, receipt.customer_id)
     _need(receipt, Receipt, "receipt")
-    _same_account(account, f"receipt {receipt.id!r}", receipt.account_id)
+    _same_account(account, what, receipt.account_id)
     t = _lang(customer.locale)
     paid_on = _date(_local_day(receipt.issued_at, account), t)
     card = t(
         "receipt.card", brand=_brand(receipt.card_brand, t), last4=receipt.card_last4
     )
+    amount = _money(receipt.amount, t)
+    credit = _money(receipt.credit, t) if receipt.credit else ""
     footer = []
-    if receipt.credit:
-        footer.append((t("receipt.credit_label"), _money(receipt.credit, t)))
-    footer.append((t("receipt.total"), _money(receipt.amount, t)))
+    if credit:
+        footer.append((t("receipt.credit_label"), credit))
+    footer.append((t("receipt.total"), amount))
     many = len(receipt.items) != 1
     blocks: list[_Block] = [
         _Para(t("greeting", name=customer.name)),
-        _Para(t("receipt.intro", amount=_money(receipt.amount, t))),
+        _Para(t("receipt.intro", amount=amount)),
         _Fields(
             (
                 (t("receipt.number"), receipt.number),
@@ -1339,16 +1417,8 @@ def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Me
             footer=tuple(footer),
         ),
     ]
-    if receipt.credit:
-        blocks.append(
-            _Para(
-                t(
-                    "receipt.credit",
-                    amount=_money(receipt.credit, t),
-                    account=account.name,
-                )
-            )
-        )
+    if credit:
+        blocks.append(_Para(t("receipt.credit", amount=credit, account=account.name)))
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("receipt.subject", number=receipt.number, account=account.name)
     return _message(customer.email, subject, blocks, t)
