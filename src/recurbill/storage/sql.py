@@ -23,18 +23,21 @@ The schema is versioned: :meth:`SqlStorage.migrate` (or the ``recurbill
 migrate`` command, :func:`migrate`) creates or upgrades it, and the first
 transaction refuses a database whose schema is older or newer than this
 recurbill.
+
+What the transaction's calls share lives beside this module: ``sqlunit``
+(the connection, write calls, reads by id, existence checks), ``unreadable``
+(finding and naming a row that cannot be read) and ``bulk`` (the multi-row
+writes, one executemany each).
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,7 +48,6 @@ from recurbill.errors import (
     SchemaVersionError,
     StateError,
     StorageError,
-    UnreadableRecordError,
 )
 from recurbill.records import (
     Account,
@@ -67,11 +69,11 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.storage import migrations, rows, schema
+from recurbill.storage.bulk import Updates, inserts
 from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import flag as _flag
-from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import invoice_status as _invoice_status
 from recurbill.storage.checks import optional_text as _optional_text
 from recurbill.storage.checks import payment_statuses as _payment_statuses
@@ -84,23 +86,18 @@ from recurbill.storage.checks import unlocked as _unlocked
 from recurbill.storage.checks import writes
 from recurbill.storage.engine import (
     LOCK_TIMEOUT_SECONDS,
-    READ_ONLY_OPTION,
     create_engine,
     prepare_sqlite,
     sqlite_url,
 )
 from recurbill.storage.sqlerrors import translate_errors
+from recurbill.storage.sqlunit import SqlUnit, aborted, begin_read_only, by_account
+from recurbill.storage.unreadable import due_read, unconverted
 
 if TYPE_CHECKING:
     from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = ["SqlStorage", "SqlTransaction", "migrate"]
-
-_R = TypeVar("_R")
-_Unconverted = tuple[dict[str, Any], str]
-"""A row whose column could not be converted: its keys and the columns that
-could, and the reason (``column: error``)."""
-_CHUNK = 500  # ids per IN (...) list
 
 
 def migrate(url: str) -> int:
@@ -114,174 +111,6 @@ def migrate(url: str) -> int:
         return storage.migrate()
     finally:
         storage.close()
-
-
-class _Bulk:
-    """A multi-row INSERT or UPDATE of one table handed to the driver's executemany.
-
-    Rows become positional tuples with the columns' own conversions (those
-    SQLAlchemy's bind processors apply), which skips the per-row parameter
-    compilation of ``Connection.execute(statement, rows)``: the daily run
-    stores thousands of invoices, payments and receipts at once and this is
-    its hot path. An update sets every column of the row with its
-    ``(id, account_id)`` except those named in *leave*.
-    """
-
-    def __init__(
-        self,
-        table: sa.Table,
-        dialect: sa.Dialect,
-        *,
-        update: bool,
-        leave: tuple[str, ...] = (),
-    ) -> None:
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        quote = dialect.identifier_preparer.quote
-        name = dialect.identifier_preparer.format_table(table)
-        columns = list(table.columns)
-        if update:
-            keys = ("id", "account_id", *leave)
-            columns = [c for c in columns if c.name not in keys]
-            columns += [table.c.id, table.c.account_id]
-            assignments = ", ".join(f"{quote(c.name)} = {mark}" for c in columns[:-2])
-            self.sql = (
-                f"UPDATE {name} SET {assignments} "
-                f"WHERE {quote('id')} = {mark} AND {quote('account_id')} = {mark}"
-            )
-        else:
-            self.sql = (
-                f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) "
-                f"VALUES ({', '.join([mark] * len(columns))})"
-            )
-        self.get = operator.itemgetter(*(c.name for c in columns))
-        self.converters: list[tuple[int, Callable[[Any], Any]]] = []
-        for position, column in enumerate(columns):
-            kind = column.type
-            if isinstance(kind, schema.Converted):
-                convert = kind.bind_converter(dialect)
-            else:
-                convert = kind.dialect_impl(dialect).bind_processor(dialect)
-            if convert is not None:
-                self.converters.append((position, convert))
-
-    def run_values(self, conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
-        """Insert rows already converted for the driver, in column order."""
-        conn.exec_driver_sql(self.sql, values)
-
-    def run(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Write *rows* (column name -> value) with one executemany."""
-        get, converters = self.get, self.converters
-        params: list[Any]
-        if not converters:
-            params = [get(row) for row in rows]
-        else:
-            params = []
-            for row in rows:
-                values = list(get(row))
-                for position, convert in converters:
-                    value = values[position]
-                    if value is not None:
-                        values[position] = convert(value)
-                params.append(tuple(values))
-        conn.exec_driver_sql(self.sql, params)
-
-
-@functools.cache
-def _indexed(table: sa.Table) -> tuple[str, ...]:
-    """The columns of *table* in an index or unique constraint, but the keys."""
-    names = {column.name for index in table.indexes for column in index.columns}
-    names.update(
-        column.name
-        for constraint in table.constraints
-        if isinstance(constraint, sa.UniqueConstraint)
-        for column in constraint.columns
-    )
-    return tuple(sorted(names - {"id", "account_id"}))
-
-
-def _by_account(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
-    """(account id, id) pairs grouped: account id -> ids."""
-    grouped: dict[str, set[str]] = {}
-    for account_id, key in pairs:
-        grouped.setdefault(account_id, set()).add(key)
-    return grouped
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
-_KINDS = {
-    schema.accounts.name: "account",
-    schema.customers.name: "customer",
-    schema.payment_methods.name: "payment method",
-    schema.templates.name: "template",
-    schema.occurrences.name: "occurrence",
-    schema.invoices.name: "invoice",
-    schema.payments.name: "payment",
-    schema.settlements.name: "settlement",
-    schema.receipts.name: "receipt",
-    schema.credit_notes.name: "credit note",
-    schema.refunds.name: "refund",
-    schema.credit_entries.name: "credit entry",
-    schema.notifications.name: "notification",
-}
-"""The kind of record each table's rows hold, as errors name it."""
-
-_KEYS = ("id", "template_id", "occurrence_index", "account_id", "customer_id")
-"""The columns that name a row (and its owners) in UnreadableRecordError."""
-
-
-def _table(query: sa.Select[Any]) -> sa.Table:
-    """The table *query* reads."""
-    table = query.columns_clause_froms[0]
-    assert isinstance(table, sa.Table)
-    return table
-
-
-def _decoded(
-    found: Sequence[rows.Row], decode: Callable[[rows.Row], _R], query: sa.Select[Any]
-) -> list[_R]:
-    """*decode* of every row *query* found; a row it cannot decode raises
-    UnreadableRecordError (looked for only then: no cost per row)."""
-    try:
-        return [decode(row) for row in found]
-    except UnreadableRecordError:
-        raise
-    except rows.UNREADABLE:
-        kind = _KINDS[_table(query).name]
-        for row in found:
-            try:
-                decode(row)
-            except rows.UNREADABLE as error:
-                raise rows.unreadable(kind, row, error) from error
-        raise
-
-
-def _due_read(
-    found: Iterable[rows.Row], unconverted: Callable[[], _Unconverted | None]
-) -> list[RecurringTemplate]:
-    """The templates of a due walk's rows, up to the first that cannot be
-    read: that one raises, with the templates before it. *unconverted* finds
-    the row whose columns could not be converted (and why) when that failed."""
-    read: list[RecurringTemplate] = []
-    rows_left = iter(found)
-    while True:
-        try:
-            row = next(rows_left, None)
-        except schema.UNCONVERTIBLE as error:  # converting row len(read) failed
-            bad = unconverted()
-            if bad is None:
-                raise
-            raise rows.unreadable_template(bad[0], bad[1], read) from error
-        if row is None:
-            return read
-        try:
-            read.append(rows.decode_template(row))
-        except UnreadableRecordError as error:
-            reason = str(error.fields["reason"])
-            raise rows.unreadable_template(row, reason, read) from error
 
 
 class SqlStorage:
@@ -315,18 +144,8 @@ class SqlStorage:
             sqlite.insert if self._is_sqlite else postgresql.insert
         )
         self._owner = threading.local()
-        dialect = engine.dialect
-        self._bulk = {
-            table.name: _Bulk(table, dialect, update=False)
-            for table in (
-                schema.invoices,
-                schema.occurrences,
-                schema.notifications,
-                schema.payments,
-                schema.receipts,
-            )
-        }
-        self._bulk_update: dict[tuple[str, frozenset[str]], _Bulk] = {}
+        self._bulk = inserts(engine.dialect)
+        self._bulk_update: Updates = {}
 
     @classmethod
     def from_url(
@@ -435,7 +254,7 @@ class SqlStorage:
         try:
             if read_only:
                 with translate_errors("opening a read-only transaction"):
-                    _read_only(conn, sqlite=self._is_sqlite)
+                    begin_read_only(conn, sqlite=self._is_sqlite)
             if not self._checked:
                 with translate_errors("checking the schema version"):
                     self._check_schema(conn)
@@ -445,293 +264,8 @@ class SqlStorage:
             self._owner.busy = False
 
 
-def _aborted(conn: sa.Connection) -> bool:
-    """Whether *conn*'s PostgreSQL transaction failed (psycopg's INERROR)."""
-    raw = conn.connection.dbapi_connection
-    status = getattr(getattr(raw, "info", None), "transaction_status", None)
-    return getattr(status, "name", "") == "INERROR"
-
-
-def _read_only(conn: sa.Connection, *, sqlite: bool) -> None:
-    """Begin *conn*'s transaction as one that only reads a snapshot."""
-    if sqlite:  # the begin hook emits a deferred BEGIN for this option
-        conn.execution_options(**{READ_ONLY_OPTION: True})
-    else:
-        conn.exec_driver_sql(
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-        )
-
-
-class SqlTransaction:
+class SqlTransaction(SqlUnit):
     """One unit of work of a :class:`SqlStorage`: one database transaction."""
-
-    def __init__(
-        self, storage: SqlStorage, conn: sa.Connection, *, read_only: bool = False
-    ) -> None:
-        self._storage = storage
-        self._conn: sa.Connection | None = conn
-        self._read_only = read_only
-        self._insert = storage._insert
-        self._bulk = storage._bulk
-        self._bulk_update = storage._bulk_update
-
-    @property
-    def read_only(self) -> bool:
-        """Whether this unit of work was opened ``read_only``."""
-        return self._read_only
-
-    # -- machinery ------------------------------------------------------------
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            with translate_errors("rolling back"):
-                if conn.in_transaction():
-                    conn.rollback()
-        finally:
-            conn.close()
-
-    @property
-    def _c(self) -> sa.Connection:
-        if self._conn is None:
-            raise StateError(
-                problem="the transaction is closed",
-                allowed="use a transaction only inside its with block",
-            )
-        return self._conn
-
-    @contextmanager
-    def _write(self, doing: str) -> Iterator[sa.Connection]:
-        """One atomic write call inside a SAVEPOINT, driver errors translated."""
-        conn = self._c
-        with translate_errors(doing), conn.begin_nested():
-            yield conn
-
-    def _all(self, query: sa.Select[Any], decode: Callable[[rows.Row], _R]) -> list[_R]:
-        return _decoded(self._fetch(query, "reading"), decode, query)
-
-    def _fetch(self, query: sa.Select[Any], doing: str) -> Sequence[sa.RowMapping]:
-        """Every row of *query*, driver errors translated; a row whose column
-        cannot be converted raises UnreadableRecordError."""
-        with translate_errors(doing):
-            result = self._c.execute(query).mappings()
-            with self._converting(query):
-                return result.all()
-
-    def _rows(self, query: sa.Select[Any]) -> Sequence[Any]:
-        """Every row of *query* in one fetch (not a fetchone per row); a
-        column that cannot be converted raises UnreadableRecordError."""
-        result = self._c.execute(query)
-        with self._converting(query):
-            return result.all()
-
-    @contextmanager
-    def _converting(self, query: sa.Select[Any]) -> Iterator[None]:
-        """Fetching the rows of *query*: a column whose stored text its type
-        cannot convert (SQLite) raises UnreadableRecordError naming the row."""
-        try:
-            yield
-        except schema.UNCONVERTIBLE as error:
-            found = self._unconverted(query)
-            if found is None:
-                raise  # no row of it fails on its own: not the rows' content
-            kind = _KINDS[_table(query).name]
-            raise rows.unreadable_key(kind, *found) from error
-
-    def _unconverted(self, query: sa.Select[Any]) -> _Unconverted | None:
-        """The first row of *query* with a column its type cannot convert:
-        its keys and the columns that convert, and why (None if none fails).
-
-        Reads the row's stored values unconverted and converts them here, so
-        only after a fetch failed.
-        """
-        table, dialect = _table(query), self._c.dialect
-        selected = {column.name for column in query.selected_columns}
-        keys = [column for column in table.columns if column.name in _KEYS]
-        converted = [
-            (column, convert)
-            for column in table.columns
-            if column.name in selected
-            and column.name not in _KEYS
-            and (
-                convert := column.type.dialect_impl(dialect).result_processor(
-                    dialect, None
-                )
-            )
-        ]
-        raw = query.with_only_columns(
-            *keys,
-            *(
-                sa.type_coerce(column, sa.String).label(column.name)
-                for column, _ in converted
-            ),
-        )
-        for stored in self._c.execute(raw).mappings():
-            found, reason = dict(stored), ""
-            for column, convert in converted:
-                try:
-                    found[column.name] = convert(stored[column.name])
-                except schema.UNCONVERTIBLE as error:
-                    del found[column.name]
-                    reason = reason or f"{column.name}: {error}"
-            if reason:
-                return found, reason
-        return None
-
-    def _one(
-        self,
-        query: sa.Select[Any],
-        decode: Callable[[rows.Row], _R],
-        *,
-        kind: str,
-        key: str,
-        account: str,
-    ) -> _R:
-        found = self._fetch(query, f"reading {kind} {key!r}")
-        if not found:
-            raise NotFoundError(kind=kind, key=key, account=account)
-        return _decoded(found[:1], decode, query)[0]
-
-    def _exists(self, table: sa.Table, account_id: str, key: str, kind: str) -> None:
-        query = sa.select(table.c.id).where(
-            table.c.id == key, table.c.account_id == account_id
-        )
-        if self._c.execute(query).first() is None:
-            raise NotFoundError(kind=kind, key=key, account=account_id)
-
-    def _need_account(self, account_id: str) -> None:
-        accounts = schema.accounts
-        query = sa.select(accounts.c.id).where(accounts.c.id == account_id)
-        if self._c.execute(query).first() is None:
-            raise NotFoundError(kind="account", key=account_id, account=account_id)
-
-    def _need_accounts(self, account_ids: set[str]) -> None:
-        for account_id in sorted(account_ids):
-            self._need_account(account_id)
-
-    def _need_parents(
-        self,
-        records: Sequence[RecurringTemplate | Invoice | Payment | Receipt],
-    ) -> None:
-        """The accounts and customers *records* belong to exist."""
-        self._need_accounts({record.account_id for record in records})
-        self._need_all(
-            schema.customers,
-            "customer",
-            _by_account((r.account_id, r.customer_id) for r in records),
-        )
-
-    def _replace_all(
-        self,
-        table: sa.Table,
-        kind: str,
-        records: Sequence[RecurringTemplate | Invoice | Payment],
-        encoded: list[dict[str, Any]],
-        *,
-        doing: str,
-        parents: Callable[[], None],
-    ) -> None:
-        """Replace stored rows with one executemany, all or none.
-
-        Each record's id must exist in its account (checked first), then
-        *parents* checks what the records refer to.
-        """
-        if not records:
-            return
-        indexed = _indexed(table)
-        with self._write(doing) as conn:
-            stored = self._need_all(
-                table,
-                kind,
-                _by_account((r.account_id, r.id) for r in records),
-                also=indexed,
-            )
-            parents()
-            unchanged = frozenset(
-                name
-                for position, name in enumerate(indexed)
-                if all(stored[row["id"]][position] == row[name] for row in encoded)
-            )
-            self._update_statement(table, unchanged).run(conn, encoded)
-
-    def _update_statement(self, table: sa.Table, leave: frozenset[str]) -> _Bulk:
-        """The UPDATE of *table* that leaves the columns *leave* as they are.
-
-        Setting an indexed column rewrites its index entries even when the
-        value stays the same (SQLite); leaving out those that no row changes
-        halves what the daily run writes for each template.
-        """
-        key = (table.name, leave)
-        statement = self._bulk_update.get(key)
-        if statement is None:
-            dialect = self._c.dialect
-            statement = _Bulk(table, dialect, update=True, leave=tuple(sorted(leave)))
-            self._bulk_update[key] = statement
-        return statement
-
-    def _need_customer(self, account_id: str, customer_id: str) -> None:
-        self._need_account(account_id)
-        self._exists(schema.customers, account_id, customer_id, "customer")
-
-    def _need_all(
-        self,
-        table: sa.Table,
-        kind: str,
-        wanted: Mapping[str, set[str]],
-        *,
-        also: tuple[str, ...] = (),
-    ) -> dict[str, tuple[Any, ...]]:
-        """Every id of *wanted* (account id -> ids) exists in that account.
-
-        Returns each id's stored values of the columns *also*.
-        """
-        stored: dict[str, tuple[Any, ...]] = {}
-        query = sa.select(
-            table.c.id, table.c.account_id, *(table.c[name] for name in also)
-        )
-        for account_id, ids in wanted.items():
-            keys = sorted(ids)
-            found: dict[str, tuple[Any, ...]] = {}
-            for chunk in _chunks(keys):
-                # by primary key alone (the planner may otherwise pick an
-                # account index and scan the account), the account checked here
-                by_id = query.where(table.c.id.in_(chunk))
-                try:
-                    got = self._rows(by_id)
-                except UnreadableRecordError as error:
-                    if error.fields["account"] == account_id:
-                        raise
-                    # another account's row: never named here, nor read
-                    got = self._rows(by_id.where(table.c.account_id == account_id))
-                found.update(
-                    (key, tuple(values))
-                    for key, owner, *values in got
-                    if owner == account_id
-                )
-            missing = [key for key in keys if key not in found]
-            if missing:
-                raise NotFoundError(kind=kind, key=missing[0], account=account_id)
-            stored.update(found)
-        return stored
-
-    def _replace(
-        self, table: sa.Table, row: dict[str, Any], *, kind: str, doing: str
-    ) -> None:
-        with self._write(doing) as conn:
-            self._update_row(conn, table, row, kind=kind)
-
-    def _update_row(
-        self, conn: sa.Connection, table: sa.Table, row: dict[str, Any], *, kind: str
-    ) -> None:
-        statement = (
-            sa.update(table)
-            .where(table.c.id == row["id"], table.c.account_id == row["account_id"])
-            .values(row)
-        )
-        if conn.execute(statement).rowcount == 0:
-            raise NotFoundError(kind=kind, key=row["id"], account=row["account_id"])
 
     def commit(self) -> None:
         """Make every write so far durable; later writes need another commit.
@@ -741,7 +275,7 @@ class SqlTransaction:
         it back without a word: that raises StorageError here instead.
         """
         conn = self._c
-        if _aborted(conn):
+        if aborted(conn):
             raise StorageError(
                 problem="a statement of this transaction failed, so PostgreSQL "
                 "rolled it back: nothing was committed",
@@ -822,79 +356,6 @@ class SqlTransaction:
             for_update=for_update,
             key_share=True,
         )
-
-    def _get(
-        self,
-        table: sa.Table,
-        decode: Callable[[rows.Row], _R],
-        kind: str,
-        account_id: str,
-        key: str,
-        *,
-        for_update: bool = False,
-        key_share: bool = False,
-    ) -> _R:
-        _unlocked(self, for_update)
-        _text(f"{kind} id", key)
-        return self._get_many(
-            table,
-            decode,
-            kind,
-            account_id,
-            [key],
-            for_update=for_update,
-            key_share=key_share,
-        )[0]
-
-    def _get_many(
-        self,
-        table: sa.Table,
-        decode: Callable[[rows.Row], _R],
-        kind: str,
-        account_id: str,
-        keys: object,
-        *,
-        for_update: bool = False,
-        key_share: bool = False,
-    ) -> list[_R]:
-        """Records by id in the order asked; NotFoundError for the first missing.
-
-        ``key_share`` makes the lock ``FOR NO KEY UPDATE`` on PostgreSQL.
-        """
-        _unlocked(self, for_update)
-        _text("account_id", account_id)
-        wanted = _ids(f"{kind} ids", keys)
-        found: dict[str, _R] = {}
-        for chunk in _chunks(sorted(set(wanted))):
-            # by primary key alone, the account checked here (as in _need_all);
-            # a locking read names the account in SQL too, so it never locks
-            # (or waits for) a row of another account (SQLite locks no rows)
-            query = sa.select(table).where(table.c.id.in_(chunk))
-            if for_update and not self._storage._is_sqlite:
-                query = query.where(table.c.account_id == account_id)
-            if for_update:  # in id order, so two lockers never deadlock
-                query = query.order_by(table.c.id).with_for_update(key_share=key_share)
-            doing = f"reading {kind} {chunk[0]!r}"
-            try:
-                result = self._fetch(query, doing)
-            except UnreadableRecordError as error:
-                if error.fields["account"] == account_id:
-                    raise
-                # another account's row: never named here, nor read
-                mine = query.where(table.c.account_id == account_id)
-                result = self._fetch(mine, doing)
-            owned = [row for row in result if row["account_id"] == account_id]
-            found.update(
-                zip(
-                    (row["id"] for row in owned),
-                    _decoded(owned, decode, query),
-                    strict=True,
-                )
-            )
-        for key in wanted:
-            if key not in found:
-                raise NotFoundError(kind=kind, key=key, account=account_id)
-        return [found[key] for key in wanted]
 
     def get_customers(
         self, account_id: str, customer_ids: Sequence[str]
@@ -1096,7 +557,7 @@ class SqlTransaction:
                 found: Iterable[rows.Row] = self._c.execute(query).mappings().all()
             except schema.UNCONVERTIBLE:  # a column's own conversion (SQLite text)
                 found = self._c.execute(query).mappings()  # again, row by row
-            return _due_read(found, lambda: self._unconverted(query))
+            return due_read(found, lambda: unconverted(self._c, query))
 
     # -- occurrences ----------------------------------------------------------------
 
@@ -1186,7 +647,7 @@ class SqlTransaction:
         self._need_all(
             schema.templates,
             "template",
-            _by_account(
+            by_account(
                 (i.account_id, i.template_id)
                 for i in invoices
                 if i.template_id is not None
@@ -1438,7 +899,7 @@ class SqlTransaction:
             self._need_all(
                 schema.payments,
                 "payment",
-                _by_account((r.account_id, r.payment_id) for r in records),
+                by_account((r.account_id, r.payment_id) for r in records),
             )
             self._bulk["receipts"].run(conn, encoded)
 
