@@ -396,3 +396,14 @@ def test_a_customer_added_with_something_other_than_a_digest_is_refused(
         ).added_with
         is None
     )
+
+
+@pytest.mark.parametrize(
+    "field", ["storage", "gateway", "ids", "retry_policy", "chunk_size"]
+)
+def test_a_billings_collaborators_are_fixed_once_it_is_made(field: str) -> None:
+    """The parts Billing delegates to hold them: a new value would reach some
+    calls and not others, so setting one is refused."""
+    world = make_world()
+    with pytest.raises(AttributeError):
+        setattr(world.billing, field, getattr(world.billing, field))

@@ -123,13 +123,20 @@ class Billing:
     daily run issues per transaction: larger chunks commit less often (the
     run is faster) but hold their locks longer (on SQLite, the database's
     write lock, which every other writer waits for meanwhile).
+
+    These are fixed once it is made (the parts it delegates to hold them):
+    for another storage or gateway, make another ``Billing``.
     """
 
-    storage: Storage
-    gateway: PaymentGateway
-    ids: IdFactory = random_id
-    retry_policy: RetryPolicy = attrs.field(factory=RetryPolicy)
-    chunk_size: int = attrs.field(default=1000, validator=_chunk_size)
+    storage: Storage = attrs.field(on_setattr=attrs.setters.frozen)
+    gateway: PaymentGateway = attrs.field(on_setattr=attrs.setters.frozen)
+    ids: IdFactory = attrs.field(default=random_id, on_setattr=attrs.setters.frozen)
+    retry_policy: RetryPolicy = attrs.field(
+        factory=RetryPolicy, on_setattr=attrs.setters.frozen
+    )
+    chunk_size: int = attrs.field(
+        default=1000, validator=_chunk_size, on_setattr=attrs.setters.frozen
+    )
     _collector: Collector = attrs.field(init=False)
     _daily: DailyRun = attrs.field(init=False)
     _mass: MassPayment = attrs.field(init=False)

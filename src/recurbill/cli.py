@@ -238,10 +238,24 @@ def _run(args: argparse.Namespace) -> int:
     with _storage(url) as storage:
         try:
             status = _daily(storage, gateway, as_of)
-        finally:  # a run stopped by the gateway still queued its e-mail
-            if notifier is not None and not _deliver(storage, notifier, as_of):
-                status = 1
+        except Exception:  # a run stopped by the gateway still queued its e-mail
+            if notifier is not None:
+                _deliver_beside(storage, notifier, as_of)
+            raise  # the run's error is the one reported
+        if notifier is not None and not _deliver(storage, notifier, as_of):
+            status = 1
         return status
+
+
+def _deliver_beside(storage: SqlStorage, notifier: Notifier, as_of: datetime) -> None:
+    """:func:`_deliver` after the run failed: its own failure is printed, so
+    that the run's error stays the one reported."""
+    from recurbill.errors import RecurbillError
+
+    try:
+        _deliver(storage, notifier, as_of)
+    except RecurbillError as error:
+        print(f"recurbill: e-mail not delivered: {error}", file=sys.stderr)
 
 
 def _deliver(storage: SqlStorage, notifier: Notifier, as_of: datetime) -> bool:

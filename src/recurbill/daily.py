@@ -709,6 +709,8 @@ class DailyRun:
         while True:
             templates: list[RecurringTemplate] = []
             try:
+                # skip_ids only when there are some: older adapters lack it
+                skip = {"skip_ids": sorted(unreadable)} if unreadable else {}
                 with self.storage.transaction() as tx:
                     try:
                         templates = tx.due_templates(
@@ -718,7 +720,7 @@ class DailyRun:
                             limit=limit or self.chunk_size,
                             for_update=True,
                             skip_locked=skip_locked,
-                            skip_ids=sorted(unreadable),
+                            **skip,
                         )
                     except UnreadableRecordError as error:
                         templates = list(error.read)  # what _isolate retries

@@ -13,7 +13,7 @@ from smtp_servers import Server
 
 from recurbill.billing import Billing
 from recurbill.cli import main
-from recurbill.errors import GatewayAuthenticationError
+from recurbill.errors import GatewayAuthenticationError, StorageUnavailableError
 from recurbill.invoice import InvoiceLine
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.payments.protocol import ChargeResult
@@ -237,3 +237,30 @@ def test_a_message_that_cannot_be_read_is_named_and_the_run_fails(
     assert main(deliver) == 0
     assert "e-mail: 1 sent, 0 failed" in capsys.readouterr().out
     assert len(smtp_server.collector.received) == 2
+
+
+def test_a_delivery_failure_after_a_stopped_run_keeps_the_runs_error(
+    tmp_path: Path,
+    smtp_server: Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = _database(tmp_path)
+    _card_customers(url, ["Kari"])
+    monkeypatch.setattr("recurbill.cli._stripe", _KeyRefused)
+
+    def outbox_down(*args: object, **kwargs: object) -> None:
+        raise StorageUnavailableError(problem="outbox down", allowed="try later")
+
+    monkeypatch.setattr("recurbill.notify.delivery.deliver_pending", outbox_down)
+    status = main(
+        ["run", "--db", url, "--as-of", "2027-01-31T07:00:00+01:00",
+         "--smtp", f"{smtp_server.host}:{smtp_server.port}",
+         "--smtp-sender", "faktura@fjordfysio.no", "--smtp-security", "none"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert status == 1
+    assert err == [
+        "recurbill: e-mail not delivered: outbox down; try later",
+        "recurbill: key refused; fix it",  # the run's error, as without e-mail
+    ]

@@ -11,7 +11,12 @@ import pytest
 from smtp_servers import Collector, Server, free_port, serve
 
 from recurbill.errors import DeliveryError, InvalidInputError, UnreadableRecordError
-from recurbill.notify.delivery import FAILURES_IN_A_ROW, deliver_pending, message_of
+from recurbill.notify.delivery import (
+    FAILURES_IN_A_ROW,
+    MAX_UNREADABLE,
+    deliver_pending,
+    message_of,
+)
 from recurbill.notify.memory import Outbox
 from recurbill.notify.message import Message
 from recurbill.notify.protocol import OutboxStorage
@@ -431,3 +436,45 @@ def test_an_unreadable_row_that_skipping_cannot_pass_raises(
         deliver_pending(storage, outbox, now=T0)  # type: ignore[arg-type]
     assert raised.value.fields == {"account": "acme", "reason": "headers: x", **fields}
     assert outbox.sent == ()
+
+
+class _ManyUnreadable:
+    """An outbox of *bad* rows it cannot read, then nothing: each read names
+    the first row not yet skipped, as an adapter would."""
+
+    def __init__(self, bad: int) -> None:
+        self.bad = [f"ntf_{n:04d}" for n in range(bad)]
+        self.reads = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[_ManyUnreadable]:
+        yield self
+
+    def pending_notifications(
+        self, *, limit: int = 100, **skip: Sequence[str]
+    ) -> list[Notification]:
+        self.reads += 1
+        if self.reads == 1:
+            assert skip == {}  # an adapter without skip_ids keeps working
+        left = [key for key in self.bad if key not in skip.get("skip_ids", ())]
+        if not left:
+            return []
+        raise UnreadableRecordError(
+            kind="notification", key=left[0], account="acme", reason="headers: x"
+        )
+
+
+def test_up_to_max_unreadable_rows_are_set_aside_then_delivery_stops() -> None:
+    """Each row set aside costs a read of the outbox, so a call stops with the
+    error once it has met more than MAX_UNREADABLE of them."""
+    few = deliver_pending(
+        _ManyUnreadable(MAX_UNREADABLE),  # type: ignore[arg-type]
+        Outbox(),
+        now=T0,
+    )
+    assert len(few.unreadable) == MAX_UNREADABLE
+    many = _ManyUnreadable(MAX_UNREADABLE + 1)
+    with pytest.raises(UnreadableRecordError) as raised:
+        deliver_pending(many, Outbox(), now=T0)  # type: ignore[arg-type]
+    assert raised.value.fields["key"] == many.bad[MAX_UNREADABLE]
+    assert many.reads == MAX_UNREADABLE + 1

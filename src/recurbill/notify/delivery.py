@@ -43,7 +43,13 @@ from recurbill.errors import (
 from recurbill.notify.protocol import Message, Notifier, OutboxStorage
 from recurbill.records import Notification, NotificationStatus
 
-__all__ = ["FAILURES_IN_A_ROW", "DeliveryResult", "deliver_pending", "message_of"]
+__all__ = [
+    "FAILURES_IN_A_ROW",
+    "MAX_UNREADABLE",
+    "DeliveryResult",
+    "deliver_pending",
+    "message_of",
+]
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -132,8 +138,9 @@ def _due(storage: OutboxStorage, limit: int, max_attempts: int) -> _Due:
     unreadable: list[str] = []
     with storage.transaction() as tx:
         while True:
-            try:
-                batch = tx.pending_notifications(limit=fetch, skip_ids=unreadable)
+            try:  # skip_ids only when there are some: older adapters lack it
+                skip = {"skip_ids": list(unreadable)} if unreadable else {}
+                batch = tx.pending_notifications(limit=fetch, **skip)
             except UnreadableRecordError as error:
                 unreadable.append(_skippable(error, unreadable))
                 continue
@@ -153,8 +160,15 @@ def _skippable(error: UnreadableRecordError, skipped: list[str]) -> str:
         raise error
     if key in skipped:
         raise error  # left out, yet read again: skipping cannot get past it
+    if len(skipped) >= MAX_UNREADABLE:
+        raise error  # each one costs a read of the outbox: stop, and say why
     return key
 
+
+MAX_UNREADABLE = 100
+"""A call that meets more outbox rows it cannot read than this stops with the
+error (each one costs another read of the outbox): that many is no hand
+edit, but a store to repair before e-mail goes out again."""
 
 FAILURES_IN_A_ROW = 5
 """A call stops after this many failed sends in a row: the server is likely down."""
