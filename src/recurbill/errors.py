@@ -288,7 +288,9 @@ class UnreadableRecordError(StorageError):
     column when known and what is wrong with it (``"lines: ..."``). Correct
     the row to what recurbill writes, or restore it from a backup. Errors of
     the database itself (unreachable, a lock timeout) stay
-    :class:`StorageUnavailableError` and :class:`ConflictError`.
+    :class:`StorageUnavailableError` and :class:`ConflictError`; so does, on
+    PostgreSQL, a timestamp its driver cannot hand to Python (``'infinity'``):
+    a :class:`StorageError` that names the value, not the row.
 
     For a template, ``customer`` is its customer id and :attr:`next_due_at`
     its due instant as stored; from ``Transaction.due_templates``,
