@@ -259,6 +259,12 @@ class Corrections:
         the invoice's lines and document allowances and charges, so its VAT
         per category and rate reverses the invoice's exactly; a partial one
         is an amount only.
+
+        Allowed while a payment of the invoice has no outcome yet (unlike
+        voiding): the credit lowers what is owed now, and if the payment then
+        succeeds, what it paid beyond that becomes the customer's credit, as
+        a credit note after payment does at Stripe. Nothing is lost or paid
+        twice either way.
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
