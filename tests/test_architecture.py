@@ -34,6 +34,7 @@ LAYERS = {
     "customers": 8,
     "accounts": 9,
     "cards": 9,
+    "templates": 9,
     "billing": 10,
     "testing": 11,
     "demo": 12,

@@ -1,0 +1,335 @@
+"""Recurring templates: creating, changing, pausing, resuming and ending them.
+
+Every change works out the template's next due instant again. A start whose
+first invoice would never be due is refused, and a template a daily run has
+finished can no longer change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+
+import attrs
+
+from recurbill.arguments import allowance_charges, aware, invoice_lines
+from recurbill.collection import local_date
+from recurbill.daily import check_lines, next_due
+from recurbill.errors import InvalidScheduleError, StateError
+from recurbill.ids import IdFactory
+from recurbill.invoice import AllowanceCharge, InvoiceLine
+from recurbill.records import (
+    LAST_YEAR,
+    Account,
+    RecurringTemplate,
+    TemplateStatus,
+    due_instant,
+)
+from recurbill.schedule import Period, Schedule
+from recurbill.storage.protocol import Storage
+
+__all__ = ["Templates"]
+
+
+@attrs.define
+class Templates:
+    """Recurring templates and their schedules; see the methods of :class:`Billing`."""
+
+    storage: Storage
+    ids: IdFactory
+
+    def create_template(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        lines: Sequence[InvoiceLine],
+        start: date,
+        period: Period | str,
+        now: datetime,
+        every: int = 1,
+        end: date | None = None,
+        max_count: int | None = None,
+        month_end: bool = False,
+        memo: str = "",
+        template_id: str | None = None,
+        allowances: Sequence[AllowanceCharge] = (),
+        charges: Sequence[AllowanceCharge] = (),
+    ) -> RecurringTemplate:
+        """A recurring invoice: these lines, on this schedule, from ``start``.
+
+        ``allowances`` and ``charges`` are document-level (a discount or a fee
+        on the whole invoice, each with its reason and own VAT category and
+        rate), on every invoice it produces; they are checked as
+        :meth:`Billing.record_session` checks them.
+
+        The earliest start is tomorrow in the account's time zone (invoices are
+        produced by the daily run); an earlier one raises
+        :class:`~recurbill.errors.StartTooEarlyError` naming the earliest date.
+        A start so late that its first invoice would be due after the end of
+        recurbill's calendar (the year 9998, in UTC) would never produce one:
+        it raises :class:`~recurbill.errors.InvalidScheduleError` naming the
+        latest start.
+        """
+        aware(now, "now")
+        items = invoice_lines(lines)
+        discounts = allowance_charges(allowances, is_charge=False)
+        fees = allowance_charges(charges, is_charge=True)
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            tx.get_customer(account_id, customer_id)
+            schedule = Schedule.create(
+                today=local_date(account, now),
+                start=start,
+                period=period,
+                every=every,
+                end=end,
+                max_count=max_count,
+                month_end=month_end,
+            )
+            check_lines(items, account, allowances=discounts, charges=fees)
+            template = RecurringTemplate(
+                id=template_id or self.ids("tpl"),
+                account_id=account_id,
+                customer_id=customer_id,
+                currency=account.currency,
+                lines=items,
+                allowances=discounts,
+                charges=fees,
+                schedule=schedule,
+                memo=memo,
+                created_at=now,
+            )
+            template = _with_next_due(template, account)
+            _refuse_never_due(template, account)
+            tx.add_template(template)
+            tx.commit()
+        return template
+
+    def change_template(
+        self,
+        account_id: str,
+        template_id: str,
+        *,
+        now: datetime,
+        lines: Sequence[InvoiceLine] | None = None,
+        memo: str | None = None,
+        start: date | None = None,
+        allowances: Sequence[AllowanceCharge] | None = None,
+        charges: Sequence[AllowanceCharge] | None = None,
+    ) -> RecurringTemplate:
+        """Change a template's lines, document allowances and charges or memo
+        (later invoices only), or re-date it.
+
+        What is left out (None) stays as it is; ``allowances=[]`` removes
+        them. The lines, allowances and charges it ends up with are checked
+        together, as :meth:`create_template` checks them.
+
+        Re-dating is only possible before the daily run has handled its first
+        occurrence (issued it, or skipped it because of a pause), and the new
+        start must be tomorrow or later and not after the latest start, like
+        a new template's.
+        """
+        aware(now, "now")
+        items = None if lines is None else invoice_lines(lines)
+        discounts = (
+            None
+            if allowances is None
+            else allowance_charges(allowances, is_charge=False)
+        )
+        fees = None if charges is None else allowance_charges(charges, is_charge=True)
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            template = _unfinished(
+                tx.get_template(account_id, template_id, for_update=True)
+            )
+            if items is not None or discounts is not None or fees is not None:
+                template = attrs.evolve(
+                    template,
+                    lines=template.lines if items is None else items,
+                    allowances=template.allowances if discounts is None else discounts,
+                    charges=template.charges if fees is None else fees,
+                )
+                check_lines(
+                    template.lines,
+                    account,
+                    allowances=template.allowances,
+                    charges=template.charges,
+                )
+            if memo is not None:
+                template = attrs.evolve(template, memo=memo)
+            if start is not None:
+                if template.next_index > 0:
+                    raise StateError(
+                        problem=f"template {template_id} has handled occurrences "
+                        f"(issued or skipped), the first on "
+                        f"{template.schedule.start}",
+                        allowed="re-date only a template the daily run has not "
+                        "reached yet; end this one and create a new template",
+                    )
+                schedule = template.schedule.redated(
+                    today=local_date(account, now), start=start
+                )
+                template = attrs.evolve(template, schedule=schedule)
+            template = _with_next_due(template, account)
+            if start is not None:
+                _refuse_never_due(template, account)
+            tx.update_template(template)
+            tx.commit()
+        return template
+
+    def pause_template(
+        self,
+        account_id: str,
+        template_id: str,
+        *,
+        on: date,
+        resume: date | None = None,
+    ) -> RecurringTemplate:
+        """Pause from day ``on`` (until ``resume``, if planned); no back-filling.
+
+        A pause may come before or after the template's other pauses but not
+        overlap one. It never changes what the run already did: one that
+        starts on or before the last date the run handled (pausing "from
+        today" after this morning's invoice) starts the day after it, and one
+        that would then end before it starts changes nothing.
+        """
+        return self._reschedule(
+            account_id,
+            template_id,
+            lambda schedule, first_open: schedule.paused(
+                on=on, resume=resume, open_from=first_open
+            ),
+        )
+
+    def resume_template(
+        self, account_id: str, template_id: str, *, on: date
+    ) -> RecurringTemplate:
+        """Bill again from day ``on``; the original rhythm continues.
+
+        The last pause that starts before ``on`` now ends on ``on``, earlier
+        or later than planned; when none does, the next pause, which has not
+        begun, is cancelled. Dates the run already handled keep their outcome:
+        resuming on or before the last of them resumes the day after it. See
+        :meth:`~recurbill.schedule.Schedule.resumed`.
+        """
+        return self._reschedule(
+            account_id,
+            template_id,
+            lambda schedule, first_open: schedule.resumed(on=on, open_from=first_open),
+        )
+
+    def cancel_pause(
+        self, account_id: str, template_id: str, *, start: date
+    ) -> RecurringTemplate:
+        """Cancel the pause that starts on day ``start``, as if it was never asked.
+
+        Only a pause that has not begun can be cancelled: the run has not yet
+        handled an occurrence on or after its start. Otherwise this raises
+        :class:`~recurbill.errors.InvalidPauseError` naming the first date that
+        can still change; resume the template to end such a pause.
+        """
+        return self._reschedule(
+            account_id,
+            template_id,
+            lambda schedule, first_open: schedule.without_pause(
+                start=start, open_from=first_open
+            ),
+        )
+
+    def end_template(
+        self, account_id: str, template_id: str, *, on: date
+    ) -> RecurringTemplate:
+        """Set the last day (inclusive) on which the template may produce invoices.
+
+        The template stays active until the first daily run at or after the
+        end date's run time, which finishes it and reports it under
+        ``ended``; until then the end can be moved, later or earlier. It
+        cannot come before the last occurrence the run already handled:
+        that raises :class:`~recurbill.errors.InvalidScheduleError` naming
+        the earliest end allowed.
+        """
+
+        def end(schedule: Schedule, first_open: date | None) -> Schedule:
+            ended = schedule.ended(on=on)  # refuses a non-date or one before start
+            if first_open is not None and on < first_open - timedelta(days=1):
+                last = first_open - timedelta(days=1)
+                raise InvalidScheduleError(
+                    problem=f"end date {on} is before {last}, an occurrence "
+                    f"the daily run already handled",
+                    allowed=f"end on {last} or later (void or credit invoices "
+                    "that should not have been issued)",
+                )
+            return ended
+
+        return self._reschedule(account_id, template_id, end)
+
+    def _reschedule(
+        self,
+        account_id: str,
+        template_id: str,
+        change: Callable[[Schedule, date | None], Schedule],
+    ) -> RecurringTemplate:
+        """Apply *change* to the template's schedule, given the first date the
+        run has not handled yet (None before its first occurrence)."""
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            template = _unfinished(
+                tx.get_template(account_id, template_id, for_update=True)
+            )
+            handled = template.next_index - 1
+            first_open = (
+                None
+                if handled < 0
+                else template.schedule.occurrence(handled) + timedelta(days=1)
+            )
+            schedule = change(template.schedule, first_open)
+            template = _with_next_due(
+                attrs.evolve(template, schedule=schedule), account
+            )
+            tx.update_template(template)
+            tx.commit()
+        return template
+
+
+def _unfinished(template: RecurringTemplate) -> RecurringTemplate:
+    """*template*, unless a run finished it: StateError, it can no longer change."""
+    if template.status is TemplateStatus.FINISHED:
+        raise StateError(
+            problem=f"template {template.id} has finished "
+            "(a daily run reached its end)",
+            allowed="create a new template to bill again",
+        )
+    return template
+
+
+def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTemplate:
+    upcoming = next_due(template, account)
+    return attrs.evolve(
+        template,
+        next_due_at=upcoming,
+        status=TemplateStatus.ACTIVE if upcoming else TemplateStatus.FINISHED,
+    )
+
+
+def _refuse_never_due(template: RecurringTemplate, account: Account) -> None:
+    """Refuse a new or re-dated template whose first date is never due.
+
+    End dates and counts cannot cause it (an end before the start is refused
+    and a count is at least 1): only a start whose run is after the end of
+    recurbill's calendar can, and the daily run would only finish it, with
+    no invoice and no report.
+    """
+    if template.next_due_at is not None:
+        return
+    latest = date(LAST_YEAR, 12, 31)
+    while due_instant(latest, account) is None:  # at most a day or two back
+        latest -= timedelta(days=1)
+    raise InvalidScheduleError(
+        problem=f"a template starting {template.schedule.start} would never "
+        f"produce an invoice: its first is due after the end of recurbill's "
+        f"calendar ({LAST_YEAR}-12-31 in UTC)",
+        allowed=f"start on {latest} or earlier (the latest start for account "
+        f"{account.id!r}, whose run time is {account.run_time:%H:%M} in "
+        f"{account.timezone})",
+    )
