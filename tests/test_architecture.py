@@ -35,6 +35,8 @@ LAYERS = {
     "accounts": 9,
     "cards": 9,
     "templates": 9,
+    "sessions": 9,
+    "events": 9,
     "billing": 10,
     "testing": 11,
     "demo": 12,

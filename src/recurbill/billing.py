@@ -25,70 +25,37 @@ from decimal import ROUND_HALF_UP
 import attrs
 
 from recurbill.accounts import Accounts
-from recurbill.arguments import (
-    allowance_charges,
-    aware,
-    caller_key,
-    day,
-    invoice_lines,
-)
+from recurbill.arguments import aware, day
 from recurbill.cards import Cards
-from recurbill.collection import (
-    ONE_INVOICE_ADVICE,
-    Collector,
-    RetryPolicy,
-    check_chargeable,
-    local_date,
-    paying,
-)
+from recurbill.collection import Collector, RetryPolicy
 from recurbill.corrections import Corrections
 from recurbill.credit import Credits
 from recurbill.customers import Customers
-from recurbill.daily import (
-    DailyRun,
-    build_invoice,
-    check_lines,
-    collect_or_send,
-    run_accounts,
-)
-from recurbill.errors import (
-    ConflictError,
-    GatewayAuthenticationError,
-    GatewayUnavailableError,
-    InvalidInputError,
-    NotFoundError,
-    StateError,
-)
-from recurbill.ids import IdFactory, derived_id, random_id
+from recurbill.daily import DailyRun, run_accounts
+from recurbill.errors import GatewayAuthenticationError, InvalidInputError
+from recurbill.events import GatewayEvents
+from recurbill.ids import IdFactory, random_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
-from recurbill.payments.protocol import (
-    ACCOUNT_METADATA_KEY,
-    PAYMENT_METADATA_KEY,
-    REFUND_METADATA_KEY,
-    CardSetup,
-    PaymentGateway,
-)
+from recurbill.payments.protocol import CardSetup, PaymentGateway
 from recurbill.records import (
     Account,
     CollectionMethod,
     CreditNoteRecord,
     Customer,
     Invoice,
-    InvoiceStatus,
-    NoChargeReason,
     Payment,
     PaymentMethod,
-    PaymentStatus,
     RecurringTemplate,
     Refund,
     RunReport,
 )
 from recurbill.references import ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME, Period
+from recurbill.sessions import Sessions
 from recurbill.settlement import AllocationResult, SettlementPlan
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage
 from recurbill.templates import Templates
 from recurbill.views import (
     CustomerOverview,
@@ -142,6 +109,8 @@ class Billing:
     _customers: Customers = attrs.field(init=False)
     _cards: Cards = attrs.field(init=False)
     _templates: Templates = attrs.field(init=False)
+    _sessions: Sessions = attrs.field(init=False)
+    _events: GatewayEvents = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._collector = Collector(
@@ -161,6 +130,10 @@ class Billing:
             self.storage, self.gateway, self._collector, self._customers, self.ids
         )
         self._templates = Templates(self.storage, self.ids)
+        self._sessions = Sessions(self.storage, self.gateway, self._collector, self.ids)
+        self._events = GatewayEvents(
+            self.storage, self.gateway, self._collector, self._corrections
+        )
 
     # accounts and customers -----------------------------------------------
     def create_account(
@@ -538,88 +511,18 @@ class Billing:
     ) -> PaymentOutcome:
         """Invoice a session; charge the default card at once if so chosen.
 
-        ``allowances`` and ``charges`` are document-level (EN 16931 BG-20,
-        BG-21): a discount or a fee on the whole invoice, each an
-        :class:`~recurbill.invoice.AllowanceCharge` with a reason, its own VAT
-        category and rate, and a positive amount, or a percentage (above 0, at
-        most 100) of a positive base amount, in the account's currency
-        decimals. Bad ones raise :class:`~recurbill.errors.InvalidInvoiceError`
-        (:class:`~recurbill.errors.VatCategoryError` for VAT), and so does an
-        invoice that would total less than zero; nothing is written then.
-
-        With ``session_id`` the call is idempotent: recording the same session
-        again returns the first result and never invoices or charges twice.
-
-        When nothing is charged, the outcome's ``reason`` says why (a
-        :class:`~recurbill.records.NoChargeReason`: not charged automatically,
-        no card, nothing due, or an amount the card cannot take); the invoice
-        e-mail then asks for payment by the due date with the reference (and,
-        for an amount the card cannot take, first says so).
+        See :meth:`Sessions.record_session`.
         """
-        aware(now, "now")
-        items = invoice_lines(lines)
-        discounts = allowance_charges(allowances, is_charge=False)
-        fees = allowance_charges(charges, is_charge=True)
-        invoice_id = (
-            derived_id(
-                "inv",
-                account_id,
-                "session",
-                caller_key(session_id, "session_id", one_per="session"),
-            )
-            if session_id is not None
-            else self.ids("inv")
+        return self._sessions.record_session(
+            account_id,
+            customer_id,
+            lines=lines,
+            now=now,
+            memo=memo,
+            session_id=session_id,
+            allowances=allowances,
+            charges=charges,
         )
-        payment: Payment | None = None
-        reason: NoChargeReason | None = None
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-            customer = tx.get_customer(account_id, customer_id)
-            check_lines(items, account, allowances=discounts, charges=fees)
-            try:
-                existing = tx.get_invoice(account_id, invoice_id)
-            except NotFoundError:
-                existing = None
-            if existing is not None and existing.customer_id != customer_id:
-                raise ConflictError(
-                    problem=f"session {session_id!r} was recorded for another customer",
-                    allowed="give each session its own session_id",
-                )
-            if existing is None:
-                number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
-                # read again under the counter's lock: a change_account of the
-                # reference scheme, payment terms or name is in, or waits
-                account = tx.get_account(account_id)
-                invoice = build_invoice(
-                    invoice_id=invoice_id,
-                    account=account,
-                    customer=customer,
-                    lines=items,
-                    allowances=discounts,
-                    charges=fees,
-                    number=number,
-                    issue_date=local_date(account, now),
-                    now=now,
-                    memo=memo,
-                )
-                tx.add_invoices([invoice])
-                plan = collect_or_send(
-                    tx,
-                    self._collector,
-                    account=account,
-                    customer=customer,
-                    invoices=[invoice],
-                    now=now,
-                )
-                payment = plan.payments[0] if plan.payments else None
-                reason = plan.reasons.get(invoice.id)
-                tx.commit()
-        if payment is not None:
-            self._collector.execute(account_id, payment.id, now=now)
-        else:  # a repeated session: finish a charge an earlier call left open
-            for unfinished in self._open_payments(account_id, invoice_id):
-                self._collector.reconcile(account_id, unfinished.id, now=now)
-        return attrs.evolve(self._outcome(account_id, invoice_id), reason=reason)
 
     def pay(
         self,
@@ -631,148 +534,17 @@ class Billing:
     ) -> PaymentOutcome:
         """The customer pays one open invoice with a saved card (on-session).
 
-        An invoice that is not open, or whose amount the gateway cannot charge
-        (:class:`~recurbill.errors.ChargeAmountError`: below its minimum or
-        above its maximum for one payment), is refused before anything else.
-        Earlier payments of the invoice whose outcome is open are then asked of
-        the gateway. A second submit while one is unfinished returns that
-        payment's outcome instead of charging again; so does paying with the
-        card of a payment of this invoice alone that waits for authentication
-        (complete it with its ``client_secret``). Any other payment of it
-        waiting for authentication (another card, or a mass payment) is
-        canceled at the gateway first (unless it finished meanwhile), then
-        this one pays; not while another payment of it has no outcome (that
-        one is returned), nor if the invoice turns out paid meanwhile. A
-        payment whose outcome the gateway could not tell is never sent again
-        here: it is returned as it stands (``failed_unknown``, say) until a
-        look-up answers.
+        See :meth:`Sessions.pay`.
         """
-        aware(now, "now")
-        with self.storage.transaction() as tx:
-            invoice, _ = self._payable(tx, account_id, invoice_id, payment_method_id)
-
-        def same_attempt(payment: Payment) -> bool:
-            return (
-                payment.settlement_id is None
-                and payment.invoice_ids == (invoice_id,)
-                and payment.payment_method_id == payment_method_id
-            )
-
-        def refuse() -> None:
-            with self.storage.transaction() as tx:
-                self._payable(tx, account_id, invoice_id, payment_method_id)
-
-        self._collector.make_way(
-            account_id,
-            invoice.customer_id,
-            [invoice_id],
-            keep=same_attempt,
-            check=refuse,
-            now=now,
+        return self._sessions.pay(
+            account_id, invoice_id, payment_method_id=payment_method_id, now=now
         )
-        with self.storage.transaction() as tx:
-            invoice, method = self._payable(
-                tx, account_id, invoice_id, payment_method_id, lock=True
-            )
-            # after make_way, what is still in flight is this attempt, or a
-            # payment without an outcome: returned, never charged beside
-            busy = paying(tx, account_id, invoice.customer_id).get(invoice_id)
-            if busy is not None:
-                payment = busy
-            else:
-                earlier = [
-                    p
-                    for p in tx.list_payments(
-                        account_id, customer_id=invoice.customer_id
-                    )
-                    if invoice_id in p.invoice_ids
-                ]
-                account = tx.get_account(account_id)
-                customer = tx.get_customer(account_id, invoice.customer_id)
-                payment = self._collector.new_payment(
-                    account=account,
-                    customer=customer,
-                    method=method,
-                    invoices=[invoice],
-                    amount=invoice.outstanding,
-                    now=now,
-                    off_session=False,
-                    key_parts=(invoice.id, "pay", str(len(earlier) + 1)),
-                )
-                tx.add_payment(payment)
-                tx.commit()
-        if busy is None:
-            # (one still without an outcome is not sent again: the look-up
-            # above got no answer, and sending it again could charge twice)
-            self._collector.execute(account_id, payment.id, now=now)
-        return self._outcome(account_id, invoice_id, payment_id=payment.id)
-
-    def _payable(
-        self,
-        tx: Transaction,
-        account_id: str,
-        invoice_id: str,
-        method_id: str,
-        *,
-        lock: bool = False,
-    ) -> tuple[Invoice, PaymentMethod]:
-        """The invoice and the customer's card, if the card can pay the invoice."""
-        invoice = tx.get_invoice(account_id, invoice_id, for_update=lock)
-        if invoice.status is not InvoiceStatus.OPEN or invoice.outstanding.amount <= 0:
-            raise StateError(
-                problem=(
-                    f"invoice {invoice.display_number} is {invoice.status.value}"
-                    f" and owes {invoice.outstanding}"
-                ),
-                allowed="only an open invoice with something to pay can be paid",
-            )
-        method = tx.get_payment_method(account_id, method_id)
-        if method.customer_id != invoice.customer_id:
-            raise NotFoundError(
-                kind="payment method", key=method_id, account=account_id
-            )
-        check_chargeable(
-            self.gateway,
-            invoice.outstanding,
-            what=f"invoice {invoice.display_number}",
-            advice=ONE_INVOICE_ADVICE,
-        )
-        return invoice, method
-
-    def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
-        with self.storage.transaction(read_only=True) as tx:
-            customer_id = tx.get_invoice(account_id, invoice_id).customer_id
-        return self._collector.in_flight(account_id, customer_id, [invoice_id])
 
     def confirm_payment(
         self, account_id: str, payment_id: str, *, now: datetime
     ) -> PaymentOutcome:
         """Ask the gateway how a payment ended (after 3-D Secure, a timeout, …)."""
-        payment = self._collector.reconcile(
-            account_id, payment_id, now=aware(now, "now")
-        )
-        return self._outcome(account_id, payment.invoice_ids[0], payment_id=payment.id)
-
-    def _outcome(
-        self, account_id: str, invoice_id: str, *, payment_id: str | None = None
-    ) -> PaymentOutcome:
-        with self.storage.transaction(read_only=True) as tx:
-            invoice = tx.get_invoice(account_id, invoice_id)
-            payments = [
-                p
-                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
-                if invoice_id in p.invoice_ids
-                and (payment_id is None or p.id == payment_id)
-            ]
-            payment = max(payments, key=lambda p: p.created_at) if payments else None
-            receipt = None
-            if payment is not None and payment.status is PaymentStatus.SUCCEEDED:
-                receipt = next(
-                    r
-                    for r in tx.list_receipts(account_id, invoice.customer_id)
-                    if r.payment_id == payment.id
-                )
-        return PaymentOutcome(invoices=(invoice,), payment=payment, receipt=receipt)
+        return self._sessions.confirm_payment(account_id, payment_id, now=now)
 
     # mass payment and bank transfers ---------------------------------------
     def plan_mass_payment(
@@ -932,75 +704,6 @@ class Billing:
     ) -> Payment | Refund | None:
         """Verify a gateway webhook and finish the payment or refund it is about.
 
-        Order does not matter, because the state is read back from the
-        gateway, not taken from the event, and applying it is idempotent. A
-        refund event (``refund.updated``, ``refund.failed``,
-        ``charge.refund.updated``) records how the refund stands: a pending
-        one that ended, or one answered ``succeeded`` that failed later, whose
-        amount then becomes the customer's credit, once, whichever of its
-        events, their redeliveries and the daily run records it first
-        (:meth:`Corrections.follow`). A duplicate delivery (an event id seen
-        before) returns None, and so does an event about nothing this
-        recurbill made: one without recurbill's metadata, or naming an
-        account, payment or refund this storage does not hold (another
-        deployment's, sharing the gateway account), so answer it with a 2xx
-        and the gateway stops sending it. The event id is remembered only
-        after the work is done: if the gateway cannot be asked, the error is
-        raised and the gateway's redelivery is processed again.
+        See :meth:`GatewayEvents.handle_webhook`.
         """
-        aware(now, "now")
-        event = self.gateway.parse_webhook(
-            payload, signature=signature, now=int(now.timestamp())
-        )
-        metadata = event.data.get("metadata")
-        about: Payment | Refund | None = None
-        if isinstance(metadata, dict):
-            account_id = metadata.get(ACCOUNT_METADATA_KEY)
-            payment_id = metadata.get(PAYMENT_METADATA_KEY)
-            refund_id = metadata.get(REFUND_METADATA_KEY)
-            # done before the event is remembered: a failure here leaves it
-            # unrecorded, so the gateway's redelivery is processed again
-            if (
-                isinstance(account_id, str)
-                and isinstance(payment_id, str)
-                and self._ours(account_id, payment_id, refund_id, event.refund)
-            ):
-                if event.refund is None:
-                    done = self._collector.finish(account_id, payment_id, now=now)
-                    if not done.answered:
-                        raise GatewayUnavailableError(
-                            problem=f"the gateway could not be asked about payment "
-                            f"{payment_id} (event {event.event_id})",
-                            allowed="answer with a 5xx status: the gateway "
-                            "delivers the event again",
-                        )
-                    about = done.payment
-                elif isinstance(refund_id, str):
-                    about = self._corrections.follow(
-                        account_id, payment_id, refund_id, now=now
-                    )
-        with self.storage.transaction() as tx:
-            fresh = tx.record_webhook_event(event.event_id)
-            tx.commit()
-        return about if fresh else None
-
-    def _ours(
-        self, account_id: str, payment_id: str, refund_id: object, refund: object
-    ) -> bool:
-        """Whether this storage holds what an event names (its account, its
-        payment, and for a refund event its refund).
-
-        Another recurbill on the same gateway account (a staging copy) gets
-        the events of its own payments too. They cannot be this one's yet to
-        come: a payment and a refund are stored before the gateway is called,
-        so their events never arrive before them.
-        """
-        with self.storage.transaction(read_only=True) as tx:
-            try:
-                tx.get_account(account_id)
-                tx.get_payment(account_id, payment_id)
-            except NotFoundError:
-                return False
-            return refund is None or any(
-                r.id == refund_id for r in tx.list_refunds(account_id, payment_id)
-            )
+        return self._events.handle_webhook(payload, signature=signature, now=now)

@@ -1,0 +1,300 @@
+"""Sessions and single payments: invoicing a session, paying one invoice.
+
+A session is invoiced and, for a customer charged automatically, charged at
+once; with a ``session_id`` a repeat returns the first result. An invoice is
+paid with a saved card while the customer waits, and a payment's outcome is
+asked of the gateway after authentication or a timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from recurbill.arguments import allowance_charges, aware, caller_key, invoice_lines
+from recurbill.collection import (
+    ONE_INVOICE_ADVICE,
+    Collector,
+    check_chargeable,
+    local_date,
+    paying,
+)
+from recurbill.daily import build_invoice, check_lines, collect_or_send
+from recurbill.errors import ConflictError, NotFoundError, StateError
+from recurbill.ids import IdFactory, derived_id
+from recurbill.invoice import AllowanceCharge, InvoiceLine
+from recurbill.payments.protocol import PaymentGateway
+from recurbill.records import (
+    Invoice,
+    InvoiceStatus,
+    NoChargeReason,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+)
+from recurbill.storage.protocol import Storage, Transaction
+from recurbill.views import PaymentOutcome
+
+__all__ = ["Sessions"]
+
+
+@attrs.define
+class Sessions:
+    """Sessions and single payments; see the methods of :class:`Billing`."""
+
+    storage: Storage
+    gateway: PaymentGateway
+    collector: Collector
+    ids: IdFactory
+
+    def record_session(
+        self,
+        account_id: str,
+        customer_id: str,
+        *,
+        lines: Sequence[InvoiceLine],
+        now: datetime,
+        memo: str = "",
+        session_id: str | None = None,
+        allowances: Sequence[AllowanceCharge] = (),
+        charges: Sequence[AllowanceCharge] = (),
+    ) -> PaymentOutcome:
+        """Invoice a session; charge the default card at once if so chosen.
+
+        ``allowances`` and ``charges`` are document-level (EN 16931 BG-20,
+        BG-21): a discount or a fee on the whole invoice, each an
+        :class:`~recurbill.invoice.AllowanceCharge` with a reason, its own VAT
+        category and rate, and a positive amount, or a percentage (above 0, at
+        most 100) of a positive base amount, in the account's currency
+        decimals. Bad ones raise :class:`~recurbill.errors.InvalidInvoiceError`
+        (:class:`~recurbill.errors.VatCategoryError` for VAT), and so does an
+        invoice that would total less than zero; nothing is written then.
+
+        With ``session_id`` the call is idempotent: recording the same session
+        again returns the first result and never invoices or charges twice.
+
+        When nothing is charged, the outcome's ``reason`` says why (a
+        :class:`~recurbill.records.NoChargeReason`: not charged automatically,
+        no card, nothing due, or an amount the card cannot take); the invoice
+        e-mail then asks for payment by the due date with the reference (and,
+        for an amount the card cannot take, first says so).
+        """
+        aware(now, "now")
+        items = invoice_lines(lines)
+        discounts = allowance_charges(allowances, is_charge=False)
+        fees = allowance_charges(charges, is_charge=True)
+        invoice_id = (
+            derived_id(
+                "inv",
+                account_id,
+                "session",
+                caller_key(session_id, "session_id", one_per="session"),
+            )
+            if session_id is not None
+            else self.ids("inv")
+        )
+        payment: Payment | None = None
+        reason: NoChargeReason | None = None
+        with self.storage.transaction() as tx:
+            account = tx.get_account(account_id)
+            customer = tx.get_customer(account_id, customer_id)
+            check_lines(items, account, allowances=discounts, charges=fees)
+            try:
+                existing = tx.get_invoice(account_id, invoice_id)
+            except NotFoundError:
+                existing = None
+            if existing is not None and existing.customer_id != customer_id:
+                raise ConflictError(
+                    problem=f"session {session_id!r} was recorded for another customer",
+                    allowed="give each session its own session_id",
+                )
+            if existing is None:
+                number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
+                # read again under the counter's lock: a change_account of the
+                # reference scheme, payment terms or name is in, or waits
+                account = tx.get_account(account_id)
+                invoice = build_invoice(
+                    invoice_id=invoice_id,
+                    account=account,
+                    customer=customer,
+                    lines=items,
+                    allowances=discounts,
+                    charges=fees,
+                    number=number,
+                    issue_date=local_date(account, now),
+                    now=now,
+                    memo=memo,
+                )
+                tx.add_invoices([invoice])
+                plan = collect_or_send(
+                    tx,
+                    self.collector,
+                    account=account,
+                    customer=customer,
+                    invoices=[invoice],
+                    now=now,
+                )
+                payment = plan.payments[0] if plan.payments else None
+                reason = plan.reasons.get(invoice.id)
+                tx.commit()
+        if payment is not None:
+            self.collector.execute(account_id, payment.id, now=now)
+        else:  # a repeated session: finish a charge an earlier call left open
+            for unfinished in self._open_payments(account_id, invoice_id):
+                self.collector.reconcile(account_id, unfinished.id, now=now)
+        return attrs.evolve(self._outcome(account_id, invoice_id), reason=reason)
+
+    def pay(
+        self,
+        account_id: str,
+        invoice_id: str,
+        *,
+        payment_method_id: str,
+        now: datetime,
+    ) -> PaymentOutcome:
+        """The customer pays one open invoice with a saved card (on-session).
+
+        An invoice that is not open, or whose amount the gateway cannot charge
+        (:class:`~recurbill.errors.ChargeAmountError`: below its minimum or
+        above its maximum for one payment), is refused before anything else.
+        Earlier payments of the invoice whose outcome is open are then asked of
+        the gateway. A second submit while one is unfinished returns that
+        payment's outcome instead of charging again; so does paying with the
+        card of a payment of this invoice alone that waits for authentication
+        (complete it with its ``client_secret``). Any other payment of it
+        waiting for authentication (another card, or a mass payment) is
+        canceled at the gateway first (unless it finished meanwhile), then
+        this one pays; not while another payment of it has no outcome (that
+        one is returned), nor if the invoice turns out paid meanwhile. A
+        payment whose outcome the gateway could not tell is never sent again
+        here: it is returned as it stands (``failed_unknown``, say) until a
+        look-up answers.
+        """
+        aware(now, "now")
+        with self.storage.transaction() as tx:
+            invoice, _ = self._payable(tx, account_id, invoice_id, payment_method_id)
+
+        def same_attempt(payment: Payment) -> bool:
+            return (
+                payment.settlement_id is None
+                and payment.invoice_ids == (invoice_id,)
+                and payment.payment_method_id == payment_method_id
+            )
+
+        def refuse() -> None:
+            with self.storage.transaction() as tx:
+                self._payable(tx, account_id, invoice_id, payment_method_id)
+
+        self.collector.make_way(
+            account_id,
+            invoice.customer_id,
+            [invoice_id],
+            keep=same_attempt,
+            check=refuse,
+            now=now,
+        )
+        with self.storage.transaction() as tx:
+            invoice, method = self._payable(
+                tx, account_id, invoice_id, payment_method_id, lock=True
+            )
+            # after make_way, what is still in flight is this attempt, or a
+            # payment without an outcome: returned, never charged beside
+            busy = paying(tx, account_id, invoice.customer_id).get(invoice_id)
+            if busy is not None:
+                payment = busy
+            else:
+                earlier = [
+                    p
+                    for p in tx.list_payments(
+                        account_id, customer_id=invoice.customer_id
+                    )
+                    if invoice_id in p.invoice_ids
+                ]
+                account = tx.get_account(account_id)
+                customer = tx.get_customer(account_id, invoice.customer_id)
+                payment = self.collector.new_payment(
+                    account=account,
+                    customer=customer,
+                    method=method,
+                    invoices=[invoice],
+                    amount=invoice.outstanding,
+                    now=now,
+                    off_session=False,
+                    key_parts=(invoice.id, "pay", str(len(earlier) + 1)),
+                )
+                tx.add_payment(payment)
+                tx.commit()
+        if busy is None:
+            # (one still without an outcome is not sent again: the look-up
+            # above got no answer, and sending it again could charge twice)
+            self.collector.execute(account_id, payment.id, now=now)
+        return self._outcome(account_id, invoice_id, payment_id=payment.id)
+
+    def _payable(
+        self,
+        tx: Transaction,
+        account_id: str,
+        invoice_id: str,
+        method_id: str,
+        *,
+        lock: bool = False,
+    ) -> tuple[Invoice, PaymentMethod]:
+        """The invoice and the customer's card, if the card can pay the invoice."""
+        invoice = tx.get_invoice(account_id, invoice_id, for_update=lock)
+        if invoice.status is not InvoiceStatus.OPEN or invoice.outstanding.amount <= 0:
+            raise StateError(
+                problem=(
+                    f"invoice {invoice.display_number} is {invoice.status.value}"
+                    f" and owes {invoice.outstanding}"
+                ),
+                allowed="only an open invoice with something to pay can be paid",
+            )
+        method = tx.get_payment_method(account_id, method_id)
+        if method.customer_id != invoice.customer_id:
+            raise NotFoundError(
+                kind="payment method", key=method_id, account=account_id
+            )
+        check_chargeable(
+            self.gateway,
+            invoice.outstanding,
+            what=f"invoice {invoice.display_number}",
+            advice=ONE_INVOICE_ADVICE,
+        )
+        return invoice, method
+
+    def _open_payments(self, account_id: str, invoice_id: str) -> list[Payment]:
+        with self.storage.transaction(read_only=True) as tx:
+            customer_id = tx.get_invoice(account_id, invoice_id).customer_id
+        return self.collector.in_flight(account_id, customer_id, [invoice_id])
+
+    def confirm_payment(
+        self, account_id: str, payment_id: str, *, now: datetime
+    ) -> PaymentOutcome:
+        """Ask the gateway how a payment ended (after 3-D Secure, a timeout, …)."""
+        payment = self.collector.reconcile(
+            account_id, payment_id, now=aware(now, "now")
+        )
+        return self._outcome(account_id, payment.invoice_ids[0], payment_id=payment.id)
+
+    def _outcome(
+        self, account_id: str, invoice_id: str, *, payment_id: str | None = None
+    ) -> PaymentOutcome:
+        with self.storage.transaction(read_only=True) as tx:
+            invoice = tx.get_invoice(account_id, invoice_id)
+            payments = [
+                p
+                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
+                if invoice_id in p.invoice_ids
+                and (payment_id is None or p.id == payment_id)
+            ]
+            payment = max(payments, key=lambda p: p.created_at) if payments else None
+            receipt = None
+            if payment is not None and payment.status is PaymentStatus.SUCCEEDED:
+                receipt = next(
+                    r
+                    for r in tx.list_receipts(account_id, invoice.customer_id)
+                    if r.payment_id == payment.id
+                )
+        return PaymentOutcome(invoices=(invoice,), payment=payment, receipt=receipt)
