@@ -61,7 +61,7 @@ class Templates:
         ``allowances`` and ``charges`` are document-level (a discount or a fee
         on the whole invoice, each with its reason and own VAT category and
         rate), on every invoice it produces; they are checked as
-        :meth:`Billing.record_session` checks them.
+        :meth:`~recurbill.sessions.Sessions.record_session` checks them.
 
         The earliest start is tomorrow in the account's time zone (invoices are
         produced by the daily run); an earlier one raises
