@@ -11,6 +11,7 @@ are the transaction's own plumbing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +27,7 @@ from recurbill.storage.checks import text as _text
 from recurbill.storage.checks import unlocked as _unlocked
 from recurbill.storage.engine import READ_ONLY_OPTION
 from recurbill.storage.sqlerrors import translate_errors
-from recurbill.storage.unreadable import converting, decoded
+from recurbill.storage.unreadable import converting, decoded, table_of
 
 if TYPE_CHECKING:
     from recurbill.storage.sql import SqlStorage
@@ -127,6 +128,22 @@ class SqlUnit:
             result = self._c.execute(query).mappings()
             with converting(self._c, query):
                 return result.all()
+
+    def _owned(
+        self,
+        query: sa.Select[Any],
+        account_id: str,
+        read: Callable[[sa.Select[Any]], Sequence[Any]],
+    ) -> Sequence[Any]:
+        """*read* of *query* (rows by id, of any account); if a row of another
+        account cannot be read, *read* again with the account in the SQL: a
+        row of another account is never named here, nor read."""
+        try:
+            return read(query)
+        except UnreadableRecordError as error:
+            if error.fields["account"] == account_id:
+                raise
+            return read(query.where(table_of(query).c.account_id == account_id))
 
     def _rows(self, query: sa.Select[Any]) -> Sequence[Any]:
         """Every row of *query* in one fetch (not a fetchone per row); a
@@ -241,13 +258,7 @@ class SqlUnit:
                 # by primary key alone (the planner may otherwise pick an
                 # account index and scan the account), the account checked here
                 by_id = query.where(table.c.id.in_(chunk))
-                try:
-                    got = self._rows(by_id)
-                except UnreadableRecordError as error:
-                    if error.fields["account"] == account_id:
-                        raise
-                    # another account's row: never named here, nor read
-                    got = self._rows(by_id.where(table.c.account_id == account_id))
+                got = self._owned(by_id, account_id, self._rows)
                 found.update(
                     (key, tuple(values))
                     for key, owner, *values in got
@@ -328,14 +339,8 @@ class SqlUnit:
             if for_update:  # in id order, so two lockers never deadlock
                 query = query.order_by(table.c.id).with_for_update(key_share=key_share)
             doing = f"reading {kind} {chunk[0]!r}"
-            try:
-                result = self._fetch(query, doing)
-            except UnreadableRecordError as error:
-                if error.fields["account"] == account_id:
-                    raise
-                # another account's row: never named here, nor read
-                mine = query.where(table.c.account_id == account_id)
-                result = self._fetch(mine, doing)
+            read = functools.partial(self._fetch, doing=doing)
+            result = self._owned(query, account_id, read)
             owned = [row for row in result if row["account_id"] == account_id]
             found.update(
                 zip(
