@@ -31,11 +31,12 @@ from recurbill.collection import Collector, RetryPolicy
 from recurbill.corrections import Corrections
 from recurbill.credit import Credits
 from recurbill.customers import Customers
-from recurbill.daily import DailyRun, run_accounts
+from recurbill.daily import DailyRun
 from recurbill.errors import GatewayAuthenticationError, InvalidInputError
 from recurbill.events import GatewayEvents
 from recurbill.ids import IdFactory, random_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
+from recurbill.issuing import run_accounts
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
 from recurbill.payments.protocol import CardSetup, PaymentGateway

@@ -21,10 +21,10 @@ from recurbill.collection import (
     local_date,
     paying,
 )
-from recurbill.daily import build_invoice, check_lines, collect_or_send
 from recurbill.errors import ConflictError, NotFoundError, StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
+from recurbill.issuing import build_invoice, check_lines, collect_or_send
 from recurbill.payments.protocol import PaymentGateway
 from recurbill.records import (
     Invoice,

@@ -14,10 +14,10 @@ import attrs
 
 from recurbill.arguments import allowance_charges, aware, invoice_lines
 from recurbill.collection import local_date
-from recurbill.daily import check_lines, next_due
 from recurbill.errors import InvalidScheduleError, StateError
 from recurbill.ids import IdFactory
 from recurbill.invoice import AllowanceCharge, InvoiceLine
+from recurbill.issuing import check_lines, next_due
 from recurbill.records import (
     LAST_YEAR,
     Account,
