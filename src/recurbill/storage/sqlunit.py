@@ -298,7 +298,6 @@ class SqlUnit:
         for_update: bool = False,
         key_share: bool = False,
     ) -> _R:
-        _unlocked(self, for_update)
         _text(f"{kind} id", key)
         return self._get_many(
             table,
