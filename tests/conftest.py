@@ -20,12 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import settings
 
 from postgres_server import PostgresServer, start_for_tests
+from recurbill.storage.engine import create_engine
 from recurbill.storage.sql import SqlStorage
 
-__all__ = ["fresh_postgres_url", "postgres_server", "postgres_url", "sql_storage"]
+__all__ = [
+    "engine",
+    "fresh_postgres_url",
+    "postgres_server",
+    "postgres_url",
+    "sql_storage",
+]
 
 settings.register_profile("recurbill", deadline=None, print_blob=True)
 settings.load_profile("recurbill")
@@ -61,16 +69,31 @@ def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         postgres_server.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+def _sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new SQLite file, or (param ``"postgresql"``) a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sql_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStorage]:
     """A migrated SqlStorage on a new SQLite file, then on a new PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as storage:
+    with SqlStorage.from_url(_sql_url(request, tmp_path)) as storage:
         storage.migrate()
         yield storage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An engine (recurbill's set-up) on a new SQLite file, then on a new
+    PostgreSQL database, for tests that change rows with raw SQL; parametrize
+    it indirectly to take one."""
+    engine = create_engine(_sql_url(request, tmp_path))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,9 +8,7 @@ is corrected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -21,25 +19,10 @@ from recurbill.notify.delivery import deliver_pending
 from recurbill.notify.memory import Outbox
 from recurbill.notify.message import Message
 from recurbill.records import Account, Notification
-from recurbill.storage.engine import create_engine
 from recurbill.storage.sql import SqlStorage
 
 T0 = datetime(2027, 2, 1, 6, 15, tzinfo=timezone.utc)
 NOW = T0 + timedelta(hours=1)
-
-
-@pytest.fixture
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """An engine on a new SQLite file or PostgreSQL database (the param)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _note(n: int) -> Notification:

@@ -9,9 +9,8 @@ amounts), which fail while SQLAlchemy converts the row. Nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -22,25 +21,10 @@ from billing_helpers import World, at, line, make_world
 from recurbill.errors import NotFoundError, UnreadableRecordError
 from recurbill.money import Money
 from recurbill.records import CollectionMethod, PaymentStatus
-from recurbill.storage.engine import create_engine
 from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 1, 31)
 NEXT = at(DAY + timedelta(days=1))
-
-
-@pytest.fixture
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """An engine on a new SQLite file or PostgreSQL database (the param)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @attrs.frozen

@@ -427,6 +427,27 @@ def test_cancel_reads_back_a_charge_that_succeeded_meanwhile(
     assert result.status is ChargeStatus.SUCCEEDED
 
 
+def _declined_then_cancel_failed(
+    gateway: StripeGateway, customer: str, fake_stripe: FakeStripe, key: str
+) -> ChargeResult:
+    """An off-session charge declined for insufficient funds (idempotency key
+    ``key-<key>``), whose cancel then failed at Stripe after the decline was
+    kept in its metadata."""
+    declined = gateway.charge(
+        customer,
+        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
+        amount=Money("10.00", "NOK"),
+        idempotency_key=f"key-{key}",
+        off_session=True,
+    )
+    assert declined.charge_id is not None
+    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
+    fake_stripe.fail_next("server_error", path=cancel)
+    with pytest.raises(GatewayUnavailableError):
+        gateway.cancel_charge(declined.charge_id)
+    return declined
+
+
 def test_a_decline_kept_before_the_cancel_survives_a_cancel_that_failed(
     gateway: StripeGateway, customer: str, fake_stripe: FakeStripe
 ) -> None:
@@ -434,20 +455,9 @@ def test_a_decline_kept_before_the_cancel_survives_a_cancel_that_failed(
     clears ``last_payment_error`` on that update: should the cancel then
     fail, the look-up still reports the decline's codes, and so does the
     cancel made again."""
-    declined = gateway.charge(
-        customer,
-        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
-        amount=Money("10.00", "NOK"),
-        idempotency_key="key-kept-1",
-        off_session=True,
-    )
-    assert declined.charge_id is not None
+    declined = _declined_then_cancel_failed(gateway, customer, fake_stripe, "kept-1")
     codes = (declined.decline_code, declined.error_code)
     assert codes == ("insufficient_funds", "card_declined")
-    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
-    fake_stripe.fail_next("server_error", path=cancel)
-    with pytest.raises(GatewayUnavailableError):
-        gateway.cancel_charge(declined.charge_id)
     intent = fake_stripe.intents[declined.charge_id]
     assert intent["status"] == "requires_payment_method"
     assert intent["last_payment_error"] is None  # cleared by the update
@@ -466,18 +476,7 @@ def test_a_kept_decline_is_not_read_into_a_charge_waiting_again(
     """The decline kept before a cancel that failed belongs to that decline:
     once the customer confirms the charge again and it waits for
     authentication, the look-up reports no decline."""
-    declined = gateway.charge(
-        customer,
-        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
-        amount=Money("10.00", "NOK"),
-        idempotency_key="key-kept-2",
-        off_session=True,
-    )
-    assert declined.charge_id is not None
-    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
-    fake_stripe.fail_next("server_error", path=cancel)
-    with pytest.raises(GatewayUnavailableError):
-        gateway.cancel_charge(declined.charge_id)
+    declined = _declined_then_cancel_failed(gateway, customer, fake_stripe, "kept-2")
     fake_stripe.intents[declined.charge_id]["status"] = "requires_action"
     found = gateway.retrieve_charge(idempotency_key="key-kept-2")
     assert found is not None
@@ -490,18 +489,7 @@ def test_a_charge_confirmed_again_then_canceled_reports_no_old_decline(
 ) -> None:
     """A decline kept by a cancel that failed is cleared by the next cancel
     once the customer has confirmed the charge again (it waits for them)."""
-    declined = gateway.charge(
-        customer,
-        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
-        amount=Money("10.00", "NOK"),
-        idempotency_key="key-kept-3",
-        off_session=True,
-    )
-    assert declined.charge_id is not None
-    cancel = f"/v1/payment_intents/{declined.charge_id}/cancel"
-    fake_stripe.fail_next("server_error", path=cancel)
-    with pytest.raises(GatewayUnavailableError):
-        gateway.cancel_charge(declined.charge_id)
+    declined = _declined_then_cancel_failed(gateway, customer, fake_stripe, "kept-3")
     fake_stripe.intents[declined.charge_id]["status"] = "requires_action"
     canceled = gateway.cancel_charge(declined.charge_id)
     assert canceled.status is ChargeStatus.CANCELED
