@@ -720,8 +720,10 @@ class _MemoryTransaction:
         *,
         customer_id: str | None = None,
         statuses: Sequence[PaymentStatus] | None = None,
+        skip_ids: Sequence[str] = (),
     ) -> list[Payment]:
-        """Payments, optionally of one account / customer / in some states.
+        """Payments, optionally of one account / customer / in some states,
+        none of ``skip_ids``.
 
         Oldest first (``created_at``, then id).
         """
@@ -729,12 +731,14 @@ class _MemoryTransaction:
         account_id = _optional_text("account_id", account_id)
         customer_id = _optional_text("customer_id", customer_id)
         wanted = _payment_statuses(statuses)
+        skipped = set(_stored_ids("skip_ids", skip_ids))
         found = [
             p
             for p in self._s.payments.values()
             if (account_id is None or p.account_id == account_id)
             and (customer_id is None or p.customer_id == customer_id)
             and (wanted is None or p.status in wanted)
+            and p.id not in skipped
         ]
         return sorted(found, key=lambda p: (p.created_at, p.id))
 

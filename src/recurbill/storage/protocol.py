@@ -268,8 +268,17 @@ class Transaction(Protocol):
         *,
         customer_id: str | None = None,
         statuses: Sequence[PaymentStatus] | None = None,
+        skip_ids: Sequence[str] = (),
     ) -> list[Payment]:
-        """Payments, optionally of one account / customer / in some states."""
+        """Payments, optionally of one account / customer / in some states,
+        none of ``skip_ids`` (the daily run's unreadable ones).
+
+        A backend that stores rows raises
+        :class:`~recurbill.errors.UnreadableRecordError` for a row it cannot
+        read back as a payment (``key`` is its id), so the caller can ask
+        again with that id in ``skip_ids``. ``InMemoryStorage`` keeps the
+        records themselves and never raises it.
+        """
 
     # settlements, receipts, credit notes, refunds, credit ----------------
     def add_settlement(self, settlement: Settlement) -> None:

@@ -816,14 +816,19 @@ class SqlTransaction(SqlUnit):
         *,
         customer_id: str | None = None,
         statuses: Sequence[PaymentStatus] | None = None,
+        skip_ids: Sequence[str] = (),
     ) -> list[Payment]:
-        """Payments, optionally of one account / customer / in some states.
+        """Payments, optionally of one account / customer / in some states,
+        none of ``skip_ids``.
 
-        Oldest first (``created_at``, then id).
+        Oldest first (``created_at``, then id). A row that cannot be read
+        raises :class:`UnreadableRecordError` (``key`` is its id); asked again
+        with that id in ``skip_ids``, the read returns the others.
         """
         account_id = _optional_text("account_id", account_id)
         customer_id = _optional_text("customer_id", customer_id)
         wanted = _payment_statuses(statuses)
+        skipped = _stored_ids("skip_ids", skip_ids)
         payments = schema.payments
         query = sa.select(payments)
         if account_id is not None:
@@ -832,6 +837,8 @@ class SqlTransaction(SqlUnit):
             query = query.where(payments.c.customer_id == customer_id)
         if wanted is not None:
             query = query.where(payments.c.status.in_(sorted(s.value for s in wanted)))
+        if skipped:
+            query = query.where(payments.c.id.not_in(sorted(set(skipped))))
         query = query.order_by(payments.c.created_at, payments.c.id)
         return self._all(query, rows.decode_payment)
 

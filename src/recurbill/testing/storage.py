@@ -1911,6 +1911,38 @@ class StorageContract:
             assert tx.list_payments("acme", customer_id="beta-1") == []
             assert tx.list_payments("acme", statuses=[]) == []
 
+    def test_payments_leave_out_the_ids_to_skip(self, storage: Storage) -> None:
+        _world(storage)
+        _add(
+            storage,
+            make_payment("pay-2", created_at=_T0 + timedelta(hours=1)),
+            make_payment(
+                "pay-3",
+                status=PaymentStatus.DECLINED,
+                created_at=_T0 + timedelta(hours=2),
+            ),
+        )
+        with storage.transaction() as tx:
+            every = _ids(tx.list_payments("acme"))
+            assert every == ["pay-1", "pay-2", "pay-3"]
+            skipped = tx.list_payments("acme", skip_ids=["pay-2", "pay-beta", "nope"])
+            assert _ids(skipped) == ["pay-1", "pay-3"]
+            pending = tx.list_payments(
+                "acme", statuses=[PaymentStatus.PENDING], skip_ids=("pay-1",)
+            )
+            assert _ids(pending) == ["pay-2"]
+            assert sorted(_ids(tx.list_payments(skip_ids=["pay-1"]))) == [
+                "pay-2",
+                "pay-3",
+                "pay-beta",
+            ]
+            assert _ids(tx.list_payments("acme", skip_ids=[])) == every
+            odd = ["", "x" * 300]  # ids a row recurbill did not write may hold
+            assert _ids(tx.list_payments("acme", skip_ids=odd)) == every
+            for bad in ("pay-1", ["pay-1", None], 7):
+                with pytest.raises(InvalidInputError, match="skip_ids"):
+                    tx.list_payments("acme", skip_ids=bad)  # type: ignore[arg-type]
+
     def test_payment_of_another_account_is_not_found(self, storage: Storage) -> None:
         _world(storage)
         with storage.transaction() as tx:
