@@ -399,3 +399,51 @@ def test_a_run_counts_its_charges_by_outcome(
         "0 skipped, 0 ended",
         "fjord: 0 issued, 5 to charge, 0 skipped, 0 ended",
     ]
+
+
+def test_rows_set_aside_make_the_run_exit_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from recurbill.cli import _report
+    from recurbill.records import RunReport, UnreadableLine
+
+    report = RunReport(
+        account_id="fjord",
+        as_of=datetime(2027, 2, 28, 6, tzinfo=timezone.utc),
+        unreadable=(UnreadableLine(kind="payment", key="pay_1", problem="bad"),),
+    )
+    assert _report([report]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "fjord: 0 issued, 0 charged, 0 declined, 0 awaiting an outcome, "
+        "0 skipped, 0 ended, 1 unreadable (set aside)"
+    ]
+    assert err == (
+        "recurbill: 1 stored payment(s) or invoice(s) could not be read and were "
+        "set aside; the daily summary names them (they are tried again next run)\n"
+    )
+
+
+def test_an_unreadable_account_prints_the_others_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    url, _ = _database(tmp_path)
+    with SqlStorage.from_url(url) as storage:
+        Billing(storage=storage, gateway=InMemoryGateway()).create_account(
+            account_id="lund",
+            name="Lund AS",
+            currency="NOK",
+            locale="nb_NO",
+            timezone="Europe/Oslo",
+            summary_email="post@lund.no",
+        )
+    with sqlite3.connect(tmp_path / "billing.sqlite3") as db:  # a hand edit
+        db.execute("UPDATE accounts SET run_time = 'noon' WHERE id = 'lund'")
+    capsys.readouterr()
+    run = ["run", "--db", url, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]
+    assert main(run) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("fjord: 2 issued")
+    assert err.startswith("recurbill: stored account 'lund' of account 'lund' could")

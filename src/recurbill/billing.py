@@ -466,7 +466,14 @@ class Billing:
 
         A template that cannot be issued, or whose stored row cannot be read
         (:class:`~recurbill.errors.UnreadableRecordError`), is left as it is
-        and reported in ``RunReport.failed``; the others are issued.
+        and reported in ``RunReport.failed``; the others are issued. A
+        payment in flight, a declined payment due for a retry, or that
+        retry's invoice whose row cannot be read is left as it is and
+        reported in ``RunReport.unreadable``; the rest is done. An account
+        whose row cannot be read is left out: the others run, their
+        summaries are queued, then its ``UnreadableRecordError`` is raised
+        with the reports as the error's ``reports`` (a gateway stop, below,
+        is raised instead when there is one).
 
         A refused API key or a gateway outage stops the charging, not the
         run: it issues every due invoice, queues the summaries, then raises

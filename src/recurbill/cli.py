@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recurbill.errors import GatewayError, RecurbillError
+from recurbill.errors import GatewayError, RecurbillError, UnreadableRecordError
 from recurbill.records import PaymentStatus
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
@@ -323,20 +323,22 @@ def _daily(
     storage: SqlStorage, gateway: PaymentGateway, as_of: datetime, *, dry: bool = False
 ) -> int:
     """The daily run, then :func:`_report`. A run the gateway stopped (a refused
-    key, an outage) still prints its accounts' lines and the note on what
-    could not be issued, then raises its error."""
+    key, an outage), or that could not read an account, still prints the
+    other accounts' lines and the note on what could not be issued, then
+    raises its error."""
     from recurbill.billing import Billing
 
     try:
         reports = Billing(storage=storage, gateway=gateway).run(as_of)
-    except GatewayError as error:
+    except (GatewayError, UnreadableRecordError) as error:
         _report(error.reports, dry=dry)
         raise
     return _report(reports, dry=dry)
 
 
 def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
-    """Print a line per account; 1 if a template could not be issued, else 0."""
+    """Print a line per account; 1 if a template could not be issued or a
+    stored row was set aside, else 0."""
     _lines(reports, dry=dry)
     failures = sum(len(report.failed) for report in reports)
     if failures:
@@ -345,7 +347,15 @@ def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
             "the daily summary says why (they are tried again next run)",
             file=sys.stderr,
         )
-    return 1 if failures else 0
+    unreadable = sum(len(report.unreadable) for report in reports)
+    if unreadable:
+        print(
+            f"recurbill: {unreadable} stored payment(s) or invoice(s) could not "
+            "be read and were set aside; the daily summary names them (they "
+            "are tried again next run)",
+            file=sys.stderr,
+        )
+    return 1 if failures or unreadable else 0
 
 
 def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
@@ -354,6 +364,8 @@ def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
     knows no card) only how many it would make."""
     for report in reports:
         extra = f", {len(report.failed)} failed" if report.failed else ""
+        if report.unreadable:
+            extra += f", {len(report.unreadable)} unreadable (set aside)"
         if report.uncharged:
             extra += f", {len(report.uncharged)} not charged (sent as invoices)"
         charged, declined = (report.count(s) for s in _ENDED[:2])

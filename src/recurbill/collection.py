@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -24,6 +24,7 @@ from recurbill.errors import (
     GatewayUnavailableError,
     InvalidInputError,
     RecurbillError,
+    UnreadableRecordError,
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
@@ -72,6 +73,7 @@ __all__ = [
     "Collector",
     "Finished",
     "RetryPolicy",
+    "SetAside",
     "Unanswered",
     "check_chargeable",
     "local_date",
@@ -123,6 +125,8 @@ _SETTLEMENT_STATUS = {
     PaymentStatus.CANCELED: SettlementStatus.ABANDONED,
 }
 
+
+_R = TypeVar("_R")
 
 _Parties: TypeAlias = tuple[Account, Customer, PaymentMethod]
 """Who a payment is between: the account, the customer, and the card used."""
@@ -187,6 +191,78 @@ class Unanswered:
             allowed="run again once it answers: the charges without an answer "
             "are looked up first, the others are made then",
         )
+
+
+MAX_SET_ASIDE = 100
+"""A read of one account that meets more rows it cannot read than this stops
+the run with the error (each one costs the read again): that many is no hand
+edit, but a store to repair first."""
+
+
+@attrs.define
+class SetAside:
+    """Rows a daily run could not read and went on without, per account: each
+    is reported once and read again by the next run."""
+
+    errors: dict[str, dict[tuple[str, str], UnreadableRecordError]] = attrs.Factory(
+        dict
+    )
+
+    def add(self, account_id: str, error: UnreadableRecordError) -> None:
+        """Set aside the row *error* names, read for *account_id*."""
+        key = (str(error.fields.get("kind")), str(error.fields.get("key")))
+        self.errors.setdefault(account_id, {}).setdefault(key, error)
+
+    def ids(self, account_id: str, kind: str) -> list[str]:
+        """The ids of *account_id*'s rows of *kind* set aside so far."""
+        return [key for k, key in self.errors.get(account_id, {}) if k == kind]
+
+    def read(
+        self,
+        account_id: str,
+        kind: str,
+        read: Callable[[list[str]], list[_R]],
+    ) -> list[_R]:
+        """*read* of *account_id*'s records, given the ids of its rows of *kind*
+        to leave out; a row of that kind it cannot read is set aside and
+        *read* asked again without it. Any other error is raised."""
+        while True:
+            skip = self.ids(account_id, kind)
+            try:
+                return read(skip)
+            except UnreadableRecordError as error:
+                key = error.fields.get("key")
+                if (
+                    error.fields.get("kind") != kind
+                    or error.fields.get("account") != account_id
+                    or not isinstance(key, str)
+                    or key in skip  # left out, yet read again
+                    or len(skip) >= MAX_SET_ASIDE
+                ):
+                    raise
+                self.add(account_id, error)
+
+
+def _payments(
+    tx: Transaction, account_id: str, statuses: Sequence[PaymentStatus]
+) -> Callable[[list[str]], list[Payment]]:
+    """The read of *account_id*'s payments in *statuses* but the ids it is
+    given (``skip_ids`` only when there are some: older adapters lack it)."""
+
+    def read(skip: list[str]) -> list[Payment]:
+        if skip:
+            return tx.list_payments(account_id, statuses=statuses, skip_ids=skip)
+        return tx.list_payments(account_id, statuses=statuses)
+
+    return read
+
+
+def _invoices(
+    tx: Transaction, account_id: str, invoice_ids: Iterable[str]
+) -> Callable[[list[str]], list[Invoice]]:
+    """The read of *account_id*'s *invoice_ids* but the ids it is given."""
+    wanted = set(invoice_ids)
+    return lambda skip: tx.get_invoices(account_id, sorted(wanted - set(skip)))
 
 
 def paying(
@@ -743,16 +819,20 @@ class Collector:
                 if wanted & set(p.invoice_ids)
             ]
 
-    def unfinished(self, account_ids: Sequence[str] | None) -> list[Payment]:
-        """Payments whose outcome is still open: pending, unknown, processing, or
-        waiting for the customer's authentication (which may have happened)."""
+    def unfinished(
+        self, account_ids: Sequence[str], *, set_aside: SetAside
+    ) -> list[Payment]:
+        """Payments of *account_ids* whose outcome is still open: pending,
+        unknown, processing, or waiting for the customer's authentication
+        (which may have happened). A payment row that cannot be read is set
+        aside (in *set_aside*) and the others are returned."""
         with self.storage.transaction() as tx:
-            if account_ids is None:
-                return tx.list_payments(statuses=IN_FLIGHT)
             return [  # only the run's accounts' rows are read
                 payment
                 for account_id in dict.fromkeys(account_ids)
-                for payment in tx.list_payments(account_id, statuses=IN_FLIGHT)
+                for payment in set_aside.read(
+                    account_id, "payment", _payments(tx, account_id, IN_FLIGHT)
+                )
             ]
 
     # applying ----------------------------------------------------------
@@ -968,7 +1048,9 @@ class Collector:
         )
         return local_date(account, first.created_at)
 
-    def due_retries(self, *, on: Mapping[str, date]) -> list[tuple[Payment, int]]:
+    def due_retries(
+        self, *, on: Mapping[str, date], set_aside: SetAside
+    ) -> list[tuple[Payment, int]]:
         """Declined automatic charges whose next attempt is due, with its number.
 
         *on* gives each account to look at and its local day. Only when the
@@ -978,13 +1060,20 @@ class Collector:
         once per account (only the accounts in *on*: another's rows are never
         read), and their invoices once per account, so the invoices paid since
         (most of the history) cost one batched read.
+
+        A declined payment or an invoice whose row cannot be read is set aside
+        (in *set_aside*); so is any row the check of one retry cannot read
+        (another payment of the customer, say), and that retry waits: an
+        attempt is never made without knowing every attempt before it.
         """
         with self.storage.transaction() as tx:
             declined = [
                 payment
                 for account_id in on
-                for payment in tx.list_payments(
-                    account_id, statuses=[PaymentStatus.DECLINED]
+                for payment in set_aside.read(
+                    account_id,
+                    "payment",
+                    _payments(tx, account_id, [PaymentStatus.DECLINED]),
                 )
             ]
             candidates: dict[str, dict[str, Payment]] = {}
@@ -999,9 +1088,12 @@ class Collector:
                     latest[key] = payment
             due: list[tuple[Payment, int]] = []
             for account_id, latest in candidates.items():
+                invoices = set_aside.read(
+                    account_id, "invoice", _invoices(tx, account_id, latest)
+                )
                 owing = {
                     invoice.id
-                    for invoice in tx.get_invoices(account_id, sorted(latest))
+                    for invoice in invoices
                     if invoice.status is InvoiceStatus.OPEN
                     and invoice.outstanding.amount > 0
                 }
@@ -1009,9 +1101,20 @@ class Collector:
                     (payment, payment.attempt + 1)
                     for invoice_id, payment in latest.items()
                     if invoice_id in owing
-                    and self.retry_due(tx, payment, on=on[account_id])
+                    and self._checked(tx, payment, on[account_id], set_aside)
                 )
         return sorted(due, key=lambda pair: pair[0].id)
+
+    def _checked(
+        self, tx: Transaction, declined: Payment, on: date, set_aside: SetAside
+    ) -> bool:
+        """:meth:`retry_due`; False, with the row set aside, if a row it reads
+        cannot be read."""
+        try:
+            return self.retry_due(tx, declined, on=on)
+        except UnreadableRecordError as error:
+            set_aside.add(declined.account_id, error)
+            return False
 
     def retry_due(self, tx: Transaction, declined: Payment, *, on: date) -> bool:
         """Whether the attempt after *declined* is due on *on* (read in *tx*).

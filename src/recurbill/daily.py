@@ -20,6 +20,7 @@ from recurbill.arguments import aware
 from recurbill.collection import (
     CARD_LIMITS,
     Collector,
+    SetAside,
     Unanswered,
     local_date,
     no_automatic_charge,
@@ -58,6 +59,7 @@ from recurbill.records import (
     SkippedLine,
     TemplateStatus,
     UnchargedLine,
+    UnreadableLine,
     due_instant,
     past_calendar,
 )
@@ -233,33 +235,48 @@ class DailyRun:
         A refused API key or a gateway outage stops the charging, not the run:
         every due invoice is still issued (its payment waits, pending, for the
         next run, and is reported ``pending``), the summaries are queued, and
-        then the error is raised with the reports as its ``reports``. Any
-        other error stops the run at once, after queuing the summaries of what
-        it did until then.
+        then the error is raised with the reports as its ``reports``.
+
+        A payment in flight, a declined payment due for a retry, or that
+        retry's invoice whose stored row cannot be read is set aside (left as
+        it is, not charged) and reported in its account's ``unreadable``; the
+        next run reads it again. An account whose row cannot be read is set
+        aside too: the others run, their summaries are queued, and then its
+        :class:`UnreadableRecordError` is raised (the first such account's)
+        with the reports as its ``reports``; a gateway stop is raised
+        instead, as above. Any other error stops the run at once, after
+        queuing the summaries of what it did until then.
         """
         aware(as_of, "as_of")
-        accounts = self._accounts(account_ids)
+        accounts, unreadable = self._accounts(account_ids)
         wanted = [a.id for a in accounts]
         charges: dict[str, list[ChargeLine]] = {}
-        done = _Issued()
+        done, set_aside = _Issued(), SetAside()
         unanswered = Unanswered()  # gateway calls in a row, across the run
         try:
-            stop = self._finish_unfinished(wanted, as_of, charges, unanswered)
+            stop = self._finish_unfinished(
+                wanted, as_of, charges, unanswered, set_aside
+            )
             stop = self._issue_all(as_of, wanted, charges, done, stop, unanswered)
             if stop is None:
-                stop = self._retry_all(accounts, as_of, charges, done, unanswered)
+                stop = self._retry_all(
+                    accounts, as_of, charges, done, unanswered, set_aside
+                )
         except RecurbillError:
             if send_summaries:  # what was done before the stop is reported
                 with contextlib.suppress(RecurbillError):
-                    reports = self._reports(accounts, as_of, done, charges)
+                    reports = self._reports(accounts, as_of, done, charges, set_aside)
                     self._queue_summaries(accounts, reports, as_of, False)
             raise
-        reports = self._reports(accounts, as_of, done, charges)
+        reports = self._reports(accounts, as_of, done, charges, set_aside)
         if send_summaries:
             self._queue_summaries(accounts, reports, as_of, summary_when_empty)
         if stop is not None:
             stop.reports = tuple(reports)
             raise stop
+        if unreadable:
+            unreadable[0].reports = tuple(reports)
+            raise unreadable[0]
         return reports
 
     def _finish_unfinished(
@@ -268,13 +285,15 @@ class DailyRun:
         as_of: datetime,
         charges: dict[str, list[ChargeLine]],
         unanswered: Unanswered,
+        set_aside: SetAside,
     ) -> GatewayError | None:
         """Finish payments earlier calls left without an outcome; report the
         news (``Finished.news``). One that cannot be finished now is left for the
-        next run. A refused API key, or the gateway not answering
+        next run, and so is one whose row cannot be read (in *set_aside*). A
+        refused API key, or the gateway not answering
         :data:`~recurbill.collection.UNKNOWN_IN_A_ROW` calls in a row, ends
         this and is returned."""
-        for payment in self.collector.unfinished(account_ids):
+        for payment in self.collector.unfinished(account_ids, set_aside=set_aside):
             try:
                 done = self.collector.finish(payment.account_id, payment.id, now=as_of)
             except GatewayAuthenticationError as error:
@@ -295,13 +314,22 @@ class DailyRun:
         charges: dict[str, list[ChargeLine]],
         done: _Issued,
         unanswered: Unanswered,
+        set_aside: SetAside,
     ) -> GatewayError | None:
         """Make the retries that are due and report the ones this run sends,
         and those that end because the card cannot take the amount (in
-        *done*). A refused key or an outage ends them (and is returned)."""
+        *done*). One that needs a row that cannot be read waits for the next
+        run (the row is in *set_aside*). A refused key or an outage ends them
+        (and is returned)."""
         days = {account.id: local_date(account, as_of) for account in accounts}
-        for declined, attempt in self.collector.due_retries(on=days):
-            tried = self._retry(declined, attempt, as_of)
+        for declined, attempt in self.collector.due_retries(
+            on=days, set_aside=set_aside
+        ):
+            try:
+                tried = self._retry(declined, attempt, as_of)
+            except UnreadableRecordError as error:  # nothing was stored
+                set_aside.add(declined.account_id, error)
+                continue
             if tried is None:
                 continue
             if isinstance(tried, UnchargedLine):
@@ -328,6 +356,7 @@ class DailyRun:
         as_of: datetime,
         done: _Issued,
         charges: dict[str, list[ChargeLine]],
+        set_aside: SetAside,
     ) -> list[RunReport]:
         return [
             RunReport(
@@ -339,15 +368,31 @@ class DailyRun:
                 ended=tuple(done.ended.get(account.id, ())),
                 failed=tuple(done.failed.get(account.id, ())),
                 uncharged=tuple(done.uncharged.get(account.id, ())),
+                unreadable=tuple(
+                    UnreadableLine(kind=kind, key=key, problem=str(error))
+                    for (kind, key), error in set_aside.errors.get(
+                        account.id, {}
+                    ).items()
+                ),
             )
             for account in accounts
         ]
 
-    def _accounts(self, account_ids: Sequence[str] | None) -> list[Account]:
+    def _accounts(
+        self, account_ids: Sequence[str] | None
+    ) -> tuple[list[Account], list[UnreadableRecordError]]:
+        """The accounts to run, and the errors of those whose rows cannot be
+        read (set aside: the run raises the first at its end)."""
         asked = run_accounts(account_ids)
+        accounts: list[Account] = []
+        unreadable: list[UnreadableRecordError] = []
         with self.storage.transaction() as tx:
-            ids = tx.list_account_ids() if asked is None else asked
-            return [tx.get_account(account_id) for account_id in ids]
+            for account_id in tx.list_account_ids() if asked is None else asked:
+                try:
+                    accounts.append(tx.get_account(account_id))
+                except UnreadableRecordError as error:
+                    unreadable.append(error)
+        return accounts, unreadable
 
     def _issue_all(
         self,

@@ -296,9 +296,13 @@ class UnreadableRecordError(StorageError):
     its due instant as stored; from ``Transaction.due_templates``,
     :attr:`read` holds the chunk's templates before it. The daily run reports
     such a template, or one whose customer cannot be read, and goes on past
-    it; any other row the run cannot read stops it with this error.
-    ``deliver_pending`` sets aside an outbox message that cannot be read
-    (``key`` is its id) and sends the others.
+    it; so it does with a payment it would finish or retry, and the invoice
+    of a retry (``RunReport.unreadable``). An account it cannot read is set
+    aside too: the run does everything else, queues the other accounts'
+    summaries, and then raises this error for that account, with the run's
+    reports as :attr:`reports`. Any other row the run cannot read stops it
+    with this error. ``deliver_pending`` sets aside an outbox message that
+    cannot be read (``key`` is its id) and sends the others.
     """
 
     template = (
@@ -306,6 +310,10 @@ class UnreadableRecordError(StorageError):
         "({reason}); correct the row to what recurbill writes, or restore it "
         "from a backup"
     )
+
+    reports: tuple[Any, ...] = ()
+    """When a daily run (``Billing.run``) raised it for an account it could
+    not read: the ``RunReport`` of each account it did run; otherwise empty."""
 
     @property
     def next_due_at(self) -> datetime | None:

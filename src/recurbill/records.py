@@ -56,6 +56,7 @@ __all__ = [
     "SkippedLine",
     "TemplateStatus",
     "UnchargedLine",
+    "UnreadableLine",
     "due_instant",
     "in_range",
     "invoice_totals",
@@ -712,6 +713,27 @@ class FailedLine:
 
 
 @attrs.frozen(kw_only=True)
+class UnreadableLine:
+    """A stored row the run needed but could not read, so it set it aside.
+
+    A payment in flight that the run would have finished, or a declined
+    payment (or its invoice) it would have retried: the row is left as it
+    is, nothing of it is charged or changed, and the rest of the run went on.
+    Correct the row to what recurbill writes (or restore it from a backup)
+    and the next run handles it. A template that cannot be read is a
+    :class:`FailedLine` instead.
+    """
+
+    kind: str
+    """The kind of record, as :class:`~recurbill.errors.UnreadableRecordError`
+    names it (``"payment"``, ``"invoice"``)."""
+    key: str
+    """The record's id, as stored."""
+    problem: str
+    """The error's message: the record, the column and why (English)."""
+
+
+@attrs.frozen(kw_only=True)
 class RunReport:
     """What one daily run did for one account: the daily summary."""
 
@@ -725,6 +747,9 @@ class RunReport:
     uncharged: tuple[UnchargedLine, ...] = ()
     """Invoices of customers charged automatically that were sent as invoices
     (or whose retries ended) because a card cannot take their amount."""
+    unreadable: tuple[UnreadableLine, ...] = ()
+    """Stored payments and invoices the run set aside because their rows
+    could not be read; each is tried again by the next run."""
 
     @property
     def is_empty(self) -> bool:
@@ -736,6 +761,7 @@ class RunReport:
             or self.ended
             or self.failed
             or self.uncharged
+            or self.unreadable
         )
 
     def count(self, status: PaymentStatus) -> int:

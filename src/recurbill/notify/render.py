@@ -71,6 +71,7 @@ from recurbill.records import (
     RunReport,
     SkippedLine,
     UnchargedLine,
+    UnreadableLine,
 )
 from recurbill.references import reference_kind
 
@@ -892,9 +893,11 @@ def render_summary(account: Account, report: RunReport) -> Message:
     invoices not charged because a card cannot take their amount (e-mailed
     to the customer as invoices instead), occurrences skipped while paused
     and recurring invoices that ended; first of all, any that could not be
-    issued, with the problem. Everything is in the account's language but the
-    gateway's code of a rare decline and each problem's details, the error's
-    own words (in English), which follow its table. An empty report says
+    issued, with the problem, then the stored payments and invoices the run
+    set aside because their rows could not be read. Everything is in the
+    account's language but the gateway's code of a rare decline and each
+    problem's details, the error's own words (in English), which follow its
+    table. An empty report says
     there is nothing to report. Each table lists at most :data:`SUMMARY_ROWS`
     lines and says how many more there are; its totals count them all (the
     report itself has every line).
@@ -924,6 +927,8 @@ def render_summary(account: Account, report: RunReport) -> Message:
             )
             for line in report.failed[:SUMMARY_ROWS]
         )
+    if report.unreadable:  # a person must correct these rows too
+        _unreadable(blocks, t, report.unreadable)
     issued, charges = report.issued, report.charges
     _section(
         blocks, t, "summary.issued", issued, lambda shown: _issued(shown, issued, t)
@@ -949,6 +954,19 @@ def render_summary(account: Account, report: RunReport) -> Message:
     _section(blocks, t, "summary.ended", report.ended, lambda s: _ended(s, t))
     subject = t("summary.subject", account=account.name, date=day)
     return _message(account.summary_email, subject, blocks, t)
+
+
+def _unreadable(
+    blocks: list[_Block], t: _Lang, lines: Sequence[UnreadableLine]
+) -> None:
+    """The summary's stored rows the run set aside: a heading, what to do, and
+    each error's own words (English), the first :data:`SUMMARY_ROWS` of them."""
+    blocks.append(_Heading(t("summary.unreadable", count=len(lines))))
+    blocks.append(_Para(t("summary.unreadable_note")))
+    blocks.append(_Para(t("summary.failed_details")))
+    blocks.extend(_Para(line.problem) for line in lines[:SUMMARY_ROWS])
+    if len(lines) > SUMMARY_ROWS:
+        blocks.append(_Para(t("summary.more", count=len(lines) - SUMMARY_ROWS)))
 
 
 def _issued(

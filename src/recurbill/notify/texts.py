@@ -121,6 +121,11 @@ EN_GB: dict[str, str] = {
     "agreed with the bank, and the next run issues them.",
     "summary.col.problem": "Problem",
     "summary.failed_details": "Details:",
+    "summary.unreadable": "Stored records that could not be read ({count})",
+    "summary.unreadable_note": "These payments and invoices were set aside and "
+    "left as they are: nothing was charged or changed for them. Correct each "
+    "row to what recurbill writes, or restore it from a backup, and the next "
+    "run handles it.",
     "summary.problem.other": "Invalid data",
     "summary.problem.amount": "Invalid amount",
     "summary.problem.unknown_currency": "Unknown currency",
@@ -266,6 +271,11 @@ NB_NO: dict[str, str] = {
     "lengde, etter avtale med banken, så utstedes de ved neste kjøring.",
     "summary.col.problem": "Årsak",
     "summary.failed_details": "Detaljer (på engelsk):",
+    "summary.unreadable": "Lagrede poster som ikke kunne leses ({count})",
+    "summary.unreadable_note": "Disse betalingene og fakturaene ble lagt til "
+    "side og ikke endret: ingenting ble trukket eller endret for dem. Rett hver "
+    "rad til det recurbill skriver, eller hent den fra en sikkerhetskopi, så "
+    "håndteres den ved neste kjøring.",
     "summary.problem.other": "Ugyldige opplysninger",
     "summary.problem.amount": "Ugyldig beløp",
     "summary.problem.unknown_currency": "Ukjent valuta",
@@ -411,6 +421,11 @@ SV_SE: dict[str, str] = {
     "avtalet med banken, så ställs de ut vid nästa körning.",
     "summary.col.problem": "Orsak",
     "summary.failed_details": "Detaljer (på engelska):",
+    "summary.unreadable": "Lagrade poster som inte kunde läsas ({count})",
+    "summary.unreadable_note": "Dessa betalningar och fakturor lades åt sidan "
+    "och lämnades orörda: inget drogs eller ändrades för dem. Rätta varje rad "
+    "till det recurbill skriver, eller återställ den från en säkerhetskopia, så "
+    "hanteras den vid nästa körning.",
     "summary.problem.other": "Ogiltiga uppgifter",
     "summary.problem.amount": "Ogiltigt belopp",
     "summary.problem.unknown_currency": "Okänd valuta",
@@ -561,6 +576,11 @@ IS_IS: dict[str, str] = {
     "keyrslu.",
     "summary.col.problem": "Ástæða",
     "summary.failed_details": "Nánari upplýsingar (á ensku):",
+    "summary.unreadable": "Vistaðar færslur sem ekki tókst að lesa ({count})",
+    "summary.unreadable_note": "Þessar greiðslur og reikningar voru lagðir til "
+    "hliðar og ekki breytt: ekkert var skuldfært eða breytt vegna þeirra. "
+    "Leiðréttu hverja röð í það sem recurbill skrifar, eða endurheimtu hana úr "
+    "öryggisafriti, og næsta keyrsla afgreiðir hana.",
     "summary.problem.other": "Ógild gögn",
     "summary.problem.amount": "Ógild upphæð",
     "summary.problem.unknown_currency": "Óþekktur gjaldmiðill",
