@@ -41,6 +41,7 @@ OPERATIONS = [
     "confirm", "day", "void",
 ]  # fmt: skip
 ZERO = Money(0, "NOK")
+PRICES = ["100", "240", "800"]
 
 
 def _errors(world: World, transfers: dict[str, Money], *, final: bool) -> list[str]:
@@ -124,7 +125,9 @@ def _step(world: World, rnd: random.Random, state: dict[str, Any]) -> None:
     operation = rnd.choice(OPERATIONS)
     if operation == "session":
         session = str(rnd.randint(1, 20)) if rnd.random() < 0.5 else None
-        price = rnd.choice(["100", "240", "800"])
+        price = rnd.choice(PRICES)
+        if session is not None:  # a repeat of a session bills what it billed
+            price = PRICES[int(session) % len(PRICES)]
         world.billing.record_session(
             account, customer, lines=[line(price)], now=now, session_id=session
         )

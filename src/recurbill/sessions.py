@@ -74,6 +74,13 @@ class Sessions:
 
         With ``session_id`` the call is idempotent: recording the same session
         again returns the first result and never invoices or charges twice.
+        The same session is the same customer, lines, ``allowances``,
+        ``charges`` and ``memo``, compared as values (``quantity=1`` and
+        ``Decimal("1.0")`` are one quantity); ``now`` may differ (a retry
+        comes later), and the invoice keeps the first call's dates. Other
+        content under a ``session_id`` already recorded raises
+        :class:`~recurbill.errors.ConflictError`, which names what differs;
+        nothing is written (a new session needs a new ``session_id``).
 
         When nothing is charged, the outcome's ``reason`` says why (a
         :class:`~recurbill.records.NoChargeReason`: not charged automatically,
@@ -105,12 +112,17 @@ class Sessions:
                 existing = tx.get_invoice(account_id, invoice_id)
             except NotFoundError:
                 existing = None
-            if existing is not None and existing.customer_id != customer_id:
-                raise ConflictError(
-                    problem=f"session {session_id!r} was recorded for another customer",
-                    allowed="give each session its own session_id",
+            if existing is not None:
+                _refuse_another(
+                    existing,
+                    session_id,
+                    customer_id=customer_id,
+                    lines=items,
+                    allowances=discounts,
+                    charges=fees,
+                    memo=memo,
                 )
-            if existing is None:
+            else:
                 number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
                 # read again under the counter's lock: a change_account of the
                 # reference scheme, payment terms or name is in, or waits
@@ -298,3 +310,33 @@ class Sessions:
                     if r.payment_id == payment.id
                 )
         return PaymentOutcome(invoices=(invoice,), payment=payment, receipt=receipt)
+
+
+_CONTENT = ("lines", "allowances", "charges", "memo")
+"""What ``record_session`` puts on the invoice, by the names of its arguments."""
+
+
+def _refuse_another(
+    existing: Invoice, session_id: str | None, *, customer_id: str, **asked: object
+) -> None:
+    """Refuse recording *session_id* again with other content than *existing*,
+    its invoice, was issued with (ConflictError naming what differs)."""
+    if existing.customer_id != customer_id:
+        raise ConflictError(
+            problem=f"session {session_id!r} was recorded for another customer",
+            allowed="give each session its own session_id",
+        )
+    differing = [f for f in _CONTENT if asked[f] != getattr(existing, f)]
+    if not differing:
+        return
+    *rest, last = differing
+    listed = f"{', '.join(rest)} and {last}" if rest else last
+    raise ConflictError(
+        problem=f"session {session_id!r} was recorded already with other content: "
+        f"what is given differs from its invoice {existing.display_number} in "
+        f"the {listed}",
+        allowed="to record another session, give a new session_id (or none); to "
+        "repeat the call that recorded it, give the lines, allowances, charges "
+        "and memo it was recorded with; to correct its invoice, credit it "
+        "(credit_invoice) and record the session under a new session_id",
+    )
