@@ -55,9 +55,9 @@ def _allowance_charges(
     fields: dict[str, Any] = {"is_charge": is_charge}
     if draw(st.booleans()):
         fields["amount"] = draw(_amounts(decimals, 500))
-    else:
+    else:  # EN 16931 sets no sign or range: negative and over 100 % too
         fields["percentage"] = draw(
-            st.decimals(min_value=0, max_value=100, places=2, allow_nan=False)
+            st.decimals(min_value=-200, max_value=200, places=2, allow_nan=False)
         )
         fields["base_amount"] = draw(_amounts(decimals, 5_000))
     if vat is not None:

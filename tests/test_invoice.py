@@ -294,6 +294,26 @@ def test_line_allowances_and_charges() -> None:
     assert line_net(_line(allowances=(pct,)), "NOK") == Money("99.88", "NOK")
 
 
+def test_allowances_and_charges_of_any_sign_or_size_are_computed() -> None:
+    # EN 16931 gives BT-92..94, BT-99..101, BT-136..138, BT-141..143 no sign
+    # or range; only the service refuses such items (test_billing_allowances).
+    over = AllowanceCharge(is_charge=False, percentage=D(150), base_amount=D(100))
+    assert line_net(_line(allowances=(over,)), "NOK") == Money("-50.00", "NOK")
+    minus = AllowanceCharge(is_charge=True, percentage=D(-10), base_amount=D(100))
+    assert line_net(_line(charges=(minus,)), "NOK") == Money("90.00", "NOK")
+    vat = {"vat_category": "S", "vat_rate": D(25)}
+    raised = compute_totals(
+        [_line()],
+        currency="NOK",
+        allowances=[AllowanceCharge(is_charge=False, amount=D(-40), **vat)],
+        charges=[AllowanceCharge(is_charge=True, amount=D(-25), **vat)],
+    )  # the charge of -25 as in Peppol BIS 3 base-negative-inv-correction.xml
+    assert raised.allowance_total == Money("-40.00", "NOK")
+    assert raised.charge_total == Money("-25.00", "NOK")
+    assert raised.tax_exclusive == Money("115.00", "NOK")  # 100 + 40 − 25
+    assert raised.amount_due == Money("143.75", "NOK")
+
+
 def test_document_allowances_and_charges_go_to_their_category() -> None:
     lines = [
         _line(quantity=D(10), unit_price=D(400)),

@@ -153,7 +153,9 @@ def allowance_charges(value: object, *, is_charge: bool) -> tuple[AllowanceCharg
     Each is an :class:`~recurbill.invoice.AllowanceCharge` of that kind with
     a reason (EN 16931 BR-33, BR-38), a VAT category (and rate), and either a
     positive ``amount`` or a ``percentage`` above 0 and at most 100 of a
-    positive ``base_amount``. Raises
+    positive ``base_amount``: stricter than EN 16931 and the calculators of
+    :mod:`recurbill.invoice`, which take any sign (see
+    :class:`~recurbill.invoice.AllowanceCharge`). Raises
     :class:`~recurbill.errors.InvalidInvoiceError`, or its
     :class:`~recurbill.errors.VatCategoryError` for a missing category.
     """

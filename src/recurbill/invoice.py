@@ -207,6 +207,16 @@ class AllowanceCharge:
     Document-level ones need ``vat_category`` (and ``vat_rate``); line-level
     ones take the line's VAT category.
 
+    Amount, base amount and percentage may be negative, zero or (percentage)
+    above 100: EN 16931 gives them no sign or range (BT-92 to BT-94, BT-99 to
+    BT-101, BT-136 to BT-138, BT-141 to BT-143; its rules only require the
+    amount), and published documents use them, e.g. a charge of -25 in a
+    correction invoice. A negative allowance then raises the total. The
+    service (``Billing.record_session``, ``create_template``,
+    ``change_template``) is stricter for the document-level ones it issues:
+    an amount above zero, or a percentage above 0 and at most 100 of a base
+    amount above zero.
+
     >>> AllowanceCharge(is_charge=False, percentage=10, base_amount=250).percentage
     Decimal('10')
     """
@@ -605,7 +615,12 @@ def line_net(
     """The line net amount (BT-131) in *currency*.
 
     round(quantity × unit price / base quantity) + charges − allowances, every
-    amount rounded to the currency's decimals.
+    amount rounded to the currency's decimals. Negative when the allowances
+    exceed the rest (an allowance of 150 %, say), as EN 16931 allows: see
+    :class:`AllowanceCharge`. Raises
+    :class:`~recurbill.errors.InvalidInvoiceError` when the net price is not
+    gross price − price discount or an allowance or charge amount has more
+    decimals than the currency.
 
     >>> from decimal import Decimal
     >>> line = InvoiceLine(description="Power", quantity=Decimal(132),
@@ -625,7 +640,8 @@ def allowance_charge_amount(
 ) -> Money:
     """The amount of an allowance or charge in *currency*, as the totals take it.
 
-    Its stated amount, or else round(base amount × percentage / 100).
+    Its stated amount, or else round(base amount × percentage / 100), of
+    either sign (see :class:`AllowanceCharge`).
 
     >>> item = AllowanceCharge(is_charge=False, percentage=10, base_amount=1998)
     >>> str(allowance_charge_amount(item, "NOK"))
@@ -864,9 +880,19 @@ def compute_totals(
     category and rate. *prepaid* (BT-113) and *rounding_amount* (BT-114, see
     :func:`cash_rounding`) are Money in *currency*. Raises
     :class:`~recurbill.errors.InvalidInvoiceError` (or its
-    :class:`~recurbill.errors.VatCategoryError`) for lines that break a rule
-    and :class:`~recurbill.errors.CurrencyMismatchError` for amounts in
-    another currency.
+    :class:`~recurbill.errors.VatCategoryError`) for input that breaks a rule
+    of EN 16931 (no line, net price not gross price − discount, VAT category
+    rules, a document allowance or charge without VAT category, a stated
+    amount with more decimals than the currency) and
+    :class:`~recurbill.errors.CurrencyMismatchError` for amounts in another
+    currency.
+
+    Allowance and charge amounts and percentages of any sign are computed,
+    not refused, because the norm allows them (see :class:`AllowanceCharge`):
+    an allowance of -40 adds 40 to the net total. The service refuses such
+    document-level items: a preview of what it will issue keeps to its rules
+    (amounts above zero, or percentages above 0 and at most 100 of a base
+    amount above zero).
     """
     with localcontext(EXACT):  # every sum and product exact
         return _compute_totals(
