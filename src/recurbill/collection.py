@@ -23,6 +23,7 @@ from recurbill.errors import (
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
+    NotFoundError,
     RecurbillError,
     UnreadableRecordError,
 )
@@ -52,6 +53,7 @@ from recurbill.records import (
     InvoiceStatus,
     NoChargeReason,
     Notification,
+    NotificationStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -66,6 +68,7 @@ __all__ = [
     "GATEWAY_ERROR",
     "HARD_DECLINES",
     "IN_FLIGHT",
+    "NEEDS_ACTION",
     "NO_OUTCOME",
     "ONE_INVOICE_ADVICE",
     "RECEIPT_SERIES",
@@ -77,6 +80,7 @@ __all__ = [
     "Unanswered",
     "check_chargeable",
     "local_date",
+    "needs_action_notice_id",
     "no_automatic_charge",
     "outbox_message",
     "paying",
@@ -386,6 +390,17 @@ def outbox_message(
     )
 
 
+NEEDS_ACTION = "payment_needs_action"
+"""The kind of the notice asking the customer to confirm a payment (3-D Secure)."""
+_UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
+
+
+def needs_action_notice_id(payment: Payment) -> str:
+    """The id of *payment*'s "needs confirmation" notice: one per payment, so
+    the notice is found again once the payment no longer waits."""
+    return derived_id("ntf", payment.account_id, payment.id, NEEDS_ACTION)
+
+
 def _decline_of(result: ChargeResult) -> ChargeResult:
     """*result*, or its decline when the gateway canceled the charge after
     declining it (the cancel's answer and later look-ups keep the decline's
@@ -451,6 +466,43 @@ class _Applying:
                 ids, account_id=account.id, kind=kind, message=message, now=now
             )
         )
+
+    def ask_to_confirm(self, payment: Payment, message: Message, now: datetime) -> None:
+        """Queue *payment*'s "needs confirmation" notice under its own id
+        (:func:`needs_action_notice_id`). Should the payment have waited
+        before (and stopped: no gateway of recurbill's does that), its earlier
+        notice is replaced by this one, pending again."""
+        note = notification_for(
+            message,
+            id=needs_action_notice_id(payment),
+            account_id=payment.account_id,
+            kind=NEEDS_ACTION,
+            created_at=now,
+        )
+        if self._stored_notice(payment) is None:
+            self.notes.append(note)
+        else:
+            self.tx.update_notification(note)
+
+    def withdraw_ask(self, payment: Payment) -> None:
+        """Withdraw *payment*'s "needs confirmation" notice unless it was
+        sent: the payment no longer waits for the customer, so it never is."""
+        note = self._stored_notice(payment)
+        if isinstance(note, Notification) and note.status in _UNSENT:
+            withdrawn = attrs.evolve(note, status=NotificationStatus.WITHDRAWN)
+            self.tx.update_notification(withdrawn)
+
+    def _stored_notice(self, payment: Payment) -> Notification | str | None:
+        """*payment*'s stored needs-action notice, locked; None if there is
+        none (or one an older version queued under another id), its id if
+        its row cannot be read back (delivery sends no such row)."""
+        key = needs_action_notice_id(payment)
+        try:
+            return self.tx.get_notification(payment.account_id, key, for_update=True)
+        except NotFoundError:
+            return None
+        except UnreadableRecordError:
+            return key
 
 
 @attrs.define
@@ -884,6 +936,8 @@ class Collector:
             )
         account, customer, _ = parties
         status = PaymentStatus(result.status.value)
+        if fresh.status is PaymentStatus.REQUIRES_ACTION and fresh.off_session:
+            work.withdraw_ask(fresh)  # it waits no more: never ask to confirm it
         fresh = attrs.evolve(
             fresh,
             status=status,
@@ -901,7 +955,7 @@ class Collector:
             message = render_payment_needs_action(
                 account, customer, numbers, fresh.amount, result.action_url
             )
-            work.queue(self.ids, account, "payment_needs_action", message, now)
+            work.ask_to_confirm(fresh, message, now)
         elif result.status is ChargeStatus.DECLINED and self._is_final(
             tx, fresh, account
         ):

@@ -253,11 +253,17 @@ class SettlementStatus(str, enum.Enum):
 
 
 class NotificationStatus(str, enum.Enum):
-    """Delivery state of an outbox message."""
+    """Delivery state of an outbox message.
+
+    ``WITHDRAWN``: taken back before it was sent, because what it asks for
+    no longer holds (a "payment needs confirmation" notice whose payment no
+    longer waits for the customer); it is never sent.
+    """
 
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    WITHDRAWN = "withdrawn"
 
 
 @attrs.frozen(kw_only=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import attrs
 import pytest
 from smtp_servers import Collector, Server, free_port, serve
 
@@ -378,6 +379,72 @@ def test_a_late_failure_does_not_revive_a_message_another_deliverer_gave_up() ->
     assert after.attempts == 4  # A's three and B's one: still given up
     assert "421" in (after.last_error or "")
     assert deliver_pending(storage, Outbox(), now=T0, max_attempts=3).attempted == 0
+
+
+def _withdraw(storage: InMemoryStorage, notification_id: str) -> None:
+    """Take a message back, as billing does once what it asks for is moot."""
+    with storage.transaction() as tx:
+        current = tx.get_notification("acme", notification_id, for_update=True)
+        tx.update_notification(
+            attrs.evolve(current, status=NotificationStatus.WITHDRAWN)
+        )
+        tx.commit()
+
+
+def test_a_withdrawn_message_is_never_sent() -> None:
+    storage = storage_with(note(1), note(2, status=NotificationStatus.FAILED))
+    _withdraw(storage, "ntf_002")
+    outbox = Outbox()
+    result = deliver_pending(storage, outbox, now=T0)
+    assert result.sent == ("ntf_001",)
+    assert result.given_up == ()
+    assert [m.subject for m in outbox.sent] == [note(1).subject]
+    assert deliver_pending(storage, outbox, now=T0).attempted == 0
+
+
+def test_a_message_withdrawn_after_the_queue_was_read_is_not_sent() -> None:
+    storage = storage_with(note(1), note(2))
+
+    class Withdrawing:
+        """Sends; while the first message goes out, the second is withdrawn."""
+
+        def __init__(self) -> None:
+            self.outbox = Outbox()
+
+        def send(self, message: Message) -> None:
+            _withdraw(storage, "ntf_002")
+            self.outbox.send(message)
+
+    notifier = Withdrawing()
+    result = deliver_pending(storage, notifier, now=T0)
+    assert result.sent == ("ntf_001",)
+    assert [m.subject for m in notifier.outbox.sent] == [note(1).subject]
+    with storage.transaction() as tx:
+        after = tx.get_notification("acme", "ntf_002")
+    assert (after.status, after.attempts) == (NotificationStatus.WITHDRAWN, 0)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_message_withdrawn_during_its_send_keeps_what_happened(fails: bool) -> None:
+    """Sent, it was sent (at least once); failed, it is not tried again."""
+    storage = storage_with(note(1))
+
+    class WithdrawnMeanwhile:
+        def send(self, message: Message) -> None:
+            _withdraw(storage, "ntf_001")
+            if fails:
+                raise DeliveryError(problem="421 try later", allowed="retry")
+
+    result = deliver_pending(storage, WithdrawnMeanwhile(), now=T0)
+    with storage.transaction() as tx:
+        after = tx.get_notification("acme", "ntf_001")
+    if fails:
+        assert result.failed == ("ntf_001",)
+        assert (after.status, after.attempts) == (NotificationStatus.WITHDRAWN, 0)
+    else:
+        assert result.sent == ("ntf_001",)
+        assert (after.status, after.sent_at) == (NotificationStatus.SENT, T0)
+    assert deliver_pending(storage, Outbox(), now=T0).attempted == 0
 
 
 def test_a_refused_sender_or_login_counts_one_attempt_not_all() -> None:

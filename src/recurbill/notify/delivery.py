@@ -12,6 +12,10 @@ what is queued, outside any transaction, and records the outcome:
   that names its ``recipients``: the mailbox does not exist) is not retried:
   it uses up the attempts at once. A permanent error of the server or its
   settings (a refused sender or login) counts as one attempt, like any other;
+* withdrawn: a message taken back before it was sent (``status=WITHDRAWN``:
+  a "payment needs confirmation" notice whose payment no longer waits) is
+  never sent; one withdrawn while a send is under way counts as sent if the
+  send succeeds, and is not tried again if it fails;
 * unreadable: a stored message that cannot be read back (its row was changed
   by hand into what recurbill never writes) is set aside for the call and
   reported; the others are sent, and the row is left as it is, to be sent by
@@ -52,6 +56,7 @@ __all__ = [
 ]
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+_UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
 
 
 @attrs.frozen(kw_only=True)
@@ -144,7 +149,7 @@ def _due(storage: OutboxStorage, limit: int, max_attempts: int) -> _Due:
             except UnreadableRecordError as error:
                 unreadable.append(_skippable(error, unreadable))
                 continue
-            unsent = [n for n in batch if n.status is not NotificationStatus.SENT]
+            unsent = [n for n in batch if n.status in _UNSENT]
             due = [n for n in unsent if n.attempts < max_attempts]
             if len(due) >= limit or len(batch) < fetch:
                 given_up = [n for n in unsent if n.attempts >= max_attempts]
@@ -180,15 +185,15 @@ def _still_due(
     max_attempts: int,
     unreadable: list[str],
 ) -> Notification | None:
-    """The message as stored now, if nobody sent it or gave up on it meanwhile
-    and its row can still be read (else its id joins *unreadable*)."""
+    """The message as stored now, if nobody sent, withdrew or gave up on it
+    meanwhile and its row can still be read (else its id joins *unreadable*)."""
     with storage.transaction() as tx:
         try:
             current = tx.get_notification(notification.account_id, notification.id)
         except UnreadableRecordError:  # changed by hand since it was read
             unreadable.append(notification.id)
             return None
-    if current.status is NotificationStatus.SENT or current.attempts >= max_attempts:
+    if current.status not in _UNSENT or current.attempts >= max_attempts:
         return None
     return current
 
@@ -204,7 +209,8 @@ def _record(
     """Apply one send's outcome to the message as stored now, under its lock.
 
     A failure counts one more attempt, or all of them (*give_up_at*) when it
-    was a permanent refusal.
+    was a permanent refusal; a message withdrawn meanwhile stays withdrawn,
+    unless this send went out (then it was sent).
     """
     with storage.transaction() as tx:
         current = tx.get_notification(
@@ -212,6 +218,8 @@ def _record(
         )
         if current.status is NotificationStatus.SENT:
             return  # another deliverer sent it too: it stays sent
+        if current.status is NotificationStatus.WITHDRAWN and error is not None:
+            return  # taken back meanwhile: never tried again
         if error is None:
             outcome = attrs.evolve(
                 current,
@@ -247,8 +255,9 @@ def deliver_pending(
     and ``last_error`` (a permanent refusal uses up all *max_attempts*). A
     failed send never raises out of this function; storage errors do (the
     message then stays queued and is sent again). Messages that failed
-    *max_attempts* times are left alone. After :data:`FAILURES_IN_A_ROW`
-    failed sends in a row the call stops; the rest wait for the next call.
+    *max_attempts* times are left alone, and so are withdrawn ones (never
+    sent). After :data:`FAILURES_IN_A_ROW` failed sends in a row the call
+    stops; the rest wait for the next call.
 
     A stored message that cannot be read back
     (:class:`~recurbill.errors.UnreadableRecordError`) does not stop the

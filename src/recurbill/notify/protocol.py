@@ -43,8 +43,9 @@ class OutboxTransaction(Protocol):
     def pending_notifications(
         self, *, limit: int = 100, skip_ids: Sequence[str] = ()
     ) -> list[Notification]:
-        """Messages not sent yet (pending or failed), oldest first, none of
-        ``skip_ids``; a row that cannot be read raises ``UnreadableRecordError``."""
+        """Messages not sent yet (pending or failed, never withdrawn), oldest
+        first, none of ``skip_ids``; a row that cannot be read raises
+        ``UnreadableRecordError``."""
 
     def get_notification(
         self, account_id: str, notification_id: str, *, for_update: bool = False

@@ -342,8 +342,9 @@ class Transaction(Protocol):
     def pending_notifications(
         self, *, limit: int = 100, skip_ids: Sequence[str] = ()
     ) -> list[Notification]:
-        """Up to ``limit`` messages not sent yet (pending or failed), oldest
-        first, none of ``skip_ids`` (ids as stored: delivery's unreadable ones).
+        """Up to ``limit`` messages not sent yet (pending or failed: never a
+        sent or withdrawn one), oldest first, none of ``skip_ids`` (ids as
+        stored: delivery's unreadable ones).
 
         A backend that stores rows raises
         :class:`~recurbill.errors.UnreadableRecordError` for a row it cannot

@@ -2339,6 +2339,19 @@ class StorageContract:
             tx.commit()
         assert _read(storage, lambda tx: tx.pending_notifications()) == []
 
+    def test_withdrawn_notification_leaves_the_queue(self, storage: Storage) -> None:
+        _world(storage)
+        _add(storage, make_notification("note-1"), make_notification("note-2"))
+        withdrawn = make_notification(
+            "note-1", status=NotificationStatus.WITHDRAWN, attempts=1
+        )
+        with storage.transaction() as tx:
+            tx.update_notification(withdrawn)
+            tx.commit()
+        with storage.transaction() as tx:
+            assert _ids(tx.pending_notifications()) == ["note-2"]
+            assert tx.get_notification("acme", "note-1") == withdrawn
+
     def test_notification_of_another_account_is_not_found(
         self, storage: Storage
     ) -> None:
