@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from recurbill.arguments import check_locale
+from recurbill.arguments import check_locale, chosen_id
 from recurbill.collection import RECEIPT_SERIES
 from recurbill.corrections import CREDIT_NOTE_SERIES
 from recurbill.errors import FixedSettingError, InvalidRecordError
@@ -74,7 +74,8 @@ class Accounts:
         if reference_scheme is not None:
             chosen["reference_scheme"] = reference_scheme
         account = Account(
-            id=account_id or self.ids("acct"),
+            id=chosen_id(account_id, "account_id", one_per="account")
+            or self.ids("acct"),
             name=name,
             currency=as_currency(currency),
             locale=locale,
