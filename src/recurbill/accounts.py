@@ -63,6 +63,10 @@ class Accounts:
         an optional fixed length. Left out (None), it is the currency's
         default (:meth:`ReferenceScheme.default_for`); a scheme the currency
         does not use raises :class:`~recurbill.errors.InvalidRecordError`.
+
+        ``account_id`` left out (None) is generated; empty text raises
+        :class:`~recurbill.errors.InvalidInputError`, and an id in use raises
+        :class:`~recurbill.errors.ConflictError`.
         """
         _check_settings(
             timezone=timezone,

@@ -61,7 +61,11 @@ class Customers:
         remembers the key (Stripe: 24 hours); to find it later too, a repeat
         first looks for a gateway customer with this customer's metadata
         (:meth:`~recurbill.payments.protocol.PaymentGateway.find_customer`).
-        Pass your own ``customer_id`` to make this call safe to repeat.
+        Pass your own ``customer_id`` to make this call safe to repeat (None
+        generates one; empty text raises
+        :class:`~recurbill.errors.InvalidInputError`). Ids are unique across
+        the database, not per account: one another account uses raises
+        :class:`~recurbill.errors.ConflictError` saying so, naming no account.
 
         A call for a ``customer_id`` that exists repeats the one that added
         it, and returns the customer as it is now, when its arguments are

@@ -78,6 +78,19 @@ class Templates:
         recurbill's calendar (the year 9998, in UTC) would never produce one:
         it raises :class:`~recurbill.errors.InvalidScheduleError` naming the
         latest start.
+
+        Pass your own ``template_id`` to make this call safe to repeat (None
+        generates one; empty text raises
+        :class:`~recurbill.errors.InvalidInputError`). Ids are unique across
+        the database, not per account: one another account uses raises
+        :class:`~recurbill.errors.ConflictError` saying so. A call for a
+        ``template_id`` this account has returns the template as it is now,
+        changing nothing, when its arguments are those it was created with
+        (also after :meth:`change_template`, a pause, a resume or an end) or
+        its details as they are now; ``now`` may differ. Other details raise
+        :class:`~recurbill.errors.ConflictError` naming the ones that differ.
+        (A template stored before schema version 7 is known by its details
+        as they are now only.)
         """
         aware(now, "now")
         chosen = chosen_id(template_id, "template_id", one_per="template")
