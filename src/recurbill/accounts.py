@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from recurbill.arguments import check_locale
+from recurbill.arguments import check_locale, chosen_id
 from recurbill.collection import RECEIPT_SERIES
 from recurbill.corrections import CREDIT_NOTE_SERIES
 from recurbill.errors import FixedSettingError, InvalidRecordError
@@ -63,6 +63,10 @@ class Accounts:
         an optional fixed length. Left out (None), it is the currency's
         default (:meth:`ReferenceScheme.default_for`); a scheme the currency
         does not use raises :class:`~recurbill.errors.InvalidRecordError`.
+
+        ``account_id`` left out (None) is generated; empty text raises
+        :class:`~recurbill.errors.InvalidInputError`, and an id in use raises
+        :class:`~recurbill.errors.ConflictError`.
         """
         _check_settings(
             timezone=timezone,
@@ -74,7 +78,8 @@ class Accounts:
         if reference_scheme is not None:
             chosen["reference_scheme"] = reference_scheme
         account = Account(
-            id=account_id or self.ids("acct"),
+            id=chosen_id(account_id, "account_id", one_per="account")
+            or self.ids("acct"),
             name=name,
             currency=as_currency(currency),
             locale=locale,

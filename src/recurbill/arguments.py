@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from typing import TypeGuard
 
 import attrs
 from babel import Locale, UnknownLocaleError
@@ -31,6 +32,7 @@ __all__ = [
     "caller_key",
     "check_allowance_charges",
     "check_locale",
+    "chosen_id",
     "day",
     "invoice_lines",
     "positive_money",
@@ -118,12 +120,16 @@ def invoice_lines(lines: object) -> tuple[InvoiceLine, ...]:
     return items
 
 
+def _is_key(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value.strip())
+
+
 def caller_key(value: object, name: str, *, one_per: str) -> str:
     """*value* if it is non-empty text: an id the caller makes idempotency keys of.
 
     *one_per* names what the id stands for ("session"), for the error message.
     """
-    if not isinstance(value, str) or not value.strip():
+    if not _is_key(value):
         raise InvalidInputError(
             problem=f"{name} {value!r} is empty or not text",
             allowed=(
@@ -132,6 +138,19 @@ def caller_key(value: object, name: str, *, one_per: str) -> str:
             ),
         )
     return value
+
+
+def chosen_id(value: object, name: str, *, one_per: str) -> str | None:
+    """The id a caller chose for a new record: non-empty text, as
+    :func:`caller_key` wants it; None (left out: one is generated) stays None.
+    """
+    if value is None or _is_key(value):
+        return value
+    raise InvalidInputError(
+        problem=f"{name} {value!r} is empty or not text",
+        allowed=f"give {name} as a non-empty string, one per {one_per}, or "
+        "leave it out (None) to get a generated one",
+    )
 
 
 def day(value: object, name: str) -> date:

@@ -339,7 +339,8 @@ class Billing:
     ) -> RecurringTemplate:
         """A recurring invoice: these lines, on this schedule, from ``start``.
 
-        See :meth:`Templates.create_template`.
+        A repeat with the same ``template_id`` (unique across the database)
+        returns the stored template: see :meth:`Templates.create_template`.
         """
         return self._templates.create_template(
             account_id,
@@ -632,7 +633,8 @@ class Billing:
 
         Oldest due date first, each fully or partly; what is left over becomes
         customer credit. ``reference`` is the bank's transaction id: recording
-        the same reference again raises :class:`StateError` and applies nothing,
+        the same reference again, for this customer or another of the account,
+        raises :class:`StateError` naming that customer and applies nothing,
         so an importer that reads a statement twice never applies a transfer
         twice (catch the error to skip transfers already recorded).
         """

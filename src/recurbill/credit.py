@@ -15,7 +15,7 @@ import attrs
 
 from recurbill.arguments import aware, caller_key, positive_money
 from recurbill.collection import paying
-from recurbill.errors import StateError
+from recurbill.errors import NotFoundError, StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
 from recurbill.records import CreditEntry, Invoice, InvoiceStatus
@@ -43,7 +43,9 @@ class Credits:
     ) -> AllocationResult:
         """Spread *amount* over the open invoices; the rest becomes credit.
 
-        The same *reference* again raises :class:`StateError`, applying nothing.
+        A *reference* the account recorded already, for this customer or
+        another, raises :class:`StateError` naming that customer, applying
+        nothing.
         """
         aware(now, "now")
         entry_id = derived_id(
@@ -54,14 +56,7 @@ class Credits:
         )
         with self.storage.transaction() as tx:
             open_ = _open_locked(tx, account_id, customer_id)
-            if any(
-                entry.id == entry_id
-                for entry in tx.list_credit_entries(account_id, customer_id)
-            ):
-                raise StateError(
-                    problem=f"bank transfer {reference!r} was already recorded",
-                    allowed="record each transfer once, under its own reference",
-                )
+            _refuse_recorded(tx, account_id, entry_id, reference)
             account = tx.get_account(account_id)
             amount = positive_money(amount, account.currency, "transfer amount")
             result = allocate_payment(amount, open_)
@@ -122,6 +117,22 @@ class Credits:
                 )
                 tx.commit()
         return result
+
+
+def _refuse_recorded(
+    tx: Transaction, account_id: str, entry_id: str, reference: str
+) -> None:
+    """Refuse a transfer whose reference the account recorded already, for
+    this customer or another (StateError naming that customer)."""
+    try:
+        recorded = tx.get_credit_entry(account_id, entry_id)
+    except NotFoundError:
+        return
+    raise StateError(
+        problem=f"bank transfer {reference!r} was already recorded "
+        f"(for customer {recorded.customer_id!r})",
+        allowed="record each transfer once, under its own reference",
+    )
 
 
 def _open_locked(tx: Transaction, account_id: str, customer_id: str) -> list[Invoice]:

@@ -12,7 +12,7 @@ import json
 
 import attrs
 
-from recurbill.arguments import check_locale, to_collection_method
+from recurbill.arguments import check_locale, chosen_id, to_collection_method
 from recurbill.errors import ConflictError, NotFoundError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.payments import check_customer
@@ -61,7 +61,11 @@ class Customers:
         remembers the key (Stripe: 24 hours); to find it later too, a repeat
         first looks for a gateway customer with this customer's metadata
         (:meth:`~recurbill.payments.protocol.PaymentGateway.find_customer`).
-        Pass your own ``customer_id`` to make this call safe to repeat.
+        Pass your own ``customer_id`` to make this call safe to repeat (None
+        generates one; empty text raises
+        :class:`~recurbill.errors.InvalidInputError`). Ids are unique across
+        the database, not per account: one another account uses raises
+        :class:`~recurbill.errors.ConflictError` saying so, naming no account.
 
         A call for a ``customer_id`` that exists repeats the one that added
         it, and returns the customer as it is now, when its arguments are
@@ -79,7 +83,8 @@ class Customers:
         chosen_locale = locale or account.locale
         check_locale(chosen_locale)
         customer = Customer(
-            id=customer_id or self.ids("cus"),
+            id=chosen_id(customer_id, "customer_id", one_per="customer")
+            or self.ids("cus"),
             account_id=account_id,
             name=name,
             email=email,
@@ -94,8 +99,10 @@ class Customers:
                 if stored is None:
                     tx.add_customer(customer)
                     tx.commit()
-        except ConflictError:  # added by another call meanwhile
-            stored = self.get(account_id, customer.id)
+        except ConflictError:  # added by another call meanwhile, or id taken
+            stored = self._find(account_id, customer.id)
+            if stored is None:  # in use in another account: not this one's
+                raise
         if stored is not None:
             _refuse_another(stored, customer)
             customer = stored
@@ -225,6 +232,11 @@ class Customers:
             f"each time its gateway customer was updated ({_MIRROR_ROUNDS} times)",
             allowed="call change_customer again once the other changes are done",
         )
+
+    def _find(self, account_id: str, customer_id: str) -> Customer | None:
+        """The customer as stored now; None when this account has no such one."""
+        with self.storage.transaction(read_only=True) as tx:
+            return _stored_customer(tx, account_id, customer_id)
 
     def get(self, account_id: str, customer_id: str) -> Customer:
         """The customer as stored now."""

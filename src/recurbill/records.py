@@ -397,7 +397,10 @@ class RecurringTemplate:
     each with its own VAT category and rate; every invoice it produces carries
     them. ``next_index`` is the first occurrence the daily run has not handled
     yet and ``next_due_at`` the instant it is due (``None`` once the schedule
-    is exhausted).
+    is exhausted). ``created_with`` is a digest of the arguments
+    :meth:`~recurbill.billing.Billing.create_template` created it with, so
+    that a repeat of that call is known after later changes; None for a
+    template stored otherwise (or before schema version 7).
     """
 
     id: str = attrs.field(validator=_non_empty)
@@ -415,6 +418,7 @@ class RecurringTemplate:
     next_index: int = 0
     next_due_at: datetime | None = attrs.field(default=None, validator=_aware)
     created_at: datetime = attrs.field(validator=_aware)
+    created_with: str | None = attrs.field(default=None, validator=_digest)
 
 
 @attrs.frozen(kw_only=True)

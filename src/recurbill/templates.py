@@ -7,17 +7,25 @@ finished can no longer change.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 import attrs
 
-from recurbill.arguments import allowance_charges, aware, invoice_lines
+from recurbill.arguments import allowance_charges, aware, chosen_id, invoice_lines
 from recurbill.collection import local_date
-from recurbill.errors import InvalidScheduleError, StateError
+from recurbill.errors import (
+    ConflictError,
+    InvalidScheduleError,
+    NotFoundError,
+    StateError,
+)
 from recurbill.ids import IdFactory
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.issuing import check_lines, next_due
+from recurbill.money import Currency
 from recurbill.records import (
     LAST_YEAR,
     Account,
@@ -26,7 +34,7 @@ from recurbill.records import (
     due_instant,
 )
 from recurbill.schedule import Period, Schedule
-from recurbill.storage.protocol import Storage
+from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = ["Templates"]
 
@@ -70,29 +78,35 @@ class Templates:
         recurbill's calendar (the year 9998, in UTC) would never produce one:
         it raises :class:`~recurbill.errors.InvalidScheduleError` naming the
         latest start.
+
+        Pass your own ``template_id`` to make this call safe to repeat (None
+        generates one; empty text raises
+        :class:`~recurbill.errors.InvalidInputError`). Ids are unique across
+        the database, not per account: one another account uses raises
+        :class:`~recurbill.errors.ConflictError` saying so. A call for a
+        ``template_id`` this account has returns the template as it is now,
+        changing nothing, when its arguments are those it was created with
+        (also after :meth:`change_template`, a pause, a resume or an end) or
+        its details as they are now; ``now`` may differ. Other details raise
+        :class:`~recurbill.errors.ConflictError` naming the ones that differ.
+        (A template stored before schema version 7 is known by its details
+        as they are now only.)
         """
         aware(now, "now")
+        chosen = chosen_id(template_id, "template_id", one_per="template")
         items = invoice_lines(lines)
         discounts = allowance_charges(allowances, is_charge=False)
         fees = allowance_charges(charges, is_charge=True)
-        with self.storage.transaction() as tx:
-            account = tx.get_account(account_id)
-            tx.get_customer(account_id, customer_id)
-            schedule = Schedule.create(
-                today=local_date(account, now),
-                start=start,
-                period=period,
-                every=every,
-                end=end,
-                max_count=max_count,
-                month_end=month_end,
-            )
-            check_lines(items, account, allowances=discounts, charges=fees)
+
+        def asked(
+            schedule: Schedule, id_: str, currency: Currency
+        ) -> RecurringTemplate:
+            """The template these arguments ask for, with their digest."""
             template = RecurringTemplate(
-                id=template_id or self.ids("tpl"),
+                id=id_,
                 account_id=account_id,
                 customer_id=customer_id,
-                currency=account.currency,
+                currency=currency,
                 lines=items,
                 allowances=discounts,
                 charges=fees,
@@ -100,11 +114,53 @@ class Templates:
                 memo=memo,
                 created_at=now,
             )
-            template = _with_next_due(template, account)
-            _refuse_never_due(template, account)
-            tx.add_template(template)
-            tx.commit()
-        return template
+            return attrs.evolve(template, created_with=_created_with(template))
+
+        try:
+            with self.storage.transaction() as tx:
+                account = tx.get_account(account_id)
+                tx.get_customer(account_id, customer_id)
+                stored = (
+                    None if chosen is None else _stored_template(tx, account_id, chosen)
+                )
+                if stored is None:
+                    schedule = Schedule.create(
+                        today=local_date(account, now),
+                        start=start,
+                        period=period,
+                        every=every,
+                        end=end,
+                        max_count=max_count,
+                        month_end=month_end,
+                    )
+                    check_lines(items, account, allowances=discounts, charges=fees)
+                    template = _with_next_due(
+                        asked(schedule, chosen or self.ids("tpl"), account.currency),
+                        account,
+                    )
+                    _refuse_never_due(template, account)
+                    tx.add_template(template)
+                    tx.commit()
+                    return template
+        except ConflictError:  # added by another call meanwhile, or id taken
+            stored = None if chosen is None else self._find(account_id, chosen)
+            if stored is None:  # in use in another account: not this one's
+                raise
+        repeated = Schedule(
+            start=start,
+            period=period,
+            every=every,
+            end=end,
+            max_count=max_count,
+            month_end=month_end,
+        )
+        _refuse_another(stored, asked(repeated, stored.id, stored.currency))
+        return stored
+
+    def _find(self, account_id: str, template_id: str) -> RecurringTemplate | None:
+        """The template as stored now; None when this account has no such one."""
+        with self.storage.transaction(read_only=True) as tx:
+            return _stored_template(tx, account_id, template_id)
 
     def change_template(
         self,
@@ -290,6 +346,67 @@ class Templates:
             tx.update_template(template)
             tx.commit()
         return template
+
+
+def _stored_template(
+    tx: Transaction, account_id: str, template_id: str
+) -> RecurringTemplate | None:
+    try:
+        return tx.get_template(account_id, template_id)
+    except NotFoundError:
+        return None
+
+
+_TEMPLATE_DETAILS = ("customer_id", "lines", "allowances", "charges", "memo")
+_SCHEDULE_DETAILS = ("start", "period", "every", "end", "max_count", "month_end")
+"""The details ``create_template`` sets, by the names of its arguments."""
+
+
+def _created_with(template: RecurringTemplate) -> str:
+    """The digest of the ``create_template`` call that asks for *template*.
+
+    Its ids and every detail it sets, as hex SHA-256: it tells a repeat of
+    the call after the template changed without keeping what it was.
+    """
+    schedule = template.schedule
+    arguments = [
+        template.account_id,
+        template.id,
+        template.customer_id,
+        [line.to_dict() for line in template.lines],
+        [item.to_dict() for item in template.allowances],
+        [item.to_dict() for item in template.charges],
+        template.memo,
+        *(schedule.to_dict()[name] for name in _SCHEDULE_DETAILS),
+    ]
+    return hashlib.sha256(json.dumps(arguments).encode()).hexdigest()
+
+
+def _refuse_another(stored: RecurringTemplate, asked: RecurringTemplate) -> None:
+    """Refuse *asked* under the id of *stored* unless it repeats the call that
+    created *stored* or asks for *stored* as it is now (ConflictError)."""
+    differing = [
+        name
+        for name in _TEMPLATE_DETAILS
+        if getattr(asked, name) != getattr(stored, name)
+    ] + [
+        name
+        for name in _SCHEDULE_DETAILS
+        if getattr(asked.schedule, name) != getattr(stored.schedule, name)
+    ]
+    if not differing or asked.created_with == stored.created_with:
+        return
+    *rest, last = differing
+    listed = f"{', '.join(rest)} and {last}" if rest else last
+    raise ConflictError(
+        problem=f"template {stored.id!r} exists already with other details: the "
+        f"{listed} given {'are' if rest else 'is'} not its own, "
+        "nor was it created with these arguments",
+        allowed="to create another template, give a new template_id (or none); "
+        "to repeat the call that created it, give the arguments it was "
+        "created with or its details as they are now; to change it, call "
+        "change_template, pause_template, resume_template or end_template",
+    )
 
 
 def _unfinished(template: RecurringTemplate) -> RecurringTemplate:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from recurbill.errors import InvalidInputError, StateError
+from recurbill.errors import ConflictError, InvalidInputError, StateError
 from recurbill.records import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -24,6 +24,7 @@ __all__ = [
     "aware",
     "due_after",
     "flag",
+    "id_in_use",
     "ids",
     "invoice_status",
     "optional_text",
@@ -56,6 +57,27 @@ def _refuse(doing: str) -> StateError:
         problem=f"{doing} in a read-only transaction",
         allowed="open the transaction with storage.transaction() (not "
         "read_only=True) to write or lock",
+    )
+
+
+def id_in_use(kind: str, key: str) -> ConflictError:
+    """The error of a new account, customer or template whose id is taken.
+
+    Ids are unique across the database, not per account; the message never
+    says which account holds the id.
+    """
+    argument = f"{kind}_id"
+    namespaced = (
+        ""
+        if kind == "account"
+        else (f", e.g. prefixed with your own key for the account ('<key>-{key}')")
+    )
+    return ConflictError(
+        problem=f"{kind} id {key!r} is already in use in this database (the "
+        "ids of accounts, customers and templates are unique across all "
+        "accounts, not per account)",
+        allowed=f"choose another {argument}{namespaced}, or leave {argument} "
+        "out to get a generated one; nothing was written",
     )
 
 

@@ -63,6 +63,7 @@ from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import flag as _flag
+from recurbill.storage.checks import id_in_use as _id_in_use
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import invoice_status as _invoice_status
 from recurbill.storage.checks import optional_text as _optional_text
@@ -269,6 +270,11 @@ class _MemoryTransaction:
                 f"{kind} id {key!r} exists already", "give each new record an unused id"
             )
 
+    def _new_chosen_id(self, table: Mapping[str, object], kind: str, key: str) -> None:
+        """Refuse an account, customer or template id in use in any account."""
+        if key in table:
+            raise _id_in_use(kind, key)
+
     def commit(self) -> None:
         """Make every write so far durable; later writes need another commit."""
         self._check_open()
@@ -281,7 +287,7 @@ class _MemoryTransaction:
         """Store a new account (ConflictError if the id exists)."""
         account = _frozen(_record("account", account, Account))
         with self._write():
-            self._new_id(self._s.accounts, "account", account.id)
+            self._new_chosen_id(self._s.accounts, "account", account.id)
             self._put(self._s.accounts, account.id, account)
 
     def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
@@ -313,7 +319,7 @@ class _MemoryTransaction:
         customer = _frozen(_record("customer", customer, Customer))
         with self._write():
             self._need_account(customer.account_id)
-            self._new_id(self._s.customers, "customer", customer.id)
+            self._new_chosen_id(self._s.customers, "customer", customer.id)
             self._put(self._s.customers, customer.id, customer)
 
     def get_customer(
@@ -400,7 +406,7 @@ class _MemoryTransaction:
         template = _frozen(_record("template", template, RecurringTemplate))
         with self._write():
             self._need_customer(template.account_id, template.customer_id)
-            self._new_id(self._s.templates, "template", template.id)
+            self._new_chosen_id(self._s.templates, "template", template.id)
             self._put(self._s.templates, template.id, template)
 
     def get_template(
@@ -926,6 +932,13 @@ class _MemoryTransaction:
             self._new_id(self._s.credit_entries, "credit entry", entry.id)
             self._need_customer(entry.account_id, entry.customer_id)
             self._put(self._s.credit_entries, entry.id, entry)
+
+    def get_credit_entry(self, account_id: str, entry_id: str) -> CreditEntry:
+        """A credit movement of this account, of any of its customers."""
+        self._check_open()
+        return self._scoped(
+            self._s.credit_entries, "credit entry", account_id, entry_id
+        )
 
     def list_credit_entries(
         self, account_id: str, customer_id: str

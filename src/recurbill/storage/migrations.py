@@ -20,6 +20,10 @@ transaction, and records the new version; running it again does nothing.
   ``Billing.add_customer`` added the customer with; NULL (unknown) for the
   customers that exist, whose repeated ``add_customer`` must give their
   details as they are.
+- Version 7: ``created_with`` on ``templates``, the digest of the arguments
+  ``Billing.create_template`` created the template with; NULL (unknown) for
+  the templates that exist, whose repeated ``create_template`` must give
+  their details as they are.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -129,6 +133,12 @@ def _version_6(conn: sa.Connection) -> None:
     _add_columns_since(conn, 6)
 
 
+def _version_7(conn: sa.Connection) -> None:
+    """The digest of a template's create_template arguments; unknown for
+    existing templates."""
+    _add_columns_since(conn, 7)
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -136,6 +146,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     4: _version_4,
     5: _version_5,
     6: _version_6,
+    7: _version_7,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

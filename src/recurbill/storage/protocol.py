@@ -71,7 +71,11 @@ class Transaction(Protocol):
 
     # accounts -----------------------------------------------------------
     def add_account(self, account: Account) -> None:
-        """Store a new account (ConflictError if the id exists)."""
+        """Store a new account; ConflictError if its id is in use.
+
+        The ids of accounts, customers and templates are unique across the
+        database: the error does not say which account holds one.
+        """
 
     def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
         """The account with this id; ``for_update`` locks it until the end of
@@ -85,7 +89,8 @@ class Transaction(Protocol):
 
     # customers ----------------------------------------------------------
     def add_customer(self, customer: Customer) -> None:
-        """Store a new customer of ``customer.account_id``."""
+        """Store a new customer of ``customer.account_id``; ConflictError if
+        its id is in use, in any account (see :meth:`add_account`)."""
 
     def get_customer(
         self, account_id: str, customer_id: str, *, for_update: bool = False
@@ -126,7 +131,8 @@ class Transaction(Protocol):
 
     # recurring templates ------------------------------------------------
     def add_template(self, template: RecurringTemplate) -> None:
-        """Store a new recurring template."""
+        """Store a new recurring template; ConflictError if its id is in use,
+        in any account (see :meth:`add_account`)."""
 
     def get_template(
         self, account_id: str, template_id: str, *, for_update: bool = False
@@ -329,6 +335,9 @@ class Transaction(Protocol):
 
     def add_credit_entry(self, entry: CreditEntry) -> None:
         """Store a movement of a customer's credit balance."""
+
+    def get_credit_entry(self, account_id: str, entry_id: str) -> CreditEntry:
+        """A credit movement of this account, of any of its customers."""
 
     def list_credit_entries(
         self, account_id: str, customer_id: str

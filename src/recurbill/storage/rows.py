@@ -292,6 +292,7 @@ def encode_template(template: RecurringTemplate) -> dict[str, Any]:
         "allowance_charges": _allowance_charges_json(
             template.allowances, template.charges
         ),
+        "created_with": template.created_with,
     }
 
 

@@ -54,7 +54,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 6
+LATEST_VERSION = 7
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -285,6 +285,9 @@ templates = sa.Table(
     sa.Column("next_due_at", UtcDateTime()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     _allowance_charges(),
+    # Version 7: the digest of the arguments create_template created it with
+    # (hex SHA-256); NULL for the templates that exist when it is added.
+    sa.Column("created_with", sa.String(64), info=_since(7)),
     sa.Index("ix_templates_account", "account_id", "customer_id", info=_since(1)),
     # Version 2: the daily run's query (status, next_due_at <= T, id > after).
     sa.Index("ix_templates_due", "status", "next_due_at", "id", info=_since(2)),

@@ -291,7 +291,7 @@ class SqlTransaction(SqlUnit):
         """Store a new account (ConflictError if the id exists)."""
         row = rows.encode_account(_record("account", account, Account))
         with self._write(f"adding account {account.id!r}") as conn:
-            conn.execute(sa.insert(schema.accounts), row)
+            self._insert_chosen(conn, schema.accounts, "account", row)
 
     def get_account(self, account_id: str, *, for_update: bool = False) -> Account:
         """The account with this id; ``for_update`` locks it until the end of
@@ -340,7 +340,7 @@ class SqlTransaction(SqlUnit):
         row = rows.encode_customer(_record("customer", customer, Customer))
         with self._write(f"adding customer {customer.id!r}") as conn:
             self._need_account(customer.account_id)
-            conn.execute(sa.insert(schema.customers), row)
+            self._insert_chosen(conn, schema.customers, "customer", row)
 
     def get_customer(
         self, account_id: str, customer_id: str, *, for_update: bool = False
@@ -450,7 +450,7 @@ class SqlTransaction(SqlUnit):
         row = rows.encode_template(_record("template", template, RecurringTemplate))
         with self._write(f"adding template {template.id!r}") as conn:
             self._need_customer(template.account_id, template.customer_id)
-            conn.execute(sa.insert(schema.templates), row)
+            self._insert_chosen(conn, schema.templates, "template", row)
 
     def get_template(
         self, account_id: str, template_id: str, *, for_update: bool = False
@@ -992,6 +992,16 @@ class SqlTransaction(SqlUnit):
         with self._write(f"adding credit entry {entry.id!r}") as conn:
             self._need_customer(entry.account_id, entry.customer_id)
             conn.execute(sa.insert(schema.credit_entries), row)
+
+    def get_credit_entry(self, account_id: str, entry_id: str) -> CreditEntry:
+        """A credit movement of this account, of any of its customers."""
+        return self._get(
+            schema.credit_entries,
+            rows.decode_credit_entry,
+            "credit entry",
+            account_id,
+            entry_id,
+        )
 
     def list_credit_entries(
         self, account_id: str, customer_id: str

@@ -22,6 +22,7 @@ from recurbill.errors import NotFoundError, StateError, UnreadableRecordError
 from recurbill.records import Invoice, Payment, Receipt, RecurringTemplate
 from recurbill.storage import rows, schema
 from recurbill.storage.bulk import indexed_columns, update_statement
+from recurbill.storage.checks import id_in_use as _id_in_use
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import text as _text
 from recurbill.storage.checks import unlocked as _unlocked
@@ -165,6 +166,20 @@ class SqlUnit:
         if not found:
             raise NotFoundError(kind=kind, key=key, account=account)
         return decoded(found[:1], decode, query)[0]
+
+    def _insert_chosen(
+        self, conn: sa.Connection, table: sa.Table, kind: str, row: dict[str, Any]
+    ) -> None:
+        """Insert the row of an account, customer or template; an id in use in
+        any account raises ConflictError (waiting for a concurrent insert)."""
+        statement = (
+            self._insert(table)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=[table.c.id])
+            .returning(table.c.id)
+        )
+        if conn.execute(statement).first() is None:
+            raise _id_in_use(kind, row["id"])
 
     def _exists(self, table: sa.Table, account_id: str, key: str, kind: str) -> None:
         query = sa.select(table.c.id).where(

@@ -504,6 +504,15 @@ def _assert_not_found(call: Callable[[], object], *, key: str, account: str) -> 
     assert info.value.fields["account"] == account
 
 
+def _assert_id_in_use(error: ConflictError, named: str) -> None:
+    """*error* says the id *named* is in use in the database, not where."""
+    message = str(error)
+    assert message.startswith(f"{named} is already in use in this database")
+    assert "unique across all accounts" in message
+    assert "to get a generated one" in message
+    assert "constraint" not in message.lower()  # not the database's own words
+
+
 _series_numbers = itertools.count(1)
 
 _UNKNOWN_ID_CALLS: dict[str, Callable[[Transaction], object]] = {
@@ -866,8 +875,9 @@ class StorageContract:
 
     def test_duplicate_account_id_conflicts(self, storage: Storage) -> None:
         _add(storage, make_account("acme"))
-        with storage.transaction() as tx, pytest.raises(ConflictError):
+        with storage.transaction() as tx, pytest.raises(ConflictError) as info:
             tx.add_account(make_account("acme", name="Another"))
+        _assert_id_in_use(info.value, "account id 'acme'")
 
     def test_account_ids_are_listed_sorted(self, storage: Storage) -> None:
         _add(storage, make_account("m"), make_account("a"), make_account("z"))
@@ -979,8 +989,14 @@ class StorageContract:
 
     def test_duplicate_id_in_another_account_conflicts(self, storage: Storage) -> None:
         _world(storage)
-        with storage.transaction() as tx, pytest.raises(ConflictError):
-            tx.add_customer(make_customer("cust-1", account_id="beta"))
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError) as info:
+                tx.add_customer(make_customer("cust-1", account_id="beta"))
+            _assert_id_in_use(info.value, "customer id 'cust-1'")
+            assert "acme" not in str(info.value)  # nor which account holds it
+            assert tx.list_customers("beta") == [
+                make_customer("beta-1", account_id="beta")
+            ]
 
     # -- payment methods ----------------------------------------------------
 
@@ -1116,6 +1132,7 @@ class StorageContract:
             next_index=7,
             next_due_at=datetime(2026, 7, 31, 6, 15, tzinfo=_PLUS_TWO),
             created_at=datetime(2024, 12, 24, 23, 59, 59, 999999, tzinfo=_OSLO),
+            created_with="7e" * 32,
         )
         _add(storage, template)
         got = _read(storage, lambda tx: tx.get_template("acme", "tpl-2"))
@@ -1208,6 +1225,17 @@ class StorageContract:
         _world(storage)
         with storage.transaction() as tx, pytest.raises(ConflictError):
             tx.add_template(make_template("tpl-1"))
+
+    def test_template_id_of_another_account_conflicts(self, storage: Storage) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            with pytest.raises(ConflictError) as info:
+                tx.add_template(
+                    make_template("tpl-1", account_id="beta", customer_id="beta-1")
+                )
+            _assert_id_in_use(info.value, "template id 'tpl-1'")
+            assert "acme" not in str(info.value)  # nor which account holds it
+            assert [t.id for t in tx.list_templates("beta")] == ["tpl-beta"]
 
     # -- due templates ------------------------------------------------------
 
@@ -2241,6 +2269,23 @@ class StorageContract:
         got = _read(storage, lambda tx: tx.list_credit_entries("acme", "cust-1"))
         assert got == [early, late]
         assert _read(storage, lambda tx: tx.list_credit_entries("beta", "cust-1")) == []
+
+    def test_a_credit_entry_is_read_by_id_within_its_account(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        entry = _credit_entry("cred-2", customer_id="cust-2")
+        _add(storage, entry)
+        assert _read(storage, lambda tx: tx.get_credit_entry("acme", "cred-2")) == entry
+        with storage.transaction() as tx:
+            _assert_not_found(
+                lambda: tx.get_credit_entry("beta", "cred-2"),
+                key="cred-2",
+                account="beta",
+            )
+            _assert_not_found(
+                lambda: tx.get_credit_entry("acme", "nope"), key="nope", account="acme"
+            )
 
     def test_credit_entry_for_a_customer_of_another_account_is_refused(
         self, storage: Storage

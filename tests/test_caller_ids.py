@@ -1,0 +1,273 @@
+"""Ids a caller chooses: unique across the database, refused clearly.
+
+Accounts, customers and templates keep ids unique across all accounts. An id
+another account uses is a ConflictError that says so (not which account), an
+empty one is refused instead of being replaced by a generated one, and
+create_template repeated with the same template_id and arguments returns the
+stored template, as add_customer does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from billing_helpers import World, at, line, make_world
+from recurbill import ConflictError, InvalidInputError, Money, StateError
+from recurbill.records import RecurringTemplate
+from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.protocol import Storage
+from recurbill.storage.sql import SqlStorage
+
+START = date(2027, 2, 1)
+NOW = at(date(2027, 1, 15))
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
+    if request.param == "memory":
+        yield InMemoryStorage()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    with SqlStorage.from_url(url) as sql:
+        sql.migrate()
+        yield sql
+
+
+def _other_account(world: World) -> str:
+    return world.billing.create_account(
+        account_id="other",
+        name="Other AS",
+        currency="NOK",
+        summary_email="post@other.no",
+    ).id
+
+
+def _add(world: World, account_id: str, **arguments: Any) -> str:
+    fields = {"name": "Kari Nordmann", "email": "kari@example.no", **arguments}
+    return world.billing.add_customer(
+        account_id, collection_method="send_invoice", **fields
+    ).id
+
+
+def _create(
+    world: World, customer_id: str, account_id: str = "fjord", **arguments: Any
+) -> RecurringTemplate:
+    fields = {
+        "lines": [line("500.00", description="Membership")],
+        "start": START,
+        "period": "month",
+        "now": NOW,
+        "template_id": "sub-1",
+        **arguments,
+    }
+    return world.billing.create_template(account_id, customer_id, **fields)
+
+
+def _in_use(refused: pytest.ExceptionInfo[ConflictError], named: str) -> None:
+    """The error says *named* is in use in the database, and not where."""
+    message = str(refused.value)
+    assert message.startswith(f"{named} is already in use in this database")
+    assert "unique across all accounts" in message
+    assert "prefixed with your own key for the account" in message
+    assert "to get a generated one" in message
+    assert "fjord" not in message  # the account that has it
+    assert "Kari" not in message
+    assert "constraint" not in message.lower()
+
+
+# -- ids in use in another account ---------------------------------------------
+
+
+def test_a_customer_id_another_account_uses_is_refused_clearly(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    other = _other_account(world)
+    _add(world, "fjord", customer_id="user-42")
+    with pytest.raises(ConflictError) as refused:
+        _add(world, other, customer_id="user-42", name="Per", email="per@example.no")
+    _in_use(refused, "customer id 'user-42'")
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_customers(other) == []
+    assert _add(world, other, customer_id="other-user-42") == "other-user-42"
+
+
+def test_a_template_id_another_account_uses_is_refused_clearly(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    other = _other_account(world)
+    _create(world, _add(world, "fjord"))
+    per = _add(world, other, name="Per", email="per@example.no")
+    with pytest.raises(ConflictError) as refused:
+        _create(world, per, other)
+    _in_use(refused, "template id 'sub-1'")
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_templates(other) == []
+
+
+def test_an_account_id_in_use_is_refused_clearly(storage: Storage) -> None:
+    world = make_world(storage=storage)
+    with pytest.raises(ConflictError) as refused:
+        world.billing.create_account(
+            account_id="fjord", name="Twin", currency="SEK", summary_email="a@b.se"
+        )
+    message = str(refused.value)
+    assert message.startswith("account id 'fjord' is already in use in this database")
+    assert "leave account_id out to get a generated one" in message
+    with storage.transaction(read_only=True) as tx:
+        assert tx.get_account("fjord") == world.account
+
+
+# -- create_template repeated ------------------------------------------------------
+
+
+def test_repeating_create_template_returns_the_stored_template(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord")
+    created = _create(world, kari, memo="Gold")
+    later = at(date(2027, 1, 16))  # a retry after a timeout, the next day
+    assert _create(world, kari, memo="Gold", now=later) == created
+    assert _create(world, kari, memo="Gold", period=created.schedule.period) == created
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_templates("fjord") == [created]
+
+
+_CHANGES: dict[str, Callable[[World], RecurringTemplate]] = {
+    "lines": lambda world: world.billing.change_template(
+        "fjord", "sub-1", now=NOW, lines=[line("550.00", description="Membership")]
+    ),
+    "memo+start": lambda world: world.billing.change_template(
+        "fjord", "sub-1", now=NOW, memo="Silver", start=date(2027, 3, 1)
+    ),
+    "pause": lambda world: world.billing.pause_template(
+        "fjord", "sub-1", on=date(2027, 4, 1), resume=date(2027, 6, 1)
+    ),
+    "end": lambda world: world.billing.end_template(
+        "fjord", "sub-1", on=date(2027, 12, 31)
+    ),
+}
+
+
+@pytest.mark.parametrize("change", _CHANGES.values(), ids=list(_CHANGES))
+def test_repeating_create_template_after_a_change_returns_it_unchanged(
+    storage: Storage, change: Callable[[World], RecurringTemplate]
+) -> None:
+    """The creation happened; its repeat returns the template as it is now
+    and undoes nothing."""
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord")
+    created = _create(world, kari)
+    changed = change(world)
+    assert changed != created
+    assert _create(world, kari) == changed
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_templates("fjord") == [changed]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"memo": "Other"}, "the memo given is not its own"),
+        (
+            {"lines": [line("600.00", description="Membership")], "every": 2},
+            "the lines and every given are not its own",
+        ),
+        (
+            {"start": date(2027, 3, 1), "period": "week", "end": date(2027, 9, 1)},
+            "the start, period and end given are not its own",
+        ),
+    ],
+)
+def test_another_template_under_an_existing_id_is_a_conflict(
+    storage: Storage, arguments: dict[str, Any], says: str
+) -> None:
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord")
+    created = _create(world, kari)
+    with pytest.raises(ConflictError, match=says) as refused:
+        _create(world, kari, **arguments)
+    assert str(refused.value).startswith("template 'sub-1' exists already")
+    assert "give a new template_id" in str(refused.value)
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_templates("fjord") == [created]
+
+
+def test_a_template_of_another_customer_under_an_existing_id_is_a_conflict(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    _create(world, _add(world, "fjord"))
+    per = _add(world, "fjord", name="Per", email="per@example.no")
+    with pytest.raises(ConflictError, match="the customer_id given is not its own"):
+        _create(world, per)
+
+
+# -- empty ids are refused, not replaced -------------------------------------------
+
+
+_CALLS: dict[str, Callable[[World, str], object]] = {
+    "account_id": lambda world, id_: world.billing.create_account(
+        account_id=id_, name="X", currency="NOK", summary_email="x@example.no"
+    ),
+    "customer_id": lambda world, id_: _add(world, "fjord", customer_id=id_),
+    "template_id": lambda world, id_: _create(
+        world, _add(world, "fjord", customer_id="kari"), template_id=id_
+    ),
+}
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_an_empty_id_is_refused_not_replaced(
+    storage: Storage, name: str, empty: str
+) -> None:
+    world = make_world(storage=storage)
+    with pytest.raises(InvalidInputError) as refused:
+        _CALLS[name](world, empty)
+    assert str(refused.value) == (
+        f"{name} {empty!r} is empty or not text; give {name} as a non-empty "
+        f"string, one per {name.removesuffix('_id')}, or leave it out (None) "
+        "to get a generated one"
+    )
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_account_ids() == ["fjord"]
+        assert tx.list_templates("fjord") == []
+        assert [c.id for c in tx.list_customers("fjord")] in ([], ["kari"])
+
+
+# -- a bank transfer recorded for another customer ---------------------------------
+
+
+def test_a_bank_reference_recorded_for_another_customer_is_refused(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord", customer_id="kari")
+    per = _add(world, "fjord", customer_id="per", name="Per", email="per@example.no")
+    amount = Money(Decimal("50.00"), "NOK")
+    transfer = world.billing.record_bank_transfer
+    transfer("fjord", kari, amount=amount, now=NOW, reference="SEB-0042")
+    with pytest.raises(StateError) as refused:
+        transfer("fjord", per, amount=amount, now=NOW, reference="SEB-0042")
+    assert str(refused.value) == (
+        "bank transfer 'SEB-0042' was already recorded (for customer 'kari'); "
+        "record each transfer once, under its own reference"
+    )
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_credit_entries("fjord", per) == []
+        assert [e.amount for e in tx.list_credit_entries("fjord", kari)] == [amount]
