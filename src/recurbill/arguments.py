@@ -8,7 +8,7 @@ what is allowed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TypeGuard
 
@@ -34,10 +34,20 @@ __all__ = [
     "check_locale",
     "chosen_id",
     "day",
+    "differ",
     "invoice_lines",
     "positive_money",
     "to_collection_method",
 ]
+
+
+def differ(names: Sequence[str]) -> tuple[str, str]:
+    """*names* (at least one) as "a, b and c", and the verb that agrees with it
+    ("is" for one, "are" for more): for the messages of refused repeats."""
+    *rest, last = names
+    return (f"{', '.join(rest)} and {last}" if rest else last), (
+        "are" if rest else "is"
+    )
 
 
 def aware(value: object, name: str) -> datetime:

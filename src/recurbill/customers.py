@@ -12,7 +12,12 @@ import json
 
 import attrs
 
-from recurbill.arguments import check_locale, chosen_id, to_collection_method
+from recurbill.arguments import (
+    check_locale,
+    chosen_id,
+    differ,
+    to_collection_method,
+)
 from recurbill.errors import ConflictError, NotFoundError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.payments import check_customer
@@ -281,11 +286,10 @@ def _refuse_another(stored: Customer, asked: Customer) -> None:
     differing = [f for f in _DETAILS if getattr(asked, f) != getattr(stored, f)]
     if not differing or asked.added_with == stored.added_with:
         return
-    *rest, last = differing
-    listed = f"{', '.join(rest)} and {last}" if rest else last
+    listed, verb = differ(differing)
     raise ConflictError(
         problem=f"customer {stored.id!r} exists already with other details: the "
-        f"{listed} given {'are' if rest else 'is'} not its own, "
+        f"{listed} given {verb} not its own, "
         "nor was it added with these arguments",
         allowed="to add another customer, give a new customer_id (or none); to "
         "finish or repeat the call that added it, give the arguments it was "

@@ -13,7 +13,13 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.arguments import allowance_charges, aware, caller_key, invoice_lines
+from recurbill.arguments import (
+    allowance_charges,
+    aware,
+    caller_key,
+    differ,
+    invoice_lines,
+)
 from recurbill.collection import (
     ONE_INVOICE_ADVICE,
     Collector,
@@ -329,8 +335,7 @@ def _refuse_another(
     differing = [f for f in _CONTENT if asked[f] != getattr(existing, f)]
     if not differing:
         return
-    *rest, last = differing
-    listed = f"{', '.join(rest)} and {last}" if rest else last
+    listed, _ = differ(differing)
     raise ConflictError(
         problem=f"session {session_id!r} was recorded already with other content: "
         f"what is given differs from its invoice {existing.display_number} in "

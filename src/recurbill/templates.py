@@ -14,7 +14,13 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from recurbill.arguments import allowance_charges, aware, chosen_id, invoice_lines
+from recurbill.arguments import (
+    allowance_charges,
+    aware,
+    chosen_id,
+    differ,
+    invoice_lines,
+)
 from recurbill.collection import local_date
 from recurbill.errors import (
     ConflictError,
@@ -396,11 +402,10 @@ def _refuse_another(stored: RecurringTemplate, asked: RecurringTemplate) -> None
     ]
     if not differing or asked.created_with == stored.created_with:
         return
-    *rest, last = differing
-    listed = f"{', '.join(rest)} and {last}" if rest else last
+    listed, verb = differ(differing)
     raise ConflictError(
         problem=f"template {stored.id!r} exists already with other details: the "
-        f"{listed} given {'are' if rest else 'is'} not its own, "
+        f"{listed} given {verb} not its own, "
         "nor was it created with these arguments",
         allowed="to create another template, give a new template_id (or none); "
         "to repeat the call that created it, give the arguments it was "
