@@ -71,6 +71,7 @@ __all__ = [
     "NEEDS_ACTION",
     "NO_OUTCOME",
     "ONE_INVOICE_ADVICE",
+    "PAYMENT_FAILED",
     "RECEIPT_SERIES",
     "UNKNOWN_IN_A_ROW",
     "Collector",
@@ -84,6 +85,7 @@ __all__ = [
     "no_automatic_charge",
     "outbox_message",
     "paying",
+    "payment_notice_id",
 ]
 
 RECEIPT_SERIES = "RCPT"
@@ -392,13 +394,33 @@ def outbox_message(
 
 NEEDS_ACTION = "payment_needs_action"
 """The kind of the notice asking the customer to confirm a payment (3-D Secure)."""
+PAYMENT_FAILED = "payment_failed"
+"""The kind of the notice that an automatic charge failed for good."""
+_NOTICE_WHILE = {
+    PaymentStatus.REQUIRES_ACTION: NEEDS_ACTION,
+    PaymentStatus.DECLINED: PAYMENT_FAILED,
+}
+"""The notice an off-session payment in each status may have queued: what it
+says holds only while the payment stays in that status."""
 _UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
 
 
+def payment_notice_id(payment: Payment, kind: str) -> str:
+    """The id of *payment*'s notice of *kind* (:data:`NEEDS_ACTION` or
+    :data:`PAYMENT_FAILED`): one per payment and kind, so the notice is found
+    again once the payment leaves the status it tells of."""
+    if kind not in _NOTICE_WHILE.values():
+        raise InvalidInputError(
+            problem=f"{kind!r} is not the kind of a notice about a payment's status",
+            allowed=f"give {NEEDS_ACTION!r} or {PAYMENT_FAILED!r}",
+        )
+    return derived_id("ntf", payment.account_id, payment.id, kind)
+
+
 def needs_action_notice_id(payment: Payment) -> str:
-    """The id of *payment*'s "needs confirmation" notice: one per payment, so
-    the notice is found again once the payment no longer waits."""
-    return derived_id("ntf", payment.account_id, payment.id, NEEDS_ACTION)
+    """The id of *payment*'s "needs confirmation" notice:
+    ``payment_notice_id(payment, NEEDS_ACTION)``."""
+    return payment_notice_id(payment, NEEDS_ACTION)
 
 
 def _decline_of(result: ChargeResult) -> ChargeResult:
@@ -467,36 +489,38 @@ class _Applying:
             )
         )
 
-    def ask_to_confirm(self, payment: Payment, message: Message, now: datetime) -> None:
-        """Queue *payment*'s "needs confirmation" notice under its own id
-        (:func:`needs_action_notice_id`). Should the payment have waited
-        before (and stopped: no gateway of recurbill's does that), its earlier
-        notice is replaced by this one, pending again."""
+    def notify(
+        self, payment: Payment, kind: str, message: Message, now: datetime
+    ) -> None:
+        """Queue *payment*'s notice of *kind* under its own id
+        (:func:`payment_notice_id`). Should the payment have been in that
+        status before (and left it: no gateway of recurbill's does that), its
+        earlier notice is replaced by this one, pending again."""
         note = notification_for(
             message,
-            id=needs_action_notice_id(payment),
+            id=payment_notice_id(payment, kind),
             account_id=payment.account_id,
-            kind=NEEDS_ACTION,
+            kind=kind,
             created_at=now,
         )
-        if self._stored_notice(payment) is None:
+        if self._stored_notice(payment, kind) is None:
             self.notes.append(note)
         else:
             self.tx.update_notification(note)
 
-    def withdraw_ask(self, payment: Payment) -> None:
-        """Withdraw *payment*'s "needs confirmation" notice unless it was
-        sent: the payment no longer waits for the customer, so it never is."""
-        note = self._stored_notice(payment)
+    def withdraw(self, payment: Payment, kind: str) -> None:
+        """Withdraw *payment*'s notice of *kind* unless it was sent: the
+        payment left the status it tells of, so it is never sent."""
+        note = self._stored_notice(payment, kind)
         if isinstance(note, Notification) and note.status in _UNSENT:
             withdrawn = attrs.evolve(note, status=NotificationStatus.WITHDRAWN)
             self.tx.update_notification(withdrawn)
 
-    def _stored_notice(self, payment: Payment) -> Notification | str | None:
-        """*payment*'s stored needs-action notice, locked; None if there is
-        none (or one an older version queued under another id), its id if
-        its row cannot be read back (delivery sends no such row)."""
-        key = needs_action_notice_id(payment)
+    def _stored_notice(self, payment: Payment, kind: str) -> Notification | str | None:
+        """*payment*'s stored notice of *kind*, locked; None if there is none
+        (or one an older version queued under another id), its id if its row
+        cannot be read back (delivery sends no such row)."""
+        key = payment_notice_id(payment, kind)
         try:
             return self.tx.get_notification(payment.account_id, key, for_update=True)
         except NotFoundError:
@@ -936,8 +960,9 @@ class Collector:
             )
         account, customer, _ = parties
         status = PaymentStatus(result.status.value)
-        if fresh.status is PaymentStatus.REQUIRES_ACTION and fresh.off_session:
-            work.withdraw_ask(fresh)  # it waits no more: never ask to confirm it
+        stale = _NOTICE_WHILE.get(fresh.status)
+        if stale is not None and fresh.off_session:
+            work.withdraw(fresh, stale)  # it no longer holds: never send it
         fresh = attrs.evolve(
             fresh,
             status=status,
@@ -955,7 +980,7 @@ class Collector:
             message = render_payment_needs_action(
                 account, customer, numbers, fresh.amount, result.action_url
             )
-            work.ask_to_confirm(fresh, message, now)
+            work.notify(fresh, NEEDS_ACTION, message, now)
         elif result.status is ChargeStatus.DECLINED and self._is_final(
             tx, fresh, account
         ):
@@ -966,7 +991,7 @@ class Collector:
                 fresh.amount,
                 fresh.decline_code or fresh.error_code,
             )
-            work.queue(self.ids, account, "payment_failed", message, now)
+            work.notify(fresh, PAYMENT_FAILED, message, now)
         work.changed(fresh)
         if fresh.settlement_id is not None and status in _SETTLEMENT_STATUS:
             settlement = tx.get_settlement(fresh.account_id, fresh.settlement_id)

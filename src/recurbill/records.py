@@ -255,9 +255,10 @@ class SettlementStatus(str, enum.Enum):
 class NotificationStatus(str, enum.Enum):
     """Delivery state of an outbox message.
 
-    ``WITHDRAWN``: taken back before it was sent, because what it asks for
-    no longer holds (a "payment needs confirmation" notice whose payment no
-    longer waits for the customer); it is never sent.
+    ``WITHDRAWN``: taken back before it was sent, because what it says no
+    longer holds (a "payment needs confirmation" notice whose payment no
+    longer waits for the customer, a "payment failed" one whose payment
+    succeeded after all); it is never sent.
     """
 
     PENDING = "pending"

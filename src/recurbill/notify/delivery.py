@@ -13,9 +13,10 @@ what is queued, outside any transaction, and records the outcome:
   it uses up the attempts at once. A permanent error of the server or its
   settings (a refused sender or login) counts as one attempt, like any other;
 * withdrawn: a message taken back before it was sent (``status=WITHDRAWN``:
-  a "payment needs confirmation" notice whose payment no longer waits) is
-  never sent; one withdrawn while a send is under way counts as sent if the
-  send succeeds, and is not tried again if it fails;
+  a "payment needs confirmation" notice whose payment no longer waits, a
+  "payment failed" one whose payment succeeded after all) is never sent;
+  one withdrawn while a send is under way counts as sent if the send
+  succeeds, and is not tried again if it fails;
 * unreadable: a stored message that cannot be read back (its row was changed
   by hand into what recurbill never writes) is set aside for the call and
   reported; the others are sent, and the row is left as it is, to be sent by
