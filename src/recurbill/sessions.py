@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 import attrs
 
@@ -44,6 +45,14 @@ from recurbill.storage.protocol import Storage, Transaction
 from recurbill.views import PaymentOutcome
 
 __all__ = ["Sessions"]
+
+
+class _StoredMeanwhileError(Exception):
+    """Another call stored the session's invoice after this one looked."""
+
+    def __init__(self, conflict: ConflictError) -> None:
+        super().__init__(str(conflict))
+        self.conflict = conflict
 
 
 @attrs.define
@@ -86,7 +95,9 @@ class Sessions:
         comes later), and the invoice keeps the first call's dates. Other
         content under a ``session_id`` already recorded raises
         :class:`~recurbill.errors.ConflictError`, which names what differs;
-        nothing is written (a new session needs a new ``session_id``).
+        nothing is written (a new session needs a new ``session_id``). Two
+        calls for one session at the same moment (a double click) behave the
+        same: one stores the invoice, the other is its repeat.
 
         When nothing is charged, the outcome's ``reason`` says why (a
         :class:`~recurbill.records.NoChargeReason`: not charged automatically,
@@ -108,6 +119,47 @@ class Sessions:
             if session_id is not None
             else self.ids("inv")
         )
+        issue = partial(
+            self._issue,
+            account_id,
+            customer_id,
+            invoice_id,
+            session_id,
+            items,
+            discounts,
+            fees,
+            memo,
+            now,
+        )
+        try:
+            payment, reason = issue()
+        except _StoredMeanwhileError:  # this call is now a repeat of the other one
+            try:
+                payment, reason = issue()
+            except _StoredMeanwhileError as again:
+                raise again.conflict from None
+        if payment is not None:
+            self.collector.execute(account_id, payment.id, now=now)
+        else:  # a repeated session: finish a charge an earlier call left open
+            for unfinished in self._open_payments(account_id, invoice_id):
+                self.collector.reconcile(account_id, unfinished.id, now=now)
+        return attrs.evolve(self._outcome(account_id, invoice_id), reason=reason)
+
+    def _issue(
+        self,
+        account_id: str,
+        customer_id: str,
+        invoice_id: str,
+        session_id: str | None,
+        items: tuple[InvoiceLine, ...],
+        discounts: tuple[AllowanceCharge, ...],
+        fees: tuple[AllowanceCharge, ...],
+        memo: str,
+        now: datetime,
+    ) -> tuple[Payment | None, NoChargeReason | None]:
+        """Store the session's invoice and its payment, if any, in one
+        transaction; a repeat of a stored session (checked to be one) stores
+        nothing. The payment to send, and why none is charged."""
         payment: Payment | None = None
         reason: NoChargeReason | None = None
         with self.storage.transaction() as tx:
@@ -145,7 +197,14 @@ class Sessions:
                     now=now,
                     memo=memo,
                 )
-                tx.add_invoices([invoice])
+                try:
+                    tx.add_invoices([invoice])
+                except ConflictError as conflict:
+                    if session_id is None:
+                        raise
+                    # another call stored this session since the look-up
+                    # (PostgreSQL: both looked before either stored it)
+                    raise _StoredMeanwhileError(conflict) from None
                 plan = collect_or_send(
                     tx,
                     self.collector,
@@ -157,12 +216,7 @@ class Sessions:
                 payment = plan.payments[0] if plan.payments else None
                 reason = plan.reasons.get(invoice.id)
                 tx.commit()
-        if payment is not None:
-            self.collector.execute(account_id, payment.id, now=now)
-        else:  # a repeated session: finish a charge an earlier call left open
-            for unfinished in self._open_payments(account_id, invoice_id):
-                self.collector.reconcile(account_id, unfinished.id, now=now)
-        return attrs.evolve(self._outcome(account_id, invoice_id), reason=reason)
+        return payment, reason
 
     def pay(
         self,
