@@ -31,6 +31,7 @@ __all__ = [
     "aware",
     "caller_key",
     "check_allowance_charges",
+    "check_line_items",
     "check_locale",
     "chosen_id",
     "day",
@@ -207,13 +208,17 @@ def allowance_charges(value: object, *, is_charge: bool) -> tuple[AllowanceCharg
                 allowed=f"give each document-level {kind} as a "
                 "recurbill.invoice.AllowanceCharge",
             )
-        _check_item(item, is_charge=is_charge, name=name, kind=kind)
+        _check_item(item, is_charge=is_charge)
     return items if items else _NONE
 
 
 def _check_item(
-    item: AllowanceCharge, *, is_charge: bool, name: str, kind: str
+    item: AllowanceCharge, *, is_charge: bool, line: str | None = None
 ) -> None:
+    """The service's rules for one allowance or charge: on the document, or
+    (*line* names it, e.g. "line 2 ('Session')") on that line, which gives
+    the item its VAT category."""
+    name, kind = ("charges", "charge") if is_charge else ("allowances", "allowance")
     if item.is_charge is not is_charge:
         other = "allowances" if is_charge else "charges"
         raise InvalidInvoiceError(
@@ -223,18 +228,41 @@ def _check_item(
             f"is_charge={is_charge} ones in {name}",
         )
     if not item.reason.strip():
-        raise InvalidInvoiceError(
-            problem=f"a document-level {kind} has no reason",
-            allowed=f"give every {kind} on the whole invoice a reason the customer "
-            "reads, e.g. reason='Loyalty discount' (EN 16931 BR-33, BR-38)",
-        )
-    where = f"{kind} {item.reason!r}"
-    if item.vat_category is None:
+        raise _no_reason(kind, line)
+    where = _where(item, line)
+    if line is None and item.vat_category is None:
         raise VatCategoryError(
             problem=f"{where} has no VAT category",
             allowed="a document-level allowance or charge has its own VAT: give "
             "vat_category and vat_rate, e.g. vat_category='S', vat_rate=25",
         )
+    _check_values(item, where)
+
+
+def _no_reason(kind: str, line: str | None) -> InvalidInvoiceError:
+    if line is None:
+        return InvalidInvoiceError(
+            problem=f"a document-level {kind} has no reason",
+            allowed=f"give every {kind} on the whole invoice a reason the customer "
+            "reads, e.g. reason='Loyalty discount' (EN 16931 BR-33, BR-38)",
+        )
+    return InvalidInvoiceError(
+        problem=f"{'a charge' if kind == 'charge' else 'an allowance'} on {line} "
+        "has no reason",
+        allowed=f"give every {kind} on a line a reason the customer reads, "
+        "e.g. reason='Loyalty discount' (EN 16931 BR-42, BR-44)",
+    )
+
+
+def _where(item: AllowanceCharge, line: str | None) -> str:
+    """How a message names *item*: "allowance 'Rabatt'" (on *line*)."""
+    kind = "charge" if item.is_charge else "allowance"
+    where = f"{kind} {item.reason!r}"
+    return where if line is None else f"{where} on {line}"
+
+
+def _check_values(item: AllowanceCharge, where: str) -> None:
+    """A positive amount, or a percentage in (0, 100] of a positive base."""
     if item.amount is not None and item.amount <= 0:
         raise InvalidInvoiceError(
             problem=f"{where} has the amount {item.amount}",
@@ -258,20 +286,53 @@ def _check_item(
         )
 
 
+def check_line_items(
+    lines: Iterable[InvoiceLine], *, currency: Currency, rounding: str
+) -> None:
+    """Refuse line allowances and charges that break the rules the service
+    applies to document-level ones (:func:`allowance_charges`,
+    :func:`check_allowance_charges`), but for the VAT category, which a line
+    item takes from its line.
+
+    A line's net may still be below zero through a negative quantity (a
+    return); only the items themselves are checked. The message names the
+    line by its position (from 1) and description. Raises
+    :class:`~recurbill.errors.InvalidInvoiceError`.
+    """
+    for number, item_line in enumerate(lines, start=1):
+        if not (item_line.allowances or item_line.charges):
+            continue  # the common case
+        line = f"line {number} ({item_line.description!r})"
+        for item in item_line.allowances:
+            _check_item(item, is_charge=False, line=line)
+        for item in item_line.charges:
+            _check_item(item, is_charge=True, line=line)
+        check_allowance_charges(
+            (*item_line.allowances, *item_line.charges),
+            currency=currency,
+            rounding=rounding,
+            line=line,
+        )
+
+
 def check_allowance_charges(
-    items: Iterable[AllowanceCharge], *, currency: Currency, rounding: str
+    items: Iterable[AllowanceCharge],
+    *,
+    currency: Currency,
+    rounding: str,
+    line: str | None = None,
 ) -> None:
     """Refuse allowances or charges (checked by :func:`allowance_charges`)
     whose amounts do not fit *currency*.
 
     Amounts and base amounts have at most the currency's decimals, and an
     amount given with a percentage and base amount is the one they make.
-    Raises :class:`~recurbill.errors.InvalidInvoiceError`.
+    *line* names the line the items are on (None: the document). Raises
+    :class:`~recurbill.errors.InvalidInvoiceError`.
     """
     decimals = currency.decimals
     for item in items:
-        kind = "charge" if item.is_charge else "allowance"
-        where = f"{kind} {item.reason!r}"
+        where = _where(item, line)
         for field in ("amount", "base_amount"):
             value = getattr(item, field)
             if value is not None and decimals_of(value) > decimals:

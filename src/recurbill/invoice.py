@@ -213,9 +213,9 @@ class AllowanceCharge:
     amount), and published documents use them, e.g. a charge of -25 in a
     correction invoice. A negative allowance then raises the total. The
     service (``Billing.record_session``, ``create_template``,
-    ``change_template``) is stricter for the document-level ones it issues:
-    an amount above zero, or a percentage above 0 and at most 100 of a base
-    amount above zero.
+    ``change_template``) is stricter for the ones it issues, on the document
+    and on its lines: a reason, and an amount above zero, or a percentage
+    above 0 and at most 100 of a base amount above zero.
 
     >>> AllowanceCharge(is_charge=False, percentage=10, base_amount=250).percentage
     Decimal('10')
@@ -890,9 +890,9 @@ def compute_totals(
     Allowance and charge amounts and percentages of any sign are computed,
     not refused, because the norm allows them (see :class:`AllowanceCharge`):
     an allowance of -40 adds 40 to the net total. The service refuses such
-    document-level items: a preview of what it will issue keeps to its rules
-    (amounts above zero, or percentages above 0 and at most 100 of a base
-    amount above zero).
+    items, on the document and on lines: a preview of what it will issue keeps
+    to its rules (amounts above zero, or percentages above 0 and at most 100
+    of a base amount above zero).
     """
     with localcontext(EXACT):  # every sum and product exact
         return _compute_totals(

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from recurbill.arguments import check_allowance_charges
+from recurbill.arguments import check_allowance_charges, check_line_items
 from recurbill.collection import (
     Collector,
     local_date,
@@ -166,12 +166,15 @@ def check_lines(
     """Refuse an invoice of these lines and document allowances and charges
     that does not fit *account* or would total less than zero.
 
-    Allowance and charge amounts must fit the account's currency, and the
-    VAT rules hold across lines, allowances and charges (one exemption reason
-    per category and rate, no O or B mixed with others). A correction that
-    gives money back is a credit note on the invoice it corrects
-    (``Billing.credit_invoice``), not an invoice of its own.
+    Each line's allowances and charges keep the rules of document-level ones
+    (:func:`~recurbill.arguments.check_line_items`), allowance and charge
+    amounts must fit the account's currency, and the VAT rules hold across
+    lines, allowances and charges (one exemption reason per category and
+    rate, no O or B mixed with others). A correction that gives money back is
+    a credit note on the invoice it corrects (``Billing.credit_invoice``), not
+    an invoice of its own.
     """
+    check_line_items(lines, currency=account.currency, rounding=account.rounding)
     if allowances or charges:
         check_allowance_charges(
             (*allowances, *charges),

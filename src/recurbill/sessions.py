@@ -86,6 +86,11 @@ class Sessions:
         decimals. Bad ones raise :class:`~recurbill.errors.InvalidInvoiceError`
         (:class:`~recurbill.errors.VatCategoryError` for VAT), and so does an
         invoice that would total less than zero; nothing is written then.
+        The allowances and charges of each line (``InvoiceLine(...,
+        allowances=..., charges=...)``) keep the same rules, but take the
+        line's VAT category; the error names the line by its position (from
+        1) and description. A line may still come to less than zero through a
+        negative quantity (a return).
 
         With ``session_id`` the call is idempotent: recording the same session
         again returns the first result and never invoices or charges twice.

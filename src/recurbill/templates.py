@@ -74,8 +74,11 @@ class Templates:
 
         ``allowances`` and ``charges`` are document-level (a discount or a fee
         on the whole invoice, each with its reason and own VAT category and
-        rate), on every invoice it produces; they are checked as
+        rate), on every invoice it produces; they, and the allowances and
+        charges of each line, are checked as
         :meth:`~recurbill.sessions.Sessions.record_session` checks them.
+        The daily run issues the template as stored, without checking it
+        again.
 
         The earliest start is tomorrow in the account's time zone (invoices are
         produced by the daily run); an earlier one raises
@@ -184,8 +187,10 @@ class Templates:
         (later invoices only), or re-date it.
 
         What is left out (None) stays as it is; ``allowances=[]`` removes
-        them. The lines, allowances and charges it ends up with are checked
-        together, as :meth:`create_template` checks them.
+        them. The lines (with their allowances and charges), allowances and
+        charges it ends up with are checked together, as
+        :meth:`create_template` checks them, when any of them is given: a
+        template stored before a rule was added gets lines that keep it then.
 
         Re-dating is only possible before the daily run has handled its first
         occurrence (issued it, or skipped it because of a pause), and the new
