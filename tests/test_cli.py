@@ -122,6 +122,26 @@ def test_a_dry_run_reports_what_would_be_issued_and_saves_nothing(
     assert _invoices(url) == 0
 
 
+def test_a_dry_run_runs_where_production_is_declared(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dry run on a copy of the production database charges nothing: the
+    flag that keeps the in-memory gateway out of production does not stop it."""
+    url, _ = _database(tmp_path)
+    monkeypatch.setenv("RECURBILL_PRODUCTION", "1")
+    capsys.readouterr()
+    assert (
+        main(["run", "--db", url, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"])
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "fjord: 2 issued, 0 to charge, 0 skipped, 0 ended"
+    )
+    assert _invoices(url) == 0
+
+
 def test_a_dry_run_needs_a_sqlite_file_and_sends_no_mail(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -308,7 +308,10 @@ def _dry_run(args: argparse.Namespace) -> int:
                 allowed="give the path of a recurbill SQLite database",
             ) from None
         with _storage(_url(str(copy))) as storage:
-            status = _daily(storage, InMemoryGateway(), as_of, dry=True)
+            # the copy is thrown away and no card is known: it may run where
+            # production is declared (RECURBILL_PRODUCTION), as a dry run should
+            gateway = InMemoryGateway(environ={})
+            status = _daily(storage, gateway, as_of, dry=True)
     print(f"dry run on a copy of {path}: nothing was saved, no card was charged")
     return status
 
