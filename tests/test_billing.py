@@ -669,6 +669,25 @@ def test_the_daily_run_finishes_payments_that_waited_for_authentication() -> Non
     assert len(world.gateway.ledger) == 1
 
 
+def test_an_off_session_charge_asking_for_authentication_fails_as_at_stripe() -> None:
+    world = make_world()
+    kari = world.customer(card="pm_card_authenticationRequired")
+    world.template(kari, start=date(2027, 1, 4))
+    world.billing.run(at(date(2027, 1, 4), 7))  # off-session
+    (event,) = [e for e in world.gateway.events if e.type.startswith("payment_")]
+    # Stripe answers a card error: no requires_action off-session
+    assert event.type == "payment_intent.payment_failed"
+    assert event.data["status"] == "requires_payment_method"
+    now = at(date(2027, 1, 4), 8)
+    payload, signature = world.gateway.webhook(event.event_id, now=int(now.timestamp()))
+    payment = world.billing.handle_webhook(payload, signature=signature, now=now)
+    assert payment is not None  # the customer can still authenticate it
+    assert payment.status is PaymentStatus.REQUIRES_ACTION
+    assert payment.client_secret
+    (invoice,) = world.storage_invoices()
+    assert invoice.status is InvoiceStatus.OPEN
+
+
 def test_a_webhook_whose_processing_fails_is_processed_on_redelivery() -> None:
     world = make_world()
     kari = world.customer()

@@ -147,6 +147,27 @@ def test_a_pending_refund_finished_by_webhook_before_the_daily_run(
     assert credit == (Money.zero(NOK) if status == "succeeded" else payment.amount)
 
 
+def test_the_events_of_a_refund_are_about_its_payment_and_itself() -> None:
+    world = make_world()
+    kari, payment = _paid(world)
+    refund = world.billing.refund(world.account.id, payment.id, now=at(DAY, 10))
+    assert refund.refund_id is not None
+    about_refund = _deliver(world, "refund.created")  # its object: the Refund
+    assert isinstance(about_refund, Refund)
+    assert (about_refund.refund_id, about_refund.status) == (
+        refund.refund_id,
+        "succeeded",
+    )
+    about_charge = _deliver(world, "charge.refunded")  # its object: the Charge
+    assert isinstance(about_charge, Payment)
+    assert (about_charge.id, about_charge.charge_id) == (
+        payment.id,
+        payment.charge_id,
+    )
+    assert _refund(world).status == "succeeded"
+    assert _credit(world, kari) == []
+
+
 def test_a_refund_event_whose_look_up_fails_is_processed_when_redelivered() -> None:
     world = make_world()
     kari, payment = _paid(world)

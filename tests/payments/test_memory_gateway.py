@@ -22,7 +22,12 @@ from recurbill.payments.memory import (
     TEST_CARDS,
     InMemoryGateway,
 )
-from recurbill.payments.protocol import ChargeResult, ChargeStatus, PaymentGateway
+from recurbill.payments.protocol import (
+    ChargeResult,
+    ChargeStatus,
+    PaymentGateway,
+    WebhookEvent,
+)
 from recurbill.testing.payments import GatewayContract
 
 NOW = 1_767_225_600
@@ -260,10 +265,11 @@ def test_every_outcome_emits_a_signed_event(
     assert types == [
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
-        "payment_intent.requires_action",
+        "payment_intent.payment_failed",  # off-session: authentication_required
+        "refund.created",
         "charge.refunded",
     ]
-    assert [e.created for e in gateway.events] == [NOW, NOW + 1, NOW + 2, NOW + 3]
+    assert [e.created for e in gateway.events] == [NOW + i for i in range(5)]
     for event in gateway.events:
         payload, header = gateway.webhook(event.event_id, now=NOW + 100)
         assert gateway.parse_webhook(payload, signature=header, now=NOW + 100) == event
@@ -274,7 +280,89 @@ def test_every_outcome_emits_a_signed_event(
         "recurbill_idempotency_key": "ok",
     }
     assert (data["amount"], data["currency"]) == (85000, "nok")
-    assert gateway.events[3].data["amount_refunded"] == 85000
+    assert gateway.events[4].data["amount_refunded"] == 85000
+
+
+def _partly_refunded(
+    gateway: InMemoryGateway, customer: str
+) -> tuple[ChargeResult, list[WebhookEvent]]:
+    """A charge of 850 NOK, refunded 100 then the rest; the events of it."""
+    paid = _charge(gateway, customer, "pay")
+    assert paid.charge_id is not None
+    gateway.refund(paid.charge_id, amount=Money(100, "NOK"), idempotency_key="r1")
+    gateway.refund(paid.charge_id, amount=None, idempotency_key="r2")
+    return paid, gateway.events
+
+
+def test_charge_refunded_carries_the_charge_as_stripe_does(
+    gateway: InMemoryGateway, customer: str
+) -> None:
+    paid, events = _partly_refunded(gateway, customer)
+    intent = events[0].data
+    first, rest = [e.data for e in events if e.type == "charge.refunded"]
+    for charge in (first, rest):
+        assert charge["object"] == "charge"
+        assert charge["id"] == intent["latest_charge"]
+        assert str(charge["id"]).startswith("ch_")
+        assert charge["payment_intent"] == paid.charge_id
+        assert charge["metadata"] == intent["metadata"]  # copied, as Stripe does
+        assert (charge["amount"], charge["currency"]) == (85000, "nok")
+    assert (first["amount_refunded"], first["refunded"]) == (10000, False)
+    assert (rest["amount_refunded"], rest["refunded"]) == (85000, True)
+    assert "amount_refunded" not in intent  # a PaymentIntent has none
+
+
+def test_refund_created_carries_the_refund_as_stripe_does(
+    gateway: InMemoryGateway, customer: str
+) -> None:
+    paid, events = _partly_refunded(gateway, customer)
+    created = [e for e in events if e.type == "refund.created"]
+    assert [e.refund for e in created] == gateway.refunds
+    for event in created:
+        assert event.data["object"] == "refund"
+        assert event.data["charge"] == events[0].data["latest_charge"]
+        assert event.data["payment_intent"] == paid.charge_id
+
+
+@pytest.mark.parametrize(
+    ("off_session", "type_", "status", "error"),
+    [
+        (False, "payment_intent.requires_action", "requires_action", None),
+        (
+            True,
+            "payment_intent.payment_failed",
+            "requires_payment_method",
+            {
+                "code": "authentication_required",
+                "decline_code": "authentication_required",
+            },
+        ),
+    ],
+)
+def test_authentication_required_emits_what_stripe_does(
+    gateway: InMemoryGateway,
+    customer: str,
+    off_session: bool,
+    type_: str,
+    status: str,
+    error: object,
+) -> None:
+    result = gateway.charge(
+        customer,
+        payment_method="pm_card_authenticationRequired",
+        amount=Money("850.00", "NOK"),
+        idempotency_key="3ds",
+        off_session=off_session,
+    )
+    # the result is the Stripe adapter's either way: the customer can confirm
+    assert result.status is ChargeStatus.REQUIRES_ACTION
+    assert result.client_secret
+    (event,) = gateway.events
+    assert (event.type, event.data["id"]) == (type_, result.charge_id)
+    assert event.data["object"] == "payment_intent"
+    assert event.data["status"] == status
+    assert event.data["last_payment_error"] == error
+    assert event.data["latest_charge"] is None  # no attempt reached the bank
 
 
 def test_webhook_delivered_twice_and_out_of_order(

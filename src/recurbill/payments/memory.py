@@ -14,7 +14,8 @@ payment methods and behaves like Stripe's test mode:
 - `pm_card_chargeDeclinedProcessingError`: `processing_error` (retryable).
 - `pm_card_chargeCustomerFail`: attaches, then every charge is declined.
 - `pm_card_authenticationRequired`: requires_action; the customer must
-  authenticate with the result's `client_secret`.
+  authenticate with the result's `client_secret` (off-session, Stripe
+  answers a card error, ``authentication_required``; the result is the same).
 
 Unlike Stripe, which declines the ``chargeDeclined…`` cards when they are
 saved, it saves every test card, so tests can play a saved card that declines
@@ -31,6 +32,25 @@ declined after authentication that the customer's page confirms once more;
 script refunds that are refused, wait, or fail after their answer; every
 outcome emits a signed webhook event (:attr:`events`, :meth:`webhook`). Ids
 and event times are deterministic.
+
+The events are Stripe's types, with the objects Stripe sends (the fields
+recurbill and a webhook handler read; ``metadata`` carries the charge's or
+refund's, with ``recurbill_idempotency_key``):
+
+- ``payment_intent.succeeded``, ``.processing``, ``.payment_failed``,
+  ``.canceled``: a PaymentIntent (``pi_…``: ``status``, ``amount``,
+  ``currency``, ``customer``, ``last_payment_error`` with ``code`` and
+  ``decline_code``, ``latest_charge``). A charge asking for authentication
+  emits ``payment_intent.requires_action`` (status ``requires_action``)
+  on-session, and ``payment_intent.payment_failed`` (status
+  ``requires_payment_method``, error ``authentication_required``)
+  off-session, as Stripe does.
+- ``charge.refunded``: the Charge (``ch_…``: ``payment_intent``,
+  ``amount_refunded``, ``refunded``, ``status``), for a refund that succeeded.
+- ``refund.created`` for every refund, and ``refund.updated`` /
+  ``refund.failed`` when one ends later: the Refund (``re_…``: ``charge``,
+  ``payment_intent``, ``amount``, ``status``, ``failure_reason``).
+- ``setup_intent.succeeded``: the SetupIntent of a card setup.
 
 It refuses to start where production is declared: with ``production=True`` or
 when the ``RECURBILL_PRODUCTION`` environment variable is truthy.
@@ -205,8 +225,11 @@ class _Charge:
     customer: str
     metadata: Mapping[str, str]
     refunded: Money
+    off_session: bool = False
     handed_out: bool = False
     """Its client secret was given out (it asked for authentication)."""
+    latest_charge: str | None = None
+    """The id (``ch_…``) of its last attempt that reached the bank, if any."""
 
 
 def _check_times(times: object) -> None:
@@ -568,6 +591,8 @@ class InMemoryGateway:
         """Give *charge* its outcome, as the outside world does; emit its event."""
         first = charge.result
         assert first.charge_id is not None
+        if first.status is not ChargeStatus.PROCESSING:  # a new attempt
+            charge.latest_charge = self._next_id("ch")
         if succeed:
             charge.result = ChargeResult(
                 status=ChargeStatus.SUCCEEDED,
@@ -1018,7 +1043,12 @@ class InMemoryGateway:
                 error_code=card.error_code,
                 client_secret=f"{charge_id}_secret_memory",
             )
-            event = "payment_intent.requires_action"
+            # Stripe: off-session, a card error (authentication_required)
+            event = (
+                "payment_intent.payment_failed"
+                if request.off_session
+                else "payment_intent.requires_action"
+            )
         elif card.decline_code is not None:
             result = ChargeResult(
                 status=ChargeStatus.DECLINED,
@@ -1053,7 +1083,9 @@ class InMemoryGateway:
             customer=customer,
             metadata=request.metadata,
             refunded=Money.zero(amount.currency),
+            off_session=request.off_session,
             handed_out=result.client_secret is not None,
+            latest_charge=None if card.requires_action else self._next_id("ch"),
         )
         self._charges[charge_id] = charge
         self._charge_keys.setdefault(key, charge_id)
@@ -1107,14 +1139,27 @@ class InMemoryGateway:
             IDEMPOTENCY_METADATA_KEY: key,
         }
         self._done[key] = ("refund", params, result)
+        self._emit("refund.created", self._refund_object(result))
         if status == "succeeded":
-            self._emit("charge.refunded", self._intent_object(charge))
+            self._emit("charge.refunded", self._charge_object(charge))
         return result
 
     @staticmethod
-    def _intent_object(charge: _Charge) -> dict[str, object]:
-        """The charge as a Stripe-like PaymentIntent (webhook event data)."""
+    def _metadata(charge: _Charge) -> dict[str, str]:
+        """The PaymentIntent's metadata (Stripe copies it to its Charges)."""
+        key = charge.result.idempotency_key
+        return {**charge.metadata, IDEMPOTENCY_METADATA_KEY: key}
+
+    @classmethod
+    def _intent_object(cls, charge: _Charge) -> dict[str, object]:
+        """The charge as a Stripe-like PaymentIntent (webhook event data).
+
+        One that asks for authentication is ``requires_action`` on-session;
+        off-session Stripe answers a card error instead, and the
+        PaymentIntent is ``requires_payment_method`` with that error.
+        """
         result = charge.result
+        waits = result.status is ChargeStatus.REQUIRES_ACTION and not charge.off_session
         status = {
             ChargeStatus.SUCCEEDED: "succeeded",
             ChargeStatus.DECLINED: "requires_payment_method",
@@ -1127,18 +1172,36 @@ class InMemoryGateway:
             "object": "payment_intent",
             "amount": to_minor_units(result.amount),
             "currency": result.amount.currency.code.lower(),
-            "amount_refunded": to_minor_units(charge.refunded),
             "customer": charge.customer,
-            "status": status,
+            "status": "requires_action" if waits else status,
+            "latest_charge": charge.latest_charge,
             "last_payment_error": (
                 None
-                if result.decline_code is None
+                if result.decline_code is None or waits
                 else {"code": result.error_code, "decline_code": result.decline_code}
             ),
-            "metadata": {
-                **charge.metadata,
-                IDEMPOTENCY_METADATA_KEY: result.idempotency_key,
-            },
+            "metadata": cls._metadata(charge),
+        }
+
+    @classmethod
+    def _charge_object(cls, charge: _Charge) -> dict[str, object]:
+        """The succeeded attempt as a Stripe-like Charge (``charge.*`` events)."""
+        amount = to_minor_units(charge.result.amount)
+        refunded = to_minor_units(charge.refunded)
+        return {
+            "id": charge.latest_charge,
+            "object": "charge",
+            "amount": amount,
+            "amount_captured": amount,
+            "amount_refunded": refunded,
+            "captured": True,
+            "currency": charge.result.amount.currency.code.lower(),
+            "customer": charge.customer,
+            "paid": True,
+            "payment_intent": charge.result.charge_id,
+            "refunded": refunded == amount,
+            "status": "succeeded",
+            "metadata": cls._metadata(charge),
         }
 
     def _refund_object(self, refund: RefundResult) -> dict[str, object]:
@@ -1148,6 +1211,7 @@ class InMemoryGateway:
             "object": "refund",
             "amount": to_minor_units(refund.amount),
             "currency": refund.amount.currency.code.lower(),
+            "charge": self._charges[refund.charge_id].latest_charge,
             "payment_intent": refund.charge_id,
             "status": refund.status,
             "failure_reason": refund.failure_reason,

@@ -99,13 +99,17 @@ def _key(label: str) -> str:
 
 
 def _event(event_id: str, type_: str, created: int) -> bytes:
+    intent = f"pi_{event_id}"
+    obj: dict[str, object] = {"id": intent, "object": "payment_intent"}
+    if type_.startswith("charge."):  # Stripe: a Charge, naming its PaymentIntent
+        obj = {"id": f"ch_{event_id}", "object": "charge", "payment_intent": intent}
     body = {
         "id": event_id,
         "object": "event",
         "type": type_,
         "created": created,
         "livemode": False,
-        "data": {"object": {"id": f"pi_{event_id}", "object": "payment_intent"}},
+        "data": {"object": obj},
     }
     return json.dumps(body).encode()
 
@@ -756,6 +760,7 @@ class GatewayContract:
             now=NOW + 61,
         )
         assert first == second
+        assert first.refund is None  # its object is a Charge, not a Refund
 
     def test_out_of_order_delivery_parses_each_event(
         self, gateway: PaymentGateway, webhook_secret: str
