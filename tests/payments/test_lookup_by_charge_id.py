@@ -76,9 +76,7 @@ def _busy(
         customer_id="per",
     )
     card = billing.save_card("fjord", per.id, token="pm_card_authenticationRequired")
-    line = InvoiceLine(
-        description="Session", quantity=1, unit_price="800", vat_rate=25
-    )
+    line = InvoiceLine(description="Session", quantity=1, unit_price="800", vat_rate=25)
     invoice = billing.record_session("fjord", per.id, lines=[line], now=BILLED).invoice
     waiting = pay(billing, invoice.id, card.id)
     assert waiting.status is PaymentStatus.REQUIRES_ACTION
