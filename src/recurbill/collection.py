@@ -752,8 +752,9 @@ class Collector:
     def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Finish a payment whose outcome is not final, asking the gateway first.
 
-        The gateway is asked for the charge made with the payment's key; only
-        if it never saw one is the charge made, with that same key. It is made
+        The gateway is asked for the payment's charge, by its id when an
+        answer gave one, else by the payment's key; only if it never saw one
+        is the charge made, with that same key. It is made
         even if its invoices were paid another way meanwhile: the gateway may
         yet carry out the first request (or another process is about to send
         it), and the same key makes both one charge. Its amount then becomes
@@ -765,10 +766,13 @@ class Collector:
         """:meth:`reconcile`, saying whether this call recorded a new status and
         whether the gateway answered (the daily run reports and counts these).
 
-        A payment recorded as declined or canceled is asked too (by its
-        charge id): should the gateway report it succeeded after all, the
-        money arrived, and it is recorded (see :meth:`_apply_in`). One that
-        succeeded is not asked again.
+        A payment recorded as declined or canceled is asked too: should the
+        gateway report it succeeded after all, the money arrived, and it is
+        recorded (see :meth:`_apply_in`). One that succeeded is not asked
+        again. The charge is looked up by its id whenever the payment has
+        one (waiting for the customer, processing): a look-up by key may not
+        see a charge made moments ago (Stripe's search lags), so only a
+        payment whose charge was never answered is asked by its key.
         """
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
@@ -778,13 +782,7 @@ class Collector:
         ):
             return Finished(payment=payment, news=False, answered=True)
         try:
-            if over:
-                result = self.gateway.retrieve_charge(charge_id=payment.charge_id)
-            else:
-                result = self.gateway.retrieve_charge(
-                    idempotency_key=payment.idempotency_key
-                )
-            result = self._closed(payment, result)
+            result = self._closed(payment, self._look_up(payment))
         except GatewayUnavailableError:
             return Finished(payment=payment, news=False, answered=False)
         was = payment.status
@@ -797,6 +795,12 @@ class Collector:
             return Finished(payment=payment, news=news, answered=answered)
         payment, changed = self._recorded(payment, result, now=now)
         return Finished(payment=payment, news=changed, answered=True)
+
+    def _look_up(self, payment: Payment) -> ChargeResult | None:
+        """The gateway's charge for *payment*: by its id if known, else by key."""
+        if payment.charge_id:
+            return self.gateway.retrieve_charge(charge_id=payment.charge_id)
+        return self.gateway.retrieve_charge(idempotency_key=payment.idempotency_key)
 
     def _closed(
         self, payment: Payment, result: ChargeResult | None

@@ -16,7 +16,9 @@ a fake is usually lenient:
 Faults are scripted with :meth:`FakeStripe.fail_next`: a 429, a 500, a
 connection dropped before or after the work was done, or an answer held back
 until the client times out. Every request body received is kept in
-:attr:`FakeStripe.received`.
+:attr:`FakeStripe.received`. With :attr:`FakeStripe.search_lags`, a search
+of PaymentIntents finds nothing, as Stripe's (not read-after-write) search
+does for an object made or changed in the last minute.
 """
 
 from __future__ import annotations
@@ -219,6 +221,7 @@ class FakeStripe:
         self._faults: list[_Fault] = []
         self.stopping = threading.Event()
         self.hold_seconds = 5.0
+        self.search_lags = False
         self._server: ThreadingHTTPServer | None = None
 
     # -- control ---------------------------------------------------------------------
@@ -253,6 +256,17 @@ class FakeStripe:
                 pi["status"] == "succeeded"
                 and pi["metadata"].get(IDEMPOTENCY_METADATA_KEY) == key
                 for pi in self.intents.values()
+            )
+
+    def authenticate(self, intent_id: str) -> None:
+        """The customer completes 3-D Secure: the PaymentIntent succeeds."""
+        with self._lock:
+            intent = self.intents[intent_id]
+            intent.update(
+                status="succeeded",
+                next_action=None,
+                last_payment_error=None,
+                amount_received=intent["amount"],
             )
 
     # -- serving ---------------------------------------------------------------------
@@ -647,7 +661,7 @@ class FakeStripe:
         data = [
             pi
             for pi in reversed(self.intents.values())
-            if pi["metadata"].get(query[1]) == wanted
+            if pi["metadata"].get(query[1]) == wanted and not self.search_lags
         ]
         return {
             "object": "search_result",

@@ -14,11 +14,14 @@ How it maps the port onto Stripe:
   (``recurbill_idempotency_key``) for reconciliation.
 - Card errors are results: ``authentication_required`` becomes
   ``REQUIRES_ACTION`` with the PaymentIntent's ``client_secret`` (the customer
-  confirms it on-session); other card errors become ``DECLINED`` with Stripe's
-  ``code`` and ``decline_code``. Before a declined PaymentIntent is canceled,
-  its decline goes into its metadata (``recurbill_decline``), since Stripe
-  clears ``last_payment_error`` on the update and the cancel; the canceled
-  charge reports the decline from there.
+  confirms it on-session, passing the card's token again as
+  ``payment_method``: Stripe leaves the PaymentIntent of an off-session
+  charge in ``requires_payment_method``, without its card); other card
+  errors become ``DECLINED`` with Stripe's ``code`` and ``decline_code``.
+  Before a declined PaymentIntent is canceled, its decline goes into its
+  metadata (``recurbill_decline``), since Stripe clears ``last_payment_error``
+  on the update and the cancel; the canceled charge reports the decline from
+  there.
 - Faults raise: rate limits, connection errors and 5xx/409 answers become
   :class:`GatewayUnavailableError` (the client's own retries, with the same
   key, come first: set ``max_network_retries`` on the client); authentication,
