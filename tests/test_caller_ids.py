@@ -15,14 +15,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from billing_helpers import World, at, line, make_world
+from invoice_strategies import InvoiceInput, invoice_inputs
 from recurbill import ConflictError, InvalidInputError, Money, StateError
+from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.records import RecurringTemplate
+from recurbill.schedule import Schedule
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
 from recurbill.storage.sql import SqlStorage
+from recurbill.templates import _created_with
 
 START = date(2027, 2, 1)
 NOW = at(date(2027, 1, 15))
@@ -215,6 +222,156 @@ def test_a_template_of_another_customer_under_an_existing_id_is_a_conflict(
     per = _add(world, "fjord", name="Per", email="per@example.no")
     with pytest.raises(ConflictError, match="the customer_id given is not its own"):
         _create(world, per)
+
+
+# -- equal arguments spelled differently ------------------------------------------
+
+
+_RATE = AllowanceCharge(
+    is_charge=False,
+    percentage=10,
+    base_amount="500",
+    reason="Loyalty",
+    vat_category="S",
+    vat_rate=25,
+)
+
+
+def _line(
+    quantity: object = 1, price: object = "500", rate: object = 25
+) -> InvoiceLine:
+    return InvoiceLine(
+        description="Membership", quantity=quantity, unit_price=price, vat_rate=rate
+    )
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        {"lines": [_line(quantity=Decimal("1.0"))]},
+        {"lines": [_line(price="500.00")]},
+        {"lines": [_line(price=Decimal("5E+2"))]},
+        {"lines": [_line(rate=Decimal("25.0"))]},
+        {"allowances": [attrs.evolve(_RATE, percentage=Decimal("10.00"))]},
+        {"allowances": [attrs.evolve(_RATE, base_amount="500.0", vat_rate="25.00")]},
+    ],
+    ids=["quantity", "unit_price", "exponent", "vat_rate", "percentage", "base"],
+)
+def test_a_repeat_after_a_change_compares_the_arguments_as_values(
+    storage: Storage, spelled: dict[str, Any]
+) -> None:
+    """Equal numbers spelled otherwise are the same arguments: the digest of
+    the call that created the template knows them after a change too."""
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord")
+    _create(world, kari, lines=[_line()], allowances=[_RATE])
+    changed = world.billing.change_template("fjord", "sub-1", now=NOW, memo="Gold")
+    assert (
+        _create(world, kari, **{"lines": [_line()], "allowances": [_RATE], **spelled})
+        == changed
+    )
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_templates("fjord") == [changed]
+
+
+def test_a_refused_repeat_after_a_change_says_it_is_not_the_creating_call(
+    storage: Storage,
+) -> None:
+    """After a change the details now are not the arguments it was created
+    with: the error says the arguments given are neither, and names only
+    what differs from the details now, as such."""
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord")
+    created = _create(world, kari)
+    changed = world.billing.change_template("fjord", "sub-1", now=NOW, memo="Gold")
+    with pytest.raises(ConflictError) as refused:
+        _create(world, kari, lines=[line("600.00", description="Membership")])
+    assert str(refused.value).startswith(
+        "template 'sub-1' exists already with other details: the lines and memo "
+        "given are not its own now, nor are these the arguments it was created "
+        "with (it has changed since, and only their digest is kept, so which of "
+        "them differ is not known); "
+    )
+    assert created.memo == ""  # the memo given is the one it was created with
+    with storage.transaction(read_only=True) as tx:
+        assert tx.list_templates("fjord") == [changed]
+
+
+def test_a_refused_repeat_of_an_unchanged_template_names_what_differs_from_both(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage)
+    kari = _add(world, "fjord")
+    _create(world, kari)
+    world.billing.pause_template("fjord", "sub-1", on=date(2027, 4, 1))
+    with pytest.raises(ConflictError) as refused:
+        _create(world, kari, memo="Gold")
+    assert str(refused.value).startswith(
+        "template 'sub-1' exists already with other details: the memo given is "
+        "not its own, now or when it was created; "
+    )
+
+
+def _respelled(value: Any, zeros: int) -> Any:
+    """*value* with *zeros* more trailing zeros on every Decimal in it."""
+    if isinstance(value, Decimal):
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        return Decimal((sign, (*digits, *(0,) * zeros), exponent - zeros))
+    if isinstance(value, tuple):
+        return tuple(_respelled(item, zeros) for item in value)
+    if attrs.has(type(value)):
+        return attrs.evolve(
+            value,
+            **{
+                field.name: _respelled(getattr(value, field.name), zeros)
+                for field in attrs.fields(type(value))
+                if field.init
+            },
+        )
+    return value
+
+
+def _template(lines: tuple[InvoiceLine, ...], **details: Any) -> RecurringTemplate:
+    fields = {"currency": "NOK", **details}
+    return RecurringTemplate(
+        id="sub-1",
+        account_id="fjord",
+        customer_id="kari",
+        lines=lines,
+        schedule=Schedule(start=START, period="month"),
+        created_at=NOW,
+        **fields,
+    )
+
+
+@given(invoice_inputs(with_prepaid=False), st.integers(1, 3))
+def test_equal_arguments_spelled_differently_give_one_digest(
+    inputs: InvoiceInput, zeros: int
+) -> None:
+    template = _template(
+        inputs.lines,
+        currency=inputs.currency,
+        allowances=inputs.allowances,
+        charges=inputs.charges,
+    )
+    spelled = _respelled(template, zeros)
+    assert spelled == template
+    assert _created_with(spelled) == _created_with(template)
+    first = template.lines[0]
+    other = (attrs.evolve(first, quantity=first.quantity + 1), *template.lines[1:])
+    assert _created_with(attrs.evolve(template, lines=other)) != _created_with(template)
+
+
+def test_the_digest_keeps_every_digit_of_a_long_number() -> None:
+    """Line numbers may have 40 digits, more than a default decimal context
+    keeps: two that differ in the last one are other arguments."""
+    long = Decimal("123456789012." + "1" * 28)
+    other = Decimal("123456789012." + "1" * 27 + "2")
+    template = _template((_line(quantity=long),))
+    differing = attrs.evolve(template, lines=(_line(quantity=other),))
+    assert _created_with(_respelled(template, 2)) == _created_with(template)
+    assert _created_with(differing) != _created_with(template)
 
 
 # -- empty ids are refused, not replaced -------------------------------------------

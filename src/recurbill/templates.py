@@ -11,6 +11,8 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from decimal import Context, Decimal
+from enum import Enum
 
 import attrs
 
@@ -96,8 +98,12 @@ class Templates:
         ``template_id`` this account has returns the template as it is now,
         changing nothing, when its arguments are those it was created with
         (also after :meth:`change_template`, a pause, a resume or an end) or
-        its details as they are now; ``now`` may differ. Other details raise
-        :class:`~recurbill.errors.ConflictError` naming the ones that differ.
+        its details as they are now; ``now`` may differ. Numbers compare as
+        values in both (``quantity=Decimal("1.0")`` repeats ``quantity=1``).
+        Other details raise :class:`~recurbill.errors.ConflictError` naming
+        the ones that differ from its details as they are now, and saying
+        whether they differ from the arguments it was created with too: only
+        a digest of these is kept, so after a change it cannot name them.
         (A template stored before schema version 7 is known by its details
         as they are now only.)
         """
@@ -376,26 +382,57 @@ _SCHEDULE_DETAILS = ("start", "period", "every", "end", "max_count", "month_end"
 def _created_with(template: RecurringTemplate) -> str:
     """The digest of the ``create_template`` call that asks for *template*.
 
-    Its ids and every detail it sets, as hex SHA-256: it tells a repeat of
-    the call after the template changed without keeping what it was.
+    Its ids and every detail it sets, as hex SHA-256 of their canonical form
+    (:func:`_canonical`), so arguments that are equal give one digest however
+    they are spelled: it tells a repeat of the call after the template
+    changed without keeping what it was.
     """
-    schedule = template.schedule
+    schedule = template.schedule.to_dict()  # ISO dates, the period's value
     arguments = [
         template.account_id,
         template.id,
         template.customer_id,
-        [line.to_dict() for line in template.lines],
-        [item.to_dict() for item in template.allowances],
-        [item.to_dict() for item in template.charges],
+        _canonical(template.lines),
+        _canonical(template.allowances),
+        _canonical(template.charges),
         template.memo,
-        *(schedule.to_dict()[name] for name in _SCHEDULE_DETAILS),
+        *(schedule[name] for name in _SCHEDULE_DETAILS),
     ]
     return hashlib.sha256(json.dumps(arguments).encode()).hexdigest()
 
 
+def _canonical(value: object) -> object:
+    """*value* as JSON-safe data that values equal to it share.
+
+    An attrs value is the fields its equality compares, a Decimal its
+    normalized text (``Decimal("800.00")`` and ``800`` are ``"800"``), an
+    enum its value and a tuple a list; text, numbers and None stay as they
+    are.
+    """
+    kind = type(value)
+    if attrs.has(kind):
+        return {
+            field.name: _canonical(getattr(value, field.name))
+            for field in attrs.fields(kind)
+            if field.eq
+        }
+    if isinstance(value, Decimal):
+        if not value:
+            return "0"  # also -0
+        exact = Context(prec=len(value.as_tuple().digits))  # never rounds
+        return f"{value.normalize(exact):f}"
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_canonical(item) for item in value]
+    return value
+
+
 def _refuse_another(stored: RecurringTemplate, asked: RecurringTemplate) -> None:
     """Refuse *asked* under the id of *stored* unless it repeats the call that
-    created *stored* or asks for *stored* as it is now (ConflictError)."""
+    created *stored* or asks for *stored* as it is now (ConflictError naming
+    what differs from its details now, and what is known of the call that
+    created it)."""
     differing = [
         name
         for name in _TEMPLATE_DETAILS
@@ -410,12 +447,29 @@ def _refuse_another(stored: RecurringTemplate, asked: RecurringTemplate) -> None
     listed, verb = differ(differing)
     raise ConflictError(
         problem=f"template {stored.id!r} exists already with other details: the "
-        f"{listed} given {verb} not its own, "
-        "nor was it created with these arguments",
+        f"{listed} given {verb} {_not_its_own(stored)}",
         allowed="to create another template, give a new template_id (or none); "
         "to repeat the call that created it, give the arguments it was "
         "created with or its details as they are now; to change it, call "
         "change_template, pause_template, resume_template or end_template",
+    )
+
+
+def _not_its_own(stored: RecurringTemplate) -> str:
+    """How the details given differ from *stored*: from its details now, and
+    from the arguments it was created with where these are known (the digest
+    keeps which arguments they were, not what each was)."""
+    if stored.created_with is None:
+        return (
+            "not its own, and the arguments it was created with are not known "
+            "(it was stored without their digest, e.g. before schema version 7)"
+        )
+    if _created_with(stored) == stored.created_with:
+        return "not its own, now or when it was created"
+    return (
+        "not its own now, nor are these the arguments it was created with "
+        "(it has changed since, and only their digest is kept, so which of "
+        "them differ is not known)"
     )
 
 

@@ -362,7 +362,11 @@ def test_version_6_templates_upgrade_and_are_known_by_their_details(
             template_id="sub-1",
         )
         assert create() == template  # its details as they are: a repeat
-        with pytest.raises(ConflictError, match="the memo given is not its own"):
+        with pytest.raises(
+            ConflictError,
+            match="the memo given is not its own, and the arguments it was "
+            "created with are not known",
+        ):
             create(memo="Another")  # and nothing else known of it
 
 
