@@ -69,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--db",
         default="recurbill-demo.sqlite3",
-        help="SQLite file to create (an existing one is replaced only if an "
-        "earlier demo made it)",
+        help="SQLite file or database URL to create the demo in: a file is "
+        "replaced only if an earlier demo made it, a server database must be "
+        "empty (no tables)",
     )
     demo.add_argument("--days", type=int, default=120, help="days to simulate")
     demo.add_argument(
@@ -136,19 +137,9 @@ def _sqlite_file(db: str) -> Path | None:
     """
     if "://" not in db:
         return Path(db)
-    import sqlalchemy as sa
+    from recurbill.storage.engine import sqlite_file
 
-    try:
-        url = sa.make_url(db)
-    except (sa.exc.ArgumentError, ValueError):
-        return None
-    if url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    database = url.database
-    if url.query.get("uri") == "true" and database.startswith("file:"):
-        # a SQLite URI filename (file:billing.db?mode=rw): the file is its path
-        database = database.removeprefix("file:").split("?", 1)[0]
-    return Path(database)
+    return sqlite_file(db)
 
 
 def _existing(db: str) -> str:
