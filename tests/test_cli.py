@@ -434,6 +434,45 @@ def test_demo_runs_only_its_own_accounts(
     assert _invoices(url) == 0
 
 
+@pytest.mark.parametrize("days", ["0", "-5", "ten"])
+def test_demo_needs_a_day_or_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    db = tmp_path / "demo.sqlite3"
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--days", days, "--db", str(db)])
+    assert exit_.value.code == 2
+    assert f"--days: {days!r} is not a whole number of 1 or more" in (
+        capsys.readouterr().err
+    )
+    assert not db.exists()
+
+
+def test_run_demo_refuses_no_days(tmp_path: Path) -> None:
+    import io
+
+    from recurbill.demo import run_demo
+    from recurbill.errors import InvalidInputError
+
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    with pytest.raises(InvalidInputError, match=r"days=0; .*1 or more"):
+        run_demo(url, start=date(2027, 1, 1), days=0, out=io.StringIO())
+    assert not (tmp_path / "demo.sqlite3").exists()
+
+
+@pytest.mark.parametrize("count", ["0", "-5"])
+def test_preview_needs_a_count_of_one_or_more(
+    capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    preview = ["preview", "--start", "2027-01-31", "--period", "month"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*preview, "--count", count])
+    assert exit_.value.code == 2
+    assert f"--count: {count!r} is not a whole number of 1 or more" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_template_that_cannot_be_issued_makes_the_run_exit_1(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

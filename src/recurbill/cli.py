@@ -43,6 +43,16 @@ def _parse_date(text: str) -> date:
         ) from None
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return number
+
+
 def _parse_instant(text: str) -> datetime:
     try:
         instant = datetime.fromisoformat(text)
@@ -73,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "replaced only if an earlier demo made it, a server database must be "
         "empty (no tables)",
     )
-    demo.add_argument("--days", type=int, default=120, help="days to simulate")
+    demo.add_argument(
+        "--days", type=_positive, default=120, help="days to simulate (1 or more)"
+    )
     demo.add_argument(
         "--start", type=_parse_date, default=None, help="first day (default: today)"
     )
@@ -115,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--period", choices=["week", "month", "quarter", "year"])
     preview.add_argument("--every", type=int, default=1)
     preview.add_argument("--end", type=_parse_date, default=None)
-    preview.add_argument("--count", type=int, default=12)
+    preview.add_argument(
+        "--count", type=_positive, default=12, help="dates to list (1 or more)"
+    )
     preview.add_argument("--month-end", action="store_true")
     preview.add_argument("--db", default=None, help="database of --template")
     preview.add_argument("--account", default=None, help="account of --template")

@@ -243,6 +243,10 @@ def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
     deletes no server database), is refused with :class:`InvalidInputError`
     before anything is written. Its runs touch only the demo's accounts.
     """
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidInputError(
+            problem=f"days={days!r}", allowed="a whole number of days, 1 or more"
+        )
     _make_room(url)
     with SqlStorage.from_url(url) as storage:
         storage.migrate()
