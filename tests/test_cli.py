@@ -43,6 +43,11 @@ def test_bad_input_is_one_line_and_a_non_zero_status(
 
 def _database(tmp_path: Path) -> tuple[str, str]:
     url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    return url, _fill(url)
+
+
+def _fill(url: str) -> str:
+    """Migrate *url* and give it account ``fjord`` with a monthly template."""
     assert main(["migrate", "--db", url]) == 0
     with SqlStorage.from_url(url) as storage:
         billing = Billing(storage=storage, gateway=InMemoryGateway())
@@ -68,7 +73,7 @@ def _database(tmp_path: Path) -> tuple[str, str]:
             period="month",
             now=datetime(2027, 1, 1, tzinfo=timezone.utc),
         )
-    return url, template.id
+    return template.id
 
 
 def test_migrate_run_and_preview_a_stored_template(
@@ -330,6 +335,142 @@ def test_demo_replaces_only_its_own_database(
     assert _invoices(url) == 0
     with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
         assert tx.list_account_ids() == ["fjord"]
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("recurbill: ")
+    assert says in err
+    assert err.count("\n") == 1
+
+
+def _only_fjord_untouched(url: str) -> None:
+    assert _invoices(url) == 0
+    with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
+        assert tx.list_account_ids() == ["fjord"]
+        assert tx.pending_notifications(limit=100) == []
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "sqlite+pysqlite:///{}",
+        "sqlite:///{}?timeout=5",
+        "sqlite+pysqlite:///file:{}?mode=rw&uri=true",
+    ],
+)
+def test_demo_refuses_another_sqlite_database_however_its_url_is_spelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spelling: str
+) -> None:
+    url, _ = _database(tmp_path)
+    path = tmp_path / "billing.sqlite3"
+    before = path.read_bytes()
+    capsys.readouterr()
+    demo = ["demo", "--days", "40", "--start", "2027-01-01"]
+    says = "is not a database the demo made"
+    _refused(capsys, [*demo, "--db", spelling.format(path)], says)
+    assert path.read_bytes() == before
+    _only_fjord_untouched(url)
+
+
+def test_demo_replaces_its_own_database_given_as_a_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+pysqlite:///{tmp_path / 'demo.sqlite3'}"
+    demo = ["demo", "--days", "3", "--start", "2027-01-01", "--db", url]
+    assert main(demo) == 0
+    first = capsys.readouterr().out
+    assert main(demo) == 0
+    assert capsys.readouterr().out == first  # made again, not added to
+
+
+def test_demo_refuses_a_postgresql_database_with_an_account(
+    fresh_postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(fresh_postgres_url)
+    capsys.readouterr()
+    demo = ["demo", "--days", "40", "--start", "2027-01-01"]
+    _refused(capsys, [*demo, "--db", fresh_postgres_url], "is not empty")
+    _only_fjord_untouched(fresh_postgres_url)
+
+
+def test_demo_refuses_a_postgresql_database_with_tables_of_its_own(
+    fresh_postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(fresh_postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA shop"))
+        conn.execute(sa.text("CREATE TABLE shop.orders (id integer)"))
+    demo = ["demo", "--days", "3", "--start", "2027-01-01"]
+    _refused(capsys, [*demo, "--db", fresh_postgres_url], "is not empty")
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []  # no recurbill schema
+    engine.dispose()
+
+
+def test_demo_fills_an_empty_postgresql_database_once(
+    fresh_postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = ["demo", "--days", "10", "--start", "2027-01-01"]
+    assert main([*demo, "--db", fresh_postgres_url]) == 0
+    assert capsys.readouterr().out.count("invoices issued") == 3
+    says = "is not empty (an earlier demo)"
+    _refused(capsys, [*demo, "--db", fresh_postgres_url], says)
+
+
+def test_demo_runs_only_its_own_accounts(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, _ = _database(tmp_path)
+    monkeypatch.setattr("recurbill.demo._make_room", lambda url: None)  # let it in
+    capsys.readouterr()
+    assert main(["demo", "--days", "40", "--start", "2027-01-01", "--db", url]) == 0
+    assert capsys.readouterr().out.count("invoices issued") == 3
+    assert _invoices(url) == 0
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "ten"])
+def test_demo_needs_a_day_or_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    db = tmp_path / "demo.sqlite3"
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--days", days, "--db", str(db)])
+    assert exit_.value.code == 2
+    assert f"--days: {days!r} is not a whole number of 1 or more" in (
+        capsys.readouterr().err
+    )
+    assert not db.exists()
+
+
+def test_run_demo_refuses_no_days(tmp_path: Path) -> None:
+    import io
+
+    from recurbill.demo import run_demo
+    from recurbill.errors import InvalidInputError
+
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    with pytest.raises(InvalidInputError, match=r"days=0; .*1 or more"):
+        run_demo(url, start=date(2027, 1, 1), days=0, out=io.StringIO())
+    assert not (tmp_path / "demo.sqlite3").exists()
+
+
+@pytest.mark.parametrize("count", ["0", "-5"])
+def test_preview_needs_a_count_of_one_or_more(
+    capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    preview = ["preview", "--start", "2027-01-31", "--period", "month"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*preview, "--count", count])
+    assert exit_.value.code == 2
+    assert f"--count: {count!r} is not a whole number of 1 or more" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_template_that_cannot_be_issued_makes_the_run_exit_1(

@@ -43,6 +43,16 @@ def _parse_date(text: str) -> date:
         ) from None
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return number
+
+
 def _parse_instant(text: str) -> datetime:
     try:
         instant = datetime.fromisoformat(text)
@@ -69,10 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--db",
         default="recurbill-demo.sqlite3",
-        help="SQLite file to create (an existing one is replaced only if an "
-        "earlier demo made it)",
+        help="SQLite file or database URL to create the demo in: a file is "
+        "replaced only if an earlier demo made it, a server database must be "
+        "empty (no tables)",
     )
-    demo.add_argument("--days", type=int, default=120, help="days to simulate")
+    demo.add_argument(
+        "--days", type=_positive, default=120, help="days to simulate (1 or more)"
+    )
     demo.add_argument(
         "--start", type=_parse_date, default=None, help="first day (default: today)"
     )
@@ -114,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--period", choices=["week", "month", "quarter", "year"])
     preview.add_argument("--every", type=int, default=1)
     preview.add_argument("--end", type=_parse_date, default=None)
-    preview.add_argument("--count", type=int, default=12)
+    preview.add_argument(
+        "--count", type=_positive, default=12, help="dates to list (1 or more)"
+    )
     preview.add_argument("--month-end", action="store_true")
     preview.add_argument("--db", default=None, help="database of --template")
     preview.add_argument("--account", default=None, help="account of --template")
@@ -136,19 +151,9 @@ def _sqlite_file(db: str) -> Path | None:
     """
     if "://" not in db:
         return Path(db)
-    import sqlalchemy as sa
+    from recurbill.storage.engine import sqlite_file
 
-    try:
-        url = sa.make_url(db)
-    except (sa.exc.ArgumentError, ValueError):
-        return None
-    if url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    database = url.database
-    if url.query.get("uri") == "true" and database.startswith("file:"):
-        # a SQLite URI filename (file:billing.db?mode=rw): the file is its path
-        database = database.removeprefix("file:").split("?", 1)[0]
-    return Path(database)
+    return sqlite_file(db)
 
 
 def _existing(db: str) -> str:

@@ -1,24 +1,26 @@
 """``recurbill demo``: three Nordic businesses billing for 120 simulated days.
 
-Builds a SQLite database with accounts in NOK, SEK and ISK, customers with
-Stripe's test cards (one that declines), weekly / monthly / quarterly / yearly
-templates (one paused, one with an end date, one starting on a 31st), then runs
-the daily job for every simulated day and records after-session charges, and
-prints what happened per account.
-"""
+Builds a database (a new SQLite file, or an empty PostgreSQL database) with
+accounts in NOK, SEK and ISK, customers with Stripe's test cards (one that
+declines), weekly / monthly / quarterly / yearly templates (one paused, one
+with an end date, one starting on a 31st), then runs the daily job for every
+simulated day and records after-session charges, and prints what happened
+per account."""
 
 from __future__ import annotations
 
+import enum
 import random
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import suppress
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
 import attrs
+import sqlalchemy as sa
 
 from recurbill.billing import Billing
 from recurbill.errors import InvalidInputError
@@ -33,7 +35,10 @@ from recurbill.records import (
     OccurrenceOutcome,
     PaymentStatus,
 )
+from recurbill.storage import schema
+from recurbill.storage.engine import create_engine, sqlite_file
 from recurbill.storage.sql import SqlStorage
+from recurbill.storage.sqlerrors import translate_errors
 
 __all__ = ["run_demo"]
 
@@ -231,31 +236,33 @@ def _seed(billing: Billing, start: date) -> dict[str, list[str]]:
 def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
     """Build the demo database at *url* and simulate *days* days from *start*.
 
-    A SQLite file that is there already is replaced only if it holds nothing
-    but the demo's own accounts (an earlier demo); anything else is refused
-    with :class:`InvalidInputError`, so the demo never deletes other data.
+    The demo writes only where it can lose nothing: a database with no
+    tables at all, or a SQLite file an earlier demo made (recurbill's tables
+    and no account but the demo's three), which it deletes and makes again.
+    Any other database, and a server database an earlier demo made (the demo
+    deletes no server database), is refused with :class:`InvalidInputError`
+    before anything is written. Its runs touch only the demo's accounts.
     """
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if not _replaceable(path):
-            raise InvalidInputError(
-                problem=f"{path} exists and is not a database the demo made",
-                allowed="give --db the name of a new file (the demo replaces "
-                "only its own earlier database)",
-            )
-        for suffix in ("", "-wal", "-shm"):
-            with suppress(FileNotFoundError):
-                Path(f"{path}{suffix}").unlink()
-    storage = SqlStorage.from_url(url)
-    storage.migrate()
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidInputError(
+            problem=f"days={days!r}", allowed="a whole number of days, 1 or more"
+        )
+    _make_room(url)
+    with SqlStorage.from_url(url) as storage:
+        storage.migrate()
+        out.write(f"recurbill demo: {days} days from {start.isoformat()} into {url}\n")
+        _simulate(storage, start, days, out)
+
+
+def _simulate(storage: SqlStorage, start: date, days: int, out: TextIO) -> None:
+    """Seed the demo's accounts, then run *days* days for them alone."""
     billing = Billing(storage=storage, gateway=InMemoryGateway(), ids=_Counter())
     outbox = Outbox()
-    out.write(f"recurbill demo: {days} days from {start.isoformat()} into {url}\n")
     session_customers = _seed(billing, start)
     chance = random.Random(2026)  # the same demo every time
     for done, day in enumerate(_days(start, days), start=1):
         as_of = datetime.combine(day, time(22), tzinfo=timezone.utc)
-        billing.run(as_of)
+        billing.run(as_of, account_ids=sorted(DEMO_ACCOUNTS))
         if day.weekday() < 5:
             for account_id, customers in session_customers.items():
                 customer_id = chance.choice(customers)
@@ -267,31 +274,117 @@ def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
                     now=as_of,
                     session_id=f"{day.isoformat()}-{customer_id}",
                 )
+        # the outbox holds the demo's messages only: _make_room let no
+        # other account into this database
         deliver_pending(storage, outbox, now=as_of)
         _progress(out, done, days)
     _summary(storage, start + timedelta(days=days), out, len(outbox.sent))
 
 
+class _Holds(enum.Enum):
+    """What a database holds, as far as the demo is concerned."""
+
+    NOTHING = "no tables"
+    DEMO = "recurbill's tables and no account but the demo's"
+    OTHER = "other data"
+
+
+def _make_room(url: str) -> None:
+    """Refuse a database the demo may not write; delete an earlier demo's file."""
+    path = sqlite_file(url)
+    if path is None:
+        _require_empty_server(url)
+        return
+    if not _replaceable(path):
+        raise InvalidInputError(
+            problem=f"{path} exists and is not a database the demo made",
+            allowed="give --db the name of a new file (the demo replaces "
+            "only its own earlier database)",
+        )
+    for suffix in ("", "-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
 def _replaceable(path: Path) -> bool:
-    """No file at *path*, an empty one, or a SQLite file of demo accounts only."""
+    """No file at *path*, an empty one, or a SQLite file with no tables or the
+    demo's."""
     if not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return True
-    if not path.is_file():
-        return False
+    return path.is_file() and _inspect(_read_only(path)) is not _Holds.OTHER
+
+
+def _require_empty_server(url: str) -> None:
+    """Refuse a server database that has any table (an earlier demo's too)."""
+    engine = create_engine(url)
+    holds = _inspect(engine)
+    if holds is _Holds.NOTHING:
+        return
+    shown = engine.url.render_as_string(hide_password=True)
+    earlier = " (an earlier demo)" if holds is _Holds.DEMO else ""
+    raise InvalidInputError(
+        problem=f"the database {shown} is not empty{earlier}",
+        allowed="give --db a new, empty database (the demo writes a server "
+        "database only while it has no tables) or a SQLite file",
+    )
+
+
+def _read_only(path: Path) -> sa.Engine:
+    """An engine that opens the SQLite file at *path* read-only."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+
+
+def _inspect(engine: sa.Engine) -> _Holds:
+    """:func:`_holds`, then the engine's connections are closed."""
     try:
-        with closing(
-            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        ) as db:
-            found = {row[0] for row in db.execute("SELECT id FROM accounts")}
-    except sqlite3.Error:  # not a database, or not a recurbill one
-        return False
-    return found <= DEMO_ACCOUNTS
+        with translate_errors("reading what the database holds"):
+            return _holds(engine)
+    finally:
+        engine.dispose()
+
+
+def _holds(engine: sa.Engine) -> _Holds:
+    """Whether the database of *engine* has no tables, is the demo's, or other.
+
+    A SQLite file that cannot be read as a database is other data.
+    """
+    try:
+        with engine.connect() as conn:
+            names = _names(sa.inspect(conn))
+            if not names:
+                return _Holds.NOTHING
+            if not names <= set(schema.metadata.tables):
+                return _Holds.OTHER
+            if schema.accounts.name in names:
+                found = set(conn.scalars(sa.select(schema.accounts.c.id)))
+                if not found <= DEMO_ACCOUNTS:
+                    return _Holds.OTHER
+            return _Holds.DEMO
+    except sa.exc.DBAPIError:
+        if engine.dialect.name != "sqlite":
+            raise
+        return _Holds.OTHER  # a file that is not a SQLite database
+
+
+def _names(inspector: sa.Inspector) -> set[str]:
+    """The tables and views of every schema but the SQL standard's catalogue."""
+    return {
+        name
+        for found in inspector.get_schema_names()
+        if found != "information_schema"
+        for name in (
+            *inspector.get_table_names(schema=found),
+            *inspector.get_view_names(schema=found),
+        )
+    }
 
 
 def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:
     out.write("\n")
     with storage.transaction() as tx:
-        accounts = [tx.get_account(i) for i in tx.list_account_ids()]
+        ids = [i for i in tx.list_account_ids() if i in DEMO_ACCOUNTS]
+        accounts = [tx.get_account(i) for i in ids]
         for account in accounts:
             invoices = tx.list_invoices(account.id)
             payments = tx.list_payments(account.id)

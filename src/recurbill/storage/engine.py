@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +33,7 @@ __all__ = [
     "READ_ONLY_OPTION",
     "create_engine",
     "prepare_sqlite",
+    "sqlite_file",
     "sqlite_url",
 ]
 
@@ -59,6 +61,27 @@ def sqlite_url(path: str | os.PathLike[str]) -> str:
             "connection (use InMemoryStorage for tests)",
         )
     return f"sqlite+pysqlite:///{text}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of the SQLite database *url* names, as SQLAlchemy reads it.
+
+    Any spelling (``sqlite:///``, ``sqlite+pysqlite:///``, query options, a
+    SQLite URI filename such as ``file:billing.db?mode=rw`` with
+    ``uri=true``). None for another database, a SQLite URL without a file,
+    or a URL that cannot be parsed (left to :func:`create_engine` to refuse).
+    """
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    database = parsed.database
+    if parsed.query.get("uri") == "true" and database.startswith("file:"):
+        # a SQLite URI filename (file:billing.db?mode=rw): the file is its path
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
 
 
 def _timeout(value: object) -> float:
