@@ -580,8 +580,8 @@ def test_rows_set_aside_make_the_run_exit_1(
         "0 skipped, 0 ended, 1 unreadable (set aside)"
     ]
     assert err == (
-        "recurbill: 1 stored payment(s) or invoice(s) could not be read and were "
-        "set aside; the daily summary names them (they are tried again next run)\n"
+        "recurbill: 1 stored record(s) could not be read and were set aside; "
+        "the daily summary names them (they are tried again next run)\n"
     )
 
 

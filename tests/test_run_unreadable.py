@@ -1,5 +1,5 @@
-"""A stored payment, invoice or account row that cannot be read never stops
-the run for anyone else.
+"""A stored payment, refund, invoice, customer or account row that cannot be
+read never stops the run for anyone else.
 
 The row is corrupted with raw SQL (as a hand edit would): the run does
 everything else it would have done, reports the row it set aside, leaves it
@@ -18,15 +18,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from billing_helpers import World, at, make_world
+from billing_helpers import World, at, line, make_world
 from recurbill.collection import RetryPolicy
-from recurbill.errors import UnreadableRecordError
+from recurbill.errors import GatewayUnavailableError, UnreadableRecordError
+from recurbill.money import Money
 from recurbill.notify.render import render_summary
 from recurbill.records import (
     Customer,
     InvoiceStatus,
     Payment,
     PaymentStatus,
+    Refund,
     RunReport,
     UnreadableLine,
 )
@@ -310,8 +312,8 @@ def test_the_summary_lists_the_rows_set_aside() -> None:
 
 
 class _OlderTransaction:
-    """A storage adapter's transaction from before ``list_payments`` took
-    ``skip_ids``."""
+    """A storage adapter's transaction from before ``list_payments`` and
+    ``list_refunds`` took ``skip_ids``."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -328,6 +330,17 @@ class _OlderTransaction:
     ) -> list[Payment]:
         return self._inner.list_payments(  # type: ignore[no-any-return]
             account_id, customer_id=customer_id, statuses=statuses
+        )
+
+    def list_refunds(
+        self,
+        account_id: str,
+        payment_id: str | None = None,
+        *,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Refund]:
+        return self._inner.list_refunds(  # type: ignore[no-any-return]
+            account_id, payment_id, statuses=statuses
         )
 
 
@@ -359,3 +372,213 @@ def test_an_adapter_without_skip_ids_on_list_payments_keeps_working() -> None:
         ("Ola", PaymentStatus.SUCCEEDED),  # finished
     ]
     assert len(world.gateway.ledger) == 2
+
+
+def test_an_adapter_without_skip_ids_on_list_refunds_keeps_working() -> None:
+    world = make_world(storage=_OlderStorage())  # type: ignore[arg-type]
+    waiting = _refund_unanswered(world, world.customer("Kari"))
+    world.gateway.hold_next_refund()
+    pending = _refund_unanswered(world, world.customer("Ola"))
+    world.billing.run(at(DAY, 7))
+    assert _refund_status(world, waiting) == "succeeded"
+    world.gateway.finish_refund(_refund_status(world, pending, "refund_id"), "failed")
+    world.billing.run(at(DAY + timedelta(days=1), 7))
+    assert _refund_status(world, pending) == "failed_to_credit"
+    assert len(world.gateway.refunds) == 2
+
+
+def _refund_unanswered(world: World, customer: Customer) -> Refund:
+    """A session of *customer* paid by card two days before DAY, and a
+    refund of it the day before whose answer was lost (the gateway made it):
+    stored ``requested``, for the run to finish."""
+    outcome = world.billing.record_session(
+        world.account.id, customer.id, lines=[line()], now=at(DAY - timedelta(2))
+    )
+    assert outcome.payment is not None
+    world.gateway.fail_next("timeout_after", operation="refund")
+    with pytest.raises(GatewayUnavailableError):
+        world.billing.refund(
+            world.account.id, outcome.payment.id, now=at(DAY - timedelta(1))
+        )
+    with world.storage.transaction() as tx:
+        (refund,) = tx.list_refunds(world.account.id, outcome.payment.id)
+    return refund
+
+
+def _refund_status(world: World, refund: Refund, field: str = "status") -> str:
+    with world.storage.transaction() as tx:
+        (now,) = [
+            r
+            for r in tx.list_refunds(world.account.id, refund.payment_id)
+            if r.id == refund.id
+        ]
+    return str(getattr(now, field))
+
+
+def _ledger(world: World) -> tuple[int, int]:
+    """Charges and refunds the gateway made."""
+    return len(world.gateway.ledger), len(world.gateway.refunds)
+
+
+@pytest.mark.parametrize("table", ["refunds", "payments"])
+def test_an_unreadable_unanswered_refund_or_its_payment_is_set_aside(
+    world: World, engine: sa.Engine, table: str
+) -> None:
+    kari, ola, per = (world.customer(n) for n in ("Kari", "Ola", "Per"))
+    refund = _refund_unanswered(world, kari)
+    other = _refund_unanswered(world, per)  # finished by the same run
+    world.template(ola, start=DAY)
+    assert _ledger(world) == (2, 2)
+    bad = refund.id if table == "refunds" else refund.payment_id
+    column = "currency" if table == "refunds" else "invoice_ids"
+    good = _get(engine, table, bad, column)
+    _set(engine, table, bad, column, "ZZZ" if table == "refunds" else "[{not")
+
+    (report,) = world.billing.run(at(DAY, 7))
+    assert [line.customer_name for line in report.issued] == ["Ola"]
+    assert _charged(report) == [("Ola", PaymentStatus.SUCCEEDED)]
+    assert _kinds(report) == [(table[:-1], bad)]
+    assert _get(engine, "refunds", refund.id, "status") == "requested"  # as it was
+    assert _refund_status(world, other) == "succeeded"
+    assert _summaries(world) == ["fjord"]
+    summary = render_summary(world.account, report)
+    assert report.unreadable[0].problem in " ".join(summary.text.split())
+    assert _ledger(world) == (3, 2)
+
+    _set(engine, table, bad, column, good)  # the row is corrected
+    (fixed,) = world.billing.run(at(DAY + timedelta(days=1), 7))
+    assert fixed.unreadable == ()
+    assert _refund_status(world, refund) == "succeeded"
+    (invoice,) = [i for i in world.storage_invoices() if i.customer_id == kari.id]
+    assert invoice.status is InvoiceStatus.OPEN  # reopened, once
+    assert invoice.paid == invoice.total - refund.amount
+    world.billing.run(at(DAY + timedelta(days=2), 7))
+    assert _ledger(world) == (3, 2)  # nothing charged or refunded twice
+    assert _refund_status(world, refund) == "succeeded"
+
+
+@pytest.mark.parametrize("answer", ["lost", "pending"])
+def test_an_unreadable_earlier_refund_of_the_payment_holds_the_next_one(
+    world: World, engine: sa.Engine, answer: str
+) -> None:
+    """A refund's slice of the payment depends on the refunds before it: one
+    of those unreadable, its answer (lost, or a pending one's end) is not
+    recorded, and the gateway is not asked to refund a second time."""
+    kari = world.customer("Kari")
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY - timedelta(2))
+    )
+    assert outcome.payment is not None
+    pay, part = outcome.payment.id, Money("100", "NOK")
+    first = world.billing.refund(
+        world.account.id, pay, amount=part, now=at(DAY - timedelta(2))
+    )
+    if answer == "lost":
+        world.gateway.fail_next("timeout_after", operation="refund")
+        with pytest.raises(GatewayUnavailableError):
+            world.billing.refund(
+                world.account.id, pay, amount=part, now=at(DAY - timedelta(1))
+            )
+    else:
+        world.gateway.hold_next_refund()
+        held = world.billing.refund(
+            world.account.id, pay, amount=part, now=at(DAY - timedelta(1))
+        )
+        assert held.refund_id is not None
+        world.gateway.finish_refund(held.refund_id, "failed")
+    (second,) = [r for r in _refunds_of(world, pay) if r.id != first.id]
+    was = second.status
+    good = _get(engine, "refunds", first.id, "currency")
+    _set(engine, "refunds", first.id, "currency", "ZZZ")
+
+    (report,) = world.billing.run(at(DAY, 7))
+    assert _kinds(report) == [("refund", first.id)]
+    assert _get(engine, "refunds", second.id, "status") == was
+    assert _ledger(world) == (1, 2)
+
+    _set(engine, "refunds", first.id, "currency", good)
+    (fixed,) = world.billing.run(at(DAY + timedelta(days=1), 7))
+    assert fixed.unreadable == ()
+    ended = "succeeded" if answer == "lost" else "failed_to_credit"
+    assert _refund_status(world, second) == ended
+    (invoice,) = world.storage_invoices()
+    assert invoice.paid == invoice.total - part - part  # each taken back once
+    world.billing.run(at(DAY + timedelta(days=2), 7))
+    assert _ledger(world) == (1, 2)
+    assert _refund_status(world, second) == ended
+
+
+def _refunds_of(world: World, payment_id: str) -> list[Refund]:
+    with world.storage.transaction() as tx:
+        return tx.list_refunds(world.account.id, payment_id)
+
+
+def test_an_unreadable_pending_refund_is_followed_once_after_repair(
+    world: World, engine: sa.Engine
+) -> None:
+    kari, ola = world.customer("Kari"), world.customer("Ola")
+    world.gateway.hold_next_refund()
+    refund = _refund_unanswered(world, kari)
+    world.billing.run(at(DAY - timedelta(days=1), 13))  # answered pending
+    assert _refund_status(world, refund) == "pending"
+    world.gateway.finish_refund(_refund_status(world, refund, "refund_id"), "failed")
+    world.template(ola, start=DAY)
+    good = _get(engine, "refunds", refund.id, "currency")
+    _set(engine, "refunds", refund.id, "currency", "ZZZ")
+
+    (report,) = world.billing.run(at(DAY, 7))
+    assert _charged(report) == [("Ola", PaymentStatus.SUCCEEDED)]
+    assert _kinds(report) == [("refund", refund.id)]
+    assert _get(engine, "refunds", refund.id, "status") == "pending"
+
+    _set(engine, "refunds", refund.id, "currency", good)
+    (fixed,) = world.billing.run(at(DAY + timedelta(days=1), 7))
+    assert fixed.unreadable == ()
+    assert _refund_status(world, refund) == "failed_to_credit"
+    world.billing.run(at(DAY + timedelta(days=2), 7))
+    with world.storage.transaction() as tx:  # its amount became credit, once
+        credit = [
+            e.amount
+            for e in tx.list_credit_entries(world.account.id, kari.id)
+            if e.source_id == refund.id
+        ]
+    assert credit == [refund.amount]
+    assert _ledger(world) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "bad_value"),
+    [("invoices", "lines", "[{bad"), ("customers", "collection_method", "bogus")],
+)
+def test_a_payment_in_flight_whose_invoice_or_customer_cannot_be_read_is_reported(
+    world: World, engine: sa.Engine, table: str, column: str, bad_value: str
+) -> None:
+    """The charge went through, its answer was lost: the money may have been
+    taken, so the owner hears of it every run until the row is corrected."""
+    kari, ola = world.customer("Kari"), world.customer("Ola")
+    world.template(kari, start=DAY)
+    world.template(ola, start=DAY + timedelta(days=1))
+    world.gateway.fail_next("timeout_after")  # charged, the answer lost
+    (first,) = world.billing.run(at(DAY, 7))
+    assert _charged(first) == [("Kari", PaymentStatus.FAILED_UNKNOWN)]
+    payment = _payment_of(world, kari)
+    bad = payment.invoice_ids[0] if table == "invoices" else kari.id
+    good = _get(engine, table, bad, column)
+    _set(engine, table, bad, column, bad_value)
+
+    for days in (1, 2):  # read again, and reported again, by each run
+        (report,) = world.billing.run(at(DAY + timedelta(days=days), 7))
+        assert _kinds(report) == [(table[:-1], bad)]
+        assert not report.is_empty
+        assert _get(engine, "payments", payment.id, "status") == "failed_unknown"
+    assert _charged(report) == []
+    assert _summaries(world) == ["fjord", "fjord", "fjord"]
+    assert len(world.gateway.ledger) == 2  # Kari's, and Ola's on DAY + 1
+
+    _set(engine, table, bad, column, good)  # the row is corrected
+    (fixed,) = world.billing.run(at(DAY + timedelta(days=3), 7))
+    assert _charged(fixed) == [("Kari", PaymentStatus.SUCCEEDED)]
+    assert fixed.unreadable == ()
+    assert world.billing.run(at(DAY + timedelta(days=4), 7))[0].is_empty
+    assert len(world.gateway.ledger) == 2  # Kari charged exactly once
+    assert {i.status for i in world.storage_invoices()} == {InvoiceStatus.PAID}

@@ -27,7 +27,7 @@ import attrs
 from recurbill.accounts import Accounts
 from recurbill.arguments import aware, day
 from recurbill.cards import Cards
-from recurbill.collection import Collector, RetryPolicy
+from recurbill.collection import Collector, RetryPolicy, SetAside
 from recurbill.corrections import Corrections
 from recurbill.credit import Credits
 from recurbill.customers import Customers
@@ -470,7 +470,12 @@ class Billing:
         and reported in ``RunReport.failed``; the others are issued. A
         payment in flight, a declined payment due for a retry, or that
         retry's invoice whose row cannot be read is left as it is and
-        reported in ``RunReport.unreadable``; the rest is done. An account
+        reported in ``RunReport.unreadable``; the rest is done. So is a
+        payment in flight whose finishing needs a row that cannot be read
+        (its invoice's, its customer's: that row is reported), and a refund
+        to finish or follow whose row, payment's, or payment's earlier
+        refund's cannot be read (the gateway is asked by its key again next
+        time: nothing is refunded twice). An account
         whose row cannot be read is left out: the others run, their
         summaries are queued, then its ``UnreadableRecordError`` is raised
         with the reports as the error's ``reports`` (a gateway stop, below,
@@ -486,12 +491,13 @@ class Billing:
         with self.storage.transaction() as tx:
             accounts = tx.list_account_ids() if asked is None else asked
         refused: GatewayAuthenticationError | None = None
+        set_aside = SetAside()  # rows the refunds need and cannot read
         for step in (
             self._corrections.finish_unanswered,
             self._corrections.follow_pending,
         ):
             try:
-                step(accounts, now=as_of)
+                step(accounts, now=as_of, set_aside=set_aside)
             except GatewayAuthenticationError as error:
                 refused = error  # those refunds wait; the run goes on, then says so
         reports = self._daily.run(
@@ -499,6 +505,7 @@ class Billing:
             account_ids=asked,
             send_summaries=send_summaries,
             summary_when_empty=summary_when_empty,
+            set_aside=set_aside,
         )
         if refused is not None:
             refused.reports = tuple(reports)

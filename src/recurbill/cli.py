@@ -358,9 +358,9 @@ def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
     unreadable = sum(len(report.unreadable) for report in reports)
     if unreadable:
         print(
-            f"recurbill: {unreadable} stored payment(s) or invoice(s) could not "
-            "be read and were set aside; the daily summary names them (they "
-            "are tried again next run)",
+            f"recurbill: {unreadable} stored record(s) could not be read and "
+            "were set aside; the daily summary names them (they are tried "
+            "again next run)",
             file=sys.stderr,
         )
     return 1 if failures or unreadable else 0

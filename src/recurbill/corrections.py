@@ -8,14 +8,14 @@ the payment created, then its invoices, the last one it paid first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from recurbill.arguments import aware, positive_money
-from recurbill.collection import Collector, local_date, paying
+from recurbill.collection import Collector, SetAside, local_date, paying
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     GatewayAuthenticationError,
@@ -25,6 +25,7 @@ from recurbill.errors import (
     NotFoundError,
     RecurbillError,
     StateError,
+    UnreadableRecordError,
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
@@ -135,6 +136,20 @@ def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
     return next(
         r for r in tx.list_refunds(payment.account_id, payment.id) if r.id == refund_id
     )
+
+
+def _refunds(
+    tx: Transaction, account_id: str, statuses: Sequence[str]
+) -> Callable[[list[str]], list[Refund]]:
+    """The read of *account_id*'s refunds in *statuses* but the ids it is
+    given (``skip_ids`` only when there are some: older adapters lack it)."""
+
+    def read(skip: list[str]) -> list[Refund]:
+        if skip:
+            return tx.list_refunds(account_id, statuses=statuses, skip_ids=skip)
+        return tx.list_refunds(account_id, statuses=statuses)
+
+    return read
 
 
 def refund_metadata(refund: Refund) -> dict[str, str]:
@@ -376,43 +391,67 @@ class Corrections:
         return self._finish(payment, refund, now=now, sent_before=bool(unanswered))
 
     def finish_unanswered(
-        self, account_ids: Sequence[str], *, now: datetime
+        self,
+        account_ids: Sequence[str],
+        *,
+        now: datetime,
+        set_aside: SetAside | None = None,
     ) -> list[Refund]:
         """Finish every refund whose gateway answer was lost (the daily run's job).
 
         Each is first looked up at the gateway by its idempotency key and
         sent again (same key) only if the gateway never made it, so it is
         refunded at most once even after the gateway forgot the key; one that
-        cannot be finished now is left for the next time. A refused API key
-        raises :class:`GatewayAuthenticationError`: no refund could be.
+        cannot be finished now is left for the next time. So is one that
+        needs a stored row that cannot be read (the refund's, its payment's,
+        or one its recording reads): that row is added to *set_aside*, the
+        others are finished. A refused API key raises
+        :class:`GatewayAuthenticationError`: no refund could be.
         """
+        set_aside = SetAside() if set_aside is None else set_aside
         finished: list[Refund] = []
-        for refund, payment in self._waiting(account_ids, UNANSWERED):
+        for refund, payment in self._waiting(account_ids, UNANSWERED, set_aside):
             try:
                 finished.append(
                     self._finish(payment, refund, now=now, sent_before=True)
                 )
             except GatewayAuthenticationError:
                 raise  # no refund can be finished: stop, as charges do
+            except UnreadableRecordError as error:  # nothing was recorded
+                set_aside.add(refund.account_id, error)
             except RecurbillError:
                 continue
         return finished
 
     def _waiting(
-        self, account_ids: Sequence[str], statuses: Sequence[str]
+        self, account_ids: Sequence[str], statuses: Sequence[str], set_aside: SetAside
     ) -> Iterator[tuple[Refund, Payment]]:
-        """Refunds in *statuses* of these accounts, each with its payment."""
+        """Refunds in *statuses* of these accounts, each with its payment; a
+        refund or payment row that cannot be read is added to *set_aside*
+        and its refund left out."""
         for account_id in account_ids:
+            payments: dict[str, Payment] = {}
             with self.storage.transaction() as tx:
-                waiting = tx.list_refunds(account_id, statuses=statuses)
-                payments = {
-                    r.id: tx.get_payment(account_id, r.payment_id) for r in waiting
-                }
+                waiting = set_aside.read(
+                    account_id, "refund", _refunds(tx, account_id, statuses)
+                )
+                for refund in waiting:
+                    try:
+                        payments[refund.id] = tx.get_payment(
+                            account_id, refund.payment_id
+                        )
+                    except UnreadableRecordError as error:
+                        set_aside.add(account_id, error)
             for refund in waiting:
-                yield refund, payments[refund.id]
+                if refund.id in payments:
+                    yield refund, payments[refund.id]
 
     def follow_pending(
-        self, account_ids: Sequence[str], *, now: datetime
+        self,
+        account_ids: Sequence[str],
+        *,
+        now: datetime,
+        set_aside: SetAside | None = None,
     ) -> list[Refund]:
         """Look up refunds the gateway answered ``pending``; record how they ended.
 
@@ -420,25 +459,39 @@ class Corrections:
         ends failed or canceled, no money went back: the amount becomes the
         customer's credit (held by the business, usable with
         ``Billing.apply_credit``), so nothing is created or lost. One the
-        gateway cannot tell about now is looked up again next time.
+        gateway cannot tell about now is looked up again next time, and so
+        is one that needs a stored row that cannot be read (added to
+        *set_aside*, as :meth:`finish_unanswered` does).
         """
+        set_aside = SetAside() if set_aside is None else set_aside
         changed: list[Refund] = []
-        for refund, payment in self._waiting(account_ids, REFUND_PENDING):
-            assert payment.charge_id is not None
+        for refund, payment in self._waiting(account_ids, REFUND_PENDING, set_aside):
             try:
-                result = self.gateway.retrieve_refund(
-                    payment.charge_id, idempotency_key=refund.idempotency_key
-                )
-            except GatewayAuthenticationError:
-                raise
-            except RecurbillError:
+                recorded = self._follow_pending(payment, refund, now=now)
+            except UnreadableRecordError as error:  # nothing was recorded
+                set_aside.add(refund.account_id, error)
                 continue
-            if result is None or result.status == refund.status:
-                continue
-            recorded, news = self._record(payment, refund.id, result, now=now)
-            if news:
+            if recorded is not None:
                 changed.append(recorded)
         return changed
+
+    def _follow_pending(
+        self, payment: Payment, refund: Refund, *, now: datetime
+    ) -> Refund | None:
+        """Look up one pending refund; it as recorded if that changed it."""
+        assert payment.charge_id is not None
+        try:
+            result = self.gateway.retrieve_refund(
+                payment.charge_id, idempotency_key=refund.idempotency_key
+            )
+        except GatewayAuthenticationError:
+            raise
+        except RecurbillError:
+            return None  # looked up again next time
+        if result is None or result.status == refund.status:
+            return None
+        recorded, news = self._record(payment, refund.id, result, now=now)
+        return recorded if news else None
 
     def follow(
         self, account_id: str, payment_id: str, refund_id: str, *, now: datetime

@@ -229,6 +229,7 @@ class DailyRun:
         account_ids: Sequence[str] | None = None,
         send_summaries: bool = True,
         summary_when_empty: bool = False,
+        set_aside: SetAside | None = None,
     ) -> list[RunReport]:
         """Issue every due occurrence by *as_of*, charge, retry, and report.
 
@@ -246,12 +247,16 @@ class DailyRun:
         with the reports as its ``reports``; a gateway stop is raised
         instead, as above. Any other error stops the run at once, after
         queuing the summaries of what it did until then.
+
+        *set_aside* holds the rows set aside before (the refunds step of
+        :meth:`recurbill.Billing.run`): they are reported as well.
         """
         aware(as_of, "as_of")
         accounts, unreadable = self._accounts(account_ids)
         wanted = [a.id for a in accounts]
         charges: dict[str, list[ChargeLine]] = {}
-        done, set_aside = _Issued(), SetAside()
+        done = _Issued()
+        set_aside = SetAside() if set_aside is None else set_aside
         unanswered = Unanswered()  # gateway calls in a row, across the run
         try:
             stop = self._finish_unfinished(
@@ -289,8 +294,9 @@ class DailyRun:
     ) -> GatewayError | None:
         """Finish payments earlier calls left without an outcome; report the
         news (``Finished.news``). One that cannot be finished now is left for the
-        next run, and so is one whose row cannot be read (in *set_aside*). A
-        refused API key, or the gateway not answering
+        next run, and so is one whose row, or a row its finishing needs (its
+        invoice's, its customer's), cannot be read: that row is in
+        *set_aside*. A refused API key, or the gateway not answering
         :data:`~recurbill.collection.UNKNOWN_IN_A_ROW` calls in a row, ends
         this and is returned."""
         for payment in self.collector.unfinished(account_ids, set_aside=set_aside):
@@ -298,8 +304,11 @@ class DailyRun:
                 done = self.collector.finish(payment.account_id, payment.id, now=as_of)
             except GatewayAuthenticationError as error:
                 return error
-            except RecurbillError:
+            except UnreadableRecordError as error:  # nothing was recorded
+                set_aside.add(payment.account_id, error)
                 continue
+            except RecurbillError:
+                continue  # a conflict, the gateway: the next run tries again
             if done.news:
                 self._report_charge(charges, done.payment)
             stop = unanswered.after(done.answered)

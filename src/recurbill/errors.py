@@ -296,8 +296,10 @@ class UnreadableRecordError(StorageError):
     its due instant as stored; from ``Transaction.due_templates``,
     :attr:`read` holds the chunk's templates before it. The daily run reports
     such a template, or one whose customer cannot be read, and goes on past
-    it; so it does with a payment it would finish or retry, and the invoice
-    of a retry (``RunReport.unreadable``). An account it cannot read is set
+    it; so it does with a payment it would finish or retry and a row that
+    finishing it needs, the invoice of a retry, and a refund it would finish
+    or follow, its payment or an earlier refund of that payment
+    (``RunReport.unreadable``). An account it cannot read is set
     aside too: the run does everything else, queues the other accounts'
     summaries, and then raises this error for that account, with the run's
     reports as :attr:`reports`. Any other row the run cannot read stops it

@@ -727,9 +727,12 @@ class FailedLine:
 class UnreadableLine:
     """A stored row the run needed but could not read, so it set it aside.
 
-    A payment in flight that the run would have finished, or a declined
-    payment (or its invoice) it would have retried: the row is left as it
-    is, nothing of it is charged or changed, and the rest of the run went on.
+    A payment in flight that the run would have finished (or a row that
+    finishing it needs: its invoice's, its customer's), a declined payment
+    (or its invoice) it would have retried, or a refund it would have
+    finished or followed (or its payment, or an earlier refund of that
+    payment): the row is left as it is, nothing of it is charged, refunded
+    or changed, and the rest of the run went on.
     Correct the row to what recurbill writes (or restore it from a backup)
     and the next run handles it. A template that cannot be read is a
     :class:`FailedLine` instead.
@@ -737,7 +740,7 @@ class UnreadableLine:
 
     kind: str
     """The kind of record, as :class:`~recurbill.errors.UnreadableRecordError`
-    names it (``"payment"``, ``"invoice"``)."""
+    names it (``"payment"``, ``"invoice"``, ``"refund"``, ``"customer"``)."""
     key: str
     """The record's id, as stored."""
     problem: str

@@ -122,8 +122,8 @@ EN_GB: dict[str, str] = {
     "summary.col.problem": "Problem",
     "summary.failed_details": "Details:",
     "summary.unreadable": "Stored records that could not be read ({count})",
-    "summary.unreadable_note": "These payments and invoices were set aside and "
-    "left as they are: nothing was charged or changed for them. Correct each "
+    "summary.unreadable_note": "These records were set aside and left as they "
+    "are: nothing was charged, refunded or changed for them. Correct each "
     "row to what recurbill writes, or restore it from a backup, and the next "
     "run handles it.",
     "summary.problem.other": "Invalid data",
@@ -272,8 +272,8 @@ NB_NO: dict[str, str] = {
     "summary.col.problem": "Årsak",
     "summary.failed_details": "Detaljer (på engelsk):",
     "summary.unreadable": "Lagrede poster som ikke kunne leses ({count})",
-    "summary.unreadable_note": "Disse betalingene og fakturaene ble lagt til "
-    "side og ikke endret: ingenting ble trukket eller endret for dem. Rett hver "
+    "summary.unreadable_note": "Disse postene ble lagt til side og ikke "
+    "endret: ingenting ble trukket, refundert eller endret for dem. Rett hver "
     "rad til det recurbill skriver, eller hent den fra en sikkerhetskopi, så "
     "håndteres den ved neste kjøring.",
     "summary.problem.other": "Ugyldige opplysninger",
@@ -422,8 +422,8 @@ SV_SE: dict[str, str] = {
     "summary.col.problem": "Orsak",
     "summary.failed_details": "Detaljer (på engelska):",
     "summary.unreadable": "Lagrade poster som inte kunde läsas ({count})",
-    "summary.unreadable_note": "Dessa betalningar och fakturor lades åt sidan "
-    "och lämnades orörda: inget drogs eller ändrades för dem. Rätta varje rad "
+    "summary.unreadable_note": "Dessa poster lades åt sidan och lämnades "
+    "orörda: inget drogs, återbetalades eller ändrades för dem. Rätta varje rad "
     "till det recurbill skriver, eller återställ den från en säkerhetskopia, så "
     "hanteras den vid nästa körning.",
     "summary.problem.other": "Ogiltiga uppgifter",
@@ -577,8 +577,8 @@ IS_IS: dict[str, str] = {
     "summary.col.problem": "Ástæða",
     "summary.failed_details": "Nánari upplýsingar (á ensku):",
     "summary.unreadable": "Vistaðar færslur sem ekki tókst að lesa ({count})",
-    "summary.unreadable_note": "Þessar greiðslur og reikningar voru lagðir til "
-    "hliðar og ekki breytt: ekkert var skuldfært eða breytt vegna þeirra. "
+    "summary.unreadable_note": "Þessar færslur voru lagðar til hliðar og ekki "
+    "breytt: ekkert var skuldfært, endurgreitt eða breytt vegna þeirra. "
     "Leiðréttu hverja röð í það sem recurbill skrifar, eða endurheimtu hana úr "
     "öryggisafriti, og næsta keyrsla afgreiðir hana.",
     "summary.problem.other": "Ógild gögn",

@@ -908,19 +908,23 @@ class _MemoryTransaction:
         payment_id: str | None = None,
         *,
         statuses: Sequence[str] | None = None,
+        skip_ids: Sequence[str] = (),
     ) -> list[Refund]:
-        """Refunds of an account (of one payment, in some states), oldest first."""
+        """Refunds of an account (of one payment, in some states), oldest
+        first, none of ``skip_ids``."""
         self._check_open()
         _text("account_id", account_id)
         if payment_id is not None:
             _text("payment_id", payment_id)
         wanted = None if statuses is None else set(statuses)
+        skipped = set(_stored_ids("skip_ids", skip_ids))
         found = [
             r
             for r in self._s.refunds.values()
             if r.account_id == account_id
             and (payment_id is None or r.payment_id == payment_id)
             and (wanted is None or r.status in wanted)
+            and r.id not in skipped
         ]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 

@@ -330,8 +330,17 @@ class Transaction(Protocol):
         payment_id: str | None = None,
         *,
         statuses: Sequence[str] | None = None,
+        skip_ids: Sequence[str] = (),
     ) -> list[Refund]:
-        """Refunds of an account (of one payment, in some states), oldest first."""
+        """Refunds of an account (of one payment, in some states), oldest
+        first, none of ``skip_ids`` (the daily run's unreadable ones).
+
+        A backend that stores rows raises
+        :class:`~recurbill.errors.UnreadableRecordError` for a row it cannot
+        read back as a refund (``key`` is its id), so the caller can ask
+        again with that id in ``skip_ids``. ``InMemoryStorage`` keeps the
+        records themselves and never raises it.
+        """
 
     def add_credit_entry(self, entry: CreditEntry) -> None:
         """Store a movement of a customer's credit balance."""

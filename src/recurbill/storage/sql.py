@@ -972,9 +972,17 @@ class SqlTransaction(SqlUnit):
         payment_id: str | None = None,
         *,
         statuses: Sequence[str] | None = None,
+        skip_ids: Sequence[str] = (),
     ) -> list[Refund]:
-        """Refunds of an account (of one payment, in some states), oldest first."""
+        """Refunds of an account (of one payment, in some states), oldest
+        first, none of ``skip_ids``.
+
+        A row that cannot be read raises :class:`UnreadableRecordError`
+        (``key`` is its id); asked again with that id in ``skip_ids``, the
+        read returns the others.
+        """
         _text("account_id", account_id)
+        skipped = _stored_ids("skip_ids", skip_ids)
         refunds = schema.refunds
         query = sa.select(refunds).where(refunds.c.account_id == account_id)
         if payment_id is not None:
@@ -982,6 +990,8 @@ class SqlTransaction(SqlUnit):
             query = query.where(refunds.c.payment_id == payment_id)
         if statuses is not None:
             query = query.where(refunds.c.status.in_(list(statuses)))
+        if skipped:
+            query = query.where(refunds.c.id.not_in(sorted(set(skipped))))
         query = query.order_by(refunds.c.created_at, refunds.c.id)
         return self._all(query, rows.decode_refund)
 

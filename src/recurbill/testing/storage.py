@@ -2212,6 +2212,31 @@ class StorageContract:
         assert _read(storage, lambda tx: tx.list_refunds("acme")) == [asked, done]
         assert _read(storage, lambda tx: tx.list_refunds("beta", statuses=[])) == []
 
+    def test_refunds_leave_out_the_ids_to_skip(self, storage: Storage) -> None:
+        _world(storage)
+        _add(
+            storage,
+            _refund("ref-1", status="requested"),
+            _refund("ref-2", created_at=_T0 + timedelta(hours=1)),
+            _refund("ref-3", status="requested", created_at=_T0 + timedelta(hours=2)),
+            _refund("ref-beta", account_id="beta", payment_id="pay-beta"),
+        )
+        with storage.transaction() as tx:
+            every = _ids(tx.list_refunds("acme"))
+            assert every == ["ref-1", "ref-2", "ref-3"]
+            skipped = tx.list_refunds("acme", skip_ids=["ref-2", "ref-beta", "nope"])
+            assert _ids(skipped) == ["ref-1", "ref-3"]
+            asked = tx.list_refunds("acme", statuses=["requested"], skip_ids=("ref-1",))
+            assert _ids(asked) == ["ref-3"]
+            of_one = tx.list_refunds("acme", "pay-1", skip_ids=["ref-3"])
+            assert _ids(of_one) == ["ref-1", "ref-2"]
+            assert _ids(tx.list_refunds("acme", skip_ids=[])) == every
+            odd = ["", "x" * 300]  # ids a row recurbill did not write may hold
+            assert _ids(tx.list_refunds("acme", skip_ids=odd)) == every
+            for bad in ("ref-1", ["ref-1", None], 7):
+                with pytest.raises(InvalidInputError, match="skip_ids"):
+                    tx.list_refunds("acme", skip_ids=bad)  # type: ignore[arg-type]
+
     def test_refund_update(self, storage: Storage) -> None:
         _world(storage)
         _add(storage, _refund("ref-1"))
