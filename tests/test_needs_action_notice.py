@@ -9,17 +9,26 @@ sent; one whose payment still waits is sent as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 
 import attrs
 import pytest
 
 from billing_helpers import Counter, World, at, line, make_world
-from recurbill.collection import NEEDS_ACTION, Collector, needs_action_notice_id
+from recurbill.collection import (
+    NEEDS_ACTION,
+    PAYMENT_FAILED,
+    Collector,
+    RetryPolicy,
+    needs_action_notice_id,
+)
 from recurbill.notify import Outbox, deliver_pending
 from recurbill.payments.protocol import ChargeResult, ChargeStatus
 from recurbill.records import Notification, NotificationStatus, Payment, PaymentStatus
+from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 3, 1)
@@ -215,3 +224,46 @@ def test_a_result_the_gateway_repeats_changes_no_notice() -> None:
     collector.apply(payment, same, now=at(DAY, 10))
     assert _notice(world, payment).status is NotificationStatus.PENDING
     assert _deliver(world) == [NEEDS_ACTION]
+
+
+class _CountingLookUps:
+    """A storage whose transactions count ``get_notification`` calls."""
+
+    def __init__(self, inner: InMemoryStorage) -> None:
+        self.inner, self.look_ups = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self.inner.transaction(read_only=read_only) as tx:
+            yield _Counted(tx, self)
+
+
+class _Counted:
+    def __init__(self, inner: Any, owner: _CountingLookUps) -> None:
+        self._inner, self._owner = inner, owner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "get_notification":
+            self._owner.look_ups += 1
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(
+    "card", ["pm_card_authenticationRequired", "pm_card_visa_chargeDeclined"]
+)
+def test_a_first_answer_queues_its_notice_without_looking_for_one(card: str) -> None:
+    """A charge answered for the first time cannot have a notice yet: the
+    daily run queues "confirm" or "failed" notices without a read each."""
+    storage = _CountingLookUps(InMemoryStorage())
+    world = make_world(storage=storage, retry_policy=RetryPolicy(days=()))  # type: ignore[arg-type]
+    for n in range(3):
+        customer = world.customer(card=card)
+        world.billing.record_session(
+            world.account.id, customer.id, lines=[line()], now=at(DAY, 9 + n)
+        )
+    assert storage.look_ups == 0
+    kinds = world.notification_kinds()
+    assert kinds.count(NEEDS_ACTION) + kinds.count(PAYMENT_FAILED) == 3

@@ -403,6 +403,8 @@ _NOTICE_WHILE = {
 """The notice an off-session payment in each status may have queued: what it
 says holds only while the payment stays in that status."""
 _UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
+_UNANSWERED = (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN)
+"""A payment in these statuses never had an answer (and so no notice)."""
 
 
 def payment_notice_id(payment: Payment, kind: str) -> str:
@@ -490,12 +492,20 @@ class _Applying:
         )
 
     def notify(
-        self, payment: Payment, kind: str, message: Message, now: datetime
+        self,
+        payment: Payment,
+        kind: str,
+        message: Message,
+        now: datetime,
+        *,
+        first_answer: bool,
     ) -> None:
         """Queue *payment*'s notice of *kind* under its own id
         (:func:`payment_notice_id`). Should the payment have been in that
         status before (and left it: no gateway of recurbill's does that), its
-        earlier notice is replaced by this one, pending again."""
+        earlier notice is replaced by this one, pending again. A payment at
+        its *first_answer* has no notice yet: nothing is read (the daily
+        run's charges are these)."""
         note = notification_for(
             message,
             id=payment_notice_id(payment, kind),
@@ -503,7 +513,7 @@ class _Applying:
             kind=kind,
             created_at=now,
         )
-        if self._stored_notice(payment, kind) is None:
+        if first_answer or self._stored_notice(payment, kind) is None:
             self.notes.append(note)
         else:
             self.tx.update_notification(note)
@@ -964,6 +974,7 @@ class Collector:
             )
         account, customer, _ = parties
         status = PaymentStatus(result.status.value)
+        first_answer = fresh.status in _UNANSWERED
         stale = _NOTICE_WHILE.get(fresh.status)
         if stale is not None and fresh.off_session:
             work.withdraw(fresh, stale)  # it no longer holds: never send it
@@ -984,7 +995,7 @@ class Collector:
             message = render_payment_needs_action(
                 account, customer, numbers, fresh.amount, result.action_url
             )
-            work.notify(fresh, NEEDS_ACTION, message, now)
+            work.notify(fresh, NEEDS_ACTION, message, now, first_answer=first_answer)
         elif result.status is ChargeStatus.DECLINED and self._is_final(
             tx, fresh, account
         ):
@@ -995,7 +1006,7 @@ class Collector:
                 fresh.amount,
                 fresh.decline_code or fresh.error_code,
             )
-            work.notify(fresh, PAYMENT_FAILED, message, now)
+            work.notify(fresh, PAYMENT_FAILED, message, now, first_answer=first_answer)
         work.changed(fresh)
         if fresh.settlement_id is not None and status in _SETTLEMENT_STATUS:
             settlement = tx.get_settlement(fresh.account_id, fresh.settlement_id)
