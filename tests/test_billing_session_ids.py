@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 from billing_helpers import World, at, line, make_world
-from recurbill import ConflictError, PaymentOutcome
+from recurbill import ConflictError, InvalidInvoiceError, PaymentOutcome
 from recurbill.invoice import AllowanceCharge, InvoiceLine, VatCategory
 from recurbill.records import Customer
 from recurbill.storage.sql import SqlStorage
@@ -137,3 +137,25 @@ def test_the_same_session_spelled_otherwise_returns_the_first_invoice(
     assert again == first
     assert again.invoice.issue_date == date(2027, 1, 5)
     assert _written(world) == before
+
+
+def test_a_session_taken_under_laxer_rules_is_still_returned_on_repeat(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeat is checked against the session it repeats, not today's rules:
+    a line discount without a reason, which an earlier release took and
+    this one refuses for a new session, is still returned."""
+    kari = world.customer()
+    no_reason = AllowanceCharge(is_charge=False, amount=80, reason="")
+    content = {"lines": [attrs.evolve(line(), allowances=(no_reason,))]}
+    with monkeypatch.context() as earlier:  # the earlier release's checks
+        earlier.setattr("recurbill.sessions.check_lines", lambda *_, **__: None)
+        first = _record(world, kari, **content)
+    before = _written(world)
+    again = _record(world, kari, date(2027, 1, 6), **content)
+    assert again.invoice == first.invoice
+    assert _written(world) == before
+    with pytest.raises(InvalidInvoiceError, match="no reason"):  # a new one is not
+        world.billing.record_session(
+            world.account.id, kari.id, now=at(date(2027, 1, 6)), **content
+        )

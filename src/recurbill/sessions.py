@@ -170,11 +170,12 @@ class Sessions:
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             customer = tx.get_customer(account_id, customer_id)
-            check_lines(items, account, allowances=discounts, charges=fees)
             try:
                 existing = tx.get_invoice(account_id, invoice_id)
             except NotFoundError:
                 existing = None
+            # a repeat is checked against what it repeats, not against today's
+            # rules: a session an earlier release took is still returned
             if existing is not None:
                 _refuse_another(
                     existing,
@@ -186,6 +187,7 @@ class Sessions:
                     memo=memo,
                 )
             else:
+                check_lines(items, account, allowances=discounts, charges=fees)
                 number = tx.allocate_invoice_numbers(account_id, account.invoice_series)
                 # read again under the counter's lock: a change_account of the
                 # reference scheme, payment terms or name is in, or waits
