@@ -45,6 +45,7 @@ from recurbill.payments.protocol import (
     PaymentGateway,
 )
 from recurbill.records import (
+    UNSENT,
     Account,
     CollectionMethod,
     CreditEntry,
@@ -61,7 +62,7 @@ from recurbill.records import (
     ReceiptItem,
     SettlementStatus,
 )
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, skipping
 
 __all__ = [
     "CARD_LIMITS",
@@ -256,9 +257,7 @@ def _payments(
     given (``skip_ids`` only when there are some: older adapters lack it)."""
 
     def read(skip: list[str]) -> list[Payment]:
-        if skip:
-            return tx.list_payments(account_id, statuses=statuses, skip_ids=skip)
-        return tx.list_payments(account_id, statuses=statuses)
+        return tx.list_payments(account_id, statuses=statuses, **skipping(skip))
 
     return read
 
@@ -402,7 +401,6 @@ _NOTICE_WHILE = {
 }
 """The notice an off-session payment in each status may have queued: what it
 says holds only while the payment stays in that status."""
-_UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
 _UNANSWERED = (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN)
 """A payment in these statuses never had an answer (and so no notice)."""
 
@@ -522,7 +520,7 @@ class _Applying:
         """Withdraw *payment*'s notice of *kind* unless it was sent: the
         payment left the status it tells of, so it is never sent."""
         note = self._stored_notice(payment, kind)
-        if isinstance(note, Notification) and note.status in _UNSENT:
+        if isinstance(note, Notification) and note.status in UNSENT:
             withdrawn = attrs.evolve(note, status=NotificationStatus.WITHDRAWN)
             self.tx.update_notification(withdrawn)
 

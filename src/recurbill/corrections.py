@@ -47,7 +47,7 @@ from recurbill.records import (
     Refund,
     invoice_totals,
 )
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, skipping
 
 __all__ = [
     "APPLIED",
@@ -145,9 +145,7 @@ def _refunds(
     given (``skip_ids`` only when there are some: older adapters lack it)."""
 
     def read(skip: list[str]) -> list[Refund]:
-        if skip:
-            return tx.list_refunds(account_id, statuses=statuses, skip_ids=skip)
-        return tx.list_refunds(account_id, statuses=statuses)
+        return tx.list_refunds(account_id, statuses=statuses, **skipping(skip))
 
     return read
 

@@ -64,7 +64,7 @@ from recurbill.records import (
     past_calendar,
 )
 from recurbill.schedule import OccurrenceStatus
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, skipping
 
 __all__ = ["DailyRun"]
 
@@ -488,8 +488,6 @@ class DailyRun:
         while True:
             templates: list[RecurringTemplate] = []
             try:
-                # skip_ids only when there are some: older adapters lack it
-                skip = {"skip_ids": sorted(unreadable)} if unreadable else {}
                 with self.storage.transaction() as tx:
                     try:
                         templates = tx.due_templates(
@@ -499,7 +497,7 @@ class DailyRun:
                             limit=limit or self.chunk_size,
                             for_update=True,
                             skip_locked=skip_locked,
-                            **skip,
+                            **skipping(unreadable),
                         )
                     except UnreadableRecordError as error:
                         templates = list(error.read)  # what _isolate retries

@@ -26,6 +26,7 @@ __all__ = [
     "FIRST_YEAR",
     "LAST_YEAR",
     "MAX_PAYMENT_TERMS_DAYS",
+    "UNSENT",
     "Account",
     "ChargeLine",
     "CollectionMethod",
@@ -265,6 +266,10 @@ class NotificationStatus(str, enum.Enum):
     SENT = "sent"
     FAILED = "failed"
     WITHDRAWN = "withdrawn"
+
+
+UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
+"""The statuses of an outbox message still to be sent (delivery's queue)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -46,7 +46,7 @@ from recurbill.errors import (
     UnreadableRecordError,
 )
 from recurbill.notify.protocol import Message, Notifier, OutboxStorage
-from recurbill.records import Notification, NotificationStatus
+from recurbill.records import UNSENT, Notification, NotificationStatus
 
 __all__ = [
     "FAILURES_IN_A_ROW",
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
-_UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
 
 
 @attrs.frozen(kw_only=True)
@@ -150,7 +149,7 @@ def _due(storage: OutboxStorage, limit: int, max_attempts: int) -> _Due:
             except UnreadableRecordError as error:
                 unreadable.append(_skippable(error, unreadable))
                 continue
-            unsent = [n for n in batch if n.status in _UNSENT]
+            unsent = [n for n in batch if n.status in UNSENT]
             due = [n for n in unsent if n.attempts < max_attempts]
             if len(due) >= limit or len(batch) < fetch:
                 given_up = [n for n in unsent if n.attempts >= max_attempts]
@@ -194,7 +193,7 @@ def _still_due(
         except UnreadableRecordError:  # changed by hand since it was read
             unreadable.append(notification.id)
             return None
-    if current.status not in _UNSENT or current.attempts >= max_attempts:
+    if current.status not in UNSENT or current.attempts >= max_attempts:
         return None
     return current
 

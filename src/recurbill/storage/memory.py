@@ -40,6 +40,7 @@ from recurbill.errors import (
     StateError,
 )
 from recurbill.records import (
+    UNSENT,
     Account,
     CreditEntry,
     CreditNoteRecord,
@@ -47,7 +48,6 @@ from recurbill.records import (
     Invoice,
     InvoiceStatus,
     Notification,
-    NotificationStatus,
     OccurrenceRecord,
     Payment,
     PaymentMethod,
@@ -980,11 +980,10 @@ class _MemoryTransaction:
         self._check_open()
         _positive("limit", limit)
         skipped = set(_stored_ids("skip_ids", skip_ids))
-        unsent = (NotificationStatus.PENDING, NotificationStatus.FAILED)
         found = [
             n
             for n in self._s.notifications.values()
-            if n.status in unsent and n.id not in skipped
+            if n.status in UNSENT and n.id not in skipped
         ]
         return sorted(found, key=lambda n: (n.created_at, n.id))[:limit]
 

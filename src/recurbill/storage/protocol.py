@@ -37,10 +37,10 @@ each. Reading many ids returns the records in the order asked for and raises
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from recurbill.records import (
     Account,
@@ -60,7 +60,14 @@ from recurbill.records import (
     Settlement,
 )
 
-__all__ = ["Storage", "Transaction"]
+__all__ = ["Storage", "Transaction", "skipping"]
+
+
+def skipping(ids: Iterable[str]) -> dict[str, Any]:
+    """The ``skip_ids=`` argument of a read, sorted, and only when there are
+    ids to skip: adapters written before it was added lack it."""
+    skip = sorted(set(ids))
+    return {"skip_ids": skip} if skip else {}
 
 
 class Transaction(Protocol):

@@ -50,6 +50,7 @@ from recurbill.errors import (
     StorageError,
 )
 from recurbill.records import (
+    UNSENT,
     Account,
     CreditEntry,
     CreditNoteRecord,
@@ -57,7 +58,6 @@ from recurbill.records import (
     Invoice,
     InvoiceStatus,
     Notification,
-    NotificationStatus,
     OccurrenceRecord,
     Payment,
     PaymentMethod,
@@ -1053,8 +1053,7 @@ class SqlTransaction(SqlUnit):
         _positive("limit", limit)
         skipped = _stored_ids("skip_ids", skip_ids)
         notes = schema.notifications
-        unsent = [NotificationStatus.PENDING.value, NotificationStatus.FAILED.value]
-        query = sa.select(notes).where(notes.c.status.in_(unsent))
+        query = sa.select(notes).where(notes.c.status.in_([s.value for s in UNSENT]))
         if skipped:
             query = query.where(notes.c.id.not_in(sorted(set(skipped))))
         query = query.order_by(notes.c.created_at, notes.c.id).limit(limit)
