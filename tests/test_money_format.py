@@ -41,13 +41,15 @@ LOCALES = [
 
 
 def babel_format(money: Money, locale: str | Locale) -> str:
-    """format_money as Babel renders it: the pattern parsed on every call."""
+    """format_money as Babel renders it (the pattern parsed on every call),
+    but for a zero that is shown without a sign."""
     loc = Locale.parse(locale)
     pattern = parse_pattern(loc.currency_formats["standard"].pattern)
     digits = money.currency.decimals
     pattern.frac_prec = (digits, digits)
+    amount = money.quantize().amount
     text: str = pattern.apply(
-        money.quantize().amount,
+        abs(amount) if not amount else amount,  # zero is shown without a sign
         loc,
         currency=money.currency.code,
         currency_digits=False,
@@ -166,7 +168,7 @@ def test_babel_itself_renders_what_the_fast_path_renders(
     ("money", "locale", "text"),
     [
         (Money("-1234567.891", "NOK"), "nb_NO", "-1\xa0234\xa0567,89\xa0kr"),
-        (Money("-0.001", "NOK"), "nb_NO", "-0,00\xa0kr"),
+        (Money("-0.001", "NOK"), "nb_NO", "0,00\xa0kr"),
         (Money("1234567.5", "ISK"), "is_IS", "1.234.568\xa0kr."),
         (Money("12345678.9", "INR"), "hi_IN", "₹1,23,45,678.90"),
         (Money("1234.5", "BHD"), "en_GB", "BHD1,234.500"),

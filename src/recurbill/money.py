@@ -383,13 +383,16 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
     The amount is quantized first (Babel alone would round half-even and use
     CLDR's digits), then shown with exactly the ISO 4217 decimals. With *exact*
     it is not rounded: every decimal it has is shown, and at least the
-    currency's (a unit price of 0.125 NOK). The text is Babel's, byte for byte;
-    each locale and currency's pattern and symbols are read once.
+    currency's (a unit price of 0.125 NOK). The text is Babel's, byte for byte
+    (but an amount that rounds to zero has no minus sign: "0,00 kr", never
+    "-0,00 kr"); each locale and currency's pattern and symbols are read once.
 
     >>> format_money(Money("1234.5", "NOK"), "nb_NO")
     '1\\xa0234,50\\xa0kr'
     >>> format_money(Money("-0.125", "GBP"), "en_GB", exact=True)
     '-£0.125'
+    >>> format_money(Money("-0.004", "NOK"), "nb_NO")  # zero has no sign
+    '0,00\xa0kr'
     """
     if type(money) is not Money:
         _not_money(money)
@@ -400,6 +403,8 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
         if places > digits:
             return _money_format(locale, code)(money.amount, digits, places)
     amount = round_decimal(money.amount, digits)
+    if not amount:  # -0.001 rounds to -0.00: nothing is shown without a sign
+        amount = abs(amount)
     return _money_format(locale, code).fixed(amount, digits)
 
 
