@@ -314,6 +314,19 @@ def test_demo_runs_and_summarises_each_account(
     assert db.exists()
 
 
+def test_demo_runs_where_production_is_declared(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Test cards on a demo database move no money: the flag that keeps the
+    in-memory gateway out of real billing does not stop the demo."""
+    monkeypatch.setenv("RECURBILL_PRODUCTION", "1")
+    db = tmp_path / "demo.sqlite3"
+    assert main(["demo", "--db", str(db), "--days", "3", "--start", "2027-01-01"]) == 0
+    assert "Fjord Fysio AS" in capsys.readouterr().out
+
+
 def test_demo_replaces_only_its_own_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

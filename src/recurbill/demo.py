@@ -256,7 +256,10 @@ def run_demo(url: str, *, start: date, days: int, out: TextIO) -> None:
 
 def _simulate(storage: SqlStorage, start: date, days: int, out: TextIO) -> None:
     """Seed the demo's accounts, then run *days* days for them alone."""
-    billing = Billing(storage=storage, gateway=InMemoryGateway(), ids=_Counter())
+    # test cards on a demo database: no money moves, so the demo runs where
+    # production is declared too (RECURBILL_PRODUCTION guards real billing)
+    gateway = InMemoryGateway(environ={})
+    billing = Billing(storage=storage, gateway=gateway, ids=_Counter())
     outbox = Outbox()
     session_customers = _seed(billing, start)
     chance = random.Random(2026)  # the same demo every time

@@ -767,8 +767,9 @@ class RunReport:
     """Invoices of customers charged automatically that were sent as invoices
     (or whose retries ended) because a card cannot take their amount."""
     unreadable: tuple[UnreadableLine, ...] = ()
-    """Stored payments and invoices the run set aside because their rows
-    could not be read; each is tried again by the next run."""
+    """Stored records the run set aside because their rows could not be read
+    (payments, invoices, refunds, customers: :attr:`UnreadableLine.kind`);
+    each is tried again by the next run."""
 
     @property
     def is_empty(self) -> bool:
