@@ -327,6 +327,21 @@ def test_demo_runs_where_production_is_declared(
     assert "Fjord Fysio AS" in capsys.readouterr().out
 
 
+def test_demo_sessions_are_dated_the_weekday_they_happen(tmp_path: Path) -> None:
+    """In summer time too: the demo's day ends before midnight in every
+    account's zone, so a Friday's sessions are not dated Saturday."""
+    db = tmp_path / "demo.sqlite3"
+    assert main(["demo", "--db", str(db), "--days", "14", "--start", "2027-06-01"]) == 0
+    with SqlStorage.sqlite(db) as storage, storage.transaction() as tx:
+        days = {
+            invoice.issue_date.weekday()
+            for account_id in tx.list_account_ids()
+            for invoice in tx.list_invoices(account_id)
+            if invoice.template_id is None
+        }
+    assert days == {0, 1, 2, 3, 4}
+
+
 def test_demo_replaces_only_its_own_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -264,7 +264,7 @@ def _simulate(storage: SqlStorage, start: date, days: int, out: TextIO) -> None:
     session_customers = _seed(billing, start)
     chance = random.Random(2026)  # the same demo every time
     for done, day in enumerate(_days(start, days), start=1):
-        as_of = datetime.combine(day, time(22), tzinfo=timezone.utc)
+        as_of = datetime.combine(day, time(21), tzinfo=timezone.utc)
         billing.run(as_of, account_ids=sorted(DEMO_ACCOUNTS))
         if day.weekday() < 5:
             for account_id, customers in session_customers.items():
