@@ -49,7 +49,7 @@ def babel_format(money: Money, locale: str | Locale) -> str:
     pattern.frac_prec = (digits, digits)
     amount = money.quantize().amount
     text: str = pattern.apply(
-        abs(amount) if not amount else amount,  # zero is shown without a sign
+        amount if amount else abs(amount),  # zero is shown without a sign
         loc,
         currency=money.currency.code,
         currency_digits=False,
