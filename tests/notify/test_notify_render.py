@@ -776,6 +776,75 @@ def test_summary_names_every_payment_status(status: PaymentStatus) -> None:
     assert TEXTS["nb_NO"][f"status.{status.value}"] in text
 
 
+_FOOTER = re.compile(
+    r'<th colspan="\d+" style="text-align:left">([^<]*) \((\d+)\)</th>'
+    r'<th style="text-align:right">([^<]*)</th>'
+)
+
+
+@pytest.mark.parametrize("locale", sorted(TEXTS))
+def test_summary_totals_every_card_payment_by_its_outcome(locale: str) -> None:
+    """Each outcome a run reports has its own total, so the totals count every
+    payment the heading counts (a payment still processing, or whose answer
+    was lost, is in one too)."""
+    cur, words = CURRENCY[locale], TEXTS[locale]
+    statuses = [*PaymentStatus, PaymentStatus.PROCESSING, PaymentStatus.FAILED_UNKNOWN]
+    lines = tuple(
+        ChargeLine(
+            invoice_number=f"INV-{i}",
+            customer_name="Kari",
+            amount=money(str(10 * (i + 1)), cur),
+            status=status,
+        )
+        for i, status in enumerate(statuses)
+    )
+    run = RunReport(
+        account_id="acme",
+        as_of=datetime(2026, 3, 5, tzinfo=timezone.utc),
+        charges=lines,
+    )
+    message = render_summary(account(locale), run)
+    assert words["summary.charges"].format(count=len(lines)) in message.text
+    footer = {
+        label: (int(count), amount)
+        for label, count, amount in _FOOTER.findall(message.html)
+    }
+    expected = {
+        html.escape(words[f"summary.total_{status.value}"]): (
+            len(chosen := [line for line in lines if line.status is status]),
+            format_money(
+                Money(sum(line.amount.amount for line in chosen), cur), locale
+            ),
+        )
+        for status in PaymentStatus
+    }
+    assert footer == expected
+    assert sum(count for count, _ in footer.values()) == len(lines)
+
+
+def test_summary_totals_every_card_payment_in_the_text_too() -> None:
+    run = RunReport(
+        account_id="acme",
+        as_of=datetime(2026, 3, 5, tzinfo=timezone.utc),
+        charges=tuple(
+            ChargeLine(
+                invoice_number=f"INV-{i}",
+                customer_name="Kari",
+                amount=money("125", "NOK"),
+                status=status,
+            )
+            for i, status in enumerate(
+                ["succeeded"] * 3 + ["processing", "failed_unknown"]
+            )
+        ),
+    )
+    text = render_summary(account("nb_NO"), run).text.replace(NBSP, " ")
+    assert "Kortbetalinger (5)" in text
+    assert "Betalt (3)" in text
+    assert "Under behandling (1)" in text
+    assert "Ukjent utfall (1)" in text
+
+
 def test_summary_totals_each_currency_separately() -> None:
     base = report("NOK")
     extra = attrs.evolve(

@@ -130,6 +130,19 @@ _PROBLEMS: dict[type[RecurbillError], str] = {
 """What the summary calls a template's problem, by the class of its error or
 the nearest base class listed; any other error is ``summary.problem.other``."""
 
+_OUTCOMES = (
+    PaymentStatus.SUCCEEDED,
+    PaymentStatus.DECLINED,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.FAILED_UNKNOWN,
+    PaymentStatus.CANCELED,
+    PaymentStatus.PENDING,
+)
+"""The order of the summary's card-payment totals: one per
+:class:`PaymentStatus` (a test checks none is missing), so that the totals
+count every payment the heading counts."""
+
 _NOT_CHARGED = {
     NoChargeReason.BELOW_MINIMUM: "invoice.not_charged.below_minimum",
     NoChargeReason.ABOVE_MAXIMUM: "invoice.not_charged.above_maximum",
@@ -888,12 +901,13 @@ def render_summary(account: Account, report: RunReport) -> Message:
     """The daily summary of *report*, to the account's summary address.
 
     Lists what was issued (number, customer, date, amount, with a total), card
-    payments and their outcome (paid, declined with the reason, waiting for
-    the customer, not sent yet because the gateway stopped the run),
-    invoices not charged because a card cannot take their amount (e-mailed
-    to the customer as invoices instead), occurrences skipped while paused
-    and recurring invoices that ended; first of all, any that could not be
-    issued, with the problem, then the stored payments and invoices the run
+    payments and their outcome (paid, declined with the reason, waiting for the
+    customer, still processing at the bank, outcome unknown and being checked,
+    canceled, not sent yet because the gateway stopped the run), totalled per
+    outcome, invoices not charged because a card cannot take their amount
+    (e-mailed to the customer as invoices instead), occurrences skipped while
+    paused and recurring invoices that ended; first of all, any that could not
+    be issued, with the problem, then the stored payments and invoices the run
     set aside because their rows could not be read. Everything is in the
     account's language but the gateway's code of a rare decline and each
     problem's details, the error's own words (in English), which follow its
@@ -1015,12 +1029,7 @@ def _charges(
         return f"{status} ({reason})"
 
     footer = []
-    for status in (
-        PaymentStatus.SUCCEEDED,
-        PaymentStatus.DECLINED,
-        PaymentStatus.REQUIRES_ACTION,
-        PaymentStatus.PENDING,
-    ):
+    for status in _OUTCOMES:
         chosen = [line for line in every if line.status is status]
         if chosen:
             footer.append(
