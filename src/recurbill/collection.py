@@ -440,6 +440,22 @@ def _decline_of(result: ChargeResult) -> ChargeResult:
     return attrs.evolve(result, status=ChargeStatus.DECLINED)
 
 
+def _charged_at(payment: Payment, *, now: datetime, sent: bool) -> datetime:
+    """When the card was charged, for a success learned *now* of *payment*
+    (as stored before it): the receipt's payment date.
+
+    The answer to a charge sent just now (*sent*), to a customer's
+    authentication, or to a decline turned success: *now*. A success found
+    later of a charge sent without an answer (``pending``, ``failed_unknown``)
+    or still processing: when its record last changed (saved just before the
+    charge was sent, marked unanswered or processing as its answer came),
+    never after *now*. The gateway's own time of the charge is not known.
+    """
+    if sent or payment.status not in NO_OUTCOME:
+        return now
+    return min(payment.updated_at, now)
+
+
 @attrs.frozen(kw_only=True)
 class Finished:
     """What :meth:`Collector.finish` did with a payment that had no outcome."""
@@ -465,7 +481,8 @@ class _Applying:
     payments: dict[str, Payment] = attrs.Factory(dict)
     changed_invoices: dict[str, Invoice] = attrs.Factory(dict)
     changed_payments: dict[str, Payment] = attrs.Factory(dict)
-    receipts: list[tuple[Receipt, _Parties]] = attrs.Factory(list)
+    receipts: list[tuple[Receipt, _Parties, datetime]] = attrs.Factory(list)
+    """Each receipt, who it is between, and when its payment was made."""
     notes: list[Notification] = attrs.Factory(list)
 
     def changed(self, payment: Payment) -> None:
@@ -615,7 +632,7 @@ class Collector:
                 "then makes this charge, once; do not record or pay it again",
                 **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
             ) from None
-        return self._record(payment, result, now=now), True
+        return self._record(payment, result, now=now, sent=True), True
 
     def charge_batch(
         self,
@@ -660,11 +677,14 @@ class Collector:
                     payment.id: (accounts[payment.account_id], customer, method)
                     for payment, customer, method in batch
                 }
-                outcomes = self._record_in(tx, answered, now=now, parties=parties)
+                outcomes = self._record_in(
+                    tx, answered, now=now, parties=parties, sent=True
+                )
                 tx.commit()
         except RecurbillError:
             outcomes = [
-                self._record(payment, result, now=now) for payment, result in answered
+                self._record(payment, result, now=now, sent=True)
+                for payment, result in answered
             ]
         return outcomes, stop
 
@@ -702,18 +722,28 @@ class Collector:
             )
 
     def _record(
-        self, payment: Payment, result: ChargeResult | None, *, now: datetime
+        self,
+        payment: Payment,
+        result: ChargeResult | None,
+        *,
+        now: datetime,
+        sent: bool = False,
     ) -> Payment:
-        return self._recorded(payment, result, now=now)[0]
+        return self._recorded(payment, result, now=now, sent=sent)[0]
 
     def _recorded(
-        self, payment: Payment, result: ChargeResult | None, *, now: datetime
+        self,
+        payment: Payment,
+        result: ChargeResult | None,
+        *,
+        now: datetime,
+        sent: bool = False,
     ) -> tuple[Payment, bool]:
         """Record *result*; the payment, and whether this call changed it."""
         changed: set[str] = set()
         with self.storage.transaction() as tx:
             (outcome,) = self._record_in(
-                tx, [(payment, result)], now=now, changed=changed
+                tx, [(payment, result)], now=now, changed=changed, sent=sent
             )
             tx.commit()
         return outcome, outcome.id in changed
@@ -726,6 +756,7 @@ class Collector:
         now: datetime,
         parties: Mapping[str, _Parties] | None = None,
         changed: set[str] | None = None,
+        sent: bool = False,
     ) -> list[Payment]:
         """Apply each gateway answer to its payment in *tx*, each exactly once.
 
@@ -734,7 +765,8 @@ class Collector:
         batch, and every change is written with one call per kind of record;
         *parties* (account, customer, card by payment id) spare the reads of
         who each payment is between. The ids of the payments this call
-        changed are added to *changed*.
+        changed are added to *changed*. *sent*: the answers are the gateway's
+        replies to charges sent just now (not found by a look-up).
         """
         work = _Applying(tx)
         grouped: dict[str, list[Payment]] = {}
@@ -750,7 +782,9 @@ class Collector:
         outcomes = []
         for payment, result in answered:
             who = None if parties is None else parties.get(payment.id)
-            outcome = self._apply_in(work, payment.id, result, now=now, parties=who)
+            outcome = self._apply_in(
+                work, payment.id, result, now=now, parties=who, sent=sent
+            )
             outcomes.append(outcome)
         self._write(work, now)
         if changed is not None:
@@ -938,11 +972,13 @@ class Collector:
         *,
         now: datetime,
         parties: _Parties | None = None,
+        sent: bool = False,
     ) -> Payment:
         """Apply *result* to the payment, unless it was applied already.
 
         A final outcome stays, but for a success reported after the payment
-        was recorded declined or canceled: that is applied, once.
+        was recorded declined or canceled: that is applied, once. *sent*: the
+        result answers a charge sent just now (see :func:`_charged_at`).
         """
         tx = work.tx
         fresh = work.payments[payment_id]
@@ -971,6 +1007,7 @@ class Collector:
                 tx.get_payment_method(fresh.account_id, fresh.payment_method_id),
             )
         account, customer, _ = parties
+        paid_at = _charged_at(fresh, now=now, sent=sent)
         status = PaymentStatus(result.status.value)
         first_answer = fresh.status in _UNANSWERED
         stale = _NOTICE_WHILE.get(fresh.status)
@@ -987,7 +1024,7 @@ class Collector:
         )
         numbers = [work.invoices[i].display_number for i in sorted(fresh.invoice_ids)]
         if result.status is ChargeStatus.SUCCEEDED:
-            self._settle(work, parties, fresh, now=now)
+            self._settle(work, parties, fresh, now=now, paid_at=paid_at)
         elif result.status is ChargeStatus.REQUIRES_ACTION and fresh.off_session:
             # (on session the customer completes it on the page they are on)
             message = render_payment_needs_action(
@@ -1026,7 +1063,7 @@ class Collector:
         if work.changed_payments:
             tx.update_payments(list(work.changed_payments.values()))
         counts: dict[str, int] = {}
-        for receipt, _ in work.receipts:
+        for receipt, *_ in work.receipts:
             counts[receipt.account_id] = counts.get(receipt.account_id, 0) + 1
         first = {  # counters in account order: two writers never deadlock
             account_id: tx.allocate_invoice_numbers(
@@ -1035,12 +1072,12 @@ class Collector:
             for account_id, count in sorted(counts.items())
         }
         receipts = []
-        for receipt, (account, customer, _) in work.receipts:
+        for receipt, (account, customer, _), paid_at in work.receipts:
             number = first[account.id]
             first[account.id] = number + 1
             numbered = attrs.evolve(receipt, number=f"{RECEIPT_SERIES}-{number:06d}")
             receipts.append(numbered)
-            message = render_receipt(account, customer, numbered)
+            message = render_receipt(account, customer, numbered, paid_at=paid_at)
             work.queue(self.ids, account, "receipt", message, now)
         if receipts:
             tx.add_receipts(receipts)
@@ -1056,8 +1093,17 @@ class Collector:
         return [(invoice_id, payment.amount)]
 
     def _settle(
-        self, work: _Applying, parties: _Parties, payment: Payment, *, now: datetime
+        self,
+        work: _Applying,
+        parties: _Parties,
+        payment: Payment,
+        *,
+        now: datetime,
+        paid_at: datetime,
     ) -> None:
+        """Apply succeeded *payment* to its invoices (what they no longer owe
+        becomes credit) and queue its receipt, issued *now*, saying it was
+        paid at *paid_at*."""
         account, customer, method = parties
         currency = payment.amount.currency
         items: list[ReceiptItem] = []
@@ -1112,7 +1158,7 @@ class Collector:
             card_last4=method.last4,
             issued_at=now,
         )
-        work.receipts.append((receipt, parties))
+        work.receipts.append((receipt, parties, paid_at))
         if payment.settlement_id is not None:
             settlement = work.tx.get_settlement(account.id, payment.settlement_id)
             work.tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))

@@ -566,6 +566,9 @@ class Receipt:
     card_brand: str
     card_last4: str
     issued_at: datetime = attrs.field(validator=_aware)
+    """When recurbill learned of the success and issued this receipt; the
+    payment date its e-mail gives is when the card was charged, earlier for a
+    charge whose answer was lost (see :func:`~recurbill.notify.render_receipt`)."""
 
 
 @attrs.frozen(kw_only=True)

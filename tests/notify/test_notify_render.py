@@ -543,6 +543,38 @@ def test_mass_payment_receipt_lists_each_invoice_and_the_credit() -> None:
     assert "6. mars 2026" in text  # 23:30 UTC is the next day in Oslo
 
 
+def test_a_receipt_shows_when_the_card_was_charged_if_told() -> None:
+    """Only the payment date changes: the number and the rest are as issued."""
+    issued = receipt()
+    charged = datetime(2026, 3, 2, 23, 15, tzinfo=timezone.utc)  # 3 March in Oslo
+    plain = render_receipt(account(), customer(), issued).text.splitlines()
+    dated = render_receipt(account(), customer(), issued, paid_at=charged)
+    changed = [
+        (a, b) for a, b in zip(plain, dated.text.splitlines(), strict=True) if a != b
+    ]
+    label = TEXTS["nb_NO"]["receipt.date"]
+    assert [(a.split(":")[0], b.split(":")[0]) for a, b in changed] == [(label,) * 2]
+    assert changed[0][1].endswith(" 3. mars 2026")
+    assert "3. mars 2026" in dated.html
+    same = render_receipt(account(), customer(), issued, paid_at=issued.issued_at)
+    assert same.text.splitlines() == plain
+
+
+@pytest.mark.parametrize(
+    ("paid_at", "match"),
+    [
+        (datetime(2026, 3, 6, 0, 0, tzinfo=timezone.utc), "after receipt"),
+        (datetime(2026, 3, 5, 12, 0), "not an aware datetime"),
+        ("2026-03-05", "not an aware datetime"),
+    ],
+)
+def test_a_payment_date_after_the_receipt_or_without_a_zone_is_refused(
+    paid_at: object, match: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        render_receipt(account(), customer(), receipt(), paid_at=paid_at)  # type: ignore[arg-type]
+
+
 def test_single_receipt_without_credit() -> None:
     one = receipt(
         "ISK",
@@ -774,6 +806,75 @@ def test_summary_names_every_payment_status(status: PaymentStatus) -> None:
     )
     text = render_summary(account("nb_NO"), one).text
     assert TEXTS["nb_NO"][f"status.{status.value}"] in text
+
+
+_FOOTER = re.compile(
+    r'<th colspan="\d+" style="text-align:left">([^<]*) \((\d+)\)</th>'
+    r'<th style="text-align:right">([^<]*)</th>'
+)
+
+
+@pytest.mark.parametrize("locale", sorted(TEXTS))
+def test_summary_totals_every_card_payment_by_its_outcome(locale: str) -> None:
+    """Each outcome a run reports has its own total, so the totals count every
+    payment the heading counts (a payment still processing, or whose answer
+    was lost, is in one too)."""
+    cur, words = CURRENCY[locale], TEXTS[locale]
+    statuses = [*PaymentStatus, PaymentStatus.PROCESSING, PaymentStatus.FAILED_UNKNOWN]
+    lines = tuple(
+        ChargeLine(
+            invoice_number=f"INV-{i}",
+            customer_name="Kari",
+            amount=money(str(10 * (i + 1)), cur),
+            status=status,
+        )
+        for i, status in enumerate(statuses)
+    )
+    run = RunReport(
+        account_id="acme",
+        as_of=datetime(2026, 3, 5, tzinfo=timezone.utc),
+        charges=lines,
+    )
+    message = render_summary(account(locale), run)
+    assert words["summary.charges"].format(count=len(lines)) in message.text
+    footer = {
+        label: (int(count), amount)
+        for label, count, amount in _FOOTER.findall(message.html)
+    }
+    expected = {
+        html.escape(words[f"summary.total_{status.value}"]): (
+            len(chosen := [line for line in lines if line.status is status]),
+            format_money(
+                Money(sum(line.amount.amount for line in chosen), cur), locale
+            ),
+        )
+        for status in PaymentStatus
+    }
+    assert footer == expected
+    assert sum(count for count, _ in footer.values()) == len(lines)
+
+
+def test_summary_totals_every_card_payment_in_the_text_too() -> None:
+    run = RunReport(
+        account_id="acme",
+        as_of=datetime(2026, 3, 5, tzinfo=timezone.utc),
+        charges=tuple(
+            ChargeLine(
+                invoice_number=f"INV-{i}",
+                customer_name="Kari",
+                amount=money("125", "NOK"),
+                status=status,
+            )
+            for i, status in enumerate(
+                ["succeeded"] * 3 + ["processing", "failed_unknown"]
+            )
+        ),
+    )
+    text = render_summary(account("nb_NO"), run).text.replace(NBSP, " ")
+    assert "Kortbetalinger (5)" in text
+    assert "Betalt (3)" in text
+    assert "Under behandling (1)" in text
+    assert "Ukjent utfall (1)" in text
 
 
 def test_summary_totals_each_currency_separately() -> None:

@@ -130,6 +130,19 @@ _PROBLEMS: dict[type[RecurbillError], str] = {
 """What the summary calls a template's problem, by the class of its error or
 the nearest base class listed; any other error is ``summary.problem.other``."""
 
+_OUTCOMES = (
+    PaymentStatus.SUCCEEDED,
+    PaymentStatus.DECLINED,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.FAILED_UNKNOWN,
+    PaymentStatus.CANCELED,
+    PaymentStatus.PENDING,
+)
+"""The order of the summary's card-payment totals: one per
+:class:`PaymentStatus` (a test checks none is missing), so that the totals
+count every payment the heading counts."""
+
 _NOT_CHARGED = {
     NoChargeReason.BELOW_MINIMUM: "invoice.not_charged.below_minimum",
     NoChargeReason.ABOVE_MAXIMUM: "invoice.not_charged.above_maximum",
@@ -888,12 +901,13 @@ def render_summary(account: Account, report: RunReport) -> Message:
     """The daily summary of *report*, to the account's summary address.
 
     Lists what was issued (number, customer, date, amount, with a total), card
-    payments and their outcome (paid, declined with the reason, waiting for
-    the customer, not sent yet because the gateway stopped the run),
-    invoices not charged because a card cannot take their amount (e-mailed
-    to the customer as invoices instead), occurrences skipped while paused
-    and recurring invoices that ended; first of all, any that could not be
-    issued, with the problem, then the stored payments and invoices the run
+    payments and their outcome (paid, declined with the reason, waiting for the
+    customer, still processing at the bank, outcome unknown and being checked,
+    canceled, not sent yet because the gateway stopped the run), totalled per
+    outcome, invoices not charged because a card cannot take their amount
+    (e-mailed to the customer as invoices instead), occurrences skipped while
+    paused and recurring invoices that ended; first of all, any that could not
+    be issued, with the problem, then the stored payments and invoices the run
     set aside because their rows could not be read. Everything is in the
     account's language but the gateway's code of a rare decline and each
     problem's details, the error's own words (in English), which follow its
@@ -1015,12 +1029,7 @@ def _charges(
         return f"{status} ({reason})"
 
     footer = []
-    for status in (
-        PaymentStatus.SUCCEEDED,
-        PaymentStatus.DECLINED,
-        PaymentStatus.REQUIRES_ACTION,
-        PaymentStatus.PENDING,
-    ):
+    for status in _OUTCOMES:
         chosen = [line for line in every if line.status is status]
         if chosen:
             footer.append(
@@ -1392,19 +1401,28 @@ def _why_not_charged(not_charged: object, customer: Customer) -> str | None:
     return key
 
 
-def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Message:
+def render_receipt(
+    account: Account,
+    customer: Customer,
+    receipt: Receipt,
+    *,
+    paid_at: datetime | None = None,
+) -> Message:
     """The receipt e-mail for a succeeded payment, in the customer's language.
 
     Lists every invoice the payment settled (a mass payment settles several)
     with the amount applied to each, any amount kept as credit, the total, the
-    card (brand and last four digits) and the payment date.
+    card (brand and last four digits) and the payment date: the day, in the
+    account's time zone, of *paid_at* (when the card was charged, which may
+    be before the receipt was issued: a charge whose answer was lost), else
+    of the receipt's ``issued_at``. A *paid_at* after ``issued_at`` is refused.
     """
     what = f"receipt {receipt.id!r}"
     _customer_of(account, customer, what, receipt.customer_id)
     _need(receipt, Receipt, "receipt")
     _same_account(account, what, receipt.account_id)
     t = _lang(customer.locale)
-    paid_on = _date(_local_day(receipt.issued_at, account), t)
+    paid_on = _date(_local_day(_paid_at(receipt, paid_at), account), t)
     card = t(
         "receipt.card", brand=_brand(receipt.card_brand, t), last4=receipt.card_last4
     )
@@ -1440,6 +1458,21 @@ def render_receipt(account: Account, customer: Customer, receipt: Receipt) -> Me
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("receipt.subject", number=receipt.number, account=account.name)
     return _message(customer.email, subject, blocks, t)
+
+
+def _paid_at(receipt: Receipt, paid_at: object) -> datetime:
+    """When *receipt*'s payment was made: *paid_at*, or its issue time if None."""
+    if paid_at is None:
+        return receipt.issued_at
+    when = arguments.aware(paid_at, "paid_at")
+    if when > receipt.issued_at:
+        raise InvalidInputError(
+            problem=f"paid_at {when.isoformat()} is after receipt {receipt.id!r} "
+            f"was issued ({receipt.issued_at.isoformat()})",
+            allowed="give the time the card was charged, at or before the "
+            "receipt's issued_at, or None for the issue time",
+        )
+    return when
 
 
 _BRANDS = {

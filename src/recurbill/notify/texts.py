@@ -153,6 +153,9 @@ EN_GB: dict[str, str] = {
     "summary.total_declined": "Declined",
     "summary.total_requires_action": "Awaiting the customer's confirmation",
     "summary.total_pending": "Not sent yet",
+    "summary.total_processing": "Processing",
+    "summary.total_failed_unknown": "Outcome unknown",
+    "summary.total_canceled": "Cancelled",
     "summary.uncharged": "Not charged to a card ({count})",
     "summary.uncharged_note": "A card cannot be charged these amounts, so "
     "each invoice was e-mailed to the customer instead, to pay by its due "
@@ -303,6 +306,9 @@ NB_NO: dict[str, str] = {
     "summary.total_declined": "Avvist",
     "summary.total_requires_action": "Venter på bekreftelse fra kunden",
     "summary.total_pending": "Ikke sendt ennå",
+    "summary.total_processing": "Under behandling",
+    "summary.total_failed_unknown": "Ukjent utfall",
+    "summary.total_canceled": "Kansellert",
     "summary.uncharged": "Ikke trukket fra kort ({count})",
     "summary.uncharged_note": "Disse beløpene kan ikke trekkes fra kort. "
     "Hver faktura ble derfor sendt til kunden på e-post, til betaling innen "
@@ -453,6 +459,9 @@ SV_SE: dict[str, str] = {
     "summary.total_declined": "Nekade",
     "summary.total_requires_action": "Väntar på kundens bekräftelse",
     "summary.total_pending": "Inte skickade än",
+    "summary.total_processing": "Behandlas",
+    "summary.total_failed_unknown": "Okänt utfall",
+    "summary.total_canceled": "Avbrutna",
     "summary.uncharged": "Inte dragna från kort ({count})",
     "summary.uncharged_note": "Dessa belopp kan inte dras från kort. Varje "
     "faktura skickades därför till kunden via e-post, att betala senast "
@@ -608,6 +617,9 @@ IS_IS: dict[str, str] = {
     "summary.total_declined": "Hafnað",
     "summary.total_requires_action": "Bíður staðfestingar viðskiptavinar",
     "summary.total_pending": "Ekki sent enn",
+    "summary.total_processing": "Í vinnslu",
+    "summary.total_failed_unknown": "Óþekkt niðurstaða",
+    "summary.total_canceled": "Hætt við",
     "summary.uncharged": "Ekki skuldfært á kort ({count})",
     "summary.uncharged_note": "Ekki er hægt að skuldfæra þessar upphæðir á "
     "kort. Hver reikningur var því sendur viðskiptavininum í tölvupósti, til "
