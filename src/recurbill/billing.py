@@ -124,7 +124,7 @@ class Billing:
         self._corrections = Corrections(
             self.storage, self.gateway, self._collector, self.ids
         )
-        self._credits = Credits(self.storage, self.ids)
+        self._credits = Credits(self.storage, self.ids, self._collector)
         self._accounts = Accounts(self.storage, self.ids)
         self._customers = Customers(self.storage, self.gateway, self.ids)
         self._cards = Cards(
@@ -643,7 +643,11 @@ class Billing:
         the same reference again, for this customer or another of the account,
         raises :class:`StateError` naming that customer and applies nothing,
         so an importer that reads a statement twice never applies a transfer
-        twice (catch the error to skip transfers already recorded).
+        twice (catch the error to skip transfers already recorded). A card
+        payment of an invoice it settles that waits for the customer's
+        authentication is canceled first (its notice withdrawn), so it can
+        never be completed; a gateway that does not answer that cancel raises
+        :class:`GatewayUnavailableError` and nothing is recorded: try again.
         """
         return self._credits.record_transfer(
             account_id, customer_id, amount=amount, now=now, reference=reference
@@ -670,18 +674,25 @@ class Billing:
             self.storage, account_id, customer_id, on=day(on, "on")
         )
 
-    def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
+    def void_invoice(
+        self, account_id: str, invoice_id: str, *, now: datetime | None = None
+    ) -> Invoice:
         """Void an open invoice that nothing has been paid or credited on.
 
-        Refused while a payment of it has no outcome yet; see
+        Refused while a payment of it has no outcome yet; with *now*, a
+        payment of it waiting for the customer's authentication is canceled
+        first (without, it refuses the void); see
         :meth:`Corrections.void_invoice`.
         """
-        return self._corrections.void_invoice(account_id, invoice_id)
+        return self._corrections.void_invoice(account_id, invoice_id, now=now)
 
-    def mark_uncollectible(self, account_id: str, invoice_id: str) -> Invoice:
-        """Write off an open invoice as a bad debt; see
+    def mark_uncollectible(
+        self, account_id: str, invoice_id: str, *, now: datetime | None = None
+    ) -> Invoice:
+        """Write off an open invoice as a bad debt, a payment of it waiting
+        for authentication canceled first (given *now*); see
         :meth:`Corrections.mark_uncollectible`."""
-        return self._corrections.mark_uncollectible(account_id, invoice_id)
+        return self._corrections.mark_uncollectible(account_id, invoice_id, now=now)
 
     def credit_invoice(
         self,
@@ -692,7 +703,12 @@ class Billing:
         reason: str,
         now: datetime,
     ) -> CreditNoteRecord:
-        """Issue a credit note lowering what is owed (on a paid invoice: credit)."""
+        """Issue a credit note lowering what is owed (on a paid invoice: credit).
+
+        One that settles the invoice first cancels a payment of it waiting
+        for the customer's authentication; see
+        :meth:`Corrections.credit_invoice`.
+        """
         return self._corrections.credit_invoice(
             account_id, invoice_id, amount=amount, reason=reason, now=now
         )

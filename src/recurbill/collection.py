@@ -25,6 +25,7 @@ from recurbill.errors import (
     InvalidInputError,
     NotFoundError,
     RecurbillError,
+    StateError,
     UnreadableRecordError,
 )
 from recurbill.ids import IdFactory, derived_id
@@ -87,6 +88,7 @@ __all__ = [
     "outbox_message",
     "paying",
     "payment_notice_id",
+    "refuse_waiting",
 ]
 
 RECEIPT_SERIES = "RCPT"
@@ -293,6 +295,25 @@ def paying(
         )
         for invoice_id in payment.invoice_ids
     }
+
+
+def refuse_waiting(tx: Transaction, invoices: Iterable[Invoice], action: str) -> None:
+    """StateError if a payment of one of *invoices* waits for the customer's
+    authentication, read in *tx*: a closing *action* cancels those first
+    (:meth:`Collector.close_way`), so this one was started meanwhile."""
+    read: dict[tuple[str, str], dict[str, Payment]] = {}
+    for invoice in invoices:
+        key = (invoice.account_id, invoice.customer_id)
+        if key not in read:
+            read[key] = paying(tx, *key, statuses=[PaymentStatus.REQUIRES_ACTION])
+        waiting = read[key].get(invoice.id)
+        if waiting is not None:
+            raise StateError(
+                problem=f"invoice {invoice.display_number} has a payment waiting "
+                f"for the customer's authentication ({waiting.id}), started "
+                "meanwhile",
+                allowed=f"{action} again: it cancels such a payment first",
+            )
 
 
 _BEYOND = {
@@ -926,6 +947,51 @@ class Collector:
         for outcome in outcomes:
             if outcome.status is PaymentStatus.REQUIRES_ACTION and not keep(outcome):
                 self.cancel(account_id, outcome.id, now=now)
+
+    def close_way(
+        self,
+        account_id: str,
+        customer_id: str,
+        closing: Callable[[], Iterable[str]],
+        *,
+        now: datetime,
+    ) -> None:
+        """Before invoices close another way (paid, credited, voided, written
+        off): cancel each payment of them that waits for the customer's
+        authentication.
+
+        *closing* is the caller's plan, against what is stored now: the ids
+        of the invoices it would close, or an error refusing the action (on
+        its first call: then nothing is canceled). Each waiting payment that
+        touches one of them is canceled at the gateway (:meth:`cancel`), one
+        that pays other invoices as well (a mass payment) too: its amount no
+        longer holds. Canceled first, closed after in the caller's
+        transaction (a gateway call is never made inside one), which refuses
+        a waiting payment started meanwhile (:func:`refuse_waiting`): a crash
+        between the two leaves the invoice open and its payment canceled,
+        and the action done again closes it. If the customer completed the
+        payment just before, the gateway says so and it is recorded, so the
+        plan is asked again until it closes no invoice of a waiting payment.
+        A payment without an outcome is left alone: its charge may still
+        take money, which then becomes the customer's credit. A gateway that
+        does not answer a cancel raises
+        :class:`~recurbill.errors.GatewayUnavailableError`; nothing was closed.
+        """
+        canceled: set[str] = set()
+        while True:
+            closes = set(closing())
+            with self.storage.transaction(read_only=True) as tx:
+                waiting = tx.list_payments(
+                    account_id,
+                    customer_id=customer_id,
+                    statuses=[PaymentStatus.REQUIRES_ACTION],
+                )
+            due = {p.id for p in waiting if closes & set(p.invoice_ids)} - canceled
+            if not due:
+                return
+            for payment_id in sorted(due):
+                self.cancel(account_id, payment_id, now=now)
+            canceled |= due
 
     def in_flight(
         self, account_id: str, customer_id: str, invoice_ids: Sequence[str]

@@ -15,7 +15,14 @@ from typing import Any
 import attrs
 
 from recurbill.arguments import aware, positive_money
-from recurbill.collection import Collector, SetAside, local_date, paying
+from recurbill.collection import (
+    NO_OUTCOME,
+    Collector,
+    SetAside,
+    local_date,
+    paying,
+    refuse_waiting,
+)
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     GatewayAuthenticationError,
@@ -95,16 +102,58 @@ gateway: its amount became the customer's credit. It still counts as refunded
 
 def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None:
     """StateError if a payment of *invoice* has no outcome yet."""
-    busy = paying(tx, invoice.account_id, invoice.customer_id).get(invoice.id)
-    if busy is not None:
+    busy = paying(tx, invoice.account_id, invoice.customer_id, statuses=NO_OUTCOME)
+    if invoice.id in busy:
         raise StateError(
             problem=(
                 f"invoice {invoice.display_number} has a payment in "
-                f"progress ({busy.status.value})"
+                f"progress ({busy[invoice.id].status.value})"
             ),
             allowed=f"{action} once that payment has an outcome "
             "(confirm_payment asks the gateway)",
         )
+
+
+def _refuse_waiting(
+    tx: Transaction, invoice: Invoice, action: str, now: datetime | None
+) -> None:
+    """StateError if a payment of *invoice* waits for the customer's
+    authentication: one started meanwhile, or (without *now*) any."""
+    if now is not None:
+        refuse_waiting(tx, [invoice], action)
+        return
+    waiting = paying(
+        tx,
+        invoice.account_id,
+        invoice.customer_id,
+        statuses=[PaymentStatus.REQUIRES_ACTION],
+    )
+    if invoice.id in waiting:
+        raise StateError(
+            problem=f"invoice {invoice.display_number} has a payment in progress "
+            "(requires_action: it waits for the customer's authentication)",
+            allowed=f"give now= to cancel that payment first, or {action} once "
+            "it has an outcome (confirm_payment asks the gateway)",
+        )
+
+
+def _credit_reduces(invoice: Invoice, amount: Money) -> Money:
+    """How much a credit note of *amount* lowers what *invoice* owes, once
+    the invoice may be credited by that much (else the error saying why)."""
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
+        raise StateError(
+            problem=f"invoice {invoice.display_number} is {invoice.status.value}",
+            allowed="credit an open or paid invoice",
+        )
+    amount = positive_money(amount, invoice.currency, "credit amount")
+    remaining = invoice.total - invoice.credited
+    if amount > remaining:
+        raise CreditExceedsInvoiceError(
+            credit=amount, remaining=remaining, invoice=invoice.display_number
+        )
+    if invoice.status is not InvoiceStatus.OPEN:
+        return Money.zero(invoice.currency)
+    return min(amount, invoice.outstanding)
 
 
 def _whole(account: Account, invoice: Invoice, amount: Money) -> dict[str, Any]:
@@ -202,14 +251,20 @@ class Corrections:
     collector: Collector
     ids: IdFactory
 
-    def void_invoice(self, account_id: str, invoice_id: str) -> Invoice:
+    def void_invoice(
+        self, account_id: str, invoice_id: str, *, now: datetime | None = None
+    ) -> Invoice:
         """Void an open invoice that nothing has been paid or credited on.
 
         Refused while a payment of it has no outcome yet (the gateway may
         still take the money): :meth:`Billing.confirm_payment` finishes it.
+        A payment of it waiting for the customer's authentication is
+        canceled first when *now* (the time recorded on it) is given
+        (:meth:`Collector.close_way`), and refuses the void without it.
         """
-        with self.storage.transaction() as tx:
-            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+
+        def voidable(tx: Transaction, *, lock: bool = False) -> Invoice:
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=lock)
             if invoice.status is not InvoiceStatus.OPEN or invoice.paid:
                 raise StateError(
                     problem=(
@@ -229,20 +284,24 @@ class Corrections:
                     "the rest of it instead",
                 )
             _refuse_while_paying(tx, invoice, "void")
-            invoice = attrs.evolve(invoice, status=InvoiceStatus.VOID)
-            tx.update_invoice(invoice)
-            tx.commit()
-        return invoice
+            return invoice
 
-    def mark_uncollectible(self, account_id: str, invoice_id: str) -> Invoice:
+        return self._close(account_id, invoice_id, voidable, "void", now)
+
+    def mark_uncollectible(
+        self, account_id: str, invoice_id: str, *, now: datetime | None = None
+    ) -> Invoice:
         """Write off an open invoice as a bad debt: it is no longer collected.
 
         What was paid on it stays paid; the daily run stops retrying it and it
         can no longer be paid, credited or selected for a mass payment. Refused
-        while a payment of it has no outcome yet.
+        while a payment of it has no outcome yet; one waiting for the
+        customer's authentication is canceled first, as
+        :meth:`void_invoice` does (given *now*).
         """
-        with self.storage.transaction() as tx:
-            invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
+
+        def collectible(tx: Transaction, *, lock: bool = False) -> Invoice:
+            invoice = tx.get_invoice(account_id, invoice_id, for_update=lock)
             if invoice.status is not InvoiceStatus.OPEN:
                 raise StateError(
                     problem=(
@@ -251,10 +310,58 @@ class Corrections:
                     allowed="mark only an open invoice uncollectible",
                 )
             _refuse_while_paying(tx, invoice, "mark it uncollectible")
-            invoice = attrs.evolve(invoice, status=InvoiceStatus.UNCOLLECTIBLE)
+            return invoice
+
+        return self._close(
+            account_id,
+            invoice_id,
+            collectible,
+            "mark it uncollectible",
+            now,
+            status=InvoiceStatus.UNCOLLECTIBLE,
+        )
+
+    def _close(
+        self,
+        account_id: str,
+        invoice_id: str,
+        check: Callable[..., Invoice],
+        action: str,
+        now: datetime | None,
+        *,
+        status: InvoiceStatus = InvoiceStatus.VOID,
+    ) -> Invoice:
+        """Give the invoice *status* once *check* allows it (the invoice, read
+        and locked), a payment of it waiting for authentication canceled
+        first (given *now*)."""
+        if now is not None:
+            self._close_way(account_id, invoice_id, check, aware(now, "now"))
+        with self.storage.transaction() as tx:
+            invoice = check(tx, lock=True)
+            _refuse_waiting(tx, invoice, action, now)
+            invoice = attrs.evolve(invoice, status=status)
             tx.update_invoice(invoice)
             tx.commit()
         return invoice
+
+    def _close_way(
+        self,
+        account_id: str,
+        invoice_id: str,
+        closes: Callable[[Transaction], Invoice | None],
+        now: datetime,
+    ) -> None:
+        """Cancel each payment of the invoice waiting for authentication if
+        the action closes it: *closes* returns it then, None if the action
+        leaves it open, or raises refusing it (:meth:`Collector.close_way`)."""
+        with self.storage.transaction(read_only=True) as tx:
+            customer_id = tx.get_invoice(account_id, invoice_id).customer_id
+
+        def closing() -> list[str]:
+            with self.storage.transaction(read_only=True) as tx:
+                return [] if closes(tx) is None else [invoice_id]
+
+        self.collector.close_way(account_id, customer_id, closing, now=now)
 
     def credit_invoice(
         self,
@@ -277,28 +384,28 @@ class Corrections:
         voiding): the credit lowers what is owed now, and if the payment then
         succeeds, what it paid beyond that becomes the customer's credit, as
         a credit note after payment does at Stripe. Nothing is lost or paid
-        twice either way.
+        twice either way. A credit that settles the invoice first cancels a
+        payment of it waiting for the customer's authentication
+        (:meth:`Collector.close_way`); a partial one leaves it.
         """
         aware(now, "now")
+
+        def settles(tx: Transaction) -> Invoice | None:
+            invoice = tx.get_invoice(account_id, invoice_id)
+            reduces = _credit_reduces(invoice, amount)
+            left = invoice.outstanding - reduces
+            closes = invoice.status is InvoiceStatus.OPEN and left.amount <= 0
+            return invoice if closes else None
+
+        self._close_way(account_id, invoice_id, settles, now)
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             invoice = tx.get_invoice(account_id, invoice_id, for_update=True)
-            if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
-                raise StateError(
-                    problem=(
-                        f"invoice {invoice.display_number} is {invoice.status.value}"
-                    ),
-                    allowed="credit an open or paid invoice",
-                )
+            reduces = _credit_reduces(invoice, amount)
             amount = positive_money(amount, invoice.currency, "credit amount")
-            remaining = invoice.total - invoice.credited
-            if amount > remaining:
-                raise CreditExceedsInvoiceError(
-                    credit=amount, remaining=remaining, invoice=invoice.display_number
-                )
-            zero = Money.zero(invoice.currency)
-            is_open = invoice.status is InvoiceStatus.OPEN
-            reduces = min(amount, invoice.outstanding) if is_open else zero
+            settled = invoice.outstanding - reduces <= Money.zero(invoice.currency)
+            if settled and invoice.status is InvoiceStatus.OPEN:
+                refuse_waiting(tx, [invoice], "credit the invoice")
             number = tx.allocate_invoice_numbers(account_id, CREDIT_NOTE_SERIES)
             note = CreditNoteRecord(
                 id=self.ids("cn"),
@@ -313,7 +420,6 @@ class Corrections:
                 **_whole(account, invoice, amount),
             )
             tx.add_credit_note(note)
-            settled = invoice.outstanding - reduces <= zero
             tx.update_invoice(
                 attrs.evolve(
                     invoice,

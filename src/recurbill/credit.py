@@ -3,7 +3,10 @@
 A bank transfer is spread over the customer's open invoices, oldest due date
 first, and what is left becomes credit; credit is later used on open invoices
 the same way. Both lock the open invoices before reading the balance, so two
-calls at once never use one amount twice.
+calls at once never use one amount twice. A transfer that settles an invoice
+whose card payment waits for the customer's authentication cancels that
+payment first (:meth:`~recurbill.collection.Collector.close_way`); credit is
+never used on such an invoice.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware, caller_key, positive_money
-from recurbill.collection import paying
+from recurbill.collection import Collector, paying, refuse_waiting
 from recurbill.errors import NotFoundError, StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
@@ -31,6 +34,7 @@ class Credits:
 
     storage: Storage
     ids: IdFactory
+    collector: Collector
 
     def record_transfer(
         self,
@@ -45,7 +49,9 @@ class Credits:
 
         A *reference* the account recorded already, for this customer or
         another, raises :class:`StateError` naming that customer, applying
-        nothing.
+        nothing. A payment of an invoice it settles that waits for the
+        customer's authentication is canceled first (see
+        :meth:`Collector.close_way`); one without an outcome is left alone.
         """
         aware(now, "now")
         entry_id = derived_id(
@@ -54,12 +60,28 @@ class Credits:
             "transfer",
             caller_key(reference, "reference", one_per="bank transfer"),
         )
-        with self.storage.transaction() as tx:
-            open_ = _open_locked(tx, account_id, customer_id)
+
+        def settles(tx: Transaction, open_: list[Invoice]) -> AllocationResult:
+            """The transfer spread over *open_*, unless its reference or
+            amount is refused."""
             _refuse_recorded(tx, account_id, entry_id, reference)
             account = tx.get_account(account_id)
-            amount = positive_money(amount, account.currency, "transfer amount")
-            result = allocate_payment(amount, open_)
+            money = positive_money(amount, account.currency, "transfer amount")
+            return allocate_payment(money, open_)
+
+        def closing() -> list[str]:
+            with self.storage.transaction(read_only=True) as tx:
+                open_ = _open_invoices(tx, account_id, customer_id, lock=False)
+                return _settled(settles(tx, open_))
+
+        self.collector.close_way(account_id, customer_id, closing, now=now)
+        with self.storage.transaction() as tx:
+            open_ = _open_invoices(tx, account_id, customer_id, lock=True)
+            result = settles(tx, open_)
+            by_id = {invoice.id: invoice for invoice in open_}
+            refuse_waiting(
+                tx, [by_id[i] for i in _settled(result)], "record the transfer"
+            )
             _pay(tx, open_, result, now)
             tx.add_credit_entry(
                 CreditEntry(
@@ -89,7 +111,7 @@ class Credits:
         """
         aware(now, "now")
         with self.storage.transaction() as tx:
-            open_ = _open_locked(tx, account_id, customer_id)
+            open_ = _open_invoices(tx, account_id, customer_id, lock=True)
             account = tx.get_account(account_id)
             zero = Money.zero(account.currency)
             balance = sum(
@@ -135,8 +157,11 @@ def _refuse_recorded(
     )
 
 
-def _open_locked(tx: Transaction, account_id: str, customer_id: str) -> list[Invoice]:
-    """The customer's open invoices, locked until the transaction ends.
+def _open_invoices(
+    tx: Transaction, account_id: str, customer_id: str, *, lock: bool
+) -> list[Invoice]:
+    """The customer's open invoices; with *lock*, locked until the
+    transaction ends.
 
     Locked in id order, as every other locker of several invoices does, so
     two of them never deadlock. One that was paid before its lock came is
@@ -146,10 +171,17 @@ def _open_locked(tx: Transaction, account_id: str, customer_id: str) -> list[Inv
     listed = tx.list_invoices(
         account_id, customer_id=customer_id, status=InvoiceStatus.OPEN
     )
+    if not lock:
+        return listed
     locked = tx.get_invoices(
         account_id, sorted(invoice.id for invoice in listed), for_update=True
     )
     return [invoice for invoice in locked if invoice.status is InvoiceStatus.OPEN]
+
+
+def _settled(result: AllocationResult) -> list[str]:
+    """The ids of the invoices *result* settles."""
+    return [a.invoice_id for a in result.allocations if a.settles]
 
 
 def _pay(
