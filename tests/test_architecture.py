@@ -17,6 +17,7 @@ LAYERS = {
     "invoice": 2,
     "references": 2,
     "settlement": 3,
+    "payee": 3,
     "records": 4,
     "storage.protocol": 5,
     "payments.protocol": 5,

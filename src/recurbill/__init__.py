@@ -30,6 +30,7 @@ from recurbill.errors import (
     InvalidInputError,
     InvalidInvoiceError,
     InvalidPauseError,
+    InvalidPayeeError,
     InvalidRecordError,
     InvalidReferenceError,
     InvalidScheduleError,
@@ -84,6 +85,7 @@ from recurbill.notify import (
     SmtpNotifier,
     deliver_pending,
 )
+from recurbill.payee import PayeeAccount, PayeeKind
 from recurbill.payments.memory import (
     InMemoryGateway,
 )
@@ -196,6 +198,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidInvoiceError",
     "InvalidPauseError",
+    "InvalidPayeeError",
     "InvalidRecordError",
     "InvalidReferenceError",
     "InvalidScheduleError",
@@ -216,6 +219,8 @@ __all__ = [
     "OccurrenceStatus",
     "Outbox",
     "Pause",
+    "PayeeAccount",
+    "PayeeKind",
     "Payment",
     "PaymentGateway",
     "PaymentMethod",

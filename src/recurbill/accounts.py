@@ -20,6 +20,7 @@ from recurbill.corrections import CREDIT_NOTE_SERIES
 from recurbill.errors import FixedSettingError, InvalidRecordError
 from recurbill.ids import IdFactory
 from recurbill.money import Currency, as_currency
+from recurbill.payee import PayeeAccount
 from recurbill.records import Account
 from recurbill.references import ReferenceMethod, ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME
@@ -49,6 +50,8 @@ class Accounts:
         account_id: str | None = None,
         rounding: str = ROUND_HALF_UP,
         reference_scheme: ReferenceScheme | None = None,
+        payee_account: PayeeAccount | None = None,
+        vat_number: str | None = None,
     ) -> Account:
         """Create the business that bills; validates its zone, locale and series.
 
@@ -63,6 +66,15 @@ class Accounts:
         an optional fixed length. Left out (None), it is the currency's
         default (:meth:`ReferenceScheme.default_for`); a scheme the currency
         does not use raises :class:`~recurbill.errors.InvalidRecordError`.
+
+        ``payee_account`` is where customers who pay by invoice pay to (a
+        :class:`~recurbill.payee.PayeeAccount`: a Norwegian account number,
+        a Bankgiro or Plusgiro number, or an IBAN with optional BIC), and
+        ``vat_number`` the seller's VAT or organisation number (e.g.
+        ``"NO 999 999 999 MVA"``); its invoice e-mails show both, and the
+        request to pay names the account. Left out (None), they show
+        neither. A number that fails its check raises
+        :class:`~recurbill.errors.InvalidPayeeError`.
 
         ``account_id`` left out (None) is generated; empty text raises
         :class:`~recurbill.errors.InvalidInputError`, and an id in use raises
@@ -89,6 +101,8 @@ class Accounts:
             invoice_series=invoice_series,
             summary_email=summary_email,
             rounding=rounding,
+            payee_account=payee_account,
+            vat_number=vat_number,
             **chosen,
         )
         with self.storage.transaction() as tx:
@@ -110,9 +124,11 @@ class Accounts:
         run_time: time | None = None,
         invoice_series: str | None = None,
         rounding: str | None = None,
+        payee_account: PayeeAccount | None = None,
+        vat_number: str | None = None,
     ) -> Account:
-        """Change an account's name, payment terms, summary address, locale or
-        payment-reference scheme; None keeps one.
+        """Change an account's name, payment terms, summary address, locale,
+        payment-reference scheme, payee account or VAT number; None keeps one.
 
         Checked as :meth:`create_account` checks them (a reference scheme
         must be one the currency uses), before anything changes. A change
@@ -125,7 +141,9 @@ class Accounts:
         locale (:meth:`Billing.change_customer`); customers added later get the new
         one by default. An invoice being issued meanwhile gets the settings
         the account has when its number is taken: the change waits for one
-        that holds its number.
+        that holds its number. A new payee account or VAT number shows on
+        the invoice e-mails written after it (an issued invoice rendered
+        again shows the current ones, as it shows the current name).
 
         A new reference scheme must hold the account's next invoice number
         (:class:`~recurbill.errors.ReferenceLengthError` names the largest
@@ -156,6 +174,8 @@ class Accounts:
                 ("summary_email", summary_email),
                 ("locale", locale),
                 ("reference_scheme", reference_scheme),
+                ("payee_account", payee_account),
+                ("vat_number", vat_number),
             )
             if value is not None
         }

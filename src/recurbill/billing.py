@@ -39,6 +39,7 @@ from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.issuing import run_accounts
 from recurbill.mass_payment import MassPayment, MassPaymentConfirmation
 from recurbill.money import Currency, Money
+from recurbill.payee import PayeeAccount
 from recurbill.payments.protocol import CardSetup, PaymentGateway
 from recurbill.records import (
     Account,
@@ -151,11 +152,13 @@ class Billing:
         account_id: str | None = None,
         rounding: str = ROUND_HALF_UP,
         reference_scheme: ReferenceScheme | None = None,
+        payee_account: PayeeAccount | None = None,
+        vat_number: str | None = None,
     ) -> Account:
         """Create the business that bills; validates its zone, locale and series.
 
-        Its rounding mode and payment-reference scheme: see
-        :meth:`Accounts.create_account`.
+        Its rounding mode, payment-reference scheme, payee account and VAT
+        number: see :meth:`Accounts.create_account`.
         """
         return self._accounts.create_account(
             name=name,
@@ -169,6 +172,8 @@ class Billing:
             account_id=account_id,
             rounding=rounding,
             reference_scheme=reference_scheme,
+            payee_account=payee_account,
+            vat_number=vat_number,
         )
 
     def add_customer(
@@ -235,9 +240,11 @@ class Billing:
         run_time: time | None = None,
         invoice_series: str | None = None,
         rounding: str | None = None,
+        payee_account: PayeeAccount | None = None,
+        vat_number: str | None = None,
     ) -> Account:
-        """Change an account's name, payment terms, summary address, locale or
-        payment-reference scheme; None keeps one.
+        """Change an account's name, payment terms, summary address, locale,
+        payment-reference scheme, payee account or VAT number; None keeps one.
 
         What the change applies to, and which settings are fixed at creation:
         see :meth:`Accounts.change_account`.
@@ -254,6 +261,8 @@ class Billing:
             run_time=run_time,
             invoice_series=invoice_series,
             rounding=rounding,
+            payee_account=payee_account,
+            vat_number=vat_number,
         )
 
     # cards -------------------------------------------------------------

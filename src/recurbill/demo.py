@@ -1,7 +1,8 @@
 """``recurbill demo``: three Nordic businesses billing for 120 simulated days.
 
 Builds a database (a new SQLite file, or an empty PostgreSQL database) with
-accounts in NOK, SEK and ISK, customers with Stripe's test cards (one that
+accounts in NOK, SEK and ISK (each with the account it is paid to and its VAT
+number), customers with Stripe's test cards (one that
 declines), weekly / monthly / quarterly / yearly templates (one paused, one
 with an end date, one starting on a 31st), then runs the daily job for every
 simulated day and records after-session charges, and prints what happened
@@ -28,6 +29,7 @@ from recurbill.invoice import InvoiceLine, VatCategory
 from recurbill.money import Money, format_money
 from recurbill.notify.delivery import deliver_pending
 from recurbill.notify.memory import Outbox
+from recurbill.payee import PayeeAccount
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (
     CollectionMethod,
@@ -106,6 +108,8 @@ def _seed(billing: Billing, start: date) -> dict[str, list[str]]:
         locale="nb_NO",
         timezone="Europe/Oslo",
         summary_email="post@fjordfysio.no",
+        payee_account=PayeeAccount(kind="no_account", number="1503 55 12346"),
+        vat_number="NO 987 654 325 MVA",
     )
     hosting = billing.create_account(
         account_id="sthlm-hosting",
@@ -115,6 +119,8 @@ def _seed(billing: Billing, start: date) -> dict[str, list[str]]:
         timezone="Europe/Stockholm",
         summary_email="drift@sthlmhosting.se",
         payment_terms_days=30,
+        payee_account=PayeeAccount(kind="bankgiro", number="5050-1055"),
+        vat_number="SE556677889901",
     )
     radgjof = billing.create_account(
         account_id="reykjavik-radgjof",
@@ -123,6 +129,10 @@ def _seed(billing: Billing, start: date) -> dict[str, list[str]]:
         locale="is_IS",
         timezone="Atlantic/Reykjavik",
         summary_email="reikningar@radgjof.is",
+        payee_account=PayeeAccount(
+            kind="iban", number="IS14 0159 2600 7654 5510 7303 39", bic="NBIIISRE"
+        ),
+        vat_number="510109-0190",
     )
     people: dict[str, list[tuple[str, str | None, CollectionMethod]]] = {
         fysio.id: [

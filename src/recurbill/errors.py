@@ -22,7 +22,8 @@ instance as ``error.fields``::
     │   ├── InvalidSelectionError               a mass-payment selection
     │   │   └── SelectionAmountError            a total beyond one charge (see above)
     │   └── InvalidRecordError                  an account, customer or template field
-    │       └── FixedSettingError               an account setting that cannot change
+    │       ├── FixedSettingError               an account setting that cannot change
+    │       └── InvalidPayeeError               a payee account or seller VAT number
     ├── StateError                              the record's state forbids the action
     ├── StorageError                            the storage port
     │   ├── NotFoundError (LookupError)         no such record in this account
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidInvoiceError",
     "InvalidPauseError",
+    "InvalidPayeeError",
     "InvalidRecordError",
     "InvalidReferenceError",
     "InvalidScheduleError",
@@ -247,6 +249,11 @@ class FixedSettingError(InvalidRecordError):
     ``setting`` names it (``"timezone"``); ``problem`` says why it cannot
     change and ``allowed`` what to do instead.
     """
+
+
+class InvalidPayeeError(InvalidRecordError):
+    """An account's payee account (where its customers pay) or VAT number
+    that is malformed, of the wrong kind, or fails its check digit."""
 
 
 class StateError(RecurbillError):

@@ -16,9 +16,10 @@ from typing import Any
 import attrs
 
 from recurbill.addresses import EMAIL_ALLOWED, is_email_address
-from recurbill.errors import InvalidRecordError
+from recurbill.errors import InvalidPayeeError, InvalidRecordError
 from recurbill.invoice import AllowanceCharge, InvoiceLine, Totals, compute_totals
 from recurbill.money import ROUNDING_MODES, Currency, Money, as_currency
+from recurbill.payee import PayeeAccount, check_vat_number
 from recurbill.references import ReferenceScheme, reference_methods
 from recurbill.schedule import DEFAULT_RUN_TIME, Schedule, due_at
 
@@ -158,6 +159,17 @@ def _text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None
         )
 
 
+def _payee_account(
+    instance: object, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if not isinstance(value, PayeeAccount):
+        raise InvalidPayeeError(
+            problem=f"payee_account {value!r} is not a PayeeAccount",
+            allowed="give a PayeeAccount, e.g. PayeeAccount(kind='no_account', "
+            "number='1234 56 78903'), or leave it out (None)",
+        )
+
+
 def _email(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     _non_empty(instance, attribute, value)
     if not is_email_address(value):
@@ -275,7 +287,7 @@ UNSENT = (NotificationStatus.PENDING, NotificationStatus.FAILED)
 @attrs.frozen(kw_only=True)
 class Account:
     """The business that bills: currency, locale, time zone, run time, terms,
-    series, and how its payment references are made."""
+    series, how its payment references are made, and where it is paid."""
 
     id: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
@@ -296,6 +308,16 @@ class Account:
     )
     """How invoice numbers become payment references; by default the
     currency's (:meth:`~recurbill.references.ReferenceScheme.default_for`)."""
+    payee_account: PayeeAccount | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_payee_account)
+    )
+    """Where customers who pay by invoice pay to, shown on its invoices; None
+    (the default) shows none."""
+    vat_number: str | None = attrs.field(
+        default=None, converter=attrs.converters.optional(check_vat_number)
+    )
+    """The seller's VAT or organisation number shown on its invoices
+    (EN 16931 BT-31 or BT-30), e.g. ``NO 999 999 999 MVA``; None shows none."""
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.rounding, str) or self.rounding not in ROUNDING_MODES:

@@ -8,7 +8,9 @@ allowances and charges to templates, invoices and credit notes: those a
 version-4 database holds read back with none. Version 6 added the digest of
 the arguments add_customer added a customer with: a customer a version-5
 database holds has none, and is known by its details as they are. Version 7
-did the same for templates and create_template.
+did the same for templates and create_template. Version 8 added the account's
+payee account and VAT number: an account a version-7 database holds reads
+back with neither, and takes them afterwards.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from recurbill.cli import main
 from recurbill.errors import ConflictError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
+from recurbill.payee import PayeeAccount
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import Account, CreditNoteRecord
 from recurbill.references import ReferenceScheme
@@ -56,6 +59,8 @@ _VERSION_3_ACCOUNT_COLUMNS = [
     "summary_email",
     "rounding",
 ]
+
+_VERSION_8_ACCOUNT_COLUMNS = ["payee_kind", "payee_number", "payee_bic", "vat_number"]
 
 
 @pytest.fixture(
@@ -178,11 +183,12 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 7
+        assert storage.migrate() == schema.LATEST_VERSION == 8
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
             "reference_length",
+            *_VERSION_8_ACCOUNT_COLUMNS,
         ]
         _keeps_its_references(storage)
 
@@ -343,7 +349,7 @@ def test_version_6_templates_upgrade_and_are_known_by_their_details(
             insert_at(conn, 6, schema.customers, rows.encode_customer(kari))
             insert_at(conn, 6, schema.templates, rows.encode_template(template))
         assert "created_with" not in _columns(storage.engine, "templates")
-        assert storage.migrate() == 7
+        assert storage.migrate() == schema.LATEST_VERSION
         assert _columns(storage.engine, "templates")[-1] == "created_with"
         with storage.transaction() as tx:
             assert tx.get_template("nok", "sub-1") == template
@@ -368,6 +374,35 @@ def test_version_6_templates_upgrade_and_are_known_by_their_details(
             "created with are not known",
         ):
             create(memo="Another")  # and nothing else known of it
+
+
+# -- a database at version 7, with rows ------------------------------------------
+
+
+def test_version_7_accounts_upgrade_with_no_payee_account_or_vat_number(
+    new_url: NewUrl,
+) -> None:
+    account = make_account("nok", currency="NOK", locale="nb_NO")
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=7) == 7
+            insert_at(conn, 7, schema.accounts, rows.encode_account(account))
+        assert columns_at(schema.accounts, 7) == _account_columns(storage.engine)
+        assert storage.migrate() == schema.LATEST_VERSION
+        added = _account_columns(storage.engine)[-len(_VERSION_8_ACCOUNT_COLUMNS) :]
+        assert added == _VERSION_8_ACCOUNT_COLUMNS
+        with storage.transaction() as tx:
+            stored = tx.get_account("nok")
+        assert stored == account
+        assert stored.payee_account is stored.vat_number is None
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        payee = PayeeAccount(kind="no_account", number="1234 56 78903")
+        changed = billing.change_account(
+            "nok", payee_account=payee, vat_number="NO 999 999 999 MVA"
+        )
+        with storage.transaction() as tx:
+            assert tx.get_account("nok") == changed
+        assert changed.payee_account == payee
 
 
 # -- every way to the latest version gives one schema ----------------------------

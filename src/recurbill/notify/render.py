@@ -55,6 +55,7 @@ from recurbill.invoice import (
 from recurbill.money import EXACT, Currency, Money, format_money
 from recurbill.notify.message import Message
 from recurbill.notify.texts import TEXTS
+from recurbill.payee import PayeeAccount
 from recurbill.records import (
     Account,
     ChargeLine,
@@ -1270,13 +1271,17 @@ def render_invoice(
 ) -> Message:
     """The invoice e-mail to the customer, in the customer's language.
 
-    Number, invoice and due dates, payment reference (KID/OCR), the lines with
-    VAT rate and amount, then each document-level allowance and charge with
-    its reason, VAT rate and amount, totals with VAT per rate, what is left to
-    pay, and a request to pay it by the due date with the reference. (An
-    invoice charged to a saved card gets no invoice e-mail but a receipt, or a
-    note that the payment did not go through; so the e-mail never promises a
-    card charge.)
+    Number, invoice and due dates, the account to pay to, payment reference
+    (KID/OCR) and the seller's VAT number, the lines with VAT rate and
+    amount, then each document-level allowance and charge with its reason,
+    VAT rate and amount, totals with VAT per rate, what is left to pay, and a
+    request to pay it by the due date, to the account, with the reference.
+    The account to pay to and the VAT number are the account's
+    :attr:`~recurbill.records.Account.payee_account` and
+    :attr:`~recurbill.records.Account.vat_number`; without them the e-mail
+    shows neither. (An invoice charged to a saved card gets no invoice
+    e-mail but a receipt, or a note that the payment did not go through; so
+    the e-mail never promises a card charge.)
 
     *on* is the day the e-mail is written (the account's local day). When the
     due date is before it (an automatic charge whose retries ended after the
@@ -1310,9 +1315,12 @@ def render_invoice(
         (t("invoice.issue_date"), _date(invoice.issue_date, t)),
         (t("invoice.due_date"), due),
     ]
+    fields += _payee_fields(account.payee_account, t)
     kind = reference_kind(invoice.currency.code)  # named by what it is
     if invoice.payment_reference:
         fields.append((t(f"invoice.reference.{kind}"), invoice.payment_reference))
+    if account.vat_number is not None:
+        fields.append((t("invoice.vat_number"), account.vat_number))
     outstanding = invoice.outstanding
     totals = _totals(invoice, account)
     footer = [
@@ -1362,7 +1370,7 @@ def render_invoice(
         blocks.append(_Para(t("invoice.paid")))
     else:
         request = "invoice.pay_now" if overdue else "invoice.pay_by_transfer"
-        how = t(request, amount=due_amount, due_date=due)
+        how = _request_to_pay(request, account.payee_account, t, due_amount, due)
         if why is not None:
             how = t(why) + " " + how
         if invoice.payment_reference:
@@ -1373,6 +1381,26 @@ def render_invoice(
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("invoice.subject", number=number, account=account.name)
     return _message(customer.email, subject, blocks, t)
+
+
+def _payee_fields(payee: PayeeAccount | None, t: _Lang) -> list[tuple[str, str]]:
+    """The invoice fields of the account customers pay to: none without one."""
+    if payee is None:
+        return []
+    fields = [(t(f"invoice.payee.{payee.kind.value}"), payee.display)]
+    if payee.bic is not None:
+        fields.append((t("invoice.payee.bic"), payee.bic))
+    return fields
+
+
+def _request_to_pay(
+    request: str, payee: PayeeAccount | None, t: _Lang, amount: str, due: str
+) -> str:
+    """The sentence asking to pay *amount*, naming the account to pay to if any."""
+    if payee is None:
+        return t(request, amount=amount, due_date=due)
+    to = t(f"invoice.pay_to.{payee.kind.value}", number=payee.display)
+    return t(request + "_to", amount=amount, due_date=due, payee=to)
 
 
 def _why_not_charged(not_charged: object, customer: Customer) -> str | None:

@@ -24,6 +24,10 @@ transaction, and records the new version; running it again does nothing.
   ``Billing.create_template`` created the template with; NULL (unknown) for
   the templates that exist, whose repeated ``create_template`` must give
   their details as they are.
+- Version 8: the account's payee account (``payee_kind``,
+  ``payee_number``, ``payee_bic``) and ``vat_number`` on ``accounts``;
+  NULL (none) for the accounts that exist, whose invoices show neither, as
+  before.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -139,6 +143,12 @@ def _version_7(conn: sa.Connection) -> None:
     _add_columns_since(conn, 7)
 
 
+def _version_8(conn: sa.Connection) -> None:
+    """The account's payee account and VAT number; existing accounts have
+    neither."""
+    _add_columns_since(conn, 8)
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -147,6 +157,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     5: _version_5,
     6: _version_6,
     7: _version_7,
+    8: _version_8,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

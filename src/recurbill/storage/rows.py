@@ -29,6 +29,7 @@ import attrs
 from recurbill.errors import InvalidRecordError, RecurbillError, UnreadableRecordError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Currency, Money
+from recurbill.payee import PayeeAccount
 from recurbill.records import (
     Account,
     CreditEntry,
@@ -220,6 +221,18 @@ def encode_account(account: Account) -> dict[str, Any]:
         "rounding": account.rounding,
         "reference_method": account.reference_scheme.method.value,
         "reference_length": account.reference_scheme.length,
+        **_encode_payee(account.payee_account),
+        "vat_number": account.vat_number,
+    }
+
+
+def _encode_payee(payee: PayeeAccount | None) -> dict[str, str | None]:
+    if payee is None:
+        return {"payee_kind": None, "payee_number": None, "payee_bic": None}
+    return {
+        "payee_kind": payee.kind.value,
+        "payee_number": payee.number,
+        "payee_bic": payee.bic,
     }
 
 
@@ -230,7 +243,14 @@ def decode_account(row: Row) -> Account:
     fields["reference_scheme"] = ReferenceScheme(
         method=fields.pop("reference_method"), length=fields.pop("reference_length")
     )
+    kind, number, bic = (fields.pop(f"payee_{part}") for part in _PAYEE_PARTS)
+    fields["payee_account"] = (
+        None if kind is None else PayeeAccount(kind=kind, number=number, bic=bic)
+    )
     return Account(**fields)
+
+
+_PAYEE_PARTS = ("kind", "number", "bic")
 
 
 def encode_customer(customer: Customer) -> dict[str, Any]:

@@ -54,7 +54,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 7
+LATEST_VERSION = 8
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -235,6 +235,11 @@ accounts = sa.Table(
         info=_since(4),
     ),
     sa.Column("reference_length", sa.Integer, info=_since(4)),
+    # Version 8: where customers pay and the seller's VAT number; NULL: none.
+    sa.Column("payee_kind", sa.String(20), info=_since(8)),
+    sa.Column("payee_number", sa.String(34), info=_since(8)),
+    sa.Column("payee_bic", sa.String(11), info=_since(8)),
+    sa.Column("vat_number", sa.String(40), info=_since(8)),
 )
 
 customers = sa.Table(

@@ -41,6 +41,7 @@ from recurbill.errors import (
 )
 from recurbill.invoice import AllowanceCharge, InvoiceLine, VatCategory
 from recurbill.money import Money
+from recurbill.payee import PayeeAccount
 from recurbill.records import (
     Account,
     CollectionMethod,
@@ -819,12 +820,47 @@ class StorageContract:
         assert stored.reference_scheme == scheme
         assert stored.reference_scheme.method is ReferenceMethod(method)
 
+    @pytest.mark.parametrize(
+        ("currency", "payee", "vat_number"),
+        [
+            ("NOK", PayeeAccount(kind="no_account", number="1234.56.78903"), None),
+            ("SEK", PayeeAccount(kind="bankgiro", number="5050-1055"), "SE5566778899"),
+            ("SEK", PayeeAccount(kind="plusgiro", number="28 65 43-4"), None),
+            (
+                "ISK",
+                PayeeAccount(
+                    kind="iban",
+                    number="IS14 0159 2600 7654 5510 7303 39",
+                    bic="NBIIISRE",
+                ),
+                "IS 12345",
+            ),
+            ("EUR", PayeeAccount(kind="iban", number="NO9386011117947"), None),
+            ("NOK", None, "NO 999 999 999 MVA"),
+        ],
+    )
+    def test_account_payee_account_and_vat_number_round_trip(
+        self,
+        storage: Storage,
+        currency: str,
+        payee: PayeeAccount | None,
+        vat_number: str | None,
+    ) -> None:
+        account = make_account(
+            "acme", currency=currency, payee_account=payee, vat_number=vat_number
+        )
+        _add(storage, account)
+        stored = _read(storage, lambda tx: tx.get_account("acme"))
+        assert stored == account
+        assert (stored.payee_account, stored.vat_number) == (payee, vat_number)
+
     def test_account_default_reference_scheme_round_trips(
         self, storage: Storage
     ) -> None:
         accounts = [make_account(code, currency=code) for code in ("NOK", "SEK", "ISK")]
         _add(storage, *accounts)
         stored = _read(storage, lambda tx: [tx.get_account(a.id) for a in accounts])
+        assert [(a.payee_account, a.vat_number) for a in stored] == [(None, None)] * 3
         assert [a.reference_scheme.method.value for a in stored] == [
             "kid_mod10",
             "ocr_length_digit",
@@ -839,6 +875,8 @@ class StorageContract:
             payment_terms_days=0,
             locale="nb_NO",
             reference_scheme=ReferenceScheme(method="kid_mod11", length=10),
+            payee_account=PayeeAccount(kind="iban", number="NO93 8601 1117 947"),
+            vat_number="NO 999 999 999 MVA",
         )
         with storage.transaction() as tx:
             tx.update_account(changed)
