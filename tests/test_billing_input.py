@@ -11,17 +11,20 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
+import attrs
 import pytest
 
 from billing_helpers import World, at, line, make_world
 from recurbill import (
     Account,
+    AllowanceCharge,
     CollectionMethod,
     CurrencyMismatchError,
     Customer,
     InvalidInputError,
     InvalidInvoiceError,
     InvalidRecordError,
+    Invoice,
     InvoiceLine,
     Money,
     RecurbillError,
@@ -324,6 +327,68 @@ def test_an_account_rounds_as_it_is_created_to(world: World) -> None:
         )
         assert outcome.invoice.net_total == Money(net, "NOK")
     assert world.account.rounding == ROUND_HALF_UP  # the default
+
+
+def _a_tie(is_charge: bool, **vat: object) -> AllowanceCharge:
+    """12.5 % of 0.20: 0.025, a tie at two decimals."""
+    return AllowanceCharge(
+        is_charge=is_charge,
+        percentage="12.5",
+        base_amount="0.20",
+        reason="Gebyr" if is_charge else "Rabatt",
+        **vat,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("rounding", "vat", "allowed", "charged"),
+    [
+        ("ROUND_HALF_UP", "0.03", "9.97", "10.03"),
+        ("ROUND_HALF_EVEN", "0.02", "9.98", "10.02"),
+    ],
+)
+def test_the_accounts_rounding_reaches_vat_and_percentages(
+    world: World, rounding: str, vat: str, allowed: str, charged: str
+) -> None:
+    """An issued invoice's VAT (0.10 at 25 % is 0.025) and its percentage
+    allowances and charges, on a line and on the document, are rounded the
+    account's way."""
+    account = world.billing.create_account(
+        account_id="rounded",
+        name="Rounded AS",
+        currency="NOK",
+        summary_email="post@rounded.no",
+        rounding=rounding,
+    ).id
+    customer = world.billing.add_customer(
+        account, name="Kari", email="kari@example.no", collection_method="send_invoice"
+    ).id
+    ten = InvoiceLine(description="x", quantity=1, unit_price=10, vat_category="Z")
+
+    def issued(
+        lines: list[InvoiceLine],
+        allowances: tuple[AllowanceCharge, ...] = (),
+        charges: tuple[AllowanceCharge, ...] = (),
+    ) -> Invoice:
+        return world.billing.record_session(
+            account,
+            customer,
+            lines=lines,
+            now=NOW,
+            allowances=allowances,
+            charges=charges,
+        ).invoice
+
+    tenth = InvoiceLine(description="x", quantity=1, unit_price="0.10", vat_rate=25)
+    assert issued([tenth]).vat_total == Money(vat, "NOK")
+    on_line = attrs.evolve(ten, allowances=[_a_tie(False)])
+    assert issued([on_line]).net_total == Money(allowed, "NOK")
+    on_line = attrs.evolve(ten, charges=[_a_tie(True)])
+    assert issued([on_line]).net_total == Money(charged, "NOK")
+    document = _a_tie(False, vat_category="Z")
+    assert issued([ten], allowances=(document,)).net_total == Money(allowed, "NOK")
+    document = _a_tie(True, vat_category="Z")
+    assert issued([ten], charges=(document,)).net_total == Money(charged, "NOK")
 
 
 @pytest.mark.parametrize("rounding", ["half_up", "", None, 5])

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -338,3 +339,150 @@ def test_allowance_numbers_beyond_the_limits_are_refused(field: str) -> None:
     }
     with pytest.raises(RecurbillError, match="at most 12 digits before"):
         AllowanceCharge(**fields)  # type: ignore[arg-type]
+
+
+def rounded(value: Fraction, decimals: int, rounding: str) -> Decimal:
+    """*value* rounded half-up or half-even, computed on fractions."""
+    return (half_up if rounding == ROUND_HALF_UP else half_even)(value, decimals)
+
+
+cents = st.integers(1, 10**6).map(lambda n: D(n).scaleb(-2))
+tie_rates = st.sampled_from([D(25), D("12.5"), D(15), D(10), D("6.25")])
+"""Rates and percentages whose products with cents often end in a half."""
+
+
+def percentage_of(is_charge: bool) -> st.SearchStrategy[AllowanceCharge]:
+    return st.builds(
+        lambda pct, base: AllowanceCharge(
+            is_charge=is_charge, percentage=pct, base_amount=base, reason="x"
+        ),
+        tie_rates,
+        cents,
+    )
+
+
+def on_document(item: AllowanceCharge, rate: Decimal) -> AllowanceCharge:
+    return attrs.evolve(item, vat_category="S", vat_rate=rate)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            cents,
+            tie_rates,
+            st.lists(percentage_of(False), max_size=2),
+            st.lists(percentage_of(True), max_size=2),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.tuples(percentage_of(False), tie_rates), max_size=2),
+    st.lists(st.tuples(percentage_of(True), tie_rates), max_size=2),
+    st.sampled_from(["NOK", "JPY", "KWD"]),
+    st.sampled_from([ROUND_HALF_UP, ROUND_HALF_EVEN]),
+)
+def test_vat_and_percentages_round_as_asked(
+    items: list[tuple[Decimal, Decimal, list[AllowanceCharge], list[AllowanceCharge]]],
+    allowances: list[tuple[AllowanceCharge, Decimal]],
+    charges: list[tuple[AllowanceCharge, Decimal]],
+    code: str,
+    rounding: str,
+) -> None:
+    """The rounding mode reaches the VAT of each rate and every percentage
+    allowance or charge, on the lines and on the document (ties are common:
+    cents times rates such as 12.5 % end in a half)."""
+    decimals = ISO_4217_DECIMALS[code]
+
+    def part(item: AllowanceCharge) -> Decimal:
+        exact = Fraction(item.base_amount or 0) * Fraction(item.percentage or 0) / 100
+        return rounded(exact, decimals, rounding)
+
+    lines = [
+        InvoiceLine(
+            description="x",
+            quantity=1,
+            unit_price=price,
+            vat_rate=rate,
+            allowances=line_allowances,
+            charges=line_charges,
+        )
+        for price, rate, line_allowances, line_charges in items
+    ]
+    taxable: dict[Decimal, Decimal] = {}
+    nets = []
+    for price, rate, line_allowances, line_charges in items:
+        net = rounded(Fraction(price), decimals, rounding)
+        net += sum(map(part, line_charges), D(0))
+        net -= sum(map(part, line_allowances), D(0))
+        nets.append(net)
+        taxable[rate] = taxable.get(rate, D(0)) + net
+    for sign, items_of_rate in ((-1, allowances), (1, charges)):
+        for item, rate in items_of_rate:
+            taxable[rate] = taxable.get(rate, D(0)) + sign * part(item)
+    totals = compute_totals(
+        lines,
+        currency=code,
+        allowances=[on_document(item, rate) for item, rate in allowances],
+        charges=[on_document(item, rate) for item, rate in charges],
+        rounding=rounding,
+    )
+    assert [n.amount for n in totals.line_nets] == nets
+    assert totals.allowance_total.amount == sum((part(a) for a, _ in allowances), D(0))
+    assert totals.charge_total.amount == sum((part(c) for c, _ in charges), D(0))
+    assert {g.rate: g.taxable.amount for g in totals.vat_breakdown} == taxable
+    assert {g.rate: g.tax.amount for g in totals.vat_breakdown} == {
+        rate: rounded(Fraction(amount) * Fraction(rate) / 100, decimals, rounding)
+        for rate, amount in taxable.items()
+    }
+
+
+TENTH = InvoiceLine(description="x", quantity=1, unit_price="0.10", vat_rate=25)
+
+
+def eighth_of_twenty(is_charge: bool, **vat: object) -> AllowanceCharge:
+    """12.5 % of 0.20, which is 0.025: a tie at two decimals."""
+    return AllowanceCharge(
+        is_charge=is_charge,
+        percentage="12.5",
+        base_amount="0.20",
+        reason="x",
+        **vat,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("rounding", "vat", "part", "vat_of_part"),
+    [
+        (ROUND_HALF_UP, "0.03", "0.03", "0.01"),  # 0.0075 -> 0.01
+        (ROUND_HALF_EVEN, "0.02", "0.02", "0.00"),  # 0.005 -> 0.00
+    ],
+)
+def test_vat_and_percentages_round_half_even_at_a_tie(
+    rounding: str, vat: str, part: str, vat_of_part: str
+) -> None:
+    """0.10 at 25 % is 0.025 of VAT, and 12.5 % of 0.20 is 0.025."""
+    totals = compute_totals([TENTH], currency="NOK", rounding=rounding)
+    assert totals.vat_total == Money(vat, "NOK")
+    on_line = attrs.evolve(
+        TENTH,
+        vat_category="Z",
+        vat_rate=0,
+        allowances=[eighth_of_twenty(False)],
+        charges=[eighth_of_twenty(True)],
+    )
+    less = line_net(attrs.evolve(on_line, charges=()), "NOK", rounding=rounding)
+    more = line_net(attrs.evolve(on_line, allowances=()), "NOK", rounding=rounding)
+    assert less.amount == D("0.10") - D(part)
+    assert more.amount == D("0.10") + D(part)
+    document = compute_totals(
+        [attrs.evolve(on_line, allowances=[], charges=[])],
+        currency="NOK",
+        allowances=[eighth_of_twenty(False, vat_category="Z")],
+        charges=[eighth_of_twenty(True, vat_category="S", vat_rate=25)],
+        rounding=rounding,
+    )
+    assert document.allowance_total == Money(part, "NOK")
+    assert document.charge_total == Money(part, "NOK")
+    (_, standard) = document.vat_breakdown
+    assert standard.taxable == Money(part, "NOK")
+    assert standard.tax == Money(vat_of_part, "NOK")
