@@ -5,7 +5,10 @@ gateway, served to them by a multiprocessing manager the way Stripe serves
 every worker of a real deployment. Afterwards the database holds exactly what
 a single process's run leaves, and every charge was made once. The workers
 take chunks of different sizes, so some walk the catch-up chunk by chunk
-(a template's later occurrences waiting for their turn in date order).
+(a template's later occurrences waiting for their turn in date order). They
+start their runs together (a barrier), and the test checks that at least two
+runs were under way at once, so a loaded machine cannot turn the race into
+runs one after another.
 """
 
 from __future__ import annotations
@@ -81,13 +84,30 @@ def _seed(billing: Billing) -> None:
 
 
 def _worker(
-    url: str, address: Any, authkey: bytes, as_of: datetime, chunk_size: int
+    url: str,
+    address: Any,
+    authkey: bytes,
+    as_of: datetime,
+    chunk_size: int,
+    start: Any,
+    running: Any,
 ) -> None:
+    """One process's run, begun with the others' (*start*, a barrier).
+
+    *running* is [runs under way, most runs under way at once], shared.
+    """
     manager = GatewayManager(address=address, authkey=authkey)
     manager.connect()
     shared = manager.the_gateway()  # type: ignore[attr-defined]
     with SqlStorage.from_url(url) as storage:
-        Billing(storage=storage, gateway=shared, chunk_size=chunk_size).run(as_of)
+        billing = Billing(storage=storage, gateway=shared, chunk_size=chunk_size)
+        start.wait(timeout=120)
+        with running.get_lock():
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        billing.run(as_of)
+        with running.get_lock():
+            running[0] -= 1
 
 
 _THE_GATEWAY: SharedGateway | None = None
@@ -146,10 +166,20 @@ def _compare(url: str, reference_url: str) -> None:
         shared = manager.the_gateway()  # type: ignore[attr-defined]
         _prepare(url, shared)
         context = multiprocessing.get_context("spawn")
+        start = context.Barrier(PROCESSES)
+        running = context.Array("i", [0, 0])
         workers = [
             context.Process(
                 target=_worker,
-                args=(url, manager.address, b"recurbill-test", AS_OF, chunk_size),
+                args=(
+                    url,
+                    manager.address,
+                    b"recurbill-test",
+                    AS_OF,
+                    chunk_size,
+                    start,
+                    running,
+                ),
             )
             for chunk_size in CHUNK_SIZES
         ]
@@ -158,6 +188,7 @@ def _compare(url: str, reference_url: str) -> None:
         for worker in workers:
             worker.join(timeout=240)
         assert [w.exitcode for w in workers] == [0] * PROCESSES
+        assert running[1] >= 2, "the runs did not overlap: no race was tested"
         concurrent = _state(url, shared.ledger_list())
     alone = InMemoryGateway()
     _prepare(reference_url, alone)
