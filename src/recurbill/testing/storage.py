@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import random
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -639,12 +640,53 @@ def _snapshot(storage: Storage) -> dict[str, list[Any]]:
     return _read(storage, read)
 
 
+_WAIT = 10.0
+"""Seconds the isolation tests wait at most for another thread."""
+_BLOCKED = 0.2
+"""Seconds a call that should wait for another transaction is given to finish
+anyway (a bounded wait: it proves the call blocks, nothing else)."""
+
+
+class _Thread(threading.Thread):
+    """Runs *call* on its own thread; :meth:`outcome` is what it returned."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        super().__init__(daemon=True)
+        self._call = call
+        self._result: object = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._result = self._call()
+        except BaseException as error:  # raised again by outcome()
+            self._error = error
+
+    def finished_within(self, seconds: float) -> bool:
+        self.join(seconds)
+        return not self.is_alive()
+
+    def outcome(self) -> object:
+        assert self.finished_within(_WAIT), "a transaction never finished"
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _customer_name(storage: Storage, *, read_only: bool) -> str:
+    with storage.transaction(read_only=read_only) as tx:
+        return tx.get_customer("acme", "cust-1").name
+
+
 class StorageContract:
     """Tests every :class:`~recurbill.storage.protocol.Storage` must pass.
 
     Subclass it in a test module and define a ``storage`` fixture returning a
     fresh, empty backend. Accounts ``acme`` and ``beta`` are used throughout;
-    ids of ``beta`` must never be found through ``acme``.
+    ids of ``beta`` must never be found through ``acme``. The isolation tests
+    open transactions on two threads at once, so the backend must serve one
+    transaction per thread.
     """
 
     # -- unit of work ---------------------------------------------------------
@@ -782,6 +824,93 @@ class StorageContract:
             tx.list_invoices("acme").append(make_invoice("inv-x", number=9))
             assert _ids(tx.list_customers("acme")) == ["cust-1", "cust-2"]
             assert _ids(tx.list_invoices("acme")) == ["inv-1"]
+
+    # -- isolation between transactions ----------------------------------------
+
+    @pytest.mark.parametrize("read_only", [True, False])
+    @pytest.mark.parametrize("commit", [True, False])
+    def test_uncommitted_writes_are_invisible_to_another_transaction(
+        self, storage: Storage, commit: bool, read_only: bool
+    ) -> None:
+        """Another transaction reads the committed record while a writer's
+        transaction is open, or waits for it to end; after a rollback (leaving
+        without commit) nobody ever sees the change."""
+        _world(storage)
+        written = threading.Barrier(2, timeout=_WAIT)
+        finish = threading.Event()
+
+        def write() -> None:
+            with storage.transaction() as tx:
+                tx.update_customer(make_customer("cust-1", name="Uncommitted"))
+                written.wait()
+                assert finish.wait(_WAIT)
+                if commit:
+                    tx.commit()
+
+        writer = _Thread(write)
+        try:
+            written.wait()
+            reader = _Thread(lambda: _customer_name(storage, read_only=read_only))
+            read_while_open = reader.finished_within(_BLOCKED)
+        finally:
+            finish.set()
+        writer.outcome()
+        seen = reader.outcome()
+        if read_while_open or not commit:
+            assert seen == "Customer cust-1", f"another transaction read {seen!r}"
+        else:  # it waited for the writer's commit
+            assert seen in {"Customer cust-1", "Uncommitted"}
+        after = _customer_name(storage, read_only=True)
+        assert after == ("Uncommitted" if commit else "Customer cust-1")
+
+    @pytest.mark.parametrize("kind", ["customer", "invoice"])
+    def test_a_locking_read_waits_for_the_writer_holding_the_lock(
+        self, storage: Storage, kind: str
+    ) -> None:
+        """Two writers read the same record ``for_update``: the second waits
+        until the first commits, then reads its change (no lost update)."""
+        _world(storage)
+        locked = threading.Barrier(2, timeout=_WAIT)
+        release = threading.Event()
+
+        def read(tx: Transaction, lock: bool = True) -> str:
+            if kind == "customer":
+                return tx.get_customer("acme", "cust-1", for_update=lock).name
+            return tx.get_invoice("acme", "inv-1", for_update=lock).memo
+
+        def change(tx: Transaction, text: str) -> None:
+            if kind == "customer":
+                tx.update_customer(make_customer("cust-1", name=text))
+            else:
+                tx.update_invoice(make_invoice("inv-1", memo=text))
+
+        def first() -> None:
+            with storage.transaction() as tx:
+                read(tx)
+                locked.wait()
+                assert release.wait(_WAIT)
+                change(tx, "first")
+                tx.commit()
+
+        def second() -> str:
+            with storage.transaction() as tx:
+                seen = read(tx)
+                change(tx, f"{seen}, second")
+                tx.commit()
+                return seen
+
+        holder = _Thread(first)
+        try:
+            locked.wait()
+            waiter = _Thread(second)
+            waited = not waiter.finished_within(_BLOCKED)
+        finally:
+            release.set()
+        holder.outcome()
+        seen = waiter.outcome()
+        assert seen == "first", f"the second writer read {seen!r}, not the commit"
+        assert waited, "the second locking read did not wait for the first"
+        assert _read(storage, lambda tx: read(tx, lock=False)) == "first, second"
 
     # -- accounts -------------------------------------------------------------
 
