@@ -2,7 +2,8 @@
 
 A harness makes the k-th storage or gateway call fail, for every k across a
 run that issues and charges a mix of templates, then runs again without
-faults. The final state must equal the state of a run without faults. The
+faults. The final state must equal the state of a run without faults, the
+outbox included: every line of the daily summary queued once. The
 same harness adds a customer: it ends with one gateway customer, never an
 orphan beside it; and saves a card: saved again, it is stored once, attached
 once and the default, and one that could not be stored is not left attached.
@@ -10,7 +11,9 @@ once and the default, and one that could not be stored is not left attached.
 
 from __future__ import annotations
 
+import re
 import threading
+from collections import Counter
 from contextlib import suppress
 from datetime import date
 from functools import partial
@@ -57,8 +60,45 @@ def _scenario(storage_faults: Faults, gateway_faults: Faults) -> tuple[Any, Any]
     return world, gateway
 
 
+_UNSETTLED = re.compile(r"(Ukjent utfall, undersøkes|Venter)$")  # nb
+_ROW = re.compile(r"^  (INV-\d+)\s.*?(\S.*)$")
+
+
+def _summary_lines(texts: list[str]) -> list[tuple[str, str]]:
+    """Every invoice row the daily summaries list, as (section, row), each as
+    often as listed. A charge listed with an unknown or pending outcome that
+    a later summary lists with its outcome counts as that one line."""
+    rows: list[tuple[str, str, str]] = []
+    for text in texts:
+        section, lines = "", text.splitlines()
+        for before, after in zip(lines, [*lines[1:], ""], strict=True):
+            if after.startswith("---") and not before.startswith(" "):
+                section = before.split(" (")[0]
+            elif match := _ROW.match(before):
+                rows.append((section, match.group(1), " ".join(before.split())))
+    settled = {(s, n) for s, n, row in rows if not _UNSETTLED.search(row)}
+    return sorted(
+        (s, row)
+        for s, n, row in rows
+        if not (_UNSETTLED.search(row) and (s, n) in settled)
+    )
+
+
+def _outbox(tx: Any) -> dict[str, Any]:
+    notes = tx.pending_notifications(limit=10_000)
+    summaries = [n.text for n in notes if n.kind == "daily_summary"]
+    return {  # a summary may follow with an outcome learned later: not counted
+        "e-mails": sorted(
+            Counter(n.kind for n in notes if n.text not in summaries).items()
+        ),
+        "summaries": bool(summaries),
+        "summary_lines": _summary_lines(summaries),
+    }
+
+
 def _state(world: Any, gateway: InMemoryGateway) -> dict[str, Any]:
     with world.storage.transaction() as tx:
+        outbox = _outbox(tx)
         invoices = tx.list_invoices(world.account.id)
         payments = tx.list_payments(world.account.id)
         receipts = []
@@ -86,6 +126,7 @@ def _state(world: Any, gateway: InMemoryGateway) -> dict[str, Any]:
         "succeeded_payments": sum(
             1 for p in payments if p.status is PaymentStatus.SUCCEEDED
         ),
+        **outbox,
     }
 
 
@@ -93,7 +134,7 @@ AS_OF = at(date(2027, 1, 31), 7)  # catch-up: weekly occurrences plus month ends
 
 
 def _run_with_fault(kind: str, mode: str, k: int) -> tuple[dict[str, Any], bool]:
-    storage_faults = Faults()
+    storage_faults = Faults(mode=mode)
     gateway_faults = Faults(mode=mode)
     world, gateway = _scenario(storage_faults, gateway_faults)
     target = storage_faults if kind == "storage" else gateway_faults
@@ -108,6 +149,14 @@ def _run_with_fault(kind: str, mode: str, k: int) -> tuple[dict[str, Any], bool]
     return _state(world, gateway), fired
 
 
+_SUMMARY_LOST = pytest.mark.xfail(
+    strict=True,
+    reason="the daily summary is built from the run's memory: a crash after "
+    "the invoices are committed loses their lines, the rerun issues nothing "
+    "and reports nothing of them",
+)
+
+
 def _clean() -> dict[str, Any]:
     world, gateway = _scenario(Faults(), Faults())
     world.billing.run(AS_OF)
@@ -116,13 +165,21 @@ def _clean() -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("kind", "mode"),
-    [("storage", "crash"), ("gateway", "crash"), ("gateway", "timeout_after")],
+    [
+        pytest.param("storage", "crash", marks=_SUMMARY_LOST),
+        pytest.param("storage", "timeout_after", marks=_SUMMARY_LOST),
+        pytest.param("gateway", "crash", marks=_SUMMARY_LOST),
+        ("gateway", "timeout_after"),
+    ],
 )
 def test_a_fault_at_every_call_then_a_rerun_equals_a_clean_run(
     kind: str, mode: str
 ) -> None:
     clean = _clean()
     assert clean["invoices"], "the scenario must issue invoices"
+    assert clean["summaries"]
+    issued = [row for section, row in clean["summary_lines"] if "Utstedte" in section]
+    assert len(issued) == len(clean["invoices"])
     assert clean["succeeded_payments"] >= 4
     assert clean["charges_per_key"]
     assert set(clean["charges_per_key"]) == {1}
