@@ -27,6 +27,7 @@ LAYERS = {
     "notify.render": 6,
     "arguments": 5,
     "collection": 7,
+    "summaries": 5,
     "views": 7,
     "issuing": 8,
     "mass_payment": 8,

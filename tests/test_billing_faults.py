@@ -2,7 +2,8 @@
 
 A harness makes the k-th storage or gateway call fail, for every k across a
 run that issues and charges a mix of templates, then runs again without
-faults. The final state must equal the state of a run without faults. The
+faults. The final state must equal the state of a run without faults, the
+outbox included: every line of the daily summary queued once. The
 same harness adds a customer: it ends with one gateway customer, never an
 orphan beside it; and saves a card: saved again, it is stored once, attached
 once and the default, and one that could not be stored is not left attached.
@@ -10,6 +11,8 @@ once and the default, and one that could not be stored is not left attached.
 
 from __future__ import annotations
 
+import collections
+import re
 import threading
 from contextlib import suppress
 from datetime import date
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 
 from billing_helpers import (
+    Counter,
     CrashError,
     CustomersMade,
     Faults,
@@ -57,8 +61,47 @@ def _scenario(storage_faults: Faults, gateway_faults: Faults) -> tuple[Any, Any]
     return world, gateway
 
 
+_UNSETTLED = re.compile(r"(Ukjent utfall, undersøkes|Venter)$")  # nb
+_ROW = re.compile(r"^  (INV-\d+)\s.*?(\S.*)$")
+
+
+def _summary_lines(texts: list[str]) -> list[tuple[str, str]]:
+    """Every invoice row the daily summaries list, as (section, row), each as
+    often as listed. A charge listed with an unknown or pending outcome that
+    a later summary lists with its outcome counts as that one line."""
+    rows: list[tuple[str, str, str]] = []
+    for text in texts:
+        section, lines = "", text.splitlines()
+        for before, after in zip(lines, [*lines[1:], ""], strict=True):
+            if after.startswith("---") and not before.startswith(" "):
+                section = before.split(" (")[0]
+            elif match := _ROW.match(before):
+                rows.append((section, match.group(1), " ".join(before.split())))
+    settled = {(s, n) for s, n, row in rows if not _UNSETTLED.search(row)}
+    return sorted(
+        (s, row)
+        for s, n, row in rows
+        if not (_UNSETTLED.search(row) and (s, n) in settled)
+    )
+
+
+def _outbox(tx: Any) -> dict[str, Any]:
+    notes = tx.pending_notifications(limit=10_000)
+    summaries = [n.text for n in notes if n.kind == "daily_summary"]
+    return {  # a summary may follow with an outcome learned later: not counted
+        "e-mails": sorted(
+            collections.Counter(
+                n.kind for n in notes if n.text not in summaries
+            ).items()
+        ),
+        "summaries": bool(summaries),
+        "summary_lines": _summary_lines(summaries),
+    }
+
+
 def _state(world: Any, gateway: InMemoryGateway) -> dict[str, Any]:
     with world.storage.transaction() as tx:
+        outbox = _outbox(tx)
         invoices = tx.list_invoices(world.account.id)
         payments = tx.list_payments(world.account.id)
         receipts = []
@@ -86,6 +129,7 @@ def _state(world: Any, gateway: InMemoryGateway) -> dict[str, Any]:
         "succeeded_payments": sum(
             1 for p in payments if p.status is PaymentStatus.SUCCEEDED
         ),
+        **outbox,
     }
 
 
@@ -93,7 +137,7 @@ AS_OF = at(date(2027, 1, 31), 7)  # catch-up: weekly occurrences plus month ends
 
 
 def _run_with_fault(kind: str, mode: str, k: int) -> tuple[dict[str, Any], bool]:
-    storage_faults = Faults()
+    storage_faults = Faults(mode=mode)
     gateway_faults = Faults(mode=mode)
     world, gateway = _scenario(storage_faults, gateway_faults)
     target = storage_faults if kind == "storage" else gateway_faults
@@ -116,13 +160,21 @@ def _clean() -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("kind", "mode"),
-    [("storage", "crash"), ("gateway", "crash"), ("gateway", "timeout_after")],
+    [
+        ("storage", "crash"),
+        ("storage", "timeout_after"),
+        ("gateway", "crash"),
+        ("gateway", "timeout_after"),
+    ],
 )
 def test_a_fault_at_every_call_then_a_rerun_equals_a_clean_run(
     kind: str, mode: str
 ) -> None:
     clean = _clean()
     assert clean["invoices"], "the scenario must issue invoices"
+    assert clean["summaries"]
+    issued = [row for section, row in clean["summary_lines"] if "Utstedte" in section]
+    assert len(issued) == len(clean["invoices"])
     assert clean["succeeded_payments"] >= 4
     assert clean["charges_per_key"]
     assert set(clean["charges_per_key"]) == {1}
@@ -571,3 +623,115 @@ def test_a_decline_after_authentication_with_a_fault_at_every_call_is_declined(
         k += 1
     # the run asks the gateway twice (the look-up, the cancel), storage often
     assert k > (5 if kind == "storage" else 2), "the harness must have covered them"
+
+
+def _summaries(world: Any) -> list[str]:
+    with world.storage.transaction() as tx:
+        notes = tx.pending_notifications(limit=10_000)
+    return [n.text for n in notes if n.kind == "daily_summary"]
+
+
+def test_a_run_that_crashed_after_issuing_is_summarised_once_by_the_rerun() -> None:
+    """The invoices were committed, the process died at the first charge: the
+    rerun issues nothing, yet its summary lists every invoice and charge of
+    the crashed run, once; a third run queues nothing."""
+    gateway_faults = Faults()
+    world, _ = _scenario(Faults(), gateway_faults)
+    gateway_faults.fail_on = "charge"
+    with pytest.raises(CrashError):
+        world.billing.run(AS_OF)
+    assert _summaries(world) == []
+    (rerun,) = world.billing.run(AS_OF)
+    assert rerun.issued == ()  # what this call did: nothing new was issued
+    (again,) = world.billing.run(AS_OF)
+    assert again.is_empty
+    (summary,) = _summaries(world)
+    assert _summary_lines([summary]) == _clean()["summary_lines"]
+
+
+def _storage_calls_of_a_clean_run() -> int:
+    faults = Faults()
+    world, _ = _scenario(faults, Faults())
+    faults.calls = 0
+    world.billing.run(AS_OF)
+    return faults.calls
+
+
+@pytest.mark.parametrize("mode", ["crash", "timeout_after"])
+def test_a_summary_whose_commit_failed_is_queued_once(mode: str) -> None:
+    """The run's last call, the commit that queues the summary, fails: not
+    committed, the rerun queues it with every line; committed with its answer
+    lost, the rerun queues no second one."""
+    last = _storage_calls_of_a_clean_run()
+    faults = Faults(mode=mode)
+    world, _ = _scenario(faults, Faults())
+    faults.calls, faults.fail_at = 0, last
+    with pytest.raises(CrashError, match="storage call commit"):
+        world.billing.run(AS_OF)
+    assert len(_summaries(world)) == (mode == "timeout_after")
+    faults.fail_at = None
+    world.billing.run(AS_OF)
+    (summary,) = _summaries(world)
+    assert _summary_lines([summary]) == _clean()["summary_lines"]
+
+
+def test_a_charge_whose_answer_was_lost_is_summarised_then_its_outcome() -> None:
+    """The first summary lists the charge as unknown; the rerun that learns
+    its outcome queues a summary of that outcome alone: news, no line again."""
+    gateway_faults = Faults(mode="timeout_after")
+    world, _ = _scenario(Faults(), gateway_faults)
+    gateway_faults.fail_on = "charge"
+    world.billing.run(AS_OF)
+    (first,) = _summaries(world)
+    (unknown,) = [row for _, row in _summary_lines([first]) if _UNSETTLED.search(row)]
+    world.billing.run(AS_OF)
+    world.billing.run(AS_OF)
+    (second,) = [text for text in _summaries(world) if text != first]
+    number = unknown.split()[0]
+    assert [row for _, row in _summary_lines([second])] == [
+        f"{number} Kari Nordmann 1 000,00 kr Betalt"
+    ]
+    assert _summary_lines([first, second]) == _clean()["summary_lines"]
+
+
+class _OtherWorkerMidCharge(InMemoryGateway):
+    """Runs *hook* (another worker's run) in the middle of the first charge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook: Any = None
+
+    def charge(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().charge(*args, **kwargs)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return result
+
+
+def test_two_workers_summarise_each_line_once() -> None:
+    """Another worker runs while the first is charging its chunk: between
+    them one summary lists each invoice and each charge once."""
+    gateway = _OtherWorkerMidCharge()
+    world = make_world(gateway=gateway)
+    for name in ("Kari Nordmann", "Ola Hansen", "Per Olsen"):
+        world.template(world.customer(name), start=date(2027, 1, 31))
+    other = Billing(storage=world.storage, gateway=gateway, ids=Counter({"ntf": 100}))
+    gateway.hook = partial(other.run, AS_OF)
+    world.billing.run(AS_OF)
+    (summary,) = _summaries(world)
+    lines = _summary_lines([summary])
+    assert len(lines) == len(set(lines)) == 6
+    assert sorted(section for section, _ in lines) == 3 * ["Kortbetalinger"] + 3 * [
+        "Utstedte fakturaer"
+    ]
+    assert all(row.endswith("Betalt") for s, row in lines if s == "Kortbetalinger")
+
+
+def test_a_run_without_summaries_leaves_nothing_for_the_next_summary() -> None:
+    world, _ = _scenario(Faults(), Faults())
+    world.billing.run(AS_OF, send_summaries=False)
+    assert _summaries(world) == []
+    world.billing.run(AS_OF, summary_when_empty=True)
+    (summary,) = _summaries(world)
+    assert _summary_lines([summary]) == []

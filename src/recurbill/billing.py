@@ -470,6 +470,11 @@ class Billing:
         something to report, unless ``summary_when_empty``). Safe to run twice,
         concurrently, or after a crash.
 
+        The summary lists each line once: the lines are stored with the work
+        they report and taken by the summary that lists them, so a run that
+        crashed is summarised by the next (the returned reports tell only
+        what this call did). Without ``send_summaries`` the lines are dropped.
+
         ``account_ids`` limits the run to these accounts, one report each in
         that order; a single string or an id given twice raises
         :class:`~recurbill.errors.InvalidInputError`.

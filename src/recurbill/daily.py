@@ -35,7 +35,7 @@ from recurbill.errors import (
     RecurbillError,
     UnreadableRecordError,
 )
-from recurbill.ids import IdFactory, derived_id
+from recurbill.ids import IdFactory, derived_id, random_id
 from recurbill.issuing import build_invoice, due_from, plan_collection, run_accounts
 from recurbill.notify.render import render_invoice, render_summary
 from recurbill.records import (
@@ -57,6 +57,7 @@ from recurbill.records import (
     RecurringTemplate,
     RunReport,
     SkippedLine,
+    SummaryLines,
     TemplateStatus,
     UnchargedLine,
     UnreadableLine,
@@ -65,6 +66,7 @@ from recurbill.records import (
 )
 from recurbill.schedule import OccurrenceStatus
 from recurbill.storage.protocol import Storage, Transaction, skipping
+from recurbill.summaries import Lines, PaymentRef, decoded, held, summary_report
 
 __all__ = ["DailyRun"]
 
@@ -98,6 +100,8 @@ class _Issued:
     templates: list[RecurringTemplate] = attrs.Factory(list)
     # what the summary prints for each new payment: invoice number, customer
     labels: dict[str, tuple[str, str]] = attrs.Factory(dict)
+    # the summary lines stored, by record id (the summary need not decode them)
+    stored: dict[str, Lines] = attrs.Factory(dict)
 
     @property
     def handled(self) -> bool:
@@ -114,6 +118,16 @@ class _Issued:
             known = self.failed.setdefault(account_id, [])
             seen = {line.template_id for line in known}
             known.extend(line for line in failed if line.template_id not in seen)
+        self.stored.update(other.stored)
+
+
+@attrs.define
+class _Charges:
+    """The run's charge lines by account, and the payments they show as the
+    run left them (the summary need not read those again)."""
+
+    lines: dict[str, list[ChargeLine]] = attrs.Factory(dict)
+    payments: dict[str, Payment] = attrs.Factory(dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -250,11 +264,15 @@ class DailyRun:
 
         *set_aside* holds the rows set aside before (the refunds step of
         :meth:`recurbill.Billing.run`): they are reported as well.
+
+        The reports tell what this call did; the summaries are built from the
+        stored lines not summarised yet (:mod:`recurbill.summaries`), which
+        include those of a run that crashed before queuing its own.
         """
         aware(as_of, "as_of")
         accounts, unreadable = self._accounts(account_ids)
         wanted = [a.id for a in accounts]
-        charges: dict[str, list[ChargeLine]] = {}
+        charges = _Charges()
         done = _Issued()
         set_aside = SetAside() if set_aside is None else set_aside
         unanswered = Unanswered()  # gateway calls in a row, across the run
@@ -271,11 +289,20 @@ class DailyRun:
             if send_summaries:  # what was done before the stop is reported
                 with contextlib.suppress(RecurbillError):
                     reports = self._reports(accounts, as_of, done, charges, set_aside)
-                    self._queue_summaries(accounts, reports, as_of, False)
+                    self._queue_summaries(
+                        accounts, reports, as_of, False, run=(charges, done)
+                    )
             raise
         reports = self._reports(accounts, as_of, done, charges, set_aside)
-        if send_summaries:
-            self._queue_summaries(accounts, reports, as_of, summary_when_empty)
+        self._queue_summaries(
+            accounts,
+            reports,
+            as_of,
+            summary_when_empty,
+            stopped=stop is not None,
+            send=send_summaries,
+            run=(charges, done),
+        )
         if stop is not None:
             stop.reports = tuple(reports)
             raise stop
@@ -288,7 +315,7 @@ class DailyRun:
         self,
         account_ids: list[str],
         as_of: datetime,
-        charges: dict[str, list[ChargeLine]],
+        charges: _Charges,
         unanswered: Unanswered,
         set_aside: SetAside,
     ) -> GatewayError | None:
@@ -298,8 +325,13 @@ class DailyRun:
         invoice's, its customer's), cannot be read: that row is in
         *set_aside*. A refused API key, or the gateway not answering
         :data:`~recurbill.collection.UNKNOWN_IN_A_ROW` calls in a row, ends
-        this and is returned."""
-        for payment in self.collector.unfinished(account_ids, set_aside=set_aside):
+        this and is returned. The payments are stored for the summary first,
+        with their status: one whose status this (or a rerun) changes is
+        summarised, whatever crash comes in between."""
+        unfinished = self.collector.unfinished(account_ids, set_aside=set_aside)
+        if unfinished:
+            self._store_unfinished(unfinished, as_of)
+        for payment in unfinished:
             try:
                 done = self.collector.finish(payment.account_id, payment.id, now=as_of)
             except GatewayAuthenticationError as error:
@@ -316,11 +348,32 @@ class DailyRun:
                 return stop
         return None
 
+    def _store_unfinished(self, payments: list[Payment], as_of: datetime) -> None:
+        """Store summary lines for payments about to be finished."""
+        lines: dict[str, Lines] = {}
+        with self.storage.transaction() as tx:
+            for payment in payments:
+                try:
+                    number, name = self._label(tx, payment)
+                except (NotFoundError, UnreadableRecordError):
+                    continue  # set aside by its finishing, stored by a later run
+                ref = PaymentRef(
+                    payment_id=payment.id,
+                    invoice_number=number,
+                    customer_name=name,
+                    before=payment.status,
+                )
+                lines.setdefault(payment.account_id, Lines()).payments.append(ref)
+            tx.add_summary_lines(
+                [found.stored(random_id("sml"), a, as_of) for a, found in lines.items()]
+            )
+            tx.commit()
+
     def _retry_all(
         self,
         accounts: list[Account],
         as_of: datetime,
-        charges: dict[str, list[ChargeLine]],
+        charges: _Charges,
         done: _Issued,
         unanswered: Unanswered,
         set_aside: SetAside,
@@ -364,7 +417,7 @@ class DailyRun:
         accounts: list[Account],
         as_of: datetime,
         done: _Issued,
-        charges: dict[str, list[ChargeLine]],
+        charges: _Charges,
         set_aside: SetAside,
     ) -> list[RunReport]:
         return [
@@ -372,7 +425,7 @@ class DailyRun:
                 account_id=account.id,
                 as_of=as_of,
                 issued=tuple(done.issued.get(account.id, ())),
-                charges=tuple(charges.get(account.id, ())),
+                charges=tuple(charges.lines.get(account.id, ())),
                 skipped=tuple(done.skipped.get(account.id, ())),
                 ended=tuple(done.ended.get(account.id, ())),
                 failed=tuple(done.failed.get(account.id, ())),
@@ -407,7 +460,7 @@ class DailyRun:
         self,
         as_of: datetime,
         account_ids: list[str],
-        charges: dict[str, list[ChargeLine]],
+        charges: _Charges,
         total: _Issued,
         stop: GatewayError | None,
         unanswered: Unanswered,
@@ -679,7 +732,29 @@ class DailyRun:
         if out.notes:
             tx.add_notifications(out.notes)
         tx.update_templates(out.templates)
+        records = self._chunk_lines(out, as_of)
+        tx.add_summary_lines(records)
         return out
+
+    def _chunk_lines(self, out: _Issued, as_of: datetime) -> list[SummaryLines]:
+        """The summary lines of a chunk, one record per account (kept in
+        ``out.stored`` too)."""
+        lines: dict[str, Lines] = {}
+        for kind in ("issued", "skipped", "ended", "uncharged"):
+            for account_id, found in getattr(out, kind).items():
+                getattr(lines.setdefault(account_id, Lines()), kind).extend(found)
+        for payment, _, _ in out.payments:
+            number, name = out.labels[payment.id]
+            ref = PaymentRef(
+                payment_id=payment.id, invoice_number=number, customer_name=name
+            )
+            lines.setdefault(payment.account_id, Lines()).payments.append(ref)
+        records = []
+        for account_id, found in lines.items():
+            record = found.stored(random_id("sml"), account_id, as_of)
+            out.stored[record.id] = found
+            records.append(record)
+        return records
 
     def _handle(
         self,
@@ -857,8 +932,16 @@ class DailyRun:
                 return self._end_retries(
                     tx, account, customer, invoice, payment, reason
                 )
+            ref = PaymentRef(
+                payment_id=payment.id,
+                invoice_number=invoice.display_number,
+                customer_name=customer.name,
+            )
             try:
                 tx.add_payment(payment)
+                tx.add_summary_lines(
+                    [Lines(payments=[ref]).stored(random_id("sml"), account.id, as_of)]
+                )
                 tx.commit()
             except ConflictError:
                 pass  # this attempt exists already: the caller finishes it
@@ -887,6 +970,14 @@ class DailyRun:
             ),
             now=payment.created_at,
         )
+        line = UnchargedLine(
+            invoice_number=invoice.display_number,
+            customer_name=customer.name,
+            amount=payment.amount,
+            reason=reason,
+            retry=True,
+        )
+        lines = Lines(uncharged=[line])
         try:
             tx.add_payment(
                 attrs.evolve(
@@ -894,20 +985,17 @@ class DailyRun:
                 )
             )
             tx.add_notifications([note])
+            tx.add_summary_lines(
+                [lines.stored(random_id("sml"), account.id, payment.created_at)]
+            )
             tx.commit()
         except ConflictError:
             return None  # this attempt exists already: that worker reports it
-        return UnchargedLine(
-            invoice_number=invoice.display_number,
-            customer_name=customer.name,
-            amount=payment.amount,
-            reason=reason,
-            retry=True,
-        )
+        return line
 
     def _report_charge(
         self,
-        charges: dict[str, list[ChargeLine]],
+        charges: _Charges,
         payment: Payment,
         label: tuple[str, str] | None = None,
     ) -> None:
@@ -915,12 +1003,7 @@ class DailyRun:
         *label* (invoice numbers, customer name) spares reading them."""
         if label is None:
             with self.storage.transaction() as tx:
-                customer = tx.get_customer(payment.account_id, payment.customer_id)
-                numbers = [
-                    tx.get_invoice(payment.account_id, invoice_id).display_number
-                    for invoice_id in payment.invoice_ids
-                ]
-            label = (", ".join(numbers), customer.name)
+                label = self._label(tx, payment)
         line = ChargeLine(
             invoice_number=label[0],
             customer_name=label[1],
@@ -928,7 +1011,18 @@ class DailyRun:
             status=payment.status,
             decline_code=payment.decline_code,
         )
-        charges.setdefault(payment.account_id, []).append(line)
+        charges.lines.setdefault(payment.account_id, []).append(line)
+        charges.payments[payment.id] = payment
+
+    @staticmethod
+    def _label(tx: Transaction, payment: Payment) -> tuple[str, str]:
+        """What a summary prints for *payment*: invoice numbers, customer."""
+        customer = tx.get_customer(payment.account_id, payment.customer_id)
+        numbers = [
+            tx.get_invoice(payment.account_id, invoice_id).display_number
+            for invoice_id in payment.invoice_ids
+        ]
+        return ", ".join(numbers), customer.name
 
     def _queue_summaries(
         self,
@@ -936,19 +1030,104 @@ class DailyRun:
         reports: list[RunReport],
         as_of: datetime,
         when_empty: bool,
+        *,
+        stopped: bool = False,
+        send: bool = True,
+        run: tuple[_Charges, _Issued],
     ) -> None:
-        notes = [
-            outbox_message(
-                self.ids,
-                account_id=account.id,
-                kind="daily_summary",
-                message=render_summary(account, report),
-                now=as_of,
-            )
-            for account, report in zip(accounts, reports, strict=True)
-            if when_empty or not report.is_empty
-        ]
-        if notes:
-            with self.storage.transaction() as tx:
+        """Queue each account's summary of the lines not summarised yet (this
+        run's, and those of runs that crashed before queuing theirs) and of
+        what this run found failing (*reports*), removing those lines in the
+        same transaction; lines that wait (:func:`~recurbill.summaries.held`)
+        are stored again. Without *send* the lines are removed only. The
+        payments this run charged and the lines it stored (*run*) are not
+        read again."""
+        with self.storage.transaction() as tx:
+            taken = tx.take_summary_lines([a.id for a in accounts])
+            if send:
+                found = _by_account(taken, run[1].stored)
+                notes: list[Notification] = []
+                for account, report in zip(accounts, reports, strict=True):
+                    mine = found.get(account.id, [])
+                    payments = _readable_payments(tx, account.id, mine, run[0].payments)
+                    summary, kept = _summary(report, mine, payments, stopped=stopped)
+                    if kept:
+                        tx.add_summary_lines(kept)
+                    if when_empty or not summary.is_empty:
+                        notes.append(self._summary_note(account, summary, as_of))
                 tx.add_notifications(notes)
-                tx.commit()
+            tx.commit()
+
+    def _summary_note(
+        self, account: Account, summary: RunReport, as_of: datetime
+    ) -> Notification:
+        """The outbox message of *account*'s *summary*."""
+        return outbox_message(
+            self.ids,
+            account_id=account.id,
+            kind="daily_summary",
+            message=render_summary(account, summary),
+            now=as_of,
+        )
+
+
+def _by_account(
+    taken: list[SummaryLines], stored: dict[str, Lines]
+) -> dict[str, list[tuple[SummaryLines, Lines]]]:
+    """*taken* records and their lines, by account: earlier runs' first, then
+    those this run *stored*, in its order (their lines need no decoding)."""
+    order = {record_id: n for n, record_id in enumerate(stored)}
+    found: dict[str, list[tuple[SummaryLines, Lines]]] = {}
+    for record in sorted(taken, key=lambda r: (r.id in order, order.get(r.id, 0))):
+        lines = stored[record.id] if record.id in order else decoded(record)
+        found.setdefault(record.account_id, []).append((record, lines))
+    return found
+
+
+def _summary(
+    report: RunReport,
+    found: list[tuple[SummaryLines, Lines]],
+    payments: dict[str, Payment],
+    *,
+    stopped: bool,
+) -> tuple[RunReport, list[SummaryLines]]:
+    """The summary of *found* lines and *report*'s failures, and the records
+    whose lines wait for a later summary."""
+    kept: list[SummaryLines] = []
+    ready: list[Lines] = []
+    later: set[str] = set()
+    for record, lines in found:
+        if held(lines, payments, stopped=stopped):
+            kept.append(record)
+            later.update(ref.payment_id for ref in lines.payments)
+        else:
+            ready.append(lines)
+    return summary_report(report, ready, payments, later=later), kept
+
+
+def _readable_payments(
+    tx: Transaction,
+    account_id: str,
+    found: list[tuple[SummaryLines, Lines]],
+    known: dict[str, Payment],
+) -> dict[str, Payment]:
+    """The payments *found* lines report, by id: *known* ones as they are,
+    the others read; one whose row cannot be read is left out (its lines
+    wait until it is corrected)."""
+    refs = (ref.payment_id for _, lines in found for ref in lines.payments)
+    readable: dict[str, Payment] = {}
+    ids = []
+    for payment_id in dict.fromkeys(refs):
+        if payment_id in known:
+            readable[payment_id] = known[payment_id]
+        else:
+            ids.append(payment_id)
+    if not ids:
+        return readable
+    try:
+        readable.update((p.id, p) for p in tx.get_payments(account_id, ids))
+    except UnreadableRecordError:
+        for payment_id in ids:
+            with contextlib.suppress(UnreadableRecordError):
+                readable[payment_id] = tx.get_payment(account_id, payment_id)
+    return readable

@@ -56,6 +56,7 @@ __all__ = [
     "SettlementItem",
     "SettlementStatus",
     "SkippedLine",
+    "SummaryLines",
     "TemplateStatus",
     "UnchargedLine",
     "UnreadableLine",
@@ -662,6 +663,23 @@ class Notification:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     created_at: datetime = attrs.field(validator=_aware)
     sent_at: datetime | None = attrs.field(default=None, validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class SummaryLines:
+    """Lines of an account's daily summary not queued yet.
+
+    The daily run stores them in the transaction of the work they report (a
+    chunk of invoices, a retry, the payments it is about to finish) and
+    removes them in the one that queues the summary, so a summary lists
+    every line once, whatever crashes and reruns happen in between.
+    """
+
+    id: str
+    account_id: str
+    lines: str
+    """The lines, as JSON the daily run writes and reads (opaque to storage)."""
+    created_at: datetime = attrs.field(validator=_aware)
 
 
 @attrs.frozen(kw_only=True)

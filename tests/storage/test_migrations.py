@@ -10,14 +10,16 @@ the arguments add_customer added a customer with: a customer a version-5
 database holds has none, and is known by its details as they are. Version 7
 did the same for templates and create_template. Version 8 added the account's
 payee account and VAT number: an account a version-7 database holds reads
-back with neither, and takes them afterwards.
+back with neither, and takes them afterwards. Version 9 added the table of
+daily summary lines not summarised yet: a version-8 database upgrades and its
+next run queues its summary as before.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -183,7 +185,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 8
+        assert storage.migrate() == schema.LATEST_VERSION == 9
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -403,6 +405,45 @@ def test_version_7_accounts_upgrade_with_no_payee_account_or_vat_number(
         with storage.transaction() as tx:
             assert tx.get_account("nok") == changed
         assert changed.payee_account == payee
+
+
+# -- a database at version 8, with rows ------------------------------------------
+
+
+def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
+    new_url: NewUrl,
+) -> None:
+    account = make_account("nok", currency="NOK", locale="nb_NO")
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=8) == 8
+            insert_at(conn, 8, schema.accounts, rows.encode_account(account))
+        tables = set(sa.inspect(storage.engine).get_table_names())
+        assert "summary_lines" not in tables
+        assert storage.migrate() == schema.LATEST_VERSION == 9
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        kari = billing.add_customer(
+            "nok",
+            name="Kari",
+            email="kari@example.no",
+            collection_method="send_invoice",
+        )
+        line = InvoiceLine(description="Web", quantity=1, unit_price="800", vat_rate=25)
+        start = datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
+        billing.create_template(
+            "nok",
+            kari.id,
+            lines=[line],
+            start=start.date() + timedelta(days=1),
+            period="month",
+            now=start,
+        )
+        (report,) = billing.run(start + timedelta(days=1))
+        assert len(report.issued) == 1
+        with storage.transaction() as tx:
+            kinds = [n.kind for n in tx.pending_notifications()]
+            assert tx.take_summary_lines(["nok"]) == []  # taken by the summary
+        assert sorted(kinds) == ["daily_summary", "invoice"]
 
 
 # -- every way to the latest version gives one schema ----------------------------

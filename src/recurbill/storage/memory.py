@@ -57,6 +57,7 @@ from recurbill.records import (
     Refund,
     Settlement,
     SettlementStatus,
+    SummaryLines,
     TemplateStatus,
 )
 from recurbill.storage.checks import account_ids as _account_ids
@@ -131,6 +132,7 @@ class _State:
         self.credit_entries: dict[str, CreditEntry] = {}
         self.notifications: dict[str, Notification] = {}
         self.webhook_events: dict[str, None] = {}
+        self.summary_lines: dict[str, SummaryLines] = {}
 
 
 class InMemoryStorage:
@@ -1019,3 +1021,28 @@ class _MemoryTransaction:
                 return False
             self._put(self._s.webhook_events, event_id, None)
         return True
+
+    # -- daily summaries -----------------------------------------------------
+
+    @writes
+    def add_summary_lines(self, lines: Sequence[SummaryLines]) -> None:
+        """Store lines of daily summaries to come."""
+        records = _records("summary lines", lines, SummaryLines)
+        with self._write():
+            for record in records:
+                self._need_account(record.account_id)
+                self._new_id(self._s.summary_lines, "summary lines", record.id)
+                self._put(self._s.summary_lines, record.id, record)
+
+    @writes
+    def take_summary_lines(self, account_ids: Sequence[str]) -> list[SummaryLines]:
+        """Remove and return these accounts' summary lines, oldest first."""
+        wanted = set(_stored_ids("account_ids", account_ids))
+        with self._write():
+            found = sorted(
+                (r for r in self._s.summary_lines.values() if r.account_id in wanted),
+                key=lambda r: (r.created_at, r.id),
+            )
+            for record in found:
+                self._pop(self._s.summary_lines, record.id)
+        return found

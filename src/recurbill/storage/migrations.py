@@ -28,6 +28,10 @@ transaction, and records the new version; running it again does nothing.
   ``payee_number``, ``payee_bic``) and ``vat_number`` on ``accounts``;
   NULL (none) for the accounts that exist, whose invoices show neither, as
   before.
+- Version 9: the ``summary_lines`` table, the lines of daily summaries to
+  come, stored in the transaction of the work they report and removed in the
+  one that queues the summary; empty at first (the summaries of runs before
+  it were queued).
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -53,7 +57,7 @@ from recurbill.storage import schema
 __all__ = ["STEPS", "current_version", "upgrade"]
 
 
-def _since(item: sa.Index | sa.Column[Any]) -> int:
+def _since(item: sa.Index | sa.Column[Any] | sa.Table) -> int:
     since: int = item.info.get("since", 1)
     return since
 
@@ -86,6 +90,8 @@ def _version_1(conn: sa.Connection) -> None:
     """The base schema: every table with its constraints, first columns and
     first indexes."""
     for table in schema.metadata.sorted_tables:
+        if _since(table) != 1:
+            continue  # a later step creates it
         create = sa.schema.CreateTable(table)
         create.columns = [c for c in create.columns if _since(c.element) == 1]
         conn.execute(create)
@@ -149,6 +155,15 @@ def _version_8(conn: sa.Connection) -> None:
     _add_columns_since(conn, 8)
 
 
+def _version_9(conn: sa.Connection) -> None:
+    """The lines of daily summaries to come; none are stored yet."""
+    for table in schema.metadata.sorted_tables:
+        if _since(table) == 9:
+            conn.execute(sa.schema.CreateTable(table))
+    for index in _indexes_since(9):
+        conn.execute(sa.schema.CreateIndex(index))
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -158,6 +173,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     6: _version_6,
     7: _version_7,
     8: _version_8,
+    9: _version_9,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

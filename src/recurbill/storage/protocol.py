@@ -58,6 +58,7 @@ from recurbill.records import (
     RecurringTemplate,
     Refund,
     Settlement,
+    SummaryLines,
 )
 
 __all__ = ["Storage", "Transaction", "skipping"]
@@ -388,6 +389,15 @@ class Transaction(Protocol):
 
     def record_webhook_event(self, event_id: str) -> bool:
         """Remember a processed webhook event; False if it was seen before."""
+
+    # daily summaries ----------------------------------------------------
+    def add_summary_lines(self, lines: Sequence[SummaryLines]) -> None:
+        """Store lines of daily summaries to come."""
+
+    def take_summary_lines(self, account_ids: Sequence[str]) -> list[SummaryLines]:
+        """Remove and return these accounts' stored summary lines, oldest
+        first (``created_at``, then id). Lines another transaction is taking
+        are waited for, then not returned: each is taken once."""
 
 
 class Storage(Protocol):

@@ -49,12 +49,13 @@ __all__ = [
     "refunds",
     "schema_version",
     "settlements",
+    "summary_lines",
     "templates",
     "utc_text",
     "webhook_events",
 ]
 
-LATEST_VERSION = 8
+LATEST_VERSION = 9
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -506,4 +507,16 @@ webhook_events = sa.Table(
     "webhook_events",
     metadata,
     sa.Column("event_id", sa.String(255), primary_key=True),
+)
+
+# Version 9: lines of daily summaries to come, stored with the work they report.
+summary_lines = sa.Table(
+    "summary_lines",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("lines", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_summary_lines_account", "account_id", "created_at", info=_since(9)),
+    info=_since(9),
 )

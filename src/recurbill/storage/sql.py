@@ -66,6 +66,7 @@ from recurbill.records import (
     RecurringTemplate,
     Refund,
     Settlement,
+    SummaryLines,
     TemplateStatus,
 )
 from recurbill.storage import migrations, rows, schema
@@ -91,7 +92,13 @@ from recurbill.storage.engine import (
     sqlite_url,
 )
 from recurbill.storage.sqlerrors import translate_errors
-from recurbill.storage.sqlunit import SqlUnit, aborted, begin_read_only, by_account
+from recurbill.storage.sqlunit import (
+    SqlUnit,
+    aborted,
+    begin_read_only,
+    by_account,
+    chunks,
+)
 from recurbill.storage.unreadable import due_read, unconverted
 
 if TYPE_CHECKING:
@@ -1097,6 +1104,44 @@ class SqlTransaction(SqlUnit):
         )
         with self._write(f"recording webhook event {event_id!r}") as conn:
             return conn.execute(statement).first() is not None
+
+    # -- daily summaries --------------------------------------------------------
+
+    @writes
+    def add_summary_lines(self, lines: Sequence[SummaryLines]) -> None:
+        """Store lines of daily summaries to come. One executemany."""
+        records = _records("summary lines", lines, SummaryLines)
+        if not records:
+            return
+        encoded = [
+            {"id": r.id, "account_id": r.account_id, "lines": r.lines}
+            | {"created_at": r.created_at}
+            for r in records
+        ]
+        with self._write("adding summary lines") as conn:
+            self._need_accounts({r.account_id for r in records})
+            conn.execute(sa.insert(schema.summary_lines), encoded)
+
+    @writes
+    def take_summary_lines(self, account_ids: Sequence[str]) -> list[SummaryLines]:
+        """Remove and return these accounts' summary lines, oldest first. They
+        are locked in id order first (two takers never deadlock); a row another
+        transaction took meanwhile is gone when its lock is granted."""
+        wanted = sorted(set(_stored_ids("account_ids", account_ids)))
+        if not wanted:
+            return []
+        table = schema.summary_lines
+        query = (
+            sa.select(table)
+            .where(table.c.account_id.in_(wanted))
+            .order_by(table.c.id)
+            .with_for_update()
+        )
+        with self._write("taking summary lines") as conn:
+            found = [SummaryLines(**row._asdict()) for row in conn.execute(query)]
+            for chunk in chunks([record.id for record in found]):
+                conn.execute(sa.delete(table).where(table.c.id.in_(chunk)))
+        return sorted(found, key=lambda r: (r.created_at, r.id))
 
 
 if TYPE_CHECKING:

@@ -65,6 +65,7 @@ from recurbill.records import (
     Settlement,
     SettlementItem,
     SettlementStatus,
+    SummaryLines,
     TemplateStatus,
 )
 from recurbill.references import ReferenceMethod, ReferenceScheme
@@ -2514,6 +2515,29 @@ class StorageContract:
             assert (
                 tx.get_notification("acme", "note-2", for_update=True) == notification
             )
+
+    def test_summary_lines_are_taken_once_oldest_first(self, storage: Storage) -> None:
+        _world(storage)
+        late, early, beta = (
+            SummaryLines(id=i, account_id=a, lines=f'{{"n":"{i}"}}', created_at=t)
+            for i, a, t in (
+                ("sml-late", "acme", _T0 + timedelta(hours=1)),
+                ("sml-early", "acme", _T0),
+                ("sml-beta", "beta", _T0),
+            )
+        )
+        with storage.transaction() as tx:
+            tx.add_summary_lines([late, early, beta])
+            tx.commit()
+        with storage.transaction() as tx:  # rolled back: still stored
+            assert tx.take_summary_lines(["acme"]) == [early, late]
+        with storage.transaction() as tx:
+            assert tx.take_summary_lines(["acme", "beta"]) == [beta, early, late]
+            tx.commit()
+        with storage.transaction() as tx:
+            assert tx.take_summary_lines(["acme", "beta"]) == []
+            with pytest.raises(ConflictError):
+                tx.add_summary_lines([early, early])
 
     def test_pending_notifications_oldest_first_with_limit(
         self, storage: Storage
