@@ -17,6 +17,7 @@ from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
 from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.invoice import InvoiceLine
+from recurbill.notify import Outbox, deliver_pending
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import Account, CollectionMethod, Customer, Invoice, Payment
 from recurbill.references import ReferenceScheme
@@ -205,6 +206,16 @@ class World:
     def notification_kinds(self) -> list[str]:
         with self.storage.transaction() as tx:
             return [n.kind for n in tx.pending_notifications(limit=10_000)]
+
+    def deliver(self, now: datetime) -> list[str]:
+        """Send the outbox; the kinds of the messages sent, each checked to
+        be the one the outbox received."""
+        outbox = Outbox()
+        result = deliver_pending(self.storage, outbox, now=now)
+        with self.storage.transaction() as tx:
+            sent = [tx.get_notification(self.account.id, key) for key in result.sent]
+        assert [m.subject for m in outbox.sent] == [n.subject for n in sent]
+        return [n.kind for n in sent]
 
     def template(
         self,
