@@ -735,3 +735,21 @@ def test_a_run_without_summaries_leaves_nothing_for_the_next_summary() -> None:
     world.billing.run(AS_OF, summary_when_empty=True)
     (summary,) = _summaries(world)
     assert _summary_lines([summary]) == []
+
+
+def test_a_run_without_summaries_keeps_a_crashed_runs_lines() -> None:
+    """Only the lines of the run that sends no summary are dropped: those of
+    an earlier run that crashed before its summary wait for the next one."""
+    gateway_faults = Faults()
+    world, _ = _scenario(Faults(), gateway_faults)
+    gateway_faults.fail_on = "charge"
+    with pytest.raises(CrashError):
+        world.billing.run(AS_OF)
+    world.billing.run(AS_OF, send_summaries=False)  # charges what was left
+    assert _summaries(world) == []
+    world.billing.run(AS_OF)
+    (summary,) = _summaries(world)
+    issued = [row for section, row in _summary_lines([summary]) if "faktura" in section]
+    assert issued == [
+        row for section, row in _clean()["summary_lines"] if "faktura" in section
+    ]

@@ -278,7 +278,7 @@ class DailyRun:
         unanswered = Unanswered()  # gateway calls in a row, across the run
         try:
             stop = self._finish_unfinished(
-                wanted, as_of, charges, unanswered, set_aside
+                wanted, as_of, charges, unanswered, set_aside, done.stored
             )
             stop = self._issue_all(as_of, wanted, charges, done, stop, unanswered)
             if stop is None:
@@ -318,6 +318,7 @@ class DailyRun:
         charges: _Charges,
         unanswered: Unanswered,
         set_aside: SetAside,
+        stored: dict[str, Lines],
     ) -> GatewayError | None:
         """Finish payments earlier calls left without an outcome; report the
         news (``Finished.news``). One that cannot be finished now is left for the
@@ -330,7 +331,7 @@ class DailyRun:
         summarised, whatever crash comes in between."""
         unfinished = self.collector.unfinished(account_ids, set_aside=set_aside)
         if unfinished:
-            self._store_unfinished(unfinished, as_of)
+            self._store_unfinished(unfinished, as_of, stored)
         for payment in unfinished:
             try:
                 done = self.collector.finish(payment.account_id, payment.id, now=as_of)
@@ -348,8 +349,11 @@ class DailyRun:
                 return stop
         return None
 
-    def _store_unfinished(self, payments: list[Payment], as_of: datetime) -> None:
-        """Store summary lines for payments about to be finished."""
+    def _store_unfinished(
+        self, payments: list[Payment], as_of: datetime, stored: dict[str, Lines]
+    ) -> None:
+        """Store summary lines for payments about to be finished (and note
+        them in *stored*, the lines this run stored)."""
         lines: dict[str, Lines] = {}
         with self.storage.transaction() as tx:
             for payment in payments:
@@ -364,10 +368,12 @@ class DailyRun:
                     before=payment.status,
                 )
                 lines.setdefault(payment.account_id, Lines()).payments.append(ref)
+            records = {random_id("sml"): (a, found) for a, found in lines.items()}
             tx.add_summary_lines(
-                [found.stored(random_id("sml"), a, as_of) for a, found in lines.items()]
+                [found.stored(key, a, as_of) for key, (a, found) in records.items()]
             )
             tx.commit()
+        stored.update((key, found) for key, (_, found) in records.items())
 
     def _retry_all(
         self,
@@ -388,7 +394,7 @@ class DailyRun:
             on=days, set_aside=set_aside
         ):
             try:
-                tried = self._retry(declined, attempt, as_of)
+                tried = self._retry(declined, attempt, as_of, done.stored)
             except UnreadableRecordError as error:  # nothing was stored
                 set_aside.add(declined.account_id, error)
                 continue
@@ -886,7 +892,11 @@ class DailyRun:
                     )
 
     def _retry(
-        self, declined: Payment, attempt: int, as_of: datetime
+        self,
+        declined: Payment,
+        attempt: int,
+        as_of: datetime,
+        stored: dict[str, Lines],
     ) -> Payment | UnchargedLine | None:
         """Store attempt *attempt*, pending, for the caller to charge (another
         worker may have stored it first); None when there is nothing to try.
@@ -930,19 +940,19 @@ class DailyRun:
             )
             if reason is not None:
                 return self._end_retries(
-                    tx, account, customer, invoice, payment, reason
+                    tx, account, customer, invoice, payment, reason, stored
                 )
             ref = PaymentRef(
                 payment_id=payment.id,
                 invoice_number=invoice.display_number,
                 customer_name=customer.name,
             )
+            lines, key = Lines(payments=[ref]), random_id("sml")
             try:
                 tx.add_payment(payment)
-                tx.add_summary_lines(
-                    [Lines(payments=[ref]).stored(random_id("sml"), account.id, as_of)]
-                )
+                tx.add_summary_lines([lines.stored(key, account.id, as_of)])
                 tx.commit()
+                stored[key] = lines
             except ConflictError:
                 pass  # this attempt exists already: the caller finishes it
         return payment
@@ -955,6 +965,7 @@ class DailyRun:
         invoice: Invoice,
         payment: Payment,
         reason: NoChargeReason,
+        stored: dict[str, Lines],
     ) -> UnchargedLine | None:
         """Store *payment* canceled, never sent, and e-mail the invoice instead
         (written on the run's local day: a due date passed while the charge
@@ -977,7 +988,7 @@ class DailyRun:
             reason=reason,
             retry=True,
         )
-        lines = Lines(uncharged=[line])
+        lines, key = Lines(uncharged=[line]), random_id("sml")
         try:
             tx.add_payment(
                 attrs.evolve(
@@ -985,12 +996,11 @@ class DailyRun:
                 )
             )
             tx.add_notifications([note])
-            tx.add_summary_lines(
-                [lines.stored(random_id("sml"), account.id, payment.created_at)]
-            )
+            tx.add_summary_lines([lines.stored(key, account.id, payment.created_at)])
             tx.commit()
         except ConflictError:
             return None  # this attempt exists already: that worker reports it
+        stored[key] = lines
         return line
 
     def _report_charge(
@@ -1039,12 +1049,16 @@ class DailyRun:
         run's, and those of runs that crashed before queuing theirs) and of
         what this run found failing (*reports*), removing those lines in the
         same transaction; lines that wait (:func:`~recurbill.summaries.held`)
-        are stored again. Without *send* the lines are removed only. The
-        payments this run charged and the lines it stored (*run*) are not
-        read again."""
+        are stored again. Without *send* only the lines this run stored are
+        removed: an earlier run's wait for the next summary. The payments
+        this run charged and the lines it stored (*run*) are not read again."""
         with self.storage.transaction() as tx:
             taken = tx.take_summary_lines([a.id for a in accounts])
-            if send:
+            if not send:  # not this run's: put back (same ids, same lines)
+                earlier = [r for r in taken if r.id not in run[1].stored]
+                if earlier:
+                    tx.add_summary_lines(earlier)
+            else:
                 found = _by_account(taken, run[1].stored)
                 notes: list[Notification] = []
                 for account, report in zip(accounts, reports, strict=True):
