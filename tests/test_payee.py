@@ -136,6 +136,7 @@ def test_a_number_with_one_digit_mistyped_is_refused(
         ("SE556677889901", "SE556677889901"),
         ("IS 12345", "IS 12345"),
         ("5566778899", "5566778899"),
+        ("NO\xa0999\xa0999\xa0999\xa0MVA", "NO 999 999 999 MVA"),  # pasted
     ],
 )
 def test_a_vat_number_is_kept_with_its_spaces_collapsed(

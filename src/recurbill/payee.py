@@ -232,12 +232,15 @@ def check_vat_number(value: object) -> str:
 
     >>> check_vat_number("  NO 999  999 999 MVA ")
     'NO 999 999 999 MVA'
+    >>> check_vat_number("NO\xa0999\xa0999\xa0999\xa0MVA")  # pasted, no-break spaces
+    'NO 999 999 999 MVA'
     """
     shortest, longest = VAT_NUMBER_LENGTHS
     raw = value.strip() if isinstance(value, str) else ""
     text = " ".join(raw.split())
     if (
-        not raw.isprintable()  # one line: no line breaks or tabs
+        # one line (no line breaks or tabs); a no-break space is a space
+        not raw.replace("\xa0", " ").isprintable()
         or not shortest <= len(text) <= longest
         or not any(char.isdigit() for char in text)
     ):
