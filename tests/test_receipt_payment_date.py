@@ -58,6 +58,10 @@ def test_a_charge_whose_answer_was_lost_is_dated_when_it_was_sent() -> None:
     receipt, shown = _receipt(world, kari)
     assert shown == _day(SENT)
     assert receipt.issued_at == RUN  # issued when recurbill learned of it
+    with world.storage.transaction() as tx:  # the invoice says the same date
+        (invoice,) = tx.list_invoices(world.account.id)
+    assert invoice.paid_at is not None
+    assert invoice.paid_at.date() == SENT
 
 
 def test_a_charge_that_was_processing_is_dated_when_it_was_sent() -> None:

@@ -1188,7 +1188,7 @@ class Collector:
                         invoice,
                         paid=paid,
                         status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
-                        paid_at=now if settled else invoice.paid_at,
+                        paid_at=paid_at if settled else invoice.paid_at,
                     )
                 )
             credit += share - applied
