@@ -473,7 +473,9 @@ class Billing:
         The summary lists each line once: the lines are stored with the work
         they report and taken by the summary that lists them, so a run that
         crashed is summarised by the next (the returned reports tell only
-        what this call did). Without ``send_summaries`` the lines are dropped.
+        what this call did). Without ``send_summaries`` the lines this call
+        stored are dropped; those of an earlier run that crashed before its
+        summary wait for the next one.
 
         ``account_ids`` limits the run to these accounts, one report each in
         that order; a single string or an id given twice raises
