@@ -3,6 +3,7 @@ import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import attrs
 import pytest
 
 from billing_helpers import line
@@ -587,6 +588,14 @@ def test_a_run_counts_its_charges_by_outcome(
         "fjord: 0 issued, 2 charged, 1 declined, 2 awaiting an outcome, "
         "0 skipped, 0 ended",
         "fjord: 0 issued, 5 to charge, 0 skipped, 0 ended",
+    ]
+    canceled = attrs.evolve(
+        report, charges=(*report.charges, charge(PaymentStatus.CANCELED))
+    )
+    assert _report([canceled]) == 0
+    assert capsys.readouterr().out.splitlines() == [  # counted, not "awaiting"
+        "fjord: 0 issued, 2 charged, 1 declined, 2 awaiting an outcome, "
+        "1 canceled, 0 skipped, 0 ended",
     ]
 
 

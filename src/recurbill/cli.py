@@ -376,13 +376,14 @@ def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
             extra += f", {len(report.unreadable)} unreadable (set aside)"
         if report.uncharged:
             extra += f", {len(report.uncharged)} not charged (sent as invoices)"
-        charged, declined = (report.count(s) for s in _ENDED[:2])
-        waiting = len(report.charges) - sum(report.count(s) for s in _ENDED)
+        charged, declined, canceled = (report.count(s) for s in _ENDED)
+        waiting = len(report.charges) - charged - declined - canceled
         charges = (
             f"{len(report.charges)} to charge"
             if dry
             else f"{charged} charged, {declined} declined, "
             f"{waiting} awaiting an outcome"
+            + (f", {canceled} canceled" if canceled else "")
         )
         print(
             f"{report.account_id}: {len(report.issued)} issued, {charges}, "
