@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -82,6 +82,7 @@ __all__ = [
     "SetAside",
     "Unanswered",
     "check_chargeable",
+    "listed",
     "local_date",
     "needs_action_notice_id",
     "no_automatic_charge",
@@ -252,16 +253,14 @@ class SetAside:
                 self.add(account_id, error)
 
 
-def _payments(
-    tx: Transaction, account_id: str, statuses: Sequence[PaymentStatus]
-) -> Callable[[list[str]], list[Payment]]:
-    """The read of *account_id*'s payments in *statuses* but the ids it is
-    given (``skip_ids`` only when there are some: older adapters lack it)."""
-
-    def read(skip: list[str]) -> list[Payment]:
-        return tx.list_payments(account_id, statuses=statuses, **skipping(skip))
-
-    return read
+def listed(
+    list_records: Callable[..., list[_R]], account_id: str, statuses: Sequence[Any]
+) -> Callable[[list[str]], list[_R]]:
+    """The read of *account_id*'s records in *statuses* by *list_records*
+    (``list_payments``, ``list_refunds``) but the ids it is given, for
+    :meth:`SetAside.read` (``skip_ids`` only when there are some: older
+    adapters lack it)."""
+    return lambda skip: list_records(account_id, statuses=statuses, **skipping(skip))
 
 
 def _invoices(
@@ -1019,7 +1018,9 @@ class Collector:
                 payment
                 for account_id in dict.fromkeys(account_ids)
                 for payment in set_aside.read(
-                    account_id, "payment", _payments(tx, account_id, IN_FLIGHT)
+                    account_id,
+                    "payment",
+                    listed(tx.list_payments, account_id, IN_FLIGHT),
                 )
             ]
 
@@ -1277,7 +1278,7 @@ class Collector:
                 for payment in set_aside.read(
                     account_id,
                     "payment",
-                    _payments(tx, account_id, [PaymentStatus.DECLINED]),
+                    listed(tx.list_payments, account_id, [PaymentStatus.DECLINED]),
                 )
             ]
             candidates: dict[str, dict[str, Payment]] = {}

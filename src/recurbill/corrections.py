@@ -19,6 +19,7 @@ from recurbill.collection import (
     NO_OUTCOME,
     Collector,
     SetAside,
+    listed,
     local_date,
     paying,
     refuse_waiting,
@@ -54,7 +55,7 @@ from recurbill.records import (
     Refund,
     invoice_totals,
 )
-from recurbill.storage.protocol import Storage, Transaction, skipping
+from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
     "APPLIED",
@@ -185,18 +186,6 @@ def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
     return next(
         r for r in tx.list_refunds(payment.account_id, payment.id) if r.id == refund_id
     )
-
-
-def _refunds(
-    tx: Transaction, account_id: str, statuses: Sequence[str]
-) -> Callable[[list[str]], list[Refund]]:
-    """The read of *account_id*'s refunds in *statuses* but the ids it is
-    given (``skip_ids`` only when there are some: older adapters lack it)."""
-
-    def read(skip: list[str]) -> list[Refund]:
-        return tx.list_refunds(account_id, statuses=statuses, **skipping(skip))
-
-    return read
 
 
 def refund_metadata(refund: Refund) -> dict[str, str]:
@@ -537,7 +526,7 @@ class Corrections:
             payments: dict[str, Payment] = {}
             with self.storage.transaction() as tx:
                 waiting = set_aside.read(
-                    account_id, "refund", _refunds(tx, account_id, statuses)
+                    account_id, "refund", listed(tx.list_refunds, account_id, statuses)
                 )
                 for refund in waiting:
                     try:

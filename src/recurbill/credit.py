@@ -18,12 +18,12 @@ import attrs
 
 from recurbill.arguments import aware, caller_key, positive_money
 from recurbill.collection import Collector, paying, refuse_waiting
-from recurbill.errors import NotFoundError, StateError
+from recurbill.errors import StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
 from recurbill.records import CreditEntry, Invoice, InvoiceStatus
 from recurbill.settlement import AllocationResult, allocate_payment
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, stored_or_none
 
 __all__ = ["Credits"]
 
@@ -146,9 +146,8 @@ def _refuse_recorded(
 ) -> None:
     """Refuse a transfer whose reference the account recorded already, for
     this customer or another (StateError naming that customer)."""
-    try:
-        recorded = tx.get_credit_entry(account_id, entry_id)
-    except NotFoundError:
+    recorded = stored_or_none(tx.get_credit_entry, account_id, entry_id)
+    if recorded is None:
         return
     raise StateError(
         problem=f"bank transfer {reference!r} was already recorded "

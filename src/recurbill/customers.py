@@ -18,7 +18,7 @@ from recurbill.arguments import (
     differ,
     to_collection_method,
 )
-from recurbill.errors import ConflictError, NotFoundError
+from recurbill.errors import ConflictError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.payments import check_customer
 from recurbill.payments.protocol import (
@@ -27,7 +27,7 @@ from recurbill.payments.protocol import (
     PaymentGateway,
 )
 from recurbill.records import CollectionMethod, Customer
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, stored_or_none
 
 __all__ = ["Customers"]
 
@@ -100,7 +100,7 @@ class Customers:
         check_customer(email=email, name=name)  # as the gateway will, first
         try:
             with self.storage.transaction() as tx:
-                stored = _stored_customer(tx, account_id, customer.id)
+                stored = stored_or_none(tx.get_customer, account_id, customer.id)
                 if stored is None:
                     tx.add_customer(customer)
                     tx.commit()
@@ -241,21 +241,12 @@ class Customers:
     def _find(self, account_id: str, customer_id: str) -> Customer | None:
         """The customer as stored now; None when this account has no such one."""
         with self.storage.transaction(read_only=True) as tx:
-            return _stored_customer(tx, account_id, customer_id)
+            return stored_or_none(tx.get_customer, account_id, customer_id)
 
     def get(self, account_id: str, customer_id: str) -> Customer:
         """The customer as stored now."""
         with self.storage.transaction(read_only=True) as tx:
             return tx.get_customer(account_id, customer_id)
-
-
-def _stored_customer(
-    tx: Transaction, account_id: str, customer_id: str
-) -> Customer | None:
-    try:
-        return tx.get_customer(account_id, customer_id)  # one row, not the list
-    except NotFoundError:
-        return None
 
 
 _DETAILS = ("name", "email", "locale", "collection_method")

@@ -41,7 +41,7 @@ from recurbill.records import (
     PaymentMethod,
     PaymentStatus,
 )
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, stored_or_none
 from recurbill.views import PaymentOutcome
 
 __all__ = ["Sessions"]
@@ -170,10 +170,7 @@ class Sessions:
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
             customer = tx.get_customer(account_id, customer_id)
-            try:
-                existing = tx.get_invoice(account_id, invoice_id)
-            except NotFoundError:
-                existing = None
+            existing = stored_or_none(tx.get_invoice, account_id, invoice_id)
             # a repeat is checked against what it repeats, not against today's
             # rules: a session an earlier release took is still returned
             if existing is not None:

@@ -27,7 +27,6 @@ from recurbill.collection import local_date
 from recurbill.errors import (
     ConflictError,
     InvalidScheduleError,
-    NotFoundError,
     StateError,
 )
 from recurbill.ids import IdFactory
@@ -42,7 +41,7 @@ from recurbill.records import (
     due_instant,
 )
 from recurbill.schedule import Period, Schedule
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, stored_or_none
 
 __all__ = ["Templates"]
 
@@ -136,7 +135,9 @@ class Templates:
                 account = tx.get_account(account_id)
                 tx.get_customer(account_id, customer_id)
                 stored = (
-                    None if chosen is None else _stored_template(tx, account_id, chosen)
+                    None
+                    if chosen is None
+                    else stored_or_none(tx.get_template, account_id, chosen)
                 )
                 if stored is None:
                     schedule = Schedule.create(
@@ -175,7 +176,7 @@ class Templates:
     def _find(self, account_id: str, template_id: str) -> RecurringTemplate | None:
         """The template as stored now; None when this account has no such one."""
         with self.storage.transaction(read_only=True) as tx:
-            return _stored_template(tx, account_id, template_id)
+            return stored_or_none(tx.get_template, account_id, template_id)
 
     def change_template(
         self,
@@ -363,15 +364,6 @@ class Templates:
             tx.update_template(template)
             tx.commit()
         return template
-
-
-def _stored_template(
-    tx: Transaction, account_id: str, template_id: str
-) -> RecurringTemplate | None:
-    try:
-        return tx.get_template(account_id, template_id)
-    except NotFoundError:
-        return None
 
 
 _TEMPLATE_DETAILS = ("customer_id", "lines", "allowances", "charges", "memo")

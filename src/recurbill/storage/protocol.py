@@ -37,11 +37,12 @@ each. Reading many ids returns the records in the order asked for and raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
+from recurbill.errors import NotFoundError
 from recurbill.records import (
     Account,
     CreditEntry,
@@ -61,7 +62,21 @@ from recurbill.records import (
     SummaryLines,
 )
 
-__all__ = ["Storage", "Transaction", "skipping"]
+__all__ = ["Storage", "Transaction", "skipping", "stored_or_none"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def stored_or_none(
+    read: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs
+) -> _R | None:
+    """*read* (a ``get_...`` of a transaction) of one record; None when it is
+    not found (``NotFoundError``): for calls that add it if it is not there."""
+    try:
+        return read(*args, **kwargs)
+    except NotFoundError:
+        return None
 
 
 def skipping(ids: Iterable[str]) -> dict[str, Any]:
