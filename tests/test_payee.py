@@ -8,7 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from recurbill.billing import Billing
-from recurbill.errors import InvalidPayeeError, InvalidRecordError, NotFoundError
+from recurbill.errors import (
+    InvalidInputError,
+    InvalidPayeeError,
+    InvalidRecordError,
+    NotFoundError,
+)
 from recurbill.payee import PayeeAccount, PayeeKind, check_vat_number
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.storage.memory import InMemoryStorage
@@ -234,5 +239,44 @@ def test_change_account_refuses_a_bad_one_and_changes_nothing() -> None:
         billing.change_account("fjord", name="Renamed AS", vat_number="x")
     with pytest.raises(InvalidPayeeError, match="is not a PayeeAccount"):
         billing.change_account("fjord", payee_account=12345678903)  # type: ignore[arg-type]
+    with storage.transaction() as tx:
+        assert tx.get_account("fjord") == before
+
+
+def test_change_account_clears_them_when_asked_and_only_then() -> None:
+    billing, storage = _billing()
+    _create(billing, payee_account=OSLO, vat_number="999999999")
+    without_vat = billing.change_account("fjord", clear=["vat_number"])
+    assert (without_vat.payee_account, without_vat.vat_number) == (OSLO, None)
+    neither = billing.change_account("fjord", clear=("payee_account",))
+    assert (neither.payee_account, neither.vat_number) == (None, None)
+    with storage.transaction() as tx:
+        assert tx.get_account("fjord") == neither
+
+
+REMOVABLE = "out of payee_account, vat_number"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem", "allowed"),
+    [
+        ({"clear": "vat_number"}, "clear='vat_number' is not a list", REMOVABLE),
+        ({"clear": 3}, "clear=3 is not a list of setting names", REMOVABLE),
+        ({"clear": ["name"]}, "clear names 'name', which cannot be", REMOVABLE),
+        (
+            {"clear": ["vat_number"], "vat_number": "999999999"},
+            "vat_number is both given and cleared",
+            "give a new vat_number or clear it, not both",
+        ),
+    ],
+)
+def test_change_account_refuses_a_bad_clear_and_changes_nothing(
+    changes: dict[str, object], problem: str, allowed: str
+) -> None:
+    billing, storage = _billing()
+    before = _create(billing, payee_account=OSLO, vat_number="999999999")
+    with pytest.raises(InvalidInputError, match=problem) as raised:
+        billing.change_account("fjord", name="Renamed AS", **changes)  # type: ignore[arg-type]
+    assert allowed in str(raised.value)
     with storage.transaction() as tx:
         assert tx.get_account("fjord") == before

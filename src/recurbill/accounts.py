@@ -7,6 +7,7 @@ are fixed when it is created.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import time
 from decimal import ROUND_HALF_UP
 from typing import Any
@@ -17,7 +18,7 @@ import attrs
 from recurbill.arguments import check_locale, chosen_id
 from recurbill.collection import RECEIPT_SERIES
 from recurbill.corrections import CREDIT_NOTE_SERIES
-from recurbill.errors import FixedSettingError, InvalidRecordError
+from recurbill.errors import FixedSettingError, InvalidInputError, InvalidRecordError
 from recurbill.ids import IdFactory
 from recurbill.money import Currency, as_currency
 from recurbill.payee import PayeeAccount
@@ -126,9 +127,16 @@ class Accounts:
         rounding: str | None = None,
         payee_account: PayeeAccount | None = None,
         vat_number: str | None = None,
+        clear: Iterable[str] = (),
     ) -> Account:
         """Change an account's name, payment terms, summary address, locale,
         payment-reference scheme, payee account or VAT number; None keeps one.
+
+        ``clear`` names the optional settings to remove: ``"payee_account"``
+        and ``"vat_number"`` (an account that stops taking bank transfers, or
+        a VAT number registered by mistake); the invoice e-mails written after
+        it show neither. Another name, a bare string, or a setting both given
+        and cleared is an :class:`~recurbill.errors.InvalidInputError`.
 
         Checked as :meth:`create_account` checks them (a reference scheme
         must be one the currency uses), before anything changes. A change
@@ -179,6 +187,7 @@ class Accounts:
             )
             if value is not None
         }
+        given.update(_cleared(clear, given))
         fixed: dict[str, Any] = {
             field: value
             for field, value in (
@@ -206,6 +215,32 @@ class Accounts:
                 tx.update_account(changed)
                 tx.commit()
         return changed
+
+
+CLEARABLE = ("payee_account", "vat_number")
+"""The account settings :meth:`Accounts.change_account` can remove (``clear``)."""
+
+
+def _cleared(clear: object, given: Mapping[str, object]) -> dict[str, None]:
+    """The settings *clear* names, each set to None, or a clear error."""
+    allowed = f"a list of the settings to remove, out of {', '.join(CLEARABLE)}"
+    if isinstance(clear, str) or not isinstance(clear, Iterable):
+        raise InvalidInputError(
+            problem=f"clear={clear!r} is not a list of setting names", allowed=allowed
+        )
+    names = list(clear)
+    for name in names:
+        if name not in CLEARABLE:
+            raise InvalidInputError(
+                problem=f"clear names {name!r}, which cannot be removed",
+                allowed=allowed,
+            )
+        if name in given:
+            raise InvalidInputError(
+                problem=f"{name} is both given and cleared",
+                allowed=f"give a new {name} or clear it, not both",
+            )
+    return dict.fromkeys(names)
 
 
 _FIXED: dict[str, tuple[str, str]] = {

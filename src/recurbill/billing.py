@@ -18,7 +18,7 @@ storage's outbox. It never reads a clock: every call that needs "now" takes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP
 
@@ -242,9 +242,11 @@ class Billing:
         rounding: str | None = None,
         payee_account: PayeeAccount | None = None,
         vat_number: str | None = None,
+        clear: Iterable[str] = (),
     ) -> Account:
         """Change an account's name, payment terms, summary address, locale,
-        payment-reference scheme, payee account or VAT number; None keeps one.
+        payment-reference scheme, payee account or VAT number; None keeps one,
+        and ``clear`` removes the payee account or the VAT number.
 
         What the change applies to, and which settings are fixed at creation:
         see :meth:`Accounts.change_account`.
@@ -263,6 +265,7 @@ class Billing:
             rounding=rounding,
             payee_account=payee_account,
             vat_number=vat_number,
+            clear=clear,
         )
 
     # cards -------------------------------------------------------------
