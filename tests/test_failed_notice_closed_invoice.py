@@ -3,7 +3,8 @@
 The notice says the invoice stays open for the customer to pay. If the
 invoice is paid (by hand, in a mass payment, by bank transfer, with credit),
 credited in full, voided or written off before the outbox is delivered, the
-notice is withdrawn in the transaction that closes the invoice. While the
+notice is withdrawn in the transaction that closes the invoice, and a
+decline learned only after the invoice closed queues none. While the
 invoice stays open (a part payment, a partial credit note) it goes out.
 """
 
@@ -304,3 +305,26 @@ def test_the_daily_runs_charges_read_no_declined_payments() -> None:
     _bank_transfer(world, invoice)
     assert storage.reads == 1
     assert _status(world, payment) is NotificationStatus.WITHDRAWN
+
+
+def test_a_decline_learned_after_the_invoice_closed_queues_no_notice(
+    storage: Storage,
+) -> None:
+    """The charge's answer was lost; a bank transfer pays the invoice (a
+    charge without an outcome is left alone), and only then is the decline
+    found: the invoice is paid, so no "payment failed" notice is queued."""
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    world.gateway.fail_next("timeout_after")  # the charge is made, its answer lost
+    lost = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert lost is not None
+    assert lost.status is PaymentStatus.FAILED_UNKNOWN
+    _bank_transfer(world, _invoice(world, lost))
+    outcome = world.billing.confirm_payment(world.account.id, lost.id, now=at(DAY, 15))
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.DECLINED
+    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    assert world.notification_kinds() == []
+    assert world.deliver(at(DAY, 16)) == []

@@ -515,6 +515,14 @@ class _Applying:
     def changed_invoice(self, invoice: Invoice) -> None:
         self.invoices[invoice.id] = self.changed_invoices[invoice.id] = invoice
 
+    def still_open(self, payment: Payment) -> bool:
+        """Whether every invoice *payment* pays is still open: a "payment
+        failed" notice says so, and is not queued for one closed meanwhile
+        (see :func:`withdraw_failed_notices`)."""
+        return all(
+            self.invoices[i].status is InvoiceStatus.OPEN for i in payment.invoice_ids
+        )
+
     def queue(
         self,
         ids: IdFactory,
@@ -1156,8 +1164,10 @@ class Collector:
                 account, customer, numbers, fresh.amount, result.action_url
             )
             work.notify(fresh, NEEDS_ACTION, message, now, first_answer=first_answer)
-        elif result.status is ChargeStatus.DECLINED and self._is_final(
-            tx, fresh, account
+        elif (
+            result.status is ChargeStatus.DECLINED
+            and work.still_open(fresh)
+            and self._is_final(tx, fresh, account)
         ):
             message = render_payment_failed(
                 account,
