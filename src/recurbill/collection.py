@@ -90,6 +90,7 @@ __all__ = [
     "paying",
     "payment_notice_id",
     "refuse_waiting",
+    "withdraw_failed_notices",
 ]
 
 RECEIPT_SERIES = "RCPT"
@@ -504,12 +505,23 @@ class _Applying:
     receipts: list[tuple[Receipt, _Parties, datetime]] = attrs.Factory(list)
     """Each receipt, who it is between, and when its payment was made."""
     notes: list[Notification] = attrs.Factory(list)
+    closed: list[Invoice] = attrs.Factory(list)
+    """Invoices paid whose "payment failed" notices are withdrawn (see
+    :func:`withdraw_failed_notices`)."""
 
     def changed(self, payment: Payment) -> None:
         self.payments[payment.id] = self.changed_payments[payment.id] = payment
 
     def changed_invoice(self, invoice: Invoice) -> None:
         self.invoices[invoice.id] = self.changed_invoices[invoice.id] = invoice
+
+    def still_open(self, payment: Payment) -> bool:
+        """Whether every invoice *payment* pays is still open: a "payment
+        failed" notice says so, and is not queued for one closed meanwhile
+        (see :func:`withdraw_failed_notices`)."""
+        return all(
+            self.invoices[i].status is InvoiceStatus.OPEN for i in payment.invoice_ids
+        )
 
     def queue(
         self,
@@ -548,7 +560,7 @@ class _Applying:
             kind=kind,
             created_at=now,
         )
-        if first_answer or self._stored_notice(payment, kind) is None:
+        if first_answer or _stored_notice(self.tx, payment, kind) is None:
             self.notes.append(note)
         else:
             self.tx.update_notification(note)
@@ -556,22 +568,75 @@ class _Applying:
     def withdraw(self, payment: Payment, kind: str) -> None:
         """Withdraw *payment*'s notice of *kind* unless it was sent: the
         payment left the status it tells of, so it is never sent."""
-        note = self._stored_notice(payment, kind)
-        if isinstance(note, Notification) and note.status in UNSENT:
-            withdrawn = attrs.evolve(note, status=NotificationStatus.WITHDRAWN)
-            self.tx.update_notification(withdrawn)
+        _withdraw(self.tx, payment, kind)
 
-    def _stored_notice(self, payment: Payment, kind: str) -> Notification | str | None:
-        """*payment*'s stored notice of *kind*, locked; None if there is none
-        (or one an older version queued under another id), its id if its row
-        cannot be read back (delivery sends no such row)."""
-        key = payment_notice_id(payment, kind)
-        try:
-            return self.tx.get_notification(payment.account_id, key, for_update=True)
-        except NotFoundError:
-            return None
-        except UnreadableRecordError:
-            return key
+
+def _stored_notice(
+    tx: Transaction, payment: Payment, kind: str
+) -> Notification | str | None:
+    """*payment*'s stored notice of *kind*, locked; None if there is none
+    (or one an older version queued under another id), its id if its row
+    cannot be read back (delivery sends no such row)."""
+    key = payment_notice_id(payment, kind)
+    try:
+        return tx.get_notification(payment.account_id, key, for_update=True)
+    except NotFoundError:
+        return None
+    except UnreadableRecordError:
+        return key
+
+
+def _withdraw(tx: Transaction, payment: Payment, kind: str) -> None:
+    """Withdraw *payment*'s notice of *kind* in *tx*, unless it was sent."""
+    note = _stored_notice(tx, payment, kind)
+    if isinstance(note, Notification) and note.status in UNSENT:
+        tx.update_notification(attrs.evolve(note, status=NotificationStatus.WITHDRAWN))
+
+
+def withdraw_failed_notices(tx: Transaction, closed: Iterable[Invoice]) -> None:
+    """Withdraw every unsent "payment failed" notice of a payment of the
+    *closed* invoices, in *tx*, the transaction that closes them.
+
+    Such a notice says its invoice stays open; once the invoice is paid
+    (another payment, a bank transfer, credit), credited in full, voided or
+    written off, that no longer holds, so every path that closes an invoice
+    calls this. An invoice still open (a part payment, a partial credit
+    note) is passed over: its notice holds. The customer's declined
+    payments are read once per customer; one whose row cannot be read is
+    left out, and its notice with it.
+    """
+    closing: dict[tuple[str, str], set[str]] = {}
+    for invoice in closed:
+        if invoice.status is not InvoiceStatus.OPEN:
+            key = (invoice.account_id, invoice.customer_id)
+            closing.setdefault(key, set()).add(invoice.id)
+    for (account_id, customer_id), invoice_ids in sorted(closing.items()):
+        for payment in _declined(tx, account_id, customer_id):
+            if payment.off_session and invoice_ids & set(payment.invoice_ids):
+                _withdraw(tx, payment, PAYMENT_FAILED)
+
+
+def _declined(tx: Transaction, account_id: str, customer_id: str) -> list[Payment]:
+    """The customer's declined payments whose rows can be read."""
+    return SetAside().read(
+        account_id,
+        "payment",
+        lambda skip: tx.list_payments(
+            account_id,
+            customer_id=customer_id,
+            statuses=[PaymentStatus.DECLINED],
+            **skipping(skip),
+        ),
+    )
+
+
+def _alone(payment: Payment) -> bool:
+    """Whether *payment*, as stored before its success, is its invoice's first
+    automatic attempt, still in flight: then no payment of that invoice can
+    have a "payment failed" notice (a retry follows a decline, and a payment
+    by hand cancels or waits for this one), so closing it reads nothing.
+    The daily run's charges are these."""
+    return payment.off_session and payment.attempt == 1 and payment.status in IN_FLIGHT
 
 
 @attrs.define
@@ -1077,6 +1142,7 @@ class Collector:
         paid_at = _charged_at(fresh, now=now, sent=sent)
         status = PaymentStatus(result.status.value)
         first_answer = fresh.status in _UNANSWERED
+        alone = _alone(fresh)
         stale = _NOTICE_WHILE.get(fresh.status)
         if stale is not None and fresh.off_session:
             work.withdraw(fresh, stale)  # it no longer holds: never send it
@@ -1091,15 +1157,17 @@ class Collector:
         )
         numbers = [work.invoices[i].display_number for i in sorted(fresh.invoice_ids)]
         if result.status is ChargeStatus.SUCCEEDED:
-            self._settle(work, parties, fresh, now=now, paid_at=paid_at)
+            self._settle(work, parties, fresh, now=now, paid_at=paid_at, alone=alone)
         elif result.status is ChargeStatus.REQUIRES_ACTION and fresh.off_session:
             # (on session the customer completes it on the page they are on)
             message = render_payment_needs_action(
                 account, customer, numbers, fresh.amount, result.action_url
             )
             work.notify(fresh, NEEDS_ACTION, message, now, first_answer=first_answer)
-        elif result.status is ChargeStatus.DECLINED and self._is_final(
-            tx, fresh, account
+        elif (
+            result.status is ChargeStatus.DECLINED
+            and work.still_open(fresh)
+            and self._is_final(tx, fresh, account)
         ):
             message = render_payment_failed(
                 account,
@@ -1118,7 +1186,8 @@ class Collector:
         return fresh
 
     def _write(self, work: _Applying, now: datetime) -> None:
-        """Store what applying changed: invoices, payments, then the receipts.
+        """Store what applying changed: invoices, payments, then the receipts;
+        last, withdraw the "payment failed" notices of the invoices paid.
 
         Receipt numbers are allocated here, one block per account, in the
         order the payments were applied, and each receipt e-mail is rendered
@@ -1150,6 +1219,7 @@ class Collector:
             tx.add_receipts(receipts)
         if work.notes:
             tx.add_notifications(work.notes)
+        withdraw_failed_notices(tx, work.closed)
 
     def shares(self, tx: Transaction, payment: Payment) -> list[tuple[str, Money]]:
         """How much of *payment* belongs to each invoice it pays."""
@@ -1167,10 +1237,12 @@ class Collector:
         *,
         now: datetime,
         paid_at: datetime,
+        alone: bool,
     ) -> None:
         """Apply succeeded *payment* to its invoices (what they no longer owe
         becomes credit) and queue its receipt, issued *now*, saying it was
-        paid at *paid_at*."""
+        paid at *paid_at*. The "payment failed" notices of the invoices it
+        settles are withdrawn, unless it pays one *alone* (:func:`_alone`)."""
         account, customer, method = parties
         currency = payment.amount.currency
         items: list[ReceiptItem] = []
@@ -1184,14 +1256,15 @@ class Collector:
                 settled = invoice.total - paid - invoice.credited <= Money.zero(
                     currency
                 )
-                work.changed_invoice(
-                    attrs.evolve(
-                        invoice,
-                        paid=paid,
-                        status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
-                        paid_at=paid_at if settled else invoice.paid_at,
-                    )
+                changed = attrs.evolve(
+                    invoice,
+                    paid=paid,
+                    status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
+                    paid_at=paid_at if settled else invoice.paid_at,
                 )
+                work.changed_invoice(changed)
+                if settled and not alone:
+                    work.closed.append(changed)
             credit += share - applied
             items.append(
                 ReceiptItem(

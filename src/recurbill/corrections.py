@@ -23,6 +23,7 @@ from recurbill.collection import (
     local_date,
     paying,
     refuse_waiting,
+    withdraw_failed_notices,
 )
 from recurbill.errors import (
     CreditExceedsInvoiceError,
@@ -250,6 +251,8 @@ class Corrections:
         A payment of it waiting for the customer's authentication is
         canceled first when *now* (the time recorded on it) is given
         (:meth:`Collector.close_way`), and refuses the void without it.
+        An unsent "payment failed" notice of it is withdrawn
+        (:func:`~recurbill.collection.withdraw_failed_notices`).
         """
 
         def voidable(tx: Transaction, *, lock: bool = False) -> Invoice:
@@ -285,8 +288,8 @@ class Corrections:
         What was paid on it stays paid; the daily run stops retrying it and it
         can no longer be paid, credited or selected for a mass payment. Refused
         while a payment of it has no outcome yet; one waiting for the
-        customer's authentication is canceled first, as
-        :meth:`void_invoice` does (given *now*).
+        customer's authentication is canceled first, and an unsent "payment
+        failed" notice of it withdrawn, as :meth:`void_invoice` does.
         """
 
         def collectible(tx: Transaction, *, lock: bool = False) -> Invoice:
@@ -330,6 +333,7 @@ class Corrections:
             _refuse_waiting(tx, invoice, action, now)
             invoice = attrs.evolve(invoice, status=status)
             tx.update_invoice(invoice)
+            withdraw_failed_notices(tx, [invoice])
             tx.commit()
         return invoice
 
@@ -375,7 +379,8 @@ class Corrections:
         a credit note after payment does at Stripe. Nothing is lost or paid
         twice either way. A credit that settles the invoice first cancels a
         payment of it waiting for the customer's authentication
-        (:meth:`Collector.close_way`); a partial one leaves it.
+        (:meth:`Collector.close_way`) and withdraws an unsent "payment
+        failed" notice of it; a partial one leaves both.
         """
         aware(now, "now")
 
@@ -409,14 +414,15 @@ class Corrections:
                 **_whole(account, invoice, amount),
             )
             tx.add_credit_note(note)
-            tx.update_invoice(
-                attrs.evolve(
-                    invoice,
-                    credited=invoice.credited + amount,
-                    status=InvoiceStatus.PAID if settled else invoice.status,
-                    paid_at=invoice.paid_at or (now if settled else None),
-                )
+            credited = attrs.evolve(
+                invoice,
+                credited=invoice.credited + amount,
+                status=InvoiceStatus.PAID if settled else invoice.status,
+                paid_at=invoice.paid_at or (now if settled else None),
             )
+            tx.update_invoice(credited)
+            if invoice.status is InvoiceStatus.OPEN:  # closed by it if settled
+                withdraw_failed_notices(tx, [credited])
             if amount - reduces:
                 tx.add_credit_entry(
                     CreditEntry(

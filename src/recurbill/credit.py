@@ -6,7 +6,9 @@ the same way. Both lock the open invoices before reading the balance, so two
 calls at once never use one amount twice. A transfer that settles an invoice
 whose card payment waits for the customer's authentication cancels that
 payment first (:meth:`~recurbill.collection.Collector.close_way`); credit is
-never used on such an invoice.
+never used on such an invoice. Either one that settles an invoice withdraws
+its unsent "payment failed" notices
+(:func:`~recurbill.collection.withdraw_failed_notices`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware, caller_key, positive_money
-from recurbill.collection import Collector, paying, refuse_waiting
+from recurbill.collection import (
+    Collector,
+    paying,
+    refuse_waiting,
+    withdraw_failed_notices,
+)
 from recurbill.errors import StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
@@ -189,12 +196,14 @@ def _pay(
     result: AllocationResult,
     now: datetime,
 ) -> None:
-    """Add each allocation of *result* to what its invoice has been paid."""
+    """Add each allocation of *result* to what its invoice has been paid,
+    withdrawing the "payment failed" notices of those it settles."""
     by_id = {invoice.id: invoice for invoice in invoices}
+    paid = []
     for allocation in result.allocations:
         invoice = by_id[allocation.invoice_id]
         settled = allocation.settles
-        tx.update_invoice(
+        paid.append(
             attrs.evolve(
                 invoice,
                 paid=invoice.paid + allocation.amount,
@@ -202,3 +211,5 @@ def _pay(
                 paid_at=now if settled else invoice.paid_at,
             )
         )
+        tx.update_invoice(paid[-1])
+    withdraw_failed_notices(tx, paid)

@@ -272,7 +272,8 @@ class NotificationStatus(str, enum.Enum):
     ``WITHDRAWN``: taken back before it was sent, because what it says no
     longer holds (a "payment needs confirmation" notice whose payment no
     longer waits for the customer, a "payment failed" one whose payment
-    succeeded after all); it is never sent.
+    succeeded after all or whose invoice was closed another way); it is
+    never sent.
     """
 
     PENDING = "pending"

@@ -14,7 +14,8 @@ what is queued, outside any transaction, and records the outcome:
   settings (a refused sender or login) counts as one attempt, like any other;
 * withdrawn: a message taken back before it was sent (``status=WITHDRAWN``:
   a "payment needs confirmation" notice whose payment no longer waits, a
-  "payment failed" one whose payment succeeded after all) is never sent;
+  "payment failed" one whose payment succeeded after all or whose invoice
+  was closed another way) is never sent;
   one withdrawn while a send is under way counts as sent if the send
   succeeds, and is not tried again if it fails;
 * unreadable: a stored message that cannot be read back (its row was changed

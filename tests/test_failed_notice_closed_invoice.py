@@ -1,0 +1,330 @@
+"""A "payment failed" e-mail never goes out once its invoice is closed another way.
+
+The notice says the invoice stays open for the customer to pay. If the
+invoice is paid (by hand, in a mass payment, by bank transfer, with credit),
+credited in full, voided or written off before the outbox is delivered, the
+notice is withdrawn in the transaction that closes the invoice, and a
+decline learned only after the invoice closed queues none. While the
+invoice stays open (a part payment, a partial credit note) it goes out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from billing_helpers import World, at, line, make_world
+from recurbill.collection import PAYMENT_FAILED, Collector, RetryPolicy
+from recurbill.collection import payment_notice_id as notice_id
+from recurbill.money import Money
+from recurbill.payments.protocol import ChargeResult, ChargeStatus
+from recurbill.records import (
+    Invoice,
+    InvoiceStatus,
+    NotificationStatus,
+    Payment,
+    PaymentStatus,
+)
+from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.protocol import Storage
+from recurbill.storage.sql import SqlStorage
+
+DAY = date(2027, 3, 1)
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
+    if request.param == "memory":
+        yield InMemoryStorage()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    with SqlStorage.from_url(url) as sql:
+        sql.migrate()
+        yield sql
+
+
+def _declined(world: World) -> tuple[Payment, Invoice]:
+    """A session's automatic charge declined for good (no retries): its
+    "payment failed" notice is queued; the payment and its invoice."""
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    payment = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert payment is not None
+    assert payment.status is PaymentStatus.DECLINED
+    assert world.notification_kinds() == [PAYMENT_FAILED]
+    return payment, _invoice(world, payment)
+
+
+def _invoice(world: World, payment: Payment) -> Invoice:
+    (invoice_id,) = payment.invoice_ids
+    with world.storage.transaction() as tx:
+        return tx.get_invoice(world.account.id, invoice_id)
+
+
+def _status(world: World, payment: Payment) -> NotificationStatus:
+    with world.storage.transaction() as tx:
+        key = notice_id(payment, PAYMENT_FAILED)
+        return tx.get_notification(world.account.id, key).status
+
+
+def _visa(world: World, invoice: Invoice) -> str:
+    return world.billing.save_card(
+        world.account.id, invoice.customer_id, token="pm_card_visa"
+    ).id
+
+
+def _pay_by_hand(world: World, invoice: Invoice) -> None:
+    card = _visa(world, invoice)
+    world.billing.pay(world.account.id, invoice.id, payment_method_id=card, now=at(DAY))
+
+
+def _mass_pay(world: World, invoice: Invoice) -> None:
+    card = _visa(world, invoice)
+    world.billing.mass_pay(
+        world.account.id,
+        invoice.customer_id,
+        [invoice.id],
+        payment_method_id=card,
+        now=at(DAY),
+    )
+
+
+def _transfer(world: World, invoice: Invoice, amount: Money) -> None:
+    world.billing.record_bank_transfer(
+        world.account.id,
+        invoice.customer_id,
+        amount=amount,
+        now=at(DAY),
+        reference="NO-7731",
+    )
+
+
+def _bank_transfer(world: World, invoice: Invoice) -> None:
+    _transfer(world, invoice, invoice.total)
+
+
+def _credit_in_full(world: World, invoice: Invoice) -> None:
+    world.billing.credit_invoice(
+        world.account.id,
+        invoice.id,
+        amount=invoice.total,
+        reason="session cancelled",
+        now=at(DAY),
+    )
+
+
+def _void(world: World, invoice: Invoice) -> None:
+    world.billing.void_invoice(world.account.id, invoice.id, now=at(DAY))
+
+
+def _write_off(world: World, invoice: Invoice) -> None:
+    world.billing.mark_uncollectible(world.account.id, invoice.id, now=at(DAY))
+
+
+CLOSING = [_pay_by_hand, _mass_pay, _bank_transfer, _credit_in_full, _void, _write_off]
+
+
+@pytest.mark.parametrize("close", CLOSING)
+def test_closing_the_invoice_withdraws_its_failed_notice(
+    storage: Storage, close: Callable[[World, Invoice], None]
+) -> None:
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    payment, invoice = _declined(world)
+    close(world, invoice)
+    assert _invoice(world, payment).status is not InvoiceStatus.OPEN
+    assert _status(world, payment) is NotificationStatus.WITHDRAWN
+    sent = world.deliver(at(DAY, 16))
+    assert PAYMENT_FAILED not in sent
+    paid_by_card = close in (_pay_by_hand, _mass_pay)
+    assert sent == (["receipt"] if paid_by_card else [])
+    assert world.deliver(at(DAY, 17)) == []  # withdrawn: never sent later either
+
+
+def test_credit_used_on_the_invoice_withdraws_its_failed_notice(
+    storage: Storage,
+) -> None:
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    world.billing.record_bank_transfer(  # nothing open yet: all of it is credit
+        world.account.id,
+        kari.id,
+        amount=Money(5000, "NOK"),
+        now=at(DAY, 8),
+        reference="NO-1",
+    )
+    payment = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert payment is not None
+    assert payment.status is PaymentStatus.DECLINED
+    world.billing.apply_credit(world.account.id, kari.id, now=at(DAY, 10))
+    assert _invoice(world, payment).status is InvoiceStatus.PAID
+    assert _status(world, payment) is NotificationStatus.WITHDRAWN
+    assert world.deliver(at(DAY, 16)) == []
+
+
+def _part_transfer(world: World, invoice: Invoice) -> None:
+    _transfer(world, invoice, Money(100, "NOK"))
+
+
+def _part_credit(world: World, invoice: Invoice) -> None:
+    world.billing.credit_invoice(
+        world.account.id,
+        invoice.id,
+        amount=Money(100, "NOK"),
+        reason="discount",
+        now=at(DAY),
+    )
+
+
+@pytest.mark.parametrize("part", [_part_transfer, _part_credit])
+def test_an_invoice_left_open_keeps_its_failed_notice(
+    storage: Storage, part: Callable[[World, Invoice], None]
+) -> None:
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    payment, invoice = _declined(world)
+    part(world, invoice)
+    left = _invoice(world, payment)
+    assert left.status is InvoiceStatus.OPEN
+    assert left.outstanding == invoice.total - Money(100, "NOK")
+    assert _status(world, payment) is NotificationStatus.PENDING
+    assert world.deliver(at(DAY, 16)) == [PAYMENT_FAILED]
+
+
+def test_a_notice_sent_before_the_invoice_closed_stays_sent(storage: Storage) -> None:
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    payment, invoice = _declined(world)
+    assert world.deliver(at(DAY, 10)) == [PAYMENT_FAILED]
+    _void(world, invoice)
+    assert _status(world, payment) is NotificationStatus.SENT
+
+
+def test_closing_one_invoice_keeps_the_notice_of_another(storage: Storage) -> None:
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    first, invoice = _declined(world)
+    second = world.billing.record_session(
+        world.account.id, first.customer_id, lines=[line()], now=at(DAY, 10)
+    ).payment
+    assert second is not None
+    assert second.status is PaymentStatus.DECLINED
+    _void(world, invoice)
+    assert _status(world, first) is NotificationStatus.WITHDRAWN
+    assert _status(world, second) is NotificationStatus.PENDING
+    assert world.deliver(at(DAY, 16)) == [PAYMENT_FAILED]
+
+
+def test_a_first_attempt_paid_late_withdraws_the_last_retrys_notice(
+    storage: Storage,
+) -> None:
+    """The first attempt declined, the one retry declined for good (its
+    notice queued); the gateway then reports the first attempt succeeded
+    after all: the invoice is paid, and the retry's notice withdrawn."""
+    world = make_world(storage=storage, retry_policy=RetryPolicy((3,)))
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    first = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert first is not None
+    assert first.status is PaymentStatus.DECLINED
+    assert world.notification_kinds() == []  # a retry comes
+    world.billing.run(at(DAY + 3 * date.resolution, 7))
+    retry = next(p for p in world.payments() if p.attempt == 2)
+    assert retry.status is PaymentStatus.DECLINED
+    assert _status(world, retry) is NotificationStatus.PENDING
+    success = ChargeResult(
+        status=ChargeStatus.SUCCEEDED,
+        charge_id=first.charge_id,
+        amount=first.amount,
+        idempotency_key=first.idempotency_key,
+    )
+    collector = Collector(world.storage, world.gateway, world.billing.ids)
+    collector.apply(first, success, now=at(DAY + 3 * date.resolution, 15))
+    assert _invoice(world, first).status is InvoiceStatus.PAID
+    assert _status(world, retry) is NotificationStatus.WITHDRAWN
+    assert PAYMENT_FAILED not in world.deliver(at(DAY + 3 * date.resolution, 16))
+
+
+class _Counting:
+    """A storage whose transactions count the reads of one customer's
+    declined payments (what withdrawing failed notices reads)."""
+
+    def __init__(self, inner: InMemoryStorage) -> None:
+        self.inner, self.reads = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Any]:
+        with self.inner.transaction(read_only=read_only) as tx:
+            yield _CountedTx(tx, self)
+
+
+@attrs.define
+class _CountedTx:
+    inner: Any
+    owner: _Counting
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list_payments(self, *args: Any, **kwargs: Any) -> Any:
+        declined = kwargs.get("statuses") == [PaymentStatus.DECLINED]
+        if declined and kwargs.get("customer_id") is not None:
+            self.owner.reads += 1
+        return self.inner.list_payments(*args, **kwargs)
+
+
+def test_the_daily_runs_charges_read_no_declined_payments() -> None:
+    """An invoice's first automatic charge is the only payment it has had:
+    paid by it, the invoice has no failed notice to withdraw, and the run
+    reads nothing for it (one read per invoice would slow every run)."""
+    storage = _Counting(InMemoryStorage())
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))  # type: ignore[arg-type]
+    for n in range(3):
+        world.template(world.customer(f"Kunde {n}"), start=DAY)
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 3
+    assert [p.status for p in world.payments()] == [PaymentStatus.SUCCEEDED] * 3
+    assert storage.reads == 0
+    world.deliver(at(DAY, 8))  # the receipts and the summary
+    payment, invoice = _declined(world)  # while closing another way reads
+    _bank_transfer(world, invoice)
+    assert storage.reads == 1
+    assert _status(world, payment) is NotificationStatus.WITHDRAWN
+
+
+def test_a_decline_learned_after_the_invoice_closed_queues_no_notice(
+    storage: Storage,
+) -> None:
+    """The charge's answer was lost; a bank transfer pays the invoice (a
+    charge without an outcome is left alone), and only then is the decline
+    found: the invoice is paid, so no "payment failed" notice is queued."""
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    world.gateway.fail_next("timeout_after")  # the charge is made, its answer lost
+    lost = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert lost is not None
+    assert lost.status is PaymentStatus.FAILED_UNKNOWN
+    _bank_transfer(world, _invoice(world, lost))
+    outcome = world.billing.confirm_payment(world.account.id, lost.id, now=at(DAY, 15))
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.DECLINED
+    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    assert world.notification_kinds() == []
+    assert world.deliver(at(DAY, 16)) == []
