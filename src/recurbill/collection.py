@@ -462,7 +462,7 @@ def _decline_of(result: ChargeResult) -> ChargeResult:
 
 def _charged_at(payment: Payment, *, now: datetime, sent: bool) -> datetime:
     """When the card was charged, for a success learned *now* of *payment*
-    (as stored before it): the receipt's payment date.
+    (as stored before it): the receipt's ``paid_at``.
 
     The answer to a charge sent just now (*sent*), to a customer's
     authentication, or to a decline turned success: *now*. A success found
@@ -501,8 +501,8 @@ class _Applying:
     payments: dict[str, Payment] = attrs.Factory(dict)
     changed_invoices: dict[str, Invoice] = attrs.Factory(dict)
     changed_payments: dict[str, Payment] = attrs.Factory(dict)
-    receipts: list[tuple[Receipt, _Parties, datetime]] = attrs.Factory(list)
-    """Each receipt, who it is between, and when its payment was made."""
+    receipts: list[tuple[Receipt, _Parties]] = attrs.Factory(list)
+    """Each receipt and who it is between."""
     notes: list[Notification] = attrs.Factory(list)
 
     def changed(self, payment: Payment) -> None:
@@ -1139,12 +1139,12 @@ class Collector:
             for account_id, count in sorted(counts.items())
         }
         receipts = []
-        for receipt, (account, customer, _), paid_at in work.receipts:
+        for receipt, (account, customer, _) in work.receipts:
             number = first[account.id]
             first[account.id] = number + 1
             numbered = attrs.evolve(receipt, number=f"{RECEIPT_SERIES}-{number:06d}")
             receipts.append(numbered)
-            message = render_receipt(account, customer, numbered, paid_at=paid_at)
+            message = render_receipt(account, customer, numbered)
             work.queue(self.ids, account, "receipt", message, now)
         if receipts:
             tx.add_receipts(receipts)
@@ -1169,8 +1169,8 @@ class Collector:
         paid_at: datetime,
     ) -> None:
         """Apply succeeded *payment* to its invoices (what they no longer owe
-        becomes credit) and queue its receipt, issued *now*, saying it was
-        paid at *paid_at*."""
+        becomes credit) and queue its receipt, issued *now* and paid at
+        *paid_at*."""
         account, customer, method = parties
         currency = payment.amount.currency
         items: list[ReceiptItem] = []
@@ -1224,8 +1224,9 @@ class Collector:
             card_brand=method.brand,
             card_last4=method.last4,
             issued_at=now,
+            paid_at=paid_at,
         )
-        work.receipts.append((receipt, parties, paid_at))
+        work.receipts.append((receipt, parties))
         if payment.settlement_id is not None:
             settlement = work.tx.get_settlement(account.id, payment.settlement_id)
             work.tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))
