@@ -102,6 +102,7 @@ def _receipt(invoice: Invoice) -> Receipt:
         card_brand="visa",
         card_last4="4242",
         issued_at=datetime(2027, 1, 31, 12, tzinfo=timezone.utc),
+        paid_at=datetime(2027, 1, 31, 12, tzinfo=timezone.utc),
     )
 
 

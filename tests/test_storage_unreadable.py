@@ -127,7 +127,7 @@ class Case:
     table: str
     row: str
     column: str
-    value: str
+    value: str | None
     read: Callable[[Stored], object]
     kind: str
 
@@ -159,6 +159,9 @@ BOTH = {  # JSON or text columns: bad values on either database
         "settlement",
     ),
     "receipt": Case("receipts", "receipt", "items", "{", _overview, "receipt"),
+    "receipt without paid_at": Case(
+        "receipts", "receipt", "paid_at", None, _overview, "receipt"
+    ),
     "credit note": Case(
         "credit_notes",
         "credit note",

@@ -463,7 +463,7 @@ def _decline_of(result: ChargeResult) -> ChargeResult:
 
 def _charged_at(payment: Payment, *, now: datetime, sent: bool) -> datetime:
     """When the card was charged, for a success learned *now* of *payment*
-    (as stored before it): the receipt's payment date.
+    (as stored before it): the receipt's ``paid_at``.
 
     The answer to a charge sent just now (*sent*), to a customer's
     authentication, or to a decline turned success: *now*. A success found
@@ -502,8 +502,8 @@ class _Applying:
     payments: dict[str, Payment] = attrs.Factory(dict)
     changed_invoices: dict[str, Invoice] = attrs.Factory(dict)
     changed_payments: dict[str, Payment] = attrs.Factory(dict)
-    receipts: list[tuple[Receipt, _Parties, datetime]] = attrs.Factory(list)
-    """Each receipt, who it is between, and when its payment was made."""
+    receipts: list[tuple[Receipt, _Parties]] = attrs.Factory(list)
+    """Each receipt and who it is between."""
     notes: list[Notification] = attrs.Factory(list)
     closed: list[Invoice] = attrs.Factory(list)
     """Invoices paid whose "payment failed" notices are withdrawn (see
@@ -1208,12 +1208,12 @@ class Collector:
             for account_id, count in sorted(counts.items())
         }
         receipts = []
-        for receipt, (account, customer, _), paid_at in work.receipts:
+        for receipt, (account, customer, _) in work.receipts:
             number = first[account.id]
             first[account.id] = number + 1
             numbered = attrs.evolve(receipt, number=f"{RECEIPT_SERIES}-{number:06d}")
             receipts.append(numbered)
-            message = render_receipt(account, customer, numbered, paid_at=paid_at)
+            message = render_receipt(account, customer, numbered)
             work.queue(self.ids, account, "receipt", message, now)
         if receipts:
             tx.add_receipts(receipts)
@@ -1240,9 +1240,9 @@ class Collector:
         alone: bool,
     ) -> None:
         """Apply succeeded *payment* to its invoices (what they no longer owe
-        becomes credit) and queue its receipt, issued *now*, saying it was
-        paid at *paid_at*. The "payment failed" notices of the invoices it
-        settles are withdrawn, unless it pays one *alone* (:func:`_alone`)."""
+        becomes credit) and queue its receipt, issued *now* and paid at
+        *paid_at*. The "payment failed" notices of the invoices it settles
+        are withdrawn, unless it pays one *alone* (:func:`_alone`)."""
         account, customer, method = parties
         currency = payment.amount.currency
         items: list[ReceiptItem] = []
@@ -1297,8 +1297,9 @@ class Collector:
             card_brand=method.brand,
             card_last4=method.last4,
             issued_at=now,
+            paid_at=paid_at,
         )
-        work.receipts.append((receipt, parties, paid_at))
+        work.receipts.append((receipt, parties))
         if payment.settlement_id is not None:
             settlement = work.tx.get_settlement(account.id, payment.settlement_id)
             work.tx.update_settlement(attrs.evolve(settlement, receipt_id=receipt.id))

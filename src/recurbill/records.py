@@ -126,6 +126,15 @@ def _aware(instance: object, attribute: attrs.Attribute[Any], value: Any) -> Non
         )
 
 
+def _instant(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, datetime):
+        raise InvalidRecordError(
+            problem=f"{attribute.name} {value!r} is not a datetime",
+            allowed="give an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)",
+        )
+    _aware(instance, attribute, value)
+
+
 def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRecordError(
@@ -590,9 +599,23 @@ class Receipt:
     card_brand: str
     card_last4: str
     issued_at: datetime = attrs.field(validator=_aware)
-    """When recurbill learned of the success and issued this receipt; the
-    payment date its e-mail gives is when the card was charged, earlier for a
-    charge whose answer was lost (see :func:`~recurbill.notify.render_receipt`)."""
+    """When recurbill learned of the success and issued this receipt."""
+    paid_at: datetime = attrs.field(validator=_instant)
+    """When the card was charged (aware): the payment date the receipt's
+    e-mail gives, and the ``paid_at`` of the invoices it settles. At or before
+    ``issued_at``: earlier for a charge whose answer was lost or that was
+    still processing, whose success a later run or look-up found. Receipts
+    stored before schema version 10 have the best value known then (see
+    :mod:`recurbill.storage.migrations`)."""
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.issued_at, datetime) and self.paid_at > self.issued_at:
+            raise InvalidRecordError(
+                problem=f"paid_at {self.paid_at.isoformat()} is after receipt "
+                f"{self.id!r} was issued ({self.issued_at.isoformat()})",
+                allowed="when the card was charged, at or before the receipt's "
+                "issued_at",
+            )
 
 
 @attrs.frozen(kw_only=True)

@@ -199,6 +199,7 @@ def receipt(currency: str = "NOK", **changes: object) -> Receipt:
         "card_brand": "visa",
         "card_last4": "4242",
         "issued_at": datetime(2026, 3, 5, 23, 30, tzinfo=timezone.utc),
+        "paid_at": datetime(2026, 3, 5, 23, 30, tzinfo=timezone.utc),
     }
     fields.update(changes)
     return Receipt(**fields)  # type: ignore[arg-type]

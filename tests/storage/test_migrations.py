@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.payee import PayeeAccount
 from recurbill.payments.memory import InMemoryGateway
-from recurbill.records import Account, CreditNoteRecord
+from recurbill.records import Account, CreditNoteRecord, Receipt, ReceiptItem
 from recurbill.references import ReferenceScheme
 from recurbill.storage import migrations, rows, schema
 from recurbill.storage.sql import SqlStorage
@@ -44,6 +45,7 @@ from recurbill.testing.storage import (
     make_account,
     make_customer,
     make_invoice,
+    make_payment,
     make_template,
 )
 
@@ -185,7 +187,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 9
+        assert storage.migrate() == schema.LATEST_VERSION == 10
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -420,7 +422,7 @@ def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
             insert_at(conn, 8, schema.accounts, rows.encode_account(account))
         tables = set(sa.inspect(storage.engine).get_table_names())
         assert "summary_lines" not in tables
-        assert storage.migrate() == schema.LATEST_VERSION == 9
+        assert storage.migrate() == schema.LATEST_VERSION == 10
         billing = Billing(storage=storage, gateway=InMemoryGateway())
         kari = billing.add_customer(
             "nok",
@@ -444,6 +446,117 @@ def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
             kinds = [n.kind for n in tx.pending_notifications()]
             assert tx.take_summary_lines(["nok"]) == []  # taken by the summary
         assert sorted(kinds) == ["daily_summary", "invoice"]
+
+
+# -- a database at version 9, with rows ------------------------------------------
+
+_CREATED = datetime(2027, 1, 15, 13, 0, tzinfo=timezone.utc)  # payments saved
+_CHARGED = datetime(2027, 1, 15, 13, 0, 1, 250, tzinfo=timezone.utc)  # answer lost
+_ISSUED = datetime(2027, 1, 18, 5, 15, tzinfo=timezone.utc)  # a later run found it
+_VERSION_9_PAID = {  # receipt -> its invoices' paid_at, its items' amounts
+    "lost": [(_CHARGED, "125.00")],  # settled by it: charged before it was issued
+    "mass": [(_CHARGED, "125.00"), (_CHARGED, "125.00")],
+    "credit": [(_CHARGED, "0.00")],  # settled another way while it waited
+    "reopened": [(None, "125.00")],  # refunded and open again
+    "repaid": [(_ISSUED + timedelta(days=9), "125.00")],  # paid again by transfer
+}
+_VERSION_10_PAID = {  # receipt -> its paid_at after the upgrade
+    "lost": _CHARGED,
+    "mass": _CHARGED,
+    "credit": _ISSUED,
+    "reopened": _ISSUED,
+    "repaid": _ISSUED,
+}
+
+
+def _version_9_receipt(conn: sa.Connection, key: str) -> Receipt:
+    """Receipt *key* of :data:`_VERSION_9_PAID`, with its payment and invoices,
+    written as version 9 stored them (no ``paid_at`` column)."""
+    paid = _VERSION_9_PAID[key]
+    invoices = [
+        make_invoice(
+            f"inv-{key}-{n}",
+            account_id="nok",
+            customer_id="kari",
+            number=list(_VERSION_9_PAID).index(key) * 10 + n + 1,
+            status="open" if when is None else "paid",
+            paid_at=when,
+        )
+        for n, (when, _) in enumerate(paid)
+    ]
+    payment = make_payment(
+        f"pay-{key}",
+        account_id="nok",
+        customer_id="kari",
+        invoice_ids=tuple(i.id for i in invoices),
+        status="succeeded",
+        created_at=_CREATED,
+        updated_at=_ISSUED,
+    )
+    items = tuple(
+        ReceiptItem(
+            invoice_id=invoice.id,
+            invoice_number=invoice.display_number,
+            amount=Money(amount, "NOK"),
+        )
+        for invoice, (_, amount) in zip(invoices, paid, strict=True)
+    )
+    receipt = Receipt(
+        id=f"rct-{key}",
+        account_id="nok",
+        customer_id="kari",
+        number=f"R-{key}",
+        payment_id=payment.id,
+        items=items,
+        amount=Money(Decimal("125.00") * len(items), "NOK"),
+        credit=Money("125.00" if key == "credit" else "0.00", "NOK"),
+        card_brand="visa",
+        card_last4="4242",
+        issued_at=_ISSUED,
+        paid_at=_ISSUED,  # not stored: version 9 has no such column
+    )
+    for invoice in invoices:
+        insert_at(conn, 9, schema.invoices, rows.encode_invoice(invoice))
+    insert_at(conn, 9, schema.payments, rows.encode_payment(payment))
+    insert_at(conn, 9, schema.receipts, rows.encode_receipt(receipt))
+    return receipt
+
+
+def test_version_9_receipts_upgrade_paid_when_their_invoices_were(
+    new_url: NewUrl,
+) -> None:
+    """A receipt gets the paid_at of an invoice it applied money to, unless
+    that is after the receipt was issued; else its issued_at."""
+    account = make_account("nok", currency="NOK", locale="nb_NO")
+    kari = make_customer("kari", account_id="nok")
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=9) == 9
+            insert_at(conn, 9, schema.accounts, rows.encode_account(account))
+            insert_at(conn, 9, schema.customers, rows.encode_customer(kari))
+            written = {key: _version_9_receipt(conn, key) for key in _VERSION_9_PAID}
+            counter = {"account_id": "nok", "series": "INV", "next_number": 100}
+            insert_at(conn, 9, schema.counters, counter)
+        assert "paid_at" not in _columns(storage.engine, "receipts")
+        assert storage.migrate() == schema.LATEST_VERSION == 10
+        assert _columns(storage.engine, "receipts")[-1] == "paid_at"
+        with storage.transaction() as tx:
+            stored = {r.id: r for r in tx.list_receipts("nok", "kari")}
+        assert stored == {
+            f"rct-{key}": attrs.evolve(receipt, paid_at=_VERSION_10_PAID[key])
+            for key, receipt in written.items()
+        }
+        # the upgraded database stores new receipts with their own paid_at
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        billing.save_card("nok", "kari", token="pm_card_visa")
+        now = datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
+        outcome = billing.record_session(
+            "nok", "kari", lines=[make_invoice().lines[0]], now=now
+        )
+        assert outcome.receipt is not None
+        assert outcome.receipt.paid_at == now
+        with storage.transaction() as tx:
+            assert outcome.receipt in tx.list_receipts("nok", "kari")
 
 
 # -- every way to the latest version gives one schema ----------------------------

@@ -1433,24 +1433,22 @@ def render_receipt(
     account: Account,
     customer: Customer,
     receipt: Receipt,
-    *,
-    paid_at: datetime | None = None,
 ) -> Message:
     """The receipt e-mail for a succeeded payment, in the customer's language.
 
     Lists every invoice the payment settled (a mass payment settles several)
     with the amount applied to each, any amount kept as credit, the total, the
     card (brand and last four digits) and the payment date: the day, in the
-    account's time zone, of *paid_at* (when the card was charged, which may
-    be before the receipt was issued: a charge whose answer was lost), else
-    of the receipt's ``issued_at``. A *paid_at* after ``issued_at`` is refused.
+    account's time zone, of the receipt's ``paid_at`` (when the card was
+    charged, which may be before the receipt was issued: a charge whose
+    answer was lost).
     """
     what = f"receipt {receipt.id!r}"
     _customer_of(account, customer, what, receipt.customer_id)
     _need(receipt, Receipt, "receipt")
     _same_account(account, what, receipt.account_id)
     t = _lang(customer.locale)
-    paid_on = _date(_local_day(_paid_at(receipt, paid_at), account), t)
+    paid_on = _date(_local_day(receipt.paid_at, account), t)
     card = t(
         "receipt.card", brand=_brand(receipt.card_brand, t), last4=receipt.card_last4
     )
@@ -1486,21 +1484,6 @@ def render_receipt(
     blocks.append(_Para(t("signoff", account=account.name)))
     subject = t("receipt.subject", number=receipt.number, account=account.name)
     return _message(customer.email, subject, blocks, t)
-
-
-def _paid_at(receipt: Receipt, paid_at: object) -> datetime:
-    """When *receipt*'s payment was made: *paid_at*, or its issue time if None."""
-    if paid_at is None:
-        return receipt.issued_at
-    when = arguments.aware(paid_at, "paid_at")
-    if when > receipt.issued_at:
-        raise InvalidInputError(
-            problem=f"paid_at {when.isoformat()} is after receipt {receipt.id!r} "
-            f"was issued ({receipt.issued_at.isoformat()})",
-            allowed="give the time the card was charged, at or before the "
-            "receipt's issued_at, or None for the issue time",
-        )
-    return when
 
 
 _BRANDS = {

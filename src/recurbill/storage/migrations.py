@@ -32,6 +32,13 @@ transaction, and records the new version; running it again does nothing.
   come, stored in the transaction of the work they report and removed in the
   one that queues the summary; empty at first (the summaries of runs before
   it were queued).
+- Version 10: ``paid_at`` on ``receipts``, when the card was charged (the
+  receipt e-mail's payment date). A receipt that exists gets the earliest
+  ``paid_at``, at or before its ``issued_at``, of the invoices it applied
+  money to (an invoice its payment settled was paid at the moment the card
+  was charged; a later one was paid again after a refund), else its
+  ``issued_at``. Payments keep no time of their charge, and invoices it
+  applied nothing to were paid another way.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -46,7 +53,10 @@ after it is released.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -164,6 +174,84 @@ def _version_9(conn: sa.Connection) -> None:
         conn.execute(sa.schema.CreateIndex(index))
 
 
+_BATCH = 500
+"""Rows the version 10 step reads, and ids it looks up, at a time."""
+
+
+def _version_10(conn: sa.Connection) -> None:
+    """When each receipt's card was charged: the best time stored, else when
+    the receipt was issued (see the module's docstring)."""
+    _add_columns_since(conn, 10)
+    receipts = schema.receipts
+    query = sa.select(
+        receipts.c.id,
+        receipts.c["items"],
+        receipts.c.issued_at,
+    ).order_by(receipts.c.id)
+    after: str | None = None
+    while True:
+        page = query if after is None else query.where(receipts.c.id > after)
+        batch = [
+            (key, items, issued_at)
+            for key, items, issued_at in conn.execute(page.limit(_BATCH))
+        ]
+        if not batch:
+            return
+        _date_receipts(conn, batch)
+        after = batch[-1][0]
+
+
+def _date_receipts(
+    conn: sa.Connection, batch: Sequence[tuple[str, str, datetime]]
+) -> None:
+    """Set ``paid_at`` of the receipts in *batch*, each (id, items,
+    issued_at) (version 10)."""
+    applied = {key: _applied_to(items) for key, items, _ in batch}
+    paid = _paid_at(conn, {i for ids in applied.values() for i in ids})
+    values = []
+    for key, _, issued_at in batch:
+        found = [
+            when
+            for invoice_id in applied[key]
+            if (when := paid.get(invoice_id)) is not None and when <= issued_at
+        ]
+        values.append({"key": key, "when": min(found, default=issued_at)})
+    receipts = schema.receipts
+    conn.execute(
+        sa.update(receipts)
+        .where(receipts.c.id == sa.bindparam("key"))
+        .values(paid_at=sa.bindparam("when")),
+        values,
+    )
+
+
+def _applied_to(items: str) -> tuple[str, ...]:
+    """The invoices a receipt's stored *items* applied money to; none when
+    the text is not what recurbill wrote."""
+    try:
+        return tuple(
+            item["invoice_id"]
+            for item in json.loads(items)
+            if Decimal(item["amount"]) > 0
+        )
+    except (ValueError, TypeError, LookupError, ArithmeticError):
+        return ()
+
+
+def _paid_at(conn: sa.Connection, ids: set[str]) -> dict[str, datetime]:
+    """The ``paid_at`` of the invoices with these *ids* that have one, by id."""
+    invoices = schema.invoices
+    found: dict[str, datetime] = {}
+    chosen = sorted(ids)
+    for start in range(0, len(chosen), _BATCH):
+        query = sa.select(invoices.c.id, invoices.c.paid_at).where(
+            invoices.c.id.in_(chosen[start : start + _BATCH]),
+            invoices.c.paid_at.is_not(None),
+        )
+        found.update((key, when) for key, when in conn.execute(query))
+    return found
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -174,6 +262,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     7: _version_7,
     8: _version_8,
     9: _version_9,
+    10: _version_10,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

@@ -587,6 +587,7 @@ def encode_receipt(receipt: Receipt) -> dict[str, Any]:
         "card_brand": receipt.card_brand,
         "card_last4": receipt.card_last4,
         "issued_at": receipt.issued_at,
+        "paid_at": receipt.paid_at,
     }
 
 

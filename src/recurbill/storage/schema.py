@@ -55,7 +55,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 9
+LATEST_VERSION = 10
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -424,6 +424,11 @@ receipts = sa.Table(
     sa.Column("card_brand", sa.String(40), nullable=False),
     sa.Column("card_last4", sa.String(4), nullable=False),
     sa.Column("issued_at", UtcDateTime(), nullable=False),
+    # Version 10: when the card was charged. recurbill always writes it and
+    # its step fills it in for the rows that exist; nullable only because
+    # SQLite adds no NOT NULL column without a default (a NULL reads as an
+    # unreadable receipt).
+    sa.Column("paid_at", UtcDateTime(), info=_since(10)),
     sa.Index("ix_receipts_customer", "account_id", "customer_id", info=_since(1)),
 )
 

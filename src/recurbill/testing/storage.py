@@ -330,6 +330,7 @@ def _receipt(id: str = "rcpt-1", **changes: Any) -> Receipt:
         "card_last4": "4242",
         "issued_at": _T0,
     }
+    fields["paid_at"] = changes.get("issued_at", _T0)
     return Receipt(**{**fields, **changes})
 
 
@@ -2272,8 +2273,14 @@ class StorageContract:
     # -- receipts, credit notes, refunds, credit -------------------------------
 
     def test_receipts_round_trip_oldest_first(self, storage: Storage) -> None:
+        """Oldest issued first; each with its own ``paid_at``, the instant
+        the card was charged (before it was issued: a lost answer)."""
         _world(storage)
-        late = _receipt("rcpt-1", issued_at=_T0 + timedelta(hours=1))
+        late = _receipt(
+            "rcpt-1",
+            issued_at=_T0 + timedelta(hours=1),
+            paid_at=_T0 - timedelta(days=2),
+        )
         early = _receipt(
             "rcpt-2",
             number="R-2",
@@ -2282,6 +2289,7 @@ class StorageContract:
             card_brand="amex",
             card_last4="0005",
             issued_at=datetime(2025, 1, 1, 10, 30, tzinfo=_PLUS_TWO),  # 08:30 UTC
+            paid_at=datetime(2025, 1, 1, 1, 15, 30, 250, tzinfo=_PLUS_TWO),
         )
         _add(storage, late, early)
         assert _read(storage, lambda tx: tx.list_receipts("acme", "cust-1")) == [
@@ -3106,13 +3114,18 @@ class StorageContract:
 
     def test_add_receipts_round_trip(self, storage: Storage) -> None:
         _many_world(storage)
-        late = _receipt("rcpt-1", issued_at=_T0 + timedelta(hours=1))
+        late = _receipt(
+            "rcpt-1",
+            issued_at=_T0 + timedelta(hours=1),
+            paid_at=_T0 - timedelta(days=2),
+        )
         early = _receipt(
             "rcpt-2",
             number="R-2",
             amount=Money("130.00", "NOK"),
             credit=Money("5.00", "NOK"),
             issued_at=datetime(2025, 1, 1, 10, 30, tzinfo=_PLUS_TWO),  # 08:30 UTC
+            paid_at=datetime(2025, 1, 1, 1, 15, 30, 250, tzinfo=_PLUS_TWO),
         )
         other = _receipt("rcpt-3", customer_id="cust-2", payment_id="pay-2")
         with storage.transaction() as tx:
