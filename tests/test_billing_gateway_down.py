@@ -17,7 +17,6 @@ import pytest
 
 from billing_helpers import Counter, World, at, line, make_world
 from recurbill.billing import Billing
-from recurbill.collection import UNKNOWN_IN_A_ROW
 from recurbill.errors import GatewayAuthenticationError, GatewayUnavailableError
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (
@@ -26,6 +25,7 @@ from recurbill.records import (
     Notification,
     PaymentStatus,
 )
+from recurbill.set_aside import UNKNOWN_IN_A_ROW
 from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 1, 31)

@@ -28,7 +28,7 @@ from billing_helpers import (
     line,
     make_world,
 )
-from recurbill.collection import NEEDS_ACTION, Collector, needs_action_notice_id
+from recurbill.collection import Collector
 from recurbill.errors import (
     CreditExceedsInvoiceError,
     GatewayUnavailableError,
@@ -36,6 +36,7 @@ from recurbill.errors import (
     StateError,
 )
 from recurbill.money import Money
+from recurbill.notices import NEEDS_ACTION, needs_action_notice_id
 from recurbill.notify import Outbox, deliver_pending
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.records import (

@@ -20,9 +20,10 @@ import attrs
 import pytest
 
 from billing_helpers import World, at, line, make_world
-from recurbill.collection import PAYMENT_FAILED, Collector, RetryPolicy
-from recurbill.collection import payment_notice_id as notice_id
+from recurbill.collection import Collector, RetryPolicy
 from recurbill.money import Money
+from recurbill.notices import PAYMENT_FAILED
+from recurbill.notices import payment_notice_id as notice_id
 from recurbill.payments.protocol import ChargeResult, ChargeStatus
 from recurbill.records import (
     Invoice,

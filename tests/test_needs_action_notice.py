@@ -18,13 +18,8 @@ import attrs
 import pytest
 
 from billing_helpers import Counter, World, at, line, make_world
-from recurbill.collection import (
-    NEEDS_ACTION,
-    PAYMENT_FAILED,
-    Collector,
-    RetryPolicy,
-    needs_action_notice_id,
-)
+from recurbill.collection import Collector, RetryPolicy
+from recurbill.notices import NEEDS_ACTION, PAYMENT_FAILED, needs_action_notice_id
 from recurbill.notify import Outbox, deliver_pending
 from recurbill.payments.protocol import ChargeResult, ChargeStatus
 from recurbill.records import Notification, NotificationStatus, Payment, PaymentStatus

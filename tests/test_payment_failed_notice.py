@@ -15,14 +15,9 @@ from datetime import date
 import pytest
 
 from billing_helpers import Counter, World, at, line, make_world
-from recurbill.collection import (
-    NEEDS_ACTION,
-    PAYMENT_FAILED,
-    Collector,
-    RetryPolicy,
-    payment_notice_id,
-)
+from recurbill.collection import Collector, RetryPolicy
 from recurbill.errors import InvalidInputError
+from recurbill.notices import NEEDS_ACTION, PAYMENT_FAILED, payment_notice_id
 from recurbill.notify import Outbox, deliver_pending
 from recurbill.payments.protocol import ChargeResult, ChargeStatus
 from recurbill.records import Notification, NotificationStatus, Payment, PaymentStatus

@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recurbill.billing import Billing
-from recurbill.collection import (
-    RetryPolicy,
-)
+from recurbill.collection import RetryPolicy
 from recurbill.errors import (
     ChargeAmountError,
     ConflictError,

@@ -27,7 +27,7 @@ import attrs
 from recurbill.accounts import Accounts
 from recurbill.arguments import aware, day
 from recurbill.cards import Cards
-from recurbill.collection import Collector, RetryPolicy, SetAside
+from recurbill.collection import Collector, RetryPolicy
 from recurbill.corrections import Corrections
 from recurbill.credit import Credits
 from recurbill.customers import Customers
@@ -56,6 +56,7 @@ from recurbill.records import (
 from recurbill.references import ReferenceScheme
 from recurbill.schedule import DEFAULT_RUN_TIME, Period
 from recurbill.sessions import Sessions
+from recurbill.set_aside import SetAside
 from recurbill.settlement import AllocationResult, SettlementPlan
 from recurbill.storage.protocol import Storage
 from recurbill.templates import Templates

@@ -12,24 +12,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, TypeAlias, TypeVar
+from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from recurbill.errors import (
-    ChargeAmountError,
     GatewayAuthenticationError,
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
-    NotFoundError,
     RecurbillError,
     StateError,
     UnreadableRecordError,
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
+from recurbill.notices import (
+    NEEDS_ACTION,
+    NOTICE_WHILE,
+    PAYMENT_FAILED,
+    payment_notice_id,
+    stored_notice,
+    withdraw,
+    withdraw_failed_notices,
+)
 from recurbill.notify.message import Message
 from recurbill.notify.render import (
     notification_for,
@@ -40,22 +47,18 @@ from recurbill.notify.render import (
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
     PAYMENT_METADATA_KEY,
-    ChargeBound,
     ChargeResult,
     ChargeStatus,
     PaymentGateway,
 )
 from recurbill.records import (
-    UNSENT,
     Account,
     CollectionMethod,
     CreditEntry,
     Customer,
     Invoice,
     InvoiceStatus,
-    NoChargeReason,
     Notification,
-    NotificationStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -63,34 +66,22 @@ from recurbill.records import (
     ReceiptItem,
     SettlementStatus,
 )
-from recurbill.storage.protocol import Storage, Transaction, skipping
+from recurbill.set_aside import SetAside, Unanswered, listed
+from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
-    "CARD_LIMITS",
     "GATEWAY_ERROR",
     "HARD_DECLINES",
     "IN_FLIGHT",
-    "NEEDS_ACTION",
     "NO_OUTCOME",
-    "ONE_INVOICE_ADVICE",
-    "PAYMENT_FAILED",
     "RECEIPT_SERIES",
-    "UNKNOWN_IN_A_ROW",
     "Collector",
     "Finished",
     "RetryPolicy",
-    "SetAside",
-    "Unanswered",
-    "check_chargeable",
-    "listed",
     "local_date",
-    "needs_action_notice_id",
-    "no_automatic_charge",
     "outbox_message",
     "paying",
-    "payment_notice_id",
     "refuse_waiting",
-    "withdraw_failed_notices",
 ]
 
 RECEIPT_SERIES = "RCPT"
@@ -137,8 +128,6 @@ _SETTLEMENT_STATUS = {
 }
 
 
-_R = TypeVar("_R")
-
 _Parties: TypeAlias = tuple[Account, Customer, PaymentMethod]
 """Who a payment is between: the account, the customer, and the card used."""
 
@@ -182,86 +171,7 @@ class RetryPolicy:
 
 
 _MESSAGE = ("problem", "allowed")
-UNKNOWN_IN_A_ROW = 5
-"""Charges in a row without a gateway answer after which a batch stops."""
-
-
-@attrs.define
-class Unanswered:
-    """Gateway calls in a row without an answer, counted across one run."""
-
-    count: int = 0
-
-    def after(self, answered: bool) -> GatewayUnavailableError | None:
-        """Count one call; the error that stops charging once too many failed."""
-        self.count = 0 if answered else self.count + 1
-        if self.count < UNKNOWN_IN_A_ROW:
-            return None
-        return GatewayUnavailableError(
-            problem=f"the gateway did not answer {self.count} calls in a row",
-            allowed="run again once it answers: the charges without an answer "
-            "are looked up first, the others are made then",
-        )
-
-
-MAX_SET_ASIDE = 100
-"""A read of one account that meets more rows it cannot read than this stops
-the run with the error (each one costs the read again): that many is no hand
-edit, but a store to repair first."""
-
-
-@attrs.define
-class SetAside:
-    """Rows a daily run could not read and went on without, per account: each
-    is reported once and read again by the next run."""
-
-    errors: dict[str, dict[tuple[str, str], UnreadableRecordError]] = attrs.Factory(
-        dict
-    )
-
-    def add(self, account_id: str, error: UnreadableRecordError) -> None:
-        """Set aside the row *error* names, read for *account_id*."""
-        key = (str(error.fields.get("kind")), str(error.fields.get("key")))
-        self.errors.setdefault(account_id, {}).setdefault(key, error)
-
-    def ids(self, account_id: str, kind: str) -> list[str]:
-        """The ids of *account_id*'s rows of *kind* set aside so far."""
-        return [key for k, key in self.errors.get(account_id, {}) if k == kind]
-
-    def read(
-        self,
-        account_id: str,
-        kind: str,
-        read: Callable[[list[str]], list[_R]],
-    ) -> list[_R]:
-        """*read* of *account_id*'s records, given the ids of its rows of *kind*
-        to leave out; a row of that kind it cannot read is set aside and
-        *read* asked again without it. Any other error is raised."""
-        while True:
-            skip = self.ids(account_id, kind)
-            try:
-                return read(skip)
-            except UnreadableRecordError as error:
-                key = error.fields.get("key")
-                if (
-                    error.fields.get("kind") != kind
-                    or error.fields.get("account") != account_id
-                    or not isinstance(key, str)
-                    or key in skip  # left out, yet read again
-                    or len(skip) >= MAX_SET_ASIDE
-                ):
-                    raise
-                self.add(account_id, error)
-
-
-def listed(
-    list_records: Callable[..., list[_R]], account_id: str, statuses: Sequence[Any]
-) -> Callable[[list[str]], list[_R]]:
-    """The read of *account_id*'s records in *statuses* by *list_records*
-    (``list_payments``, ``list_refunds``) but the ids it is given, for
-    :meth:`SetAside.read` (``skip_ids`` only when there are some: older
-    adapters lack it)."""
-    return lambda skip: list_records(account_id, statuses=statuses, **skipping(skip))
+"""The fields of every error's message (the others are its details)."""
 
 
 def _invoices(
@@ -316,83 +226,6 @@ def refuse_waiting(tx: Transaction, invoices: Iterable[Invoice], action: str) ->
             )
 
 
-_BEYOND = {
-    "minimum": "below the gateway's minimum of {limit} for a card payment",
-    "maximum": "above the gateway's maximum of {limit} for one card payment",
-    "increment": "not a whole multiple of {limit}, the smallest unit the gateway "
-    "charges",
-}
-
-
-ONE_INVOICE_ADVICE: Mapping[ChargeBound, str] = {
-    "maximum": "pay it another way, such as a bank transfer",
-    "minimum": "pay it together with other open invoices in one payment (a mass "
-    "payment), or another way such as a bank transfer",
-    "increment": "pay it another way, such as a bank transfer",
-}
-"""What to do with one invoice whose amount a card payment cannot take."""
-
-
-def check_chargeable(
-    gateway: PaymentGateway,
-    amount: Money,
-    *,
-    what: str,
-    advice: Mapping[ChargeBound, str],
-    error: type[ChargeAmountError] = ChargeAmountError,
-    **fields: object,
-) -> None:
-    """Refuse *amount* before any payment is made if the gateway cannot charge it.
-
-    The gateway says its limits (:meth:`PaymentGateway.charge_limits`); the
-    error (*error*, with *fields*) names *what* is paid, the amount and the
-    limit it breaks, and gives the *advice* for that limit.
-    """
-    broken = gateway.charge_limits(amount.currency).broken_by(amount)
-    if broken is None:
-        return
-    bound, limit = broken
-    raise error(
-        problem=f"{what}, {amount}, cannot be paid by card: it is "
-        + _BEYOND[bound].format(limit=limit),
-        allowed=advice[bound],
-        amount=amount,
-        bound=bound,
-        limit=limit,
-        **fields,
-    )
-
-
-_OUTSIDE: Mapping[ChargeBound, NoChargeReason] = {
-    "minimum": NoChargeReason.BELOW_MINIMUM,
-    "maximum": NoChargeReason.ABOVE_MAXIMUM,
-    "increment": NoChargeReason.NOT_INCREMENT,
-}
-CARD_LIMITS = frozenset(_OUTSIDE.values())
-"""The reasons of :func:`no_automatic_charge` that are the gateway's limits."""
-
-
-def no_automatic_charge(
-    gateway: PaymentGateway, customer: Customer, amount: Money
-) -> NoChargeReason | None:
-    """Why *amount* is not charged to *customer*'s default card automatically,
-    or None when it is.
-
-    The one rule for first attempts (the daily run, a session) and retries:
-    the customer must be charged automatically and have a default card, the
-    amount must be above zero, and the gateway must be able to take it in one
-    card payment (:meth:`PaymentGateway.charge_limits`).
-    """
-    if customer.collection_method is not CollectionMethod.CHARGE_AUTOMATICALLY:
-        return NoChargeReason.SEND_INVOICE
-    if customer.default_payment_method_id is None:
-        return NoChargeReason.NO_CARD
-    if amount.amount <= 0:
-        return NoChargeReason.NOTHING_DUE
-    broken = gateway.charge_limits(amount.currency).broken_by(amount)
-    return None if broken is None else _OUTSIDE[broken[0]]
-
-
 def local_date(account: Account, instant: datetime) -> date:
     """The calendar day *instant* falls on in the account's time zone."""
     return instant.astimezone(ZoneInfo(account.timezone)).date()
@@ -412,36 +245,8 @@ def outbox_message(
     )
 
 
-NEEDS_ACTION = "payment_needs_action"
-"""The kind of the notice asking the customer to confirm a payment (3-D Secure)."""
-PAYMENT_FAILED = "payment_failed"
-"""The kind of the notice that an automatic charge failed for good."""
-_NOTICE_WHILE = {
-    PaymentStatus.REQUIRES_ACTION: NEEDS_ACTION,
-    PaymentStatus.DECLINED: PAYMENT_FAILED,
-}
-"""The notice an off-session payment in each status may have queued: what it
-says holds only while the payment stays in that status."""
 _UNANSWERED = (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN)
 """A payment in these statuses never had an answer (and so no notice)."""
-
-
-def payment_notice_id(payment: Payment, kind: str) -> str:
-    """The id of *payment*'s notice of *kind* (:data:`NEEDS_ACTION` or
-    :data:`PAYMENT_FAILED`): one per payment and kind, so the notice is found
-    again once the payment leaves the status it tells of."""
-    if kind not in _NOTICE_WHILE.values():
-        raise InvalidInputError(
-            problem=f"{kind!r} is not the kind of a notice about a payment's status",
-            allowed=f"give {NEEDS_ACTION!r} or {PAYMENT_FAILED!r}",
-        )
-    return derived_id("ntf", payment.account_id, payment.id, kind)
-
-
-def needs_action_notice_id(payment: Payment) -> str:
-    """The id of *payment*'s "needs confirmation" notice:
-    ``payment_notice_id(payment, NEEDS_ACTION)``."""
-    return payment_notice_id(payment, NEEDS_ACTION)
 
 
 def _decline_of(result: ChargeResult) -> ChargeResult:
@@ -507,7 +312,7 @@ class _Applying:
     notes: list[Notification] = attrs.Factory(list)
     closed: list[Invoice] = attrs.Factory(list)
     """Invoices paid whose "payment failed" notices are withdrawn (see
-    :func:`withdraw_failed_notices`)."""
+    :func:`~recurbill.notices.withdraw_failed_notices`)."""
 
     def changed(self, payment: Payment) -> None:
         self.payments[payment.id] = self.changed_payments[payment.id] = payment
@@ -518,7 +323,7 @@ class _Applying:
     def still_open(self, payment: Payment) -> bool:
         """Whether every invoice *payment* pays is still open: a "payment
         failed" notice says so, and is not queued for one closed meanwhile
-        (see :func:`withdraw_failed_notices`)."""
+        (see :func:`~recurbill.notices.withdraw_failed_notices`)."""
         return all(
             self.invoices[i].status is InvoiceStatus.OPEN for i in payment.invoice_ids
         )
@@ -548,9 +353,10 @@ class _Applying:
         first_answer: bool,
     ) -> None:
         """Queue *payment*'s notice of *kind* under its own id
-        (:func:`payment_notice_id`). Should the payment have been in that
-        status before (and left it: no gateway of recurbill's does that), its
-        earlier notice is replaced by this one, pending again. A payment at
+        (:func:`~recurbill.notices.payment_notice_id`). Should the payment
+        have been in that status before (and left it: no gateway of
+        recurbill's does that), its earlier notice is replaced by this one,
+        pending again. A payment at
         its *first_answer* has no notice yet: nothing is read (the daily
         run's charges are these)."""
         note = notification_for(
@@ -560,7 +366,7 @@ class _Applying:
             kind=kind,
             created_at=now,
         )
-        if first_answer or _stored_notice(self.tx, payment, kind) is None:
+        if first_answer or stored_notice(self.tx, payment, kind) is None:
             self.notes.append(note)
         else:
             self.tx.update_notification(note)
@@ -568,66 +374,7 @@ class _Applying:
     def withdraw(self, payment: Payment, kind: str) -> None:
         """Withdraw *payment*'s notice of *kind* unless it was sent: the
         payment left the status it tells of, so it is never sent."""
-        _withdraw(self.tx, payment, kind)
-
-
-def _stored_notice(
-    tx: Transaction, payment: Payment, kind: str
-) -> Notification | str | None:
-    """*payment*'s stored notice of *kind*, locked; None if there is none
-    (or one an older version queued under another id), its id if its row
-    cannot be read back (delivery sends no such row)."""
-    key = payment_notice_id(payment, kind)
-    try:
-        return tx.get_notification(payment.account_id, key, for_update=True)
-    except NotFoundError:
-        return None
-    except UnreadableRecordError:
-        return key
-
-
-def _withdraw(tx: Transaction, payment: Payment, kind: str) -> None:
-    """Withdraw *payment*'s notice of *kind* in *tx*, unless it was sent."""
-    note = _stored_notice(tx, payment, kind)
-    if isinstance(note, Notification) and note.status in UNSENT:
-        tx.update_notification(attrs.evolve(note, status=NotificationStatus.WITHDRAWN))
-
-
-def withdraw_failed_notices(tx: Transaction, closed: Iterable[Invoice]) -> None:
-    """Withdraw every unsent "payment failed" notice of a payment of the
-    *closed* invoices, in *tx*, the transaction that closes them.
-
-    Such a notice says its invoice stays open; once the invoice is paid
-    (another payment, a bank transfer, credit), credited in full, voided or
-    written off, that no longer holds, so every path that closes an invoice
-    calls this. An invoice still open (a part payment, a partial credit
-    note) is passed over: its notice holds. The customer's declined
-    payments are read once per customer; one whose row cannot be read is
-    left out, and its notice with it.
-    """
-    closing: dict[tuple[str, str], set[str]] = {}
-    for invoice in closed:
-        if invoice.status is not InvoiceStatus.OPEN:
-            key = (invoice.account_id, invoice.customer_id)
-            closing.setdefault(key, set()).add(invoice.id)
-    for (account_id, customer_id), invoice_ids in sorted(closing.items()):
-        for payment in _declined(tx, account_id, customer_id):
-            if payment.off_session and invoice_ids & set(payment.invoice_ids):
-                _withdraw(tx, payment, PAYMENT_FAILED)
-
-
-def _declined(tx: Transaction, account_id: str, customer_id: str) -> list[Payment]:
-    """The customer's declined payments whose rows can be read."""
-    return SetAside().read(
-        account_id,
-        "payment",
-        lambda skip: tx.list_payments(
-            account_id,
-            customer_id=customer_id,
-            statuses=[PaymentStatus.DECLINED],
-            **skipping(skip),
-        ),
-    )
+        withdraw(self.tx, payment, kind)
 
 
 def _alone(payment: Payment) -> bool:
@@ -733,11 +480,12 @@ class Collector:
         before recording leaves the payments pending for :meth:`reconcile`,
         which asks the gateway with the same keys.
 
-        A refused API key, or :data:`UNKNOWN_IN_A_ROW` calls in a row without
-        an answer (*unanswered* counts them across batches), stops the batch:
-        the answers so far are recorded, and the payments sent are returned
-        (as stored: a webhook may have recorded the outcome first) with that
-        error; the payments not yet sent stay pending for the next run.
+        A refused API key, or :data:`~recurbill.set_aside.UNKNOWN_IN_A_ROW`
+        calls in a row without an answer (*unanswered* counts them across
+        batches), stops the batch: the answers so far are recorded, and the
+        payments sent are returned (as stored: a webhook may have recorded the
+        outcome first) with that error; the payments not yet sent stay
+        pending for the next run.
         """
         count = unanswered if unanswered is not None else Unanswered()
         answered: list[tuple[Payment, ChargeResult | None]] = []
@@ -1143,7 +891,7 @@ class Collector:
         status = PaymentStatus(result.status.value)
         first_answer = fresh.status in _UNANSWERED
         alone = _alone(fresh)
-        stale = _NOTICE_WHILE.get(fresh.status)
+        stale = NOTICE_WHILE.get(fresh.status)
         if stale is not None and fresh.off_session:
             work.withdraw(fresh, stale)  # it no longer holds: never send it
         fresh = attrs.evolve(

@@ -18,12 +18,9 @@ from recurbill.arguments import aware, positive_money
 from recurbill.collection import (
     NO_OUTCOME,
     Collector,
-    SetAside,
-    listed,
     local_date,
     paying,
     refuse_waiting,
-    withdraw_failed_notices,
 )
 from recurbill.errors import (
     CreditExceedsInvoiceError,
@@ -38,6 +35,7 @@ from recurbill.errors import (
 )
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
+from recurbill.notices import withdraw_failed_notices
 from recurbill.payments.protocol import (
     ACCOUNT_METADATA_KEY,
     PAYMENT_METADATA_KEY,
@@ -56,6 +54,7 @@ from recurbill.records import (
     Refund,
     invoice_totals,
 )
+from recurbill.set_aside import SetAside, listed
 from recurbill.storage.protocol import Storage, Transaction
 
 __all__ = [
@@ -252,7 +251,7 @@ class Corrections:
         canceled first when *now* (the time recorded on it) is given
         (:meth:`Collector.close_way`), and refuses the void without it.
         An unsent "payment failed" notice of it is withdrawn
-        (:func:`~recurbill.collection.withdraw_failed_notices`).
+        (:func:`~recurbill.notices.withdraw_failed_notices`).
         """
 
         def voidable(tx: Transaction, *, lock: bool = False) -> Invoice:

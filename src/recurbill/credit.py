@@ -8,7 +8,7 @@ whose card payment waits for the customer's authentication cancels that
 payment first (:meth:`~recurbill.collection.Collector.close_way`); credit is
 never used on such an invoice. Either one that settles an invoice withdraws
 its unsent "payment failed" notices
-(:func:`~recurbill.collection.withdraw_failed_notices`).
+(:func:`~recurbill.notices.withdraw_failed_notices`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware, caller_key, positive_money
-from recurbill.collection import (
-    Collector,
-    paying,
-    refuse_waiting,
-    withdraw_failed_notices,
-)
+from recurbill.collection import Collector, paying, refuse_waiting
 from recurbill.errors import StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
+from recurbill.notices import withdraw_failed_notices
 from recurbill.records import CreditEntry, Invoice, InvoiceStatus
 from recurbill.settlement import AllocationResult, allocate_payment
 from recurbill.storage.protocol import Storage, Transaction, stored_or_none

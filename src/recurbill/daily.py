@@ -17,15 +17,8 @@ from datetime import datetime
 import attrs
 
 from recurbill.arguments import aware
-from recurbill.collection import (
-    CARD_LIMITS,
-    Collector,
-    SetAside,
-    Unanswered,
-    local_date,
-    no_automatic_charge,
-    outbox_message,
-)
+from recurbill.chargeable import CARD_LIMITS, no_automatic_charge
+from recurbill.collection import Collector, local_date, outbox_message
 from recurbill.errors import (
     ConflictError,
     GatewayAuthenticationError,
@@ -65,6 +58,7 @@ from recurbill.records import (
     past_calendar,
 )
 from recurbill.schedule import OccurrenceStatus
+from recurbill.set_aside import SetAside, Unanswered
 from recurbill.storage.protocol import Storage, Transaction, skipping
 from recurbill.summaries import Lines, PaymentRef, decoded, held, summary_report
 
@@ -325,7 +319,7 @@ class DailyRun:
         next run, and so is one whose row, or a row its finishing needs (its
         invoice's, its customer's), cannot be read: that row is in
         *set_aside*. A refused API key, or the gateway not answering
-        :data:`~recurbill.collection.UNKNOWN_IN_A_ROW` calls in a row, ends
+        :data:`~recurbill.set_aside.UNKNOWN_IN_A_ROW` calls in a row, ends
         this and is returned. The payments are stored for the summary first,
         with their status: one whose status this (or a rerun) changes is
         summarised, whatever crash comes in between."""
@@ -903,8 +897,9 @@ class DailyRun:
 
         The customer's current default card is used; without one (or when the
         invoice no longer owes anything) the invoice simply stays open. The
-        rule of first attempts holds (:func:`no_automatic_charge`): when the
-        card cannot take what is left to pay (a part payment left less than
+        rule of first attempts holds
+        (:func:`~recurbill.chargeable.no_automatic_charge`): when the card
+        cannot take what is left to pay (a part payment left less than
         the gateway's minimum), nothing is charged. The attempt is stored
         ``canceled`` with the reason as its ``error_code`` (never sent: it
         ends the retries) and the invoice is e-mailed with what is left to

@@ -15,12 +15,8 @@ from datetime import date, datetime, timedelta
 import attrs
 
 from recurbill.arguments import check_allowance_charges, check_line_items
-from recurbill.collection import (
-    Collector,
-    local_date,
-    no_automatic_charge,
-    outbox_message,
-)
+from recurbill.chargeable import no_automatic_charge
+from recurbill.collection import Collector, local_date, outbox_message
 from recurbill.errors import InvalidInputError, InvalidInvoiceError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
@@ -245,7 +241,7 @@ def plan_collection(
 ) -> CollectionPlan:
     """How newly issued invoices get paid: pending payments, or invoice e-mails.
 
-    An invoice is charged when :func:`~recurbill.collection.no_automatic_charge`
+    An invoice is charged when :func:`~recurbill.chargeable.no_automatic_charge`
     allows it: a ``charge_automatically`` customer with a default card gets a
     pending first-attempt payment (charged after commit). Anyone else gets the
     invoice e-mail, which asks for payment by the due date with the reference

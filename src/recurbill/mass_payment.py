@@ -16,14 +16,8 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.collection import (
-    IN_FLIGHT,
-    NO_OUTCOME,
-    ONE_INVOICE_ADVICE,
-    Collector,
-    check_chargeable,
-    paying,
-)
+from recurbill.chargeable import ONE_INVOICE_ADVICE, check_chargeable
+from recurbill.collection import IN_FLIGHT, NO_OUTCOME, Collector, paying
 from recurbill.errors import (
     ConflictError,
     InvalidSelectionError,

@@ -21,13 +21,8 @@ from recurbill.arguments import (
     differ,
     invoice_lines,
 )
-from recurbill.collection import (
-    ONE_INVOICE_ADVICE,
-    Collector,
-    check_chargeable,
-    local_date,
-    paying,
-)
+from recurbill.chargeable import ONE_INVOICE_ADVICE, check_chargeable
+from recurbill.collection import Collector, local_date, paying
 from recurbill.errors import ConflictError, NotFoundError, StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine

@@ -1292,7 +1292,7 @@ def render_invoice(
     :class:`~recurbill.errors.InvalidInputError`.
 
     *not_charged* is why the customer's card was not charged automatically
-    (:func:`~recurbill.collection.no_automatic_charge`). When the card cannot
+    (:func:`~recurbill.chargeable.no_automatic_charge`). When the card cannot
     take the amount (``below_minimum``, ``above_maximum``,
     ``not_increment``), the request to pay starts with one sentence saying
     so, for a customer who expects card payments; the other reasons, like
