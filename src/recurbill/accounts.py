@@ -77,16 +77,21 @@ class Accounts:
         neither. A number that fails its check raises
         :class:`~recurbill.errors.InvalidPayeeError`.
 
+        ``locale``, ``timezone``, ``run_time`` and ``invoice_series`` given
+        as None raise :class:`~recurbill.errors.InvalidRecordError`: leave
+        them out for their defaults.
+
         ``account_id`` left out (None) is generated; empty text raises
         :class:`~recurbill.errors.InvalidInputError`, and an id in use raises
         :class:`~recurbill.errors.ConflictError`.
         """
-        _check_settings(
+        settings = _given(
             timezone=timezone,
             locale=locale,
             run_time=run_time,
             invoice_series=invoice_series,
         )
+        _check_settings(**settings)
         chosen = {}  # left out: the Account's default for its currency
         if reference_scheme is not None:
             chosen["reference_scheme"] = reference_scheme
@@ -357,6 +362,18 @@ def _check_settings(
             allowed="use letters and digits only, e.g. 'INV' "
             f"({' and '.join(reserved)} are reserved)",
         )
+
+
+def _given(**settings: Any) -> dict[str, Any]:
+    """*settings* of a new account, each given: None is no setting (for
+    ``change_account`` it keeps one, so :func:`_check_settings` passes it)."""
+    for name, value in settings.items():
+        if value is None:
+            raise InvalidRecordError(
+                problem=f"{name} None is not a setting",
+                allowed=f"give {name}, or leave it out for the default",
+            )
+    return settings
 
 
 def _check_zone(zone: str) -> None:

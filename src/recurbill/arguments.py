@@ -36,8 +36,10 @@ __all__ = [
     "chosen_id",
     "day",
     "differ",
+    "flag",
     "invoice_lines",
     "positive_money",
+    "record_id",
     "to_collection_method",
 ]
 
@@ -147,6 +149,28 @@ def caller_key(value: object, name: str, *, one_per: str) -> str:
                 f"give {name} as a non-empty string, one per {one_per}"
                 " and the same when the call is repeated"
             ),
+        )
+    return value
+
+
+def record_id(value: object, name: str) -> str:
+    """*value* if it is non-empty text: the id of a stored record (for a call
+    that makes keys of it before it reads the record)."""
+    if not _is_key(value):
+        raise InvalidInputError(
+            problem=f"{name} {value!r} is empty or not text",
+            allowed=f"give {name} as the non-empty string id of a stored record",
+        )
+    return value
+
+
+def flag(value: object, name: str) -> bool:
+    """*value* if it is True or False (not 1, None or "no", which would be
+    taken as true or false without saying)."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(
+            problem=f"{name}={value!r} is not True or False",
+            allowed=f"give {name} as True or False",
         )
     return value
 

@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_UP
 import attrs
 
 from recurbill.accounts import Accounts
-from recurbill.arguments import aware, day
+from recurbill.arguments import aware, day, flag
 from recurbill.cards import Cards
 from recurbill.collection import Collector, RetryPolicy
 from recurbill.corrections import Corrections
@@ -92,6 +92,13 @@ class Billing:
 
     These are fixed once it is made (the parts it delegates to hold them):
     for another storage or gateway, make another ``Billing``.
+
+    Every method checks its arguments before it writes anything: a value of
+    the wrong kind raises an :class:`~recurbill.errors.InvalidInputError`
+    (or a subclass) naming the argument and what is allowed. A flag
+    (``make_default``, ``reopen``, ``send_summaries``,
+    ``summary_when_empty``) must be ``True`` or ``False``: ``1``, ``None``
+    or ``"no"`` is refused, not taken as true or false.
     """
 
     storage: Storage = attrs.field(on_setattr=attrs.setters.frozen)
@@ -291,7 +298,10 @@ class Billing:
         :meth:`Cards.save_card`.
         """
         return self._cards.save_card(
-            account_id, customer_id, token=token, make_default=make_default
+            account_id,
+            customer_id,
+            token=token,
+            make_default=flag(make_default, "make_default"),
         )
 
     def set_default_card(
@@ -507,6 +517,8 @@ class Billing:
         have returned as the error's ``reports``.
         """
         aware(as_of, "as_of")
+        flag(send_summaries, "send_summaries")
+        flag(summary_when_empty, "summary_when_empty")
         asked = run_accounts(account_ids)
         with self.storage.transaction() as tx:
             accounts = tx.list_account_ids() if asked is None else asked
@@ -748,7 +760,11 @@ class Billing:
         lost answer is finished) are :meth:`Corrections.refund`'s.
         """
         return self._corrections.refund(
-            account_id, payment_id, now=now, amount=amount, reopen=reopen
+            account_id,
+            payment_id,
+            now=now,
+            amount=amount,
+            reopen=flag(reopen, "reopen"),
         )
 
     # gateway events --------------------------------------------------------

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import attrs
 
-from recurbill.arguments import aware, caller_key, positive_money
+from recurbill.arguments import aware, caller_key, positive_money, record_id
 from recurbill.collection import Collector, paying, refuse_waiting
 from recurbill.errors import StateError
 from recurbill.ids import IdFactory, derived_id
@@ -59,7 +59,7 @@ class Credits:
         aware(now, "now")
         entry_id = derived_id(
             "crd",
-            account_id,
+            record_id(account_id, "account_id"),
             "transfer",
             caller_key(reference, "reference", one_per="bank transfer"),
         )

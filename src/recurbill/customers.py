@@ -71,6 +71,8 @@ class Customers:
         :class:`~recurbill.errors.InvalidInputError`). Ids are unique across
         the database, not per account: one another account uses raises
         :class:`~recurbill.errors.ConflictError` saying so, naming no account.
+        ``locale`` left out (None) is the account's; an unknown one, empty
+        text too, raises :class:`~recurbill.errors.InvalidRecordError`.
 
         A call for a ``customer_id`` that exists repeats the one that added
         it, and returns the customer as it is now, when its arguments are
@@ -85,7 +87,7 @@ class Customers:
         """
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
-        chosen_locale = locale or account.locale
+        chosen_locale = account.locale if locale is None else locale
         check_locale(chosen_locale)
         customer = Customer(
             id=chosen_id(customer_id, "customer_id", one_per="customer")
