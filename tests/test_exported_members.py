@@ -27,3 +27,15 @@ def test_every_module_declares_all() -> None:
             continue
         module = importlib.import_module(info.name)
         assert hasattr(module, "__all__"), info.name
+
+
+def test_names_that_moved_out_of_collection_still_import_from_it() -> None:
+    """chargeable, notices and set_aside split off collection; the names
+    earlier docs imported from there are the same objects."""
+    collection = importlib.import_module("recurbill.collection")
+    for module in ("chargeable", "notices", "set_aside"):
+        moved = importlib.import_module(f"recurbill.{module}")
+        kept = set(collection.__all__) & set(moved.__all__)
+        assert kept, module
+        for name in kept:
+            assert getattr(collection, name) is getattr(moved, name), name

@@ -262,6 +262,12 @@ REMOVABLE = "out of payee_account, vat_number"
     [
         ({"clear": "vat_number"}, "clear='vat_number' is not a list", REMOVABLE),
         ({"clear": 3}, "clear=3 is not a list of setting names", REMOVABLE),
+        ({"clear": b"vat_number"}, "clear=b'vat_number' is not a list", REMOVABLE),
+        (  # a form's {name: checked}: its keys are not the settings to clear
+            {"clear": {"vat_number": False}},
+            "clear={'vat_number': False} is not a list",
+            REMOVABLE,
+        ),
         ({"clear": ["name"]}, "clear names 'name', which cannot be", REMOVABLE),
         (
             {"clear": ["vat_number"], "vat_number": "999999999"},

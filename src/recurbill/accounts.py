@@ -229,7 +229,7 @@ CLEARABLE = ("payee_account", "vat_number")
 def _cleared(clear: object, given: Mapping[str, object]) -> dict[str, None]:
     """The settings *clear* names, each set to None, or a clear error."""
     allowed = f"a list of the settings to remove, out of {', '.join(CLEARABLE)}"
-    if isinstance(clear, str) or not isinstance(clear, Iterable):
+    if isinstance(clear, (str, bytes, Mapping)) or not isinstance(clear, Iterable):
         raise InvalidInputError(
             problem=f"clear={clear!r} is not a list of setting names", allowed=allowed
         )

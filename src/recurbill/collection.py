@@ -17,6 +17,12 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from recurbill.chargeable import (
+    CARD_LIMITS,
+    ONE_INVOICE_ADVICE,
+    check_chargeable,
+    no_automatic_charge,
+)
 from recurbill.errors import (
     GatewayAuthenticationError,
     GatewayError,
@@ -32,6 +38,7 @@ from recurbill.notices import (
     NEEDS_ACTION,
     NOTICE_WHILE,
     PAYMENT_FAILED,
+    needs_action_notice_id,
     payment_notice_id,
     stored_notice,
     withdraw,
@@ -66,21 +73,35 @@ from recurbill.records import (
     ReceiptItem,
     SettlementStatus,
 )
-from recurbill.set_aside import SetAside, Unanswered, listed
+from recurbill.set_aside import UNKNOWN_IN_A_ROW, SetAside, Unanswered, listed
 from recurbill.storage.protocol import Storage, Transaction
 
+# Also exported: the names of chargeable, notices and set_aside that were
+# defined here before those modules split off (earlier docs import them so).
 __all__ = [
+    "CARD_LIMITS",
     "GATEWAY_ERROR",
     "HARD_DECLINES",
     "IN_FLIGHT",
+    "NEEDS_ACTION",
     "NO_OUTCOME",
+    "ONE_INVOICE_ADVICE",
+    "PAYMENT_FAILED",
     "RECEIPT_SERIES",
+    "UNKNOWN_IN_A_ROW",
     "Collector",
     "Finished",
     "RetryPolicy",
+    "SetAside",
+    "Unanswered",
+    "check_chargeable",
+    "listed",
     "local_date",
+    "needs_action_notice_id",
+    "no_automatic_charge",
     "outbox_message",
     "paying",
+    "payment_notice_id",
     "refuse_waiting",
 ]
 

@@ -32,7 +32,7 @@ from schema_at import columns_at, insert_at
 
 from recurbill.billing import Billing
 from recurbill.cli import main
-from recurbill.errors import ConflictError
+from recurbill.errors import ConflictError, UnreadableRecordError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.payee import PayeeAccount
@@ -557,6 +557,38 @@ def test_version_9_receipts_upgrade_paid_when_their_invoices_were(
         assert outcome.receipt.paid_at == now
         with storage.transaction() as tx:
             assert outcome.receipt in tx.list_receipts("nok", "kari")
+
+
+def test_version_10_step_passes_over_instants_it_cannot_read(tmp_path: Path) -> None:
+    """An unreadable invoice paid_at is left out (the receipt falls back to
+    its issued_at); a receipt whose issued_at cannot be read keeps paid_at
+    NULL and reads as unreadable, as before; the upgrade itself goes through."""
+    account = make_account("nok", currency="NOK", locale="nb_NO")
+    kari = make_customer("kari", account_id="nok")
+    with SqlStorage.from_url(f"sqlite:///{tmp_path / 'v9.sqlite3'}") as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=9) == 9
+            insert_at(conn, 9, schema.accounts, rows.encode_account(account))
+            insert_at(conn, 9, schema.customers, rows.encode_customer(kari))
+            lost = _version_9_receipt(conn, "lost")
+            _version_9_receipt(conn, "mass")
+            conn.execute(
+                sa.text("UPDATE invoices SET paid_at = 'not a time' WHERE id = :id"),
+                {"id": "inv-lost-0"},
+            )
+            conn.execute(
+                sa.text("UPDATE receipts SET issued_at = '2027-01-18' WHERE id = :id"),
+                {"id": "rct-mass"},  # a date without a zone: not an instant
+            )
+        assert storage.migrate() == 10
+        with storage.engine.connect() as conn:
+            paid = dict(conn.execute(sa.text("SELECT id, paid_at FROM receipts")).all())
+        assert paid == {"rct-lost": schema.utc_text(lost.issued_at), "rct-mass": None}
+        with (
+            storage.transaction() as tx,
+            pytest.raises(UnreadableRecordError, match="issued_at"),
+        ):
+            tx.list_receipts("nok", "kari")
 
 
 # -- every way to the latest version gives one schema ----------------------------

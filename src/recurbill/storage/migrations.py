@@ -38,7 +38,10 @@ transaction, and records the new version; running it again does nothing.
   money to (an invoice its payment settled was paid at the moment the card
   was charged; a later one was paid again after a refund), else its
   ``issued_at``. Payments keep no time of their charge, and invoices it
-  applied nothing to were paid another way.
+  applied nothing to were paid another way. A stored time that cannot be
+  read (edited by hand) does not stop the upgrade: an invoice's is left
+  out, and a receipt whose own ``issued_at`` cannot be read keeps ``paid_at``
+  empty, so it still reads as the unreadable row it was.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -186,19 +189,23 @@ def _version_10(conn: sa.Connection) -> None:
     query = sa.select(
         receipts.c.id,
         receipts.c["items"],
-        receipts.c.issued_at,
+        _raw(receipts.c.issued_at),
     ).order_by(receipts.c.id)
     after: str | None = None
     while True:
         page = query if after is None else query.where(receipts.c.id > after)
+        rows = conn.execute(page.limit(_BATCH)).all()
+        if not rows:
+            return
+        # a receipt whose issued_at cannot be read keeps paid_at NULL: it
+        # reads as unreadable, as it did (its issued_at) before this step
         batch = [
             (key, items, issued_at)
-            for key, items, issued_at in conn.execute(page.limit(_BATCH))
+            for key, items, stored in rows
+            if (issued_at := _instant(stored)) is not None
         ]
-        if not batch:
-            return
         _date_receipts(conn, batch)
-        after = batch[-1][0]
+        after = rows[-1][0]
 
 
 def _date_receipts(
@@ -244,12 +251,35 @@ def _paid_at(conn: sa.Connection, ids: set[str]) -> dict[str, datetime]:
     found: dict[str, datetime] = {}
     chosen = sorted(ids)
     for start in range(0, len(chosen), _BATCH):
-        query = sa.select(invoices.c.id, invoices.c.paid_at).where(
+        query = sa.select(invoices.c.id, _raw(invoices.c.paid_at)).where(
             invoices.c.id.in_(chosen[start : start + _BATCH]),
             invoices.c.paid_at.is_not(None),
         )
-        found.update((key, when) for key, when in conn.execute(query))
+        found.update(
+            (key, when)
+            for key, stored in conn.execute(query)
+            if (when := _instant(stored)) is not None  # unreadable: left out
+        )
     return found
+
+
+def _raw(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """*column* as the driver returns it, without the column type's
+    conversion (which raises on text recurbill never wrote)."""
+    return sa.type_coerce(column, sa.String)
+
+
+def _instant(stored: object) -> datetime | None:
+    """A stored instant (the driver's datetime, or SQLite's UTC text) as an
+    aware datetime; None for a value recurbill never writes."""
+    if isinstance(stored, str):
+        try:
+            stored = datetime.fromisoformat(stored)
+        except ValueError:
+            return None
+    if isinstance(stored, datetime) and stored.utcoffset() is not None:
+        return stored
+    return None
 
 
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
