@@ -14,7 +14,7 @@ every method sweeps the same world (one that was not refused renews it).
 
 The other entry points exported from ``recurbill`` (the calculators, value
 types, ``format_money``, ``deliver_pending``) are swept the same way
-(``FUNCTIONS``); those with defects left are listed in ``DEFECTS_LEFT``.
+(``FUNCTIONS``).
 """
 
 from __future__ import annotations
@@ -732,38 +732,7 @@ def facts() -> Facts:
     return _facts()
 
 
-DEFECTS_LEFT = {
-    "allocate": "a total that is not Money, weights not a sequence",
-    "allocate_payment": "invoices that are not invoices",
-    "amount_owed": "any invoice_number, credit_notes not a sequence",
-    "check_consistency": "lines or line_nets not a sequence",
-    "compute_totals": "allowances or charges None or not a sequence",
-    "credit_note": "allowances, charges or previous not a sequence; any reason",
-    "creditable_amount": "any invoice_number, credit_notes not a sequence",
-    "deliver_pending": "a storage or notifier of the wrong kind",
-    "format_money": "exact not a bool, a list as locale",
-    "full_credit_note": "invoice not Totals; sequences; any reason",
-    "ocr": "length_digit not a bool",
-    "plan_settlement": "invoices that are not invoices, pending of non-ids",
-    "reference_methods": "any currency (an unknown one has no methods)",
-    "totals_from_line_nets": "lines, line_nets, allowances, charges",
-    "validate_ocr": "length_digit None",
-}
-"""Entry points the sweep still finds defects in: not fixed yet, each
-expected to fail (strictly: a fix makes it pass, and it must leave here)."""
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name, marks=pytest.mark.xfail(strict=True, reason=DEFECTS_LEFT[name])
-        )
-        if name in DEFECTS_LEFT
-        else name
-        for name in sorted(FUNCTIONS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_the_other_entry_points_refuse_bad_arguments_clearly(
     facts: Facts, name: str
 ) -> None:

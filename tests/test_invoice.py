@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 import pytest
@@ -24,6 +25,7 @@ from recurbill.invoice import (
     VatCategory,
     amount_owed,
     cash_rounding,
+    check_consistency,
     compute_totals,
     credit_note,
     creditable_amount,
@@ -246,6 +248,92 @@ def test_credit_note_mistakes() -> None:
     sek = compute_totals(lines, currency="SEK")
     with pytest.raises(CurrencyMismatchError, match="SEK with NOK"):
         amount_owed("7", sek, [note])
+
+
+def test_a_credit_note_reason_is_text_or_left_out() -> None:
+    lines, invoice = _two_line_invoice()
+    kept = credit_note(invoice_number="7", invoice=invoice, lines=lines, reason="Sick")
+    assert kept.reason == "Sick"
+    assert credit_note(invoice_number="7", invoice=invoice, lines=lines).reason == ""
+    for reason in ("", "  ", 5, b"Sick", ["Sick"]):
+        for make in (credit_note, full_credit_note):
+            with pytest.raises(InvalidInvoiceError, match=r"^reason .* is empty or"):
+                make(invoice_number="7", invoice=invoice, lines=lines, reason=reason)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda lines, invoice: compute_totals(lines, currency="NOK", charges=None),  # type: ignore[arg-type]
+            InvalidInvoiceError,
+            "charges None is not a sequence; give charges as a list or tuple of "
+            r"AllowanceCharge \(or leave it out for none\)",
+        ),
+        (
+            lambda lines, invoice: totals_from_line_nets(
+                lines[0], [Money(1600, "NOK")], currency="NOK"
+            ),
+            InvalidInvoiceError,
+            "lines InvoiceLine(.*) is not a sequence; give lines as a list",
+        ),
+        (
+            lambda lines, invoice: check_consistency(
+                lines[:1],
+                Money(1600, "NOK"),  # type: ignore[arg-type]
+                currency="NOK",
+            ),
+            InvalidInvoiceError,
+            "line_nets Money(.*) is not a sequence; give line_nets as a list",
+        ),
+        (
+            lambda lines, invoice: amount_owed(7, invoice),  # type: ignore[arg-type]
+            InvalidInvoiceError,
+            "invoice_number 7 is empty or not text; give the number of the invoice",
+        ),
+        (
+            lambda lines, invoice: creditable_amount("7", invoice, [invoice]),
+            InvalidInvoiceError,
+            "credit_notes contain Totals(.*), not CreditNote; give credit_notes as",
+        ),
+        (
+            lambda lines, invoice: credit_note(
+                invoice_number="7",
+                invoice=invoice,
+                lines=lines,
+                previous=None,  # type: ignore[arg-type]
+            ),
+            InvalidInvoiceError,
+            "previous None is not a sequence of CreditNote values; give previous",
+        ),
+        (
+            lambda lines, invoice: full_credit_note(
+                invoice_number="7", invoice=lines, lines=lines
+            ),
+            InvalidInputError,
+            r"invoice \(InvoiceLine(.*) is not Totals; give the invoice's Totals",
+        ),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_named(
+    call: Callable[[tuple[InvoiceLine, ...], Totals], object],
+    error: type[Exception],
+    message: str,
+) -> None:
+    lines, invoice = _two_line_invoice()
+    with pytest.raises(error, match=message):
+        call(lines, invoice)
+
+
+def test_document_allowances_may_be_any_iterable() -> None:
+    lines, _ = _two_line_invoice()
+    discount = AllowanceCharge(
+        is_charge=False, amount=D(100), reason="Loyal", vat_category="S", vat_rate=25
+    )
+    listed = compute_totals(lines, currency="NOK", allowances=[discount])
+    assert listed.allowance_total == Money(100, "NOK")
+    once = compute_totals(lines, currency="NOK", allowances=iter([discount]))  # type: ignore[arg-type]
+    assert once == listed  # read once, not counted as none
 
 
 def test_credit_after_prepayment_is_owed_back() -> None:

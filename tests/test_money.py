@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from babel import Locale
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,6 +114,53 @@ def test_allocate_refuses_bad_weights() -> None:
         allocate(Money(1, "NOK"), [0, 0])
     with pytest.raises(InvalidInputError, match="positive sum"):
         allocate(Money(1, "NOK"), [2, -1])
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "message"),
+    [
+        (Decimal(100), [1, 1], r"total Decimal\('100'\) is not Money; give total"),
+        (None, [1], "total None is not Money"),
+        (Money(1, "NOK"), 5, "weights 5 is not a sequence; give weights as a list"),
+        (Money(1, "NOK"), "12", "weights '12' is not a sequence"),
+        (Money(1, "NOK"), {"a": 1}, "is not a sequence"),
+    ],
+)
+def test_allocate_names_a_total_or_weights_of_the_wrong_kind(
+    total: object, weights: object, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        allocate(total, weights)  # type: ignore[arg-type]
+
+
+def test_allocate_takes_weights_from_any_iterable() -> None:
+    total = Money(100, "NOK")
+    assert allocate(total, iter([1, 2])) == allocate(total, (1, 2))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"exact": None}, "exact=None is not True or False; give exact as True or"),
+        ({"exact": 1}, "exact=1 is not True or False"),
+        ({"exact": "no"}, "exact='no' is not True or False"),
+        ({"locale": ["nb_NO"]}, r"locale \['nb_NO'\] is not one Babel knows"),
+        ({"locale": None}, "locale None is not one Babel knows"),
+    ],
+)
+def test_format_money_names_an_argument_of_the_wrong_kind(
+    options: dict[str, object], message: str
+) -> None:
+    arguments: dict[str, object] = {"locale": "nb_NO", **options}
+    with pytest.raises(InvalidInputError, match=message):
+        format_money(Money("0.125", "NOK"), **arguments)  # type: ignore[arg-type]
+
+
+def test_format_money_takes_a_babel_locale() -> None:
+    money = Money("0.125", "NOK")
+    assert format_money(money, Locale.parse("nb_NO"), exact=True) == format_money(
+        money, "nb_NO", exact=True
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ from recurbill.errors import (
     InvalidInputError,
     InvalidReferenceError,
     ReferenceLengthError,
+    UnknownCurrencyError,
 )
+from recurbill.money import Currency
 from recurbill.references import (
     ReferenceMethod,
     ReferenceScheme,
@@ -125,6 +127,9 @@ def test_wrong_length_digit() -> None:
         (lambda: validate_ocr("123456"), "Luhn check digit 5"),
         (lambda: validate_ocr("12 3455"), "not a string of digits"),
         (lambda: ocr("1" * 24, length_digit=True), "at most 23 digits"),
+        (lambda: ocr("1234", length_digit=1), "length_digit=1 is not True or False"),
+        (lambda: ocr("1234", length_digit="no"), "give length_digit as True or"),
+        (lambda: validate_ocr("123455", length_digit=None), "length_digit=None"),
     ],
 )
 def test_bad_input_is_refused(call: object, message: str) -> None:
@@ -261,6 +266,20 @@ def test_the_invoice_number_scheme_is_series_and_number() -> None:
 def test_methods_by_currency(currency: str, default: str, allowed: list[str]) -> None:
     assert [m.value for m in reference_methods(currency)] == allowed
     assert ReferenceScheme.default_for(currency) == ReferenceScheme(method=default)
+
+
+def test_a_currency_is_known_whatever_its_case_or_form() -> None:
+    for currency in ("nok", "Nok", Currency("NOK")):
+        assert reference_methods(currency) == reference_methods("NOK")
+    assert ReferenceScheme.default_for("sek").method is ReferenceMethod.OCR_LENGTH_DIGIT
+
+
+@pytest.mark.parametrize("currency", ["bogus", "", "  ", None, 5, b"NOK", ["NOK"]])
+def test_an_unknown_currency_has_no_methods_but_an_error(currency: object) -> None:
+    with pytest.raises(UnknownCurrencyError, match="use an active ISO 4217 code"):
+        reference_methods(currency)  # type: ignore[arg-type]
+    with pytest.raises(UnknownCurrencyError):
+        ReferenceScheme.default_for(currency)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -252,6 +252,54 @@ def test_invoice_in_a_pending_settlement_is_refused() -> None:
         )
 
 
+@pytest.mark.parametrize("pending", [b"inv_3", [5], [""], ["  "], {None}])
+def test_pending_ids_are_text(pending: object) -> None:
+    message = r"pending .*; give the ids of invoices"
+    with pytest.raises(InvalidInputError, match=message):
+        plan_settlement(
+            ["inv_1"],
+            [inv(1)],
+            account_id=ACC,
+            customer_id=CUS,
+            pending=pending,  # type: ignore[arg-type]
+        )
+
+
+@attrs.frozen
+class NoDueDate:
+    """An invoice-like value without a due date."""
+
+    id: str = "inv_1"
+    display_number: str = "INV-000001"
+    account_id: str = ACC
+    customer_id: str = CUS
+    status: str = "open"
+    currency: Currency = attrs.field(factory=lambda: Currency("NOK"))
+    outstanding: Money = attrs.field(factory=lambda: Money(100, "NOK"))
+
+
+@pytest.mark.parametrize(
+    ("invoice", "missing"),
+    [
+        (
+            5,
+            "id, display_number, account_id, customer_id, status, currency, "
+            "outstanding, due_date",
+        ),
+        ("inv_1", "id, display_number, account_id"),
+        (NoDueDate(), "due_date"),
+    ],
+)
+def test_invoices_without_the_fields_of_one_are_named(
+    invoice: object, missing: str
+) -> None:
+    message = f"^invoice .* has no {missing}.*; give invoices"
+    with pytest.raises(InvalidInputError, match=message):
+        plan(["inv_1"], [invoice])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError, match=message):
+        allocate_payment(Money(100, "NOK"), [inv(2), invoice])  # type: ignore[list-item]
+
+
 def test_checks_run_in_a_fixed_order() -> None:
     # duplicate before not found, not found before not open, not open before currency
     invoices = [inv(1, status="paid"), inv(2, code="SEK")]

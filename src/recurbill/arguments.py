@@ -22,6 +22,7 @@ from recurbill.errors import (
     InvalidRecordError,
     VatCategoryError,
 )
+from recurbill.inputs import flag
 from recurbill.invoice import AllowanceCharge, InvoiceLine, allowance_charge_amount
 from recurbill.money import Currency, Money, decimals_of
 from recurbill.records import FIRST_YEAR, LAST_YEAR, CollectionMethod, in_range
@@ -160,17 +161,6 @@ def record_id(value: object, name: str) -> str:
         raise InvalidInputError(
             problem=f"{name} {value!r} is empty or not text",
             allowed=f"give {name} as the non-empty string id of a stored record",
-        )
-    return value
-
-
-def flag(value: object, name: str) -> bool:
-    """*value* if it is True or False (not 1, None or "no", which would be
-    taken as true or false without saying)."""
-    if not isinstance(value, bool):
-        raise InvalidInputError(
-            problem=f"{name}={value!r} is not True or False",
-            allowed=f"give {name} as True or False",
         )
     return value
 

@@ -38,6 +38,7 @@ from recurbill.errors import (
     InvalidInvoiceError,
     VatCategoryError,
 )
+from recurbill.inputs import instance, sequence, text
 from recurbill.money import (
     EXACT,
     ROUNDING_MODES,
@@ -707,6 +708,10 @@ def _totals(
             problem="the invoice has no lines",
             allowed="an invoice needs at least one line (EN 16931 BR-16)",
         )
+    if type(allowances) is not tuple:  # the default () needs no check
+        allowances = _document_items(allowances, "allowances")
+    if type(charges) is not tuple:
+        charges = _document_items(charges, "charges")
     decimals = currency.decimals
     allowance_total = charge_total = prepaid_amount = rounding_value = zero
     if allowances:
@@ -784,6 +789,18 @@ def _totals(
     for setter, value in zip(_SET_TOTALS, values, strict=True):
         setter(totals, value)
     return totals
+
+
+def _document_items(value: object, name: str) -> tuple[AllowanceCharge, ...]:
+    """*value* as a tuple: document allowances or charges (each item is
+    checked where it is used)."""
+    return sequence(
+        value,
+        name,
+        allowed=f"give {name} as a list or tuple of AllowanceCharge "
+        "(or leave it out for none)",
+        error=InvalidInvoiceError,
+    )
 
 
 def _add_to_group(
@@ -883,7 +900,9 @@ def compute_totals(
     :class:`~recurbill.errors.VatCategoryError`) for input that breaks a rule
     of EN 16931 (no line, net price not gross price − discount, VAT category
     rules, a document allowance or charge without VAT category, a stated
-    amount with more decimals than the currency) and
+    amount with more decimals than the currency), for *allowances* or
+    *charges* not given as a list or tuple (None included: leave them out for
+    none), and
     :class:`~recurbill.errors.CurrencyMismatchError` for amounts in another
     currency.
 
@@ -961,13 +980,16 @@ def totals_from_line_nets(
     *line_nets* (one per line, in order) instead of recomputing each line, so
     a document whose lines disagree with their stated nets still adds up the
     way its issuer meant. Use :func:`check_consistency` to find such lines.
+    *lines* and *line_nets* not given as lists or tuples (of as many stated
+    nets as lines) raise :class:`~recurbill.errors.InvalidInvoiceError`, as
+    do *allowances* or *charges* not given so.
     """
     _check_rounding(rounding)
     cur = _currency(currency)
-    nets = _stated_nets(lines, line_nets, cur)
+    given, nets = _stated_nets(lines, line_nets, cur)
     with localcontext(EXACT):  # every sum and product exact
         groups: _Groups = {}
-        for line, net in zip(lines, nets, strict=True):
+        for line, net in zip(given, nets, strict=True):
             if not isinstance(line, InvoiceLine):
                 _check_line(line)
             key = (line.vat_category, line.vat_rate)
@@ -987,14 +1009,27 @@ def totals_from_line_nets(
 
 
 def _stated_nets(
-    lines: Sequence[InvoiceLine], line_nets: Sequence[Money], currency: Currency
-) -> list[Decimal]:
-    if len(lines) != len(line_nets):
+    lines: object, line_nets: object, currency: Currency
+) -> tuple[tuple[InvoiceLine, ...], list[Decimal]]:
+    """The lines (each checked where it is used) and their stated nets."""
+    given: tuple[InvoiceLine, ...] = sequence(
+        lines,
+        "lines",
+        allowed="give lines as a list or tuple of InvoiceLine",
+        error=InvalidInvoiceError,
+    )
+    nets: tuple[object, ...] = sequence(
+        line_nets,
+        "line_nets",
+        allowed="give line_nets as a list or tuple of Money, one per line",
+        error=InvalidInvoiceError,
+    )
+    if len(given) != len(nets):
         raise InvalidInvoiceError(
-            problem=f"{len(lines)} lines but {len(line_nets)} stated line nets",
+            problem=f"{len(given)} lines but {len(nets)} stated line nets",
             allowed="give one stated net amount per line, in line order",
         )
-    return [_given_money(net, currency, "stated line net") for net in line_nets]
+    return given, [_given_money(net, currency, "stated line net") for net in nets]
 
 
 @attrs.frozen(kw_only=True)
@@ -1026,12 +1061,14 @@ def check_consistency(
     quantity + charges − allowances by more than 0.02 (Peppol rule R120), and
     when a gross price and price discount are given and the net price is not
     their difference (R046). EN 16931 itself accepts such documents, so they
-    are reported, not refused.
+    are reported, not refused. *lines* and *line_nets* not given as lists or
+    tuples of as many InvoiceLine and Money values are refused
+    (:class:`~recurbill.errors.InvalidInvoiceError`).
     """
     cur = _currency(currency)
-    nets = _stated_nets(lines, line_nets, cur)
+    given, nets = _stated_nets(lines, line_nets, cur)
     found: list[Inconsistency] = []
-    for index, (line, stated) in enumerate(zip(lines, nets, strict=True)):
+    for index, (line, stated) in enumerate(zip(given, nets, strict=True)):
         if not isinstance(line, InvoiceLine):
             _check_line(line)
         expected = divide(
@@ -1146,32 +1183,51 @@ def _document_total(totals: Totals) -> Decimal:
     return EXACT.add(totals.tax_inclusive.amount, totals.rounding.amount)
 
 
+def _invoice_totals(invoice: object) -> Totals:
+    return instance(
+        invoice, Totals, "invoice", allowed="give the invoice's Totals (its totals)"
+    )
+
+
+def _invoice_number(value: object) -> str:
+    return text(
+        value,
+        "invoice_number",
+        allowed="give the number of the invoice it corrects, e.g. 'INV-000042'",
+        error=InvalidInvoiceError,
+    )
+
+
+def _credit_notes(value: object, name: str) -> tuple[CreditNote, ...]:
+    return sequence(
+        value,
+        name,
+        of=CreditNote,
+        allowed=f"give {name} as a list or tuple of CreditNote (or leave it out "
+        "for none)",
+        error=InvalidInvoiceError,
+    )
+
+
 def _credited(
-    invoice_number: str, invoice: Totals, credit_notes: Sequence[CreditNote]
+    invoice_number: object, invoice: object, credit_notes: object, name: str
 ) -> Decimal:
-    if not isinstance(invoice, Totals):
-        raise InvalidInputError(
-            problem=f"invoice totals given as {type(invoice).__name__}",
-            allowed="give the invoice's Totals",
-        )
+    """What *credit_notes* (the parameter *name*) credit on the invoice."""
+    number = _invoice_number(invoice_number)
+    totals = _invoice_totals(invoice)
     total = _ZERO
-    for note in credit_notes:
-        if not isinstance(note, CreditNote):
-            raise InvalidInvoiceError(
-                problem=f"credit notes contain {type(note).__name__}",
-                allowed="give CreditNote values",
-            )
-        if note.invoice_number != invoice_number:
+    for note in _credit_notes(credit_notes, name):
+        if note.invoice_number != number:
             raise InvalidInvoiceError(
                 problem=(
                     f"credit note for invoice {note.invoice_number!r} given with "
-                    f"invoice {invoice_number!r}"
+                    f"invoice {number!r}"
                 ),
                 allowed="give only the credit notes that reference this invoice",
             )
-        if note.totals.currency != invoice.currency:
+        if note.totals.currency != totals.currency:
             raise CurrencyMismatchError(
-                left=invoice.currency, right=note.totals.currency
+                left=totals.currency, right=note.totals.currency
             )
         total = EXACT.add(total, note.totals.amount_due.amount)
     return total
@@ -1183,8 +1239,18 @@ def creditable_amount(
     """What may still be credited on an invoice: its total minus earlier credits.
 
     The total is BT-112 + BT-114 (what the invoice charged, before payments).
+    Raises :class:`~recurbill.errors.InvalidInvoiceError` for an
+    *invoice_number* that is empty or not text and for *credit_notes* that
+    are not a list of this invoice's CreditNote values,
+    :class:`~recurbill.errors.InvalidInputError` for *invoice* not Totals.
     """
-    credited = _credited(invoice_number, invoice, credit_notes)
+    return _creditable(invoice_number, invoice, credit_notes, "credit_notes")
+
+
+def _creditable(
+    invoice_number: object, invoice: Totals, credit_notes: object, name: str
+) -> Money:
+    credited = _credited(invoice_number, invoice, credit_notes, name)
     return Money(EXACT.subtract(_document_total(invoice), credited), invoice.currency)
 
 
@@ -1196,9 +1262,10 @@ def amount_owed(
     Amount due (BT-115) minus every credit. Negative when credits exceed what
     was left to pay after a prepayment: the customer is then owed that much
     (customer credit). Credits beyond the invoice's total raise
-    :class:`~recurbill.errors.CreditExceedsInvoiceError`.
+    :class:`~recurbill.errors.CreditExceedsInvoiceError`; bad arguments as
+    for :func:`creditable_amount`.
     """
-    credited = _credited(invoice_number, invoice, credit_notes)
+    credited = _credited(invoice_number, invoice, credit_notes, "credit_notes")
     if credited > _document_total(invoice):
         raise CreditExceedsInvoiceError(
             credit=Money(credited, invoice.currency),
@@ -1217,23 +1284,31 @@ def credit_note(
     charges: Sequence[AllowanceCharge] = (),
     rounding_amount: Money | None = None,
     previous: Sequence[CreditNote] = (),
-    reason: str = "",
+    reason: str | None = None,
     rounding: str = ROUND_HALF_UP,
 ) -> CreditNote:
     """A credit note for part of invoice *invoice_number* (totals *invoice*).
 
     *lines* (positive quantities credit), *allowances* and *charges* are the
     credited items; *previous* are the credit notes already issued for this
-    invoice. Raises :class:`~recurbill.errors.CreditExceedsInvoiceError` when
-    the credit is larger than what is still creditable, and
-    :class:`~recurbill.errors.InvalidInvoiceError` when it credits nothing.
+    invoice; *reason* is non-empty text, or None (left out) for none (the
+    note's ``reason`` is then ``""``). Raises
+    :class:`~recurbill.errors.CreditExceedsInvoiceError` when the credit is
+    larger than what is still creditable, and
+    :class:`~recurbill.errors.InvalidInvoiceError` when it credits nothing,
+    for an empty or non-text *invoice_number* or *reason*, and for items or
+    *previous* not given as lists (bad arguments otherwise as for
+    :func:`compute_totals` and :func:`creditable_amount`).
     """
-    if not isinstance(invoice_number, str) or not invoice_number.strip():
-        raise InvalidInvoiceError(
-            problem=f"credit note references invoice {invoice_number!r}",
-            allowed="give the number of the invoice it corrects",
+    if reason is not None:
+        text(
+            reason,
+            "reason",
+            allowed="give the reason as non-empty text, or leave it out (None)",
+            error=InvalidInvoiceError,
         )
-    remaining = creditable_amount(invoice_number, invoice, previous)
+    earlier = _credit_notes(previous, "previous")
+    remaining = _creditable(invoice_number, invoice, earlier, "previous")
     totals = compute_totals(
         lines,
         currency=invoice.currency,
@@ -1258,8 +1333,8 @@ def credit_note(
         allowances=tuple(allowances),
         charges=tuple(charges),
         totals=totals,
-        reason=reason,
-        full=credit == remaining and not previous,
+        reason=reason or "",
+        full=credit == remaining and not earlier,
     )
 
 
@@ -1271,7 +1346,7 @@ def full_credit_note(
     allowances: Sequence[AllowanceCharge] = (),
     charges: Sequence[AllowanceCharge] = (),
     previous: Sequence[CreditNote] = (),
-    reason: str = "",
+    reason: str | None = None,
     rounding: str = ROUND_HALF_UP,
 ) -> CreditNote:
     """A credit note reversing the whole invoice: all its lines, allowances,
@@ -1281,8 +1356,11 @@ def full_credit_note(
     its totals and its VAT breakdown, category and rate by category and rate
     (else :class:`~recurbill.errors.InvalidInvoiceError`). After it,
     :func:`amount_owed` is zero (less any prepaid amount, then owed back) and
-    the VAT of each rate nets to zero.
+    the VAT of each rate nets to zero. Bad arguments raise as for
+    :func:`credit_note` (*invoice* not Totals:
+    :class:`~recurbill.errors.InvalidInputError`).
     """
+    _invoice_totals(invoice)
     note = credit_note(
         invoice_number=invoice_number,
         invoice=invoice,

@@ -31,7 +31,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 import attrs
 from babel.core import Locale, UnknownLocaleError
@@ -48,6 +48,7 @@ from recurbill.errors import (
     InvalidInputError,
     UnknownCurrencyError,
 )
+from recurbill.inputs import flag, instance, sequence
 
 __all__ = [
     "EXACT",
@@ -332,9 +333,20 @@ def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
     proportional share rounded down in minor units; the units left over go one
     by one to the parts with the largest remainders (ties: the earlier part).
 
+    A *total* that is not Money or *weights* that are not a list or tuple of
+    Decimals and ints raise :class:`~recurbill.errors.InvalidInputError`
+    (:class:`~recurbill.errors.InvalidAmountError` for a float, NaN or bool
+    weight).
+
     >>> print(*allocate(Money("100.00", "NOK"), [1, 1, 1]), sep=", ")
     33.34 NOK, 33.33 NOK, 33.33 NOK
     """
+    instance(total, Money, "total", allowed=_GIVE_MONEY.format("total"))
+    weights = sequence(
+        weights,
+        "weights",
+        allowed="give weights as a list or tuple of Decimals or ints, e.g. [1, 2]",
+    )
     if not weights:
         raise InvalidInputError(
             problem="allocate() got no weights", allowed="give at least one weight"
@@ -386,6 +398,8 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
     currency's (a unit price of 0.125 NOK). The text is Babel's, byte for byte
     (but an amount that rounds to zero has no minus sign: "0,00 kr", never
     "-0,00 kr"); each locale and currency's pattern and symbols are read once.
+    Raises :class:`~recurbill.errors.InvalidInputError` for *money* that is
+    not Money, a *locale* Babel does not know, or *exact* not True or False.
 
     >>> format_money(Money("1234.5", "NOK"), "nb_NO")
     '1\\xa0234,50\\xa0kr'
@@ -395,7 +409,11 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
     '0,00\xa0kr'
     """
     if type(money) is not Money:
-        _not_money(money)
+        instance(money, Money, "money", allowed=_GIVE_MONEY.format("money"))
+    if exact is not False:
+        flag(exact, "exact")
+    if type(locale) is not str and not isinstance(locale, Locale):
+        _unknown_locale(locale)
     code = money.currency.code
     digits = ISO_4217_DECIMALS[code]
     if exact:
@@ -478,12 +496,15 @@ class _MoneyFormat:
         return whole + groups
 
 
-def _not_money(value: object) -> None:
-    if not isinstance(value, Money):
-        raise InvalidInputError(
-            problem=f"{value!r} is not Money",
-            allowed="give a recurbill.Money, e.g. Money('100', 'NOK')",
-        )
+_GIVE_MONEY = "give {} as a recurbill.Money, e.g. Money('100', 'NOK')"
+
+
+def _unknown_locale(locale: object) -> NoReturn:
+    raise InvalidInputError(
+        problem=f"locale {locale!r} is not one Babel knows",
+        allowed="a locale such as 'nb_NO', 'sv_SE', 'is_IS' or 'en_GB' "
+        "(text or a babel.Locale)",
+    ) from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -491,10 +512,7 @@ def _money_format(locale: str | Locale, code: str) -> _MoneyFormat:
     try:
         loc = Locale.parse(locale)
     except (UnknownLocaleError, ValueError, TypeError):
-        raise InvalidInputError(
-            problem=f"locale {locale!r} is not one Babel knows",
-            allowed="a locale such as 'nb_NO', 'sv_SE', 'is_IS' or 'en_GB'",
-        ) from None
+        _unknown_locale(locale)
     text = loc.currency_formats["standard"].pattern
     pattern = parse_pattern(text)
     group = get_group_symbol(loc, numbering_system="latn")

@@ -25,6 +25,8 @@ import enum
 import attrs
 
 from recurbill.errors import InvalidReferenceError, ReferenceLengthError
+from recurbill.inputs import flag
+from recurbill.money import Currency, as_currency
 
 __all__ = [
     "ReferenceMethod",
@@ -143,9 +145,13 @@ def ocr(number: str, *, length_digit: bool = False) -> str:
     """A Swedish OCR reference: *number*, optionally a length digit, and a
     Luhn check digit computed over everything before it.
 
+    *length_digit* is True or False, else
+    :class:`~recurbill.errors.InvalidReferenceError`.
+
     >>> ocr("12345")
     '123455'
     """
+    flag(length_digit, "length_digit", error=InvalidReferenceError)
     limit = _MAX_LENGTH - (2 if length_digit else 1)
     digits = _digits(number, "OCR number", max_length=limit)
     if length_digit:
@@ -155,12 +161,13 @@ def ocr(number: str, *, length_digit: bool = False) -> str:
 
 def validate_ocr(ocr: str, *, length_digit: bool = False) -> str:
     """Return *ocr* (stripped) if its Luhn check digit (and, when asked, its
-    length digit) is right; otherwise raise
-    :class:`~recurbill.errors.InvalidReferenceError`.
+    length digit) is right; otherwise, or when *length_digit* is not True or
+    False, raise :class:`~recurbill.errors.InvalidReferenceError`.
 
     >>> validate_ocr("1234574", length_digit=True)
     '1234574'
     """
+    flag(length_digit, "length_digit", error=InvalidReferenceError)
     shortest = 3 if length_digit else 2
     text = _digits(ocr, "OCR reference", max_length=_MAX_LENGTH)
     if len(text) < shortest:
@@ -230,16 +237,22 @@ _BY_CURRENCY = {
 }
 
 
-def reference_methods(currency: str) -> tuple[ReferenceMethod, ...]:
+def reference_methods(currency: Currency | str) -> tuple[ReferenceMethod, ...]:
     """The methods an account billing in *currency* may use, its default first.
 
     A KID is paid through a Norwegian bank (NOK), an OCR number through
-    Bankgirot (SEK); other currencies use the invoice number.
+    Bankgirot (SEK); other currencies use the invoice number. *currency* is a
+    :class:`~recurbill.money.Currency` or an ISO 4217 code in any case
+    (``"nok"`` is NOK). A code that is no active ISO 4217 code raises
+    :class:`~recurbill.errors.UnknownCurrencyError` rather than answering
+    "the invoice number": no account bills in it, and every caller in
+    recurbill passes an account's own currency.
 
     >>> tuple(method.value for method in reference_methods("SEK"))
     ('ocr_length_digit', 'ocr')
     """
-    return _BY_CURRENCY.get(currency, (ReferenceMethod.INVOICE_NUMBER,))
+    code = as_currency(currency).code
+    return _BY_CURRENCY.get(code, (ReferenceMethod.INVOICE_NUMBER,))
 
 
 def _method(value: object) -> ReferenceMethod:
@@ -300,10 +313,12 @@ class ReferenceScheme:
     length: int | None = attrs.field(default=None, validator=_check_length)
 
     @classmethod
-    def default_for(cls, currency: str) -> ReferenceScheme:
+    def default_for(cls, currency: Currency | str) -> ReferenceScheme:
         """What an account in *currency* uses unless told otherwise: a MOD10
         KID for NOK, an OCR with length digit for SEK, otherwise the invoice
-        number; none with a fixed length.
+        number; none with a fixed length. An unknown currency raises
+        :class:`~recurbill.errors.UnknownCurrencyError`
+        (see :func:`reference_methods`).
 
         >>> ReferenceScheme.default_for("NOK")
         ReferenceScheme(method=<ReferenceMethod.KID_MOD10: 'kid_mod10'>, length=None)

@@ -43,6 +43,7 @@ from recurbill.errors import (
     InvalidInputError,
     InvalidSelectionError,
 )
+from recurbill.inputs import has_attributes, text
 from recurbill.money import Currency, Money
 
 __all__ = [
@@ -120,12 +121,20 @@ def _status_text(status: object) -> str:
 
 
 def _text(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(
-            problem=f"{what} {value!r} is empty or not text",
-            allowed=f"{what} must be a non-empty string",
-        )
-    return value
+    return text(value, what, allowed=f"{what} must be a non-empty string")
+
+
+_FIELDS = (
+    "id",
+    "display_number",
+    "account_id",
+    "customer_id",
+    "status",
+    "currency",
+    "outstanding",
+    "due_date",
+)
+"""The fields of a :class:`SettleableInvoice`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -173,8 +182,16 @@ class Due:
         """Snapshot *invoice*: check its fields and take its status as text.
 
         An outstanding amount with more decimals than its currency is refused
-        (:class:`~recurbill.errors.InvalidInputError`), not rounded.
+        (:class:`~recurbill.errors.InvalidInputError`), not rounded; so is an
+        object without the fields of a :class:`SettleableInvoice`.
         """
+        has_attributes(
+            invoice,
+            "invoice",
+            _FIELDS,
+            allowed="give invoices (records.Invoice or Due values) with the "
+            "fields " + ", ".join(_FIELDS),
+        )
         currency = invoice.currency
         outstanding = invoice.outstanding
         if not isinstance(currency, Currency) or not isinstance(outstanding, Money):
@@ -474,6 +491,11 @@ def plan_settlement(
     selection, a duplicate id, an id not found, an invoice that is not open,
     an invoice with nothing outstanding, invoices in several currencies, or
     an invoice in a pending settlement; the checks run in that order.
+    Arguments of the wrong kind raise
+    :class:`~recurbill.errors.InvalidInputError`: *pending* that is not
+    a collection (a set) of non-empty text ids, and an invoice without the
+    fields of a :class:`SettleableInvoice` (also in :func:`allocate_payment`
+    and :func:`reconcile_settlement`).
 
     >>> due = Due(invoice_id="inv_1", invoice_number="INV-000001",
     ...           account_id="acc_1", customer_id="cus_1", status="open",
@@ -486,6 +508,7 @@ def plan_settlement(
     """
     _text("account_id", account_id)
     _text("customer_id", customer_id)
+    _pending_ids(pending)
     chosen = _ids("the selection", selection)
     if not chosen:
         _refuse(
@@ -516,11 +539,6 @@ def plan_settlement(
             "select invoices of this customer from the list of open invoices",
         )
     _check_payable(found)
-    if isinstance(pending, str) or not isinstance(pending, Collection):
-        raise InvalidInputError(
-            problem=f"pending {pending!r} is not a collection of invoice ids",
-            allowed="give the ids of invoices in pending settlements as a set",
-        )
     busy = [d for d in found if d.invoice_id in pending]
     if busy:
         _refuse(
@@ -547,6 +565,20 @@ def plan_settlement(
         total=_sum((line.amount for line in lines), currency),
         selection_key=_selection_key(account_id, customer_id, currency, found),
     )
+
+
+def _pending_ids(pending: object) -> None:
+    """Refuse *pending* unless it is a collection (a set) of invoice ids."""
+    allowed = "give the ids of invoices in pending settlements as a set of text"
+    if isinstance(pending, (str, bytes, bytearray)) or not isinstance(
+        pending, Collection
+    ):
+        raise InvalidInputError(
+            problem=f"pending {pending!r} is not a collection of invoice ids",
+            allowed=allowed,
+        )
+    for invoice_id in pending:
+        text(invoice_id, "pending invoice id", allowed=allowed)
 
 
 _DIGITS = re.compile(r"(\d+)")

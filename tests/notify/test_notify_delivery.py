@@ -186,6 +186,58 @@ def test_bad_arguments_are_refused(options: dict[str, object], match: str) -> No
         deliver_pending(InMemoryStorage(), Outbox(), **options)  # type: ignore[arg-type]
 
 
+@attrs.frozen
+class _OnlyTransaction:
+    """A storage that is no Storage class: the one method delivery calls."""
+
+    inner: InMemoryStorage
+
+    def transaction(self) -> contextlib.AbstractContextManager[object]:
+        return self.inner.transaction()
+
+
+@attrs.frozen
+class _OnlySend:
+    """A notifier that is no Notifier class: it keeps what it is given."""
+
+    sent: list[Message] = attrs.Factory(list)
+
+    def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+def test_any_storage_and_notifier_with_the_methods_used_will_do() -> None:
+    storage = storage_with(note(1))
+    notifier = _OnlySend()
+    result = deliver_pending(_OnlyTransaction(storage), notifier, now=T0)  # type: ignore[arg-type]
+    assert result.sent == ("ntf_001",)
+    assert [m.subject for m in notifier.sent] == ["Kvittering 1 – Ærlig"]
+
+
+@pytest.mark.parametrize(
+    ("storage", "notifier", "match"),
+    [
+        (None, Outbox(), r"storage None \(NoneType\) has no transaction; give"),
+        (Outbox(), Outbox(), r"storage .* \(Outbox\) has no transaction; give"),
+        ("db", Outbox(), "storage 'db' .* OutboxStorage"),
+        ("storage", None, r"notifier None \(NoneType\) has no send; give a Notifier"),
+        ("storage", InMemoryStorage(), r"\(InMemoryStorage\) has no send; give"),
+    ],
+)
+def test_a_storage_or_notifier_of_the_wrong_kind_is_named(
+    storage: object, notifier: object, match: str
+) -> None:
+    real = storage_with(note(1))
+    with pytest.raises(InvalidInputError, match=match):
+        deliver_pending(
+            real if storage == "storage" else storage,  # type: ignore[arg-type]
+            notifier,  # type: ignore[arg-type]
+            now=T0,
+        )
+    assert set(stored(real)) == {"ntf_001"}  # nothing sent or changed
+    assert stored(real)["ntf_001"].attempts == 0
+
+
 def test_outbox_over_real_smtp_refused_then_sent_exactly_once() -> None:
     storage = storage_with(note(1, "refused@example.no"), note(2))
     refusing = Collector(

@@ -46,6 +46,7 @@ from recurbill.errors import (
     RecurbillError,
     UnreadableRecordError,
 )
+from recurbill.inputs import has_attributes
 from recurbill.notify.protocol import Message, Notifier, OutboxStorage
 from recurbill.records import UNSENT, Notification, NotificationStatus
 
@@ -108,7 +109,23 @@ def message_of(notification: Notification, *, now: datetime) -> Message:
     )
 
 
-def _check(now: object, limit: object, max_attempts: object) -> None:
+def _check(
+    storage: object, notifier: object, now: object, limit: object, max_attempts: object
+) -> None:
+    has_attributes(
+        storage,
+        "storage",
+        ["transaction"],
+        allowed="give the billing's storage (an OutboxStorage such as "
+        "SqlStorage or InMemoryStorage), with a transaction() method",
+    )
+    has_attributes(
+        notifier,
+        "notifier",
+        ["send"],
+        allowed="give a Notifier (SmtpNotifier, or Outbox in tests), with a "
+        "send(message) method",
+    )
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidInputError(
             problem=f"now {now!r} is not an aware datetime",
@@ -265,8 +282,14 @@ def deliver_pending(
     others: it is never sent nor changed, and its id is reported in
     :attr:`DeliveryResult.unreadable`, by every call until the row is
     corrected (or restored from a backup); the first call after that sends it.
+
+    Any storage and notifier with the methods used will do (no subclassing):
+    one without ``transaction`` or ``send`` raises
+    :class:`~recurbill.errors.InvalidInputError` naming what is missing, as
+    do *now* not an aware datetime and *limit* or *max_attempts* not a whole
+    number above zero. Nothing is read or sent then.
     """
-    _check(now, limit, max_attempts)
+    _check(storage, notifier, now, limit, max_attempts)
     read = _due(storage, limit, max_attempts)
     unreadable = read.unreadable
     sent: list[str] = []
