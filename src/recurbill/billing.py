@@ -591,7 +591,13 @@ class Billing:
     def confirm_payment(
         self, account_id: str, payment_id: str, *, now: datetime
     ) -> PaymentOutcome:
-        """Ask the gateway how a payment ended (after 3-D Secure, a timeout, …)."""
+        """Ask the gateway how a payment ended (after 3-D Secure, a timeout, …).
+
+        A charge found waiting for the customer's authentication though its
+        invoices are no longer all open (paid by a bank transfer while its
+        answer was unknown) is canceled at the gateway, with no "confirm
+        your payment" e-mail, and the payment is returned ``canceled``.
+        """
         return self._sessions.confirm_payment(account_id, payment_id, now=now)
 
     # mass payment and bank transfers ---------------------------------------

@@ -343,10 +343,19 @@ class _Applying:
 
     def still_open(self, payment: Payment) -> bool:
         """Whether every invoice *payment* pays is still open: a "payment
-        failed" notice says so, and is not queued for one closed meanwhile
-        (see :func:`~recurbill.notices.withdraw_failed_notices`)."""
+        failed" or "confirm your payment" notice says so, and is not queued
+        for one closed meanwhile (see
+        :func:`~recurbill.notices.withdraw_failed_notices`)."""
         return all(
             self.invoices[i].status is InvoiceStatus.OPEN for i in payment.invoice_ids
+        )
+
+    def stranded(self, payment: Payment) -> bool:
+        """Whether *payment* waits for the customer's authentication though
+        its invoices are no longer all open: its charge must be canceled
+        (:meth:`Collector._cancel_stranded`)."""
+        return payment.status is PaymentStatus.REQUIRES_ACTION and not (
+            self.still_open(payment)
         )
 
     def queue(
@@ -521,6 +530,7 @@ class Collector:
             stop = count.after(result is not None)
             if stop is not None:
                 break
+        stranded: set[str] = set()
         try:
             with self.storage.transaction() as tx:
                 accounts = {
@@ -532,13 +542,19 @@ class Collector:
                     for payment, customer, method in batch
                 }
                 outcomes = self._record_in(
-                    tx, answered, now=now, parties=parties, sent=True
+                    tx, answered, now=now, parties=parties, stranded=stranded, sent=True
                 )
                 tx.commit()
         except RecurbillError:
             outcomes = [
                 self._record(payment, result, now=now, sent=True)
                 for payment, result in answered
+            ]
+            return outcomes, stop
+        if stranded:  # an invoice closed before its charge's answer came
+            outcomes = [
+                self._cancel_stranded(p, now=now)[0] if p.id in stranded else p
+                for p in outcomes
             ]
         return outcomes, stop
 
@@ -593,11 +609,57 @@ class Collector:
         now: datetime,
         sent: bool = False,
     ) -> tuple[Payment, bool]:
-        """Record *result*; the payment, and whether this call changed it."""
+        """Record *result*; the payment, and whether this call changed it.
+
+        A payment left waiting for the customer's authentication though its
+        invoices are no longer all open is then canceled
+        (:meth:`_cancel_stranded`).
+        """
+        changed: set[str] = set()
+        stranded: set[str] = set()
+        with self.storage.transaction() as tx:
+            (outcome,) = self._record_in(
+                tx,
+                [(payment, result)],
+                now=now,
+                changed=changed,
+                stranded=stranded,
+                sent=sent,
+            )
+            tx.commit()
+        canceled = False
+        if stranded:
+            outcome, canceled = self._cancel_stranded(outcome, now=now)
+        return outcome, canceled or outcome.id in changed
+
+    def _cancel_stranded(
+        self, payment: Payment, *, now: datetime
+    ) -> tuple[Payment, bool]:
+        """Cancel *payment*, recorded waiting for the customer's authentication
+        (and so without a "confirm your payment" notice) though its invoices
+        are no longer all open: the customer must not complete it. The
+        payment and whether its status changed.
+
+        The wait is recorded first, in its own transaction; that record is
+        what marks it for canceling. The cancel is sent outside any
+        transaction, and its answer recorded as :meth:`cancel` records it
+        (canceled; or succeeded, should the customer have completed it just
+        before, its amount then the customer's credit). A crash or a
+        gateway error at any step leaves the payment waiting or its charge
+        canceled: the next look-up of it (the daily run, ``confirm_payment``,
+        a webhook) finds it waiting and cancels it, or finds it canceled and
+        records that. The cancel of a canceled charge changes nothing.
+        """
+        if not payment.charge_id:
+            return payment, False
+        try:
+            result = self.gateway.cancel_charge(payment.charge_id)
+        except GatewayError:
+            return payment, False  # still waiting, with no notice: canceled later
         changed: set[str] = set()
         with self.storage.transaction() as tx:
             (outcome,) = self._record_in(
-                tx, [(payment, result)], now=now, changed=changed, sent=sent
+                tx, [(payment, result)], now=now, changed=changed
             )
             tx.commit()
         return outcome, outcome.id in changed
@@ -610,6 +672,7 @@ class Collector:
         now: datetime,
         parties: Mapping[str, _Parties] | None = None,
         changed: set[str] | None = None,
+        stranded: set[str] | None = None,
         sent: bool = False,
     ) -> list[Payment]:
         """Apply each gateway answer to its payment in *tx*, each exactly once.
@@ -619,8 +682,12 @@ class Collector:
         batch, and every change is written with one call per kind of record;
         *parties* (account, customer, card by payment id) spare the reads of
         who each payment is between. The ids of the payments this call
-        changed are added to *changed*. *sent*: the answers are the gateway's
-        replies to charges sent just now (not found by a look-up).
+        changed are added to *changed*, and to *stranded* those of the
+        payments that wait for the customer's authentication though their
+        invoices are no longer all open (the caller cancels them after the
+        commit, see :meth:`_cancel_stranded`; read from the locked invoices:
+        no extra read). *sent*: the answers are the gateway's replies to
+        charges sent just now (not found by a look-up).
         """
         work = _Applying(tx)
         grouped: dict[str, list[Payment]] = {}
@@ -643,6 +710,8 @@ class Collector:
         self._write(work, now)
         if changed is not None:
             changed.update(work.changed_payments)
+        if stranded is not None:
+            stranded.update(p.id for p in outcomes if work.stranded(p))
         return outcomes
 
     def reconcile(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
@@ -654,7 +723,9 @@ class Collector:
         even if its invoices were paid another way meanwhile: the gateway may
         yet carry out the first request (or another process is about to send
         it), and the same key makes both one charge. Its amount then becomes
-        the customer's credit, never lost (see ``Billing.apply_credit``).
+        the customer's credit, never lost (see ``Billing.apply_credit``). A
+        charge found waiting for the customer's authentication when its
+        invoices are no longer all open is canceled (:meth:`_cancel_stranded`).
         """
         return self.finish(account_id, payment_id, now=now).payment
 
@@ -927,8 +998,13 @@ class Collector:
         numbers = [work.invoices[i].display_number for i in sorted(fresh.invoice_ids)]
         if result.status is ChargeStatus.SUCCEEDED:
             self._settle(work, parties, fresh, now=now, paid_at=paid_at, alone=alone)
-        elif result.status is ChargeStatus.REQUIRES_ACTION and fresh.off_session:
-            # (on session the customer completes it on the page they are on)
+        elif (
+            result.status is ChargeStatus.REQUIRES_ACTION
+            and fresh.off_session
+            and work.still_open(fresh)
+        ):
+            # (on session the customer completes it on the page they are on;
+            # one whose invoice closed meanwhile is canceled, _cancel_stranded)
             message = render_payment_needs_action(
                 account, customer, numbers, fresh.amount, result.action_url
             )

@@ -1,0 +1,294 @@
+"""A charge found waiting for 3-D Secure after its invoice closed is canceled.
+
+An automatic charge's answer is lost (or its request never arrived), a bank
+transfer pays the invoice meanwhile (a charge without an outcome is left
+alone), and only then does recurbill learn that the charge waits for the
+customer's authentication (``confirm_payment``, the daily run). The customer
+must not be asked to confirm it, nor be able to: no "confirm your payment"
+notice is queued, the charge is canceled at the gateway, and the payment is
+recorded canceled. Whatever crash comes between those steps, doing it again
+ends the same way, nothing charged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from billing_helpers import (
+    CrashError,
+    Faults,
+    FaultyGateway,
+    FaultyStorage,
+    World,
+    at,
+    line,
+    make_world,
+)
+from recurbill.errors import GatewayUnavailableError, InvalidInputError, NotFoundError
+from recurbill.money import Money
+from recurbill.notices import NEEDS_ACTION, needs_action_notice_id
+from recurbill.payments.memory import InMemoryGateway
+from recurbill.payments.protocol import ChargeResult
+from recurbill.records import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentStatus,
+    SettlementStatus,
+)
+from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.protocol import Storage
+from recurbill.storage.sql import SqlStorage
+
+DAY = date(2027, 3, 1)
+LATER = at(DAY, 15)
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
+    if request.param == "memory":
+        yield InMemoryStorage()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    with SqlStorage.from_url(url) as sql:
+        sql.migrate()
+        yield sql
+
+
+def _invoice(world: World, payment: Payment) -> Invoice:
+    (invoice_id,) = payment.invoice_ids
+    with world.storage.transaction() as tx:
+        return tx.get_invoice(world.account.id, invoice_id)
+
+
+def _payment(world: World, payment: Payment) -> Payment:
+    with world.storage.transaction() as tx:
+        return tx.get_payment(world.account.id, payment.id)
+
+
+def _paid_by_transfer(world: World, invoice: Invoice) -> None:
+    world.billing.record_bank_transfer(
+        world.account.id,
+        invoice.customer_id,
+        amount=invoice.total,
+        now=at(DAY, 12),
+        reference="NO-7731",
+    )
+
+
+def _lost_then_paid(world: World, fault: str = "timeout_after") -> Payment:
+    """A session's automatic charge on a 3-D Secure card whose answer is lost
+    (*fault*), its invoice then paid in full by bank transfer."""
+    kari = world.customer(card="pm_card_authenticationRequired")
+    world.gateway.fail_next(fault)  # type: ignore[arg-type]
+    lost = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert lost is not None
+    assert lost.status is PaymentStatus.FAILED_UNKNOWN
+    _paid_by_transfer(world, _invoice(world, lost))
+    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    return lost
+
+
+def _confirm(world: World, payment: Payment) -> None:
+    world.billing.confirm_payment(world.account.id, payment.id, now=LATER)
+
+
+def _daily_run(world: World, payment: Payment) -> None:
+    (report,) = world.billing.run(at(DAY + date.resolution, 7))
+    assert report.count(PaymentStatus.CANCELED) == 1  # reported: news
+
+
+def _never_asked_nor_charged(world: World, payment: Payment) -> None:
+    """No "confirm your payment" notice was ever stored, the charge can no
+    longer be completed, nothing moved and nothing became credit."""
+    with world.storage.transaction() as tx, pytest.raises(NotFoundError):
+        tx.get_notification(world.account.id, needs_action_notice_id(payment))
+    assert NEEDS_ACTION not in world.deliver(at(DAY, 16))
+    gateway = world.gateway
+    charge_id = gateway.retrieve_charge(idempotency_key=payment.idempotency_key)
+    assert charge_id is not None
+    assert charge_id.status.value == "canceled"
+    with pytest.raises(InvalidInputError, match="not waiting"):
+        gateway.settle(charge_id.charge_id or "", succeed=True)
+    assert gateway.ledger == []
+    overview = world.billing.overview(world.account.id, payment.customer_id, on=DAY)
+    assert overview.credit_balance == Money(0, "NOK")
+
+
+@pytest.mark.parametrize("learn", [_confirm, _daily_run])
+@pytest.mark.parametrize("fault", ["timeout_after", "timeout_before"])
+def test_a_wait_learned_after_the_invoice_closed_is_canceled(
+    storage: Storage, learn: Callable[[World, Payment], None], fault: str
+) -> None:
+    """The charge made but its answer lost (*timeout_after*: the look-up
+    finds it waiting), or never received (*timeout_before*: it is made now,
+    with its key, and answers that it waits)."""
+    world = make_world(storage=storage)
+    lost = _lost_then_paid(world, fault)
+    learn(world, lost)
+    assert _payment(world, lost).status is PaymentStatus.CANCELED
+    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    assert NEEDS_ACTION not in world.notification_kinds()
+    _never_asked_nor_charged(world, lost)
+    world.billing.run(at(DAY + 2 * date.resolution, 7))  # nothing left to finish
+    assert _payment(world, lost).status is PaymentStatus.CANCELED
+    assert [r.operation for r in world.gateway.requests].count("cancel_charge") == 1
+
+
+class _TransferWhileCharging(InMemoryGateway):
+    """A gateway that runs *meanwhile* (once) just before its next charge."""
+
+    meanwhile: Callable[[], None] | None = None
+
+    def charge(self, *args: Any, **kwargs: Any) -> ChargeResult:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().charge(*args, **kwargs)
+
+
+def test_the_daily_runs_own_charge_found_waiting_for_a_paid_invoice_is_canceled(
+    storage: Storage,
+) -> None:
+    """The run issues the invoice and commits its payment; a bank transfer
+    pays the invoice before the charge's answer comes: the run's batch
+    cancels the waiting charge and queues no notice."""
+    gateway = _TransferWhileCharging()
+    world = make_world(storage=storage, gateway=gateway)
+    world.template(world.customer(card="pm_card_authenticationRequired"), start=DAY)
+
+    def transfer() -> None:
+        (invoice,) = world.storage_invoices()
+        _paid_by_transfer(world, invoice)
+
+    gateway.meanwhile = transfer
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 1
+    assert [c.status for c in report.charges] == [PaymentStatus.CANCELED]
+    (payment,) = world.payments()
+    assert payment.status is PaymentStatus.CANCELED
+    assert _invoice(world, payment).status is InvoiceStatus.PAID
+    assert NEEDS_ACTION not in world.notification_kinds()
+    _never_asked_nor_charged(world, payment)
+
+
+def test_completed_just_before_the_cancel_its_amount_becomes_credit(
+    storage: Storage,
+) -> None:
+    """The customer's page completed the charge between the record of its
+    wait and the cancel: the gateway says so, the success is recorded, with
+    its receipt, and what the paid invoice no longer owes is credit."""
+    world = make_world(storage=storage)
+    lost = _lost_then_paid(world)
+    gateway = world.gateway
+    cancel = gateway.cancel_charge
+
+    def completed_first(charge_id: str) -> ChargeResult:
+        gateway.settle(charge_id, succeed=True)
+        return cancel(charge_id)
+
+    gateway.cancel_charge = completed_first  # type: ignore[method-assign]
+    _confirm(world, lost)
+    assert _payment(world, lost).status is PaymentStatus.SUCCEEDED
+    assert len(gateway.ledger) == 1
+    overview = world.billing.overview(world.account.id, lost.customer_id, on=DAY)
+    assert overview.credit_balance == _invoice(world, lost).total
+    assert world.deliver(at(DAY, 16)) == ["receipt"]
+
+
+def test_a_waiting_mass_payment_of_a_paid_invoice_is_canceled(
+    storage: Storage,
+) -> None:
+    """A mass payment's answer lost, one of its invoices paid by transfer:
+    found waiting, its amount no longer holds, so it is canceled (its
+    settlement abandoned) and the customer's page cannot complete it."""
+    world = make_world(storage=storage)
+    per, stuck, _ = world.paying_by_hand()
+    invoices = [
+        world.billing.record_session(
+            world.account.id, per.id, lines=[line(price)], now=at(date(2027, 1, n))
+        ).invoice
+        for n, price in [(1, "100"), (2, "200")]
+    ]
+    world.gateway.fail_next("timeout_after")
+    lost = world.billing.mass_pay(
+        world.account.id,
+        per.id,
+        [i.id for i in invoices],
+        payment_method_id=stuck,
+        now=at(DAY, 9),
+    )
+    assert lost.payment is not None
+    assert lost.payment.status is PaymentStatus.FAILED_UNKNOWN
+    _paid_by_transfer(world, invoices[0])  # the oldest, the other stays open
+    after = world.billing.confirm_mass_payment(
+        world.account.id, lost.settlement.id, now=LATER
+    )
+    assert after.status is SettlementStatus.ABANDONED
+    assert after.payment is not None
+    assert after.payment.status is PaymentStatus.CANCELED
+    assert [i.status for i in after.invoices] == [
+        InvoiceStatus.PAID,
+        InvoiceStatus.OPEN,
+    ]
+    charge = world.gateway.retrieve_charge(idempotency_key=lost.payment.idempotency_key)
+    assert charge is not None
+    assert charge.status.value == "canceled"
+    assert world.gateway.ledger == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [
+        ("storage", "crash"),
+        ("storage", "timeout_after"),
+        ("gateway", "crash"),
+        ("gateway", "timeout_after"),
+    ],
+)
+def test_a_fault_at_every_step_then_a_rerun_ends_canceled(kind: str, mode: str) -> None:
+    """A fault at each call of ``confirm_payment`` (the look-up, the record
+    of the wait, the cancel, the record of the cancel): no notice is ever
+    queued, and the next daily run ends with the payment canceled, its
+    charge canceled, nothing charged and nothing credited."""
+    k = 1
+    while True:
+        storage_faults, gateway_faults = Faults(mode=mode), Faults(mode=mode)
+        gateway = InMemoryGateway()
+        world = make_world(
+            storage=FaultyStorage(InMemoryStorage(), storage_faults),  # type: ignore[arg-type]
+            gateway=FaultyGateway(gateway, gateway_faults),  # type: ignore[arg-type]
+        )
+        world.gateway = gateway  # the checks below ask the gateway itself
+        lost = _lost_then_paid(world)
+        target = storage_faults if kind == "storage" else gateway_faults
+        target.calls, target.fail_at = 0, k
+        with suppress(CrashError, GatewayUnavailableError):
+            _confirm(world, lost)
+        fired = target.calls >= k
+        target.fail_at = None
+        assert world.notification_kinds() == [], f"{kind} {mode} fault at {k}"
+        world.billing.run(at(DAY + date.resolution, 7))
+        assert _payment(world, lost).status is PaymentStatus.CANCELED, (
+            f"{kind} {mode} fault at call {k}"
+        )
+        _never_asked_nor_charged(world, lost)
+        if not fired:
+            break  # past the last call: every step was covered
+        k += 1
+    # the gateway is asked twice (the look-up, the cancel), storage often
+    assert k > (5 if kind == "storage" else 2), "the harness must have covered them"
