@@ -254,11 +254,39 @@ def test_a_credit_note_reason_is_text_or_left_out() -> None:
     lines, invoice = _two_line_invoice()
     kept = credit_note(invoice_number="7", invoice=invoice, lines=lines, reason="Sick")
     assert kept.reason == "Sick"
-    assert credit_note(invoice_number="7", invoice=invoice, lines=lines).reason == ""
-    for reason in ("", "  ", 5, b"Sick", ["Sick"]):
+    none = credit_note(invoice_number="7", invoice=invoice, lines=lines)
+    assert none.reason == ""
+    again = credit_note(invoice_number="7", invoice=invoice, lines=lines, reason="")
+    assert again == none  # the note's own "" given back is no reason, as None
+    for reason in ("  ", 5, b"Sick", ["Sick"]):
         for make in (credit_note, full_credit_note):
             with pytest.raises(InvalidInvoiceError, match=r"^reason .* is empty or"):
                 make(invoice_number="7", invoice=invoice, lines=lines, reason=reason)  # type: ignore[arg-type]
+
+
+def test_a_credit_note_keeps_the_items_of_a_one_shot_iterable() -> None:
+    """A generator is read once: the note keeps the items its totals count."""
+    lines, invoice = _two_line_invoice()
+    discount = AllowanceCharge(
+        is_charge=False, amount=D(100), reason="Goodwill", vat_category="S", vat_rate=25
+    )
+    listed = credit_note(
+        invoice_number="7", invoice=invoice, lines=lines, allowances=[discount]
+    )
+    made = credit_note(
+        invoice_number="7",
+        invoice=invoice,
+        lines=(line for line in lines),
+        allowances=(item for item in [discount]),
+    )
+    assert made == listed
+    assert made.lines == tuple(lines)
+    assert made.allowances == (discount,)
+    full = full_credit_note(
+        invoice_number="7", invoice=invoice, lines=(line for line in lines)
+    )
+    assert full.lines == tuple(lines)
+    assert full.full
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,4 @@
+import enum
 from decimal import Decimal
 
 import pytest
@@ -154,6 +155,14 @@ def test_format_money_names_an_argument_of_the_wrong_kind(
     arguments: dict[str, object] = {"locale": "nb_NO", **options}
     with pytest.raises(InvalidInputError, match=message):
         format_money(Money("0.125", "NOK"), **arguments)  # type: ignore[arg-type]
+
+
+def test_format_money_takes_a_str_subclass_as_the_locale() -> None:
+    class Language(str, enum.Enum):
+        NORWEGIAN = "nb_NO"
+
+    money = Money("1234.5", "NOK")
+    assert format_money(money, Language.NORWEGIAN) == format_money(money, "nb_NO")
 
 
 def test_format_money_takes_a_babel_locale() -> None:

@@ -1198,6 +1198,20 @@ def _invoice_number(value: object) -> str:
     )
 
 
+_AC = "AllowanceCharge"
+
+
+def _items(value: object, name: str, kind: str) -> tuple[Any, ...]:
+    """*value*, a credit note's *name* (items of *kind*, each checked where
+    it is used), as a tuple."""
+    return sequence(
+        value,
+        name,
+        allowed=f"give {name} as a list or tuple of {kind}",
+        error=InvalidInvoiceError,
+    )
+
+
 def _credit_notes(value: object, name: str) -> tuple[CreditNote, ...]:
     return sequence(
         value,
@@ -1290,17 +1304,18 @@ def credit_note(
     """A credit note for part of invoice *invoice_number* (totals *invoice*).
 
     *lines* (positive quantities credit), *allowances* and *charges* are the
-    credited items; *previous* are the credit notes already issued for this
-    invoice; *reason* is non-empty text, or None (left out) for none (the
-    note's ``reason`` is then ``""``). Raises
+    credited items (lists, tuples or other iterables, each read once);
+    *previous* are the credit notes already issued for this invoice;
+    *reason* is text, or None or ``""`` for none (the note's ``reason`` is
+    then ``""``, which may be given back). Raises
     :class:`~recurbill.errors.CreditExceedsInvoiceError` when the credit is
     larger than what is still creditable, and
     :class:`~recurbill.errors.InvalidInvoiceError` when it credits nothing,
     for an empty or non-text *invoice_number* or *reason*, and for items or
-    *previous* not given as lists (bad arguments otherwise as for
-    :func:`compute_totals` and :func:`creditable_amount`).
+    *previous* given as text, a mapping or a lone value (bad arguments
+    otherwise as for :func:`compute_totals` and :func:`creditable_amount`).
     """
-    if reason is not None:
+    if reason:  # None and "" are no reason; blank text is refused
         text(
             reason,
             "reason",
@@ -1309,11 +1324,15 @@ def credit_note(
         )
     earlier = _credit_notes(previous, "previous")
     remaining = _creditable(invoice_number, invoice, earlier, "previous")
+    # each read once: the note keeps the items its totals are computed from
+    credited: tuple[InvoiceLine, ...] = _items(lines, "lines", "InvoiceLine")
+    minus: tuple[AllowanceCharge, ...] = _items(allowances, "allowances", _AC)
+    plus: tuple[AllowanceCharge, ...] = _items(charges, "charges", _AC)
     totals = compute_totals(
-        lines,
+        credited,
         currency=invoice.currency,
-        allowances=allowances,
-        charges=charges,
+        allowances=minus,
+        charges=plus,
         rounding_amount=rounding_amount,
         rounding=rounding,
     )
@@ -1329,9 +1348,9 @@ def credit_note(
         )
     return CreditNote(
         invoice_number=invoice_number,
-        lines=tuple(lines),
-        allowances=tuple(allowances),
-        charges=tuple(charges),
+        lines=credited,
+        allowances=minus,
+        charges=plus,
         totals=totals,
         reason=reason or "",
         full=credit == remaining and not earlier,

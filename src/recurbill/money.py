@@ -412,7 +412,7 @@ def format_money(money: Money, locale: str | Locale, *, exact: bool = False) -> 
         instance(money, Money, "money", allowed=_GIVE_MONEY.format("money"))
     if exact is not False:
         flag(exact, "exact")
-    if type(locale) is not str and not isinstance(locale, Locale):
+    if not isinstance(locale, (str, Locale)):
         _unknown_locale(locale)
     code = money.currency.code
     digits = ISO_4217_DECIMALS[code]
