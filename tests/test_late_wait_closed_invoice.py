@@ -292,3 +292,54 @@ def test_a_fault_at_every_step_then_a_rerun_ends_canceled(kind: str, mode: str) 
         k += 1
     # the gateway is asked twice (the look-up, the cancel), storage often
     assert k > (5 if kind == "storage" else 2), "the harness must have covered them"
+
+
+def test_a_cancel_not_answered_is_no_charge_to_complete_and_is_made_later(
+    storage: Storage,
+) -> None:
+    """The cancel of the waiting charge gets no answer: confirm_payment says
+    to try again rather than hand back a charge to complete for the paid
+    invoice; the next call cancels it."""
+    world = make_world(storage=storage)
+    lost = _lost_then_paid(world)
+    world.gateway.fail_next("unavailable", operation="cancel_charge")
+    with pytest.raises(GatewayUnavailableError, match="its cancel could not be"):
+        _confirm(world, lost)
+    assert _payment(world, lost).status is PaymentStatus.REQUIRES_ACTION
+    _confirm(world, lost)
+    assert _payment(world, lost).status is PaymentStatus.CANCELED
+    _never_asked_nor_charged(world, lost)
+
+
+def test_a_cancel_whose_record_fails_does_not_stop_the_daily_run() -> None:
+    """The run's own charge found waiting for a paid invoice is canceled, but
+    recording that meets a lock: the run goes on and reports; the payment
+    stays waiting, without a notice, and the next run records the cancel."""
+    faults = Faults()
+    gateway = _TransferWhileCharging()
+    world = make_world(
+        storage=FaultyStorage(InMemoryStorage(), faults),  # type: ignore[arg-type]
+        gateway=gateway,
+    )
+    world.template(world.customer(card="pm_card_authenticationRequired"), start=DAY)
+    cancel = gateway.cancel_charge
+
+    def then_locked(charge_id: str) -> ChargeResult:
+        faults.mode, faults.fail_on = "lock_timeout", "update_payments"
+        return cancel(charge_id)
+
+    def transfer() -> None:
+        (invoice,) = world.storage_invoices()
+        _paid_by_transfer(world, invoice)
+
+    gateway.meanwhile = transfer
+    gateway.cancel_charge = then_locked  # type: ignore[method-assign]
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 1
+    (payment,) = world.payments()
+    assert payment.status is PaymentStatus.REQUIRES_ACTION
+    assert NEEDS_ACTION not in world.notification_kinds()
+    gateway.cancel_charge = cancel  # type: ignore[method-assign]
+    _daily_run(world, payment)
+    assert _payment(world, payment).status is PaymentStatus.CANCELED
+    _never_asked_nor_charged(world, payment)

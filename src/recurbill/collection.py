@@ -613,7 +613,10 @@ class Collector:
 
         A payment left waiting for the customer's authentication though its
         invoices are no longer all open is then canceled
-        (:meth:`_cancel_stranded`).
+        (:meth:`_cancel_stranded`); if that cannot be done now, it is
+        :class:`~recurbill.errors.GatewayUnavailableError`, so that no caller
+        hands the customer a charge to complete for a closed invoice (the
+        next look-up cancels it).
         """
         changed: set[str] = set()
         stranded: set[str] = set()
@@ -630,6 +633,14 @@ class Collector:
         canceled = False
         if stranded:
             outcome, canceled = self._cancel_stranded(outcome, now=now)
+            if outcome.status is PaymentStatus.REQUIRES_ACTION:
+                raise GatewayUnavailableError(
+                    problem=f"payment {outcome.id} waits for the customer's "
+                    "authentication though its invoices were closed meanwhile, "
+                    "and its cancel could not be made or recorded now",
+                    allowed="try again later: it is canceled then (the daily "
+                    "run does it too); the customer is not asked to confirm it",
+                )
         return outcome, canceled or outcome.id in changed
 
     def _cancel_stranded(
@@ -652,16 +663,16 @@ class Collector:
         """
         if not payment.charge_id:
             return payment, False
+        changed: set[str] = set()
         try:
             result = self.gateway.cancel_charge(payment.charge_id)
-        except GatewayError:
-            return payment, False  # still waiting, with no notice: canceled later
-        changed: set[str] = set()
-        with self.storage.transaction() as tx:
-            (outcome,) = self._record_in(
-                tx, [(payment, result)], now=now, changed=changed
-            )
-            tx.commit()
+            with self.storage.transaction() as tx:
+                (outcome,) = self._record_in(
+                    tx, [(payment, result)], now=now, changed=changed
+                )
+                tx.commit()
+        except RecurbillError:  # the gateway, the storage: it is done later
+            return payment, False  # still waiting, with no notice
         return outcome, outcome.id in changed
 
     def _record_in(
