@@ -900,9 +900,10 @@ def compute_totals(
     :class:`~recurbill.errors.VatCategoryError`) for input that breaks a rule
     of EN 16931 (no line, net price not gross price − discount, VAT category
     rules, a document allowance or charge without VAT category, a stated
-    amount with more decimals than the currency), for *allowances* or
-    *charges* not given as a list or tuple (None included: leave them out for
-    none), and
+    amount with more decimals than the currency), for *lines* that are not
+    a list, tuple or other iterable of InvoiceLine values, for *allowances*
+    or *charges* given as text, a mapping, None or a lone value (leave them
+    out for none), and
     :class:`~recurbill.errors.CurrencyMismatchError` for amounts in another
     currency.
 
@@ -980,9 +981,11 @@ def totals_from_line_nets(
     *line_nets* (one per line, in order) instead of recomputing each line, so
     a document whose lines disagree with their stated nets still adds up the
     way its issuer meant. Use :func:`check_consistency` to find such lines.
-    *lines* and *line_nets* not given as lists or tuples (of as many stated
-    nets as lines) raise :class:`~recurbill.errors.InvalidInvoiceError`, as
-    do *allowances* or *charges* not given so.
+    *lines* and *line_nets* given as text, a mapping or a lone value (a
+    list, tuple or other iterable will do), or not as many stated nets as
+    lines, raise :class:`~recurbill.errors.InvalidInvoiceError`, as do such
+    *allowances* or *charges*; a stated net that is not Money raises
+    :class:`~recurbill.errors.InvalidInputError`.
     """
     _check_rounding(rounding)
     cur = _currency(currency)
@@ -1061,9 +1064,8 @@ def check_consistency(
     quantity + charges − allowances by more than 0.02 (Peppol rule R120), and
     when a gross price and price discount are given and the net price is not
     their difference (R046). EN 16931 itself accepts such documents, so they
-    are reported, not refused. *lines* and *line_nets* not given as lists or
-    tuples of as many InvoiceLine and Money values are refused
-    (:class:`~recurbill.errors.InvalidInvoiceError`).
+    are reported, not refused. Arguments of the wrong kind raise as for
+    :func:`totals_from_line_nets`.
     """
     cur = _currency(currency)
     given, nets = _stated_nets(lines, line_nets, cur)
@@ -1255,7 +1257,8 @@ def creditable_amount(
     The total is BT-112 + BT-114 (what the invoice charged, before payments).
     Raises :class:`~recurbill.errors.InvalidInvoiceError` for an
     *invoice_number* that is empty or not text and for *credit_notes* that
-    are not a list of this invoice's CreditNote values,
+    are not a list, tuple or other iterable of this invoice's CreditNote
+    values,
     :class:`~recurbill.errors.InvalidInputError` for *invoice* not Totals.
     """
     return _creditable(invoice_number, invoice, credit_notes, "credit_notes")

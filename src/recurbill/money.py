@@ -333,8 +333,9 @@ def allocate(total: Money, weights: Sequence[Decimal | int]) -> list[Money]:
     proportional share rounded down in minor units; the units left over go one
     by one to the parts with the largest remainders (ties: the earlier part).
 
-    A *total* that is not Money or *weights* that are not a list or tuple of
-    Decimals and ints raise :class:`~recurbill.errors.InvalidInputError`
+    A *total* that is not Money or *weights* that are not a list, tuple or
+    other iterable (not text or a mapping) of Decimals and ints raise
+    :class:`~recurbill.errors.InvalidInputError`
     (:class:`~recurbill.errors.InvalidAmountError` for a float, NaN or bool
     weight).
 
