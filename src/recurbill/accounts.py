@@ -140,8 +140,9 @@ class Accounts:
         ``clear`` names the optional settings to remove: ``"payee_account"``
         and ``"vat_number"`` (an account that stops taking bank transfers, or
         a VAT number registered by mistake); the invoice e-mails written after
-        it show neither. Another name, a bare string, or a setting both given
-        and cleared is an :class:`~recurbill.errors.InvalidInputError`.
+        it show neither. Another name, a bare string, bytes or a mapping, or
+        a setting both given and cleared is an
+        :class:`~recurbill.errors.InvalidInputError`.
 
         Checked as :meth:`create_account` checks them (a reference scheme
         must be one the currency uses), before anything changes. A change

@@ -1,7 +1,10 @@
 """Contract suites every adapter must pass, and factories for your own tests.
 
 Subclass a contract in your test suite and provide its fixture to check your
-own adapter the way recurbill checks its own.
+own adapter the way recurbill checks its own. Call
+``pytest.register_assert_rewrite("recurbill.testing")`` in your
+``conftest.py`` before this package is imported, so that a failing check
+shows the values it compared.
 """
 
 from __future__ import annotations
