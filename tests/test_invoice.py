@@ -293,6 +293,14 @@ def test_a_credit_note_keeps_the_items_of_a_one_shot_iterable() -> None:
     ("call", "error", "message"),
     [
         (
+            lambda lines, invoice: compute_totals(
+                dict.fromkeys(lines),  # type: ignore[arg-type]
+                currency="NOK",
+            ),
+            InvalidInvoiceError,
+            r"lines \{.*\} is not a sequence of InvoiceLine values",
+        ),
+        (
             lambda lines, invoice: compute_totals(lines, currency="NOK", charges=None),  # type: ignore[arg-type]
             InvalidInvoiceError,
             "charges None is not a sequence; give charges as a list or tuple of "

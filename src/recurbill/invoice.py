@@ -901,9 +901,9 @@ def compute_totals(
     of EN 16931 (no line, net price not gross price − discount, VAT category
     rules, a document allowance or charge without VAT category, a stated
     amount with more decimals than the currency), for *lines* that are not
-    a list, tuple or other iterable of InvoiceLine values, for *allowances*
-    or *charges* given as text, a mapping, None or a lone value (leave them
-    out for none), and
+    a list, tuple or other iterable of InvoiceLine values (text and a mapping
+    are not), for *allowances* or *charges* given as text, a mapping, None or
+    a lone value (leave them out for none), and
     :class:`~recurbill.errors.CurrencyMismatchError` for amounts in another
     currency.
 
@@ -931,8 +931,12 @@ def _compute_totals(
 ) -> Totals:
     if rounding is not ROUND_HALF_UP:
         _check_rounding(rounding)
-    if type(lines) is not tuple and (
-        isinstance(lines, (str, bytes)) or not isinstance(lines, Iterable)
+    if (
+        type(lines) is not tuple
+        and type(lines) is not list
+        and (
+            isinstance(lines, (str, bytes, Mapping)) or not isinstance(lines, Iterable)
+        )
     ):
         raise InvalidInvoiceError(
             problem=f"lines {lines!r} is not a sequence of InvoiceLine values",
