@@ -343,3 +343,32 @@ def test_a_cancel_whose_record_fails_does_not_stop_the_daily_run() -> None:
     _daily_run(world, payment)
     assert _payment(world, payment).status is PaymentStatus.CANCELED
     _never_asked_nor_charged(world, payment)
+
+
+def test_a_batch_recorded_one_by_one_goes_on_past_a_cancel_not_answered() -> None:
+    """The run's batch record fails and each answer is recorded on its own;
+    the charge found waiting for a paid invoice cannot be canceled now: the
+    run goes on, and the next run cancels it."""
+    faults = Faults()
+    gateway = _TransferWhileCharging()
+    world = make_world(
+        storage=FaultyStorage(InMemoryStorage(), faults),  # type: ignore[arg-type]
+        gateway=gateway,
+    )
+    world.template(world.customer(card="pm_card_authenticationRequired"), start=DAY)
+
+    def transfer_then_faults() -> None:
+        (invoice,) = world.storage_invoices()
+        _paid_by_transfer(world, invoice)
+        faults.mode, faults.fail_on = "lock_timeout", "update_payments"
+        gateway.fail_next("unavailable", operation="cancel_charge")
+
+    gateway.meanwhile = transfer_then_faults
+    (report,) = world.billing.run(at(DAY, 7))
+    assert len(report.issued) == 1
+    (payment,) = world.payments()
+    assert payment.status is PaymentStatus.REQUIRES_ACTION
+    assert NEEDS_ACTION not in world.notification_kinds()
+    _daily_run(world, payment)
+    assert _payment(world, payment).status is PaymentStatus.CANCELED
+    _never_asked_nor_charged(world, payment)

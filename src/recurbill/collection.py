@@ -547,7 +547,7 @@ class Collector:
                 tx.commit()
         except RecurbillError:
             outcomes = [
-                self._record(payment, result, now=now, sent=True)
+                self._recorded(payment, result, now=now, sent=True, waiting_ok=True)[0]
                 for payment, result in answered
             ]
             return outcomes, stop
@@ -608,6 +608,7 @@ class Collector:
         *,
         now: datetime,
         sent: bool = False,
+        waiting_ok: bool = False,
     ) -> tuple[Payment, bool]:
         """Record *result*; the payment, and whether this call changed it.
 
@@ -616,7 +617,8 @@ class Collector:
         (:meth:`_cancel_stranded`); if that cannot be done now, it is
         :class:`~recurbill.errors.GatewayUnavailableError`, so that no caller
         hands the customer a charge to complete for a closed invoice (the
-        next look-up cancels it).
+        next look-up cancels it), unless *waiting_ok* (the daily run's batch,
+        which hands nothing to a customer and goes on).
         """
         changed: set[str] = set()
         stranded: set[str] = set()
@@ -633,7 +635,7 @@ class Collector:
         canceled = False
         if stranded:
             outcome, canceled = self._cancel_stranded(outcome, now=now)
-            if outcome.status is PaymentStatus.REQUIRES_ACTION:
+            if outcome.status is PaymentStatus.REQUIRES_ACTION and not waiting_ok:
                 raise GatewayUnavailableError(
                     problem=f"payment {outcome.id} waits for the customer's "
                     "authentication though its invoices were closed meanwhile, "
