@@ -30,6 +30,7 @@ from billing_helpers import (
     line,
     make_world,
 )
+from recurbill.collection import RetryPolicy
 from recurbill.errors import GatewayUnavailableError, InvalidInputError, NotFoundError
 from recurbill.money import Money
 from recurbill.notices import NEEDS_ACTION, needs_action_notice_id
@@ -372,3 +373,33 @@ def test_a_batch_recorded_one_by_one_goes_on_past_a_cancel_not_answered() -> Non
     _daily_run(world, payment)
     assert _payment(world, payment).status is PaymentStatus.CANCELED
     _never_asked_nor_charged(world, payment)
+
+
+def test_a_retry_found_waiting_for_a_paid_invoice_does_not_stop_the_run() -> None:
+    """A declined charge's retry goes to the customer's new card, which asks
+    for 3-D Secure; the invoice is paid by transfer while it is sent, and
+    the cancel gets no answer: the run goes on; the next run cancels it."""
+    gateway = _TransferWhileCharging()
+    world = make_world(gateway=gateway, retry_policy=RetryPolicy((1,)))
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    world.template(kari, start=DAY)
+    (first,) = world.billing.run(at(DAY, 7)).pop().charges
+    assert first.status is PaymentStatus.DECLINED
+    world.billing.save_card(
+        world.account.id, kari.id, token="pm_card_authenticationRequired"
+    )
+
+    def transfer_then_no_cancel() -> None:
+        (invoice,) = world.storage_invoices()
+        _paid_by_transfer(world, invoice)
+        gateway.fail_next("unavailable", operation="cancel_charge")
+
+    gateway.meanwhile = transfer_then_no_cancel
+    world.billing.run(at(DAY + date.resolution, 7))  # the retry: no raise
+    retry = max(world.payments(), key=lambda p: p.attempt)
+    assert retry.attempt == 2
+    assert retry.status is PaymentStatus.REQUIRES_ACTION
+    assert NEEDS_ACTION not in world.notification_kinds()
+    world.billing.run(at(DAY + 2 * date.resolution, 7))
+    assert _payment(world, retry).status is PaymentStatus.CANCELED
+    _never_asked_nor_charged(world, retry)

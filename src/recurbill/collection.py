@@ -474,9 +474,15 @@ class Collector:
         return self.execute_sent(account_id, payment_id, now=now)[0]
 
     def execute_sent(
-        self, account_id: str, payment_id: str, *, now: datetime
+        self,
+        account_id: str,
+        payment_id: str,
+        *,
+        now: datetime,
+        waiting_ok: bool = False,
     ) -> tuple[Payment, bool]:
-        """:meth:`execute`, and whether this call sent the charge to the gateway."""
+        """:meth:`execute`, and whether this call sent the charge to the gateway
+        (*waiting_ok*: as for :meth:`_recorded`)."""
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
             customer = tx.get_customer(account_id, payment.customer_id)
@@ -494,7 +500,10 @@ class Collector:
                 "then makes this charge, once; do not record or pay it again",
                 **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
             ) from None
-        return self._record(payment, result, now=now, sent=True), True
+        recorded = self._recorded(
+            payment, result, now=now, sent=True, waiting_ok=waiting_ok
+        )
+        return recorded[0], True
 
     def charge_batch(
         self,
