@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Context, Decimal
 from enum import Enum
+from typing import Any
 
 import attrs
 
@@ -111,6 +112,14 @@ class Templates:
         items = invoice_lines(lines)
         discounts = allowance_charges(allowances, is_charge=False)
         fees = allowance_charges(charges, is_charge=True)
+        timing: dict[str, Any] = {  # the schedule asked for, new or repeated
+            "start": start,
+            "period": period,
+            "every": every,
+            "end": end,
+            "max_count": max_count,
+            "month_end": month_end,
+        }
 
         def asked(
             schedule: Schedule, id_: str, currency: Currency
@@ -140,15 +149,7 @@ class Templates:
                     else stored_or_none(tx.get_template, account_id, chosen)
                 )
                 if stored is None:
-                    schedule = Schedule.create(
-                        today=local_date(account, now),
-                        start=start,
-                        period=period,
-                        every=every,
-                        end=end,
-                        max_count=max_count,
-                        month_end=month_end,
-                    )
+                    schedule = Schedule.create(today=local_date(account, now), **timing)
                     check_lines(items, account, allowances=discounts, charges=fees)
                     template = _with_next_due(
                         asked(schedule, chosen or self.ids("tpl"), account.currency),
@@ -162,14 +163,8 @@ class Templates:
             stored = None if chosen is None else self._find(account_id, chosen)
             if stored is None:  # in use in another account: not this one's
                 raise
-        repeated = Schedule(
-            start=start,
-            period=period,
-            every=every,
-            end=end,
-            max_count=max_count,
-            month_end=month_end,
-        )
+        # a repeat is compared as asked: its start may be past by now
+        repeated = Schedule(**timing)
         _refuse_another(stored, asked(repeated, stored.id, stored.currency))
         return stored
 
