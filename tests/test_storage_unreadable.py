@@ -21,6 +21,8 @@ from billing_helpers import World, at, line, make_world
 from recurbill.errors import NotFoundError, UnreadableRecordError
 from recurbill.money import Money
 from recurbill.records import CollectionMethod, PaymentStatus
+from recurbill.storage import schema
+from recurbill.storage.bulk import ByIds
 from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 1, 31)
@@ -343,3 +345,57 @@ def test_a_run_for_one_account_never_reads_anothers_rows(engine: sa.Engine) -> N
     fjords = stored.ids["template"]
     with world.storage.transaction() as tx, pytest.raises(NotFoundError):
         tx.update_templates([attrs.evolve(mine, id=fjords)])
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_replacing_a_template_whose_due_instant_cannot_be_read_names_it(
+    engine: sa.Engine,
+) -> None:
+    """A bulk update reads the stored indexed columns first (to leave out
+    those it does not change); one it cannot convert raises the one error
+    naming the template and the column, and nothing is written."""
+    stored = _stored(engine)
+    key = stored.ids["template"]
+    storage = stored.world.storage
+    with storage.transaction(read_only=True) as tx:
+        template = tx.get_template("fjord", key)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE templates SET next_due_at = 'soon' WHERE id = :id"),
+            {"id": key},
+        )
+    with storage.transaction() as tx, pytest.raises(UnreadableRecordError) as raised:
+        tx.update_templates([attrs.evolve(template, memo="changed")])
+    error = raised.value
+    assert (error.fields["kind"], error.fields["key"]) == ("template", key)
+    assert str(error).startswith(
+        f"stored template {key!r} of account 'fjord' could not be read (next_due_at: "
+    )
+    with engine.connect() as conn:
+        query = sa.text("SELECT next_due_at, memo FROM templates WHERE id = :id")
+        assert tuple(conn.execute(query, {"id": key}).one()) == ("soon", template.memo)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_rows_read_by_id_on_the_driver_convert_as_sqlalchemy_does(
+    engine: sa.Engine,
+) -> None:
+    """Reads and checks by id run on the driver with the columns' own
+    conversions: every row of every table with ids comes back with the values
+    a SQLAlchemy select gives (instants, dates, amounts, flags)."""
+    _stored(engine)
+    tables = [t for t in schema.metadata.sorted_tables if "id" in t.c]
+    with engine.connect() as conn:
+        compared = 0
+        for table in tables:
+            expected = {
+                row["id"]: dict(row)
+                for row in conn.execute(sa.select(table)).mappings()
+            }
+            names = tuple(column.name for column in table.columns)
+            found = ByIds(table, names, conn.dialect).run(conn, sorted(expected))
+            assert {
+                values[0]: dict(zip(names, values, strict=True)) for values in found
+            } == expected
+            compared += len(expected)
+    assert compared > len(tables)

@@ -34,6 +34,7 @@ from recurbill.errors import (
 from recurbill.money import Money
 from recurbill.records import OccurrenceOutcome, OccurrenceRecord
 from recurbill.storage import migrations, rows, schema
+from recurbill.storage.bulk import indexed_columns
 from recurbill.storage.engine import prepare_sqlite
 from recurbill.storage.sql import SqlStorage, migrate
 from recurbill.testing.storage import (
@@ -320,6 +321,41 @@ def test_an_update_sets_only_the_indexed_columns_that_change(
         with storage.transaction() as tx:
             assert tx.get_template("acme", "tpl-1").next_due_at == due
             assert tx.get_invoice("acme", "inv-1") == renumbered
+
+
+def test_an_update_that_changes_no_indexed_column_sets_none(
+    sql_storage: SqlStorage,
+) -> None:
+    """The stored indexed columns are read back with their types' own
+    conversions (an instant as an aware datetime, a number as an int), so an
+    update that changes none of them leaves them all out, on either backend."""
+    _seed(sql_storage)
+    updates: list[str] = []
+
+    def keep(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if sql.startswith("UPDATE"):
+            updates.append(sql)
+
+    template = make_template("tpl-1", memo="changed")
+    invoice = make_invoice(
+        "inv-1", number=1, template_id="tpl-1", occurrence_index=0, memo="changed"
+    )
+    sa.event.listen(sql_storage.engine, "before_cursor_execute", keep)
+    with sql_storage.transaction() as tx:
+        tx.update_templates([template])
+        tx.update_invoices([invoice])
+        tx.commit()
+    sa.event.remove(sql_storage.engine, "before_cursor_execute", keep)
+    assert len(updates) == 2
+    for sql, table in zip(updates, (schema.templates, schema.invoices), strict=True):
+        assigned = sql.split(" SET ")[1].split(" WHERE ")[0].split(", ")
+        names = {part.split(" = ")[0].strip('"') for part in assigned}
+        assert "memo" in names
+        assert indexed_columns(table)  # customer_id, next_due_at, number, ...
+        assert names.isdisjoint(indexed_columns(table))
+    with sql_storage.transaction() as tx:
+        assert tx.get_template("acme", "tpl-1") == template
+        assert tx.get_invoice("acme", "inv-1") == invoice
 
 
 # -- engines and URLs -------------------------------------------------------------

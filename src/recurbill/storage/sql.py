@@ -27,7 +27,7 @@ recurbill.
 What the transaction's calls share lives beside this module: ``sqlunit``
 (the connection, write calls, reads by id, existence checks), ``unreadable``
 (finding and naming a row that cannot be read) and ``bulk`` (the multi-row
-writes, one executemany each).
+writes, one executemany each, and the reads by id on the driver).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from recurbill.records import (
     TemplateStatus,
 )
 from recurbill.storage import migrations, rows, schema
-from recurbill.storage.bulk import Updates, inserts
+from recurbill.storage.bulk import ByIds, Updates, inserts
 from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
@@ -153,6 +153,7 @@ class SqlStorage:
         self._owner = threading.local()
         self._bulk = inserts(engine.dialect)
         self._bulk_update: Updates = {}
+        self._lookups: dict[tuple[str, tuple[str, ...]], ByIds] = {}
 
     @classmethod
     def from_url(

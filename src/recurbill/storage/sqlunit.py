@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from recurbill.errors import NotFoundError, StateError, UnreadableRecordError
 from recurbill.records import Invoice, Payment, Receipt, RecurringTemplate
 from recurbill.storage import rows, schema
-from recurbill.storage.bulk import indexed_columns, update_statement
+from recurbill.storage.bulk import ByIds, indexed_columns, update_statement
 from recurbill.storage.checks import id_in_use as _id_in_use
 from recurbill.storage.checks import ids as _ids
 from recurbill.storage.checks import text as _text
@@ -86,6 +86,7 @@ class SqlUnit:
         self._insert = storage._insert
         self._bulk = storage._bulk
         self._bulk_update = storage._bulk_update
+        self._lookups = storage._lookups
 
     @property
     def read_only(self) -> bool:
@@ -246,6 +247,40 @@ class SqlUnit:
             )
             statement.run(conn, encoded)
 
+    def _by_ids(self, table: sa.Table, names: tuple[str, ...]) -> ByIds:
+        """The lookup of *names* by id in *table* (built once per storage)."""
+        key = (table.name, names)
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = ByIds(table, names, self._c.dialect)
+            self._lookups[key] = lookup
+        return lookup
+
+    def _by_id(
+        self,
+        query: sa.Select[Any],
+        chunk: Sequence[str],
+        account_id: str,
+        doing: str,
+        *,
+        locks: bool,
+    ) -> Sequence[rows.Row]:
+        """The rows *query* reads (whole rows of *chunk*, by id), as column
+        name -> value. Read on the driver (:class:`ByIds`) unless the read
+        locks rows (PostgreSQL) or a value cannot be converted: then by
+        *query*, which names that row (:meth:`_owned`)."""
+        if not locks or self._storage._is_sqlite:  # SQLite locks no rows
+            table = table_of(query)
+            names = tuple(column.name for column in table.columns)
+            try:
+                with translate_errors(doing):
+                    found = self._by_ids(table, names).run(self._c, chunk)
+                return [dict(zip(names, values, strict=True)) for values in found]
+            except schema.UNCONVERTIBLE:
+                pass  # read again below, to name the row
+        read = functools.partial(self._fetch, doing=doing)
+        return self._owned(query, account_id, read)
+
     def _need_customer(self, account_id: str, customer_id: str) -> None:
         self._need_account(account_id)
         self._exists(schema.customers, account_id, customer_id, "customer")
@@ -263,17 +298,20 @@ class SqlUnit:
         Returns each id's stored values of the columns *also*.
         """
         stored: dict[str, tuple[Any, ...]] = {}
-        query = sa.select(
-            table.c.id, table.c.account_id, *(table.c[name] for name in also)
-        )
+        names = ("id", "account_id", *also)
+        query = sa.select(*(table.c[name] for name in names))
         for account_id, ids in wanted.items():
             keys = sorted(ids)
             found: dict[str, tuple[Any, ...]] = {}
             for chunk in chunks(keys):
                 # by primary key alone (the planner may otherwise pick an
                 # account index and scan the account), the account checked here
-                by_id = query.where(table.c.id.in_(chunk))
-                got = self._owned(by_id, account_id, self._rows)
+                got: Sequence[Any]
+                try:
+                    got = self._by_ids(table, names).run(self._c, chunk)
+                except schema.UNCONVERTIBLE:  # read again to name the row
+                    by_id = query.where(table.c.id.in_(chunk))
+                    got = self._owned(by_id, account_id, self._rows)
                 found.update(
                     (key, tuple(values))
                     for key, owner, *values in got
@@ -353,8 +391,7 @@ class SqlUnit:
             if for_update:  # in id order, so two lockers never deadlock
                 query = query.order_by(table.c.id).with_for_update(key_share=key_share)
             doing = f"reading {kind} {chunk[0]!r}"
-            read = functools.partial(self._fetch, doing=doing)
-            result = self._owned(query, account_id, read)
+            result = self._by_id(query, chunk, account_id, doing, locks=for_update)
             owned = [row for row in result if row["account_id"] == account_id]
             found.update(
                 zip(
