@@ -298,18 +298,50 @@ def test_a_fault_at_every_step_then_a_rerun_ends_canceled(kind: str, mode: str) 
 def test_a_cancel_not_answered_is_no_charge_to_complete_and_is_made_later(
     storage: Storage,
 ) -> None:
-    """The cancel of the waiting charge gets no answer: confirm_payment says
-    to try again rather than hand back a charge to complete for the paid
-    invoice; the next call cancels it."""
+    """The cancel of the waiting charge gets no answer: confirm_payment hands
+    back the payment waiting but without a client secret (nothing can
+    complete it, and nothing raises after the answer was stored); the next
+    call cancels it."""
     world = make_world(storage=storage)
     lost = _lost_then_paid(world)
     world.gateway.fail_next("unavailable", operation="cancel_charge")
-    with pytest.raises(GatewayUnavailableError, match="its cancel could not be"):
-        _confirm(world, lost)
-    assert _payment(world, lost).status is PaymentStatus.REQUIRES_ACTION
+    outcome = world.billing.confirm_payment(world.account.id, lost.id, now=LATER)
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.REQUIRES_ACTION
+    assert outcome.payment.client_secret is None
+    assert _payment(world, lost).client_secret is None
     _confirm(world, lost)
     assert _payment(world, lost).status is PaymentStatus.CANCELED
     _never_asked_nor_charged(world, lost)
+
+
+def test_a_session_charged_while_its_invoice_closed_is_not_issued_twice(
+    storage: Storage,
+) -> None:
+    """record_session's own charge is found waiting for an invoice a transfer
+    paid meanwhile, and its cancel gets no answer: the call returns (it
+    raised after storing the invoice, and a retry issued a second one); the
+    next look-up cancels the charge."""
+    gateway = _TransferWhileCharging()
+    world = make_world(storage=storage, gateway=gateway)
+    kari = world.customer(card="pm_card_authenticationRequired")
+
+    def transfer_then_no_cancel() -> None:
+        (invoice,) = world.storage_invoices()
+        _paid_by_transfer(world, invoice)
+        gateway.fail_next("unavailable", operation="cancel_charge")
+
+    gateway.meanwhile = transfer_then_no_cancel
+    outcome = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    )
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.REQUIRES_ACTION
+    assert outcome.payment.client_secret is None
+    assert len(world.storage_invoices()) == 1
+    _confirm(world, outcome.payment)
+    assert _payment(world, outcome.payment).status is PaymentStatus.CANCELED
+    _never_asked_nor_charged(world, outcome.payment)
 
 
 def test_a_cancel_whose_record_fails_does_not_stop_the_daily_run() -> None:

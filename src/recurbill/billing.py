@@ -597,9 +597,9 @@ class Billing:
         invoices are no longer all open (paid by a bank transfer while its
         answer was unknown) is canceled at the gateway, with no "confirm
         your payment" e-mail, and the payment is returned ``canceled``.
-        While that cancel cannot be made or recorded, it raises
-        :class:`~recurbill.errors.GatewayUnavailableError` rather than return
-        a charge to complete: try again (the daily run cancels it too).
+        Should the cancel not get through now, the payment is returned
+        ``requires_action`` without a ``client_secret``: nothing can complete
+        it, and the next look-up (the daily run's at the latest) cancels it.
         """
         return self._sessions.confirm_payment(account_id, payment_id, now=now)
 

@@ -24,12 +24,14 @@ from recurbill.chargeable import (
     no_automatic_charge,
 )
 from recurbill.errors import (
+    ConflictError,
     GatewayAuthenticationError,
     GatewayError,
     GatewayUnavailableError,
     InvalidInputError,
     RecurbillError,
     StateError,
+    StorageUnavailableError,
     UnreadableRecordError,
 )
 from recurbill.ids import IdFactory, derived_id
@@ -474,15 +476,9 @@ class Collector:
         return self.execute_sent(account_id, payment_id, now=now)[0]
 
     def execute_sent(
-        self,
-        account_id: str,
-        payment_id: str,
-        *,
-        now: datetime,
-        waiting_ok: bool = False,
+        self, account_id: str, payment_id: str, *, now: datetime
     ) -> tuple[Payment, bool]:
-        """:meth:`execute`, and whether this call sent the charge to the gateway
-        (*waiting_ok*: as for :meth:`_recorded`)."""
+        """:meth:`execute`, and whether this call sent the charge to the gateway."""
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
             customer = tx.get_customer(account_id, payment.customer_id)
@@ -500,10 +496,7 @@ class Collector:
                 "then makes this charge, once; do not record or pay it again",
                 **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
             ) from None
-        recorded = self._recorded(
-            payment, result, now=now, sent=True, waiting_ok=waiting_ok
-        )
-        return recorded[0], True
+        return self._record(payment, result, now=now, sent=True), True
 
     def charge_batch(
         self,
@@ -556,7 +549,7 @@ class Collector:
                 tx.commit()
         except RecurbillError:
             outcomes = [
-                self._recorded(payment, result, now=now, sent=True, waiting_ok=True)[0]
+                self._record(payment, result, now=now, sent=True)
                 for payment, result in answered
             ]
             return outcomes, stop
@@ -617,17 +610,15 @@ class Collector:
         *,
         now: datetime,
         sent: bool = False,
-        waiting_ok: bool = False,
     ) -> tuple[Payment, bool]:
         """Record *result*; the payment, and whether this call changed it.
 
         A payment left waiting for the customer's authentication though its
         invoices are no longer all open is then canceled
-        (:meth:`_cancel_stranded`); if that cannot be done now, it is
-        :class:`~recurbill.errors.GatewayUnavailableError`, so that no caller
-        hands the customer a charge to complete for a closed invoice (the
-        next look-up cancels it), unless *waiting_ok* (the daily run's batch,
-        which hands nothing to a customer and goes on).
+        (:meth:`_cancel_stranded`). Should that not get through now, the
+        payment is returned waiting without a ``client_secret`` (its wait is
+        stored without one): nothing can complete it, and the next look-up
+        cancels it.
         """
         changed: set[str] = set()
         stranded: set[str] = set()
@@ -644,14 +635,6 @@ class Collector:
         canceled = False
         if stranded:
             outcome, canceled = self._cancel_stranded(outcome, now=now)
-            if outcome.status is PaymentStatus.REQUIRES_ACTION and not waiting_ok:
-                raise GatewayUnavailableError(
-                    problem=f"payment {outcome.id} waits for the customer's "
-                    "authentication though its invoices were closed meanwhile, "
-                    "and its cancel could not be made or recorded now",
-                    allowed="try again later: it is canceled then (the daily "
-                    "run does it too); the customer is not asked to confirm it",
-                )
         return outcome, canceled or outcome.id in changed
 
     def _cancel_stranded(
@@ -682,8 +665,8 @@ class Collector:
                     tx, [(payment, result)], now=now, changed=changed
                 )
                 tx.commit()
-        except RecurbillError:  # the gateway, the storage: it is done later
-            return payment, False  # still waiting, with no notice
+        except (GatewayError, ConflictError, StorageUnavailableError):
+            return payment, False  # still waiting, with no notice: done later
         return outcome, outcome.id in changed
 
     def _record_in(
@@ -1014,7 +997,8 @@ class Collector:
             charge_id=result.charge_id,
             decline_code=result.decline_code,
             error_code=result.error_code,
-            client_secret=result.client_secret,
+            # a charge of invoices closed meanwhile is canceled: none to complete
+            client_secret=result.client_secret if work.still_open(fresh) else None,
             updated_at=now,
         )
         numbers = [work.invoices[i].display_number for i in sorted(fresh.invoice_ids)]

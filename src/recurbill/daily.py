@@ -399,7 +399,7 @@ class DailyRun:
                 continue
             try:
                 outcome, sent = self.collector.execute_sent(
-                    tried.account_id, tried.id, now=as_of, waiting_ok=True
+                    tried.account_id, tried.id, now=as_of
                 )
             except GatewayAuthenticationError as error:
                 self._report_charge(charges, tried)  # saved, not sent: pending

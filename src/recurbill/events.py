@@ -54,10 +54,12 @@ class GatewayEvents:
         account, payment or refund this storage does not hold (another
         deployment's, sharing the gateway account), so answer it with a 2xx
         and the gateway stops sending it. The event id is remembered only
-        after the work is done: if the gateway cannot be asked, or cannot
-        cancel a charge found waiting for the customer's authentication
-        though its invoices were closed meanwhile, the error is raised and
-        the gateway's redelivery is processed again.
+        after the work is done: if the gateway cannot be asked, the error is
+        raised and the gateway's redelivery is processed again. (A charge
+        found waiting for the customer's authentication though its invoices
+        were closed meanwhile is canceled; should the cancel not get through,
+        it is stored waiting without a ``client_secret`` and canceled by the
+        next look-up.)
         """
         aware(now, "now")
         event = self.gateway.parse_webhook(

@@ -61,7 +61,8 @@ class MassPaymentConfirmation:
 
     ``status`` is the settlement's: ``succeeded`` (then ``receipt`` lists every
     invoice), ``declined`` (nothing changed; try again or with another card),
-    ``requires_action`` (``client_secret`` completes it in the browser) or
+    ``requires_action`` (``client_secret`` completes it in the browser; None
+    while a charge whose invoices were closed meanwhile is being canceled) or
     ``pending`` (the outcome is not known yet; ask again later).
     """
 

@@ -48,7 +48,9 @@ class PaymentOutcome:
     invoice e-mail then asks for payment by the due date); ``reason`` then
     says which, when the call that returned it recorded the session. For
     ``requires_action``, ``payment.client_secret`` is what the customer's
-    browser needs to complete the payment.
+    browser needs to complete the payment; it is None for a charge found
+    waiting after its invoices were closed another way, which recurbill
+    cancels (nothing may complete it).
     """
 
     invoices: tuple[Invoice, ...]
