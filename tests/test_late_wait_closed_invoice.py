@@ -34,9 +34,11 @@ from recurbill.collection import RetryPolicy
 from recurbill.errors import GatewayUnavailableError, InvalidInputError, NotFoundError
 from recurbill.money import Money
 from recurbill.notices import NEEDS_ACTION, needs_action_notice_id
+from recurbill.notify.render import render_summary
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.payments.protocol import ChargeResult
 from recurbill.records import (
+    INVOICE_CLOSED,
     Invoice,
     InvoiceStatus,
     Payment,
@@ -179,7 +181,11 @@ def test_the_daily_runs_own_charge_found_waiting_for_a_paid_invoice_is_canceled(
     gateway.meanwhile = transfer
     (report,) = world.billing.run(at(DAY, 7))
     assert len(report.issued) == 1
-    assert [c.status for c in report.charges] == [PaymentStatus.CANCELED]
+    (charge,) = report.charges
+    assert (charge.status, charge.decline_code) == (
+        PaymentStatus.CANCELED,
+        INVOICE_CLOSED,
+    )
     (payment,) = world.payments()
     assert payment.status is PaymentStatus.CANCELED
     assert _invoice(world, payment).status is InvoiceStatus.PAID
@@ -371,6 +377,15 @@ def test_a_cancel_whose_record_fails_does_not_stop_the_daily_run() -> None:
     assert len(report.issued) == 1
     (payment,) = world.payments()
     assert payment.status is PaymentStatus.REQUIRES_ACTION
+    # not "needs the customer's confirmation": the summary says why it ends
+    (charge,) = report.charges
+    assert (charge.status, charge.decline_code) == (
+        PaymentStatus.CANCELED,
+        INVOICE_CLOSED,
+    )
+    summary = render_summary(world.account, report)
+    text = " ".join(summary.text.split())  # the result column wraps
+    assert "Kansellert (fakturaen gjort opp på annen måte)" in text
     assert NEEDS_ACTION not in world.notification_kinds()
     gateway.cancel_charge = cancel  # type: ignore[method-assign]
     _daily_run(world, payment)

@@ -61,6 +61,7 @@ from recurbill.payments.protocol import (
     PaymentGateway,
 )
 from recurbill.records import (
+    INVOICE_CLOSED,
     Account,
     CollectionMethod,
     CreditEntry,
@@ -991,14 +992,21 @@ class Collector:
         stale = NOTICE_WHILE.get(fresh.status)
         if stale is not None and fresh.off_session:
             work.withdraw(fresh, stale)  # it no longer holds: never send it
+        closing = result.status is ChargeStatus.REQUIRES_ACTION and not (
+            work.still_open(fresh)
+        )
+        closed = closing or (  # its cancel keeps the reason it was made
+            fresh.error_code == INVOICE_CLOSED and status is PaymentStatus.CANCELED
+        )
         fresh = attrs.evolve(
             fresh,
             status=status,
             charge_id=result.charge_id,
             decline_code=result.decline_code,
-            error_code=result.error_code,
-            # a charge of invoices closed meanwhile is canceled: none to complete
-            client_secret=result.client_secret if work.still_open(fresh) else None,
+            # a charge waiting on invoices closed meanwhile is canceled
+            # (_cancel_stranded): nothing may complete it
+            error_code=INVOICE_CLOSED if closed else result.error_code,
+            client_secret=None if closing else result.client_secret,
             updated_at=now,
         )
         numbers = [work.invoices[i].display_number for i in sorted(fresh.invoice_ids)]

@@ -1009,13 +1009,7 @@ class DailyRun:
         if label is None:
             with self.storage.transaction() as tx:
                 label = self._label(tx, payment)
-        line = ChargeLine(
-            invoice_number=label[0],
-            customer_name=label[1],
-            amount=payment.amount,
-            status=payment.status,
-            decline_code=payment.decline_code,
-        )
+        line = ChargeLine.of(payment, invoice_number=label[0], customer_name=label[1])
         charges.lines.setdefault(payment.account_id, []).append(line)
         charges.payments[payment.id] = payment
 

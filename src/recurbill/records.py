@@ -25,6 +25,7 @@ from recurbill.schedule import DEFAULT_RUN_TIME, Schedule, due_at
 
 __all__ = [
     "FIRST_YEAR",
+    "INVOICE_CLOSED",
     "LAST_YEAR",
     "MAX_PAYMENT_TERMS_DAYS",
     "UNSENT",
@@ -237,6 +238,15 @@ class PaymentStatus(str, enum.Enum):
     PROCESSING = "processing"
     FAILED_UNKNOWN = "failed_unknown"
     CANCELED = "canceled"
+
+
+INVOICE_CLOSED = "invoice_closed"
+"""The ``error_code`` of a payment found waiting for the customer's
+authentication after its invoices were settled another way: recurbill cancels
+it (stored without a ``client_secret``, so nothing can complete it; if the
+gateway does not answer the cancel, the next look-up makes it), and the
+canceled payment keeps the code. A run's report lists it canceled, with this
+code as its reason."""
 
 
 class NoChargeReason(str, enum.Enum):
@@ -723,6 +733,8 @@ class ChargeLine:
 
     ``pending``: the payment was saved but not sent, because the gateway
     stopped the run (a refused API key, an outage); the next run makes it.
+    ``canceled`` with ``decline_code`` :data:`INVOICE_CLOSED`: its invoices
+    were settled another way while it was sent, so recurbill cancels it.
     """
 
     invoice_number: str
@@ -730,6 +742,24 @@ class ChargeLine:
     amount: Money
     status: PaymentStatus = attrs.field(converter=PaymentStatus)
     decline_code: str | None = None
+
+    @classmethod
+    def of(
+        cls, payment: Payment, *, invoice_number: str, customer_name: str
+    ) -> ChargeLine:
+        """The line of *payment* as it is stored; one waiting to be canceled
+        because its invoices closed (:data:`INVOICE_CLOSED`) reads canceled."""
+        closed = payment.error_code == INVOICE_CLOSED and payment.status in (
+            PaymentStatus.REQUIRES_ACTION,
+            PaymentStatus.CANCELED,
+        )
+        return cls(
+            invoice_number=invoice_number,
+            customer_name=customer_name,
+            amount=payment.amount,
+            status=PaymentStatus.CANCELED if closed else payment.status,
+            decline_code=INVOICE_CLOSED if closed else payment.decline_code,
+        )
 
 
 @attrs.frozen(kw_only=True)

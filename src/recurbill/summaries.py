@@ -225,10 +225,6 @@ def summary_report(
 
 
 def _charge(ref: PaymentRef, payment: Payment) -> ChargeLine:
-    return ChargeLine(
-        invoice_number=ref.invoice_number,
-        customer_name=ref.customer_name,
-        amount=payment.amount,
-        status=payment.status,
-        decline_code=payment.decline_code,
+    return ChargeLine.of(
+        payment, invoice_number=ref.invoice_number, customer_name=ref.customer_name
     )

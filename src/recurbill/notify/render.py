@@ -112,6 +112,7 @@ _DECLINES = {
     "issuer_not_available": "decline.processing_error",
     "reenter_transaction": "decline.processing_error",
     "gateway_error": "decline.not_charged",  # refused before reaching the bank
+    "invoice_closed": "decline.invoice_closed",  # records.INVOICE_CLOSED
 }
 """Decline codes worth explaining. Others (``lost_card``, ``fraudulent`` …)
 read as a plain decline, as card networks advise."""

@@ -115,6 +115,7 @@ EN_GB: dict[str, str] = {
     "decline.limit": "the card's spending limit has been reached",
     "decline.processing_error": "a temporary error at the bank; please try again later",
     "decline.not_charged": "the card could not be charged",
+    "decline.invoice_closed": "the invoice was settled another way",
     # daily summary
     "summary.subject": "Billing summary for {account}, {date}",
     "summary.intro": "Summary of the automatic billing run on {date} for {account}.",
@@ -156,6 +157,7 @@ EN_GB: dict[str, str] = {
     "summary.decline.limit": "card limit reached",
     "summary.decline.processing_error": "temporary error at the bank",
     "summary.decline.not_charged": "did not reach the bank",
+    "summary.decline.invoice_closed": "invoice settled another way",
     "summary.col.invoice": "Invoice",
     "summary.col.customer": "Customer",
     "summary.col.date": "Date",
@@ -282,6 +284,7 @@ NB_NO: dict[str, str] = {
     "decline.limit": "kortets beløpsgrense er nådd",
     "decline.processing_error": "en midlertidig feil hos banken; prøv igjen senere",
     "decline.not_charged": "kortet kunne ikke belastes",
+    "decline.invoice_closed": "fakturaen ble gjort opp på annen måte",
     "summary.subject": "Daglig oppsummering for {account}, {date}",
     "summary.intro": "Oversikt over den automatiske faktureringen {date} for "
     "{account}.",
@@ -323,6 +326,7 @@ NB_NO: dict[str, str] = {
     "summary.decline.limit": "beløpsgrensen er nådd",
     "summary.decline.processing_error": "midlertidig feil hos banken",
     "summary.decline.not_charged": "nådde ikke banken",
+    "summary.decline.invoice_closed": "fakturaen gjort opp på annen måte",
     "summary.col.invoice": "Faktura",
     "summary.col.customer": "Kunde",
     "summary.col.date": "Dato",
@@ -449,6 +453,7 @@ SV_SE: dict[str, str] = {
     "decline.limit": "kortets beloppsgräns har nåtts",
     "decline.processing_error": "ett tillfälligt fel hos banken; försök igen senare",
     "decline.not_charged": "kortet kunde inte debiteras",
+    "decline.invoice_closed": "fakturan reglerades på annat sätt",
     "summary.subject": "Daglig sammanfattning för {account}, {date}",
     "summary.intro": "Översikt över den automatiska faktureringen {date} för "
     "{account}.",
@@ -490,6 +495,7 @@ SV_SE: dict[str, str] = {
     "summary.decline.limit": "beloppsgränsen är nådd",
     "summary.decline.processing_error": "tillfälligt fel hos banken",
     "summary.decline.not_charged": "nådde inte banken",
+    "summary.decline.invoice_closed": "fakturan reglerad på annat sätt",
     "summary.col.invoice": "Faktura",
     "summary.col.customer": "Kund",
     "summary.col.date": "Datum",
@@ -621,6 +627,7 @@ IS_IS: dict[str, str] = {
     "decline.limit": "heimild kortsins er fullnýtt",
     "decline.processing_error": "tímabundin villa hjá bankanum; reyndu aftur síðar",
     "decline.not_charged": "ekki tókst að skuldfæra kortið",
+    "decline.invoice_closed": "reikningurinn var greiddur á annan hátt",
     "summary.subject": "Dagleg samantekt fyrir {account}, {date}",
     "summary.intro": "Yfirlit yfir sjálfvirka reikningagerð {date} fyrir {account}.",
     "summary.nothing": "Ekkert að tilkynna: engir reikningar voru gefnir út og "
@@ -662,6 +669,7 @@ IS_IS: dict[str, str] = {
     "summary.decline.limit": "heimild kortsins er fullnýtt",
     "summary.decline.processing_error": "tímabundin villa hjá bankanum",
     "summary.decline.not_charged": "barst ekki til bankans",
+    "summary.decline.invoice_closed": "reikningur greiddur á annan hátt",
     "summary.col.invoice": "Reikningur",
     "summary.col.customer": "Viðskiptavinur",
     "summary.col.date": "Dagsetning",
