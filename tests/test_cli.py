@@ -1,3 +1,4 @@
+import argparse
 import re
 import sys
 from datetime import date, datetime, timezone
@@ -8,7 +9,7 @@ import pytest
 
 from billing_helpers import line
 from recurbill.billing import Billing
-from recurbill.cli import main
+from recurbill.cli import _parser, main
 from recurbill.payments.memory import InMemoryGateway
 from recurbill.storage import schema
 from recurbill.storage.sql import SqlStorage
@@ -121,7 +122,7 @@ def test_a_dry_run_reports_what_would_be_issued_and_saves_nothing(
             == 0
         )
         assert capsys.readouterr().out.splitlines() == [
-            "fjord: 2 issued, 0 to charge, 0 skipped, 0 ended",
+            "fjord: would issue 2, charge 0, skip 0, end 0",
             f"dry run on a copy of {path}: nothing was saved, no card was charged",
         ]
     assert path.read_bytes() == before
@@ -143,7 +144,7 @@ def test_a_dry_run_runs_where_production_is_declared(
         == 0
     )
     assert capsys.readouterr().out.splitlines()[0] == (
-        "fjord: 2 issued, 0 to charge, 0 skipped, 0 ended"
+        "fjord: would issue 2, charge 0, skip 0, end 0"
     )
     assert _invoices(url) == 0
 
@@ -524,7 +525,7 @@ def test_a_template_that_cannot_be_issued_makes_the_run_exit_1(
     assert main(run) == 1
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == (
-        "fjord: 0 issued, 0 to charge, 0 skipped, 0 ended, 1 failed"
+        "fjord: would issue 0, charge 0, skip 0, end 0, 1 failed"
     )
     assert err == (
         "recurbill: 1 recurring invoice(s) could not be issued; the daily summary "
@@ -540,7 +541,7 @@ def test_a_dry_run_takes_any_url_sqlalchemy_reads_as_a_sqlite_file(
     for db in (f"sqlite:///{path}?timeout=5", f"sqlite+pysqlite:///{path}"):
         run = ["run", "--db", db, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]
         assert main(run) == 0
-        assert "fjord: 2 issued" in capsys.readouterr().out
+        assert "fjord: would issue 2" in capsys.readouterr().out
 
 
 def test_a_sqlite_uri_filename_names_its_file(
@@ -552,7 +553,7 @@ def test_a_sqlite_uri_filename_names_its_file(
     assert (
         main(["run", "--db", db, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]) == 0
     )
-    assert "fjord: 2 issued" in capsys.readouterr().out
+    assert "fjord: would issue 2" in capsys.readouterr().out
 
 
 def test_a_run_counts_its_charges_by_outcome(
@@ -587,7 +588,7 @@ def test_a_run_counts_its_charges_by_outcome(
     assert capsys.readouterr().out.splitlines() == [
         "fjord: 0 issued, 2 charged, 1 declined, 2 awaiting an outcome, "
         "0 skipped, 0 ended",
-        "fjord: 0 issued, 5 to charge, 0 skipped, 0 ended",
+        "fjord: would issue 0, charge 5, skip 0, end 0",
     ]
     canceled = attrs.evolve(
         report, charges=(*report.charges, charge(PaymentStatus.CANCELED))
@@ -643,5 +644,65 @@ def test_an_unreadable_account_prints_the_others_and_exits_1(
     run = ["run", "--db", url, "--dry-run", "--as-of", "2027-02-28T07:00+01:00"]
     assert main(run) == 1
     out, err = capsys.readouterr()
-    assert out.splitlines()[0].startswith("fjord: 2 issued")
+    assert out.splitlines()[0].startswith("fjord: would issue 2")
     assert err.startswith("recurbill: stored account 'lund' of account 'lund' could")
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    (commands,) = (
+        action
+        for action in _parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    return dict(commands.choices)
+
+
+def _help(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """The help *argv* prints, its lines joined as one (the wrapping undone)."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "preview", "migrate"])
+def test_each_command_explains_its_options_and_shows_their_defaults(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    shown = _help(capsys, [command])
+    for action in _commands()[command]._actions:
+        assert action.help, f"{command} {action.option_strings} has no help"
+        if action.default not in (None, False, argparse.SUPPRESS):
+            assert f"(default: {action.default})" in shown
+
+
+def test_the_help_says_what_recurbill_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    described = re.search(r'^description = "(.+)"$', pyproject, re.MULTILINE)
+    assert described is not None
+    assert described.group(1) in _help(capsys, [])
+
+
+def test_the_run_help_gives_an_as_of_it_takes_and_the_exit_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = _help(capsys, ["run"])
+    example = re.search(r"with a UTC offset, e\.g\. (\S+) \(default: now\)", shown)
+    assert example is not None
+    url, _ = _database(tmp_path)
+    capsys.readouterr()
+    assert main(["run", "--db", url, "--dry-run", "--as-of", example[1]]) == 0
+    assert "1 something could not be issued or charged" in shown
+    smtp = _commands()["run"]._option_string_actions["--smtp"]
+    assert "needs --smtp-sender" in str(smtp.help)
+    assert "--dry-run refuses it" in str(smtp.help)
+
+
+def test_the_preview_help_explains_both_modes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = _help(capsys, ["preview"])
+    assert "a schedule given here: --start and --period" in shown
+    assert "a stored template: --db, --account and --template" in shown

@@ -67,77 +67,183 @@ def _parse_instant(text: str) -> datetime:
     return instant
 
 
+_RUN_DESCRIPTION = """\
+Run the daily job: issue every due recurring invoice, charge the customers
+who pay by card, queue the e-mails, and print a line per account.
+"""
+
+_RUN_EPILOG = """\
+exit status:
+  0  everything due was done (declined cards and charges awaiting an
+     outcome are results, not errors)
+  1  something could not be issued or charged: a recurring invoice could not
+     be issued, a stored row could not be read (set aside and named in the
+     daily summary), the gateway stopped the charging (a refused key, an
+     outage), an e-mail in the outbox could not be read, or another error
+     stopped the run (one line on stderr)
+  2  the command line cannot be run (no such SQLite file, no STRIPE_SECRET_KEY,
+     --smtp without --smtp-sender, --dry-run with --smtp)
+"""
+
+_PREVIEW_DESCRIPTION = """\
+List the next dates of a schedule, in one of two modes:
+  a schedule given here: --start and --period (and --every, --end,
+    --month-end), without saving anything;
+  a stored template: --db, --account and --template, each date with the
+    amount of its invoice (--start, --period, --every, --end and
+    --month-end are not used then).
+--count says how many dates to list in both modes.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="recurbill", description="Embeddable billing: recurring invoices."
+        prog="recurbill",
+        description="Embeddable billing: recurring invoices, charge after each "
+        "session, mass payment. This command runs a demo, the daily job, a "
+        "preview of a schedule and the schema migration.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-
-    demo = commands.add_parser(
-        "demo", help="simulate 120 days of billing for three Nordic businesses"
+    _demo_arguments(
+        commands.add_parser(
+            "demo", help="simulate 120 days of billing for three Nordic businesses"
+        )
     )
+    _run_arguments(
+        commands.add_parser(
+            "run",
+            help="run the daily job against a database",
+            description=_RUN_DESCRIPTION,
+            epilog=_RUN_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    _preview_arguments(
+        commands.add_parser(
+            "preview",
+            help="list the next dates of a schedule, or of a stored template",
+            description=_PREVIEW_DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    migrate = commands.add_parser("migrate", help="create or upgrade the schema")
+    migrate.add_argument("--db", required=True, help="database URL or SQLite file")
+    return parser
+
+
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "--db",
         default="recurbill-demo.sqlite3",
         help="SQLite file or database URL to create the demo in: a file is "
         "replaced only if an earlier demo made it, a server database must be "
-        "empty (no tables)",
+        "empty (no tables) (default: %(default)s)",
     )
     demo.add_argument(
-        "--days", type=_positive, default=120, help="days to simulate (1 or more)"
+        "--days",
+        type=_positive,
+        default=120,
+        help="days to simulate, 1 or more (default: %(default)s)",
     )
     demo.add_argument(
-        "--start", type=_parse_date, default=None, help="first day (default: today)"
+        "--start",
+        type=_parse_date,
+        default=None,
+        help="first day, YYYY-MM-DD (default: today)",
     )
 
-    run = commands.add_parser("run", help="run the daily job against a database")
-    run.add_argument("--db", required=True, help="database URL or SQLite file")
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
-        "--as-of", type=_parse_instant, default=None, help="instant (default: now)"
+        "--db",
+        required=True,
+        help="database URL or SQLite file (the file must exist: "
+        "recurbill migrate creates it)",
+    )
+    run.add_argument(
+        "--as-of",
+        type=_parse_instant,
+        default=None,
+        help="the instant to run as: an ISO date-time with a UTC offset, e.g. "
+        "2027-01-31T06:15+01:00 (default: now)",
     )
     run.add_argument(
         "--dry-run",
         action="store_true",
         help="run on a temporary copy of a SQLite file with an in-memory gateway "
         "that knows no cards: print what would be issued and charged, save "
-        "nothing, charge nothing (default: the real run, through Stripe with the "
-        "key in STRIPE_SECRET_KEY)",
+        "nothing, charge nothing; refuses --smtp, it sends no e-mail (default: "
+        "the real run, through Stripe with the key in STRIPE_SECRET_KEY)",
     )
+    _smtp_arguments(run)
+
+
+def _smtp_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--smtp",
         metavar="HOST:PORT",
         default=None,
-        help="deliver the outbox through this SMTP server after the run",
+        help="deliver the outbox through this SMTP server after the run; needs "
+        "--smtp-sender, and --dry-run refuses it (default: no e-mail is sent, "
+        "it stays in the outbox)",
     )
-    run.add_argument("--smtp-sender", default=None, help="From address for e-mail")
     run.add_argument(
-        "--smtp-security", choices=["starttls", "tls", "none"], default="starttls"
+        "--smtp-sender", default=None, help="From address of the e-mail (for --smtp)"
+    )
+    run.add_argument(
+        "--smtp-security",
+        choices=["starttls", "tls", "none"],
+        default="starttls",
+        help="starttls (connect, then upgrade; usually port 587), tls (TLS from "
+        "the start; usually port 465) or none (unencrypted, a local relay; no "
+        "login) (default: %(default)s)",
     )
     run.add_argument(
         "--smtp-user",
         default=None,
-        help="SMTP login (the password comes from RECURBILL_SMTP_PASSWORD)",
+        help="SMTP login, the password in RECURBILL_SMTP_PASSWORD (default: no login)",
     )
 
-    preview = commands.add_parser(
-        "preview",
-        help="list the next dates of a schedule, or of a stored template",
-    )
-    preview.add_argument("--start", type=_parse_date, help="a schedule's first day")
-    preview.add_argument("--period", choices=["week", "month", "quarter", "year"])
-    preview.add_argument("--every", type=int, default=1)
-    preview.add_argument("--end", type=_parse_date, default=None)
+
+def _preview_arguments(preview: argparse.ArgumentParser) -> None:
     preview.add_argument(
-        "--count", type=_positive, default=12, help="dates to list (1 or more)"
+        "--start", type=_parse_date, help="a schedule's first day, YYYY-MM-DD"
     )
-    preview.add_argument("--month-end", action="store_true")
+    preview.add_argument(
+        "--period",
+        choices=["week", "month", "quarter", "year"],
+        help="how often: week, month, quarter or year",
+    )
+    preview.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="every this many periods, e.g. --period week --every 2 for "
+        "fortnightly (default: %(default)s)",
+    )
+    preview.add_argument(
+        "--end",
+        type=_parse_date,
+        default=None,
+        help="last day a date may fall on, YYYY-MM-DD, inclusive (default: no end)",
+    )
+    preview.add_argument(
+        "--count",
+        type=_positive,
+        default=12,
+        help="dates to list, 1 or more (default: %(default)s)",
+    )
+    preview.add_argument(
+        "--month-end",
+        action="store_true",
+        help="a schedule that starts on a month's last day stays on last days "
+        "(from 2027-02-28: 2027-03-31, not 2027-03-28); months, quarters and "
+        "years only (default: the start's day of the month, moved to the last "
+        "day of a shorter month)",
+    )
     preview.add_argument("--db", default=None, help="database of --template")
     preview.add_argument("--account", default=None, help="account of --template")
     preview.add_argument("--template", default=None, help="a stored template's id")
-
-    migrate = commands.add_parser("migrate", help="create or upgrade the schema")
-    migrate.add_argument("--db", required=True, help="database URL or SQLite file")
-    return parser
 
 
 def _url(db: str) -> str:
@@ -367,28 +473,35 @@ def _report(reports: Sequence[RunReport], *, dry: bool = False) -> int:
 
 
 def _lines(reports: Sequence[RunReport], *, dry: bool) -> None:
-    """A line per account. A real run counts its charges by outcome (those a
-    stopped run saved but did not send await one); a dry run (whose gateway
-    knows no card) only how many it would make."""
+    """A line per account: what the run did, or for a dry run would do."""
     for report in reports:
-        extra = f", {len(report.failed)} failed" if report.failed else ""
-        if report.unreadable:
-            extra += f", {len(report.unreadable)} unreadable (set aside)"
-        if report.uncharged:
-            extra += f", {len(report.uncharged)} not charged (sent as invoices)"
-        charged, declined, canceled = (report.count(s) for s in _ENDED)
-        waiting = len(report.charges) - charged - declined - canceled
-        charges = (
-            f"{len(report.charges)} to charge"
-            if dry
-            else f"{charged} charged, {declined} declined, "
-            f"{waiting} awaiting an outcome"
-            + (f", {canceled} canceled" if canceled else "")
-        )
-        print(
-            f"{report.account_id}: {len(report.issued)} issued, {charges}, "
-            f"{len(report.skipped)} skipped, {len(report.ended)} ended{extra}"
-        )
+        print(f"{report.account_id}: {_done(report, dry=dry)}{_extra(report)}")
+
+
+def _done(report: RunReport, *, dry: bool) -> str:
+    """A real run counts its charges by outcome (those a stopped run saved but
+    did not send await one); a dry run (whose gateway knows no card) only how
+    many it would make."""
+    issued, skipped, ended = map(len, (report.issued, report.skipped, report.ended))
+    if dry:
+        charges = len(report.charges)
+        return f"would issue {issued}, charge {charges}, skip {skipped}, end {ended}"
+    charged, declined, canceled = (report.count(s) for s in _ENDED)
+    waiting = len(report.charges) - charged - declined - canceled
+    outcomes = f"{charged} charged, {declined} declined, {waiting} awaiting an outcome"
+    if canceled:
+        outcomes += f", {canceled} canceled"
+    return f"{issued} issued, {outcomes}, {skipped} skipped, {ended} ended"
+
+
+def _extra(report: RunReport) -> str:
+    """What went wrong, or was not charged, if anything."""
+    extra = f", {len(report.failed)} failed" if report.failed else ""
+    if report.unreadable:
+        extra += f", {len(report.unreadable)} unreadable (set aside)"
+    if report.uncharged:
+        extra += f", {len(report.uncharged)} not charged (sent as invoices)"
+    return extra
 
 
 def _notifier(args: argparse.Namespace) -> Notifier | None:
