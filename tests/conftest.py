@@ -25,6 +25,8 @@ from hypothesis import settings
 
 from postgres_server import PostgresServer, start_for_tests
 from recurbill.storage.engine import create_engine
+from recurbill.storage.memory import InMemoryStorage
+from recurbill.storage.protocol import Storage
 from recurbill.storage.sql import SqlStorage
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "postgres_server",
     "postgres_url",
     "sql_storage",
+    "storage",
 ]
 
 settings.register_profile("recurbill", deadline=None, print_blob=True)
@@ -82,6 +85,19 @@ def sql_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlS
     with SqlStorage.from_url(_sql_url(request, tmp_path)) as storage:
         storage.migrate()
         yield storage
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
+    if request.param == "memory":
+        yield InMemoryStorage()
+        return
+    with SqlStorage.from_url(_sql_url(request, tmp_path)) as sql:
+        sql.migrate()
+        yield sql
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,7 +12,6 @@ import time as clock
 from collections.abc import Iterator
 from datetime import date, time, timezone
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -38,7 +37,6 @@ from recurbill import (
     ReferenceScheme,
     UnknownCurrencyError,
 )
-from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
 from recurbill.storage.sql import SqlStorage
 
@@ -371,23 +369,6 @@ def test_each_detail_is_the_last_one_given(changes: list[dict[str, str]]) -> Non
 
 
 # -- add_customer repeated after a change ------------------------------------------
-
-
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
-    if request.param == "memory":
-        yield InMemoryStorage()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as sql:
-        sql.migrate()
-        yield sql
 
 
 _KARI = {"name": "Kari Nordmann", "email": "kari@example.no", "customer_id": "kari"}

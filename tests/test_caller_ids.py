@@ -9,10 +9,9 @@ stored template, as add_customer does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -26,30 +25,11 @@ from recurbill import ConflictError, InvalidInputError, Money, StateError
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.records import RecurringTemplate
 from recurbill.schedule import Schedule
-from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
-from recurbill.storage.sql import SqlStorage
 from recurbill.templates import _created_with
 
 START = date(2027, 2, 1)
 NOW = at(date(2027, 1, 15))
-
-
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
-    if request.param == "memory":
-        yield InMemoryStorage()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as sql:
-        sql.migrate()
-        yield sql
 
 
 def _other_account(world: World) -> str:

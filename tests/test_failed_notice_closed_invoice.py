@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -34,26 +33,8 @@ from recurbill.records import (
 )
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
-from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 3, 1)
-
-
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
-    if request.param == "memory":
-        yield InMemoryStorage()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as sql:
-        sql.migrate()
-        yield sql
 
 
 def _declined(world: World) -> tuple[Payment, Invoice]:

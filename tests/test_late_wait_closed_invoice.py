@@ -12,10 +12,9 @@ ends the same way, nothing charged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,27 +46,9 @@ from recurbill.records import (
 )
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
-from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 3, 1)
 LATER = at(DAY, 15)
-
-
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """A new in-memory storage, then a migrated SQLite file and PostgreSQL database."""
-    if request.param == "memory":
-        yield InMemoryStorage()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with SqlStorage.from_url(url) as sql:
-        sql.migrate()
-        yield sql
 
 
 def _invoice(world: World, payment: Payment) -> Invoice:
