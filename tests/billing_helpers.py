@@ -203,6 +203,12 @@ class World:
         with self.storage.transaction() as tx:
             return tx.list_payments(self.account.id)
 
+    def invoice_of(self, payment: Payment) -> Invoice:
+        """The one invoice *payment* pays, as stored now."""
+        (invoice_id,) = payment.invoice_ids
+        with self.storage.transaction() as tx:
+            return tx.get_invoice(self.account.id, invoice_id)
+
     def notification_kinds(self) -> list[str]:
         with self.storage.transaction() as tx:
             return [n.kind for n in tx.pending_notifications(limit=10_000)]

@@ -47,13 +47,7 @@ def _declined(world: World) -> tuple[Payment, Invoice]:
     assert payment is not None
     assert payment.status is PaymentStatus.DECLINED
     assert world.notification_kinds() == [PAYMENT_FAILED]
-    return payment, _invoice(world, payment)
-
-
-def _invoice(world: World, payment: Payment) -> Invoice:
-    (invoice_id,) = payment.invoice_ids
-    with world.storage.transaction() as tx:
-        return tx.get_invoice(world.account.id, invoice_id)
+    return payment, world.invoice_of(payment)
 
 
 def _status(world: World, payment: Payment) -> NotificationStatus:
@@ -126,7 +120,7 @@ def test_closing_the_invoice_withdraws_its_failed_notice(
     world = make_world(storage=storage, retry_policy=RetryPolicy(()))
     payment, invoice = _declined(world)
     close(world, invoice)
-    assert _invoice(world, payment).status is not InvoiceStatus.OPEN
+    assert world.invoice_of(payment).status is not InvoiceStatus.OPEN
     assert _status(world, payment) is NotificationStatus.WITHDRAWN
     sent = world.deliver(at(DAY, 16))
     assert PAYMENT_FAILED not in sent
@@ -153,7 +147,7 @@ def test_credit_used_on_the_invoice_withdraws_its_failed_notice(
     assert payment is not None
     assert payment.status is PaymentStatus.DECLINED
     world.billing.apply_credit(world.account.id, kari.id, now=at(DAY, 10))
-    assert _invoice(world, payment).status is InvoiceStatus.PAID
+    assert world.invoice_of(payment).status is InvoiceStatus.PAID
     assert _status(world, payment) is NotificationStatus.WITHDRAWN
     assert world.deliver(at(DAY, 16)) == []
 
@@ -179,7 +173,7 @@ def test_an_invoice_left_open_keeps_its_failed_notice(
     world = make_world(storage=storage, retry_policy=RetryPolicy(()))
     payment, invoice = _declined(world)
     part(world, invoice)
-    left = _invoice(world, payment)
+    left = world.invoice_of(payment)
     assert left.status is InvoiceStatus.OPEN
     assert left.outstanding == invoice.total - Money(100, "NOK")
     assert _status(world, payment) is NotificationStatus.PENDING
@@ -234,7 +228,7 @@ def test_a_first_attempt_paid_late_withdraws_the_last_retrys_notice(
     )
     collector = Collector(world.storage, world.gateway, world.billing.ids)
     collector.apply(first, success, now=at(DAY + 3 * date.resolution, 15))
-    assert _invoice(world, first).status is InvoiceStatus.PAID
+    assert world.invoice_of(first).status is InvoiceStatus.PAID
     assert _status(world, retry) is NotificationStatus.WITHDRAWN
     assert PAYMENT_FAILED not in world.deliver(at(DAY + 3 * date.resolution, 16))
 
@@ -303,10 +297,10 @@ def test_a_decline_learned_after_the_invoice_closed_queues_no_notice(
     ).payment
     assert lost is not None
     assert lost.status is PaymentStatus.FAILED_UNKNOWN
-    _bank_transfer(world, _invoice(world, lost))
+    _bank_transfer(world, world.invoice_of(lost))
     outcome = world.billing.confirm_payment(world.account.id, lost.id, now=at(DAY, 15))
     assert outcome.payment is not None
     assert outcome.payment.status is PaymentStatus.DECLINED
-    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    assert world.invoice_of(lost).status is InvoiceStatus.PAID
     assert world.notification_kinds() == []
     assert world.deliver(at(DAY, 16)) == []

@@ -51,12 +51,6 @@ DAY = date(2027, 3, 1)
 LATER = at(DAY, 15)
 
 
-def _invoice(world: World, payment: Payment) -> Invoice:
-    (invoice_id,) = payment.invoice_ids
-    with world.storage.transaction() as tx:
-        return tx.get_invoice(world.account.id, invoice_id)
-
-
 def _payment(world: World, payment: Payment) -> Payment:
     with world.storage.transaction() as tx:
         return tx.get_payment(world.account.id, payment.id)
@@ -82,8 +76,8 @@ def _lost_then_paid(world: World, fault: str = "timeout_after") -> Payment:
     ).payment
     assert lost is not None
     assert lost.status is PaymentStatus.FAILED_UNKNOWN
-    _paid_by_transfer(world, _invoice(world, lost))
-    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    _paid_by_transfer(world, world.invoice_of(lost))
+    assert world.invoice_of(lost).status is InvoiceStatus.PAID
     return lost
 
 
@@ -125,7 +119,7 @@ def test_a_wait_learned_after_the_invoice_closed_is_canceled(
     lost = _lost_then_paid(world, fault)
     learn(world, lost)
     assert _payment(world, lost).status is PaymentStatus.CANCELED
-    assert _invoice(world, lost).status is InvoiceStatus.PAID
+    assert world.invoice_of(lost).status is InvoiceStatus.PAID
     assert NEEDS_ACTION not in world.notification_kinds()
     _never_asked_nor_charged(world, lost)
     world.billing.run(at(DAY + 2 * date.resolution, 7))  # nothing left to finish
@@ -169,7 +163,7 @@ def test_the_daily_runs_own_charge_found_waiting_for_a_paid_invoice_is_canceled(
     )
     (payment,) = world.payments()
     assert payment.status is PaymentStatus.CANCELED
-    assert _invoice(world, payment).status is InvoiceStatus.PAID
+    assert world.invoice_of(payment).status is InvoiceStatus.PAID
     assert NEEDS_ACTION not in world.notification_kinds()
     _never_asked_nor_charged(world, payment)
 
@@ -194,7 +188,7 @@ def test_completed_just_before_the_cancel_its_amount_becomes_credit(
     assert _payment(world, lost).status is PaymentStatus.SUCCEEDED
     assert len(gateway.ledger) == 1
     overview = world.billing.overview(world.account.id, lost.customer_id, on=DAY)
-    assert overview.credit_balance == _invoice(world, lost).total
+    assert overview.credit_balance == world.invoice_of(lost).total
     assert world.deliver(at(DAY, 16)) == ["receipt"]
 
 
