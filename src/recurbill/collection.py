@@ -1015,7 +1015,7 @@ class Collector:
         elif (
             result.status is ChargeStatus.REQUIRES_ACTION
             and fresh.off_session
-            and work.still_open(fresh)
+            and not closing
         ):
             # (on session the customer completes it on the page they are on;
             # one whose invoice closed meanwhile is canceled, _cancel_stranded)
