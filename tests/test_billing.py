@@ -247,6 +247,12 @@ def test_preview_and_run_agree() -> None:
     )
     preview = world.billing.template_view(world.account.id, tid, upcoming=10)
     promised = [(u.occurrence.on, u.occurrence.status) for u in preview.upcoming]
+    # the upcoming invoice names its occurrence's fields as the history does
+    assert [(u.index, u.on, u.status) for u in preview.upcoming] == [
+        (u.occurrence.index, *promised[n]) for n, u in enumerate(preview.upcoming)
+    ]
+    assert OccurrenceStatus.SKIPPED_PAUSED in {u.status for u in preview.upcoming}
+    assert [u.index for u in preview.upcoming] == list(range(len(promised)))
     for day in range(0, 130):
         world.billing.run(at(date(2027, 1, 31) + timedelta(days=day), 7))
     done = world.billing.template_view(world.account.id, tid)

@@ -90,10 +90,29 @@ class CustomerOverview:
 
 @attrs.frozen(kw_only=True)
 class UpcomingInvoice:
-    """An occurrence the daily run will handle, with its date, status and amount."""
+    """An occurrence the daily run will handle, with its date, status and amount.
+
+    ``on``, ``index`` and ``status`` are the occurrence's, named as on the
+    :class:`~recurbill.records.OccurrenceRecord` values of a template's history.
+    """
 
     occurrence: Occurrence
     amount: Money
+
+    @property
+    def on(self) -> date:
+        """The occurrence's date: the invoice's issue date."""
+        return self.occurrence.on
+
+    @property
+    def index(self) -> int:
+        """The occurrence's number in its schedule (0 is the start)."""
+        return self.occurrence.index
+
+    @property
+    def status(self) -> OccurrenceStatus:
+        """Whether it will be issued, or skipped by a pause."""
+        return self.occurrence.status
 
 
 @attrs.frozen(kw_only=True)
