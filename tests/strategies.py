@@ -118,8 +118,9 @@ def schedules(
 
 @st.composite
 def aware_datetimes_near(draw: st.DrawFn, day: date) -> datetime:
-    """Aware instants from two days before *day* to about four years after it."""
+    """Aware instants from about a year and a half before *day* (more than one
+    period of any schedule) to about four years after it."""
     base = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    instant = base + timedelta(minutes=draw(st.integers(-2 * 1440, 1500 * 1440)))
+    instant = base + timedelta(minutes=draw(st.integers(-550 * 1440, 1500 * 1440)))
     zone = draw(st.sampled_from(ZONES))
     return instant.astimezone(ZoneInfo(zone))

@@ -746,6 +746,35 @@ def test_invalid_queries_are_refused() -> None:
         s.ended(on=date(2025, 1, 1))
 
 
+@given(dates(), st.one_of(st.none(), st.integers(1, 400)), st.integers(-400, 800))
+def test_a_pause_covers_its_days_from_start_until_resume(
+    start: date, length: int | None, offset: int
+) -> None:
+    resume = None if length is None else start + timedelta(days=length)
+    day = start + timedelta(days=offset)
+    expected = start <= day and (resume is None or day < resume)
+    assert Pause(start=start, resume=resume).covers(day) is expected
+    assert Pause(start=start, resume=resume).covers(start)
+    assert not Pause(start=start, resume=resume).covers(start - timedelta(days=1))
+
+
+def test_the_last_occurrences_are_in_december_9999() -> None:
+    monthly = Schedule(start=date(9999, 1, 31), period="month")
+    assert [o.on for o in monthly.upcoming(after=date(9999, 10, 1), count=5)] == [
+        date(9999, 10, 31),
+        date(9999, 11, 30),
+        date(9999, 12, 31),
+    ]
+    assert monthly.status(11) is SCHEDULED
+    assert monthly.status(12) is AFTER_END
+    weekly = Schedule(start=date(9999, 12, 17), period="week")
+    assert [o.on for o in weekly.upcoming(after=weekly.start, count=5)] == [
+        date(9999, 12, 17),
+        date(9999, 12, 24),
+        date(9999, 12, 31),
+    ]
+
+
 def test_naive_as_of_is_refused() -> None:
     s = Schedule(start=date(2025, 1, 31), period="month")
     with pytest.raises(InvalidInputError, match="as_of must be an aware datetime"):
