@@ -95,8 +95,9 @@ def withdraw_failed_notices(tx: Transaction, closed: Iterable[Invoice]) -> None:
     calls this. An invoice still open (a part payment, a partial credit
     note) is passed over: its notice holds. Only automatic charges (of one
     invoice each, never a mass payment) queue the notice, so each closed
-    invoice's attempts are read by id (:func:`_attempts`): what this reads
-    grows with those attempts, not with the customer's other payments.
+    invoice's attempts are looked up by id
+    (:func:`~recurbill.ids.automatic_charge_id`): what this reads grows
+    with those attempts, not with the customer's other payments.
     """
     closing = {
         (invoice.account_id, invoice.id)
