@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
+import sqlalchemy as sa
 
 from billing_helpers import World, at, line, make_world
 from recurbill.collection import Collector, RetryPolicy
@@ -33,6 +34,7 @@ from recurbill.records import (
 )
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
+from recurbill.storage.sql import SqlStorage
 
 DAY = date(2027, 3, 1)
 
@@ -84,7 +86,7 @@ def _transfer(world: World, invoice: Invoice, amount: Money) -> None:
         invoice.customer_id,
         amount=amount,
         now=at(DAY),
-        reference="NO-7731",
+        reference=f"NO-{invoice.number}",
     )
 
 
@@ -234,11 +236,12 @@ def test_a_first_attempt_paid_late_withdraws_the_last_retrys_notice(
 
 
 class _Counting:
-    """A storage whose transactions count the reads of one customer's
-    declined payments (what withdrawing failed notices reads)."""
+    """A storage whose transactions count the payment records they read
+    (``records``) and the payments they look up by id (``lookups``, how
+    withdrawing failed notices reads)."""
 
-    def __init__(self, inner: InMemoryStorage) -> None:
-        self.inner, self.reads = inner, 0
+    def __init__(self, inner: Storage) -> None:
+        self.inner, self.records, self.lookups = inner, 0, 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -258,29 +261,79 @@ class _CountedTx:
         return getattr(self.inner, name)
 
     def list_payments(self, *args: Any, **kwargs: Any) -> Any:
-        declined = kwargs.get("statuses") == [PaymentStatus.DECLINED]
-        if declined and kwargs.get("customer_id") is not None:
-            self.owner.reads += 1
-        return self.inner.list_payments(*args, **kwargs)
+        found = self.inner.list_payments(*args, **kwargs)
+        self.owner.records += len(found)
+        return found
+
+    def get_payments(self, *args: Any, **kwargs: Any) -> Any:
+        found = self.inner.get_payments(*args, **kwargs)
+        self.owner.records += len(found)
+        return found
+
+    def get_payment(self, *args: Any, **kwargs: Any) -> Any:
+        self.owner.lookups += 1
+        found = self.inner.get_payment(*args, **kwargs)
+        self.owner.records += 1
+        return found
 
 
 def test_the_daily_runs_charges_read_no_declined_payments() -> None:
     """An invoice's first automatic charge is the only payment it has had:
     paid by it, the invoice has no failed notice to withdraw, and the run
-    reads nothing for it (one read per invoice would slow every run)."""
+    looks nothing up for it (one look-up per invoice would slow every run)."""
     storage = _Counting(InMemoryStorage())
-    world = make_world(storage=storage, retry_policy=RetryPolicy(()))  # type: ignore[arg-type]
+    world = make_world(storage=storage, retry_policy=RetryPolicy(()))
     for n in range(3):
         world.template(world.customer(f"Kunde {n}"), start=DAY)
     (report,) = world.billing.run(at(DAY, 7))
     assert len(report.issued) == 3
     assert [p.status for p in world.payments()] == [PaymentStatus.SUCCEEDED] * 3
-    assert storage.reads == 0
+    assert storage.lookups == 0
     world.deliver(at(DAY, 8))  # the receipts and the summary
-    payment, invoice = _declined(world)  # while closing another way reads
-    _bank_transfer(world, invoice)
-    assert storage.reads == 1
+    payment, invoice = _declined(world)
+    before = storage.lookups
+    _bank_transfer(world, invoice)  # while closing another way looks up
+    assert storage.lookups - before == 2  # its one attempt, and no second one
     assert _status(world, payment) is NotificationStatus.WITHDRAWN
+
+
+def _declines(world: World, name: str, count: int) -> tuple[Payment, list[Payment]]:
+    """A customer with *count* + 1 invoices, each one's automatic charge
+    declined for good: the first payment, and the others."""
+    kari = world.customer(name, card="pm_card_visa_chargeDeclined")
+    payments = []
+    for hour in range(count + 1):
+        payment = world.billing.record_session(
+            world.account.id, kari.id, lines=[line()], now=at(DAY, 8 + hour)
+        ).payment
+        assert payment is not None
+        assert payment.status is PaymentStatus.DECLINED
+        payments.append(payment)
+    return payments[0], payments[1:]
+
+
+@pytest.mark.parametrize("close", [c for c in CLOSING if c is not _pay_by_hand])
+def test_closing_reads_no_payment_of_the_customers_other_invoices(
+    storage: Storage, close: Callable[[World, Invoice], None]
+) -> None:
+    """Closing an invoice reads as many payments for a customer with many
+    declined payments on other invoices as for one with a single one: the
+    read is bounded by the invoice closed, not the customer's history.
+    (Paying by hand lists the customer's payments itself, to number its
+    attempt and to report its outcome: it is left out here.)"""
+    counting = _Counting(storage)
+    world = make_world(storage=counting, retry_policy=RetryPolicy(()))
+    reads = []
+    for name, others in (("Kari Nordmann", 1), ("Ola Nordmann", 12)):
+        payment, other = _declines(world, name, others)
+        before = counting.records
+        close(world, world.invoice_of(payment))
+        reads.append(counting.records - before)
+        assert _status(world, payment) is NotificationStatus.WITHDRAWN
+        for kept in other:
+            assert _status(world, kept) is NotificationStatus.PENDING
+    few, many = reads
+    assert many == few
 
 
 def test_a_decline_learned_after_the_invoice_closed_queues_no_notice(
@@ -304,3 +357,29 @@ def test_a_decline_learned_after_the_invoice_closed_queues_no_notice(
     assert world.invoice_of(lost).status is InvoiceStatus.PAID
     assert world.notification_kinds() == []
     assert world.deliver(at(DAY, 16)) == []
+
+
+def test_an_unreadable_attempt_leaves_the_later_ones_withdrawn(
+    engine: sa.Engine,
+) -> None:
+    """The first attempt's row cannot be read (changed by hand): closing
+    the invoice passes over it and still withdraws the retry's notice."""
+    storage = SqlStorage(engine)
+    storage.migrate()
+    world = make_world(storage=storage, retry_policy=RetryPolicy((3,)))
+    kari = world.customer(card="pm_card_visa_chargeDeclined")
+    first = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY, 9)
+    ).payment
+    assert first is not None
+    world.billing.run(at(DAY + 3 * date.resolution, 7))
+    retry = next(p for p in world.payments() if p.attempt == 2)
+    assert _status(world, retry) is NotificationStatus.PENDING
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE payments SET invoice_ids = '[{not json' WHERE id = :id"),
+            {"id": first.id},
+        )
+    _void(world, world.invoice_of(retry))
+    assert world.invoice_of(retry).status is InvoiceStatus.VOID
+    assert _status(world, retry) is NotificationStatus.WITHDRAWN

@@ -34,7 +34,7 @@ from recurbill.errors import (
     StorageUnavailableError,
     UnreadableRecordError,
 )
-from recurbill.ids import IdFactory, derived_id
+from recurbill.ids import IdFactory, automatic_charge_id, derived_id
 from recurbill.money import Money
 from recurbill.notices import (
     NEEDS_ACTION,
@@ -446,7 +446,10 @@ class Collector:
         """A pending payment whose id and key derive from what it pays.
 
         ``key_parts`` identify the attempt (an invoice id and attempt number,
-        a settlement id); without them the payment gets a fresh id.
+        a settlement id); without them the payment gets a fresh id. An
+        automatic charge's parts are its invoice's id and its attempt number,
+        its id :func:`~recurbill.ids.automatic_charge_id`: the "payment
+        failed" notices of a closed invoice are found by it.
         """
         payment_id = (
             derived_id("pay", account.id, *key_parts) if key_parts else self.ids("pay")
@@ -1182,7 +1185,7 @@ class Collector:
             return local_date(account, payment.created_at)
         first = tx.get_payment(
             payment.account_id,
-            derived_id("pay", payment.account_id, payment.invoice_ids[0], "1"),
+            automatic_charge_id(payment.account_id, payment.invoice_ids[0], 1),
         )
         return local_date(account, first.created_at)
 

@@ -12,7 +12,7 @@ import os
 import uuid
 from typing import Protocol
 
-__all__ = ["IdFactory", "derived_id", "random_id"]
+__all__ = ["IdFactory", "automatic_charge_id", "derived_id", "random_id"]
 
 _NAMESPACE = uuid.UUID("5d0c3f0e-6a43-4b8e-9d55-8f1e2b0b7a11")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
@@ -65,3 +65,12 @@ def derived_id(prefix: str, *parts: str) -> str:
     digest = hashlib.sha1(_NAMESPACE_BYTES + key, usedforsecurity=False).digest()
     value = int.from_bytes(digest[:16], "big")
     return f"{prefix}_{_text((value & _VARIANT_CLEAR) | _VERSION_5)}"
+
+
+def automatic_charge_id(account_id: str, invoice_id: str, attempt: int) -> str:
+    """The id of attempt number *attempt* (1, 2, …) to charge invoice
+    *invoice_id* automatically (off session, the invoice alone): the first
+    charge and each retry after a decline, so the attempts of one invoice
+    are found by id, one after the other, without a list of the customer's
+    payments."""
+    return derived_id("pay", account_id, invoice_id, str(attempt))

@@ -4,12 +4,13 @@ once what they say no longer holds, in the transaction that changes it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 
 import attrs
 
 from recurbill.errors import InvalidInputError, NotFoundError, UnreadableRecordError
-from recurbill.ids import derived_id
+from recurbill.ids import automatic_charge_id, derived_id
 from recurbill.records import (
     UNSENT,
     Invoice,
@@ -19,8 +20,7 @@ from recurbill.records import (
     Payment,
     PaymentStatus,
 )
-from recurbill.set_aside import SetAside
-from recurbill.storage.protocol import Transaction, skipping
+from recurbill.storage.protocol import Transaction
 
 __all__ = [
     "NEEDS_ACTION",
@@ -93,30 +93,37 @@ def withdraw_failed_notices(tx: Transaction, closed: Iterable[Invoice]) -> None:
     (another payment, a bank transfer, credit), credited in full, voided or
     written off, that no longer holds, so every path that closes an invoice
     calls this. An invoice still open (a part payment, a partial credit
-    note) is passed over: its notice holds. The customer's declined
-    payments are read once per customer; one whose row cannot be read is
-    left out, and its notice with it.
+    note) is passed over: its notice holds. Only automatic charges (of one
+    invoice each, never a mass payment) queue the notice, so each closed
+    invoice's attempts are looked up by id
+    (:func:`~recurbill.ids.automatic_charge_id`): what this reads grows
+    with those attempts, not with the customer's other payments.
     """
-    closing: dict[tuple[str, str], set[str]] = {}
-    for invoice in closed:
-        if invoice.status is not InvoiceStatus.OPEN:
-            key = (invoice.account_id, invoice.customer_id)
-            closing.setdefault(key, set()).add(invoice.id)
-    for (account_id, customer_id), invoice_ids in sorted(closing.items()):
-        for payment in _declined(tx, account_id, customer_id):
-            if payment.off_session and invoice_ids & set(payment.invoice_ids):
+    closing = {
+        (invoice.account_id, invoice.id)
+        for invoice in closed
+        if invoice.status is not InvoiceStatus.OPEN
+    }
+    for account_id, invoice_id in sorted(closing):
+        for payment in _attempts(tx, account_id, invoice_id):
+            if (
+                payment.status is PaymentStatus.DECLINED
+                and payment.off_session
+                and invoice_id in payment.invoice_ids
+            ):
                 withdraw(tx, payment, PAYMENT_FAILED)
 
 
-def _declined(tx: Transaction, account_id: str, customer_id: str) -> list[Payment]:
-    """The customer's declined payments whose rows can be read."""
-    return SetAside().read(
-        account_id,
-        "payment",
-        lambda skip: tx.list_payments(
-            account_id,
-            customer_id=customer_id,
-            statuses=[PaymentStatus.DECLINED],
-            **skipping(skip),
-        ),
-    )
+def _attempts(tx: Transaction, account_id: str, invoice_id: str) -> Iterator[Payment]:
+    """The invoice's automatic charges whose rows can be read, attempt by
+    attempt (:func:`~recurbill.ids.automatic_charge_id`), up to the first
+    attempt not stored: a retry is stored only after the attempt before it."""
+    for attempt in itertools.count(1):
+        payment_id = automatic_charge_id(account_id, invoice_id, attempt)
+        try:
+            payment = tx.get_payment(account_id, payment_id)
+        except NotFoundError:
+            return
+        except UnreadableRecordError:
+            continue  # left out, and its notice with it
+        yield payment
