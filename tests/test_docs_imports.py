@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 PUBLIC = {
     "recurbill",
     "recurbill.notify",
@@ -43,7 +43,7 @@ def test_the_pages_import_recurbill() -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_docs_import_only_public_names(page: Path) -> None:
     for module, name in _recurbill_imports(page):
-        assert module in PUBLIC, f"{module} is internal: import {name} from a public module"
+        assert module in PUBLIC, f"{module} is internal; use a public module"
         if name:
             exported = importlib.import_module(module).__all__
             assert name in exported, f"{module} does not export {name}"
