@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recurbill.payments.checks import check_customer
-from recurbill.payments.memory import InMemoryGateway, RecordedRequest
+from recurbill.payments.memory import (
+    DEFAULT_WEBHOOK_SECRET,
+    InMemoryGateway,
+    RecordedRequest,
+)
+from recurbill.payments.minor_units import (
+    check_charge_amount,
+    from_minor_units,
+    to_minor_units,
+)
 from recurbill.payments.protocol import (
     CardDetails,
     CardSetup,
@@ -26,6 +35,7 @@ if TYPE_CHECKING:
     from recurbill.payments.stripe import StripeGateway
 
 __all__ = [
+    "DEFAULT_WEBHOOK_SECRET",
     "CardDetails",
     "CardSetup",
     "ChargeLimits",
@@ -37,8 +47,11 @@ __all__ = [
     "RefundResult",
     "StripeGateway",
     "WebhookEvent",
+    "check_charge_amount",
     "check_customer",
+    "from_minor_units",
     "sign_webhook",
+    "to_minor_units",
     "verify_webhook",
 ]
 
