@@ -1,6 +1,9 @@
 import argparse
+import itertools
 import re
+import shlex
 import sys
+from contextlib import closing
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -20,23 +23,74 @@ def test_preview_lists_month_end_dates(capsys: pytest.CaptureFixture[str]) -> No
         ["preview", "--start", "2027-01-31", "--period", "month", "--count", "4"]
     )
     assert status == 0
-    dates = [row.split()[1] for row in capsys.readouterr().out.splitlines()]
+    header, *rows = capsys.readouterr().out.splitlines()
+    dates = [row.split()[1] for row in rows]
     assert dates == ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]
+    assert header == "schedule every month from 2027-01-31: the first 4 dates"
+
+
+@pytest.mark.parametrize(
+    ("options", "rhythm"),
+    [
+        (["--period", "week", "--every", "2"], "every 2 weeks"),
+        (["--period", "month", "--month-end"], "every month on month ends"),
+        (["--period", "quarter", "--end", "2027-12-31"], "every quarter"),
+    ],
+)
+def test_a_schedules_preview_first_says_what_it_lists(
+    capsys: pytest.CaptureFixture[str], options: list[str], rhythm: str
+) -> None:
+    argv = ["preview", "--start", "2027-01-31", "--count", "6", *options]
+    assert main(argv) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    until = " to 2027-12-31" if "--end" in options else ""
+    assert header == (
+        f"schedule {rhythm} from 2027-01-31{until}: the first {len(rows)} dates"
+    )
+    assert rows
+    assert all(re.fullmatch(r" +\d+  \d{4}-\d\d-\d\d", r) for r in rows)
+
+
+def _status(argv: list[str]) -> int | str | None:
+    """The exit status of ``main(argv)``, whether returned or raised by argparse."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--every", "0"], "--every: '0' is not a whole number of 1 or more"),
+        (["--every", "two"], "--every: 'two' is not a whole number of 1 or more"),
+        (["--count", "0"], "--count: '0' is not a whole number of 1 or more"),
+        (["--end", "2027-01-30"], "--end 2027-01-30 is before --start 2027-01-31"),
+        (["--end", "31/12/2027"], "--end: '31/12/2027' is not a date; use YYYY-MM-DD"),
+        (["--period", "day"], "--period: invalid choice: 'day'"),
+        (["--period", "week", "--month-end"], "--month-end applies to --period month"),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error_naming_it(
+    capsys: pytest.CaptureFixture[str], options: list[str], says: str
+) -> None:
+    argv = ["preview", "--start", "2027-01-31", "--period", "month", *options]
+    assert _status(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("recurbill: ")
+    assert says in err
+    assert err.count("\n") == 1
 
 
 def test_bad_input_is_one_line_and_a_non_zero_status(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert (
-        main(["preview", "--start", "2027-01-31", "--period", "month", "--every", "0"])
-        == 1
-    )
-    err = capsys.readouterr().err
-    assert err.startswith("recurbill: ")
-    assert err.count("\n") == 1
-    assert "Traceback" not in err
     assert main(["preview", "--period", "month"]) == 2
     assert "needs --start" in capsys.readouterr().err
+    assert main(["preview", "--account", "fjord"]) == 2
+    err = capsys.readouterr().err
+    assert "or --db alone (a list of the stored templates)" in err
     with pytest.raises(SystemExit) as exit_:
         main(["preview", "--start", "31/01/2027", "--period", "month"])
     assert exit_.value.code == 2
@@ -99,9 +153,176 @@ def test_migrate_run_and_preview_a_stored_template(
         )
         == 0
     )
-    rows = capsys.readouterr().out.splitlines()
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header == (
+        f"template {template_id} of account fjord (Per Olsen, every month): "
+        "the next 2 dates"
+    )
     assert [r.split()[1] for r in rows] == ["2027-01-31", "2027-02-28"]
     assert all("1\xa0000,00\xa0kr" in r for r in rows)
+
+
+def _more_templates(url: str) -> dict[str, str]:
+    """Give ``fjord`` (see :func:`_fill`) templates paused until a date, paused
+    until further notice and ended, and a second account ``lund`` one of its
+    own; return their ids by what they show."""
+    now = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    with SqlStorage.from_url(url) as storage:
+        billing = Billing(storage=storage, gateway=InMemoryGateway())
+        kari = billing.add_customer(
+            "fjord", name="Kari Nordmann", email="kari@example.no"
+        ).id
+        paused, held, ended = (
+            billing.create_template(
+                "fjord", kari, lines=[line()], now=now, **schedule
+            ).id
+            for schedule in (
+                {"start": date(2027, 1, 4), "period": "week", "every": 2},
+                {"start": date(2027, 2, 15), "period": "month"},
+                {
+                    "start": date(2027, 1, 10),
+                    "period": "year",
+                    "end": date(2027, 1, 10),
+                },
+            )
+        )
+        billing.pause_template(
+            "fjord", paused, on=date(2027, 1, 4), resume=date(2027, 2, 1)
+        )
+        billing.pause_template("fjord", held, on=date(2027, 2, 15))
+        billing.run(datetime(2027, 1, 11, 12, tzinfo=timezone.utc))  # ends one
+        billing.create_account(
+            account_id="lund",
+            name="Lund Fysio AB",
+            currency="SEK",
+            locale="sv_SE",
+            timezone="Europe/Stockholm",
+            summary_email="info@lundfysio.se",
+        )
+        asa = billing.add_customer("lund", name="Åsa Lind", email="asa@example.se").id
+        lund = billing.create_template(
+            "lund",
+            asa,
+            lines=[line()],
+            start=date(2027, 3, 1),
+            period="quarter",
+            now=now,
+        ).id
+    return {"paused": paused, "held": held, "ended": ended, "lund": lund}
+
+
+def _listed(out: str) -> tuple[str, list[dict[str, str]]]:
+    """The first line of a template list, and its rows by column."""
+    header, columns, *rows = out.splitlines()
+    names = columns.split()
+    assert names == ["account", "template", "customer", "period", "state", "next"]
+    starts = [columns.index(name) for name in names]
+    cells = [
+        [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        for row in rows
+    ]
+    return header, [dict(zip(names, found, strict=True)) for found in cells]
+
+
+def test_preview_with_only_a_database_lists_the_stored_templates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, monthly = _database(tmp_path)
+    ids = _more_templates(url)
+    capsys.readouterr()
+    assert main(["preview", "--db", url]) == 0
+    header, rows = _listed(capsys.readouterr().out)
+    assert header == "5 stored templates; preview one with --account and --template"
+    shown = {row["template"]: row for row in rows}
+    assert [row["account"] for row in rows] == ["fjord"] * 4 + ["lund"]
+    assert shown[monthly] == {
+        "account": "fjord",
+        "template": monthly,
+        "customer": "Per Olsen",
+        "period": "every month",
+        "state": "active",
+        "next": "2027-01-31",
+    }
+    seen = {what: (shown[i]["state"], shown[i]["next"]) for what, i in ids.items()}
+    assert seen == {
+        "paused": ("paused", "2027-02-01"),  # the first date after the pause
+        "held": ("paused", "-"),  # paused until further notice
+        "ended": ("ended", "-"),
+        "lund": ("active", "2027-03-01"),
+    }
+    assert shown[ids["paused"]]["period"] == "every 2 weeks"
+    assert shown[ids["lund"]]["customer"] == "Åsa Lind"
+
+
+def test_the_template_list_agrees_with_each_templates_preview(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The next date listed is the first one its preview does not skip."""
+    url, _ = _database(tmp_path)
+    _more_templates(url)
+    capsys.readouterr()
+    assert main(["preview", "--db", url]) == 0
+    _, rows = _listed(capsys.readouterr().out)
+    for row in rows:
+        ids = ["--account", row["account"], "--template", row["template"]]
+        assert main(["preview", "--db", url, *ids, "--count", "8"]) == 0
+        header, *dates = capsys.readouterr().out.splitlines()
+        assert f"({row['customer']}, {row['period']})" in header
+        issued = [d.split()[1] for d in dates if not d.endswith(")")]
+        assert (issued[0] if issued else "-") == row["next"]
+
+
+def test_preview_with_an_account_lists_only_its_templates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = _database(tmp_path)
+    lund = _more_templates(url)["lund"]
+    capsys.readouterr()
+    assert main(["preview", "--db", url, "--account", "lund"]) == 0
+    header, rows = _listed(capsys.readouterr().out)
+    assert header == (
+        "1 stored template of account lund; preview one with --account and --template"
+    )
+    assert [(row["account"], row["template"]) for row in rows] == [("lund", lund)]
+    assert main(["preview", "--db", url, "--account", "nosuch"]) == 1
+    assert capsys.readouterr().err == "recurbill: account 'nosuch' not found\n"
+
+
+def test_the_template_list_only_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    url, _ = _database(tmp_path)
+    path = tmp_path / "billing.sqlite3"
+
+    def dump() -> list[str]:
+        with closing(sqlite3.connect(path)) as db:
+            return list(db.iterdump())
+
+    before, stored = path.read_bytes(), dump()
+    capsys.readouterr()
+    assert main(["preview", "--db", url]) == 0
+    assert path.read_bytes() == before
+    assert dump() == stored
+    other = tmp_path / "other.sqlite3"  # a database recurbill never migrated
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE notes (body TEXT)")
+    assert main(["preview", "--db", str(other)]) == 1
+    assert "recurbill migrate" in capsys.readouterr().err
+    with closing(sqlite3.connect(other)) as db:
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert [name for (name,) in tables] == ["notes"]
+
+
+def test_preview_lists_no_templates_in_a_new_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    assert main(["migrate", "--db", url]) == 0
+    capsys.readouterr()
+    assert main(["preview", "--db", url]) == 0
+    assert capsys.readouterr().out == "no stored templates\n"
 
 
 def _invoices(url: str) -> int:
@@ -311,9 +532,32 @@ def test_demo_runs_and_summarises_each_account(
     for name in ("Fjord Fysio AS", "Stockholm Hosting AB", "Reykjavík Ráðgjöf ehf."):
         assert name in out
     assert "invoices issued" in out
-    assert "charges declined" in out
     assert "skipped (paused)" in out
     assert db.exists()
+
+
+def test_the_demo_counts_declined_attempts_and_the_invoices_they_were_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A declined invoice is tried again: the summary says that it counts
+    attempts, and for how many invoices."""
+    from recurbill.records import PaymentStatus
+
+    db = tmp_path / "demo.sqlite3"
+    assert main(["demo", "--db", str(db), "--days", "40", "--start", "2027-01-01"]) == 0
+    shown = re.findall(
+        r"charge attempts declined +(\d+)  \(for (\d+) invoices?\)",
+        capsys.readouterr().out,
+    )
+    with SqlStorage.sqlite(db) as storage, storage.transaction() as tx:
+        counted = []
+        for account_id in tx.list_account_ids():  # the summary's order
+            payments = tx.list_payments(account_id)
+            declined = [p for p in payments if p.status is PaymentStatus.DECLINED]
+            invoices = {i for p in declined for i in p.invoice_ids}
+            counted.append((str(len(declined)), str(len(invoices))))
+    assert shown == counted
+    assert int(counted[0][0]) > int(counted[0][1]) > 0  # fjord-fysio retries
 
 
 def test_demo_runs_where_production_is_declared(
@@ -706,3 +950,43 @@ def test_the_preview_help_explains_both_modes(
     shown = _help(capsys, ["preview"])
     assert "a schedule given here: --start and --period" in shown
     assert "a stored template: --db, --account and --template" in shown
+    assert "give --db alone (or with --account): that lists the stored" in shown
+    assert "2 the command line cannot be run: an option's value" in shown
+
+
+def _shown_commands(page: Path) -> list[tuple[str, str]]:
+    """Each one-line ``recurbill`` command in a text block of *page*, with the
+    text block that follows it (what the page says it prints)."""
+    blocks = re.findall(r"^```text\n(.*?)^```$", page.read_text(), re.M | re.S)
+    return [
+        (command.strip(), shown)
+        for command, shown in itertools.pairwise(blocks)
+        if command.startswith("recurbill ") and command.count("\n") == 1
+    ]
+
+
+def _as_a_terminal_shows(out: str) -> str:
+    """*out* with the demo's progress lines drawn over each other, as on a
+    terminal (the last one stays), and no-break spaces shown as spaces."""
+    lines = out.replace("\xa0", " ").replace("\r", "").splitlines(keepends=True)
+    progress = [i for i, line in enumerate(lines) if line.startswith("  simulating [")]
+    return "".join(line for i, line in enumerate(lines) if i not in progress[:-1])
+
+
+def test_the_getting_started_page_shows_what_its_commands_print(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run in order, as a reader would (the demo first): the page's output
+    blocks are what the commands print now."""
+    page = Path(__file__).parent.parent / "docs" / "getting-started.md"
+    commands = _shown_commands(page)
+    assert [c.split()[1] for c, _ in commands] == [
+        "demo", "run", "preview", "preview", "preview"
+    ]  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for command, shown in commands:
+        capsys.readouterr()
+        assert main(shlex.split(command)[1:]) == 0, command
+        assert _as_a_terminal_shows(capsys.readouterr().out) == shown, command

@@ -1,7 +1,12 @@
 """The ``recurbill`` command: ``demo``, ``run``, ``preview`` and ``migrate``.
 
-Errors print one line to stderr and exit with status 1 (2 for bad usage);
-no traceback. This is the only module that reads the clock.
+Errors print one line to stderr, no traceback. Exit status 2 is a command
+line that cannot be run: an option's value it does not take (the line names
+the option and what it takes), options that do not go together or are
+missing, a SQLite file that is not there. Exit status 1 is an error from the
+library or the stored data (an account or template not found, a database
+not migrated, a row that cannot be read) or from the gateway. This is the
+only module that reads the clock.
 """
 
 from __future__ import annotations
@@ -11,18 +16,19 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import closing
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from recurbill.errors import GatewayError, RecurbillError, UnreadableRecordError
-from recurbill.records import PaymentStatus
+from recurbill.records import PaymentStatus, RecurringTemplate, TemplateStatus
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
 if TYPE_CHECKING:
     from recurbill.notify.protocol import Notifier
     from recurbill.payments.protocol import PaymentGateway
     from recurbill.records import RunReport
+    from recurbill.storage.protocol import Transaction
     from recurbill.storage.sql import SqlStorage
 
 __all__ = ["main"]
@@ -32,6 +38,14 @@ _ENDED = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.CANCELE
 
 class UsageError(Exception):
     """The command line asks for something that cannot be done (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are one line, like the command's other errors."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print *message* (it names the option) on one line; exit with status 2."""
+        self.exit(2, f"recurbill: {message} (see {self.prog} --help)\n")
 
 
 def _parse_date(text: str) -> date:
@@ -81,8 +95,10 @@ exit status:
      daily summary), the gateway stopped the charging (a refused key, an
      outage), an e-mail in the outbox could not be read, or another error
      stopped the run (one line on stderr)
-  2  the command line cannot be run (no such SQLite file, no STRIPE_SECRET_KEY,
-     --smtp without --smtp-sender, --dry-run with --smtp)
+  2  the command line cannot be run (an option's value it does not take, no
+     such SQLite file, no STRIPE_SECRET_KEY, --smtp without --smtp-sender,
+     --smtp-sender, --smtp-security or --smtp-user without --smtp, --dry-run
+     with --smtp)
 """
 
 _PREVIEW_DESCRIPTION = """\
@@ -92,16 +108,39 @@ List the next dates of a schedule, in one of two modes:
   a stored template: --db, --account and --template, each date with the
     amount of its invoice (--start, --period, --every, --end and
     --month-end are not used then).
---count says how many dates to list in both modes.
+--count says how many dates to list in both modes. A first line says what
+is listed. To find a template's id, give --db alone (or with --account):
+that lists the stored templates, with their account, customer, period,
+state (active, paused or ended) and next date. preview only reads the
+database.
+"""
+
+_PREVIEW_EPILOG = """\
+exit status:
+  0  listed
+  1  the database cannot be read: no such account or template, a schema
+     that is not migrated, a stored row recurbill cannot read
+  2  the command line cannot be run: an option's value it does not take
+     (--every 0, --count 0, --end before --start, --month-end with weeks;
+     the line names the option and what it takes), a mode's option
+     missing, no such SQLite file
+"""
+
+_EPILOG = """\
+Each command exits with status 0 when done, 1 for an error from the
+library, the stored data or the gateway, and 2 for a command line it cannot
+run (such as an option's value it does not take); the error is one line on
+standard error. recurbill COMMAND --help says more.
 """
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recurbill",
         description="Embeddable billing: recurring invoices, charge after each "
         "session, mass payment. This command runs a demo, the daily job, a "
         "preview of a schedule and the schema migration.",
+        epilog=_EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _demo_arguments(
@@ -121,8 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     _preview_arguments(
         commands.add_parser(
             "preview",
-            help="list the next dates of a schedule, or of a stored template",
+            help="list the next dates of a schedule or of a stored template, "
+            "or the stored templates",
             description=_PREVIEW_DESCRIPTION,
+            epilog=_PREVIEW_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
@@ -193,15 +234,16 @@ def _smtp_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--smtp-security",
         choices=["starttls", "tls", "none"],
-        default="starttls",
+        default=None,  # given or not: only --smtp takes it
         help="starttls (connect, then upgrade; usually port 587), tls (TLS from "
         "the start; usually port 465) or none (unencrypted, a local relay; no "
-        "login) (default: %(default)s)",
+        "login) (for --smtp) (default: starttls)",
     )
     run.add_argument(
         "--smtp-user",
         default=None,
-        help="SMTP login, the password in RECURBILL_SMTP_PASSWORD (default: no login)",
+        help="SMTP login, the password in RECURBILL_SMTP_PASSWORD (for --smtp) "
+        "(default: no login)",
     )
 
 
@@ -216,10 +258,10 @@ def _preview_arguments(preview: argparse.ArgumentParser) -> None:
     )
     preview.add_argument(
         "--every",
-        type=int,
+        type=_positive,
         default=1,
-        help="every this many periods, e.g. --period week --every 2 for "
-        "fortnightly (default: %(default)s)",
+        help="every this many periods, 1 or more, e.g. --period week --every 2 "
+        "for fortnightly (default: %(default)s)",
     )
     preview.add_argument(
         "--end",
@@ -241,8 +283,17 @@ def _preview_arguments(preview: argparse.ArgumentParser) -> None:
         "years only (default: the start's day of the month, moved to the last "
         "day of a shorter month)",
     )
-    preview.add_argument("--db", default=None, help="database of --template")
-    preview.add_argument("--account", default=None, help="account of --template")
+    preview.add_argument(
+        "--db",
+        default=None,
+        help="database URL or SQLite file of --template; without --template "
+        "(and without --start and --period), list its stored templates",
+    )
+    preview.add_argument(
+        "--account",
+        default=None,
+        help="account of --template; without --template, list only its templates",
+    )
     preview.add_argument("--template", default=None, help="a stored template's id")
 
 
@@ -282,12 +333,47 @@ def _print(occurrences: Sequence[Occurrence], amount: str = "") -> None:
         print(f"{occurrence.index:>4}  {occurrence.on.isoformat()}{amount}{note}")
 
 
+def _rhythm(schedule: Schedule) -> str:
+    """How often *schedule* recurs: ``every month``, ``every 2 weeks``."""
+    unit = schedule.period.value
+    every = f"every {schedule.every} {unit}s" if schedule.every > 1 else f"every {unit}"
+    last_day = (schedule.start + timedelta(days=1)).day == 1
+    return f"{every} on month ends" if schedule.month_end and last_day else every
+
+
+def _dates(count: int, which: str) -> str:
+    """``the next date`` or ``the next 3 dates``, for *which* ``next``."""
+    return f"the {which} date" if count == 1 else f"the {which} {count} dates"
+
+
 def _preview(args: argparse.Namespace) -> int:
     if args.template is not None:
         return _preview_template(args)
+    if args.start is not None or args.period is not None:
+        return _preview_schedule(args)
+    if args.db is not None:
+        return _list_templates(args)
+    raise UsageError(
+        "preview needs --start and --period (a schedule given here), or --db, "
+        "--account and --template (a stored template), or --db alone (a list "
+        "of the stored templates)"
+    )
+
+
+def _preview_schedule(args: argparse.Namespace) -> int:
     if args.start is None or args.period is None:
         raise UsageError(
-            "preview needs --start and --period, or --db, --account and --template"
+            "a schedule given here needs --start and --period (--db alone lists "
+            "the stored templates)"
+        )
+    if args.end is not None and args.end < args.start:
+        raise UsageError(
+            f"--end {args.end} is before --start {args.start}; give an --end on "
+            "or after the start"
+        )
+    if args.month_end and args.period == "week":
+        raise UsageError(
+            "--month-end applies to --period month, quarter or year, not week"
         )
     schedule = Schedule(
         start=args.start,
@@ -296,7 +382,13 @@ def _preview(args: argparse.Namespace) -> int:
         end=args.end,
         month_end=args.month_end,
     )
-    _print(schedule.upcoming(after=args.start, count=args.count))
+    occurrences = schedule.upcoming(after=args.start, count=args.count)
+    until = "" if args.end is None else f" to {args.end}"
+    print(
+        f"schedule {_rhythm(schedule)} from {args.start}{until}: "
+        f"{_dates(len(occurrences), 'first')}"
+    )
+    _print(occurrences)
     return 0
 
 
@@ -311,12 +403,93 @@ def _preview_template(args: argparse.Namespace) -> int:
         view = template_view(storage, args.account, args.template, upcoming=args.count)
         with storage.transaction(read_only=True) as tx:
             locale = tx.get_account(args.account).locale
+            customer = tx.get_customer(args.account, view.template.customer_id)
+    template = view.template
+    about = (
+        f"template {template.id} of account {args.account} "
+        f"({customer.name}, {_rhythm(template.schedule)})"
+    )
+    if not view.upcoming:
+        print(f"{about}: nothing coming ({_state(template)[0]})")
+        return 0
+    print(f"{about}: {_dates(len(view.upcoming), 'next')}")
     for coming in view.upcoming:
         _print([coming.occurrence], f"  {format_money(coming.amount, locale)}")
-    if not view.upcoming:
-        status = view.template.status.value
-        print(f"template {args.template} has nothing coming ({status})")
     return 0
+
+
+def _state(template: RecurringTemplate) -> tuple[str, date | None]:
+    """Whether *template* is active, paused or ended, and the next date it
+    issues an invoice for (None if none is planned).
+
+    Paused means that the next occurrence the daily run handles falls in a
+    pause; ended, that none is left (the run may not have finished it yet).
+    """
+    schedule, n = template.schedule, template.next_index
+    status = schedule.status(n)
+    if template.status is TemplateStatus.FINISHED:
+        return "ended", None
+    if status is OccurrenceStatus.AFTER_END:
+        return "ended", None
+    paused = status is OccurrenceStatus.SKIPPED_PAUSED
+    return ("paused" if paused else "active"), _next_issued(schedule, n)
+
+
+def _next_issued(schedule: Schedule, n: int) -> date | None:
+    """The date of the first occurrence from *n* on that no pause or end skips."""
+    while (status := schedule.status(n)) is OccurrenceStatus.SKIPPED_PAUSED:
+        on = schedule.occurrence(n)
+        pause = next(p for p in schedule.pauses if p.covers(on))
+        if pause.resume is None:
+            return None  # paused until further notice
+        n = schedule.index_on_or_after(pause.resume)
+    return schedule.occurrence(n) if status is OccurrenceStatus.SCHEDULED else None
+
+
+def _list_templates(args: argparse.Namespace) -> int:
+    """Print the stored templates (of --account), read in one read-only unit."""
+    from recurbill.storage.sql import SqlStorage
+
+    with (
+        SqlStorage.from_url(_existing(args.db)) as storage,
+        storage.transaction(read_only=True) as tx,
+    ):
+        if args.account is not None:
+            tx.get_account(args.account)  # an unknown account is named
+        ids = [args.account] if args.account is not None else tx.list_account_ids()
+        rows = [row for account_id in ids for row in _template_rows(tx, account_id)]
+    where = "" if args.account is None else f" of account {args.account}"
+    if not rows:
+        print(f"no stored templates{where}")
+        return 0
+    count = "1 stored template" if len(rows) == 1 else f"{len(rows)} stored templates"
+    print(f"{count}{where}; preview one with --account and --template")
+    _table([("account", "template", "customer", "period", "state", "next"), *rows])
+    return 0
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
+    """Print *rows* in columns two spaces apart."""
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def _template_rows(tx: Transaction, account_id: str) -> list[tuple[str, ...]]:
+    """A row per template of *account_id*: account, template, customer, period,
+    state and next date."""
+    templates = tx.list_templates(account_id)
+    wanted = sorted({t.customer_id for t in templates})
+    names = {c.id: c.name for c in tx.get_customers(account_id, wanted)}
+    rows: list[tuple[str, ...]] = []
+    for template in templates:
+        state, next_on = _state(template)
+        rhythm = _rhythm(template.schedule)
+        shown = "-" if next_on is None else next_on.isoformat()
+        customer = names[template.customer_id]
+        rows.append((account_id, template.id, customer, rhythm, state, shown))
+    return rows
 
 
 def _stripe() -> PaymentGateway:
@@ -340,6 +513,7 @@ def _stripe() -> PaymentGateway:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _require_smtp(args)
     if args.dry_run:
         return _dry_run(args)
     url = _existing(args.db)
@@ -504,6 +678,22 @@ def _extra(report: RunReport) -> str:
     return extra
 
 
+def _require_smtp(args: argparse.Namespace) -> None:
+    """Refuse the e-mail options when --smtp, which they are for, is not given."""
+    given = {
+        "--smtp-sender": args.smtp_sender,
+        "--smtp-security": args.smtp_security,
+        "--smtp-user": args.smtp_user,
+    }
+    named = [option for option, value in given.items() if value is not None]
+    if named and args.smtp is None:
+        needs, them = ("needs", "it") if len(named) == 1 else ("need", "them")
+        raise UsageError(
+            f"{' and '.join(named)} {needs} --smtp HOST:PORT, the server that "
+            f"sends the e-mail; give --smtp too, or leave {them} out"
+        )
+
+
 def _notifier(args: argparse.Namespace) -> Notifier | None:
     if args.smtp is None:
         return None
@@ -520,7 +710,7 @@ def _notifier(args: argparse.Namespace) -> Notifier | None:
         host,
         int(port),
         sender=args.smtp_sender,
-        security=args.smtp_security,
+        security=args.smtp_security or "starttls",
         username=args.smtp_user,
         password=os.environ.get("RECURBILL_SMTP_PASSWORD") if args.smtp_user else None,
     )

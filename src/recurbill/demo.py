@@ -394,11 +394,12 @@ def _names(inspector: sa.Inspector) -> set[str]:
 
 
 def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:
+    """Per demo account: invoices by state, declined charges, skipped dates and
+    the total billed; then the e-mails delivered."""
     out.write("\n")
     with storage.transaction() as tx:
         ids = [i for i in tx.list_account_ids() if i in DEMO_ACCOUNTS]
-        accounts = [tx.get_account(i) for i in ids]
-        for account in accounts:
+        for account in [tx.get_account(i) for i in ids]:
             invoices = tx.list_invoices(account.id)
             payments = tx.list_payments(account.id)
             skipped = sum(
@@ -410,16 +411,26 @@ def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:
             paid = [i for i in invoices if i.status is InvoiceStatus.PAID]
             open_ = [i for i in invoices if i.status is InvoiceStatus.OPEN]
             overdue = [i for i in open_ if i.is_overdue(on=last)]
-            declined = sum(1 for p in payments if p.status is PaymentStatus.DECLINED)
+            declined = [p for p in payments if p.status is PaymentStatus.DECLINED]
+            refused = {i for p in declined for i in p.invoice_ids}
             billed = sum((i.total.amount for i in invoices), Decimal(0))
-            out.write(f"{account.name} ({account.currency.code}, {account.timezone})\n")
-            out.write(f"  invoices issued   {len(invoices):>5}\n")
-            out.write(f"  paid              {len(paid):>5}\n")
-            out.write(
-                f"  open              {len(open_):>5}  ({len(overdue)} overdue)\n"
-            )
-            out.write(f"  charges declined  {declined:>5}\n")
-            out.write(f"  skipped (paused)  {skipped:>5}\n")
             total = format_money(Money(billed, account.currency), account.locale)
-            out.write(f"  billed in total   {total}\n\n")
+            out.write(f"{account.name} ({account.currency.code}, {account.timezone})\n")
+            out.write(_row("invoices issued", len(invoices)))
+            out.write(_row("paid", len(paid)))
+            out.write(_row("open", len(open_), f"{len(overdue)} overdue"))
+            out.write(
+                _row(
+                    "charge attempts declined",
+                    len(declined),
+                    f"for {len(refused)} invoice{'' if len(refused) == 1 else 's'}",
+                )
+            )
+            out.write(_row("skipped (paused)", skipped))
+            out.write(f"  {'billed in total':<24}{total}\n\n")
     out.write(f"{mails} e-mails delivered to the demo outbox.\n")
+
+
+def _row(label: str, count: int, note: str = "") -> str:
+    """A line of the summary: *label*, *count* and an optional *note*."""
+    return f"  {label:<24}{count:>5}{f'  ({note})' if note else ''}\n"

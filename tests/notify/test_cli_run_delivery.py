@@ -106,6 +106,39 @@ def test_smtp_needs_a_sender_and_a_port(
     assert "--smtp-sender" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--smtp-sender", "faktura@fjordfysio.no"], "--smtp-sender needs --smtp"),
+        (["--smtp-security", "tls"], "--smtp-security needs --smtp"),
+        (
+            ["--smtp-user", "faktura", "--smtp-sender", "faktura@fjordfysio.no"],
+            "--smtp-sender and --smtp-user need --smtp",
+        ),
+    ],
+)
+@pytest.mark.parametrize("dry", [[], ["--dry-run"]])
+def test_the_e_mail_options_without_smtp_are_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    says: str,
+    dry: list[str],
+) -> None:
+    """Not ignored: nothing runs, and the line names --smtp."""
+    url = _database(tmp_path)
+    as_of = ["--as-of", "2027-01-31T07:00:00+01:00"]
+    assert main(["run", "--db", url, *as_of, *dry, *options]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"recurbill: {says} HOST:PORT, the server that sends the e-mail; give "
+        f"--smtp too, or leave {'them' if ' and ' in says else 'it'} out\n"
+    )
+    with SqlStorage.from_url(url) as storage, storage.transaction() as tx:
+        assert tx.list_invoices("fjord") == []
+
+
 def _card_customers(url: str, names: list[str]) -> None:
     """A customer paying by card for each of *names*, with a monthly template
     due on 31 January 2027."""
