@@ -97,7 +97,10 @@ class Sessions:
         :class:`~recurbill.errors.ConflictError`, which names what differs;
         nothing is written (a new session needs a new ``session_id``). Two
         calls for one session at the same moment (a double click) behave the
-        same: one stores the invoice, the other is its repeat.
+        same: one stores the invoice, the other is its repeat. Without
+        ``session_id`` every call is a new session: a request retried after a
+        timeout invoices and charges again, so pass one wherever a call can
+        be repeated.
 
         When nothing is charged, the outcome's ``reason`` says why (a
         :class:`~recurbill.records.NoChargeReason`: not charged automatically,
