@@ -362,6 +362,7 @@ VALID: dict[str, Callable[[Ids], Kwargs]] = {
         "payment_id": i.payment,
         "now": NOW,
         "amount": Money("100", "NOK"),
+        "refund_id": "refund-7",
     },
     "handle_webhook": lambda i: {
         "payload": i.webhook[0],

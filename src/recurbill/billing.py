@@ -762,11 +762,26 @@ class Billing:
         now: datetime,
         amount: Money | None = None,
         reopen: bool = True,
+        refund_id: str | None = None,
     ) -> Refund:
         """Refund all or part of a succeeded payment.
 
         The rules (what is reopened or credited, in which order, and how a
         lost answer is finished) are :meth:`Corrections.refund`'s.
+
+        Give a ``refund_id`` of your own (recommended), one per refund asked
+        for (the id of the merchant's refund request, say): the call is then
+        safe to repeat.
+        A call with a ``refund_id`` this account has used returns that
+        refund, as stored now, and refunds nothing more; if its gateway
+        answer was lost, it is finished first with its own idempotency key.
+        The same refund is the same payment, ``amount`` (or none: the first
+        call's) and ``reopen``; ``now`` may differ. Other content raises
+        :class:`~recurbill.errors.ConflictError` naming what differs, and
+        nothing is written. Empty or blank text raises
+        :class:`~recurbill.errors.InvalidInputError`. Two calls with one
+        ``refund_id`` at the same moment make one refund. Without it, a
+        repeated call refunds again once the first one has its answer.
         """
         return self._corrections.refund(
             account_id,
@@ -774,6 +789,7 @@ class Billing:
             now=now,
             amount=amount,
             reopen=flag(reopen, "reopen"),
+            refund_id=refund_id,
         )
 
     # gateway events --------------------------------------------------------

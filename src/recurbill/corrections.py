@@ -14,7 +14,13 @@ from typing import Any
 
 import attrs
 
-from recurbill.arguments import aware, positive_money
+from recurbill.arguments import (
+    aware,
+    caller_key,
+    differ,
+    positive_money,
+    record_id,
+)
 from recurbill.collection import (
     NO_OUTCOME,
     Collector,
@@ -23,6 +29,7 @@ from recurbill.collection import (
     refuse_waiting,
 )
 from recurbill.errors import (
+    ConflictError,
     CreditExceedsInvoiceError,
     GatewayAuthenticationError,
     GatewayError,
@@ -185,6 +192,65 @@ def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
     tx.get_payment(payment.account_id, payment.id, for_update=True)
     return next(
         r for r in tx.list_refunds(payment.account_id, payment.id) if r.id == refund_id
+    )
+
+
+def _refundable(payment: Payment) -> None:
+    """StateError unless *payment* succeeded (and has a charge to refund)."""
+    if payment.status is not PaymentStatus.SUCCEEDED or not payment.charge_id:
+        raise StateError(
+            problem=f"payment {payment.id} is {payment.status.value}",
+            allowed="refund only a succeeded payment",
+        )
+
+
+def _refund_amount(payment: Payment, amount: Money | None) -> Money | None:
+    """*amount* checked as a refund of *payment*'s currency; None stays None."""
+    if amount is None:
+        return None
+    return positive_money(amount, payment.amount.currency, "refund amount")
+
+
+def _with_id(refunds: Sequence[Refund], refund_id: str) -> Refund | None:
+    """The refund of *refunds* with this id, if any."""
+    return next((r for r in refunds if r.id == refund_id), None)
+
+
+def _asked_reopen(refund: Refund) -> bool | None:
+    """The ``reopen`` a refund was asked with; None if it is not known (a
+    refund answered before schema version 11 stored the choice)."""
+    if refund.reopen is not None:
+        return refund.reopen
+    if refund.status in UNANSWERED:
+        return refund.status == REFUND_REQUESTED
+    return None
+
+
+def _refuse_another(
+    key: str, stored: Refund, *, payment_id: str, amount: Money | None, reopen: bool
+) -> None:
+    """Refuse a refund under *key* other than *stored*, the refund made under
+    it (ConflictError naming what differs); *amount* None asks for its own."""
+    was = _asked_reopen(stored)
+    differing = [
+        name
+        for name, differs in (
+            ("payment", stored.payment_id != payment_id),
+            ("amount", amount is not None and amount != stored.amount),
+            ("reopen", was is not None and was != reopen),
+        )
+        if differs
+    ]
+    if not differing:
+        return
+    listed, _ = differ(differing)
+    raise ConflictError(
+        problem=f"refund_id {key!r} was used already, for refund {stored.id} of "
+        f"{stored.amount} of payment {stored.payment_id} with reopen={was}: what "
+        f"is given differs in the {listed}",
+        allowed="to make another refund, give a new refund_id (or none); to "
+        "repeat the call that made it, give the payment, amount and reopen it "
+        "was made with (or no amount)",
     )
 
 
@@ -445,6 +511,7 @@ class Corrections:
         now: datetime,
         amount: Money | None = None,
         reopen: bool = True,
+        refund_id: str | None = None,
     ) -> Refund:
         """Refund all or part of a succeeded payment.
 
@@ -462,16 +529,25 @@ class Corrections:
         ``pending`` or ``succeeded`` is applied at once; if it fails later
         (:meth:`follow_pending`, :meth:`follow`), its amount becomes the
         customer's credit.
+
+        Give ``refund_id``, one per refund the merchant asks for, to make the
+        call safe to repeat (a double click, a request retried): a call with
+        a ``refund_id`` this account has used returns that refund and refunds
+        nothing more (one whose answer was lost is finished first, with its
+        own key), also when two calls race. Without it, a second call refunds
+        again once the first is answered. The refund's id is derived from the
+        account and ``refund_id``, its idempotency key from its id.
         """
         aware(now, "now")
+        if refund_id is not None:
+            key = caller_key(refund_id, "refund_id", one_per="refund")
+            return self._chosen_refund(
+                account_id, payment_id, key, now=now, amount=amount, reopen=reopen
+            )
         with self.storage.transaction() as tx:
             # locked: refunds of one payment are made and applied one at a time
             payment = tx.get_payment(account_id, payment_id, for_update=True)
-            if payment.status is not PaymentStatus.SUCCEEDED or not payment.charge_id:
-                raise StateError(
-                    problem=f"payment {payment_id} is {payment.status.value}",
-                    allowed="refund only a succeeded payment",
-                )
+            _refundable(payment)
             unanswered = tx.list_refunds(account_id, payment_id, statuses=UNANSWERED)
             if unanswered:
                 # an earlier refund's answer was lost: finish it, same key
@@ -487,6 +563,78 @@ class Corrections:
                 refund = self._new_refund(tx, payment, amount, reopen, now)
                 tx.commit()
         return self._finish(payment, refund, now=now, sent_before=bool(unanswered))
+
+    def _chosen_refund(
+        self,
+        account_id: str,
+        payment_id: str,
+        key: str,
+        *,
+        now: datetime,
+        amount: Money | None,
+        reopen: bool,
+    ) -> Refund:
+        """The refund the caller calls *key*: made now, or the one made by an
+        earlier call, which must have asked the same (ConflictError else).
+
+        The same is the same payment, ``amount`` (None: the first call's)
+        and ``reopen``. A repeat's refund is returned as stored, or finished
+        first if it has no answer yet. Another refund of the payment waiting
+        for its answer does not hold up a new one: it is counted as
+        refunded, and finished by its own repeat or the daily run.
+        """
+        account = record_id(account_id, "account_id")  # a part of the id
+        refund_id = derived_id("re", account, "refund", key)
+        try:
+            with self.storage.transaction() as tx:
+                payment = tx.get_payment(account_id, payment_id, for_update=True)
+                wanted = _refund_amount(payment, amount)
+                stored = _with_id(tx.list_refunds(account_id, payment_id), refund_id)
+                if stored is None:
+                    made = self._new_chosen(
+                        tx, payment, key, refund_id, wanted, reopen, now
+                    )
+                    tx.commit()
+        except ConflictError:  # made meanwhile by another call, or of another payment
+            with self.storage.transaction(read_only=True) as tx:
+                stored = _with_id(tx.list_refunds(account_id), refund_id)
+                if stored is None:
+                    raise
+                payment = tx.get_payment(account_id, payment_id)
+                wanted = _refund_amount(payment, amount)
+        if stored is None:
+            return self._finish(payment, made, now=now, sent_before=False)
+        _refuse_another(
+            key, stored, payment_id=payment_id, amount=wanted, reopen=reopen
+        )
+        if stored.status in UNANSWERED:
+            return self._finish(payment, stored, now=now, sent_before=True)
+        return stored
+
+    def _new_chosen(
+        self,
+        tx: Transaction,
+        payment: Payment,
+        key: str,
+        refund_id: str,
+        amount: Money | None,
+        reopen: bool,
+        now: datetime,
+    ) -> Refund:
+        """Save the refund *key* asks for, unless the payment refuses it: then
+        a refund made under *key* of another payment is the reason given."""
+        try:
+            _refundable(payment)
+            return self._new_refund(
+                tx, payment, amount, reopen, now, refund_id=refund_id
+            )
+        except (StateError, InvalidInputError):
+            used = _with_id(tx.list_refunds(payment.account_id), refund_id)
+            if used is not None:
+                _refuse_another(
+                    key, used, payment_id=payment.id, amount=amount, reopen=reopen
+                )
+            raise
 
     def finish_unanswered(
         self,
@@ -726,7 +874,11 @@ class Corrections:
         amount: Money | None,
         reopen: bool,
         now: datetime,
+        *,
+        refund_id: str | None = None,
     ) -> Refund:
+        """Save a refund of *amount* (None: what is left) of *payment*, under
+        *refund_id* (None: a new id); its key is derived from its id."""
         already = sum(
             (
                 r.amount
@@ -751,7 +903,7 @@ class Corrections:
                 problem=f"refund of {wanted} on payment {payment.id}",
                 allowed=f"a positive amount up to the {left} not yet refunded",
             )
-        refund_id = self.ids("re")
+        refund_id = refund_id or self.ids("re")
         refund = Refund(
             id=refund_id,
             account_id=payment.account_id,
@@ -760,6 +912,7 @@ class Corrections:
             idempotency_key=f"recurbill-{refund_id}",
             status=REFUND_REQUESTED if reopen else REFUND_REQUESTED_CREDIT,
             created_at=now,
+            reopen=reopen,
         )
         tx.add_refund(refund)
         return refund

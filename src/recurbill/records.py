@@ -654,7 +654,12 @@ class CreditNoteRecord:
 
 @attrs.frozen(kw_only=True)
 class Refund:
-    """A refund of a succeeded payment, full or partial."""
+    """A refund of a succeeded payment, full or partial.
+
+    ``reopen`` is the choice it was asked with (the invoices owe it again, or
+    are credited); None for a refund stored before schema version 11, whose
+    choice only its status tells while it waits for the gateway's answer.
+    """
 
     id: str = attrs.field(validator=_non_empty)
     account_id: str
@@ -664,6 +669,7 @@ class Refund:
     status: str
     refund_id: str | None = None
     created_at: datetime = attrs.field(validator=_aware)
+    reopen: bool | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,9 @@ did the same for templates and create_template. Version 8 added the account's
 payee account and VAT number: an account a version-7 database holds reads
 back with neither, and takes them afterwards. Version 9 added the table of
 daily summary lines not summarised yet: a version-8 database upgrades and its
-next run queues its summary as before.
+next run queues its summary as before. Version 11 added the reopen choice
+of refunds: a version-10 refund waiting for its answer gets the one its
+status holds, an answered one none.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.payee import PayeeAccount
 from recurbill.payments.memory import InMemoryGateway
-from recurbill.records import Account, CreditNoteRecord, Receipt, ReceiptItem
+from recurbill.records import (
+    Account,
+    CreditNoteRecord,
+    Receipt,
+    ReceiptItem,
+    Refund,
+)
 from recurbill.references import ReferenceScheme
 from recurbill.storage import migrations, rows, schema
 from recurbill.storage.sql import SqlStorage
@@ -187,7 +195,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 10
+        assert storage.migrate() == schema.LATEST_VERSION == 11
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -422,7 +430,7 @@ def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
             insert_at(conn, 8, schema.accounts, rows.encode_account(account))
         tables = set(sa.inspect(storage.engine).get_table_names())
         assert "summary_lines" not in tables
-        assert storage.migrate() == schema.LATEST_VERSION == 10
+        assert storage.migrate() == schema.LATEST_VERSION == 11
         billing = Billing(storage=storage, gateway=InMemoryGateway())
         kari = billing.add_customer(
             "nok",
@@ -538,7 +546,7 @@ def test_version_9_receipts_upgrade_paid_when_their_invoices_were(
             counter = {"account_id": "nok", "series": "INV", "next_number": 100}
             insert_at(conn, 9, schema.counters, counter)
         assert "paid_at" not in _columns(storage.engine, "receipts")
-        assert storage.migrate() == schema.LATEST_VERSION == 10
+        assert storage.migrate() == schema.LATEST_VERSION == 11
         assert _columns(storage.engine, "receipts")[-1] == "paid_at"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_receipts("nok", "kari")}
@@ -580,7 +588,7 @@ def test_version_10_step_passes_over_instants_it_cannot_read(tmp_path: Path) -> 
                 sa.text("UPDATE receipts SET issued_at = '2027-01-18' WHERE id = :id"),
                 {"id": "rct-mass"},  # a date without a zone: not an instant
             )
-        assert storage.migrate() == 10
+        assert storage.migrate() == 11
         with storage.engine.connect() as conn:
             paid = dict(conn.execute(sa.text("SELECT id, paid_at FROM receipts")).all())
         assert paid == {"rct-lost": schema.utc_text(lost.issued_at), "rct-mass": None}
@@ -589,6 +597,51 @@ def test_version_10_step_passes_over_instants_it_cannot_read(tmp_path: Path) -> 
             pytest.raises(UnreadableRecordError, match="issued_at"),
         ):
             tx.list_receipts("nok", "kari")
+
+
+# -- a database at version 10, with rows -----------------------------------------
+
+
+def test_version_10_refunds_upgrade_with_the_choice_their_status_holds(
+    new_url: NewUrl,
+) -> None:
+    """A refund waiting for its answer gets the reopen its status holds; one
+    answered keeps none (unknown)."""
+    account = make_account("nok", currency="NOK", locale="nb_NO")
+    kari = make_customer("kari", account_id="nok")
+    payment = make_payment("pay-1", account_id="nok", customer_id="kari")
+    statuses = {"asked": "requested", "credit": "requested_credit", "done": "pending"}
+    written = {
+        key: Refund(
+            id=f"re-{key}",
+            account_id="nok",
+            payment_id="pay-1",
+            amount=Money("10.00", "NOK"),
+            idempotency_key=f"recurbill-re-{key}",
+            status=status,
+            created_at=datetime(2027, 1, 5, 12, tzinfo=timezone.utc),
+        )
+        for key, status in statuses.items()
+    }
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=10) == 10
+            insert_at(conn, 10, schema.accounts, rows.encode_account(account))
+            insert_at(conn, 10, schema.customers, rows.encode_customer(kari))
+            insert_at(conn, 10, schema.payments, rows.encode_payment(payment))
+            for refund in written.values():
+                insert_at(conn, 10, schema.refunds, rows.encode_refund(refund))
+        assert "reopen" not in _columns(storage.engine, "refunds")
+        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert _columns(storage.engine, "refunds")[-1] == "reopen"
+        with storage.transaction() as tx:
+            stored = {r.id: r for r in tx.list_refunds("nok")}
+        assert stored == {
+            "re-asked": attrs.evolve(written["asked"], reopen=True),
+            "re-credit": attrs.evolve(written["credit"], reopen=False),
+            "re-done": written["done"],
+        }
+        assert written["done"].reopen is None
 
 
 # -- every way to the latest version gives one schema ----------------------------

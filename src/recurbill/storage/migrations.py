@@ -42,6 +42,12 @@ transaction, and records the new version; running it again does nothing.
   read (edited by hand) does not stop the upgrade: an invoice's is left
   out, and a receipt whose own ``issued_at`` cannot be read keeps ``paid_at``
   empty, so it still reads as the unreadable row it was.
+- Version 11: ``reopen`` on ``refunds``, the choice a refund was asked with
+  (the invoices owe it again, or are credited), so a repeated
+  ``Billing.refund`` with the same ``refund_id`` is compared with it. A
+  refund that exists and waits for the gateway's answer gets the choice its
+  status holds (``requested``: reopen, ``requested_credit``: credit); one
+  answered already keeps NULL (unknown).
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -282,6 +288,21 @@ def _instant(stored: object) -> datetime | None:
     return None
 
 
+# The statuses of a refund waiting for its answer, and the choice each holds.
+_ASKED_REOPEN = {"requested": True, "requested_credit": False}
+
+
+def _version_11(conn: sa.Connection) -> None:
+    """The choice each refund was asked with; known of a refund not answered
+    yet from its status, unknown of one answered."""
+    _add_columns_since(conn, 11)
+    refunds = schema.refunds
+    for status, reopen in _ASKED_REOPEN.items():
+        conn.execute(
+            sa.update(refunds).where(refunds.c.status == status).values(reopen=reopen)
+        )
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -293,6 +314,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     8: _version_8,
     9: _version_9,
     10: _version_10,
+    11: _version_11,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

@@ -640,6 +640,7 @@ def encode_refund(refund: Refund) -> dict[str, Any]:
         "status": refund.status,
         "refund_id": refund.refund_id,
         "created_at": refund.created_at,
+        "reopen": refund.reopen,
     }
 
 

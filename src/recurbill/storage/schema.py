@@ -55,7 +55,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 10
+LATEST_VERSION = 11
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -471,6 +471,7 @@ refunds = sa.Table(
     sa.Column("status", sa.String(40), nullable=False),
     sa.Column("refund_id", sa.String(255)),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("reopen", sa.Boolean, info=_since(11)),
     sa.UniqueConstraint("idempotency_key", name="uq_refunds_idempotency_key"),
     sa.Index("ix_refunds_payment", "account_id", "payment_id", info=_since(1)),
 )

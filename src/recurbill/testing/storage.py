@@ -2361,19 +2361,23 @@ class StorageContract:
 
     def test_refunds_round_trip_oldest_first(self, storage: Storage) -> None:
         _world(storage)
-        late = _refund("ref-1", created_at=_T0 + timedelta(minutes=1))
+        late = _refund("ref-1", created_at=_T0 + timedelta(minutes=1), reopen=True)
         early = _refund(
             "ref-2",
             amount=Money("100.005", "NOK"),
             status="succeeded",
             refund_id="re_123",
             created_at=datetime(2025, 1, 1, 10, tzinfo=_PLUS_TWO),  # 08:00 UTC
+            reopen=False,
         )
-        _add(storage, late, early)
+        unknown = _refund("ref-3", created_at=_T0 + timedelta(minutes=2))
+        _add(storage, late, early, unknown)
         assert _read(storage, lambda tx: tx.list_refunds("acme", "pay-1")) == [
             early,
             late,
+            unknown,
         ]
+        assert [r.reopen for r in (early, late, unknown)] == [False, True, None]
         assert _read(storage, lambda tx: tx.list_refunds("beta", "pay-1")) == []
 
     def test_refunds_of_an_account_by_status(self, storage: Storage) -> None:
@@ -2444,6 +2448,23 @@ class StorageContract:
         _add(storage, _refund("ref-1", idempotency_key="refund-key"))
         with storage.transaction() as tx, pytest.raises(ConflictError):
             tx.add_refund(_refund("ref-2", idempotency_key="refund-key"))
+
+    def test_duplicate_refund_id_conflicts_and_keeps_the_first(
+        self, storage: Storage
+    ) -> None:
+        """What ``Billing.refund(refund_id=...)`` relies on when the same
+        refund_id is given for another payment: its derived id is refused."""
+        _world(storage)
+        _add(storage, make_payment("pay-2"))
+        first = _refund("ref-1", reopen=True)
+        _add(storage, first)
+        with storage.transaction() as tx, pytest.raises(ConflictError):
+            tx.add_refund(
+                _refund(
+                    "ref-1", payment_id="pay-2", idempotency_key="other", reopen=False
+                )
+            )
+        assert _read(storage, lambda tx: tx.list_refunds("acme")) == [first]
 
     def test_refund_of_another_accounts_payment_is_refused(
         self, storage: Storage
