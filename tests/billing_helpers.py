@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time as clock
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,8 +17,10 @@ from recurbill.billing import Billing
 from recurbill.collection import RetryPolicy
 from recurbill.errors import ConflictError, GatewayUnavailableError
 from recurbill.invoice import InvoiceLine
+from recurbill.money import Money
 from recurbill.notify import Outbox, deliver_pending
 from recurbill.payments.memory import InMemoryGateway
+from recurbill.payments.protocol import RefundResult
 from recurbill.records import Account, CollectionMethod, Customer, Invoice, Payment
 from recurbill.references import ReferenceScheme
 from recurbill.storage.memory import InMemoryStorage
@@ -296,3 +298,28 @@ def together(*calls: Callable[[], Any], stagger: float = 0.0) -> list[Any]:
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+class HeldRefunds(InMemoryGateway):
+    """Holds each refund call at ``barrier`` (when set) until the other party
+    arrives or two seconds pass, so two refunds meet at the gateway."""
+
+    def __init__(self, barrier: threading.Barrier | None = None) -> None:
+        super().__init__()
+        self.barrier = barrier
+
+    def refund(
+        self,
+        charge_id: str,
+        *,
+        amount: Money | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> RefundResult:
+        if self.barrier is not None:
+            # the other call may never come (a repeat, or refused first)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait(timeout=2)
+        return super().refund(
+            charge_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+        )

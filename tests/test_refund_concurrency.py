@@ -8,46 +8,19 @@ the other: the invoices end owing exactly what went back to the card.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Mapping
 from datetime import date
 from functools import partial
 from typing import Any
 
-from billing_helpers import Counter, at, line, together
+from billing_helpers import Counter, HeldRefunds, at, line, together
 from recurbill.billing import Billing
 from recurbill.money import Money
 from recurbill.payments.memory import InMemoryGateway
-from recurbill.payments.protocol import RefundResult
 from recurbill.records import CollectionMethod
 from recurbill.storage.sql import SqlStorage
 
 NOW = at(date(2027, 3, 1), 10)
-
-
-class _HeldRefunds(InMemoryGateway):
-    """Holds each refund call until *parties* calls are waiting, then lets all go."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.barrier: threading.Barrier | None = None
-
-    def refund(
-        self,
-        charge_id: str,
-        *,
-        amount: Money | None,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-    ) -> RefundResult:
-        if self.barrier is not None:
-            # the other call may never come (it was refused first)
-            with contextlib.suppress(threading.BrokenBarrierError):
-                self.barrier.wait(timeout=2)
-        return super().refund(
-            charge_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
-        )
 
 
 def _paid(billing: Billing, prices: tuple[str, ...]) -> tuple[str, str]:
@@ -105,7 +78,7 @@ def _assert_taken_back_once(
 def test_a_refund_finished_by_two_calls_at_once_is_applied_once(
     sql_storage: SqlStorage,
 ) -> None:
-    gateway = _HeldRefunds()
+    gateway = HeldRefunds()
     billing = Billing(storage=sql_storage, gateway=gateway, ids=Counter())
     account_id, payment_id = _paid(billing, ("800",))
     gateway.barrier = threading.Barrier(2)
@@ -133,7 +106,7 @@ def test_a_refund_finished_by_two_calls_at_once_is_applied_once(
 def test_two_partial_refunds_at_once_take_different_slices(
     sql_storage: SqlStorage,
 ) -> None:
-    gateway = _HeldRefunds()
+    gateway = HeldRefunds()
     billing = Billing(storage=sql_storage, gateway=gateway, ids=Counter())
     account_id, payment_id = _paid(billing, ("100", "200", "300"))
     gateway.barrier = threading.Barrier(2)

@@ -8,10 +8,8 @@ refund_id is refused with nothing written; empty or blank text is refused.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from functools import partial
@@ -20,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from billing_helpers import World, at, line, make_world, together
+from billing_helpers import HeldRefunds, World, at, line, make_world, together
 from recurbill.billing import Billing
 from recurbill.errors import (
     ConflictError,
@@ -30,8 +28,6 @@ from recurbill.errors import (
 )
 from recurbill.ids import derived_id
 from recurbill.money import Money
-from recurbill.payments.memory import InMemoryGateway
-from recurbill.payments.protocol import RefundResult
 from recurbill.records import CollectionMethod, Refund
 from recurbill.storage.sql import SqlStorage
 
@@ -267,29 +263,6 @@ def test_a_new_refund_id_is_made_while_another_refund_waits_for_its_answer() -> 
 # -- at once, on separate connections -----------------------------------------
 
 
-class _HeldRefunds(InMemoryGateway):
-    """Holds each refund call until two are waiting (or a moment passed)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.barrier = threading.Barrier(2)
-
-    def refund(
-        self,
-        charge_id: str,
-        *,
-        amount: Money | None,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-    ) -> RefundResult:
-        # the other call may never come here (it is a repeat, or refused)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            self.barrier.wait(timeout=2)
-        return super().refund(
-            charge_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
-        )
-
-
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
@@ -306,11 +279,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def _services(
     url: str, count: int = 2
-) -> tuple[list[Billing], _HeldRefunds, list[SqlStorage]]:
+) -> tuple[list[Billing], HeldRefunds, list[SqlStorage]]:
     """*count* services on one database, each with its own SqlStorage,
     sharing a gateway, and an account "fjord" whose customer paid two
     sessions."""
-    gateway = _HeldRefunds()
+    gateway = HeldRefunds(threading.Barrier(2))
     storages = [SqlStorage.from_url(url) for _ in range(count)]
     services = [Billing(storage=s, gateway=gateway) for s in storages]
     setup = services[0]
