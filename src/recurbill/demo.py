@@ -418,12 +418,15 @@ def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:
             out.write(f"{account.name} ({account.currency.code}, {account.timezone})\n")
             out.write(_row("invoices issued", len(invoices)))
             out.write(_row("paid", len(paid)))
-            out.write(_row("open", len(open_), f"{len(overdue)} overdue"))
+            late = f"{len(overdue)} overdue" if overdue else ""
+            out.write(_row("open", len(open_), late))
             out.write(
                 _row(
                     "charge attempts declined",
                     len(declined),
-                    f"for {len(refused)} invoice{'' if len(refused) == 1 else 's'}",
+                    f"for {len(refused)} invoice{'' if len(refused) == 1 else 's'}"
+                    if refused
+                    else "",
                 )
             )
             out.write(_row("skipped (paused)", skipped))
@@ -432,5 +435,5 @@ def _summary(storage: SqlStorage, last: date, out: TextIO, mails: int) -> None:
 
 
 def _row(label: str, count: int, note: str = "") -> str:
-    """A line of the summary: *label*, *count* and an optional *note*."""
+    """A line of the summary: *label*, *count* and a *note* if there is one."""
     return f"  {label:<24}{count:>5}{f'  ({note})' if note else ''}\n"
