@@ -90,37 +90,6 @@ def _daily_run(world: World, payment: Payment) -> None:
     assert report.count(PaymentStatus.CANCELED) == 1  # reported: news
 
 
-CANCELED_CLOSED = "Kansellert (fakturaen gjort opp på annen måte)"
-"""A charge canceled because its invoice closed, as the summary lists it."""
-
-
-def _summaries(world: World) -> list[str]:
-    """The texts of the daily summaries queued since the last delivery (the
-    result column's wrapping undone); they are delivered."""
-    with world.storage.transaction() as tx:
-        notes = tx.pending_notifications(limit=1000)
-    texts = [" ".join(n.text.split()) for n in notes if n.kind == "daily_summary"]
-    world.deliver(at(DAY, 8))
-    return texts
-
-
-def _summarised_canceled(world: World) -> int:
-    """How many lines of the daily summaries queued since the last delivery
-    list a charge canceled because its invoice closed; they are delivered."""
-    return sum(text.count(CANCELED_CLOSED) for text in _summaries(world))
-
-
-def _next_run_lists_it_no_more(
-    world: World, payment: Payment, on: date = DAY + date.resolution
-) -> None:
-    """The run (on day *on*) that finally cancels a charge an earlier
-    summary listed canceled reports no charge, and its summary lists none."""
-    (report,) = world.billing.run(at(on, 7))
-    assert _payment(world, payment).status is PaymentStatus.CANCELED
-    assert report.charges == ()
-    assert _summarised_canceled(world) == 0
-
-
 def _never_asked_nor_charged(world: World, payment: Payment) -> None:
     """No "confirm your payment" notice was ever stored, the charge can no
     longer be completed, nothing moved and nothing became credit."""
@@ -391,11 +360,11 @@ def test_a_cancel_whose_record_fails_does_not_stop_the_daily_run() -> None:
     )
     summary = render_summary(world.account, report)
     text = " ".join(summary.text.split())  # the result column wraps
-    assert CANCELED_CLOSED in text
+    assert "Kansellert (fakturaen gjort opp på annen måte)" in text
     assert NEEDS_ACTION not in world.notification_kinds()
-    assert _summarised_canceled(world) == 1
     gateway.cancel_charge = cancel  # type: ignore[method-assign]
-    _next_run_lists_it_no_more(world, payment)
+    _daily_run(world, payment)
+    assert _payment(world, payment).status is PaymentStatus.CANCELED
     _never_asked_nor_charged(world, payment)
 
 
@@ -423,44 +392,9 @@ def test_a_batch_recorded_one_by_one_goes_on_past_a_cancel_not_answered() -> Non
     (payment,) = world.payments()
     assert payment.status is PaymentStatus.REQUIRES_ACTION
     assert NEEDS_ACTION not in world.notification_kinds()
-    assert report.count(PaymentStatus.CANCELED) == 1  # it ends so
-    assert _summarised_canceled(world) == 1
-    _next_run_lists_it_no_more(world, payment)
+    _daily_run(world, payment)
+    assert _payment(world, payment).status is PaymentStatus.CANCELED
     _never_asked_nor_charged(world, payment)
-
-
-def test_one_listed_canceled_is_listed_again_if_it_succeeded_after_all(
-    storage: Storage,
-) -> None:
-    """The run's charge found waiting for a paid invoice is listed canceled
-    but its cancel gets no answer; the customer completes it before the next
-    run: that is news, so the next run lists it, succeeded."""
-    gateway = _TransferWhileCharging()
-    world = make_world(storage=storage, gateway=gateway)
-    world.template(world.customer(card="pm_card_authenticationRequired"), start=DAY)
-
-    def transfer_then_no_cancel() -> None:
-        (invoice,) = world.storage_invoices()
-        _paid_by_transfer(world, invoice)
-        gateway.fail_next("unavailable", operation="cancel_charge")
-
-    gateway.meanwhile = transfer_then_no_cancel
-    world.billing.run(at(DAY, 7))
-    assert _summarised_canceled(world) == 1
-    (payment,) = world.payments()
-    gateway.settle(payment.charge_id or "", succeed=True)
-    (report,) = world.billing.run(at(DAY + date.resolution, 7))
-    assert [c.status for c in report.charges] == [PaymentStatus.SUCCEEDED]
-    assert _payment(world, payment).status is PaymentStatus.SUCCEEDED
-    (summary,) = _summaries(world)
-    assert world.invoice_of(payment).display_number in summary
-    assert CANCELED_CLOSED not in summary
-    assert (
-        world.billing.overview(
-            world.account.id, payment.customer_id, on=DAY
-        ).credit_balance
-        == world.invoice_of(payment).total
-    )
 
 
 def test_a_retry_found_waiting_for_a_paid_invoice_does_not_stop_the_run() -> None:
@@ -483,12 +417,11 @@ def test_a_retry_found_waiting_for_a_paid_invoice_does_not_stop_the_run() -> Non
         gateway.fail_next("unavailable", operation="cancel_charge")
 
     gateway.meanwhile = transfer_then_no_cancel
-    world.deliver(at(DAY, 8))  # the first attempt's summary
     world.billing.run(at(DAY + date.resolution, 7))  # the retry: no raise
     retry = max(world.payments(), key=lambda p: p.attempt)
     assert retry.attempt == 2
     assert retry.status is PaymentStatus.REQUIRES_ACTION
     assert NEEDS_ACTION not in world.notification_kinds()
-    assert _summarised_canceled(world) == 1
-    _next_run_lists_it_no_more(world, retry, DAY + 2 * date.resolution)
+    world.billing.run(at(DAY + 2 * date.resolution, 7))
+    assert _payment(world, retry).status is PaymentStatus.CANCELED
     _never_asked_nor_charged(world, retry)

@@ -56,7 +56,6 @@ from recurbill.records import (
     UnreadableLine,
     due_instant,
     past_calendar,
-    reported_status,
 )
 from recurbill.schedule import OccurrenceStatus
 from recurbill.set_aside import SetAside, Unanswered
@@ -316,11 +315,8 @@ class DailyRun:
         stored: dict[str, Lines],
     ) -> GatewayError | None:
         """Finish payments earlier calls left without an outcome; report the
-        news (``Finished.news``), unless reports showed that status already
-        (:func:`~recurbill.records.reported_status`: a charge shown canceled
-        because its invoice closed, whose cancel is made now). One that
-        cannot be finished now is left for the next run, and so is one
-        whose row, or a row its finishing needs (its
+        news (``Finished.news``). One that cannot be finished now is left for the
+        next run, and so is one whose row, or a row its finishing needs (its
         invoice's, its customer's), cannot be read: that row is in
         *set_aside*. A refused API key, or the gateway not answering
         :data:`~recurbill.set_aside.UNKNOWN_IN_A_ROW` calls in a row, ends
@@ -340,8 +336,7 @@ class DailyRun:
                 continue
             except RecurbillError:
                 continue  # a conflict, the gateway: the next run tries again
-            shown = reported_status(payment)  # a stranded charge: canceled
-            if done.news and reported_status(done.payment) is not shown:
+            if done.news:
                 self._report_charge(charges, done.payment)
             stop = unanswered.after(done.answered)
             if stop is not None:
@@ -364,7 +359,7 @@ class DailyRun:
                     payment_id=payment.id,
                     invoice_number=number,
                     customer_name=name,
-                    before=reported_status(payment),
+                    before=payment.status,
                 )
                 lines.setdefault(payment.account_id, Lines()).payments.append(ref)
             records = {random_id("sml"): (a, found) for a, found in lines.items()}

@@ -65,7 +65,6 @@ __all__ = [
     "in_range",
     "invoice_totals",
     "past_calendar",
-    "reported_status",
 ]
 
 
@@ -754,33 +753,19 @@ class ChargeLine:
     def of(
         cls, payment: Payment, *, invoice_number: str, customer_name: str
     ) -> ChargeLine:
-        """The line of *payment* as it is stored, with its
-        :func:`reported_status`."""
-        closed = _closed(payment)
+        """The line of *payment* as it is stored; one waiting to be canceled
+        because its invoices closed (:data:`INVOICE_CLOSED`) reads canceled."""
+        closed = payment.error_code == INVOICE_CLOSED and payment.status in (
+            PaymentStatus.REQUIRES_ACTION,
+            PaymentStatus.CANCELED,
+        )
         return cls(
             invoice_number=invoice_number,
             customer_name=customer_name,
             amount=payment.amount,
-            status=reported_status(payment),
+            status=PaymentStatus.CANCELED if closed else payment.status,
             decline_code=INVOICE_CLOSED if closed else payment.decline_code,
         )
-
-
-def _closed(payment: Payment) -> bool:
-    """Whether *payment* is canceled, or waits to be, because its invoices
-    closed (:data:`INVOICE_CLOSED`)."""
-    return payment.error_code == INVOICE_CLOSED and payment.status in (
-        PaymentStatus.REQUIRES_ACTION,
-        PaymentStatus.CANCELED,
-    )
-
-
-def reported_status(payment: Payment) -> PaymentStatus:
-    """*payment*'s status as the daily summary and the run's report show it:
-    one waiting to be canceled because its invoices closed
-    (:data:`INVOICE_CLOSED`: its cancel did not get through yet) reads
-    canceled, so recording that cancel later is no news to report again."""
-    return PaymentStatus.CANCELED if _closed(payment) else payment.status
 
 
 @attrs.frozen(kw_only=True)

@@ -10,12 +10,10 @@ is summarised twice (two workers each take what the other has not).
 
 A payment's line records the payment and, for one being finished, its status
 before: the summary shows the payment's status when it is queued, and a
-payment being finished only if that status, as reports show it, changed (a
-charge shown canceled because its invoice closed is not listed again when its
-cancel is finally made). A payment made now that is still pending when a
-summary is queued (another worker is charging it) keeps its lines for the
-summary after its charge. Records have random ids: they need only be unique,
-also between workers with their own id factories.
+payment being finished only if that status changed. A payment made now that
+is still pending when a summary is queued (another worker is charging it)
+keeps its lines for the summary after its charge. Records have random ids:
+they need only be unique, also between workers with their own id factories.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ from recurbill.records import (
     SkippedLine,
     SummaryLines,
     UnchargedLine,
-    reported_status,
 )
 
 __all__ = ["Lines", "PaymentRef", "decoded", "held", "summary_report"]
@@ -47,8 +44,7 @@ __all__ = ["Lines", "PaymentRef", "decoded", "held", "summary_report"]
 @attrs.frozen(kw_only=True)
 class PaymentRef:
     """A payment a summary reports: its invoice numbers and customer name,
-    and its status before it was finished, as reports show it
-    (:func:`~recurbill.records.reported_status`; None: a payment made now)."""
+    and its status before it was finished (None: a payment made now)."""
 
     payment_id: str
     invoice_number: str
@@ -216,7 +212,7 @@ def summary_report(
         _charge(seen[0], payments[payment_id])
         for payment_id, seen in refs.items()
         if payment_id not in later
-        and any(ref.before is not reported_status(payments[payment_id]) for ref in seen)
+        and any(ref.before is not payments[payment_id].status for ref in seen)
     ]
     return attrs.evolve(
         base,
