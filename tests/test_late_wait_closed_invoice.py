@@ -296,6 +296,37 @@ def test_a_cancel_not_answered_is_no_charge_to_complete_and_is_made_later(
     _never_asked_nor_charged(world, lost)
 
 
+def test_a_cancel_not_made_outside_a_run_is_summarised_by_the_run_that_makes_it(
+    storage: Storage,
+) -> None:
+    """confirm_payment finds the session's charge waiting for a paid invoice
+    and its cancel gets no answer: no summary has listed the charge yet, so
+    the daily run that makes the cancel lists it, in its report and in the
+    summary e-mail."""
+    world = make_world(storage=storage)
+    lost = _lost_then_paid(world)
+    world.gateway.fail_next("unavailable", operation="cancel_charge")
+    _confirm(world, lost)
+    assert _payment(world, lost).error_code == INVOICE_CLOSED
+    world.deliver(LATER)  # earlier mail out of the way
+    (report,) = world.billing.run(at(DAY + date.resolution, 7))
+    (charge,) = report.charges
+    assert (charge.status, charge.decline_code) == (
+        PaymentStatus.CANCELED,
+        INVOICE_CLOSED,
+    )
+    with world.storage.transaction() as tx:
+        summaries = [
+            " ".join(n.text.split())  # the result column wraps
+            for n in tx.pending_notifications(limit=100)
+            if n.kind == "daily_summary"
+        ]
+    assert len(summaries) == 1
+    assert "Kansellert (fakturaen gjort opp på annen måte)" in summaries[0]
+    assert world.invoice_of(lost).display_number in summaries[0]
+    _never_asked_nor_charged(world, lost)
+
+
 def test_a_session_charged_while_its_invoice_closed_is_not_issued_twice(
     storage: Storage,
 ) -> None:
