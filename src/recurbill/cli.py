@@ -111,8 +111,8 @@ List the next dates of a schedule, in one of two modes:
 --count says how many dates to list in both modes. A first line says what
 is listed. To find a template's id, give --db alone (or with --account):
 that lists the stored templates, with their account, customer, period,
-state (active, paused or ended) and next date. preview only reads the
-database.
+state (active, paused or ended) and next date. preview changes no record
+(opening a SQLite file, as every command does, turns on its WAL journal).
 """
 
 _PREVIEW_EPILOG = """\
