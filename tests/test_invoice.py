@@ -4,6 +4,7 @@ import json
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
+import attrs
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -737,3 +738,94 @@ def test_a_full_credit_note_must_split_the_vat_as_the_invoice_does() -> None:
         invoice_number="7", invoice=invoice, lines=lines, charges=[fee]
     )
     assert note.totals.vat_breakdown == invoice.vat_breakdown
+
+
+# Edges a mutation run of the calculator found untested: each test below
+# fails when one comparison or condition of invoice.py is turned around.
+
+
+def test_an_allowance_flag_must_be_a_bool_even_with_a_good_reason() -> None:
+    with pytest.raises(InvalidInvoiceError, match="is_charge is True or False"):
+        AllowanceCharge(is_charge="yes", amount=D(10), reason="Loyal")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInvoiceError, match="reason is text"):
+        AllowanceCharge(is_charge=False, amount=D(10), reason=7)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "given", [{"vat_rate": D(25)}, {"exemption_reason": "Exempt by law"}]
+)
+def test_an_allowance_with_vat_details_but_no_category_is_refused(
+    given: dict[str, object],
+) -> None:
+    with pytest.raises(VatCategoryError, match="has VAT rate/reason, no category"):
+        AllowanceCharge(is_charge=False, amount=D(10), reason="Loyal", **given)  # type: ignore[arg-type]
+
+
+def test_a_line_allowance_takes_the_lines_category_and_rate() -> None:
+    same = AllowanceCharge(
+        is_charge=False, amount=D(10), reason="Loyal", vat_category="S", vat_rate=D(25)
+    )
+    assert line_net(_line(allowances=(same,)), "NOK") == Money("90.00", "NOK")
+    other_rate = attrs.evolve(same, vat_rate=D(15))
+    other_category = AllowanceCharge(
+        is_charge=False,
+        amount=D(10),
+        reason="Loyal",
+        vat_category="Z",
+        vat_rate=D(0),
+    )
+    for item in (other_rate, other_category):
+        with pytest.raises(
+            VatCategoryError, match="allowance or charge with its own VAT"
+        ):
+            _line(allowances=(item,))
+
+
+def test_a_gross_price_of_zero_is_allowed_and_below_zero_refused() -> None:
+    assert _line(unit_price=D(0), gross_price=D(0)).gross_price == D(0)
+    with pytest.raises(InvalidInvoiceError, match="negative gross price"):
+        _line(gross_price=D("-0.01"))
+
+
+def test_a_credit_note_of_nothing_is_refused() -> None:
+    _, invoice = _two_line_invoice()
+    with pytest.raises(InvalidInvoiceError, match="must credit a positive amount"):
+        credit_note(invoice_number="7", invoice=invoice, lines=[_line(unit_price=D(0))])
+
+
+def test_a_credit_note_is_full_only_when_it_credits_all_that_is_left() -> None:
+    lines, invoice = _two_line_invoice()
+    first = credit_note(invoice_number="7", invoice=invoice, lines=lines[1:])
+    rest = credit_note(
+        invoice_number="7", invoice=invoice, lines=lines[:1], previous=[first]
+    )
+    assert (first.full, rest.full) == (False, False)  # two notes, neither the whole
+    whole = credit_note(invoice_number="7", invoice=invoice, lines=lines)
+    assert whole.full
+
+
+def test_credits_beyond_an_invoice_with_a_rounding_amount_name_what_was_left() -> None:
+    lines = (_line(unit_price=D("100.40")),)  # 125.50 with VAT
+    rounding = cash_rounding(Money("125.50", "NOK"), increment=D(1))
+    invoice = compute_totals(lines, currency="NOK", rounding_amount=rounding)
+    assert invoice.amount_due == Money("126.00", "NOK")
+    note = credit_note(invoice_number="7", invoice=invoice, lines=lines)
+    with pytest.raises(CreditExceedsInvoiceError) as raised:
+        amount_owed("7", invoice, [note, note])
+    assert raised.value.fields["remaining"] == Money("126.00", "NOK")
+
+
+def test_a_line_net_off_by_exactly_the_tolerance_is_not_reported() -> None:
+    lines = [_line(), _line(line_id=None), _line(line_id="L3")]
+    nets = [Money("100.02", "NOK"), Money("100.03", "NOK"), Money("99.97", "NOK")]
+    found = check_consistency(lines, nets, currency="NOK")
+    assert [(p.index, p.line_id) for p in found] == [(1, None), (2, "L3")]
+    assert "line 2" in found[0].message  # counted from 1 when it has no id
+    assert "L3" in found[1].message
+
+
+def test_category_o_is_never_mixed_even_with_b() -> None:
+    outside = _line(vat_category="O", vat_rate=D(0), exemption_reason="Not in scope")
+    split = _line(vat_category="B", vat_rate=D(22))
+    with pytest.raises(VatCategoryError, match="mixes category O"):
+        compute_totals([outside, split], currency="EUR")
