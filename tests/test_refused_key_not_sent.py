@@ -45,7 +45,6 @@ from recurbill.records import (
     PaymentStatus,
     SettlementStatus,
 )
-from recurbill.set_aside import UNKNOWN_IN_A_ROW
 from recurbill.storage.memory import InMemoryStorage
 from recurbill.storage.protocol import Storage
 
@@ -122,37 +121,6 @@ def test_the_refused_charge_of_a_run_is_marked_not_sent(storage: Storage) -> Non
     assert [p.status for p in payments] == [PaymentStatus.PENDING] * 3
     assert [p.error_code for p in payments] == [NOT_SENT] * 3  # refused, untried
     assert world.gateway.ledger == []
-
-
-@pytest.mark.parametrize("stop", ["unauthorized", "timeout_before"])
-def test_the_payments_of_later_chunks_are_marked_when_charging_stopped(
-    storage: Storage, stop: str
-) -> None:
-    """Charging stops in the first chunk (a refused key, or the gateway not
-    answering often enough in a row); the later chunks are issued and their
-    payments never sent: they are marked too, and one whose invoice is paid
-    by transfer meanwhile is never charged."""
-    world = make_world(storage=storage, chunk_size=2)
-    customers = UNKNOWN_IN_A_ROW + 3
-    for n in range(customers):
-        world.template(world.customer(f"Kunde{n} Nordmann"), start=DAY)
-    tried = 1 if stop == "unauthorized" else UNKNOWN_IN_A_ROW
-    world.gateway.fail_next(stop, times=tried)  # type: ignore[arg-type]
-    with pytest.raises((GatewayAuthenticationError, GatewayUnavailableError)):
-        world.billing.run(at(DAY, 7))
-    payments = world.payments()
-    assert len(payments) == customers
-    marked = [p for p in payments if p.error_code == NOT_SENT]
-    unanswered = 0 if stop == "unauthorized" else UNKNOWN_IN_A_ROW
-    assert len(marked) == customers - unanswered  # the rest may have gone out
-    assert all(p.status is PaymentStatus.PENDING for p in marked)
-    last = max(marked, key=lambda p: world.invoice_of(p).number)  # a later chunk
-    _transfer(world, world.invoice_of(last))
-    world.billing.run(at(NEXT, 7))  # the gateway works again
-    canceled = [p for p in world.payments() if p.status is PaymentStatus.CANCELED]
-    assert [(p.id, p.error_code) for p in canceled] == [(last.id, INVOICE_CLOSED)]
-    charged = sorted(c.idempotency_key for c in world.gateway.ledger)
-    assert charged == sorted(p.idempotency_key for p in payments if p.id != last.id)
 
 
 @pytest.mark.parametrize("close", CLOSERS.values(), ids=CLOSERS.keys())

@@ -517,7 +517,7 @@ class Collector:
             result = self._ask(payment, customer, method)
         except GatewayAuthenticationError as error:
             if new:
-                self.mark_unsent([payment], now=now)
+                self._mark_unsent([payment], now=now)
             raise GatewayAuthenticationError(
                 problem=f"{error.fields.get('problem', error)}; payment "
                 f"{payment.id} of {payment.amount} for "
@@ -564,13 +564,12 @@ class Collector:
             tx.commit()
         return fresh, True
 
-    def mark_unsent(self, payments: Sequence[Payment], *, now: datetime) -> None:
+    def _mark_unsent(self, payments: Sequence[Payment], *, now: datetime) -> None:
         """Mark *payments*, which no call has sent (the gateway refused the API
-        key before them, or charging stopped before them),
-        :data:`~recurbill.records.NOT_SENT`, under their invoices' locks; one
-        no longer pending and unmarked is left as it is. Should storage fail,
-        they stay pending unmarked: finished as any such payment is (only
-        the paths where charging stopped write this)."""
+        key before them), :data:`~recurbill.records.NOT_SENT`, under their
+        invoices' locks; one no longer pending and unmarked is left as it
+        is. Should storage fail, they stay pending unmarked: finished as
+        any such payment is (only the refused-key path writes this)."""
         grouped: dict[str, list[Payment]] = {}
         for payment in payments:
             grouped.setdefault(payment.account_id, []).append(payment)
@@ -608,10 +607,9 @@ class Collector:
         batches), stops the batch: the answers so far are recorded, and the
         payments sent are returned (as stored: a webhook may have recorded the
         outcome first) with that error; the payments not yet sent stay
-        pending for the next run. The payments never sent (the refused one,
-        and those after the stop) are marked
-        :data:`~recurbill.records.NOT_SENT` first (one extra transaction, on
-        that path alone).
+        pending for the next run. After a refused key, the refused payment
+        and those never tried are marked :data:`~recurbill.records.NOT_SENT`
+        first (one extra transaction, on that path alone).
         """
         count = unanswered if unanswered is not None else Unanswered()
         answered: list[tuple[Payment, ChargeResult | None]] = []
@@ -627,9 +625,9 @@ class Collector:
             if stop is not None:
                 break
         stranded: set[str] = set()
-        if stop is not None:  # a refused payment is not in answered
+        if isinstance(stop, GatewayAuthenticationError):
             unsent = [payment for payment, _, _ in batch[len(answered) :]]
-            self.mark_unsent(unsent, now=now)
+            self._mark_unsent(unsent, now=now)
         try:
             with self.storage.transaction() as tx:
                 accounts = {

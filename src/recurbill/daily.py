@@ -244,8 +244,8 @@ class DailyRun:
         A refused API key or a gateway outage stops the charging, not the run:
         every due invoice is still issued (its payment waits, pending, for the
         next run, and is reported ``pending``), the summaries are queued, and
-        then the error is raised with the reports as its ``reports``. The
-        payments it never tried are marked never sent
+        then the error is raised with the reports as its ``reports``. After a
+        refused key those payments are marked never sent
         (:data:`~recurbill.records.NOT_SENT`): one whose invoices are settled
         another way before the next run is canceled by it, never sent.
 
@@ -473,7 +473,7 @@ class DailyRun:
 
         Once charging has stopped (*stop*, or a stop a batch returns), the
         chunks are still issued and their payments left pending (and reported
-        so), marked :data:`~recurbill.records.NOT_SENT`; the stop is returned.
+        so); the stop is returned.
 
         Charging per chunk keeps memory bounded (nothing but the report grows
         with the number of templates) and the window between a committed
@@ -509,8 +509,6 @@ class DailyRun:
                         self._report_charge(charges, outcome, label)
                     sent = {outcome.id for outcome in outcomes}
                     unsent = [p for p in issued.payments if p[0].id not in sent]
-                elif unsent:  # charging stopped before this chunk: none is sent
-                    self.collector.mark_unsent([p for p, _, _ in unsent], now=as_of)
                 for payment, _, _ in unsent:  # charging stopped: they wait, pending
                     label = issued.labels.get(payment.id)
                     self._report_charge(charges, payment, label)

@@ -258,8 +258,7 @@ NOT_SENT = "not_sent"
 """The ``error_code`` of a ``pending`` payment the gateway has certainly never
 carried out: its charge was refused for the API key
 (:class:`~recurbill.errors.GatewayAuthenticationError`), or never tried
-because the run's charging had stopped (that refusal, or the gateway not
-answering), and no call had sent it before. The mark is removed,
+after such a refusal, and no call had sent it before. The mark is removed,
 under its invoices' locks and committed, before anything sends it; if its
 invoices are no longer all open by then, it is not sent at all but
 ``canceled`` with :data:`INVOICE_CLOSED`, so a customer who paid another
