@@ -10,7 +10,6 @@ so nothing is charged twice and nothing is lost.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeAlias
@@ -63,7 +62,6 @@ from recurbill.payments.protocol import (
 )
 from recurbill.records import (
     INVOICE_CLOSED,
-    NOT_SENT,
     Account,
     CollectionMethod,
     CreditEntry,
@@ -77,7 +75,6 @@ from recurbill.records import (
     Receipt,
     ReceiptItem,
     SettlementStatus,
-    never_sent,
 )
 from recurbill.set_aside import UNKNOWN_IN_A_ROW, SetAside, Unanswered, listed
 from recurbill.storage.protocol import Storage, Transaction
@@ -154,11 +151,6 @@ _SETTLEMENT_STATUS = {
     PaymentStatus.CANCELED: SettlementStatus.ABANDONED,
 }
 
-
-_UNSENT_ADVICE = (
-    " (settled another way before then, it is canceled instead, never sent)"
-)
-"""What the refused-key error adds for a payment marked ``NOT_SENT``."""
 
 _Parties: TypeAlias = tuple[Account, Customer, PaymentMethod]
 """Who a payment is between: the account, the customer, and the card used."""
@@ -278,8 +270,7 @@ def outbox_message(
 
 
 _UNANSWERED = (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN)
-"""A payment in these statuses never had an answer (and so no notice); a
-charge in one of them is sent (again, with its key) to learn its outcome."""
+"""A payment in these statuses never had an answer (and so no notice)."""
 
 
 def _decline_of(result: ChargeResult) -> ChargeResult:
@@ -480,113 +471,36 @@ class Collector:
         )
 
     # charging ----------------------------------------------------------
-    def execute(
-        self, account_id: str, payment_id: str, *, now: datetime, new: bool = False
-    ) -> Payment:
+    def execute(self, account_id: str, payment_id: str, *, now: datetime) -> Payment:
         """Charge a committed payment with its own key and apply the outcome.
 
         A payment that already has a final outcome is returned unchanged. A
         gateway timeout leaves it ``failed_unknown`` for :meth:`reconcile`.
-        *new*: the caller stored this payment just now, so nothing sent it
-        before; should the gateway refuse the API key, it is marked
-        :data:`~recurbill.records.NOT_SENT`.
         """
-        return self.execute_sent(account_id, payment_id, now=now, new=new)[0]
+        return self.execute_sent(account_id, payment_id, now=now)[0]
 
     def execute_sent(
-        self, account_id: str, payment_id: str, *, now: datetime, new: bool = False
+        self, account_id: str, payment_id: str, *, now: datetime
     ) -> tuple[Payment, bool]:
-        """:meth:`execute`, and whether this call sent the charge to the
-        gateway, or canceled it unsent.
-
-        A payment marked :data:`~recurbill.records.NOT_SENT` is unmarked
-        before it is sent, or canceled unsent if its invoices were settled
-        another way (:meth:`_unmark`).
-        """
+        """:meth:`execute`, and whether this call sent the charge to the gateway."""
         with self.storage.transaction() as tx:
             payment = tx.get_payment(account_id, payment_id)
             customer = tx.get_customer(account_id, payment.customer_id)
             method = tx.get_payment_method(account_id, payment.payment_method_id)
-        if payment.status not in _UNANSWERED:
+        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.FAILED_UNKNOWN):
             return payment, False
-        if never_sent(payment):
-            payment, new = self._unmark(payment, now=now)
-            if payment.status not in _UNANSWERED:
-                return payment, new  # canceled unsent by this call: news
         try:
             result = self._ask(payment, customer, method)
         except GatewayAuthenticationError as error:
-            if new:
-                self._mark_unsent([payment], now=now)
             raise GatewayAuthenticationError(
                 problem=f"{error.fields.get('problem', error)}; payment "
                 f"{payment.id} of {payment.amount} for "
                 f"{', '.join(payment.invoice_ids)} was saved but not sent",
                 allowed="fix the API key: the next daily run (or confirm_payment) "
-                "then makes this charge, once; do not record or pay it again"
-                + (_UNSENT_ADVICE if new else ""),
+                "then makes this charge, once; do not record or pay it again",
                 **{k: v for k, v in error.fields.items() if k not in _MESSAGE},
             ) from None
         return self._record(payment, result, now=now, sent=True), True
-
-    def _unmark(self, payment: Payment, *, now: datetime) -> tuple[Payment, bool]:
-        """Before *payment*, marked :data:`~recurbill.records.NOT_SENT`, is
-        sent: the payment as stored then, and whether this call changed it.
-
-        Under its invoices' locks (which whoever records an outcome or
-        cancels it takes too), if it is still marked: when every invoice is
-        still open the mark is removed and committed before the send (a
-        crash after that leaves it pending, unmarked, to be finished as any
-        such payment is); otherwise it is canceled unsent with
-        :data:`~recurbill.records.INVOICE_CLOSED` (its mass payment
-        abandoned): no charge, no notice, no credit.
-        """
-        account_id = payment.account_id
-        with self.storage.transaction() as tx:
-            invoice_ids = sorted(set(payment.invoice_ids))
-            invoices = tx.get_invoices(account_id, invoice_ids, for_update=True)
-            fresh = tx.get_payment(account_id, payment.id)
-            if not never_sent(fresh):
-                return fresh, False
-            still_open = all(i.status is InvoiceStatus.OPEN for i in invoices)
-            fresh = attrs.evolve(
-                fresh,
-                status=PaymentStatus.PENDING if still_open else PaymentStatus.CANCELED,
-                error_code=None if still_open else INVOICE_CLOSED,
-                updated_at=now,
-            )
-            tx.update_payments([fresh])
-            if not still_open and fresh.settlement_id is not None:
-                settlement = tx.get_settlement(account_id, fresh.settlement_id)
-                tx.update_settlement(
-                    attrs.evolve(settlement, status=SettlementStatus.ABANDONED)
-                )
-            tx.commit()
-        return fresh, True
-
-    def _mark_unsent(self, payments: Sequence[Payment], *, now: datetime) -> None:
-        """Mark *payments*, which no call has sent (the gateway refused the API
-        key before them), :data:`~recurbill.records.NOT_SENT`, under their
-        invoices' locks; one no longer pending and unmarked is left as it
-        is. Should storage fail, they stay pending unmarked: finished as
-        any such payment is (only the refused-key path writes this)."""
-        grouped: dict[str, list[Payment]] = {}
-        for payment in payments:
-            grouped.setdefault(payment.account_id, []).append(payment)
-        with contextlib.suppress(RecurbillError), self.storage.transaction() as tx:
-            marked: list[Payment] = []
-            for account_id, group in sorted(grouped.items()):
-                invoice_ids = sorted({i for p in group for i in p.invoice_ids})
-                tx.get_invoices(account_id, invoice_ids, for_update=True)
-                found = tx.get_payments(account_id, sorted({p.id for p in group}))
-                marked.extend(
-                    attrs.evolve(p, error_code=NOT_SENT, updated_at=now)
-                    for p in found
-                    if p.status is PaymentStatus.PENDING and p.error_code is None
-                )
-            if marked:
-                tx.update_payments(marked)
-            tx.commit()
 
     def charge_batch(
         self,
@@ -607,9 +521,7 @@ class Collector:
         batches), stops the batch: the answers so far are recorded, and the
         payments sent are returned (as stored: a webhook may have recorded the
         outcome first) with that error; the payments not yet sent stay
-        pending for the next run. After a refused key, the refused payment
-        and those never tried are marked :data:`~recurbill.records.NOT_SENT`
-        first (one extra transaction, on that path alone).
+        pending for the next run.
         """
         count = unanswered if unanswered is not None else Unanswered()
         answered: list[tuple[Payment, ChargeResult | None]] = []
@@ -625,9 +537,6 @@ class Collector:
             if stop is not None:
                 break
         stranded: set[str] = set()
-        if isinstance(stop, GatewayAuthenticationError):
-            unsent = [payment for payment, _, _ in batch[len(answered) :]]
-            self._mark_unsent(unsent, now=now)
         try:
             with self.storage.transaction() as tx:
                 accounts = {
@@ -823,13 +732,7 @@ class Collector:
         even if its invoices were paid another way meanwhile: the gateway may
         yet carry out the first request (or another process is about to send
         it), and the same key makes both one charge. Its amount then becomes
-        the customer's credit, never lost (see ``Billing.apply_credit``).
-        Not so for a payment marked :data:`~recurbill.records.NOT_SENT` (the
-        gateway refused the API key for it: no request was carried out):
-        the mark is removed, under its invoices' locks and committed, before
-        it is sent; if its invoices are no longer all open by then, it is
-        canceled instead, never sent, with
-        :data:`~recurbill.records.INVOICE_CLOSED` (no notice, no credit). A
+        the customer's credit, never lost (see ``Billing.apply_credit``). A
         charge found waiting for the customer's authentication when its
         invoices are no longer all open is canceled (:meth:`_cancel_stranded`).
         """

@@ -60,7 +60,6 @@ from recurbill.records import (
     PaymentStatus,
     Refund,
     invoice_totals,
-    never_sent,
 )
 from recurbill.set_aside import SetAside, listed
 from recurbill.storage.protocol import Storage, Transaction
@@ -110,22 +109,13 @@ gateway: its amount became the customer's credit. It still counts as refunded
 
 
 def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None:
-    """StateError if a payment of *invoice* has no outcome yet; but for one
-    never sent (:func:`~recurbill.records.never_sent`, read under the
-    invoice's lock): it cannot take money, and is canceled unsent once its
-    invoice is closed (``Collector._unmark``)."""
-    busy = [
-        payment
-        for payment in tx.list_payments(
-            invoice.account_id, customer_id=invoice.customer_id, statuses=NO_OUTCOME
-        )
-        if invoice.id in payment.invoice_ids and not never_sent(payment)
-    ]
-    if busy:
+    """StateError if a payment of *invoice* has no outcome yet."""
+    busy = paying(tx, invoice.account_id, invoice.customer_id, statuses=NO_OUTCOME)
+    if invoice.id in busy:
         raise StateError(
             problem=(
                 f"invoice {invoice.display_number} has a payment in "
-                f"progress ({busy[0].status.value})"
+                f"progress ({busy[invoice.id].status.value})"
             ),
             allowed=f"{action} once that payment has an outcome "
             "(confirm_payment asks the gateway)",
@@ -323,9 +313,6 @@ class Corrections:
 
         Refused while a payment of it has no outcome yet (the gateway may
         still take the money): :meth:`Billing.confirm_payment` finishes it.
-        Not for one the gateway refused the API key for
-        (:data:`~recurbill.records.NOT_SENT`): it was never sent, and the
-        next look-up (the daily run, ``confirm_payment``) cancels it unsent.
         A payment of it waiting for the customer's authentication is
         canceled first when *now* (the time recorded on it) is given
         (:meth:`Collector.close_way`), and refuses the void without it.
@@ -365,8 +352,7 @@ class Corrections:
 
         What was paid on it stays paid; the daily run stops retrying it and it
         can no longer be paid, credited or selected for a mass payment. Refused
-        while a payment of it has no outcome yet (but for one never sent, as
-        for :meth:`void_invoice`); one waiting for the
+        while a payment of it has no outcome yet; one waiting for the
         customer's authentication is canceled first, and an unsent "payment
         failed" notice of it withdrawn, as :meth:`void_invoice` does.
         """

@@ -244,10 +244,7 @@ class DailyRun:
         A refused API key or a gateway outage stops the charging, not the run:
         every due invoice is still issued (its payment waits, pending, for the
         next run, and is reported ``pending``), the summaries are queued, and
-        then the error is raised with the reports as its ``reports``. After a
-        refused key those payments are marked never sent
-        (:data:`~recurbill.records.NOT_SENT`): one whose invoices are settled
-        another way before the next run is canceled by it, never sent.
+        then the error is raised with the reports as its ``reports``.
 
         A payment in flight, a declined payment due for a retry, or that
         retry's invoice whose stored row cannot be read is set aside (left as
@@ -400,13 +397,12 @@ class DailyRun:
             if isinstance(tried, UnchargedLine):
                 done.uncharged.setdefault(declined.account_id, []).append(tried)
                 continue
-            payment, new = tried
             try:
                 outcome, sent = self.collector.execute_sent(
-                    payment.account_id, payment.id, now=as_of, new=new
+                    tried.account_id, tried.id, now=as_of
                 )
             except GatewayAuthenticationError as error:
-                self._report_charge(charges, payment)  # saved, not sent: pending
+                self._report_charge(charges, tried)  # saved, not sent: pending
                 return error
             if sent:
                 self._report_charge(charges, outcome)
@@ -895,10 +891,9 @@ class DailyRun:
         attempt: int,
         as_of: datetime,
         stored: dict[str, Lines],
-    ) -> tuple[Payment, bool] | UnchargedLine | None:
-        """Store attempt *attempt*, pending, for the caller to charge, and
-        whether this call stored it (another worker may have stored it
-        first); None when there is nothing to try.
+    ) -> Payment | UnchargedLine | None:
+        """Store attempt *attempt*, pending, for the caller to charge (another
+        worker may have stored it first); None when there is nothing to try.
 
         The customer's current default card is used; without one (or when the
         invoice no longer owes anything) the invoice simply stays open. The
@@ -953,9 +948,9 @@ class DailyRun:
                 tx.add_summary_lines([lines.stored(key, account.id, as_of)])
                 tx.commit()
                 stored[key] = lines
-            except ConflictError:  # this attempt exists already: the caller
-                return payment, False  # finishes it, maybe sent by its maker
-        return payment, True
+            except ConflictError:
+                pass  # this attempt exists already: the caller finishes it
+        return payment
 
     def _end_retries(
         self,

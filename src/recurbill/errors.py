@@ -367,9 +367,6 @@ class GatewayAuthenticationError(GatewayConfigurationError):
 
     Nothing was done. It concerns every request, not one payment, so the
     daily run stops on it and leaves its payments to be made once it is fixed.
-    A payment it refused (or that the run then never tried) is marked
-    :data:`~recurbill.records.NOT_SENT`: canceled unsent, rather than made,
-    should its invoices be settled another way first.
     """
 
 

@@ -181,8 +181,8 @@ class MassPayment:
             settlement, payment = self._store(
                 account_id, customer_id, invoice_ids, payment_method_id, now
             )
-        if payment is not None:  # stored by this call
-            self.collector.execute(account_id, payment.id, now=now, new=True)
+        if payment is not None:
+            self.collector.execute(account_id, payment.id, now=now)
         return self.confirmation(account_id, settlement.id)
 
     def confirmation(

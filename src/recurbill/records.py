@@ -28,7 +28,6 @@ __all__ = [
     "INVOICE_CLOSED",
     "LAST_YEAR",
     "MAX_PAYMENT_TERMS_DAYS",
-    "NOT_SENT",
     "UNSENT",
     "Account",
     "ChargeLine",
@@ -65,7 +64,6 @@ __all__ = [
     "due_instant",
     "in_range",
     "invoice_totals",
-    "never_sent",
     "past_calendar",
 ]
 
@@ -230,10 +228,7 @@ class PaymentStatus(str, enum.Enum):
     canceled at the gateway (the customer chose another card or removed it);
     or, with ``error_code`` set to a :class:`NoChargeReason` value, a retry
     that was never sent because the gateway cannot take the amount left to
-    pay (it ends the invoice's automatic retries); or, with ``error_code``
-    :data:`INVOICE_CLOSED`, a charge whose invoices were settled another way
-    first: canceled at the gateway while waiting for the customer, or never
-    sent (:data:`NOT_SENT`).
+    pay (it ends the invoice's automatic retries).
     """
 
     PENDING = "pending"
@@ -251,19 +246,7 @@ authentication after its invoices were settled another way: recurbill cancels
 it (stored without a ``client_secret``, so nothing can complete it; if the
 gateway does not answer the cancel, the next look-up makes it), and the
 canceled payment keeps the code. A run's report lists it canceled, with this
-code as its reason. A payment marked :data:`NOT_SENT` whose invoices were
-settled another way before it was sent is canceled unsent with it too."""
-
-NOT_SENT = "not_sent"
-"""The ``error_code`` of a ``pending`` payment the gateway has certainly never
-carried out: its charge was refused for the API key
-(:class:`~recurbill.errors.GatewayAuthenticationError`), or never tried
-after such a refusal, and no call had sent it before. The mark is removed,
-under its invoices' locks and committed, before anything sends it; if its
-invoices are no longer all open by then, it is not sent at all but
-``canceled`` with :data:`INVOICE_CLOSED`, so a customer who paid another
-way meanwhile is not charged twice. Any answer recorded for it removes the
-mark too."""
+code as its reason."""
 
 
 class NoChargeReason(str, enum.Enum):
@@ -757,8 +740,7 @@ class ChargeLine:
     ``pending``: the payment was saved but not sent, because the gateway
     stopped the run (a refused API key, an outage); the next run makes it.
     ``canceled`` with ``decline_code`` :data:`INVOICE_CLOSED`: its invoices
-    were settled another way while it was sent, so recurbill cancels it; or
-    before a payment marked :data:`NOT_SENT` was sent, so it never is.
+    were settled another way while it was sent, so recurbill cancels it.
     """
 
     invoice_number: str
@@ -784,13 +766,6 @@ class ChargeLine:
             status=PaymentStatus.CANCELED if closed else payment.status,
             decline_code=INVOICE_CLOSED if closed else payment.decline_code,
         )
-
-
-def never_sent(payment: Payment) -> bool:
-    """Whether *payment* waits, ``pending``, marked :data:`NOT_SENT`: the
-    gateway has certainly never carried it out, so it cannot take money
-    before recurbill unmarks it (under its invoices' locks)."""
-    return payment.status is PaymentStatus.PENDING and payment.error_code == NOT_SENT
 
 
 @attrs.frozen(kw_only=True)

@@ -141,8 +141,8 @@ class Sessions:
                 payment, reason = issue()
             except _StoredMeanwhileError as again:
                 raise again.conflict from None
-        if payment is not None:  # stored by this call
-            self.collector.execute(account_id, payment.id, now=now, new=True)
+        if payment is not None:
+            self.collector.execute(account_id, payment.id, now=now)
         else:  # a repeated session: finish a charge an earlier call left open
             for unfinished in self._open_payments(account_id, invoice_id):
                 self.collector.reconcile(account_id, unfinished.id, now=now)
@@ -303,7 +303,7 @@ class Sessions:
         if busy is None:
             # (one still without an outcome is not sent again: the look-up
             # above got no answer, and sending it again could charge twice)
-            self.collector.execute(account_id, payment.id, now=now, new=True)
+            self.collector.execute(account_id, payment.id, now=now)
         return self._outcome(account_id, invoice_id, payment_id=payment.id)
 
     def _payable(
