@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from billing_helpers import at, line, make_world
+from recurbill.ids import derived_id
 from recurbill.records import CollectionMethod, InvoiceStatus, PaymentStatus
 
 
@@ -30,7 +31,7 @@ def test_two_payments_of_one_invoice_in_one_batch_pay_it_once() -> None:
                 amount=invoice.total,
                 now=now,
                 off_session=True,
-                key_parts=(invoice.id, tab),
+                payment_id=derived_id("pay", account.id, invoice.id, tab),
             )
             for tab in ("tab-1", "tab-2")
         ]

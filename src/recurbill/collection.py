@@ -441,19 +441,17 @@ class Collector:
         off_session: bool,
         attempt: int = 1,
         settlement_id: str | None = None,
-        key_parts: Sequence[str] = (),
+        payment_id: str | None = None,
     ) -> Payment:
-        """A pending payment whose id and key derive from what it pays.
+        """A pending payment, its key derived from its id.
 
-        ``key_parts`` identify the attempt (an invoice id and attempt number,
-        a settlement id); without them the payment gets a fresh id. An
-        automatic charge's parts are its invoice's id and its attempt number,
-        its id :func:`~recurbill.ids.automatic_charge_id`: the "payment
-        failed" notices of a closed invoice are found by it.
+        *payment_id* is derived from the attempt it makes, so a call made
+        again finds it: an automatic charge's is
+        :func:`~recurbill.ids.automatic_charge_id` (by which the "payment
+        failed" notices of a closed invoice are found), a mass payment's
+        derives from its settlement. None gives a fresh id.
         """
-        payment_id = (
-            derived_id("pay", account.id, *key_parts) if key_parts else self.ids("pay")
-        )
+        payment_id = payment_id or self.ids("pay")
         return Payment(
             id=payment_id,
             account_id=account.id,

@@ -28,7 +28,7 @@ from recurbill.errors import (
     RecurbillError,
     UnreadableRecordError,
 )
-from recurbill.ids import IdFactory, derived_id, random_id
+from recurbill.ids import IdFactory, automatic_charge_id, derived_id, random_id
 from recurbill.issuing import build_invoice, due_from, plan_collection, run_accounts
 from recurbill.notify.render import render_invoice, render_summary
 from recurbill.records import (
@@ -931,7 +931,7 @@ class DailyRun:
                 now=as_of,
                 off_session=True,
                 attempt=attempt,
-                key_parts=(invoice.id, str(attempt)),
+                payment_id=automatic_charge_id(account.id, invoice.id, attempt),
             )
             if reason is not None:
                 return self._end_retries(

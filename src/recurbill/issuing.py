@@ -18,6 +18,7 @@ from recurbill.arguments import check_allowance_charges, check_line_items
 from recurbill.chargeable import no_automatic_charge
 from recurbill.collection import Collector, local_date, outbox_message
 from recurbill.errors import InvalidInputError, InvalidInvoiceError
+from recurbill.ids import automatic_charge_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
 from recurbill.money import Money
 from recurbill.notify.render import render_invoice
@@ -270,7 +271,7 @@ def plan_collection(
                     amount=invoice.total,
                     now=now,
                     off_session=True,
-                    key_parts=(invoice.id, "1"),
+                    payment_id=automatic_charge_id(account.id, invoice.id, 1),
                 )
             )
         else:

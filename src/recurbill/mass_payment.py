@@ -24,7 +24,7 @@ from recurbill.errors import (
     NotFoundError,
     SelectionAmountError,
 )
-from recurbill.ids import IdFactory
+from recurbill.ids import IdFactory, derived_id
 from recurbill.money import Money
 from recurbill.payments.protocol import ChargeBound
 from recurbill.records import (
@@ -326,7 +326,7 @@ class MassPayment:
                 now=now,
                 off_session=False,
                 settlement_id=settlement.id,
-                key_parts=(settlement.id,),
+                payment_id=derived_id("pay", account.id, settlement.id),
             )
             tx.add_settlement(attrs.evolve(settlement, payment_id=payment.id))
             tx.add_payment(payment)

@@ -296,7 +296,9 @@ class Sessions:
                     amount=invoice.outstanding,
                     now=now,
                     off_session=False,
-                    key_parts=(invoice.id, "pay", str(len(earlier) + 1)),
+                    payment_id=derived_id(
+                        "pay", account.id, invoice.id, "pay", str(len(earlier) + 1)
+                    ),
                 )
                 tx.add_payment(payment)
                 tx.commit()
