@@ -893,11 +893,8 @@ class Corrections:
                 problem=f"payment {payment.id} is refunded in full",
                 allowed="refund a payment that has something left to refund",
             )
-        wanted = (
-            left
-            if amount is None
-            else positive_money(amount, payment.amount.currency, "refund amount")
-        )
+        asked = _refund_amount(payment, amount)
+        wanted = left if asked is None else asked
         if not Money.zero(left.currency) < wanted <= left:
             raise InvalidInputError(
                 problem=f"refund of {wanted} on payment {payment.id}",
