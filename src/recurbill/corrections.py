@@ -216,22 +216,14 @@ def _with_id(refunds: Sequence[Refund], refund_id: str) -> Refund | None:
     return next((r for r in refunds if r.id == refund_id), None)
 
 
-def _asked_reopen(refund: Refund) -> bool | None:
-    """The ``reopen`` a refund was asked with; None if it is not known (a
-    refund answered before schema version 11 stored the choice)."""
-    if refund.reopen is not None:
-        return refund.reopen
-    if refund.status in UNANSWERED:
-        return refund.status == REFUND_REQUESTED
-    return None
-
-
 def _refuse_another(
     key: str, stored: Refund, *, payment_id: str, amount: Money | None, reopen: bool
 ) -> None:
     """Refuse a refund under *key* other than *stored*, the refund made under
-    it (ConflictError naming what differs); *amount* None asks for its own."""
-    was = _asked_reopen(stored)
+    it (ConflictError naming what differs); *amount* None asks for its own.
+    A refund answered before schema version 11 has no ``reopen`` to compare
+    (the migration gives one to those still waiting)."""
+    was = stored.reopen
     differing = [
         name
         for name, differs in (
