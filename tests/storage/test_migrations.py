@@ -14,7 +14,11 @@ back with neither, and takes them afterwards. Version 9 added the table of
 daily summary lines not summarised yet: a version-8 database upgrades and its
 next run queues its summary as before. Version 11 added the reopen choice
 of refunds: a version-10 refund waiting for its answer gets the one its
-status holds, an answered one none.
+status holds, an answered one none. Version 12 added the index of the
+invoices each payment includes: a version-11 payment is found by each of
+its invoices, one whose invoice list cannot be read by every invoice of its
+customer (and is reported as unreadable there, as before), and a receipt by
+its payment.
 """
 
 from __future__ import annotations
@@ -195,7 +199,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -430,7 +434,7 @@ def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
             insert_at(conn, 8, schema.accounts, rows.encode_account(account))
         tables = set(sa.inspect(storage.engine).get_table_names())
         assert "summary_lines" not in tables
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         billing = Billing(storage=storage, gateway=InMemoryGateway())
         kari = billing.add_customer(
             "nok",
@@ -546,7 +550,7 @@ def test_version_9_receipts_upgrade_paid_when_their_invoices_were(
             counter = {"account_id": "nok", "series": "INV", "next_number": 100}
             insert_at(conn, 9, schema.counters, counter)
         assert "paid_at" not in _columns(storage.engine, "receipts")
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         assert _columns(storage.engine, "receipts")[-1] == "paid_at"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_receipts("nok", "kari")}
@@ -588,7 +592,7 @@ def test_version_10_step_passes_over_instants_it_cannot_read(tmp_path: Path) -> 
                 sa.text("UPDATE receipts SET issued_at = '2027-01-18' WHERE id = :id"),
                 {"id": "rct-mass"},  # a date without a zone: not an instant
             )
-        assert storage.migrate() == 11
+        assert storage.migrate() == 12
         with storage.engine.connect() as conn:
             paid = dict(conn.execute(sa.text("SELECT id, paid_at FROM receipts")).all())
         assert paid == {"rct-lost": schema.utc_text(lost.issued_at), "rct-mass": None}
@@ -632,7 +636,7 @@ def test_version_10_refunds_upgrade_with_the_choice_their_status_holds(
             for refund in written.values():
                 insert_at(conn, 10, schema.refunds, rows.encode_refund(refund))
         assert "reopen" not in _columns(storage.engine, "refunds")
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         assert _columns(storage.engine, "refunds")[-1] == "reopen"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_refunds("nok")}
@@ -642,6 +646,111 @@ def test_version_10_refunds_upgrade_with_the_choice_their_status_holds(
             "re-done": written["done"],
         }
         assert written["done"].reopen is None
+
+
+# -- a database at version 11, with rows -----------------------------------------
+
+_VERSION_11_PAYMENTS = {  # payment -> (customer, its invoice_ids as stored)
+    "pay-one": ("kari", '["inv-a"]'),
+    "pay-retry": ("kari", '["inv-a"]'),
+    "pay-mass": ("kari", '["inv-b","inv-a"]'),
+    "pay-twice": ("kari", '["inv-b","inv-b"]'),
+    "pay-odd": ("kari", '["' + "x" * 300 + '","inv-\\u0000c","inv-c"]'),
+    "pay-bad": ("kari", "inv-c"),  # edited by hand: no JSON
+    "pay-ola": ("ola", '["inv-o"]'),
+}
+_VERSION_12_FOUND = {  # invoice -> the payments of it the read finds
+    "inv-a": ["pay-one", "pay-retry", "pay-mass"],
+    "inv-b": ["pay-mass", "pay-twice"],
+    "inv-c": ["pay-odd"],
+    "inv-o": ["pay-ola"],
+}
+
+
+def _version_11_with_payments(conn: sa.Connection) -> Receipt:
+    """:data:`_VERSION_11_PAYMENTS` with their customers and invoices, as
+    version 11 stored them, and the receipt of ``pay-one``."""
+    assert migrations.upgrade(conn, target=11) == 11
+    insert_at(conn, 11, schema.accounts, rows.encode_account(make_account("nok")))
+    invoices = {"inv-a": "kari", "inv-b": "kari", "inv-c": "kari", "inv-o": "ola"}
+    for customer in ("kari", "ola"):
+        row = rows.encode_customer(make_customer(customer, account_id="nok"))
+        insert_at(conn, 11, schema.customers, row)
+    for number, (key, customer) in enumerate(invoices.items(), start=1):
+        invoice = make_invoice(
+            key, account_id="nok", customer_id=customer, number=number
+        )
+        insert_at(conn, 11, schema.invoices, rows.encode_invoice(invoice))
+    for n, (key, (customer, stored)) in enumerate(_VERSION_11_PAYMENTS.items()):
+        payment = make_payment(
+            key,
+            account_id="nok",
+            customer_id=customer,
+            created_at=_CREATED + timedelta(minutes=n),
+        )
+        insert_at(
+            conn,
+            11,
+            schema.payments,
+            rows.encode_payment(payment) | {"invoice_ids": stored},
+        )
+    receipt = Receipt(
+        id="rct-one",
+        account_id="nok",
+        customer_id="kari",
+        number="R-1",
+        payment_id="pay-one",
+        items=(),
+        amount=Money("125.00", "NOK"),
+        credit=Money("0.00", "NOK"),
+        card_brand="visa",
+        card_last4="4242",
+        issued_at=_ISSUED,
+        paid_at=_CHARGED,
+    )
+    insert_at(conn, 11, schema.receipts, rows.encode_receipt(receipt))
+    return receipt
+
+
+def test_version_11_payments_upgrade_found_by_their_invoices(
+    new_url: NewUrl,
+) -> None:
+    """Each payment is found by each invoice it includes; one whose invoice
+    list cannot be read is met (and refused) by every invoice of its
+    customer until it is corrected, then found by its own alone."""
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            receipt = _version_11_with_payments(conn)
+        assert "payment_invoices" not in sa.inspect(storage.engine).get_table_names()
+        assert storage.migrate() == schema.LATEST_VERSION == 12
+        with storage.transaction() as tx:
+            for invoice_id in ("inv-a", "inv-b", "inv-c"):
+                with pytest.raises(UnreadableRecordError) as unreadable:
+                    tx.list_payments("nok", invoice_id=invoice_id)
+                assert unreadable.value.fields["key"] == "pay-bad"
+            found = {
+                invoice_id: [
+                    p.id
+                    for p in tx.list_payments(
+                        "nok", invoice_id=invoice_id, skip_ids=["pay-bad"]
+                    )
+                ]
+                for invoice_id in _VERSION_12_FOUND
+            }
+            assert tx.list_receipts("nok", payment_id="pay-one") == [receipt]
+            assert tx.list_receipts("nok", payment_id="pay-retry") == []
+        assert found == _VERSION_12_FOUND
+        with storage.engine.begin() as conn:  # the row corrected by hand
+            conn.execute(
+                sa.update(schema.payments)
+                .where(schema.payments.c.id == "pay-bad")
+                .values(invoice_ids='["inv-c"]')
+            )
+        with storage.transaction() as tx:
+            of_a = [p.id for p in tx.list_payments("nok", invoice_id="inv-a")]
+            of_c = [p.id for p in tx.list_payments("nok", invoice_id="inv-c")]
+        assert of_a == _VERSION_12_FOUND["inv-a"]
+        assert of_c == ["pay-odd", "pay-bad"]
 
 
 # -- every way to the latest version gives one schema ----------------------------

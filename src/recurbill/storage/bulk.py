@@ -1,11 +1,12 @@
 """Multi-row writes of :class:`~recurbill.storage.sql.SqlStorage`: one executemany each.
 
-The daily run stores thousands of invoices, payments and receipts at once;
-:class:`Bulk` hands those rows to the driver's ``executemany`` with the
-columns' own conversions. An update leaves out the indexed columns no row
-changes (:func:`indexed_columns`, :func:`update_statement`). The checks
-before those writes that the ids exist, and the reads of records by id, go
-to the driver the same way (:class:`ByIds`).
+The daily run stores thousands of invoices, payments (and the invoices each
+includes) and receipts at once; :class:`Bulk` hands those rows to the
+driver's ``executemany`` with the columns' own conversions. An update
+leaves out the indexed columns no row changes (:func:`indexed_columns`,
+:func:`update_statement`). The checks before those writes that the ids
+exist, and the reads of records by id, go to the driver the same way
+(:class:`ByIds`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ INSERTED = (
     schema.occurrences,
     schema.notifications,
     schema.payments,
+    schema.payment_invoices,
     schema.receipts,
 )
 """The tables whose rows are added with one executemany."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeGuard, TypeVar
 
 from recurbill.errors import ConflictError, InvalidInputError, StateError
 from recurbill.records import (
@@ -26,7 +26,9 @@ __all__ = [
     "flag",
     "id_in_use",
     "ids",
+    "invoice_of_account",
     "invoice_status",
+    "is_id",
     "optional_text",
     "payment_statuses",
     "positive",
@@ -114,16 +116,20 @@ MAX_COUNT = 2**31 - 1
 """The largest count or limit (and invoice number) every backend can take."""
 
 
+def is_id(value: object) -> TypeGuard[str]:
+    """Whether *value* is an id: non-empty text of at most
+    :data:`MAX_ID_LENGTH` characters, without NUL and encodable as UTF-8."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and "\x00" not in value
+        and (value.isprintable() or _encodable(value))
+    )
+
+
 def text(name: str, value: object) -> str:
-    """*value* if it is an id: non-empty text of at most :data:`MAX_ID_LENGTH`
-    characters, without NUL and encodable as UTF-8."""
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > MAX_ID_LENGTH
-        or "\x00" in value
-        or (not value.isprintable() and not _encodable(value))
-    ):
+    """*value* if it is an id (:func:`is_id`)."""
+    if not is_id(value):
         raise InvalidInputError(
             problem=f"{name}={value!r}",
             allowed=f"{name} must be a non-empty string of at most {MAX_ID_LENGTH} "
@@ -143,6 +149,19 @@ def _encodable(value: str) -> bool:
 def optional_text(name: str, value: object) -> str | None:
     """None, or an id (:func:`text`): a filter that may be left out."""
     return None if value is None else text(name, value)
+
+
+def invoice_of_account(account_id: str | None, invoice_id: object) -> str | None:
+    """None, or the id of the invoice whose payments are read: only with the
+    account it belongs to (*account_id*)."""
+    invoice_id = optional_text("invoice_id", invoice_id)
+    if invoice_id is not None and account_id is None:
+        raise InvalidInputError(
+            problem=f"invoice_id={invoice_id!r} is given without account_id",
+            allowed="give the invoice's account_id with invoice_id: an "
+            "invoice's payments are read within its account",
+        )
+    return invoice_id
 
 
 def invoice_status(value: object) -> InvoiceStatus | None:

@@ -66,6 +66,7 @@ from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import flag as _flag
 from recurbill.storage.checks import id_in_use as _id_in_use
 from recurbill.storage.checks import ids as _ids
+from recurbill.storage.checks import invoice_of_account as _invoice_of_account
 from recurbill.storage.checks import invoice_status as _invoice_status
 from recurbill.storage.checks import optional_text as _optional_text
 from recurbill.storage.checks import payment_statuses as _payment_statuses
@@ -727,17 +728,19 @@ class _MemoryTransaction:
         account_id: str | None = None,
         *,
         customer_id: str | None = None,
+        invoice_id: str | None = None,
         statuses: Sequence[PaymentStatus] | None = None,
         skip_ids: Sequence[str] = (),
     ) -> list[Payment]:
-        """Payments, optionally of one account / customer / in some states,
-        none of ``skip_ids``.
+        """Payments, optionally of one account / customer / invoice / in some
+        states, none of ``skip_ids``.
 
         Oldest first (``created_at``, then id).
         """
         self._check_open()
         account_id = _optional_text("account_id", account_id)
         customer_id = _optional_text("customer_id", customer_id)
+        invoice_id = _invoice_of_account(account_id, invoice_id)
         wanted = _payment_statuses(statuses)
         skipped = set(_stored_ids("skip_ids", skip_ids))
         found = [
@@ -745,6 +748,7 @@ class _MemoryTransaction:
             for p in self._s.payments.values()
             if (account_id is None or p.account_id == account_id)
             and (customer_id is None or p.customer_id == customer_id)
+            and (invoice_id is None or invoice_id in p.invoice_ids)
             and (wanted is None or p.status in wanted)
             and p.id not in skipped
         ]
@@ -829,15 +833,25 @@ class _MemoryTransaction:
         """Store receipts, all or none."""
         self._each("receipts", receipts, Receipt, self.add_receipt)
 
-    def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
-        """A customer's receipts, oldest first."""
+    def list_receipts(
+        self,
+        account_id: str,
+        customer_id: str | None = None,
+        *,
+        payment_id: str | None = None,
+    ) -> list[Receipt]:
+        """Receipts of an account (of one customer, of one payment), oldest
+        first (``issued_at``, then id)."""
         self._check_open()
         _text("account_id", account_id)
-        _text("customer_id", customer_id)
+        customer_id = _optional_text("customer_id", customer_id)
+        payment_id = _optional_text("payment_id", payment_id)
         found = [
             r
             for r in self._s.receipts.values()
-            if r.account_id == account_id and r.customer_id == customer_id
+            if r.account_id == account_id
+            and (customer_id is None or r.customer_id == customer_id)
+            and (payment_id is None or r.payment_id == payment_id)
         ]
         return sorted(found, key=lambda r: (r.issued_at, r.id))
 

@@ -48,6 +48,17 @@ transaction, and records the new version; running it again does nothing.
   refund that exists and waits for the gateway's answer gets the choice its
   status holds (``requested``: reopen, ``requested_credit``: credit); one
   answered already keeps NULL (unknown).
+- Version 12: the ``payment_invoices`` table, one row per invoice a payment
+  includes (its ``invoice_ids``), with the ``ix_payment_invoices_invoice``
+  index on (account_id, invoice_id), and the ``ix_receipts_payment`` index on
+  (account_id, payment_id) of ``receipts``: the payments of one invoice, and
+  a payment's receipt, are read without a customer's others. The step fills
+  the table from the payments there are. A payment whose stored
+  ``invoice_ids`` cannot be read (edited by hand) does not stop the upgrade:
+  it gets a row for every invoice of its customer, so a read of any of their
+  payments meets it and raises for it, as reading the customer's payments
+  did (an id in the list that no invoice can have, too long or not text, is
+  left out).
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -303,6 +314,69 @@ def _version_11(conn: sa.Connection) -> None:
         )
 
 
+def _version_12(conn: sa.Connection) -> None:
+    """The invoices each payment includes, and the indexes to read a
+    payment's receipt and an invoice's payments (see the module's docstring)."""
+    for table in schema.metadata.sorted_tables:
+        if _since(table) == 12:
+            conn.execute(sa.schema.CreateTable(table))
+    for index in _indexes_since(12):
+        conn.execute(sa.schema.CreateIndex(index))
+    payments = schema.payments
+    query = sa.select(
+        payments.c.id,
+        payments.c.account_id,
+        payments.c.customer_id,
+        payments.c.invoice_ids,
+    ).order_by(payments.c.id)
+    after: str | None = None
+    while True:
+        page = query if after is None else query.where(payments.c.id > after)
+        found = conn.execute(page.limit(_BATCH)).all()
+        if not found:
+            return
+        links = [
+            {"account_id": account, "payment_id": key, "invoice_id": invoice_id}
+            for key, account, customer, stored in found
+            for invoice_id in _included(conn, account, customer, stored)
+        ]
+        if links:
+            conn.execute(sa.insert(schema.payment_invoices), links)
+        after = found[-1][0]
+
+
+_ID_LENGTH = 200
+"""The longest id the schema keeps (version 12)."""
+
+
+def _included(
+    conn: sa.Connection, account_id: str, customer_id: str, stored: str
+) -> list[str]:
+    """The invoices a payment's stored *invoice_ids* name, each once; every
+    invoice of its customer when the text is not what recurbill wrote."""
+    try:
+        named = tuple(json.loads(stored))
+    except (ValueError, TypeError):
+        invoices = schema.invoices
+        query = sa.select(invoices.c.id).where(
+            invoices.c.account_id == account_id,
+            invoices.c.customer_id == customer_id,
+        )
+        return sorted(conn.execute(query).scalars())
+    return [key for key in dict.fromkeys(named) if _is_id(key)]
+
+
+def _is_id(value: object) -> bool:
+    """Whether *value* can be an invoice's id (text the id columns keep)."""
+    if not isinstance(value, str) or not 0 < len(value) <= _ID_LENGTH:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return "\x00" not in value
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -315,6 +389,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     9: _version_9,
     10: _version_10,
     11: _version_11,
+    12: _version_12,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

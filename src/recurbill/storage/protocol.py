@@ -296,11 +296,21 @@ class Transaction(Protocol):
         account_id: str | None = None,
         *,
         customer_id: str | None = None,
+        invoice_id: str | None = None,
         statuses: Sequence[PaymentStatus] | None = None,
         skip_ids: Sequence[str] = (),
     ) -> list[Payment]:
         """Payments, optionally of one account / customer / in some states,
-        none of ``skip_ids`` (the daily run's unreadable ones).
+        none of ``skip_ids`` (the daily run's unreadable ones), oldest first
+        (``created_at``, then id).
+
+        ``invoice_id`` (given with its ``account_id``, else
+        ``InvalidInputError``) keeps the payments whose ``invoice_ids``
+        include it: its automatic charges and their retries, the customer's
+        own payments of it and the mass payments that settle it among
+        others. A backend should find them without reading the customer's
+        other payments (``SqlStorage`` keeps an index of each payment's
+        invoices): paying an invoice, its outcome and its retries read them.
 
         A backend that stores rows raises
         :class:`~recurbill.errors.UnreadableRecordError` for a row it cannot
@@ -330,8 +340,20 @@ class Transaction(Protocol):
     def add_receipts(self, receipts: Sequence[Receipt]) -> None:
         """Store receipts, all or none."""
 
-    def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
-        """A customer's receipts, oldest first."""
+    def list_receipts(
+        self,
+        account_id: str,
+        customer_id: str | None = None,
+        *,
+        payment_id: str | None = None,
+    ) -> list[Receipt]:
+        """Receipts of an account, optionally of one customer and of one
+        payment, oldest first (``issued_at``, then id).
+
+        ``payment_id`` gives that payment's receipt (recurbill issues one
+        for a succeeded payment), or an empty list while it has none; a
+        backend should find it without reading the customer's other
+        receipts."""
 
     def add_credit_note(self, note: CreditNoteRecord) -> None:
         """Store a credit note."""

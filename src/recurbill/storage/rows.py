@@ -49,6 +49,7 @@ from recurbill.records import (
 )
 from recurbill.references import ReferenceScheme
 from recurbill.schedule import Schedule
+from recurbill.storage.checks import is_id
 from recurbill.storage.schema import utc_text
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "encode_notification",
     "encode_occurrence",
     "encode_payment",
+    "encode_payment_invoices",
     "encode_payment_method",
     "encode_receipt",
     "encode_refund",
@@ -530,6 +532,20 @@ def encode_payment(payment: Payment) -> dict[str, Any]:
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
     }
+
+
+def encode_payment_invoices(payment: Payment) -> list[dict[str, str]]:
+    """The ``payment_invoices`` rows of *payment*: one for each invoice it
+    includes (an id no invoice can have is left out: none is read by it)."""
+    return [
+        {
+            "account_id": payment.account_id,
+            "payment_id": payment.id,
+            "invoice_id": invoice_id,
+        }
+        for invoice_id in dict.fromkeys(payment.invoice_ids)
+        if is_id(invoice_id)
+    ]
 
 
 def decode_payment(row: Row) -> Payment:

@@ -43,6 +43,7 @@ __all__ = [
     "metadata",
     "notifications",
     "occurrences",
+    "payment_invoices",
     "payment_methods",
     "payments",
     "receipts",
@@ -55,7 +56,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 11
+LATEST_VERSION = 12
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
@@ -382,6 +383,21 @@ payments = sa.Table(
     sa.Index("ix_payments_status", "status", info=_since(1)),
 )
 
+# Version 12: the invoices each payment includes (its invoice_ids), one row
+# each, written with the payment: the payments of one invoice are found by
+# the index instead of among every payment of its customer.
+payment_invoices = sa.Table(
+    "payment_invoices",
+    metadata,
+    _account(),
+    sa.Column("payment_id", _ID, primary_key=True),
+    sa.Column("invoice_id", _ID, primary_key=True),
+    sa.Index(
+        "ix_payment_invoices_invoice", "account_id", "invoice_id", info=_since(12)
+    ),
+    info=_since(12),
+)
+
 settlements = sa.Table(
     "settlements",
     metadata,
@@ -430,6 +446,8 @@ receipts = sa.Table(
     # unreadable receipt).
     sa.Column("paid_at", UtcDateTime(), info=_since(10)),
     sa.Index("ix_receipts_customer", "account_id", "customer_id", info=_since(1)),
+    # Version 12: a payment's receipt, found without its customer's others.
+    sa.Index("ix_receipts_payment", "account_id", "payment_id", info=_since(12)),
 )
 
 credit_notes = sa.Table(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -75,6 +75,7 @@ from recurbill.storage.checks import account_ids as _account_ids
 from recurbill.storage.checks import aware as _aware
 from recurbill.storage.checks import due_after as _due_after
 from recurbill.storage.checks import flag as _flag
+from recurbill.storage.checks import invoice_of_account as _invoice_of_account
 from recurbill.storage.checks import invoice_status as _invoice_status
 from recurbill.storage.checks import optional_text as _optional_text
 from recurbill.storage.checks import payment_statuses as _payment_statuses
@@ -807,40 +808,82 @@ class SqlTransaction(SqlUnit):
         with self._write(doing) as conn:
             self._need_parents(records)
             self._bulk["payments"].run(conn, encoded)
+            self._link(conn, records)
+
+    def _link(self, conn: sa.Connection, records: Iterable[Payment]) -> None:
+        """Store the invoices each of *records* includes (one executemany)."""
+        links = [link for p in records for link in rows.encode_payment_invoices(p)]
+        if links:
+            self._bulk["payment_invoices"].run(conn, links)
 
     def _update_payments(self, records: list[Payment], doing: str) -> None:
+        encoded = [rows.encode_payment(payment) for payment in records]
         self._replace_all(
             schema.payments,
             "payment",
             records,
-            [rows.encode_payment(payment) for payment in records],
+            encoded,
             doing=doing,
             parents=lambda: self._need_parents(records),
+            then=(
+                ("invoice_ids",),
+                lambda conn, stored: self._relink(conn, records, encoded, stored),
+            ),
         )
+
+    def _relink(
+        self,
+        conn: sa.Connection,
+        records: list[Payment],
+        encoded: list[dict[str, Any]],
+        stored: Mapping[str, tuple[Any, ...]],
+    ) -> None:
+        """Store again the invoices of the payments whose ``invoice_ids``
+        changed (*stored*: each one's stored ``invoice_ids``, by id)."""
+        latest = {p.id: (p, row) for p, row in zip(records, encoded, strict=True)}
+        moved = [
+            payment
+            for payment, row in latest.values()
+            if stored[payment.id] != (row["invoice_ids"],)
+        ]
+        if not moved:
+            return
+        links = schema.payment_invoices
+        for chunk in chunks(sorted(payment.id for payment in moved)):
+            conn.execute(sa.delete(links).where(links.c.payment_id.in_(chunk)))
+        self._link(conn, moved)
 
     def list_payments(
         self,
         account_id: str | None = None,
         *,
         customer_id: str | None = None,
+        invoice_id: str | None = None,
         statuses: Sequence[PaymentStatus] | None = None,
         skip_ids: Sequence[str] = (),
     ) -> list[Payment]:
-        """Payments, optionally of one account / customer / in some states,
-        none of ``skip_ids``.
+        """Payments, optionally of one account / customer / invoice / in some
+        states, none of ``skip_ids``.
 
-        Oldest first (``created_at``, then id). A row that cannot be read
-        raises :class:`UnreadableRecordError` (``key`` is its id); asked again
-        with that id in ``skip_ids``, the read returns the others.
+        Oldest first (``created_at``, then id). The payments of an invoice
+        are found by its rows of ``payment_invoices`` (written with each
+        payment): only their rows are read, and those whose stored
+        ``invoice_ids`` include it are returned. A row that cannot be read
+        raises :class:`UnreadableRecordError` (``key`` is its id); asked
+        again with that id in ``skip_ids``, the read returns the others.
         """
         account_id = _optional_text("account_id", account_id)
         customer_id = _optional_text("customer_id", customer_id)
+        invoice_id = _invoice_of_account(account_id, invoice_id)
         wanted = _payment_statuses(statuses)
         skipped = _stored_ids("skip_ids", skip_ids)
         payments = schema.payments
-        query = sa.select(payments)
-        if account_id is not None:
-            query = query.where(payments.c.account_id == account_id)
+        if invoice_id is not None and account_id is not None:
+            query = _of_invoice(account_id, invoice_id)
+        else:
+            query = sa.select(payments)
+            if account_id is not None:
+                query = query.where(payments.c.account_id == account_id)
         if customer_id is not None:
             query = query.where(payments.c.customer_id == customer_id)
         if wanted is not None:
@@ -848,7 +891,14 @@ class SqlTransaction(SqlUnit):
         if skipped:
             query = query.where(payments.c.id.not_in(sorted(set(skipped))))
         query = query.order_by(payments.c.created_at, payments.c.id)
-        return self._all(query, rows.decode_payment)
+        found = self._all(query, rows.decode_payment)
+        if invoice_id is None:
+            return found
+        return [  # as stored: the index is written with each payment
+            p
+            for p in found
+            if p.account_id == account_id and invoice_id in p.invoice_ids
+        ]
 
     # -- settlements, receipts, credit notes, refunds, credit --------------------
 
@@ -918,14 +968,24 @@ class SqlTransaction(SqlUnit):
             )
             self._bulk["receipts"].run(conn, encoded)
 
-    def list_receipts(self, account_id: str, customer_id: str) -> list[Receipt]:
-        """A customer's receipts, oldest first."""
+    def list_receipts(
+        self,
+        account_id: str,
+        customer_id: str | None = None,
+        *,
+        payment_id: str | None = None,
+    ) -> list[Receipt]:
+        """Receipts of an account (of one customer, of one payment), oldest
+        first (``issued_at``, then id)."""
         _text("account_id", account_id)
-        _text("customer_id", customer_id)
+        customer_id = _optional_text("customer_id", customer_id)
+        payment_id = _optional_text("payment_id", payment_id)
         receipts = schema.receipts
-        query = sa.select(receipts).where(
-            receipts.c.account_id == account_id, receipts.c.customer_id == customer_id
-        )
+        query = sa.select(receipts).where(receipts.c.account_id == account_id)
+        if customer_id is not None:
+            query = query.where(receipts.c.customer_id == customer_id)
+        if payment_id is not None:
+            query = query.where(receipts.c.payment_id == payment_id)
         query = query.order_by(receipts.c.issued_at, receipts.c.id)
         return self._all(query, rows.decode_receipt)
 
@@ -1143,6 +1203,18 @@ class SqlTransaction(SqlUnit):
             for chunk in chunks([record.id for record in found]):
                 conn.execute(sa.delete(table).where(table.c.id.in_(chunk)))
         return sorted(found, key=lambda r: (r.created_at, r.id))
+
+
+def _of_invoice(account_id: str, invoice_id: str) -> sa.Select[Any]:
+    """The payments of *account_id* that include *invoice_id*, read from its
+    rows of ``payment_invoices`` (that index drives the query: the payments
+    are then read by id, never the account's or customer's others)."""
+    links, payments = schema.payment_invoices, schema.payments
+    return (
+        sa.select(payments)
+        .join_from(links, payments, links.c.payment_id == payments.c.id)
+        .where(links.c.account_id == account_id, links.c.invoice_id == invoice_id)
+    )
 
 
 if TYPE_CHECKING:

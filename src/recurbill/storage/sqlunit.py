@@ -33,10 +33,17 @@ from recurbill.storage.unreadable import converting, decoded, table_of
 if TYPE_CHECKING:
     from recurbill.storage.sql import SqlStorage
 
-__all__ = ["SqlUnit", "aborted", "begin_read_only", "by_account", "chunks"]
+__all__ = ["Followed", "SqlUnit", "aborted", "begin_read_only", "by_account", "chunks"]
 
 _R = TypeVar("_R")
 _CHUNK = 500  # ids per IN (...) list
+
+Followed = tuple[
+    tuple[str, ...],
+    Callable[[sa.Connection, Mapping[str, tuple[Any, ...]]], None],
+]
+"""What follows from replacing rows (:meth:`SqlUnit._replace_all`): the
+columns whose stored values it needs, and the write given them by id."""
 
 
 def by_account(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
@@ -220,21 +227,25 @@ class SqlUnit:
         *,
         doing: str,
         parents: Callable[[], None],
+        then: Followed | None = None,
     ) -> None:
         """Replace stored rows with one executemany, all or none.
 
         Each record's id must exist in its account (checked first), then
-        *parents* checks what the records refer to.
+        *parents* checks what the records refer to. *then* (columns, write)
+        is given the stored values of those columns by id, read with that
+        check, and writes what follows from the change, in the same call.
         """
         if not records:
             return
         indexed = indexed_columns(table)
+        followed, follow = then or ((), None)
         with self._write(doing) as conn:
             stored = self._need_all(
                 table,
                 kind,
                 by_account((r.account_id, r.id) for r in records),
-                also=indexed,
+                also=(*indexed, *followed),
             )
             parents()
             unchanged = frozenset(
@@ -246,6 +257,9 @@ class SqlUnit:
                 self._bulk_update, table, conn.dialect, unchanged
             )
             statement.run(conn, encoded)
+            if follow is not None:
+                start = len(indexed)
+                follow(conn, {key: values[start:] for key, values in stored.items()})
 
     def _by_ids(self, table: sa.Table, names: tuple[str, ...]) -> ByIds:
         """The lookup of *names* by id in *table* (built once per storage)."""

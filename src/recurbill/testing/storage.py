@@ -2140,6 +2140,162 @@ class StorageContract:
                 with pytest.raises(InvalidInputError, match="skip_ids"):
                     tx.list_payments("acme", skip_ids=bad)  # type: ignore[arg-type]
 
+    def test_payments_of_an_invoice_are_those_that_include_it(
+        self, storage: Storage
+    ) -> None:
+        """Its automatic charges and retries, the customer's own payment and
+        a mass payment that settles it among others; oldest first (as
+        instants), filtered like the other reads, in its account only."""
+        _many_world(storage)
+        _add(
+            storage,
+            make_payment(
+                "pay-0",
+                status=PaymentStatus.DECLINED,
+                created_at=datetime(2025, 1, 1, 9, 30, tzinfo=_PLUS_TWO),  # 07:30 UTC
+            ),
+            make_payment(
+                "pay-retry",
+                attempt=2,
+                status=PaymentStatus.DECLINED,
+                created_at=_T0 + timedelta(days=3),
+            ),
+            make_payment(
+                "pay-own",
+                off_session=False,
+                status=PaymentStatus.SUCCEEDED,
+                created_at=_T0 + timedelta(days=4),
+            ),
+            make_payment(
+                "pay-mass",
+                invoice_ids=("inv-2", "inv-1", "inv-9"),
+                settlement_id="set-1",
+                created_at=_T0 + timedelta(days=5),
+            ),
+            make_payment(
+                "pay-beta-2",
+                account_id="beta",
+                customer_id="beta-1",
+                invoice_ids=("inv-beta",),
+                created_at=_T0 + timedelta(days=6),
+            ),
+        )
+        with storage.transaction() as tx:
+            of_inv_1 = ["pay-0", "pay-1", "pay-retry", "pay-own", "pay-mass"]
+            assert _ids(tx.list_payments("acme", invoice_id="inv-1")) == of_inv_1
+            every = tx.list_payments("acme")
+            assert tx.list_payments("acme", invoice_id="inv-1") == [
+                p for p in every if "inv-1" in p.invoice_ids
+            ]
+            assert _ids(tx.list_payments("acme", invoice_id="inv-2")) == [
+                "pay-2",
+                "pay-mass",
+            ]
+            assert _ids(tx.list_payments("acme", invoice_id="inv-9")) == ["pay-mass"]
+            declined = tx.list_payments(
+                "acme", invoice_id="inv-1", statuses=[PaymentStatus.DECLINED]
+            )
+            assert _ids(declined) == ["pay-0", "pay-retry"]
+            skipped = tx.list_payments(
+                "acme", invoice_id="inv-1", skip_ids=["pay-1", "pay-own", "nope"]
+            )
+            assert _ids(skipped) == ["pay-0", "pay-retry", "pay-mass"]
+            of_cust_1 = tx.list_payments(
+                "acme", customer_id="cust-1", invoice_id="inv-2"
+            )
+            assert _ids(of_cust_1) == ["pay-mass"]
+            of_cust_2 = tx.list_payments(
+                "acme", customer_id="cust-2", invoice_id="inv-1"
+            )
+            assert of_cust_2 == []
+            assert tx.list_payments("acme", invoice_id="inv-beta") == []
+            assert tx.list_payments("beta", invoice_id="inv-1") == []
+            assert _ids(tx.list_payments("beta", invoice_id="inv-beta")) == [
+                "pay-beta",
+                "pay-beta-2",
+            ]
+            assert tx.list_payments("acme", invoice_id="nope") == []
+            assert tx.list_payments("acme", invoice_id="inv-1", statuses=[]) == []
+
+    def test_payments_of_an_invoice_need_its_account_and_an_id(
+        self, storage: Storage
+    ) -> None:
+        _world(storage)
+        with storage.transaction() as tx:
+            with pytest.raises(InvalidInputError, match="without account_id"):
+                tx.list_payments(invoice_id="inv-1")
+            with pytest.raises(InvalidInputError, match="without account_id"):
+                tx.list_payments(customer_id="cust-1", invoice_id="inv-1")
+            for bad in ("", "inv\x00-1", 7, ["inv-1"]):
+                with pytest.raises(InvalidInputError, match="invoice_id"):
+                    tx.list_payments("acme", invoice_id=bad)  # type: ignore[arg-type]
+
+    def test_payments_of_an_invoice_follow_every_write(self, storage: Storage) -> None:
+        """Added one by one or in a batch, changed to include other invoices,
+        rolled back: the read by invoice always agrees with the payments."""
+        _many_world(storage)
+        with storage.transaction() as tx:
+            tx.add_payments(
+                [
+                    make_payment("pay-3", invoice_ids=("inv-1", "inv-1")),
+                    make_payment("pay-4", invoice_ids=("inv-2", "inv-1")),
+                ]
+            )
+            tx.update_payments(
+                [make_payment("pay-1", invoice_ids=("inv-2",), charge_id="ch_1")]
+            )
+            assert _ids(tx.list_payments("acme", invoice_id="inv-1")) == [
+                "pay-3",
+                "pay-4",
+            ]
+            tx.commit()
+        with storage.transaction() as tx:
+            assert _ids(tx.list_payments("acme", invoice_id="inv-2")) == [
+                "pay-1",
+                "pay-2",
+                "pay-4",
+            ]
+            tx.update_payment(make_payment("pay-4", invoice_ids=("inv-7",)))
+            tx.update_payments(
+                [
+                    make_payment("pay-3", invoice_ids=("inv-2",)),
+                    make_payment("pay-3", invoice_ids=("inv-1", "inv-2")),
+                ]
+            )
+            assert _ids(tx.list_payments("acme", invoice_id="inv-7")) == ["pay-4"]
+            assert _ids(tx.list_payments("acme", invoice_id="inv-1")) == ["pay-3"]
+            # left without commit: rolled back
+        with storage.transaction() as tx:
+            assert _ids(tx.list_payments("acme", invoice_id="inv-7")) == []
+            assert _ids(tx.list_payments("acme", invoice_id="inv-1")) == [
+                "pay-3",
+                "pay-4",
+            ]
+            with pytest.raises(ConflictError):  # a batch that fails writes none
+                tx.add_payments(
+                    [
+                        make_payment("pay-5", invoice_ids=("inv-8",)),
+                        make_payment("pay-6", idempotency_key="recurbill-pay-1"),
+                    ]
+                )
+            _assert_not_found(
+                lambda: tx.update_payments(
+                    [
+                        make_payment("pay-3", invoice_ids=("inv-8",)),
+                        make_payment("nope", invoice_ids=("inv-8",)),
+                    ]
+                ),
+                key="nope",
+                account="acme",
+            )
+            assert tx.list_payments("acme", invoice_id="inv-8") == []
+            tx.commit()
+        with storage.transaction() as tx:
+            for payment in tx.list_payments():
+                for invoice_id in payment.invoice_ids:
+                    found = tx.list_payments(payment.account_id, invoice_id=invoice_id)
+                    assert payment in found
+
     def test_payment_of_another_account_is_not_found(self, storage: Storage) -> None:
         _world(storage)
         with storage.transaction() as tx:
@@ -2298,6 +2454,33 @@ class StorageContract:
         ]
         assert _read(storage, lambda tx: tx.list_receipts("acme", "cust-2")) == []
         assert _read(storage, lambda tx: tx.list_receipts("beta", "cust-1")) == []
+
+    def test_a_payments_receipt_is_read_by_its_payment(self, storage: Storage) -> None:
+        """By the payment alone, or with its customer; a payment without one
+        (or of another account) has none: an empty list."""
+        _many_world(storage)
+        first = _receipt("rcpt-1")
+        other = _receipt(
+            "rcpt-2",
+            customer_id="cust-2",
+            payment_id="pay-2",
+            issued_at=_T0 - timedelta(hours=1),
+        )
+        _add(storage, first, other)
+        with storage.transaction() as tx:
+            assert tx.list_receipts("acme", payment_id="pay-1") == [first]
+            assert tx.list_receipts("acme", "cust-1", payment_id="pay-1") == [first]
+            assert tx.list_receipts("acme", payment_id="pay-2") == [other]
+            assert tx.list_receipts("acme", "cust-1", payment_id="pay-2") == []
+            assert tx.list_receipts("acme") == [other, first]
+            assert tx.list_receipts("beta", payment_id="pay-1") == []
+            assert tx.list_receipts("acme", payment_id="pay-beta") == []
+            assert tx.list_receipts("acme", payment_id="nope") == []
+            tx.add_payment(make_payment("pay-3"))
+            assert tx.list_receipts("acme", payment_id="pay-3") == []
+            for bad in ("", 7, ["pay-1"]):
+                with pytest.raises(InvalidInputError, match="payment_id"):
+                    tx.list_receipts("acme", payment_id=bad)  # type: ignore[arg-type]
 
     def test_receipt_of_another_accounts_payment_is_refused(
         self, storage: Storage
