@@ -214,6 +214,38 @@ def test_a_retry_waits_while_an_attempt_before_it_cannot_be_read(
     assert kari_attempts == [1, 2, 3]
 
 
+def test_a_retry_reads_its_invoices_payments_not_the_customers_others(
+    world: World, engine: sa.Engine
+) -> None:
+    """A payment of another of the customer's invoices cannot be read: the
+    retry is made all the same (only its invoice's attempts decide it),
+    once, and that row is not reported (no read of the run met it)."""
+    kari = world.customer("Kari")
+    session = world.billing.record_session(
+        world.account.id, kari.id, lines=[line()], now=at(DAY - timedelta(days=1))
+    )
+    assert session.payment is not None
+    other = session.payment.id
+    world.billing.save_card(world.account.id, kari.id, token=DECLINES)
+    world.template(kari, start=DAY)
+    (first,) = world.billing.run(at(DAY, 7))
+    assert _charged(first) == [("Kari", PaymentStatus.DECLINED)]
+    world.billing.save_card(world.account.id, kari.id, token="pm_card_visa")
+    _set(engine, "payments", other, "invoice_ids", "{")
+
+    (report,) = world.billing.run(at(DAY + timedelta(days=3), 7))
+    assert _charged(report) == [("Kari", PaymentStatus.SUCCEEDED)]
+    assert report.unreadable == ()
+    assert world.billing.run(at(DAY + timedelta(days=4), 7))[0].is_empty
+    assert len(world.gateway.ledger) == 2  # the session and the retry, once each
+    with world.storage.transaction() as tx:
+        retried = tx.list_payments("fjord", customer_id=kari.id, skip_ids=[other])
+    assert [(p.attempt, p.status) for p in retried] == [
+        (1, PaymentStatus.DECLINED),
+        (2, PaymentStatus.SUCCEEDED),
+    ]
+
+
 def _other_account(world: World, account_id: str) -> World:
     """Another account of the same service, with one due template."""
     account = world.billing.create_account(

@@ -24,6 +24,7 @@ from recurbill.records import CollectionMethod, PaymentStatus
 from recurbill.storage import schema
 from recurbill.storage.bulk import ByIds
 from recurbill.storage.sql import SqlStorage
+from recurbill.views import PaymentOutcome
 
 DAY = date(2027, 1, 31)
 NEXT = at(DAY + timedelta(days=1))
@@ -56,7 +57,8 @@ class Stored:
 
 def _stored(engine: sa.Engine) -> Stored:
     """Templates run once (paid, declined), a mass payment, a credit note on
-    its paid invoice (credit), a refund, and the e-mails queued for all."""
+    its paid invoice (credit), a refund, a declined try to pay the open
+    invoice, and the e-mails queued for all."""
     storage = SqlStorage(engine)
     storage.migrate()
     world = make_world(storage=storage)
@@ -81,6 +83,14 @@ def _stored(engine: sa.Engine) -> Stored:
     note = world.billing.credit_invoice(
         "fjord", paid, amount=Money("100", "NOK"), reason="discount", now=at(DAY)
     )
+    declines = world.billing.save_card(
+        "fjord", per.id, token="pm_card_chargeDeclinedExpiredCard", make_default=False
+    )
+    tried = world.billing.pay(
+        "fjord", open_, payment_method_id=declines.id, now=at(DAY, 13)
+    )
+    assert tried.payment is not None
+    assert tried.payment.status is PaymentStatus.DECLINED
     payments = {(p.customer_id, p.status): p.id for p in world.payments()}
     refund = world.billing.refund(
         "fjord", payments[kari.id, PaymentStatus.SUCCEEDED], now=at(DAY)
@@ -96,6 +106,7 @@ def _stored(engine: sa.Engine) -> Stored:
         "card": card,
         "settlement": settled.settlement.id,
         "mass payment": payments[per.id, PaymentStatus.SUCCEEDED],
+        "tried": tried.payment.id,
         "declined": payments[ola.id, PaymentStatus.DECLINED],
         "receipt": receipt.id,
         "credit note": note.id,
@@ -114,7 +125,7 @@ def _template_view(stored: Stored) -> object:
     return stored.world.billing.template_view("fjord", stored.ids["template"])
 
 
-def _pay(stored: Stored) -> object:
+def _pay(stored: Stored) -> PaymentOutcome:
     ids = stored.ids
     return stored.world.billing.pay(
         "fjord", ids["open"], payment_method_id=ids["card"], now=NEXT
@@ -146,9 +157,7 @@ BOTH = {  # JSON or text columns: bad values on either database
         "occurrences", "template", "outcome", "maybe", _template_view, "occurrence"
     ),
     "invoice": Case("invoices", "open", "lines", "[{}]", _overview, "invoice"),
-    "payment, by pay": Case(
-        "payments", "mass payment", "invoice_ids", "{", _pay, "payment"
-    ),
+    "payment, by pay": Case("payments", "tried", "invoice_ids", "{", _pay, "payment"),
     "payment, by the declined": Case(
         "payments", "declined", "invoice_ids", "[", Stored.declined, "payment"
     ),
@@ -264,6 +273,34 @@ def test_a_row_that_cannot_be_read_raises_naming_it(
         "; correct the row to what recurbill writes, or restore it from a backup"
     )
     assert _column(engine, case, where, params) == case.value  # left as it is
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_paying_an_invoice_reads_its_own_payments_not_the_customers_others(
+    engine: sa.Engine,
+) -> None:
+    """The customer's mass payment of another invoice cannot be read: paying
+    the open invoice does not meet it (it reads that invoice's payments)."""
+    stored = _stored(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE payments SET invoice_ids = '{' WHERE id = :id"),
+            {"id": stored.ids["mass payment"]},
+        )
+    outcome = _pay(stored)
+    assert outcome.payment is not None
+    assert outcome.payment.status is PaymentStatus.SUCCEEDED
+    assert outcome.invoices[0].status.value == "paid"
+    assert [p.attempt for p in _payments_of(stored, stored.ids["open"])] == [1, 1]
+    with pytest.raises(UnreadableRecordError):  # still unreadable, and named
+        stored.world.billing.confirm_payment(
+            "fjord", stored.ids["mass payment"], now=NEXT
+        )
+
+
+def _payments_of(stored: Stored, invoice_id: str) -> list[Any]:
+    with stored.world.storage.transaction(read_only=True) as tx:
+        return tx.list_payments("fjord", invoice_id=invoice_id)
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)

@@ -77,7 +77,7 @@ from recurbill.records import (
     SettlementStatus,
 )
 from recurbill.set_aside import UNKNOWN_IN_A_ROW, SetAside, Unanswered, listed
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, invoice_payments
 
 # Also exported: the names of chargeable, notices and set_aside that were
 # defined here before those modules split off (earlier docs import them so).
@@ -102,8 +102,10 @@ __all__ = [
     "local_date",
     "needs_action_notice_id",
     "no_automatic_charge",
+    "of_invoices",
     "outbox_message",
     "paying",
+    "paying_invoice",
     "payment_notice_id",
     "refuse_waiting",
 ]
@@ -229,6 +231,42 @@ def paying(
         )
         for invoice_id in payment.invoice_ids
     }
+
+
+def of_invoices(
+    tx: Transaction,
+    account_id: str,
+    customer_id: str,
+    invoice_ids: Iterable[str],
+    *,
+    statuses: Sequence[PaymentStatus] | None = None,
+) -> list[Payment]:
+    """The customer's payments (in *statuses*) that include any of
+    *invoice_ids*, read in *tx* invoice by invoice, not among every payment
+    of the customer: each once, oldest first (``created_at``, then id)."""
+    found = {
+        payment.id: payment
+        for invoice_id in dict.fromkeys(invoice_ids)
+        for payment in invoice_payments(
+            tx, account_id, customer_id, invoice_id, statuses=statuses
+        )
+    }
+    return sorted(found.values(), key=lambda p: (p.created_at, p.id))
+
+
+def paying_invoice(
+    tx: Transaction,
+    invoice: Invoice,
+    *,
+    statuses: Sequence[PaymentStatus] = IN_FLIGHT,
+) -> Payment | None:
+    """The payment of *invoice* in flight (the latest, if several), read in
+    *tx*: what :func:`paying` gives for it, without reading the customer's
+    other payments."""
+    found = of_invoices(
+        tx, invoice.account_id, invoice.customer_id, [invoice.id], statuses=statuses
+    )
+    return found[-1] if found else None
 
 
 def refuse_waiting(tx: Transaction, invoices: Iterable[Invoice], action: str) -> None:
@@ -892,12 +930,14 @@ class Collector:
         while True:
             closes = set(closing())
             with self.storage.transaction(read_only=True) as tx:
-                waiting = tx.list_payments(
+                waiting = of_invoices(
+                    tx,
                     account_id,
-                    customer_id=customer_id,
+                    customer_id,
+                    sorted(closes),
                     statuses=[PaymentStatus.REQUIRES_ACTION],
                 )
-            due = {p.id for p in waiting if closes & set(p.invoice_ids)} - canceled
+            due = {p.id for p in waiting} - canceled
             if not due:
                 return
             for payment_id in sorted(due):
@@ -907,16 +947,12 @@ class Collector:
     def in_flight(
         self, account_id: str, customer_id: str, invoice_ids: Sequence[str]
     ) -> list[Payment]:
-        """The customer's payments in flight that touch any of *invoice_ids*."""
-        wanted = set(invoice_ids)
+        """The customer's payments in flight that touch any of *invoice_ids*,
+        oldest first."""
         with self.storage.transaction() as tx:
-            return [
-                p
-                for p in tx.list_payments(
-                    account_id, customer_id=customer_id, statuses=IN_FLIGHT
-                )
-                if wanted & set(p.invoice_ids)
-            ]
+            return of_invoices(
+                tx, account_id, customer_id, invoice_ids, statuses=IN_FLIGHT
+            )
 
     def unfinished(
         self, account_ids: Sequence[str], *, set_aside: SetAside
@@ -1202,7 +1238,7 @@ class Collector:
 
         A declined payment or an invoice whose row cannot be read is set aside
         (in *set_aside*); so is any row the check of one retry cannot read
-        (another payment of the customer, say), and that retry waits: an
+        (another payment of its invoice, say), and that retry waits: an
         attempt is never made without knowing every attempt before it.
         """
         with self.storage.transaction() as tx:
@@ -1274,8 +1310,8 @@ class Collector:
             return False
         others = [
             p
-            for p in tx.list_payments(declined.account_id, customer_id=customer.id)
-            if invoice_id in p.invoice_ids and p.id != declined.id
+            for p in of_invoices(tx, declined.account_id, customer.id, [invoice_id])
+            if p.id != declined.id
         ]
         if any(p.status in IN_FLIGHT for p in others) or any(
             p.off_session and p.settlement_id is None and p.attempt > declined.attempt

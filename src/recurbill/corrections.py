@@ -25,7 +25,7 @@ from recurbill.collection import (
     NO_OUTCOME,
     Collector,
     local_date,
-    paying,
+    paying_invoice,
     refuse_waiting,
 )
 from recurbill.errors import (
@@ -62,7 +62,7 @@ from recurbill.records import (
     invoice_totals,
 )
 from recurbill.set_aside import SetAside, listed
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, payment_receipts
 
 __all__ = [
     "APPLIED",
@@ -110,12 +110,12 @@ gateway: its amount became the customer's credit. It still counts as refunded
 
 def _refuse_while_paying(tx: Transaction, invoice: Invoice, action: str) -> None:
     """StateError if a payment of *invoice* has no outcome yet."""
-    busy = paying(tx, invoice.account_id, invoice.customer_id, statuses=NO_OUTCOME)
-    if invoice.id in busy:
+    busy = paying_invoice(tx, invoice, statuses=NO_OUTCOME)
+    if busy is not None:
         raise StateError(
             problem=(
                 f"invoice {invoice.display_number} has a payment in "
-                f"progress ({busy[invoice.id].status.value})"
+                f"progress ({busy.status.value})"
             ),
             allowed=f"{action} once that payment has an outcome "
             "(confirm_payment asks the gateway)",
@@ -130,13 +130,8 @@ def _refuse_waiting(
     if now is not None:
         refuse_waiting(tx, [invoice], action)
         return
-    waiting = paying(
-        tx,
-        invoice.account_id,
-        invoice.customer_id,
-        statuses=[PaymentStatus.REQUIRES_ACTION],
-    )
-    if invoice.id in waiting:
+    waiting = paying_invoice(tx, invoice, statuses=[PaymentStatus.REQUIRES_ACTION])
+    if waiting is not None:
         raise StateError(
             problem=f"invoice {invoice.display_number} has a payment in progress "
             "(requires_action: it waits for the customer's authentication)",
@@ -930,11 +925,7 @@ class Corrections:
         """
         account = tx.get_account(payment.account_id)
         zero = Money.zero(refund.amount.currency)
-        receipt = next(
-            r
-            for r in tx.list_receipts(account.id, payment.customer_id)
-            if r.payment_id == payment.id
-        )
+        receipt = payment_receipts(tx, account.id, payment.customer_id, payment.id)[0]
         earlier = sum(
             (
                 r.amount

@@ -39,7 +39,7 @@ from recurbill.records import (
     SettlementStatus,
 )
 from recurbill.settlement import SettlementPlan, plan_settlement
-from recurbill.storage.protocol import Storage, Transaction
+from recurbill.storage.protocol import Storage, Transaction, payment_receipts
 
 __all__ = ["MassPayment", "MassPaymentConfirmation"]
 
@@ -203,7 +203,7 @@ class MassPayment:
             if settlement.receipt_id is not None:
                 receipt = next(
                     r
-                    for r in tx.list_receipts(account_id, settlement.customer_id)
+                    for r in _receipts(tx, settlement)
                     if r.id == settlement.receipt_id
                 )
             card = (receipt.card_brand, receipt.card_last4) if receipt else ("", "")
@@ -385,3 +385,13 @@ def _invoices(
 
 def _texts(values: object) -> bool:
     return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)
+
+
+def _receipts(tx: Transaction, settlement: Settlement) -> list[Receipt]:
+    """The receipts of *settlement*'s payment (its receipt is one of them),
+    read in *tx*: those of its customer while it has no payment."""
+    if settlement.payment_id is None:
+        return tx.list_receipts(settlement.account_id, settlement.customer_id)
+    return payment_receipts(
+        tx, settlement.account_id, settlement.customer_id, settlement.payment_id
+    )

@@ -22,7 +22,7 @@ from recurbill.arguments import (
     invoice_lines,
 )
 from recurbill.chargeable import ONE_INVOICE_ADVICE, check_chargeable
-from recurbill.collection import Collector, local_date, paying
+from recurbill.collection import Collector, local_date, of_invoices, paying_invoice
 from recurbill.errors import ConflictError, NotFoundError, StateError
 from recurbill.ids import IdFactory, derived_id
 from recurbill.invoice import AllowanceCharge, InvoiceLine
@@ -36,7 +36,12 @@ from recurbill.records import (
     PaymentMethod,
     PaymentStatus,
 )
-from recurbill.storage.protocol import Storage, Transaction, stored_or_none
+from recurbill.storage.protocol import (
+    Storage,
+    Transaction,
+    payment_receipts,
+    stored_or_none,
+)
 from recurbill.views import PaymentOutcome
 
 __all__ = ["Sessions"]
@@ -275,17 +280,11 @@ class Sessions:
             )
             # after make_way, what is still in flight is this attempt, or a
             # payment without an outcome: returned, never charged beside
-            busy = paying(tx, account_id, invoice.customer_id).get(invoice_id)
+            busy = paying_invoice(tx, invoice)
             if busy is not None:
                 payment = busy
             else:
-                earlier = [
-                    p
-                    for p in tx.list_payments(
-                        account_id, customer_id=invoice.customer_id
-                    )
-                    if invoice_id in p.invoice_ids
-                ]
+                earlier = of_invoices(tx, account_id, invoice.customer_id, [invoice_id])
                 account = tx.get_account(account_id)
                 customer = tx.get_customer(account_id, invoice.customer_id)
                 payment = self.collector.new_payment(
@@ -361,18 +360,15 @@ class Sessions:
             invoice = tx.get_invoice(account_id, invoice_id)
             payments = [
                 p
-                for p in tx.list_payments(account_id, customer_id=invoice.customer_id)
-                if invoice_id in p.invoice_ids
-                and (payment_id is None or p.id == payment_id)
+                for p in of_invoices(tx, account_id, invoice.customer_id, [invoice_id])
+                if payment_id is None or p.id == payment_id
             ]
             payment = max(payments, key=lambda p: p.created_at) if payments else None
             receipt = None
             if payment is not None and payment.status is PaymentStatus.SUCCEEDED:
-                receipt = next(
-                    r
-                    for r in tx.list_receipts(account_id, invoice.customer_id)
-                    if r.payment_id == payment.id
-                )
+                receipt = payment_receipts(
+                    tx, account_id, invoice.customer_id, payment.id
+                )[0]
         return PaymentOutcome(invoices=(invoice,), payment=payment, receipt=receipt)
 
 

@@ -37,6 +37,7 @@ each. Reading many ids returns the records in the order asked for and raises
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -62,7 +63,14 @@ from recurbill.records import (
     SummaryLines,
 )
 
-__all__ = ["Storage", "Transaction", "skipping", "stored_or_none"]
+__all__ = [
+    "Storage",
+    "Transaction",
+    "invoice_payments",
+    "payment_receipts",
+    "skipping",
+    "stored_or_none",
+]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -84,6 +92,54 @@ def skipping(ids: Iterable[str]) -> dict[str, Any]:
     ids to skip: adapters written before it was added lack it."""
     skip = sorted(set(ids))
     return {"skip_ids": skip} if skip else {}
+
+
+def _takes(read: Callable[..., object], name: str) -> bool:
+    """Whether *read* (a method of a transaction) takes the keyword *name*:
+    an adapter written before it was added lacks it."""
+    try:
+        parameters = inspect.signature(read).parameters
+    except (TypeError, ValueError):  # no signature to inspect: assume it
+        return True
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def invoice_payments(
+    tx: Transaction,
+    account_id: str,
+    customer_id: str,
+    invoice_id: str,
+    *,
+    statuses: Sequence[PaymentStatus] | None = None,
+) -> list[Payment]:
+    """The customer's payments (in *statuses*) that include *invoice_id*,
+    oldest first: ``list_payments(..., invoice_id=...)``, or the customer's
+    payments filtered here when the adapter was written before that read."""
+    if _takes(tx.list_payments, "invoice_id"):
+        return tx.list_payments(
+            account_id,
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            statuses=statuses,
+        )
+    listed = tx.list_payments(account_id, customer_id=customer_id, statuses=statuses)
+    return [p for p in listed if invoice_id in p.invoice_ids]
+
+
+def payment_receipts(
+    tx: Transaction, account_id: str, customer_id: str, payment_id: str
+) -> list[Receipt]:
+    """The receipts of the customer's payment *payment_id* (recurbill issues
+    one for a succeeded payment), oldest first: ``list_receipts(...,
+    payment_id=...)``, or the customer's receipts filtered here when the
+    adapter was written before that read."""
+    if _takes(tx.list_receipts, "payment_id"):
+        found = tx.list_receipts(account_id, payment_id=payment_id)
+        return [r for r in found if r.customer_id == customer_id]
+    listed = tx.list_receipts(account_id, customer_id)
+    return [r for r in listed if r.payment_id == payment_id]
 
 
 class Transaction(Protocol):
