@@ -432,18 +432,8 @@ def _state(template: RecurringTemplate) -> tuple[str, date | None]:
     if status is OccurrenceStatus.AFTER_END:
         return "ended", None
     paused = status is OccurrenceStatus.SKIPPED_PAUSED
-    return ("paused" if paused else "active"), _next_issued(schedule, n)
-
-
-def _next_issued(schedule: Schedule, n: int) -> date | None:
-    """The date of the first occurrence from *n* on that no pause or end skips."""
-    while (status := schedule.status(n)) is OccurrenceStatus.SKIPPED_PAUSED:
-        on = schedule.occurrence(n)
-        pause = next(p for p in schedule.pauses if p.covers(on))
-        if pause.resume is None:
-            return None  # paused until further notice
-        n = schedule.index_on_or_after(pause.resume)
-    return schedule.occurrence(n) if status is OccurrenceStatus.SCHEDULED else None
+    issued = schedule.next_issued(n)
+    return ("paused" if paused else "active"), None if issued is None else issued.on
 
 
 def _list_templates(args: argparse.Namespace) -> int:
