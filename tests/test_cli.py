@@ -288,6 +288,97 @@ def test_preview_with_an_account_lists_only_its_templates(
     assert capsys.readouterr().err == "recurbill: account 'nosuch' not found\n"
 
 
+_SCHEDULE_HERE = ["--start", "2027-01-31", "--period", "month"]
+_STORED = ["--db", "{url}", "--account", "fjord", "--template", "{template}"]
+_MODES = {  # preview's modes: the options that choose one, what names it
+    "schedule": (_SCHEDULE_HERE, "a schedule given here (--start and --period)"),
+    "template": (_STORED, "a stored template (--template)"),
+    "listing": (
+        ["--db", "{url}"],
+        "the list of stored templates (--db without --template)",
+    ),
+}
+_FOR_A_SCHEDULE = "for a schedule given here"
+_FOR_DATES = "for a schedule given here or a stored template"
+_FOR_A_DATABASE = "for a stored template or the list of stored templates"
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "taken_by"),
+    [
+        ("listing", ["--count", "3"], _FOR_DATES),
+        ("listing", ["--count", "12"], _FOR_DATES),  # the default, given
+        ("listing", ["--account", "fjord", "--every", "1"], _FOR_A_SCHEDULE),
+        ("listing", ["--end", "2027-12-31"], _FOR_A_SCHEDULE),
+        ("listing", ["--month-end"], _FOR_A_SCHEDULE),
+        ("template", ["--every", "2"], _FOR_A_SCHEDULE),
+        ("template", ["--every", "1"], _FOR_A_SCHEDULE),
+        ("template", ["--start", "2027-01-31"], _FOR_A_SCHEDULE),
+        ("template", ["--period", "week"], _FOR_A_SCHEDULE),
+        ("template", ["--end", "2027-12-31"], _FOR_A_SCHEDULE),
+        ("template", ["--month-end"], _FOR_A_SCHEDULE),
+        ("schedule", ["--db", "{url}"], _FOR_A_DATABASE),
+        ("schedule", ["--account", "fjord"], _FOR_A_DATABASE),
+    ],
+)
+def test_an_option_the_mode_does_not_take_is_a_usage_error_naming_its_mode(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+    extra: list[str],
+    taken_by: str,
+) -> None:
+    """Each would be ignored: without the option the command lists dates."""
+    url, template = _database(tmp_path)
+    chooses, named = _MODES[mode]
+    argv = [a.format(url=url, template=template) for a in ["preview", *chooses]]
+    option = [a for a in extra if a.startswith("--")][-1]
+    capsys.readouterr()
+    assert main([*argv, *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"recurbill: {option} ({taken_by}) does not apply to {named}; leave it out\n"
+    )
+    assert main(argv) == 0
+
+
+def test_the_options_a_mode_does_not_take_are_named_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = _database(tmp_path)
+    capsys.readouterr()
+    argv = ["preview", "--db", url, "--month-end", "--count", "3", "--every", "2"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "recurbill: --every and --month-end (for a schedule given here) and "
+        "--count (for a schedule given here or a stored template) do not apply "
+        "to the list of stored templates (--db without --template); leave them "
+        "out\n"
+    )
+
+
+def test_without_count_and_every_a_preview_lists_twelve_dates_of_every_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["preview", *_SCHEDULE_HERE]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header == "schedule every month from 2027-01-31: the first 12 dates"
+    assert [r.split()[1] for r in rows][:3] == [
+        "2027-01-31",
+        "2027-02-28",
+        "2027-03-31",
+    ]
+    assert len(rows) == 12
+    url, template = _database(tmp_path)
+    capsys.readouterr()
+    stored = [a.format(url=url, template=template) for a in _STORED]
+    assert main(["preview", *stored]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.endswith("(Per Olsen, every month): the next 12 dates")
+    assert len(rows) == 12
+
+
 def test_the_template_list_only_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
