@@ -595,16 +595,41 @@ def test_a_file_that_is_not_a_database_is_one_line(
 
 
 @pytest.mark.parametrize(
-    "as_of", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-05:00"]
+    "as_of",
+    [
+        "0001-01-01T00:30:00+01:00",
+        "0001-12-31T23:59:59+00:00",
+        "0002-01-01T00:30:00+05:00",  # the year 1 in UTC
+        "9999-01-01T00:00:00+00:00",
+        "9999-12-31T23:30:00-05:00",
+        "9998-12-31T23:00:00-23:59",  # the year 9999 in UTC
+    ],
 )
-def test_an_instant_at_the_ends_of_the_calendar_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str
+@pytest.mark.parametrize("dry_run", [["--dry-run"], []])
+def test_an_instant_at_the_ends_of_the_calendar_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str, dry_run: list[str]
 ) -> None:
     url, _ = _database(tmp_path)
-    assert main(["run", "--db", url, "--dry-run", "--as-of", as_of]) == 1
-    err = capsys.readouterr().err
-    assert "an instant in the years 2 to 9998" in err
-    assert err.count("\n") == 1
+    capsys.readouterr()
+    assert _status(["run", "--db", url, *dry_run, "--as-of", as_of]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"recurbill: argument --as-of: {as_of!r} is outside the calendar; give "
+        "an instant in the years 2 to 9998 (in UTC) (see recurbill run --help)\n"
+    )
+    assert _invoices(url) == 0
+
+
+@pytest.mark.parametrize(
+    "as_of", ["0002-01-01T00:00:00+00:00", "9998-12-31T23:59:59+00:00"]
+)
+def test_the_first_and_last_instants_the_run_takes_are_taken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    assert main(["migrate", "--db", url]) == 0
+    assert main(["run", "--db", url, "--dry-run", "--as-of", as_of]) == 0
 
 
 def test_the_migrate_output_in_the_docs_is_the_current_version() -> None:

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from recurbill.errors import GatewayError, RecurbillError, UnreadableRecordError
-from recurbill.records import PaymentStatus, RecurringTemplate, TemplateStatus
+from recurbill.records import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    PaymentStatus,
+    RecurringTemplate,
+    TemplateStatus,
+    in_range,
+)
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
 if TYPE_CHECKING:
@@ -78,6 +85,11 @@ def _parse_instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} has no UTC offset; add one, e.g. +00:00"
         )
+    if not in_range(instant):  # as the daily run refuses it
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the calendar; give an instant in the years "
+            f"{FIRST_YEAR} to {LAST_YEAR} (in UTC)"
+        )
     return instant
 
 
@@ -86,7 +98,7 @@ Run the daily job: issue every due recurring invoice, charge the customers
 who pay by card, queue the e-mails, and print a line per account.
 """
 
-_RUN_EPILOG = """\
+_RUN_EPILOG = f"""\
 exit status:
   0  everything due was done (declined cards and charges awaiting an
      outcome are results, not errors)
@@ -95,10 +107,11 @@ exit status:
      daily summary), the gateway stopped the charging (a refused key, an
      outage), an e-mail in the outbox could not be read, or another error
      stopped the run (one line on stderr)
-  2  the command line cannot be run (an option's value it does not take, no
-     such SQLite file, no STRIPE_SECRET_KEY, --smtp without --smtp-sender,
-     --smtp-sender, --smtp-security or --smtp-user without --smtp, --dry-run
-     with --smtp)
+  2  the command line cannot be run (an option's value it does not take,
+     such as an --as-of outside the years {FIRST_YEAR} to {LAST_YEAR} in UTC;
+     no such SQLite file, no STRIPE_SECRET_KEY, --smtp without
+     --smtp-sender, --smtp-sender, --smtp-security or --smtp-user without
+     --smtp, --dry-run with --smtp)
 """
 
 _PREVIEW_DESCRIPTION = """\
@@ -207,8 +220,9 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
         "--as-of",
         type=_parse_instant,
         default=None,
-        help="the instant to run as: an ISO date-time with a UTC offset, e.g. "
-        "2027-01-31T06:15+01:00 (default: now)",
+        help=f"the instant to run as, in the years {FIRST_YEAR} to {LAST_YEAR} "
+        "in UTC: an ISO date-time with a UTC offset, e.g. 2027-01-31T06:15+01:00 "
+        "(default: now)",
     )
     run.add_argument(
         "--dry-run",
