@@ -14,7 +14,9 @@ back with neither, and takes them afterwards. Version 9 added the table of
 daily summary lines not summarised yet: a version-8 database upgrades and its
 next run queues its summary as before. Version 11 added the reopen choice
 of refunds: a version-10 refund waiting for its answer gets the one its
-status holds, an answered one none.
+status holds, an answered one none. Version 12 added an index on an account's
+templates by id: a version-11 database upgrades with it, and its templates
+read a page at a time are the ones it lists at once.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from recurbill.records import (
     CreditNoteRecord,
     Receipt,
     ReceiptItem,
+    RecurringTemplate,
     Refund,
 )
 from recurbill.references import ReferenceScheme
@@ -195,7 +198,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -430,7 +433,7 @@ def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
             insert_at(conn, 8, schema.accounts, rows.encode_account(account))
         tables = set(sa.inspect(storage.engine).get_table_names())
         assert "summary_lines" not in tables
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         billing = Billing(storage=storage, gateway=InMemoryGateway())
         kari = billing.add_customer(
             "nok",
@@ -546,7 +549,7 @@ def test_version_9_receipts_upgrade_paid_when_their_invoices_were(
             counter = {"account_id": "nok", "series": "INV", "next_number": 100}
             insert_at(conn, 9, schema.counters, counter)
         assert "paid_at" not in _columns(storage.engine, "receipts")
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         assert _columns(storage.engine, "receipts")[-1] == "paid_at"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_receipts("nok", "kari")}
@@ -588,7 +591,7 @@ def test_version_10_step_passes_over_instants_it_cannot_read(tmp_path: Path) -> 
                 sa.text("UPDATE receipts SET issued_at = '2027-01-18' WHERE id = :id"),
                 {"id": "rct-mass"},  # a date without a zone: not an instant
             )
-        assert storage.migrate() == 11
+        assert storage.migrate() == 12
         with storage.engine.connect() as conn:
             paid = dict(conn.execute(sa.text("SELECT id, paid_at FROM receipts")).all())
         assert paid == {"rct-lost": schema.utc_text(lost.issued_at), "rct-mass": None}
@@ -632,7 +635,7 @@ def test_version_10_refunds_upgrade_with_the_choice_their_status_holds(
             for refund in written.values():
                 insert_at(conn, 10, schema.refunds, rows.encode_refund(refund))
         assert "reopen" not in _columns(storage.engine, "refunds")
-        assert storage.migrate() == schema.LATEST_VERSION == 11
+        assert storage.migrate() == schema.LATEST_VERSION == 12
         assert _columns(storage.engine, "refunds")[-1] == "reopen"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_refunds("nok")}
@@ -642,6 +645,80 @@ def test_version_10_refunds_upgrade_with_the_choice_their_status_holds(
             "re-done": written["done"],
         }
         assert written["done"].reopen is None
+
+
+# -- a database at version 11, with rows -----------------------------------------
+
+
+def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str | None]]:
+    return {
+        str(index["name"]): index["column_names"]
+        for index in sa.inspect(engine).get_indexes(table)
+    }
+
+
+def test_version_11_upgrades_with_an_index_to_page_an_accounts_templates_by(
+    new_url: NewUrl,
+) -> None:
+    accounts = [make_account("nok", currency="NOK"), make_account("sek")]
+    customers = [
+        make_customer(f"cus-{account.id}-{n}", account_id=account.id)
+        for account in accounts
+        for n in range(3)
+    ]
+    templates = [  # 13 of nok, 12 of sek, each account's customers in turn
+        make_template(
+            f"tpl-{n:02d}",
+            account_id=customers[n % 6].account_id,
+            customer_id=customers[n % 6].id,
+        )
+        for n in range(25)
+    ]
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=11) == 11
+            for account in accounts:
+                insert_at(conn, 11, schema.accounts, rows.encode_account(account))
+            for customer in customers:
+                insert_at(conn, 11, schema.customers, rows.encode_customer(customer))
+            for template in templates:
+                insert_at(conn, 11, schema.templates, rows.encode_template(template))
+        assert "ix_templates_account_id" not in _indexes(storage.engine, "templates")
+        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert _indexes(storage.engine, "templates")["ix_templates_account_id"] == [
+            "account_id",
+            "id",
+            "customer_id",
+        ]
+        with storage.transaction(read_only=True) as tx:
+            for account in accounts:
+                listed = [t for t in templates if t.account_id == account.id]
+                paged: list[RecurringTemplate] = []
+                for start in range(0, len(listed), 4):  # 13 or 12: 4 pages
+                    after = paged[-1].id if paged else None
+                    paged += tx.list_templates(account.id, after=after, limit=4)
+                    assert len(paged) == min(start + 4, len(listed))
+                assert paged == listed == tx.list_templates(account.id)
+
+
+def test_a_page_of_templates_is_read_along_the_index_on_sqlite(tmp_path: Path) -> None:
+    """Only the page's own rows: no scan and sort of all the account's."""
+    with SqlStorage.from_url(f"sqlite:///{tmp_path / 'plan.sqlite3'}") as storage:
+        storage.migrate()
+        templates = schema.templates
+        query = (
+            sa.select(templates)
+            .where(templates.c.account_id == "nok", templates.c.id > "tpl-1")
+            .order_by(templates.c.id)
+            .limit(100)
+        )
+        with storage.engine.connect() as conn:
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
+        assert [str(step[-1]) for step in plan] == [
+            "SEARCH templates USING INDEX ix_templates_account_id "
+            "(account_id=? AND id>?)"
+        ]
 
 
 # -- every way to the latest version gives one schema ----------------------------

@@ -48,6 +48,10 @@ transaction, and records the new version; running it again does nothing.
   refund that exists and waits for the gateway's answer gets the choice its
   status holds (``requested``: reopen, ``requested_credit``: credit); one
   answered already keeps NULL (unknown).
+- Version 12: the ``ix_templates_account_id`` index on (account_id, id,
+  customer_id), so an account's templates are read a page at a time by id
+  (the template list of ``recurbill preview``) without sorting them all for
+  each page.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -303,6 +307,12 @@ def _version_11(conn: sa.Connection) -> None:
         )
 
 
+def _version_12(conn: sa.Connection) -> None:
+    """An index for reading an account's templates a page at a time."""
+    for index in _indexes_since(12):
+        conn.execute(sa.schema.CreateIndex(index))
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -315,6 +325,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     9: _version_9,
     10: _version_10,
     11: _version_11,
+    12: _version_12,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 
