@@ -6,6 +6,7 @@ import sys
 from contextlib import closing
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -270,6 +271,36 @@ def test_the_template_list_agrees_with_each_templates_preview(
         assert f"({row['customer']}, {row['period']})" in header
         issued = [d.split()[1] for d in dates if not d.endswith(")")]
         assert (issued[0] if issued else "-") == row["next"]
+
+
+def test_the_template_list_reads_a_page_of_templates_at_a_time(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No read returns more than a page; the list is the same whatever the
+    page's size (its columns are as wide as their widest cell in any page)."""
+    from recurbill import cli
+    from recurbill.storage.sql import SqlTransaction
+
+    url, _ = _database(tmp_path)
+    _more_templates(url)
+    capsys.readouterr()
+    assert main(["preview", "--db", url]) == 0
+    whole = capsys.readouterr().out
+    read = SqlTransaction.list_templates
+    pages: list[tuple[str, int]] = []
+
+    def paged(tx: SqlTransaction, account_id: str, **kwargs: Any) -> list[Any]:
+        found = read(tx, account_id, **kwargs)
+        pages.append((account_id, len(found)))
+        return found
+
+    monkeypatch.setattr(SqlTransaction, "list_templates", paged)
+    monkeypatch.setattr(cli, "_PAGE", 2)
+    assert main(["preview", "--db", url]) == 0
+    assert capsys.readouterr().out == whole
+    assert pages == [("fjord", 2), ("fjord", 2), ("fjord", 0), ("lund", 1)]
 
 
 def test_preview_with_an_account_lists_only_its_templates(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _ENDED = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.CANCELED)
+_PAGE = 1000  # templates read at a time for the list of stored templates
 
 
 class UsageError(Exception):
@@ -527,7 +528,10 @@ def _state(template: RecurringTemplate) -> tuple[str, date | None]:
 
 
 def _list_templates(args: argparse.Namespace) -> int:
-    """Print the stored templates (of --account), read in one read-only unit."""
+    """Print the stored templates (of --account), read in one read-only unit.
+
+    Templates are read a page at a time; only their rows of text are kept,
+    as the columns' widths depend on every row."""
     from recurbill.storage.sql import SqlStorage
 
     with (
@@ -556,10 +560,21 @@ def _table(rows: Sequence[tuple[str, ...]]) -> None:
         print("  ".join(cells).rstrip())
 
 
-def _template_rows(tx: Transaction, account_id: str) -> list[tuple[str, ...]]:
-    """A row per template of *account_id*: account, template, customer, period,
+def _template_rows(tx: Transaction, account_id: str) -> Iterator[tuple[str, ...]]:
+    """A row per template of *account_id*, in the order of their ids, read
+    :data:`_PAGE` templates at a time."""
+    page = tx.list_templates(account_id, limit=_PAGE)
+    yield from _page_rows(tx, account_id, page)
+    while len(page) == _PAGE:
+        page = tx.list_templates(account_id, after=page[-1].id, limit=_PAGE)
+        yield from _page_rows(tx, account_id, page)
+
+
+def _page_rows(
+    tx: Transaction, account_id: str, templates: Sequence[RecurringTemplate]
+) -> list[tuple[str, ...]]:
+    """A row per template of *templates*: account, template, customer, period,
     state and next date."""
-    templates = tx.list_templates(account_id)
     wanted = sorted({t.customer_id for t in templates})
     names = {c.id: c.name for c in tx.get_customers(account_id, wanted)}
     rows: list[tuple[str, ...]] = []
