@@ -56,3 +56,13 @@ def test_the_rendering_benchmark_compares_two_versions_of_the_renderer(
     out = capsys.readouterr().out
     for name in ("render_invoice", "render_receipt"):
         assert re.search(rf"{name}: other +[\d.]+ us, this +[\d.]+ us \(", out), out
+
+
+def test_the_preview_benchmark_lists_every_template_and_its_memory(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _bench("bench_preview").main(["--templates", "30", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"no templates: +[\d.]+ s +peak +\d+ MiB +\(1 line\)", out), out
+    assert re.search(r"list +: +[\d.]+ s +peak +\d+ MiB +\(32 lines\)", out), out
+    assert re.search(r"the list's own: -?\d+ MiB", out), out

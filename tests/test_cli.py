@@ -6,6 +6,7 @@ import sys
 from contextlib import closing
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -272,6 +273,36 @@ def test_the_template_list_agrees_with_each_templates_preview(
         assert (issued[0] if issued else "-") == row["next"]
 
 
+def test_the_template_list_reads_a_page_of_templates_at_a_time(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No read returns more than a page; the list is the same whatever the
+    page's size (its columns are as wide as their widest cell in any page)."""
+    from recurbill import cli
+    from recurbill.storage.sql import SqlTransaction
+
+    url, _ = _database(tmp_path)
+    _more_templates(url)
+    capsys.readouterr()
+    assert main(["preview", "--db", url]) == 0
+    whole = capsys.readouterr().out
+    read = SqlTransaction.list_templates
+    pages: list[tuple[str, int]] = []
+
+    def paged(tx: SqlTransaction, account_id: str, **kwargs: Any) -> list[Any]:
+        found = read(tx, account_id, **kwargs)
+        pages.append((account_id, len(found)))
+        return found
+
+    monkeypatch.setattr(SqlTransaction, "list_templates", paged)
+    monkeypatch.setattr(cli, "_PAGE", 2)
+    assert main(["preview", "--db", url]) == 0
+    assert capsys.readouterr().out == whole
+    assert pages == [("fjord", 2), ("fjord", 2), ("fjord", 0), ("lund", 1)]
+
+
 def test_preview_with_an_account_lists_only_its_templates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -286,6 +317,97 @@ def test_preview_with_an_account_lists_only_its_templates(
     assert [(row["account"], row["template"]) for row in rows] == [("lund", lund)]
     assert main(["preview", "--db", url, "--account", "nosuch"]) == 1
     assert capsys.readouterr().err == "recurbill: account 'nosuch' not found\n"
+
+
+_SCHEDULE_HERE = ["--start", "2027-01-31", "--period", "month"]
+_STORED = ["--db", "{url}", "--account", "fjord", "--template", "{template}"]
+_MODES = {  # preview's modes: the options that choose one, what names it
+    "schedule": (_SCHEDULE_HERE, "a schedule given here (--start and --period)"),
+    "template": (_STORED, "a stored template (--template)"),
+    "listing": (
+        ["--db", "{url}"],
+        "the list of stored templates (--db without --template)",
+    ),
+}
+_FOR_A_SCHEDULE = "for a schedule given here"
+_FOR_DATES = "for a schedule given here or a stored template"
+_FOR_A_DATABASE = "for a stored template or the list of stored templates"
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "taken_by"),
+    [
+        ("listing", ["--count", "3"], _FOR_DATES),
+        ("listing", ["--count", "12"], _FOR_DATES),  # the default, given
+        ("listing", ["--account", "fjord", "--every", "1"], _FOR_A_SCHEDULE),
+        ("listing", ["--end", "2027-12-31"], _FOR_A_SCHEDULE),
+        ("listing", ["--month-end"], _FOR_A_SCHEDULE),
+        ("template", ["--every", "2"], _FOR_A_SCHEDULE),
+        ("template", ["--every", "1"], _FOR_A_SCHEDULE),
+        ("template", ["--start", "2027-01-31"], _FOR_A_SCHEDULE),
+        ("template", ["--period", "week"], _FOR_A_SCHEDULE),
+        ("template", ["--end", "2027-12-31"], _FOR_A_SCHEDULE),
+        ("template", ["--month-end"], _FOR_A_SCHEDULE),
+        ("schedule", ["--db", "{url}"], _FOR_A_DATABASE),
+        ("schedule", ["--account", "fjord"], _FOR_A_DATABASE),
+    ],
+)
+def test_an_option_the_mode_does_not_take_is_a_usage_error_naming_its_mode(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+    extra: list[str],
+    taken_by: str,
+) -> None:
+    """Each would be ignored: without the option the command lists dates."""
+    url, template = _database(tmp_path)
+    chooses, named = _MODES[mode]
+    argv = [a.format(url=url, template=template) for a in ["preview", *chooses]]
+    option = [a for a in extra if a.startswith("--")][-1]
+    capsys.readouterr()
+    assert main([*argv, *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"recurbill: {option} ({taken_by}) does not apply to {named}; leave it out\n"
+    )
+    assert main(argv) == 0
+
+
+def test_the_options_a_mode_does_not_take_are_named_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = _database(tmp_path)
+    capsys.readouterr()
+    argv = ["preview", "--db", url, "--month-end", "--count", "3", "--every", "2"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "recurbill: --every and --month-end (for a schedule given here) and "
+        "--count (for a schedule given here or a stored template) do not apply "
+        "to the list of stored templates (--db without --template); leave them "
+        "out\n"
+    )
+
+
+def test_without_count_and_every_a_preview_lists_twelve_dates_of_every_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["preview", *_SCHEDULE_HERE]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header == "schedule every month from 2027-01-31: the first 12 dates"
+    assert [r.split()[1] for r in rows][:3] == [
+        "2027-01-31",
+        "2027-02-28",
+        "2027-03-31",
+    ]
+    assert len(rows) == 12
+    url, template = _database(tmp_path)
+    capsys.readouterr()
+    stored = [a.format(url=url, template=template) for a in _STORED]
+    assert main(["preview", *stored]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.endswith("(Per Olsen, every month): the next 12 dates")
+    assert len(rows) == 12
 
 
 def test_the_template_list_only_reads(
@@ -504,16 +626,41 @@ def test_a_file_that_is_not_a_database_is_one_line(
 
 
 @pytest.mark.parametrize(
-    "as_of", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-05:00"]
+    "as_of",
+    [
+        "0001-01-01T00:30:00+01:00",
+        "0001-12-31T23:59:59+00:00",
+        "0002-01-01T00:30:00+05:00",  # the year 1 in UTC
+        "9999-01-01T00:00:00+00:00",
+        "9999-12-31T23:30:00-05:00",
+        "9998-12-31T23:00:00-23:59",  # the year 9999 in UTC
+    ],
 )
-def test_an_instant_at_the_ends_of_the_calendar_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str
+@pytest.mark.parametrize("dry_run", [["--dry-run"], []])
+def test_an_instant_at_the_ends_of_the_calendar_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str, dry_run: list[str]
 ) -> None:
     url, _ = _database(tmp_path)
-    assert main(["run", "--db", url, "--dry-run", "--as-of", as_of]) == 1
-    err = capsys.readouterr().err
-    assert "an instant in the years 2 to 9998" in err
-    assert err.count("\n") == 1
+    capsys.readouterr()
+    assert _status(["run", "--db", url, *dry_run, "--as-of", as_of]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"recurbill: argument --as-of: {as_of!r} is outside the calendar; give "
+        "an instant in the years 2 to 9998 (in UTC) (see recurbill run --help)\n"
+    )
+    assert _invoices(url) == 0
+
+
+@pytest.mark.parametrize(
+    "as_of", ["0002-01-01T00:00:00+00:00", "9998-12-31T23:59:59+00:00"]
+)
+def test_the_first_and_last_instants_the_run_takes_are_taken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    assert main(["migrate", "--db", url]) == 0
+    assert main(["run", "--db", url, "--dry-run", "--as-of", as_of]) == 0
 
 
 def test_the_migrate_output_in_the_docs_is_the_current_version() -> None:

@@ -176,6 +176,41 @@ def test_upcoming_agrees_with_status(
         assert occ.on >= after
 
 
+def _walked_to_issued(s: Schedule, n: int) -> Occurrence | None:
+    """The first scheduled occurrence from *n* on, walking ``upcoming`` a
+    chunk at a time: None at the end, or at a skipped one dated after every
+    pause's start and resume (only a pause with no resume date skips it)."""
+    bounds = [d for p in s.pauses for d in (p.start, p.resume) if d is not None]
+    after = s.occurrence(n)
+    while True:
+        chunk = s.upcoming(after=after, count=50)
+        for occurrence in chunk:
+            if occurrence.status is SCHEDULED:
+                return occurrence
+            if all(occurrence.on > d for d in bounds):
+                return None
+        if len(chunk) < 50:
+            return None
+        after = chunk[-1].on + timedelta(days=1)
+
+
+@given(schedules(), st.integers(0, 300))
+def test_next_issued_is_the_first_scheduled_occurrence_upcoming_lists(
+    s: Schedule, n: int
+) -> None:
+    assert s.next_issued(n) == _walked_to_issued(s, n)
+
+
+@given(schedules(), st.integers(0, 300))
+def test_next_issued_skips_only_paused_occurrences(s: Schedule, n: int) -> None:
+    issued = s.next_issued(n)
+    if issued is None:
+        return
+    assert issued.status is SCHEDULED is s.status(issued.index)
+    assert issued.on == s.occurrence(issued.index)
+    assert all(s.status(i) is SKIPPED for i in range(n, issued.index))
+
+
 @given(schedules(), st.integers(-60, 2000), st.integers(0, 800), st.booleans())
 def test_occurrences_between_agree_with_status(
     s: Schedule, offset: int, length: int, after_end: bool
@@ -377,6 +412,58 @@ def test_pause_resume_preview() -> None:
     ]
     assert s.is_paused_on(date(2025, 4, 29))
     assert not s.is_paused_on(date(2025, 4, 30))
+
+
+def test_next_issued_jumps_over_pauses_to_the_first_billed_date() -> None:
+    s = Schedule(start=date(2027, 1, 31), period="month").paused(
+        on=date(2027, 2, 1), resume=date(2027, 4, 30)
+    )
+    assert s.next_issued(0) == Occurrence(
+        index=0, on=date(2027, 1, 31), status=SCHEDULED
+    )
+    assert s.next_issued(1) == Occurrence(
+        index=3, on=date(2027, 4, 30), status=SCHEDULED
+    )  # the resume day itself is billed
+    back_to_back = s.paused(on=date(2027, 4, 30), resume=date(2027, 6, 1))
+    assert back_to_back.next_issued(1) == Occurrence(
+        index=5, on=date(2027, 6, 30), status=SCHEDULED
+    )
+    held = s.paused(on=date(2027, 6, 1))
+    assert held.next_issued(4) == Occurrence(
+        index=4, on=date(2027, 5, 31), status=SCHEDULED
+    )
+    assert held.next_issued(5) is None  # paused until further notice
+
+
+def test_next_issued_stops_at_the_end_and_at_the_calendar_end() -> None:
+    ending = Schedule(start=date(2027, 1, 31), period="month", max_count=2)
+    paused = ending.paused(on=date(2027, 2, 1), resume=date(2027, 3, 1))
+    assert paused.next_issued(1) == Occurrence(
+        index=2, on=date(2027, 3, 31), status=SCHEDULED
+    )  # max_count counts invoices: the pause moved the second one on
+    assert paused.next_issued(3) is None
+    dated = Schedule(start=date(2027, 1, 31), period="month", end=date(2027, 3, 1))
+    assert (
+        dated.paused(on=date(2027, 2, 1), resume=date(2027, 3, 1)).next_issued(1)
+        is None
+    )  # the first date after the pause is after the end
+    last = Schedule(start=date(9999, 1, 15), period="month").paused(
+        on=date(9999, 12, 1), resume=date(9999, 12, 31)
+    )
+    assert last.next_issued(10) == Occurrence(
+        index=10, on=date(9999, 11, 15), status=SCHEDULED
+    )
+    assert last.next_issued(11) is None  # the next one would be in 10000
+
+
+def test_next_issued_jumps_a_long_pause_at_once() -> None:
+    weekly = Schedule(start=date(2027, 1, 4), period="week").paused(
+        on=date(2027, 1, 5), resume=date(9000, 1, 1)
+    )
+    issued = weekly.next_issued(1)
+    assert issued is not None
+    assert issued.on == weekly.next_on_or_after(date(9000, 1, 1))
+    assert issued.index == weekly.index_on_or_after(date(9000, 1, 1))
 
 
 def test_planned_resume_and_resuming_early() -> None:
@@ -739,6 +826,8 @@ def test_invalid_queries_are_refused() -> None:
         s.occurrences_between(date(2025, 3, 1), date(2025, 2, 1))
     with pytest.raises(InvalidInputError, match="count must be an integer >= 0"):
         s.upcoming(after=date(2025, 1, 1), count=-1)
+    with pytest.raises(InvalidInputError, match="n=-1; n must be an integer >= 0"):
+        s.next_issued(-1)
     with pytest.raises(InvalidInputError, match="falls after 9999-12-31"):
         s.occurrence(10**6)
     assert s.status(10**6) is AFTER_END

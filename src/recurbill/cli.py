@@ -14,14 +14,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from recurbill.errors import GatewayError, RecurbillError, UnreadableRecordError
-from recurbill.records import PaymentStatus, RecurringTemplate, TemplateStatus
+from recurbill.records import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    PaymentStatus,
+    RecurringTemplate,
+    TemplateStatus,
+    in_range,
+)
 from recurbill.schedule import Occurrence, OccurrenceStatus, Schedule
 
 if TYPE_CHECKING:
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _ENDED = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.CANCELED)
+_PAGE = 1000  # templates read at a time for the list of stored templates
 
 
 class UsageError(Exception):
@@ -78,6 +86,11 @@ def _parse_instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} has no UTC offset; add one, e.g. +00:00"
         )
+    if not in_range(instant):  # as the daily run refuses it
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the calendar; give an instant in the years "
+            f"{FIRST_YEAR} to {LAST_YEAR} (in UTC)"
+        )
     return instant
 
 
@@ -86,7 +99,7 @@ Run the daily job: issue every due recurring invoice, charge the customers
 who pay by card, queue the e-mails, and print a line per account.
 """
 
-_RUN_EPILOG = """\
+_RUN_EPILOG = f"""\
 exit status:
   0  everything due was done (declined cards and charges awaiting an
      outcome are results, not errors)
@@ -95,10 +108,11 @@ exit status:
      daily summary), the gateway stopped the charging (a refused key, an
      outage), an e-mail in the outbox could not be read, or another error
      stopped the run (one line on stderr)
-  2  the command line cannot be run (an option's value it does not take, no
-     such SQLite file, no STRIPE_SECRET_KEY, --smtp without --smtp-sender,
-     --smtp-sender, --smtp-security or --smtp-user without --smtp, --dry-run
-     with --smtp)
+  2  the command line cannot be run (an option's value it does not take,
+     such as an --as-of outside the years {FIRST_YEAR} to {LAST_YEAR} in UTC;
+     no such SQLite file, no STRIPE_SECRET_KEY, --smtp without
+     --smtp-sender, --smtp-sender, --smtp-security or --smtp-user without
+     --smtp, --dry-run with --smtp)
 """
 
 _PREVIEW_DESCRIPTION = """\
@@ -106,13 +120,14 @@ List the next dates of a schedule, in one of two modes:
   a schedule given here: --start and --period (and --every, --end,
     --month-end), without saving anything;
   a stored template: --db, --account and --template, each date with the
-    amount of its invoice (--start, --period, --every, --end and
-    --month-end are not used then).
+    amount of its invoice.
 --count says how many dates to list in both modes. A first line says what
 is listed. To find a template's id, give --db alone (or with --account):
 that lists the stored templates, with their account, customer, period,
-state (active, paused or ended) and next date. preview changes no record
-(opening a SQLite file, as every command does, turns on its WAL journal).
+state (active, paused or ended) and next date. An option the chosen mode
+does not take is refused, not ignored (--every with --template, --count
+with the list of stored templates). preview changes no record (opening a
+SQLite file, as every command does, turns on its WAL journal).
 """
 
 _PREVIEW_EPILOG = """\
@@ -123,7 +138,8 @@ exit status:
   2  the command line cannot be run: an option's value it does not take
      (--every 0, --count 0, --end before --start, --month-end with weeks;
      the line names the option and what it takes), a mode's option
-     missing, no such SQLite file
+     missing, an option of another mode (the line names it and the mode
+     that takes it), no such SQLite file
 """
 
 _EPILOG = """\
@@ -205,8 +221,9 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
         "--as-of",
         type=_parse_instant,
         default=None,
-        help="the instant to run as: an ISO date-time with a UTC offset, e.g. "
-        "2027-01-31T06:15+01:00 (default: now)",
+        help=f"the instant to run as, in the years {FIRST_YEAR} to {LAST_YEAR} "
+        "in UTC: an ISO date-time with a UTC offset, e.g. 2027-01-31T06:15+01:00 "
+        "(default: now)",
     )
     run.add_argument(
         "--dry-run",
@@ -259,9 +276,9 @@ def _preview_arguments(preview: argparse.ArgumentParser) -> None:
     preview.add_argument(
         "--every",
         type=_positive,
-        default=1,
+        default=None,  # given or not: only a schedule given here takes it
         help="every this many periods, 1 or more, e.g. --period week --every 2 "
-        "for fortnightly (default: %(default)s)",
+        f"for fortnightly (default: {_EVERY})",
     )
     preview.add_argument(
         "--end",
@@ -272,8 +289,8 @@ def _preview_arguments(preview: argparse.ArgumentParser) -> None:
     preview.add_argument(
         "--count",
         type=_positive,
-        default=12,
-        help="dates to list, 1 or more (default: %(default)s)",
+        default=None,  # given or not: the list of stored templates refuses it
+        help=f"dates to list, 1 or more (default: {_COUNT})",
     )
     preview.add_argument(
         "--month-end",
@@ -346,18 +363,90 @@ def _dates(count: int, which: str) -> str:
     return f"the {which} date" if count == 1 else f"the {which} {count} dates"
 
 
+_EVERY = 1
+_COUNT = 12
+
+_SCHEDULE = "a schedule given here"
+_TEMPLATE = "a stored template"
+_LISTING = "the list of stored templates"
+_CHOSEN_BY = (  # each mode of preview, and what chooses it
+    (_SCHEDULE, "--start and --period"),
+    (_TEMPLATE, "--template"),
+    (_LISTING, "--db without --template"),
+)
+
+_TAKEN_BY = (  # each option of preview, and the modes that take it
+    ("--start", (_SCHEDULE,)),
+    ("--period", (_SCHEDULE,)),
+    ("--every", (_SCHEDULE,)),
+    ("--end", (_SCHEDULE,)),
+    ("--month-end", (_SCHEDULE,)),
+    ("--count", (_SCHEDULE, _TEMPLATE)),
+    ("--db", (_TEMPLATE, _LISTING)),
+    ("--account", (_TEMPLATE, _LISTING)),
+)
+
+
 def _preview(args: argparse.Namespace) -> int:
-    if args.template is not None:
+    mode = _mode(args)
+    _refuse_others(args, mode)
+    if mode == _TEMPLATE:
         return _preview_template(args)
-    if args.start is not None or args.period is not None:
+    if mode == _SCHEDULE:
         return _preview_schedule(args)
+    return _list_templates(args)
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """Which of preview's modes the command line asks for."""
+    if args.template is not None:
+        return _TEMPLATE
+    if args.start is not None or args.period is not None:
+        return _SCHEDULE
     if args.db is not None:
-        return _list_templates(args)
+        return _LISTING
     raise UsageError(
         "preview needs --start and --period (a schedule given here), or --db, "
         "--account and --template (a stored template), or --db alone (a list "
         "of the stored templates)"
     )
+
+
+def _refuse_others(args: argparse.Namespace, mode: str) -> None:
+    """Refuse the options given that *mode* does not take, naming the modes
+    that take them: an option left unused would be a silent surprise."""
+    given = {
+        "--start": args.start,
+        "--period": args.period,
+        "--every": args.every,
+        "--end": args.end,
+        "--month-end": args.month_end or None,
+        "--count": args.count,
+        "--db": args.db,
+        "--account": args.account,
+    }
+    others: dict[tuple[str, ...], list[str]] = {}
+    for option, modes in _TAKEN_BY:
+        if given[option] is not None and mode not in modes:
+            others.setdefault(modes, []).append(option)
+    if others:
+        named = _and([f"{_and(o)} (for {' or '.join(m)})" for m, o in others.items()])
+        one = sum(map(len, others.values())) == 1
+        do, them = ("does", "it") if one else ("do", "them")
+        chosen_by = dict(_CHOSEN_BY)[mode]
+        raise UsageError(
+            f"{named} {do} not apply to {mode} ({chosen_by}); leave {them} out"
+        )
+
+
+def _and(items: Sequence[str]) -> str:
+    """*items* as a list in a sentence: ``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), items[-1]]))
+
+
+def _count(args: argparse.Namespace) -> int:
+    """How many dates to list: --count, or its default."""
+    return _COUNT if args.count is None else int(args.count)
 
 
 def _preview_schedule(args: argparse.Namespace) -> int:
@@ -378,11 +467,11 @@ def _preview_schedule(args: argparse.Namespace) -> int:
     schedule = Schedule(
         start=args.start,
         period=args.period,
-        every=args.every,
+        every=_EVERY if args.every is None else args.every,
         end=args.end,
         month_end=args.month_end,
     )
-    occurrences = schedule.upcoming(after=args.start, count=args.count)
+    occurrences = schedule.upcoming(after=args.start, count=_count(args))
     until = "" if args.end is None else f" to {args.end}"
     print(
         f"schedule {_rhythm(schedule)} from {args.start}{until}: "
@@ -400,7 +489,9 @@ def _preview_template(args: argparse.Namespace) -> int:
     if args.db is None or args.account is None:
         raise UsageError("preview --template needs --db and --account too")
     with SqlStorage.from_url(_existing(args.db)) as storage:
-        view = template_view(storage, args.account, args.template, upcoming=args.count)
+        view = template_view(
+            storage, args.account, args.template, upcoming=_count(args)
+        )
         with storage.transaction(read_only=True) as tx:
             locale = tx.get_account(args.account).locale
             customer = tx.get_customer(args.account, view.template.customer_id)
@@ -432,22 +523,15 @@ def _state(template: RecurringTemplate) -> tuple[str, date | None]:
     if status is OccurrenceStatus.AFTER_END:
         return "ended", None
     paused = status is OccurrenceStatus.SKIPPED_PAUSED
-    return ("paused" if paused else "active"), _next_issued(schedule, n)
-
-
-def _next_issued(schedule: Schedule, n: int) -> date | None:
-    """The date of the first occurrence from *n* on that no pause or end skips."""
-    while (status := schedule.status(n)) is OccurrenceStatus.SKIPPED_PAUSED:
-        on = schedule.occurrence(n)
-        pause = next(p for p in schedule.pauses if p.covers(on))
-        if pause.resume is None:
-            return None  # paused until further notice
-        n = schedule.index_on_or_after(pause.resume)
-    return schedule.occurrence(n) if status is OccurrenceStatus.SCHEDULED else None
+    issued = schedule.next_issued(n)
+    return ("paused" if paused else "active"), None if issued is None else issued.on
 
 
 def _list_templates(args: argparse.Namespace) -> int:
-    """Print the stored templates (of --account), read in one read-only unit."""
+    """Print the stored templates (of --account), read in one read-only unit.
+
+    Templates are read a page at a time; only their rows of text are kept,
+    as the columns' widths depend on every row."""
     from recurbill.storage.sql import SqlStorage
 
     with (
@@ -476,10 +560,21 @@ def _table(rows: Sequence[tuple[str, ...]]) -> None:
         print("  ".join(cells).rstrip())
 
 
-def _template_rows(tx: Transaction, account_id: str) -> list[tuple[str, ...]]:
-    """A row per template of *account_id*: account, template, customer, period,
+def _template_rows(tx: Transaction, account_id: str) -> Iterator[tuple[str, ...]]:
+    """A row per template of *account_id*, in the order of their ids, read
+    :data:`_PAGE` templates at a time."""
+    page = tx.list_templates(account_id, limit=_PAGE)
+    yield from _page_rows(tx, account_id, page)
+    while len(page) == _PAGE:
+        page = tx.list_templates(account_id, after=page[-1].id, limit=_PAGE)
+        yield from _page_rows(tx, account_id, page)
+
+
+def _page_rows(
+    tx: Transaction, account_id: str, templates: Sequence[RecurringTemplate]
+) -> list[tuple[str, ...]]:
+    """A row per template of *templates*: account, template, customer, period,
     state and next date."""
-    templates = tx.list_templates(account_id)
     wanted = sorted({t.customer_id for t in templates})
     names = {c.id: c.name for c in tx.get_customers(account_id, wanted)}
     rows: list[tuple[str, ...]] = []

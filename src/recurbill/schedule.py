@@ -542,6 +542,38 @@ class Schedule:
             return OccurrenceStatus.AFTER_END
         return self._status(n, on)
 
+    def next_issued(self, n: int) -> Occurrence | None:
+        """The first occurrence from *n* on that is issued: no pause skips it
+        and it is within the end. None when none is left: the end comes
+        first, or a pause with no resume date.
+
+        A pause is jumped over to the first occurrence on or after its
+        resume date, so this is O(pauses), however long the pauses are.
+
+        >>> s = Schedule(start=date(2027, 1, 31), period="month").paused(
+        ...     on=date(2027, 2, 1), resume=date(2027, 5, 1)
+        ... )
+        >>> print(s.next_issued(1).on)
+        2027-05-31
+
+        Raises:
+            InvalidInputError: *n* is not an integer >= 0.
+        """
+        _require_index(n, "n")
+        on = self._date_or_none(n)
+        for pause in self.pauses:  # in date order: only a later one covers on
+            if on is None or on < pause.start:
+                break
+            if not pause.covers(on):
+                continue
+            if pause.resume is None:
+                return None  # paused until further notice
+            n = self._index_on_or_after(pause.resume)
+            on = self._date_or_none(n)
+        if on is None or (self._last is not None and n > self._last):
+            return None
+        return Occurrence(index=n, on=on, status=OccurrenceStatus.SCHEDULED)
+
     def _listing(
         self, n: int, *, until: date | None, count: int | None, after_end: bool
     ) -> list[Occurrence]:

@@ -18,7 +18,10 @@ status holds, an answered one none. Version 12 added the index of the
 invoices each payment includes: a version-11 payment is found by each of
 its invoices, one whose invoice list cannot be read by every invoice of its
 customer (and is reported as unreadable there, as before), and a receipt by
-its payment.
+its payment. It also added
+an index on an account's templates by id: a version-11 database upgrades
+with it, and its templates read a page at a time are the ones it lists at
+once.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from recurbill.records import (
     CreditNoteRecord,
     Receipt,
     ReceiptItem,
+    RecurringTemplate,
     Refund,
 )
 from recurbill.references import ReferenceScheme
@@ -751,6 +755,77 @@ def test_version_11_payments_upgrade_found_by_their_invoices(
             of_c = [p.id for p in tx.list_payments("nok", invoice_id="inv-c")]
         assert of_a == _VERSION_12_FOUND["inv-a"]
         assert of_c == ["pay-odd", "pay-bad"]
+
+
+def _indexes(engine: sa.Engine, table: str) -> dict[str, list[str | None]]:
+    return {
+        str(index["name"]): index["column_names"]
+        for index in sa.inspect(engine).get_indexes(table)
+    }
+
+
+def test_version_11_upgrades_with_an_index_to_page_an_accounts_templates_by(
+    new_url: NewUrl,
+) -> None:
+    accounts = [make_account("nok", currency="NOK"), make_account("sek")]
+    customers = [
+        make_customer(f"cus-{account.id}-{n}", account_id=account.id)
+        for account in accounts
+        for n in range(3)
+    ]
+    templates = [  # 13 of nok, 12 of sek, each account's customers in turn
+        make_template(
+            f"tpl-{n:02d}",
+            account_id=customers[n % 6].account_id,
+            customer_id=customers[n % 6].id,
+        )
+        for n in range(25)
+    ]
+    with SqlStorage.from_url(new_url()) as storage:
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=11) == 11
+            for account in accounts:
+                insert_at(conn, 11, schema.accounts, rows.encode_account(account))
+            for customer in customers:
+                insert_at(conn, 11, schema.customers, rows.encode_customer(customer))
+            for template in templates:
+                insert_at(conn, 11, schema.templates, rows.encode_template(template))
+        assert "ix_templates_account_id" not in _indexes(storage.engine, "templates")
+        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert _indexes(storage.engine, "templates")["ix_templates_account_id"] == [
+            "account_id",
+            "id",
+            "customer_id",
+        ]
+        with storage.transaction(read_only=True) as tx:
+            for account in accounts:
+                listed = [t for t in templates if t.account_id == account.id]
+                paged: list[RecurringTemplate] = []
+                for start in range(0, len(listed), 4):  # 13 or 12: 4 pages
+                    after = paged[-1].id if paged else None
+                    paged += tx.list_templates(account.id, after=after, limit=4)
+                    assert len(paged) == min(start + 4, len(listed))
+                assert paged == listed == tx.list_templates(account.id)
+
+
+def test_a_page_of_templates_is_read_along_the_index_on_sqlite(tmp_path: Path) -> None:
+    """Only the page's own rows: no scan and sort of all the account's."""
+    with SqlStorage.from_url(f"sqlite:///{tmp_path / 'plan.sqlite3'}") as storage:
+        storage.migrate()
+        templates = schema.templates
+        query = (
+            sa.select(templates)
+            .where(templates.c.account_id == "nok", templates.c.id > "tpl-1")
+            .order_by(templates.c.id)
+            .limit(100)
+        )
+        with storage.engine.connect() as conn:
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
+        assert [str(step[-1]) for step in plan] == [
+            "SEARCH templates USING INDEX ix_templates_account_id "
+            "(account_id=? AND id>?)"
+        ]
 
 
 # -- every way to the latest version gives one schema ----------------------------

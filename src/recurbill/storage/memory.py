@@ -437,19 +437,31 @@ class _MemoryTransaction:
         self._each("templates", templates, RecurringTemplate, self.update_template)
 
     def list_templates(
-        self, account_id: str, *, customer_id: str | None = None
+        self,
+        account_id: str,
+        *,
+        customer_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[RecurringTemplate]:
-        """Templates of an account (optionally of one customer), sorted by id."""
+        """Templates of an account (optionally of one customer), sorted by id;
+        with ``after`` only those whose id sorts after it, at most ``limit``."""
         self._check_open()
         _text("account_id", account_id)
         customer_id = _optional_text("customer_id", customer_id)
-        found = [
-            t
-            for t in self._s.templates.values()
-            if t.account_id == account_id
-            and (customer_id is None or t.customer_id == customer_id)
-        ]
-        return sorted(found, key=lambda t: t.id)
+        after = _optional_text("after", after)
+        limit = None if limit is None else _positive("limit", limit)
+        found = sorted(
+            (
+                t
+                for t in self._s.templates.values()
+                if t.account_id == account_id
+                and (customer_id is None or t.customer_id == customer_id)
+                and (after is None or t.id > after)
+            ),
+            key=lambda t: t.id,
+        )
+        return found[:limit]
 
     def due_templates(
         self,

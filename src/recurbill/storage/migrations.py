@@ -59,6 +59,10 @@ transaction, and records the new version; running it again does nothing.
   payments meets it and raises for it, as reading the customer's payments
   did (an id in the list that no invoice can have, too long or not text, is
   left out).
+  It also adds the ``ix_templates_account_id`` index on (account_id, id,
+  customer_id), so an account's templates are read a page at a time by id
+  (the template list of ``recurbill preview``) without sorting them all for
+  each page.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns

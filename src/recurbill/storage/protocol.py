@@ -225,9 +225,20 @@ class Transaction(Protocol):
         """Replace stored templates, all or none."""
 
     def list_templates(
-        self, account_id: str, *, customer_id: str | None = None
+        self,
+        account_id: str,
+        *,
+        customer_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[RecurringTemplate]:
-        """Templates of an account (optionally of one customer), sorted by id."""
+        """Templates of an account (optionally of one customer), sorted by id.
+
+        ``after`` (the last id of the previous page) leaves out the templates
+        whose id does not sort after it, and ``limit`` returns at most that
+        many: a caller pages through an account's templates in bounded
+        memory. Ids sort by code point, as Python sorts them.
+        """
 
     def due_templates(
         self,

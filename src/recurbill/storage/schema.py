@@ -298,6 +298,12 @@ templates = sa.Table(
     sa.Index("ix_templates_account", "account_id", "customer_id", info=_since(1)),
     # Version 2: the daily run's query (status, next_due_at <= T, id > after).
     sa.Index("ix_templates_due", "status", "next_due_at", "id", info=_since(2)),
+    # Version 12: an account's templates a page at a time (id > after, by
+    # id). customer_id too: SQLite, which keeps no statistics, takes this
+    # index for one customer's templates as well, and then finds them in it.
+    sa.Index(
+        "ix_templates_account_id", "account_id", "id", "customer_id", info=_since(12)
+    ),
 )
 
 occurrences = sa.Table(

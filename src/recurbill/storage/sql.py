@@ -501,16 +501,28 @@ class SqlTransaction(SqlUnit):
         )
 
     def list_templates(
-        self, account_id: str, *, customer_id: str | None = None
+        self,
+        account_id: str,
+        *,
+        customer_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[RecurringTemplate]:
-        """Templates of an account (optionally of one customer), sorted by id."""
+        """Templates of an account (optionally of one customer), sorted by id;
+        with ``after`` only those whose id sorts after it, at most ``limit``:
+        keyset pagination along the ``(account_id, id)`` index."""
         _text("account_id", account_id)
         customer_id = _optional_text("customer_id", customer_id)
+        after = _optional_text("after", after)
+        limit = None if limit is None else _positive("limit", limit)
         templates = schema.templates
         query = sa.select(templates).where(templates.c.account_id == account_id)
         if customer_id is not None:
             query = query.where(templates.c.customer_id == customer_id)
-        return self._all(query.order_by(templates.c.id), rows.decode_template)
+        if after is not None:
+            query = query.where(templates.c.id > after)
+        query = query.order_by(templates.c.id).limit(limit)
+        return self._all(query, rows.decode_template)
 
     def due_templates(
         self,

@@ -1362,6 +1362,42 @@ class StorageContract:
         )
         assert of_beta_customer == []
 
+    def test_templates_are_listed_a_page_at_a_time(self, storage: Storage) -> None:
+        """``after`` and ``limit`` page through the templates by id, as
+        Python sorts ids (by code point); another account's are never listed."""
+        _world(storage)
+        others = ["tpl-é", "tpl-Z", "tpl-a", "tpl-0", "tpl-z", "tpl-A"]
+        _add(
+            storage,
+            *(
+                make_template(i, customer_id=f"cust-{n % 2 + 1}")
+                for n, i in enumerate(others)
+            ),
+        )
+        every = sorted(["tpl-1", *others])
+        with storage.transaction(read_only=True) as tx:
+            assert _ids(tx.list_templates("acme")) == every
+            first = tx.list_templates("acme", limit=3)
+            second = tx.list_templates("acme", after=first[-1].id, limit=3)
+            third = tx.list_templates("acme", after=second[-1].id, limit=3)
+            assert [_ids(first), _ids(second), _ids(third)] == [
+                every[:3],
+                every[3:6],
+                every[6:],
+            ]
+            assert _ids(tx.list_templates("acme", after="tpl-1z")) == every[2:]
+            assert tx.list_templates("acme", after="tpl-é") == []
+            assert _ids(tx.list_templates("acme", after="tpl", limit=99)) == every
+            of_cust_2 = tx.list_templates("acme", customer_id="cust-2", after="tpl-0")
+            assert _ids(of_cust_2) == ["tpl-A", "tpl-Z"]
+            assert (
+                tx.list_templates("acme", customer_id="cust-2", after="tpl-0", limit=1)
+                == of_cust_2[:1]
+            )
+            assert _ids(tx.list_templates("beta", after="tpl-", limit=1)) == [
+                "tpl-beta"
+            ]
+
     def test_template_of_another_account_is_not_found(self, storage: Storage) -> None:
         _world(storage)
         with storage.transaction() as tx:
@@ -1533,6 +1569,11 @@ class StorageContract:
             lambda tx: tx.list_invoices("acme", customer_id=5),  # type: ignore[arg-type]
             lambda tx: tx.list_invoices("acme", template_id="t\x00"),
             lambda tx: tx.list_templates("acme", customer_id=""),
+            lambda tx: tx.list_templates("acme", after=""),
+            lambda tx: tx.list_templates("acme", after=5),  # type: ignore[arg-type]
+            lambda tx: tx.list_templates("acme", limit=0),
+            lambda tx: tx.list_templates("acme", limit=True),
+            lambda tx: tx.list_templates("acme", limit=2**31),
             lambda tx: tx.list_settlements("acme", customer_id=5),  # type: ignore[arg-type]
             lambda tx: tx.list_payments(""),
             lambda tx: tx.list_payments(123),  # type: ignore[arg-type]
