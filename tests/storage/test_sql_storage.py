@@ -391,6 +391,19 @@ def test_a_users_own_postgres_engine_works(fresh_postgres_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.postgres
+def test_a_postgres_scheme_url_is_postgresql(fresh_postgres_url: str) -> None:
+    """``postgres://``, the scheme of many hosts' DATABASE_URL, works."""
+    url = sa.make_url(fresh_postgres_url).set(drivername="postgres")
+    with SqlStorage.from_url(url.render_as_string(hide_password=False)) as storage:
+        assert storage.engine.dialect.name == "postgresql"
+        assert storage.engine.dialect.driver == "psycopg"
+        assert storage.migrate() == schema.LATEST_VERSION
+        _seed(storage)
+        with storage.transaction() as tx:
+            assert tx.get_invoice("acme", "inv-1").number == 1
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -399,6 +412,8 @@ def test_a_users_own_postgres_engine_works(fresh_postgres_url: str) -> None:
         "sqlite://",
         "sqlite:///:memory:",
         "postgresql+psycopg2://u@h/db",
+        "postgres+psycopg2://u@h/db",
+        "postgresx://u@h/db",
         "not a url",
     ],
 )
@@ -463,7 +478,9 @@ def _closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql"])
+@pytest.mark.parametrize(
+    "scheme", ["postgresql+psycopg", "postgresql", "postgres", "postgres+psycopg"]
+)
 def test_an_unreachable_postgres_is_unavailable(scheme: str) -> None:
     url = f"{scheme}://nobody@127.0.0.1:{_closed_port()}/billing"
     with SqlStorage.from_url(url) as storage:

@@ -171,6 +171,9 @@ def create_engine(url: str, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa
             allowed="a URL such as 'sqlite:///billing.db' or "
             "'postgresql+psycopg://user@host/dbname'",
         ) from None
+    if parsed.get_backend_name() == "postgres":
+        # the scheme of many hosts' DATABASE_URL; SQLAlchemy knows "postgresql"
+        parsed = parsed.set(drivername="postgresql" + parsed.drivername[8:])
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         # before get_driver_name(), which raises for a dialect SQLAlchemy lacks

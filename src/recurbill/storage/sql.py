@@ -163,9 +163,9 @@ class SqlStorage:
         """Storage on the database at *url* (``sqlite:///path`` or PostgreSQL).
 
         PostgreSQL URLs use psycopg 3: ``postgresql+psycopg://user@host/db``
-        (``postgresql://`` is taken to mean the same). A transaction that waits
-        longer than *lock_timeout* seconds for another's lock raises
-        ``ConflictError``.
+        (``postgresql://`` and ``postgres://`` are taken to mean the same).
+        A transaction that waits longer than *lock_timeout* seconds for
+        another's lock raises ``ConflictError``.
         """
         storage = cls(create_engine(url, lock_timeout=lock_timeout))
         storage._owns_engine = True
