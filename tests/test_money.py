@@ -195,3 +195,15 @@ def test_round_decimal_can_round_half_even() -> None:
 
 def test_every_iso_code_is_three_letters() -> None:
     assert all(len(c) == 3 and c.isupper() for c in ISO_4217_DECIMALS)
+
+
+@pytest.mark.parametrize("code", sorted(ISO_4217_DECIMALS))
+def test_zero_is_written_with_its_currencys_decimals(code: str) -> None:
+    """``0.00 NOK`` like every other NOK amount, ``0 ISK``, ``0.000 KWD``."""
+    zero = Money.zero(code)
+    decimals = ISO_4217_DECIMALS[code]
+    assert zero == Money("0", code)
+    assert zero.amount.as_tuple().exponent == -decimals
+    written = "0." + "0" * decimals if decimals else "0"
+    assert str(zero) == f"{written} {code}"
+    assert zero.is_quantized

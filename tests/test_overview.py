@@ -64,3 +64,11 @@ def test_an_invoice_is_overdue_from_the_day_after_its_due_date() -> None:
         assert [i.id for i in overview.overdue] == ([invoice.id] if overdue else [])
         expected = invoice.total if overdue else Money.zero("NOK")
         assert overview.total_overdue == expected
+
+
+def test_a_customer_without_invoices_or_credit_sees_zeros_with_decimals() -> None:
+    world = make_world()
+    new = world.customer("Nils Nilsen", card=None)
+    overview = world.billing.overview(world.account.id, new.id, on=date(2027, 1, 7))
+    shown = [overview.total_open, overview.total_overdue, overview.credit_balance]
+    assert [str(amount) for amount in shown] == ["0.00 NOK"] * 3
