@@ -76,6 +76,7 @@ from recurbill.records import (
     ReceiptItem,
     SettlementStatus,
 )
+from recurbill.schedule import due_at
 from recurbill.set_aside import UNKNOWN_IN_A_ROW, SetAside, Unanswered, listed
 from recurbill.storage.protocol import Storage, Transaction, invoice_payments
 
@@ -291,6 +292,18 @@ def refuse_waiting(tx: Transaction, invoices: Iterable[Invoice], action: str) ->
 def local_date(account: Account, instant: datetime) -> date:
     """The calendar day *instant* falls on in the account's time zone."""
     return instant.astimezone(ZoneInfo(account.timezone)).date()
+
+
+def run_day(account: Account, instant: datetime) -> date:
+    """The latest day whose run (the account's ``run_time`` in its zone) is
+    at or before *instant*: the day a run at *instant* makes retries for.
+
+    Retries come out with the day's invoices, not at local midnight.
+    """
+    day = local_date(account, instant)
+    if due_at(day, run_time=account.run_time, zone=account.timezone) > instant:
+        return day - timedelta(days=1)
+    return day
 
 
 def outbox_message(

@@ -18,7 +18,7 @@ import attrs
 
 from recurbill.arguments import aware
 from recurbill.chargeable import CARD_LIMITS, no_automatic_charge
-from recurbill.collection import Collector, local_date, outbox_message
+from recurbill.collection import Collector, local_date, outbox_message, run_day
 from recurbill.errors import (
     ConflictError,
     GatewayAuthenticationError,
@@ -383,7 +383,7 @@ class DailyRun:
         *done*). One that needs a row that cannot be read waits for the next
         run (the row is in *set_aside*). A refused key or an outage ends them
         (and is returned)."""
-        days = {account.id: local_date(account, as_of) for account in accounts}
+        days = {account.id: run_day(account, as_of) for account in accounts}
         for declined, attempt in self.collector.due_retries(
             on=days, set_aside=set_aside
         ):
@@ -914,7 +914,7 @@ class DailyRun:
             )
             card_id = customer.default_payment_method_id
             if card_id is None or not self.collector.retry_due(
-                tx, declined, on=local_date(account, as_of)
+                tx, declined, on=run_day(account, as_of)
             ):
                 return None  # checked again under the invoice's lock
             reason = no_automatic_charge(
