@@ -40,8 +40,9 @@ from recurbill.records import (
     RecurringTemplate,
     TemplateStatus,
     due_instant,
+    past_calendar,
 )
-from recurbill.schedule import Period, Schedule
+from recurbill.schedule import OccurrenceStatus, Period, Schedule
 from recurbill.storage.protocol import Storage, stored_or_none
 
 __all__ = ["Templates"]
@@ -194,6 +195,15 @@ class Templates:
         :meth:`create_template` checks them, when any of them is given: a
         template stored before a rule was added gets lines that keep it then.
 
+        A change reaches only occurrences due after ``now``. While one that
+        was due by ``now`` (its date at the account's run time) waits to be
+        issued, because the daily run has not run since, a change of what
+        the template invoices, or a re-dating, raises
+        :class:`~recurbill.errors.StateError` naming its date and changes
+        nothing: run the daily job first, then change the template. An
+        occurrence the run will only record as skipped (paused) does not
+        hold a change up, nor does a change that gives what the template has.
+
         Re-dating is only possible before the daily run has handled its first
         occurrence (issued it, or skipped it because of a pause), and the new
         start must be tomorrow or later and not after the latest start, like
@@ -209,9 +219,10 @@ class Templates:
         fees = None if charges is None else allowance_charges(charges, is_charge=True)
         with self.storage.transaction() as tx:
             account = tx.get_account(account_id)
-            template = _unfinished(
+            stored = _unfinished(
                 tx.get_template(account_id, template_id, for_update=True)
             )
+            template = stored
             if items is not None or discounts is not None or fees is not None:
                 template = attrs.evolve(
                     template,
@@ -227,6 +238,8 @@ class Templates:
                 )
             if memo is not None:
                 template = attrs.evolve(template, memo=memo)
+            if start is not None or _content(template) != _content(stored):
+                _refuse_due_unissued(stored, account, now)
             if start is not None:
                 if template.next_index > 0:
                     raise StateError(
@@ -469,6 +482,47 @@ def _unfinished(template: RecurringTemplate) -> RecurringTemplate:
             allowed="create a new template to bill again",
         )
     return template
+
+
+def _content(template: RecurringTemplate) -> tuple[object, ...]:
+    """What each invoice of *template* says: lines, allowances, charges, memo."""
+    return (template.lines, template.allowances, template.charges, template.memo)
+
+
+def _due_unissued(
+    template: RecurringTemplate, account: Account, now: datetime
+) -> list[date]:
+    """The dates of *template*'s occurrences due by *now* that the daily run
+    has not handled yet and will issue (not those a pause skips)."""
+    schedule = template.schedule
+    due = schedule.due_count(now, run_time=account.run_time, zone=account.timezone)
+    dates = (schedule.occurrence(n) for n in range(template.next_index, due))
+    return [
+        on
+        for n, on in enumerate(dates, start=template.next_index)
+        if schedule.status(n) is OccurrenceStatus.SCHEDULED
+        and not past_calendar(on, account)
+    ]
+
+
+def _refuse_due_unissued(
+    template: RecurringTemplate, account: Account, now: datetime
+) -> None:
+    """StateError when an occurrence of *template* due by *now* waits to be
+    issued: a change made now must not reach it."""
+    waiting = _due_unissued(template, account, now)
+    if not waiting:
+        return
+    shown = ", ".join(str(on) for on in waiting[:3])
+    more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+    raise StateError(
+        problem=f"template {template.id} has occurrences due by "
+        f"{now.isoformat()} that the daily run has not issued yet: "
+        f"{shown}{more}",
+        allowed="call run (the daily run) first, so they are issued as the "
+        "template stood when they fell due, then change it (a change reaches "
+        "only occurrences due after it)",
+    )
 
 
 def _with_next_due(template: RecurringTemplate, account: Account) -> RecurringTemplate:
