@@ -182,11 +182,24 @@ def _whole(account: Account, invoice: Invoice, amount: Money) -> dict[str, Any]:
     }
 
 
-def _locked_refund(tx: Transaction, payment: Payment, refund_id: str) -> Refund:
-    """The refund as stored now, its payment locked until the transaction ends."""
-    tx.get_payment(payment.account_id, payment.id, for_update=True)
-    return next(
-        r for r in tx.list_refunds(payment.account_id, payment.id) if r.id == refund_id
+def _locked_refund(
+    tx: Transaction, payment: Payment, refund_id: str
+) -> tuple[Payment, Refund]:
+    """The payment and refund as stored now, the payment locked until the
+    transaction ends."""
+    stored = tx.get_payment(payment.account_id, payment.id, for_update=True)
+    refunds = tx.list_refunds(payment.account_id, payment.id)
+    return stored, next(r for r in refunds if r.id == refund_id)
+
+
+def _taken_back(payment: Payment, refund: Refund, now: datetime) -> Payment:
+    """*payment* with *refund*, just applied to its invoices, counted in its
+    ``refunded``."""
+    before = payment.refunded or Money.zero(refund.amount.currency)
+    return attrs.evolve(
+        payment,
+        refunded=before + refund.amount,
+        updated_at=max(payment.updated_at, now),
     )
 
 
@@ -769,7 +782,8 @@ class Corrections:
         payment's row lock (as :meth:`refund` takes it), moving only forward:
 
         - unanswered: the answer is recorded and, unless nothing went back,
-          applied to the invoices (:meth:`_unsettle`);
+          applied to the invoices (:meth:`_unsettle`) and counted in the
+          payment's ``refunded``;
         - applied (pending or succeeded) and now failed or canceled: no money
           went back, so the amount becomes the customer's credit;
         - pending and now succeeded (or waiting otherwise): recorded;
@@ -777,7 +791,7 @@ class Corrections:
           nothing changes.
         """
         with self.storage.transaction() as tx:
-            current = _locked_refund(tx, payment, refund_id)
+            stored, current = _locked_refund(tx, payment, refund_id)
             if current.status in UNANSWERED:
                 reopen = current.status == REFUND_REQUESTED
                 recorded = attrs.evolve(
@@ -786,6 +800,7 @@ class Corrections:
                 tx.update_refund(recorded)
                 if recorded.status not in NOT_REFUNDED:  # nothing went back else
                     self._unsettle(tx, payment, recorded, reopen=reopen, now=now)
+                    tx.update_payment(_taken_back(stored, recorded, now))
             elif current.status in APPLIED and result.status in NOT_REFUNDED:
                 recorded = attrs.evolve(current, status=REFUND_TO_CREDIT)
                 tx.update_refund(recorded)
@@ -845,7 +860,7 @@ class Corrections:
             raise
         except (GatewayError, InvalidInputError):
             with self.storage.transaction() as tx:
-                current = _locked_refund(tx, payment, refund.id)
+                _, current = _locked_refund(tx, payment, refund.id)
                 if current.status in UNANSWERED:
                     tx.update_refund(attrs.evolve(current, status=REFUND_FAILED))
                     tx.commit()

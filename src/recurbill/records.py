@@ -555,6 +555,11 @@ class Payment:
     error_code: str | None = None
     client_secret: str | None = None
     refunded: Money | None = None
+    """What refunds took back of this payment: the sum of those the gateway
+    accepted (``pending`` or ``succeeded``; one that failed after that still
+    counts, its amount became the customer's credit). None until the first;
+    a refund waiting for its answer, or refused, is not in it. Each refund is
+    a :class:`Refund`."""
     created_at: datetime = attrs.field(validator=_aware)
     updated_at: datetime = attrs.field(validator=_aware)
 
