@@ -203,7 +203,7 @@ def test_version_3_with_rows_upgrades_and_keeps_its_references(
 ) -> None:
     with SqlStorage.from_url(new_url()) as storage:
         _version_3_with_rows(storage)
-        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert storage.migrate() == schema.LATEST_VERSION == 13
         assert _account_columns(storage.engine) == [
             *_VERSION_3_ACCOUNT_COLUMNS,
             "reference_method",
@@ -438,7 +438,7 @@ def test_version_8_upgrades_with_a_summary_lines_table_and_runs(
             insert_at(conn, 8, schema.accounts, rows.encode_account(account))
         tables = set(sa.inspect(storage.engine).get_table_names())
         assert "summary_lines" not in tables
-        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert storage.migrate() == schema.LATEST_VERSION == 13
         billing = Billing(storage=storage, gateway=InMemoryGateway())
         kari = billing.add_customer(
             "nok",
@@ -554,7 +554,7 @@ def test_version_9_receipts_upgrade_paid_when_their_invoices_were(
             counter = {"account_id": "nok", "series": "INV", "next_number": 100}
             insert_at(conn, 9, schema.counters, counter)
         assert "paid_at" not in _columns(storage.engine, "receipts")
-        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert storage.migrate() == schema.LATEST_VERSION == 13
         assert _columns(storage.engine, "receipts")[-1] == "paid_at"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_receipts("nok", "kari")}
@@ -596,7 +596,7 @@ def test_version_10_step_passes_over_instants_it_cannot_read(tmp_path: Path) -> 
                 sa.text("UPDATE receipts SET issued_at = '2027-01-18' WHERE id = :id"),
                 {"id": "rct-mass"},  # a date without a zone: not an instant
             )
-        assert storage.migrate() == 12
+        assert storage.migrate() == 13
         with storage.engine.connect() as conn:
             paid = dict(conn.execute(sa.text("SELECT id, paid_at FROM receipts")).all())
         assert paid == {"rct-lost": schema.utc_text(lost.issued_at), "rct-mass": None}
@@ -640,7 +640,7 @@ def test_version_10_refunds_upgrade_with_the_choice_their_status_holds(
             for refund in written.values():
                 insert_at(conn, 10, schema.refunds, rows.encode_refund(refund))
         assert "reopen" not in _columns(storage.engine, "refunds")
-        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert storage.migrate() == schema.LATEST_VERSION == 13
         assert _columns(storage.engine, "refunds")[-1] == "reopen"
         with storage.transaction() as tx:
             stored = {r.id: r for r in tx.list_refunds("nok")}
@@ -726,7 +726,7 @@ def test_version_11_payments_upgrade_found_by_their_invoices(
         with storage.engine.begin() as conn:
             receipt = _version_11_with_payments(conn)
         assert "payment_invoices" not in sa.inspect(storage.engine).get_table_names()
-        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert storage.migrate() == schema.LATEST_VERSION == 13
         with storage.transaction() as tx:
             for invoice_id in ("inv-a", "inv-b", "inv-c"):
                 with pytest.raises(UnreadableRecordError) as unreadable:
@@ -791,7 +791,7 @@ def test_version_11_upgrades_with_an_index_to_page_an_accounts_templates_by(
             for template in templates:
                 insert_at(conn, 11, schema.templates, rows.encode_template(template))
         assert "ix_templates_account_id" not in _indexes(storage.engine, "templates")
-        assert storage.migrate() == schema.LATEST_VERSION == 12
+        assert storage.migrate() == schema.LATEST_VERSION == 13
         assert _indexes(storage.engine, "templates")["ix_templates_account_id"] == [
             "account_id",
             "id",
@@ -890,3 +890,59 @@ def test_fresh_upgraded_and_declared_schemas_are_the_same(new_url: NewUrl) -> No
         assert _shape(fresh.engine) == expected
         assert _shape(upgraded.engine) == expected
         assert _shape(from_4.engine) == expected
+
+
+# -- a database at version 12, with refunds ---------------------------------------
+
+_VERSION_12_REFUNDS = {  # refund -> (payment, amount as stored, status)
+    "re-done": ("pay-1", "100.00", "succeeded"),
+    "re-wait": ("pay-1", "50.00", "pending"),
+    "re-lost": ("pay-1", "25.00", "failed_to_credit"),
+    "re-no": ("pay-1", "300.00", "failed"),
+    "re-asked": ("pay-1", "200.00", "requested"),
+    "re-refused": ("pay-2", "80.00", "canceled"),
+    "re-odd": ("pay-3", "10.00", "succeeded"),
+    "re-bad": ("pay-3", "10.00", "succeeded"),  # edited by hand on SQLite
+}
+
+
+def test_version_12_payments_upgrade_with_what_their_refunds_took_back(
+    new_url: NewUrl,
+) -> None:
+    """Each payment's ``refunded`` is the sum of its refunds the gateway
+    accepted; none for one without such refunds, or whose sum is unknown."""
+    payments = ("pay-1", "pay-2", "pay-3", "pay-4")
+    with SqlStorage.from_url(new_url()) as storage:
+        sqlite = storage.engine.dialect.name == "sqlite"
+        with storage.engine.begin() as conn:
+            assert migrations.upgrade(conn, target=12) == 12
+            insert_at(conn, 12, schema.accounts, rows.encode_account(make_account()))
+            insert_at(conn, 12, schema.customers, rows.encode_customer(make_customer()))
+            for key in payments:
+                insert_at(
+                    conn, 12, schema.payments, rows.encode_payment(make_payment(key))
+                )
+            for key, (payment, amount, status) in _VERSION_12_REFUNDS.items():
+                refund = Refund(
+                    id=key,
+                    account_id="acme",
+                    payment_id=payment,
+                    amount=Money(amount, "NOK"),
+                    idempotency_key=f"recurbill-{key}",
+                    status=status,
+                    created_at=_CREATED,
+                )
+                insert_at(conn, 12, schema.refunds, rows.encode_refund(refund))
+            if sqlite:
+                conn.execute(
+                    sa.text("UPDATE refunds SET amount = 'lots' WHERE id = 're-bad'")
+                )
+        assert storage.migrate() == schema.LATEST_VERSION == 13
+        with storage.transaction() as tx:
+            found = {key: tx.get_payment("acme", key).refunded for key in payments}
+        assert found == {
+            "pay-1": Money("175.00", "NOK"),
+            "pay-2": None,
+            "pay-3": None if sqlite else Money("20.00", "NOK"),
+            "pay-4": None,
+        }

@@ -63,6 +63,13 @@ transaction, and records the new version; running it again does nothing.
   customer_id), so an account's templates are read a page at a time by id
   (the template list of ``recurbill preview``) without sorting them all for
   each page.
+- Version 13: no new column; ``refunded`` on ``payments``, which no
+  earlier version wrote, is filled from the refunds there are: the sum of
+  a payment's refunds the gateway accepted (``pending``,
+  ``requires_action``, ``succeeded``, and ``failed_to_credit``: one that
+  failed after that), NULL when it has none. A payment one of whose such
+  refunds has an amount that cannot be read (edited by hand) keeps NULL:
+  its sum is not known.
 
 A released step never changes: a new column or index is a new step, and the
 table definitions in ``schema`` carry the latest shape. Indexes and columns
@@ -381,6 +388,44 @@ def _is_id(value: object) -> bool:
     return "\x00" not in value
 
 
+# The statuses of refunds the gateway accepted, which payments count.
+_TAKEN_BACK = ("pending", "requires_action", "succeeded", "failed_to_credit")
+
+
+def _version_13(conn: sa.Connection) -> None:
+    """Each payment's ``refunded``: the sum of its refunds the gateway
+    accepted (see the module's docstring)."""
+    refunds = schema.refunds
+    query = sa.select(
+        refunds.c.account_id, refunds.c.payment_id, _raw(refunds.c.amount)
+    ).where(refunds.c.status.in_(_TAKEN_BACK))
+    sums: dict[tuple[str, str], Decimal | None] = {}
+    for account_id, payment_id, stored in conn.execute(query):
+        key = (account_id, payment_id)
+        amount = _decimal(stored)
+        before = sums.get(key, Decimal(0))
+        sums[key] = None if amount is None or before is None else before + amount
+    payments = schema.payments
+    for (account_id, payment_id), total in sorted(sums.items()):
+        if total is None:
+            continue  # an amount that cannot be read: not known
+        conn.execute(
+            sa.update(payments)
+            .where(payments.c.account_id == account_id, payments.c.id == payment_id)
+            .values(refunded=total)
+        )
+
+
+def _decimal(stored: object) -> Decimal | None:
+    """A stored amount (the driver's Decimal, or SQLite's text) as a finite
+    Decimal; None for a value recurbill never writes."""
+    try:
+        amount = Decimal(str(stored))
+    except ArithmeticError:
+        return None
+    return amount if amount.is_finite() and stored is not None else None
+
+
 STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _version_1,
     2: _version_2,
@@ -394,6 +439,7 @@ STEPS: dict[int, Callable[[sa.Connection], None]] = {
     10: _version_10,
     11: _version_11,
     12: _version_12,
+    13: _version_13,
 }
 """Schema version -> the step that upgrades the version below it to it."""
 

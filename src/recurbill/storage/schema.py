@@ -56,7 +56,7 @@ __all__ = [
     "webhook_events",
 ]
 
-LATEST_VERSION = 12
+LATEST_VERSION = 13
 """The schema version this recurbill creates and understands."""
 
 _UTC = timezone.utc
