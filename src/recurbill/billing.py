@@ -397,7 +397,9 @@ class Billing:
         """Change a template's lines, document allowances and charges or memo
         (later invoices only), or re-date it.
 
-        See :meth:`Templates.change_template`.
+        Refused with :class:`~recurbill.errors.StateError` while an occurrence
+        due by ``now`` waits to be issued: run the daily run first. See
+        :meth:`Templates.change_template`.
         """
         return self._templates.change_template(
             account_id,
