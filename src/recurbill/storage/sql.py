@@ -891,7 +891,7 @@ class SqlTransaction(SqlUnit):
         skipped = _stored_ids("skip_ids", skip_ids)
         payments = schema.payments
         if invoice_id is not None and account_id is not None:
-            query = _of_invoice(account_id, invoice_id)
+            query = _of_invoice(account_id, invoice_id, customer_id)
         else:
             query = sa.select(payments)
             if account_id is not None:
@@ -1217,15 +1217,34 @@ class SqlTransaction(SqlUnit):
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
 
-def _of_invoice(account_id: str, invoice_id: str) -> sa.Select[Any]:
+def _of_invoice(
+    account_id: str, invoice_id: str, customer_id: str | None
+) -> sa.Select[Any]:
     """The payments of *account_id* that include *invoice_id*, read from its
     rows of ``payment_invoices`` (that index drives the query: the payments
-    are then read by id, never the account's or customer's others)."""
+    are then read by id, never the account's or customer's others).
+
+    With *customer_id*, the customer's payments without any row there are
+    read too: ones a process of a version before 12 stored after the
+    upgrade, which a payment decision must still see (the caller keeps those
+    that include the invoice). SQLite and PostgreSQL find them along the
+    customer's index and the link table's key, without decoding a row.
+    """
     links, payments = schema.payment_invoices, schema.payments
-    return (
-        sa.select(payments)
-        .join_from(links, payments, links.c.payment_id == payments.c.id)
-        .where(links.c.account_id == account_id, links.c.invoice_id == invoice_id)
+    if customer_id is None:
+        return (
+            sa.select(payments)
+            .join_from(links, payments, links.c.payment_id == payments.c.id)
+            .where(links.c.account_id == account_id, links.c.invoice_id == invoice_id)
+        )
+    linked = sa.select(links.c.payment_id).where(links.c.payment_id == payments.c.id)
+    of_invoice = linked.where(
+        links.c.account_id == account_id, links.c.invoice_id == invoice_id
+    )
+    return sa.select(payments).where(
+        payments.c.account_id == account_id,
+        payments.c.customer_id == customer_id,
+        sa.or_(of_invoice.exists(), ~linked.exists()),
     )
 
 
