@@ -250,3 +250,79 @@ def _due_dates(world: World, until: datetime) -> list[datetime]:
         dates.append(_due(world, on))
         on += timedelta(days=7)
     return dates
+
+
+def test_reach_due_corrects_a_template_the_run_cannot_issue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run fails the template each time until it is corrected; the
+    correction must reach the waiting occurrence, so it is asked for."""
+    from recurbill import daily
+    from recurbill.errors import InvalidInvoiceError
+
+    world = make_world()
+    template_id = _basic(world, start=date(2027, 1, 31))
+    build = daily.build_invoice
+
+    def failing(**fields: object) -> object:  # stands for a rule the lines break
+        lines = fields["lines"]
+        assert isinstance(lines, tuple)
+        if lines[0].description == "Basic":
+            raise InvalidInvoiceError(problem="broken", allowed="correct it")
+        return build(**fields)
+
+    monkeypatch.setattr(daily, "build_invoice", failing)
+    day = date(2027, 1, 31)
+    (report,) = world.billing.run(at(day, 7))
+    assert [f.template_id for f in report.failed] == [template_id]
+    fixed = [line("99.00", description="Fixed")]
+    with pytest.raises(StateError, match="reach_due=True"):
+        world.billing.change_template(
+            world.account.id, template_id, now=at(day, 8), lines=fixed
+        )
+    world.billing.change_template(
+        world.account.id, template_id, now=at(day, 8), lines=fixed, reach_due=True
+    )
+    (report,) = world.billing.run(at(day, 9))
+    assert report.failed == ()
+    ((issued,),) = [world.storage_invoices()]
+    assert (issued.issue_date, issued.lines[0].description) == (day, "Fixed")
+
+
+def test_reach_due_re_dates_a_template_whose_first_occurrence_waits() -> None:
+    world = make_world()
+    day = date(2027, 1, 31)
+    template_id = _basic(world, start=day)
+    waiting = at(day, 6).replace(minute=30)  # due at 06:15, the run not yet there
+    with pytest.raises(StateError):
+        world.billing.change_template(
+            world.account.id, template_id, now=waiting, start=date(2027, 2, 7)
+        )
+    moved = world.billing.change_template(
+        world.account.id,
+        template_id,
+        now=waiting,
+        start=date(2027, 2, 7),
+        reach_due=True,
+    )
+    assert moved.schedule.start == date(2027, 2, 7)
+    (report,) = world.billing.run(at(day, 7))
+    assert report.issued == ()
+    (report,) = world.billing.run(at(date(2027, 2, 7), 7))
+    assert [i.issue_date for i in report.issued] == [date(2027, 2, 7)]
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_reach_due_is_true_or_false(bad: object) -> None:
+    from recurbill import InvalidInputError
+
+    world = make_world()
+    template_id = _basic(world)
+    with pytest.raises(InvalidInputError, match="reach_due"):
+        world.billing.change_template(
+            world.account.id,
+            template_id,
+            now=at(date(2026, 12, 1)),
+            memo="x",
+            reach_due=bad,  # type: ignore[arg-type]
+        )

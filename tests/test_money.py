@@ -207,3 +207,10 @@ def test_zero_is_written_with_its_currencys_decimals(code: str) -> None:
     written = "0." + "0" * decimals if decimals else "0"
     assert str(zero) == f"{written} {code}"
     assert zero.is_quantized
+
+
+def test_zero_does_not_depend_on_the_callers_decimal_context() -> None:
+    from decimal import Context, localcontext
+
+    with localcontext(Context(Emin=-1, Emax=10, clamp=1)):
+        assert str(Money.zero("NOK")) == "0.00 NOK"

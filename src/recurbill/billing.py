@@ -393,13 +393,15 @@ class Billing:
         start: date | None = None,
         allowances: Sequence[AllowanceCharge] | None = None,
         charges: Sequence[AllowanceCharge] | None = None,
+        reach_due: bool = False,
     ) -> RecurringTemplate:
         """Change a template's lines, document allowances and charges or memo
         (later invoices only), or re-date it.
 
         Refused with :class:`~recurbill.errors.StateError` while an occurrence
-        due by ``now`` waits to be issued: run the daily run first. See
-        :meth:`Templates.change_template`.
+        due by ``now`` waits to be issued: run the daily run first, or give
+        ``reach_due=True`` to change those too (to correct a template the run
+        could not issue). See :meth:`Templates.change_template`.
         """
         return self._templates.change_template(
             account_id,
@@ -410,6 +412,7 @@ class Billing:
             start=start,
             allowances=allowances,
             charges=charges,
+            reach_due=reach_due,
         )
 
     def pause_template(

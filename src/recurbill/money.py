@@ -266,7 +266,7 @@ class Money:
     def zero(cls, currency: Currency | str) -> Money:
         """Zero in *currency*, at its decimals (``0.00 NOK``, ``0 ISK``)."""
         code = as_currency(currency)
-        return cls(Decimal(0).scaleb(-code.decimals), code)
+        return cls(Decimal(0).scaleb(-code.decimals, EXACT), code)
 
     def quantize(self, rounding: str = ROUND_HALF_UP) -> Money:
         """This amount rounded to the currency's decimals (half-up by default)."""

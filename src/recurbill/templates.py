@@ -27,6 +27,7 @@ from recurbill.arguments import (
 from recurbill.collection import local_date
 from recurbill.errors import (
     ConflictError,
+    InvalidInputError,
     InvalidScheduleError,
     StateError,
 )
@@ -185,6 +186,7 @@ class Templates:
         start: date | None = None,
         allowances: Sequence[AllowanceCharge] | None = None,
         charges: Sequence[AllowanceCharge] | None = None,
+        reach_due: bool = False,
     ) -> RecurringTemplate:
         """Change a template's lines, document allowances and charges or memo
         (later invoices only), or re-date it.
@@ -203,6 +205,10 @@ class Templates:
         nothing: run the daily job first, then change the template. An
         occurrence the run will only record as skipped (paused) does not
         hold a change up, nor does a change that gives what the template has.
+        With ``reach_due=True`` the change reaches those waiting occurrences
+        too, on purpose: to correct a template the run could not issue (it
+        stays due and fails again until corrected), or to re-date a template
+        whose first occurrence fell due before the run reached it.
 
         Re-dating is only possible before the daily run has handled its first
         occurrence (issued it, or skipped it because of a pause), and the new
@@ -210,6 +216,12 @@ class Templates:
         a new template's.
         """
         aware(now, "now")
+        if not isinstance(reach_due, bool):
+            raise InvalidInputError(
+                problem=f"reach_due {reach_due!r} is not True or False",
+                allowed="reach_due=True to let the change reach occurrences due "
+                "and not issued yet, or leave it out",
+            )
         items = None if lines is None else invoice_lines(lines)
         discounts = (
             None
@@ -238,7 +250,8 @@ class Templates:
                 )
             if memo is not None:
                 template = attrs.evolve(template, memo=memo)
-            if start is not None or _content(template) != _content(stored):
+            changes = start is not None or _content(template) != _content(stored)
+            if changes and not reach_due:
                 _refuse_due_unissued(stored, account, now)
             if start is not None:
                 if template.next_index > 0:
@@ -521,7 +534,9 @@ def _refuse_due_unissued(
         f"{shown}{more}",
         allowed="call run (the daily run) first, so they are issued as the "
         "template stood when they fell due, then change it (a change reaches "
-        "only occurrences due after it)",
+        "only occurrences due after it); or give reach_due=True to change "
+        "them too (to correct a template the run could not issue, or to "
+        "re-date one whose first occurrence is waiting)",
     )
 
 
