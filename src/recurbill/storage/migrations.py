@@ -85,7 +85,7 @@ after it is released.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -125,6 +125,35 @@ def _add_columns_since(conn: sa.Connection, version: int) -> None:
         name = dialect.identifier_preparer.format_table(table)
         definition = sa.schema.CreateColumn(column).compile(dialect=dialect)
         conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {definition}")
+
+
+_BATCH = 500
+"""Rows a step reads (versions 10 and 12), and ids it looks up, at a time."""
+
+
+def _create_since(conn: sa.Connection, version: int) -> None:
+    """Create the tables and then the indexes introduced in *version*."""
+    for table in schema.metadata.sorted_tables:
+        if _since(table) == version:
+            conn.execute(sa.schema.CreateTable(table))
+    for index in _indexes_since(version):
+        conn.execute(sa.schema.CreateIndex(index))
+
+
+def _pages(
+    conn: sa.Connection, query: sa.Select[Any], key: sa.ColumnElement[str]
+) -> Iterator[Sequence[Any]]:
+    """The rows of *query* (ordered by *key*, a unique column it selects
+    first), :data:`_BATCH` at a time, each page read after the last key of
+    the one before."""
+    after: str | None = None
+    while True:
+        page = query if after is None else query.where(key > after)
+        rows = conn.execute(page.limit(_BATCH)).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
 
 
 def _version_1(conn: sa.Connection) -> None:
@@ -198,15 +227,7 @@ def _version_8(conn: sa.Connection) -> None:
 
 def _version_9(conn: sa.Connection) -> None:
     """The lines of daily summaries to come; none are stored yet."""
-    for table in schema.metadata.sorted_tables:
-        if _since(table) == 9:
-            conn.execute(sa.schema.CreateTable(table))
-    for index in _indexes_since(9):
-        conn.execute(sa.schema.CreateIndex(index))
-
-
-_BATCH = 500
-"""Rows the version 10 step reads, and ids it looks up, at a time."""
+    _create_since(conn, 9)
 
 
 def _version_10(conn: sa.Connection) -> None:
@@ -219,12 +240,7 @@ def _version_10(conn: sa.Connection) -> None:
         receipts.c["items"],
         _raw(receipts.c.issued_at),
     ).order_by(receipts.c.id)
-    after: str | None = None
-    while True:
-        page = query if after is None else query.where(receipts.c.id > after)
-        rows = conn.execute(page.limit(_BATCH)).all()
-        if not rows:
-            return
+    for rows in _pages(conn, query, receipts.c.id):
         # a receipt whose issued_at cannot be read keeps paid_at NULL: it
         # reads as unreadable, as it did (its issued_at) before this step
         batch = [
@@ -233,7 +249,6 @@ def _version_10(conn: sa.Connection) -> None:
             if (issued_at := _instant(stored)) is not None
         ]
         _date_receipts(conn, batch)
-        after = rows[-1][0]
 
 
 def _date_receipts(
@@ -328,11 +343,7 @@ def _version_11(conn: sa.Connection) -> None:
 def _version_12(conn: sa.Connection) -> None:
     """The invoices each payment includes, and the indexes to read a
     payment's receipt and an invoice's payments (see the module's docstring)."""
-    for table in schema.metadata.sorted_tables:
-        if _since(table) == 12:
-            conn.execute(sa.schema.CreateTable(table))
-    for index in _indexes_since(12):
-        conn.execute(sa.schema.CreateIndex(index))
+    _create_since(conn, 12)
     payments = schema.payments
     query = sa.select(
         payments.c.id,
@@ -340,12 +351,7 @@ def _version_12(conn: sa.Connection) -> None:
         payments.c.customer_id,
         payments.c.invoice_ids,
     ).order_by(payments.c.id)
-    after: str | None = None
-    while True:
-        page = query if after is None else query.where(payments.c.id > after)
-        found = conn.execute(page.limit(_BATCH)).all()
-        if not found:
-            return
+    for found in _pages(conn, query, payments.c.id):
         links = [
             {"account_id": account, "payment_id": key, "invoice_id": invoice_id}
             for key, account, customer, stored in found
@@ -353,7 +359,6 @@ def _version_12(conn: sa.Connection) -> None:
         ]
         if links:
             conn.execute(sa.insert(schema.payment_invoices), links)
-        after = found[-1][0]
 
 
 _ID_LENGTH = 200
