@@ -140,14 +140,13 @@ def payment_receipts(
     payment_id=...)``, or the customer's receipts filtered here when the
     adapter was written before that read."""
     if _takes(tx.list_receipts, "payment_id"):
-        found = tx.list_receipts(account_id, payment_id=payment_id)
-        return [
-            r
-            for r in found
-            if r.customer_id == customer_id and r.payment_id == payment_id
-        ]
-    listed = tx.list_receipts(account_id, customer_id)
-    return [r for r in listed if r.payment_id == payment_id]
+        listed = tx.list_receipts(account_id, payment_id=payment_id)
+    else:
+        listed = tx.list_receipts(account_id, customer_id)
+    # kept here whatever the read did: the customer's, and this payment's
+    return [
+        r for r in listed if r.customer_id == customer_id and r.payment_id == payment_id
+    ]
 
 
 class Transaction(Protocol):
